@@ -1,0 +1,12 @@
+/* Lets the kernels call OpenMP's runtime whether or not the build has OpenMP. */
+#ifndef MFCORE_OPENMP_SHIM_H
+#define MFCORE_OPENMP_SHIM_H
+#ifdef _OPENMP
+#include <omp.h>
+#define MFCORE_OPENMP 1
+#else
+#define MFCORE_OPENMP 0
+static int omp_get_max_threads(void) { return 1; }
+static int omp_get_thread_num(void) { return 0; }
+#endif
+#endif

@@ -1,0 +1,47 @@
+"""One place that turns ``n_threads`` into a thread count for the kernels."""
+import os
+
+from ._openmp import openmp_enabled
+
+
+def available_cpus():
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = _cgroup_cpu_limit()
+    if quota is not None:
+        n = min(n, quota)
+    return max(1, n)
+
+
+def _cgroup_cpu_limit():
+    """CPUs allowed by a cgroup v2 (cpu.max) or v1 (cfs quota) limit, or None."""
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as fh:
+            quota, period = fh.read().split()[:2]
+        if quota != "max":
+            return max(1, int(int(quota) // int(period)))
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as fh:
+            quota = int(fh.read())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as fh:
+            period = int(fh.read())
+        if quota > 0 and period > 0:
+            return max(1, quota // period)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def resolve_n_threads(n_threads):
+    """``None`` -> all available CPUs; a positive int -> that many; 1 without OpenMP."""
+    if n_threads is None:
+        n = available_cpus()
+    else:
+        n = int(n_threads)
+    return n if openmp_enabled() else 1

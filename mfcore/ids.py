@@ -1,0 +1,170 @@
+"""Raw user/item ids <-> contiguous int32 indices.
+
+Policy (one for the whole library):
+
+* Ids are either all integers or all strings. Floats are accepted when every
+  value is integral (``5863.0`` is the id ``5863``); ``5863.5``, NaN, None,
+  booleans and a mix of numbers and strings raise ``ValueError`` naming the
+  first offending value.
+* Indices are assigned in sorted order of the raw ids at ``fit`` time and new
+  ids are appended after them (``IdMap.extend``), so a fitted index never moves.
+* Looking up an id the map does not hold gives -1; callers decide the policy
+  for unknown ids (see ``Model.predict``).
+"""
+import numbers
+
+import numpy as np
+
+__all__ = ["IdMap", "normalize_ids"]
+
+INT_KIND = "int"
+STR_KIND = "str"
+
+
+def _first_bad(values, ok):
+    bad = np.flatnonzero(~ok)
+    return bad[0], values[bad[0]]
+
+
+def normalize_ids(raw, name="ids"):
+    """Return ``raw`` as a 1-d int64 or unicode array following the id policy."""
+    if hasattr(raw, "to_numpy"):  # pandas Series / Index, without importing pandas
+        raw = raw.to_numpy()
+    if isinstance(raw, (list, tuple)):
+        arr = np.empty(len(raw), dtype=object)
+        arr[:] = raw
+        raw = arr
+    arr = np.asarray(raw)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    kind = arr.dtype.kind
+    if kind in "iu":
+        if kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"{name}: id {arr.max()} does not fit in int64")
+        return arr.astype(np.int64, copy=False)
+    if kind == "f":
+        return _integral_floats(arr, name)
+    if kind == "U":
+        return arr
+    if kind == "S":
+        return arr.astype("U")
+    if kind == "b":
+        raise ValueError(f"{name}: boolean ids are not allowed (got {arr[0]!r})")
+    if kind == "O":
+        return _normalize_objects(arr, name)
+    raise ValueError(f"{name}: unsupported id dtype {arr.dtype}")
+
+
+def _integral_floats(arr, name):
+    ok = np.isfinite(arr)
+    if not ok.all():
+        pos, val = _first_bad(arr, ok)
+        raise ValueError(f"{name}: missing or non-finite id {val!r} at position {pos}")
+    ok = arr == np.floor(arr)
+    if not ok.all():
+        pos, val = _first_bad(arr, ok)
+        raise ValueError(f"{name}: non-integral float id {val!r} at position {pos}; "
+                         "ids must be integers or strings")
+    if arr.size and np.abs(arr).max() >= 2.0 ** 53:
+        raise ValueError(f"{name}: float id too large to be an exact integer")
+    return arr.astype(np.int64)
+
+
+def _normalize_objects(arr, name):
+    if arr.size == 0:
+        return np.empty(0, dtype=np.int64)
+    is_str = np.fromiter((isinstance(v, (str, bytes)) for v in arr), bool, arr.size)
+    if is_str.all():
+        return np.array([v.decode() if isinstance(v, bytes) else v for v in arr], dtype="U")
+    is_num = np.fromiter(
+        (isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in arr),
+        bool, arr.size)
+    if is_num.all():
+        return normalize_ids(np.array(arr.tolist()), name)
+    if is_str.any() and is_num.any():
+        pos = int(np.flatnonzero(is_str)[0])
+        raise ValueError(f"{name}: mixed id types: {arr[int(np.flatnonzero(is_num)[0])]!r} "
+                         f"and {arr[pos]!r} (position {pos}); use all integers or all strings")
+    pos, val = _first_bad(arr, is_str | is_num)
+    raise ValueError(f"{name}: invalid id {val!r} at position {pos}")
+
+
+class IdMap:
+    """Maps raw ids to int32 indices 0..n-1 and back.
+
+    ``ids[index]`` is the raw id of an index; ``lookup(raw)`` the index of a raw
+    id (-1 when unknown). Lookups are vectorized binary searches.
+    """
+
+    def __init__(self, ids):
+        ids = normalize_ids(ids)
+        if len(ids) >= np.iinfo(np.int32).max:
+            raise ValueError(f"too many distinct ids: {len(ids)}")
+        sorter = np.argsort(ids, kind="stable")
+        sorted_ids = ids[sorter]
+        if len(ids) > 1 and (sorted_ids[1:] == sorted_ids[:-1]).any():
+            raise ValueError("IdMap ids must be distinct")
+        self._set(ids, sorted_ids, sorter)
+
+    def _set(self, ids, sorted_ids, sorter):
+        self.ids = ids
+        self._sorted = sorted_ids
+        self._sorter = sorter
+
+    @classmethod
+    def fit(cls, raw, name="ids"):
+        """Build a map from raw ids (duplicates allowed); return it and the indices of ``raw``."""
+        arr = normalize_ids(raw, name)
+        if arr.size == 0:
+            raise ValueError(f"{name} is empty")
+        uniq, inverse = np.unique(arr, return_inverse=True)
+        if len(uniq) >= np.iinfo(np.int32).max:
+            raise ValueError(f"too many distinct {name}: {len(uniq)}")
+        idmap = cls.__new__(cls)
+        idmap._set(uniq, uniq, np.arange(len(uniq)))
+        return idmap, inverse.astype(np.int32).ravel()
+
+    @property
+    def kind(self):
+        return STR_KIND if self.ids.dtype.kind == "U" else INT_KIND
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __repr__(self):
+        return f"IdMap({len(self)} {self.kind} ids)"
+
+    def __eq__(self, other):
+        return isinstance(other, IdMap) and np.array_equal(self.ids, other.ids)
+
+    def _check_kind(self, arr, name):
+        if arr.size == 0 or len(self) == 0:
+            return
+        kind = STR_KIND if arr.dtype.kind == "U" else INT_KIND
+        if kind != self.kind:
+            raise TypeError(f"{name}: the model's ids are {self.kind}s but got {kind}s "
+                            f"(e.g. {arr[0]!r})")
+
+    def lookup(self, raw, name="ids"):
+        """int32 index of each raw id, -1 where the id is unknown."""
+        arr = normalize_ids(raw, name)
+        self._check_kind(arr, name)
+        out = np.full(arr.shape, -1, dtype=np.int32)
+        if len(self) == 0 or arr.size == 0:
+            return out
+        pos = np.minimum(np.searchsorted(self._sorted, arr), len(self) - 1)
+        hit = self._sorted[pos] == arr
+        out[hit] = self._sorter[pos[hit]]
+        return out
+
+    def extend(self, raw, name="ids"):
+        """Append ids not yet in the map; return the indices of ``raw``."""
+        arr = normalize_ids(raw, name)
+        self._check_kind(arr, name)
+        idx = self.lookup(arr, name)
+        new = np.unique(arr[idx < 0])
+        if new.size:
+            ids = np.concatenate([self.ids, new]) if len(self) else new
+            self.__init__(ids)
+            idx = self.lookup(arr, name)
+        return idx

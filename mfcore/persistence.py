@@ -1,0 +1,117 @@
+"""Model files: one versioned, pickle-free ``.npz`` archive, written atomically.
+
+Layout: ``format`` (the string ``mfcore-model``), ``version``, ``params``
+(JSON), ``fitted`` (bool), the model's fitted arrays, and ``digest``: a
+SHA-256 over every other member's name, dtype, shape and bytes. ``load``
+reads with ``allow_pickle=False``, checks format, version and digest, then
+lets the model check shapes, dtypes and consistency; anything wrong raises
+``ModelFileError`` saying what.
+"""
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from .errors import ModelFileError
+
+__all__ = ["save_model", "load"]
+
+FORMAT = "mfcore-model"
+VERSION = 1
+
+
+def _digest(arrays):
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _params_json(model):
+    params = model.get_params()
+    seed = params.get("seed")
+    if isinstance(seed, np.random.Generator):
+        params["seed"] = None  # a Generator's state is not a hyperparameter worth keeping
+    try:
+        return json.dumps(params)
+    except TypeError as exc:
+        raise ValueError(f"cannot save model: a hyperparameter is not JSON-serializable ({exc})")
+
+
+def save_model(model, path):
+    """Write ``model`` to ``path`` atomically: a temporary file in the same folder, then rename."""
+    path = os.fspath(path)
+    arrays = {"format": np.str_(FORMAT), "version": np.int64(VERSION),
+              "params": np.str_(_params_json(model))}
+    state = model._fitted_state()
+    arrays["fitted"] = np.bool_(state is not None)
+    for name, value in (state or {}).items():
+        arrays["state." + name] = np.asarray(value)
+    arrays["digest"] = np.str_(_digest(arrays))
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".mfcore-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise OSError(f"cannot write model file {path!r}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise OSError(f"cannot write model file {path!r}: {exc.strerror or exc}") from exc
+        raise
+
+
+def _read_members(path):
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model file not found: {path!r}")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path!r} is not an mfcore model file (not an .npz archive; "
+                             "truncated or foreign?)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise ModelFileError(f"{path!r} is corrupted or not an mfcore model file: {exc}") from exc
+
+
+def load(path):
+    """Read a model written by ``Model.save``; never unpickles."""
+    from .model import Model
+
+    path = os.fspath(path)
+    arrays = _read_members(path)
+    if "format" not in arrays or str(arrays["format"]) != FORMAT:
+        raise ModelFileError(f"{path!r} is not an mfcore model file (no '{FORMAT}' marker)")
+    version = arrays.get("version")
+    if version is None or version.shape != () or int(version) != VERSION:
+        raise ModelFileError(f"{path!r} has model format version {version!r}; "
+                             f"this mfcore reads version {VERSION}")
+    digest = arrays.pop("digest", None)
+    if digest is None or str(digest) != _digest(arrays):
+        raise ModelFileError(f"{path!r} failed its integrity check (modified or corrupted)")
+    try:
+        params = json.loads(str(arrays["params"]))
+        model = Model()
+        model.set_params(**params)
+        model._checked_params()
+        if bool(arrays["fitted"]):
+            prefix = "state."
+            state = {name[len(prefix):]: value for name, value in arrays.items()
+                     if name.startswith(prefix)}
+            model._restore_fitted_state(state)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelFileError(f"{path!r} holds an inconsistent model: {exc}") from exc
+    return model
