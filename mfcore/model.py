@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 from . import _kernels
+from ._sgd import SGDTrainer
 from ._threads import resolve_n_threads
 from .errors import (DuplicateRatingsWarning, NotFittedError, TrainingDivergedError,
                      UnknownIdWarning)
@@ -299,18 +300,13 @@ class Model:
 
     def _run_epochs(self, u, i, ratings, state, params, rng):
         """The epoch loop: shuffle, run the kernel, check for divergence, record history."""
-        n_threads = resolve_n_threads(params["n_threads"])
+        trainer = SGDTrainer(u, i, ratings, resolve_n_threads(params["n_threads"]))
         reg_bias = params["reg"] if params["reg_bias"] is None else params["reg_bias"]
         n = len(ratings)
         history = []
         for epoch in range(1, params["epochs"] + 1):
-            order = rng.permutation(n)
             start = time.perf_counter()
-            sse = _kernels.sgd_epoch(u, i, ratings, order,
-                                     state["user_factors_"], state["item_factors_"],
-                                     state["user_bias_"], state["item_bias_"],
-                                     state["global_mean_"], params["lr"], params["reg"],
-                                     reg_bias, n_threads)
+            sse = trainer.run_epoch(state, params["lr"], params["reg"], reg_bias, rng)
             seconds = time.perf_counter() - start
             if not (np.isfinite(sse) and all(np.isfinite(state[name]).all() for name in
                                             ("user_factors_", "item_factors_",
