@@ -21,9 +21,14 @@ INT_KIND = "int"
 STR_KIND = "str"
 
 
+def plain(value):
+    """A numpy scalar as the Python value it holds, for readable error messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _first_bad(values, ok):
     bad = np.flatnonzero(~ok)
-    return bad[0], values[bad[0]]
+    return int(bad[0]), plain(values[bad[0]])
 
 
 def normalize_ids(raw, name="ids"):
@@ -31,6 +36,8 @@ def normalize_ids(raw, name="ids"):
     if hasattr(raw, "to_numpy"):  # pandas Series / Index, without importing pandas
         raw = raw.to_numpy()
     if isinstance(raw, (list, tuple)):
+        if np.ndim(raw) != 1:
+            raise ValueError(f"{name} must be one-dimensional, got shape {np.shape(raw)}")
         arr = np.empty(len(raw), dtype=object)
         arr[:] = raw
         raw = arr
@@ -40,7 +47,7 @@ def normalize_ids(raw, name="ids"):
     kind = arr.dtype.kind
     if kind in "iu":
         if kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
-            raise ValueError(f"{name}: id {arr.max()} does not fit in int64")
+            raise ValueError(f"{name}: id {plain(arr.max())} does not fit in int64")
         return arr.astype(np.int64, copy=False)
     if kind == "f":
         return _integral_floats(arr, name)
@@ -49,7 +56,7 @@ def normalize_ids(raw, name="ids"):
     if kind == "S":
         return arr.astype("U")
     if kind == "b":
-        raise ValueError(f"{name}: boolean ids are not allowed (got {arr[0]!r})")
+        raise ValueError(f"{name}: boolean ids are not allowed (got {plain(arr[0])!r})")
     if kind == "O":
         return _normalize_objects(arr, name)
     raise ValueError(f"{name}: unsupported id dtype {arr.dtype}")
@@ -83,7 +90,7 @@ def _normalize_objects(arr, name):
         return normalize_ids(np.array(arr.tolist()), name)
     if is_str.any() and is_num.any():
         pos = int(np.flatnonzero(is_str)[0])
-        raise ValueError(f"{name}: mixed id types: {arr[int(np.flatnonzero(is_num)[0])]!r} "
+        raise ValueError(f"{name}: mixed id types: {plain(arr[int(np.flatnonzero(is_num)[0])])!r} "
                          f"and {arr[pos]!r} (position {pos}); use all integers or all strings")
     pos, val = _first_bad(arr, is_str | is_num)
     raise ValueError(f"{name}: invalid id {val!r} at position {pos}")
@@ -143,7 +150,7 @@ class IdMap:
         kind = STR_KIND if arr.dtype.kind == "U" else INT_KIND
         if kind != self.kind:
             raise TypeError(f"{name}: the model's ids are {self.kind}s but got {kind}s "
-                            f"(e.g. {arr[0]!r})")
+                            f"(e.g. {plain(arr[0])!r})")
 
     def lookup(self, raw, name="ids"):
         """int32 index of each raw id, -1 where the id is unknown."""

@@ -1,0 +1,212 @@
+"""Model API contract: fitting, prediction, ids, policies, reproducibility and accuracy."""
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+import mfcore
+from mfcore import Model, NotFittedError, TrainingDivergedError, UnknownIdWarning
+from mfcore.errors import DuplicateRatingsWarning
+
+
+def test_fit_returns_self_and_sets_fitted_attributes(tiny):
+    model = Model(k=3, epochs=2)
+    assert model.fit(*tiny) is model
+    assert model.user_factors_.shape == (5, 3)
+    assert model.item_factors_.shape == (4, 3)
+    assert model.user_bias_.shape == (5,) and model.item_bias_.shape == (4,)
+    assert model.global_mean_ == pytest.approx(np.mean(tiny[2]))
+    assert model.rating_range_ == (1.0, 5.0)
+    assert model.n_ratings_ == 10
+    assert [h["epoch"] for h in model.history_] == [1, 2]
+    assert list(model.user_map_.ids) == [1, 2, 3, 4, 5]
+    assert model.user_factors_.dtype == np.float32
+
+
+def test_init_only_stores_arguments():
+    model = Model(k=-5, lr="nonsense")  # invalid, but only fit validates
+    assert model.k == -5 and model.lr == "nonsense"
+    assert not hasattr(model, "user_factors_")
+
+
+def test_get_set_params_round_trip():
+    model = Model(k=7, reg=0.3, seed=11)
+    params = model.get_params()
+    assert params["k"] == 7 and params["reg"] == 0.3 and params["seed"] == 11
+    clone = Model(**params)
+    assert clone.get_params() == params
+    assert model.set_params(k=9) is model and model.k == 9
+    with pytest.raises(ValueError, match="invalid parameter 'kk'"):
+        model.set_params(kk=3)
+    assert "k=9" in repr(model)
+
+
+def test_predict_before_fit_raises(tiny):
+    with pytest.raises(NotFittedError, match="not fitted"):
+        Model().predict(tiny[0], tiny[1])
+    with pytest.raises(NotFittedError):
+        Model().evaluate(*tiny)
+
+
+def test_recovers_planted_low_rank_matrix_to_noise_level(make_planted, train_test):
+    noise = 0.3
+    (tr_u, tr_i, tr_r), (te_u, te_i, te_r) = train_test(*make_planted(noise=noise))
+    model = Model(k=8, epochs=60, lr=0.01, reg=0.02, n_threads=1, seed=1)
+    model.fit(tr_u, tr_i, tr_r)
+    rmse = model.evaluate(te_u, te_i, te_r, clip=False)["rmse"]
+    assert rmse <= 1.10 * noise, f"held-out RMSE {rmse:.4f} vs noise {noise}"
+    # and it beats the biases-only baseline by far (the factors matter)
+    baseline = np.sqrt(np.mean((te_r - np.mean(tr_r)) ** 2))
+    assert rmse < 0.5 * baseline
+
+
+def test_one_thread_fixed_seed_is_bit_identical(planted):
+    a = Model(k=6, epochs=5, n_threads=1, seed=42).fit(*planted)
+    b = Model(k=6, epochs=5, n_threads=1, seed=42).fit(*planted)
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    c = Model(k=6, epochs=5, n_threads=1, seed=43).fit(*planted)
+    assert not np.array_equal(a.user_factors_, c.user_factors_)
+
+
+def test_two_threads_match_one_thread_accuracy(make_planted, train_test):
+    (tr, te) = train_test(*make_planted(noise=0.3))
+    rmse = {}
+    for n_threads in (1, 2):
+        model = Model(k=8, epochs=40, lr=0.01, reg=0.02, n_threads=n_threads, seed=5).fit(*tr)
+        rmse[n_threads] = model.evaluate(*te)["rmse"]
+    assert abs(rmse[1] - rmse[2]) <= 0.005, rmse
+
+
+def test_float64_on_request(tiny):
+    model = Model(k=2, epochs=3, dtype="float64").fit(*tiny)
+    assert model.user_factors_.dtype == np.float64
+    assert model.predict([1], [10]).dtype == np.float64
+
+
+def test_predictions_are_clipped_unless_asked(planted):
+    model = Model(k=4, epochs=10, seed=0).fit(*planted)
+    users, items = planted[0][:2000], planted[1][:2000]
+    lo, hi = model.rating_range_
+    clipped = model.predict(users, items)
+    raw = model.predict(users, items, clip=False)
+    assert clipped.min() >= lo and clipped.max() <= hi
+    assert np.array_equal(clipped, np.clip(raw, lo, hi))
+
+
+def test_string_ids_and_pandas_series():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"u": ["ann", "bob", "ann", "cy"], "i": ["x", "y", "y", "x"],
+                          "r": [4.0, 2.0, 5.0, 3.0]})
+    model = Model(k=2, epochs=5).fit(frame["u"], frame["i"], frame["r"])
+    assert list(model.user_map_.ids) == ["ann", "bob", "cy"]
+    pred = model.predict(pd.Series(["ann", "cy"]), ["y", "x"])
+    assert pred.shape == (2,) and np.all(np.isfinite(pred))
+    with pytest.raises(TypeError, match="ids are strs but got ints"):
+        model.predict([1], ["x"])
+
+
+def test_integral_float_ids_equal_integer_ids(tiny):
+    users, items, ratings = tiny
+    a = Model(k=2, epochs=3, n_threads=1).fit(users, items, ratings)
+    b = Model(k=2, epochs=3, n_threads=1).fit(users.astype(float), items.astype(float), ratings)
+    assert np.array_equal(a.user_factors_, b.user_factors_)
+    assert np.array_equal(a.predict([5863.0, 1.0], [10, 20.0], unknown="nan")[1:],
+                          a.predict([1], [20]))
+    with pytest.raises(ValueError, match="non-integral float id 1.5"):
+        a.predict([1.5], [10])
+
+
+def test_mixed_id_types_are_rejected():
+    with pytest.raises(ValueError, match="mixed id types"):
+        Model(k=2, epochs=1).fit([1, "1", 2], [1, 2, 3], [3.0, 4.0, 5.0])
+    with pytest.raises(ValueError, match="missing or non-finite id"):
+        Model(k=2, epochs=1).fit([1.0, np.nan], [1, 2], [3.0, 4.0])
+    with pytest.raises(ValueError, match="invalid id None"):
+        Model(k=2, epochs=1).fit([1, None], [1, 2], [3.0, 4.0])
+
+
+def test_unknown_ids_fall_back_to_known_bias_and_warn(tiny):
+    model = Model(k=3, epochs=5).fit(*tiny)
+    mu = model.global_mean_
+    item_row = model.item_map_.lookup([10])[0]
+    user_row = model.user_map_.lookup([2])[0]
+    with pytest.warns(UnknownIdWarning, match="2 unknown user id.*2 unknown item id"):
+        pred = model.predict([99, 99, 2], [10, 77, 77], clip=False)
+    np.testing.assert_allclose(pred, [mu + model.item_bias_[item_row], mu,
+                                      mu + model.user_bias_[user_row]], rtol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nan_pred = model.predict([99, 1], [10, 10], unknown="nan")
+    assert np.isnan(nan_pred[0]) and np.isfinite(nan_pred[1])
+    with pytest.raises(KeyError, match="user 99"):
+        model.predict([99], [10], unknown="error")
+    with pytest.raises(ValueError, match="unknown must be one of"):
+        model.predict([1], [10], unknown="zero")
+
+
+def test_evaluate_reports_rmse_mae_and_unknown_counts(tiny):
+    model = Model(k=2, epochs=5).fit(*tiny)
+    users, items, ratings = tiny
+    res = model.evaluate(np.append(users, 77), np.append(items, 10), np.append(ratings, 3.0))
+    pred = model.predict(np.append(users, 77), np.append(items, 10))
+    truth = np.append(ratings, 3.0)
+    assert res["rmse"] == pytest.approx(np.sqrt(np.mean((pred - truth) ** 2)), rel=1e-6)
+    assert res["mae"] == pytest.approx(np.mean(np.abs(pred - truth)), rel=1e-6)
+    assert res["unknown_users"] == 1 and res["unknown_items"] == 0 and res["n"] == 11
+
+
+@pytest.mark.parametrize("policy, expected", [("mean", 4.0), ("last", 5.0)])
+def test_duplicate_pairs_are_merged(policy, expected):
+    users, items, ratings = [1, 1, 2, 1], [7, 7, 7, 8], [3.0, 5.0, 4.0, 2.0]
+    with pytest.warns(DuplicateRatingsWarning, match="1 duplicate"):
+        model = Model(k=1, epochs=0, duplicates=policy).fit(users, items, ratings)
+    assert model.n_ratings_ == 3
+    assert model.global_mean_ == pytest.approx(np.mean([expected, 4.0, 2.0]))
+
+
+def test_duplicate_policies_keep_and_error():
+    users, items, ratings = [1, 1, 2], [7, 7, 7], [3.0, 5.0, 4.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Model(k=1, epochs=1, duplicates="keep").fit(users, items, ratings).n_ratings_ == 3
+    with pytest.raises(ValueError, match="1 duplicate .*user 1, item 7"):
+        Model(k=1, epochs=1, duplicates="error").fit(users, items, ratings)
+
+
+def test_divergence_raises_and_keeps_previous_state(tiny):
+    with pytest.raises(TrainingDivergedError, match=r"epoch \d+.*smaller learning rate"):
+        Model(lr=50.0, epochs=50, k=8).fit(*tiny)
+    model = Model(k=3, epochs=3).fit(*tiny)
+    before = model.user_factors_.copy()
+    model.set_params(lr=50.0, epochs=50)
+    with pytest.raises(TrainingDivergedError):
+        model.fit(*tiny)
+    assert np.array_equal(model.user_factors_, before)
+    fresh = Model(lr=50.0, epochs=50, k=8)
+    with pytest.raises(TrainingDivergedError):
+        fresh.fit(*tiny)
+    assert not hasattr(fresh, "user_factors_")
+
+
+def test_zero_epochs_gives_biases_at_zero(tiny):
+    model = Model(k=2, epochs=0).fit(*tiny)
+    assert np.all(model.user_bias_ == 0) and model.history_ == []
+
+
+def test_pickle_round_trip(tiny):
+    model = Model(k=3, epochs=3).fit(*tiny)
+    again = pickle.loads(pickle.dumps(model))
+    assert np.array_equal(again.predict(tiny[0], tiny[1]), model.predict(tiny[0], tiny[1]))
+    unfitted = pickle.loads(pickle.dumps(Model(k=5)))
+    assert unfitted.k == 5 and not hasattr(unfitted, "user_factors_")
+
+
+def test_openmp_flag_and_threads():
+    from mfcore._threads import available_cpus, resolve_n_threads
+    assert isinstance(mfcore.openmp_enabled(), bool)
+    assert available_cpus() >= 1
+    expected = 3 if mfcore.openmp_enabled() else 1
+    assert resolve_n_threads(3) == expected
+    assert resolve_n_threads(None) >= 1

@@ -1,0 +1,166 @@
+"""Saving and loading: exact round trips, atomic writes, and rejection of bad files."""
+import io
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import mfcore
+from mfcore import Model, ModelFileError
+from mfcore import persistence
+
+
+@pytest.fixture
+def fitted(tiny):
+    return Model(k=3, epochs=4, seed=2).fit(*tiny)
+
+
+def test_fitted_round_trip_predicts_exactly_the_same(tmp_path, fitted, tiny):
+    path = tmp_path / "model.mfz"
+    fitted.save(path)
+    loaded = mfcore.load(path)
+    assert loaded.get_params() == fitted.get_params()
+    assert np.array_equal(loaded.predict(tiny[0], tiny[1]), fitted.predict(tiny[0], tiny[1]))
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        assert np.array_equal(getattr(loaded, name), getattr(fitted, name))
+        assert getattr(loaded, name).dtype == getattr(fitted, name).dtype
+    assert loaded.global_mean_ == fitted.global_mean_
+    assert loaded.rating_range_ == fitted.rating_range_
+    assert loaded.history_ == fitted.history_
+    assert loaded.user_map_ == fitted.user_map_ and loaded.item_map_ == fitted.item_map_
+
+
+def test_string_ids_and_float64_round_trip(tmp_path):
+    model = Model(k=2, epochs=2, dtype="float64").fit(["a", "b", "c"], ["x", "y", "x"], [1, 2, 3])
+    model.save(tmp_path / "m.mfz")
+    loaded = mfcore.load(tmp_path / "m.mfz")
+    assert list(loaded.user_map_.ids) == ["a", "b", "c"]
+    assert np.array_equal(loaded.predict(["a", "c"], ["y", "x"]), model.predict(["a", "c"], ["y", "x"]))
+
+
+def test_unfitted_round_trip(tmp_path):
+    Model(k=11, reg=0.2).save(tmp_path / "u.mfz")
+    loaded = mfcore.load(tmp_path / "u.mfz")
+    assert loaded.k == 11 and loaded.reg == 0.2
+    assert not hasattr(loaded, "user_factors_")
+
+
+def test_save_keeps_the_exact_file_name(tmp_path, fitted):
+    fitted.save(tmp_path / "no_extension")
+    assert os.listdir(tmp_path) == ["no_extension"]
+
+
+def test_unwritable_path_raises_clearly(tmp_path, fitted):
+    with pytest.raises(OSError, match="cannot write model file .*missing"):
+        fitted.save(tmp_path / "missing" / "m.mfz")
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(OSError, match="cannot write model file"):
+        fitted.save(tmp_path / "adir")
+    assert sorted(os.listdir(tmp_path)) == ["adir"]  # no temporary file left behind
+
+
+def test_a_crash_while_writing_leaves_the_old_file_intact(tmp_path, fitted, monkeypatch):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    before = path.read_bytes()
+
+    def crash(fh, **arrays):
+        fh.write(b"PK\x03\x04 partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(persistence.np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        Model(k=5, epochs=1).fit([1, 2], [3, 4], [1.0, 2.0]).save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.mfz"]
+
+
+def test_truncated_file_is_rejected(tmp_path, fitted):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    data = path.read_bytes()
+    for cut in (10, len(data) // 2, len(data) - 30):
+        path.write_bytes(data[:cut])
+        with pytest.raises(ModelFileError):
+            mfcore.load(path)
+
+
+def test_foreign_files_are_rejected(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("user,item,rating\n1,2,3\n")
+    with pytest.raises(ModelFileError, match="not an mfcore model file"):
+        mfcore.load(text)
+    other = tmp_path / "other.npz"
+    np.savez(other, weights=np.ones(3))
+    with pytest.raises(ModelFileError, match="no 'mfcore-model' marker"):
+        mfcore.load(other)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        mfcore.load(tmp_path / "nothing.mfz")
+
+
+def _rewrite(path, change):
+    """Rewrite a model archive with one member changed, keeping the zip itself valid."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    change(arrays)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def test_tampered_array_fails_the_integrity_check(tmp_path, fitted):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+
+    def bump(arrays):
+        arrays["state.user_bias"] = arrays["state.user_bias"] + np.float32(0.5)
+    _rewrite(path, bump)
+    with pytest.raises(ModelFileError, match="integrity check"):
+        mfcore.load(path)
+
+
+def test_flipped_byte_is_detected(tmp_path, fitted):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+        info = zf.getinfo("state.user_factors.npy")
+    data[info.header_offset + 100] ^= 0xFF  # inside the stored array bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError):
+        mfcore.load(path)
+
+
+def test_inconsistent_but_signed_file_is_rejected(tmp_path, fitted):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+
+    def shrink(arrays):
+        arrays["state.user_bias"] = arrays["state.user_bias"][:-1]
+        arrays.pop("digest")
+        arrays["digest"] = np.str_(persistence._digest(arrays))
+    _rewrite(path, shrink)
+    with pytest.raises(ModelFileError, match="user_bias has shape"):
+        mfcore.load(path)
+
+
+def test_unknown_version_is_rejected(tmp_path, fitted):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+
+    def future(arrays):
+        arrays["version"] = np.int64(99)
+    _rewrite(path, future)
+    with pytest.raises(ModelFileError, match="version"):
+        mfcore.load(path)
+
+
+def test_load_never_unpickles(tmp_path, fitted):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+
+    def pickled(arrays):
+        arrays["state.user_ids"] = np.array([object()] * len(arrays["state.user_ids"]))
+    _rewrite(path, pickled)
+    with pytest.raises(ModelFileError):
+        mfcore.load(path)
