@@ -12,9 +12,10 @@ from .errors import (DuplicateRatingsWarning, ModelFileError, NotFittedError,
 from .ids import IdMap
 from .model import Model
 from .persistence import load
+from . import datasets
 
 __version__ = "0.1.0"
 
 __all__ = ["Model", "load", "openmp_enabled", "IdMap", "NotFittedError",
            "TrainingDivergedError", "ModelFileError", "UnknownIdWarning",
-           "DuplicateRatingsWarning", "__version__"]
+           "DuplicateRatingsWarning", "datasets", "__version__"]

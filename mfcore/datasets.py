@@ -1,0 +1,221 @@
+"""Rating data sets: MovieLens by name (local copy, cache or download) and a synthetic generator.
+
+Both return a pandas DataFrame with columns ``user``, ``item``, ``rating``
+(int32, int32, float32; plus int64 ``timestamp`` for MovieLens), the layout
+``mfcore.read_ratings`` returns.
+"""
+import numpy as np
+
+__all__ = ["synthetic", "PRESETS"]
+
+
+# --- the synthetic generator ------------------------------------------------------
+
+# Shapes of the real sets: (users, items, ratings, fewest ratings per user).
+PRESETS = {
+    "ml-100k": (943, 1_682, 100_000, 20),
+    "ml-1m": (6_040, 3_706, 1_000_209, 20),
+    "ml-10m": (69_878, 10_677, 10_000_054, 20),
+    "ml-20m": (138_493, 26_744, 20_000_263, 20),
+    "netflix": (480_189, 17_770, 100_480_507, 1),
+}
+
+_CHUNK = 1 << 21          # ratings generated per block: bounds the temporary memory
+_MAX_USER_SHARE = 0.6     # no user rates more than this share of the items
+
+
+def _power_law(n, alpha, offset, rng):
+    """Weights (summing to 1) proportional to (rank + offset)^-alpha, ranks shuffled over ids."""
+    w = (np.arange(1, n + 1, dtype=np.float64) + offset) ** -alpha
+    w /= w.sum()
+    return w[rng.permutation(n)]
+
+
+def _user_counts(n_users, n_items, n_ratings, min_per_user, weights, rng):
+    """Ratings per user: ``min_per_user`` each plus a power-law share of the rest, capped."""
+    cap = max(min_per_user, int(_MAX_USER_SHARE * n_items))
+    counts = np.full(n_users, min_per_user, dtype=np.int64)
+    left = n_ratings - counts.sum()
+    while left > 0:
+        open_ = counts < cap
+        w = np.where(open_, weights, 0.0)
+        counts += rng.multinomial(left, w / w.sum())
+        over = np.maximum(counts - cap, 0)
+        counts -= over
+        left = int(over.sum())
+    return counts
+
+
+def _draw_items(n, cdf_inv, n_items, rng, uniform):
+    if uniform:
+        return rng.integers(0, n_items, n)
+    return cdf_inv(rng.random(n))
+
+
+def _sample_block(users, counts, n_items, item_rank_to_id, alpha, offset, rng):
+    """Distinct items for each user of a block, drawn by popularity; returns sorted int64 keys.
+
+    A key is ``local_user * n_items + item``. Draws that repeat a (user, item)
+    pair are redrawn; after a few rounds the remaining redraws are uniform,
+    which always converges because no user rates more than 60% of the items.
+    """
+    lo = (1 + offset) ** (1 - alpha)
+    hi = (n_items + 1 + offset) ** (1 - alpha)
+
+    def cdf_inv(u):  # inverse CDF of the continuous power law on [1, n_items + 1)
+        rank = (lo + u * (hi - lo)) ** (1.0 / (1 - alpha)) - offset
+        return item_rank_to_id[np.minimum(rank.astype(np.int64) - 1, n_items - 1)]
+
+    local = np.repeat(np.arange(len(users), dtype=np.int64), counts)
+    keys = np.sort(local * n_items + _draw_items(len(local), cdf_inv, n_items, rng, False))
+    dup = np.zeros(len(keys), dtype=bool)
+    dup[1:] = keys[1:] == keys[:-1]
+    pending = keys[dup] // n_items
+    keys = keys[~dup]
+    rounds = 0
+    while len(pending):
+        rounds += 1
+        new = np.sort(pending * n_items + _draw_items(len(pending), cdf_inv, n_items, rng,
+                                                      rounds > 3))
+        bad = np.zeros(len(new), dtype=bool)
+        bad[1:] = new[1:] == new[:-1]
+        pos = np.searchsorted(keys, new)
+        bad |= (pos < len(keys)) & (keys[np.minimum(pos, len(keys) - 1)] == new)
+        keys = np.insert(keys, pos[~bad], new[~bad])
+        pending = new[bad] // n_items
+    return keys
+
+
+def _cover_all_items(user, item, n_items, rng):
+    """Give every item at least one rating by moving ratings off popular items (in place)."""
+    for _ in range(100):
+        counts = np.bincount(item, minlength=n_items)
+        missing = np.flatnonzero(counts == 0)
+        if not len(missing):
+            return
+        # candidates: ratings of items that can spare one; a rating moved to a missing
+        # item cannot collide with another of its user, since that item had none.
+        spare = counts[item] > len(missing) + 1
+        candidates = np.flatnonzero(spare)
+        take = rng.choice(candidates, size=min(len(missing), len(candidates)), replace=False)
+        item[take] = missing[:len(take)]
+    raise RuntimeError("could not give every item a rating; use more ratings or fewer items")
+
+
+def synthetic(preset=None, *, n_users=None, n_items=None, n_ratings=None, min_per_user=None,
+              k=10, noise=0.6, user_alpha=0.8, item_alpha=0.9, seed=0, return_truth=False):
+    """Seeded synthetic ratings with planted low-rank structure, shaped like real sets.
+
+    ``preset`` is one of ``PRESETS`` (``"ml-100k"``, ``"ml-1m"``, ``"ml-10m"``,
+    ``"ml-20m"``, ``"netflix"``) giving users, items, ratings and the fewest
+    ratings per user of the real set; explicit ``n_users``, ``n_items``,
+    ``n_ratings`` and ``min_per_user`` override it.
+
+    Model: each user rates ``min_per_user`` items plus a power-law share
+    (exponent ``user_alpha``) of the rest, choosing distinct items by a
+    power-law popularity (exponent ``item_alpha``); every item gets at least
+    one rating. A rating is ``mu + b_u + b_i + p_u . q_i + N(0, noise^2)`` with
+    rank-``k`` factors, rounded and clipped to the integers 1..5, which gives
+    a MovieLens-like histogram (mean about 3.5).
+
+    Returns a DataFrame with columns ``user``, ``item`` (int32 ids from 1) and
+    ``rating`` (float32), grouped by user in ascending order. With
+    ``return_truth=True`` also a dict of the planted parameters
+    (``global_mean``, ``user_bias``, ``item_bias``, ``user_factors``,
+    ``item_factors``; row ``id - 1``) and ``expected``, the noise-free score of
+    each row before rounding. Memory is about the output (12 bytes a rating)
+    plus a fixed block of a few tens of MB.
+    """
+    import pandas as pd
+
+    shape = _resolve_shape(preset, n_users, n_items, n_ratings, min_per_user)
+    n_users, n_items, n_ratings, min_per_user = shape
+    if not (isinstance(k, (int, np.integer)) and k >= 1):
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    for name, value in (("noise", noise), ("user_alpha", user_alpha), ("item_alpha", item_alpha)):
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if item_alpha == 1.0:
+        item_alpha = 1.0 + 1e-9  # the inverse CDF below divides by (1 - alpha)
+    rng = np.random.default_rng(seed)
+
+    # --- who rates what --------------------------------------------------------------
+    counts = _user_counts(n_users, n_items, n_ratings, min_per_user,
+                          _power_law(n_users, user_alpha, max(1.0, n_users / 1000), rng), rng)
+    item_rank_to_id = rng.permutation(n_items)
+    user = np.empty(n_ratings, dtype=np.int32)
+    item = np.empty(n_ratings, dtype=np.int32)
+    ends = np.cumsum(counts)
+    start_user, start = 0, 0
+    while start_user < n_users:
+        # users whose ratings fit in one block (at least one user per block)
+        stop_user = max(int(np.searchsorted(ends, start + _CHUNK, side="right")), start_user + 1)
+        block = np.arange(start_user, stop_user)
+        keys = _sample_block(block, counts[block], n_items, item_rank_to_id, item_alpha,
+                              max(1.0, n_items / 1000), rng)
+        stop = start + len(keys)
+        user[start:stop] = block[keys // n_items]
+        item[start:stop] = keys % n_items
+        start_user, start = stop_user, stop
+    _cover_all_items(user, item, n_items, rng)
+
+    # --- what they rate it ------------------------------------------------------------
+    factor_std = (0.35 / k) ** 0.25          # p.q then has variance about 0.35
+    truth = {
+        "global_mean": 3.55,
+        "user_bias": rng.normal(0.0, 0.5, n_users).astype(np.float32),
+        "item_bias": rng.normal(0.0, 0.6, n_items).astype(np.float32),
+        "user_factors": rng.normal(0.0, factor_std, (n_users, k)).astype(np.float32),
+        "item_factors": rng.normal(0.0, factor_std, (n_items, k)).astype(np.float32),
+    }
+    rating = np.empty(n_ratings, dtype=np.float32)
+    expected = np.empty(n_ratings, dtype=np.float32) if return_truth else None
+    step = _CHUNK // 8  # the factor gathers below take 8 k bytes a rating
+    for lo in range(0, n_ratings, step):
+        u, i = user[lo:lo + step], item[lo:lo + step]
+        score = np.einsum("nk,nk->n", truth["user_factors"][u], truth["item_factors"][i])
+        score += truth["user_bias"][u] + truth["item_bias"][i] + np.float32(truth["global_mean"])
+        if expected is not None:
+            expected[lo:lo + step] = score
+        score += rng.normal(0.0, noise, len(u)).astype(np.float32)
+        rating[lo:lo + step] = np.clip(np.rint(score), 1, 5)
+    user += 1
+    item += 1
+    frame = pd.DataFrame({"user": user, "item": item, "rating": rating}, copy=False)
+    if return_truth:
+        truth["expected"] = expected
+        return frame, truth
+    return frame
+
+
+def _resolve_shape(preset, n_users, n_items, n_ratings, min_per_user):
+    if preset is not None:
+        key = str(preset).lower()
+        if key not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        d_users, d_items, d_ratings, d_min = PRESETS[key]
+    else:
+        d_users, d_items, d_ratings, d_min = 1_000, 500, 20_000, 1
+    shape = (d_users if n_users is None else n_users, d_items if n_items is None else n_items,
+             d_ratings if n_ratings is None else n_ratings,
+             d_min if min_per_user is None else min_per_user)
+    names = ("n_users", "n_items", "n_ratings", "min_per_user")
+    for name, value in zip(names, shape):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    n_users, n_items, n_ratings, min_per_user = (int(v) for v in shape)
+    if n_users >= 2**31 or n_items >= 2**31:
+        raise ValueError("n_users and n_items must be below 2**31 (int32 ids)")
+    if min_per_user > _MAX_USER_SHARE * n_items:
+        raise ValueError(f"min_per_user={min_per_user} is more than {_MAX_USER_SHARE:.0%} of "
+                         f"n_items={n_items}")
+    if n_ratings < n_users * min_per_user:
+        raise ValueError(f"n_ratings={n_ratings} is fewer than n_users * min_per_user = "
+                         f"{n_users * min_per_user}")
+    if n_ratings < n_items:
+        raise ValueError(f"n_ratings={n_ratings} is fewer than n_items={n_items}: "
+                         "every item gets at least one rating")
+    if n_ratings > _MAX_USER_SHARE * n_users * n_items:
+        raise ValueError(f"n_ratings={n_ratings} is more than {_MAX_USER_SHARE:.0%} of all "
+                         f"{n_users} x {n_items} pairs")
+    return n_users, n_items, n_ratings, min_per_user
