@@ -13,9 +13,10 @@ from .ids import IdMap
 from .model import Model
 from .persistence import load
 from . import datasets
+from .search import Search, search
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "load", "openmp_enabled", "IdMap", "NotFittedError",
+__all__ = ["Model", "load", "Search", "search", "openmp_enabled", "IdMap", "NotFittedError",
            "TrainingDivergedError", "ModelFileError", "UnknownIdWarning",
            "DuplicateRatingsWarning", "datasets", "__version__"]

@@ -3,6 +3,8 @@
 Data flows one way: raw ids -> ``IdMap`` indices -> compact arrays -> the
 kernels in ``_kernels`` -> fitted arrays -> predictions for raw ids.
 """
+import contextlib
+import copy
 import inspect
 import json
 import numbers
@@ -22,6 +24,7 @@ __all__ = ["Model"]
 
 DUPLICATE_POLICIES = ("mean", "last", "keep", "error")
 UNKNOWN_POLICIES = ("fallback", "nan", "error")
+LR_SCHEDULES = ("constant", "inverse")
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
@@ -76,6 +79,20 @@ def _threads(name, v):
     return int(v)
 
 
+def _fraction(name, v):
+    if v is None:
+        return None
+    if not _is_real(v) or not 0.0 < v < 1.0:
+        raise ValueError(f"{name} must be None or a number strictly between 0 and 1, got {v!r}")
+    return float(v)
+
+
+def _bool(name, v):
+    if not isinstance(v, (bool, np.bool_, numbers.Integral)):
+        raise ValueError(f"{name} must be True or False, got {v!r}")
+    return bool(v)
+
+
 PARAM_CHECKS = {
     "k": _int_at_least(1),
     "epochs": _int_at_least(0),
@@ -83,6 +100,13 @@ PARAM_CHECKS = {
     "reg": _real(0.0, strict=False),
     "reg_bias": _real(0.0, strict=False, optional=True),
     "init_std": _real(0.0, strict=False),
+    "lr_schedule": _choice(LR_SCHEDULES),
+    "lr_decay": _real(0.0, strict=False),
+    "validation_fraction": _fraction,
+    "n_iter_no_change": _int_at_least(1),
+    "tol": _real(0.0, strict=False),
+    "warm_start": _bool,
+    "verbose": _bool,
     "dtype": _choice(tuple(DTYPES)),
     "duplicates": _choice(DUPLICATE_POLICIES),
     "seed": _seed,
@@ -132,6 +156,25 @@ def as_ratings(ratings, dtype, name="ratings"):
     return np.ascontiguousarray(arr)
 
 
+def _generator_from_state(state):
+    """A numpy Generator restored from ``bit_generator.state`` (as saved in model files)."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"):
+        raise ValueError(f"unknown random generator state {name!r}")
+    bit_generator = getattr(np.random, name)()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
+
+
+def _format_epoch(record):
+    """One line of training progress, as ``verbose`` prints it."""
+    line = (f"epoch {record['epoch']:4d}  lr {record['lr']:.4g}  train_loss {record['train_loss']:.4f}"
+            f"  train_rmse {record['train_rmse']:.4f}")
+    if "val_rmse" in record:
+        line += f"  val_rmse {record['val_rmse']:.4f}"
+    return line + f"  {record['updates_per_sec'] / 1e6:6.1f}M updates/s  {record['seconds']:.3f}s"
+
+
 def _check_lengths(**arrays):
     lengths = {name: len(a) for name, a in arrays.items()}
     if len(set(lengths.values())) > 1:
@@ -167,6 +210,21 @@ class Model:
         L2 regularization of the biases; None means ``reg``.
     init_std : float, default 0.05
         Standard deviation of the initial factors.
+    lr_schedule : {"constant", "inverse"}, default "constant"
+        "inverse" decays the rate as ``lr / (1 + lr_decay * (epoch - 1))``.
+    lr_decay : float, default 0.1
+        Decay of the "inverse" schedule (ignored by "constant").
+    validation_fraction : float or None, default None
+        Hold out this share of the training ratings (drawn with ``seed``) as a
+        validation set for early stopping; None trains on everything.
+    n_iter_no_change, tol : int (default 5), float (default 1e-4)
+        With validation data, stop after ``n_iter_no_change`` epochs whose
+        validation RMSE did not improve on the best by more than ``tol``; the
+        best epoch's parameters are kept.
+    warm_start : bool, default False
+        A second ``fit`` continues from the fitted parameters (see ``partial_fit``).
+    verbose : bool, default False
+        Print one line per epoch (losses, validation RMSE, throughput).
     dtype : {"float32", "float64"}, default "float32"
         Precision of the parameters (and of the ratings during training).
     duplicates : {"mean", "last", "keep", "error"}, default "mean"
@@ -199,10 +257,17 @@ class Model:
     user_map_, item_map_ : ``IdMap`` from raw ids to rows (``user_map_.ids`` are the raw ids)
     rating_range_ : (min, max) training rating, used to clip predictions
     n_ratings_ : ratings trained on (after merging duplicates)
-    history_ : list of per-epoch dicts (epoch, train_rmse, seconds, updates_per_sec)
+    history_ : list of per-epoch dicts: epoch, lr, train_loss (regularized objective per
+        rating), train_rmse (measured during the epoch), val_rmse (with validation data),
+        seconds, updates_per_sec
+    n_epochs_ : epochs run in all (early stopping may end training before ``epochs``)
+    best_epoch_ : the epoch whose parameters were kept (None without validation data)
+    rng_ : the numpy Generator training draws from; ``partial_fit`` continues it
     """
 
     def __init__(self, k=64, epochs=30, lr=0.01, reg=0.08, reg_bias=None, init_std=0.05,
+                 lr_schedule="constant", lr_decay=0.1, validation_fraction=None,
+                 n_iter_no_change=5, tol=1e-4, warm_start=False, verbose=False,
                  dtype="float32", duplicates="mean", seed=0, n_threads=None):
         self.k = k
         self.epochs = epochs
@@ -210,6 +275,13 @@ class Model:
         self.reg = reg
         self.reg_bias = reg_bias
         self.init_std = init_std
+        self.lr_schedule = lr_schedule
+        self.lr_decay = lr_decay
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.verbose = verbose
         self.dtype = dtype
         self.duplicates = duplicates
         self.seed = seed
@@ -245,15 +317,93 @@ class Model:
 
     # --- training ------------------------------------------------------------
 
-    def fit(self, users, items, ratings):
+    def fit(self, users, items, ratings, validation=None, callback=None):
         """Train on (user, item, rating) triples; return ``self``.
 
         ``users`` and ``items`` hold raw ids (integers or strings, see
         ``mfcore.ids``); ``ratings`` numbers. Any sequence, numpy array or pandas
-        Series works. If training diverges a ``TrainingDivergedError`` is raised
-        and the model keeps the state it had before this call.
+        Series works.
+
+        ``validation=(users, items, ratings)`` (or the ``validation_fraction``
+        parameter, which holds out that share of the given ratings) is scored
+        after every epoch; training stops after ``n_iter_no_change`` epochs
+        without an improvement of more than ``tol``, and the parameters of the
+        best validation epoch are kept (``best_epoch_``).
+        ``callback(model, epoch, metrics)`` runs after every epoch; returning
+        True stops training.
+
+        With ``warm_start=True`` a fitted model continues from its current
+        parameters for ``epochs`` more epochs (like ``partial_fit``). If
+        training diverges a ``TrainingDivergedError`` is raised and the model
+        keeps the state it had before this call.
         """
         params = self._checked_params()
+        if params["warm_start"] and self._is_fitted():
+            return self.partial_fit(users, items, ratings, epochs=params["epochs"],
+                                    validation=validation, callback=callback)
+        data = self._prepare(users, items, ratings, params)
+        with self._atomic_training():
+            self._initialize(data, params)
+            self._train(data, params, params["epochs"], validation, callback)
+        return self
+
+    def partial_fit(self, users, items, ratings, epochs=1, validation=None, callback=None):
+        """Train ``epochs`` more epochs on these ratings, keeping what was learnt so far.
+
+        New users and items are appended to the id maps with freshly drawn
+        factors; the global mean stays that of the first fit. The random stream
+        continues where the previous call left it, so two ``partial_fit`` calls
+        of one epoch equal one ``fit`` of two epochs on the same data and seed.
+        """
+        params = self._checked_params()
+        epochs = PARAM_CHECKS["epochs"]("epochs", epochs)
+        if not self._is_fitted():
+            data = self._prepare(users, items, ratings, params)
+            with self._atomic_training():
+                self._initialize(data, params)
+                self._train(data, params, epochs, validation, callback)
+            return self
+        if np.dtype(DTYPES[params["dtype"]]) != self.user_factors_.dtype:
+            raise ValueError(f"dtype={params['dtype']!r} differs from the fitted model's "
+                             f"{self.user_factors_.dtype}; refit from scratch instead")
+        if params["k"] != self.user_factors_.shape[1]:
+            raise ValueError(f"k={params['k']} differs from the fitted model's "
+                             f"{self.user_factors_.shape[1]}; refit from scratch instead")
+        with self._atomic_training():
+            data = self._prepare(users, items, ratings, params, extend=True)
+            self._train(data, params, epochs, validation, callback)
+        return self
+
+    def _fit_prepared(self, data, val):
+        """Fit on already prepared data, early-stopping on prepared validation rows (for search)."""
+        params = self._checked_params()
+        with self._atomic_training():
+            self._initialize(data, params)
+            self._train(data, params, params["epochs"], None, None, val=val)
+        return self
+
+    def _is_fitted(self):
+        return hasattr(self, "user_factors_")
+
+    @contextlib.contextmanager
+    def _atomic_training(self):
+        """Restore every fitted attribute (and array contents) if training raises."""
+        saved = {name: (value.copy() if isinstance(value, np.ndarray) else copy.deepcopy(value))
+                 for name, value in vars(self).items() if name.endswith("_")}
+        try:
+            yield
+        except BaseException:
+            for name in [n for n in vars(self) if n.endswith("_")]:
+                delattr(self, name)
+            self.__dict__.update(saved)
+            raise
+
+    def _prepare(self, users, items, ratings, params, extend=False):
+        """Validate and map the training data: int32 rows, merged duplicates, typed ratings.
+
+        With ``extend`` the fitted maps grow with the new ids and the parameter
+        arrays grow with them (new rows drawn from the model's random stream).
+        """
         dtype = DTYPES[params["dtype"]]
         ratings = as_ratings(ratings, dtype)
         users = normalize_ids(_to_numpy(users), "users")
@@ -261,29 +411,134 @@ class Model:
         n = _check_lengths(users=users, items=items, ratings=ratings)
         if n == 0:
             raise ValueError("cannot fit on empty data: no ratings given")
-        user_map, u = IdMap.fit(users, "users")
-        item_map, i = IdMap.fit(items, "items")
+        if extend:
+            u = self.user_map_.extend(users, "users")
+            i = self.item_map_.extend(items, "items")
+            self._grow_parameters(params)
+            user_map, item_map = self.user_map_, self.item_map_
+        else:
+            user_map, u = IdMap.fit(users, "users")
+            item_map, i = IdMap.fit(items, "items")
         u, i, ratings = self._merge_duplicates(u, i, ratings, user_map, item_map,
                                                params["duplicates"])
+        return {"u": u, "i": i, "r": ratings, "user_map": user_map, "item_map": item_map}
 
-        rng = np.random.default_rng(params["seed"])
-        k = params["k"]
-        state = {
-            "user_factors_": rng.normal(0.0, params["init_std"], (len(user_map), k)).astype(dtype),
-            "item_factors_": rng.normal(0.0, params["init_std"], (len(item_map), k)).astype(dtype),
-            "user_bias_": np.zeros(len(user_map), dtype=dtype),
-            "item_bias_": np.zeros(len(item_map), dtype=dtype),
-            "global_mean_": float(np.mean(ratings, dtype=np.float64)),
-        }
-        history = self._run_epochs(u, i, ratings, state, params, rng)
+    def _initialize(self, data, params):
+        """Fresh parameters: factors N(0, init_std^2), biases 0, mean of the training ratings."""
+        dtype = DTYPES[params["dtype"]]
+        self.rng_ = np.random.default_rng(params["seed"])
+        self.user_map_, self.item_map_ = data["user_map"], data["item_map"]
+        shape_u, shape_i = (len(self.user_map_), params["k"]), (len(self.item_map_), params["k"])
+        self.user_factors_ = self.rng_.normal(0.0, params["init_std"], shape_u).astype(dtype)
+        self.item_factors_ = self.rng_.normal(0.0, params["init_std"], shape_i).astype(dtype)
+        self.user_bias_ = np.zeros(shape_u[0], dtype=dtype)
+        self.item_bias_ = np.zeros(shape_i[0], dtype=dtype)
+        self.global_mean_ = float(np.mean(data["r"], dtype=np.float64))
+        self.rating_range_ = (float(data["r"].min()), float(data["r"].max()))
+        self.history_ = []
+        self.best_epoch_ = None
+        self.n_epochs_ = 0
 
-        self.__dict__.update(state)
-        self.user_map_ = user_map
-        self.item_map_ = item_map
-        self.rating_range_ = (float(ratings.min()), float(ratings.max()))
-        self.n_ratings_ = int(len(ratings))
-        self.history_ = history
-        return self
+    def _grow_parameters(self, params):
+        """Append rows for ids the maps gained since the parameters were sized."""
+        for kind in ("user", "item"):
+            factors = getattr(self, f"{kind}_factors_")
+            new = len(getattr(self, f"{kind}_map_")) - len(factors)
+            if new > 0:
+                rows = self.rng_.normal(0.0, params["init_std"], (new, factors.shape[1]))
+                setattr(self, f"{kind}_factors_", np.concatenate([factors, rows.astype(factors.dtype)]))
+                bias = getattr(self, f"{kind}_bias_")
+                setattr(self, f"{kind}_bias_", np.concatenate([bias, np.zeros(new, bias.dtype)]))
+
+    def _validation_rows(self, data, validation, params):
+        """(training data, validation arrays or None) from ``validation`` or ``validation_fraction``."""
+        fraction = params["validation_fraction"]
+        if validation is not None and fraction is not None:
+            raise ValueError("give either validation=(users, items, ratings) or "
+                             "validation_fraction, not both")
+        if validation is not None:
+            if len(validation) != 3:
+                raise ValueError("validation must be a (users, items, ratings) triple, "
+                                 f"got {len(validation)} items")
+            vu, vi, vr = validation
+            vr = as_ratings(vr, data["r"].dtype, "validation ratings")
+            vu = self.user_map_.lookup(_to_numpy(vu), "validation users")
+            vi = self.item_map_.lookup(_to_numpy(vi), "validation items")
+            if _check_lengths(users=vu, items=vi, ratings=vr) == 0:
+                raise ValueError("validation data is empty")
+            return data, (vu, vi, vr)
+        if fraction is None:
+            return data, None
+        held = self.rng_.random(len(data["r"])) < fraction
+        if held.all() or not held.any():
+            raise ValueError(f"validation_fraction={fraction} leaves no training or no "
+                             f"validation ratings out of {len(data['r'])}")
+        train = dict(data, u=data["u"][~held], i=data["i"][~held], r=data["r"][~held])
+        return train, (data["u"][held], data["i"][held], data["r"][held])
+
+    def _lr_at(self, epoch, params):
+        if params["lr_schedule"] == "inverse":
+            return params["lr"] / (1.0 + params["lr_decay"] * (epoch - 1))
+        return params["lr"]
+
+    def _parameters(self):
+        return (self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_)
+
+    def _rmse_rows(self, u, i, r):
+        lo, hi = self.rating_range_
+        sse = _kernels.squared_error(u, i, r, *self._parameters(), self.global_mean_, lo, hi,
+                                     resolve_n_threads(self.n_threads))
+        return float(np.sqrt(sse / len(r)))
+
+    def _train(self, data, params, n_epochs, validation, callback, val=None):
+        """The epoch loop: schedule, kernel, divergence check, history, early stopping."""
+        if val is None:
+            data, val = self._validation_rows(data, validation, params)
+        trainer = SGDTrainer(data["u"], data["i"], data["r"], resolve_n_threads(params["n_threads"]))
+        reg, reg_bias = params["reg"], params["reg"] if params["reg_bias"] is None else params["reg_bias"]
+        n = len(data["r"])
+        self.rating_range_ = (min(self.rating_range_[0], float(data["r"].min())),
+                              max(self.rating_range_[1], float(data["r"].max())))
+        self.n_ratings_ = int(n)
+        best_rmse, best_params, since_best = np.inf, None, 0
+        for epoch in range(self.n_epochs_ + 1, self.n_epochs_ + n_epochs + 1):
+            lr = self._lr_at(epoch, params)
+            start = time.perf_counter()
+            state = dict(zip(("user_factors_", "item_factors_", "user_bias_", "item_bias_"),
+                             self._parameters()), global_mean_=self.global_mean_)
+            sse = trainer.run_epoch(state, lr, reg, reg_bias, self.rng_)
+            seconds = time.perf_counter() - start
+            if not (np.isfinite(sse) and all(np.isfinite(a).all() for a in self._parameters())):
+                raise TrainingDivergedError(
+                    f"training diverged at epoch {epoch} (non-finite loss or parameters) with "
+                    f"lr={lr:g}; try a smaller learning rate, e.g. lr={params['lr'] / 10:g}")
+            penalty = sum(w * float(np.einsum("i,i->", a.ravel(), a.ravel(), dtype=np.float64)) for w, a in
+                          zip((reg, reg, reg_bias, reg_bias), self._parameters()))
+            record = {"epoch": epoch, "lr": lr, "train_loss": (sse + penalty) / n,
+                      "train_rmse": float(np.sqrt(sse / n)), "seconds": seconds,
+                      "updates_per_sec": n / max(seconds, 1e-12)}
+            if val is not None:
+                record["val_rmse"] = self._rmse_rows(*val)
+            self.history_.append(record)
+            self.n_epochs_ = epoch
+            if params["verbose"]:
+                print(_format_epoch(record), flush=True)
+            stop = False
+            if val is not None:
+                if record["val_rmse"] < best_rmse - params["tol"]:
+                    best_rmse, since_best = record["val_rmse"], 0
+                    best_params = (epoch, [a.copy() for a in self._parameters()])
+                else:
+                    since_best += 1
+                    stop = since_best >= params["n_iter_no_change"]
+            if callback is not None and callback(self, epoch, dict(record)):
+                stop = True
+            if stop:
+                break
+        if best_params is not None:
+            self.best_epoch_ = best_params[0]
+            for target, best in zip(self._parameters(), best_params[1]):
+                target[...] = best
 
     @staticmethod
     def _merge_duplicates(u, i, ratings, user_map, item_map, policy):
@@ -312,26 +567,6 @@ class Model:
         n_items = len(item_map)
         return ((uniq // n_items).astype(np.int32), (uniq % n_items).astype(np.int32),
                 np.ascontiguousarray(merged, dtype=ratings.dtype))
-
-    def _run_epochs(self, u, i, ratings, state, params, rng):
-        """The epoch loop: shuffle, run the kernel, check for divergence, record history."""
-        trainer = SGDTrainer(u, i, ratings, resolve_n_threads(params["n_threads"]))
-        reg_bias = params["reg"] if params["reg_bias"] is None else params["reg_bias"]
-        n = len(ratings)
-        history = []
-        for epoch in range(1, params["epochs"] + 1):
-            start = time.perf_counter()
-            sse = trainer.run_epoch(state, params["lr"], params["reg"], reg_bias, rng)
-            seconds = time.perf_counter() - start
-            if not (np.isfinite(sse) and all(np.isfinite(state[name]).all() for name in
-                                            ("user_factors_", "item_factors_",
-                                             "user_bias_", "item_bias_"))):
-                raise TrainingDivergedError(
-                    f"training diverged at epoch {epoch} (non-finite loss or parameters) with "
-                    f"lr={params['lr']:g}; try a smaller learning rate, e.g. lr={params['lr'] / 10:g}")
-            history.append({"epoch": epoch, "train_rmse": float(np.sqrt(sse / n)),
-                            "seconds": seconds, "updates_per_sec": n / max(seconds, 1e-12)})
-        return history
 
     # --- prediction ------------------------------------------------------------
 
@@ -418,6 +653,9 @@ class Model:
             "rating_range": np.asarray(self.rating_range_, dtype=np.float64),
             "n_ratings": np.int64(self.n_ratings_),
             "history": np.str_(json.dumps(self.history_)),
+            "training": np.str_(json.dumps({"rng": self.rng_.bit_generator.state,
+                                            "best_epoch": self.best_epoch_,
+                                            "n_epochs": self.n_epochs_})),
         }
 
     def _restore_fitted_state(self, state):
@@ -452,4 +690,8 @@ class Model:
         self.rating_range_ = (lo, hi)
         self.n_ratings_ = int(state["n_ratings"])
         self.history_ = json.loads(str(state["history"]))
+        training = json.loads(str(state["training"]))
+        self.rng_ = _generator_from_state(training["rng"])
+        self.best_epoch_ = training["best_epoch"]
+        self.n_epochs_ = int(training["n_epochs"])
         return self

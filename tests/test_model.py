@@ -150,7 +150,8 @@ def test_evaluate_reports_rmse_mae_and_unknown_counts(tiny):
     model = Model(k=2, epochs=5).fit(*tiny)
     users, items, ratings = tiny
     res = model.evaluate(np.append(users, 77), np.append(items, 10), np.append(ratings, 3.0))
-    pred = model.predict(np.append(users, 77), np.append(items, 10))
+    with pytest.warns(UnknownIdWarning):
+        pred = model.predict(np.append(users, 77), np.append(items, 10))
     truth = np.append(ratings, 3.0)
     assert res["rmse"] == pytest.approx(np.sqrt(np.mean((pred - truth) ** 2)), rel=1e-6)
     assert res["mae"] == pytest.approx(np.mean(np.abs(pred - truth)), rel=1e-6)

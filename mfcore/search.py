@@ -1,0 +1,149 @@
+"""Hyperparameter search: grid or random search with early stopping on held-out ratings.
+
+The data is validated and mapped to rows once; every trial trains on views of
+those arrays (no copy per trial). Each trial uses early stopping on the
+validation part, so ``epochs`` in a grid is an upper bound.
+"""
+import itertools
+import time
+
+import numpy as np
+
+from .model import Model
+
+__all__ = ["Search", "search"]
+
+
+def _candidates(param_grid, n_iter, rng):
+    """The parameter dicts to try: the whole grid, or ``n_iter`` random draws from it."""
+    if isinstance(param_grid, dict):
+        param_grid = [param_grid]
+    grid = []
+    for sub in param_grid:
+        for name, values in sub.items():
+            if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+                raise ValueError(f"param_grid[{name!r}] must be a list of values, got {values!r}")
+            if len(list(values)) == 0:
+                raise ValueError(f"param_grid[{name!r}] is empty")
+        names = sorted(sub)
+        grid += [dict(zip(names, combo)) for combo in itertools.product(*(list(sub[n]) for n in names))]
+    if n_iter is None or n_iter >= len(grid):
+        return grid
+    pick = rng.choice(len(grid), size=n_iter, replace=False)
+    return [grid[j] for j in sorted(pick)]
+
+
+class Search:
+    """Grid or random search over ``Model`` hyperparameters, scored by held-out RMSE.
+
+    Parameters
+    ----------
+    param_grid : dict or list of dicts
+        Parameter name -> list of values (e.g. ``{"k": [32, 128], "reg": [0.05, 0.1]}``).
+    n_iter : int or None
+        None tries the whole grid; an int tries that many random grid points.
+    cv : int or None
+        None scores on one validation split of ``validation_fraction``; an int
+        ``>= 2`` scores by k-fold cross-validation (mean RMSE over folds).
+    validation_fraction : float
+        Share of the ratings held out when ``cv`` is None.
+    base : Model or None
+        Parameters not in the grid come from this model (default ``Model()``).
+    refit : bool
+        Refit the best parameters on all ratings, for the best epoch count found.
+    seed : int
+        Seeds the split, the folds and the random draws.
+
+    After ``fit``: ``results_`` (one dict per trial: parameters, mean and std
+    validation RMSE, best epoch, seconds), ``best_params_``, ``best_score_``
+    and (with ``refit``) ``best_model_``.
+    """
+
+    def __init__(self, param_grid, n_iter=None, cv=None, validation_fraction=0.1, base=None,
+                 refit=True, seed=0):
+        self.param_grid = param_grid
+        self.n_iter = n_iter
+        self.cv = cv
+        self.validation_fraction = validation_fraction
+        self.base = base
+        self.refit = refit
+        self.seed = seed
+
+    def get_params(self, deep=True):
+        return {name: getattr(self, name) for name in
+                ("param_grid", "n_iter", "cv", "validation_fraction", "base", "refit", "seed")}
+
+    def set_params(self, **params):
+        valid = self.get_params()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for Search; valid: {sorted(valid)}")
+            setattr(self, name, value)
+        return self
+
+    def _folds(self, n, rng):
+        """(train rows, validation rows) pairs over the n prepared ratings."""
+        perm = rng.permutation(n)
+        if self.cv is None:
+            f = self.validation_fraction
+            if not 0.0 < f < 1.0:
+                raise ValueError(f"validation_fraction must be between 0 and 1, got {f!r}")
+            n_val = max(1, int(round(f * n)))
+            return [(np.sort(perm[n_val:]), np.sort(perm[:n_val]))]
+        if not isinstance(self.cv, int) or self.cv < 2 or self.cv > n:
+            raise ValueError(f"cv must be None or an integer between 2 and {n}, got {self.cv!r}")
+        parts = np.array_split(perm, self.cv)
+        return [(np.sort(np.concatenate(parts[:j] + parts[j + 1:])), np.sort(parts[j]))
+                for j in range(self.cv)]
+
+    def fit(self, users, items, ratings):
+        """Run every trial; return ``self``."""
+        base = self.base if self.base is not None else Model()
+        rng = np.random.default_rng(self.seed)
+        candidates = _candidates(self.param_grid, self.n_iter, rng)
+        for params in candidates:  # fail fast on a bad name or value, before any training
+            Model().set_params(**dict(base.get_params(), **params))._checked_params()
+        prepared = {}  # per dtype: the data mapped once and cut into folds once
+        results = []
+        folds = None
+        for params in candidates:
+            model = Model(**dict(base.get_params(), **params, validation_fraction=None,
+                                 warm_start=False, verbose=False))
+            checked = model._checked_params()
+            if checked["dtype"] not in prepared:
+                data = model._prepare(users, items, ratings, checked)
+                if folds is None:
+                    folds = self._folds(len(data["r"]), rng)
+                prepared[checked["dtype"]] = [
+                    (dict(data, u=data["u"][tr], i=data["i"][tr], r=data["r"][tr]),
+                     (data["u"][va], data["i"][va], data["r"][va])) for tr, va in folds]
+            start = time.perf_counter()
+            scores, epochs = [], []
+            for train_part, val_part in prepared[checked["dtype"]]:
+                trial = Model(**model.get_params())
+                trial._fit_prepared(train_part, val_part)
+                scores.append(min(h["val_rmse"] for h in trial.history_))
+                epochs.append(trial.best_epoch_)
+            results.append(dict(params, val_rmse=float(np.mean(scores)),
+                                val_rmse_std=float(np.std(scores)),
+                                best_epoch=int(np.median(epochs)),
+                                seconds=time.perf_counter() - start))
+        best = min(results, key=lambda r: r["val_rmse"])
+        self.results_ = results
+        self.best_params_ = {name: best[name] for name in candidates[results.index(best)]}
+        self.best_params_["epochs"] = best["best_epoch"]
+        self.best_score_ = best["val_rmse"]
+        if self.refit:
+            self.best_model_ = Model(**dict(base.get_params(), **self.best_params_))
+            self.best_model_.fit(users, items, ratings)
+        return self
+
+    def results_frame(self):
+        """``results_`` as a pandas DataFrame sorted by validation RMSE."""
+        import pandas as pd
+        return pd.DataFrame(self.results_).sort_values("val_rmse").reset_index(drop=True)
+
+
+def search(users, items, ratings, param_grid, **options):
+    """Run a ``Search`` over ``param_grid`` on these ratings and return it fitted."""
+    return Search(param_grid, **options).fit(users, items, ratings)

@@ -1,0 +1,161 @@
+"""Training control: history, validation, early stopping, schedules, callbacks, warm starts, search."""
+import numpy as np
+import pytest
+
+import mfcore
+from mfcore import Model, Search, TrainingDivergedError
+
+PARAMS = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
+
+
+def assert_same_parameters(a, b):
+    for name in PARAMS:
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_history_records_every_epoch(planted):
+    model = Model(k=4, epochs=6, n_threads=1).fit(*planted, validation=planted)
+    assert [h["epoch"] for h in model.history_] == list(range(1, 7))
+    for h in model.history_:
+        assert set(h) == {"epoch", "lr", "train_loss", "train_rmse", "val_rmse", "seconds",
+                          "updates_per_sec"}
+        assert h["train_loss"] > h["train_rmse"] ** 2  # the regularization term is included
+        assert h["updates_per_sec"] > 0
+    rmse = [h["train_rmse"] for h in model.history_]
+    assert rmse[-1] < rmse[0]  # training makes progress
+    assert "val_rmse" not in Model(k=2, epochs=1).fit(*planted).history_[0]
+
+
+def test_early_stopping_restores_the_best_epoch(make_planted, train_test):
+    # few ratings, many factors, no regularization: validation RMSE rises after a few epochs
+    (train, val) = train_test(*make_planted(n_users=60, n_items=40, density=0.3, noise=0.8))
+    model = Model(k=40, epochs=200, lr=0.05, reg=0.0, init_std=0.3, n_iter_no_change=3,
+                  n_threads=1).fit(*train, validation=val)
+    val_curve = [h["val_rmse"] for h in model.history_]
+    assert model.n_epochs_ < 200, "early stopping never triggered"
+    assert model.n_epochs_ == model.best_epoch_ + 3
+    assert val_curve[-1] > min(val_curve)  # the last epoch is worse than the best one
+    assert model.best_epoch_ == int(np.argmin(val_curve)) + 1
+    restored = model.evaluate(*val)["rmse"]
+    assert restored == pytest.approx(min(val_curve), rel=1e-5)
+
+
+def test_validation_fraction_holds_out_ratings(planted):
+    model = Model(k=4, epochs=3, validation_fraction=0.2, n_threads=1).fit(*planted)
+    assert model.n_ratings_ == pytest.approx(0.8 * len(planted[2]), rel=0.05)
+    assert all("val_rmse" in h for h in model.history_)
+    with pytest.raises(ValueError, match="either validation=.* or validation_fraction"):
+        Model(validation_fraction=0.2).fit(*planted, validation=planted)
+
+
+def test_inverse_schedule_decays_and_changes_results(planted):
+    const = Model(k=4, epochs=4, n_threads=1).fit(*planted)
+    inverse = Model(k=4, epochs=4, lr_schedule="inverse", lr_decay=0.5, n_threads=1).fit(*planted)
+    assert [h["lr"] for h in const.history_] == [0.01] * 4
+    assert [h["lr"] for h in inverse.history_] == pytest.approx([0.01, 0.01 / 1.5, 0.005, 0.004])
+    assert not np.array_equal(const.user_factors_, inverse.user_factors_)
+
+
+def test_divergence_under_a_bad_schedule_names_the_epoch(tiny):
+    with pytest.raises(TrainingDivergedError, match="diverged at epoch"):
+        Model(k=8, epochs=50, lr=60.0, lr_schedule="inverse", lr_decay=0.01).fit(*tiny)
+
+
+def test_callback_can_stop_training(planted):
+    seen = []
+
+    def stop_at_three(model, epoch, metrics):
+        seen.append((epoch, metrics["train_rmse"], model.predict(planted[0][:1], planted[1][:1])))
+        return epoch == 3
+
+    model = Model(k=4, epochs=10, n_threads=1).fit(*planted, callback=stop_at_three)
+    assert model.n_epochs_ == 3 and len(model.history_) == 3
+    assert [s[0] for s in seen] == [1, 2, 3]
+
+
+def test_verbose_prints_one_line_per_epoch(planted, capsys):
+    Model(k=2, epochs=3, verbose=True).fit(*planted, validation=planted)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("epoch    1") and "val_rmse" in lines[0]
+
+
+def test_two_partial_fits_equal_one_fit_of_two_epochs(planted):
+    full = Model(k=5, epochs=2, n_threads=1, seed=9).fit(*planted)
+    step = Model(k=5, n_threads=1, seed=9)
+    step.partial_fit(*planted, epochs=1).partial_fit(*planted, epochs=1)
+    assert_same_parameters(full, step)
+    assert step.n_epochs_ == 2
+
+
+def test_warm_start_continues_training(planted):
+    full = Model(k=5, epochs=5, n_threads=1, seed=3).fit(*planted)
+    warm = Model(k=5, epochs=2, n_threads=1, seed=3, warm_start=True).fit(*planted)
+    warm.set_params(epochs=3).fit(*planted)
+    assert_same_parameters(full, warm)
+    assert [h["epoch"] for h in warm.history_] == [1, 2, 3, 4, 5]
+
+
+def test_partial_fit_after_save_and_load_continues_identically(planted, tmp_path):
+    model = Model(k=4, epochs=2, n_threads=1).fit(*planted)
+    model.save(tmp_path / "m.mfz")
+    loaded = mfcore.load(tmp_path / "m.mfz")
+    model.partial_fit(*planted)
+    loaded.partial_fit(*planted)
+    assert_same_parameters(model, loaded)
+
+
+def test_partial_fit_adds_new_users_and_items(tiny):
+    model = Model(k=3, epochs=2, n_threads=1).fit(*tiny)
+    mean = model.global_mean_
+    model.partial_fit([1, 99], [10, 500], [4.0, 2.0])
+    assert model.user_map_.lookup([99])[0] == 5 and model.item_map_.lookup([500])[0] == 4
+    assert model.user_factors_.shape == (6, 3) and model.item_bias_.shape == (5,)
+    assert model.global_mean_ == mean
+    assert np.isfinite(model.predict([99], [500])).all()
+    with pytest.raises(ValueError, match="k=4 differs"):
+        model.set_params(k=4).partial_fit(*tiny)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"lr_schedule": "cosine"}, "lr_schedule must be one of"),
+    ({"validation_fraction": 1.5}, "validation_fraction must be None or a number strictly between"),
+    ({"n_iter_no_change": 0}, "n_iter_no_change must be an integer >= 1, got 0"),
+    ({"tol": -1.0}, "tol must be a finite number >= 0.0, got -1.0"),
+    ({"lr_decay": -0.1}, "lr_decay must be a finite number >= 0.0"),
+])
+def test_bad_training_control_parameters(tiny, params, message):
+    with pytest.raises(ValueError, match=message):
+        Model(**params).fit(*tiny)
+
+
+def test_search_finds_the_best_point_of_its_grid(make_planted):
+    data = make_planted(n_users=150, n_items=100, noise=0.2)
+    grid = {"k": [4], "reg": [0.02, 3.0], "lr": [0.02], "epochs": [40]}
+    result = Search(grid, validation_fraction=0.2, seed=1).fit(*data)
+    assert len(result.results_) == 2
+    scores = {r["reg"]: r["val_rmse"] for r in result.results_}
+    assert scores[0.02] < scores[3.0]
+    assert result.best_params_["reg"] == 0.02 and result.best_score_ == scores[0.02]
+    assert result.best_model_.reg == 0.02
+    assert result.best_model_.epochs == result.best_params_["epochs"] <= 40
+
+
+def test_search_k_fold_and_random_draws(make_planted):
+    data = make_planted(n_users=80, n_items=60, noise=0.3)
+    grid = {"reg": [0.01, 0.05, 0.1, 0.2], "epochs": [10]}
+    result = mfcore.search(*data, grid, n_iter=2, cv=3, refit=False, seed=0)
+    assert len(result.results_) == 2
+    assert all(r["val_rmse_std"] > 0 for r in result.results_)  # three folds differ
+    assert not hasattr(result, "best_model_")
+    with pytest.raises(ValueError, match="invalid parameter 'depth'"):
+        mfcore.search(*data, {"depth": [1, 2]})
+    with pytest.raises(ValueError, match=r"param_grid\['k'\] must be a list"):
+        mfcore.search(*data, {"k": 5})
+
+
+def test_search_and_model_work_with_sklearn_clone():
+    base = pytest.importorskip("sklearn.base")
+    search = Search({"k": [2, 4]}, cv=3, base=Model(reg=0.2))
+    copy = base.clone(search)
+    assert copy.get_params()["cv"] == 3 and copy.get_params()["base"].reg == 0.2
+    assert base.clone(Model(k=7)).k == 7
