@@ -17,6 +17,34 @@ from .search import Search, search
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "load", "Search", "search", "openmp_enabled", "IdMap", "NotFittedError",
+
+def show_config(file=None):
+    """Print and return how this build runs: SIMD path, OpenMP, default thread count.
+
+    The SGD, prediction and RMSE kernels use the widest SIMD path the CPU
+    supports (chosen once at import; ``MFCORE_SIMD=baseline|avx2|avx512``
+    overrides it).
+    """
+    import sys
+
+    from . import _kernels
+    from ._openmp import openmp_max_threads
+    from ._threads import resolve_n_threads
+    config = {
+        "version": __version__,
+        "simd_path": _kernels.simd_path(),
+        "simd_supported": list(_kernels.simd_supported()),
+        "openmp": openmp_enabled(),
+        "openmp_max_threads": openmp_max_threads(),
+        "default_n_threads": resolve_n_threads(None),
+    }
+    out = sys.stdout if file is None else file
+    for key, value in config.items():
+        print(f"{key:>20}: {value}", file=out)
+    return config
+
+
+__all__ = ["Model", "load", "Search", "search", "openmp_enabled", "show_config", "IdMap",
+           "NotFittedError",
            "TrainingDivergedError", "ModelFileError", "UnknownIdWarning",
            "DuplicateRatingsWarning", "datasets", "__version__"]

@@ -9,87 +9,201 @@ An index of -1 (a user or item unknown to the model) contributes no bias and
 no factors, so prediction falls back to the parts that are known.
 """
 from cython.parallel cimport prange
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
 ctypedef fused floating:
     float
     double
 
 
-cdef inline floating _dot(const floating* a, const floating* b, Py_ssize_t k) noexcept nogil:
-    cdef floating s = 0
-    cdef Py_ssize_t f
-    for f in range(k):
-        s = s + a[f] * b[f]
-    return s
+cdef extern from "_sgd_simd.h" nogil:
+    ctypedef struct mf_rec32:
+        int32_t u
+        int32_t i
+        float r
+    ctypedef struct mf_rec64:
+        int32_t u
+        int32_t i
+        double r
+    int MF_N_PATHS
+    int mf_path_supported(int path)
+    int mf_select_path(int path)
+    int mf_get_path()
+    double mf_sgd_ordered_f32(const int32_t* users, const int32_t* items, const float* ratings,
+                              const int64_t* order, int64_t n, float* P, float* Q,
+                              float* bu, float* bi, int64_t k,
+                              float mu, float lr, float reg, float regb)
+    double mf_sgd_ordered_f64(const int32_t* users, const int32_t* items, const double* ratings,
+                              const int64_t* order, int64_t n, double* P, double* Q,
+                              double* bu, double* bi, int64_t k,
+                              double mu, double lr, double reg, double regb)
+    float mf_predict_one_f32_d(int32_t u, int32_t i, const float* P, const float* Q,
+                               const float* bu, const float* bi, int64_t k,
+                               float mu, float lo, float hi)
+    double mf_predict_one_f64_d(int32_t u, int32_t i, const double* P, const double* Q,
+                                const double* bu, const double* bi, int64_t k,
+                                double mu, double lo, double hi)
+    double mf_sgd_epoch_f32(mf_rec32* rec, const int64_t* block_ptr, const int32_t* schedule,
+                            int grid, uint64_t seed, int shuffle, float* P, float* Q,
+                            float* bu, float* bi, int64_t k, float mu, float lr, float reg,
+                            float regb, double* block_sse, int n_threads)
+    double mf_sgd_epoch_f64(mf_rec64* rec, const int64_t* block_ptr, const int32_t* schedule,
+                            int grid, uint64_t seed, int shuffle, double* P, double* Q,
+                            double* bu, double* bi, int64_t k, double mu, double lr, double reg,
+                            double regb, double* block_sse, int n_threads)
 
 
-cdef inline void _sgd_factors(floating* p, floating* q, floating e, floating lr,
-                              floating reg, Py_ssize_t k) noexcept nogil:
-    """p += lr (e q - reg p); q += lr (e p_old - reg q)."""
-    cdef Py_ssize_t f
-    cdef floating pf, qf
-    for f in range(k):
-        pf = p[f]
-        qf = q[f]
-        p[f] = pf + lr * (e * qf - reg * pf)
-        q[f] = qf + lr * (e * pf - reg * qf)
+# --- run-time SIMD dispatch -------------------------------------------------------
 
+SIMD_PATHS = ("baseline", "avx2", "avx512")
+
+
+def simd_supported():
+    """The SIMD paths this build has and this CPU can run, narrowest first."""
+    return tuple(name for p, name in enumerate(SIMD_PATHS) if mf_path_supported(p))
+
+
+def simd_path():
+    """The SIMD path the kernels use now."""
+    return SIMD_PATHS[mf_get_path()]
+
+
+def set_simd_path(name):
+    """Use ``name`` (one of ``simd_supported()``) for every kernel; for tests and benchmarks."""
+    if name not in SIMD_PATHS:
+        raise ValueError(f"SIMD path must be one of {SIMD_PATHS}, got {name!r}")
+    if not mf_select_path(SIMD_PATHS.index(name)):
+        raise ValueError(f"SIMD path {name!r} is not supported on this CPU "
+                         f"(supported: {simd_supported()})")
+
+
+def _select_default_path():
+    """At import: the widest supported path, or $MFCORE_SIMD when set (e.g. 'baseline')."""
+    import os
+    wanted = os.environ.get("MFCORE_SIMD", "").strip().lower()
+    supported = simd_supported()
+    set_simd_path(wanted if wanted else supported[len(supported) - 1])
+
+
+_select_default_path()
+
+
+# --- SGD ------------------------------------------------------------------------
 
 def sgd_epoch(const int32_t[::1] users, const int32_t[::1] items,
               const floating[::1] ratings, const int64_t[::1] order,
               floating[:, ::1] user_factors, floating[:, ::1] item_factors,
               floating[::1] user_bias, floating[::1] item_bias,
               double global_mean, double lr, double reg, double reg_bias,
-              int n_threads):
-    """One pass of SGD over ``ratings[order]``, updating parameters in place.
+              int n_threads=1):
+    """One serial pass of SGD over ``ratings[order]``, updating parameters in place.
 
-    With more than one thread the updates are lock-free (Hogwild): rows shared
-    by two threads may see each other's writes. Returns the sum of squared
-    errors measured before each update.
+    The reference path (training uses ``sgd_blocks``); ``n_threads`` is
+    accepted for compatibility and ignored. Returns the sum of squared errors
+    measured before each update. Indices must be valid rows (not checked).
     """
     cdef Py_ssize_t n = order.shape[0]
-    cdef Py_ssize_t k = user_factors.shape[1]
-    cdef Py_ssize_t t, j
-    cdef int32_t u, i
-    cdef floating e
-    cdef floating mu = <floating>global_mean
-    cdef floating flr = <floating>lr
-    cdef floating freg = <floating>reg
-    cdef floating freg_bias = <floating>reg_bias
-    cdef double sse = 0.0
-    for t in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
-        j = order[t]
-        u = users[j]
-        i = items[j]
-        e = ratings[j] - (mu + user_bias[u] + item_bias[i]
-                          + _dot(&user_factors[u, 0], &item_factors[i, 0], k))
-        sse += <double>e * <double>e
-        user_bias[u] = user_bias[u] + flr * (e - freg_bias * user_bias[u])
-        item_bias[i] = item_bias[i] + flr * (e - freg_bias * item_bias[i])
-        _sgd_factors(&user_factors[u, 0], &item_factors[i, 0], e, flr, freg, k)
+    cdef int64_t k = user_factors.shape[1]
+    cdef double sse
+    if n == 0:
+        return 0.0
+    with nogil:
+        if floating is float:
+            sse = mf_sgd_ordered_f32(&users[0], &items[0], &ratings[0], &order[0], n,
+                                     &user_factors[0, 0], &item_factors[0, 0],
+                                     &user_bias[0], &item_bias[0], k, <float>global_mean,
+                                     <float>lr, <float>reg, <float>reg_bias)
+        else:
+            sse = mf_sgd_ordered_f64(&users[0], &items[0], &ratings[0], &order[0], n,
+                                     &user_factors[0, 0], &item_factors[0, 0],
+                                     &user_bias[0], &item_bias[0], k, global_mean,
+                                     lr, reg, reg_bias)
     return sse
 
 
-cdef inline floating _predict_one(int32_t u, int32_t i,
-                                  const floating[:, ::1] user_factors,
-                                  const floating[:, ::1] item_factors,
-                                  const floating[::1] user_bias,
-                                  const floating[::1] item_bias,
+def sgd_blocks(unsigned char[::1] records, const int64_t[::1] block_ptr,
+               const int32_t[::1] schedule, int grid, uint64_t seed, bint shuffle,
+               floating[:, ::1] user_factors, floating[:, ::1] item_factors,
+               floating[::1] user_bias, floating[::1] item_bias,
+               double global_mean, double lr, double reg, double reg_bias,
+               double[::1] block_sse, int n_threads):
+    """One epoch of conflict-free block-parallel SGD; returns the sum of squared errors.
+
+    ``records`` holds the ratings as packed (u, i, r) records (``mf_rec32``
+    for float32 models, ``mf_rec64`` for float64), grouped by block: block
+    ``b`` is ``records[block_ptr[b]:block_ptr[b + 1]]`` (in records). The
+    epoch runs ``grid`` rounds; round ``s`` trains the ``grid`` blocks
+    ``schedule[s * grid:(s + 1) * grid]``, which must share no user and no
+    item, so threads take them in any order without touching the same
+    parameters. Each block is shuffled in place from a seed that depends on
+    ``seed`` and the block id only, hence the result does not depend on
+    ``n_threads``. Per-block errors land in ``block_sse`` and are summed in
+    block order, also independent of the thread count.
+    """
+    cdef Py_ssize_t n_blocks = block_ptr.shape[0] - 1
+    cdef int64_t k = user_factors.shape[1]
+    cdef Py_ssize_t rec_size = sizeof(mf_rec32) if floating is float else sizeof(mf_rec64)
+    if grid < 1 or n_blocks != <Py_ssize_t>grid * grid or schedule.shape[0] != n_blocks:
+        raise ValueError(f"grid={grid} does not match {n_blocks} blocks and a schedule of "
+                         f"{schedule.shape[0]}")
+    if block_sse.shape[0] != n_blocks:
+        raise ValueError(f"block_sse has {block_sse.shape[0]} entries for {n_blocks} blocks")
+    if records.shape[0] != block_ptr[n_blocks] * rec_size:
+        raise ValueError(f"records hold {records.shape[0]} bytes, expected "
+                         f"{block_ptr[n_blocks]} records of {rec_size} bytes")
+    _check_schedule(schedule, grid)
+    if block_ptr[n_blocks] == 0:
+        return 0.0
+    cdef double sse
+    with nogil:
+        if floating is float:
+            sse = mf_sgd_epoch_f32(<mf_rec32*>&records[0], &block_ptr[0], &schedule[0], grid,
+                                   seed, shuffle, &user_factors[0, 0], &item_factors[0, 0],
+                                   &user_bias[0], &item_bias[0], k, <float>global_mean,
+                                   <float>lr, <float>reg, <float>reg_bias, &block_sse[0],
+                                   n_threads)
+        else:
+            sse = mf_sgd_epoch_f64(<mf_rec64*>&records[0], &block_ptr[0], &schedule[0], grid,
+                                   seed, shuffle, &user_factors[0, 0], &item_factors[0, 0],
+                                   &user_bias[0], &item_bias[0], k, global_mean,
+                                   lr, reg, reg_bias, &block_sse[0], n_threads)
+    return sse
+
+
+cdef _check_schedule(const int32_t[::1] schedule, int grid):
+    """Raise unless each round of ``schedule`` holds blocks sharing no row and no column."""
+    import numpy as np
+    seen = np.zeros(grid * grid, dtype=np.uint8)
+    rows = np.empty(grid, dtype=np.int64)
+    cols = np.empty(grid, dtype=np.int64)
+    cdef Py_ssize_t s, j
+    cdef int32_t b
+    for s in range(grid):
+        rows[:] = -1
+        cols[:] = -1
+        for j in range(grid):
+            b = schedule[s * grid + j]
+            if b < 0 or b >= grid * grid or seen[b]:
+                raise ValueError(f"schedule entry {b} (round {s}) is out of range or repeated")
+            seen[b] = 1
+            if (rows == b // grid).any() or (cols == b % grid).any():
+                raise ValueError(f"round {s} of the schedule has two blocks in one row or column")
+            rows[j] = b // grid
+            cols[j] = b % grid
+
+
+def record_size(dtype):
+    """Bytes of one packed training record for a float32 or float64 model."""
+    return sizeof(mf_rec32) if dtype == "float32" else sizeof(mf_rec64)
+
+
+cdef inline floating _predict_one(int32_t u, int32_t i, const floating* P, const floating* Q,
+                                  const floating* bu, const floating* bi, int64_t k,
                                   floating mu, floating lo, floating hi) noexcept nogil:
-    cdef floating r = mu
-    cdef Py_ssize_t k = user_factors.shape[1]
-    if u >= 0:
-        r = r + user_bias[u]
-    if i >= 0:
-        r = r + item_bias[i]
-    if u >= 0 and i >= 0:
-        r = r + _dot(&user_factors[u, 0], &item_factors[i, 0], k)
-    if r < lo:
-        r = lo
-    elif r > hi:
-        r = hi
-    return r
+    if floating is float:
+        return mf_predict_one_f32_d(u, i, P, Q, bu, bi, k, mu, lo, hi)
+    else:
+        return mf_predict_one_f64_d(u, i, P, Q, bu, bi, k, mu, lo, hi)
 
 
 def predict(const int32_t[::1] users, const int32_t[::1] items,
@@ -97,15 +211,24 @@ def predict(const int32_t[::1] users, const int32_t[::1] items,
             const floating[::1] user_bias, const floating[::1] item_bias,
             double global_mean, double lo, double hi,
             floating[::1] out, int n_threads):
-    """Write the prediction for each (user, item) pair into ``out``, clipped to [lo, hi]."""
+    """Write the prediction for each (user, item) pair into ``out``, clipped to [lo, hi].
+
+    An index of -1 (unknown) contributes no bias and no factors.
+    """
     cdef Py_ssize_t n = users.shape[0]
     cdef Py_ssize_t t
+    cdef int64_t k = user_factors.shape[1]
+    if n == 0:
+        return
+    cdef const floating* P = &user_factors[0, 0]
+    cdef const floating* Q = &item_factors[0, 0]
+    cdef const floating* bu = &user_bias[0]
+    cdef const floating* bi = &item_bias[0]
     cdef floating mu = <floating>global_mean
     cdef floating flo = <floating>lo
     cdef floating fhi = <floating>hi
     for t in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
-        out[t] = _predict_one(users[t], items[t], user_factors, item_factors,
-                              user_bias, item_bias, mu, flo, fhi)
+        out[t] = _predict_one(users[t], items[t], P, Q, bu, bi, k, mu, flo, fhi)
 
 
 def squared_error(const int32_t[::1] users, const int32_t[::1] items,
@@ -116,14 +239,20 @@ def squared_error(const int32_t[::1] users, const int32_t[::1] items,
     """Sum of squared errors (in float64) of the clipped predictions for the given ratings."""
     cdef Py_ssize_t n = users.shape[0]
     cdef Py_ssize_t t
+    cdef int64_t k = user_factors.shape[1]
+    cdef double e
+    cdef double sse = 0.0
+    if n == 0:
+        return 0.0
+    cdef const floating* P = &user_factors[0, 0]
+    cdef const floating* Q = &item_factors[0, 0]
+    cdef const floating* bu = &user_bias[0]
+    cdef const floating* bi = &item_bias[0]
     cdef floating mu = <floating>global_mean
     cdef floating flo = <floating>lo
     cdef floating fhi = <floating>hi
-    cdef double e
-    cdef double sse = 0.0
     for t in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
-        e = <double>ratings[t] - <double>_predict_one(users[t], items[t], user_factors,
-                                                      item_factors, user_bias, item_bias,
+        e = <double>ratings[t] - <double>_predict_one(users[t], items[t], P, Q, bu, bi, k,
                                                       mu, flo, fhi)
         sse += e * e
     return sse

@@ -1,0 +1,369 @@
+/* The SGD hot loop, compiled once per instruction set and chosen at run time.
+ *
+ * One generic body (always_inline, written with GCC/Clang vector extensions of
+ * a fixed width: 16 floats or 8 doubles = 64 bytes) is inlined into wrappers
+ * carrying __attribute__((target(...))): the compiler lowers the same vector
+ * code to SSE2, AVX2+FMA or AVX-512 in each. mf_select_path() picks the widest
+ * path the CPU (and OS) supports, like NumPy's dispatch; the default build
+ * never needs -march=native. Because every path does the same arithmetic in
+ * the same order, they differ only by FMA contraction (baseline has no FMA).
+ *
+ * Update rule for one rating (u, i, r), e = r - (mu + b_u + b_i + p_u . q_i):
+ *   b_u += lr (e - reg_bias b_u);  b_i += lr (e - reg_bias b_i)
+ *   p_u += lr (e q_i - reg p_u);   q_i += lr (e p_u(old) - reg q_i)
+ */
+#ifndef MFCORE_SGD_SIMD_H
+#define MFCORE_SGD_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"  /* vectors passed only to always_inline helpers */
+#endif
+
+/* One training rating as stored by SGDTrainer (numpy dtypes REC32/REC64). */
+typedef struct { int32_t u; int32_t i; float r; } mf_rec32;
+typedef struct { int32_t u; int32_t i; double r; } mf_rec64;
+
+enum { MF_PATH_BASELINE = 0, MF_PATH_AVX2 = 1, MF_PATH_AVX512 = 2, MF_N_PATHS = 3 };
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define MF_X86_DISPATCH 1
+#define MF_INLINE static inline __attribute__((always_inline))
+#else
+#define MF_X86_DISPATCH 0
+#define MF_INLINE static inline
+#endif
+
+/* --- a small, fast PRNG for the in-block shuffle (seeded from numpy's Generator) --- */
+
+static inline uint64_t mf_splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* A number in [0, n) for n < 2^32 (multiply-shift; bias below 2^-32 * n). */
+static inline uint64_t mf_below(uint64_t *s, uint64_t n)
+{
+    return ((mf_splitmix64(s) >> 32) * n) >> 32;
+}
+
+/* Seed of one block in one epoch: a function of the epoch seed and the block id only. */
+static inline uint64_t mf_block_seed(uint64_t epoch_seed, int64_t block)
+{
+    uint64_t s = epoch_seed ^ ((uint64_t)block * 0xD1B54A32D192ED03ULL);
+    return mf_splitmix64(&s);
+}
+
+/* --- the generic body, instantiated for float and double --- */
+
+#if defined(__GNUC__)
+#define MF_VECTORS 1
+typedef float mf_vf __attribute__((vector_size(64)));
+typedef double mf_vd __attribute__((vector_size(64)));
+#else
+#define MF_VECTORS 0
+#endif
+
+#define MF_DEFINE_GENERIC(T, SFX, REC, VT)                                              \
+MF_INLINE T mf_dot_##SFX(const T *p, const T *q, int64_t k)                              \
+{                                                                                        \
+    enum { W = 64 / sizeof(T) };                                                         \
+    int64_t f = 0;                                                                       \
+    T s = 0;                                                                             \
+    MF_DOT_VECTOR(T, VT)                                                                 \
+    for (; f < k; f++) s += p[f] * q[f];                                                 \
+    return s;                                                                            \
+}                                                                                        \
+                                                                                         \
+MF_INLINE void mf_step_##SFX(T *p, T *q, T e, T lr, T reg, int64_t k)                   \
+{                                                                                        \
+    enum { W = 64 / sizeof(T) };                                                         \
+    int64_t f = 0;                                                                       \
+    MF_STEP_VECTOR(T, VT)                                                                \
+    for (; f < k; f++) {                                                                 \
+        T pf = p[f], qf = q[f];                                                          \
+        p[f] = pf + lr * (e * qf - reg * pf);                                            \
+        q[f] = qf + lr * (e * pf - reg * qf);                                            \
+    }                                                                                    \
+}                                                                                        \
+                                                                                         \
+/* One rating: returns the error measured before the update. */                          \
+MF_INLINE T mf_update_##SFX(int32_t u, int32_t i, T r, T *P, T *Q, T *bu, T *bi,         \
+                            int64_t k, T mu, T lr, T reg, T regb)                        \
+{                                                                                        \
+    T *p = P + (int64_t)u * k, *q = Q + (int64_t)i * k;                                  \
+    T e = r - (mu + bu[u] + bi[i] + mf_dot_##SFX(p, q, k));                              \
+    bu[u] += lr * (e - regb * bu[u]);                                                    \
+    bi[i] += lr * (e - regb * bi[i]);                                                    \
+    mf_step_##SFX(p, q, e, lr, reg, k);                                                  \
+    return e;                                                                            \
+}                                                                                        \
+                                                                                         \
+/* One block: shuffle its n records in place (Fisher-Yates fused with the visit:     */ \
+/* step t swaps a random later record into slot t, then trains on it), so afterwards */ \
+/* the records lie in the order they were visited. Returns the sum of squared errors. */ \
+MF_INLINE double mf_block_##SFX(REC *rec, int64_t n, uint64_t seed, int shuffle,        \
+                                T *P, T *Q, T *bu, T *bi, int64_t k,                     \
+                                T mu, T lr, T reg, T regb)                               \
+{                                                                                        \
+    double sse = 0.0;                                                                    \
+    uint64_t s = seed;                                                                   \
+    for (int64_t t = 0; t < n; t++) {                                                    \
+        if (shuffle) {                                                                   \
+            int64_t j = t + (int64_t)mf_below(&s, (uint64_t)(n - t));                    \
+            REC tmp = rec[t]; rec[t] = rec[j]; rec[j] = tmp;                             \
+        }                                                                                \
+        T e = mf_update_##SFX(rec[t].u, rec[t].i, rec[t].r, P, Q, bu, bi, k,             \
+                              mu, lr, reg, regb);                                        \
+        sse += (double)e * (double)e;                                                    \
+    }                                                                                    \
+    return sse;                                                                          \
+}                                                                                        \
+                                                                                         \
+/* Ratings visited in an explicit order (the reference path, serial). */                 \
+MF_INLINE double mf_ordered_##SFX(const int32_t *users, const int32_t *items,            \
+                                  const T *ratings, const int64_t *order, int64_t n,     \
+                                  T *P, T *Q, T *bu, T *bi, int64_t k,                   \
+                                  T mu, T lr, T reg, T regb)                             \
+{                                                                                        \
+    double sse = 0.0;                                                                    \
+    for (int64_t t = 0; t < n; t++) {                                                    \
+        int64_t j = order[t];                                                            \
+        T e = mf_update_##SFX(users[j], items[j], ratings[j], P, Q, bu, bi, k,           \
+                              mu, lr, reg, regb);                                        \
+        sse += (double)e * (double)e;                                                    \
+    }                                                                                    \
+    return sse;                                                                          \
+}                                                                                        \
+                                                                                         \
+/* Prediction for one pair; an index of -1 contributes nothing; clipped to [lo, hi]. */  \
+MF_INLINE T mf_predict_one_##SFX(int32_t u, int32_t i, const T *P, const T *Q,          \
+                                 const T *bu, const T *bi, int64_t k,                    \
+                                 T mu, T lo, T hi)                                       \
+{                                                                                        \
+    T r = mu;                                                                            \
+    if (u >= 0) r += bu[u];                                                              \
+    if (i >= 0) r += bi[i];                                                              \
+    if (u >= 0 && i >= 0) r += mf_dot_##SFX(P + (int64_t)u * k, Q + (int64_t)i * k, k);  \
+    return r < lo ? lo : (r > hi ? hi : r);                                              \
+}
+
+#if MF_VECTORS
+/* Two accumulators of one 64-byte vector each, reduced in a fixed tree order. */
+#define MF_DOT_VECTOR(T, VT)                                                             \
+    if (k >= W) {                                                                        \
+        VT a0 = {0}, a1 = {0}, x, y;                                                     \
+        for (; f + 2 * W <= k; f += 2 * W) {                                             \
+            memcpy(&x, p + f, sizeof x); memcpy(&y, q + f, sizeof y); a0 += x * y;       \
+            memcpy(&x, p + f + W, sizeof x); memcpy(&y, q + f + W, sizeof y); a1 += x * y; \
+        }                                                                                \
+        if (f + W <= k) {                                                                \
+            memcpy(&x, p + f, sizeof x); memcpy(&y, q + f, sizeof y); a0 += x * y;       \
+            f += W;                                                                      \
+        }                                                                                \
+        s = mf_hsum_##T(a0 + a1);                                                        \
+    }
+#define MF_STEP_VECTOR(T, VT)                                                            \
+    for (; f + W <= k; f += W) {                                                         \
+        VT pv, qv, np_, nq;                                                              \
+        memcpy(&pv, p + f, sizeof pv); memcpy(&qv, q + f, sizeof qv);                    \
+        np_ = pv + lr * (e * qv - reg * pv);                                             \
+        nq = qv + lr * (e * pv - reg * qv);                                              \
+        memcpy(p + f, &np_, sizeof np_); memcpy(q + f, &nq, sizeof nq);                  \
+    }
+#else
+#define MF_DOT_VECTOR(T, VT)
+#define MF_STEP_VECTOR(T, VT)
+#endif
+
+#if MF_VECTORS
+/* Horizontal sums in a fixed tree order: halves added until one lane is left. */
+typedef float mf_vf8 __attribute__((vector_size(32)));
+typedef float mf_vf4 __attribute__((vector_size(16)));
+typedef float mf_vf2 __attribute__((vector_size(8)));
+typedef double mf_vd4 __attribute__((vector_size(32)));
+typedef double mf_vd2 __attribute__((vector_size(16)));
+
+MF_INLINE float mf_hsum_float(mf_vf a)
+{
+    mf_vf8 b = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7)
+             + __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+    mf_vf4 c = __builtin_shufflevector(b, b, 0, 1, 2, 3) + __builtin_shufflevector(b, b, 4, 5, 6, 7);
+    mf_vf2 d = __builtin_shufflevector(c, c, 0, 1) + __builtin_shufflevector(c, c, 2, 3);
+    return d[0] + d[1];
+}
+
+MF_INLINE double mf_hsum_double(mf_vd a)
+{
+    mf_vd4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    mf_vd2 c = __builtin_shufflevector(b, b, 0, 1) + __builtin_shufflevector(b, b, 2, 3);
+    return c[0] + c[1];
+}
+#endif
+
+MF_DEFINE_GENERIC(float, f32, mf_rec32, mf_vf)
+MF_DEFINE_GENERIC(double, f64, mf_rec64, mf_vd)
+
+/* --- one compiled copy per instruction set --- */
+
+#define MF_DEFINE_PATH(PATH, ATTR)                                                       \
+ATTR static double mf_block_f32_##PATH(mf_rec32 *rec, int64_t n, uint64_t seed, int sh, \
+        float *P, float *Q, float *bu, float *bi, int64_t k,                             \
+        float mu, float lr, float reg, float regb)                                       \
+{ return mf_block_f32(rec, n, seed, sh, P, Q, bu, bi, k, mu, lr, reg, regb); }            \
+ATTR static double mf_block_f64_##PATH(mf_rec64 *rec, int64_t n, uint64_t seed, int sh, \
+        double *P, double *Q, double *bu, double *bi, int64_t k,                         \
+        double mu, double lr, double reg, double regb)                                   \
+{ return mf_block_f64(rec, n, seed, sh, P, Q, bu, bi, k, mu, lr, reg, regb); }            \
+ATTR static double mf_ordered_f32_##PATH(const int32_t *us, const int32_t *is,          \
+        const float *rs, const int64_t *order, int64_t n,                                \
+        float *P, float *Q, float *bu, float *bi, int64_t k,                             \
+        float mu, float lr, float reg, float regb)                                       \
+{ return mf_ordered_f32(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }      \
+ATTR static double mf_ordered_f64_##PATH(const int32_t *us, const int32_t *is,          \
+        const double *rs, const int64_t *order, int64_t n,                               \
+        double *P, double *Q, double *bu, double *bi, int64_t k,                         \
+        double mu, double lr, double reg, double regb)                                   \
+{ return mf_ordered_f64(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }      \
+ATTR static float mf_predict_f32_##PATH(int32_t u, int32_t i, const float *P,           \
+        const float *Q, const float *bu, const float *bi, int64_t k,                     \
+        float mu, float lo, float hi)                                                    \
+{ return mf_predict_one_f32(u, i, P, Q, bu, bi, k, mu, lo, hi); }                        \
+ATTR static double mf_predict_f64_##PATH(int32_t u, int32_t i, const double *P,         \
+        const double *Q, const double *bu, const double *bi, int64_t k,                  \
+        double mu, double lo, double hi)                                                 \
+{ return mf_predict_one_f64(u, i, P, Q, bu, bi, k, mu, lo, hi); }
+
+MF_DEFINE_PATH(baseline, )
+#if MF_X86_DISPATCH
+MF_DEFINE_PATH(avx2, __attribute__((target("avx2,fma"))))
+MF_DEFINE_PATH(avx512, __attribute__((target("avx512f,avx2,fma,prefer-vector-width=512"))))
+#endif
+
+/* --- the dispatch table --- */
+
+typedef struct {
+    double (*block_f32)(mf_rec32 *, int64_t, uint64_t, int, float *, float *, float *,
+                        float *, int64_t, float, float, float, float);
+    double (*block_f64)(mf_rec64 *, int64_t, uint64_t, int, double *, double *, double *,
+                        double *, int64_t, double, double, double, double);
+    double (*ordered_f32)(const int32_t *, const int32_t *, const float *, const int64_t *,
+                          int64_t, float *, float *, float *, float *, int64_t,
+                          float, float, float, float);
+    double (*ordered_f64)(const int32_t *, const int32_t *, const double *, const int64_t *,
+                          int64_t, double *, double *, double *, double *, int64_t,
+                          double, double, double, double);
+    float (*predict_f32)(int32_t, int32_t, const float *, const float *, const float *,
+                         const float *, int64_t, float, float, float);
+    double (*predict_f64)(int32_t, int32_t, const double *, const double *, const double *,
+                          const double *, int64_t, double, double, double);
+} mf_kernels;
+
+#define MF_TABLE(PATH) { mf_block_f32_##PATH, mf_block_f64_##PATH, mf_ordered_f32_##PATH, \
+                         mf_ordered_f64_##PATH, mf_predict_f32_##PATH, mf_predict_f64_##PATH }
+
+static const mf_kernels mf_table_baseline = MF_TABLE(baseline);
+#if MF_X86_DISPATCH
+static const mf_kernels mf_table_avx2 = MF_TABLE(avx2);
+static const mf_kernels mf_table_avx512 = MF_TABLE(avx512);
+#endif
+
+static mf_kernels mf_k = MF_TABLE(baseline);
+static int mf_current_path = MF_PATH_BASELINE;
+
+/* 1 if this build has the path and the CPU (and OS) can run it. */
+static int mf_path_supported(int path)
+{
+    if (path == MF_PATH_BASELINE) return 1;
+#if MF_X86_DISPATCH
+    __builtin_cpu_init();
+    if (path == MF_PATH_AVX2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (path == MF_PATH_AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
+            && __builtin_cpu_supports("fma");
+#endif
+    return 0;
+}
+
+/* Switch every kernel to `path`; returns 0 if it is not supported (nothing changes). */
+static int mf_select_path(int path)
+{
+    if (path < 0 || path >= MF_N_PATHS || !mf_path_supported(path)) return 0;
+#if MF_X86_DISPATCH
+    if (path == MF_PATH_AVX512) mf_k = mf_table_avx512;
+    else if (path == MF_PATH_AVX2) mf_k = mf_table_avx2;
+    else
+#endif
+    mf_k = mf_table_baseline;
+    mf_current_path = path;
+    return 1;
+}
+
+static int mf_get_path(void) { return mf_current_path; }
+
+/* Thin call-throughs for Cython. */
+static inline double mf_sgd_ordered_f32(const int32_t *us, const int32_t *is, const float *rs,
+        const int64_t *order, int64_t n, float *P, float *Q, float *bu, float *bi, int64_t k,
+        float mu, float lr, float reg, float regb)
+{ return mf_k.ordered_f32(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }
+static inline double mf_sgd_ordered_f64(const int32_t *us, const int32_t *is, const double *rs,
+        const int64_t *order, int64_t n, double *P, double *Q, double *bu, double *bi, int64_t k,
+        double mu, double lr, double reg, double regb)
+{ return mf_k.ordered_f64(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }
+/* One epoch of block-parallel SGD: `grid` rounds; round s trains the `grid` blocks
+ * schedule[s*grid .. s*grid+grid-1] (pairwise disjoint in users and items) in any
+ * thread order, and every round waits for the previous one (the implicit barrier
+ * of `omp for`). Block b holds records block_ptr[b] .. block_ptr[b+1]-1 and is
+ * shuffled from mf_block_seed(seed, b); its squared error lands in block_sse[b]. */
+#define MF_DEFINE_EPOCH(T, SFX, REC)                                                     \
+static double mf_sgd_epoch_##SFX(REC *rec, const int64_t *block_ptr,                     \
+        const int32_t *schedule, int grid, uint64_t seed, int shuffle,                   \
+        T *P, T *Q, T *bu, T *bi, int64_t k, T mu, T lr, T reg, T regb,                  \
+        double *block_sse, int n_threads)                                                \
+{                                                                                        \
+    mf_kernels kern = mf_k;                                                              \
+    MF_OMP_PARALLEL(n_threads)                                                           \
+    for (int s = 0; s < grid; s++) {                                                     \
+        MF_OMP_FOR_DYNAMIC                                                               \
+        for (int j = 0; j < grid; j++) {                                                 \
+            int32_t b = schedule[(int64_t)s * grid + j];                                 \
+            int64_t start = block_ptr[b];                                                \
+            block_sse[b] = kern.block_##SFX(rec + start, block_ptr[b + 1] - start,       \
+                                            mf_block_seed(seed, b), shuffle,             \
+                                            P, Q, bu, bi, k, mu, lr, reg, regb);         \
+        }                                                                                \
+    }                                                                                    \
+    double sse = 0.0;                                                                    \
+    for (int64_t b = 0; b < (int64_t)grid * grid; b++) sse += block_sse[b];              \
+    return sse;                                                                          \
+}
+
+#ifdef _OPENMP
+#define MF_PRAGMA(x) _Pragma(#x)
+#define MF_OMP_PARALLEL(n) MF_PRAGMA(omp parallel num_threads(n))
+#define MF_OMP_FOR_DYNAMIC MF_PRAGMA(omp for schedule(dynamic, 1))
+#else
+#define MF_OMP_PARALLEL(n)
+#define MF_OMP_FOR_DYNAMIC
+#endif
+
+MF_DEFINE_EPOCH(float, f32, mf_rec32)
+MF_DEFINE_EPOCH(double, f64, mf_rec64)
+
+static inline float mf_predict_one_f32_d(int32_t u, int32_t i, const float *P, const float *Q,
+        const float *bu, const float *bi, int64_t k, float mu, float lo, float hi)
+{ return mf_k.predict_f32(u, i, P, Q, bu, bi, k, mu, lo, hi); }
+static inline double mf_predict_one_f64_d(int32_t u, int32_t i, const double *P, const double *Q,
+        const double *bu, const double *bi, int64_t k, double mu, double lo, double hi)
+{ return mf_k.predict_f64(u, i, P, Q, bu, bi, k, mu, lo, hi); }
+
+#endif

@@ -1,0 +1,186 @@
+"""The block-parallel SGD epoch: thread-count independence, SIMD paths, NumPy reference."""
+import numpy as np
+import pytest
+
+import mfcore
+from mfcore import _kernels, _sgd
+from mfcore._sgd import SGDTrainer
+
+
+def planted(n_users=300, n_items=200, n=30_000, seed=5):
+    """Ratings from a planted rank-3 model, no duplicate pairs (enough for a grid > 1)."""
+    rng = np.random.default_rng(seed)
+    key = rng.choice(n_users * n_items, n, replace=False)
+    u, i = key // n_items, key % n_items
+    P, Q = rng.normal(0, 0.6, (n_users, 3)), rng.normal(0, 0.6, (n_items, 3))
+    r = np.clip(3.5 + np.einsum("nk,nk->n", P[u], Q[i]) + rng.normal(0, 0.3, n), 1, 5)
+    return u, i, r
+
+
+def fitted(dtype="float32", n_threads=1, k=24, epochs=4, **kw):
+    u, i, r = planted(**kw)
+    return mfcore.Model(k=k, epochs=epochs, dtype=dtype, n_threads=n_threads, seed=7).fit(u, i, r)
+
+
+def arrays(m):
+    return m.user_factors_, m.item_factors_, m.user_bias_, m.item_bias_
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fit_is_bit_identical_with_1_2_and_8_threads(dtype):
+    one = fitted(dtype, n_threads=1)
+    assert SGDTrainer(*planted()[:2], planted()[2].astype(dtype), 1).grid > 1  # really blocked
+    for n_threads in (2, 8):
+        other = fitted(dtype, n_threads=n_threads)
+        for a, b in zip(arrays(one), arrays(other)):
+            assert a.dtype == np.dtype(dtype)
+            assert np.array_equal(a, b), f"{n_threads} threads differ from 1 thread"
+        assert [h["train_rmse"] for h in one.history_] == [h["train_rmse"] for h in other.history_]
+
+
+def test_grid_depends_on_data_not_threads():
+    u, i, r = planted()
+    grids = {SGDTrainer(u, i, r, t).grid for t in (1, 2, 8, 64)}
+    assert len(grids) == 1
+
+
+def test_blocked_training_learns_the_planted_model():
+    u, i, r = planted()
+    m = mfcore.Model(k=8, epochs=25, lr=0.02, reg=0.02, seed=1, n_threads=2).fit(u, i, r)
+    assert m.history_[-1]["train_rmse"] < 0.45  # noise is 0.3; the mean alone gives ~0.6
+    assert m.history_[-1]["train_rmse"] < m.history_[0]["train_rmse"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_supported_simd_path_gives_the_same_model(dtype):
+    before = _kernels.simd_path()
+    try:
+        models = {}
+        for path in _kernels.simd_supported():
+            _kernels.set_simd_path(path)
+            assert _kernels.simd_path() == path
+            # k=37: full 64-byte vectors plus a scalar tail
+            models[path] = fitted(dtype, n_threads=2, k=37, epochs=3)
+    finally:
+        _kernels.set_simd_path(before)
+    tol = 2e-4 if dtype == "float32" else 1e-10
+    ref = models["baseline"]
+    for path, m in models.items():
+        for a, b in zip(arrays(ref), arrays(m)):
+            np.testing.assert_allclose(a, b, rtol=0, atol=tol, err_msg=path)
+        pred = m.predict(np.arange(10), np.arange(10))
+        np.testing.assert_allclose(pred, ref.predict(np.arange(10), np.arange(10)),
+                                   atol=tol * 10, err_msg=path)
+
+
+def test_unsupported_or_unknown_simd_path_is_refused():
+    with pytest.raises(ValueError, match="must be one of"):
+        _kernels.set_simd_path("sse9")
+    if "avx512" not in _kernels.simd_supported():
+        with pytest.raises(ValueError, match="not supported"):
+            _kernels.set_simd_path("avx512")
+
+
+def reference_epoch(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, reg_bias):
+    """One SGD epoch in NumPy over ``order``, the documented update rules."""
+    dt = P.dtype.type
+    mu, lr, reg, reg_bias = dt(mu), dt(lr), dt(reg), dt(reg_bias)
+    sse = 0.0
+    for j in order:
+        u, i = users[j], items[j]
+        e = ratings[j] - (mu + bu[u] + bi[i] + P[u] @ Q[i])
+        sse += float(e) ** 2
+        bu[u] += lr * (e - reg_bias * bu[u])
+        bi[i] += lr * (e - reg_bias * bi[i])
+        p_old = P[u].copy()
+        P[u] += lr * (e * Q[i] - reg * P[u])
+        Q[i] += lr * (e * p_old - reg * Q[i])
+    return sse
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_block_epoch_matches_numpy_in_the_same_block_order(dtype, tol, shuffle, monkeypatch):
+    monkeypatch.setattr(_sgd, "MIN_BLOCK", 8)  # a 3x3 grid on 90 ratings
+    rng = np.random.default_rng(11)
+    n_users, n_items, k = 12, 9, 19
+    key = rng.choice(n_users * n_items, 90, replace=False)
+    users, items = (key // n_items).astype(np.int32), (key % n_items).astype(np.int32)
+    ratings = rng.integers(1, 6, 90).astype(dtype)
+    trainer = SGDTrainer(users, items, ratings, n_threads=2)
+    assert trainer.grid == 3
+    state = {"user_factors_": rng.normal(0, 0.3, (n_users, k)).astype(dtype),
+             "item_factors_": rng.normal(0, 0.3, (n_items, k)).astype(dtype),
+             "user_bias_": rng.normal(0, 0.1, n_users).astype(dtype),
+             "item_bias_": rng.normal(0, 0.1, n_items).astype(dtype),
+             "global_mean_": 3.1}
+    want = {name: np.copy(v) for name, v in state.items()}
+    before = trainer.records.copy()
+    schedule = trainer.schedule(np.random.default_rng(3))
+    sse = _kernels.sgd_blocks(trainer._record_bytes, trainer.block_ptr, schedule, trainer.grid,
+                              12345, shuffle, state["user_factors_"], state["item_factors_"],
+                              state["user_bias_"], state["item_bias_"], 3.1, 0.05, 0.03, 0.01,
+                              trainer._block_sse, 2)
+
+    # the kernel leaves each block's records in the order it visited them
+    after = trainer.records
+    for b in range(trainer.grid ** 2):
+        lo, hi = trainer.block_ptr[b], trainer.block_ptr[b + 1]
+        assert sorted(before[lo:hi].tolist()) == sorted(after[lo:hi].tolist())
+        if not shuffle:
+            assert np.array_equal(before[lo:hi], after[lo:hi])
+    assert shuffle != np.array_equal(before, after)  # shuffled in place, or left alone
+    order = np.concatenate([np.arange(trainer.block_ptr[b], trainer.block_ptr[b + 1])
+                            for b in schedule])
+    want_sse = reference_epoch(after["u"], after["i"], after["r"], order,
+                               want["user_factors_"], want["item_factors_"],
+                               want["user_bias_"], want["item_bias_"], 3.1, 0.05, 0.03, 0.01)
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        np.testing.assert_allclose(state[name], want[name], rtol=0, atol=tol, err_msg=name)
+    assert sse == pytest.approx(want_sse, rel=tol)
+    assert not np.allclose(state["user_factors_"], rng.normal(0, 0.3, (n_users, k)), atol=0.1)
+
+
+def test_schedule_rounds_are_conflict_free_and_cover_every_block():
+    u, i, r = planted()
+    trainer = SGDTrainer(u, i, r, 1)
+    g = trainer.grid
+    sched = trainer.schedule(np.random.default_rng(0)).reshape(g, g)
+    assert sorted(sched.ravel().tolist()) == list(range(g * g))
+    for rnd in sched:
+        assert len(set(rnd // g)) == g and len(set(rnd % g)) == g
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda s, g: np.where(s == 0, 1, s), "repeated"),  # block 1 twice, block 0 never
+    (lambda s, g: np.arange(g * g), "row or column"),  # round 0 = one whole row of the grid
+])
+def test_a_conflicting_schedule_is_refused(bad, message):
+    u, i, r = planted()
+    trainer = SGDTrainer(u, i, r.astype(np.float32), 1)
+    g = trainer.grid
+    sched = np.ascontiguousarray(bad(trainer.schedule(np.random.default_rng(0)), g),
+                                 dtype=np.int32)
+    P, Q = np.zeros((300, 4), np.float32), np.zeros((200, 4), np.float32)
+    with pytest.raises(ValueError, match=message):
+        _kernels.sgd_blocks(trainer._record_bytes, trainer.block_ptr, sched, g, 1, True, P, Q,
+                            np.zeros(300, np.float32), np.zeros(200, np.float32), 3.0,
+                            0.01, 0.0, 0.0, trainer._block_sse, 1)
+
+
+def test_records_of_the_wrong_precision_are_refused():
+    u, i, r = planted()
+    trainer = SGDTrainer(u, i, r.astype(np.float64), 1)  # 16-byte records
+    P, Q = np.zeros((300, 4), np.float32), np.zeros((200, 4), np.float32)
+    with pytest.raises(ValueError, match="records"):
+        _kernels.sgd_blocks(trainer._record_bytes, trainer.block_ptr,
+                            trainer.schedule(np.random.default_rng(0)), trainer.grid, 1, True,
+                            P, Q, np.zeros(300, np.float32), np.zeros(200, np.float32), 3.0,
+                            0.01, 0.0, 0.0, trainer._block_sse, 1)
+
+
+def test_show_config_reports_the_running_path(capsys):
+    config = mfcore.show_config()
+    assert config["simd_path"] == _kernels.simd_path()
+    assert config["simd_path"] in config["simd_supported"]
+    assert "simd_path" in capsys.readouterr().out
