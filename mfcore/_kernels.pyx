@@ -43,12 +43,16 @@ cdef extern from "_sgd_simd.h" nogil:
     double mf_predict_one_f64_d(int32_t u, int32_t i, const double* P, const double* Q,
                                 const double* bu, const double* bi, int64_t k,
                                 double mu, double lo, double hi)
-    double mf_sgd_epoch_f32(mf_rec32* rec, const int64_t* block_ptr, const int32_t* schedule,
-                            int grid, uint64_t seed, int shuffle, float* P, float* Q,
+    uint64_t mf_block_seed(uint64_t epoch_seed, int64_t block)
+    void mf_permutation(int32_t* out, int64_t n, uint64_t seed)
+    double mf_sgd_epoch_f32(const mf_rec32* rec, const int64_t* block_ptr,
+                            const int32_t* schedule, int grid, uint64_t seed, int shuffle,
+                            int32_t* scratch, int64_t max_block, float* P, float* Q,
                             float* bu, float* bi, int64_t k, float mu, float lr, float reg,
                             float regb, double* block_sse, int n_threads)
-    double mf_sgd_epoch_f64(mf_rec64* rec, const int64_t* block_ptr, const int32_t* schedule,
-                            int grid, uint64_t seed, int shuffle, double* P, double* Q,
+    double mf_sgd_epoch_f64(const mf_rec64* rec, const int64_t* block_ptr,
+                            const int32_t* schedule, int grid, uint64_t seed, int shuffle,
+                            int32_t* scratch, int64_t max_block, double* P, double* Q,
                             double* bu, double* bi, int64_t k, double mu, double lr, double reg,
                             double regb, double* block_sse, int n_threads)
 
@@ -121,8 +125,9 @@ def sgd_epoch(const int32_t[::1] users, const int32_t[::1] items,
     return sse
 
 
-def sgd_blocks(unsigned char[::1] records, const int64_t[::1] block_ptr,
+def sgd_blocks(const unsigned char[::1] records, const int64_t[::1] block_ptr,
                const int32_t[::1] schedule, int grid, uint64_t seed, bint shuffle,
+               int32_t[::1] scratch,
                floating[:, ::1] user_factors, floating[:, ::1] item_factors,
                floating[::1] user_bias, floating[::1] item_bias,
                double global_mean, double lr, double reg, double reg_bias,
@@ -131,18 +136,23 @@ def sgd_blocks(unsigned char[::1] records, const int64_t[::1] block_ptr,
 
     ``records`` holds the ratings as packed (u, i, r) records (``mf_rec32``
     for float32 models, ``mf_rec64`` for float64), grouped by block: block
-    ``b`` is ``records[block_ptr[b]:block_ptr[b + 1]]`` (in records). The
-    epoch runs ``grid`` rounds; round ``s`` trains the ``grid`` blocks
+    ``b`` is records ``block_ptr[b]`` to ``block_ptr[b + 1]``. The epoch runs
+    ``grid`` rounds; round ``s`` trains the ``grid`` blocks
     ``schedule[s * grid:(s + 1) * grid]``, which must share no user and no
     item, so threads take them in any order without touching the same
-    parameters. Each block is shuffled in place from a seed that depends on
-    ``seed`` and the block id only, hence the result does not depend on
-    ``n_threads``. Per-block errors land in ``block_sse`` and are summed in
-    block order, also independent of the thread count.
+    parameters. Block ``b`` is visited in the order
+    ``block_permutation(size, seed, b)`` (as stored if not ``shuffle``),
+    built in ``scratch`` (``n_threads`` times the largest block). The records
+    are not modified, and nothing depends on which thread trains which block,
+    so the result does not depend on ``n_threads``. Per-block errors land in
+    ``block_sse`` and are summed in block order. Record indices must be valid
+    rows of the parameter arrays (``SGDTrainer`` checks them).
     """
     cdef Py_ssize_t n_blocks = block_ptr.shape[0] - 1
     cdef int64_t k = user_factors.shape[1]
     cdef Py_ssize_t rec_size = sizeof(mf_rec32) if floating is float else sizeof(mf_rec64)
+    cdef int64_t max_block = 0
+    cdef Py_ssize_t b
     if grid < 1 or n_blocks != <Py_ssize_t>grid * grid or schedule.shape[0] != n_blocks:
         raise ValueError(f"grid={grid} does not match {n_blocks} blocks and a schedule of "
                          f"{schedule.shape[0]}")
@@ -151,23 +161,48 @@ def sgd_blocks(unsigned char[::1] records, const int64_t[::1] block_ptr,
     if records.shape[0] != block_ptr[n_blocks] * rec_size:
         raise ValueError(f"records hold {records.shape[0]} bytes, expected "
                          f"{block_ptr[n_blocks]} records of {rec_size} bytes")
+    for b in range(n_blocks):
+        if block_ptr[b + 1] < block_ptr[b] or block_ptr[b] < 0:
+            raise ValueError(f"block_ptr must be non-decreasing from 0, got {block_ptr[b]} "
+                             f"then {block_ptr[b + 1]} at block {b}")
+        max_block = max(max_block, block_ptr[b + 1] - block_ptr[b])
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    if max_block >= 2**31:
+        raise ValueError(f"a block of {max_block} ratings is too large (int32 positions)")
+    if shuffle and scratch.shape[0] < n_threads * max_block:
+        raise ValueError(f"scratch holds {scratch.shape[0]} entries, need {n_threads} threads "
+                         f"x {max_block} (the largest block)")
     _check_schedule(schedule, grid)
     if block_ptr[n_blocks] == 0:
         return 0.0
+    cdef int32_t* scratch_ptr = &scratch[0] if scratch.shape[0] > 0 else NULL
     cdef double sse
     with nogil:
         if floating is float:
-            sse = mf_sgd_epoch_f32(<mf_rec32*>&records[0], &block_ptr[0], &schedule[0], grid,
-                                   seed, shuffle, &user_factors[0, 0], &item_factors[0, 0],
+            sse = mf_sgd_epoch_f32(<const mf_rec32*>&records[0], &block_ptr[0], &schedule[0],
+                                   grid, seed, shuffle, scratch_ptr, max_block,
+                                   &user_factors[0, 0], &item_factors[0, 0],
                                    &user_bias[0], &item_bias[0], k, <float>global_mean,
                                    <float>lr, <float>reg, <float>reg_bias, &block_sse[0],
                                    n_threads)
         else:
-            sse = mf_sgd_epoch_f64(<mf_rec64*>&records[0], &block_ptr[0], &schedule[0], grid,
-                                   seed, shuffle, &user_factors[0, 0], &item_factors[0, 0],
+            sse = mf_sgd_epoch_f64(<const mf_rec64*>&records[0], &block_ptr[0], &schedule[0],
+                                   grid, seed, shuffle, scratch_ptr, max_block,
+                                   &user_factors[0, 0], &item_factors[0, 0],
                                    &user_bias[0], &item_bias[0], k, global_mean,
                                    lr, reg, reg_bias, &block_sse[0], n_threads)
     return sse
+
+
+def block_permutation(int64_t n, uint64_t seed, int64_t block):
+    """The order (positions 0..n-1) in which ``sgd_blocks`` visits block ``block``."""
+    import numpy as np
+    out = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] view = out
+    if n > 0:
+        mf_permutation(&view[0], n, mf_block_seed(seed, block))
+    return out
 
 
 cdef _check_schedule(const int32_t[::1] schedule, int grid):

@@ -6,12 +6,16 @@ module owns how an epoch visits the ratings.
 Layout: users and items are split into ``grid`` contiguous groups each
 (balanced by rating count), which cuts the rating matrix into ``grid x grid`` blocks. The
 ratings are copied once into packed (user, item, rating) records grouped by
-block (12 bytes a rating for float32, 16 for float64).
+block (12 bytes a rating for float32, 16 for float64); they are never
+modified afterwards.
 
 Epoch: ``grid`` rounds; each round trains ``grid`` blocks that share no user
 and no item (a random diagonal of the grid), so threads train them at the same
 time without ever writing the same parameters (the FPSGD/DSGD idea). Each
-block is shuffled in place by the kernel as it is trained. All randomness (the
+block is visited in a fresh random order (a permutation the kernel draws into
+a small per-thread scratch buffer), so an epoch depends on its random draws
+alone, not on earlier epochs: a new trainer (``partial_fit``) continues
+exactly where an old one stopped. All randomness (the
 rounds' order and the shuffle seed) is drawn from the caller's numpy
 Generator, and the grid depends on the data alone, never on the thread count:
 a fit is a function of (data, hyperparameters, seed), bit-identical with 1, 2
@@ -90,8 +94,10 @@ class SGDTrainer:
         self.records["u"] = users[perm]
         self.records["i"] = items[perm]
         self.records["r"] = ratings[perm]
+        self.records.flags.writeable = False
         self._record_bytes = self.records.view(np.uint8)
         self._block_sizes = sizes
+        self._scratch = np.empty(self.n_threads * int(sizes.max(initial=0)), dtype=np.int32)
         self._block_sse = np.zeros(g * g, dtype=np.float64)
 
     def __len__(self):
@@ -100,7 +106,8 @@ class SGDTrainer:
     @property
     def nbytes(self):
         """Bytes this trainer holds (records, block offsets, scratch)."""
-        return self.records.nbytes + self.block_ptr.nbytes + self._block_sse.nbytes
+        return (self.records.nbytes + self.block_ptr.nbytes + self._block_sse.nbytes
+                + self._scratch.nbytes)
 
     def schedule(self, rng):
         """This epoch's rounds: ``grid`` random diagonals of the block grid, as block ids.
@@ -126,6 +133,6 @@ class SGDTrainer:
         schedule = self.schedule(rng)
         seed = int(rng.integers(0, 2**63))
         return _kernels.sgd_blocks(self._record_bytes, self.block_ptr, schedule, self.grid,
-                                   seed, True, P, Q, state["user_bias_"], state["item_bias_"],
-                                   state["global_mean_"], lr, reg, reg_bias,
-                                   self._block_sse, self.n_threads)
+                                   seed, True, self._scratch, P, Q, state["user_bias_"],
+                                   state["item_bias_"], state["global_mean_"], lr, reg,
+                                   reg_bias, self._block_sse, self.n_threads)

@@ -39,6 +39,12 @@ enum { MF_PATH_BASELINE = 0, MF_PATH_AVX2 = 1, MF_PATH_AVX512 = 2, MF_N_PATHS = 
 #define MF_INLINE static inline
 #endif
 
+#if defined(__GNUC__) || defined(_MSC_VER)
+#define MF_RESTRICT __restrict
+#else
+#define MF_RESTRICT
+#endif
+
 /* --- a small, fast PRNG for the in-block shuffle (seeded from numpy's Generator) --- */
 
 static inline uint64_t mf_splitmix64(uint64_t *s)
@@ -107,25 +113,35 @@ MF_INLINE T mf_update_##SFX(int32_t u, int32_t i, T r, T *P, T *Q, T *bu, T *bi,
     return e;                                                                            \
 }                                                                                        \
                                                                                          \
-/* One block: shuffle its n records in place (Fisher-Yates fused with the visit:     */ \
-/* step t swaps a random later record into slot t, then trains on it), so afterwards */ \
-/* the records lie in the order they were visited. Returns the sum of squared errors. */ \
-MF_INLINE double mf_block_##SFX(REC *rec, int64_t n, uint64_t seed, int shuffle,        \
-                                T *P, T *Q, T *bu, T *bi, int64_t k,                     \
-                                T mu, T lr, T reg, T regb)                               \
+/* One block of n records, visited in the order `order` (indices into rec) or, when    */ \
+/* order is NULL, as stored. Returns the sum of squared errors. The switch gives the    */ \
+/* common k a copy with k known at compile time (loops fully unrolled, rows kept in     */ \
+/* registers between the dot product and the update).                                  */ \
+MF_INLINE double mf_block_loop_##SFX(const REC *rec, const int32_t *order, int64_t n,    \
+                                     T *MF_RESTRICT P, T *MF_RESTRICT Q,                 \
+                                     T *MF_RESTRICT bu, T *MF_RESTRICT bi, int64_t k,    \
+                                     T mu, T lr, T reg, T regb)                          \
 {                                                                                        \
     double sse = 0.0;                                                                    \
-    uint64_t s = seed;                                                                   \
     for (int64_t t = 0; t < n; t++) {                                                    \
-        if (shuffle) {                                                                   \
-            int64_t j = t + (int64_t)mf_below(&s, (uint64_t)(n - t));                    \
-            REC tmp = rec[t]; rec[t] = rec[j]; rec[j] = tmp;                             \
-        }                                                                                \
-        T e = mf_update_##SFX(rec[t].u, rec[t].i, rec[t].r, P, Q, bu, bi, k,             \
-                              mu, lr, reg, regb);                                        \
+        const REC *x = order ? rec + order[t] : rec + t;                                 \
+        T e = mf_update_##SFX(x->u, x->i, x->r, P, Q, bu, bi, k, mu, lr, reg, regb);     \
         sse += (double)e * (double)e;                                                    \
     }                                                                                    \
     return sse;                                                                          \
+}                                                                                        \
+                                                                                         \
+MF_INLINE double mf_block_##SFX(const REC *rec, const int32_t *order, int64_t n,         \
+                                T *P, T *Q, T *bu, T *bi, int64_t k,                     \
+                                T mu, T lr, T reg, T regb)                               \
+{                                                                                        \
+    switch (k) {                                                                         \
+    case 16: return mf_block_loop_##SFX(rec, order, n, P, Q, bu, bi, 16, mu, lr, reg, regb); \
+    case 32: return mf_block_loop_##SFX(rec, order, n, P, Q, bu, bi, 32, mu, lr, reg, regb); \
+    case 64: return mf_block_loop_##SFX(rec, order, n, P, Q, bu, bi, 64, mu, lr, reg, regb); \
+    case 128: return mf_block_loop_##SFX(rec, order, n, P, Q, bu, bi, 128, mu, lr, reg, regb); \
+    default: return mf_block_loop_##SFX(rec, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); \
+    }                                                                                    \
 }                                                                                        \
                                                                                          \
 /* Ratings visited in an explicit order (the reference path, serial). */                 \
@@ -215,14 +231,14 @@ MF_DEFINE_GENERIC(double, f64, mf_rec64, mf_vd)
 /* --- one compiled copy per instruction set --- */
 
 #define MF_DEFINE_PATH(PATH, ATTR)                                                       \
-ATTR static double mf_block_f32_##PATH(mf_rec32 *rec, int64_t n, uint64_t seed, int sh, \
-        float *P, float *Q, float *bu, float *bi, int64_t k,                             \
+ATTR static double mf_block_f32_##PATH(const mf_rec32 *rec, const int32_t *order,       \
+        int64_t n, float *P, float *Q, float *bu, float *bi, int64_t k,                  \
         float mu, float lr, float reg, float regb)                                       \
-{ return mf_block_f32(rec, n, seed, sh, P, Q, bu, bi, k, mu, lr, reg, regb); }            \
-ATTR static double mf_block_f64_##PATH(mf_rec64 *rec, int64_t n, uint64_t seed, int sh, \
-        double *P, double *Q, double *bu, double *bi, int64_t k,                         \
+{ return mf_block_f32(rec, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }               \
+ATTR static double mf_block_f64_##PATH(const mf_rec64 *rec, const int32_t *order,       \
+        int64_t n, double *P, double *Q, double *bu, double *bi, int64_t k,              \
         double mu, double lr, double reg, double regb)                                   \
-{ return mf_block_f64(rec, n, seed, sh, P, Q, bu, bi, k, mu, lr, reg, regb); }            \
+{ return mf_block_f64(rec, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }               \
 ATTR static double mf_ordered_f32_##PATH(const int32_t *us, const int32_t *is,          \
         const float *rs, const int64_t *order, int64_t n,                                \
         float *P, float *Q, float *bu, float *bi, int64_t k,                             \
@@ -251,10 +267,10 @@ MF_DEFINE_PATH(avx512, __attribute__((target("avx512f,avx2,fma,prefer-vector-wid
 /* --- the dispatch table --- */
 
 typedef struct {
-    double (*block_f32)(mf_rec32 *, int64_t, uint64_t, int, float *, float *, float *,
+    double (*block_f32)(const mf_rec32 *, const int32_t *, int64_t, float *, float *, float *,
                         float *, int64_t, float, float, float, float);
-    double (*block_f64)(mf_rec64 *, int64_t, uint64_t, int, double *, double *, double *,
-                        double *, int64_t, double, double, double, double);
+    double (*block_f64)(const mf_rec64 *, const int32_t *, int64_t, double *, double *,
+                        double *, double *, int64_t, double, double, double, double);
     double (*ordered_f32)(const int32_t *, const int32_t *, const float *, const int64_t *,
                           int64_t, float *, float *, float *, float *, int64_t,
                           float, float, float, float);
@@ -319,27 +335,54 @@ static inline double mf_sgd_ordered_f64(const int32_t *us, const int32_t *is, co
         const int64_t *order, int64_t n, double *P, double *Q, double *bu, double *bi, int64_t k,
         double mu, double lr, double reg, double regb)
 { return mf_k.ordered_f64(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }
+/* A uniformly random permutation of 0..n-1 (Fisher-Yates) from `seed`, into out. */
+static void mf_permutation(int32_t *out, int64_t n, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (int64_t t = 0; t < n; t++) out[t] = (int32_t)t;
+    for (int64_t t = 0; t + 1 < n; t++) {
+        int64_t j = t + (int64_t)mf_below(&s, (uint64_t)(n - t));
+        int32_t tmp = out[t]; out[t] = out[j]; out[j] = tmp;
+    }
+}
+
+static inline int mf_thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 /* One epoch of block-parallel SGD: `grid` rounds; round s trains the `grid` blocks
  * schedule[s*grid .. s*grid+grid-1] (pairwise disjoint in users and items) in any
  * thread order, and every round waits for the previous one (the implicit barrier
- * of `omp for`). Block b holds records block_ptr[b] .. block_ptr[b+1]-1 and is
- * shuffled from mf_block_seed(seed, b); its squared error lands in block_sse[b]. */
+ * of `omp for`). Block b holds records block_ptr[b] .. block_ptr[b+1]-1; it is
+ * visited in the order mf_permutation(size, mf_block_seed(seed, b)) (or as stored
+ * when shuffle is 0), built in the calling thread's part of `scratch` (max_block
+ * entries a thread). The records are never modified, so an epoch's order depends
+ * on its seed alone. Block b's squared error lands in block_sse[b]. */
 #define MF_DEFINE_EPOCH(T, SFX, REC)                                                     \
-static double mf_sgd_epoch_##SFX(REC *rec, const int64_t *block_ptr,                     \
+static double mf_sgd_epoch_##SFX(const REC *rec, const int64_t *block_ptr,               \
         const int32_t *schedule, int grid, uint64_t seed, int shuffle,                   \
+        int32_t *scratch, int64_t max_block,                                             \
         T *P, T *Q, T *bu, T *bi, int64_t k, T mu, T lr, T reg, T regb,                  \
         double *block_sse, int n_threads)                                                \
 {                                                                                        \
     mf_kernels kern = mf_k;                                                              \
     MF_OMP_PARALLEL(n_threads)                                                           \
-    for (int s = 0; s < grid; s++) {                                                     \
-        MF_OMP_FOR_DYNAMIC                                                               \
-        for (int j = 0; j < grid; j++) {                                                 \
-            int32_t b = schedule[(int64_t)s * grid + j];                                 \
-            int64_t start = block_ptr[b];                                                \
-            block_sse[b] = kern.block_##SFX(rec + start, block_ptr[b + 1] - start,       \
-                                            mf_block_seed(seed, b), shuffle,             \
-                                            P, Q, bu, bi, k, mu, lr, reg, regb);         \
+    {                                                                                    \
+        int32_t *order = shuffle ? scratch + (int64_t)mf_thread_num() * max_block : 0;   \
+        for (int s = 0; s < grid; s++) {                                                 \
+            MF_OMP_FOR_DYNAMIC                                                           \
+            for (int j = 0; j < grid; j++) {                                             \
+                int32_t b = schedule[(int64_t)s * grid + j];                             \
+                int64_t start = block_ptr[b], n = block_ptr[b + 1] - start;              \
+                if (order) mf_permutation(order, n, mf_block_seed(seed, b));             \
+                block_sse[b] = kern.block_##SFX(rec + start, order, n, P, Q, bu, bi, k,  \
+                                                mu, lr, reg, regb);                      \
+            }                                                                            \
         }                                                                                \
     }                                                                                    \
     double sse = 0.0;                                                                    \

@@ -245,9 +245,11 @@ class Model:
     (0.05) lets 64 factors help without overfitting sparse users (k=20 to 128
     are within 0.005 RMSE of each other with these settings).
 
-    Reproducibility: with ``n_threads=1`` and a fixed seed, two fits give
-    bit-identical models. With more threads the updates are lock-free
-    (Hogwild), so results vary slightly from run to run.
+    Reproducibility: a fit is a function of the data, the hyperparameters and
+    the seed alone. Threads train blocks of the rating matrix that share no
+    user and no item (see ``mfcore._sgd``), so 1, 2 or 8 threads give
+    bit-identical models on the same CPU (the SIMD path, ``show_config()``,
+    may change the last bits between machines).
 
     Fitted attributes
     -----------------

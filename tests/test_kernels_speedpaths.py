@@ -118,20 +118,22 @@ def test_block_epoch_matches_numpy_in_the_same_block_order(dtype, tol, shuffle, 
     before = trainer.records.copy()
     schedule = trainer.schedule(np.random.default_rng(3))
     sse = _kernels.sgd_blocks(trainer._record_bytes, trainer.block_ptr, schedule, trainer.grid,
-                              12345, shuffle, state["user_factors_"], state["item_factors_"],
-                              state["user_bias_"], state["item_bias_"], 3.1, 0.05, 0.03, 0.01,
-                              trainer._block_sse, 2)
+                              12345, shuffle, trainer._scratch, state["user_factors_"],
+                              state["item_factors_"], state["user_bias_"], state["item_bias_"],
+                              3.1, 0.05, 0.03, 0.01, trainer._block_sse, 2)
+    assert np.array_equal(before, trainer.records)  # the kernel never reorders the data
 
-    # the kernel leaves each block's records in the order it visited them
-    after = trainer.records
-    for b in range(trainer.grid ** 2):
+    # the visit order: the rounds' blocks in schedule order, each in its drawn permutation
+    order, shuffled = [], False
+    for b in schedule:
         lo, hi = trainer.block_ptr[b], trainer.block_ptr[b + 1]
-        assert sorted(before[lo:hi].tolist()) == sorted(after[lo:hi].tolist())
-        if not shuffle:
-            assert np.array_equal(before[lo:hi], after[lo:hi])
-    assert shuffle != np.array_equal(before, after)  # shuffled in place, or left alone
-    order = np.concatenate([np.arange(trainer.block_ptr[b], trainer.block_ptr[b + 1])
-                            for b in schedule])
+        perm = _kernels.block_permutation(hi - lo, 12345, b) if shuffle else np.arange(hi - lo)
+        assert sorted(perm) == list(range(hi - lo))
+        shuffled |= not np.array_equal(perm, np.arange(hi - lo))
+        order.append(lo + perm)
+    order = np.concatenate(order)
+    assert shuffled == shuffle
+    after = trainer.records
     want_sse = reference_epoch(after["u"], after["i"], after["r"], order,
                                want["user_factors_"], want["item_factors_"],
                                want["user_bias_"], want["item_bias_"], 3.1, 0.05, 0.03, 0.01)
@@ -163,7 +165,8 @@ def test_a_conflicting_schedule_is_refused(bad, message):
                                  dtype=np.int32)
     P, Q = np.zeros((300, 4), np.float32), np.zeros((200, 4), np.float32)
     with pytest.raises(ValueError, match=message):
-        _kernels.sgd_blocks(trainer._record_bytes, trainer.block_ptr, sched, g, 1, True, P, Q,
+        _kernels.sgd_blocks(trainer._record_bytes, trainer.block_ptr, sched, g, 1, True,
+                            trainer._scratch, P, Q,
                             np.zeros(300, np.float32), np.zeros(200, np.float32), 3.0,
                             0.01, 0.0, 0.0, trainer._block_sse, 1)
 
@@ -175,8 +178,24 @@ def test_records_of_the_wrong_precision_are_refused():
     with pytest.raises(ValueError, match="records"):
         _kernels.sgd_blocks(trainer._record_bytes, trainer.block_ptr,
                             trainer.schedule(np.random.default_rng(0)), trainer.grid, 1, True,
-                            P, Q, np.zeros(300, np.float32), np.zeros(200, np.float32), 3.0,
+                            trainer._scratch, P, Q, np.zeros(300, np.float32), np.zeros(200, np.float32), 3.0,
                             0.01, 0.0, 0.0, trainer._block_sse, 1)
+
+
+def test_an_epoch_depends_on_its_seed_not_on_earlier_epochs():
+    """Two trainers over the same data give the same epoch from the same Generator state,
+    even if one of them has already run epochs (partial_fit builds a new trainer)."""
+    u, i, r = planted()
+    used, fresh = SGDTrainer(u, i, r, 2), SGDTrainer(u, i, r, 1)
+    rng = np.random.default_rng(0)
+    state = {"user_factors_": rng.normal(0, 0.1, (300, 6)), "item_factors_": rng.normal(0, 0.1, (200, 6)),
+             "user_bias_": np.zeros(300), "item_bias_": np.zeros(200), "global_mean_": 3.5}
+    used.run_epoch({k: np.copy(v) for k, v in state.items()}, 0.01, 0.02, 0.02, rng)
+    a, b = ({k: np.copy(v) for k, v in state.items()} for _ in range(2))
+    sse_a = used.run_epoch(a, 0.01, 0.02, 0.02, np.random.default_rng(42))
+    sse_b = fresh.run_epoch(b, 0.01, 0.02, 0.02, np.random.default_rng(42))
+    assert sse_a == sse_b
+    assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_show_config_reports_the_running_path(capsys):
