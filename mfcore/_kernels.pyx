@@ -26,6 +26,7 @@ cdef extern from "_sgd_simd.h" nogil:
         int32_t i
         double r
     int MF_N_PATHS
+    int MF_RUN
     int mf_path_supported(int path)
     int mf_select_path(int path)
     int mf_get_path()
@@ -47,12 +48,12 @@ cdef extern from "_sgd_simd.h" nogil:
     void mf_permutation(int32_t* out, int64_t n, uint64_t seed)
     double mf_sgd_epoch_f32(const mf_rec32* rec, const int64_t* block_ptr,
                             const int32_t* schedule, int grid, uint64_t seed, int shuffle,
-                            int32_t* scratch, int64_t max_block, float* P, float* Q,
+                            int32_t* scratch, int64_t max_runs, float* P, float* Q,
                             float* bu, float* bi, int64_t k, float mu, float lr, float reg,
                             float regb, double* block_sse, int n_threads)
     double mf_sgd_epoch_f64(const mf_rec64* rec, const int64_t* block_ptr,
                             const int32_t* schedule, int grid, uint64_t seed, int shuffle,
-                            int32_t* scratch, int64_t max_block, double* P, double* Q,
+                            int32_t* scratch, int64_t max_runs, double* P, double* Q,
                             double* bu, double* bi, int64_t k, double mu, double lr, double reg,
                             double regb, double* block_sse, int n_threads)
 
@@ -140,9 +141,10 @@ def sgd_blocks(const unsigned char[::1] records, const int64_t[::1] block_ptr,
     ``grid`` rounds; round ``s`` trains the ``grid`` blocks
     ``schedule[s * grid:(s + 1) * grid]``, which must share no user and no
     item, so threads take them in any order without touching the same
-    parameters. Block ``b`` is visited in the order
-    ``block_permutation(size, seed, b)`` (as stored if not ``shuffle``),
-    built in ``scratch`` (``n_threads`` times the largest block). The records
+    parameters. Block ``b`` is visited in runs of ``VISIT_RUN`` consecutive
+    records, taken in the order ``block_permutation(n_runs, seed, b)`` (as
+    stored if not ``shuffle``), built in ``scratch`` (``n_threads`` times the
+    most runs of a block, see ``scratch_size``). The records
     are not modified, and nothing depends on which thread trains which block,
     so the result does not depend on ``n_threads``. Per-block errors land in
     ``block_sse`` and are summed in block order. Record indices must be valid
@@ -170,9 +172,10 @@ def sgd_blocks(const unsigned char[::1] records, const int64_t[::1] block_ptr,
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     if max_block >= 2**31:
         raise ValueError(f"a block of {max_block} ratings is too large (int32 positions)")
-    if shuffle and scratch.shape[0] < n_threads * max_block:
+    cdef int64_t max_runs = (max_block + MF_RUN - 1) // MF_RUN
+    if shuffle and scratch.shape[0] < n_threads * max_runs:
         raise ValueError(f"scratch holds {scratch.shape[0]} entries, need {n_threads} threads "
-                         f"x {max_block} (the largest block)")
+                         f"x {max_runs} (runs of the largest block)")
     _check_schedule(schedule, grid)
     if block_ptr[n_blocks] == 0:
         return 0.0
@@ -181,22 +184,30 @@ def sgd_blocks(const unsigned char[::1] records, const int64_t[::1] block_ptr,
     with nogil:
         if floating is float:
             sse = mf_sgd_epoch_f32(<const mf_rec32*>&records[0], &block_ptr[0], &schedule[0],
-                                   grid, seed, shuffle, scratch_ptr, max_block,
+                                   grid, seed, shuffle, scratch_ptr, max_runs,
                                    &user_factors[0, 0], &item_factors[0, 0],
                                    &user_bias[0], &item_bias[0], k, <float>global_mean,
                                    <float>lr, <float>reg, <float>reg_bias, &block_sse[0],
                                    n_threads)
         else:
             sse = mf_sgd_epoch_f64(<const mf_rec64*>&records[0], &block_ptr[0], &schedule[0],
-                                   grid, seed, shuffle, scratch_ptr, max_block,
+                                   grid, seed, shuffle, scratch_ptr, max_runs,
                                    &user_factors[0, 0], &item_factors[0, 0],
                                    &user_bias[0], &item_bias[0], k, global_mean,
                                    lr, reg, reg_bias, &block_sse[0], n_threads)
     return sse
 
 
+VISIT_RUN = MF_RUN
+
+
+def scratch_size(max_block, n_threads):
+    """Entries of the ``scratch`` array ``sgd_blocks`` needs (int32)."""
+    return n_threads * ((max_block + MF_RUN - 1) // MF_RUN)
+
+
 def block_permutation(int64_t n, uint64_t seed, int64_t block):
-    """The order (positions 0..n-1) in which ``sgd_blocks`` visits block ``block``."""
+    """The order in which ``sgd_blocks`` visits the ``n`` runs of block ``block``."""
     import numpy as np
     out = np.empty(n, dtype=np.int32)
     cdef int32_t[::1] view = out

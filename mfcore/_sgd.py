@@ -34,7 +34,7 @@ RECORD_DTYPES = {
 }
 
 #: Aim for at least this many ratings a block; the grid never exceeds MAX_GRID.
-MIN_BLOCK = 2048
+MIN_BLOCK = 4096
 MAX_GRID = 64
 
 
@@ -97,7 +97,8 @@ class SGDTrainer:
         self.records.flags.writeable = False
         self._record_bytes = self.records.view(np.uint8)
         self._block_sizes = sizes
-        self._scratch = np.empty(self.n_threads * int(sizes.max(initial=0)), dtype=np.int32)
+        self._scratch = np.empty(_kernels.scratch_size(int(sizes.max(initial=0)), self.n_threads),
+                                 dtype=np.int32)
         self._block_sse = np.zeros(g * g, dtype=np.float64)
 
     def __len__(self):

@@ -29,6 +29,9 @@
 typedef struct { int32_t u; int32_t i; float r; } mf_rec32;
 typedef struct { int32_t u; int32_t i; double r; } mf_rec64;
 
+/* Records are visited in runs of this many consecutive ones (see mf_block_loop). */
+#define MF_RUN 16
+
 enum { MF_PATH_BASELINE = 0, MF_PATH_AVX2 = 1, MF_PATH_AVX512 = 2, MF_N_PATHS = 3 };
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -113,34 +116,40 @@ MF_INLINE T mf_update_##SFX(int32_t u, int32_t i, T r, T *P, T *Q, T *bu, T *bi,
     return e;                                                                            \
 }                                                                                        \
                                                                                          \
-/* One block of n records, visited in the order `order` (indices into rec) or, when    */ \
-/* order is NULL, as stored. Returns the sum of squared errors. The switch gives the    */ \
-/* common k a copy with k known at compile time (loops fully unrolled, rows kept in     */ \
-/* registers between the dot product and the update).                                  */ \
-MF_INLINE double mf_block_loop_##SFX(const REC *rec, const int32_t *order, int64_t n,    \
+/* One block of n records, visited run by run: the runs of MF_RUN consecutive       */ \
+/* records are taken in the order `runs` (run indices), or as stored when runs is    */ \
+/* NULL. Returns the sum of squared errors. The switch below gives the common k a    */ \
+/* copy with k known at compile time (loops unrolled, rows kept in registers        */ \
+/* between the dot product and the update).                                          */ \
+MF_INLINE double mf_block_loop_##SFX(const REC *rec, const int32_t *runs, int64_t n,     \
                                      T *MF_RESTRICT P, T *MF_RESTRICT Q,                 \
                                      T *MF_RESTRICT bu, T *MF_RESTRICT bi, int64_t k,    \
                                      T mu, T lr, T reg, T regb)                          \
 {                                                                                        \
     double sse = 0.0;                                                                    \
-    for (int64_t t = 0; t < n; t++) {                                                    \
-        const REC *x = order ? rec + order[t] : rec + t;                                 \
-        T e = mf_update_##SFX(x->u, x->i, x->r, P, Q, bu, bi, k, mu, lr, reg, regb);     \
-        sse += (double)e * (double)e;                                                    \
+    int64_t n_runs = runs ? (n + MF_RUN - 1) / MF_RUN : 1;                               \
+    for (int64_t c = 0; c < n_runs; c++) {                                               \
+        int64_t lo = runs ? (int64_t)runs[c] * MF_RUN : 0;                               \
+        int64_t hi = runs ? (lo + MF_RUN < n ? lo + MF_RUN : n) : n;                     \
+        for (int64_t t = lo; t < hi; t++) {                                              \
+            T e = mf_update_##SFX(rec[t].u, rec[t].i, rec[t].r, P, Q, bu, bi, k,         \
+                                  mu, lr, reg, regb);                                    \
+            sse += (double)e * (double)e;                                                \
+        }                                                                                \
     }                                                                                    \
     return sse;                                                                          \
 }                                                                                        \
                                                                                          \
-MF_INLINE double mf_block_##SFX(const REC *rec, const int32_t *order, int64_t n,         \
+MF_INLINE double mf_block_##SFX(const REC *rec, const int32_t *runs, int64_t n,         \
                                 T *P, T *Q, T *bu, T *bi, int64_t k,                     \
                                 T mu, T lr, T reg, T regb)                               \
 {                                                                                        \
     switch (k) {                                                                         \
-    case 16: return mf_block_loop_##SFX(rec, order, n, P, Q, bu, bi, 16, mu, lr, reg, regb); \
-    case 32: return mf_block_loop_##SFX(rec, order, n, P, Q, bu, bi, 32, mu, lr, reg, regb); \
-    case 64: return mf_block_loop_##SFX(rec, order, n, P, Q, bu, bi, 64, mu, lr, reg, regb); \
-    case 128: return mf_block_loop_##SFX(rec, order, n, P, Q, bu, bi, 128, mu, lr, reg, regb); \
-    default: return mf_block_loop_##SFX(rec, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); \
+    case 16: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 16, mu, lr, reg, regb); \
+    case 32: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 32, mu, lr, reg, regb); \
+    case 64: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 64, mu, lr, reg, regb); \
+    case 128: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 128, mu, lr, reg, regb); \
+    default: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, k, mu, lr, reg, regb); \
     }                                                                                    \
 }                                                                                        \
                                                                                          \
@@ -358,29 +367,31 @@ static inline int mf_thread_num(void)
 /* One epoch of block-parallel SGD: `grid` rounds; round s trains the `grid` blocks
  * schedule[s*grid .. s*grid+grid-1] (pairwise disjoint in users and items) in any
  * thread order, and every round waits for the previous one (the implicit barrier
- * of `omp for`). Block b holds records block_ptr[b] .. block_ptr[b+1]-1; it is
- * visited in the order mf_permutation(size, mf_block_seed(seed, b)) (or as stored
- * when shuffle is 0), built in the calling thread's part of `scratch` (max_block
- * entries a thread). The records are never modified, so an epoch's order depends
- * on its seed alone. Block b's squared error lands in block_sse[b]. */
+ * of `omp for`). Block b holds records block_ptr[b] .. block_ptr[b+1]-1, visited in
+ * runs of MF_RUN records taken in the order mf_permutation(n_runs, mf_block_seed(seed,
+ * b)) (or as stored when shuffle is 0), built in the calling thread's part of
+ * `scratch` (max_runs entries a thread). The records are never modified, so an
+ * epoch's order depends on its seed alone. Block b's squared error lands in
+ * block_sse[b]. */
 #define MF_DEFINE_EPOCH(T, SFX, REC)                                                     \
 static double mf_sgd_epoch_##SFX(const REC *rec, const int64_t *block_ptr,               \
         const int32_t *schedule, int grid, uint64_t seed, int shuffle,                   \
-        int32_t *scratch, int64_t max_block,                                             \
+        int32_t *scratch, int64_t max_runs,                                              \
         T *P, T *Q, T *bu, T *bi, int64_t k, T mu, T lr, T reg, T regb,                  \
         double *block_sse, int n_threads)                                                \
 {                                                                                        \
     mf_kernels kern = mf_k;                                                              \
     MF_OMP_PARALLEL(n_threads)                                                           \
     {                                                                                    \
-        int32_t *order = shuffle ? scratch + (int64_t)mf_thread_num() * max_block : 0;   \
+        int32_t *runs = shuffle ? scratch + (int64_t)mf_thread_num() * max_runs : 0;     \
         for (int s = 0; s < grid; s++) {                                                 \
             MF_OMP_FOR_DYNAMIC                                                           \
             for (int j = 0; j < grid; j++) {                                             \
                 int32_t b = schedule[(int64_t)s * grid + j];                             \
                 int64_t start = block_ptr[b], n = block_ptr[b + 1] - start;              \
-                if (order) mf_permutation(order, n, mf_block_seed(seed, b));             \
-                block_sse[b] = kern.block_##SFX(rec + start, order, n, P, Q, bu, bi, k,  \
+                if (runs) mf_permutation(runs, (n + MF_RUN - 1) / MF_RUN,                \
+                                         mf_block_seed(seed, b));                        \
+                block_sse[b] = kern.block_##SFX(rec + start, runs, n, P, Q, bu, bi, k,   \
                                                 mu, lr, reg, regb);                      \
             }                                                                            \
         }                                                                                \

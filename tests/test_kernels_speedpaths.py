@@ -7,8 +7,8 @@ from mfcore import _kernels, _sgd
 from mfcore._sgd import SGDTrainer
 
 
-def planted(n_users=300, n_items=200, n=30_000, seed=5):
-    """Ratings from a planted rank-3 model, no duplicate pairs (enough for a grid > 1)."""
+def planted(n_users=400, n_items=300, n=70_000, seed=5):
+    """Ratings from a planted rank-3 model, no duplicate pairs (a 4x4 block grid)."""
     rng = np.random.default_rng(seed)
     key = rng.choice(n_users * n_items, n, replace=False)
     u, i = key // n_items, key % n_items
@@ -29,7 +29,7 @@ def arrays(m):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fit_is_bit_identical_with_1_2_and_8_threads(dtype):
     one = fitted(dtype, n_threads=1)
-    assert SGDTrainer(*planted()[:2], planted()[2].astype(dtype), 1).grid > 1  # really blocked
+    assert SGDTrainer(*planted()[:2], planted()[2].astype(dtype), 1).grid >= 3  # really blocked
     for n_threads in (2, 8):
         other = fitted(dtype, n_threads=n_threads)
         for a, b in zip(arrays(one), arrays(other)):
@@ -101,12 +101,12 @@ def reference_epoch(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, reg
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_block_epoch_matches_numpy_in_the_same_block_order(dtype, tol, shuffle, monkeypatch):
-    monkeypatch.setattr(_sgd, "MIN_BLOCK", 8)  # a 3x3 grid on 90 ratings
+    monkeypatch.setattr(_sgd, "MIN_BLOCK", 40)  # a 3x3 grid on 400 ratings: several runs a block
     rng = np.random.default_rng(11)
-    n_users, n_items, k = 12, 9, 19
-    key = rng.choice(n_users * n_items, 90, replace=False)
+    n_users, n_items, k = 40, 30, 19
+    key = rng.choice(n_users * n_items, 400, replace=False)
     users, items = (key // n_items).astype(np.int32), (key % n_items).astype(np.int32)
-    ratings = rng.integers(1, 6, 90).astype(dtype)
+    ratings = rng.integers(1, 6, 400).astype(dtype)
     trainer = SGDTrainer(users, items, ratings, n_threads=2)
     assert trainer.grid == 3
     state = {"user_factors_": rng.normal(0, 0.3, (n_users, k)).astype(dtype),
@@ -123,14 +123,17 @@ def test_block_epoch_matches_numpy_in_the_same_block_order(dtype, tol, shuffle, 
                               3.1, 0.05, 0.03, 0.01, trainer._block_sse, 2)
     assert np.array_equal(before, trainer.records)  # the kernel never reorders the data
 
-    # the visit order: the rounds' blocks in schedule order, each in its drawn permutation
+    # the visit order: the rounds' blocks in schedule order; each block in runs of
+    # VISIT_RUN consecutive records, the runs in the drawn permutation
+    run = _kernels.VISIT_RUN
     order, shuffled = [], False
     for b in schedule:
         lo, hi = trainer.block_ptr[b], trainer.block_ptr[b + 1]
-        perm = _kernels.block_permutation(hi - lo, 12345, b) if shuffle else np.arange(hi - lo)
-        assert sorted(perm) == list(range(hi - lo))
-        shuffled |= not np.array_equal(perm, np.arange(hi - lo))
-        order.append(lo + perm)
+        n_runs = -(-(hi - lo) // run)
+        perm = _kernels.block_permutation(n_runs, 12345, b) if shuffle else np.arange(n_runs)
+        assert sorted(perm) == list(range(n_runs))
+        shuffled |= not np.array_equal(perm, np.arange(n_runs))
+        order += [np.arange(lo + c * run, min(lo + (c + 1) * run, hi)) for c in perm]
     order = np.concatenate(order)
     assert shuffled == shuffle
     after = trainer.records
@@ -163,22 +166,23 @@ def test_a_conflicting_schedule_is_refused(bad, message):
     g = trainer.grid
     sched = np.ascontiguousarray(bad(trainer.schedule(np.random.default_rng(0)), g),
                                  dtype=np.int32)
-    P, Q = np.zeros((300, 4), np.float32), np.zeros((200, 4), np.float32)
+    P, Q = np.zeros((400, 4), np.float32), np.zeros((300, 4), np.float32)
     with pytest.raises(ValueError, match=message):
         _kernels.sgd_blocks(trainer._record_bytes, trainer.block_ptr, sched, g, 1, True,
                             trainer._scratch, P, Q,
-                            np.zeros(300, np.float32), np.zeros(200, np.float32), 3.0,
+                            np.zeros(400, np.float32), np.zeros(300, np.float32), 3.0,
                             0.01, 0.0, 0.0, trainer._block_sse, 1)
 
 
 def test_records_of_the_wrong_precision_are_refused():
     u, i, r = planted()
     trainer = SGDTrainer(u, i, r.astype(np.float64), 1)  # 16-byte records
-    P, Q = np.zeros((300, 4), np.float32), np.zeros((200, 4), np.float32)
+    P, Q = np.zeros((400, 4), np.float32), np.zeros((300, 4), np.float32)
     with pytest.raises(ValueError, match="records"):
         _kernels.sgd_blocks(trainer._record_bytes, trainer.block_ptr,
                             trainer.schedule(np.random.default_rng(0)), trainer.grid, 1, True,
-                            trainer._scratch, P, Q, np.zeros(300, np.float32), np.zeros(200, np.float32), 3.0,
+                            trainer._scratch, P, Q, np.zeros(400, np.float32),
+                            np.zeros(300, np.float32), 3.0,
                             0.01, 0.0, 0.0, trainer._block_sse, 1)
 
 
@@ -188,8 +192,8 @@ def test_an_epoch_depends_on_its_seed_not_on_earlier_epochs():
     u, i, r = planted()
     used, fresh = SGDTrainer(u, i, r, 2), SGDTrainer(u, i, r, 1)
     rng = np.random.default_rng(0)
-    state = {"user_factors_": rng.normal(0, 0.1, (300, 6)), "item_factors_": rng.normal(0, 0.1, (200, 6)),
-             "user_bias_": np.zeros(300), "item_bias_": np.zeros(200), "global_mean_": 3.5}
+    state = {"user_factors_": rng.normal(0, 0.1, (400, 6)),
+             "item_factors_": rng.normal(0, 0.1, (300, 6)), "user_bias_": np.zeros(400), "item_bias_": np.zeros(300), "global_mean_": 3.5}
     used.run_epoch({k: np.copy(v) for k, v in state.items()}, 0.01, 0.02, 0.02, rng)
     a, b = ({k: np.copy(v) for k, v in state.items()} for _ in range(2))
     sse_a = used.run_epoch(a, 0.01, 0.02, 0.02, np.random.default_rng(42))
