@@ -7,12 +7,13 @@ except ImportError as exc:  # the source tree, not an installed build
         "'pip install .' (or build in place with 'python setup.py build_ext --inplace') "
         f"and do not import it from an unbuilt source folder ({exc})") from exc
 
-from .errors import (DuplicateRatingsWarning, ModelFileError, NotFittedError,
-                     TrainingDivergedError, UnknownIdWarning)
+from .errors import (DataUnavailableError, DuplicateRatingsWarning, ModelFileError,
+                     NotFittedError, TrainingDivergedError, UnknownIdWarning)
 from .ids import IdMap
 from .model import Model
 from .persistence import load
 from . import datasets
+from .io import read_ratings
 from .search import Search, search
 
 __version__ = "0.1.0"
@@ -47,4 +48,4 @@ def show_config(file=None):
 __all__ = ["Model", "load", "Search", "search", "openmp_enabled", "show_config", "IdMap",
            "NotFittedError",
            "TrainingDivergedError", "ModelFileError", "UnknownIdWarning",
-           "DuplicateRatingsWarning", "datasets", "__version__"]
+           "DuplicateRatingsWarning", "DataUnavailableError", "datasets", "read_ratings", "__version__"]

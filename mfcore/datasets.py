@@ -3,10 +3,189 @@
 Both return a pandas DataFrame with columns ``user``, ``item``, ``rating``
 (int32, int32, float32; plus int64 ``timestamp`` for MovieLens), the layout
 ``mfcore.read_ratings`` returns.
+
+Where MovieLens comes from, in order:
+
+1. ``$MFCORE_DATA/<folder>/<file>``, the layout of the official archives
+   (e.g. ``$MFCORE_DATA/ml-100k/u.data``);
+2. the cache, ``$MFCORE_CACHE`` or ``$XDG_CACHE_HOME/mfcore`` or
+   ``~/.cache/mfcore``, same layout;
+3. a download of the official GroupLens archive (unless ``download=False``),
+   checked against its SHA-256 and unpacked atomically into the cache: into a
+   temporary folder first, renamed into place only when complete. Nothing
+   ever prompts; when offline a ``DataUnavailableError`` says so.
 """
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+import zipfile
+
 import numpy as np
 
-__all__ = ["synthetic", "PRESETS"]
+from .errors import DataUnavailableError
+
+__all__ = ["synthetic", "PRESETS", "movielens", "movielens_path", "MOVIELENS", "cache_dir"]
+
+
+# --- MovieLens ----------------------------------------------------------------------
+
+_BASE = "https://files.grouplens.org/datasets/movielens/"
+
+# name: (archive, SHA-256 of the archive, folder inside it, rating file, number of ratings)
+# The SHA-256 values are the ones TensorFlow Datasets publishes for these archives
+# (tensorflow_datasets/url_checksums/movielens.txt), each also pinned identically by
+# several unrelated projects. For ml-10m no published SHA-256 is known to us, so
+# none is stored: its download is checked by its rating count instead.
+MOVIELENS = {
+    "ml-100k": ("ml-100k.zip", "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
+                "ml-100k", "u.data", 100_000),
+    "ml-1m": ("ml-1m.zip", "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+              "ml-1m", "ratings.dat", 1_000_209),
+    "ml-10m": ("ml-10m.zip", None, "ml-10M100K", "ratings.dat", 10_000_054),
+    "ml-20m": ("ml-20m.zip", "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
+               "ml-20m", "ratings.csv", 20_000_263),
+    "ml-25m": ("ml-25m.zip", "8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
+               "ml-25m", "ratings.csv", 25_000_095),
+    "ml-latest-small": ("ml-latest-small.zip",
+                        "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
+                        "ml-latest-small", "ratings.csv", 100_836),
+}
+
+
+def _canonical(name):
+    key = str(name).lower().strip()
+    key = key if key.startswith("ml-") else "ml-" + key.removeprefix("ml")
+    if key not in MOVIELENS:
+        raise ValueError(f"unknown MovieLens set {name!r}; choose one of {sorted(MOVIELENS)}")
+    return key
+
+
+def cache_dir():
+    """The folder downloads are kept in: $MFCORE_CACHE, else $XDG_CACHE_HOME/mfcore, else ~/.cache/mfcore."""
+    if os.environ.get("MFCORE_CACHE"):
+        return os.environ["MFCORE_CACHE"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "mfcore")
+
+
+def movielens_path(name="ml-100k", *, download=True, url=None, sha256="official", timeout=30.0,
+                   progress=None):
+    """Path of a MovieLens rating file: from $MFCORE_DATA, the cache, or a verified download.
+
+    ``url`` replaces the official archive address (a mirror, or a ``file://``
+    URL); ``sha256`` the expected archive digest ("official": the one in
+    ``MOVIELENS``; None: do not check). ``timeout`` bounds each network wait in
+    seconds. ``progress``, if given, is called with one line of text before a
+    download starts. Raises ``DataUnavailableError`` when the set is not on
+    disk and cannot be downloaded or fails its check.
+    """
+    key = _canonical(name)
+    archive, official, folder, filename, _ = MOVIELENS[key]
+    places = []
+    if os.environ.get("MFCORE_DATA"):
+        places.append(os.environ["MFCORE_DATA"])
+    places.append(cache_dir())
+    for root in places:
+        path = os.path.join(root, folder, filename)
+        if os.path.isfile(path):
+            return path
+    looked = " and ".join(os.path.join(root, folder, filename) for root in places)
+    if not download:
+        raise DataUnavailableError(f"MovieLens {key} not found at {looked} (download=False)")
+    expected = official if sha256 == "official" else sha256
+    url = url or _BASE + archive
+    if progress:
+        progress(f"downloading {url} into {cache_dir()} ...")
+    _download_and_unpack(url, expected, folder, filename, timeout)
+    return os.path.join(cache_dir(), folder, filename)
+
+
+def movielens(name="ml-100k", *, download=True, verify=True, **kwargs):
+    """A MovieLens set as a DataFrame (user, item, rating, timestamp); see ``movielens_path``.
+
+    With ``verify`` the number of ratings must be the published one, so an
+    edited or truncated copy is refused rather than silently used.
+    """
+    from .io import read_ratings
+
+    key = _canonical(name)
+    path = movielens_path(key, download=download, **kwargs)
+    frame = read_ratings(path)
+    expected = MOVIELENS[key][4]
+    if verify and len(frame) != expected:
+        raise ValueError(f"{path} holds {len(frame):,} ratings but MovieLens {key} has "
+                         f"{expected:,}: an edited or incomplete copy (pass verify=False to use it)")
+    return frame
+
+
+def _download_and_unpack(url, sha256, folder, filename, timeout):
+    cache = cache_dir()
+    try:
+        os.makedirs(cache, exist_ok=True)
+    except OSError as exc:
+        raise DataUnavailableError(f"cannot create the cache folder {cache}: {exc}") from exc
+    fd, part = tempfile.mkstemp(prefix=".download-", suffix=".zip", dir=cache)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _fetch(url, out, timeout)
+        if sha256 is not None and digest != sha256.lower():
+            raise DataUnavailableError(
+                f"the archive from {url} failed its check: SHA-256 {digest}, expected {sha256} "
+                "(corrupted or changed download); nothing was kept")
+        if sha256 is None:
+            warnings.warn(f"no published SHA-256 to check {url} against; got {digest}",
+                          UserWarning, stacklevel=4)
+        _unpack(part, url, cache, folder, filename)
+    finally:
+        if os.path.exists(part):
+            os.unlink(part)
+
+
+def _fetch(url, out, timeout):
+    """Copy ``url`` into ``out``; return the SHA-256 hex digest of what was read."""
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            while True:
+                block = response.read(1 << 20)
+                if not block:
+                    break
+                digest.update(block)
+                out.write(block)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DataUnavailableError(f"cannot download {url} ({reason}); offline? Put the "
+                                   "unpacked set under $MFCORE_DATA instead") from exc
+    return digest.hexdigest()
+
+
+def _unpack(archive_path, url, cache, folder, filename):
+    """Unpack ``folder`` from the archive into the cache atomically."""
+    target = os.path.join(cache, folder)
+    tmp = tempfile.mkdtemp(prefix=".unpack-", dir=cache)
+    try:
+        try:
+            with zipfile.ZipFile(archive_path) as archive:
+                for member in archive.namelist():
+                    parts = member.replace("\\", "/").split("/")
+                    if member.startswith("/") or ".." in parts or ":" in parts[0]:
+                        raise DataUnavailableError(f"{url}: unsafe path {member!r} in the archive")
+                archive.extractall(tmp)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            raise DataUnavailableError(f"{url} is not a valid zip archive ({exc})") from exc
+        if not os.path.isfile(os.path.join(tmp, folder, filename)):
+            raise DataUnavailableError(f"{url}: the archive has no {folder}/{filename}")
+        try:
+            os.rename(os.path.join(tmp, folder), target)
+        except OSError:
+            if not os.path.isfile(os.path.join(target, filename)):  # not just a concurrent winner
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- the synthetic generator ------------------------------------------------------

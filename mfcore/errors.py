@@ -19,3 +19,7 @@ class UnknownIdWarning(UserWarning):
 
 class DuplicateRatingsWarning(UserWarning):
     """The training data held the same (user, item) pair more than once."""
+
+
+class DataUnavailableError(OSError):
+    """A data set is neither on disk nor downloadable (offline, or the download failed its check)."""

@@ -1,0 +1,196 @@
+"""Rating-file readers: every layout on small files written here, each malformed case, real data."""
+import bz2
+import gzip
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import mfcore
+from mfcore.io import read_pairs, read_ratings
+
+pd = pytest.importorskip("pandas")
+
+ROWS = [(1, 10, 5, 881250949), (1, 20, 3, 881250950), (2, 10, 4, 881250951), (3, 30, 1, 881250952)]
+
+
+def write(path, text, mode="w"):
+    opener = {".gz": gzip.open, ".bz2": bz2.open}.get(os.path.splitext(str(path))[1], open)
+    data = text.encode() if "b" in mode else text
+    with opener(path, mode) as fh:
+        fh.write(data)
+    return str(path)
+
+
+def lines(sep, rows=ROWS, eol="\n", header=None, cols=4):
+    body = "".join(sep.join(str(v) for v in row[:cols]) + eol for row in rows)
+    return (header + eol if header else "") + body
+
+
+def check(frame, cols=4):
+    expected = ["user", "item", "rating", "timestamp"][:cols]
+    assert list(frame.columns) == expected
+    assert frame["user"].dtype == np.int32 and frame["item"].dtype == np.int32
+    assert frame["rating"].dtype == np.float32
+    np.testing.assert_array_equal(frame["user"], [r[0] for r in ROWS])
+    np.testing.assert_array_equal(frame["item"], [r[1] for r in ROWS])
+    np.testing.assert_allclose(frame["rating"], [r[2] for r in ROWS])
+    if cols == 4:
+        assert frame["timestamp"].dtype == np.int64
+        np.testing.assert_array_equal(frame["timestamp"], [r[3] for r in ROWS])
+
+
+@pytest.mark.parametrize("name, sep, eol, header", [
+    ("ratings.dat", "::", "\n", None),
+    ("ratings_crlf.dat", "::", "\r\n", None),
+    ("u.data", "\t", "\n", None),
+    ("u1.base", "\t", "\r\n", None),
+    ("ratings.csv", ",", "\n", "userId,movieId,rating,timestamp"),
+    ("ratings_crlf.csv", ",", "\r\n", "userId,movieId,rating,timestamp"),
+    ("noheader.csv", ",", "\n", None),
+    ("spaces.txt", " ", "\n", None),
+    ("semicolon.csv", ";", "\n", "user;item;rating;timestamp"),
+])
+def test_layouts_are_detected(tmp_path, name, sep, eol, header):
+    path = write(tmp_path / name, lines(sep, eol=eol, header=header), mode="w" if eol == "\n" else "wb")
+    check(read_ratings(path))
+
+
+def test_three_columns_and_half_star_ratings(tmp_path):
+    path = write(tmp_path / "r.csv", "1,10,4.5\n2,10,0.5\n")
+    frame = read_ratings(path)
+    assert list(frame.columns) == ["user", "item", "rating"]
+    np.testing.assert_allclose(frame["rating"], [4.5, 0.5])
+
+
+def test_header_names_reorder_columns(tmp_path):
+    path = write(tmp_path / "r.csv", "movieId,userId,rating\n10,1,5\n20,2,3\n")
+    frame = read_ratings(path)
+    np.testing.assert_array_equal(frame["user"], [1, 2])
+    np.testing.assert_array_equal(frame["item"], [10, 20])
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2"])
+def test_compressed_files(tmp_path, suffix):
+    check(read_ratings(write(tmp_path / ("ratings.dat" + suffix), lines("::"), mode="wt")))
+
+
+def test_zip_archive_picks_the_rating_file(tmp_path):
+    path = tmp_path / "ml.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("ml-1m/README", "not ratings")
+        archive.writestr("ml-1m/ratings.dat", lines("::"))
+        archive.writestr("ml-1m/movies.dat", "1::Toy Story::Animation\n")
+    check(read_ratings(path))
+    frame = read_ratings(path, member="ml-1m/ratings.dat")
+    assert len(frame) == len(ROWS)
+    with pytest.raises(ValueError, match="no member"):
+        read_ratings(path, member="ml-1m/nope.dat")
+
+
+def test_explicit_separator_and_header_override(tmp_path):
+    path = write(tmp_path / "odd.txt", "1\t10\t5\n2\t20\t4\n")
+    assert len(read_ratings(path, sep="\t", header=False)) == 2
+    # forcing a header drops the first line as names
+    assert len(read_ratings(path, sep="tab", header=True)) == 1
+    with pytest.raises(ValueError, match="sep must be one of"):
+        read_ratings(path, sep="|")
+
+
+def test_string_ids_become_categories(tmp_path):
+    path = write(tmp_path / "s.csv", "user,item,rating\nalice,matrix,5\nbob,matrix,3\nalice,alien,4\n")
+    frame = read_ratings(path)
+    assert str(frame["user"].dtype) == "category"
+    assert list(frame["user"]) == ["alice", "bob", "alice"]
+    model = mfcore.Model(k=2, epochs=2).fit(frame["user"], frame["item"], frame["rating"])
+    assert np.isfinite(model.predict(["alice"], ["matrix"])).all()
+
+
+def test_ids_too_large_for_int32_stay_int64(tmp_path):
+    path = write(tmp_path / "big.tsv", f"{2**40}\t1\t5\n1\t{2**35}\t3\n")
+    frame = read_ratings(path)
+    assert frame["user"].dtype == np.int64 and frame["user"][0] == 2**40
+    assert frame["item"].dtype == np.int64
+
+
+@pytest.mark.parametrize("text, line, match", [
+    ("1::10::5::1\n2::20\n", 2, "2 field"),                       # short line
+    ("1::10::5::1\n2::20::4::1::9\n", 2, "5 field"),              # long line
+    ("1::10::5::1\n2::20::four::1\n", 2, "rating 'four'"),        # non-numeric rating
+    ("1::10::5::1\n\n2::20::nan::1\n", 3, "rating 'nan'"),          # NaN rating, after a blank line
+    ("1::10::5::1\n2::20::::1\n", 2, "rating ''"),                 # empty rating
+    ("1::10::5::1\nx::20::4::1\n", 2, "user id 'x' is not an integer"),
+    ("1::10::5::1\n2::20::4::soon\n", 2, "timestamp 'soon'"),
+    ("1::10::5::1\n2:20::4::1\n", 2, "field"),                      # a lone colon
+])
+def test_malformed_lines_name_file_and_line(tmp_path, text, line, match):
+    path = write(tmp_path / "bad.dat", text)
+    with pytest.raises(ValueError, match=f"bad.dat, line {line}: .*{match}"):
+        read_ratings(path)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("1,10,5\n2,20\n", "line 2: 2 field"),
+    ("1,10,5\n2,20,inf\n", "line 2: rating 'inf'"),
+    ("a\tb\n", "the first line has 2 field"),
+])
+def test_malformed_csv_and_tab(tmp_path, text, match):
+    path = write(tmp_path / "bad.csv", text)
+    with pytest.raises(ValueError, match=match):
+        read_ratings(path)
+
+
+def test_empty_header_only_and_missing_files(tmp_path):
+    with pytest.raises(ValueError, match="empty file"):
+        read_ratings(write(tmp_path / "empty.csv", ""))
+    with pytest.raises(ValueError, match="empty file"):
+        read_ratings(write(tmp_path / "blank.csv", "\n\n  \n"))
+    with pytest.raises(ValueError, match="only a header"):
+        read_ratings(write(tmp_path / "head.csv", "userId,movieId,rating\n"))
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        read_ratings(tmp_path / "nope.csv")
+    with pytest.raises(ValueError, match="is a folder"):
+        read_ratings(tmp_path)
+    with pytest.raises(ValueError, match="not a valid zip"):
+        read_ratings(write(tmp_path / "fake.zip", "1,2,3\n"))
+
+
+def test_bad_lines_are_skipped_only_when_asked(tmp_path):
+    path = write(tmp_path / "mixed.tsv", "1\t10\t5\n2\t20\n3\t30\tx\n4\t40\t2\n")
+    with pytest.warns(UserWarning, match="skipped 2 bad line"):
+        frame = read_ratings(path, on_bad_lines="skip")
+    np.testing.assert_array_equal(frame["user"], [1, 4])
+    with pytest.raises(ValueError, match="on_bad_lines"):
+        read_ratings(path, on_bad_lines="ignore")
+
+
+def test_read_pairs_allows_a_missing_rating(tmp_path):
+    frame = read_pairs(write(tmp_path / "pairs.csv", "user,item\n1,10\n2,20\n"))
+    assert list(frame.columns) == ["user", "item"]
+    with pytest.raises(ValueError, match="expected user, item, rating"):
+        read_ratings(write(tmp_path / "pairs2.csv", "1,10\n2,20\n"))
+
+
+def test_parquet_when_pyarrow_is_installed(tmp_path):
+    pytest.importorskip("pyarrow", reason="pyarrow is optional; Parquet needs it")
+    source = pd.DataFrame({"userId": [1, 1, 2, 3], "movieId": [10, 20, 10, 30],
+                           "rating": [5.0, 3.0, 4.0, 1.0], "timestamp": [r[3] for r in ROWS]})
+    source.to_parquet(tmp_path / "r.parquet")
+    check(read_ratings(tmp_path / "r.parquet"))
+
+
+def test_reading_does_not_need_pandas_at_import():
+    import subprocess
+    import sys
+    code = "import sys, mfcore; assert 'pandas' not in sys.modules, 'pandas imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_real_movielens_100k(ml100k):
+    frame = read_ratings(ml100k("u.data"))
+    assert len(frame) == 100_000
+    assert frame["user"].nunique() == 943 and frame["item"].nunique() == 1_682
+    assert abs(float(np.mean(frame["rating"].to_numpy(), dtype=np.float64)) - 3.52986) < 1e-5
+    assert list(np.bincount(frame["rating"].astype(int))[1:]) == [6110, 11370, 27145, 34174, 21201]
+    assert len(read_ratings(ml100k("u1.base"))) == 80_000
