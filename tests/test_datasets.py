@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from mfcore import datasets
+from mfcore.errors import DataUnavailableError
 
 pd = pytest.importorskip("pandas")
 
@@ -65,3 +66,108 @@ def test_synthetic_truth_explains_the_ratings():
 def test_synthetic_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         datasets.synthetic(**kwargs)
+
+
+# --- MovieLens: local copy, cache, download from a file:// URL --------------------------
+
+U_DATA = "".join(f"{u}\t{i}\t{(u + i) % 5 + 1}\t{880000000 + n}\n"
+                 for n, (u, i) in enumerate((u, i) for u in range(1, 21) for i in range(1, 6)))
+
+
+@pytest.fixture
+def no_real_data(tmp_path, monkeypatch):
+    """An empty cache and no $MFCORE_DATA, so every lookup must download."""
+    monkeypatch.delenv("MFCORE_DATA", raising=False)
+    monkeypatch.setenv("MFCORE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def make_archive(path, text=U_DATA, folder="ml-100k"):
+    import zipfile
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{folder}/u.data", text)
+        archive.writestr(f"{folder}/README", "test archive")
+    return path
+
+
+def sha256_of(path):
+    import hashlib
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_download_verifies_and_unpacks_into_the_cache(tmp_path, no_real_data):
+    archive = make_archive(tmp_path / "ml-100k.zip")
+    messages = []
+    path = datasets.movielens_path("ml-100k", url=archive.as_uri(), sha256=sha256_of(archive),
+                                   progress=messages.append)
+    assert path == str(no_real_data / "ml-100k" / "u.data")
+    assert open(path).read() == U_DATA
+    assert messages and "downloading" in messages[0]
+    assert sorted(p.name for p in no_real_data.iterdir()) == ["ml-100k"]  # no temporary left
+    # second call: found in the cache, nothing downloaded (a bad URL would fail otherwise)
+    assert datasets.movielens_path("100k", url="file:///nonexistent.zip") == path
+    frame = datasets.movielens("ml-100k", verify=False)
+    assert len(frame) == 100 and list(frame.columns) == ["user", "item", "rating", "timestamp"]
+    with pytest.raises(ValueError, match="holds 100 ratings but MovieLens ml-100k has 100,000"):
+        datasets.movielens("ml-100k")
+
+
+def test_corrupted_download_is_refused_and_nothing_is_kept(tmp_path, no_real_data):
+    archive = make_archive(tmp_path / "ml-100k.zip")
+    good = sha256_of(archive)
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    with pytest.raises(DataUnavailableError, match="failed its check"):
+        datasets.movielens_path("ml-100k", url=archive.as_uri(), sha256=good)
+    assert not no_real_data.exists() or list(no_real_data.iterdir()) == []
+    # the official digest is checked by default: this test archive is not the real one
+    make_archive(archive)
+    with pytest.raises(DataUnavailableError, match="expected 50d2a982"):
+        datasets.movielens_path("ml-100k", url=archive.as_uri())
+
+
+def test_bad_archives_and_unreachable_urls(tmp_path, no_real_data):
+    not_zip = tmp_path / "x.zip"
+    not_zip.write_bytes(b"this is not a zip archive")
+    with pytest.raises(DataUnavailableError, match="not a valid zip"), \
+            pytest.warns(UserWarning, match="no published SHA-256"):
+        datasets.movielens_path("ml-100k", url=not_zip.as_uri(), sha256=None)
+    wrong = make_archive(tmp_path / "wrong.zip", folder="ml-1m")
+    with pytest.raises(DataUnavailableError, match="no ml-100k/u.data"):
+        datasets.movielens_path("ml-100k", url=wrong.as_uri(), sha256=sha256_of(wrong))
+    with pytest.raises(DataUnavailableError, match="cannot download"):
+        datasets.movielens_path("ml-100k", url=(tmp_path / "missing.zip").as_uri())
+    with pytest.raises(DataUnavailableError, match="download=False"):
+        datasets.movielens_path("ml-100k", download=False)
+    with pytest.raises(ValueError, match="unknown MovieLens set"):
+        datasets.movielens_path("ml-5k")
+    assert not no_real_data.exists() or list(no_real_data.iterdir()) == []
+
+
+def test_unsafe_archive_paths_are_refused(tmp_path, no_real_data):
+    import zipfile
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("ml-100k/u.data", U_DATA)
+        z.writestr("../escape.txt", "x")
+    with pytest.raises(DataUnavailableError, match="unsafe path"), \
+            pytest.warns(UserWarning, match="no published SHA-256"):
+        datasets.movielens_path("ml-100k", url=archive.as_uri(), sha256=None)
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_mfcore_data_comes_first(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    (root / "ml-1m").mkdir(parents=True)
+    (root / "ml-1m" / "ratings.dat").write_text("1::1193::5::978300760\n")
+    monkeypatch.setenv("MFCORE_DATA", str(root))
+    monkeypatch.setenv("MFCORE_CACHE", str(tmp_path / "cache"))
+    assert datasets.movielens_path("1m", download=False) == str(root / "ml-1m" / "ratings.dat")
+    assert len(datasets.movielens("ml-1m", verify=False, download=False)) == 1
+
+
+def test_real_movielens_100k_by_name(ml100k):
+    ml100k("u.data")  # skips when absent
+    frame = datasets.movielens("ml-100k", download=False)
+    assert len(frame) == 100_000 and frame["user"].nunique() == 943
