@@ -12,8 +12,9 @@ from .errors import (DataUnavailableError, DuplicateRatingsWarning, ModelFileErr
 from .ids import IdMap
 from .model import Model
 from .persistence import load
-from . import datasets
+from . import datasets, split
 from .io import read_ratings
+from .model_selection import cross_validate
 from .search import Search, search
 
 __version__ = "0.1.0"
@@ -48,4 +49,5 @@ def show_config(file=None):
 __all__ = ["Model", "load", "Search", "search", "openmp_enabled", "show_config", "IdMap",
            "NotFittedError",
            "TrainingDivergedError", "ModelFileError", "UnknownIdWarning",
-           "DuplicateRatingsWarning", "DataUnavailableError", "datasets", "read_ratings", "__version__"]
+           "DuplicateRatingsWarning", "DataUnavailableError", "datasets", "split", "read_ratings", "cross_validate",
+           "__version__"]
