@@ -1,66 +1,364 @@
-"""Command line: ``mfcore demo`` (more subcommands come with the data workflow)."""
+"""The command line: ``mfcore <command> ...`` (or ``python -m mfcore <command> ...``).
+
+Each command is one ``add_<name>(commands)`` function that declares its
+arguments and sets ``func``, the function that runs it; ``COMMANDS`` lists
+them in ``--help`` order. Adding a command is writing one such function and
+listing it.
+
+Exit codes: 0 success, 1 a bad or unreadable file or data (the message names
+it), 2 bad arguments (argparse's usage error), 130 interrupted.
+"""
 import argparse
+import inspect
+import json
 import os
 import sys
 import time
 
-import numpy as np
+from .errors import DataUnavailableError, ModelFileError, NotFittedError
+
+DEMO_SEED = 888        # the notebook's split seed
+DEMO_DOWNLOAD_TIMEOUT = 10.0
 
 
-def _load_ml100k():
-    root = os.environ.get("MFCORE_DATA")
-    path = os.path.join(root, "ml-100k", "u.data") if root else None
-    if path and os.path.exists(path):
-        data = np.loadtxt(path, dtype=np.int64)
-        return data[:, 0], data[:, 1], data[:, 2].astype(np.float32), f"MovieLens 100K ({path})"
-    return None
+class CommandError(Exception):
+    """A problem the user can fix (a bad file, an unknown id...): printed, exit code 1."""
 
 
-def _synthetic(seed=0, n_users=6040, n_items=3706, n=1_000_209, k=10):
-    rng = np.random.default_rng(seed)
-    P = rng.normal(0, 0.5, (n_users, k))
-    Q = rng.normal(0, 0.5, (n_items, k))
-    u = rng.integers(0, n_users, n)
-    i = rng.integers(0, n_items, n)
-    r = np.clip(np.rint(3.5 + np.einsum("nk,nk->n", P[u], Q[i]) + rng.normal(0, 0.5, n)), 1, 5)
-    return u, i, r.astype(np.float32), "synthetic ML-1M-shaped data"
+# --- shared helpers -------------------------------------------------------------------
+
+def _value(text):
+    """A hyperparameter value from the command line: none, true/false, int, float or text."""
+    lower = text.strip().lower()
+    if lower in ("none", "null"):
+        return None
+    if lower in ("true", "false"):
+        return lower == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
-def demo(args):
-    import mfcore
+def _add_reader_options(parser):
+    group = parser.add_argument_group("reading rating files")
+    group.add_argument("--sep", default=None,
+                       help="field separator: '::', tab, ',', ';' or whitespace (default: detect)")
+    group.add_argument("--header", dest="header", action="store_true", default=None,
+                       help="the first line names the columns (default: detect)")
+    group.add_argument("--no-header", dest="header", action="store_false",
+                       help="the first line is data")
+    group.add_argument("--skip-bad-lines", action="store_true",
+                       help="drop malformed lines with a warning instead of failing")
 
-    data = _load_ml100k()
-    if data is None:
-        print("MovieLens 100K not found (set MFCORE_DATA to a folder holding ml-100k/u.data); "
-              "using synthetic ML-1M-shaped data instead.")
-        data = _synthetic()
-    users, items, ratings, name = data
-    rng = np.random.default_rng(888)
-    perm = rng.permutation(len(ratings))
-    n_train, n_val = int(0.8 * len(perm)), int(0.9 * len(perm))
-    tr, va, te = perm[:n_train], perm[n_train:n_val], perm[n_val:]
-    print(f"data: {name}: {len(ratings):,} ratings; split 80/10/10 (seed 888)")
+
+def _read(args, path, pairs=False):
+    from .io import read_pairs, read_ratings
+
+    reader = read_pairs if pairs else read_ratings
+    sep = "\t" if args.sep == "tab" else args.sep
+    return reader(path, sep=sep, header=args.header,
+                  on_bad_lines="skip" if args.skip_bad_lines else "error")
+
+
+def _load_model(path):
+    from .persistence import load
+
+    model = load(path)
+    if not hasattr(model, "user_factors_"):
+        raise CommandError(f"{path} holds an unfitted model; train one with 'mfcore train'")
+    return model
+
+
+def _model_params():
+    """Model's hyperparameters and defaults, read from its signature (so new ones appear here)."""
+    from .model import Model
+
+    return {name: p.default for name, p in inspect.signature(Model.__init__).parameters.items()
+            if name != "self"}
+
+
+def _print_json(obj):
+    print(json.dumps(obj, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+# --- train ------------------------------------------------------------------------------
+
+def add_train(commands):
+    p = commands.add_parser("train", help="train a model on a ratings file and save it",
+                            description="Train a model on a ratings file and save it. Every Model "
+                            "hyperparameter is a flag (--k 64 --reg 0.05 ...).")
+    p.add_argument("ratings", help="ratings file (user, item, rating[, timestamp])")
+    p.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.mfz)")
+    p.add_argument("--val", type=float, default=None, metavar="FRACTION",
+                   help="hold out this random fraction as validation data: early stopping "
+                   "on it, and its RMSE is reported")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the --val split (default 0)")
+    hyper = p.add_argument_group("hyperparameters (see help(mfcore.Model))")
+    for name, default in _model_params().items():
+        hyper.add_argument("--" + name.replace("_", "-"), dest="param_" + name, type=_value,
+                           default=argparse.SUPPRESS, metavar="V", help=f"default {default!r}")
+    _add_reader_options(p)
+    p.set_defaults(func=run_train)
+
+
+def run_train(args):
+    from .model import Model
+    from .split import train_test_split
+
+    params = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_")}
+    model = Model()
+    try:
+        model.set_params(**params)._checked_params()
+    except ValueError as exc:
+        args.parser.error(str(exc))
+    if args.val is not None and not 0 < args.val < 1:
+        args.parser.error(f"--val must be a fraction between 0 and 1, got {args.val}")
+    data = _read(args, args.ratings)
+    validation = None
+    if args.val is not None:
+        data, val = train_test_split(data, args.val, seed=args.split_seed)
+        validation = (val["user"], val["item"], val["rating"])
     start = time.perf_counter()
-    model = mfcore.Model(k=20).fit(users[tr], items[tr], ratings[tr])
+    model.fit(data["user"], data["item"], data["rating"], validation=validation)
     seconds = time.perf_counter() - start
-    print(f"fit: k=20, {model.epochs} epochs in {seconds:.2f} s "
-          f"(OpenMP={'on' if mfcore.openmp_enabled() else 'off'})")
-    for label, idx in (("validation", va), ("test", te)):
-        res = model.evaluate(users[idx], items[idx], ratings[idx])
-        print(f"{label} RMSE {res['rmse']:.4f}  MAE {res['mae']:.4f}")
-    pred = model.predict(users[te[:5]], items[te[:5]])
-    for u, i, r, p in zip(users[te[:5]], items[te[:5]], ratings[te[:5]], pred):
-        print(f"  user {u} item {i}: true {r:.0f} predicted {p:.2f}")
-    return 0
+    model.save(args.output)
+    print(f"trained on {len(data):,} ratings ({len(model.user_map_):,} users, "
+          f"{len(model.item_map_):,} items): k={model.k}, {model.n_epochs_} epochs in {seconds:.2f} s")
+    if validation is not None:
+        scores = model.evaluate(*validation)
+        print(f"validation ({len(validation[0]):,} ratings): RMSE {scores['rmse']:.4f}  "
+              f"MAE {scores['mae']:.4f}  (best epoch {model.best_epoch_})")
+    print(f"wrote {args.output}")
+
+
+# --- evaluate ---------------------------------------------------------------------------
+
+def add_evaluate(commands):
+    p = commands.add_parser("evaluate", help="RMSE and MAE of a model on a ratings file")
+    p.add_argument("model", help="model file written by 'mfcore train'")
+    p.add_argument("ratings", help="held-out ratings file")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    _add_reader_options(p)
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args):
+    model = _load_model(args.model)
+    data = _read(args, args.ratings)
+    scores = model.evaluate(data["user"], data["item"], data["rating"])
+    if args.json:
+        _print_json(scores)
+        return
+    print(f"RMSE {scores['rmse']:.4f}  MAE {scores['mae']:.4f}  on {scores['n']:,} ratings "
+          f"({scores['unknown_users']} unknown users, {scores['unknown_items']} unknown items)")
+
+
+# --- predict ----------------------------------------------------------------------------
+
+def add_predict(commands):
+    p = commands.add_parser("predict", help="predicted ratings for user/item pairs, as CSV",
+                            description="Predict ratings for user/item pairs given in a file "
+                            "(user, item[, rating...]) or with --user/--item; writes CSV.")
+    p.add_argument("model", help="model file written by 'mfcore train'")
+    p.add_argument("pairs", nargs="?", help="file of user, item pairs (a rating column is kept)")
+    p.add_argument("--user", nargs="+", default=None, help="user ids (with --item)")
+    p.add_argument("--item", nargs="+", default=None, help="item ids, one per --user id")
+    p.add_argument("-o", "--output", default=None, help="CSV file to write (default: stdout)")
+    p.add_argument("--unknown", choices=("fallback", "nan", "error"), default="fallback",
+                   help="unknown ids: predict from the biases that are known (default), "
+                   "write nan, or fail")
+    _add_reader_options(p)
+    p.set_defaults(func=run_predict)
+
+
+def _ids_for(idmap, values):
+    """Command-line id strings as the model's id type."""
+    if idmap.kind == "str":
+        return list(values)
+    try:
+        return [int(v) for v in values]
+    except ValueError as exc:
+        raise CommandError(f"the model's ids are integers: {exc}") from exc
+
+
+def run_predict(args):
+    import warnings
+
+    import pandas as pd
+
+    from .errors import UnknownIdWarning
+
+    if (args.pairs is None) == (args.user is None):
+        args.parser.error("give either a pairs file or --user/--item ids")
+    if (args.user is None) != (args.item is None):
+        args.parser.error("--user and --item go together")
+    if args.user is not None and len(args.user) != len(args.item):
+        args.parser.error(f"{len(args.user)} --user ids but {len(args.item)} --item ids")
+    model = _load_model(args.model)
+    if args.pairs is not None:
+        frame = _read(args, args.pairs, pairs=True)
+    else:
+        frame = pd.DataFrame({"user": _ids_for(model.user_map_, args.user),
+                              "item": _ids_for(model.item_map_, args.item)})
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnknownIdWarning)
+            pred = model.predict(frame["user"], frame["item"], unknown=args.unknown)
+    except KeyError as exc:
+        raise CommandError(exc.args[0]) from exc
+    for w in caught:
+        print(f"mfcore predict: warning: {w.message}", file=sys.stderr)
+    out = frame[["user", "item"] + (["rating"] if "rating" in frame else [])].copy()
+    out["prediction"] = pred
+    if args.output:
+        out.to_csv(args.output, index=False, float_format="%.4f")
+        print(f"wrote {len(out):,} predictions to {args.output}", file=sys.stderr)
+    else:
+        out.to_csv(sys.stdout, index=False, float_format="%.4f")
+
+
+# --- info -------------------------------------------------------------------------------
+
+def add_info(commands):
+    p = commands.add_parser("info", help="what a model file holds")
+    p.add_argument("model", help="model file")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(func=run_info)
+
+
+def run_info(args):
+    from .persistence import load
+
+    model = load(args.model)
+    info = {"file": args.model, "bytes": os.path.getsize(args.model),
+            "fitted": hasattr(model, "user_factors_"), "params": model.get_params()}
+    if info["fitted"]:
+        history = getattr(model, "history_", []) or []
+        info.update({
+            "users": len(model.user_map_), "items": len(model.item_map_),
+            "id_kind": model.user_map_.kind, "ratings_trained_on": model.n_ratings_,
+            "factors": list(model.user_factors_.shape[1:]),
+            "global_mean": model.global_mean_, "rating_range": list(model.rating_range_),
+            "epochs_run": len(history), "best_epoch": getattr(model, "best_epoch_", None),
+            "last_train_rmse": history[-1].get("train_rmse") if history else None,
+        })
+    if args.json:
+        _print_json(info)
+        return
+    print(f"{args.model}: mfcore model, {info['bytes']:,} bytes, "
+          f"{'fitted' if info['fitted'] else 'not fitted'}")
+    if info["fitted"]:
+        print(f"  {info['users']:,} users x {info['items']:,} items ({info['id_kind']} ids), "
+              f"trained on {info['ratings_trained_on']:,} ratings")
+        print(f"  global mean {info['global_mean']:.4f}, ratings {info['rating_range'][0]:g}.."
+              f"{info['rating_range'][1]:g}, {info['epochs_run']} epochs"
+              + (f", best epoch {info['best_epoch']}" if info["best_epoch"] else "")
+              + (f", last train RMSE {info['last_train_rmse']:.4f}"
+                 if info["last_train_rmse"] is not None else ""))
+    print("  params: " + ", ".join(f"{k}={v!r}" for k, v in info["params"].items()))
+
+
+# --- demo -------------------------------------------------------------------------------
+
+def add_demo(commands):
+    p = commands.add_parser("demo", help="train and evaluate on MovieLens 100K (or synthetic data)",
+                            description="Reproduce the notebook: MovieLens 100K, a random "
+                            "80/10/10 split, k=20; print validation and test RMSE, fit time and "
+                            "a few predictions. Without the real data it says so and uses "
+                            "synthetic MovieLens-1M-shaped data.")
+    p.add_argument("--synthetic", action="store_true", help="use synthetic data even if the real "
+                   "set is available")
+    p.add_argument("--no-download", action="store_true", help="do not try to download MovieLens")
+    p.add_argument("--seed", type=int, default=DEMO_SEED, help=f"split seed (default {DEMO_SEED})")
+    p.set_defaults(func=run_demo)
+
+
+def _demo_data(args):
+    """(DataFrame, description): MovieLens 100K if it can be had, else synthetic ML-1M."""
+    from . import datasets
+
+    reason = "--synthetic was given"
+    if not args.synthetic:
+        try:
+            path = datasets.movielens_path(
+                "ml-100k", download=not args.no_download, timeout=DEMO_DOWNLOAD_TIMEOUT,
+                progress=lambda line: print(f"MovieLens 100K is not on this machine; {line}",
+                                            flush=True))
+            return datasets.movielens("ml-100k", download=False), f"MovieLens 100K ({path})"
+        except (DataUnavailableError, ValueError) as exc:
+            reason = str(exc)
+    print(f"MovieLens 100K unavailable: {reason}")
+    print("Running on synthetic MovieLens-1M-shaped data instead "
+          "(set MFCORE_DATA to a folder holding ml-100k/u.data to use the real set).")
+    return datasets.synthetic("ml-1m", seed=0), "synthetic ML-1M-shaped data"
+
+
+def run_demo(args):
+    from . import openmp_enabled
+    from .model import Model
+    from .split import train_val_test_split
+
+    data, name = _demo_data(args)
+    train, val, test = train_val_test_split(data, 0.1, 0.1, seed=args.seed)
+    print(f"data: {name}: {len(data):,} ratings, {data['user'].nunique():,} users, "
+          f"{data['item'].nunique():,} items")
+    print(f"split: random 80/10/10 (seed {args.seed}): {len(train):,} train, "
+          f"{len(val):,} validation, {len(test):,} test")
+    model = Model(k=20)
+    start = time.perf_counter()
+    model.fit(train["user"], train["item"], train["rating"],
+              validation=(val["user"], val["item"], val["rating"]))
+    seconds = time.perf_counter() - start
+    print(f"fit: k=20, {model.n_epochs_} epochs in {seconds:.2f} s (OpenMP "
+          f"{'on' if openmp_enabled() else 'off'}); kept epoch {model.best_epoch_}, the best "
+          "on validation")
+    for label, part in (("validation", val), ("test", test)):
+        scores = model.evaluate(part["user"], part["item"], part["rating"])
+        print(f"{label:>10} RMSE {scores['rmse']:.4f}  MAE {scores['mae']:.4f}")
+    sample = test.sample(5, random_state=args.seed)
+    pred = model.predict(sample["user"], sample["item"])
+    print("a few test ratings:")
+    for (user, item, true), guess in zip(sample[["user", "item", "rating"]].itertuples(index=False),
+                                        pred):
+        print(f"  user {user:>5}  item {item:>5}  true {true:g}  predicted {guess:.2f}")
+
+
+COMMANDS = [add_train, add_evaluate, add_predict, add_info, add_demo]
+
+
+# --- entry point ------------------------------------------------------------------------
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="mfcore",
+                                     description="Biased matrix factorization for rating data.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"mfcore {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for add in COMMANDS:
+        add(commands)
+    for sub in commands.choices.values():
+        sub.set_defaults(parser=sub)
+    return parser
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="mfcore", description="Matrix factorization for ratings.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="train and evaluate on MovieLens 100K (or synthetic data)")
-    p.set_defaults(func=demo)
+    """Run one command; return its exit code."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (CommandError, ModelFileError, NotFittedError, DataUnavailableError, OSError,
+            ValueError, TypeError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"mfcore {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

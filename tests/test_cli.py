@@ -1,0 +1,138 @@
+"""The command line: train -> evaluate -> predict -> info round trip, bad input, the demo (offline)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mfcore import cli, datasets
+
+pd = pytest.importorskip("pandas")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    data = datasets.synthetic(n_users=150, n_items=80, n_ratings=4_000, min_per_user=5, seed=2)
+    train, test = data.iloc[:3_500], data.iloc[3_500:]
+    with open(folder / "train.dat", "w") as fh:  # MovieLens '::' layout
+        for u, i, r in train.itertuples(index=False):
+            fh.write(f"{u}::{i}::{int(r)}::978300760\n")
+    test.to_csv(folder / "test.csv", index=False)
+    test[["user", "item"]].iloc[:10].to_csv(folder / "pairs.tsv", sep="\t", index=False,
+                                            header=False)
+    return folder
+
+
+def run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_evaluate_predict_info_round_trip(files, capsys):
+    model = files / "model.mfz"
+    code, out, err = run(capsys, "train", files / "train.dat", "-o", model, "--k", 8,
+                         "--epochs", 20, "--reg", 0.05, "--val", 0.1, "--n-threads", 1)
+    assert code == 0, err
+    assert "trained on 3,150 ratings" in out and "validation (350 ratings): RMSE" in out
+    assert model.exists()
+
+    code, out, err = run(capsys, "evaluate", model, files / "test.csv", "--json")
+    assert code == 0, err
+    scores = json.loads(out)
+    assert scores["n"] == 500 and 0.3 < scores["rmse"] < 1.3 and scores["mae"] < scores["rmse"]
+
+    code, out, err = run(capsys, "predict", model, files / "pairs.tsv")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == "user,item,prediction" and len(lines) == 11
+    values = [float(line.split(",")[2]) for line in lines[1:]]
+    assert all(1.0 <= v <= 5.0 for v in values)
+
+    out_csv = files / "pred.csv"
+    code, _, err = run(capsys, "predict", model, files / "test.csv", "-o", out_csv)
+    assert code == 0, err
+    pred = pd.read_csv(out_csv)
+    assert list(pred.columns) == ["user", "item", "rating", "prediction"] and len(pred) == 500
+    rmse = float(np.sqrt(np.mean((pred["rating"] - pred["prediction"]) ** 2)))
+    assert rmse == pytest.approx(scores["rmse"], abs=1e-3)   # 4-decimal CSV rounding
+
+    code, out, err = run(capsys, "predict", model, "--user", 1, 2, "--item", 1, 999999)
+    assert code == 0 and len(out.strip().splitlines()) == 3
+    assert "unknown" in err                                    # item 999999 was never seen
+
+    code, out, err = run(capsys, "info", model)
+    assert code == 0, err
+    assert "fitted" in out and "k=8" in out and "users x 80 items" in out
+    code, out, _ = run(capsys, "info", model, "--json")
+    assert json.loads(out)["params"]["k"] == 8
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["train", "{d}/train.dat"], 2, "required: -o"),
+    (["train", "{d}/train.dat", "-o", "{d}/m.mfz", "--k", "0"], 2, "k must be"),
+    (["train", "{d}/train.dat", "-o", "{d}/m.mfz", "--val", "1.5"], 2, "--val"),
+    (["train", "{d}/missing.csv", "-o", "{d}/m.mfz"], 1, "not found"),
+    (["train", "{d}/bad.csv", "-o", "{d}/m.mfz"], 1, "bad.csv, line 2"),
+    (["evaluate", "{d}/not_a_model.mfz", "{d}/test.csv"], 1, "not an mfcore model"),
+    (["predict", "{d}/model.mfz"], 2, "either a pairs file"),
+    (["predict", "{d}/model.mfz", "--user", "1", "2", "--item", "1"], 2, "2 --user ids"),
+    (["predict", "{d}/model.mfz", "--user", "1", "--item", "1", "--unknown", "error",
+      "--item", "424242"], 1, "unknown"),
+    (["frobnicate"], 2, "invalid choice"),
+])
+def test_bad_arguments_and_files_fail_clearly(files, capsys, argv, code, message):
+    (files / "bad.csv").write_text("1,2,5\n1,3,lots\n")
+    (files / "not_a_model.mfz").write_text("hello")
+    if not (files / "model.mfz").exists():
+        run(capsys, "train", files / "train.dat", "-o", files / "model.mfz", "--epochs", 2)
+    argv = [a.format(d=files) for a in argv]
+    with pytest.raises(SystemExit) if code == 2 else _no_exit() as caught:
+        got = cli.main(argv)
+    out, err = capsys.readouterr()
+    if code == 2:
+        assert caught.value.code == 2
+    else:
+        assert got == 1
+    assert message in err
+
+
+class _no_exit:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_help_for_every_command_and_module_entry_point():
+    for command in ["train", "evaluate", "predict", "info", "demo"]:
+        with pytest.raises(SystemExit) as caught:
+            cli.main([command, "--help"])
+        assert caught.value.code == 0
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run([sys.executable, "-m", "mfcore", "--help"], capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 0 and "demo" in result.stdout
+
+
+def test_demo_without_real_data_says_so_and_uses_synthetic(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("MFCORE_DATA", raising=False)
+    monkeypatch.setenv("MFCORE_CACHE", str(tmp_path))
+    code, out, err = run(capsys, "demo", "--no-download")
+    assert code == 0, err
+    assert "MovieLens 100K unavailable" in out and "synthetic" in out
+    assert "1,000,209 ratings" in out
+    assert "validation RMSE" in out and "test RMSE" in out and out.count("predicted") == 5
+
+
+def test_demo_on_real_movielens_100k(ml100k, capsys):
+    ml100k("u.data")  # skips when absent
+    code, out, err = run(capsys, "demo", "--no-download")
+    assert code == 0, err
+    assert "MovieLens 100K (" in out and "80,000 train, 10,000 validation, 10,000 test" in out
+    test_rmse = float(out.split("test RMSE")[1].split()[0])
+    assert 0.85 < test_rmse < 0.97
