@@ -4,22 +4,22 @@
 module owns how an epoch visits the ratings.
 
 Layout: users and items are split into ``grid`` contiguous groups each
-(balanced by rating count), which cuts the rating matrix into ``grid x grid`` blocks. The
-ratings are copied once into packed (user, item, rating) records grouped by
-block (12 bytes a rating for float32, 16 for float64); they are never
-modified afterwards.
+(balanced by rating count), which cuts the rating matrix into ``grid x grid``
+blocks. The ratings are copied once into packed (user, item, rating) records
+grouped by block (12 bytes a rating for float32, 16 for float64), in a fixed
+random order within each block; they are never modified afterwards.
 
 Epoch: ``grid`` rounds; each round trains ``grid`` blocks that share no user
 and no item (a random diagonal of the grid), so threads train them at the same
 time without ever writing the same parameters (the FPSGD/DSGD idea). Each
-block is visited in a fresh random order (a permutation the kernel draws into
-a small per-thread scratch buffer), so an epoch depends on its random draws
-alone, not on earlier epochs: a new trainer (``partial_fit``) continues
-exactly where an old one stopped. All randomness (the
-rounds' order and the shuffle seed) is drawn from the caller's numpy
-Generator, and the grid depends on the data alone, never on the thread count:
-a fit is a function of (data, hyperparameters, seed), bit-identical with 1, 2
-or 8 threads.
+block is visited in runs of 16 consecutive records (near-sequential memory
+access) taken in a fresh random order (a permutation the kernel draws into a
+small per-thread scratch buffer). All randomness (the rounds and the run
+order's seed) is drawn from the caller's numpy Generator and an epoch depends
+on those draws alone, not on earlier epochs, so a new trainer (``partial_fit``)
+continues exactly where an old one stopped. The grid depends on the data
+alone, never on the thread count: a fit is a function of (data,
+hyperparameters, seed), bit-identical with 1, 2 or 8 threads.
 """
 import math
 
@@ -36,6 +36,8 @@ RECORD_DTYPES = {
 #: Aim for at least this many ratings a block; the grid never exceeds MAX_GRID.
 MIN_BLOCK = 4096
 MAX_GRID = 64
+#: Seed of the one-time shuffle of the records within their blocks (part of the layout).
+LAYOUT_SEED = 0x6D66636F7265
 
 
 def choose_grid(n_ratings, n_users, n_items):
@@ -86,7 +88,11 @@ class SGDTrainer:
 
         block = (balanced_groups(users, self.n_users, g).astype(np.int64)[users] * g
                  + balanced_groups(items, self.n_items, g)[items])
-        perm = np.argsort(block.astype(np.uint16 if g * g <= 65536 else np.int64), kind="stable")
+        # a fixed shuffle first, so that the runs of consecutive records the kernel visits
+        # are not runs of one user when the input is sorted (as rating files often are)
+        mix = np.random.default_rng(LAYOUT_SEED).permutation(len(ratings))
+        key = block[mix].astype(np.uint16 if g * g <= 65536 else np.int64)
+        perm = mix[np.argsort(key, kind="stable")]
         sizes = np.bincount(block, minlength=g * g)
         self.block_ptr = np.zeros(g * g + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.block_ptr[1:])

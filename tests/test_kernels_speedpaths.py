@@ -207,3 +207,13 @@ def test_show_config_reports_the_running_path(capsys):
     assert config["simd_path"] == _kernels.simd_path()
     assert config["simd_path"] in config["simd_supported"]
     assert "simd_path" in capsys.readouterr().out
+
+
+def test_records_of_sorted_input_are_mixed_within_blocks():
+    """The kernel visits runs of consecutive records: with input sorted by user they must
+    not be runs of one user (correlated updates), so the layout shuffles within blocks."""
+    u, i, r = planted()
+    by_user = np.lexsort((i, u))
+    rec = SGDTrainer(u[by_user], i[by_user], r[by_user], 1).records
+    same_user_next = np.mean(rec["u"][1:] == rec["u"][:-1])
+    assert same_user_next < 0.05  # about 1 / (users in a block), not ~1
