@@ -1,48 +1,36 @@
-"""Synthetic MovieLens-shaped rating data for the benchmarks.
+"""Benchmark data: synthetic MovieLens-shaped sets from ``mfcore.datasets.synthetic``.
 
-Uses ``mfcore.datasets.synthetic`` when it exists; until then a small
-generator of the same kind: skewed (Zipf-like) user and item activity, a
-planted low-rank structure with biases, 1-5 star ratings.
+Each set is split 90/10 at random once (seeded) and cached for the session.
+Ids are mapped to 0-based rows here, once, so that every implementation
+(mfcore, NumPy, numba, Surprise) trains on exactly the same arrays.
 """
+import functools
+
 import numpy as np
 
-#: (users, items, ratings) of the MovieLens sets the presets imitate.
-SHAPES = {
-    "ml-100k": (943, 1682, 100_000),
-    "ml-1m": (6040, 3706, 1_000_209),
-    "ml-10m": (69_878, 10_677, 10_000_054),
-    "ml-20m": (138_493, 26_744, 20_000_263),
-}
+import mfcore
 
 
-def synthetic(preset="ml-1m", seed=0, rank=10):
-    """(users, items, ratings) int32/int32/float32 arrays shaped like ``preset``, no duplicates."""
-    n_users, n_items, n = SHAPES[preset]
-    rng = np.random.default_rng(seed)
-    # activity: a heavy tail like MovieLens (some users/items rate far more than others)
-    wu = rng.pareto(1.5, n_users) + 1.0
-    wi = rng.pareto(1.2, n_items) + 1.0
-    draw = int(n * 1.15) + 1000
-    u = rng.choice(n_users, draw, p=wu / wu.sum()).astype(np.int64)
-    i = rng.choice(n_items, draw, p=wi / wi.sum()).astype(np.int64)
-    key = np.unique(u * n_items + i)
-    while len(key) < n:  # top up after removing duplicate pairs
-        extra = rng.integers(0, n_users * n_items, n - len(key) + 1000)
-        key = np.unique(np.concatenate([key, extra]))
-    key = rng.permutation(key)[:n]
-    u, i = (key // n_items).astype(np.int32), (key % n_items).astype(np.int32)
-    P = rng.normal(0, 1 / np.sqrt(rank), (n_users, rank)).astype(np.float32)
-    Q = rng.normal(0, 1 / np.sqrt(rank), (n_items, rank)).astype(np.float32)
-    bu = rng.normal(0, 0.3, n_users).astype(np.float32)
-    bi = rng.normal(0, 0.4, n_items).astype(np.float32)
-    r = 3.6 + bu[u] + bi[i] + np.einsum("nk,nk->n", P[u], Q[i]) + rng.normal(0, 0.7, n)
-    r = np.clip(np.rint(r), 1, 5).astype(np.float32)
-    return u, i, r
+@functools.lru_cache(maxsize=2)
+def load(preset, seed=0, test_fraction=0.1):
+    """(train, test) triples of (users, items, ratings): int32, int32, float32; 0-based ids."""
+    frame = mfcore.datasets.synthetic(preset, seed=seed)
+    users = frame["user"].to_numpy(np.int32) - 1
+    items = frame["item"].to_numpy(np.int32) - 1
+    ratings = frame["rating"].to_numpy(np.float32)
+    test = np.random.default_rng(seed + 1).random(len(ratings)) < test_fraction
+    # keep only test pairs whose user and item were seen in training (no cold start)
+    seen_u = np.zeros(users.max() + 1, bool)
+    seen_i = np.zeros(items.max() + 1, bool)
+    seen_u[users[~test]] = True
+    seen_i[items[~test]] = True
+    test &= seen_u[users] & seen_i[items]
+    train = (users[~test], items[~test], ratings[~test])
+    held = (users[test], items[test], ratings[test])
+    return train, held
 
 
-def split(users, items, ratings, test_fraction=0.1, seed=1):
-    """A random train/test split (returns two (users, items, ratings) triples)."""
-    rng = np.random.default_rng(seed)
-    test = rng.random(len(ratings)) < test_fraction
-    return ((users[~test], items[~test], ratings[~test]),
-            (users[test], items[test], ratings[test]))
+def rmse(pred, truth, lo=1.0, hi=5.0):
+    """Held-out RMSE of predictions clipped to the rating scale, like ``Model.evaluate``."""
+    err = np.clip(pred.astype(np.float64), lo, hi) - truth
+    return float(np.sqrt(np.mean(err * err)))
