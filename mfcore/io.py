@@ -5,12 +5,15 @@
 Integer ids become int32 (int64 when they do not fit), string ids a
 ``category``; ratings are float32, timestamps int64.
 
-Every text layout is parsed by pandas' C engine, never the Python engine. A
-``::`` file is parsed with ``:`` as the separator, which puts an empty field
-between each two real ones; only the real ones are converted (``usecols``),
-so it reads about as fast as the same data in a plain CSV. (The one
-corruption this cannot see is a line with single colons in exactly the
-places of the ``::``, e.g. ``1:7:2:7:5:7:9``, read as ``1::2::5::9``.)
+Text is parsed by compiled code, never by pandas' Python engine. A ``::``
+file of plain lines (integer ids, a decimal rating, an integer timestamp) goes
+through a small Cython parser (``_readers.pyx``), as fast as pandas' C engine
+reads the same data as CSV. Any other file, or a ``::`` file with something
+unusual in it, goes through pandas' C engine; for ``::`` with ``:`` as the
+separator and only the real fields converted (``usecols``), with a count of
+the colons to catch lines with extra fields. (The one corruption that path
+cannot see is a line with single colons in exactly the places of the ``::``,
+e.g. ``1:7:2:7:5:7:9``, read as ``1::2::5::9``; the compiled parser refuses it.)
 
 Input is checked, never silently cleaned: a short or long line, a
 non-numeric or missing rating, a non-integer id or timestamp, an empty or
@@ -44,6 +47,7 @@ ALIASES = {
 COMPRESSED = (".gz", ".bz2", ".xz", ".lzma", ".zip")
 RATING_FILES = ("ratings.dat", "ratings.csv", "u.data", "ratings.parquet")
 _SNIFF_BYTES = 1 << 16
+_FAST_BLOCK = 1 << 23   # bytes the compiled '::' parser takes at a time
 
 
 # --- opening files ----------------------------------------------------------------------
@@ -111,13 +115,8 @@ class _ClosingMember(io.RawIOBase):
         super().close()
 
 
-def _count_colons(open_stream):
-    """Colons in a stream, counted with numpy a megabyte at a time.
-
-    Parsing ``a::b::c`` at single colons with ``usecols`` would silently ignore
-    extra fields on a line; the colon count (``2 * (fields - 1)`` a line)
-    catches those lines for a small fraction of the parse time.
-    """
+def _count_byte(open_stream, byte):
+    """How often ``byte`` occurs in a stream, counted with numpy a megabyte at a time."""
     buffer = bytearray(1 << 20)
     view = np.frombuffer(buffer, dtype=np.uint8)
     total = 0
@@ -126,7 +125,42 @@ def _count_colons(open_stream):
             n = fh.readinto(buffer)
             if not n:
                 return total
-            total += int(np.count_nonzero(view[:n] == ord(":")))
+            total += int(np.count_nonzero(view[:n] == byte))
+
+
+def _parse_colons_fast(open_stream, columns):
+    """A ``::`` file through the compiled parser, as a frame; None when it needs the general path.
+
+    The parser takes only plain lines (integers, a decimal rating, ``::``
+    between them); on anything else it stops and the general reader, which
+    explains problems line by line, takes over.
+    """
+    try:
+        from ._readers import parse_colon_block
+    except ImportError:  # an old build without the module: the general path still works
+        return None
+    import pandas as pd
+
+    capacity = _count_byte(open_stream, ord("\n")) + 1
+    arrays = {"user": np.empty(capacity, np.int64), "item": np.empty(capacity, np.int64),
+              "rating": np.empty(capacity, np.float32),
+              "timestamp": np.empty(capacity if len(columns) == 4 else 0, np.int64)}
+    row, rest = 0, b""
+    with open_stream() as fh:
+        while True:
+            block = fh.read(_FAST_BLOCK)
+            data = rest + block if rest else block
+            cut = data.rfind(b"\n") + 1 if block else len(data)  # whole lines only, but at EOF
+            rest = data[cut:]
+            if cut:
+                row, _, failed = parse_colon_block(memoryview(data)[:cut], len(columns),
+                                                   arrays["user"], arrays["item"],
+                                                   arrays["rating"], arrays["timestamp"], row)
+                if failed:
+                    return None
+            if not block:
+                break
+    return pd.DataFrame({c: arrays[c][:row] for c in columns}, copy=False)
 
 
 # --- sniffing the layout ----------------------------------------------------------------------
@@ -268,6 +302,11 @@ def _read(path, sep, header, ids, on_bad_lines, member, min_fields):
     plain = not path.lower().endswith(COMPRESSED)
     layout = _Layout(name, path if plain else None, open_stream, sep, header, columns, ids,
                      header_colons)
+    frame = None
+    if sep == "::" and ids == "int" and not header and len(columns) >= 3:
+        frame = _parse_colons_fast(open_stream, columns)
+    if frame is not None:
+        return _finish(frame)
     frame, bad = layout.parse()
     if bad is not None:
         bad_lines = layout.diagnose(first_only=on_bad_lines == "error")
@@ -326,7 +365,7 @@ class _Layout:
             return None, "a rating is not a finite number"
         if self.sep == "::" and not skip:
             expected = 2 * (len(self.columns) - 1) * len(frame) + self.header_colons
-            colons = _count_colons(self.open_stream)
+            colons = _count_byte(self.open_stream, ord(":"))
             if colons != expected:
                 return None, f"{colons} colons where {expected} were expected"
         return frame, None
@@ -371,6 +410,8 @@ class _Layout:
             elif column == "timestamp":
                 if not _is_int(value):
                     return f"timestamp {value!r} is not an integer"
+                if not -2**63 <= int(value) < 2**63:
+                    return f"timestamp {value!r} does not fit in 64 bits"
         if "\ufffd" in line:
             return "text is not valid UTF-8"
         return None

@@ -194,3 +194,55 @@ def test_real_movielens_100k(ml100k):
     assert abs(float(np.mean(frame["rating"].to_numpy(), dtype=np.float64)) - 3.52986) < 1e-5
     assert list(np.bincount(frame["rating"].astype(int))[1:]) == [6110, 11370, 27145, 34174, 21201]
     assert len(read_ratings(ml100k("u1.base"))) == 80_000
+
+
+# --- the compiled '::' parser agrees with the general (pandas) path ----------------------
+
+def _general_path(monkeypatch):
+    import mfcore.io as mio
+    monkeypatch.setattr(mio, "_parse_colons_fast", lambda *a: None)
+
+
+@pytest.mark.parametrize("block", [7, 64, 1 << 23])
+def test_fast_colon_parser_matches_the_general_path(tmp_path, monkeypatch, block):
+    import mfcore.io as mio
+    rng = np.random.default_rng(block)
+    n = 500
+    users = rng.integers(-5, 2**40, n)
+    items = rng.integers(1, 10**6, n)
+    ratings = rng.choice(["1", "2.5", "4.", "0.5", "5", "3.25", "-1"], n)
+    stamps = rng.integers(0, 2**33, n)
+    eols = rng.choice(["\n", "\r\n", "\n\n"], n)
+    text = "".join(f"{u}::{i}::{r}::{t}{e}" for u, i, r, t, e in zip(users, items, ratings,
+                                                                     stamps, eols))
+    path = write(tmp_path / "r.dat", text.rstrip("\n"), mode="wb")   # no final newline
+    monkeypatch.setattr(mio, "_FAST_BLOCK", block)
+    calls = []
+    real = mio._parse_colons_fast
+    monkeypatch.setattr(mio, "_parse_colons_fast", lambda *a: calls.append(1) or real(*a))
+    fast = read_ratings(path)
+    assert calls and fast is not None
+    _general_path(monkeypatch)
+    general = read_ratings(path)
+    pd.testing.assert_frame_equal(fast, general)
+    np.testing.assert_array_equal(fast["user"], users)
+    assert fast["user"].dtype == np.int64
+
+
+@pytest.mark.parametrize("text", [
+    "1::10::4e0::5\n2::20::3::6\n",          # exponent: the general path reads it
+    "1::10::4::5\n 2::20::3::6\n",           # a leading space
+    "1::10::4::5\n2::20::3::123456789012345678901\n",  # too many digits for the fast path
+])
+def test_unusual_colon_files_fall_back_to_the_general_path(tmp_path, text):
+    path = write(tmp_path / "odd.dat", text)
+    try:
+        frame = read_ratings(path)
+    except ValueError as exc:            # then the general path explains the line
+        assert "odd.dat, line 2" in str(exc)
+    else:
+        assert len(frame) == 2
+
+
+def test_fast_path_three_columns_and_a_compressed_file(tmp_path):
+    check(read_ratings(write(tmp_path / "r3.dat.gz", lines("::", cols=3), mode="wt")), cols=3)
