@@ -268,16 +268,18 @@ def _sample_block(users, counts, n_items, item_rank_to_id, alpha, offset, rng):
 def _cover_all_items(user, item, n_items, rng):
     """Give every item at least one rating by moving ratings off popular items (in place)."""
     for _ in range(100):
-        counts = np.bincount(item, minlength=n_items)
+        counts = sum(np.bincount(item[lo:lo + _CHUNK], minlength=n_items)  # bincount copies
+                     for lo in range(0, len(item), _CHUNK))                  # to int64: in blocks
         missing = np.flatnonzero(counts == 0)
         if not len(missing):
             return
-        # candidates: ratings of items that can spare one; a rating moved to a missing
-        # item cannot collide with another of its user, since that item had none.
-        spare = counts[item] > len(missing) + 1
-        candidates = np.flatnonzero(spare)
-        take = rng.choice(candidates, size=min(len(missing), len(candidates)), replace=False)
-        item[take] = missing[:len(take)]
+        # Rows drawn at random land mostly on popular items; keep those whose item can
+        # spare a rating. A row moved to a missing item cannot collide with another
+        # rating of its user, since that item had none.
+        rows = np.unique(rng.integers(0, len(item), 4 * len(missing) + 64))
+        rows = rows[counts[item[rows]] > len(missing) + 1]
+        rows = rng.permutation(rows)[:len(missing)]
+        item[rows] = missing[:len(rows)]
     raise RuntimeError("could not give every item a rating; use more ratings or fewer items")
 
 
