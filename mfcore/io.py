@@ -29,6 +29,7 @@ import lzma
 import os
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -226,7 +227,7 @@ def _sniff(open_stream, name, sep, header):
     return sep, bool(header), names, [f.strip() for f in _split(data_lines[0], sep)], header_colons
 
 
-def _column_order(header_names, n_fields, name):
+def _column_order(header_names, n_fields):
     """Canonical names of the file's columns, by header name when it has known names."""
     if header_names and len(header_names) == n_fields:
         canonical = {alias: col for col, aliases in ALIASES.items() for alias in aliases}
@@ -285,16 +286,21 @@ def _read(path, sep, header, ids, on_bad_lines, member, min_fields):
     if path.lower().endswith((".parquet", ".pq")):
         return _read_parquet(path, min_fields)
     name = f"{path}!{member}" if member else path
-    open_stream = _opener(path, member)
     try:
-        sep, header, header_names, fields, header_colons = _sniff(open_stream, name, sep, header)
-    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as exc:
-        raise ValueError(f"{name}: cannot read the file ({exc})") from exc
+        return _read_text(path, name, _opener(path, member), sep, header, ids, on_bad_lines,
+                          min_fields)
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError, zlib.error) as exc:
+        # a truncated or corrupted compressed file, an unreadable one
+        raise ValueError(f"{name}: cannot read the file ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_text(path, name, open_stream, sep, header, ids, on_bad_lines, min_fields):
+    sep, header, header_names, fields, header_colons = _sniff(open_stream, name, sep, header)
     n_fields = len(fields)
     if not min_fields <= n_fields <= 4:
         need = "user, item, rating[, timestamp]" if min_fields == 3 else "user, item[, rating[, timestamp]]"
         raise ValueError(f"{name}: the first line has {n_fields} field(s); expected {need}")
-    columns = _column_order(header_names, n_fields, name)
+    columns = _column_order(header_names, n_fields)
     if min_fields == 3 and "rating" not in columns:
         raise ValueError(f"{name}: no rating column among {header_names}")
     if ids == "auto":

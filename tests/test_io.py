@@ -246,3 +246,37 @@ def test_unusual_colon_files_fall_back_to_the_general_path(tmp_path, text):
 
 def test_fast_path_three_columns_and_a_compressed_file(tmp_path):
     check(read_ratings(write(tmp_path / "r3.dat.gz", lines("::", cols=3), mode="wt")), cols=3)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2"])
+def test_truncated_compressed_file_is_named(tmp_path, suffix):
+    good = write(tmp_path / ("r.dat" + suffix), lines("::", rows=ROWS * 2000), mode="wt")
+    data = open(good, "rb").read()
+    bad = tmp_path / ("cut.dat" + suffix)
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut.dat.*cannot read the file"):
+        read_ratings(bad)
+
+
+def test_any_layout_round_trips_random_ratings(tmp_path):
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings, strategies as st
+
+    row = st.tuples(st.integers(1, 2**31 - 1), st.integers(1, 2**31 - 1),
+                    st.sampled_from([0.5, 1.0, 2.5, 3.0, 4.5, 5.0]), st.integers(0, 2**40))
+    layouts = [("r.dat", "::", None), ("r.tsv", "\t", None), ("r.csv", ",", "user,item,rating,ts"),
+               ("r.dat.gz", "::", None), ("r.csv.bz2", ",", None)]
+
+    @settings(max_examples=30, deadline=None)
+    @given(rows=st.lists(row, min_size=1, max_size=40), layout=st.sampled_from(layouts),
+           crlf=st.booleans())
+    def round_trip(rows, layout, crlf):
+        name, sep, header = layout
+        text = lines(sep, rows=rows, eol="\r\n" if crlf else "\n", header=header)
+        path = write(tmp_path / name, text, mode="wb")
+        frame = read_ratings(path)
+        assert len(frame) == len(rows)
+        for column, values in zip(["user", "item", "rating", "timestamp"], zip(*rows)):
+            np.testing.assert_array_equal(frame[column].to_numpy(), np.array(values))
+
+    round_trip()
