@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+import mfcore
 from mfcore import cli, datasets
 
 pd = pytest.importorskip("pandas")
@@ -108,14 +109,15 @@ class _no_exit:
         return False
 
 
-def test_help_for_every_command_and_module_entry_point():
+def test_help_for_every_command_and_module_entry_point(tmp_path):
     for command in ["train", "evaluate", "predict", "info", "demo"]:
         with pytest.raises(SystemExit) as caught:
             cli.main([command, "--help"])
         assert caught.value.code == 0
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    # the mfcore under test (installed, or built in place), not an unbuilt source folder in cwd
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(mfcore.__file__)))
     result = subprocess.run([sys.executable, "-m", "mfcore", "--help"], capture_output=True,
-                            text=True, env=env)
+                            text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0 and "demo" in result.stdout
 
 

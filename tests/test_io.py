@@ -180,11 +180,13 @@ def test_parquet_when_pyarrow_is_installed(tmp_path):
     check(read_ratings(tmp_path / "r.parquet"))
 
 
-def test_reading_does_not_need_pandas_at_import():
+def test_reading_does_not_need_pandas_at_import(tmp_path):
     import subprocess
     import sys
+    # the mfcore under test (installed, or built in place), not an unbuilt source folder in cwd
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(mfcore.__file__)))
     code = "import sys, mfcore; assert 'pandas' not in sys.modules, 'pandas imported'"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env)
 
 
 def test_real_movielens_100k(ml100k):
