@@ -52,14 +52,21 @@ def _add_reader_options(parser):
                        help="the first line is data")
     group.add_argument("--skip-bad-lines", action="store_true",
                        help="drop malformed lines with a warning instead of failing")
+    group.add_argument("--ids", choices=("auto", "int", "str"), default=None,
+                       help="id type (default: detect; for a model's file, the model's type)")
 
 
-def _read(args, path, pairs=False):
+def _read(args, path, pairs=False, model=None):
+    """Read a ratings (or pairs) file with the command's reader options."""
     from .io import read_pairs, read_ratings
 
+    ids = args.ids
+    if ids is None:  # string-id models read '42' as the id '42', not the number 42
+        kinds = {model.user_map_.kind, model.item_map_.kind} if model is not None else set()
+        ids = "str" if kinds == {"str"} else "auto"
     reader = read_pairs if pairs else read_ratings
     sep = "\t" if args.sep == "tab" else args.sep
-    return reader(path, sep=sep, header=args.header,
+    return reader(path, sep=sep, header=args.header, ids=ids,
                   on_bad_lines="skip" if args.skip_bad_lines else "error")
 
 
@@ -147,7 +154,7 @@ def add_evaluate(commands):
 
 def run_evaluate(args):
     model = _load_model(args.model)
-    data = _read(args, args.ratings)
+    data = _read(args, args.ratings, model=model)
     scores = model.evaluate(data["user"], data["item"], data["rating"])
     if args.json:
         _print_json(scores)
@@ -199,7 +206,7 @@ def run_predict(args):
         args.parser.error(f"{len(args.user)} --user ids but {len(args.item)} --item ids")
     model = _load_model(args.model)
     if args.pairs is not None:
-        frame = _read(args, args.pairs, pairs=True)
+        frame = _read(args, args.pairs, pairs=True, model=model)
     else:
         frame = pd.DataFrame({"user": _ids_for(model.user_map_, args.user),
                               "item": _ids_for(model.item_map_, args.item)})

@@ -138,3 +138,18 @@ def test_demo_on_real_movielens_100k(ml100k, capsys):
     assert "MovieLens 100K (" in out and "80,000 train, 10,000 validation, 10,000 test" in out
     test_rmse = float(out.split("test RMSE")[1].split()[0])
     assert 0.85 < test_rmse < 0.97
+
+
+def test_string_ids_round_trip(tmp_path, capsys):
+    lines = ["user,item,rating"] + [f"u{u},{i},{(u * i) % 5 + 1}" for u in range(30)
+                                    for i in range(0, 20, 1 + u % 3)]
+    (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "pairs.csv").write_text("user,item\nu1,3\nu2,4\n")
+    model = tmp_path / "m.mfz"
+    assert run(capsys, "train", tmp_path / "r.csv", "-o", model, "--epochs", 3,
+               "--ids", "str")[0] == 0
+    code, out, err = run(capsys, "predict", model, tmp_path / "pairs.csv")
+    assert code == 0, err
+    assert out.splitlines()[1].startswith("u1,3,")
+    code, out, err = run(capsys, "evaluate", model, tmp_path / "r.csv")
+    assert code == 0 and "0 unknown users, 0 unknown items" in out, err
