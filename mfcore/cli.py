@@ -295,7 +295,7 @@ def _demo_data(args):
                 progress=lambda line: print(f"MovieLens 100K is not on this machine; {line}",
                                             flush=True))
             return datasets.movielens("ml-100k", download=False), f"MovieLens 100K ({path})"
-        except (DataUnavailableError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # offline, no cache folder, an edited copy...
             reason = str(exc)
     print(f"MovieLens 100K unavailable: {reason}")
     print("Running on synthetic MovieLens-1M-shaped data instead "

@@ -126,9 +126,9 @@ def _download_and_unpack(url, sha256, folder, filename, timeout):
     cache = cache_dir()
     try:
         os.makedirs(cache, exist_ok=True)
+        fd, part = tempfile.mkstemp(prefix=".download-", suffix=".zip", dir=cache)
     except OSError as exc:
-        raise DataUnavailableError(f"cannot create the cache folder {cache}: {exc}") from exc
-    fd, part = tempfile.mkstemp(prefix=".download-", suffix=".zip", dir=cache)
+        raise DataUnavailableError(f"cannot write to the cache folder {cache}: {exc}") from exc
     try:
         with os.fdopen(fd, "wb") as out:
             digest = _fetch(url, out, timeout)

@@ -171,3 +171,13 @@ def test_real_movielens_100k_by_name(ml100k):
     ml100k("u.data")  # skips when absent
     frame = datasets.movielens("ml-100k", download=False)
     assert len(frame) == 100_000 and frame["user"].nunique() == 943
+
+
+def test_unwritable_cache_is_reported(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.delenv("MFCORE_DATA", raising=False)
+    monkeypatch.setenv("MFCORE_CACHE", str(blocker / "cache"))
+    archive = make_archive(tmp_path / "ml-100k.zip")
+    with pytest.raises(DataUnavailableError, match="cannot write to the cache folder"):
+        datasets.movielens_path("ml-100k", url=archive.as_uri(), sha256=sha256_of(archive))
