@@ -385,8 +385,10 @@ class _Layout:
         with io.TextIOWrapper(self.open_stream(), encoding="utf-8", errors="replace",
                               newline=None) as fh:
             for number, line in enumerate(fh, start=1):
-                if number == 1 and self.header or not line.strip():
+                if number == 1 and self.header:
                     continue
+                if not line.strip() and (self.sep == "whitespace" or self.sep[0] not in line):
+                    continue  # blank, as pandas sees it (a line of tabs is not, in a tab file)
                 problem = self._check_line(line, expected)
                 if problem:
                     problems.append((number, problem))
@@ -395,12 +397,13 @@ class _Layout:
         return problems
 
     def _check_line(self, line, expected):
-        fields = _split(line.rstrip("\r\n"), self.sep)
+        line = line.rstrip("\r\n")
+        fields = _split(line, self.sep)
         if self.sep != "whitespace":
             fields = [f.strip() for f in fields]
         if len(fields) != expected:
             return (f"{len(fields)} field(s), expected {expected} "
-                    f"({', '.join(self.columns)}): {line.rstrip()!r}")
+                    f"({', '.join(self.columns)}): {line!r}")
         for column, value in zip(self.columns, fields):
             if column in ("user", "item"):
                 if not value:

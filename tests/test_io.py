@@ -132,6 +132,7 @@ def test_malformed_lines_name_file_and_line(tmp_path, text, line, match):
 
 @pytest.mark.parametrize("text, match", [
     ("1,10,5\n2,20\n", "line 2: 2 field"),
+    ("1\t10\t5\n\t\n2\t20\t4\n", "line 2: 2 field.*'\\\\t'"),   # a line of one tab is not blank
     ("1,10,5\n2,20,inf\n", "line 2: rating 'inf'"),
     ("a\tb\n", "the first line has 2 field"),
 ])
