@@ -1,11 +1,12 @@
 # cython: language_level=3
-"""A fast path for MovieLens ``::`` rating files: ``user::item::rating[::timestamp]`` lines.
+"""A fast path for plain rating files: ``user SEP item SEP rating [SEP timestamp]`` lines.
 
-``parse_colon_block`` parses a block of complete lines into preallocated
-arrays without the GIL. It accepts only the plain form (optionally signed
-integers, a decimal rating without exponent, LF or CRLF line ends, blank
-lines); anything else makes it stop and report where, and the caller falls
-back to the general pandas reader, which explains the problem.
+``parse_block`` parses a block of complete lines into preallocated arrays
+without the GIL, for a separator of one or two bytes (``::``, tab, comma,
+semicolon). It accepts only the plain form (optionally signed integers, a
+decimal rating without exponent, LF or CRLF line ends, blank lines); anything
+else makes it stop, and the caller falls back to the general pandas reader,
+which explains problems line by line.
 """
 from libc.stdint cimport int64_t
 
@@ -61,21 +62,27 @@ cdef inline Py_ssize_t _decimal(const unsigned char* s, Py_ssize_t pos, Py_ssize
     return pos
 
 
-cdef inline Py_ssize_t _colons(const unsigned char* s, Py_ssize_t pos, Py_ssize_t end) noexcept nogil:
-    if pos + 1 < end and s[pos] == c':' and s[pos + 1] == c':':
+cdef inline Py_ssize_t _sep(const unsigned char* s, Py_ssize_t pos, Py_ssize_t end,
+                            unsigned char sep0, unsigned char sep1, int seplen) noexcept nogil:
+    if seplen == 1:
+        return pos + 1 if pos < end and s[pos] == sep0 else -1
+    if pos + 1 < end and s[pos] == sep0 and s[pos + 1] == sep1:
         return pos + 2
     return -1
 
 
-def parse_colon_block(const unsigned char[::1] block, int n_fields, int64_t[::1] users,
-                      int64_t[::1] items, float[::1] ratings, int64_t[::1] times,
-                      Py_ssize_t row):
+def parse_block(const unsigned char[::1] block, bytes sep, int n_fields, int64_t[::1] users,
+                int64_t[::1] items, float[::1] ratings, int64_t[::1] times, Py_ssize_t row):
     """Parse whole lines of ``block`` into the arrays from index ``row`` on.
 
     Returns (next row, lines read, failed): ``failed`` is True when a line is
     not in the plain form (or the arrays are full); ``lines read`` then counts
     the lines before it.
     """
+    if not 1 <= len(sep) <= 2 or sep in (b"\r", b"\n"):
+        raise ValueError(f"separator must be one or two bytes, got {sep!r}")
+    cdef unsigned char sep0 = sep[0], sep1 = sep[len(sep) - 1]
+    cdef int seplen = len(sep)
     cdef const unsigned char* s = &block[0] if block.shape[0] else NULL
     cdef Py_ssize_t end = block.shape[0], pos = 0, capacity = users.shape[0], lines = 0
     cdef int64_t u = 0, i = 0, t = 0
@@ -96,15 +103,15 @@ def parse_colon_block(const unsigned char[::1] block, int n_fields, int64_t[::1]
                 break
             pos = _int(s, pos, end, &u)
             if pos >= 0:
-                pos = _colons(s, pos, end)
+                pos = _sep(s, pos, end, sep0, sep1, seplen)
             if pos >= 0:
                 pos = _int(s, pos, end, &i)
             if pos >= 0:
-                pos = _colons(s, pos, end)
+                pos = _sep(s, pos, end, sep0, sep1, seplen)
             if pos >= 0:
                 pos = _decimal(s, pos, end, &r)
             if pos >= 0 and n_fields == 4:
-                pos = _colons(s, pos, end)
+                pos = _sep(s, pos, end, sep0, sep1, seplen)
                 if pos >= 0:
                     pos = _int(s, pos, end, &t)
             if pos >= 0 and pos < end and s[pos] == c'\r':

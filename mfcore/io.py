@@ -5,11 +5,12 @@
 Integer ids become int32 (int64 when they do not fit), string ids a
 ``category``; ratings are float32, timestamps int64.
 
-Text is parsed by compiled code, never by pandas' Python engine. A ``::``
-file of plain lines (integer ids, a decimal rating, an integer timestamp) goes
-through a small Cython parser (``_readers.pyx``), as fast as pandas' C engine
-reads the same data as CSV. Any other file, or a ``::`` file with something
-unusual in it, goes through pandas' C engine; for ``::`` with ``:`` as the
+Text is parsed by compiled code, never by pandas' Python engine. A file of
+plain lines (integer ids, a decimal rating, an integer timestamp, separated by
+``::``, tab, comma or semicolon) goes through a small Cython parser
+(``_readers.pyx``), faster than pandas' C engine reads the same data as CSV.
+Any other file, or one with something unusual in it (quotes, spaces, an
+exponent...), goes through pandas' C engine; a ``::`` file with ``:`` as the
 separator and only the real fields converted (``usecols``), with a count of
 the colons to catch lines with extra fields. (The one corruption that path
 cannot see is a line with single colons in exactly the places of the ``::``,
@@ -129,15 +130,15 @@ def _count_byte(open_stream, byte):
             total += int(np.count_nonzero(view[:n] == byte))
 
 
-def _parse_colons_fast(open_stream, columns):
-    """A ``::`` file through the compiled parser, as a frame; None when it needs the general path.
+def _parse_fast(open_stream, columns, sep, header):
+    """A plain file through the compiled parser, as a frame; None when it needs the general path.
 
-    The parser takes only plain lines (integers, a decimal rating, ``::``
-    between them); on anything else it stops and the general reader, which
-    explains problems line by line, takes over.
+    The parser takes only plain lines (integers, a decimal rating, the
+    separator between them); on anything else it stops and the general
+    reader, which explains problems line by line, takes over.
     """
     try:
-        from ._readers import parse_colon_block
+        from ._readers import parse_block
     except ImportError:  # an old build without the module: the general path still works
         return None
     import pandas as pd
@@ -146,17 +147,20 @@ def _parse_colons_fast(open_stream, columns):
     arrays = {"user": np.empty(capacity, np.int64), "item": np.empty(capacity, np.int64),
               "rating": np.empty(capacity, np.float32),
               "timestamp": np.empty(capacity if len(columns) == 4 else 0, np.int64)}
-    row, rest = 0, b""
+    row, rest, skip_header = 0, b"", header
     with open_stream() as fh:
         while True:
             block = fh.read(_FAST_BLOCK)
             data = rest + block if rest else block
             cut = data.rfind(b"\n") + 1 if block else len(data)  # whole lines only, but at EOF
             rest = data[cut:]
-            if cut:
-                row, _, failed = parse_colon_block(memoryview(data)[:cut], len(columns),
-                                                   arrays["user"], arrays["item"],
-                                                   arrays["rating"], arrays["timestamp"], row)
+            start = 0
+            if skip_header and cut:  # the header is the file's first line
+                start, skip_header = data.index(b"\n") + 1, False
+            if cut > start:
+                row, _, failed = parse_block(memoryview(data)[start:cut], sep.encode(),
+                                             len(columns), arrays["user"], arrays["item"],
+                                             arrays["rating"], arrays["timestamp"], row)
                 if failed:
                     return None
             if not block:
@@ -309,8 +313,9 @@ def _read_text(path, name, open_stream, sep, header, ids, on_bad_lines, min_fiel
     layout = _Layout(name, path if plain else None, open_stream, sep, header, columns, ids,
                      header_colons)
     frame = None
-    if sep == "::" and ids == "int" and not header and len(columns) >= 3:
-        frame = _parse_colons_fast(open_stream, columns)
+    if (sep in ("::", "\t", ",", ";") and ids == "int" and len(columns) >= 3
+            and columns == list(COLUMNS[:len(columns)])):
+        frame = _parse_fast(open_stream, columns, sep, header)
     if frame is not None:
         return _finish(frame)
     frame, bad = layout.parse()

@@ -203,11 +203,14 @@ def test_real_movielens_100k(ml100k):
 
 def _general_path(monkeypatch):
     import mfcore.io as mio
-    monkeypatch.setattr(mio, "_parse_colons_fast", lambda *a: None)
+    monkeypatch.setattr(mio, "_parse_fast", lambda *a: None)
 
 
-@pytest.mark.parametrize("block", [7, 64, 1 << 23])
-def test_fast_colon_parser_matches_the_general_path(tmp_path, monkeypatch, block):
+@pytest.mark.parametrize("block, sep, header", [(7, "::", None), (64, "::", None),
+                                               (1 << 23, "::", None), (5, "\t", None),
+                                               (64, ",", "userId,movieId,rating,timestamp"),
+                                               (1 << 23, ";", "user;item;rating;time")])
+def test_fast_parser_matches_the_general_path(tmp_path, monkeypatch, block, sep, header):
     import mfcore.io as mio
     rng = np.random.default_rng(block)
     n = 500
@@ -216,15 +219,21 @@ def test_fast_colon_parser_matches_the_general_path(tmp_path, monkeypatch, block
     ratings = rng.choice(["1", "2.5", "4.", "0.5", "5", "3.25", "-1"], n)
     stamps = rng.integers(0, 2**33, n)
     eols = rng.choice(["\n", "\r\n", "\n\n"], n)
-    text = "".join(f"{u}::{i}::{r}::{t}{e}" for u, i, r, t, e in zip(users, items, ratings,
-                                                                     stamps, eols))
-    path = write(tmp_path / "r.dat", text.rstrip("\n"), mode="wb")   # no final newline
+    text = "".join(sep.join(map(str, fields)) + e
+                   for *fields, e in zip(users, items, ratings, stamps, eols))
+    text = (header + "\n" if header else "") + text.rstrip("\n")    # no final newline
+    path = write(tmp_path / "r.dat", text, mode="wb")
     monkeypatch.setattr(mio, "_FAST_BLOCK", block)
     calls = []
-    real = mio._parse_colons_fast
-    monkeypatch.setattr(mio, "_parse_colons_fast", lambda *a: calls.append(1) or real(*a))
+    real = mio._parse_fast
+
+    def spy(*args):
+        frame = real(*args)
+        calls.append(frame is not None)
+        return frame
+    monkeypatch.setattr(mio, "_parse_fast", spy)
     fast = read_ratings(path)
-    assert calls and fast is not None
+    assert calls == [True]
     _general_path(monkeypatch)
     general = read_ratings(path)
     pd.testing.assert_frame_equal(fast, general)
@@ -234,6 +243,8 @@ def test_fast_colon_parser_matches_the_general_path(tmp_path, monkeypatch, block
 
 @pytest.mark.parametrize("text", [
     "1::10::4e0::5\n2::20::3::6\n",          # exponent: the general path reads it
+    '1,10,4,5\n"2",20,3,6\n',                # quotes
+    "1,10,4,5\n2, 20, 3, 6\n",               # spaces after the commas
     "1::10::4::5\n 2::20::3::6\n",           # a leading space
     "1::10::4::5\n2::20::3::123456789012345678901\n",  # too many digits for the fast path
 ])
