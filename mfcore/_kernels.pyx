@@ -195,6 +195,8 @@ def sgd_blocks(const unsigned char[::1] records, const int64_t[::1] block_ptr,
                                    &user_factors[0, 0], &item_factors[0, 0],
                                    &user_bias[0], &item_bias[0], k, global_mean,
                                    lr, reg, reg_bias, &block_sse[0], n_threads)
+    if sse < 0:
+        raise MemoryError("could not allocate the epoch's block counters")
     return sse
 
 

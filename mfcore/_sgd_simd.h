@@ -16,9 +16,13 @@
 #define MFCORE_SGD_SIMD_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#if defined(_OPENMP) && defined(__GNUC__)
+#include <sched.h>
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -364,15 +368,47 @@ static inline int mf_thread_num(void)
 #endif
 }
 
-/* One epoch of block-parallel SGD: `grid` rounds; round s trains the `grid` blocks
- * schedule[s*grid .. s*grid+grid-1] (pairwise disjoint in users and items) in any
- * thread order, and every round waits for the previous one (the implicit barrier
- * of `omp for`). Block b holds records block_ptr[b] .. block_ptr[b+1]-1, visited in
- * runs of MF_RUN records taken in the order mf_permutation(n_runs, mf_block_seed(seed,
- * b)) (or as stored when shuffle is 0), built in the calling thread's part of
- * `scratch` (max_runs entries a thread). The records are never modified, so an
- * epoch's order depends on its seed alone. Block b's squared error lands in
- * block_sse[b]. */
+/* One epoch of block-parallel SGD. The schedule lists grid x grid blocks in `grid`
+ * rounds; round s is schedule[s*grid .. s*grid+grid-1], blocks pairwise disjoint in
+ * users and items. Each block row (user group) and block column (item group) must see
+ * its blocks in round order; nothing else is ordered. So the threads take blocks in
+ * schedule order from a shared counter, and a block of round s starts as soon as its
+ * row and its column have finished round s-1 (row_done/col_done counters): no thread
+ * waits for a whole round, and no two running blocks share a row or a column.
+ * Every parameter therefore sees the same sequence of updates whatever the number
+ * of threads or their timing: the result is bit-identical across thread counts.
+ *
+ * Block b holds records block_ptr[b] .. block_ptr[b+1]-1, visited in runs of MF_RUN
+ * records taken in the order mf_permutation(n_runs, mf_block_seed(seed, b)) (or as
+ * stored when shuffle is 0), built in the calling thread's part of `scratch`
+ * (max_runs entries a thread). The records are never modified, so an epoch's order
+ * depends on its seed alone. Block b's squared error lands in block_sse[b] and the
+ * total is summed in block order. */
+#define MF_PAD 16  /* block counters one a cache line */
+/* -DMF_NO_DATAFLOW: use a barrier between rounds instead (slower; for comparison) */
+#if defined(_OPENMP) && defined(__GNUC__) && !defined(MF_NO_DATAFLOW)
+#define MF_DATAFLOW 1
+#ifndef MF_SPINS
+#define MF_SPINS 2000
+#endif
+static inline void mf_wait_for(const int32_t *row, const int32_t *col, int32_t round)
+{
+    unsigned spins = 0;
+    while (__atomic_load_n(row, __ATOMIC_ACQUIRE) < round
+           || __atomic_load_n(col, __ATOMIC_ACQUIRE) < round) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        if (++spins > MF_SPINS) {  /* a long wait: the other thread may be descheduled */
+            sched_yield();         /* (a busy machine), so offer it this CPU */
+            spins = 0;
+        }
+    }
+}
+#else
+#define MF_DATAFLOW 0
+#endif
+
 #define MF_DEFINE_EPOCH(T, SFX, REC)                                                     \
 static double mf_sgd_epoch_##SFX(const REC *rec, const int64_t *block_ptr,               \
         const int32_t *schedule, int grid, uint64_t seed, int shuffle,                   \
@@ -381,25 +417,55 @@ static double mf_sgd_epoch_##SFX(const REC *rec, const int64_t *block_ptr,      
         double *block_sse, int n_threads)                                                \
 {                                                                                        \
     mf_kernels kern = mf_k;                                                              \
+    int64_t n_blocks = (int64_t)grid * grid;                                             \
+    int32_t *done = MF_DATAFLOW ? calloc((size_t)2 * grid * MF_PAD, sizeof *done) : 0;   \
+    int64_t next = 0;                                                                    \
+    (void)next;                                                                          \
+    if (MF_DATAFLOW && !done) return -1.0;  /* out of memory: the caller raises */       \
     MF_OMP_PARALLEL(n_threads)                                                           \
     {                                                                                    \
         int32_t *runs = shuffle ? scratch + (int64_t)mf_thread_num() * max_runs : 0;     \
-        for (int s = 0; s < grid; s++) {                                                 \
-            MF_OMP_FOR_DYNAMIC                                                           \
-            for (int j = 0; j < grid; j++) {                                             \
-                int32_t b = schedule[(int64_t)s * grid + j];                             \
-                int64_t start = block_ptr[b], n = block_ptr[b + 1] - start;              \
-                if (runs) mf_permutation(runs, (n + MF_RUN - 1) / MF_RUN,                \
-                                         mf_block_seed(seed, b));                        \
-                block_sse[b] = kern.block_##SFX(rec + start, runs, n, P, Q, bu, bi, k,   \
-                                                mu, lr, reg, regb);                      \
-            }                                                                            \
+        MF_EPOCH_LOOP                                                                    \
+            int32_t b = schedule[t];                                                     \
+            int64_t start = block_ptr[b], n = block_ptr[b + 1] - start;                  \
+            MF_EPOCH_WAIT                                                                \
+            if (runs) mf_permutation(runs, (n + MF_RUN - 1) / MF_RUN,                    \
+                                     mf_block_seed(seed, b));                            \
+            block_sse[b] = kern.block_##SFX(rec + start, runs, n, P, Q, bu, bi, k,       \
+                                            mu, lr, reg, regb);                          \
+            MF_EPOCH_DONE                                                                \
         }                                                                                \
     }                                                                                    \
+    free(done);                                                                          \
     double sse = 0.0;                                                                    \
-    for (int64_t b = 0; b < (int64_t)grid * grid; b++) sse += block_sse[b];              \
+    for (int64_t b = 0; b < n_blocks; b++) sse += block_sse[b];                          \
     return sse;                                                                          \
 }
+
+#if MF_DATAFLOW
+/* blocks in schedule order from a shared counter; wait for the row's and column's
+ * previous round; then mark this round done for both */
+#define MF_EPOCH_LOOP                                                                    \
+    for (;;) {                                                                           \
+        int64_t t = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED);                      \
+        if (t >= n_blocks) break;                                                        \
+        int32_t round = (int32_t)(t / grid);
+#define MF_EPOCH_WAIT                                                                    \
+        int32_t *row_done = done + (int64_t)(b / grid) * MF_PAD;                         \
+        int32_t *col_done = done + (int64_t)(grid + b % grid) * MF_PAD;                  \
+        mf_wait_for(row_done, col_done, round);
+#define MF_EPOCH_DONE                                                                    \
+        __atomic_store_n(row_done, round + 1, __ATOMIC_RELEASE);                         \
+        __atomic_store_n(col_done, round + 1, __ATOMIC_RELEASE);
+#else
+/* without GNU atomics: a barrier between rounds (omp for), or plain serial order */
+#define MF_EPOCH_LOOP                                                                    \
+    for (int s = 0; s < grid; s++) {                                                     \
+        MF_OMP_FOR_DYNAMIC                                                               \
+        for (int64_t t = (int64_t)s * grid; t < (int64_t)(s + 1) * grid; t++) {
+#define MF_EPOCH_WAIT
+#define MF_EPOCH_DONE }
+#endif
 
 #ifdef _OPENMP
 #define MF_PRAGMA(x) _Pragma(#x)
