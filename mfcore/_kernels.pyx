@@ -11,6 +11,8 @@ no factors, so prediction falls back to the parts that are known.
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
+import numpy as np
+
 ctypedef fused floating:
     float
     double
@@ -38,12 +40,14 @@ cdef extern from "_sgd_simd.h" nogil:
                               const int64_t* order, int64_t n, double* P, double* Q,
                               double* bu, double* bi, int64_t k,
                               double mu, double lr, double reg, double regb)
-    float mf_predict_one_f32_d(int32_t u, int32_t i, const float* P, const float* Q,
-                               const float* bu, const float* bi, int64_t k,
-                               float mu, float lo, float hi)
-    double mf_predict_one_f64_d(int32_t u, int32_t i, const double* P, const double* Q,
-                                const double* bu, const double* bi, int64_t k,
-                                double mu, double lo, double hi)
+    double mf_predict_range_f32_d(const int32_t* us, const int32_t* its, const float* r,
+                                  int64_t n, const float* P, const float* Q, const float* bu,
+                                  const float* bi, int64_t k, float mu, float lo, float hi,
+                                  float* out)
+    double mf_predict_range_f64_d(const int32_t* us, const int32_t* its, const double* r,
+                                  int64_t n, const double* P, const double* Q,
+                                  const double* bu, const double* bi, int64_t k, double mu,
+                                  double lo, double hi, double* out)
     uint64_t mf_block_seed(uint64_t epoch_seed, int64_t block)
     void mf_permutation(int32_t* out, int64_t n, uint64_t seed)
     double mf_sgd_epoch_f32(const mf_rec32* rec, const int64_t* block_ptr,
@@ -210,7 +214,6 @@ def scratch_size(max_block, n_threads):
 
 def block_permutation(int64_t n, uint64_t seed, int64_t block):
     """The order in which ``sgd_blocks`` visits the ``n`` runs of block ``block``."""
-    import numpy as np
     out = np.empty(n, dtype=np.int32)
     cdef int32_t[::1] view = out
     if n > 0:
@@ -220,7 +223,6 @@ def block_permutation(int64_t n, uint64_t seed, int64_t block):
 
 cdef _check_schedule(const int32_t[::1] schedule, int grid):
     """Raise unless each round of ``schedule`` holds blocks sharing no row and no column."""
-    import numpy as np
     seen = np.zeros(grid * grid, dtype=np.uint8)
     rows = np.empty(grid, dtype=np.int64)
     cols = np.empty(grid, dtype=np.int64)
@@ -245,13 +247,51 @@ def record_size(dtype):
     return sizeof(mf_rec32) if dtype == "float32" else sizeof(mf_rec64)
 
 
-cdef inline floating _predict_one(int32_t u, int32_t i, const floating* P, const floating* Q,
-                                  const floating* bu, const floating* bi, int64_t k,
-                                  floating mu, floating lo, floating hi) noexcept nogil:
-    if floating is float:
-        return mf_predict_one_f32_d(u, i, P, Q, bu, bi, k, mu, lo, hi)
-    else:
-        return mf_predict_one_f64_d(u, i, P, Q, bu, bi, k, mu, lo, hi)
+#: Pairs a task of the parallel prediction loops; partial sums are kept per chunk so the
+#: total does not depend on the thread count or the scheduling.
+cdef enum:
+    PREDICT_CHUNK = 4096
+
+
+cdef double _predict_chunks(const int32_t[::1] users, const int32_t[::1] items,
+                            const floating* ratings, const floating[:, ::1] user_factors,
+                            const floating[:, ::1] item_factors,
+                            const floating[::1] user_bias, const floating[::1] item_bias,
+                            double global_mean, double lo, double hi, floating* out,
+                            int n_threads) except -1.0:
+    """Predict (``out``) or sum squared errors (``ratings``) over all pairs, in chunks."""
+    cdef Py_ssize_t n = users.shape[0]
+    if items.shape[0] != n:
+        raise ValueError(f"users and items differ in length: {n} and {items.shape[0]}")
+    if n == 0:
+        return 0.0
+    cdef int64_t k = user_factors.shape[1]
+    if item_factors.shape[1] != k:
+        raise ValueError(f"user and item factors differ in k: {k} and {item_factors.shape[1]}")
+    cdef Py_ssize_t n_chunks = (n + PREDICT_CHUNK - 1) // PREDICT_CHUNK
+    cdef double[::1] partial = np.zeros(n_chunks, dtype=np.float64)
+    cdef const floating* P = &user_factors[0, 0] if user_factors.shape[0] else NULL
+    cdef const floating* Q = &item_factors[0, 0] if item_factors.shape[0] else NULL
+    cdef const floating* bu = &user_bias[0] if user_bias.shape[0] else NULL
+    cdef const floating* bi = &item_bias[0] if item_bias.shape[0] else NULL
+    cdef Py_ssize_t c, start, count
+    cdef double total = 0.0
+    for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="dynamic"):
+        start = c * PREDICT_CHUNK
+        count = min(PREDICT_CHUNK, n - start)
+        if floating is float:
+            partial[c] = mf_predict_range_f32_d(
+                &users[start], &items[start], ratings + start if ratings != NULL else NULL,
+                count, P, Q, bu, bi, k, <float>global_mean, <float>lo, <float>hi,
+                out + start if out != NULL else NULL)
+        else:
+            partial[c] = mf_predict_range_f64_d(
+                &users[start], &items[start], ratings + start if ratings != NULL else NULL,
+                count, P, Q, bu, bi, k, global_mean, lo, hi,
+                out + start if out != NULL else NULL)
+    for c in range(n_chunks):
+        total += partial[c]
+    return total
 
 
 def predict(const int32_t[::1] users, const int32_t[::1] items,
@@ -261,22 +301,14 @@ def predict(const int32_t[::1] users, const int32_t[::1] items,
             floating[::1] out, int n_threads):
     """Write the prediction for each (user, item) pair into ``out``, clipped to [lo, hi].
 
-    An index of -1 (unknown) contributes no bias and no factors.
+    An index of -1 (unknown) contributes no bias and no factors; other indices
+    must be valid rows (``Model`` maps ids before calling).
     """
-    cdef Py_ssize_t n = users.shape[0]
-    cdef Py_ssize_t t
-    cdef int64_t k = user_factors.shape[1]
-    if n == 0:
-        return
-    cdef const floating* P = &user_factors[0, 0]
-    cdef const floating* Q = &item_factors[0, 0]
-    cdef const floating* bu = &user_bias[0]
-    cdef const floating* bi = &item_bias[0]
-    cdef floating mu = <floating>global_mean
-    cdef floating flo = <floating>lo
-    cdef floating fhi = <floating>hi
-    for t in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
-        out[t] = _predict_one(users[t], items[t], P, Q, bu, bi, k, mu, flo, fhi)
+    if out.shape[0] != users.shape[0]:
+        raise ValueError(f"out has {out.shape[0]} entries for {users.shape[0]} pairs")
+    if users.shape[0]:
+        _predict_chunks(users, items, NULL, user_factors, item_factors, user_bias, item_bias,
+                        global_mean, lo, hi, &out[0], n_threads)
 
 
 def squared_error(const int32_t[::1] users, const int32_t[::1] items,
@@ -284,23 +316,13 @@ def squared_error(const int32_t[::1] users, const int32_t[::1] items,
                   const floating[:, ::1] user_factors, const floating[:, ::1] item_factors,
                   const floating[::1] user_bias, const floating[::1] item_bias,
                   double global_mean, double lo, double hi, int n_threads):
-    """Sum of squared errors (in float64) of the clipped predictions for the given ratings."""
-    cdef Py_ssize_t n = users.shape[0]
-    cdef Py_ssize_t t
-    cdef int64_t k = user_factors.shape[1]
-    cdef double e
-    cdef double sse = 0.0
-    if n == 0:
+    """Sum of squared errors (in float64) of the clipped predictions for the given ratings.
+
+    Summed in fixed chunks, so the result does not depend on ``n_threads``.
+    """
+    if ratings.shape[0] != users.shape[0]:
+        raise ValueError(f"{ratings.shape[0]} ratings for {users.shape[0]} pairs")
+    if users.shape[0] == 0:
         return 0.0
-    cdef const floating* P = &user_factors[0, 0]
-    cdef const floating* Q = &item_factors[0, 0]
-    cdef const floating* bu = &user_bias[0]
-    cdef const floating* bi = &item_bias[0]
-    cdef floating mu = <floating>global_mean
-    cdef floating flo = <floating>lo
-    cdef floating fhi = <floating>hi
-    for t in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
-        e = <double>ratings[t] - <double>_predict_one(users[t], items[t], P, Q, bu, bi, k,
-                                                      mu, flo, fhi)
-        sse += e * e
-    return sse
+    return _predict_chunks(users, items, &ratings[0], user_factors, item_factors, user_bias,
+                           item_bias, global_mean, lo, hi, NULL, n_threads)

@@ -21,8 +21,11 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(_OPENMP) && defined(__GNUC__)
+#if defined(__unix__) || defined(__APPLE__)
 #include <sched.h>
+#define MF_YIELD() sched_yield()
+#else
+#define MF_YIELD()
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -183,6 +186,20 @@ MF_INLINE T mf_predict_one_##SFX(int32_t u, int32_t i, const T *P, const T *Q,  
     if (i >= 0) r += bi[i];                                                              \
     if (u >= 0 && i >= 0) r += mf_dot_##SFX(P + (int64_t)u * k, Q + (int64_t)i * k, k);  \
     return r < lo ? lo : (r > hi ? hi : r);                                              \
+} \
+                                                                                         \
+/* Predictions for n pairs into out; or (out NULL) the sum of squared errors against r. */ \
+MF_INLINE double mf_predict_range_##SFX(const int32_t *us, const int32_t *is, const T *r, \
+                                        int64_t n, const T *P, const T *Q, const T *bu,  \
+                                        const T *bi, int64_t k, T mu, T lo, T hi, T *out) \
+{                                                                                        \
+    double sse = 0.0;                                                                    \
+    for (int64_t t = 0; t < n; t++) {                                                    \
+        T p = mf_predict_one_##SFX(us[t], is[t], P, Q, bu, bi, k, mu, lo, hi);           \
+        if (out) out[t] = p;                                                             \
+        else { double e = (double)r[t] - (double)p; sse += e * e; }                      \
+    }                                                                                    \
+    return sse;                                                                          \
 }
 
 #if MF_VECTORS
@@ -221,19 +238,28 @@ typedef float mf_vf2 __attribute__((vector_size(8)));
 typedef double mf_vd4 __attribute__((vector_size(32)));
 typedef double mf_vd2 __attribute__((vector_size(16)));
 
+/* the low and high halves of a vector (memcpy: compiles to a register extract) */
+#define MF_HALVES(V, LO, HI) memcpy(&LO, &V, sizeof LO); memcpy(&HI, (char *)&V + sizeof LO, sizeof HI)
+
 MF_INLINE float mf_hsum_float(mf_vf a)
 {
-    mf_vf8 b = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7)
-             + __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
-    mf_vf4 c = __builtin_shufflevector(b, b, 0, 1, 2, 3) + __builtin_shufflevector(b, b, 4, 5, 6, 7);
-    mf_vf2 d = __builtin_shufflevector(c, c, 0, 1) + __builtin_shufflevector(c, c, 2, 3);
+    mf_vf8 a0, a1; mf_vf4 b0, b1; mf_vf2 c0, c1;
+    MF_HALVES(a, a0, a1);
+    mf_vf8 b = a0 + a1;
+    MF_HALVES(b, b0, b1);
+    mf_vf4 c = b0 + b1;
+    MF_HALVES(c, c0, c1);
+    mf_vf2 d = c0 + c1;
     return d[0] + d[1];
 }
 
 MF_INLINE double mf_hsum_double(mf_vd a)
 {
-    mf_vd4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
-    mf_vd2 c = __builtin_shufflevector(b, b, 0, 1) + __builtin_shufflevector(b, b, 2, 3);
+    mf_vd4 a0, a1; mf_vd2 b0, b1;
+    MF_HALVES(a, a0, a1);
+    mf_vd4 b = a0 + a1;
+    MF_HALVES(b, b0, b1);
+    mf_vd2 c = b0 + b1;
     return c[0] + c[1];
 }
 #endif
@@ -262,19 +288,19 @@ ATTR static double mf_ordered_f64_##PATH(const int32_t *us, const int32_t *is,  
         double *P, double *Q, double *bu, double *bi, int64_t k,                         \
         double mu, double lr, double reg, double regb)                                   \
 { return mf_ordered_f64(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }      \
-ATTR static float mf_predict_f32_##PATH(int32_t u, int32_t i, const float *P,           \
-        const float *Q, const float *bu, const float *bi, int64_t k,                     \
-        float mu, float lo, float hi)                                                    \
-{ return mf_predict_one_f32(u, i, P, Q, bu, bi, k, mu, lo, hi); }                        \
-ATTR static double mf_predict_f64_##PATH(int32_t u, int32_t i, const double *P,         \
-        const double *Q, const double *bu, const double *bi, int64_t k,                  \
-        double mu, double lo, double hi)                                                 \
-{ return mf_predict_one_f64(u, i, P, Q, bu, bi, k, mu, lo, hi); }
+ATTR static double mf_predict_f32_##PATH(const int32_t *us, const int32_t *is,          \
+        const float *r, int64_t n, const float *P, const float *Q, const float *bu,      \
+        const float *bi, int64_t k, float mu, float lo, float hi, float *out)            \
+{ return mf_predict_range_f32(us, is, r, n, P, Q, bu, bi, k, mu, lo, hi, out); }         \
+ATTR static double mf_predict_f64_##PATH(const int32_t *us, const int32_t *is,          \
+        const double *r, int64_t n, const double *P, const double *Q, const double *bu,  \
+        const double *bi, int64_t k, double mu, double lo, double hi, double *out)       \
+{ return mf_predict_range_f64(us, is, r, n, P, Q, bu, bi, k, mu, lo, hi, out); }
 
 MF_DEFINE_PATH(baseline, )
 #if MF_X86_DISPATCH
 MF_DEFINE_PATH(avx2, __attribute__((target("avx2,fma"))))
-MF_DEFINE_PATH(avx512, __attribute__((target("avx512f,avx2,fma,prefer-vector-width=512"))))
+MF_DEFINE_PATH(avx512, __attribute__((target("avx512f,avx2,fma"))))
 #endif
 
 /* --- the dispatch table --- */
@@ -290,10 +316,12 @@ typedef struct {
     double (*ordered_f64)(const int32_t *, const int32_t *, const double *, const int64_t *,
                           int64_t, double *, double *, double *, double *, int64_t,
                           double, double, double, double);
-    float (*predict_f32)(int32_t, int32_t, const float *, const float *, const float *,
-                         const float *, int64_t, float, float, float);
-    double (*predict_f64)(int32_t, int32_t, const double *, const double *, const double *,
-                          const double *, int64_t, double, double, double);
+    double (*predict_f32)(const int32_t *, const int32_t *, const float *, int64_t,
+                          const float *, const float *, const float *, const float *, int64_t,
+                          float, float, float, float *);
+    double (*predict_f64)(const int32_t *, const int32_t *, const double *, int64_t,
+                          const double *, const double *, const double *, const double *,
+                          int64_t, double, double, double, double *);
 } mf_kernels;
 
 #define MF_TABLE(PATH) { mf_block_f32_##PATH, mf_block_f64_##PATH, mf_ordered_f32_##PATH, \
@@ -400,7 +428,7 @@ static inline void mf_wait_for(const int32_t *row, const int32_t *col, int32_t r
         __builtin_ia32_pause();
 #endif
         if (++spins > MF_SPINS) {  /* a long wait: the other thread may be descheduled */
-            sched_yield();         /* (a busy machine), so offer it this CPU */
+            MF_YIELD();            /* (a busy machine), so offer it this CPU */
             spins = 0;
         }
     }
@@ -479,11 +507,13 @@ static double mf_sgd_epoch_##SFX(const REC *rec, const int64_t *block_ptr,      
 MF_DEFINE_EPOCH(float, f32, mf_rec32)
 MF_DEFINE_EPOCH(double, f64, mf_rec64)
 
-static inline float mf_predict_one_f32_d(int32_t u, int32_t i, const float *P, const float *Q,
-        const float *bu, const float *bi, int64_t k, float mu, float lo, float hi)
-{ return mf_k.predict_f32(u, i, P, Q, bu, bi, k, mu, lo, hi); }
-static inline double mf_predict_one_f64_d(int32_t u, int32_t i, const double *P, const double *Q,
-        const double *bu, const double *bi, int64_t k, double mu, double lo, double hi)
-{ return mf_k.predict_f64(u, i, P, Q, bu, bi, k, mu, lo, hi); }
+static inline double mf_predict_range_f32_d(const int32_t *us, const int32_t *is,
+        const float *r, int64_t n, const float *P, const float *Q, const float *bu,
+        const float *bi, int64_t k, float mu, float lo, float hi, float *out)
+{ return mf_k.predict_f32(us, is, r, n, P, Q, bu, bi, k, mu, lo, hi, out); }
+static inline double mf_predict_range_f64_d(const int32_t *us, const int32_t *is,
+        const double *r, int64_t n, const double *P, const double *Q, const double *bu,
+        const double *bi, int64_t k, double mu, double lo, double hi, double *out)
+{ return mf_k.predict_f64(us, is, r, n, P, Q, bu, bi, k, mu, lo, hi, out); }
 
 #endif

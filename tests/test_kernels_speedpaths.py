@@ -202,6 +202,37 @@ def test_an_epoch_depends_on_its_seed_not_on_earlier_epochs():
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predict_and_squared_error_do_not_depend_on_threads(dtype):
+    rng = np.random.default_rng(4)
+    n, k = 20_000, 13  # several chunks, and a scalar tail in the dot product
+    users = rng.integers(-1, 50, n).astype(np.int32)
+    items = rng.integers(-1, 40, n).astype(np.int32)
+    ratings = rng.integers(1, 6, n).astype(dtype)
+    P, Q = rng.normal(0, 0.3, (50, k)).astype(dtype), rng.normal(0, 0.3, (40, k)).astype(dtype)
+    bu, bi = rng.normal(0, 0.1, 50).astype(dtype), rng.normal(0, 0.1, 40).astype(dtype)
+    outs, sses = [], []
+    for n_threads in (1, 2, 8):
+        out = np.empty(n, dtype)
+        _kernels.predict(users, items, P, Q, bu, bi, 3.0, 1.0, 5.0, out, n_threads)
+        outs.append(out)
+        sses.append(_kernels.squared_error(users, items, ratings, P, Q, bu, bi, 3.0, 1.0, 5.0,
+                                           n_threads))
+    assert all(np.array_equal(outs[0], o) for o in outs)
+    assert sses[0] == sses[1] == sses[2]
+    want = np.full(n, 3.0)
+    ku, ki = users >= 0, items >= 0
+    want[ku] += bu[users[ku]]
+    want[ki] += bi[items[ki]]
+    both = ku & ki
+    want[both] += np.einsum("nk,nk->n", P[users[both]], Q[items[both]])
+    want = np.clip(want, 1, 5)
+    np.testing.assert_allclose(outs[0], want, rtol=1e-5)
+    assert sses[0] == pytest.approx(np.sum((ratings - want) ** 2), rel=1e-5)
+    with pytest.raises(ValueError, match="out has"):
+        _kernels.predict(users, items, P, Q, bu, bi, 3.0, 1.0, 5.0, np.empty(n - 1, dtype), 1)
+
+
 def test_show_config_reports_the_running_path(capsys):
     config = mfcore.show_config()
     assert config["simd_path"] == _kernels.simd_path()
