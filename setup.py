@@ -18,7 +18,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["_kernels", "_openmp", "_readers"]
+MODULES = ["_kernels", "_openmp", "_recommend", "_readers"]
 
 
 def _flag(name):

@@ -265,6 +265,8 @@ class Model:
     n_epochs_ : epochs run in all (early stopping may end training before ``epochs``)
     best_epoch_ : the epoch whose parameters were kept (None without validation data)
     rng_ : the numpy Generator training draws from; ``partial_fit`` continues it
+    seen_indptr_, seen_items_ : CSR (int64, int32) of the item rows each user row rated in
+        training (sorted); ``recommend(exclude_seen=True)`` skips them, and they are saved
     """
 
     def __init__(self, k=64, epochs=30, lr=0.01, reg=0.08, reg_bias=None, init_std=0.05,
@@ -373,6 +375,7 @@ class Model:
                              f"{self.user_factors_.shape[1]}; refit from scratch instead")
         with self._atomic_training():
             data = self._prepare(users, items, ratings, params, extend=True)
+            self._record_seen(data)
             self._train(data, params, epochs, validation, callback)
         return self
 
@@ -440,6 +443,18 @@ class Model:
         self.history_ = []
         self.best_epoch_ = None
         self.n_epochs_ = 0
+        self.seen_indptr_ = self.seen_items_ = None
+        self._record_seen(data)
+
+    def _record_seen(self, data):
+        """Add the training pairs to the seen-items CSR (see ``mfcore.recommend``)."""
+        from .recommend import merge_seen, seen_csr
+        n_users, n_items = len(self.user_map_), len(self.item_map_)
+        if getattr(self, "seen_indptr_", None) is None:
+            self.seen_indptr_, self.seen_items_ = seen_csr(data["u"], data["i"], n_users, n_items)
+        else:
+            self.seen_indptr_, self.seen_items_ = merge_seen(
+                self.seen_indptr_, self.seen_items_, data["u"], data["i"], n_users, n_items)
 
     def _grow_parameters(self, params):
         """Append rows for ids the maps gained since the parameters were sized."""
@@ -633,6 +648,63 @@ class Model:
         return {"rmse": rmse(ratings, pred), "mae": mae(ratings, pred), "n": int(len(ratings)),
                 "unknown_users": int((u < 0).sum()), "unknown_items": int((i < 0).sum())}
 
+    # --- recommending (implemented in mfcore.recommend) ---------------------------
+
+    def recommend(self, users, n=10, exclude_seen=True, items=None, unknown="fallback"):
+        """The ``n`` items with the highest predicted rating for one user or a batch.
+
+        Returns ``(items, scores)``, best first. Scores are the predicted
+        ratings ``predict(user, item, clip=False)`` (unclipped, so the ranking
+        does not tie at the top of the scale); equal scores rank by item row.
+        ``exclude_seen`` skips the items the user rated in training (kept in
+        the model and saved with it); ``items`` restricts the candidates to
+        these raw ids (unknown ones raise ``KeyError``).
+
+        One raw user id gives 1-d arrays with at most ``n`` entries (fewer when
+        fewer candidates remain). A list/array of ids gives 2-d arrays of shape
+        (len(users), n); a row with fewer than ``n`` candidates is padded with
+        score NaN and item ``-1`` (integer ids) or ``""`` (string ids): test
+        ``np.isnan(scores)``, not the id. A user unknown to the model gets the
+        items with the largest item bias (the popularity fallback) and an
+        ``UnknownIdWarning``; ``unknown="error"`` raises ``KeyError`` instead.
+        Runs in a parallel kernel with partial selection: memory O(users x n).
+        """
+        from .recommend import recommend
+        return recommend(self, users, n, exclude_seen, items, unknown)
+
+    def similar_items(self, items, n=10):
+        """The ``n`` items whose factors have the highest cosine similarity to ``items``'.
+
+        Returns ``(items, similarities)`` like ``recommend`` (one id: 1-d;
+        several: 2-d padded rows); the item itself is left out. Unknown ids
+        raise ``KeyError``.
+        """
+        from .recommend import similar
+        return similar(self, "item", items, n)
+
+    def similar_users(self, users, n=10):
+        """The ``n`` users most cosine-similar to ``users`` by factors; see ``similar_items``."""
+        from .recommend import similar
+        return similar(self, "user", users, n)
+
+    def fold_in(self, users, items, ratings):
+        """Add users (or refresh known ones) from their ratings without retraining; return self.
+
+        ``users`` is one raw id (for all the ratings) or one per rating. Each
+        user's bias and factors are solved exactly, items held fixed, from the
+        regularized least-squares problem SGD's user update settles at::
+
+            min_b,p  sum_j (r_j - mu - b_i(j) - b - p.q_j)^2 + n_u (reg |p|^2 + reg_bias b^2)
+
+        A new user is appended to ``user_map_``; a known user's row is
+        replaced (its previous parameters and seen items are forgotten: pass
+        its whole history). Ratings of items unknown to the model are ignored
+        with an ``UnknownIdWarning``; duplicates follow ``duplicates``. The
+        user's rated items become its seen items for ``recommend``.
+        """
+        from .recommend import fold_in
+        return fold_in(self, users, items, ratings)
+
     # --- persistence -----------------------------------------------------------
 
     def save(self, path):
@@ -658,6 +730,8 @@ class Model:
             "training": np.str_(json.dumps({"rng": self.rng_.bit_generator.state,
                                             "best_epoch": self.best_epoch_,
                                             "n_epochs": self.n_epochs_})),
+            **({} if getattr(self, "seen_indptr_", None) is None else
+               {"seen_indptr": self.seen_indptr_, "seen_items": self.seen_items_}),
         }
 
     def _restore_fitted_state(self, state):
@@ -683,6 +757,11 @@ class Model:
         if lo > hi:
             raise ValueError(f"rating_range {lo}..{hi} is empty")
         user_map, item_map = IdMap(state["user_ids"]), IdMap(state["item_ids"])
+        seen = (state["seen_indptr"], state["seen_items"]) if "seen_indptr" in state else (None, None)
+        if seen[0] is not None:
+            from .recommend import check_seen
+            check_seen(*seen, n_users, n_items)
+        self.seen_indptr_, self.seen_items_ = seen
         self.user_factors_ = np.ascontiguousarray(P)
         self.item_factors_ = np.ascontiguousarray(Q)
         self.user_bias_ = np.ascontiguousarray(bu)

@@ -1,0 +1,283 @@
+"""Recommending with a fitted ``Model``: top-N items, similar items/users, fold-in of users.
+
+``Model.recommend``, ``similar_items``, ``similar_users`` and ``fold_in`` are
+thin methods that call the functions here. Ranking runs in the parallel
+partial-selection kernel ``mfcore._recommend.top_n``; this module maps raw ids
+to rows, gathers the query vectors and candidate columns, and maps the result
+back to raw ids.
+
+Training interactions: a fitted model keeps, for every user row, the sorted
+item rows that user rated in training (CSR: ``seen_indptr_`` int64,
+``seen_items_`` int32), so ``exclude_seen`` works after ``save``/``load``.
+"""
+import warnings
+
+import numpy as np
+
+from . import _recommend
+from ._threads import resolve_n_threads
+from .errors import UnknownIdWarning
+from .ids import IdMap, normalize_ids, plain
+
+__all__ = ["recommend", "similar", "fold_in", "seen_csr", "check_seen", "PAD_SCORE"]
+
+PAD_SCORE = np.nan
+UNKNOWN_USER_POLICIES = ("fallback", "error")
+
+
+# --- the training interactions (CSR of seen item rows per user row) ---------------
+
+def seen_csr(u, i, n_users, n_items):
+    """CSR (indptr int64, items int32) of the distinct item rows of each user row, sorted."""
+    key = np.unique(np.asarray(u, np.int64) * n_items + np.asarray(i, np.int64))
+    rows = key // n_items
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+    return indptr, (key % n_items).astype(np.int32)
+
+
+def _csr_pairs(indptr, items):
+    rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+    return rows, items
+
+
+def merge_seen(indptr, items, u, i, n_users, n_items):
+    """The union of a seen CSR (possibly with fewer rows) and new (u, i) pairs."""
+    rows, old = _csr_pairs(indptr, items)
+    return seen_csr(np.concatenate([rows, np.asarray(u, np.int64)]),
+                    np.concatenate([old, np.asarray(i, np.int64)]), n_users, n_items)
+
+
+def check_seen(indptr, items, n_users, n_items):
+    """Raise ``ValueError`` unless (indptr, items) is a valid seen CSR for this model shape."""
+    if indptr.dtype != np.int64 or indptr.shape != (n_users + 1,):
+        raise ValueError(f"seen_indptr has dtype {indptr.dtype} and shape {indptr.shape}, "
+                         f"expected int64 and ({n_users + 1},)")
+    if items.dtype != np.int32 or items.ndim != 1:
+        raise ValueError(f"seen_items has dtype {items.dtype} and shape {items.shape}, "
+                         "expected a 1-d int32 array")
+    if indptr[0] != 0 or indptr[-1] != len(items) or (np.diff(indptr) < 0).any():
+        raise ValueError("seen_indptr is not a valid CSR index (must start at 0, never "
+                         f"decrease and end at len(seen_items)={len(items)})")
+    if len(items) and (items.min() < 0 or items.max() >= n_items):
+        raise ValueError(f"seen_items holds item rows outside 0..{n_items - 1}")
+    rows, _ = _csr_pairs(indptr, items)
+    if len(items) > 1 and ((np.diff(items) <= 0) & (np.diff(rows) == 0)).any():
+        raise ValueError("seen_items is not sorted and distinct within each user")
+
+
+# --- top-N ----------------------------------------------------------------------
+
+def _check_n(n):
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    return int(n)
+
+
+def _rows(idmap, raw, name):
+    """(rows, normalized raw ids, whether ``raw`` was a single id)."""
+    single = np.ndim(raw) == 0
+    arr = normalize_ids(np.array([raw], dtype=object) if single else raw, name)
+    return idmap.lookup(arr, name), arr, single
+
+
+def _candidate_columns(model, items):
+    """(factors transposed k x m, bias, item rows) of the candidate items, rows ascending."""
+    Q, bi = model.item_factors_, model.item_bias_
+    if items is None:
+        return np.ascontiguousarray(Q.T), bi, np.arange(len(bi), dtype=np.int32)
+    rows, raw, _ = _rows(model.item_map_, np.atleast_1d(items) if np.ndim(items) == 0 else items,
+                         "items")
+    if (rows < 0).any():
+        raise KeyError(f"items: {int((rows < 0).sum())} candidate id(s) unknown to the model "
+                       f"(e.g. {plain(raw[rows < 0][0])!r})")
+    rows = np.unique(rows).astype(np.int32)
+    return np.ascontiguousarray(Q[rows].T), np.ascontiguousarray(bi[rows]), rows
+
+
+def _fill_value(idmap):
+    return "" if idmap.kind == "str" else -1
+
+
+def _to_raw(idmap, rows, scores, single):
+    """Map result rows to raw ids; a single query drops the padding, a batch keeps it."""
+    if single:
+        keep = rows[0] >= 0
+        return idmap.ids[rows[0][keep]], scores[0][keep]
+    ids = idmap.ids[np.maximum(rows, 0)] if len(idmap) else np.empty(rows.shape, idmap.ids.dtype)
+    ids[rows < 0] = _fill_value(idmap)
+    return ids, scores
+
+
+def top_rows(model, u, n, exclude_seen=True, items=None):
+    """Best ``n`` item rows and scores for user rows ``u`` (-1: unknown, ranked by item bias).
+
+    Scores are ``mu + b_u + b_i + p_u . q_i`` (unclipped). Padding: row -1, score NaN.
+    """
+    u = np.ascontiguousarray(u, dtype=np.int32)
+    P, dtype = model.user_factors_, model.user_factors_.dtype
+    known = u >= 0
+    queries = np.zeros((len(u), P.shape[1]), dtype=dtype)
+    queries[known] = P[u[known]]
+    offsets = np.full(len(u), model.global_mean_, dtype=dtype)
+    offsets[known] += model.user_bias_[u[known]]
+    cols_t, col_bias, col_items = _candidate_columns(model, items)
+    start = np.zeros(len(u), dtype=np.int64)
+    end = np.zeros(len(u), dtype=np.int64)
+    seen = np.empty(0, dtype=np.int32)
+    if exclude_seen:
+        if getattr(model, "seen_indptr_", None) is None:
+            raise ValueError("this model holds no training interactions (saved by an older "
+                             "mfcore?), so it cannot exclude seen items: pass exclude_seen=False "
+                             "or refit")
+        start[known] = model.seen_indptr_[u[known]]
+        end[known] = model.seen_indptr_[u[known] + 1]
+        seen = model.seen_items_
+    out_rows = np.empty((len(u), n), dtype=np.int32)
+    out_scores = np.empty((len(u), n), dtype=dtype)
+    _recommend.top_n(queries, offsets, cols_t, np.ascontiguousarray(col_bias, dtype=dtype),
+                     col_items, start, end, seen, out_rows, out_scores,
+                     resolve_n_threads(model.n_threads))
+    return out_rows, out_scores
+
+
+def recommend(model, users, n=10, exclude_seen=True, items=None, unknown="fallback"):
+    """Top-``n`` items for one user or a batch; see ``Model.recommend``."""
+    model._check_fitted()
+    n = _check_n(n)
+    if unknown not in UNKNOWN_USER_POLICIES:
+        raise ValueError(f"unknown must be one of {UNKNOWN_USER_POLICIES}, got {unknown!r}")
+    u, raw, single = _rows(model.user_map_, users, "users")
+    n_unknown = int((u < 0).sum())
+    if n_unknown:
+        message = (f"{n_unknown} user id(s) unknown to the model among {len(u)} "
+                   f"(e.g. {plain(raw[u < 0][0])!r})")
+        if unknown == "error":
+            raise KeyError(message)
+        warnings.warn(message + "; recommended the items with the largest bias (most popular)",
+                      UnknownIdWarning, stacklevel=3)
+    rows, scores = top_rows(model, u, n, exclude_seen, items)
+    return _to_raw(model.item_map_, rows, scores, single)
+
+
+# --- similar items / users ---------------------------------------------------------
+
+def similar(model, kind, ids, n=10):
+    """Most cosine-similar ``kind`` ("item" or "user") rows by factors; see ``Model.similar_items``."""
+    model._check_fitted()
+    n = _check_n(n)
+    idmap = getattr(model, f"{kind}_map_")
+    F = getattr(model, f"{kind}_factors_")
+    rows, raw, single = _rows(idmap, ids, f"{kind}s")
+    if (rows < 0).any():
+        raise KeyError(f"{kind}s: {int((rows < 0).sum())} id(s) unknown to the model "
+                       f"(e.g. {plain(raw[rows < 0][0])!r})")
+    norms = np.linalg.norm(F.astype(np.float64), axis=1)
+    unit = (F / np.where(norms > 0, norms, 1.0)[:, None]).astype(F.dtype)  # zero rows stay zero
+    start = np.arange(len(rows), dtype=np.int64)
+    out_rows = np.empty((len(rows), n), dtype=np.int32)
+    out_scores = np.empty((len(rows), n), dtype=F.dtype)
+    _recommend.top_n(np.ascontiguousarray(unit[rows]), np.zeros(len(rows), F.dtype),
+                     np.ascontiguousarray(unit.T), np.zeros(len(F), F.dtype),
+                     np.arange(len(F), dtype=np.int32), start, start + 1,
+                     np.ascontiguousarray(rows, dtype=np.int32), out_rows, out_scores,
+                     resolve_n_threads(model.n_threads))
+    return _to_raw(idmap, out_rows, out_scores, single)
+
+
+# --- fold-in -----------------------------------------------------------------------
+
+def solve_user(Q, y, reg, reg_bias):
+    """Bias and factors minimizing sum (y - b - p.q_j)^2 + n (reg |p|^2 + reg_bias b^2).
+
+    ``n = len(y)``: SGD applies its penalty once per rating, so this is the
+    point a full fit's user update would settle at with the items held fixed.
+    """
+    n, k = Q.shape
+    A = np.empty((n, k + 1))
+    A[:, 0] = 1.0
+    A[:, 1:] = Q
+    lam = np.full(k + 1, n * reg)
+    lam[0] = n * reg_bias
+    x = np.linalg.solve(A.T @ A + np.diag(lam), A.T @ y)
+    return x[0], x[1:]
+
+
+def fold_in(model, users, items, ratings):
+    """Solve new (or refreshed) users against the fixed items; see ``Model.fold_in``."""
+    from .model import DTYPES, _check_lengths, _to_numpy, as_ratings
+
+    model._check_fitted()
+    params = model._checked_params()
+    ratings = as_ratings(ratings, np.float64)
+    items = normalize_ids(_to_numpy(items), "items")
+    if np.ndim(users) == 0:
+        users = normalize_ids(np.array([users] * len(items), dtype=object), "users")
+    else:
+        users = normalize_ids(_to_numpy(users), "users")
+    if _check_lengths(users=users, items=items, ratings=ratings) == 0:
+        raise ValueError("fold_in needs at least one rating")
+    model.user_map_._check_kind(users, "users")
+    i = model.item_map_.lookup(items, "items")
+    if (i < 0).any():
+        warnings.warn(f"fold_in: ignored {int((i < 0).sum())} rating(s) of items unknown to the "
+                      f"model (e.g. {plain(items[i < 0][0])!r}): they have no factors",
+                      UnknownIdWarning, stacklevel=3)
+    fold_map, fu = IdMap.fit(users, "users")
+    keep = i >= 0
+    fu, i, r = model._merge_duplicates(fu[keep], i[keep], ratings[keep], fold_map,
+                                       model.item_map_, params["duplicates"])
+    counts = np.bincount(fu, minlength=len(fold_map))
+    if (counts == 0).any():
+        raise ValueError(f"fold_in: user {plain(fold_map.ids[np.flatnonzero(counts == 0)[0]])!r} "
+                         "has no rating of an item known to the model")
+    reg = params["reg"]
+    reg_bias = reg if params["reg_bias"] is None else params["reg_bias"]
+    dtype = DTYPES[params["dtype"]]
+    Q = model.item_factors_.astype(np.float64)
+    y = r - model.global_mean_ - model.item_bias_[i].astype(np.float64)
+    order = np.argsort(fu, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    k = Q.shape[1]
+    new_bias, new_factors = np.empty(len(fold_map)), np.empty((len(fold_map), k))
+    for row in range(len(fold_map)):
+        sel = order[bounds[row]:bounds[row + 1]]
+        new_bias[row], new_factors[row] = solve_user(Q[i[sel]], y[sel], reg, reg_bias)
+
+    # Assign: known users get their rows refreshed, new users are appended.
+    target = model.user_map_.lookup(fold_map.ids, "users")
+    is_new = target < 0
+    n_old = len(model.user_map_)
+    user_map = model.user_map_
+    if is_new.any():
+        user_map = IdMap(np.concatenate([model.user_map_.ids, fold_map.ids[is_new]]))
+        target = user_map.lookup(fold_map.ids, "users")
+    n_users = len(user_map)
+    P = np.concatenate([model.user_factors_, np.zeros((n_users - n_old, k), dtype)])
+    bu = np.concatenate([model.user_bias_, np.zeros(n_users - n_old, dtype)])
+    P[target] = new_factors
+    bu[target] = new_bias
+    seen = None
+    if getattr(model, "seen_indptr_", None) is not None:
+        seen = _replace_seen_rows(model.seen_indptr_, model.seen_items_, target[fu], i,
+                                  target[~is_new], n_users, len(model.item_map_))
+    model.user_map_, model.user_factors_, model.user_bias_ = user_map, P, bu
+    if seen is not None:
+        model.seen_indptr_, model.seen_items_ = seen
+    return model
+
+
+def _replace_seen_rows(indptr, items, u, i, refreshed, n_users, n_items):
+    """Seen CSR with rows ``refreshed`` dropped, grown to ``n_users``, plus the pairs (u, i)."""
+    n_old = len(indptr) - 1
+    if len(refreshed) == 0:  # only new users: append their rows (no re-sort)
+        add_indptr, add_items = seen_csr(np.asarray(u, np.int64) - n_old, i, n_users - n_old,
+                                         n_items)
+        return (np.concatenate([indptr, indptr[-1] + add_indptr[1:]]),
+                np.concatenate([items, add_items]))
+    rows, old = _csr_pairs(indptr, items)
+    drop = np.zeros(n_old, dtype=bool)
+    drop[refreshed] = True
+    keep = ~drop[rows]
+    return seen_csr(np.concatenate([rows[keep], np.asarray(u, np.int64)]),
+                    np.concatenate([old[keep], np.asarray(i, np.int64)]), n_users, n_items)

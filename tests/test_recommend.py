@@ -1,0 +1,379 @@
+"""recommend / similar_items / similar_users / fold_in against brute-force NumPy answers."""
+import warnings
+
+import numpy as np
+import pytest
+
+import mfcore
+from mfcore import _recommend
+from mfcore.errors import ModelFileError, NotFittedError, UnknownIdWarning
+
+
+def random_model(n_users=70, n_items=1037, k=5, density=0.2, dtype="float64", seed=0,
+                 user_ids=None, item_ids=None):
+    """A model with random parameters (no training needed) and random training pairs."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((n_users, n_items)) < density
+    mask[np.arange(n_users), rng.integers(0, n_items, n_users)] = True  # every user rated
+    mask[rng.integers(0, n_users, n_items), np.arange(n_items)] = True  # every item rated
+    u, i = np.nonzero(mask)
+    users = u if user_ids is None else np.asarray(user_ids)[u]
+    items = i if item_ids is None else np.asarray(item_ids)[i]
+    model = mfcore.Model(k=k, epochs=0, dtype=dtype, init_std=1.0, seed=seed)
+    model.fit(users, items, rng.integers(1, 6, len(u)).astype(float))
+    model.user_bias_[:] = rng.normal(0, 0.5, n_users)
+    model.item_bias_[:] = rng.normal(0, 0.5, n_items)
+    return model, mask
+
+
+def brute_force(model, mask, n, exclude_seen=True, candidates=None):
+    """Rows and scores of the top n by a full sort (ties: lower item row first)."""
+    S = (model.global_mean_ + model.user_bias_.astype(np.float64)[:, None]
+         + model.item_bias_.astype(np.float64)[None, :]
+         + model.user_factors_.astype(np.float64) @ model.item_factors_.astype(np.float64).T)
+    allowed = np.ones_like(S, dtype=bool)
+    if exclude_seen:
+        allowed &= ~mask
+    if candidates is not None:
+        cand = np.zeros(S.shape[1], dtype=bool)
+        cand[candidates] = True
+        allowed &= cand[None, :]
+    rows, scores = [], []
+    for s, ok in zip(S, allowed):
+        idx = np.flatnonzero(ok)
+        order = idx[np.lexsort((idx, -s[idx]))][:n]
+        rows.append(order)
+        scores.append(s[order])
+    return rows, scores
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_batch_equals_brute_force_ranking(dtype):
+    model, mask = random_model(dtype=dtype)
+    items, scores = model.recommend(np.arange(70), n=12)
+    assert items.shape == scores.shape == (70, 12)
+    want_rows, want_scores = brute_force(model, mask, 12)
+    tol = 1e-9 if dtype == "float64" else 1e-4
+    for u in range(70):
+        np.testing.assert_allclose(scores[u], want_scores[u], rtol=0, atol=tol)
+        if dtype == "float64":
+            np.testing.assert_array_equal(items[u], want_rows[u])
+        assert (np.diff(scores[u]) <= 0).all()
+
+
+def test_seen_items_never_recommended_and_unseen_are_when_asked():
+    model, mask = random_model()
+    items, _ = model.recommend(np.arange(70), n=50)
+    for u in range(70):
+        assert not mask[u, items[u]].any()
+    items_all, _ = model.recommend(np.arange(70), n=50, exclude_seen=False)
+    want_rows, _ = brute_force(model, mask, 50, exclude_seen=False)
+    for u in range(70):
+        np.testing.assert_array_equal(items_all[u], want_rows[u])
+
+
+def test_scores_are_unclipped_predictions():
+    model, _ = random_model()
+    items, scores = model.recommend(5, n=7)
+    np.testing.assert_allclose(scores, model.predict([5] * 7, items, clip=False), atol=1e-9)
+
+
+def test_batch_equals_one_by_one_and_threads_agree():
+    model, _ = random_model(dtype="float32")
+    batch_items, batch_scores = model.recommend(list(range(70)), n=9)
+    for u in (0, 3, 4, 63, 64, 69):
+        items, scores = model.recommend(u, n=9)
+        np.testing.assert_array_equal(items, batch_items[u])
+        np.testing.assert_array_equal(scores, batch_scores[u])
+    one = model.set_params(n_threads=1).recommend(list(range(70)), n=9)
+    two = model.set_params(n_threads=2).recommend(list(range(70)), n=9)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
+
+
+def test_simd_and_portable_paths_rank_alike():
+    model, _ = random_model(dtype="float32", k=37)
+    try:
+        _recommend.use_simd(False)
+        portable = model.recommend(np.arange(70), n=10)
+    finally:
+        _recommend._follow_kernels_path()
+    fast = model.recommend(np.arange(70), n=10)
+    np.testing.assert_allclose(fast[1], portable[1], rtol=1e-5)
+
+
+def test_ties_rank_by_item_row():
+    model, _ = random_model(n_users=4, n_items=30, k=3)
+    model.item_factors_[:] = model.item_factors_[0]
+    model.item_bias_[:] = 0.25
+    items, scores = model.recommend(0, n=30, exclude_seen=False)
+    np.testing.assert_array_equal(items, np.arange(30))
+    assert np.ptp(scores) == 0
+
+
+def test_candidate_items_restrict_the_ranking():
+    model, mask = random_model()
+    cand = [5, 900, 17, 17, 42, 1000, 3]
+    items, scores = model.recommend(np.arange(70), n=4, items=cand)
+    want_rows, want_scores = brute_force(model, mask, 4, candidates=sorted(set(cand)))
+    for u in range(70):
+        got = items[u][~np.isnan(scores[u])]
+        np.testing.assert_array_equal(got, want_rows[u])
+    with pytest.raises(KeyError, match="unknown"):
+        model.recommend(0, items=[5, 123456])
+
+
+def test_fewer_candidates_than_n_single_and_batch():
+    model, mask = random_model(n_users=6, n_items=10, k=2, density=0.7)
+    u = int(np.argmax(mask.sum(1)))
+    left = int((~mask[u]).sum())
+    items, scores = model.recommend(u, n=10)
+    assert len(items) == len(scores) == left
+    batch_items, batch_scores = model.recommend(np.arange(6), n=10)
+    assert batch_items.shape == (6, 10)
+    for v in range(6):
+        pad = np.isnan(batch_scores[v])
+        assert pad.sum() == mask[v].sum()
+        assert (batch_items[v][pad] == -1).all()
+        assert not pad[:10 - mask[v].sum()].any()  # padding only at the end
+    # string ids pad with ""
+    smodel, smask = random_model(n_users=6, n_items=10, k=2, density=0.7,
+                                 user_ids=[f"u{j}" for j in range(6)],
+                                 item_ids=[f"i{j}" for j in range(10)])
+    s_items, s_scores = smodel.recommend([f"u{j}" for j in range(6)], n=10)
+    assert s_items.dtype.kind == "U"
+    assert (s_items[np.isnan(s_scores)] == "").all()
+    assert not (s_items[~np.isnan(s_scores)] == "").any()
+
+
+def test_user_who_saw_everything_gets_nothing():
+    model, mask = random_model(n_users=3, n_items=5, k=2, density=1.0)
+    items, scores = model.recommend(1, n=3)
+    assert len(items) == 0 and len(scores) == 0
+    assert np.isnan(model.recommend([1, 2], n=3)[1]).all()
+
+
+def test_unknown_user_fallback_is_most_popular_by_bias_or_error():
+    model, _ = random_model()
+    with pytest.warns(UnknownIdWarning, match="unknown"):
+        items, scores = model.recommend(10_000, n=5)
+    np.testing.assert_array_equal(items, np.argsort(-model.item_bias_, kind="stable")[:5])
+    np.testing.assert_allclose(scores, model.global_mean_ + np.sort(model.item_bias_)[::-1][:5])
+    with pytest.warns(UnknownIdWarning):
+        batch, _ = model.recommend([0, 10_000], n=5)
+    np.testing.assert_array_equal(batch[1], items)
+    with pytest.raises(KeyError, match="10000"):
+        model.recommend([0, 10_000], unknown="error")
+    with pytest.raises(ValueError, match="unknown must be"):
+        model.recommend(0, unknown="nan")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3", None])
+def test_bad_n_is_rejected(bad):
+    model, _ = random_model(n_users=4, n_items=8, k=2)
+    with pytest.raises(ValueError, match="n must be"):
+        model.recommend(0, n=bad)
+    with pytest.raises(ValueError, match="n must be"):
+        model.similar_items(0, n=bad)
+
+
+def test_unfitted_model_raises():
+    for call in (lambda m: m.recommend(1), lambda m: m.similar_items(1),
+                 lambda m: m.similar_users(1), lambda m: m.fold_in(1, [1], [3.0])):
+        with pytest.raises(NotFittedError):
+            call(mfcore.Model())
+
+
+def test_recommend_after_save_and_load(tmp_path):
+    model, mask = random_model(dtype="float32")
+    path = tmp_path / "m.npz"
+    model.save(path)
+    loaded = mfcore.load(path)
+    for a, b in zip(model.recommend(np.arange(70), n=8), loaded.recommend(np.arange(70), n=8)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded.seen_items_, model.seen_items_)
+    items, _ = loaded.recommend(np.arange(70), n=30)
+    for u in range(70):
+        assert not mask[u, items[u]].any()
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda s: s.update(seen_items=s["seen_items"][::-1].copy()), "sorted"),
+    (lambda s: s.update(seen_items=s["seen_items"] + 5000), "outside"),
+    (lambda s: s.update(seen_indptr=s["seen_indptr"][:-1]), "shape"),
+    (lambda s: s.update(seen_items=s["seen_items"].astype(np.int64)), "int32"),
+])
+def test_inconsistent_seen_items_are_refused_on_load(tamper, message):
+    model, _ = random_model(n_users=10, n_items=20, k=2)
+    state = {name: np.asarray(v) for name, v in model._fitted_state().items()}
+    tamper(state)
+    with pytest.raises(ValueError, match=message):
+        mfcore.Model(k=2, dtype="float64").set_params(epochs=0, init_std=1.0)._restore_fitted_state(state)
+
+
+def test_tampered_file_is_a_model_file_error(tmp_path):
+    model, _ = random_model(n_users=10, n_items=20, k=2)
+    model.seen_items_ = model.seen_items_[::-1].copy()
+    model.save(tmp_path / "bad.npz")
+    with pytest.raises(ModelFileError, match="sorted"):
+        mfcore.load(tmp_path / "bad.npz")
+
+
+def test_model_without_seen_items_says_so():
+    model, _ = random_model(n_users=5, n_items=8, k=2)
+    model.seen_indptr_ = model.seen_items_ = None
+    with pytest.raises(ValueError, match="exclude_seen=False"):
+        model.recommend(0)
+    assert len(model.recommend(0, n=3, exclude_seen=False)[0]) == 3
+
+
+def test_partial_fit_adds_to_seen_items():
+    model = mfcore.Model(k=2, epochs=1).fit([1, 1, 2], [10, 11, 10], [4.0, 3.0, 5.0])
+    model.partial_fit([1, 3], [12, 11], [2.0, 4.0])
+    assert set(model.recommend(1, n=10)[0]) == set()
+    assert set(model.recommend(3, n=10)[0]) == {10, 12}
+    assert set(model.recommend(2, n=10)[0]) == {11, 12}
+
+
+# --- similar items / users ----------------------------------------------------------
+
+def clustered_model(kind, n_clusters=4, size=10, k=8, seed=1):
+    """A model whose ``kind`` factors form tight planted clusters (string ids 'x<cluster>_<j>')."""
+    rng = np.random.default_rng(seed)
+    n = n_clusters * size
+    other = 7
+    users = np.repeat(np.arange(other), n)
+    items = np.tile(np.arange(n), other)
+    if kind == "user":
+        users, items = items, users
+    ids = np.array([f"x{c}_{j}" for c in range(n_clusters) for j in range(size)])
+    u_ids = ids[users] if kind == "user" else users
+    i_ids = ids[items] if kind == "item" else items
+    model = mfcore.Model(k=k, epochs=0).fit(u_ids, i_ids, np.full(len(users), 3.0))
+    centers = rng.normal(0, 1, (n_clusters, k))
+    rows = getattr(model, f"{kind}_map_").lookup(ids)
+    F = getattr(model, f"{kind}_factors_")
+    F[rows] = (np.repeat(centers, size, axis=0) * rng.uniform(0.5, 3, (n, 1))  # scale is ignored
+               + rng.normal(0, 0.05, (n, k))).astype(F.dtype)
+    return model, ids
+
+
+@pytest.mark.parametrize("kind", ["item", "user"])
+def test_similar_returns_the_planted_cluster(kind):
+    model, ids = clustered_model(kind)
+    similar = model.similar_items if kind == "item" else model.similar_users
+    for query in ("x0_0", "x2_7", "x3_9"):
+        found, sims = similar(query, n=9)
+        cluster = query.split("_")[0]
+        assert query not in found
+        assert sorted(found) == sorted(i for i in ids if i.startswith(cluster + "_") and i != query)
+        assert (sims > 0.9).all() and (sims <= 1.0 + 1e-6).all()
+        assert (np.diff(sims) <= 0).all()
+    batch, batch_sims = similar(["x0_0", "x2_7"], n=9)
+    assert batch.shape == (2, 9)
+    np.testing.assert_array_equal(batch[1], similar("x2_7", n=9)[0])
+
+
+def test_similar_items_equal_brute_force_cosine():
+    model, _ = random_model(dtype="float64")
+    Q = model.item_factors_
+    unit = Q / np.linalg.norm(Q, axis=1, keepdims=True)
+    for item in (0, 511, 1036):
+        sims = unit @ unit[item]
+        sims[item] = -np.inf
+        want = np.argsort(-sims, kind="stable")[:6]
+        got, got_sims = model.similar_items(item, n=6)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(got_sims, sims[want], atol=1e-12)
+
+
+def test_similar_unknown_id_and_padding():
+    model, _ = random_model(n_users=3, n_items=4, k=2)
+    with pytest.raises(KeyError, match="99"):
+        model.similar_items(99)
+    items, sims = model.similar_items([0, 1], n=5)
+    assert np.isnan(sims[:, 3:]).all() and (items[:, 3:] == -1).all()
+    assert len(model.similar_items(0, n=5)[0]) == 3
+
+
+# --- fold-in --------------------------------------------------------------------------
+
+def test_fold_in_predicts_held_out_ratings_about_as_well_as_a_refit(planted):
+    users, items, ratings = planted
+    rng = np.random.default_rng(5)
+    new_users = rng.choice(np.unique(users), 40, replace=False)
+    is_new = np.isin(users, new_users)
+    held = is_new & (rng.random(len(users)) < 0.5)
+    given = is_new & ~held
+    params = dict(k=8, epochs=40, lr=0.02, reg=0.05, seed=0, n_threads=1)
+    refit = mfcore.Model(**params).fit(users[~held], items[~held], ratings[~held])
+    base = mfcore.Model(**params).fit(users[~is_new], items[~is_new], ratings[~is_new])
+    base.fold_in(users[given], items[given], ratings[given])
+    rmse_refit = refit.evaluate(users[held], items[held], ratings[held])["rmse"]
+    rmse_fold = base.evaluate(users[held], items[held], ratings[held])["rmse"]
+    rmse_bias_only = mfcore.Model(k=1, epochs=0).fit(
+        users[~held], items[~held], ratings[~held]).evaluate(
+        users[held], items[held], ratings[held])["rmse"]
+    assert rmse_fold < rmse_bias_only - 0.1  # the factors carry real information
+    assert rmse_fold < rmse_refit * 1.05, (rmse_fold, rmse_refit)
+    assert set(new_users) <= set(base.user_map_.ids)
+
+
+def test_fold_in_solves_the_regularized_least_squares():
+    model, _ = random_model(n_users=10, n_items=40, k=4)
+    model.set_params(reg=0.1, reg_bias=0.02)
+    items = np.array([1, 5, 9, 20, 33, 39])
+    ratings = np.array([5.0, 4.0, 1.0, 3.0, 2.0, 4.5])
+    model.fold_in(500, items, ratings)
+    row = model.user_map_.lookup([500])[0]
+    assert row == 10  # appended after the fitted users
+    b, p = model.user_bias_[row], model.user_factors_[row]
+    Q, bi = model.item_factors_[items], model.item_bias_[items]
+    e = ratings - (model.global_mean_ + b + bi + Q @ p)
+    n = len(items)
+    np.testing.assert_allclose(e.sum(), n * 0.02 * b, atol=1e-8)  # gradient in b is zero
+    np.testing.assert_allclose(Q.T @ e, n * 0.1 * p, atol=1e-8)  # gradient in p is zero
+    assert set(model.recommend(500, n=100)[0]).isdisjoint(items)
+
+
+def test_fold_in_refreshes_a_known_user_and_keeps_others():
+    model, mask = random_model(n_users=10, n_items=40, k=3)
+    before = model.user_factors_.copy()
+    n_users = len(model.user_map_)
+    model.fold_in(4, [0, 1, 2], [5.0, 1.0, 3.0])
+    assert len(model.user_map_) == n_users
+    assert not np.allclose(model.user_factors_[4], before[4])
+    np.testing.assert_array_equal(np.delete(model.user_factors_, 4, 0), np.delete(before, 4, 0))
+    seen = model.seen_items_[model.seen_indptr_[4]:model.seen_indptr_[5]]
+    np.testing.assert_array_equal(seen, [0, 1, 2])
+    for u in (3, 5):
+        row = model.seen_items_[model.seen_indptr_[u]:model.seen_indptr_[u + 1]]
+        np.testing.assert_array_equal(row, np.flatnonzero(mask[u]))
+
+
+def test_fold_in_several_users_with_string_ids_and_save(tmp_path):
+    model = mfcore.Model(k=3, epochs=3).fit(["a", "b", "a"], ["x", "y", "y"], [4.0, 2.0, 5.0])
+    model.fold_in(["c", "c", "d"], ["x", "y", "x"], [1.0, 5.0, 3.0])
+    assert list(model.user_map_.ids) == ["a", "b", "c", "d"]
+    model.save(tmp_path / "m.npz")
+    loaded = mfcore.load(tmp_path / "m.npz")
+    assert list(loaded.recommend("d", n=5)[0]) == ["y"]
+    with pytest.raises(TypeError):
+        model.fold_in(7, ["x"], [3.0])
+
+
+def test_fold_in_bad_input():
+    model, _ = random_model(n_users=5, n_items=8, k=2)
+    with pytest.warns(UnknownIdWarning, match="ignored 1"):
+        model.fold_in(100, [1, 999], [4.0, 2.0])
+    with pytest.raises(ValueError, match="no rating of an item known"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnknownIdWarning)
+            model.fold_in(101, [999], [4.0])
+    assert 101 not in set(model.user_map_.ids)
+    with pytest.raises(ValueError, match="finite"):
+        model.fold_in(102, [1, 2], [4.0, np.nan])
+    with pytest.raises(ValueError, match="differ in length"):
+        model.fold_in([102, 103], [1, 2, 3], [4.0, 3.0, 1.0])
+    with pytest.raises(ValueError, match="at least one"):
+        model.fold_in(104, [], [])
