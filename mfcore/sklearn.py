@@ -1,0 +1,86 @@
+"""scikit-learn adapter: ``MFRegressor``, a regressor on ``X = [user, item]`` columns.
+
+scikit-learn is an optional dependency: this module needs it, ``mfcore`` does
+not. ``Model`` itself already follows the estimator conventions
+(``get_params``/``set_params``, ``sklearn.base.clone``); ``MFRegressor`` adds
+the ``fit(X, y)`` / ``predict(X)`` shape that ``GridSearchCV``,
+``cross_val_score`` and pipelines expect::
+
+    from sklearn.model_selection import GridSearchCV
+    from mfcore.sklearn import MFRegressor
+
+    search = GridSearchCV(MFRegressor(epochs=20), {"k": [16, 64], "reg": [0.02, 0.08]},
+                          scoring="neg_root_mean_squared_error", cv=5)
+    search.fit(df[["user", "item"]], df["rating"])
+
+Scoring convention: ``MFRegressor.score`` is scikit-learn's regressor default,
+R^2 (higher is better). For RMSE pass
+``scoring="neg_root_mean_squared_error"`` (scikit-learn negates errors so
+that higher is always better: -0.92 beats -0.95). Test pairs whose user or
+item was not in a fold's training part get the model's fallback prediction
+(``Model.predict``), with an ``UnknownIdWarning``.
+"""
+import inspect
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, RegressorMixin
+except ImportError as exc:  # pragma: no cover - exercised by a test that hides sklearn
+    raise ImportError("mfcore.sklearn needs scikit-learn, an optional dependency: "
+                      "pip install scikit-learn") from exc
+
+from .errors import NotFittedError
+from .model import Model
+
+__all__ = ["MFRegressor"]
+
+_MODEL_PARAMS = [p for p in inspect.signature(Model.__init__).parameters.values()
+                 if p.name != "self"]
+
+
+def _user_item(X):
+    """The user and item columns of ``X`` (2-d array-like or DataFrame with two columns)."""
+    if hasattr(X, "iloc"):  # pandas DataFrame, without importing pandas
+        if X.ndim != 2 or X.shape[1] != 2:
+            raise ValueError(f"X must have exactly two columns (user, item), got shape {X.shape}")
+        return X.iloc[:, 0].to_numpy(), X.iloc[:, 1].to_numpy()
+    arr = np.asarray(X)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"X must have exactly two columns (user, item), got shape {arr.shape}")
+    return arr[:, 0], arr[:, 1]
+
+
+class MFRegressor(RegressorMixin, BaseEstimator):
+    """``mfcore.Model`` as a scikit-learn regressor: ``X`` holds (user id, item id) rows.
+
+    Takes exactly ``Model``'s hyperparameters (same names and defaults). After
+    ``fit``, ``model_`` is the fitted ``Model`` (for ``recommend``,
+    ``similar_items``, ``save`` ...). See the module docstring for scoring.
+    """
+
+    def __init__(self, **params):
+        unknown = set(params) - {p.name for p in _MODEL_PARAMS}
+        if unknown:
+            raise TypeError(f"MFRegressor got unexpected parameter(s) {sorted(unknown)}")
+        for p in _MODEL_PARAMS:
+            setattr(self, p.name, params.get(p.name, p.default))
+
+    # scikit-learn reads the hyperparameters from the signature of __init__.
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in _MODEL_PARAMS])
+
+    def fit(self, X, y):
+        """Fit a ``Model`` on the (user, item) rows of ``X`` and ratings ``y``; return self."""
+        users, items = _user_item(X)
+        self.model_ = Model(**self.get_params()).fit(users, items, np.asarray(y).ravel())
+        self.n_features_in_ = 2
+        return self
+
+    def predict(self, X):
+        """Predicted ratings (float64) for the (user, item) rows of ``X``."""
+        if not hasattr(self, "model_"):
+            raise NotFittedError("this MFRegressor is not fitted yet: call fit(X, y) first")
+        users, items = _user_item(X)
+        return self.model_.predict(users, items).astype(np.float64)
