@@ -333,7 +333,87 @@ def run_demo(args):
         print(f"  user {user:>5}  item {item:>5}  true {true:g}  predicted {guess:.2f}")
 
 
-COMMANDS = [add_train, add_evaluate, add_predict, add_info, add_demo]
+# --- recommend / similar ---------------------------------------------------------------
+
+def add_recommend(commands):
+    p = commands.add_parser("recommend", help="top-N items for users, as CSV",
+                            description="The N items with the highest predicted rating for each "
+                            "user, skipping the items the user rated in training. Writes CSV: "
+                            "user, rank, item, score (the predicted rating, unclipped).")
+    p.add_argument("model", help="model file written by 'mfcore train'")
+    p.add_argument("users", nargs="+", help="user ids")
+    p.add_argument("-n", type=int, default=10, help="items per user (default 10)")
+    p.add_argument("--include-seen", action="store_true",
+                   help="also recommend items the user rated in training")
+    p.add_argument("--unknown", choices=("fallback", "error"), default="fallback",
+                   help="a user the model does not know: the most popular items by item bias "
+                   "(default, with a warning) or fail")
+    p.set_defaults(func=run_recommend)
+
+
+def _write_ranked(header, queries, items, scores):
+    """CSV rows query, rank, id, score; padded slots (score NaN) are left out."""
+    import csv
+
+    import numpy as np
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(header)
+    for query, row_items, row_scores in zip(queries, items, scores):
+        for rank, (item, score) in enumerate(zip(row_items, row_scores), start=1):
+            if not np.isnan(score):
+                writer.writerow([query, rank, item, f"{score:.4f}"])
+
+
+def run_recommend(args):
+    import warnings
+
+    from .errors import UnknownIdWarning
+
+    if args.n < 1:
+        args.parser.error(f"-n must be at least 1, got {args.n}")
+    model = _load_model(args.model)
+    users = _ids_for(model.user_map_, args.users)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnknownIdWarning)
+            items, scores = model.recommend(users, n=args.n, exclude_seen=not args.include_seen,
+                                            unknown=args.unknown)
+    except KeyError as exc:
+        raise CommandError(exc.args[0]) from exc
+    for w in caught:
+        print(f"mfcore recommend: warning: {w.message}", file=sys.stderr)
+    _write_ranked(["user", "rank", "item", "score"], users, items, scores)
+
+
+def add_similar(commands):
+    p = commands.add_parser("similar", help="most similar items (or users), as CSV",
+                            description="The N items whose factors have the highest cosine "
+                            "similarity to each given item (with --users: users to users). "
+                            "Writes CSV: query, rank, similar id, similarity.")
+    p.add_argument("model", help="model file written by 'mfcore train'")
+    p.add_argument("ids", nargs="+", help="item ids (user ids with --users)")
+    p.add_argument("-n", type=int, default=10, help="similar ids per query (default 10)")
+    p.add_argument("--users", action="store_true", help="similar users instead of items")
+    p.set_defaults(func=run_similar)
+
+
+def run_similar(args):
+    if args.n < 1:
+        args.parser.error(f"-n must be at least 1, got {args.n}")
+    model = _load_model(args.model)
+    kind = "user" if args.users else "item"
+    ids = _ids_for(getattr(model, f"{kind}_map_"), args.ids)
+    find = model.similar_users if args.users else model.similar_items
+    try:
+        similar, scores = find(ids, n=args.n)
+    except KeyError as exc:
+        raise CommandError(exc.args[0]) from exc
+    _write_ranked([kind, "rank", "similar", "similarity"], ids, similar, scores)
+
+
+COMMANDS = [add_train, add_evaluate, add_predict, add_recommend, add_similar, add_info,
+            add_demo]
 
 
 # --- entry point ------------------------------------------------------------------------

@@ -377,3 +377,48 @@ def test_fold_in_bad_input():
         model.fold_in([102, 103], [1, 2, 3], [4.0, 3.0, 1.0])
     with pytest.raises(ValueError, match="at least one"):
         model.fold_in(104, [], [])
+
+
+# --- command line ----------------------------------------------------------------------
+
+def cli_run(capsys, *argv):
+    from mfcore import cli
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_recommend_and_similar(tmp_path, capsys):
+    model, _ = random_model(n_users=20, n_items=30, k=3, dtype="float32")
+    path = tmp_path / "m.npz"
+    model.save(path)
+    code, out, err = cli_run(capsys, "recommend", path, 3, 7, "-n", 4)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "user,rank,item,score" and len(lines) == 9
+    items, scores = model.recommend(7, n=4)
+    assert [line.split(",")[2] for line in lines[5:]] == [str(i) for i in items]
+    assert [line.split(",")[1] for line in lines[5:]] == ["1", "2", "3", "4"]
+    np.testing.assert_allclose([float(line.split(",")[3]) for line in lines[5:]], scores, atol=1e-4)
+    code, out, err = cli_run(capsys, "recommend", path, 999, "-n", 2)
+    assert code == 0 and "unknown" in err and len(out.splitlines()) == 3
+    code, out, err = cli_run(capsys, "recommend", path, 999, "--unknown", "error")
+    assert code == 1 and "999" in err
+    code, out, err = cli_run(capsys, "similar", path, 5, "-n", 3)
+    assert code == 0, err
+    sim, _ = model.similar_items(5, n=3)
+    assert [line.split(",")[2] for line in out.splitlines()[1:]] == [str(i) for i in sim]
+    code, out, err = cli_run(capsys, "similar", path, 2, "--users", "-n", 2)
+    assert code == 0 and out.splitlines()[0] == "user,rank,similar,similarity"
+    code, out, err = cli_run(capsys, "similar", path, 12345)
+    assert code == 1 and "12345" in err
+    with pytest.raises(SystemExit):
+        cli_run(capsys, "recommend", path, 3, "-n", 0)
+
+
+def test_cli_recommend_string_ids_and_fewer_candidates(tmp_path, capsys):
+    model = mfcore.Model(k=2, epochs=2).fit(["a", "a", "b"], ["x", "y", "x"], [4.0, 2.0, 5.0])
+    model.save(tmp_path / "s.npz")
+    code, out, err = cli_run(capsys, "recommend", tmp_path / "s.npz", "a", "b", "-n", 5)
+    assert code == 0, err
+    assert out.splitlines()[1:] == [f"b,1,y,{model.recommend('b')[1][0]:.4f}"]
