@@ -687,14 +687,22 @@ class Model:
         from .recommend import similar
         return similar(self, "user", users, n)
 
-    def fold_in(self, users, items, ratings):
+    def fold_in(self, users, items, ratings, shrinkage=10.0):
         """Add users (or refresh known ones) from their ratings without retraining; return self.
 
         ``users`` is one raw id (for all the ratings) or one per rating. Each
-        user's bias and factors are solved exactly, items held fixed, from the
-        regularized least-squares problem SGD's user update settles at::
+        user's bias and factors are solved exactly, items held fixed, as a
+        small regularized least-squares problem::
 
-            min_b,p  sum_j (r_j - mu - b_i(j) - b - p.q_j)^2 + n_u (reg |p|^2 + reg_bias b^2)
+            min_b,p  sum_j (r_j - mu - b_i(j) - b - p.q_j)^2
+                     + (n_u + shrinkage) (reg |p|^2 + reg_bias b^2)
+
+        With ``shrinkage=0`` this is where SGD's user update settles (its
+        penalty is applied once per rating). A trained model's sparse users
+        sit closer to zero than that (few updates from a small start), so
+        ``shrinkage`` adds that many ratings' worth of penalty: 10 matched a
+        full refit on MovieLens 100K folds u2/u3 both for users folded in with
+        5 ratings and with all of theirs.
 
         A new user is appended to ``user_map_``; a known user's row is
         replaced (its previous parameters and seen items are forgotten: pass
@@ -703,7 +711,7 @@ class Model:
         user's rated items become its seen items for ``recommend``.
         """
         from .recommend import fold_in
-        return fold_in(self, users, items, ratings)
+        return fold_in(self, users, items, ratings, shrinkage)
 
     # --- persistence -----------------------------------------------------------
 

@@ -187,28 +187,32 @@ def similar(model, kind, ids, n=10):
 
 # --- fold-in -----------------------------------------------------------------------
 
-def solve_user(Q, y, reg, reg_bias):
-    """Bias and factors minimizing sum (y - b - p.q_j)^2 + n (reg |p|^2 + reg_bias b^2).
+def solve_user(Q, y, reg, reg_bias, shrinkage=0.0):
+    """Bias and factors minimizing sum (y - b - p.q_j)^2 + (n + shrinkage) (reg |p|^2 + reg_bias b^2).
 
-    ``n = len(y)``: SGD applies its penalty once per rating, so this is the
-    point a full fit's user update would settle at with the items held fixed.
+    ``n = len(y)``: SGD applies its penalty once per rating, so with
+    ``shrinkage=0`` this is the point a full fit's user update would settle
+    at with the items held fixed. ``shrinkage`` adds that many pseudo-ratings'
+    worth of penalty (see ``Model.fold_in``).
     """
     n, k = Q.shape
     A = np.empty((n, k + 1))
     A[:, 0] = 1.0
     A[:, 1:] = Q
-    lam = np.full(k + 1, n * reg)
-    lam[0] = n * reg_bias
+    lam = np.full(k + 1, (n + shrinkage) * reg)
+    lam[0] = (n + shrinkage) * reg_bias
     x = np.linalg.solve(A.T @ A + np.diag(lam), A.T @ y)
     return x[0], x[1:]
 
 
-def fold_in(model, users, items, ratings):
+def fold_in(model, users, items, ratings, shrinkage=10.0):
     """Solve new (or refreshed) users against the fixed items; see ``Model.fold_in``."""
-    from .model import DTYPES, _check_lengths, _to_numpy, as_ratings
+    from .model import DTYPES, _check_lengths, _is_real, _to_numpy, as_ratings
 
     model._check_fitted()
     params = model._checked_params()
+    if not _is_real(shrinkage) or shrinkage < 0:
+        raise ValueError(f"shrinkage must be a finite number >= 0, got {shrinkage!r}")
     ratings = as_ratings(ratings, np.float64)
     items = normalize_ids(_to_numpy(items), "items")
     if np.ndim(users) == 0:
@@ -242,7 +246,7 @@ def fold_in(model, users, items, ratings):
     new_bias, new_factors = np.empty(len(fold_map)), np.empty((len(fold_map), k))
     for row in range(len(fold_map)):
         sel = order[bounds[row]:bounds[row + 1]]
-        new_bias[row], new_factors[row] = solve_user(Q[i[sel]], y[sel], reg, reg_bias)
+        new_bias[row], new_factors[row] = solve_user(Q[i[sel]], y[sel], reg, reg_bias, shrinkage)
 
     # Assign: known users get their rows refreshed, new users are appended.
     target = model.user_map_.lookup(fold_map.ids, "users")

@@ -324,15 +324,18 @@ def test_fold_in_solves_the_regularized_least_squares():
     model.set_params(reg=0.1, reg_bias=0.02)
     items = np.array([1, 5, 9, 20, 33, 39])
     ratings = np.array([5.0, 4.0, 1.0, 3.0, 2.0, 4.5])
-    model.fold_in(500, items, ratings)
-    row = model.user_map_.lookup([500])[0]
-    assert row == 10  # appended after the fitted users
-    b, p = model.user_bias_[row], model.user_factors_[row]
-    Q, bi = model.item_factors_[items], model.item_bias_[items]
-    e = ratings - (model.global_mean_ + b + bi + Q @ p)
-    n = len(items)
-    np.testing.assert_allclose(e.sum(), n * 0.02 * b, atol=1e-8)  # gradient in b is zero
-    np.testing.assert_allclose(Q.T @ e, n * 0.1 * p, atol=1e-8)  # gradient in p is zero
+    for user, shrinkage in ((500, 0.0), (501, 10.0), (502, 3.5)):
+        model.fold_in(user, items, ratings, shrinkage=shrinkage)
+        row = model.user_map_.lookup([user])[0]
+        assert row == 10 + user - 500  # appended after the fitted users
+        b, p = model.user_bias_[row], model.user_factors_[row]
+        Q, bi = model.item_factors_[items], model.item_bias_[items]
+        e = ratings - (model.global_mean_ + b + bi + Q @ p)
+        n = len(items) + shrinkage
+        np.testing.assert_allclose(e.sum(), n * 0.02 * b, atol=1e-8)  # gradient in b is zero
+        np.testing.assert_allclose(Q.T @ e, n * 0.1 * p, atol=1e-8)  # gradient in p is zero
+    with pytest.raises(ValueError, match="shrinkage"):
+        model.fold_in(503, items, ratings, shrinkage=-1)
     assert set(model.recommend(500, n=100)[0]).isdisjoint(items)
 
 
