@@ -1,12 +1,14 @@
 /* The SGD hot loop, compiled once per instruction set and chosen at run time.
  *
- * One generic body (always_inline, written with GCC/Clang vector extensions of
- * a fixed width: 16 floats or 8 doubles = 64 bytes) is inlined into wrappers
- * carrying __attribute__((target(...))): the compiler lowers the same vector
- * code to SSE2, AVX2+FMA or AVX-512 in each. mf_select_path() picks the widest
- * path the CPU (and OS) supports, like NumPy's dispatch; the default build
- * never needs -march=native. Because every path does the same arithmetic in
- * the same order, they differ only by FMA contraction (baseline has no FMA).
+ * One generic body (always_inline, written with GCC/Clang vector extensions) is
+ * instantiated for the register width of each path (16, 32 or 64 bytes) and
+ * inlined into wrappers carrying __attribute__((target(...))), so the compiler
+ * emits SSE2, AVX2+FMA or AVX-512 code for it. mf_select_path() picks the
+ * widest path the CPU (and OS) supports, like NumPy's dispatch; the default
+ * build never needs -march=native. The paths compute the same thing; they
+ * differ in the last bits only (dot products summed in a different lane order,
+ * FMA contraction on AVX2/AVX-512). Within one path the results are exact and
+ * do not depend on the thread count.
  *
  * Update rule for one rating (u, i, r), e = r - (mu + b_u + b_i + p_u . q_i):
  *   b_u += lr (e - reg_bias b_u);  b_i += lr (e - reg_bias b_i)
@@ -88,20 +90,20 @@ typedef double mf_vd __attribute__((vector_size(64)));
 #define MF_VECTORS 0
 #endif
 
-#define MF_DEFINE_GENERIC(T, SFX, REC, VT)                                              \
+#define MF_DEFINE_GENERIC(T, SFX, REC, VT, HSUM)                                            \
 MF_INLINE T mf_dot_##SFX(const T *p, const T *q, int64_t k)                              \
 {                                                                                        \
-    enum { W = 64 / sizeof(T) };                                                         \
+    enum { W = sizeof(VT) / sizeof(T) };                                                 \
     int64_t f = 0;                                                                       \
     T s = 0;                                                                             \
-    MF_DOT_VECTOR(T, VT)                                                                 \
+    MF_DOT_VECTOR(T, VT, HSUM)                                                           \
     for (; f < k; f++) s += p[f] * q[f];                                                 \
     return s;                                                                            \
 }                                                                                        \
                                                                                          \
 MF_INLINE void mf_step_##SFX(T *p, T *q, T e, T lr, T reg, int64_t k)                   \
 {                                                                                        \
-    enum { W = 64 / sizeof(T) };                                                         \
+    enum { W = sizeof(VT) / sizeof(T) };                                                 \
     int64_t f = 0;                                                                       \
     MF_STEP_VECTOR(T, VT)                                                                \
     for (; f < k; f++) {                                                                 \
@@ -203,8 +205,8 @@ MF_INLINE double mf_predict_range_##SFX(const int32_t *us, const int32_t *is, co
 }
 
 #if MF_VECTORS
-/* Two accumulators of one 64-byte vector each, reduced in a fixed tree order. */
-#define MF_DOT_VECTOR(T, VT)                                                             \
+/* Two vector accumulators, reduced in a fixed tree order. */
+#define MF_DOT_VECTOR(T, VT, HSUM)                                                       \
     if (k >= W) {                                                                        \
         VT a0 = {0}, a1 = {0}, x, y;                                                     \
         for (; f + 2 * W <= k; f += 2 * W) {                                             \
@@ -215,92 +217,96 @@ MF_INLINE double mf_predict_range_##SFX(const int32_t *us, const int32_t *is, co
             memcpy(&x, p + f, sizeof x); memcpy(&y, q + f, sizeof y); a0 += x * y;       \
             f += W;                                                                      \
         }                                                                                \
-        s = mf_hsum_##T(a0 + a1);                                                        \
+        s = HSUM(a0 + a1);                                                               \
     }
+/* (x - zero puts x in every lane, -0 included) */
 #define MF_STEP_VECTOR(T, VT)                                                            \
-    for (; f + W <= k; f += W) {                                                         \
-        VT pv, qv, np_, nq;                                                              \
-        memcpy(&pv, p + f, sizeof pv); memcpy(&qv, q + f, sizeof qv);                    \
-        np_ = pv + lr * (e * qv - reg * pv);                                             \
-        nq = qv + lr * (e * pv - reg * qv);                                              \
-        memcpy(p + f, &np_, sizeof np_); memcpy(q + f, &nq, sizeof nq);                  \
+    if (f + W <= k) {                                                                    \
+        VT zero = {0}, ev = e - zero, lrv = lr - zero, regv = reg - zero;                \
+        for (; f + W <= k; f += W) {                                                     \
+            VT pv, qv, np_, nq;                                                          \
+            memcpy(&pv, p + f, sizeof pv); memcpy(&qv, q + f, sizeof qv);                \
+            np_ = pv + lrv * (ev * qv - regv * pv);                                      \
+            nq = qv + lrv * (ev * pv - regv * qv);                                       \
+            memcpy(p + f, &np_, sizeof np_); memcpy(q + f, &nq, sizeof nq);              \
+        }                                                                                \
     }
-#else
-#define MF_DOT_VECTOR(T, VT)
-#define MF_STEP_VECTOR(T, VT)
-#endif
 
-#if MF_VECTORS
-/* Horizontal sums in a fixed tree order: halves added until one lane is left. */
+/* Vectors of the register width of each path: 64 bytes for AVX-512, 32 for AVX2, 16
+ * for the baseline (SSE2, NEON). (A 64-byte vector everywhere would give all paths the
+ * same summation order, but GCC lowers over-wide vectors through the stack.) */
 typedef float mf_vf8 __attribute__((vector_size(32)));
 typedef float mf_vf4 __attribute__((vector_size(16)));
 typedef float mf_vf2 __attribute__((vector_size(8)));
 typedef double mf_vd4 __attribute__((vector_size(32)));
 typedef double mf_vd2 __attribute__((vector_size(16)));
 
-/* the low and high halves of a vector (memcpy: compiles to a register extract) */
+/* Horizontal sums in a fixed tree order: halves added until one lane is left
+ * (memcpy of a half compiles to a register extract). */
 #define MF_HALVES(V, LO, HI) memcpy(&LO, &V, sizeof LO); memcpy(&HI, (char *)&V + sizeof LO, sizeof HI)
 
-MF_INLINE float mf_hsum_float(mf_vf a)
+MF_INLINE float mf_hsum_f4(mf_vf4 a)
 {
-    mf_vf8 a0, a1; mf_vf4 b0, b1; mf_vf2 c0, c1;
-    MF_HALVES(a, a0, a1);
-    mf_vf8 b = a0 + a1;
-    MF_HALVES(b, b0, b1);
-    mf_vf4 c = b0 + b1;
-    MF_HALVES(c, c0, c1);
+    mf_vf2 c0, c1;
+    MF_HALVES(a, c0, c1);
     mf_vf2 d = c0 + c1;
     return d[0] + d[1];
 }
-
-MF_INLINE double mf_hsum_double(mf_vd a)
-{
-    mf_vd4 a0, a1; mf_vd2 b0, b1;
-    MF_HALVES(a, a0, a1);
-    mf_vd4 b = a0 + a1;
-    MF_HALVES(b, b0, b1);
-    mf_vd2 c = b0 + b1;
-    return c[0] + c[1];
-}
+MF_INLINE float mf_hsum_f8(mf_vf8 a) { mf_vf4 b0, b1; MF_HALVES(a, b0, b1); return mf_hsum_f4(b0 + b1); }
+MF_INLINE float mf_hsum_f16(mf_vf a) { mf_vf8 b0, b1; MF_HALVES(a, b0, b1); return mf_hsum_f8(b0 + b1); }
+MF_INLINE double mf_hsum_d2(mf_vd2 a) { return a[0] + a[1]; }
+MF_INLINE double mf_hsum_d4(mf_vd4 a) { mf_vd2 b0, b1; MF_HALVES(a, b0, b1); return mf_hsum_d2(b0 + b1); }
+MF_INLINE double mf_hsum_d8(mf_vd a) { mf_vd4 b0, b1; MF_HALVES(a, b0, b1); return mf_hsum_d4(b0 + b1); }
+#else  /* no vector extensions: scalar loops (W only sizes nothing) */
+typedef float mf_vf4[4];
+typedef double mf_vd2[2];
+#define MF_DOT_VECTOR(T, VT, HSUM)
+#define MF_STEP_VECTOR(T, VT)
 #endif
 
-MF_DEFINE_GENERIC(float, f32, mf_rec32, mf_vf)
-MF_DEFINE_GENERIC(double, f64, mf_rec64, mf_vd)
+MF_DEFINE_GENERIC(float, f32_w4, mf_rec32, mf_vf4, mf_hsum_f4)
+MF_DEFINE_GENERIC(double, f64_w2, mf_rec64, mf_vd2, mf_hsum_d2)
+#if MF_X86_DISPATCH
+MF_DEFINE_GENERIC(float, f32_w8, mf_rec32, mf_vf8, mf_hsum_f8)
+MF_DEFINE_GENERIC(double, f64_w4, mf_rec64, mf_vd4, mf_hsum_d4)
+MF_DEFINE_GENERIC(float, f32_w16, mf_rec32, mf_vf, mf_hsum_f16)
+MF_DEFINE_GENERIC(double, f64_w8, mf_rec64, mf_vd, mf_hsum_d8)
+#endif
 
 /* --- one compiled copy per instruction set --- */
 
-#define MF_DEFINE_PATH(PATH, ATTR)                                                       \
+#define MF_DEFINE_PATH(PATH, ATTR, VF, VD)                                                     \
 ATTR static double mf_block_f32_##PATH(const mf_rec32 *rec, const int32_t *order,       \
         int64_t n, float *P, float *Q, float *bu, float *bi, int64_t k,                  \
         float mu, float lr, float reg, float regb)                                       \
-{ return mf_block_f32(rec, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }               \
+{ return mf_block_##VF(rec, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }               \
 ATTR static double mf_block_f64_##PATH(const mf_rec64 *rec, const int32_t *order,       \
         int64_t n, double *P, double *Q, double *bu, double *bi, int64_t k,              \
         double mu, double lr, double reg, double regb)                                   \
-{ return mf_block_f64(rec, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }               \
+{ return mf_block_##VD(rec, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }               \
 ATTR static double mf_ordered_f32_##PATH(const int32_t *us, const int32_t *is,          \
         const float *rs, const int64_t *order, int64_t n,                                \
         float *P, float *Q, float *bu, float *bi, int64_t k,                             \
         float mu, float lr, float reg, float regb)                                       \
-{ return mf_ordered_f32(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }      \
+{ return mf_ordered_##VF(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }      \
 ATTR static double mf_ordered_f64_##PATH(const int32_t *us, const int32_t *is,          \
         const double *rs, const int64_t *order, int64_t n,                               \
         double *P, double *Q, double *bu, double *bi, int64_t k,                         \
         double mu, double lr, double reg, double regb)                                   \
-{ return mf_ordered_f64(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }      \
+{ return mf_ordered_##VD(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb); }      \
 ATTR static double mf_predict_f32_##PATH(const int32_t *us, const int32_t *is,          \
         const float *r, int64_t n, const float *P, const float *Q, const float *bu,      \
         const float *bi, int64_t k, float mu, float lo, float hi, float *out)            \
-{ return mf_predict_range_f32(us, is, r, n, P, Q, bu, bi, k, mu, lo, hi, out); }         \
+{ return mf_predict_range_##VF(us, is, r, n, P, Q, bu, bi, k, mu, lo, hi, out); }         \
 ATTR static double mf_predict_f64_##PATH(const int32_t *us, const int32_t *is,          \
         const double *r, int64_t n, const double *P, const double *Q, const double *bu,  \
         const double *bi, int64_t k, double mu, double lo, double hi, double *out)       \
-{ return mf_predict_range_f64(us, is, r, n, P, Q, bu, bi, k, mu, lo, hi, out); }
+{ return mf_predict_range_##VD(us, is, r, n, P, Q, bu, bi, k, mu, lo, hi, out); }
 
-MF_DEFINE_PATH(baseline, )
+MF_DEFINE_PATH(baseline, , f32_w4, f64_w2)
 #if MF_X86_DISPATCH
-MF_DEFINE_PATH(avx2, __attribute__((target("avx2,fma"))))
-MF_DEFINE_PATH(avx512, __attribute__((target("avx512f,avx2,fma"))))
+MF_DEFINE_PATH(avx2, __attribute__((target("avx2,fma"))), f32_w8, f64_w4)
+MF_DEFINE_PATH(avx512, __attribute__((target("avx512f,avx2,fma"))), f32_w16, f64_w8)
 #endif
 
 /* --- the dispatch table --- */
