@@ -17,7 +17,7 @@ query with fewer than ``n`` admissible columns gets its row padded with item
 import numpy as np
 
 from cython.parallel cimport prange, threadid
-from libc.math cimport NAN
+from libc.math cimport INFINITY, NAN
 from libc.stdint cimport int32_t, int64_t
 
 ctypedef fused floating:
@@ -26,30 +26,53 @@ ctypedef fused floating:
 
 
 cdef extern from "_recommend_simd.h" nogil:
-    void mf_rec_scores_f32(const float *const *x, int G, const float *QT, int64_t k, int64_t m,
+    void mf_rec_scores_f32(const float *const *x, const float *packed, int64_t k,
                            int64_t start, int64_t length, const float *bias, float *const *out)
-    void mf_rec_scores_f64(const double *const *x, int G, const double *QT, int64_t k,
-                           int64_t m, int64_t start, int64_t length, const double *bias,
-                           double *const *out)
-    int mf_rec_use_avx2(int want)
+    void mf_rec_scores_f64(const double *const *x, const double *packed, int64_t k,
+                           int64_t start, int64_t length, const double *bias, double *const *out)
+    int mf_rec_select(int path)
+    int MF_REC_PANEL
 
 cdef enum:
     G_MAX = 4          # queries scored together (MF_REC_G)
     CHUNK = 64         # queries a thread takes at a time; they share each block of columns
-    BLOCK = 512        # columns per block (k x BLOCK factors stay in L2 across the chunk)
+    BLOCK = 512        # columns per block, a multiple of PANEL (k x BLOCK factors stay in L2)
+
+PANEL = MF_REC_PANEL   # columns per packed panel (see pack_columns)
+PATHS = ("baseline", "avx2", "avx512")
+_path = 0
 
 
-def use_simd(bint avx2):
-    """Pick the scoring path (AVX2+FMA when ``avx2`` and supported); return True if AVX2 is used."""
-    return bool(mf_rec_use_avx2(avx2))
+def set_simd_path(name):
+    """Use the widest scoring path up to ``name`` (one of ``PATHS``) the CPU supports; return it."""
+    global _path
+    if name not in PATHS:
+        raise ValueError(f"unknown SIMD path {name!r}; one of {PATHS}")
+    _path = mf_rec_select(PATHS.index(name))
+    return PATHS[_path]
 
 
-def _follow_kernels_path():
+def simd_path():
+    return PATHS[_path]
+
+
+def follow_kernels_path():
+    """Use the path the training kernels use (``mfcore.show_config()``; ``MFCORE_SIMD``)."""
     from . import _kernels
-    use_simd(_kernels.simd_path() != "baseline")
+    path = _kernels.simd_path()
+    return set_simd_path(path if path in PATHS else "baseline")
 
 
-_follow_kernels_path()
+follow_kernels_path()
+
+
+def pack_columns(factors):
+    """(m, k) column factors -> (ceil(m / PANEL), k, PANEL) panels, zero-padded (see the header)."""
+    m, k = factors.shape
+    n_panels = -(-m // PANEL)
+    padded = np.zeros((n_panels * PANEL, k), dtype=factors.dtype)
+    padded[:m] = factors
+    return np.ascontiguousarray(padded.reshape(n_panels, PANEL, k).transpose(0, 2, 1))
 
 
 cdef inline bint _worse(floating s1, int32_t i1, floating s2, int32_t i2) noexcept nogil:
@@ -116,18 +139,53 @@ cdef inline void _finish(floating* hs, int32_t* hi, Py_ssize_t size, Py_ssize_t 
         hi[j] = -1
 
 
-cdef inline void _scores(const floating** x, int G, const floating* QT, int64_t k, int64_t m,
-                         int64_t start, int64_t length, const floating* bias,
-                         floating** out) noexcept nogil:
+cdef inline void _scores(const floating** x, const floating* packed, int64_t k, int64_t start,
+                         int64_t length, const floating* bias, floating** out) noexcept nogil:
     if floating is float:
-        mf_rec_scores_f32(x, G, QT, k, m, start, length, bias, out)
+        mf_rec_scores_f32(x, packed, k, start, length, bias, out)
     else:
-        mf_rec_scores_f64(x, G, QT, k, m, start, length, bias, out)
+        mf_rec_scores_f64(x, packed, k, start, length, bias, out)
+
+
+cdef inline Py_ssize_t _select(const floating* scores, int64_t length, const int32_t* items,
+                               floating* hs, int32_t* hi, Py_ssize_t n, Py_ssize_t size,
+                               int64_t* ep, int64_t end,
+                               const int32_t[::1] excl_items) noexcept nogil:
+    """Offer ``length`` scored columns to one query's heap; return the heap's new size.
+
+    Scores below the heap's worst are dropped by one comparison (the common case).
+    """
+    cdef int64_t j, e = ep[0]
+    cdef floating s
+    cdef floating thr = -INFINITY if size < n else hs[0]
+    cdef int32_t it
+    for j in range(length):
+        s = scores[j]
+        if s < thr:
+            continue
+        it = items[j]
+        if size == n and not _worse(hs[0], hi[0], s, it):
+            continue
+        while e < end and excl_items[e] < it:
+            e = e + 1
+        if e < end and excl_items[e] == it:
+            continue
+        if size < n:
+            _push(hs, hi, size, s, it)
+            size = size + 1
+        else:
+            hs[0] = s
+            hi[0] = it
+            _sift_down(hs, hi, n, 0)
+        if size == n:
+            thr = hs[0]
+    ep[0] = e
+    return size
 
 
 cdef void _chunk(Py_ssize_t first, Py_ssize_t count,
                  const floating[:, ::1] queries, const floating[::1] offsets,
-                 const floating[:, ::1] cols_t, const floating[::1] col_bias,
+                 const floating[:, :, ::1] packed, const floating[::1] col_bias,
                  const int32_t[::1] col_items,
                  const int64_t[::1] excl_start, const int64_t[::1] excl_end,
                  const int32_t[::1] excl_items,
@@ -138,19 +196,15 @@ cdef void _chunk(Py_ssize_t first, Py_ssize_t count,
     Column blocks form the outer loop so one block of factors serves the whole chunk.
     """
     cdef int64_t k = queries.shape[1]
-    cdef int64_t m = cols_t.shape[1]
+    cdef int64_t m = col_items.shape[0]
     cdef Py_ssize_t n = out_items.shape[1]
     cdef const floating* x[G_MAX]
     cdef floating* out[G_MAX]
     cdef Py_ssize_t size[CHUNK]
     cdef int64_t ep[CHUNK]
-    cdef floating* hs
-    cdef int32_t* hi
-    cdef int64_t start, length, j, e, end
+    cdef int64_t start, length
     cdef Py_ssize_t q, g0, c
     cdef int g, G
-    cdef floating s
-    cdef int32_t it
     for c in range(count):
         size[c] = 0
         ep[c] = excl_start[first + c]
@@ -168,31 +222,12 @@ cdef void _chunk(Py_ssize_t first, Py_ssize_t count,
                 G = <int>(count - g0)
             for g in range(G_MAX):  # a short group repeats its first query: one code path
                 x[g] = &queries[first + g0 + (g if g < G else 0), 0]
-            _scores(x, G_MAX, &cols_t[0, 0], k, m, start, length, &col_bias[0], out)
+            _scores(x, &packed[0, 0, 0], k, start, length, &col_bias[0], out)
             for g in range(G):
                 c = g0 + g
                 q = first + c
-                hs = &out_scores[q, 0]
-                hi = &out_items[q, 0]
-                end = excl_end[q]
-                for j in range(length):
-                    s = out[g][j]
-                    it = col_items[start + j]
-                    if size[c] == n and not _worse(hs[0], hi[0], s, it):
-                        continue
-                    e = ep[c]
-                    while e < end and excl_items[e] < it:
-                        e = e + 1
-                    ep[c] = e
-                    if e < end and excl_items[e] == it:
-                        continue
-                    if size[c] < n:
-                        _push(hs, hi, size[c], s, it)
-                        size[c] = size[c] + 1
-                    else:
-                        hs[0] = s
-                        hi[0] = it
-                        _sift_down(hs, hi, n, 0)
+                size[c] = _select(out[g], length, &col_items[start], &out_scores[q, 0],
+                                  &out_items[q, 0], n, size[c], &ep[c], excl_end[q], excl_items)
             g0 = g0 + G
         start = start + length
     for c in range(count):
@@ -201,28 +236,31 @@ cdef void _chunk(Py_ssize_t first, Py_ssize_t count,
 
 
 def top_n(const floating[:, ::1] queries, const floating[::1] offsets,
-          const floating[:, ::1] cols_t, const floating[::1] col_bias,
+          const floating[:, :, ::1] packed, const floating[::1] col_bias,
           const int32_t[::1] col_items,
           const int64_t[::1] excl_start, const int64_t[::1] excl_end,
           const int32_t[::1] excl_items,
           int32_t[:, ::1] out_items, floating[:, ::1] out_scores, int n_threads):
     """Fill ``out_items``/``out_scores`` (queries x n) with each query's best columns.
 
-    Score of query q and column j: ``offsets[q] + col_bias[j] + queries[q] . cols_t[:, j]``.
-    ``col_items`` (ascending) names each column's item index; the items
-    ``excl_items[excl_start[q]:excl_end[q]]`` (ascending) are skipped for query q.
-    Rows come back best first, padded with (-1, NaN).
+    Score of query q and column j: ``offsets[q] + col_bias[j] + queries[q] . factors[j]``
+    with ``packed = pack_columns(factors)``. ``col_items`` (ascending) names each
+    column's item index; the items ``excl_items[excl_start[q]:excl_end[q]]``
+    (ascending) are skipped for query q. Rows come back best first, padded
+    with (-1, NaN).
     """
     cdef Py_ssize_t n_queries = queries.shape[0]
-    cdef Py_ssize_t m = cols_t.shape[1]
+    cdef Py_ssize_t m = col_items.shape[0]
     cdef Py_ssize_t n = out_items.shape[1]
     if not (offsets.shape[0] == excl_start.shape[0] == excl_end.shape[0] == n_queries
             == out_items.shape[0] == out_scores.shape[0]):
         raise ValueError("top_n: per-query arrays differ in length")
-    if col_bias.shape[0] != m or col_items.shape[0] != m or out_scores.shape[1] != n:
+    if col_bias.shape[0] != m or out_scores.shape[1] != n:
         raise ValueError("top_n: per-column arrays differ in length")
-    if cols_t.shape[0] != queries.shape[1]:
-        raise ValueError("top_n: queries and columns differ in k")
+    if (packed.shape[0] * PANEL < m or packed.shape[2] != PANEL
+            or packed.shape[1] != queries.shape[1]):
+        raise ValueError(f"top_n: packed columns of shape {(packed.shape[0], packed.shape[1], packed.shape[2])} "
+                         f"do not fit {m} columns of k={queries.shape[1]} (use pack_columns)")
     if n_queries == 0 or n == 0:
         return
     if m == 0:
@@ -236,6 +274,6 @@ def top_n(const floating[:, ::1] queries, const floating[::1] offsets,
     cdef Py_ssize_t ch, first
     for ch in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="dynamic"):
         first = ch * CHUNK
-        _chunk(first, min(<Py_ssize_t>CHUNK, n_queries - first), queries, offsets, cols_t,
+        _chunk(first, min(<Py_ssize_t>CHUNK, n_queries - first), queries, offsets, packed,
                col_bias, col_items, excl_start, excl_end, excl_items, out_items, out_scores,
                &bufs[threadid(), 0])

@@ -1,13 +1,17 @@
-/* Scores of a few queries against a block of items, for the top-N kernel.
+/* Scores of MF_REC_G queries against a block of items, for the top-N kernel.
  *
- * out[g][j] = bias[start + j] + sum_f x[g][f] * QT[f * m + start + j]
+ *   out[g][j] = bias[start + j] + sum_f x[g][f] * item(start + j)[f]     (j < len)
  *
- * The item factors come transposed (QT is k x m, item-contiguous). A register
- * tile of MF_REC_G queries x 2 vectors of items accumulates over f in order,
- * so every score adds its k terms in the same order as a plain dot product
- * (paths differ only by FMA contraction) while each load of QT serves
- * MF_REC_G queries. Written once with GCC/Clang vector extensions and compiled
- * twice: a portable path and, on x86, an AVX2+FMA path chosen at run time.
+ * Item factors come packed in panels of MF_REC_PANEL items: panel p holds
+ * items p*PANEL .. p*PANEL+PANEL-1 as a k x PANEL item-contiguous array
+ * (zero-padded at the end), so one panel (k=64: 8 KiB of floats) stays in L1
+ * while a register tile of G queries x 2 vectors of items walks through it.
+ * Each score adds its k terms in order f = 0..k-1, like a plain dot product
+ * (paths differ only by FMA contraction and vector width).
+ *
+ * Written once with GCC/Clang vector extensions and compiled per instruction
+ * set: portable (16-byte vectors: SSE2 or NEON), AVX2+FMA and AVX-512 on x86,
+ * chosen at run time by mf_rec_select().
  */
 #ifndef MFCORE_RECOMMEND_SIMD_H
 #define MFCORE_RECOMMEND_SIMD_H
@@ -15,7 +19,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MF_REC_G 4  /* queries scored together */
+#define MF_REC_G 4        /* queries scored together */
+#define MF_REC_PANEL 32   /* items per packed panel; start must be a multiple of it */
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define MF_REC_X86 1
@@ -25,93 +30,125 @@
 
 #if defined(__GNUC__)
 #define MF_REC_INLINE static inline __attribute__((always_inline))
-typedef float mf_rec_vf __attribute__((vector_size(32)));
-typedef double mf_rec_vd __attribute__((vector_size(32)));
-/* The register tile: G queries x 2 vectors of W columns. */
-#define MF_REC_TILE(T, VT)                                                                   \
-    enum { W = 32 / sizeof(T) };                                                             \
-    if (G == MF_REC_G) {                                                                     \
-        for (; j + 2 * W <= len; j += 2 * W) {                                               \
-            VT a[MF_REC_G][2];                                                               \
-            int g2;                                                                          \
-            for (g2 = 0; g2 < MF_REC_G; g2++) { a[g2][0] = (VT){0}; a[g2][1] = (VT){0}; }  \
-            for (f = 0; f < k; f++) {                                                        \
-                VT q0, q1;                                                                   \
-                const T *q = QT + f * m + start + j;                                         \
-                memcpy(&q0, q, sizeof(VT));                                                  \
-                memcpy(&q1, q + W, sizeof(VT));                                              \
-                for (g2 = 0; g2 < MF_REC_G; g2++) {                                          \
-                    T xs = x[g2][f];                                                         \
-                    a[g2][0] += xs * q0;                                                     \
-                    a[g2][1] += xs * q1;                                                     \
-                }                                                                            \
+#define MF_REC_VECTORS 1
+#else
+#define MF_REC_INLINE static inline
+#define MF_REC_VECTORS 0
+#endif
+
+/* One panel, G == MF_REC_G, with vectors VT of W elements: tiles of 2W items. */
+#if MF_REC_VECTORS
+#define MF_REC_PANEL_BODY(T, VT)                                                             \
+    enum { W = sizeof(VT) / sizeof(T) };                                                     \
+    int64_t c, f;                                                                            \
+    int g;                                                                                   \
+    for (c = 0; c < MF_REC_PANEL; c += 2 * W) {                                              \
+        VT a[MF_REC_G][2];                                                                   \
+        for (g = 0; g < MF_REC_G; g++) { a[g][0] = (VT){0}; a[g][1] = (VT){0}; }           \
+        for (f = 0; f < k; f++) {                                                            \
+            VT q0, q1;                                                                       \
+            memcpy(&q0, panel + f * MF_REC_PANEL + c, sizeof(VT));                           \
+            memcpy(&q1, panel + f * MF_REC_PANEL + c + W, sizeof(VT));                       \
+            for (g = 0; g < MF_REC_G; g++) {                                                 \
+                T xs = x[g][f];                                                              \
+                a[g][0] += xs * q0;                                                          \
+                a[g][1] += xs * q1;                                                          \
             }                                                                                \
-            for (g2 = 0; g2 < MF_REC_G; g2++) {                                              \
-                memcpy(out[g2] + j, &a[g2][0], sizeof(VT));                                  \
-                memcpy(out[g2] + j + W, &a[g2][1], sizeof(VT));                              \
-            }                                                                                \
+        }                                                                                    \
+        for (g = 0; g < MF_REC_G; g++) {                                                     \
+            memcpy(out[g] + c, &a[g][0], sizeof(VT));                                        \
+            memcpy(out[g] + c + W, &a[g][1], sizeof(VT));                                    \
         }                                                                                    \
     }
 #else
-#define MF_REC_INLINE static inline
-#define MF_REC_TILE(T, VT)
+#define MF_REC_PANEL_BODY(T, VT)                                                             \
+    int64_t c, f;                                                                            \
+    int g;                                                                                   \
+    for (g = 0; g < MF_REC_G; g++)                                                           \
+        for (c = 0; c < MF_REC_PANEL; c++) {                                                 \
+            T s = 0;                                                                         \
+            for (f = 0; f < k; f++) s += x[g][f] * panel[f * MF_REC_PANEL + c];              \
+            out[g][c] = s;                                                                   \
+        }
 #endif
 
-#define MF_REC_DEFINE(T, SFX, VT)                                                            \
-MF_REC_INLINE void mf_rec_body_##SFX(const T *const *x, int G, const T *QT, int64_t k,      \
-        int64_t m, int64_t start, int64_t len, const T *bias, T *const *out)                 \
+/* The path function: every panel of the block, then the bias. */
+#define MF_REC_DEFINE(T, SFX, PATH, VT, ATTR)                                                \
+MF_REC_INLINE void mf_rec_panel_##SFX##_##PATH(const T *const *x, const T *panel,           \
+                                               int64_t k, T *const *out)                     \
 {                                                                                            \
-    int64_t f, j = 0, jj;                                                                    \
-    int g;                                                                                   \
-    MF_REC_TILE(T, VT)                                                                       \
-    for (g = 0; g < G; g++) {                                                                \
-        for (jj = j; jj < len; jj++) {                                                       \
-            T s = 0;                                                                         \
-            for (f = 0; f < k; f++) s += x[g][f] * QT[f * m + start + jj];                   \
-            out[g][jj] = s;                                                                  \
-        }                                                                                    \
-        for (jj = 0; jj < len; jj++) out[g][jj] += bias[start + jj];                         \
-    }                                                                                        \
+    MF_REC_PANEL_BODY(T, VT)                                                                 \
 }                                                                                            \
-static void mf_rec_base_##SFX(const T *const *x, int G, const T *QT, int64_t k, int64_t m,  \
+ATTR static void mf_rec_##SFX##_##PATH(const T *const *x, const T *packed, int64_t k,       \
         int64_t start, int64_t len, const T *bias, T *const *out)                            \
-{ mf_rec_body_##SFX(x, G, QT, k, m, start, len, bias, out); }
+{                                                                                            \
+    int64_t p, j;                                                                            \
+    int g;                                                                                   \
+    T *o[MF_REC_G];                                                                          \
+    for (p = 0; p * MF_REC_PANEL < len; p++) {                                               \
+        for (g = 0; g < MF_REC_G; g++) o[g] = out[g] + p * MF_REC_PANEL;                     \
+        mf_rec_panel_##SFX##_##PATH(x, packed + (start + p * MF_REC_PANEL) * k, k, o);       \
+    }                                                                                        \
+    for (g = 0; g < MF_REC_G; g++)                                                           \
+        for (j = 0; j < len; j++) out[g][j] += bias[start + j];                              \
+}
 
-MF_REC_DEFINE(float, f32, mf_rec_vf)
-MF_REC_DEFINE(double, f64, mf_rec_vd)
+#if MF_REC_VECTORS
+typedef float mf_rec_vf16 __attribute__((vector_size(16)));
+typedef double mf_rec_vd16 __attribute__((vector_size(16)));
+MF_REC_DEFINE(float, f32, base, mf_rec_vf16, )
+MF_REC_DEFINE(double, f64, base, mf_rec_vd16, )
+#else
+MF_REC_DEFINE(float, f32, base, float, )
+MF_REC_DEFINE(double, f64, base, double, )
+#endif
 
 #if MF_REC_X86
-__attribute__((target("avx2,fma"))) static void mf_rec_avx2_f32(const float *const *x, int G,
-        const float *QT, int64_t k, int64_t m, int64_t start, int64_t len, const float *bias,
-        float *const *out)
-{ mf_rec_body_f32(x, G, QT, k, m, start, len, bias, out); }
-__attribute__((target("avx2,fma"))) static void mf_rec_avx2_f64(const double *const *x, int G,
-        const double *QT, int64_t k, int64_t m, int64_t start, int64_t len, const double *bias,
-        double *const *out)
-{ mf_rec_body_f64(x, G, QT, k, m, start, len, bias, out); }
+typedef float mf_rec_vf32 __attribute__((vector_size(32)));
+typedef double mf_rec_vd32 __attribute__((vector_size(32)));
+typedef float mf_rec_vf64 __attribute__((vector_size(64)));
+typedef double mf_rec_vd64 __attribute__((vector_size(64)));
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+MF_REC_DEFINE(float, f32, avx2, mf_rec_vf32, __attribute__((target("avx2,fma"))))
+MF_REC_DEFINE(double, f64, avx2, mf_rec_vd32, __attribute__((target("avx2,fma"))))
+MF_REC_DEFINE(float, f32, avx512, mf_rec_vf64, __attribute__((target("avx512f,avx2,fma"))))
+MF_REC_DEFINE(double, f64, avx512, mf_rec_vd64, __attribute__((target("avx512f,avx2,fma"))))
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #endif
 
-typedef void (*mf_rec_f32_fn)(const float *const *, int, const float *, int64_t, int64_t,
-                              int64_t, int64_t, const float *, float *const *);
-typedef void (*mf_rec_f64_fn)(const double *const *, int, const double *, int64_t, int64_t,
-                              int64_t, int64_t, const double *, double *const *);
-static mf_rec_f32_fn mf_rec_scores_f32 = mf_rec_base_f32;
-static mf_rec_f64_fn mf_rec_scores_f64 = mf_rec_base_f64;
+typedef void (*mf_rec_f32_fn)(const float *const *, const float *, int64_t, int64_t, int64_t,
+                              const float *, float *const *);
+typedef void (*mf_rec_f64_fn)(const double *const *, const double *, int64_t, int64_t, int64_t,
+                              const double *, double *const *);
+static mf_rec_f32_fn mf_rec_scores_f32 = mf_rec_f32_base;
+static mf_rec_f64_fn mf_rec_scores_f64 = mf_rec_f64_base;
 
-/* Use the AVX2+FMA path when asked and supported; returns 1 if it is now in use. */
-static int mf_rec_use_avx2(int want)
+/* Use path 0 (portable), 1 (AVX2+FMA) or 2 (AVX-512), or the widest supported below it.
+ * Returns the path now in use. */
+static int mf_rec_select(int path)
 {
-    mf_rec_scores_f32 = mf_rec_base_f32;
-    mf_rec_scores_f64 = mf_rec_base_f64;
+    mf_rec_scores_f32 = mf_rec_f32_base;
+    mf_rec_scores_f64 = mf_rec_f64_base;
 #if MF_REC_X86
     __builtin_cpu_init();
-    if (want && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        mf_rec_scores_f32 = mf_rec_avx2_f32;
-        mf_rec_scores_f64 = mf_rec_avx2_f64;
+    if (path >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
+            && __builtin_cpu_supports("fma")) {
+        mf_rec_scores_f32 = mf_rec_f32_avx512;
+        mf_rec_scores_f64 = mf_rec_f64_avx512;
+        return 2;
+    }
+    if (path >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        mf_rec_scores_f32 = mf_rec_f32_avx2;
+        mf_rec_scores_f64 = mf_rec_f64_avx2;
         return 1;
     }
 #endif
-    (void)want;
+    (void)path;
     return 0;
 }
 

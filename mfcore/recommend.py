@@ -82,17 +82,17 @@ def _rows(idmap, raw, name):
 
 
 def _candidate_columns(model, items):
-    """(factors transposed k x m, bias, item rows) of the candidate items, rows ascending."""
+    """(packed factors, bias, item rows) of the candidate items, rows ascending."""
     Q, bi = model.item_factors_, model.item_bias_
     if items is None:
-        return np.ascontiguousarray(Q.T), bi, np.arange(len(bi), dtype=np.int32)
+        return _recommend.pack_columns(Q), bi, np.arange(len(bi), dtype=np.int32)
     rows, raw, _ = _rows(model.item_map_, np.atleast_1d(items) if np.ndim(items) == 0 else items,
                          "items")
     if (rows < 0).any():
         raise KeyError(f"items: {int((rows < 0).sum())} candidate id(s) unknown to the model "
                        f"(e.g. {plain(raw[rows < 0][0])!r})")
     rows = np.unique(rows).astype(np.int32)
-    return np.ascontiguousarray(Q[rows].T), np.ascontiguousarray(bi[rows]), rows
+    return _recommend.pack_columns(Q[rows]), np.ascontiguousarray(bi[rows]), rows
 
 
 def _fill_value(idmap):
@@ -121,7 +121,7 @@ def top_rows(model, u, n, exclude_seen=True, items=None):
     queries[known] = P[u[known]]
     offsets = np.full(len(u), model.global_mean_, dtype=dtype)
     offsets[known] += model.user_bias_[u[known]]
-    cols_t, col_bias, col_items = _candidate_columns(model, items)
+    packed, col_bias, col_items = _candidate_columns(model, items)
     start = np.zeros(len(u), dtype=np.int64)
     end = np.zeros(len(u), dtype=np.int64)
     seen = np.empty(0, dtype=np.int32)
@@ -135,7 +135,7 @@ def top_rows(model, u, n, exclude_seen=True, items=None):
         seen = model.seen_items_
     out_rows = np.empty((len(u), n), dtype=np.int32)
     out_scores = np.empty((len(u), n), dtype=dtype)
-    _recommend.top_n(queries, offsets, cols_t, np.ascontiguousarray(col_bias, dtype=dtype),
+    _recommend.top_n(queries, offsets, packed, np.ascontiguousarray(col_bias, dtype=dtype),
                      col_items, start, end, seen, out_rows, out_scores,
                      resolve_n_threads(model.n_threads))
     return out_rows, out_scores
@@ -178,7 +178,7 @@ def similar(model, kind, ids, n=10):
     out_rows = np.empty((len(rows), n), dtype=np.int32)
     out_scores = np.empty((len(rows), n), dtype=F.dtype)
     _recommend.top_n(np.ascontiguousarray(unit[rows]), np.zeros(len(rows), F.dtype),
-                     np.ascontiguousarray(unit.T), np.zeros(len(F), F.dtype),
+                     _recommend.pack_columns(unit), np.zeros(len(F), F.dtype),
                      np.arange(len(F), dtype=np.int32), start, start + 1,
                      np.ascontiguousarray(rows, dtype=np.int32), out_rows, out_scores,
                      resolve_n_threads(model.n_threads))

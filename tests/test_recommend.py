@@ -93,13 +93,15 @@ def test_batch_equals_one_by_one_and_threads_agree():
 
 def test_simd_and_portable_paths_rank_alike():
     model, _ = random_model(dtype="float32", k=37)
+    results = {}
     try:
-        _recommend.use_simd(False)
-        portable = model.recommend(np.arange(70), n=10)
+        for path in _recommend.PATHS:
+            results[_recommend.set_simd_path(path)] = model.recommend(np.arange(70), n=10)
     finally:
-        _recommend._follow_kernels_path()
-    fast = model.recommend(np.arange(70), n=10)
-    np.testing.assert_allclose(fast[1], portable[1], rtol=1e-5)
+        _recommend.follow_kernels_path()
+    assert "baseline" in results
+    for items, scores in results.values():
+        np.testing.assert_allclose(scores, results["baseline"][1], rtol=1e-5)
 
 
 def test_ties_rank_by_item_row():
