@@ -427,3 +427,30 @@ def test_cli_recommend_string_ids_and_fewer_candidates(tmp_path, capsys):
     code, out, err = cli_run(capsys, "recommend", tmp_path / "s.npz", "a", "b", "-n", 5)
     assert code == 0, err
     assert out.splitlines()[1:] == [f"b,1,y,{model.recommend('b')[1][0]:.4f}"]
+
+
+def test_kernel_rejects_mismatched_arrays():
+    q = np.zeros((3, 4), np.float32)
+    packed = _recommend.pack_columns(np.zeros((40, 4), np.float32))
+    assert packed.shape == (2, 4, _recommend.PANEL)
+    args = dict(offsets=np.zeros(3, np.float32), col_bias=np.zeros(40, np.float32),
+                col_items=np.arange(40, dtype=np.int32), excl_start=np.zeros(3, np.int64),
+                excl_end=np.zeros(3, np.int64), excl_items=np.zeros(0, np.int32))
+    out = (np.empty((3, 5), np.int32), np.empty((3, 5), np.float32))
+
+    def call(**change):
+        a = dict(args, **change)
+        _recommend.top_n(change.get("queries", q), a["offsets"], change.get("packed", packed),
+                         a["col_bias"], a["col_items"], a["excl_start"], a["excl_end"],
+                         a["excl_items"], *out, 1)
+
+    call()
+    assert (out[0] >= 0).all()
+    with pytest.raises(ValueError, match="per-query"):
+        call(offsets=np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match="per-column"):
+        call(col_bias=np.zeros(39, np.float32))
+    with pytest.raises(ValueError, match="pack_columns"):
+        call(packed=_recommend.pack_columns(np.zeros((40, 3), np.float32)))
+    with pytest.raises(ValueError, match="pack_columns"):
+        call(col_items=np.arange(70, dtype=np.int32), col_bias=np.zeros(70, np.float32))
