@@ -454,3 +454,46 @@ def test_kernel_rejects_mismatched_arrays():
         call(packed=_recommend.pack_columns(np.zeros((40, 3), np.float32)))
     with pytest.raises(ValueError, match="pack_columns"):
         call(col_items=np.arange(70, dtype=np.int32), col_bias=np.zeros(70, np.float32))
+
+
+def test_kernel_equals_brute_force_on_random_shapes():
+    pytest.importorskip("hypothesis")
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=60, deadline=None)
+    @given(n_queries=st.integers(0, 9), m=st.integers(0, 80), k=st.integers(1, 9),
+           n=st.integers(1, 12), seed=st.integers(0, 2**32 - 1), ties=st.booleans(),
+           threads=st.sampled_from([1, 2]))
+    def check(n_queries, m, k, n, seed, ties, threads):
+        rng = np.random.default_rng(seed)
+        X = rng.normal(size=(n_queries, k))
+        F = rng.normal(size=(m, k))
+        bias = rng.normal(size=m)
+        if ties:  # many equal scores: the order must fall back to the item row
+            F = np.round(F)
+            X = np.round(X)
+            bias = np.zeros(m)
+        offsets = rng.normal(size=n_queries)
+        items = np.sort(rng.choice(10 * max(m, 1), m, replace=False)).astype(np.int32)
+        excluded = [np.sort(rng.choice(items, rng.integers(0, m + 1), replace=False))
+                    for _ in range(n_queries)]
+        start = np.cumsum([0] + [len(e) for e in excluded])[:-1].astype(np.int64)
+        end = (start + [len(e) for e in excluded]).astype(np.int64)
+        flat = (np.concatenate(excluded) if n_queries else np.zeros(0)).astype(np.int32)
+        out_items = np.empty((n_queries, n), np.int32)
+        out_scores = np.empty((n_queries, n))
+        _recommend.top_n(X, offsets, _recommend.pack_columns(F), bias, items, start, end, flat,
+                         out_items, out_scores, threads)
+        for q in range(n_queries):
+            s = bias + F @ X[q]
+            ok = ~np.isin(items, excluded[q])
+            cand = np.flatnonzero(ok)
+            order = cand[np.lexsort((cand, -s[cand]))][:n]
+            # with ties (rounded, exactly representable scores) the order falls back to the item
+            np.testing.assert_array_equal(out_items[q][out_items[q] >= 0], items[order])
+            np.testing.assert_allclose(out_scores[q][:len(order)], s[order] + offsets[q],
+                                       atol=1e-9)
+            assert np.isnan(out_scores[q][len(order):]).all()
+            assert (out_items[q][len(order):] == -1).all()
+
+    check()
