@@ -3,7 +3,8 @@
     python benchmarks/recommend_speed.py [speed|quality|all] [rounds]
 
 speed: ``Model.recommend`` top-10 for every user, ``similar_items`` for every
-    item and ``metrics.ranking_metrics`` over a 10% test set, on ML-1M- and
+    item, ``metrics.ranking_metrics`` over a 10% test set, and the latency of
+    one user's recommend / one item's similar_items / one fold_in, on ML-1M- and
     ML-10M-shaped models at k=64 (float32). The models are not trained: the
     id maps and the seen-items CSR come from ``fit(epochs=0)`` on
     ``datasets.synthetic(preset)`` (power-law users and items, the real
@@ -74,6 +75,15 @@ def speed(rounds):
             t = _median_time(lambda: ranking_metrics(model, test["user"], test["item"],
                                                      test["rating"], k=10), rounds)
         print(f"{preset:8} {f'ranking_metrics@10, {len(test):,} test ratings':44} {2:7d} {t:8.3f}")
+        model.n_threads = 1
+        one_user, one_item = users[len(users) // 2], model.item_map_.ids[0]
+        latency = (("recommend, one user", lambda: model.recommend(one_user, n=10)),
+                   ("similar_items, one item", lambda: model.similar_items(one_item, n=10)),
+                   ("fold_in, one user with 20 ratings",
+                    lambda: model.fold_in(-1, model.item_map_.ids[:20], np.full(20, 4.0))))
+        for what, call in latency:
+            t = _median_time(call, 5 * rounds)
+            print(f"{preset:8} {what:44} {1:7d} {t:8.4f}")
         items, _ = model.recommend(users[:1000], n=10)
         seen = model.seen_items_
         for row in range(1000):  # sanity: no seen item in the output

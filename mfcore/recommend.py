@@ -238,7 +238,7 @@ def fold_in(model, users, items, ratings, shrinkage=10.0):
     reg = params["reg"]
     reg_bias = reg if params["reg_bias"] is None else params["reg_bias"]
     dtype = DTYPES[params["dtype"]]
-    Q = model.item_factors_.astype(np.float64)
+    Q = model.item_factors_[i].astype(np.float64)  # one row per rating
     y = r - model.global_mean_ - model.item_bias_[i].astype(np.float64)
     order = np.argsort(fu, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(counts)])
@@ -246,7 +246,7 @@ def fold_in(model, users, items, ratings, shrinkage=10.0):
     new_bias, new_factors = np.empty(len(fold_map)), np.empty((len(fold_map), k))
     for row in range(len(fold_map)):
         sel = order[bounds[row]:bounds[row + 1]]
-        new_bias[row], new_factors[row] = solve_user(Q[i[sel]], y[sel], reg, reg_bias, shrinkage)
+        new_bias[row], new_factors[row] = solve_user(Q[sel], y[sel], reg, reg_bias, shrinkage)
 
     # Assign: known users get their rows refreshed, new users are appended.
     target = model.user_map_.lookup(fold_map.ids, "users")
@@ -264,24 +264,33 @@ def fold_in(model, users, items, ratings, shrinkage=10.0):
     seen = None
     if getattr(model, "seen_indptr_", None) is not None:
         seen = _replace_seen_rows(model.seen_indptr_, model.seen_items_, target[fu], i,
-                                  target[~is_new], n_users, len(model.item_map_))
+                                  n_users, len(model.item_map_))
     model.user_map_, model.user_factors_, model.user_bias_ = user_map, P, bu
     if seen is not None:
         model.seen_indptr_, model.seen_items_ = seen
     return model
 
 
-def _replace_seen_rows(indptr, items, u, i, refreshed, n_users, n_items):
-    """Seen CSR with rows ``refreshed`` dropped, grown to ``n_users``, plus the pairs (u, i)."""
+def _replace_seen_rows(indptr, items, u, i, n_users, n_items):
+    """Seen CSR grown to ``n_users`` rows whose rows named in ``u`` hold exactly the pairs (u, i).
+
+    O(nnz) copies, no sort of the kept rows: fold-in of one user into an
+    ML-10M-sized model takes milliseconds.
+    """
     n_old = len(indptr) - 1
-    if len(refreshed) == 0:  # only new users: append their rows (no re-sort)
-        add_indptr, add_items = seen_csr(np.asarray(u, np.int64) - n_old, i, n_users - n_old,
-                                         n_items)
-        return (np.concatenate([indptr, indptr[-1] + add_indptr[1:]]),
-                np.concatenate([items, add_items]))
-    rows, old = _csr_pairs(indptr, items)
-    drop = np.zeros(n_old, dtype=bool)
-    drop[refreshed] = True
-    keep = ~drop[rows]
-    return seen_csr(np.concatenate([rows[keep], np.asarray(u, np.int64)]),
-                    np.concatenate([old[keep], np.asarray(i, np.int64)]), n_users, n_items)
+    add_indptr, add_items = seen_csr(u, i, n_users, n_items)
+    add_counts = np.diff(add_indptr)
+    touched = np.flatnonzero(add_counts > 0)
+    counts = np.zeros(n_users, dtype=np.int64)
+    counts[:n_old] = np.diff(indptr)
+    counts[touched] = add_counts[touched]
+    new_indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(counts, out=new_indptr[1:])
+    pieces, prev = [], 0
+    for row in touched:  # ascending: untouched old rows before it, then its new items
+        stop = min(row, n_old)
+        pieces.append(items[indptr[prev]:indptr[stop]])
+        pieces.append(add_items[add_indptr[row]:add_indptr[row + 1]])
+        prev = max(prev, min(row + 1, n_old))
+    pieces.append(items[indptr[prev]:indptr[n_old]])
+    return new_indptr, np.concatenate(pieces).astype(np.int32, copy=False)
