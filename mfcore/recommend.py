@@ -19,9 +19,8 @@ from ._threads import resolve_n_threads
 from .errors import UnknownIdWarning
 from .ids import IdMap, normalize_ids, plain
 
-__all__ = ["recommend", "similar", "fold_in", "seen_csr", "check_seen", "PAD_SCORE"]
+__all__ = ["recommend", "similar", "fold_in", "seen_csr", "merge_seen", "check_seen", "top_rows"]
 
-PAD_SCORE = np.nan
 UNKNOWN_USER_POLICIES = ("fallback", "error")
 
 
