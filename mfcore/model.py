@@ -443,18 +443,19 @@ class Model:
         self.history_ = []
         self.best_epoch_ = None
         self.n_epochs_ = 0
-        self.seen_indptr_ = self.seen_items_ = None
-        self._record_seen(data)
+        from .recommend import seen_csr
+        self.seen_indptr_, self.seen_items_ = seen_csr(data["u"], data["i"], shape_u[0], shape_i[0])
 
     def _record_seen(self, data):
-        """Add the training pairs to the seen-items CSR (see ``mfcore.recommend``)."""
-        from .recommend import merge_seen, seen_csr
-        n_users, n_items = len(self.user_map_), len(self.item_map_)
-        if getattr(self, "seen_indptr_", None) is None:
-            self.seen_indptr_, self.seen_items_ = seen_csr(data["u"], data["i"], n_users, n_items)
-        else:
+        """Add the training pairs to the seen-items CSR (see ``mfcore.recommend``).
+
+        A model loaded from a file without one keeps none (a partial set would be wrong).
+        """
+        from .recommend import merge_seen
+        if getattr(self, "seen_indptr_", None) is not None:
             self.seen_indptr_, self.seen_items_ = merge_seen(
-                self.seen_indptr_, self.seen_items_, data["u"], data["i"], n_users, n_items)
+                self.seen_indptr_, self.seen_items_, data["u"], data["i"],
+                len(self.user_map_), len(self.item_map_))
 
     def _grow_parameters(self, params):
         """Append rows for ids the maps gained since the parameters were sized."""

@@ -221,9 +221,12 @@ def test_tampered_file_is_a_model_file_error(tmp_path):
         mfcore.load(tmp_path / "bad.npz")
 
 
-def test_model_without_seen_items_says_so():
+def test_model_without_seen_items_says_so(tmp_path):
     model, _ = random_model(n_users=5, n_items=8, k=2)
-    model.seen_indptr_ = model.seen_items_ = None
+    model.seen_indptr_ = model.seen_items_ = None  # a file written before seen items were kept
+    model.save(tmp_path / "old.npz")
+    model = mfcore.load(tmp_path / "old.npz")
+    assert model.seen_indptr_ is None
     with pytest.raises(ValueError, match="exclude_seen=False"):
         model.recommend(0)
     assert len(model.recommend(0, n=3, exclude_seen=False)[0]) == 3
@@ -515,3 +518,12 @@ def test_replacing_seen_rows_equals_a_rebuild():
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
         assert got[1].dtype == np.int32
+
+
+def test_partial_fit_of_a_model_without_seen_items_keeps_none():
+    model = mfcore.Model(k=2, epochs=1).fit([1, 1, 2], [10, 11, 10], [4.0, 3.0, 5.0])
+    model.seen_indptr_ = model.seen_items_ = None  # as loaded from an older file
+    model.partial_fit([1, 3], [12, 11], [2.0, 4.0])
+    assert model.seen_indptr_ is None
+    with pytest.raises(ValueError, match="exclude_seen=False"):
+        model.recommend(1)
