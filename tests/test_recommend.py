@@ -91,8 +91,9 @@ def test_batch_equals_one_by_one_and_threads_agree():
     np.testing.assert_array_equal(one[1], two[1])
 
 
-def test_simd_and_portable_paths_rank_alike():
-    model, _ = random_model(dtype="float32", k=37)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_simd_and_portable_paths_rank_alike(dtype):
+    model, _ = random_model(dtype=dtype, k=37)
     results = {}
     try:
         for path in _recommend.PATHS:
