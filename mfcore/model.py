@@ -674,7 +674,7 @@ class Model:
         return recommend(self, users, n, exclude_seen, items, unknown)
 
     def similar_items(self, items, n=10):
-        """The ``n`` items whose factors have the highest cosine similarity to ``items``'.
+        """The ``n`` items whose factors are most cosine-similar to each of ``items``.
 
         Returns ``(items, similarities)`` like ``recommend`` (one id: 1-d;
         several: 2-d padded rows); the item itself is left out. Unknown ids
