@@ -405,10 +405,11 @@ static inline int mf_thread_num(void)
 /* One epoch of block-parallel SGD. The schedule lists grid x grid blocks in `grid`
  * rounds; round s is schedule[s*grid .. s*grid+grid-1], blocks pairwise disjoint in
  * users and items. Each block row (user group) and block column (item group) must see
- * its blocks in round order; nothing else is ordered. So the threads take blocks in
- * schedule order from a shared counter, and a block of round s starts as soon as its
- * row and its column have finished round s-1 (row_done/col_done counters): no thread
- * waits for a whole round, and no two running blocks share a row or a column.
+ * its blocks in round order; nothing else is ordered. So a thread claims the first
+ * block in schedule order whose row and column have finished the round before its
+ * own (row_done/col_done counters, mf_claim): no thread waits for a whole round, a
+ * slow thread holds up only its own row and column, and no two running blocks share
+ * a row or a column.
  * Every parameter therefore sees the same sequence of updates whatever the number
  * of threads or their timing: the result is bit-identical across thread counts.
  *
@@ -423,21 +424,47 @@ static inline int mf_thread_num(void)
 #if defined(_OPENMP) && defined(__GNUC__) && !defined(MF_NO_DATAFLOW)
 #define MF_DATAFLOW 1
 #ifndef MF_SPINS
-#define MF_SPINS 2000
+#define MF_SPINS 200
 #endif
-static inline void mf_wait_for(const int32_t *row, const int32_t *col, int32_t round)
+static inline int mf_ready(const int32_t *done, int grid, int32_t b, int32_t round)
+{
+    return __atomic_load_n(done + (int64_t)(b / grid) * MF_PAD, __ATOMIC_ACQUIRE) >= round
+        && __atomic_load_n(done + (int64_t)(grid + b % grid) * MF_PAD, __ATOMIC_ACQUIRE) >= round;
+}
+
+/* Claim the first unclaimed block, in schedule order, whose row and column have finished
+ * the round before its own; -1 once every block is claimed. Looking past a block that
+ * is not ready yet lets a thread keep working while another one is slow (or, on a busy
+ * machine, descheduled) instead of waiting for it. */
+static int64_t mf_claim(const int32_t *schedule, int grid, int64_t n_blocks, const int32_t *done,
+                        unsigned char *claimed, int64_t *low, int64_t *n_claimed)
 {
     unsigned spins = 0;
-    while (__atomic_load_n(row, __ATOMIC_ACQUIRE) < round
-           || __atomic_load_n(col, __ATOMIC_ACQUIRE) < round) {
+    while (__atomic_load_n(n_claimed, __ATOMIC_RELAXED) < n_blocks) {
+        for (int64_t t = __atomic_load_n(low, __ATOMIC_RELAXED); t < n_blocks; t++) {
+            unsigned char free_ = 0;
+            if (__atomic_load_n(&claimed[t], __ATOMIC_RELAXED)
+                || !mf_ready(done, grid, schedule[t], (int32_t)(t / grid))
+                || !__atomic_compare_exchange_n(&claimed[t], &free_, 1, 0,
+                                                __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+                continue;
+            __atomic_fetch_add(n_claimed, 1, __ATOMIC_RELAXED);
+            int64_t l = __atomic_load_n(low, __ATOMIC_RELAXED);  /* skip the claimed prefix */
+            while (l < n_blocks && __atomic_load_n(&claimed[l], __ATOMIC_RELAXED)
+                   && __atomic_compare_exchange_n(low, &l, l + 1, 0, __ATOMIC_RELAXED,
+                                                  __ATOMIC_RELAXED))
+                l++;
+            return t;
+        }
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif
-        if (++spins > MF_SPINS) {  /* a long wait: the other thread may be descheduled */
+        if (++spins > MF_SPINS) {  /* a long wait: another thread may be descheduled */
             MF_YIELD();            /* (a busy machine), so offer it this CPU */
             spins = 0;
         }
     }
+    return -1;
 }
 #else
 #define MF_DATAFLOW 0
@@ -452,10 +479,14 @@ static double mf_sgd_epoch_##SFX(const REC *rec, const int64_t *block_ptr,      
 {                                                                                        \
     mf_kernels kern = mf_k;                                                              \
     int64_t n_blocks = (int64_t)grid * grid;                                             \
+    /* dataflow state: per row and column the rounds done; per block "claimed" */       \
     int32_t *done = MF_DATAFLOW ? calloc((size_t)2 * grid * MF_PAD, sizeof *done) : 0;   \
-    int64_t next = 0;                                                                    \
-    (void)next;                                                                          \
-    if (MF_DATAFLOW && !done) return -1.0;  /* out of memory: the caller raises */       \
+    unsigned char *claimed = MF_DATAFLOW ? calloc((size_t)n_blocks, 1) : 0;              \
+    int64_t low = 0, n_claimed = 0;                                                      \
+    (void)low; (void)n_claimed;                                                          \
+    if (MF_DATAFLOW && (!done || !claimed)) {  /* out of memory: the caller raises */    \
+        free(done); free(claimed); return -1.0;                                          \
+    }                                                                                    \
     MF_OMP_PARALLEL(n_threads)                                                           \
     {                                                                                    \
         int32_t *runs = shuffle ? scratch + (int64_t)mf_thread_num() * max_runs : 0;     \
@@ -470,24 +501,23 @@ static double mf_sgd_epoch_##SFX(const REC *rec, const int64_t *block_ptr,      
             MF_EPOCH_DONE                                                                \
         }                                                                                \
     }                                                                                    \
-    free(done);                                                                          \
+    free(done); free(claimed);                                                           \
     double sse = 0.0;                                                                    \
     for (int64_t b = 0; b < n_blocks; b++) sse += block_sse[b];                          \
     return sse;                                                                          \
 }
 
 #if MF_DATAFLOW
-/* blocks in schedule order from a shared counter; wait for the row's and column's
- * previous round; then mark this round done for both */
+/* claim ready blocks (mf_claim) until none is left; when one is trained, mark its
+ * round done for its row and its column */
 #define MF_EPOCH_LOOP                                                                    \
     for (;;) {                                                                           \
-        int64_t t = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED);                      \
-        if (t >= n_blocks) break;                                                        \
+        int64_t t = mf_claim(schedule, grid, n_blocks, done, claimed, &low, &n_claimed); \
+        if (t < 0) break;                                                                \
         int32_t round = (int32_t)(t / grid);
 #define MF_EPOCH_WAIT                                                                    \
         int32_t *row_done = done + (int64_t)(b / grid) * MF_PAD;                         \
-        int32_t *col_done = done + (int64_t)(grid + b % grid) * MF_PAD;                  \
-        mf_wait_for(row_done, col_done, round);
+        int32_t *col_done = done + (int64_t)(grid + b % grid) * MF_PAD;
 #define MF_EPOCH_DONE                                                                    \
         __atomic_store_n(row_done, round + 1, __ATOMIC_RELEASE);                         \
         __atomic_store_n(col_done, round + 1, __ATOMIC_RELEASE);
