@@ -34,7 +34,7 @@ RECORD_DTYPES = {
 }
 
 #: Aim for at least this many ratings a block; the grid never exceeds MAX_GRID.
-MIN_BLOCK = 4096
+MIN_BLOCK = 8192
 MAX_GRID = 64
 #: Seed of the one-time shuffle of the records within their blocks (part of the layout).
 LAYOUT_SEED = 0x6D66636F7265

@@ -7,8 +7,8 @@ from mfcore import _kernels, _sgd
 from mfcore._sgd import SGDTrainer
 
 
-def planted(n_users=400, n_items=300, n=70_000, seed=5):
-    """Ratings from a planted rank-3 model, no duplicate pairs (a 4x4 block grid)."""
+def planted(n_users=400, n_items=300, n=80_000, seed=5):
+    """Ratings from a planted rank-3 model, no duplicate pairs (a 3x3 block grid)."""
     rng = np.random.default_rng(seed)
     key = rng.choice(n_users * n_items, n, replace=False)
     u, i = key // n_items, key % n_items
