@@ -6,7 +6,7 @@
 #define MFCORE_OPENMP 1
 #else
 #define MFCORE_OPENMP 0
-static int omp_get_max_threads(void) { return 1; }
-static int omp_get_thread_num(void) { return 0; }
+static inline int omp_get_max_threads(void) { return 1; }
+static inline int omp_get_thread_num(void) { return 0; }
 #endif
 #endif
