@@ -85,24 +85,39 @@ class Search:
         """(train rows, validation rows) pairs over the n prepared ratings."""
         perm = rng.permutation(n)
         if self.cv is None:
-            f = self.validation_fraction
-            if not 0.0 < f < 1.0:
-                raise ValueError(f"validation_fraction must be between 0 and 1, got {f!r}")
-            n_val = max(1, int(round(f * n)))
+            n_val = max(1, int(round(self.validation_fraction * n)))
             return [(np.sort(perm[n_val:]), np.sort(perm[:n_val]))]
-        if not isinstance(self.cv, int) or self.cv < 2 or self.cv > n:
-            raise ValueError(f"cv must be None or an integer between 2 and {n}, got {self.cv!r}")
+        if self.cv > n:
+            raise ValueError(f"cv={self.cv} folds but only {n} ratings")
         parts = np.array_split(perm, self.cv)
         return [(np.sort(np.concatenate(parts[:j] + parts[j + 1:])), np.sort(parts[j]))
                 for j in range(self.cv)]
 
+    def check(self):
+        """Validate the options and every grid point without training; raise ValueError
+        naming the bad option, parameter or value. ``fit`` runs the same checks first."""
+        self._checked(np.random.default_rng(self.seed))
+
+    def _checked(self, rng):
+        """(base model, the parameter dicts to try), validated; random draws come from rng."""
+        if self.cv is None:
+            f = self.validation_fraction
+            if not isinstance(f, (int, float)) or not 0.0 < f < 1.0:
+                raise ValueError(f"validation_fraction must be between 0 and 1, got {f!r}")
+        elif isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 2:
+            raise ValueError(f"cv must be None or an integer >= 2, got {self.cv!r}")
+        if self.n_iter is not None and (not isinstance(self.n_iter, int) or self.n_iter < 1):
+            raise ValueError(f"n_iter must be None or a positive integer, got {self.n_iter!r}")
+        base = self.base if self.base is not None else Model()
+        candidates = _candidates(self.param_grid, self.n_iter, rng)
+        for params in candidates:
+            Model().set_params(**dict(base.get_params(), **params))._checked_params()
+        return base, candidates
+
     def fit(self, users, items, ratings):
         """Run every trial; return ``self``."""
-        base = self.base if self.base is not None else Model()
         rng = np.random.default_rng(self.seed)
-        candidates = _candidates(self.param_grid, self.n_iter, rng)
-        for params in candidates:  # fail fast on a bad name or value, before any training
-            Model().set_params(**dict(base.get_params(), **params))._checked_params()
+        base, candidates = self._checked(rng)
         prepared = {}  # per dtype: the data mapped once and cut into folds once
         results = []
         folds = None

@@ -84,6 +84,13 @@ def test_train_evaluate_predict_info_round_trip(files, capsys):
     (["predict", "{d}/model.mfz", "--user", "1", "--item", "1", "--unknown", "error",
       "--item", "424242"], 1, "unknown"),
     (["frobnicate"], 2, "invalid choice"),
+    (["tune", "{d}/train.dat", "--grid", "kk=4"], 2, "invalid parameter 'kk'"),
+    (["tune", "{d}/train.dat", "--grid", "k=0,4"], 2, "k must be an integer >= 1, got 0"),
+    (["tune", "{d}/train.dat", "--grid", "k"], 2, "NAME=V1,V2"),
+    (["tune", "{d}/train.dat", "--grid", "k=4", "--grid", "k=8"], 2, "'k' twice"),
+    (["tune", "{d}/train.dat", "--cv", "1"], 2, "cv must be"),
+    (["tune", "{d}/train.dat", "--n-iter", "0"], 2, "n_iter must be"),
+    (["tune", "{d}/missing.csv", "--grid", "k=4"], 1, "not found"),
 ])
 def test_bad_arguments_and_files_fail_clearly(files, capsys, argv, code, message):
     (files / "bad.csv").write_text("1,2,5\n1,3,lots\n")
@@ -110,7 +117,8 @@ class _no_exit:
 
 
 def test_help_for_every_command_and_module_entry_point(tmp_path):
-    for command in ["train", "evaluate", "predict", "info", "demo"]:
+    for command in ["train", "tune", "evaluate", "predict", "recommend", "similar", "info",
+                    "demo"]:
         with pytest.raises(SystemExit) as caught:
             cli.main([command, "--help"])
         assert caught.value.code == 0
@@ -119,6 +127,31 @@ def test_help_for_every_command_and_module_entry_point(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mfcore", "--help"], capture_output=True,
                             text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0 and "demo" in result.stdout
+
+
+def test_tune_prints_the_grid_and_saves_the_refit_best(files, capsys):
+    model, table = files / "tuned.mfz", files / "trials.csv"
+    code, out, err = run(capsys, "tune", files / "train.dat", "--grid", "k=2,8",
+                         "--grid", "reg=0.02,0.3", "--epochs", 40, "--n-threads", 1,
+                         "-o", model, "--results", table)
+    assert code == 0, err
+    assert "4 trials on 3,500 ratings, scored by a 0.1 validation split" in out
+    trials = pd.read_csv(table)
+    assert len(trials) == 4 and set(zip(trials["k"], trials["reg"])) == {
+        (2, 0.02), (2, 0.3), (8, 0.02), (8, 0.3)}
+    best = trials.loc[trials["val_rmse"].idxmin()]
+    k, reg, epochs = int(best["k"]), float(best["reg"]), int(best["best_epoch"])
+    assert f"best: --k {k} --reg {reg} --epochs {epochs}" in out
+    tuned = mfcore.load(model)
+    assert (tuned.k, tuned.reg, tuned.epochs) == (k, reg, epochs)
+    assert tuned.n_ratings_ == 3_500                      # refit on the whole file
+
+    code, out, err = run(capsys, "tune", files / "train.dat", "--grid", "k=2,4,8",
+                         "--n-iter", 2, "--cv", 3, "--epochs", 5, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert len(result["results"]) == 2 and result["best_val_rmse"] == min(
+        r["val_rmse"] for r in result["results"])
 
 
 def test_demo_without_real_data_says_so_and_uses_synthetic(capsys, monkeypatch, tmp_path):
