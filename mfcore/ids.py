@@ -18,6 +18,7 @@ import numpy as np
 __all__ = ["IdMap", "normalize_ids"]
 
 INT_KIND = "int"
+DENSE_SPAN = 1 << 20  # an int id range this much wider than 4x the ids still gets a table
 STR_KIND = "str"
 
 
@@ -117,6 +118,7 @@ class IdMap:
         self.ids = ids
         self._sorted = sorted_ids
         self._sorter = sorter
+        self._table = None  # dense int id -> index table, built on first lookup when small
 
     @classmethod
     def fit(cls, raw, name="ids"):
@@ -130,6 +132,9 @@ class IdMap:
         idmap = cls.__new__(cls)
         idmap._set(uniq, uniq, np.arange(len(uniq)))
         return idmap, inverse.astype(np.int32).ravel()
+
+    def __getstate__(self):  # the lookup table is a cache: rebuilt on demand, not pickled
+        return dict(self.__dict__, _table=None)
 
     @property
     def kind(self):
@@ -159,10 +164,28 @@ class IdMap:
         out = np.full(arr.shape, -1, dtype=np.int32)
         if len(self) == 0 or arr.size == 0:
             return out
+        table = self._dense_table()
+        if table is not None:  # ids in a small range (the usual case): one gather, no search
+            inside = (arr >= self._sorted[0]) & (arr <= self._sorted[-1])
+            out[inside] = table[arr[inside] - self._sorted[0]]
+            return out
         pos = np.minimum(np.searchsorted(self._sorted, arr), len(self) - 1)
         hit = self._sorted[pos] == arr
         out[hit] = self._sorter[pos[hit]]
         return out
+
+    def _dense_table(self):
+        """For integer ids spanning at most ``DENSE_SPAN`` values past 4x their count: an
+        int32 array indexed by ``id - min id`` giving the index (-1 for gaps); else None."""
+        if self._table is None and self.kind == INT_KIND and len(self):
+            span = int(self._sorted[-1]) - int(self._sorted[0]) + 1
+            if span <= 4 * len(self) + DENSE_SPAN:
+                table = np.full(span, -1, dtype=np.int32)
+                table[self._sorted - self._sorted[0]] = self._sorter
+                self._table = table
+            else:
+                self._table = False
+        return self._table if self._table is not False else None
 
     def extend(self, raw, name="ids"):
         """Append ids not yet in the map; return the indices of ``raw``."""

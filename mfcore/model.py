@@ -627,25 +627,33 @@ class Model:
         """
         self._check_fitted()
         u, i, known = self._indices(users, items, unknown)
+        out = self._predict_rows(u, i, clip)
+        if unknown == "nan":
+            out[~known] = np.nan
+        return out
+
+    def _predict_rows(self, u, i, clip):
+        """Predictions for int32 rows (-1: unknown, no bias and no factors), in a parallel kernel."""
         out = np.empty(len(u), dtype=self.user_factors_.dtype)
         lo, hi = self.rating_range_ if clip else (-np.inf, np.inf)
         _kernels.predict(u, i, self.user_factors_, self.item_factors_, self.user_bias_,
                          self.item_bias_, self.global_mean_, lo, hi, out,
                          resolve_n_threads(self.n_threads))
-        if unknown == "nan":
-            out[~known] = np.nan
         return out
 
     def evaluate(self, users, items, ratings, clip=True):
-        """RMSE and MAE of the predictions for held-out ratings, with the count of unknown ids."""
+        """RMSE and MAE of the predictions for held-out ratings, with the count of unknown ids.
+
+        Unknown ids are predicted as in ``predict`` (the fallback), counted, not warned about.
+        """
         from .metrics import mae, rmse
+        self._check_fitted()
         ratings = as_ratings(ratings, np.float64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnknownIdWarning)
-            pred = self.predict(users, items, clip=clip)
-        _check_lengths(pairs=pred, ratings=ratings)
-        u = self.user_map_.lookup(_to_numpy(users), "users")
-        i = self.item_map_.lookup(_to_numpy(items), "items")
+            u, i, _ = self._indices(users, items, "fallback")
+        _check_lengths(pairs=u, ratings=ratings)
+        pred = self._predict_rows(u, i, clip)
         return {"rmse": rmse(ratings, pred), "mae": mae(ratings, pred), "n": int(len(ratings)),
                 "unknown_users": int((u < 0).sum()), "unknown_items": int((i < 0).sum())}
 

@@ -1,0 +1,54 @@
+"""IdMap: lookups agree with a plain dict on both paths (dense table and binary search)."""
+import pickle
+
+import numpy as np
+import pytest
+
+from mfcore.ids import IdMap
+
+I64 = np.iinfo(np.int64)
+
+
+def dict_lookup(idmap, queries):
+    index = {int(v): j for j, v in enumerate(idmap.ids)}
+    return np.array([index.get(int(q), -1) for q in queries], dtype=np.int32)
+
+
+@pytest.mark.parametrize("low, high, dense", [
+    (0, 3_000, True),                    # MovieLens-like: small ids, some gaps
+    (-500, 500, True),                   # negative ids
+    (0, 10**12, False),                  # ids too spread out for a table
+    (I64.max - 2_000, I64.max, True),    # a table at the top of the int64 range
+])
+def test_lookup_matches_a_dict(low, high, dense):
+    rng = np.random.default_rng(7)
+    ids = np.unique(rng.integers(low, high, 800, endpoint=True))
+    idmap, rows = IdMap.fit(rng.permutation(np.repeat(ids, 2)))
+    queries = np.concatenate([ids, rng.integers(low, high, 500, endpoint=True),
+                              [I64.min, I64.max, low - 1, 0, -1]]).astype(np.int64)
+    got = idmap.lookup(queries)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, dict_lookup(idmap, queries))
+    assert (idmap._table is not None and idmap._table is not False) == dense
+
+
+def test_extend_keeps_old_indices_and_refreshes_the_table():
+    idmap = IdMap(np.array([10, 30, 20]))
+    assert list(idmap.lookup(np.array([20, 40]))) == [2, -1]
+    assert list(idmap.extend(np.array([40, 10, 5]))) == [4, 0, 3]   # new ids appended, sorted
+    np.testing.assert_array_equal(idmap.lookup(np.array([5, 10, 20, 30, 40, 50])),
+                                  [3, 0, 2, 1, 4, -1])
+
+
+def test_pickle_leaves_the_cache_out():
+    idmap = IdMap(np.arange(100_000))
+    idmap.lookup(np.array([5]))
+    copy = pickle.loads(pickle.dumps(idmap))
+    assert copy._table is None and copy == idmap
+    assert list(copy.lookup(np.array([99_999, 100_000]))) == [99_999, -1]
+
+
+def test_string_ids_use_the_search_path():
+    idmap, rows = IdMap.fit(np.array(["b", "a", "c", "a"]))
+    assert list(rows) == [1, 0, 2, 0]
+    assert list(idmap.lookup(np.array(["c", "zz", "a"]))) == [2, -1, 0]
