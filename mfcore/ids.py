@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["IdMap", "normalize_ids"]
+__all__ = ["IdMap", "normalize_ids", "sorted_unique", "factorize"]
 
 INT_KIND = "int"
 DENSE_SPAN = 1 << 20  # an int id range this much wider than 4x the ids still gets a table
@@ -97,6 +97,40 @@ def _normalize_objects(arr, name):
     raise ValueError(f"{name}: invalid id {val!r} at position {pos}")
 
 
+def sorted_unique(values):
+    """The distinct values of a 1-d array, sorted (``np.unique(values)``) through one ``np.sort``.
+
+    numpy >= 2.3 answers a plain ``np.unique`` with a hash table: ~60x slower on
+    10M widely spread int64 keys (8 s against 0.13 s here).
+    """
+    values = np.sort(values)
+    if values.size > 1:
+        keep = np.empty(values.size, dtype=bool)
+        keep[0] = True
+        np.not_equal(values[1:], values[:-1], out=keep[1:])
+        values = values[keep]
+    return values
+
+
+def factorize(values):
+    """(sorted distinct values, int32 position of each value among them) of a 1-d array.
+
+    Integers within a range not much wider than the data (MovieLens ids) take an
+    O(n) table instead of a sort: 10M ids in ~0.1 s instead of ~1.5 s.
+    """
+    if values.dtype.kind in "iu" and values.size:
+        low, high = int(values.min()), int(values.max())
+        if high - low < 4 * values.size + DENSE_SPAN:
+            offsets = values - low
+            present = np.zeros(high - low + 1, dtype=bool)
+            present[offsets] = True
+            codes = np.cumsum(present, dtype=np.int32)
+            codes -= 1
+            return (np.flatnonzero(present) + low).astype(values.dtype), codes[offsets]
+    uniq, inverse = np.unique(values, return_inverse=True)
+    return uniq, inverse.astype(np.int32).ravel()
+
+
 class IdMap:
     """Maps raw ids to int32 indices 0..n-1 and back.
 
@@ -126,12 +160,12 @@ class IdMap:
         arr = normalize_ids(raw, name)
         if arr.size == 0:
             raise ValueError(f"{name} is empty")
-        uniq, inverse = np.unique(arr, return_inverse=True)
-        if len(uniq) >= np.iinfo(np.int32).max:
+        uniq, codes = factorize(arr)
+        if len(uniq) >= np.iinfo(np.int32).max:  # (the int32 codes are wrong then: not returned)
             raise ValueError(f"too many distinct {name}: {len(uniq)}")
         idmap = cls.__new__(cls)
         idmap._set(uniq, uniq, np.arange(len(uniq)))
-        return idmap, inverse.astype(np.int32).ravel()
+        return idmap, codes
 
     def __getstate__(self):  # the lookup table is a cache: rebuilt on demand, not pickled
         return dict(self.__dict__, _table=None)
@@ -192,7 +226,7 @@ class IdMap:
         arr = normalize_ids(raw, name)
         self._check_kind(arr, name)
         idx = self.lookup(arr, name)
-        new = np.unique(arr[idx < 0])
+        new = sorted_unique(arr[idx < 0])
         if new.size:
             ids = np.concatenate([self.ids, new]) if len(self) else new
             self.__init__(ids)

@@ -18,7 +18,7 @@ from ._sgd import SGDTrainer
 from ._threads import resolve_n_threads
 from .errors import (DuplicateRatingsWarning, NotFittedError, TrainingDivergedError,
                      UnknownIdWarning)
-from .ids import IdMap, normalize_ids, plain
+from .ids import IdMap, normalize_ids, plain, sorted_unique
 
 __all__ = ["Model"]
 
@@ -563,22 +563,23 @@ class Model:
         if policy == "keep":
             return u, i, ratings
         key = u.astype(np.int64) * len(item_map) + i
-        uniq, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True,
-                                                 return_counts=True)
-        n_dup = len(key) - len(uniq)
+        n_dup = len(key) - len(sorted_unique(key))  # one plain sort: the usual answer is 0
         if n_dup == 0:
             return u, i, ratings
-        pos = int(np.flatnonzero(counts > 1)[0])
-        example = (plain(user_map.ids[u[first[pos]]]), plain(item_map.ids[i[first[pos]]]))
+        order = np.argsort(key, kind="stable")  # equal keys stay in input order
+        key = key[order]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        counts = np.diff(np.r_[starts, len(key)])
+        uniq = key[starts]
+        first = order[starts[np.flatnonzero(counts > 1)[0]]]
+        example = (plain(user_map.ids[u[first]]), plain(item_map.ids[i[first]]))
         if policy == "error":
             raise ValueError(f"{n_dup} duplicate (user, item) ratings, e.g. user {example[0]!r}, "
                              f"item {example[1]!r}; pass duplicates='mean', 'last' or 'keep'")
         if policy == "mean":
-            merged = np.bincount(inverse, weights=ratings) / counts
+            merged = np.add.reduceat(ratings[order].astype(np.float64), starts) / counts
         else:  # last: the rating of the last occurrence in input order
-            last = np.empty(len(uniq), dtype=np.int64)
-            last[inverse.ravel()] = np.arange(len(key))  # later positions overwrite earlier
-            merged = ratings[last]
+            merged = ratings[order[starts + counts - 1]]
         warnings.warn(f"merged {n_dup} duplicate (user, item) ratings with policy {policy!r} "
                       f"(e.g. user {example[0]!r}, item {example[1]!r})",
                       DuplicateRatingsWarning, stacklevel=3)

@@ -17,7 +17,7 @@ import numpy as np
 from . import _recommend
 from ._threads import resolve_n_threads
 from .errors import UnknownIdWarning
-from .ids import IdMap, normalize_ids, plain
+from .ids import IdMap, normalize_ids, plain, sorted_unique
 
 __all__ = ["recommend", "similar", "fold_in", "seen_csr", "merge_seen", "check_seen", "top_rows"]
 
@@ -28,7 +28,7 @@ UNKNOWN_USER_POLICIES = ("fallback", "error")
 
 def seen_csr(u, i, n_users, n_items):
     """CSR (indptr int64, items int32) of the distinct item rows of each user row, sorted."""
-    key = np.unique(np.asarray(u, np.int64) * n_items + np.asarray(i, np.int64))
+    key = sorted_unique(np.asarray(u, np.int64) * n_items + np.asarray(i, np.int64))
     rows = key // n_items
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
@@ -90,7 +90,7 @@ def _candidate_columns(model, items):
     if (rows < 0).any():
         raise KeyError(f"items: {int((rows < 0).sum())} candidate id(s) unknown to the model "
                        f"(e.g. {plain(raw[rows < 0][0])!r})")
-    rows = np.unique(rows).astype(np.int32)
+    rows = sorted_unique(rows).astype(np.int32)
     return _recommend.pack_columns(Q[rows]), np.ascontiguousarray(bi[rows]), rows
 
 

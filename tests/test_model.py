@@ -167,6 +167,23 @@ def test_duplicate_pairs_are_merged(policy, expected):
     assert model.global_mean_ == pytest.approx(np.mean([expected, 4.0, 2.0]))
 
 
+@pytest.mark.parametrize("policy", ["mean", "last"])
+def test_many_duplicates_match_a_dict_reference(policy):
+    rng = np.random.default_rng(3)
+    users, items = rng.integers(0, 6, 300), rng.integers(100, 108, 300)  # ~6 copies a pair
+    ratings = rng.integers(1, 6, 300).astype(float)
+    groups = {}
+    for u, i, r in zip(users, items, ratings):
+        groups.setdefault((u, i), []).append(r)
+    merged = {pair: (np.mean(rs) if policy == "mean" else rs[-1]) for pair, rs in groups.items()}
+    with pytest.warns(DuplicateRatingsWarning, match=f"{300 - len(groups)} duplicate"):
+        model = Model(k=1, epochs=0, duplicates=policy, dtype="float64").fit(users, items, ratings)
+    assert model.n_ratings_ == len(groups)
+    assert model.global_mean_ == pytest.approx(np.mean(list(merged.values())), rel=1e-12)
+    rows = np.repeat(np.arange(len(model.user_map_)), np.diff(model.seen_indptr_))
+    assert set(zip(model.user_map_.ids[rows], model.item_map_.ids[model.seen_items_])) == set(groups)
+
+
 def test_duplicate_policies_keep_and_error():
     users, items, ratings = [1, 1, 2], [7, 7, 7], [3.0, 5.0, 4.0]
     with warnings.catch_warnings():
