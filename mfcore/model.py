@@ -216,7 +216,9 @@ class Model:
         Decay of the "inverse" schedule (ignored by "constant").
     validation_fraction : float or None, default None
         Hold out this share of the training ratings (drawn with ``seed``) as a
-        validation set for early stopping; None trains on everything.
+        validation set for early stopping; None trains on everything. Only a
+        fit from scratch holds out: ``partial_fit`` and warm-start fits train on
+        all the ratings they are given.
     n_iter_no_change, tol : int (default 5), float (default 1e-4)
         With validation data, stop after ``n_iter_no_change`` epochs whose
         validation RMSE did not improve on the best by more than ``tol``; the
@@ -358,8 +360,11 @@ class Model:
         factors; the global mean stays that of the first fit. The random stream
         continues where the previous call left it, so two ``partial_fit`` calls
         of one epoch equal one ``fit`` of two epochs on the same data and seed.
+        ``validation_fraction`` is not applied here (a fresh split each call
+        would train on earlier validation ratings): pass ``validation=`` to
+        score and early-stop these epochs.
         """
-        params = self._checked_params()
+        params = dict(self._checked_params(), validation_fraction=None)
         epochs = PARAM_CHECKS["epochs"]("epochs", epochs)
         if not self._is_fitted():
             data = self._prepare(users, items, ratings, params)

@@ -48,6 +48,15 @@ def test_validation_fraction_holds_out_ratings(planted):
         Model(validation_fraction=0.2).fit(*planted, validation=planted)
 
 
+def test_partial_fit_trains_on_all_it_is_given(planted):
+    model = Model(k=4, epochs=2, validation_fraction=0.2, n_threads=1).fit(*planted)
+    held_out = model.n_ratings_
+    model.partial_fit([1, 2], [1, 2], [4.0, 5.0])          # two ratings: nothing held out
+    assert model.n_ratings_ == 2 and "val_rmse" not in model.history_[-1]
+    model.set_params(warm_start=True).fit(*planted)
+    assert model.n_ratings_ == len(planted[2]) > held_out
+
+
 def test_inverse_schedule_decays_and_changes_results(planted):
     const = Model(k=4, epochs=4, n_threads=1).fit(*planted)
     inverse = Model(k=4, epochs=4, lr_schedule="inverse", lr_decay=0.5, n_threads=1).fit(*planted)
