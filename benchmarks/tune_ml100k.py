@@ -13,8 +13,8 @@ import numpy as np
 
 import mfcore
 
-GRID = {"k": [64, 128, 256], "reg": [0.08, 0.1, 0.12], "reg_bias": [0.005, 0.01, 0.02],
-        "lr": [0.01], "epochs": [100]}
+GRID = {"k": [64, 128, 256], "reg": [0.04, 0.06, 0.08, 0.1], "reg_bias": [0.005, 0.02],
+        "lr": [0.005, 0.01], "init_std": [0.003, 0.01], "epochs": [200]}
 
 
 def read(root, name):

@@ -19,6 +19,7 @@ from .errors import DataUnavailableError, ModelFileError, NotFittedError
 
 DEMO_SEED = 888        # the notebook's split seed
 DEMO_DOWNLOAD_TIMEOUT = 10.0
+DEMO_MAX_EPOCHS = 200
 
 
 class CommandError(Exception):
@@ -326,7 +327,7 @@ def run_demo(args):
           f"{data['item'].nunique():,} items")
     print(f"split: random 80/10/10 (seed {args.seed}): {len(train):,} train, "
           f"{len(val):,} validation, {len(test):,} test")
-    model = Model(k=20)
+    model = Model(k=20, epochs=DEMO_MAX_EPOCHS)  # early stopping on validation ends it
     start = time.perf_counter()
     model.fit(train["user"], train["item"], train["rating"],
               validation=(val["user"], val["item"], val["rating"]))
@@ -426,7 +427,7 @@ def run_similar(args):
 
 # --- tune -------------------------------------------------------------------------------
 
-TUNE_GRID = {"k": [64, 128], "reg": [0.05, 0.08, 0.12], "reg_bias": [0.005, 0.02]}
+TUNE_GRID = {"k": [64, 128], "reg": [0.04, 0.06, 0.08, 0.1], "lr": [0.005, 0.01]}
 
 
 def add_tune(commands):
@@ -435,7 +436,8 @@ def add_tune(commands):
         description="Grid or random search over Model hyperparameters, scored by the RMSE on a "
         "validation split carved from the file (or by k-fold cross-validation), with early "
         "stopping in every trial. Prints the results table and the best parameters; with -o, "
-        "refits them on the whole file and saves the model. Default grid: "
+        "refits them on the whole file and saves the model. Trials run at most 200 epochs unless "
+        "--epochs says otherwise. Default grid: "
         + ", ".join(f"{k}={','.join(map(str, v))}" for k, v in TUNE_GRID.items()) + ".")
     p.add_argument("ratings", help="ratings file (user, item, rating[, timestamp])")
     p.add_argument("--grid", action="append", default=None, metavar="NAME=V1,V2,...",
@@ -477,8 +479,12 @@ def _parse_grid(args):
 def run_tune(args):
     from .search import Search
 
+    from .search import MAX_EPOCHS
+
     grid = _parse_grid(args)
     base = _model_from_flags(args)
+    if "param_epochs" not in vars(args):  # trials stop early; epochs is only their limit
+        base.set_params(epochs=MAX_EPOCHS)
     search = Search(grid, n_iter=args.n_iter, cv=args.cv, validation_fraction=args.val,
                     base=base, refit=args.output is not None, seed=args.split_seed)
     try:

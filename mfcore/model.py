@@ -200,15 +200,15 @@ class Model:
     ----------
     k : int, default 64
         Number of latent factors.
-    epochs : int, default 30
-        Passes over the training data.
+    epochs : int, default 40
+        Passes over the training data (the most, with early stopping).
     lr : float, default 0.01
         SGD learning rate.
-    reg : float, default 0.08
+    reg : float, default 0.06
         L2 regularization of the user and item factors.
-    reg_bias : float or None, default None
+    reg_bias : float or None, default 0.005
         L2 regularization of the biases; None means ``reg``.
-    init_std : float, default 0.05
+    init_std : float, default 0.01
         Standard deviation of the initial factors.
     lr_schedule : {"constant", "inverse"}, default "constant"
         "inverse" decays the rate as ``lr / (1 + lr_decay * (epoch - 1))``.
@@ -240,12 +240,15 @@ class Model:
         Threads for the kernels; None means every CPU available to the process
         (affinity and cgroup quota aware).
 
-    The defaults were chosen by a grid search on a validation split carved
-    from MovieLens 100K u1.base (u1.test untouched: RMSE 0.920 there) and
-    train well on MovieLens-like 1-5 star data without tuning: lr=0.01 is
-    stable for k up to a few hundred; reg=0.08 with a small initial spread
-    (0.05) lets 64 factors help without overfitting sparse users (k=20 to 128
-    are within 0.005 RMSE of each other with these settings).
+    The defaults were chosen by searches on validation splits carved from
+    MovieLens 100K u1.base (u1.test untouched: RMSE 0.916 there, 0.907 on
+    average over u1..u5) and train well on MovieLens-like 1-5 star data
+    without tuning. A small initial spread (0.01) mattered most: factors grow
+    only where the data supports them (validation RMSE 0.907 -> 0.902 against
+    0.05). Biases need little shrinkage (reg_bias=0.005, they see many
+    ratings each); reg=0.06 for factors; lr=0.01 is stable for k up to a few
+    hundred and, from this start, the validation RMSE bottoms out at 35-50
+    epochs. k=128 scored 0.002 better on validation for twice the time.
 
     Reproducibility: a fit is a function of the data, the hyperparameters and
     the seed alone. Threads train blocks of the rating matrix that share no
@@ -271,7 +274,7 @@ class Model:
         training (sorted); ``recommend(exclude_seen=True)`` skips them, and they are saved
     """
 
-    def __init__(self, k=64, epochs=30, lr=0.01, reg=0.08, reg_bias=None, init_std=0.05,
+    def __init__(self, k=64, epochs=40, lr=0.01, reg=0.06, reg_bias=0.005, init_std=0.01,
                  lr_schedule="constant", lr_decay=0.1, validation_fraction=None,
                  n_iter_no_change=5, tol=1e-4, warm_start=False, verbose=False,
                  dtype="float32", duplicates="mean", seed=0, n_threads=None):

@@ -13,6 +13,8 @@ from .model import Model
 
 __all__ = ["Search", "search"]
 
+MAX_EPOCHS = 200  # the default base model's epoch limit: early stopping ends trials sooner
+
 
 def _candidates(param_grid, n_iter, rng):
     """The parameter dicts to try: the whole grid, or ``n_iter`` random draws from it."""
@@ -48,7 +50,9 @@ class Search:
     validation_fraction : float
         Share of the ratings held out when ``cv`` is None.
     base : Model or None
-        Parameters not in the grid come from this model (default ``Model()``).
+        Parameters not in the grid come from this model (default
+        ``Model(epochs=MAX_EPOCHS)``: every trial stops early on its validation
+        part, so epochs is only an upper bound).
     refit : bool
         Refit the best parameters on all ratings, for the best epoch count found.
     seed : int
@@ -96,7 +100,13 @@ class Search:
     def check(self):
         """Validate the options and every grid point without training; raise ValueError
         naming the bad option, parameter or value. ``fit`` runs the same checks first."""
-        self._checked(np.random.default_rng(self.seed))
+        self._checked(self._streams()[0])
+
+    def _streams(self):
+        """Independent generators for the random grid draws and for the split, so the
+        validation split depends on the seed alone, not on the grid or ``n_iter``."""
+        return [np.random.default_rng(child)
+                for child in np.random.SeedSequence(self.seed).spawn(2)]
 
     def _checked(self, rng):
         """(base model, the parameter dicts to try), validated; random draws come from rng."""
@@ -108,7 +118,7 @@ class Search:
             raise ValueError(f"cv must be None or an integer >= 2, got {self.cv!r}")
         if self.n_iter is not None and (not isinstance(self.n_iter, int) or self.n_iter < 1):
             raise ValueError(f"n_iter must be None or a positive integer, got {self.n_iter!r}")
-        base = self.base if self.base is not None else Model()
+        base = self.base if self.base is not None else Model(epochs=MAX_EPOCHS)
         candidates = _candidates(self.param_grid, self.n_iter, rng)
         for params in candidates:
             Model().set_params(**dict(base.get_params(), **params))._checked_params()
@@ -116,8 +126,8 @@ class Search:
 
     def fit(self, users, items, ratings):
         """Run every trial; return ``self``."""
-        rng = np.random.default_rng(self.seed)
-        base, candidates = self._checked(rng)
+        draws, split = self._streams()
+        base, candidates = self._checked(draws)
         prepared = {}  # per dtype: the data mapped once and cut into folds once
         results = []
         folds = None
@@ -128,7 +138,7 @@ class Search:
             if checked["dtype"] not in prepared:
                 data = model._prepare(users, items, ratings, checked)
                 if folds is None:
-                    folds = self._folds(len(data["r"]), rng)
+                    folds = self._folds(len(data["r"]), split)
                 prepared[checked["dtype"]] = [
                     (dict(data, u=data["u"][tr], i=data["i"][tr], r=data["r"][tr]),
                      (data["u"][va], data["i"][va], data["r"][va])) for tr, va in folds]

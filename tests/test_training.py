@@ -162,6 +162,18 @@ def test_search_k_fold_and_random_draws(make_planted):
         mfcore.search(*data, {"k": 5})
 
 
+def test_search_split_depends_on_the_seed_not_the_grid(make_planted):
+    data = make_planted(n_users=80, n_items=60, noise=0.3)
+    base = Model(k=3, epochs=5, n_threads=1)
+    grid = {"reg": [0.01, 0.05, 0.1, 0.2]}
+    whole = Search(grid, base=base, refit=False, seed=4).fit(*data).results_
+    drawn = Search(grid, n_iter=2, base=base, refit=False, seed=4).fit(*data).results_
+    by_reg = {r["reg"]: r["val_rmse"] for r in whole}
+    assert len(drawn) == 2 and all(r["val_rmse"] == by_reg[r["reg"]] for r in drawn)
+    other = Search(grid, base=base, refit=False, seed=5).fit(*data).results_
+    assert [r["val_rmse"] for r in other] != [r["val_rmse"] for r in whole]
+
+
 def test_search_and_model_work_with_sklearn_clone():
     base = pytest.importorskip("sklearn.base")
     search = Search({"k": [2, 4]}, cv=3, base=Model(reg=0.2))
