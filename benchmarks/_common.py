@@ -22,7 +22,8 @@ PRESETS = setting("PRESETS", "ml-1m,ml-10m").split(",")
 PEER_PRESETS = setting("PEERS", "ml-1m").split(",")
 SCALING = setting("SCALING", "ml-1m,ml-10m,ml-20m").split(",")
 KS = (16, 32, 64, 128)
-HYPER = {"lr": 0.01, "reg": 0.08, "init_std": 0.05}  # mfcore's defaults, used by every peer
+# every implementation trains with these (one reg for biases and factors, as the peers have)
+HYPER = {"lr": 0.01, "reg": 0.08, "init_std": 0.05}
 
 #: rows of the final table, filled by the benchmarks: dicts with keys
 #: table, preset, k, impl, threads, updates_per_sec, rmse, seconds, note

@@ -22,7 +22,7 @@ def _best_of(fn, repeat=5):
 
 def test_predict_and_evaluate_throughput(benchmark):
     train, test = load("ml-1m")
-    model = mfcore.Model(k=64, epochs=1, n_threads=2, **HYPER).fit(*train)
+    model = mfcore.Model(k=64, epochs=1, n_threads=2, reg_bias=HYPER["reg"], **HYPER).fit(*train)
     users = np.tile(train[0], 2)[:2_000_000]
     items = np.tile(train[1], 2)[:2_000_000]
     ratings = np.tile(train[2], 2)[:2_000_000]
@@ -73,7 +73,7 @@ def test_memory_per_rating(benchmark, tmp_path):
     record(None, table="other", what="SGDTrainer (records + offsets + scratch), bytes/rating",
            value=f"{trainer.nbytes / n:.2f} (float32; float64 records take 16)")
     tracemalloc.start()
-    model = mfcore.Model(k=32, epochs=2, n_threads=2, **HYPER).fit(*train)
+    model = mfcore.Model(k=32, epochs=2, n_threads=2, reg_bias=HYPER["reg"], **HYPER).fit(*train)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     params = sum(a.nbytes for a in (model.user_factors_, model.item_factors_,

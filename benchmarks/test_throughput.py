@@ -16,7 +16,8 @@ import _peers
 
 
 def fit_mfcore(train, k, threads, hyper, epochs=EPOCHS):
-    return mfcore.Model(k=k, epochs=epochs, n_threads=threads, seed=0, **hyper).fit(*train)
+    return mfcore.Model(k=k, epochs=epochs, n_threads=threads, seed=0, reg_bias=hyper["reg"],
+                        **hyper).fit(*train)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -22,14 +22,48 @@ def read(root, name):
     return data[:, 0], data[:, 1], data[:, 2]
 
 
+def learning_curve(root, args, epochs=80):
+    """Train and held-out RMSE per epoch of the default model (u1.test only watched, never
+    used to choose anything), as a table and, with matplotlib, a PNG."""
+    train, test = read(root, "u1.base"), read(root, "u1.test")
+    model = mfcore.Model(epochs=epochs, n_iter_no_change=epochs, n_threads=args.n_threads)
+    model.fit(*train, validation=test)
+    rows = [(h["epoch"], h["train_rmse"], h["val_rmse"]) for h in model.history_]
+    print("epoch  train RMSE  u1.test RMSE   (default Model run on past its 40 epochs)")
+    for epoch, train_rmse, test_rmse in rows:
+        if epoch % 5 == 0 or epoch == 1:
+            print(f"{epoch:5d}  {train_rmse:10.4f}  {test_rmse:12.4f}")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib is not installed: no plot)")
+        return
+    epoch, train_rmse, test_rmse = zip(*rows)
+    plt.plot(epoch, train_rmse, label="train (during the epoch)")
+    plt.plot(epoch, test_rmse, label="u1.test")
+    plt.axvline(mfcore.Model().epochs, ls=":", c="grey", label="default epochs")
+    plt.xlabel("epoch")
+    plt.ylabel("RMSE")
+    plt.legend()
+    plt.savefig(args.curves, dpi=120)
+    print(f"wrote {args.curves}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--n-threads", type=int, default=None)
+    parser.add_argument("--curves", metavar="PNG", default=None,
+                        help="print the defaults' learning curve on u1 (train and u1.test RMSE "
+                        "per epoch) and plot it to PNG when matplotlib is installed")
     args = parser.parse_args()
     root = os.environ.get("MFCORE_DATA")
     if not root or not os.path.exists(os.path.join(root, "ml-100k", "u1.base")):
         sys.exit("set MFCORE_DATA to a folder holding ml-100k/u1.base")
+    if args.curves:
+        learning_curve(root, args)
     base = mfcore.Model(n_threads=args.n_threads)
     rows = []
     for fold in args.folds:
