@@ -137,7 +137,7 @@ def quality():
         refit = mfcore.Model().fit(both["user"], both["item"], both["rating"])
         print(f"  with {label}:")
         print(f"    full refit                                 {score(refit):.4f}")
-        for shrinkage in (10.0, 0.0):
+        for shrinkage in (50.0, 10.0, 0.0):
             model = copy.deepcopy(rest)
             start = time.perf_counter()
             with warnings.catch_warnings():

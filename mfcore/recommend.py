@@ -204,7 +204,7 @@ def solve_user(Q, y, reg, reg_bias, shrinkage=0.0):
     return x[0], x[1:]
 
 
-def fold_in(model, users, items, ratings, shrinkage=10.0):
+def fold_in(model, users, items, ratings, shrinkage=50.0):
     """Solve new (or refreshed) users against the fixed items; see ``Model.fold_in``."""
     from .model import DTYPES, _check_lengths, _is_real, _to_numpy, as_ratings
 

@@ -1,4 +1,5 @@
 """recommend / similar_items / similar_users / fold_in against brute-force NumPy answers."""
+import copy
 import warnings
 
 import numpy as np
@@ -314,7 +315,8 @@ def test_fold_in_predicts_held_out_ratings_about_as_well_as_a_refit(planted):
     params = dict(k=8, epochs=40, lr=0.02, reg=0.05, seed=0, n_threads=1)
     refit = mfcore.Model(**params).fit(users[~held], items[~held], ratings[~held])
     base = mfcore.Model(**params).fit(users[~is_new], items[~is_new], ratings[~is_new])
-    base.fold_in(users[given], items[given], ratings[given])
+    # a strong planted signal wants little shrinkage (the default, 50, suits noisy real ratings)
+    base.fold_in(users[given], items[given], ratings[given], shrinkage=10)
     rmse_refit = refit.evaluate(users[held], items[held], ratings[held])["rmse"]
     rmse_fold = base.evaluate(users[held], items[held], ratings[held])["rmse"]
     rmse_bias_only = mfcore.Model(k=1, epochs=0).fit(
@@ -323,6 +325,30 @@ def test_fold_in_predicts_held_out_ratings_about_as_well_as_a_refit(planted):
     assert rmse_fold < rmse_bias_only - 0.1  # the factors carry real information
     assert rmse_fold < rmse_refit * 1.05, (rmse_fold, rmse_refit)
     assert set(new_users) <= set(base.user_map_.ids)
+
+
+def test_fold_in_on_movielens_matches_a_refit_and_helps_sparse_users(ml100k):
+    from mfcore.io import read_ratings
+    base, test = read_ratings(ml100k("u2.base")), read_ratings(ml100k("u2.test"))
+    rng = np.random.default_rng(0)
+    new = rng.choice(np.unique(base["user"]), 94, replace=False)
+    is_new = base["user"].isin(new).to_numpy()
+    old, held = base[~is_new], test[test["user"].isin(new)]
+    rest = mfcore.Model(n_threads=1).fit(old["user"], old["item"], old["rating"])
+
+    def rmse(model):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnknownIdWarning)
+            return model.evaluate(held["user"], held["item"], held["rating"])["rmse"]
+
+    refit = mfcore.Model(n_threads=1).fit(base["user"], base["item"], base["rating"])
+    for part, bound in ((base[is_new], 1.01 * rmse(refit)),            # all their ratings
+                        (base[is_new].groupby("user").head(5), rmse(rest))):  # five each
+        model = copy.deepcopy(rest)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnknownIdWarning)
+            model.fold_in(part["user"], part["item"], part["rating"])
+        assert rmse(model) < bound, (len(part), rmse(model), bound)
 
 
 def test_fold_in_solves_the_regularized_least_squares():
