@@ -19,6 +19,7 @@ __all__ = ["IdMap", "normalize_ids", "sorted_unique", "factorize"]
 
 INT_KIND = "int"
 DENSE_SPAN = 1 << 20  # an int id range this much wider than 4x the ids still gets a table
+SORTED_QUERIES_FROM = 1 << 16  # map and query sizes from which lookups sort the queries first
 STR_KIND = "str"
 
 
@@ -203,7 +204,14 @@ class IdMap:
             inside = (arr >= self._sorted[0]) & (arr <= self._sorted[-1])
             out[inside] = table[arr[inside] - self._sorted[0]]
             return out
-        pos = np.minimum(np.searchsorted(self._sorted, arr), len(self) - 1)
+        if len(self) > SORTED_QUERIES_FROM and arr.size > SORTED_QUERIES_FROM:
+            # many queries into a map larger than the caches: search them in sorted order
+            order = np.argsort(arr)
+            pos = np.empty(arr.size, dtype=np.intp)
+            pos[order] = np.searchsorted(self._sorted, arr[order])
+        else:
+            pos = np.searchsorted(self._sorted, arr)
+        pos = np.minimum(pos, len(self) - 1)
         hit = self._sorted[pos] == arr
         out[hit] = self._sorter[pos[hit]]
         return out

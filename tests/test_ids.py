@@ -32,6 +32,14 @@ def test_lookup_matches_a_dict(low, high, dense):
     assert (idmap._table is not None and idmap._table is not False) == dense
 
 
+def test_many_queries_into_a_large_sparse_map_match_a_dict():
+    rng = np.random.default_rng(11)               # big enough for the sorted-queries search
+    ids = np.unique(rng.integers(-10**15, 10**15, 70_000))
+    idmap = IdMap(rng.permutation(ids))
+    queries = np.concatenate([rng.choice(ids, 60_000), rng.integers(-10**15, 10**15, 10_000)])
+    np.testing.assert_array_equal(idmap.lookup(queries), dict_lookup(idmap, queries))
+
+
 def test_extend_keeps_old_indices_and_refreshes_the_table():
     idmap = IdMap(np.array([10, 30, 20]))
     assert list(idmap.lookup(np.array([20, 40]))) == [2, -1]
