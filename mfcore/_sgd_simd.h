@@ -155,6 +155,7 @@ MF_INLINE double mf_block_##SFX(const REC *rec, const int32_t *runs, int64_t n, 
 {                                                                                        \
     switch (k) {                                                                         \
     case 16: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 16, mu, lr, reg, regb); \
+    case 20: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 20, mu, lr, reg, regb); \
     case 32: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 32, mu, lr, reg, regb); \
     case 64: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 64, mu, lr, reg, regb); \
     case 128: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 128, mu, lr, reg, regb); \
