@@ -130,7 +130,7 @@ MF_INLINE T mf_update_##SFX(int32_t u, int32_t i, T r, T *P, T *Q, T *bu, T *bi,
 /* NULL. Returns the sum of squared errors. The switch below gives the common k a    */ \
 /* copy with k known at compile time (loops unrolled, rows kept in registers        */ \
 /* between the dot product and the update): 1.3-1.6x the runtime-k loop at k=10,    */ \
-/* 20, 50, 100, 256 (ML-1M shape). Other k take the runtime-k loop.                   */ \
+/* 20, 50, 100, 256 (ML-1M shape). Other k take the runtime-k loop.                 */ \
 MF_INLINE double mf_block_loop_##SFX(const REC *rec, const int32_t *runs, int64_t n,     \
                                      T *MF_RESTRICT P, T *MF_RESTRICT Q,                 \
                                      T *MF_RESTRICT bu, T *MF_RESTRICT bi, int64_t k,    \
