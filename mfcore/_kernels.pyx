@@ -49,6 +49,7 @@ cdef extern from "_sgd_simd.h" nogil:
                                   const double* bu, const double* bi, int64_t k, double mu,
                                   double lo, double hi, double* out)
     uint64_t mf_block_seed(uint64_t epoch_seed, int64_t block)
+    uint64_t mf_below(uint64_t* s, uint64_t n)
     void mf_permutation(int32_t* out, int64_t n, uint64_t seed)
     double mf_sgd_epoch_f32(const mf_rec32* rec, const int64_t* block_ptr,
                             const int32_t* schedule, int grid, uint64_t seed, int shuffle,
@@ -240,6 +241,56 @@ cdef _check_schedule(const int32_t[::1] schedule, int grid):
                 raise ValueError(f"round {s} of the schedule has two blocks in one row or column")
             rows[j] = b // grid
             cols[j] = b % grid
+
+
+def layout_records(const int32_t[::1] block, const int32_t[::1] users,
+                   const int32_t[::1] items, const floating[::1] ratings,
+                   const int64_t[::1] block_ptr, unsigned char[::1] records,
+                   uint64_t seed, int n_threads):
+    """Pack the ratings into records grouped by block (block b fills
+    ``block_ptr[b]:block_ptr[b + 1]``), in a random order within each block drawn
+    from ``seed`` and the block id alone (so the layout does not depend on the
+    thread count). A counting sort (sequential reads) and then an in-cache
+    Fisher-Yates shuffle of each block, blocks in parallel."""
+    cdef int64_t n = block.shape[0], n_blocks = block_ptr.shape[0] - 1, t, slot, b, m, j
+    cdef size_t size = sizeof(mf_rec32) if floating is float else sizeof(mf_rec64)
+    if records.shape[0] != <size_t>n * size:
+        raise ValueError(f"records hold {records.shape[0]} bytes, expected {n * size}")
+    if n == 0:
+        return
+    cdef mf_rec32* rec32 = <mf_rec32*> &records[0]
+    cdef mf_rec64* rec64 = <mf_rec64*> &records[0]
+    cdef mf_rec32 tmp32
+    cdef mf_rec64 tmp64
+    cdef int64_t[::1] cursor = np.array(block_ptr[:n_blocks], dtype=np.int64)
+    cdef uint64_t state
+    with nogil:
+        for t in range(n):
+            b = block[t]
+            slot = cursor[b]
+            cursor[b] = slot + 1
+            if floating is float:
+                rec32[slot].u = users[t]
+                rec32[slot].i = items[t]
+                rec32[slot].r = ratings[t]
+            else:
+                rec64[slot].u = users[t]
+                rec64[slot].i = items[t]
+                rec64[slot].r = ratings[t]
+        for b in prange(n_blocks, num_threads=n_threads, schedule="dynamic"):
+            state = mf_block_seed(seed, b)
+            m = block_ptr[b + 1] - block_ptr[b]
+            while m > 1:
+                j = block_ptr[b] + <int64_t>mf_below(&state, m)
+                m = m - 1
+                if floating is float:
+                    tmp32 = rec32[block_ptr[b] + m]
+                    rec32[block_ptr[b] + m] = rec32[j]
+                    rec32[j] = tmp32
+                else:
+                    tmp64 = rec64[block_ptr[b] + m]
+                    rec64[block_ptr[b] + m] = rec64[j]
+                    rec64[j] = tmp64
 
 
 def record_size(dtype):

@@ -86,20 +86,17 @@ class SGDTrainer:
         self.n_threads = int(n_threads)
         self.grid = g = choose_grid(len(ratings), max(self.n_users, 1), max(self.n_items, 1))
 
-        block = (balanced_groups(users, self.n_users, g).astype(np.int64)[users] * g
-                 + balanced_groups(items, self.n_items, g)[items])
-        # a fixed shuffle first, so that the runs of consecutive records the kernel visits
-        # are not runs of one user when the input is sorted (as rating files often are)
-        mix = np.random.default_rng(LAYOUT_SEED).permutation(len(ratings))
-        key = block[mix].astype(np.uint16 if g * g <= 65536 else np.int64)
-        perm = mix[np.argsort(key, kind="stable")]
+        block = balanced_groups(users, self.n_users, g)[users] * np.int32(g)
+        block += balanced_groups(items, self.n_items, g)[items]
         sizes = np.bincount(block, minlength=g * g)
         self.block_ptr = np.zeros(g * g + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.block_ptr[1:])
+        # shuffled within each block (a fixed seed), so that the runs of consecutive records
+        # the kernel visits are not runs of one user when the input is sorted (as rating
+        # files often are)
         self.records = np.empty(len(ratings), dtype=RECORD_DTYPES[ratings.dtype])
-        self.records["u"] = users[perm]
-        self.records["i"] = items[perm]
-        self.records["r"] = ratings[perm]
+        _kernels.layout_records(block, users, items, ratings, self.block_ptr,
+                                self.records.view(np.uint8), LAYOUT_SEED, self.n_threads)
         self.records.flags.writeable = False
         self._record_bytes = self.records.view(np.uint8)
         self._block_sizes = sizes

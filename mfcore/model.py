@@ -433,9 +433,10 @@ class Model:
         else:
             user_map, u = IdMap.fit(users, "users")
             item_map, i = IdMap.fit(items, "items")
-        u, i, ratings = self._merge_duplicates(u, i, ratings, user_map, item_map,
-                                               params["duplicates"])
-        return {"u": u, "i": i, "r": ratings, "user_map": user_map, "item_map": item_map}
+        u, i, ratings, keys = self._merge_duplicates(u, i, ratings, user_map, item_map,
+                                                     params["duplicates"])
+        return {"u": u, "i": i, "r": ratings, "user_map": user_map, "item_map": item_map,
+                "keys": keys}
 
     def _initialize(self, data, params):
         """Fresh parameters: factors N(0, init_std^2), biases 0, mean of the training ratings."""
@@ -453,7 +454,8 @@ class Model:
         self.best_epoch_ = None
         self.n_epochs_ = 0
         from .recommend import seen_csr
-        self.seen_indptr_, self.seen_items_ = seen_csr(data["u"], data["i"], shape_u[0], shape_i[0])
+        self.seen_indptr_, self.seen_items_ = seen_csr(data["u"], data["i"], shape_u[0], shape_i[0],
+                                                       keys=data.get("keys"))
 
     def _record_seen(self, data):
         """Add the training pairs to the seen-items CSR (see ``mfcore.recommend``).
@@ -569,12 +571,15 @@ class Model:
 
     @staticmethod
     def _merge_duplicates(u, i, ratings, user_map, item_map, policy):
+        """(u, i, ratings, keys): duplicate (user, item) pairs merged by ``policy``; keys are
+        the sorted distinct ``u * n_items + i`` (None with "keep"), reused for the seen items."""
         if policy == "keep":
-            return u, i, ratings
+            return u, i, ratings, None
         key = u.astype(np.int64) * len(item_map) + i
-        n_dup = len(key) - len(sorted_unique(key))  # one plain sort: the usual answer is 0
+        keys = sorted_unique(key)  # one plain sort: the usual number of duplicates is 0
+        n_dup = len(key) - len(keys)
         if n_dup == 0:
-            return u, i, ratings
+            return u, i, ratings, keys
         order = np.argsort(key, kind="stable")  # equal keys stay in input order
         key = key[order]
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
@@ -594,7 +599,7 @@ class Model:
                       DuplicateRatingsWarning, stacklevel=3)
         n_items = len(item_map)
         return ((uniq // n_items).astype(np.int32), (uniq % n_items).astype(np.int32),
-                np.ascontiguousarray(merged, dtype=ratings.dtype))
+                np.ascontiguousarray(merged, dtype=ratings.dtype), uniq)
 
     # --- prediction ------------------------------------------------------------
 

@@ -26,9 +26,13 @@ UNKNOWN_USER_POLICIES = ("fallback", "error")
 
 # --- the training interactions (CSR of seen item rows per user row) ---------------
 
-def seen_csr(u, i, n_users, n_items):
-    """CSR (indptr int64, items int32) of the distinct item rows of each user row, sorted."""
-    key = sorted_unique(np.asarray(u, np.int64) * n_items + np.asarray(i, np.int64))
+def seen_csr(u, i, n_users, n_items, keys=None):
+    """CSR (indptr int64, items int32) of the distinct item rows of each user row, sorted.
+
+    ``keys``, when the caller has them: the sorted distinct ``u * n_items + i``.
+    """
+    key = keys if keys is not None else sorted_unique(
+        np.asarray(u, np.int64) * n_items + np.asarray(i, np.int64))
     rows = key // n_items
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
@@ -228,8 +232,8 @@ def fold_in(model, users, items, ratings, shrinkage=50.0):
                       UnknownIdWarning, stacklevel=3)
     fold_map, fu = IdMap.fit(users, "users")
     keep = i >= 0
-    fu, i, r = model._merge_duplicates(fu[keep], i[keep], ratings[keep], fold_map,
-                                       model.item_map_, params["duplicates"])
+    fu, i, r, _ = model._merge_duplicates(fu[keep], i[keep], ratings[keep], fold_map,
+                                          model.item_map_, params["duplicates"])
     counts = np.bincount(fu, minlength=len(fold_map))
     if (counts == 0).any():
         raise ValueError(f"fold_in: user {plain(fold_map.ids[np.flatnonzero(counts == 0)[0]])!r} "

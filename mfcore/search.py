@@ -140,7 +140,7 @@ class Search:
                 if folds is None:
                     folds = self._folds(len(data["r"]), split)
                 prepared[checked["dtype"]] = [
-                    (dict(data, u=data["u"][tr], i=data["i"][tr], r=data["r"][tr]),
+                    (dict(data, u=data["u"][tr], i=data["i"][tr], r=data["r"][tr], keys=None),
                      (data["u"][va], data["i"][va], data["r"][va])) for tr, va in folds]
             start = time.perf_counter()
             scores, epochs = [], []
