@@ -7,8 +7,9 @@ except ImportError as exc:  # the source tree, not an installed build
         "'pip install .' (or build in place with 'python setup.py build_ext --inplace') "
         f"and do not import it from an unbuilt source folder ({exc})") from exc
 
-from .errors import (DataUnavailableError, DuplicateRatingsWarning, ModelFileError,
-                     NotFittedError, TrainingDivergedError, UnknownIdWarning)
+from .errors import (BadLinesWarning, DataUnavailableError, DuplicateRatingsWarning,
+                     ModelFileError, NotFittedError, TrainingDivergedError, UnknownIdError,
+                     UnknownIdWarning)
 from .ids import IdMap
 from .model import Model
 from .persistence import load
@@ -47,7 +48,7 @@ def show_config(file=None):
 
 
 __all__ = ["Model", "load", "Search", "search", "openmp_enabled", "show_config", "IdMap",
-           "NotFittedError",
-           "TrainingDivergedError", "ModelFileError", "UnknownIdWarning",
-           "DuplicateRatingsWarning", "DataUnavailableError", "datasets", "split", "read_ratings", "cross_validate",
-           "__version__"]
+           "datasets", "split", "read_ratings", "cross_validate", "__version__",
+           "NotFittedError", "TrainingDivergedError", "ModelFileError", "UnknownIdError",
+           "UnknownIdWarning", "DuplicateRatingsWarning", "BadLinesWarning",
+           "DataUnavailableError"]

@@ -102,7 +102,7 @@ def add_train(commands):
     p.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.mfz)")
     p.add_argument("--val", type=float, default=None, metavar="FRACTION",
                    help="hold out this random fraction as validation data: early stopping "
-                   "on it, and its RMSE is reported")
+                   "on it, and its RMSE is reported (the held-out ratings are not trained on)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the --val split (default 0)")
     _add_hyper_options(p, "hyperparameters (see help(mfcore.Model))")
     _add_reader_options(p)
@@ -537,7 +537,9 @@ def build_parser():
 def main(argv=None):
     """Run one command; return its exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported with the command's own usage line, not the top-level one
+        args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args)
     except KeyboardInterrupt:

@@ -21,12 +21,11 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
-import warnings
 import zipfile
 
 import numpy as np
 
-from .errors import DataUnavailableError
+from .errors import DataUnavailableError, warn
 
 __all__ = ["synthetic", "PRESETS", "movielens", "movielens_path", "MOVIELENS", "cache_dir"]
 
@@ -137,8 +136,7 @@ def _download_and_unpack(url, sha256, folder, filename, timeout):
                 f"the archive from {url} failed its check: SHA-256 {digest}, expected {sha256} "
                 "(corrupted or changed download); nothing was kept")
         if sha256 is None:
-            warnings.warn(f"no published SHA-256 to check {url} against; got {digest}",
-                          UserWarning, stacklevel=4)
+            warn(f"no published SHA-256 to check {url} against; got {digest}", UserWarning)
         _unpack(part, url, cache, folder, filename)
     finally:
         if os.path.exists(part):

@@ -35,6 +35,8 @@ def _first_bad(values, ok):
 
 def normalize_ids(raw, name="ids"):
     """Return ``raw`` as a 1-d int64 or unicode array following the id policy."""
+    if raw is None:
+        raise ValueError(f"{name} is None: pass one id per rating (a list, array or Series)")
     if hasattr(raw, "to_numpy"):  # pandas Series / Index, without importing pandas
         raw = raw.to_numpy()
     if isinstance(raw, (list, tuple)):

@@ -28,11 +28,12 @@ import gzip
 import io
 import lzma
 import os
-import warnings
 import zipfile
 import zlib
 
 import numpy as np
+
+from .errors import BadLinesWarning, warn
 
 __all__ = ["read_ratings", "read_pairs"]
 
@@ -329,8 +330,8 @@ def _read_text(path, name, open_stream, sep, header, ids, on_bad_lines, min_fiel
         frame, still_bad = layout.parse(skip=[line for line, _ in bad_lines])
         if still_bad is not None:
             raise ValueError(f"{name}: could not parse the file: {still_bad}")
-        warnings.warn(f"{name}: skipped {len(bad_lines)} bad line(s), the first at line "
-                      f"{bad_lines[0][0]}: {bad_lines[0][1]}", UserWarning, stacklevel=3)
+        warn(f"{name}: skipped {len(bad_lines)} bad line(s), the first at line "
+                      f"{bad_lines[0][0]}: {bad_lines[0][1]}", BadLinesWarning)
     return _finish(frame)
 
 

@@ -17,7 +17,7 @@ from . import _kernels
 from ._sgd import SGDTrainer
 from ._threads import resolve_n_threads
 from .errors import (DuplicateRatingsWarning, NotFittedError, TrainingDivergedError,
-                     UnknownIdWarning)
+                     UnknownIdError, UnknownIdWarning, warn)
 from .ids import IdMap, normalize_ids, plain, sorted_unique
 
 __all__ = ["Model"]
@@ -130,6 +130,8 @@ def _all_numbers(arr):
 
 def as_ratings(ratings, dtype, name="ratings"):
     """Ratings as a 1-d finite array of ``dtype``; a clear error for anything else."""
+    if ratings is None:
+        raise ValueError(f"{name} is None: pass one rating per (user, item) pair")
     ratings = _to_numpy(ratings)
     if isinstance(ratings, (list, tuple)):
         arr = np.empty(len(ratings), dtype=object)
@@ -419,9 +421,9 @@ class Model:
         arrays grow with them (new rows drawn from the model's random stream).
         """
         dtype = DTYPES[params["dtype"]]
-        ratings = as_ratings(ratings, dtype)
         users = normalize_ids(_to_numpy(users), "users")
         items = normalize_ids(_to_numpy(items), "items")
+        ratings = as_ratings(ratings, dtype)
         n = _check_lengths(users=users, items=items, ratings=ratings)
         if n == 0:
             raise ValueError("cannot fit on empty data: no ratings given")
@@ -594,9 +596,8 @@ class Model:
             merged = np.add.reduceat(ratings[order].astype(np.float64), starts) / counts
         else:  # last: the rating of the last occurrence in input order
             merged = ratings[order[starts + counts - 1]]
-        warnings.warn(f"merged {n_dup} duplicate (user, item) ratings with policy {policy!r} "
-                      f"(e.g. user {example[0]!r}, item {example[1]!r})",
-                      DuplicateRatingsWarning, stacklevel=3)
+        warn(f"merged {n_dup} duplicate (user, item) ratings with policy {policy!r} "
+                      f"(e.g. user {example[0]!r}, item {example[1]!r})", DuplicateRatingsWarning)
         n_items = len(item_map)
         return ((uniq // n_items).astype(np.int32), (uniq % n_items).astype(np.int32),
                 np.ascontiguousarray(merged, dtype=ratings.dtype), uniq)
@@ -624,10 +625,9 @@ class Model:
             message = (f"{n_u} unknown user id(s) and {n_i} unknown item id(s) among "
                        f"{len(u)} pairs (e.g. {example})")
             if unknown == "error":
-                raise KeyError(message)
+                raise UnknownIdError(message)
             if unknown == "fallback":
-                warnings.warn(message + "; predicted from the global mean and the known bias",
-                              UnknownIdWarning, stacklevel=3)
+                warn(message + "; predicted from the global mean and the known bias", UnknownIdWarning)
         return u, i, ~(bad_u | bad_i)
 
     def predict(self, users, items, clip=True, unknown="fallback"):

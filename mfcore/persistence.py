@@ -10,7 +10,7 @@ lets the model check shapes, dtypes and consistency; anything wrong raises
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -55,7 +55,10 @@ def save_model(model, path):
     arrays["digest"] = np.str_(_digest(arrays))
     folder = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".mfcore-", suffix=".tmp", dir=folder)
+        # like mkstemp, but mode 0666 less the umask (mkstemp's 0600 would make the model
+        # unreadable to other users and services)
+        tmp = os.path.join(folder, f".mfcore-{os.getpid()}-{secrets.token_hex(8)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     except OSError as exc:
         raise OSError(f"cannot write model file {path!r}: {exc.strerror or exc}") from exc
     try:

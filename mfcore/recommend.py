@@ -10,13 +10,12 @@ Training interactions: a fitted model keeps, for every user row, the sorted
 item rows that user rated in training (CSR: ``seen_indptr_`` int64,
 ``seen_items_`` int32), so ``exclude_seen`` works after ``save``/``load``.
 """
-import warnings
 
 import numpy as np
 
 from . import _recommend
 from ._threads import resolve_n_threads
-from .errors import UnknownIdWarning
+from .errors import UnknownIdError, UnknownIdWarning, warn
 from .ids import IdMap, normalize_ids, plain, sorted_unique
 
 __all__ = ["recommend", "similar", "fold_in", "seen_csr", "merge_seen", "check_seen", "top_rows"]
@@ -92,7 +91,7 @@ def _candidate_columns(model, items):
     rows, raw, _ = _rows(model.item_map_, np.atleast_1d(items) if np.ndim(items) == 0 else items,
                          "items")
     if (rows < 0).any():
-        raise KeyError(f"items: {int((rows < 0).sum())} candidate id(s) unknown to the model "
+        raise UnknownIdError(f"items: {int((rows < 0).sum())} candidate id(s) unknown to the model "
                        f"(e.g. {plain(raw[rows < 0][0])!r})")
     rows = sorted_unique(rows).astype(np.int32)
     return _recommend.pack_columns(Q[rows]), np.ascontiguousarray(bi[rows]), rows
@@ -156,9 +155,8 @@ def recommend(model, users, n=10, exclude_seen=True, items=None, unknown="fallba
         message = (f"{n_unknown} user id(s) unknown to the model among {len(u)} "
                    f"(e.g. {plain(raw[u < 0][0])!r})")
         if unknown == "error":
-            raise KeyError(message)
-        warnings.warn(message + "; recommended the items with the largest bias (most popular)",
-                      UnknownIdWarning, stacklevel=3)
+            raise UnknownIdError(message)
+        warn(message + "; recommended the items with the largest bias (most popular)", UnknownIdWarning)
     rows, scores = top_rows(model, u, n, exclude_seen, items)
     return _to_raw(model.item_map_, rows, scores, single)
 
@@ -173,7 +171,7 @@ def similar(model, kind, ids, n=10):
     F = getattr(model, f"{kind}_factors_")
     rows, raw, single = _rows(idmap, ids, f"{kind}s")
     if (rows < 0).any():
-        raise KeyError(f"{kind}s: {int((rows < 0).sum())} id(s) unknown to the model "
+        raise UnknownIdError(f"{kind}s: {int((rows < 0).sum())} id(s) unknown to the model "
                        f"(e.g. {plain(raw[rows < 0][0])!r})")
     norms = np.linalg.norm(F.astype(np.float64), axis=1)
     unit = (F / np.where(norms > 0, norms, 1.0)[:, None]).astype(F.dtype)  # zero rows stay zero
@@ -227,9 +225,8 @@ def fold_in(model, users, items, ratings, shrinkage=50.0):
     model.user_map_._check_kind(users, "users")
     i = model.item_map_.lookup(items, "items")
     if (i < 0).any():
-        warnings.warn(f"fold_in: ignored {int((i < 0).sum())} rating(s) of items unknown to the "
-                      f"model (e.g. {plain(items[i < 0][0])!r}): they have no factors",
-                      UnknownIdWarning, stacklevel=3)
+        warn(f"fold_in: ignored {int((i < 0).sum())} rating(s) of items unknown to the "
+                      f"model (e.g. {plain(items[i < 0][0])!r}): they have no factors", UnknownIdWarning)
     fold_map, fu = IdMap.fit(users, "users")
     keep = i >= 0
     fu, i, r, _ = model._merge_duplicates(fu[keep], i[keep], ratings[keep], fold_map,

@@ -33,6 +33,8 @@ def test_bad_hyperparameters(params, message):
     (([1, 2], [4, 5, 6], [1.0, 2.0, 3.0]), "differ in length: users=2, items=3, ratings=3"),
     (([1, 2, 3], [4, 5, 6], [1.0, 2.0]), "differ in length"),
     (([], [], []), "empty"),
+    (([1, 2, 3], None, None), "items is None"),
+    (([1, 2, 3], [4, 5, 6], None), "ratings is None"),
     (([1, 2, 3], [4, 5, 6], [1.0, np.nan, 3.0]), "finite: got nan at position 1"),
     (([1, 2, 3], [4, 5, 6], [1.0, 2.0, np.inf]), "finite: got inf at position 2"),
     (([1, 2, 3], [4, 5, 6], ["1", "2", "x"]), "numeric: got '1' \\(str\\) at position 0"),

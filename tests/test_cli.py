@@ -84,6 +84,8 @@ def test_train_evaluate_predict_info_round_trip(files, capsys):
     (["predict", "{d}/model.mfz", "--user", "1", "--item", "1", "--unknown", "error",
       "--item", "424242"], 1, "unknown"),
     (["frobnicate"], 2, "invalid choice"),
+    (["train", "{d}/train.dat", "-o", "{d}/m.mfz", "--bogus", "1"], 2,
+     "usage: mfcore train"),                         # the command's usage, not the top level
     (["tune", "{d}/train.dat", "--grid", "kk=4"], 2, "invalid parameter 'kk'"),
     (["tune", "{d}/train.dat", "--grid", "k=0,4"], 2, "k must be an integer >= 1, got 0"),
     (["tune", "{d}/train.dat", "--grid", "k"], 2, "NAME=V1,V2"),

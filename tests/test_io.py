@@ -273,7 +273,7 @@ def test_truncated_compressed_file_is_named(tmp_path, suffix):
 
 
 def test_any_layout_round_trips_random_ratings(tmp_path):
-    hypothesis = pytest.importorskip("hypothesis")
+    pytest.importorskip("hypothesis")
     from hypothesis import given, settings, strategies as st
 
     row = st.tuples(st.integers(1, 2**31 - 1), st.integers(1, 2**31 - 1),

@@ -140,8 +140,22 @@ def test_unknown_ids_fall_back_to_known_bias_and_warn(tiny):
         warnings.simplefilter("error")
         nan_pred = model.predict([99, 1], [10, 10], unknown="nan")
     assert np.isnan(nan_pred[0]) and np.isfinite(nan_pred[1])
-    with pytest.raises(KeyError, match="user 99"):
+    with pytest.raises(KeyError, match="user 99") as caught:
         model.predict([99], [10], unknown="error")
+    assert isinstance(caught.value, mfcore.UnknownIdError)
+    assert str(caught.value).startswith("1 unknown user id")      # not KeyError's quoted repr
+
+
+def test_warnings_point_at_the_callers_line(tiny):
+    users, items, ratings = tiny
+    with pytest.warns(DuplicateRatingsWarning) as caught:
+        model = Model(k=2, epochs=1).fit(list(users) + [1], list(items) + [10], list(ratings) + [1])
+    assert caught[0].filename == __file__
+    with pytest.warns(UnknownIdWarning) as caught:
+        model.predict([99], [10])
+    with pytest.warns(UnknownIdWarning) as more:
+        model.recommend(99)
+    assert caught[0].filename == more[0].filename == __file__
     with pytest.raises(ValueError, match="unknown must be one of"):
         model.predict([1], [10], unknown="zero")
 

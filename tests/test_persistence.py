@@ -31,6 +31,17 @@ def test_fitted_round_trip_predicts_exactly_the_same(tmp_path, fitted, tiny):
     assert loaded.user_map_ == fitted.user_map_ and loaded.item_map_ == fitted.item_map_
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_saved_file_has_the_umask_mode_and_no_temporary_is_left(tmp_path, fitted):
+    old = os.umask(0o022)
+    try:
+        fitted.save(tmp_path / "model.mfz")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "model.mfz").st_mode & 0o777 == 0o644   # not mkstemp's 0600
+    assert os.listdir(tmp_path) == ["model.mfz"]
+
+
 def test_string_ids_and_float64_round_trip(tmp_path):
     model = Model(k=2, epochs=2, dtype="float64").fit(["a", "b", "c"], ["x", "y", "x"], [1, 2, 3])
     model.save(tmp_path / "m.mfz")
