@@ -6,11 +6,12 @@ not. ``Model`` itself already follows the estimator conventions
 the ``fit(X, y)`` / ``predict(X)`` shape that ``GridSearchCV``,
 ``cross_val_score`` and pipelines expect::
 
-    from sklearn.model_selection import GridSearchCV
+    from sklearn.model_selection import GridSearchCV, KFold
     from mfcore.sklearn import MFRegressor
 
-    search = GridSearchCV(MFRegressor(epochs=20), {"k": [16, 64], "reg": [0.02, 0.08]},
-                          scoring="neg_root_mean_squared_error", cv=5)
+    folds = KFold(5, shuffle=True, random_state=0)
+    search = GridSearchCV(MFRegressor(), {"k": [32, 64], "reg": [0.04, 0.06, 0.08]},
+                          scoring="neg_root_mean_squared_error", cv=folds)
     search.fit(df[["user", "item"]], df["rating"])
 
 Scoring convention: ``MFRegressor.score`` is scikit-learn's regressor default,
@@ -18,7 +19,9 @@ R^2 (higher is better). For RMSE pass
 ``scoring="neg_root_mean_squared_error"`` (scikit-learn negates errors so
 that higher is always better: -0.92 beats -0.95). Test pairs whose user or
 item was not in a fold's training part get the model's fallback prediction
-(``Model.predict``), with an ``UnknownIdWarning``.
+(``Model.predict``), with an ``UnknownIdWarning``. Shuffle the folds
+(``KFold(shuffle=True)``, as above): rating files are often grouped by user,
+and unshuffled folds then test on users the fold never trained on.
 """
 import inspect
 
