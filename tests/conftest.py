@@ -23,6 +23,30 @@ def planted_ratings(n_users=400, n_items=300, rank=4, density=0.5, noise=0.3, se
     return users[perm], items[perm], ratings[perm]
 
 
+def numpy_sgd_epoch(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, reg_bias):
+    """One SGD epoch in NumPy over ``order`` with the documented update rules, updating the
+    parameters in place; returns the sum of squared errors measured before each update."""
+    dt = P.dtype.type
+    mu, lr, reg, reg_bias = dt(mu), dt(lr), dt(reg), dt(reg_bias)
+    sse = 0.0
+    for j in order:
+        u, i = users[j], items[j]
+        e = ratings[j] - (mu + bu[u] + bi[i] + P[u] @ Q[i])
+        sse += float(e) ** 2
+        bu[u] += lr * (e - reg_bias * bu[u])
+        bi[i] += lr * (e - reg_bias * bi[i])
+        p_old = P[u].copy()
+        P[u] += lr * (e * Q[i] - reg * P[u])
+        Q[i] += lr * (e * p_old - reg * Q[i])
+    return sse
+
+
+@pytest.fixture
+def numpy_epoch():
+    """The NumPy reference epoch (``numpy_sgd_epoch``) the kernels are tested against."""
+    return numpy_sgd_epoch
+
+
 def split(users, items, ratings, test_fraction=0.2, seed=0):
     """Random train/test split of parallel arrays."""
     rng = np.random.default_rng(seed)

@@ -81,27 +81,11 @@ def test_unsupported_or_unknown_simd_path_is_refused():
             _kernels.set_simd_path("avx512")
 
 
-def reference_epoch(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, reg_bias):
-    """One SGD epoch in NumPy over ``order``, the documented update rules."""
-    dt = P.dtype.type
-    mu, lr, reg, reg_bias = dt(mu), dt(lr), dt(reg), dt(reg_bias)
-    sse = 0.0
-    for j in order:
-        u, i = users[j], items[j]
-        e = ratings[j] - (mu + bu[u] + bi[i] + P[u] @ Q[i])
-        sse += float(e) ** 2
-        bu[u] += lr * (e - reg_bias * bu[u])
-        bi[i] += lr * (e - reg_bias * bi[i])
-        p_old = P[u].copy()
-        P[u] += lr * (e * Q[i] - reg * P[u])
-        Q[i] += lr * (e * p_old - reg * Q[i])
-    return sse
-
-
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
 @pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("k", [19, 20, 100])  # the runtime-k loop and compile-time-k copies
-def test_block_epoch_matches_numpy_in_the_same_block_order(dtype, tol, shuffle, k, monkeypatch):
+def test_block_epoch_matches_numpy_in_the_same_block_order(dtype, tol, shuffle, k, monkeypatch,
+                                                          numpy_epoch):
     monkeypatch.setattr(_sgd, "MIN_BLOCK", 40)  # a 3x3 grid on 400 ratings: several runs a block
     rng = np.random.default_rng(11)
     n_users, n_items = 40, 30
@@ -138,9 +122,9 @@ def test_block_epoch_matches_numpy_in_the_same_block_order(dtype, tol, shuffle, 
     order = np.concatenate(order)
     assert shuffled == shuffle
     after = trainer.records
-    want_sse = reference_epoch(after["u"], after["i"], after["r"], order,
-                               want["user_factors_"], want["item_factors_"],
-                               want["user_bias_"], want["item_bias_"], 3.1, 0.05, 0.03, 0.01)
+    want_sse = numpy_epoch(after["u"], after["i"], after["r"], order,
+                           want["user_factors_"], want["item_factors_"],
+                           want["user_bias_"], want["item_bias_"], 3.1, 0.05, 0.03, 0.01)
     for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
         np.testing.assert_allclose(state[name], want[name], rtol=0, atol=tol, err_msg=name)
     assert sse == pytest.approx(want_sse, rel=tol)
