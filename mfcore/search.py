@@ -1,7 +1,7 @@
 """Hyperparameter search: grid or random search with early stopping on held-out ratings.
 
-The data is validated and mapped to rows once; every trial trains on views of
-those arrays (no copy per trial). Each trial uses early stopping on the
+The data is validated and mapped to rows once and cut into folds once; every
+trial trains on those arrays (no copy per trial). Each trial uses early stopping on the
 validation part, so ``epochs`` in a grid is an upper bound.
 """
 import itertools
