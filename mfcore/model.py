@@ -390,12 +390,13 @@ class Model:
             self._train(data, params, epochs, validation, callback)
         return self
 
-    def _fit_prepared(self, data, val):
-        """Fit on already prepared data, early-stopping on prepared validation rows (for search)."""
+    def _fit_prepared(self, data, val, trainer=None):
+        """Fit on already prepared data, early-stopping on prepared validation rows (for search:
+        ``trainer``, an ``SGDTrainer`` of these ratings, is reused across trials; no seen items)."""
         params = self._checked_params()
         with self._atomic_training():
-            self._initialize(data, params)
-            self._train(data, params, params["epochs"], None, None, val=val)
+            self._initialize(data, params, seen=False)
+            self._train(data, params, params["epochs"], None, None, val=val, trainer=trainer)
         return self
 
     def _is_fitted(self):
@@ -440,8 +441,9 @@ class Model:
         return {"u": u, "i": i, "r": ratings, "user_map": user_map, "item_map": item_map,
                 "keys": keys}
 
-    def _initialize(self, data, params):
-        """Fresh parameters: factors N(0, init_std^2), biases 0, mean of the training ratings."""
+    def _initialize(self, data, params, seen=True):
+        """Fresh parameters: factors N(0, init_std^2), biases 0, mean of the training ratings;
+        with ``seen``, the seen-items CSR of the data."""
         dtype = DTYPES[params["dtype"]]
         self.rng_ = np.random.default_rng(params["seed"])
         self.user_map_, self.item_map_ = data["user_map"], data["item_map"]
@@ -455,9 +457,12 @@ class Model:
         self.history_ = []
         self.best_epoch_ = None
         self.n_epochs_ = 0
-        from .recommend import seen_csr
-        self.seen_indptr_, self.seen_items_ = seen_csr(data["u"], data["i"], shape_u[0], shape_i[0],
-                                                       keys=data.get("keys"))
+        if seen:
+            from .recommend import seen_csr
+            self.seen_indptr_, self.seen_items_ = seen_csr(
+                data["u"], data["i"], shape_u[0], shape_i[0], keys=data.get("keys"))
+        else:
+            self.seen_indptr_ = self.seen_items_ = None
 
     def _record_seen(self, data):
         """Add the training pairs to the seen-items CSR (see ``mfcore.recommend``).
@@ -521,11 +526,13 @@ class Model:
                                      resolve_n_threads(self.n_threads))
         return float(np.sqrt(sse / len(r)))
 
-    def _train(self, data, params, n_epochs, validation, callback, val=None):
+    def _train(self, data, params, n_epochs, validation, callback, val=None, trainer=None):
         """The epoch loop: schedule, kernel, divergence check, history, early stopping."""
         if val is None:
             data, val = self._validation_rows(data, validation, params)
-        trainer = SGDTrainer(data["u"], data["i"], data["r"], resolve_n_threads(params["n_threads"]))
+        if trainer is None:
+            trainer = SGDTrainer(data["u"], data["i"], data["r"],
+                                 resolve_n_threads(params["n_threads"]))
         reg, reg_bias = params["reg"], params["reg"] if params["reg_bias"] is None else params["reg_bias"]
         n = len(data["r"])
         self.rating_range_ = (min(self.rating_range_[0], float(data["r"].min())),

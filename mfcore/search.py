@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from ._sgd import SGDTrainer
+from ._threads import resolve_n_threads
 from .model import Model
 
 __all__ = ["Search", "search"]
@@ -129,6 +131,7 @@ class Search:
         draws, split = self._streams()
         base, candidates = self._checked(draws)
         prepared = {}  # per dtype: the data mapped once and cut into folds once
+        trainers = {}  # per dtype, fold and thread count: the training layout, built once
         results = []
         folds = None
         for params in candidates:
@@ -144,9 +147,14 @@ class Search:
                      (data["u"][va], data["i"][va], data["r"][va])) for tr, va in folds]
             start = time.perf_counter()
             scores, epochs = [], []
-            for train_part, val_part in prepared[checked["dtype"]]:
+            n_threads = resolve_n_threads(checked["n_threads"])
+            for fold, (train_part, val_part) in enumerate(prepared[checked["dtype"]]):
+                key = (checked["dtype"], fold, n_threads)
+                if key not in trainers:  # the training layout depends on the data alone
+                    trainers[key] = SGDTrainer(train_part["u"], train_part["i"], train_part["r"],
+                                               n_threads)
                 trial = Model(**model.get_params())
-                trial._fit_prepared(train_part, val_part)
+                trial._fit_prepared(train_part, val_part, trainers[key])
                 scores.append(min(h["val_rmse"] for h in trial.history_))
                 epochs.append(trial.best_epoch_)
             results.append(dict(params, val_rmse=float(np.mean(scores)),

@@ -174,6 +174,19 @@ def test_search_split_depends_on_the_seed_not_the_grid(make_planted):
     assert [r["val_rmse"] for r in other] != [r["val_rmse"] for r in whole]
 
 
+def test_search_trials_equal_plain_fits_on_the_same_split(make_planted):
+    users, items, ratings = make_planted(n_users=60, n_items=50, noise=0.3)
+    base = Model(epochs=15, n_threads=1)
+    search = Search({"k": [2, 6]}, base=base, refit=False, seed=3).fit(users, items, ratings)
+    (train, val), = search._folds(len(ratings), search._streams()[1])
+    for row in search.results_:  # trials share one training layout; plain fits build their own
+        model = Model(**dict(base.get_params(), k=row["k"])).fit(
+            users[train], items[train], ratings[train],
+            validation=(users[val], items[val], ratings[val]))
+        assert min(h["val_rmse"] for h in model.history_) == row["val_rmse"]
+        assert model.best_epoch_ == row["best_epoch"]
+
+
 def test_search_and_model_work_with_sklearn_clone():
     base = pytest.importorskip("sklearn.base")
     search = Search({"k": [2, 4]}, cv=3, base=Model(reg=0.2))
