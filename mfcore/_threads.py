@@ -3,6 +3,10 @@ import os
 
 from ._openmp import openmp_enabled
 
+#: More threads than this are refused: OpenMP runtimes crash when they cannot create them
+#: (10**6 segfaulted here), and far past the CPU count they only cost time.
+MAX_THREADS = 1024
+
 
 def available_cpus():
     """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota."""
@@ -39,9 +43,13 @@ def _cgroup_cpu_limit():
 
 
 def resolve_n_threads(n_threads):
-    """``None`` -> all available CPUs; a positive int -> that many; 1 without OpenMP."""
+    """``None`` -> all available CPUs; an int from 1 to MAX_THREADS -> that many; 1 without
+    OpenMP."""
     if n_threads is None:
-        n = available_cpus()
+        n = min(available_cpus(), MAX_THREADS)
     else:
         n = int(n_threads)
+        if not 1 <= n <= MAX_THREADS:
+            raise ValueError(f"n_threads must be None (all available CPUs) or an integer from 1 "
+                             f"to {MAX_THREADS}, got {n_threads!r}")
     return n if openmp_enabled() else 1

@@ -86,7 +86,7 @@ def ranking_metrics(model, users, items, ratings, k=10, threshold=4.0, exclude_s
     from .recommend import _check_n, top_rows
 
     model._check_fitted()
-    k = _check_n(k)
+    k = _check_n(k, "k")
     if isinstance(threshold, (bool, np.bool_)) or not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     ratings = as_ratings(ratings, np.float64)

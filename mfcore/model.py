@@ -8,6 +8,7 @@ import copy
 import inspect
 import json
 import numbers
+import os
 import time
 import warnings
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from . import _kernels
 from ._sgd import SGDTrainer
-from ._threads import resolve_n_threads
+from ._threads import MAX_THREADS, resolve_n_threads
 from .errors import (DuplicateRatingsWarning, NotFittedError, TrainingDivergedError,
                      UnknownIdError, UnknownIdWarning, warn)
 from .ids import IdMap, normalize_ids, plain, sorted_unique
@@ -74,8 +75,9 @@ def _seed(name, v):
 def _threads(name, v):
     if v is None:
         return None
-    if not _is_int(v) or v < 1:
-        raise ValueError(f"{name} must be None (all available CPUs) or an integer >= 1, got {v!r}")
+    if not _is_int(v) or not 1 <= v <= MAX_THREADS:
+        raise ValueError(f"{name} must be None (all available CPUs) or an integer from 1 to "
+                         f"{MAX_THREADS}, got {v!r}")
     return int(v)
 
 
@@ -175,6 +177,24 @@ def _format_epoch(record):
     if "val_rmse" in record:
         line += f"  val_rmse {record['val_rmse']:.4f}"
     return line + f"  {record['updates_per_sec'] / 1e6:6.1f}M updates/s  {record['seconds']:.3f}s"
+
+
+def _physical_memory():
+    """Bytes of RAM of this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_factor_memory(n_rows, k):
+    """Refuse factors that would take over half of the machine's memory (drawn in float64):
+    a slip such as k=10**9 would otherwise swap for minutes instead of failing."""
+    need, total = n_rows * k * 8, _physical_memory()
+    if total and need > total // 2:
+        raise ValueError(f"k={k} needs {need / 2**30:,.1f} GiB of factors for {n_rows:,} users "
+                         f"and items, over half of this machine's {total / 2**30:,.1f} GiB; "
+                         "choose a smaller k")
 
 
 def _check_lengths(**arrays):
@@ -448,6 +468,7 @@ class Model:
         self.rng_ = np.random.default_rng(params["seed"])
         self.user_map_, self.item_map_ = data["user_map"], data["item_map"]
         shape_u, shape_i = (len(self.user_map_), params["k"]), (len(self.item_map_), params["k"])
+        _check_factor_memory(shape_u[0] + shape_i[0], params["k"])
         self.user_factors_ = self.rng_.normal(0.0, params["init_std"], shape_u).astype(dtype)
         self.item_factors_ = self.rng_.normal(0.0, params["init_std"], shape_i).astype(dtype)
         self.user_bias_ = np.zeros(shape_u[0], dtype=dtype)

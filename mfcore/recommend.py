@@ -70,9 +70,9 @@ def check_seen(indptr, items, n_users, n_items):
 
 # --- top-N ----------------------------------------------------------------------
 
-def _check_n(n):
+def _check_n(n, name="n"):
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
     return int(n)
 
 

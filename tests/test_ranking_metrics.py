@@ -109,7 +109,7 @@ def test_ranking_metrics_bad_input():
     model = bias_model()
     with pytest.raises(ValueError, match="no relevant"):
         ranking_metrics(model, [1], ["b"], [2.0], k=2, threshold=4)
-    with pytest.raises(ValueError, match="n must be"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1, got 0"):
         ranking_metrics(model, [1], ["b"], [5.0], k=0)
     with pytest.raises(ValueError, match="differ in length"):
         ranking_metrics(model, [1, 2], ["b"], [5.0], k=2)
