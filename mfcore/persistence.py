@@ -84,10 +84,30 @@ def _read_members(path):
         raise ModelFileError(f"{path!r} is not an mfcore model file (not an .npz archive; "
                              "truncated or foreign?)")
     try:
+        _check_member_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, MemoryError) as exc:
         raise ModelFileError(f"{path!r} is corrupted or not an mfcore model file: {exc}") from exc
+
+
+def _check_member_sizes(path):
+    """Raise ValueError for a member whose .npy header declares more data than it holds, before
+    anything is allocated (a tampered shape could otherwise ask for terabytes)."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read_header is None:
+                    raise ValueError(f"member {info.filename!r} has .npy version {version}")
+                shape, _, dtype = read_header(member)
+                held = info.file_size - member.tell()
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if declared != held:
+                    raise ValueError(f"member {info.filename!r} declares shape {shape} of "
+                                     f"{dtype} ({declared:,} bytes) but holds {held:,}")
 
 
 def load(path):

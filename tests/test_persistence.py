@@ -130,6 +130,26 @@ def test_tampered_array_fails_the_integrity_check(tmp_path, fitted):
         mfcore.load(path)
 
 
+def test_header_claiming_a_huge_array_is_rejected_before_allocating(tmp_path, fitted):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    with zipfile.ZipFile(path) as zf:
+        members = {info.filename: zf.read(info) for info in zf.infolist()}
+    data = members["state.item_factors.npy"]
+    end = data.index(b"\n") + 1
+    header = data[:end].decode("latin1")
+    start = header.index("'shape': (") + len("'shape': (")
+    huge = header[:start] + str(10**12) + header[header.index(",", start):]
+    huge = huge[:-1].rstrip() + " " * (len(header) - len(huge[:-1].rstrip()) - 1) + "\n"
+    assert len(huge) == len(header)
+    members["state.item_factors.npy"] = huge.encode("latin1") + data[end:]
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+    with pytest.raises(ModelFileError, match="declares shape .*1000000000000"):
+        mfcore.load(path)
+
+
 def test_flipped_byte_is_detected(tmp_path, fitted):
     path = tmp_path / "m.mfz"
     fitted.save(path)
