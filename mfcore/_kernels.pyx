@@ -254,7 +254,7 @@ def layout_records(const int32_t[::1] block, const int32_t[::1] users,
     Fisher-Yates shuffle of each block, blocks in parallel."""
     cdef int64_t n = block.shape[0], n_blocks = block_ptr.shape[0] - 1, t, slot, b, m, j
     cdef size_t size = sizeof(mf_rec32) if floating is float else sizeof(mf_rec64)
-    if records.shape[0] != <size_t>n * size:
+    if records.shape[0] != n * <int64_t>size:
         raise ValueError(f"records hold {records.shape[0]} bytes, expected {n * size}")
     if n == 0:
         return

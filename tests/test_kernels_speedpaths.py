@@ -83,7 +83,7 @@ def test_unsupported_or_unknown_simd_path_is_refused():
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
 @pytest.mark.parametrize("shuffle", [False, True])
-@pytest.mark.parametrize("k", [19, 20, 100])  # the runtime-k loop and compile-time-k copies
+@pytest.mark.parametrize("k", [19, 20, 45, 100])  # vector-count copies (19, 45), compile-time k
 def test_block_epoch_matches_numpy_in_the_same_block_order(dtype, tol, shuffle, k, monkeypatch,
                                                           numpy_epoch):
     monkeypatch.setattr(_sgd, "MIN_BLOCK", 40)  # a 3x3 grid on 400 ratings: several runs a block
