@@ -455,6 +455,7 @@ def add_tune(commands):
                    help="refit the best parameters on all ratings and save the model here")
     p.add_argument("--results", default=None, metavar="CSV", help="write every trial to a CSV")
     p.add_argument("--json", action="store_true", help="print the results and best as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no line per finished trial")
     _add_hyper_options(p, "fixed hyperparameters (those not in the grid; see help(mfcore.Model))")
     _add_reader_options(p)
     p.set_defaults(func=run_tune)
@@ -486,7 +487,8 @@ def run_tune(args):
     if "param_epochs" not in vars(args):  # trials stop early; epochs is only their limit
         base.set_params(epochs=MAX_EPOCHS)
     search = Search(grid, n_iter=args.n_iter, cv=args.cv, validation_fraction=args.val,
-                    base=base, refit=args.output is not None, seed=args.split_seed)
+                    base=base, refit=args.output is not None, seed=args.split_seed,
+                    verbose=not args.json and not args.quiet)
     try:
         search.check()
     except ValueError as exc:

@@ -59,6 +59,8 @@ class Search:
         Refit the best parameters on all ratings, for the best epoch count found.
     seed : int
         Seeds the split, the folds and the random draws.
+    verbose : bool
+        Print one line per finished trial (parameters, validation RMSE, time).
 
     After ``fit``: ``results_`` (one dict per trial: parameters, mean and std
     validation RMSE, best epoch, seconds), ``best_params_``, ``best_score_``
@@ -66,7 +68,7 @@ class Search:
     """
 
     def __init__(self, param_grid, n_iter=None, cv=None, validation_fraction=0.1, base=None,
-                 refit=True, seed=0):
+                 refit=True, seed=0, verbose=False):
         self.param_grid = param_grid
         self.n_iter = n_iter
         self.cv = cv
@@ -74,10 +76,12 @@ class Search:
         self.base = base
         self.refit = refit
         self.seed = seed
+        self.verbose = verbose
 
     def get_params(self, deep=True):
         return {name: getattr(self, name) for name in
-                ("param_grid", "n_iter", "cv", "validation_fraction", "base", "refit", "seed")}
+                ("param_grid", "n_iter", "cv", "validation_fraction", "base", "refit", "seed",
+                 "verbose")}
 
     def set_params(self, **params):
         valid = self.get_params()
@@ -161,6 +165,12 @@ class Search:
                                 val_rmse_std=float(np.std(scores)),
                                 best_epoch=int(np.median(epochs)),
                                 seconds=time.perf_counter() - start))
+            if self.verbose:
+                r = results[-1]
+                print(f"trial {len(results)}/{len(candidates)}: "
+                      + " ".join(f"{k}={v}" for k, v in params.items())
+                      + f" -> val RMSE {r['val_rmse']:.4f} (best epoch {r['best_epoch']}, "
+                      f"{r['seconds']:.1f} s)", flush=True)
         best = min(results, key=lambda r: r["val_rmse"])
         self.results_ = results
         self.best_params_ = {name: best[name] for name in candidates[results.index(best)]}
