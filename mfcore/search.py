@@ -5,6 +5,7 @@ trial trains on those arrays (no copy per trial). Each trial uses early stopping
 validation part, so ``epochs`` in a grid is an upper bound.
 """
 import itertools
+import numbers
 import time
 
 import numpy as np
@@ -118,11 +119,13 @@ class Search:
         """(base model, the parameter dicts to try), validated; random draws come from rng."""
         if self.cv is None:
             f = self.validation_fraction
-            if not isinstance(f, (int, float)) or not 0.0 < f < 1.0:
+            if isinstance(f, bool) or not isinstance(f, numbers.Real) or not 0.0 < f < 1.0:
                 raise ValueError(f"validation_fraction must be between 0 and 1, got {f!r}")
-        elif isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 2:
+        elif isinstance(self.cv, bool) or not isinstance(self.cv, numbers.Integral) or self.cv < 2:
             raise ValueError(f"cv must be None or an integer >= 2, got {self.cv!r}")
-        if self.n_iter is not None and (not isinstance(self.n_iter, int) or self.n_iter < 1):
+        if self.n_iter is not None and (isinstance(self.n_iter, bool)
+                                        or not isinstance(self.n_iter, numbers.Integral)
+                                        or self.n_iter < 1):
             raise ValueError(f"n_iter must be None or a positive integer, got {self.n_iter!r}")
         base = self.base if self.base is not None else Model(epochs=MAX_EPOCHS)
         candidates = _candidates(self.param_grid, self.n_iter, rng)
