@@ -43,13 +43,13 @@ def _cgroup_cpu_limit():
 
 
 def resolve_n_threads(n_threads):
-    """``None`` -> all available CPUs; an int from 1 to MAX_THREADS -> that many; 1 without
-    OpenMP."""
-    if n_threads is None:
+    """``None`` or -1 (scikit-learn's spelling) -> all available CPUs; an int from 1 to
+    MAX_THREADS -> that many; 1 without OpenMP."""
+    if n_threads is None or n_threads == -1:
         n = min(available_cpus(), MAX_THREADS)
     else:
         n = int(n_threads)
         if not 1 <= n <= MAX_THREADS:
-            raise ValueError(f"n_threads must be None (all available CPUs) or an integer from 1 "
-                             f"to {MAX_THREADS}, got {n_threads!r}")
+            raise ValueError(f"n_threads must be None or -1 (all available CPUs) or an integer "
+                             f"from 1 to {MAX_THREADS}, got {n_threads!r}")
     return n if openmp_enabled() else 1

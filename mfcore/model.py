@@ -75,9 +75,9 @@ def _seed(name, v):
 def _threads(name, v):
     if v is None:
         return None
-    if not _is_int(v) or not 1 <= v <= MAX_THREADS:
-        raise ValueError(f"{name} must be None (all available CPUs) or an integer from 1 to "
-                         f"{MAX_THREADS}, got {v!r}")
+    if not _is_int(v) or not (v == -1 or 1 <= v <= MAX_THREADS):
+        raise ValueError(f"{name} must be None or -1 (all available CPUs) or an integer from 1 "
+                         f"to {MAX_THREADS}, got {v!r}")
     return int(v)
 
 
@@ -262,8 +262,8 @@ class Model:
     seed : None, int or numpy.random.Generator, default 0
         Seeds the factor initialisation and the order of each epoch.
     n_threads : None or int, default None
-        Threads for the kernels; None means every CPU available to the process
-        (affinity and cgroup quota aware).
+        Threads for the kernels; None (or -1, as in scikit-learn) means every
+        CPU available to the process (affinity and cgroup quota aware).
 
     The defaults were chosen by searches on validation splits carved from
     MovieLens 100K u1.base (u1.test untouched: RMSE 0.915 there, 0.906 on

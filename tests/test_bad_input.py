@@ -17,7 +17,7 @@ GOOD = ([1, 2, 3], [4, 5, 6], [1.0, 2.0, 3.0])
     ({"reg": -1e-3}, "reg must be a finite number >= 0.0, got -0.001"),
     ({"reg_bias": -1}, "reg_bias must be a finite number >= 0.0, got -1"),
     ({"epochs": -1}, "epochs must be an integer >= 0, got -1"),
-    ({"n_threads": 0}, "n_threads must be None .* or an integer from 1 to 1024, got 0"),
+    ({"n_threads": 0}, "n_threads must be None or -1 .* or an integer from 1 to 1024, got 0"),
     ({"n_threads": 10**6}, "from 1 to 1024, got 1000000"),          # would crash OpenMP
     ({"k": 10**12}, "k=1000000000000 needs .* GiB"),                 # would swap for minutes
     ({"n_threads": -2}, "got -2"),

@@ -242,3 +242,5 @@ def test_openmp_flag_and_threads():
     expected = 3 if mfcore.openmp_enabled() else 1
     assert resolve_n_threads(3) == expected
     assert resolve_n_threads(None) >= 1
+    assert resolve_n_threads(-1) == resolve_n_threads(None)      # scikit-learn's "all CPUs"
+    assert Model(k=2, epochs=1, n_threads=-1).fit([1, 2], [1, 2], [3.0, 4.0]).n_epochs_ == 1
