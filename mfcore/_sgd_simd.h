@@ -125,6 +125,8 @@ MF_INLINE T mf_update_##SFX(int32_t u, int32_t i, T r, T *P, T *Q, T *bu, T *bi,
     return e;                                                                            \
 }                                                                                        \
                                                                                          \
+MF_NV_FUNCTION(T, SFX, REC, VT, HSUM)                                                    \
+                                                                                         \
 /* One block of n records, visited run by run: the runs of MF_RUN consecutive       */ \
 /* records are taken in the order `runs` (run indices), or as stored when runs is    */ \
 /* NULL. Returns the sum of squared errors. The switch below gives the common k a    */ \
@@ -134,15 +136,17 @@ MF_INLINE T mf_update_##SFX(int32_t u, int32_t i, T r, T *P, T *Q, T *bu, T *bi,
 MF_INLINE double mf_block_loop_##SFX(const REC *rec, const int32_t *runs, int64_t n,     \
                                      T *MF_RESTRICT P, T *MF_RESTRICT Q,                 \
                                      T *MF_RESTRICT bu, T *MF_RESTRICT bi, int64_t k,    \
-                                     T mu, T lr, T reg, T regb)                          \
+                                     const int NV, T mu, T lr, T reg, T regb)            \
 {                                                                                        \
     double sse = 0.0;                                                                    \
+    MF_NV_SETUP(T, VT)                                                                   \
     int64_t n_runs = runs ? (n + MF_RUN - 1) / MF_RUN : 1;                               \
     for (int64_t c = 0; c < n_runs; c++) {                                               \
         int64_t lo = runs ? (int64_t)runs[c] * MF_RUN : 0;                               \
         int64_t hi = runs ? (lo + MF_RUN < n ? lo + MF_RUN : n) : n;                     \
         for (int64_t t = lo; t < hi; t++) {                                              \
-            T e = mf_update_##SFX(rec[t].u, rec[t].i, rec[t].r, P, Q, bu, bi, k,         \
+            T e = MF_NV_UPDATE(SFX)                                                      \
+                  mf_update_##SFX(rec[t].u, rec[t].i, rec[t].r, P, Q, bu, bi, k,         \
                                   mu, lr, reg, regb);                                    \
             sse += (double)e * (double)e;                                                \
         }                                                                                \
@@ -150,27 +154,25 @@ MF_INLINE double mf_block_loop_##SFX(const REC *rec, const int32_t *runs, int64_
     return sse;                                                                          \
 }                                                                                        \
                                                                                          \
-MF_NV_FUNCTION(T, SFX, REC, VT, HSUM)                                                    \
-                                                                                         \
 MF_INLINE double mf_block_##SFX(const REC *rec, const int32_t *runs, int64_t n,         \
                                 T *P, T *Q, T *bu, T *bi, int64_t k,                     \
                                 T mu, T lr, T reg, T regb)                               \
 {                                                                                        \
     switch (k) {                                                                         \
-    case 8: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 8, mu, lr, reg, regb); \
-    case 10: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 10, mu, lr, reg, regb); \
-    case 16: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 16, mu, lr, reg, regb); \
-    case 20: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 20, mu, lr, reg, regb); \
-    case 32: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 32, mu, lr, reg, regb); \
-    case 50: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 50, mu, lr, reg, regb); \
-    case 64: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 64, mu, lr, reg, regb); \
-    case 100: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 100, mu, lr, reg, regb); \
-    case 128: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 128, mu, lr, reg, regb); \
-    case 200: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 200, mu, lr, reg, regb); \
-    case 256: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 256, mu, lr, reg, regb); \
+    case 8: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 8, 0, mu, lr, reg, regb); \
+    case 10: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 10, 0, mu, lr, reg, regb); \
+    case 16: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 16, 0, mu, lr, reg, regb); \
+    case 20: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 20, 0, mu, lr, reg, regb); \
+    case 32: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 32, 0, mu, lr, reg, regb); \
+    case 50: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 50, 0, mu, lr, reg, regb); \
+    case 64: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 64, 0, mu, lr, reg, regb); \
+    case 100: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 100, 0, mu, lr, reg, regb); \
+    case 128: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 128, 0, mu, lr, reg, regb); \
+    case 200: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 200, 0, mu, lr, reg, regb); \
+    case 256: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, 256, 0, mu, lr, reg, regb); \
     default:                                                                             \
         MF_NV_DISPATCH(T, SFX, VT)                                                       \
-        return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, k, mu, lr, reg, regb); \
+        return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, k, 0, mu, lr, reg, regb); \
     }                                                                                    \
 }                                                                                        \
                                                                                          \
@@ -269,55 +271,51 @@ MF_INLINE float mf_hsum_f16(mf_vf a) { mf_vf8 b0, b1; MF_HALVES(a, b0, b1); retu
 MF_INLINE double mf_hsum_d2(mf_vd2 a) { return a[0] + a[1]; }
 MF_INLINE double mf_hsum_d4(mf_vd4 a) { mf_vd2 b0, b1; MF_HALVES(a, b0, b1); return mf_hsum_d2(b0 + b1); }
 MF_INLINE double mf_hsum_d8(mf_vd a) { mf_vd4 b0, b1; MF_HALVES(a, b0, b1); return mf_hsum_d4(b0 + b1); }
-/* Any other k in (W, 8W] on the AVX-512 path: a copy per number of vectors
- * NV = ceil(k / W) (1.4-2x the runtime-k loop: k=24 49 -> 85, k=48 37 -> 64,
- * k=96 25 -> 37 M updates/s on one thread, ML-1M shape). The last vector starts at k - W and overlaps the one before it; the
- * overlapping lanes are left out of the dot product (a 0/1 mask) and get the same new values
- * in both vectors (computed from the same old values), so storing both is harmless. */
+/* Any other k in (W, 8W] on the AVX-512 path: a copy of the block loop per number of
+ * vectors NV = ceil(k / W) (1.4-2x the runtime-k loop: k=24 49 -> 85, k=48 37 -> 64,
+ * k=96 25 -> 37 M updates/s on one thread, ML-1M shape). The last vector starts at k - W
+ * and overlaps the one before it; the overlapping lanes are left out of the dot product
+ * (a 0/1 mask) and get the same new values in both vectors (computed from the same old
+ * values), so storing both is harmless. */
 #define MF_NV_FUNCTION(T, SFX, REC, VT, HSUM)                                            \
-MF_INLINE double mf_block_nv_##SFX(const REC *rec, const int32_t *runs, int64_t n,       \
-                                   T *MF_RESTRICT P, T *MF_RESTRICT Q,                   \
-                                   T *MF_RESTRICT bu, T *MF_RESTRICT bi, int64_t k,      \
-                                   const int NV, T mu, T lr, T reg, T regb)              \
+MF_INLINE T mf_update_nv_##SFX(int32_t u, int32_t i, T r, T *P, T *Q, T *bu, T *bi,      \
+                               int64_t k, const int NV, VT keep, T mu, T lr, T reg, T regb)\
 {                                                                                        \
     enum { W = sizeof(VT) / sizeof(T) };                                                 \
-    VT zero = {0}, keep = zero, lrv = lr - zero, regv = reg - zero;                      \
-    for (int j = 0; j < W; j++) keep[j] = j >= NV * W - k ? (T)1 : (T)0;                 \
-    double sse = 0.0;                                                                    \
-    int64_t n_runs = runs ? (n + MF_RUN - 1) / MF_RUN : 1;                               \
-    for (int64_t c = 0; c < n_runs; c++) {                                               \
-        int64_t lo = runs ? (int64_t)runs[c] * MF_RUN : 0;                               \
-        int64_t hi = runs ? (lo + MF_RUN < n ? lo + MF_RUN : n) : n;                     \
-        for (int64_t t = lo; t < hi; t++) {                                              \
-            int32_t u = rec[t].u, i = rec[t].i;                                          \
-            T *p = P + (int64_t)u * k, *q = Q + (int64_t)i * k;                          \
-            VT pv[8], qv[8], a0 = zero, a1 = zero;                                       \
-            for (int v = 0; v < NV; v++) {                                               \
-                int64_t off = v < NV - 1 ? (int64_t)v * W : k - W;                       \
-                memcpy(&pv[v], p + off, sizeof(VT));                                     \
-                memcpy(&qv[v], q + off, sizeof(VT));                                     \
-            }                                                                            \
-            for (int v = 0; v + 1 < NV; v += 2) {                                        \
-                a0 += pv[v] * qv[v];                                                     \
-                if (v + 2 < NV) a1 += pv[v + 1] * qv[v + 1];                             \
-            }                                                                            \
-            a1 += pv[NV - 1] * qv[NV - 1] * keep;                                        \
-            T e = rec[t].r - (mu + bu[u] + bi[i] + HSUM(a0 + a1));                       \
-            sse += (double)e * (double)e;                                                \
-            bu[u] += lr * (e - regb * bu[u]);                                            \
-            bi[i] += lr * (e - regb * bi[i]);                                            \
-            VT ev = e - zero;                                                            \
-            for (int v = 0; v < NV; v++) {                                               \
-                int64_t off = v < NV - 1 ? (int64_t)v * W : k - W;                       \
-                VT np_ = pv[v] + lrv * (ev * qv[v] - regv * pv[v]);                      \
-                VT nq = qv[v] + lrv * (ev * pv[v] - regv * qv[v]);                       \
-                memcpy(p + off, &np_, sizeof(VT));                                       \
-                memcpy(q + off, &nq, sizeof(VT));                                        \
-            }                                                                            \
-        }                                                                                \
+    T *p = P + (int64_t)u * k, *q = Q + (int64_t)i * k;                                  \
+    VT zero = {0}, pv[8], qv[8], a0 = zero, a1 = zero;                                   \
+    for (int v = 0; v < NV; v++) {                                                       \
+        int64_t off = v < NV - 1 ? (int64_t)v * W : k - W;                               \
+        memcpy(&pv[v], p + off, sizeof(VT));                                             \
+        memcpy(&qv[v], q + off, sizeof(VT));                                             \
     }                                                                                    \
-    return sse;                                                                          \
+    for (int v = 0; v + 1 < NV; v += 2) {                                                \
+        a0 += pv[v] * qv[v];                                                             \
+        if (v + 2 < NV) a1 += pv[v + 1] * qv[v + 1];                                     \
+    }                                                                                    \
+    a1 += pv[NV - 1] * qv[NV - 1] * keep;                                                \
+    T e = r - (mu + bu[u] + bi[i] + HSUM(a0 + a1));                                      \
+    bu[u] += lr * (e - regb * bu[u]);                                                    \
+    bi[i] += lr * (e - regb * bi[i]);                                                    \
+    VT ev = e - zero, lrv = lr - zero, regv = reg - zero;                                \
+    for (int v = 0; v < NV; v++) {                                                       \
+        int64_t off = v < NV - 1 ? (int64_t)v * W : k - W;                               \
+        VT np_ = pv[v] + lrv * (ev * qv[v] - regv * pv[v]);                              \
+        VT nq = qv[v] + lrv * (ev * pv[v] - regv * qv[v]);                               \
+        memcpy(p + off, &np_, sizeof(VT));                                               \
+        memcpy(q + off, &nq, sizeof(VT));                                                \
+    }                                                                                    \
+    return e;                                                                            \
 }
+
+/* The 0/1 mask of the lanes of the last vector that the one before does not cover. */
+#define MF_NV_SETUP(T, VT)                                                               \
+    VT keep = {0};                                                                       \
+    for (int j = 0; NV > 0 && j < (int)(sizeof(VT) / sizeof(T)); j++)                    \
+        keep[j] = j >= NV * (int64_t)(sizeof(VT) / sizeof(T)) - k ? (T)1 : (T)0;
+#define MF_NV_UPDATE(SFX)                                                                \
+    NV > 0 ? mf_update_nv_##SFX(rec[t].u, rec[t].i, rec[t].r, P, Q, bu, bi, k, NV, keep, \
+                                mu, lr, reg, regb) :
 
 #define MF_NV_DISPATCH(T, SFX, VT)                                                       \
     /* 64-byte vectors only: with 32- and 16-byte ones (16 registers) it ran slower than */\
@@ -325,13 +323,13 @@ MF_INLINE double mf_block_nv_##SFX(const REC *rec, const int32_t *runs, int64_t 
     if (sizeof(VT) == 64 && k > (int64_t)(sizeof(VT) / sizeof(T))                        \
         && k <= 8 * (int64_t)(sizeof(VT) / sizeof(T))) {                                 \
         switch ((k + (int64_t)(sizeof(VT) / sizeof(T)) - 1) / (int64_t)(sizeof(VT) / sizeof(T))) {\
-        case 2: return mf_block_nv_##SFX(rec, runs, n, P, Q, bu, bi, k, 2, mu, lr, reg, regb);\
-        case 3: return mf_block_nv_##SFX(rec, runs, n, P, Q, bu, bi, k, 3, mu, lr, reg, regb);\
-        case 4: return mf_block_nv_##SFX(rec, runs, n, P, Q, bu, bi, k, 4, mu, lr, reg, regb);\
-        case 5: return mf_block_nv_##SFX(rec, runs, n, P, Q, bu, bi, k, 5, mu, lr, reg, regb);\
-        case 6: return mf_block_nv_##SFX(rec, runs, n, P, Q, bu, bi, k, 6, mu, lr, reg, regb);\
-        case 7: return mf_block_nv_##SFX(rec, runs, n, P, Q, bu, bi, k, 7, mu, lr, reg, regb);\
-        case 8: return mf_block_nv_##SFX(rec, runs, n, P, Q, bu, bi, k, 8, mu, lr, reg, regb);\
+        case 2: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, k, 2, mu, lr, reg, regb);\
+        case 3: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, k, 3, mu, lr, reg, regb);\
+        case 4: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, k, 4, mu, lr, reg, regb);\
+        case 5: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, k, 5, mu, lr, reg, regb);\
+        case 6: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, k, 6, mu, lr, reg, regb);\
+        case 7: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, k, 7, mu, lr, reg, regb);\
+        case 8: return mf_block_loop_##SFX(rec, runs, n, P, Q, bu, bi, k, 8, mu, lr, reg, regb);\
         }                                                                                \
     }
 
@@ -341,6 +339,8 @@ typedef double mf_vd2[2];
 #define MF_DOT_VECTOR(T, VT, HSUM)
 #define MF_STEP_VECTOR(T, VT)
 #define MF_NV_FUNCTION(T, SFX, REC, VT, HSUM)
+#define MF_NV_SETUP(T, VT)
+#define MF_NV_UPDATE(SFX)
 #define MF_NV_DISPATCH(T, SFX, VT)
 #endif
 
