@@ -796,7 +796,11 @@ class Model:
                                             "best_epoch": self.best_epoch_,
                                             "n_epochs": self.n_epochs_})),
             **({} if getattr(self, "seen_indptr_", None) is None else
-               {"seen_indptr": self.seen_indptr_, "seen_items": self.seen_items_}),
+               {"seen_indptr": self.seen_indptr_,
+                # 2 bytes an item row where they fit (every MovieLens set): the seen items are
+                # most of a saved model (4 bytes a training rating against ~1.5 for factors)
+                "seen_items": (self.seen_items_.astype(np.uint16)
+                               if len(self.item_map_) <= 1 << 16 else self.seen_items_)}),
         }
 
     def _restore_fitted_state(self, state):
@@ -825,6 +829,8 @@ class Model:
         seen = (state["seen_indptr"], state["seen_items"]) if "seen_indptr" in state else (None, None)
         if seen[0] is not None:
             from .recommend import check_seen
+            if seen[1].dtype == np.uint16:  # saved compactly (see _fitted_state)
+                seen = (seen[0], seen[1].astype(np.int32))
             check_seen(*seen, n_users, n_items)
         self.seen_indptr_, self.seen_items_ = seen
         self.user_factors_ = np.ascontiguousarray(P)

@@ -215,6 +215,18 @@ def test_inconsistent_seen_items_are_refused_on_load(tamper, message):
         mfcore.Model(k=2, dtype="float64").set_params(epochs=0, init_std=1.0)._restore_fitted_state(state)
 
 
+@pytest.mark.parametrize("saved_as", [np.uint16, np.int32])  # compact now, int32 in older files
+def test_seen_items_load_from_either_width(saved_as):
+    model, _ = random_model(n_users=10, n_items=20, k=2)
+    state = {name: np.asarray(v) for name, v in model._fitted_state().items()}
+    assert state["seen_items"].dtype == np.uint16          # 20 items fit in 2 bytes
+    state["seen_items"] = state["seen_items"].astype(saved_as)
+    restored = mfcore.Model(k=2, dtype="float64")
+    restored._restore_fitted_state(state)
+    assert restored.seen_items_.dtype == np.int32
+    np.testing.assert_array_equal(restored.seen_items_, model.seen_items_)
+
+
 def test_tampered_file_is_a_model_file_error(tmp_path):
     model, _ = random_model(n_users=10, n_items=20, k=2)
     model.seen_items_ = model.seen_items_[::-1].copy()
