@@ -173,6 +173,10 @@ class IdMap:
     def __getstate__(self):  # the lookup table is a cache: rebuilt on demand, not pickled
         return dict(self.__dict__, _table=None)
 
+    def __setstate__(self, state):  # pickles from before the cache existed lack it
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_table", None)
+
     @property
     def kind(self):
         return STR_KIND if self.ids.dtype.kind == "U" else INT_KIND

@@ -54,6 +54,9 @@ def test_pickle_leaves_the_cache_out():
     copy = pickle.loads(pickle.dumps(idmap))
     assert copy._table is None and copy == idmap
     assert list(copy.lookup(np.array([99_999, 100_000]))) == [99_999, -1]
+    old = IdMap.__new__(IdMap)                      # as unpickled from before the cache
+    old.__setstate__({k: v for k, v in idmap.__getstate__().items() if k != "_table"})
+    assert list(old.lookup(np.array([7]))) == [7]
 
 
 def test_string_ids_use_the_search_path():
