@@ -62,7 +62,8 @@ extensions = [
         f"mfcore.{name}",
         [f"mfcore/{name}.pyx"],
         include_dirs=[np.get_include(), "mfcore"],
-        depends=["mfcore/_sgd_simd.h", "mfcore/_openmp_shim.h", "mfcore/_recommend_simd.h"],
+        depends=["mfcore/_sgd_simd.h", "mfcore/_openmp_shim.h", "mfcore/_recommend_simd.h",
+                 "mfcore/_simd_dispatch.h"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
     )
     for name in MODULES

@@ -39,7 +39,7 @@ cdef enum:
     BLOCK = 512        # columns per block, a multiple of PANEL (k x BLOCK factors stay in L2)
 
 PANEL = MF_REC_PANEL   # columns per packed panel (see pack_columns)
-PATHS = ("baseline", "avx2", "avx512")
+from ._kernels import SIMD_PATHS as PATHS  # one list of path names, in _simd_dispatch.h's order
 _path = 0
 
 
@@ -58,9 +58,8 @@ def simd_path():
 
 def follow_kernels_path():
     """Use the path the training kernels use (``mfcore.show_config()``; ``MFCORE_SIMD``)."""
-    from . import _kernels
-    path = _kernels.simd_path()
-    return set_simd_path(path if path in PATHS else "baseline")
+    from ._kernels import simd_path as kernels_path
+    return set_simd_path(kernels_path())
 
 
 follow_kernels_path()

@@ -18,15 +18,10 @@
 
 #include <stdint.h>
 #include <string.h>
+#include "_simd_dispatch.h"
 
 #define MF_REC_G 4        /* queries scored together */
 #define MF_REC_PANEL 32   /* items per packed panel; start must be a multiple of it */
-
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define MF_REC_X86 1
-#else
-#define MF_REC_X86 0
-#endif
 
 #if defined(__GNUC__)
 #define MF_REC_INLINE static inline __attribute__((always_inline))
@@ -103,7 +98,7 @@ MF_REC_DEFINE(float, f32, base, float, )
 MF_REC_DEFINE(double, f64, base, double, )
 #endif
 
-#if MF_REC_X86
+#if MF_X86_DISPATCH
 typedef float mf_rec_vf32 __attribute__((vector_size(32)));
 typedef double mf_rec_vd32 __attribute__((vector_size(32)));
 typedef float mf_rec_vf64 __attribute__((vector_size(64)));
@@ -128,28 +123,24 @@ typedef void (*mf_rec_f64_fn)(const double *const *, const double *, int64_t, in
 static mf_rec_f32_fn mf_rec_scores_f32 = mf_rec_f32_base;
 static mf_rec_f64_fn mf_rec_scores_f64 = mf_rec_f64_base;
 
-/* Use path 0 (portable), 1 (AVX2+FMA) or 2 (AVX-512), or the widest supported below it.
- * Returns the path now in use. */
+/* Use path `path` (MF_PATH_*), or the widest supported below it; returns the path in use. */
 static int mf_rec_select(int path)
 {
+    while (path > MF_PATH_BASELINE && !mf_path_supported(path)) path--;
     mf_rec_scores_f32 = mf_rec_f32_base;
     mf_rec_scores_f64 = mf_rec_f64_base;
-#if MF_REC_X86
-    __builtin_cpu_init();
-    if (path >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
-            && __builtin_cpu_supports("fma")) {
+#if MF_X86_DISPATCH
+    if (path == MF_PATH_AVX512) {
         mf_rec_scores_f32 = mf_rec_f32_avx512;
         mf_rec_scores_f64 = mf_rec_f64_avx512;
-        return 2;
-    }
-    if (path >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    } else if (path == MF_PATH_AVX2) {
         mf_rec_scores_f32 = mf_rec_f32_avx2;
         mf_rec_scores_f64 = mf_rec_f64_avx2;
-        return 1;
     }
+#else
+    path = MF_PATH_BASELINE;
 #endif
-    (void)path;
-    return 0;
+    return path;
 }
 
 #endif

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "_simd_dispatch.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -41,13 +42,9 @@ typedef struct { int32_t u; int32_t i; double r; } mf_rec64;
 /* Records are visited in runs of this many consecutive ones (see mf_block_loop). */
 #define MF_RUN 16
 
-enum { MF_PATH_BASELINE = 0, MF_PATH_AVX2 = 1, MF_PATH_AVX512 = 2, MF_N_PATHS = 3 };
-
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define MF_X86_DISPATCH 1
+#if MF_X86_DISPATCH
 #define MF_INLINE static inline __attribute__((always_inline))
 #else
-#define MF_X86_DISPATCH 0
 #define MF_INLINE static inline
 #endif
 
@@ -421,21 +418,6 @@ static const mf_kernels mf_table_avx512 = MF_TABLE(avx512);
 
 static mf_kernels mf_k = MF_TABLE(baseline);
 static int mf_current_path = MF_PATH_BASELINE;
-
-/* 1 if this build has the path and the CPU (and OS) can run it. */
-static int mf_path_supported(int path)
-{
-    if (path == MF_PATH_BASELINE) return 1;
-#if MF_X86_DISPATCH
-    __builtin_cpu_init();
-    if (path == MF_PATH_AVX2)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (path == MF_PATH_AVX512)
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
-            && __builtin_cpu_supports("fma");
-#endif
-    return 0;
-}
 
 /* Switch every kernel to `path`; returns 0 if it is not supported (nothing changes). */
 static int mf_select_path(int path)

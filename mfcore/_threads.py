@@ -1,4 +1,5 @@
-"""One place that turns ``n_threads`` into a thread count for the kernels."""
+"""One place that checks ``n_threads`` and turns it into a thread count for the kernels."""
+import numbers
 import os
 
 from ._openmp import openmp_enabled
@@ -42,14 +43,21 @@ def _cgroup_cpu_limit():
     return None
 
 
+def check_n_threads(n_threads, name="n_threads"):
+    """``n_threads`` if valid: None or -1 (scikit-learn's spelling: all available CPUs), or
+    an integer from 1 to MAX_THREADS; otherwise ``ValueError`` naming it."""
+    if n_threads is None:
+        return None
+    if (isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral)
+            or not (n_threads == -1 or 1 <= n_threads <= MAX_THREADS)):
+        raise ValueError(f"{name} must be None or -1 (all available CPUs) or an integer from 1 "
+                         f"to {MAX_THREADS}, got {n_threads!r}")
+    return int(n_threads)
+
+
 def resolve_n_threads(n_threads):
-    """``None`` or -1 (scikit-learn's spelling) -> all available CPUs; an int from 1 to
-    MAX_THREADS -> that many; 1 without OpenMP."""
-    if n_threads is None or n_threads == -1:
+    """The thread count for ``n_threads`` (see ``check_n_threads``); 1 without OpenMP."""
+    n = check_n_threads(n_threads)
+    if n is None or n == -1:
         n = min(available_cpus(), MAX_THREADS)
-    else:
-        n = int(n_threads)
-        if not 1 <= n <= MAX_THREADS:
-            raise ValueError(f"n_threads must be None or -1 (all available CPUs) or an integer "
-                             f"from 1 to {MAX_THREADS}, got {n_threads!r}")
     return n if openmp_enabled() else 1

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+import warnings
 
 from .errors import DataUnavailableError, ModelFileError, NotFittedError
 
@@ -205,11 +206,7 @@ def _ids_for(idmap, values):
 
 
 def run_predict(args):
-    import warnings
-
     import pandas as pd
-
-    from .errors import UnknownIdWarning
 
     if (args.pairs is None) == (args.user is None):
         args.parser.error("give either a pairs file or --user/--item ids")
@@ -223,14 +220,7 @@ def run_predict(args):
     else:
         frame = pd.DataFrame({"user": _ids_for(model.user_map_, args.user),
                               "item": _ids_for(model.item_map_, args.item)})
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UnknownIdWarning)
-            pred = model.predict(frame["user"], frame["item"], unknown=args.unknown)
-    except KeyError as exc:
-        raise CommandError(exc.args[0]) from exc
-    for w in caught:
-        print(f"mfcore predict: warning: {w.message}", file=sys.stderr)
+    pred = model.predict(frame["user"], frame["item"], unknown=args.unknown)
     out = frame[["user", "item"] + (["rating"] if "rating" in frame else [])].copy()
     out["prediction"] = pred
     if args.output:
@@ -379,23 +369,12 @@ def _write_ranked(header, queries, items, scores):
 
 
 def run_recommend(args):
-    import warnings
-
-    from .errors import UnknownIdWarning
-
     if args.n < 1:
         args.parser.error(f"-n must be at least 1, got {args.n}")
     model = _load_model(args.model)
     users = _ids_for(model.user_map_, args.users)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UnknownIdWarning)
-            items, scores = model.recommend(users, n=args.n, exclude_seen=not args.include_seen,
-                                            unknown=args.unknown)
-    except KeyError as exc:
-        raise CommandError(exc.args[0]) from exc
-    for w in caught:
-        print(f"mfcore recommend: warning: {w.message}", file=sys.stderr)
+    items, scores = model.recommend(users, n=args.n, exclude_seen=not args.include_seen,
+                                    unknown=args.unknown)
     _write_ranked(["user", "rank", "item", "score"], users, items, scores)
 
 
@@ -418,10 +397,7 @@ def run_similar(args):
     kind = "user" if args.users else "item"
     ids = _ids_for(getattr(model, f"{kind}_map_"), args.ids)
     find = model.similar_users if args.users else model.similar_items
-    try:
-        similar, scores = find(ids, n=args.n)
-    except KeyError as exc:
-        raise CommandError(exc.args[0]) from exc
+    similar, scores = find(ids, n=args.n)
     _write_ranked([kind, "rank", "similar", "similarity"], ids, similar, scores)
 
 
@@ -536,6 +512,18 @@ def build_parser():
     return parser
 
 
+def _run(args):
+    """Run the command; warnings it raises (unknown ids, merged duplicates, skipped lines)
+    are printed as ``mfcore <command>: warning: ...`` on stderr, even when it then fails."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            args.func(args)
+        finally:
+            for w in caught:
+                print(f"mfcore {args.command}: warning: {w.message}", file=sys.stderr)
+
+
 def main(argv=None):
     """Run one command; return its exit code."""
     parser = build_parser()
@@ -543,7 +531,7 @@ def main(argv=None):
     if extra:  # reported with the command's own usage line, not the top-level one
         args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        args.func(args)
+        _run(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -115,6 +115,12 @@ def sorted_unique(values):
     return values
 
 
+def _table_pays(span, n):
+    """Whether ``n`` integer ids spanning ``span`` values are dense enough for an O(1) table
+    indexed by ``id - min id`` (int32 per value of the span) instead of a sort or search."""
+    return span <= 4 * n + DENSE_SPAN
+
+
 def factorize(values):
     """(sorted distinct values, int32 position of each value among them) of a 1-d array.
 
@@ -123,7 +129,7 @@ def factorize(values):
     """
     if values.dtype.kind in "iu" and values.size:
         low, high = int(values.min()), int(values.max())
-        if high - low < 4 * values.size + DENSE_SPAN:
+        if _table_pays(high - low + 1, values.size):
             offsets = values - low
             present = np.zeros(high - low + 1, dtype=bool)
             present[offsets] = True
@@ -138,7 +144,8 @@ class IdMap:
     """Maps raw ids to int32 indices 0..n-1 and back.
 
     ``ids[index]`` is the raw id of an index; ``lookup(raw)`` the index of a raw
-    id (-1 when unknown). Lookups are vectorized binary searches.
+    id (-1 when unknown). Lookups gather from a table when integer ids are dense,
+    else run vectorized binary searches.
     """
 
     def __init__(self, ids):
@@ -223,11 +230,11 @@ class IdMap:
         return out
 
     def _dense_table(self):
-        """For integer ids spanning at most ``DENSE_SPAN`` values past 4x their count: an
-        int32 array indexed by ``id - min id`` giving the index (-1 for gaps); else None."""
+        """For dense enough integer ids (``_table_pays``): an int32 array indexed by
+        ``id - min id`` giving the index (-1 for gaps); else None. Built on first use."""
         if self._table is None and self.kind == INT_KIND and len(self):
             span = int(self._sorted[-1]) - int(self._sorted[0]) + 1
-            if span <= 4 * len(self) + DENSE_SPAN:
+            if _table_pays(span, len(self)):
                 table = np.full(span, -1, dtype=np.int32)
                 table[self._sorted - self._sorted[0]] = self._sorter
                 self._table = table

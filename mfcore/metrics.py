@@ -82,7 +82,7 @@ def ranking_metrics(model, users, items, ratings, k=10, threshold=4.0, exclude_s
     is vectorized, so all users of ML-10M-sized data take seconds.
     """
     from .model import _check_lengths, _to_numpy, as_ratings
-    from .ids import normalize_ids
+    from .ids import factorize, normalize_ids, sorted_unique
     from .recommend import _check_n, top_rows
 
     model._check_fitted()
@@ -94,12 +94,12 @@ def ranking_metrics(model, users, items, ratings, k=10, threshold=4.0, exclude_s
     items = normalize_ids(_to_numpy(items), "items")
     _check_lengths(users=users, items=items, ratings=ratings)
     relevant = ratings >= threshold
-    eval_ids, pos = np.unique(users[relevant], return_inverse=True)
-    pos = pos.ravel()
+    eval_ids, pos = factorize(users[relevant])
+    pos = pos.astype(np.int64)  # keys below are pos * (items + 1): past int32 on ML-20M
     n_items = len(model.item_map_)
     item_rows = model.item_map_.lookup(items[relevant], "items").astype(np.int64)
     # distinct relevant (user, item) pairs; an unknown item (row -1) is told apart by its raw id
-    codes = np.unique(items[relevant], return_inverse=True)[1].ravel().astype(np.int64)
+    codes = factorize(items[relevant])[1].astype(np.int64)
     _, first = np.unique(pos * (codes.max(initial=0) + 1) + codes, return_index=True)
     pos, item_rows = pos[first], item_rows[first]
     n_relevant = np.bincount(pos, minlength=len(eval_ids))
@@ -113,7 +113,7 @@ def ranking_metrics(model, users, items, ratings, k=10, threshold=4.0, exclude_s
         found = np.minimum(np.searchsorted(relevant_keys, rec_keys), len(relevant_keys) - 1)
         hits = (rows >= 0) & (relevant_keys[found] == rec_keys)
     result = hit_metrics(hits, n_relevant, k)
-    result["coverage"] = float(len(np.unique(rows[rows >= 0])) / n_items)
+    result["coverage"] = float(len(sorted_unique(rows[rows >= 0])) / n_items)
     result.update(k=k, threshold=float(threshold), n_users=int(len(eval_ids)),
                   unknown_users=int((u < 0).sum()))
     return result

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _kernels
 from ._sgd import SGDTrainer
-from ._threads import MAX_THREADS, resolve_n_threads
+from ._threads import check_n_threads, resolve_n_threads
 from .errors import (DuplicateRatingsWarning, NotFittedError, TrainingDivergedError,
                      UnknownIdError, UnknownIdWarning, warn)
 from .ids import IdMap, normalize_ids, plain, sorted_unique
@@ -72,15 +72,6 @@ def _seed(name, v):
     raise ValueError(f"{name} must be None, an integer or a numpy Generator, got {v!r}")
 
 
-def _threads(name, v):
-    if v is None:
-        return None
-    if not _is_int(v) or not (v == -1 or 1 <= v <= MAX_THREADS):
-        raise ValueError(f"{name} must be None or -1 (all available CPUs) or an integer from 1 "
-                         f"to {MAX_THREADS}, got {v!r}")
-    return int(v)
-
-
 def _fraction(name, v):
     if v is None:
         return None
@@ -112,7 +103,7 @@ PARAM_CHECKS = {
     "dtype": _choice(tuple(DTYPES)),
     "duplicates": _choice(DUPLICATE_POLICIES),
     "seed": _seed,
-    "n_threads": _threads,
+    "n_threads": lambda name, v: check_n_threads(v, name),
 }
 
 
@@ -195,6 +186,11 @@ def _check_factor_memory(n_rows, k):
         raise ValueError(f"k={k} needs {need / 2**30:,.1f} GiB of factors for {n_rows:,} users "
                          f"and items, over half of this machine's {total / 2**30:,.1f} GiB; "
                          "choose a smaller k")
+
+
+def bias_reg(params):
+    """The biases' penalty of checked ``params``: ``reg_bias``, or ``reg`` when that is None."""
+    return params["reg"] if params["reg_bias"] is None else params["reg_bias"]
 
 
 def _check_lengths(**arrays):
@@ -557,7 +553,7 @@ class Model:
         if trainer is None:
             trainer = SGDTrainer(data["u"], data["i"], data["r"],
                                  resolve_n_threads(params["n_threads"]))
-        reg, reg_bias = params["reg"], params["reg"] if params["reg_bias"] is None else params["reg_bias"]
+        reg, reg_bias = params["reg"], bias_reg(params)
         n = len(data["r"])
         self.rating_range_ = (min(self.rating_range_[0], float(data["r"].min())),
                               max(self.rating_range_[1], float(data["r"].max())))
@@ -617,7 +613,6 @@ class Model:
         key = key[order]
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         counts = np.diff(np.r_[starts, len(key)])
-        uniq = key[starts]
         first = order[starts[np.flatnonzero(counts > 1)[0]]]
         example = (plain(user_map.ids[u[first]]), plain(item_map.ids[i[first]]))
         if policy == "error":
@@ -630,8 +625,8 @@ class Model:
         warn(f"merged {n_dup} duplicate (user, item) ratings with policy {policy!r} "
                       f"(e.g. user {example[0]!r}, item {example[1]!r})", DuplicateRatingsWarning)
         n_items = len(item_map)
-        return ((uniq // n_items).astype(np.int32), (uniq % n_items).astype(np.int32),
-                np.ascontiguousarray(merged, dtype=ratings.dtype), uniq)
+        return ((keys // n_items).astype(np.int32), (keys % n_items).astype(np.int32),
+                np.ascontiguousarray(merged, dtype=ratings.dtype), keys)
 
     # --- prediction ------------------------------------------------------------
 

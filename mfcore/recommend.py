@@ -83,16 +83,21 @@ def _rows(idmap, raw, name):
     return idmap.lookup(arr, name), arr, single
 
 
+def _known_rows(idmap, raw, name):
+    """``_rows`` for ids that must all be known: ``UnknownIdError`` names the first that is not."""
+    rows, arr, single = _rows(idmap, raw, name)
+    if (rows < 0).any():
+        raise UnknownIdError(f"{name}: {int((rows < 0).sum())} id(s) unknown to the model "
+                             f"(e.g. {plain(arr[rows < 0][0])!r})")
+    return rows, single
+
+
 def _candidate_columns(model, items):
     """(packed factors, bias, item rows) of the candidate items, rows ascending."""
     Q, bi = model.item_factors_, model.item_bias_
     if items is None:
         return _recommend.pack_columns(Q), bi, np.arange(len(bi), dtype=np.int32)
-    rows, raw, _ = _rows(model.item_map_, np.atleast_1d(items) if np.ndim(items) == 0 else items,
-                         "items")
-    if (rows < 0).any():
-        raise UnknownIdError(f"items: {int((rows < 0).sum())} candidate id(s) unknown to the model "
-                       f"(e.g. {plain(raw[rows < 0][0])!r})")
+    rows, _ = _known_rows(model.item_map_, [items] if np.ndim(items) == 0 else items, "items")
     rows = sorted_unique(rows).astype(np.int32)
     return _recommend.pack_columns(Q[rows]), np.ascontiguousarray(bi[rows]), rows
 
@@ -169,10 +174,7 @@ def similar(model, kind, ids, n=10):
     n = _check_n(n)
     idmap = getattr(model, f"{kind}_map_")
     F = getattr(model, f"{kind}_factors_")
-    rows, raw, single = _rows(idmap, ids, f"{kind}s")
-    if (rows < 0).any():
-        raise UnknownIdError(f"{kind}s: {int((rows < 0).sum())} id(s) unknown to the model "
-                       f"(e.g. {plain(raw[rows < 0][0])!r})")
+    rows, single = _known_rows(idmap, ids, f"{kind}s")
     norms = np.linalg.norm(F.astype(np.float64), axis=1)
     unit = (F / np.where(norms > 0, norms, 1.0)[:, None]).astype(F.dtype)  # zero rows stay zero
     start = np.arange(len(rows), dtype=np.int64)
@@ -208,7 +210,7 @@ def solve_user(Q, y, reg, reg_bias, shrinkage=0.0):
 
 def fold_in(model, users, items, ratings, shrinkage=50.0):
     """Solve new (or refreshed) users against the fixed items; see ``Model.fold_in``."""
-    from .model import DTYPES, _check_lengths, _is_real, _to_numpy, as_ratings
+    from .model import DTYPES, _check_lengths, _is_real, _to_numpy, as_ratings, bias_reg
 
     model._check_fitted()
     params = model._checked_params()
@@ -235,8 +237,7 @@ def fold_in(model, users, items, ratings, shrinkage=50.0):
     if (counts == 0).any():
         raise ValueError(f"fold_in: user {plain(fold_map.ids[np.flatnonzero(counts == 0)[0]])!r} "
                          "has no rating of an item known to the model")
-    reg = params["reg"]
-    reg_bias = reg if params["reg_bias"] is None else params["reg_bias"]
+    reg, reg_bias = params["reg"], bias_reg(params)
     dtype = DTYPES[params["dtype"]]
     Q = model.item_factors_[i].astype(np.float64)  # one row per rating
     y = r - model.global_mean_ - model.item_bias_[i].astype(np.float64)
@@ -248,14 +249,11 @@ def fold_in(model, users, items, ratings, shrinkage=50.0):
         sel = order[bounds[row]:bounds[row + 1]]
         new_bias[row], new_factors[row] = solve_user(Q[sel], y[sel], reg, reg_bias, shrinkage)
 
-    # Assign: known users get their rows refreshed, new users are appended.
-    target = model.user_map_.lookup(fold_map.ids, "users")
-    is_new = target < 0
+    # Assign: known users get their rows refreshed, new users are appended (to a copy of the
+    # map, so that nothing changes if this fails).
     n_old = len(model.user_map_)
-    user_map = model.user_map_
-    if is_new.any():
-        user_map = IdMap(np.concatenate([model.user_map_.ids, fold_map.ids[is_new]]))
-        target = user_map.lookup(fold_map.ids, "users")
+    user_map = IdMap(model.user_map_.ids)
+    target = user_map.extend(fold_map.ids, "users")
     n_users = len(user_map)
     P = np.concatenate([model.user_factors_, np.zeros((n_users - n_old, k), dtype)])
     bu = np.concatenate([model.user_bias_, np.zeros(n_users - n_old, dtype)])

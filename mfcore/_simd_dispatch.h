@@ -1,0 +1,30 @@
+/* What the SIMD kernels (_sgd_simd.h, _recommend_simd.h) share: whether this build can
+ * dispatch between x86 instruction sets, the path numbers, and which paths the CPU (and OS)
+ * supports. Python names the paths in _kernels.SIMD_PATHS, in this order. */
+#ifndef MFCORE_SIMD_DISPATCH_H
+#define MFCORE_SIMD_DISPATCH_H
+
+enum { MF_PATH_BASELINE = 0, MF_PATH_AVX2 = 1, MF_PATH_AVX512 = 2, MF_N_PATHS = 3 };
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define MF_X86_DISPATCH 1
+#else
+#define MF_X86_DISPATCH 0
+#endif
+
+/* 1 if this build has the path and the CPU (and OS) can run it. */
+static int mf_path_supported(int path)
+{
+    if (path == MF_PATH_BASELINE) return 1;
+#if MF_X86_DISPATCH
+    __builtin_cpu_init();
+    if (path == MF_PATH_AVX2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (path == MF_PATH_AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
+            && __builtin_cpu_supports("fma");
+#endif
+    return 0;
+}
+
+#endif
