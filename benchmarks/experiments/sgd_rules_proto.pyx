@@ -3,19 +3,26 @@
 from libc.math cimport sqrt
 
 
+cdef inline double _predict(double mu, double bu, double bi, double[:, :] P, double[:, :] Q,
+                            int a, int b):
+    """mu + b_u + b_i + p_u . q_i."""
+    cdef Py_ssize_t f
+    cdef double pred = mu + bu + bi
+    for f in range(P.shape[1]):
+        pred += P[a, f] * Q[b, f]
+    return pred
+
+
 def epoch_plain(int[:] u, int[:] it, double[:] r, long[:] order, double mu,
                 double[:] bu, double[:] bi, double[:, :] P, double[:, :] Q,
                 double[:] ru, double[:] ri, double lr, double regb):
     """mfcore's rule, with a factor penalty per user row (ru) and per item row (ri)."""
     cdef Py_ssize_t n = order.shape[0], k = P.shape[1], t, f, j
     cdef int a, b
-    cdef double e, pred, pf, qf
+    cdef double e, pf, qf
     for t in range(n):
         j = order[t]; a = u[j]; b = it[j]
-        pred = mu + bu[a] + bi[b]
-        for f in range(k):
-            pred += P[a, f] * Q[b, f]
-        e = r[j] - pred
+        e = r[j] - _predict(mu, bu[a], bi[b], P, Q, a, b)
         bu[a] += lr * (e - regb * bu[a])
         bi[b] += lr * (e - regb * bi[b])
         for f in range(k):
@@ -31,13 +38,10 @@ def epoch_adagrad(int[:] u, int[:] it, double[:] r, long[:] order, double mu,
     """Per-row AdaGrad (LIBMF's rule): one accumulator of the mean squared gradient a row."""
     cdef Py_ssize_t n = order.shape[0], k = P.shape[1], t, f, j
     cdef int a, b
-    cdef double e, pred, gpu, gqi, su, sq, si, sp
+    cdef double e, gpu, gqi, su, sq, si, sp
     for t in range(n):
         j = order[t]; a = u[j]; b = it[j]
-        pred = mu + bu[a] + bi[b]
-        for f in range(k):
-            pred += P[a, f] * Q[b, f]
-        e = r[j] - pred
+        e = r[j] - _predict(mu, bu[a], bi[b], P, Q, a, b)
         sq = 0; si = 0
         for f in range(k):
             gpu = e * Q[b, f] - reg * P[a, f]
@@ -57,12 +61,10 @@ def epoch_adagrad(int[:] u, int[:] it, double[:] r, long[:] order, double mu,
 
 def rmse(int[:] u, int[:] it, double[:] r, double mu, double[:] bu, double[:] bi,
          double[:, :] P, double[:, :] Q, double lo, double hi):
-    cdef Py_ssize_t n = r.shape[0], k = P.shape[1], t, f
+    cdef Py_ssize_t n = r.shape[0], t
     cdef double s = 0, pred
     for t in range(n):
-        pred = mu + bu[u[t]] + bi[it[t]]
-        for f in range(k):
-            pred += P[u[t], f] * Q[it[t], f]
+        pred = _predict(mu, bu[u[t]], bi[it[t]], P, Q, u[t], it[t])
         if pred < lo: pred = lo
         if pred > hi: pred = hi
         s += (r[t] - pred) ** 2
