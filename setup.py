@@ -9,6 +9,7 @@ Environment switches (all opt-in, for local builds only):
   MFCORE_NO_OPENMP=1   build without OpenMP even when it is available
   MFCORE_ANNOTATE=1    write Cython's HTML annotation next to each .pyx
 """
+import glob
 import os
 import sys
 import tempfile
@@ -18,7 +19,8 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["_kernels", "_openmp", "_recommend", "_readers"]
+#: The compiled kernels, each ``mfcore/_kernels/<name>.pyx`` (with the headers beside it).
+MODULES = ["sgd", "openmp", "recommend", "readers"]
 
 
 def _flag(name):
@@ -59,11 +61,10 @@ class BuildExt(build_ext):
 
 extensions = [
     Extension(
-        f"mfcore.{name}",
-        [f"mfcore/{name}.pyx"],
-        include_dirs=[np.get_include(), "mfcore"],
-        depends=["mfcore/_sgd_simd.h", "mfcore/_openmp_shim.h", "mfcore/_recommend_simd.h",
-                 "mfcore/_simd_dispatch.h"],
+        f"mfcore._kernels.{name}",
+        [f"mfcore/_kernels/{name}.pyx"],
+        include_dirs=[np.get_include(), "mfcore/_kernels"],
+        depends=glob.glob("mfcore/_kernels/*.h"),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
     )
     for name in MODULES

@@ -73,7 +73,7 @@ def test_surprise_svd(benchmark, preset, k, hyper):
 def test_mfcore_serial_full_shuffle(benchmark, preset, k, hyper):
     """Plain SGD over a full random permutation every epoch (mfcore's reference kernel,
     one thread): the RMSE the block schedule should match."""
-    from mfcore import _kernels
+    from mfcore._kernels import sgd as _kernels
     train, test = load(preset)
     u, i, r = train
     rng = np.random.default_rng(0)

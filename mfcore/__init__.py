@@ -1,6 +1,6 @@
 """mfcore: fast, dependable biased matrix factorization for rating data."""
 try:
-    from ._openmp import openmp_enabled
+    from ._kernels.openmp import openmp_enabled
 except ImportError as exc:  # the source tree, not an installed build
     raise ImportError(
         "mfcore's compiled extensions are missing. Install the package with "
@@ -11,6 +11,7 @@ from .errors import (BadLinesWarning, DataUnavailableError, DuplicateRatingsWarn
                      ModelFileError, NotFittedError, TrainingDivergedError, UnknownIdError,
                      UnknownIdWarning)
 from .ids import IdMap
+from . import simd
 from .model import Model
 from .persistence import load
 from . import datasets, split
@@ -31,12 +32,12 @@ def show_config(file=None):
     import sys
 
     from . import _kernels
-    from ._openmp import openmp_max_threads
+    from ._kernels.openmp import openmp_max_threads
     from ._threads import resolve_n_threads
     config = {
         "version": __version__,
-        "simd_path": _kernels.simd_path(),
-        "simd_supported": list(_kernels.simd_supported()),
+        "simd_path": simd.current(),
+        "simd_supported": list(simd.supported()),
         "openmp": openmp_enabled(),
         "openmp_max_threads": openmp_max_threads(),
         "default_n_threads": resolve_n_threads(None),

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from . import _kernels
+from ._kernels import sgd as _kernels
 
 #: Record layouts shared with the C kernel (``mf_rec32``/``mf_rec64`` in _sgd_simd.h).
 RECORD_DTYPES = {

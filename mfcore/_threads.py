@@ -2,7 +2,7 @@
 import numbers
 import os
 
-from ._openmp import openmp_enabled
+from ._kernels.openmp import openmp_enabled
 
 #: More threads than this are refused: OpenMP runtimes crash when they cannot create them
 #: (10**6 segfaulted here), and far past the CPU count they only cost time.

@@ -8,7 +8,7 @@ Integer ids become int32 (int64 when they do not fit), string ids a
 Text is parsed by compiled code, never by pandas' Python engine. A file of
 plain lines (integer ids, a decimal rating, an integer timestamp, separated by
 ``::``, tab, comma or semicolon) goes through a small Cython parser
-(``_readers.pyx``), faster than pandas' C engine reads the same data as CSV.
+(``_kernels/readers.pyx``), faster than pandas' C engine reads the same data as CSV.
 Any other file, or one with something unusual in it (quotes, spaces, an
 exponent...), goes through pandas' C engine; a ``::`` file with ``:`` as the
 separator and only the real fields converted (``usecols``), with a count of
@@ -139,7 +139,7 @@ def _parse_fast(open_stream, columns, sep, header):
     reader, which explains problems line by line, takes over.
     """
     try:
-        from ._readers import parse_block
+        from ._kernels.readers import parse_block
     except ImportError:  # an old build without the module: the general path still works
         return None
     import pandas as pd

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from . import _kernels
+from ._kernels import sgd as _kernels
 from ._sgd import SGDTrainer
 from ._threads import check_n_threads, resolve_n_threads
 from .errors import (DuplicateRatingsWarning, NotFittedError, TrainingDivergedError,

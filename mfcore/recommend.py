@@ -2,7 +2,7 @@
 
 ``Model.recommend``, ``similar_items``, ``similar_users`` and ``fold_in`` are
 thin methods that call the functions here. Ranking runs in the parallel
-partial-selection kernel ``mfcore._recommend.top_n``; this module maps raw ids
+partial-selection kernel ``mfcore._kernels.recommend.top_n``; this module maps raw ids
 to rows, gathers the query vectors and candidate columns, and maps the result
 back to raw ids.
 
@@ -13,7 +13,7 @@ item rows that user rated in training (CSR: ``seen_indptr_`` int64,
 
 import numpy as np
 
-from . import _recommend
+from ._kernels import recommend as _recommend
 from ._threads import resolve_n_threads
 from .errors import UnknownIdError, UnknownIdWarning, warn
 from .ids import IdMap, normalize_ids, plain, sorted_unique

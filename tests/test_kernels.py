@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mfcore import _kernels
+from mfcore._kernels import sgd as _kernels
 
 
 def tiny_problem(dtype, seed=3, n_users=7, n_items=5, k=4, n=30):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import mfcore
-from mfcore import _kernels, _sgd
+from mfcore import _sgd
+from mfcore._kernels import sgd as _kernels
 from mfcore._sgd import SGDTrainer
 
 
@@ -53,16 +54,16 @@ def test_blocked_training_learns_the_planted_model():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_supported_simd_path_gives_the_same_model(dtype):
-    before = _kernels.simd_path()
+    before = mfcore.simd.current()
     try:
         models = {}
         for path in _kernels.simd_supported():
-            _kernels.set_simd_path(path)
+            mfcore.simd.select(path)
             assert _kernels.simd_path() == path
             # k=37: full 64-byte vectors plus a scalar tail
             models[path] = fitted(dtype, n_threads=2, k=37, epochs=3)
     finally:
-        _kernels.set_simd_path(before)
+        mfcore.simd.select(before)
     tol = 2e-4 if dtype == "float32" else 1e-10
     ref = models["baseline"]
     for path, m in models.items():

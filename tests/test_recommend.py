@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mfcore
-from mfcore import _recommend
+from mfcore._kernels import recommend as _recommend
 from mfcore.errors import ModelFileError, NotFittedError, UnknownIdWarning
 
 
@@ -100,7 +100,7 @@ def test_simd_and_portable_paths_rank_alike(dtype):
         for path in _recommend.PATHS:
             results[_recommend.set_simd_path(path)] = model.recommend(np.arange(70), n=10)
     finally:
-        _recommend.follow_kernels_path()
+        mfcore.simd.select(mfcore.simd.current())  # back to the path of every other kernel
     assert "baseline" in results
     for items, scores in results.values():
         np.testing.assert_allclose(scores, results["baseline"][1], rtol=1e-5)

@@ -1,6 +1,6 @@
 """OpenMP facts of this build: is it there, and how many threads it offers."""
 
-cdef extern from "_openmp_shim.h":
+cdef extern from "openmp_shim.h":
     int MFCORE_OPENMP
     int omp_get_max_threads() nogil
 

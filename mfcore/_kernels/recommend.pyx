@@ -5,7 +5,7 @@ Used for ``Model.recommend`` (queries = user factors, columns = candidate
 items, score = item bias + dot product) and for ``similar_items`` /
 ``similar_users`` (unit-length factors, score = cosine). Queries run in
 parallel over an OpenMP ``prange``; each thread scores a few queries against
-a cache-sized block of columns at a time (``_recommend_simd.h``) and keeps
+a cache-sized block of columns at a time (``recommend_simd.h``) and keeps
 each query's best ``n`` in a min-heap stored in that query's output row, so
 memory is O(queries x n), never queries x columns.
 
@@ -25,7 +25,7 @@ ctypedef fused floating:
     double
 
 
-cdef extern from "_recommend_simd.h" nogil:
+cdef extern from "recommend_simd.h" nogil:
     void mf_rec_scores_f32(const float *const *x, const float *packed, int64_t k,
                            int64_t start, int64_t length, const float *bias, float *const *out)
     void mf_rec_scores_f64(const double *const *x, const double *packed, int64_t k,
@@ -39,7 +39,7 @@ cdef enum:
     BLOCK = 512        # columns per block, a multiple of PANEL (k x BLOCK factors stay in L2)
 
 PANEL = MF_REC_PANEL   # columns per packed panel (see pack_columns)
-from ._kernels import SIMD_PATHS as PATHS  # one list of path names, in _simd_dispatch.h's order
+from .sgd import SIMD_PATHS as PATHS  # one list of path names, in simd_dispatch.h's order
 _path = 0
 
 
@@ -56,13 +56,6 @@ def simd_path():
     return PATHS[_path]
 
 
-def follow_kernels_path():
-    """Use the path the training kernels use (``mfcore.show_config()``; ``MFCORE_SIMD``)."""
-    from ._kernels import simd_path as kernels_path
-    return set_simd_path(kernels_path())
-
-
-follow_kernels_path()
 
 
 def pack_columns(factors):

@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 #include <string.h>
-#include "_simd_dispatch.h"
+#include "simd_dispatch.h"
 
 #define MF_REC_G 4        /* queries scored together */
 #define MF_REC_PANEL 32   /* items per packed panel; start must be a multiple of it */

@@ -3,7 +3,7 @@
 
 Every kernel takes C-contiguous typed memoryviews and scalars, runs without
 the GIL over an OpenMP ``prange`` and returns what it measured. Validation,
-id mapping, randomness and the epoch loop live in Python (``mfcore.model``).
+id mapping, randomness and the epoch loop live in Python (``mfcore.estimators``).
 
 An index of -1 (a user or item unknown to the model) contributes no bias and
 no factors, so prediction falls back to the parts that are known.
@@ -18,7 +18,7 @@ ctypedef fused floating:
     double
 
 
-cdef extern from "_sgd_simd.h" nogil:
+cdef extern from "sgd_simd.h" nogil:
     ctypedef struct mf_rec32:
         int32_t u
         int32_t i
@@ -79,7 +79,8 @@ def simd_path():
 
 
 def set_simd_path(name):
-    """Use ``name`` (one of ``simd_supported()``) for every kernel; for tests and benchmarks."""
+    """Use ``name`` (one of ``simd_supported()``) for the SGD and prediction kernels
+    (``mfcore.simd.select`` sets every kernel module at once)."""
     if name not in SIMD_PATHS:
         raise ValueError(f"SIMD path must be one of {SIMD_PATHS}, got {name!r}")
     if not mf_select_path(SIMD_PATHS.index(name)):
@@ -87,15 +88,6 @@ def set_simd_path(name):
                          f"(supported: {simd_supported()})")
 
 
-def _select_default_path():
-    """At import: the widest supported path, or $MFCORE_SIMD when set (e.g. 'baseline')."""
-    import os
-    wanted = os.environ.get("MFCORE_SIMD", "").strip().lower()
-    supported = simd_supported()
-    set_simd_path(wanted if wanted else supported[len(supported) - 1])
-
-
-_select_default_path()
 
 
 # --- SGD ------------------------------------------------------------------------

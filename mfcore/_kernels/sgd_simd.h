@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "_simd_dispatch.h"
+#include "simd_dispatch.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif

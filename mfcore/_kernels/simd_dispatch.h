@@ -1,6 +1,6 @@
-/* What the SIMD kernels (_sgd_simd.h, _recommend_simd.h) share: whether this build can
+/* What the SIMD kernels (sgd_simd.h, recommend_simd.h) share: whether this build can
  * dispatch between x86 instruction sets, the path numbers, and which paths the CPU (and OS)
- * supports. Python names the paths in _kernels.SIMD_PATHS, in this order. */
+ * supports. Python names the paths in mfcore._kernels.sgd.SIMD_PATHS, in this order. */
 #ifndef MFCORE_SIMD_DISPATCH_H
 #define MFCORE_SIMD_DISPATCH_H
 
