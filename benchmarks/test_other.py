@@ -6,7 +6,7 @@ import tracemalloc
 import numpy as np
 
 import mfcore
-from mfcore._sgd import SGDTrainer
+from mfcore.estimators.sgd import SGDTrainer
 from _common import HYPER, record
 from _data import load
 

@@ -1,6 +1,8 @@
 """mfcore: fast, dependable biased matrix factorization for rating data."""
+import sys
+
 try:
-    from ._kernels.openmp import openmp_enabled
+    from ._kernels.openmp import openmp_enabled, openmp_max_threads
 except ImportError as exc:  # the source tree, not an installed build
     raise ImportError(
         "mfcore's compiled extensions are missing. Install the package with "
@@ -10,9 +12,11 @@ except ImportError as exc:  # the source tree, not an installed build
 from .errors import (BadLinesWarning, DataUnavailableError, DuplicateRatingsWarning,
                      ModelFileError, NotFittedError, TrainingDivergedError, UnknownIdError,
                      UnknownIdWarning)
+from ._threads import resolve_n_threads
 from .ids import IdMap
 from . import simd
-from .model import Model
+from .estimators import ALS, Model
+from .fitted import FactorModel
 from .persistence import load
 from . import datasets, split
 from .io import read_ratings
@@ -25,15 +29,9 @@ __version__ = "0.1.0"
 def show_config(file=None):
     """Print and return how this build runs: SIMD path, OpenMP, default thread count.
 
-    The SGD, prediction and RMSE kernels use the widest SIMD path the CPU
-    supports (chosen once at import; ``MFCORE_SIMD=baseline|avx2|avx512``
-    overrides it).
+    Every kernel uses the widest SIMD path the CPU supports (chosen once at
+    import by ``mfcore.simd``; ``MFCORE_SIMD=baseline|avx2|avx512`` overrides it).
     """
-    import sys
-
-    from . import _kernels
-    from ._kernels.openmp import openmp_max_threads
-    from ._threads import resolve_n_threads
     config = {
         "version": __version__,
         "simd_path": simd.current(),
@@ -48,7 +46,8 @@ def show_config(file=None):
     return config
 
 
-__all__ = ["Model", "load", "Search", "search", "openmp_enabled", "show_config", "IdMap",
+__all__ = ["Model", "ALS", "FactorModel", "load", "Search", "search", "openmp_enabled",
+           "show_config", "IdMap",
            "datasets", "split", "read_ratings", "cross_validate", "__version__",
            "NotFittedError", "TrainingDivergedError", "ModelFileError", "UnknownIdError",
            "UnknownIdWarning", "DuplicateRatingsWarning", "BadLinesWarning",

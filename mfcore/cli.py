@@ -16,7 +16,13 @@ import sys
 import time
 import warnings
 
+from . import __version__, datasets, openmp_enabled
 from .errors import DataUnavailableError, ModelFileError, NotFittedError
+from .estimators import ALGORITHMS
+from .io import read_pairs, read_ratings
+from .persistence import load
+from .search import MAX_EPOCHS, Search
+from .split import train_test_split, train_val_test_split
 
 DEMO_SEED = 888        # the notebook's split seed
 DEMO_DOWNLOAD_TIMEOUT = 10.0
@@ -60,8 +66,6 @@ def _add_reader_options(parser):
 
 def _read(args, path, pairs=False, model=None):
     """Read a ratings (or pairs) file with the command's reader options."""
-    from .io import read_pairs, read_ratings
-
     ids = args.ids
     if ids is None:  # string-id models read '42' as the id '42', not the number 42
         kinds = {model.user_map_.kind, model.item_map_.kind} if model is not None else set()
@@ -73,20 +77,26 @@ def _read(args, path, pairs=False, model=None):
 
 
 def _load_model(path):
-    from .persistence import load
-
     model = load(path)
     if not hasattr(model, "user_factors_"):
         raise CommandError(f"{path} holds an unfitted model; train one with 'mfcore train'")
     return model
 
 
-def _model_params():
-    """Model's hyperparameters and defaults, read from its signature (so new ones appear here)."""
-    from .model import Model
+def _algorithm_params():
+    """name -> {algorithm: default} for every estimator's hyperparameters (read from the
+    signatures, so new ones appear here)."""
+    table = {}
+    for algo, cls in ALGORITHMS.items():
+        for name, p in inspect.signature(cls.__init__).parameters.items():
+            if name != "self":
+                table.setdefault(name, {})[algo] = p.default
+    return table
 
-    return {name: p.default for name, p in inspect.signature(Model.__init__).parameters.items()
-            if name != "self"}
+
+def _add_algorithm_option(parser):
+    parser.add_argument("--algorithm", choices=tuple(ALGORITHMS), default="sgd",
+                        help="the estimator: sgd (mfcore.Model, the default) or als (mfcore.ALS)")
 
 
 def _print_json(obj):
@@ -97,33 +107,43 @@ def _print_json(obj):
 
 def add_train(commands):
     p = commands.add_parser("train", help="train a model on a ratings file and save it",
-                            description="Train a model on a ratings file and save it. Every Model "
-                            "hyperparameter is a flag (--k 64 --reg 0.05 ...).")
+                            description="Train a model on a ratings file and save it. Every "
+                            "hyperparameter of the --algorithm is a flag (--k 64 --reg 0.05 ...).")
     p.add_argument("ratings", help="ratings file (user, item, rating[, timestamp])")
     p.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.mfz)")
     p.add_argument("--val", type=float, default=None, metavar="FRACTION",
                    help="hold out this random fraction as validation data: early stopping "
                    "on it, and its RMSE is reported (the held-out ratings are not trained on)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the --val split (default 0)")
-    _add_hyper_options(p, "hyperparameters (see help(mfcore.Model))")
+    _add_algorithm_option(p)
+    _add_hyper_options(p, "hyperparameters (see help(mfcore.Model), help(mfcore.ALS))")
     _add_reader_options(p)
     p.set_defaults(func=run_train)
 
 
 def _add_hyper_options(parser, title):
-    """One flag per Model hyperparameter (--k 64 --reg 0.05 ...)."""
+    """One flag per hyperparameter of any algorithm (--k 64 --reg 0.05 ...)."""
     hyper = parser.add_argument_group(title)
-    for name, default in _model_params().items():
+    for name, defaults in _algorithm_params().items():
+        if len(set(map(repr, defaults.values()))) == 1 and len(defaults) == len(ALGORITHMS):
+            text = f"default {next(iter(defaults.values()))!r}"
+        else:
+            text = ", ".join(f"{algo}: default {d!r}" for algo, d in defaults.items())
         hyper.add_argument("--" + name.replace("_", "-"), dest="param_" + name, type=_value,
-                           default=argparse.SUPPRESS, metavar="V", help=f"default {default!r}")
+                           default=argparse.SUPPRESS, metavar="V", help=text)
 
 
 def _model_from_flags(args):
-    """A Model with the hyperparameter flags given; a bad value is a usage error."""
-    from .model import Model
-
+    """The --algorithm estimator with the hyperparameter flags given; a bad value or a flag
+    of another algorithm is a usage error."""
+    estimator = ALGORITHMS[args.algorithm]
     params = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_")}
-    model = Model()
+    valid = estimator()._param_names()
+    foreign = [name for name in params if name not in valid]
+    if foreign:
+        args.parser.error(f"--{foreign[0].replace('_', '-')} does not apply to --algorithm "
+                          f"{args.algorithm}")
+    model = estimator()
     try:
         model.set_params(**params)._checked_params()
     except ValueError as exc:
@@ -132,8 +152,6 @@ def _model_from_flags(args):
 
 
 def run_train(args):
-    from .split import train_test_split
-
     model = _model_from_flags(args)
     if args.val is not None and not 0 < args.val < 1:
         args.parser.error(f"--val must be a fraction between 0 and 1, got {args.val}")
@@ -147,7 +165,8 @@ def run_train(args):
     seconds = time.perf_counter() - start
     model.save(args.output)
     print(f"trained on {len(data):,} ratings ({len(model.user_map_):,} users, "
-          f"{len(model.item_map_):,} items): k={model.k}, {model.n_epochs_} epochs in {seconds:.2f} s")
+          f"{len(model.item_map_):,} items): {type(model).__name__} k={model.k}, "
+          f"{model.n_epochs_} {model.EPOCHS} in {seconds:.2f} s")
     if validation is not None:
         scores = model.evaluate(*validation)
         print(f"validation ({len(validation[0]):,} ratings): RMSE {scores['rmse']:.4f}  "
@@ -240,8 +259,6 @@ def add_info(commands):
 
 
 def run_info(args):
-    from .persistence import load
-
     model = load(args.model)
     info = {"file": args.model, "bytes": os.path.getsize(args.model),
             "fitted": hasattr(model, "user_factors_"), "params": model.get_params()}
@@ -288,8 +305,6 @@ def add_demo(commands):
 
 def _demo_data(args):
     """(DataFrame, description): MovieLens 100K if it can be had, else synthetic ML-1M."""
-    from . import datasets
-
     reason = "--synthetic was given"
     if not args.synthetic:
         try:
@@ -307,9 +322,6 @@ def _demo_data(args):
 
 
 def run_demo(args):
-    from . import openmp_enabled
-    from .model import Model
-    from .split import train_val_test_split
 
     data, name = _demo_data(args)
     train, val, test = train_val_test_split(data, 0.1, 0.1, seed=args.seed)
@@ -317,7 +329,7 @@ def run_demo(args):
           f"{data['item'].nunique():,} items")
     print(f"split: random 80/10/10 (seed {args.seed}): {len(train):,} train, "
           f"{len(val):,} validation, {len(test):,} test")
-    model = Model(k=20, epochs=DEMO_MAX_EPOCHS)  # early stopping on validation ends it
+    model = ALGORITHMS["sgd"](k=20, epochs=DEMO_MAX_EPOCHS)  # early stopping on validation ends it
     start = time.perf_counter()
     model.fit(train["user"], train["item"], train["rating"],
               validation=(val["user"], val["item"], val["rating"]))
@@ -403,18 +415,22 @@ def run_similar(args):
 
 # --- tune -------------------------------------------------------------------------------
 
-TUNE_GRID = {"k": [64, 128], "reg": [0.04, 0.06, 0.08, 0.1], "lr": [0.005, 0.01]}
+#: The default grid of each --algorithm.
+TUNE_GRIDS = {"sgd": {"k": [64, 128], "reg": [0.04, 0.06, 0.08, 0.1], "lr": [0.005, 0.01]},
+              "als": {"k": [32, 64, 128], "reg": [0.05, 0.1, 0.2]}}
 
 
 def add_tune(commands):
     p = commands.add_parser(
         "tune", help="search hyperparameters on a ratings file, optionally save the best model",
-        description="Grid or random search over Model hyperparameters, scored by the RMSE on a "
+        description="Grid or random search over the --algorithm's hyperparameters, scored by "
+        "the RMSE on a "
         "validation split carved from the file (or by k-fold cross-validation), with early "
         "stopping in every trial. Prints the results table and the best parameters; with -o, "
-        "refits them on the whole file and saves the model. Trials run at most 200 epochs unless "
-        "--epochs says otherwise. Default grid: "
-        + ", ".join(f"{k}={','.join(map(str, v))}" for k, v in TUNE_GRID.items()) + ".")
+        "refits them on the whole file and saves the model. Trials run at most 200 epochs "
+        "(iterations) unless --epochs (--iterations) says otherwise. Default grids: "
+        + "; ".join(f"{algo}: " + ", ".join(f"{k}={','.join(map(str, v))}" for k, v in grid.items())
+                    for algo, grid in TUNE_GRIDS.items()) + ".")
     p.add_argument("ratings", help="ratings file (user, item, rating[, timestamp])")
     p.add_argument("--grid", action="append", default=None, metavar="NAME=V1,V2,...",
                    help="values to try for one hyperparameter; repeat for several "
@@ -432,7 +448,9 @@ def add_tune(commands):
     p.add_argument("--results", default=None, metavar="CSV", help="write every trial to a CSV")
     p.add_argument("--json", action="store_true", help="print the results and best as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no line per finished trial")
-    _add_hyper_options(p, "fixed hyperparameters (those not in the grid; see help(mfcore.Model))")
+    _add_algorithm_option(p)
+    _add_hyper_options(p, "fixed hyperparameters (those not in the grid; see help(mfcore.Model), "
+                       "help(mfcore.ALS))")
     _add_reader_options(p)
     p.set_defaults(func=run_tune)
 
@@ -440,7 +458,7 @@ def add_tune(commands):
 def _parse_grid(args):
     """--grid NAME=V1,V2 options as a param_grid dict (the default grid when none)."""
     if not args.grid:
-        return dict(TUNE_GRID)
+        return dict(TUNE_GRIDS[args.algorithm])
     grid = {}
     for text in args.grid:
         name, sep, values = text.partition("=")
@@ -454,14 +472,10 @@ def _parse_grid(args):
 
 
 def run_tune(args):
-    from .search import Search
-
-    from .search import MAX_EPOCHS
-
     grid = _parse_grid(args)
     base = _model_from_flags(args)
-    if "param_epochs" not in vars(args):  # trials stop early; epochs is only their limit
-        base.set_params(epochs=MAX_EPOCHS)
+    if "param_" + base.EPOCHS not in vars(args):  # trials stop early: only their limit
+        base.set_params(**{base.EPOCHS: MAX_EPOCHS})
     search = Search(grid, n_iter=args.n_iter, cv=args.cv, validation_fraction=args.val,
                     base=base, refit=args.output is not None, seed=args.split_seed,
                     verbose=not args.json and not args.quiet)
@@ -502,7 +516,6 @@ COMMANDS = [add_train, add_tune, add_evaluate, add_predict, add_recommend, add_s
 def build_parser():
     parser = argparse.ArgumentParser(prog="mfcore",
                                      description="Biased matrix factorization for rating data.")
-    from . import __version__
     parser.add_argument("--version", action="version", version=f"mfcore {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for add in COMMANDS:

@@ -26,6 +26,7 @@ import zipfile
 import numpy as np
 
 from .errors import DataUnavailableError, warn
+from .io import read_ratings
 
 __all__ = ["synthetic", "PRESETS", "movielens", "movielens_path", "MOVIELENS", "cache_dir"]
 
@@ -109,8 +110,6 @@ def movielens(name="ml-100k", *, download=True, verify=True, **kwargs):
     With ``verify`` the number of ratings must be the published one, so an
     edited or truncated copy is refused rather than silently used.
     """
-    from .io import read_ratings
-
     key = _canonical(name)
     path = movielens_path(key, download=download, **kwargs)
     frame = read_ratings(path)

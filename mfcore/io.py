@@ -33,6 +33,7 @@ import zlib
 
 import numpy as np
 
+from ._kernels.readers import parse_block
 from .errors import BadLinesWarning, warn
 
 __all__ = ["read_ratings", "read_pairs"]
@@ -138,10 +139,6 @@ def _parse_fast(open_stream, columns, sep, header):
     separator between them); on anything else it stops and the general
     reader, which explains problems line by line, takes over.
     """
-    try:
-        from ._kernels.readers import parse_block
-    except ImportError:  # an old build without the module: the general path still works
-        return None
     import pandas as pd
 
     capacity = _count_byte(open_stream, ord("\n")) + 1

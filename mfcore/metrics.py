@@ -1,6 +1,10 @@
 """Accuracy metrics for rating prediction, and ranking metrics for top-N recommendation."""
 import numpy as np
 
+from . import recommend as _recommend
+from .data import as_ratings, check_lengths, to_numpy
+from .ids import factorize, normalize_ids, sorted_unique
+
 __all__ = ["rmse", "mae", "mse", "ranking_metrics", "hit_metrics"]
 
 
@@ -81,18 +85,14 @@ def ranking_metrics(model, users, items, ratings, k=10, threshold=4.0, exclude_s
     ``hit_metrics`` for the formulas. One kernel call ranks all users; the rest
     is vectorized, so all users of ML-10M-sized data take seconds.
     """
-    from .model import _check_lengths, _to_numpy, as_ratings
-    from .ids import factorize, normalize_ids, sorted_unique
-    from .recommend import _check_n, top_rows
-
     model._check_fitted()
-    k = _check_n(k, "k")
+    k = _recommend.check_n(k, "k")
     if isinstance(threshold, (bool, np.bool_)) or not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     ratings = as_ratings(ratings, np.float64)
-    users = normalize_ids(_to_numpy(users), "users")
-    items = normalize_ids(_to_numpy(items), "items")
-    _check_lengths(users=users, items=items, ratings=ratings)
+    users = normalize_ids(to_numpy(users), "users")
+    items = normalize_ids(to_numpy(items), "items")
+    check_lengths(users=users, items=items, ratings=ratings)
     relevant = ratings >= threshold
     eval_ids, pos = factorize(users[relevant])
     pos = pos.astype(np.int64)  # keys below are pos * (items + 1): past int32 on ML-20M
@@ -104,7 +104,7 @@ def ranking_metrics(model, users, items, ratings, k=10, threshold=4.0, exclude_s
     pos, item_rows = pos[first], item_rows[first]
     n_relevant = np.bincount(pos, minlength=len(eval_ids))
     u = model.user_map_.lookup(eval_ids, "users")
-    rows, _ = top_rows(model, u, k, exclude_seen)
+    rows, _ = _recommend.top_rows(model, u, k, exclude_seen)
     known = item_rows >= 0
     relevant_keys = np.sort(pos[known] * (n_items + 1) + item_rows[known])
     hits = np.zeros(rows.shape, dtype=bool)

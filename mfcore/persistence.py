@@ -1,11 +1,13 @@
 """Model files: one versioned, pickle-free ``.npz`` archive, written atomically.
 
-Layout: ``format`` (the string ``mfcore-model``), ``version``, ``params``
-(JSON), ``fitted`` (bool), the model's fitted arrays, and ``digest``: a
-SHA-256 over every other member's name, dtype, shape and bytes. ``load``
-reads with ``allow_pickle=False``, checks format, version and digest, then
-lets the model check shapes, dtypes and consistency; anything wrong raises
-``ModelFileError`` saying what.
+Layout: ``format`` (the string ``mfcore-model``), ``version``, ``estimator``
+(the class that wrote it, e.g. ``Model`` or ``ALS``; version 1 files, which
+lack it, are ``Model``'s), ``params`` (JSON), ``fitted`` (bool), the model's
+fitted arrays, and ``digest``: a SHA-256 over every other member's name,
+dtype, shape and bytes. ``load`` reads with ``allow_pickle=False``, checks
+format, version and digest, builds the named estimator (only classes
+registered here, never an arbitrary import), then lets it check shapes,
+dtypes and consistency; anything wrong raises ``ModelFileError`` saying what.
 """
 import hashlib
 import json
@@ -17,10 +19,20 @@ import numpy as np
 
 from .errors import ModelFileError
 
-__all__ = ["save_model", "load"]
+__all__ = ["save_model", "load", "register"]
 
 FORMAT = "mfcore-model"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+#: Estimator classes by name: every ``FactorModel`` subclass registers itself on definition.
+_CLASSES = {}
+
+
+def register(cls):
+    """Let ``load`` rebuild models of ``cls`` (called for every ``FactorModel`` subclass)."""
+    _CLASSES[cls.__name__] = cls
+    return cls
 
 
 def _digest(arrays):
@@ -47,7 +59,7 @@ def save_model(model, path):
     """Write ``model`` to ``path`` atomically: a temporary file in the same folder, then rename."""
     path = os.fspath(path)
     arrays = {"format": np.str_(FORMAT), "version": np.int64(VERSION),
-              "params": np.str_(_params_json(model))}
+              "estimator": np.str_(type(model).__name__), "params": np.str_(_params_json(model))}
     state = model._fitted_state()
     arrays["fitted"] = np.bool_(state is not None)
     for name, value in (state or {}).items():
@@ -111,29 +123,31 @@ def _check_member_sizes(path):
 
 
 def load(path):
-    """Read a model written by ``Model.save``; never unpickles."""
-    from .model import Model
-
+    """Read a model written by ``save``, as an object of the class that wrote it; never unpickles."""
     path = os.fspath(path)
     arrays = _read_members(path)
     if "format" not in arrays or str(arrays["format"]) != FORMAT:
         raise ModelFileError(f"{path!r} is not an mfcore model file (no '{FORMAT}' marker)")
     version = arrays.get("version")
-    if version is None or version.shape != () or int(version) != VERSION:
+    if version is None or version.shape != () or int(version) not in READABLE_VERSIONS:
         raise ModelFileError(f"{path!r} has model format version {version!r}; "
-                             f"this mfcore reads version {VERSION}")
+                             f"this mfcore reads versions {READABLE_VERSIONS}")
     digest = arrays.pop("digest", None)
     if digest is None or str(digest) != _digest(arrays):
         raise ModelFileError(f"{path!r} failed its integrity check (modified or corrupted)")
+    name = str(arrays["estimator"]) if int(version) >= 2 and "estimator" in arrays else "Model"
+    if name not in _CLASSES:
+        raise ModelFileError(f"{path!r} was written by estimator {name!r}, which this mfcore "
+                             f"does not have (known: {sorted(_CLASSES)})")
     try:
         params = json.loads(str(arrays["params"]))
-        model = Model()
+        model = _CLASSES[name]()
         model.set_params(**params)
         model._checked_params()
         if bool(arrays["fitted"]):
             prefix = "state."
-            state = {name[len(prefix):]: value for name, value in arrays.items()
-                     if name.startswith(prefix)}
+            state = {key[len(prefix):]: value for key, value in arrays.items()
+                     if key.startswith(prefix)}
             model._restore_fitted_state(state)
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelFileError(f"{path!r} holds an inconsistent model: {exc}") from exc

@@ -1,7 +1,7 @@
-"""Recommending with a fitted ``Model``: top-N items, similar items/users, fold-in of users.
+"""Recommending with a fitted model: top-N items, similar items/users, the seen items.
 
-``Model.recommend``, ``similar_items``, ``similar_users`` and ``fold_in`` are
-thin methods that call the functions here. Ranking runs in the parallel
+``FactorModel.recommend``, ``similar_items`` and ``similar_users`` are thin
+methods that call the functions here (any object with the fitted arrays works). Ranking runs in the parallel
 partial-selection kernel ``mfcore._kernels.recommend.top_n``; this module maps raw ids
 to rows, gathers the query vectors and candidate columns, and maps the result
 back to raw ids.
@@ -16,9 +16,10 @@ import numpy as np
 from ._kernels import recommend as _recommend
 from ._threads import resolve_n_threads
 from .errors import UnknownIdError, UnknownIdWarning, warn
-from .ids import IdMap, normalize_ids, plain, sorted_unique
+from .ids import normalize_ids, plain, sorted_unique
 
-__all__ = ["recommend", "similar", "fold_in", "seen_csr", "merge_seen", "check_seen", "top_rows"]
+__all__ = ["recommend", "similar", "seen_csr", "merge_seen", "check_seen", "replace_seen_rows",
+           "top_rows", "check_n"]
 
 UNKNOWN_USER_POLICIES = ("fallback", "error")
 
@@ -70,7 +71,7 @@ def check_seen(indptr, items, n_users, n_items):
 
 # --- top-N ----------------------------------------------------------------------
 
-def _check_n(n, name="n"):
+def check_n(n, name="n"):
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
     return int(n)
@@ -149,9 +150,8 @@ def top_rows(model, u, n, exclude_seen=True, items=None):
 
 
 def recommend(model, users, n=10, exclude_seen=True, items=None, unknown="fallback"):
-    """Top-``n`` items for one user or a batch; see ``Model.recommend``."""
-    model._check_fitted()
-    n = _check_n(n)
+    """Top-``n`` items for one user or a batch; see ``FactorModel.recommend``."""
+    n = check_n(n)
     if unknown not in UNKNOWN_USER_POLICIES:
         raise ValueError(f"unknown must be one of {UNKNOWN_USER_POLICIES}, got {unknown!r}")
     u, raw, single = _rows(model.user_map_, users, "users")
@@ -169,9 +169,9 @@ def recommend(model, users, n=10, exclude_seen=True, items=None, unknown="fallba
 # --- similar items / users ---------------------------------------------------------
 
 def similar(model, kind, ids, n=10):
-    """Most cosine-similar ``kind`` ("item" or "user") rows by factors; see ``Model.similar_items``."""
-    model._check_fitted()
-    n = _check_n(n)
+    """Most cosine-similar ``kind`` ("item" or "user") rows by factors; see
+    ``FactorModel.similar_items``."""
+    n = check_n(n)
     idmap = getattr(model, f"{kind}_map_")
     F = getattr(model, f"{kind}_factors_")
     rows, single = _known_rows(idmap, ids, f"{kind}s")
@@ -188,88 +188,9 @@ def similar(model, kind, ids, n=10):
     return _to_raw(idmap, out_rows, out_scores, single)
 
 
-# --- fold-in -----------------------------------------------------------------------
+# --- fold-in's seen items ---------------------------------------------------------------
 
-def solve_user(Q, y, reg, reg_bias, shrinkage=0.0):
-    """Bias and factors minimizing sum (y - b - p.q_j)^2 + (n + shrinkage) (reg |p|^2 + reg_bias b^2).
-
-    ``n = len(y)``: SGD applies its penalty once per rating, so with
-    ``shrinkage=0`` this is the point a full fit's user update would settle
-    at with the items held fixed. ``shrinkage`` adds that many pseudo-ratings'
-    worth of penalty (see ``Model.fold_in``).
-    """
-    n, k = Q.shape
-    A = np.empty((n, k + 1))
-    A[:, 0] = 1.0
-    A[:, 1:] = Q
-    lam = np.full(k + 1, (n + shrinkage) * reg)
-    lam[0] = (n + shrinkage) * reg_bias
-    x = np.linalg.solve(A.T @ A + np.diag(lam), A.T @ y)
-    return x[0], x[1:]
-
-
-def fold_in(model, users, items, ratings, shrinkage=50.0):
-    """Solve new (or refreshed) users against the fixed items; see ``Model.fold_in``."""
-    from .model import DTYPES, _check_lengths, _is_real, _to_numpy, as_ratings, bias_reg
-
-    model._check_fitted()
-    params = model._checked_params()
-    if not _is_real(shrinkage) or shrinkage < 0:
-        raise ValueError(f"shrinkage must be a finite number >= 0, got {shrinkage!r}")
-    ratings = as_ratings(ratings, np.float64)
-    items = normalize_ids(_to_numpy(items), "items")
-    if np.ndim(users) == 0:
-        users = normalize_ids(np.array([users] * len(items), dtype=object), "users")
-    else:
-        users = normalize_ids(_to_numpy(users), "users")
-    if _check_lengths(users=users, items=items, ratings=ratings) == 0:
-        raise ValueError("fold_in needs at least one rating")
-    model.user_map_._check_kind(users, "users")
-    i = model.item_map_.lookup(items, "items")
-    if (i < 0).any():
-        warn(f"fold_in: ignored {int((i < 0).sum())} rating(s) of items unknown to the "
-                      f"model (e.g. {plain(items[i < 0][0])!r}): they have no factors", UnknownIdWarning)
-    fold_map, fu = IdMap.fit(users, "users")
-    keep = i >= 0
-    fu, i, r, _ = model._merge_duplicates(fu[keep], i[keep], ratings[keep], fold_map,
-                                          model.item_map_, params["duplicates"])
-    counts = np.bincount(fu, minlength=len(fold_map))
-    if (counts == 0).any():
-        raise ValueError(f"fold_in: user {plain(fold_map.ids[np.flatnonzero(counts == 0)[0]])!r} "
-                         "has no rating of an item known to the model")
-    reg, reg_bias = params["reg"], bias_reg(params)
-    dtype = DTYPES[params["dtype"]]
-    Q = model.item_factors_[i].astype(np.float64)  # one row per rating
-    y = r - model.global_mean_ - model.item_bias_[i].astype(np.float64)
-    order = np.argsort(fu, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(counts)])
-    k = Q.shape[1]
-    new_bias, new_factors = np.empty(len(fold_map)), np.empty((len(fold_map), k))
-    for row in range(len(fold_map)):
-        sel = order[bounds[row]:bounds[row + 1]]
-        new_bias[row], new_factors[row] = solve_user(Q[sel], y[sel], reg, reg_bias, shrinkage)
-
-    # Assign: known users get their rows refreshed, new users are appended (to a copy of the
-    # map, so that nothing changes if this fails).
-    n_old = len(model.user_map_)
-    user_map = IdMap(model.user_map_.ids)
-    target = user_map.extend(fold_map.ids, "users")
-    n_users = len(user_map)
-    P = np.concatenate([model.user_factors_, np.zeros((n_users - n_old, k), dtype)])
-    bu = np.concatenate([model.user_bias_, np.zeros(n_users - n_old, dtype)])
-    P[target] = new_factors
-    bu[target] = new_bias
-    seen = None
-    if getattr(model, "seen_indptr_", None) is not None:
-        seen = _replace_seen_rows(model.seen_indptr_, model.seen_items_, target[fu], i,
-                                  n_users, len(model.item_map_))
-    model.user_map_, model.user_factors_, model.user_bias_ = user_map, P, bu
-    if seen is not None:
-        model.seen_indptr_, model.seen_items_ = seen
-    return model
-
-
-def _replace_seen_rows(indptr, items, u, i, n_users, n_items):
+def replace_seen_rows(indptr, items, u, i, n_users, n_items):
     """Seen CSR grown to ``n_users`` rows whose rows named in ``u`` hold exactly the pairs (u, i).
 
     O(nnz) copies, no sort of the kept rows: fold-in of one user into an

@@ -1,4 +1,4 @@
-"""Hyperparameter search: grid or random search with early stopping on held-out ratings.
+"""Hyperparameter search over any estimator: grid or random, early stopping on held-out ratings.
 
 The data is validated and mapped to rows once and cut into folds once; every
 trial trains on those arrays (no copy per trial). Each trial uses early stopping on the
@@ -10,9 +10,7 @@ import time
 
 import numpy as np
 
-from ._sgd import SGDTrainer
-from ._threads import resolve_n_threads
-from .model import Model
+from .estimators import Model
 
 __all__ = ["Search", "search"]
 
@@ -39,7 +37,7 @@ def _candidates(param_grid, n_iter, rng):
 
 
 class Search:
-    """Grid or random search over ``Model`` hyperparameters, scored by held-out RMSE.
+    """Grid or random search over an estimator's hyperparameters, scored by held-out RMSE.
 
     Parameters
     ----------
@@ -52,10 +50,11 @@ class Search:
         ``>= 2`` scores by k-fold cross-validation (mean RMSE over folds).
     validation_fraction : float
         Share of the ratings held out when ``cv`` is None.
-    base : Model or None
-        Parameters not in the grid come from this model (default
-        ``Model(epochs=MAX_EPOCHS)``: every trial stops early on its validation
-        part, so epochs is only an upper bound).
+    base : estimator or None
+        The estimator to tune (``mfcore.Model``, ``mfcore.ALS`` ...): parameters
+        not in the grid come from it. Default ``Model(epochs=MAX_EPOCHS)``:
+        every trial stops early on its validation part, so the epoch count
+        (``epochs``, ``iterations``) is only an upper bound.
     refit : bool
         Refit the best parameters on all ratings, for the best epoch count found.
     seed : int
@@ -128,9 +127,11 @@ class Search:
                                         or self.n_iter < 1):
             raise ValueError(f"n_iter must be None or a positive integer, got {self.n_iter!r}")
         base = self.base if self.base is not None else Model(epochs=MAX_EPOCHS)
+        if not hasattr(base, "_fit_prepared"):
+            raise ValueError(f"base must be an mfcore estimator (Model, ALS ...), got {base!r}")
         candidates = _candidates(self.param_grid, self.n_iter, rng)
         for params in candidates:
-            Model().set_params(**dict(base.get_params(), **params))._checked_params()
+            type(base)().set_params(**dict(base.get_params(), **params))._checked_params()
         return base, candidates
 
     def fit(self, users, items, ratings):
@@ -138,30 +139,25 @@ class Search:
         draws, split = self._streams()
         base, candidates = self._checked(draws)
         prepared = {}  # per dtype: the data mapped once and cut into folds once
-        trainers = {}  # per dtype, fold and thread count: the training layout, built once
+        layouts = {}  # per fold: training layouts (they depend on the data alone), built once
         results = []
         folds = None
+        estimator = type(base)
         for params in candidates:
-            model = Model(**dict(base.get_params(), **params, validation_fraction=None,
-                                 warm_start=False, verbose=False))
-            checked = model._checked_params()
+            trial_params = dict(base.get_params(), **params, validation_fraction=None,
+                                warm_start=False, verbose=False)
+            checked = estimator(**trial_params)._checked_params()
             if checked["dtype"] not in prepared:
-                data = model._prepare(users, items, ratings, checked)
+                data = estimator(**trial_params)._prepare(users, items, ratings, checked)
                 if folds is None:
-                    folds = self._folds(len(data["r"]), split)
+                    folds = self._folds(len(data), split)
                 prepared[checked["dtype"]] = [
-                    (dict(data, u=data["u"][tr], i=data["i"][tr], r=data["r"][tr], keys=None),
-                     (data["u"][va], data["i"][va], data["r"][va])) for tr, va in folds]
+                    (data.subset(tr), (data.u[va], data.i[va], data.r[va])) for tr, va in folds]
             start = time.perf_counter()
             scores, epochs = [], []
-            n_threads = resolve_n_threads(checked["n_threads"])
             for fold, (train_part, val_part) in enumerate(prepared[checked["dtype"]]):
-                key = (checked["dtype"], fold, n_threads)
-                if key not in trainers:  # the training layout depends on the data alone
-                    trainers[key] = SGDTrainer(train_part["u"], train_part["i"], train_part["r"],
-                                               n_threads)
-                trial = Model(**model.get_params())
-                trial._fit_prepared(train_part, val_part, trainers[key])
+                trial = estimator(**trial_params)
+                trial._fit_prepared(train_part, val_part, layouts.setdefault(fold, {}))
                 scores.append(min(h["val_rmse"] for h in trial.history_))
                 epochs.append(trial.best_epoch_)
             results.append(dict(params, val_rmse=float(np.mean(scores)),
@@ -177,10 +173,10 @@ class Search:
         best = min(results, key=lambda r: r["val_rmse"])
         self.results_ = results
         self.best_params_ = {name: best[name] for name in candidates[results.index(best)]}
-        self.best_params_["epochs"] = best["best_epoch"]
+        self.best_params_[estimator.EPOCHS] = best["best_epoch"]
         self.best_score_ = best["val_rmse"]
         if self.refit:
-            self.best_model_ = Model(**dict(base.get_params(), **self.best_params_))
+            self.best_model_ = estimator(**dict(base.get_params(), **self.best_params_))
             self.best_model_.fit(users, items, ratings)
         return self
 

@@ -1,10 +1,11 @@
 """scikit-learn adapter: ``MFRegressor``, a regressor on ``X = [user, item]`` columns.
 
 scikit-learn is an optional dependency: this module needs it, ``mfcore`` does
-not. ``Model`` itself already follows the estimator conventions
-(``get_params``/``set_params``, ``sklearn.base.clone``); ``MFRegressor`` adds
-the ``fit(X, y)`` / ``predict(X)`` shape that ``GridSearchCV``,
-``cross_val_score`` and pipelines expect::
+not. The estimators themselves already follow the estimator conventions
+(``get_params``/``set_params``, ``sklearn.base.clone``); ``MFRegressor``
+(``mfcore.Model``, SGD), ``ALSRegressor`` (``mfcore.ALS``) and
+``regressor_for(estimator_class)`` add the ``fit(X, y)`` / ``predict(X)``
+shape that ``GridSearchCV``, ``cross_val_score`` and pipelines expect::
 
     from sklearn.model_selection import GridSearchCV, KFold
     from mfcore.sklearn import MFRegressor
@@ -19,7 +20,7 @@ R^2 (higher is better). For RMSE pass
 ``scoring="neg_root_mean_squared_error"`` (scikit-learn negates errors so
 that higher is always better: -0.92 beats -0.95). Test pairs whose user or
 item was not in a fold's training part get the model's fallback prediction
-(``Model.predict``), with an ``UnknownIdWarning``. Shuffle the folds
+(``predict``), with an ``UnknownIdWarning``. Shuffle the folds
 (``KFold(shuffle=True)``, as above): rating files are often grouped by user,
 and unshuffled folds then test on users the fold never trained on.
 """
@@ -34,12 +35,9 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
                       "pip install scikit-learn") from exc
 
 from .errors import NotFittedError
-from .model import Model
+from .estimators import ALS, Model
 
-__all__ = ["MFRegressor"]
-
-_MODEL_PARAMS = [p for p in inspect.signature(Model.__init__).parameters.values()
-                 if p.name != "self"]
+__all__ = ["MFRegressor", "ALSRegressor", "regressor_for"]
 
 
 def _user_item(X):
@@ -54,36 +52,65 @@ def _user_item(X):
     return arr[:, 0], arr[:, 1]
 
 
-class MFRegressor(RegressorMixin, BaseEstimator):
-    """``mfcore.Model`` as a scikit-learn regressor: ``X`` holds (user id, item id) rows.
+class _Regressor(RegressorMixin, BaseEstimator):
+    """An mfcore estimator as a scikit-learn regressor: ``X`` holds (user id, item id) rows.
 
-    Takes exactly ``Model``'s hyperparameters (same names and defaults). After
-    ``fit``, ``model_`` is the fitted ``Model`` (for ``recommend``,
-    ``similar_items``, ``save`` ...). See the module docstring for scoring.
+    A subclass per estimator (``regressor_for``) takes exactly that
+    estimator's hyperparameters (same names and defaults). After ``fit``,
+    ``model_`` is the fitted estimator (for ``recommend``, ``similar_items``,
+    ``save`` ...). See the module docstring for scoring.
     """
 
+    estimator_class = None
+
     def __init__(self, **params):
-        unknown = set(params) - {p.name for p in _MODEL_PARAMS}
+        names = self._param_specs()
+        unknown = set(params) - {p.name for p in names}
         if unknown:
-            raise TypeError(f"MFRegressor got unexpected parameter(s) {sorted(unknown)}")
-        for p in _MODEL_PARAMS:
+            raise TypeError(f"{type(self).__name__} got unexpected parameter(s) {sorted(unknown)}")
+        for p in names:
             setattr(self, p.name, params.get(p.name, p.default))
 
-    # scikit-learn reads the hyperparameters from the signature of __init__.
-    __init__.__signature__ = inspect.Signature(
-        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in _MODEL_PARAMS])
+    @classmethod
+    def _param_specs(cls):
+        return [p for p in inspect.signature(cls.estimator_class.__init__).parameters.values()
+                if p.name != "self"]
 
     def fit(self, X, y):
-        """Fit a ``Model`` on the (user, item) rows of ``X`` and ratings ``y``; return self."""
+        """Fit the estimator on the (user, item) rows of ``X`` and ratings ``y``; return self."""
         users, items = _user_item(X)
-        self.model_ = Model(**self.get_params()).fit(users, items, np.asarray(y).ravel())
+        self.model_ = self.estimator_class(**self.get_params()).fit(users, items,
+                                                                    np.asarray(y).ravel())
         self.n_features_in_ = 2
         return self
 
     def predict(self, X):
         """Predicted ratings (float64) for the (user, item) rows of ``X``."""
         if not hasattr(self, "model_"):
-            raise NotFittedError("this MFRegressor is not fitted yet: call fit(X, y) first")
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(X, y) first")
         users, items = _user_item(X)
         return self.model_.predict(users, items).astype(np.float64)
+
+
+def regressor_for(estimator_class, name=None):
+    """A scikit-learn regressor class for an mfcore estimator class (its hyperparameters,
+    read from its signature, become the regressor's, as scikit-learn expects)."""
+    specs = [p for p in inspect.signature(estimator_class.__init__).parameters.values()
+             if p.name != "self"]
+
+    def __init__(self, **params):
+        _Regressor.__init__(self, **params)
+
+    # scikit-learn reads the hyperparameters from the signature of __init__.
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in specs])
+    name = name or f"{estimator_class.__name__}Regressor"
+    return type(name, (_Regressor,), {
+        "__init__": __init__, "estimator_class": estimator_class, "__module__": __name__,
+        "__doc__": f"``mfcore.{estimator_class.__name__}`` as a scikit-learn regressor; "
+                   "see ``_Regressor``."})
+
+
+MFRegressor = regressor_for(Model, "MFRegressor")
+ALSRegressor = regressor_for(ALS)

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 import mfcore
-from mfcore import _sgd
+from mfcore.estimators import sgd as _sgd
 from mfcore._kernels import sgd as _kernels
-from mfcore._sgd import SGDTrainer
+from mfcore.estimators.sgd import SGDTrainer
 
 
 def planted(n_users=400, n_items=300, n=80_000, seed=5):

@@ -542,7 +542,7 @@ def test_kernel_equals_brute_force_on_random_shapes():
 
 
 def test_replacing_seen_rows_equals_a_rebuild():
-    from mfcore.recommend import _replace_seen_rows, seen_csr
+    from mfcore.recommend import replace_seen_rows, seen_csr
 
     rng = np.random.default_rng(7)
     for trial in range(30):
@@ -551,7 +551,7 @@ def test_replacing_seen_rows_equals_a_rebuild():
         indptr, items = seen_csr(u, i, n_old, n_items)
         n_users = n_old + int(rng.integers(0, 4))
         nu, ni = rng.integers(0, n_users, 6), rng.integers(0, n_items, 6)
-        got = _replace_seen_rows(indptr, items, nu, ni, n_users, n_items)
+        got = replace_seen_rows(indptr, items, nu, ni, n_users, n_items)
         keep = ~np.isin(u, nu)
         want = seen_csr(np.r_[u[keep], nu], np.r_[i[keep], ni], n_users, n_items)
         np.testing.assert_array_equal(got[0], want[0])

@@ -1,0 +1,165 @@
+"""Training data as the estimators see it: checked, mapped to rows, duplicates merged.
+
+Every estimator's ``fit`` goes through ``prepare`` (raw ids and ratings in,
+``Ratings`` out) and ``validation_rows``; nothing below this module sees a raw id.
+"""
+import dataclasses
+import numbers
+
+import numpy as np
+
+from .errors import DuplicateRatingsWarning, warn
+from .ids import IdMap, normalize_ids, plain, sorted_unique
+
+__all__ = ["Ratings", "prepare", "as_ratings", "to_numpy", "check_lengths", "merge_duplicates",
+           "validation_rows", "DUPLICATE_POLICIES"]
+
+DUPLICATE_POLICIES = ("mean", "last", "keep", "error")
+
+
+def to_numpy(x):
+    return x.to_numpy() if hasattr(x, "to_numpy") else x
+
+
+def _is_number(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def as_ratings(ratings, dtype, name="ratings"):
+    """Ratings as a 1-d finite array of ``dtype``; a clear error for anything else."""
+    if ratings is None:
+        raise ValueError(f"{name} is None: pass one rating per (user, item) pair")
+    ratings = to_numpy(ratings)
+    if isinstance(ratings, (list, tuple)):
+        arr = np.empty(len(ratings), dtype=object)
+        arr[:] = ratings
+        arr = np.array(arr.tolist()) if all(_is_number(v) for v in arr) else arr
+    else:
+        arr = np.asarray(ratings)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if arr.dtype.kind == "O":
+        bad = [(pos, v) for pos, v in enumerate(arr) if not _is_number(v)]
+        if bad:
+            pos, v = bad[0]
+            raise ValueError(f"{name} must be numeric: got {v!r} ({type(v).__name__}) at position {pos}")
+        arr = arr.astype(np.float64)
+    elif arr.dtype.kind not in "iuf":
+        first = arr[0] if arr.size else None
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype} (e.g. {plain(first)!r})")
+    arr = arr.astype(dtype, copy=False)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        pos = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"{name} must be finite: got {plain(arr[pos])!r} at position {pos}")
+    return np.ascontiguousarray(arr)
+
+
+def check_lengths(**arrays):
+    """The common length of the named arrays; ``ValueError`` listing them if they differ."""
+    lengths = {name: len(a) for name, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{name}={n}" for name, n in lengths.items())
+        raise ValueError(f"inputs differ in length: {detail}")
+    return next(iter(lengths.values()))
+
+
+@dataclasses.dataclass
+class Ratings:
+    """Training ratings as rows: ``u``, ``i`` (int32), ``r`` (the model's dtype), the id maps,
+    and ``keys``, the sorted distinct ``u * n_items + i`` when known (for the seen items)."""
+    u: np.ndarray
+    i: np.ndarray
+    r: np.ndarray
+    user_map: IdMap
+    item_map: IdMap
+    keys: np.ndarray = None
+
+    def __len__(self):
+        return len(self.r)
+
+    def subset(self, rows):
+        """These rows of the ratings (same maps; ``keys`` dropped)."""
+        return Ratings(self.u[rows], self.i[rows], self.r[rows], self.user_map, self.item_map)
+
+
+def prepare(users, items, ratings, dtype, duplicates, user_map=None, item_map=None):
+    """Validate and map raw training data to ``Ratings``, merging duplicates by policy.
+
+    With ``user_map``/``item_map`` (a fitted model's) the maps are extended in
+    place with the new ids; otherwise fresh maps are built.
+    """
+    users = normalize_ids(to_numpy(users), "users")
+    items = normalize_ids(to_numpy(items), "items")
+    ratings = as_ratings(ratings, dtype)
+    if check_lengths(users=users, items=items, ratings=ratings) == 0:
+        raise ValueError("cannot fit on empty data: no ratings given")
+    if user_map is not None:
+        u, i = user_map.extend(users, "users"), item_map.extend(items, "items")
+    else:
+        user_map, u = IdMap.fit(users, "users")
+        item_map, i = IdMap.fit(items, "items")
+    u, i, ratings, keys = merge_duplicates(u, i, ratings, user_map, item_map, duplicates)
+    return Ratings(u, i, ratings, user_map, item_map, keys)
+
+
+def merge_duplicates(u, i, ratings, user_map, item_map, policy):
+    """(u, i, ratings, keys): duplicate (user, item) pairs merged by ``policy``; keys are
+    the sorted distinct ``u * n_items + i`` (None with "keep"), reused for the seen items."""
+    if policy == "keep":
+        return u, i, ratings, None
+    key = u.astype(np.int64) * len(item_map) + i
+    keys = sorted_unique(key)  # one plain sort: the usual number of duplicates is 0
+    n_dup = len(key) - len(keys)
+    if n_dup == 0:
+        return u, i, ratings, keys
+    order = np.argsort(key, kind="stable")  # equal keys stay in input order
+    key = key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    counts = np.diff(np.r_[starts, len(key)])
+    first = order[starts[np.flatnonzero(counts > 1)[0]]]
+    example = (plain(user_map.ids[u[first]]), plain(item_map.ids[i[first]]))
+    if policy == "error":
+        raise ValueError(f"{n_dup} duplicate (user, item) ratings, e.g. user {example[0]!r}, "
+                         f"item {example[1]!r}; pass duplicates='mean', 'last' or 'keep'")
+    if policy == "mean":
+        merged = np.add.reduceat(ratings[order].astype(np.float64), starts) / counts
+    else:  # last: the rating of the last occurrence in input order
+        merged = ratings[order[starts + counts - 1]]
+    warn(f"merged {n_dup} duplicate (user, item) ratings with policy {policy!r} "
+         f"(e.g. user {example[0]!r}, item {example[1]!r})", DuplicateRatingsWarning)
+    n_items = len(item_map)
+    return ((keys // n_items).astype(np.int32), (keys % n_items).astype(np.int32),
+            np.ascontiguousarray(merged, dtype=ratings.dtype), keys)
+
+
+def validation_rows(data, validation, fraction, rng):
+    """(training ``Ratings``, validation (u, i, r) rows or None).
+
+    From ``validation=(users, items, ratings)`` (raw ids, mapped with the
+    training maps; unknown ids become -1 and get the fallback prediction) or
+    by holding out ``fraction`` of ``data`` at random (drawn from ``rng``).
+    """
+    if validation is not None and fraction is not None:
+        raise ValueError("give either validation=(users, items, ratings) or "
+                         "validation_fraction, not both")
+    if validation is not None:
+        if len(validation) != 3:
+            raise ValueError("validation must be a (users, items, ratings) triple, "
+                             f"got {len(validation)} items")
+        vu, vi, vr = validation
+        vr = as_ratings(vr, data.r.dtype, "validation ratings")
+        vu = data.user_map.lookup(to_numpy(vu), "validation users")
+        vi = data.item_map.lookup(to_numpy(vi), "validation items")
+        if check_lengths(users=vu, items=vi, ratings=vr) == 0:
+            raise ValueError("validation data is empty")
+        return data, (vu, vi, vr)
+    if fraction is None:
+        return data, None
+    held = rng.random(len(data)) < fraction
+    if held.all() or not held.any():
+        raise ValueError(f"validation_fraction={fraction} leaves no training or no "
+                         f"validation ratings out of {len(data)}")
+    train = Ratings(data.u[~held], data.i[~held], data.r[~held], data.user_map, data.item_map,
+                    data.keys)
+    return train, (data.u[held], data.i[held], data.r[held])

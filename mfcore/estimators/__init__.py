@@ -1,0 +1,14 @@
+"""The estimators: one module per solver, each a ``FactorModel`` once fitted.
+
+``base`` holds what they share (parameters, fit/partial_fit), ``driver`` the
+training loop; ``sgd`` is ``Model`` (stochastic gradient descent), ``als`` is
+``ALS`` (alternating least squares). ``ALGORITHMS`` names them for the CLI.
+"""
+from .als import ALS
+from .base import Estimator
+from .sgd import Model
+
+__all__ = ["Estimator", "Model", "ALS", "ALGORITHMS"]
+
+#: The estimators by the name ``--algorithm`` uses.
+ALGORITHMS = {"sgd": Model, "als": ALS}

@@ -1,0 +1,230 @@
+"""What every estimator shares: declared hyperparameters, ``fit``/``partial_fit``, the loop.
+
+A solver subclasses ``Estimator`` and provides
+
+* ``__init__`` storing its hyperparameters (scikit-learn style: arguments
+  only, no validation) and ``PARAMS``, a table ``name -> check`` (see
+  ``mfcore.params``) applied in ``fit``;
+* ``EPOCHS``: the name of its epoch-count parameter ("epochs", "iterations");
+* ``_initialize(data, params)`` and ``_grow(params)`` where the defaults
+  (factors drawn from N(0, init_std^2), biases 0) do not fit;
+* ``_trainer(data, params, layouts)``: the object that runs one epoch (see
+  ``mfcore.estimators.driver``), possibly reusing a training layout cached in
+  ``layouts`` (a dict search keeps per fold);
+* ``_fold_in_penalty(shrinkage)``: fold-in's row objective.
+
+The estimator is its own fitted model (a ``FactorModel``), so ``predict``,
+``recommend``, ``save`` ... work on it after ``fit``.
+"""
+import inspect
+import os
+
+import numpy as np
+
+from .. import recommend as _recommend
+from ..data import prepare, validation_rows
+from ..fitted import FactorModel
+from ..params import DTYPES, int_at_least
+from . import driver
+
+__all__ = ["Estimator", "check_factor_memory"]
+
+
+def _physical_memory():
+    """Bytes of RAM of this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_factor_memory(n_rows, k):
+    """Refuse factors that would take over half of the machine's memory (drawn in float64):
+    a slip such as k=10**9 would otherwise swap for minutes instead of failing."""
+    need, total = n_rows * k * 8, _physical_memory()
+    if total and need > total // 2:
+        raise ValueError(f"k={k} needs {need / 2**30:,.1f} GiB of factors for {n_rows:,} users "
+                         f"and items, over half of this machine's {total / 2**30:,.1f} GiB; "
+                         "choose a smaller k")
+
+
+class Estimator(FactorModel):
+    """Base of the estimators; see the module docstring for what a solver adds."""
+
+    PARAMS = {}
+    EPOCHS = "epochs"
+
+    # --- scikit-learn style parameter handling --------------------------------
+
+    @classmethod
+    def _param_names(cls):
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self, deep=True):
+        """Hyperparameters as a dict (scikit-learn convention)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Set hyperparameters by name; unknown names raise ``ValueError``."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; "
+                                 f"valid: {valid}")
+            setattr(self, name, value)
+        return self
+
+    def _checked_params(self):
+        return {name: self.PARAMS[name](name, getattr(self, name)) for name in self._param_names()}
+
+    def __repr__(self):
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = [f"{n}={v!r}" for n, v in self.get_params().items()
+                   if n in defaults and defaults[n] is not v and defaults[n] != v]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    # --- training ------------------------------------------------------------
+
+    def fit(self, users, items, ratings, validation=None, callback=None):
+        """Train on (user, item, rating) triples; return ``self``.
+
+        ``users`` and ``items`` hold raw ids (integers or strings, see
+        ``mfcore.ids``); ``ratings`` numbers. Any sequence, numpy array or pandas
+        Series works.
+
+        ``validation=(users, items, ratings)`` (or the ``validation_fraction``
+        parameter, which holds out that share of the given ratings) is scored
+        after every epoch; training stops after ``n_iter_no_change`` epochs
+        without an improvement of more than ``tol``, and the parameters of the
+        best validation epoch are kept (``best_epoch_``).
+        ``callback(model, epoch, metrics)`` runs after every epoch; returning
+        True stops training.
+
+        With ``warm_start=True`` a fitted model continues from its current
+        parameters for more epochs (like ``partial_fit``). If training
+        diverges a ``TrainingDivergedError`` is raised and the model keeps the
+        state it had before this call.
+        """
+        params = self._checked_params()
+        if params["warm_start"] and self._is_fitted():
+            return self.partial_fit(users, items, ratings, params[self.EPOCHS],
+                                    validation=validation, callback=callback)
+        data = self._prepare(users, items, ratings, params)
+        with driver.atomic(self):
+            self._start(data, params)
+            self._train(data, params, params[self.EPOCHS], validation, callback)
+        return self
+
+    def partial_fit(self, users, items, ratings, epochs=1, validation=None, callback=None):
+        """Train ``epochs`` more epochs on these ratings, keeping what was learnt so far.
+
+        New users and items are appended to the id maps with fresh parameters;
+        the global mean stays that of the first fit. The random stream
+        continues where the previous call left it, so two ``partial_fit`` calls
+        of one epoch equal one ``fit`` of two epochs on the same data and seed.
+        ``validation_fraction`` is not applied here (a fresh split each call
+        would train on earlier validation ratings): pass ``validation=`` to
+        score and early-stop these epochs.
+        """
+        params = dict(self._checked_params(), validation_fraction=None)
+        epochs = int_at_least(0)("epochs", epochs)
+        if not self._is_fitted():
+            data = self._prepare(users, items, ratings, params)
+            with driver.atomic(self):
+                self._start(data, params)
+                self._train(data, params, epochs, validation, callback)
+            return self
+        if np.dtype(DTYPES[params["dtype"]]) != self.user_factors_.dtype:
+            raise ValueError(f"dtype={params['dtype']!r} differs from the fitted model's "
+                             f"{self.user_factors_.dtype}; refit from scratch instead")
+        if params["k"] != self.user_factors_.shape[1]:
+            raise ValueError(f"k={params['k']} differs from the fitted model's "
+                             f"{self.user_factors_.shape[1]}; refit from scratch instead")
+        with driver.atomic(self):
+            data = self._prepare(users, items, ratings, params, extend=True)
+            self._grow(params)
+            self._record_seen(data)
+            self._train(data, params, epochs, validation, callback)
+        return self
+
+    def _fit_prepared(self, data, val, layouts):
+        """Fit on prepared ``Ratings``, early-stopping on prepared validation rows (search:
+        ``layouts`` caches training layouts across trials of one fold; no seen items)."""
+        params = self._checked_params()
+        with driver.atomic(self):
+            self._start(data, params, seen=False)
+            self._train(data, params, params[self.EPOCHS], None, None, val=val, layouts=layouts)
+        return self
+
+    def _prepare(self, users, items, ratings, params, extend=False):
+        """Validated ``Ratings``; with ``extend`` the fitted id maps grow with the new ids."""
+        maps = (self.user_map_, self.item_map_) if extend else (None, None)
+        return prepare(users, items, ratings, DTYPES[params["dtype"]], params["duplicates"], *maps)
+
+    def _start(self, data, params, seen=True):
+        """A fresh fit: the generator, the id maps, the estimator's initial parameters and,
+        with ``seen``, the seen-items CSR of the data."""
+        self.rng_ = np.random.default_rng(params["seed"])
+        self.user_map_, self.item_map_ = data.user_map, data.item_map
+        check_factor_memory(len(data.user_map) + len(data.item_map), params["k"])
+        self._initialize(data, params)
+        self.global_mean_ = float(np.mean(data.r, dtype=np.float64))
+        self.rating_range_ = (float(data.r.min()), float(data.r.max()))
+        self.history_ = []
+        self.best_epoch_ = None
+        self.n_epochs_ = 0
+        if seen:
+            self.seen_indptr_, self.seen_items_ = _recommend.seen_csr(
+                data.u, data.i, len(data.user_map), len(data.item_map), keys=data.keys)
+        else:
+            self.seen_indptr_ = self.seen_items_ = None
+
+    def _record_seen(self, data):
+        """Add the training pairs to the seen-items CSR (a model loaded from a file without
+        one keeps none: a partial set would be wrong)."""
+        if getattr(self, "seen_indptr_", None) is not None:
+            self.seen_indptr_, self.seen_items_ = _recommend.merge_seen(
+                self.seen_indptr_, self.seen_items_, data.u, data.i,
+                len(self.user_map_), len(self.item_map_))
+
+    def _train(self, data, params, n_epochs, validation, callback, val=None, layouts=None):
+        """Validation rows, the trainer, the bookkeeping, then the shared loop."""
+        if val is None:
+            data, val = validation_rows(data, validation, params["validation_fraction"], self.rng_)
+        trainer = self._trainer(data, params, {} if layouts is None else layouts)
+        self.rating_range_ = (min(self.rating_range_[0], float(data.r.min())),
+                              max(self.rating_range_[1], float(data.r.max())))
+        self.n_ratings_ = int(len(data))
+        driver.run(self, trainer, len(data), n_epochs, val, callback, params["verbose"],
+                   params["tol"], params["n_iter_no_change"])
+
+    # --- persistence ----------------------------------------------------------------
+
+    def _restore_fitted_state(self, state):
+        params = self._checked_params()
+        return super()._restore_fitted_state(state, params["k"], DTYPES[params["dtype"]])
+
+    # --- what a solver provides -------------------------------------------------------
+
+    def _initialize(self, data, params):
+        """Fresh parameters: factors N(0, init_std^2) (users, then items), biases 0."""
+        dtype = DTYPES[params["dtype"]]
+        shape_u, shape_i = (len(data.user_map), params["k"]), (len(data.item_map), params["k"])
+        self.user_factors_ = self.rng_.normal(0.0, params["init_std"], shape_u).astype(dtype)
+        self.item_factors_ = self.rng_.normal(0.0, params["init_std"], shape_i).astype(dtype)
+        self.user_bias_ = np.zeros(shape_u[0], dtype=dtype)
+        self.item_bias_ = np.zeros(shape_i[0], dtype=dtype)
+
+    def _grow(self, params):
+        """Rows for ids the maps gained since the parameters were sized (drawn like the first)."""
+        for kind in ("user", "item"):
+            factors = getattr(self, f"{kind}_factors_")
+            new = len(getattr(self, f"{kind}_map_")) - len(factors)
+            if new > 0:
+                rows = self.rng_.normal(0.0, params["init_std"], (new, factors.shape[1]))
+                setattr(self, f"{kind}_factors_", np.concatenate([factors, rows.astype(factors.dtype)]))
+                bias = getattr(self, f"{kind}_bias_")
+                setattr(self, f"{kind}_bias_", np.concatenate([bias, np.zeros(new, bias.dtype)]))
+
+    def _trainer(self, data, params, layouts):
+        raise NotImplementedError

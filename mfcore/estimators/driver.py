@@ -1,0 +1,94 @@
+"""The training loop every estimator shares.
+
+An estimator prepares its data and a *trainer*, an object with
+
+* ``step(epoch) -> dict``: run one epoch (iteration, sweep) updating the
+  model's parameter arrays in place; return ``{"sse": ...}`` (the sum of
+  squared training errors it measured) plus any fields the history should
+  record (SGD: ``lr``);
+* ``penalty() -> float``: the regularization term of the objective now;
+* ``diverged(epoch, info) -> str``: the message for a non-finite result;
+
+and hands both to ``run``. ``run`` owns what is common: timing, the
+finiteness check, history, ``verbose`` lines, validation scoring, early
+stopping with best-epoch restore, and callbacks. ``atomic`` commits the new
+parameters only when training succeeds.
+"""
+import contextlib
+import copy
+import time
+
+import numpy as np
+
+from ..errors import TrainingDivergedError
+
+__all__ = ["run", "atomic", "format_record"]
+
+
+def format_record(record):
+    """One line of training progress, as ``verbose`` prints it."""
+    line = f"epoch {record['epoch']:4d}"
+    if "lr" in record:
+        line += f"  lr {record['lr']:.4g}"
+    line += f"  train_loss {record['train_loss']:.4f}  train_rmse {record['train_rmse']:.4f}"
+    if "val_rmse" in record:
+        line += f"  val_rmse {record['val_rmse']:.4f}"
+    return line + f"  {record['updates_per_sec'] / 1e6:6.1f}M updates/s  {record['seconds']:.3f}s"
+
+
+@contextlib.contextmanager
+def atomic(model):
+    """Restore every fitted attribute (and array contents) of ``model`` if the block raises."""
+    saved = {name: (value.copy() if isinstance(value, np.ndarray) else copy.deepcopy(value))
+             for name, value in vars(model).items() if name.endswith("_")}
+    try:
+        yield
+    except BaseException:
+        for name in [n for n in vars(model) if n.endswith("_")]:
+            delattr(model, name)
+        model.__dict__.update(saved)
+        raise
+
+
+def run(model, trainer, n_ratings, n_epochs, val, callback, verbose, tol, n_iter_no_change):
+    """Train ``n_epochs`` epochs numbered on from ``model.n_epochs_``.
+
+    ``val``: validation rows (u, i, r) scored after every epoch, or None.
+    With them, training stops after ``n_iter_no_change`` epochs that did not
+    improve the best validation RMSE by more than ``tol``, and the best
+    epoch's parameters are restored (``model.best_epoch_``).
+    ``callback(model, epoch, record)`` returning True stops training.
+    """
+    best_rmse, best, since_best = np.inf, None, 0
+    for epoch in range(model.n_epochs_ + 1, model.n_epochs_ + n_epochs + 1):
+        start = time.perf_counter()
+        info = trainer.step(epoch)
+        seconds = time.perf_counter() - start
+        sse = info.pop("sse")
+        if not (np.isfinite(sse) and all(np.isfinite(a).all() for a in model._parameters())):
+            raise TrainingDivergedError(trainer.diverged(epoch, info))
+        record = {"epoch": epoch, **info, "train_loss": (sse + trainer.penalty()) / n_ratings,
+                  "train_rmse": float(np.sqrt(sse / n_ratings)), "seconds": seconds,
+                  "updates_per_sec": n_ratings / max(seconds, 1e-12)}
+        if val is not None:
+            record["val_rmse"] = model._rmse_rows(*val)
+        model.history_.append(record)
+        model.n_epochs_ = epoch
+        if verbose:
+            print(format_record(record), flush=True)
+        stop = False
+        if val is not None:
+            if record["val_rmse"] < best_rmse - tol:
+                best_rmse, since_best = record["val_rmse"], 0
+                best = (epoch, [a.copy() for a in model._parameters()])
+            else:
+                since_best += 1
+                stop = since_best >= n_iter_no_change
+        if callback is not None and callback(model, epoch, dict(record)):
+            stop = True
+        if stop:
+            break
+    if best is not None:
+        model.best_epoch_ = best[0]
+        for target, kept in zip(model._parameters(), best[1]):
+            target[...] = kept

@@ -1,0 +1,359 @@
+"""What a fitted factor model is, whichever estimator found it.
+
+``FactorModel`` owns the fitted arrays (id maps, global mean, biases,
+factors, rating range, seen items) and everything that needs only them:
+``predict``, ``evaluate``, ``recommend``, ``similar_items``/``similar_users``,
+``fold_in`` and ``save``. Every estimator (``mfcore.estimators``) is a
+``FactorModel`` that adds its hyperparameters and how it trains.
+
+Data flows one way: raw ids -> ``IdMap`` rows -> the kernels in
+``mfcore._kernels`` -> predictions for raw ids.
+"""
+import json
+import warnings
+
+import numpy as np
+
+from . import persistence, recommend as _recommend
+from ._kernels import sgd as _sgd_kernels
+from ._kernels.als import solve_rows
+from ._threads import resolve_n_threads
+from .data import as_ratings, check_lengths, merge_duplicates, to_numpy
+from .errors import NotFittedError, UnknownIdError, UnknownIdWarning, warn
+from .ids import IdMap, normalize_ids, plain
+from .metrics import mae, rmse
+from .params import is_real
+
+__all__ = ["FactorModel", "UNKNOWN_POLICIES"]
+
+UNKNOWN_POLICIES = ("fallback", "nan", "error")
+
+#: The fitted attributes every factor model has (``_fitted_state`` saves them).
+PARAMETER_NAMES = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
+
+
+def _generator_from_state(state):
+    """A numpy Generator restored from ``bit_generator.state`` (as saved in model files)."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"):
+        raise ValueError(f"unknown random generator state {name!r}")
+    bit_generator = getattr(np.random, name)()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
+
+
+class FactorModel:
+    """A fitted biased factor model: ``r(u, i) = mu + b_u + b_i + p_u . q_i``.
+
+    Not used on its own: estimators (``mfcore.Model``, ``mfcore.ALS`` ...)
+    subclass it. Subclasses are registered by class name for ``mfcore.load``.
+
+    Fitted attributes
+    -----------------
+    user_factors_, item_factors_ : (n_users, k), (n_items, k) arrays
+    user_bias_, item_bias_ : (n_users,), (n_items,) arrays
+    global_mean_ : float, the mean training rating
+    user_map_, item_map_ : ``IdMap`` from raw ids to rows (``user_map_.ids`` are the raw ids)
+    rating_range_ : (min, max) training rating, used to clip predictions
+    n_ratings_ : ratings trained on (after merging duplicates)
+    history_ : list of per-epoch (per-iteration) dicts, see the estimator
+    n_epochs_ : epochs (iterations) run in all
+    best_epoch_ : the epoch whose parameters were kept (None without validation data)
+    rng_ : the numpy Generator training draws from; ``partial_fit`` continues it
+    seen_indptr_, seen_items_ : CSR (int64, int32) of the item rows each user row rated in
+        training (sorted); ``recommend(exclude_seen=True)`` skips them, and they are saved
+    """
+
+    #: fold_in's default ``shrinkage`` (pseudo-ratings of extra penalty), per estimator
+    fold_in_shrinkage = 0.0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        persistence.register(cls)
+
+    # --- state ------------------------------------------------------------------
+
+    def _is_fitted(self):
+        return hasattr(self, "user_factors_")
+
+    def _check_fitted(self):
+        if not self._is_fitted():
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call "
+                                 "fit(users, items, ratings) first")
+
+    def _parameters(self):
+        return tuple(getattr(self, name) for name in PARAMETER_NAMES)
+
+    def _threads(self):
+        return resolve_n_threads(getattr(self, "n_threads", None))
+
+    # --- prediction ---------------------------------------------------------------
+
+    def _indices(self, users, items, unknown):
+        """Map raw ids to rows, applying the unknown-id policy; return (u, i, known mask)."""
+        if unknown not in UNKNOWN_POLICIES:
+            raise ValueError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
+        u = self.user_map_.lookup(to_numpy(users), "users")
+        i = self.item_map_.lookup(to_numpy(items), "items")
+        check_lengths(users=u, items=i)
+        bad_u, bad_i = u < 0, i < 0
+        n_u, n_i = int(bad_u.sum()), int(bad_i.sum())
+        if n_u or n_i:
+            users_arr = normalize_ids(to_numpy(users), "users")
+            items_arr = normalize_ids(to_numpy(items), "items")
+            example = (f"user {plain(users_arr[bad_u][0])!r}" if n_u
+                       else f"item {plain(items_arr[bad_i][0])!r}")
+            message = (f"{n_u} unknown user id(s) and {n_i} unknown item id(s) among "
+                       f"{len(u)} pairs (e.g. {example})")
+            if unknown == "error":
+                raise UnknownIdError(message)
+            if unknown == "fallback":
+                warn(message + "; predicted from the global mean and the known bias", UnknownIdWarning)
+        return u, i, ~(bad_u | bad_i)
+
+    def predict(self, users, items, clip=True, unknown="fallback"):
+        """Predicted ratings for the (user, item) pairs, as an array of the model's dtype.
+
+        ``clip`` keeps predictions within the training rating range. An unknown
+        user or item contributes no bias and no factors, so the prediction falls
+        back to ``mu + b_i`` (or ``mu + b_u``, or ``mu``) and an
+        ``UnknownIdWarning`` counts them (``unknown="fallback"``);
+        ``unknown="nan"`` returns NaN for those pairs instead, and
+        ``unknown="error"`` raises ``KeyError``.
+        """
+        self._check_fitted()
+        u, i, known = self._indices(users, items, unknown)
+        out = self._predict_rows(u, i, clip)
+        if unknown == "nan":
+            out[~known] = np.nan
+        return out
+
+    def _predict_rows(self, u, i, clip):
+        """Predictions for int32 rows (-1: unknown, no bias and no factors), in a parallel kernel."""
+        out = np.empty(len(u), dtype=self.user_factors_.dtype)
+        lo, hi = self.rating_range_ if clip else (-np.inf, np.inf)
+        _sgd_kernels.predict(u, i, self.user_factors_, self.item_factors_, self.user_bias_,
+                             self.item_bias_, self.global_mean_, lo, hi, out, self._threads())
+        return out
+
+    def _rmse_rows(self, u, i, r, clip=True):
+        """RMSE of the (clipped) predictions for rows u, i against ratings r, in a kernel."""
+        lo, hi = self.rating_range_ if clip else (-np.inf, np.inf)
+        sse = _sgd_kernels.squared_error(u, i, r, *self._parameters(), self.global_mean_, lo, hi,
+                                         self._threads())
+        return float(np.sqrt(sse / len(r)))
+
+    def evaluate(self, users, items, ratings, clip=True):
+        """RMSE and MAE of the predictions for held-out ratings, with the count of unknown ids.
+
+        Unknown ids are predicted as in ``predict`` (the fallback), counted, not warned about.
+        """
+        self._check_fitted()
+        ratings = as_ratings(ratings, np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnknownIdWarning)
+            u, i, _ = self._indices(users, items, "fallback")
+        check_lengths(pairs=u, ratings=ratings)
+        pred = self._predict_rows(u, i, clip)
+        return {"rmse": rmse(ratings, pred), "mae": mae(ratings, pred), "n": int(len(ratings)),
+                "unknown_users": int((u < 0).sum()), "unknown_items": int((i < 0).sum())}
+
+    # --- recommending -----------------------------------------------------------
+
+    def recommend(self, users, n=10, exclude_seen=True, items=None, unknown="fallback"):
+        """The ``n`` items with the highest predicted rating for one user or a batch.
+
+        Returns ``(items, scores)``, best first. Scores are the predicted
+        ratings ``predict(user, item, clip=False)`` (unclipped, so the ranking
+        does not tie at the top of the scale); equal scores rank by item row.
+        ``exclude_seen`` skips the items the user rated in training (kept in
+        the model and saved with it); ``items`` restricts the candidates to
+        these raw ids (unknown ones raise ``KeyError``).
+
+        One raw user id gives 1-d arrays with at most ``n`` entries (fewer when
+        fewer candidates remain). A list/array of ids gives 2-d arrays of shape
+        (len(users), n); a row with fewer than ``n`` candidates is padded with
+        score NaN and item ``-1`` (integer ids) or ``""`` (string ids): test
+        ``np.isnan(scores)``, not the id. A user unknown to the model gets the
+        items with the largest item bias (the popularity fallback) and an
+        ``UnknownIdWarning``; ``unknown="error"`` raises ``KeyError`` instead.
+        Runs in a parallel kernel with partial selection: memory O(users x n).
+        """
+        self._check_fitted()
+        return _recommend.recommend(self, users, n, exclude_seen, items, unknown)
+
+    def similar_items(self, items, n=10):
+        """The ``n`` items whose factors are most cosine-similar to each of ``items``.
+
+        Returns ``(items, similarities)`` like ``recommend`` (one id: 1-d;
+        several: 2-d padded rows); the item itself is left out. Unknown ids
+        raise ``KeyError``.
+        """
+        self._check_fitted()
+        return _recommend.similar(self, "item", items, n)
+
+    def similar_users(self, users, n=10):
+        """The ``n`` users most cosine-similar to ``users`` by factors; see ``similar_items``."""
+        self._check_fitted()
+        return _recommend.similar(self, "user", users, n)
+
+    # --- fold-in ------------------------------------------------------------------
+
+    def _fold_in_penalty(self, shrinkage):
+        """(reg, reg_bias, base, count_weight) of fold-in's row objective (see ``fold_in``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define fold-in's penalty")
+
+    def fold_in(self, users, items, ratings, shrinkage=None):
+        """Add users (or refresh known ones) from their ratings without retraining; return self.
+
+        ``users`` is one raw id (for all the ratings) or one per rating. Each
+        user's bias and factors are solved exactly, items held fixed, as a
+        small regularized least-squares problem::
+
+            min_b,p  sum_j (r_j - mu - b_i(j) - b - p.q_j)^2 + lam_p |p|^2 + lam_b b^2
+
+        with the penalties of the estimator (see its ``fold_in`` notes); for
+        every estimator ``shrinkage`` adds that many ratings' worth of penalty
+        (None: the estimator's default, ``fold_in_shrinkage``). The solve runs
+        in the same row-solve kernel as ALS, users in parallel.
+
+        A new user is appended to ``user_map_``; a known user's row is
+        replaced (its previous parameters and seen items are forgotten: pass
+        its whole history). Ratings of items unknown to the model are ignored
+        with an ``UnknownIdWarning``; duplicates follow ``duplicates``. The
+        user's rated items become its seen items for ``recommend``.
+        """
+        self._check_fitted()
+        shrinkage = self.fold_in_shrinkage if shrinkage is None else shrinkage
+        if not is_real(shrinkage) or shrinkage < 0:
+            raise ValueError(f"shrinkage must be a finite number >= 0, got {shrinkage!r}")
+        dtype = self.user_factors_.dtype
+        ratings = as_ratings(ratings, dtype)
+        items = normalize_ids(to_numpy(items), "items")
+        if np.ndim(users) == 0:
+            users = normalize_ids(np.array([users] * len(items), dtype=object), "users")
+        else:
+            users = normalize_ids(to_numpy(users), "users")
+        if check_lengths(users=users, items=items, ratings=ratings) == 0:
+            raise ValueError("fold_in needs at least one rating")
+        self.user_map_._check_kind(users, "users")
+        i = self.item_map_.lookup(items, "items")
+        if (i < 0).any():
+            warn(f"fold_in: ignored {int((i < 0).sum())} rating(s) of items unknown to the "
+                 f"model (e.g. {plain(items[i < 0][0])!r}): they have no factors", UnknownIdWarning)
+        fold_map, fu = IdMap.fit(users, "users")
+        keep = i >= 0
+        fu, i, r, _ = merge_duplicates(fu[keep], i[keep], ratings[keep], fold_map,
+                                       self.item_map_, getattr(self, "duplicates", "mean"))
+        counts = np.bincount(fu, minlength=len(fold_map))
+        if (counts == 0).any():
+            raise ValueError(f"fold_in: user {plain(fold_map.ids[np.flatnonzero(counts == 0)[0]])!r} "
+                             "has no rating of an item known to the model")
+        order = np.argsort(fu, kind="stable")
+        indptr = np.zeros(len(fold_map) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        k = self.user_factors_.shape[1]
+        new_factors = np.empty((len(fold_map), k), dtype)
+        new_bias = np.empty(len(fold_map), dtype)
+        reg, reg_bias, base, count_weight = self._fold_in_penalty(float(shrinkage))
+        solve_rows(indptr, np.ascontiguousarray(i[order], dtype=np.int32),
+                   np.ascontiguousarray(r[order]), self.item_factors_, self.item_bias_,
+                   self.global_mean_, reg, reg_bias, base, count_weight, True,
+                   new_factors, new_bias, self._threads())
+
+        # Known users get their rows refreshed, new users are appended (to a copy of the
+        # map, so that nothing changes if this fails).
+        n_old = len(self.user_map_)
+        user_map = IdMap(self.user_map_.ids)
+        target = user_map.extend(fold_map.ids, "users")
+        n_users = len(user_map)
+        P = np.concatenate([self.user_factors_, np.zeros((n_users - n_old, k), dtype)])
+        bu = np.concatenate([self.user_bias_, np.zeros(n_users - n_old, dtype)])
+        P[target] = new_factors
+        bu[target] = new_bias
+        seen = None
+        if getattr(self, "seen_indptr_", None) is not None:
+            seen = _recommend.replace_seen_rows(self.seen_indptr_, self.seen_items_, target[fu], i,
+                                                n_users, len(self.item_map_))
+        self.user_map_, self.user_factors_, self.user_bias_ = user_map, P, bu
+        if seen is not None:
+            self.seen_indptr_, self.seen_items_ = seen
+        return self
+
+    # --- persistence ----------------------------------------------------------------
+
+    def save(self, path):
+        """Write the model to one file atomically (see ``mfcore.persistence``)."""
+        persistence.save_model(self, path)
+
+    def _fitted_state(self):
+        """Arrays that define a fitted model (``None`` when unfitted)."""
+        if not self._is_fitted():
+            return None
+        return {
+            "user_ids": self.user_map_.ids,
+            "item_ids": self.item_map_.ids,
+            "user_factors": self.user_factors_,
+            "item_factors": self.item_factors_,
+            "user_bias": self.user_bias_,
+            "item_bias": self.item_bias_,
+            "global_mean": np.float64(self.global_mean_),
+            "rating_range": np.asarray(self.rating_range_, dtype=np.float64),
+            "n_ratings": np.int64(self.n_ratings_),
+            "history": np.str_(json.dumps(self.history_)),
+            "training": np.str_(json.dumps({"rng": self.rng_.bit_generator.state,
+                                            "best_epoch": self.best_epoch_,
+                                            "n_epochs": self.n_epochs_})),
+            **({} if getattr(self, "seen_indptr_", None) is None else
+               {"seen_indptr": self.seen_indptr_,
+                # 2 bytes an item row where they fit (every MovieLens set): the seen items are
+                # most of a saved model (4 bytes a training rating against ~1.5 for factors)
+                "seen_items": (self.seen_items_.astype(np.uint16)
+                               if len(self.item_map_) <= 1 << 16 else self.seen_items_)}),
+        }
+
+    def _restore_fitted_state(self, state, k, dtype):
+        """Check a fitted state read from a file and attach it; ``ValueError`` names the problem.
+
+        ``k`` and ``dtype`` are what the file's hyperparameters say the arrays must have.
+        """
+        dtype = np.dtype(dtype)
+        P, Q = state["user_factors"], state["item_factors"]
+        bu, bi = state["user_bias"], state["item_bias"]
+        for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
+            if state[name].dtype != dtype:
+                raise ValueError(f"{name} has dtype {state[name].dtype}, expected {dtype}")
+        n_users, n_items = len(state["user_ids"]), len(state["item_ids"])
+        expected = {"user_factors": (n_users, k), "item_factors": (n_items, k),
+                    "user_bias": (n_users,), "item_bias": (n_items,), "rating_range": (2,)}
+        for name, shape in expected.items():
+            if state[name].shape != shape:
+                raise ValueError(f"{name} has shape {state[name].shape}, expected {shape}")
+        for name in ("user_factors", "item_factors", "user_bias", "item_bias",
+                     "global_mean", "rating_range"):
+            if not np.isfinite(state[name]).all():
+                raise ValueError(f"{name} holds non-finite values")
+        lo, hi = (float(v) for v in state["rating_range"])
+        if lo > hi:
+            raise ValueError(f"rating_range {lo}..{hi} is empty")
+        user_map, item_map = IdMap(state["user_ids"]), IdMap(state["item_ids"])
+        seen = (state["seen_indptr"], state["seen_items"]) if "seen_indptr" in state else (None, None)
+        if seen[0] is not None:
+            if seen[1].dtype == np.uint16:  # saved compactly (see _fitted_state)
+                seen = (seen[0], seen[1].astype(np.int32))
+            _recommend.check_seen(*seen, n_users, n_items)
+        self.seen_indptr_, self.seen_items_ = seen
+        self.user_factors_ = np.ascontiguousarray(P)
+        self.item_factors_ = np.ascontiguousarray(Q)
+        self.user_bias_ = np.ascontiguousarray(bu)
+        self.item_bias_ = np.ascontiguousarray(bi)
+        self.global_mean_ = float(state["global_mean"])
+        self.user_map_, self.item_map_ = user_map, item_map
+        self.rating_range_ = (lo, hi)
+        self.n_ratings_ = int(state["n_ratings"])
+        self.history_ = json.loads(str(state["history"]))
+        training = json.loads(str(state["training"]))
+        self.rng_ = _generator_from_state(training["rng"])
+        self.best_epoch_ = training["best_epoch"]
+        self.n_epochs_ = int(training["n_epochs"])
+        return self
