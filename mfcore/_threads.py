@@ -55,9 +55,25 @@ def check_n_threads(n_threads, name="n_threads"):
     return int(n_threads)
 
 
+def _omp_num_threads():
+    """The thread count OMP_NUM_THREADS asks for (its first entry), or None if unset or invalid."""
+    text = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    try:
+        n = int(text)
+    except ValueError:
+        return None
+    return n if n >= 1 else None
+
+
 def resolve_n_threads(n_threads):
-    """The thread count for ``n_threads`` (see ``check_n_threads``); 1 without OpenMP."""
+    """The thread count for ``n_threads``; 1 without OpenMP.
+
+    In this order: the argument when it is a count; for None or -1,
+    ``OMP_NUM_THREADS`` when set (a Dask or joblib worker sets it to avoid
+    oversubscription); otherwise every CPU this process may use (affinity
+    mask and cgroup quota).
+    """
     n = check_n_threads(n_threads)
     if n is None or n == -1:
-        n = min(available_cpus(), MAX_THREADS)
-    return n if openmp_enabled() else 1
+        n = _omp_num_threads() or available_cpus()
+    return min(n, MAX_THREADS) if openmp_enabled() else 1

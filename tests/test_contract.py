@@ -1,0 +1,17 @@
+"""Every estimator runs the shared contract suite (tests/contract.py) by declaring itself."""
+import mfcore
+
+from contract import EstimatorContract
+
+
+class TestSGD(EstimatorContract):
+    estimator = mfcore.Model
+    fast = {"k": 4, "epochs": 3}
+    planted = {"k": 8, "epochs": 60, "lr": 0.02, "reg": 0.02}
+    diverging = {"lr": 50.0}
+
+
+class TestALS(EstimatorContract):
+    estimator = mfcore.ALS
+    fast = {"k": 4, "iterations": 3}
+    planted = {"k": 4, "iterations": 10, "reg": 0.02}
