@@ -1,0 +1,75 @@
+"""ALS: one iteration equals a NumPy reference of the documented objective; fold-in is its user step."""
+import numpy as np
+import pytest
+
+import mfcore
+
+
+def numpy_als_iteration(u, i, r, P, Q, bu, bi, mu, reg, reg_bias, count_weighted):
+    """Users then items, each row's (bias, factors) by np.linalg.solve of its normal equations."""
+    for rows, cols, F, b, G, c in ((u, i, P, bu, Q, bi), (i, u, Q, bi, P, bu)):
+        for row in np.unique(rows):
+            sel = rows == row
+            A = np.hstack([np.ones((sel.sum(), 1)), G[cols[sel]].astype(np.float64)])
+            y = r[sel] - mu - c[cols[sel]]
+            scale = sel.sum() if count_weighted else 1.0
+            lam = np.full(A.shape[1], scale * reg)
+            lam[0] = scale * reg_bias
+            x = np.linalg.solve(A.T @ A + np.diag(lam), A.T @ y)
+            b[row], F[row] = x[0], x[1:]
+
+
+@pytest.mark.parametrize("count_weighted, reg, reg_bias", [(True, 0.05, None), (False, 2.0, 0.5)])
+def test_one_iteration_equals_the_numpy_reference(make_planted, count_weighted, reg, reg_bias):
+    u, i, r = make_planted(n_users=40, n_items=30, density=0.4, seed=1)
+    model = mfcore.ALS(k=5, iterations=1, reg=reg, reg_bias=reg_bias, count_weighted=count_weighted,
+                       dtype="float64", seed=3)
+    start = mfcore.ALS(k=5, iterations=0, dtype="float64", seed=3).fit(u, i, r)
+    model.fit(u, i, r)
+    P, Q = start.user_factors_.copy(), start.item_factors_.copy()
+    bu, bi = np.zeros(len(P)), np.zeros(len(Q))
+    numpy_als_iteration(start.user_map_.lookup(u), start.item_map_.lookup(i), r, P, Q, bu, bi,
+                        start.global_mean_, reg, reg if reg_bias is None else reg_bias,
+                        count_weighted)
+    for got, want in zip((model.user_factors_, model.item_factors_, model.user_bias_,
+                          model.item_bias_), (P, Q, bu, bi)):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
+
+
+def test_fold_in_is_the_als_user_step(make_planted):
+    u, i, r = make_planted(n_users=60, n_items=40, density=0.4, seed=2)
+    model = mfcore.ALS(k=6, iterations=4, dtype="float64").fit(u, i, r)
+    row = model.user_map_.lookup([u[0]])[0]
+    # after the item half of the last iteration, solving the user again is one more user step
+    P, bu = model.user_factors_.copy(), model.user_bias_.copy()
+    Q, bi = model.item_factors_, model.item_bias_
+    sel = u == u[0]
+    cols = model.item_map_.lookup(i[sel])
+    A = np.hstack([np.ones((sel.sum(), 1)), Q[cols]])
+    lam = np.full(7, sel.sum() * 0.1)
+    x = np.linalg.solve(A.T @ A + np.diag(lam), A.T @ (r[sel] - model.global_mean_ - bi[cols]))
+    model.fold_in(u[0], i[sel], r[sel])
+    np.testing.assert_allclose(model.user_bias_[row], x[0], rtol=1e-9)
+    np.testing.assert_allclose(model.user_factors_[row], x[1:], rtol=1e-9, atol=1e-12)
+    others = np.arange(len(P)) != row
+    assert np.array_equal(model.user_factors_[others], P[others])
+    assert np.array_equal(model.user_bias_[others], bu[others])
+
+
+def test_partial_fit_keeps_rows_it_has_no_ratings_for(make_planted):
+    u, i, r = make_planted(n_users=50, n_items=40, density=0.4, seed=4)
+    model = mfcore.ALS(k=4, iterations=3).fit(u, i, r)
+    some = u < 10
+    before = model.user_factors_.copy()
+    model.partial_fit(u[some], i[some], r[some], epochs=1)
+    rows = model.user_map_.lookup(np.unique(u[~some]))
+    assert np.array_equal(model.user_factors_[rows], before[rows])
+    assert not np.array_equal(model.user_factors_[model.user_map_.lookup([0])], before[[0]])
+
+
+def test_history_records_loss_and_rmse_per_iteration(make_planted):
+    u, i, r = make_planted(n_users=50, n_items=40, density=0.4, seed=5)
+    model = mfcore.ALS(k=4, iterations=5, validation_fraction=0.2).fit(u, i, r)
+    losses = [h["train_loss"] for h in model.history_]
+    assert all(b <= a + 1e-9 for a, b in zip(losses, losses[1:]))  # ALS never increases it
+    assert {"epoch", "train_loss", "train_rmse", "val_rmse", "seconds"} <= set(model.history_[0])
