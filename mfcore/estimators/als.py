@@ -13,8 +13,7 @@ from .. import params as p
 from .._kernels import sgd as _sgd_kernels
 from .._kernels.als import solve_rows
 from .._threads import resolve_n_threads
-from ..data import DUPLICATE_POLICIES
-from .base import Estimator
+from .base import COMMON_PARAMS, Estimator
 
 __all__ = ["ALS", "ALSLayout"]
 
@@ -165,15 +164,7 @@ class ALS(Estimator):
         "reg_bias": p.real(0.0, strict=False, optional=True),
         "count_weighted": p.boolean,
         "init_std": p.real(0.0, strict=False),
-        "validation_fraction": p.fraction,
-        "n_iter_no_change": p.int_at_least(1),
-        "tol": p.real(0.0, strict=False),
-        "warm_start": p.boolean,
-        "verbose": p.boolean,
-        "dtype": p.choice(tuple(p.DTYPES)),
-        "duplicates": p.choice(DUPLICATE_POLICIES),
-        "seed": p.seed,
-        "n_threads": p.n_threads,
+        **COMMON_PARAMS,
     }
     EPOCHS = "iterations"
     fold_in_shrinkage = 0.0

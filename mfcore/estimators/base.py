@@ -4,7 +4,7 @@ A solver subclasses ``Estimator`` and provides
 
 * ``__init__`` storing its hyperparameters (scikit-learn style: arguments
   only, no validation) and ``PARAMS``, a table ``name -> check`` (see
-  ``mfcore.params``) applied in ``fit``;
+  ``mfcore.params``; ``COMMON_PARAMS`` holds the shared ones) applied in ``fit``;
 * ``EPOCHS``: the name of its epoch-count parameter ("epochs", "iterations");
 * ``_initialize(data, params)`` and ``_grow(params)`` where the defaults
   (factors drawn from N(0, init_std^2), biases 0) do not fit;
@@ -22,12 +22,25 @@ import os
 import numpy as np
 
 from .. import recommend as _recommend
-from ..data import prepare, validation_rows
+from .. import params as p
+from ..data import DUPLICATE_POLICIES, prepare, validation_rows
 from ..fitted import FactorModel
-from ..params import DTYPES, int_at_least
 from . import driver
 
-__all__ = ["Estimator", "check_factor_memory"]
+__all__ = ["Estimator", "COMMON_PARAMS", "check_factor_memory"]
+
+#: The checks of the parameters every estimator has (validation, the loop, data, threads).
+COMMON_PARAMS = {
+    "validation_fraction": p.fraction,
+    "n_iter_no_change": p.int_at_least(1),
+    "tol": p.real(0.0, strict=False),
+    "warm_start": p.boolean,
+    "verbose": p.boolean,
+    "dtype": p.choice(tuple(p.DTYPES)),
+    "duplicates": p.choice(DUPLICATE_POLICIES),
+    "seed": p.seed,
+    "n_threads": p.n_threads,
+}
 
 
 def _physical_memory():
@@ -127,14 +140,14 @@ class Estimator(FactorModel):
         score and early-stop these epochs.
         """
         params = dict(self._checked_params(), validation_fraction=None)
-        epochs = int_at_least(0)("epochs", epochs)
+        epochs = p.int_at_least(0)("epochs", epochs)
         if not self._is_fitted():
             data = self._prepare(users, items, ratings, params)
             with driver.atomic(self):
                 self._start(data, params)
                 self._train(data, params, epochs, validation, callback)
             return self
-        if np.dtype(DTYPES[params["dtype"]]) != self.user_factors_.dtype:
+        if np.dtype(p.DTYPES[params["dtype"]]) != self.user_factors_.dtype:
             raise ValueError(f"dtype={params['dtype']!r} differs from the fitted model's "
                              f"{self.user_factors_.dtype}; refit from scratch instead")
         if params["k"] != self.user_factors_.shape[1]:
@@ -159,7 +172,7 @@ class Estimator(FactorModel):
     def _prepare(self, users, items, ratings, params, extend=False):
         """Validated ``Ratings``; with ``extend`` the fitted id maps grow with the new ids."""
         maps = (self.user_map_, self.item_map_) if extend else (None, None)
-        return prepare(users, items, ratings, DTYPES[params["dtype"]], params["duplicates"], *maps)
+        return prepare(users, items, ratings, p.DTYPES[params["dtype"]], params["duplicates"], *maps)
 
     def _start(self, data, params, seen=True):
         """A fresh fit: the generator, the id maps, the estimator's initial parameters and,
@@ -202,13 +215,13 @@ class Estimator(FactorModel):
 
     def _restore_fitted_state(self, state):
         params = self._checked_params()
-        return super()._restore_fitted_state(state, params["k"], DTYPES[params["dtype"]])
+        return super()._restore_fitted_state(state, params["k"], p.DTYPES[params["dtype"]])
 
     # --- what a solver provides -------------------------------------------------------
 
     def _initialize(self, data, params):
         """Fresh parameters: factors N(0, init_std^2) (users, then items), biases 0."""
-        dtype = DTYPES[params["dtype"]]
+        dtype = p.DTYPES[params["dtype"]]
         shape_u, shape_i = (len(data.user_map), params["k"]), (len(data.item_map), params["k"])
         self.user_factors_ = self.rng_.normal(0.0, params["init_std"], shape_u).astype(dtype)
         self.item_factors_ = self.rng_.normal(0.0, params["init_std"], shape_i).astype(dtype)

@@ -28,8 +28,7 @@ import numpy as np
 from .. import params as p
 from .._kernels import sgd as _kernels
 from .._threads import resolve_n_threads
-from ..data import DUPLICATE_POLICIES
-from .base import Estimator
+from .base import COMMON_PARAMS, Estimator
 
 __all__ = ["Model", "SGDTrainer", "choose_grid", "bias_reg"]
 
@@ -303,15 +302,7 @@ class Model(Estimator):
         "init_std": p.real(0.0, strict=False),
         "lr_schedule": p.choice(LR_SCHEDULES),
         "lr_decay": p.real(0.0, strict=False),
-        "validation_fraction": p.fraction,
-        "n_iter_no_change": p.int_at_least(1),
-        "tol": p.real(0.0, strict=False),
-        "warm_start": p.boolean,
-        "verbose": p.boolean,
-        "dtype": p.choice(tuple(p.DTYPES)),
-        "duplicates": p.choice(DUPLICATE_POLICIES),
-        "seed": p.seed,
-        "n_threads": p.n_threads,
+        **COMMON_PARAMS,
     }
     EPOCHS = "epochs"
     fold_in_shrinkage = 50.0
