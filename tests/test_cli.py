@@ -189,3 +189,26 @@ def test_string_ids_round_trip(tmp_path, capsys):
     assert out.splitlines()[1].startswith("u1,3,")
     code, out, err = run(capsys, "evaluate", model, tmp_path / "r.csv")
     assert code == 0 and "0 unknown users, 0 unknown items" in out, err
+
+
+def test_algorithm_als_trains_tunes_and_is_recorded(files, capsys, tmp_path):
+    model = tmp_path / "als.mfz"
+    code, out, err = run(capsys, "train", files / "train.dat", "-o", model, "--algorithm", "als",
+                         "--k", 6, "--iterations", 4, "--val", 0.1)
+    assert code == 0, err
+    assert "ALS k=6, 4 iterations" in out and "validation (350 ratings): RMSE" in out
+    assert type(mfcore.load(model)) is mfcore.ALS
+    code, out, err = run(capsys, "info", model)
+    assert code == 0 and "iterations=4" in out
+    code, out, err = run(capsys, "tune", files / "train.dat", "--algorithm", "als",
+                         "--grid", "reg=0.05,0.2", "--k", 4, "-q")
+    assert code == 0, err
+    assert "2 trials" in out and "--iterations" in out  # the best epoch count is ALS's
+
+
+def test_a_flag_of_another_algorithm_is_a_usage_error(files, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", str(files / "train.dat"), "-o", str(tmp_path / "m.mfz"),
+                  "--algorithm", "als", "--lr", "0.1"])
+    assert exit_info.value.code == 2
+    assert "--lr does not apply to --algorithm als" in capsys.readouterr().err

@@ -195,3 +195,26 @@ def test_load_never_unpickles(tmp_path, fitted):
     _rewrite(path, pickled)
     with pytest.raises(ModelFileError):
         mfcore.load(path)
+
+
+def test_the_file_names_its_estimator_and_load_rebuilds_that_class(tmp_path, tiny):
+    als = mfcore.ALS(k=2, iterations=2).fit(*tiny)
+    als.save(tmp_path / "als.mfz")
+    with np.load(tmp_path / "als.mfz") as npz:
+        assert str(npz["estimator"]) == "ALS" and int(npz["version"]) == persistence.VERSION
+    loaded = mfcore.load(tmp_path / "als.mfz")
+    assert type(loaded) is mfcore.ALS
+    assert np.array_equal(loaded.predict(tiny[0], tiny[1]), als.predict(tiny[0], tiny[1]))
+
+
+def test_an_estimator_this_mfcore_lacks_is_rejected_by_name(tmp_path, fitted):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+
+    def foreign(arrays):
+        arrays["estimator"] = np.str_("os.system")
+        arrays.pop("digest")
+        arrays["digest"] = np.str_(persistence._digest(arrays))
+    _rewrite(path, foreign)
+    with pytest.raises(ModelFileError, match="estimator 'os.system'"):
+        mfcore.load(path)
