@@ -82,3 +82,18 @@ def test_grid_search_and_cross_val_score(sk, data):
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert (scores < 0).all() and -scores.mean() < 0.6 * y.std()  # well below predicting the mean
     assert search.best_estimator_.model_.user_factors_.shape[1] == search.best_params_["k"]
+
+
+def test_als_regressor_in_a_grid_search(sk, data):
+    from sklearn.model_selection import GridSearchCV, KFold
+    from mfcore.sklearn import ALSRegressor
+
+    X, y = data
+    assert set(ALSRegressor().get_params()) == set(mfcore.ALS().get_params())
+    search = GridSearchCV(ALSRegressor(k=3, iterations=5), {"reg": [0.02, 2.0]},
+                          scoring="neg_root_mean_squared_error",
+                          cv=KFold(3, shuffle=True, random_state=0))
+    search.fit(X, y)
+    assert search.best_params_ == {"reg": 0.02}              # the strong penalty underfits
+    assert type(search.best_estimator_.model_) is mfcore.ALS
+    assert -search.best_score_ < 0.45
