@@ -1,0 +1,245 @@
+# cython: language_level=3
+"""Numerical kernel of ALS with biases: the regularised least-squares solve of many rows.
+
+For each row u (a user when solving users, an item when solving items) with ratings
+r_uj over columns j of the other side, ``solve_rows`` finds the bias b_u and factors p_u
+minimising
+
+    sum_j (y_uj - b_u - p_u . q_j)^2 + lam_p(u) |p_u|^2 + lam_b(u) b_u^2,
+    y_uj = r_uj - mu - c_j                      (c_j: the other side's bias),
+    lam_p(u) = reg      * (base + count_weight * n_u),
+    lam_b(u) = reg_bias * (base + count_weight * n_u),   n_u: ratings of row u.
+
+base=1, count_weight=0 is plain ALS; base=0, count_weight=1 is ALS-WR (weighted-lambda);
+base=shrinkage, count_weight=1 is SGD's fold-in rule. The normal equations are
+accumulated in float64 and solved by a Cholesky factorisation in float64
+(``als_solve.h``); the answer is written in the factors' dtype. Rows are independent
+and each is solved by one thread in a fixed order, so the result does not depend on
+the thread count (bit for bit); the SIMD paths differ only in the last bits.
+"""
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport int8_t, int32_t, int64_t, uintptr_t
+from libc.string cimport memset
+from libc.math cimport isfinite
+
+import numpy as np
+
+from .sgd import SIMD_PATHS  # one list of path names, in simd_dispatch.h's order
+
+ctypedef fused floating:
+    float
+    double
+
+
+cdef extern from "als_solve.h" nogil:
+    int MF_ALS_CHUNK
+    double MF_ALS_PIVOT_TOL
+    double MF_ALS_JITTER
+    double MF_ALS_JITTER_FLOOR
+    int mf_path_supported(int path)
+    int mf_als_select_path(int path)
+    int mf_als_get_path()
+    int64_t mf_als_ld(int64_t k)
+    int64_t mf_als_scratch_doubles(int64_t k)
+    void mf_als_accumulate(double* G, const double* X, int64_t d, int64_t ld)
+    int mf_als_solve(const double* G, double* U, double* x, double* shift, int64_t k,
+                     int fit_bias, int64_t ld, double lam_p, double lam_b)
+
+
+#: The retry after a failed Cholesky adds JITTER times the mean diagonal plus JITTER_FLOOR
+#: to the diagonal; a pivot at or below PIVOT_TOL times its diagonal entry fails.
+PIVOT_TOL = MF_ALS_PIVOT_TOL
+JITTER = MF_ALS_JITTER
+JITTER_FLOOR = MF_ALS_JITTER_FLOOR
+
+
+# --- run-time SIMD dispatch -------------------------------------------------------
+
+def simd_supported():
+    """The SIMD paths this build has and this CPU can run, narrowest first."""
+    return tuple(name for p, name in enumerate(SIMD_PATHS) if mf_path_supported(p))
+
+
+def simd_path():
+    """The SIMD path ``solve_rows`` uses now."""
+    return SIMD_PATHS[mf_als_get_path()]
+
+
+def set_simd_path(name):
+    """Use ``name`` (one of ``simd_supported()``) for ``solve_rows``
+    (``mfcore.simd.select`` sets every kernel module at once)."""
+    if name not in SIMD_PATHS:
+        raise ValueError(f"SIMD path must be one of {SIMD_PATHS}, got {name!r}")
+    if not mf_als_select_path(SIMD_PATHS.index(name)):
+        raise ValueError(f"SIMD path {name!r} is not supported on this CPU "
+                         f"(supported: {simd_supported()})")
+
+
+# --- the row solve ------------------------------------------------------------------
+
+cdef int _solve_row(int64_t lo, int64_t hi, const int32_t* cols, const floating* ratings,
+                    const floating* Q, const floating* other_bias, int64_t k, double mu,
+                    double lam_p, double lam_b, bint fit_bias, double* work, int64_t ld,
+                    floating* p, floating* b) noexcept nogil:
+    """Solve one row from its ratings lo..hi-1 into p (k values) and b; returns the status
+    of ``mf_als_solve`` (0 solved, 1 solved with jitter, -1 failed; also -1 when the
+    answer does not fit the output dtype)."""
+    cdef int64_t d = k + 1 if fit_bias else k
+    cdef double* G = work
+    cdef double* U = G + (k + 1) * ld
+    cdef double* X = U + (k + 1) * ld
+    cdef double* x = X + MF_ALS_CHUNK * ld
+    cdef double* shift = x + ld
+    cdef int64_t pos, t, m, f, j
+    cdef double* row
+    cdef const floating* q
+    cdef int status
+    memset(G, 0, <size_t>(d * ld) * sizeof(double))
+    pos = lo
+    while pos < hi:
+        m = min(<int64_t>MF_ALS_CHUNK, hi - pos)
+        for t in range(m):
+            j = cols[pos + t]
+            row = X + t * ld
+            q = Q + j * k
+            for f in range(k):
+                row[f] = q[f]
+            row[k] = 1.0
+            row[k + 1] = <double>ratings[pos + t] - mu - <double>other_bias[j]
+        for t in range(m, MF_ALS_CHUNK):
+            memset(X + t * ld, 0, <size_t>(k + 2) * sizeof(double))
+        mf_als_accumulate(G, X, d, ld)
+        pos += m
+    status = mf_als_solve(G, U, x, shift, k, fit_bias, ld, lam_p, lam_b)
+    if status < 0:
+        x[0] = 0  # (the loop below writes garbage, then zeros)
+    for f in range(k):
+        p[f] = <floating>x[f]
+        if not isfinite(p[f]):
+            status = -1
+    b[0] = <floating>x[k] if fit_bias else 0
+    if not isfinite(b[0]):
+        status = -1
+    if status < 0:
+        for f in range(k):
+            p[f] = 0
+        b[0] = 0
+    return status
+
+
+def _check_penalty(name, double value):
+    if not (value >= 0 and value < float("inf")):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+
+
+cdef _check_finite(name, values):
+    bad = np.flatnonzero(~np.isfinite(np.asarray(values).reshape(-1)))
+    if len(bad):
+        raise ValueError(f"{name} must be finite, got {np.asarray(values).reshape(-1)[bad[0]]} "
+                         f"at flat index {bad[0]}")
+
+
+def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols,
+               const floating[::1] ratings, const floating[:, ::1] other_factors,
+               const floating[::1] other_bias, double mu, double reg, double reg_bias,
+               double base, double count_weight, bint fit_bias,
+               floating[:, ::1] factors, floating[::1] bias, int n_threads):
+    """Solve every row of a CSR rating matrix for its bias and factors, in place.
+
+    Row u holds the ratings ``ratings[indptr[u]:indptr[u + 1]]`` of the other-side rows
+    ``cols[...]`` (any order, repeats allowed). Writes p_u into ``factors[u]`` and b_u
+    into ``bias[u]`` (see the module docstring for the objective). With ``fit_bias``
+    False, b_u is held at 0 (``bias[u]`` is set to 0) and only p_u is solved. A row
+    without ratings gets b_u = 0 and p_u = 0. All float arrays share one dtype
+    (float32 or float64); sums and the solve are in float64.
+
+    A system whose Cholesky factorisation breaks down (a pivot not clearly positive) is
+    solved again with a small diagonal jitter (``JITTER`` times its mean diagonal plus
+    ``JITTER_FLOOR``). Returns the number of rows that needed it. Raises
+    ``FloatingPointError`` naming the first (lowest) row that stayed unsolvable, or
+    whose answer is not finite in the output dtype (that row is left at zero; the
+    others are solved), and ``ValueError`` naming any inconsistent argument.
+    """
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1
+    cdef Py_ssize_t n = cols.shape[0]
+    cdef Py_ssize_t n_other = other_factors.shape[0]
+    cdef int64_t k = factors.shape[1]
+    cdef Py_ssize_t u, t
+    if indptr.shape[0] < 1:
+        raise ValueError("indptr must have n_rows + 1 >= 1 entries, got an empty array")
+    if factors.shape[0] != n_rows:
+        raise ValueError(f"factors has {factors.shape[0]} rows for {n_rows} rows of indptr")
+    if bias.shape[0] != n_rows:
+        raise ValueError(f"bias has {bias.shape[0]} entries for {n_rows} rows of indptr")
+    if ratings.shape[0] != n:
+        raise ValueError(f"ratings has {ratings.shape[0]} entries for {n} cols")
+    if other_factors.shape[1] != k:
+        raise ValueError(f"other_factors has k={other_factors.shape[1]}, factors has k={k}")
+    if other_bias.shape[0] != n_other:
+        raise ValueError(f"other_bias has {other_bias.shape[0]} entries for {n_other} rows "
+                         f"of other_factors")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    if not (abs(mu) < float("inf")):
+        raise ValueError(f"mu must be finite, got {mu!r}")
+    for name, value in (("reg", reg), ("reg_bias", reg_bias), ("base", base),
+                        ("count_weight", count_weight)):
+        _check_penalty(name, value)
+    if indptr[0] != 0:
+        raise ValueError(f"indptr must start at 0, got {indptr[0]}")
+    if indptr[n_rows] != n:
+        raise ValueError(f"indptr must end at len(cols) = {n}, got {indptr[n_rows]}")
+    for u in range(n_rows):
+        if indptr[u + 1] < indptr[u]:
+            raise ValueError(f"indptr must be non-decreasing, got {indptr[u]} then "
+                             f"{indptr[u + 1]} at rows {u} and {u + 1}")
+    for t in range(n):
+        if cols[t] < 0 or cols[t] >= n_other:
+            raise ValueError(f"cols must lie in [0, {n_other}) (rows of other_factors), "
+                             f"got {cols[t]} at position {t}")
+    _check_finite("ratings", ratings)
+    _check_finite("other_factors", other_factors)
+    _check_finite("other_bias", other_bias)
+    if n_rows == 0:
+        return 0
+
+    # Per-thread scratch (see mf_als_scratch_doubles), each slice 64-byte aligned.
+    cdef int nt = <int>min(<Py_ssize_t>n_threads, n_rows)
+    cdef int64_t ld = mf_als_ld(k)
+    cdef int64_t per_thread = mf_als_scratch_doubles(k)
+    scratch = np.zeros(nt * per_thread + 8, dtype=np.float64)
+    cdef double[::1] scratch_view = scratch
+    cdef double* work = &scratch_view[0]
+    work += (-(<uintptr_t>work // sizeof(double))) % 8
+    status = np.zeros(n_rows, dtype=np.int8)
+    cdef int8_t[::1] status_view = status
+
+    cdef const int32_t* cols_ptr = &cols[0] if n else NULL
+    cdef const floating* ratings_ptr = &ratings[0] if n else NULL
+    cdef const floating* Q = &other_factors[0, 0] if n_other and k else NULL
+    cdef const floating* c = &other_bias[0] if n_other else NULL
+    cdef floating* P = &factors[0, 0] if k else NULL
+    cdef int64_t lo, hi, f
+    cdef double scale
+    for u in prange(n_rows, nogil=True, num_threads=nt, schedule="dynamic"):
+        lo = indptr[u]
+        hi = indptr[u + 1]
+        if hi == lo:
+            for f in range(k):
+                P[u * k + f] = 0
+            bias[u] = 0
+        else:
+            scale = base + count_weight * <double>(hi - lo)
+            status_view[u] = _solve_row(lo, hi, cols_ptr, ratings_ptr, Q, c, k, mu,
+                                        reg * scale, reg_bias * scale, fit_bias,
+                                        work + threadid() * per_thread, ld,
+                                        P + u * k, &bias[u])
+
+    failed = np.flatnonzero(status < 0)
+    if len(failed):
+        u = failed[0]
+        raise FloatingPointError(
+            f"row {u} ({indptr[u + 1] - indptr[u]} ratings): its least-squares system stayed "
+            f"singular or gave a non-finite answer after a diagonal jitter "
+            f"({len(failed)} such rows)")
+    return int(np.count_nonzero(status == 1))
