@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 import mfcore
-from mfcore.estimators import sgd as _sgd
+from mfcore._kernels import recommend as _recommend
 from mfcore._kernels import sgd as _kernels
+from mfcore.estimators import sgd as _sgd
 from mfcore.estimators.sgd import SGDTrainer
 
 
@@ -82,54 +83,154 @@ def test_unsupported_or_unknown_simd_path_is_refused():
             _kernels.set_simd_path("avx512")
 
 
-@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
-@pytest.mark.parametrize("shuffle", [False, True])
-@pytest.mark.parametrize("k", [19, 20, 45, 100])  # vector-count copies (19, 45), compile-time k
-def test_block_epoch_matches_numpy_in_the_same_block_order(dtype, tol, shuffle, k, monkeypatch,
-                                                          numpy_epoch):
-    monkeypatch.setattr(_sgd, "MIN_BLOCK", 40)  # a 3x3 grid on 400 ratings: several runs a block
-    rng = np.random.default_rng(11)
+def test_select_moves_every_kernel_module_or_none():
+    simd, modules = mfcore.simd, mfcore.simd._KERNEL_MODULES
+    assert {_kernels, _recommend} <= set(modules)  # training, prediction and top-N
+    before = simd.current()
+    try:
+        for path in simd.supported():
+            simd.select(path)
+            assert simd.current() == path
+            assert [m.simd_path() for m in modules] == [path] * len(modules)
+        refused = ("sse9",) + tuple(p for p in simd.PATHS if p not in simd.supported())
+        for name in refused:
+            with pytest.raises(ValueError, match="must be one of|not supported"):
+                simd.select(name)
+            assert [m.simd_path() for m in modules] == [path] * len(modules)  # unchanged
+        for module in modules:  # each module refuses what the selector refuses
+            for name in refused:
+                with pytest.raises(ValueError):
+                    module.set_simd_path(name)
+        if len(simd.supported()) > 1:  # one module moved behind the selector's back
+            _recommend.set_simd_path(simd.supported()[0])
+            with pytest.raises(RuntimeError, match="different SIMD paths"):
+                simd.current()
+    finally:
+        simd.select(before)
+    assert simd.current() == before
+
+
+def small_blocks(dtype, k, monkeypatch, seed=11):
+    """A 3x3 grid of 40-rating blocks (400 ratings, several runs a block) and a random
+    starting state for factors of size k."""
+    monkeypatch.setattr(_sgd, "MIN_BLOCK", 40)
+    rng = np.random.default_rng(seed)
     n_users, n_items = 40, 30
     key = rng.choice(n_users * n_items, 400, replace=False)
     users, items = (key // n_items).astype(np.int32), (key % n_items).astype(np.int32)
     ratings = rng.integers(1, 6, 400).astype(dtype)
     trainer = SGDTrainer(users, items, ratings, n_threads=2)
     assert trainer.grid == 3
-    state = {"user_factors_": rng.normal(0, 0.3, (n_users, k)).astype(dtype),
-             "item_factors_": rng.normal(0, 0.3, (n_items, k)).astype(dtype),
+    scale = 0.3 * min(1.0, np.sqrt(20 / k))  # dot products of about the same size for every k
+    state = {"user_factors_": rng.normal(0, scale, (n_users, k)).astype(dtype),
+             "item_factors_": rng.normal(0, scale, (n_items, k)).astype(dtype),
              "user_bias_": rng.normal(0, 0.1, n_users).astype(dtype),
-             "item_bias_": rng.normal(0, 0.1, n_items).astype(dtype),
-             "global_mean_": 3.1}
-    want = {name: np.copy(v) for name, v in state.items()}
-    before = trainer.records.copy()
-    schedule = trainer.schedule(np.random.default_rng(3))
-    sse = _kernels.sgd_blocks(trainer._record_bytes, trainer.block_ptr, schedule, trainer.grid,
-                              12345, shuffle, trainer._scratch, state["user_factors_"],
-                              state["item_factors_"], state["user_bias_"], state["item_bias_"],
-                              3.1, 0.05, 0.03, 0.01, trainer._block_sse, 2)
-    assert np.array_equal(before, trainer.records)  # the kernel never reorders the data
+             "item_bias_": rng.normal(0, 0.1, n_items).astype(dtype)}
+    return trainer, state
 
-    # the visit order: the rounds' blocks in schedule order; each block in runs of
-    # VISIT_RUN consecutive records, the runs in the drawn permutation
-    run = _kernels.VISIT_RUN
-    order, shuffled = [], False
+
+PARAMS = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
+HYPER = (3.1, 0.05, 0.03, 0.01)  # global mean, lr, reg, reg_bias
+
+
+def run_blocks(trainer, state, schedule, seed, shuffle):
+    """One ``sgd_blocks`` epoch over the trainer's records, updating ``state`` in place."""
+    return _kernels.sgd_blocks(trainer._record_bytes, trainer.block_ptr, schedule, trainer.grid,
+                               seed, shuffle, trainer._scratch,
+                               *(state[name] for name in PARAMS), *HYPER, trainer._block_sse, 2)
+
+
+def visit_order(trainer, schedule, seed, shuffle):
+    """The record order of ``sgd_blocks``: the rounds' blocks in schedule order; each block
+    in runs of VISIT_RUN consecutive records, the runs in the drawn permutation."""
+    run, order = _kernels.VISIT_RUN, []
     for b in schedule:
         lo, hi = trainer.block_ptr[b], trainer.block_ptr[b + 1]
         n_runs = -(-(hi - lo) // run)
-        perm = _kernels.block_permutation(n_runs, 12345, b) if shuffle else np.arange(n_runs)
+        perm = _kernels.block_permutation(n_runs, seed, b) if shuffle else np.arange(n_runs)
         assert sorted(perm) == list(range(n_runs))
-        shuffled |= not np.array_equal(perm, np.arange(n_runs))
         order += [np.arange(lo + c * run, min(lo + (c + 1) * run, hi)) for c in perm]
-    order = np.concatenate(order)
-    assert shuffled == shuffle
-    after = trainer.records
-    want_sse = numpy_epoch(after["u"], after["i"], after["r"], order,
-                           want["user_factors_"], want["item_factors_"],
-                           want["user_bias_"], want["item_bias_"], 3.1, 0.05, 0.03, 0.01)
-    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+    return np.concatenate(order)
+
+
+def numpy_state(trainer, state, order, numpy_epoch):
+    """The NumPy reference epoch over the records in ``order``: (new state, sum of squares)."""
+    want = {name: np.copy(state[name]) for name in PARAMS}
+    rec = trainer.records
+    sse = numpy_epoch(rec["u"], rec["i"], rec["r"], order, *(want[name] for name in PARAMS),
+                      *HYPER)
+    return want, sse
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("k", [19, 20, 45, 100])  # vector-count copies (19, 45), compile-time k
+def test_block_epoch_matches_numpy_in_the_same_block_order(dtype, tol, shuffle, k, monkeypatch,
+                                                          numpy_epoch):
+    trainer, start = small_blocks(dtype, k, monkeypatch)
+    state = {name: np.copy(v) for name, v in start.items()}
+    before = trainer.records.copy()
+    schedule = trainer.schedule(np.random.default_rng(3))
+    sse = run_blocks(trainer, state, schedule, 12345, shuffle)
+    assert np.array_equal(before, trainer.records)  # the kernel never reorders the data
+    order = visit_order(trainer, schedule, 12345, shuffle)
+    in_runs = np.concatenate([np.arange(trainer.block_ptr[b], trainer.block_ptr[b + 1])
+                              for b in schedule])
+    assert np.array_equal(order, in_runs) != shuffle  # shuffled runs, or the stored order
+    want, want_sse = numpy_state(trainer, start, order, numpy_epoch)
+    for name in PARAMS:
         np.testing.assert_allclose(state[name], want[name], rtol=0, atol=tol, err_msg=name)
     assert sse == pytest.approx(want_sse, rel=tol)
-    assert not np.allclose(state["user_factors_"], rng.normal(0, 0.3, (n_users, k)), atol=0.1)
+    assert not np.allclose(state["user_factors_"], start["user_factors_"], atol=0.1)
+
+
+GENERIC_K = (7, 37)  # 7: the runtime-k loop everywhere; 37: a vector-count copy on AVX-512
+
+
+def expected_variant(k, path):
+    if k in mfcore.simd.specialized_k():
+        return "fixed_k"
+    return "vectors" if path == "avx512" and k == 37 else "runtime_k"
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("k", mfcore.simd.specialized_k() + GENERIC_K)
+def test_every_path_and_specialized_k_matches_numpy(dtype, tol, k, monkeypatch, numpy_epoch):
+    """Both SGD kernels (blocks and the serial ordered epoch) on every SIMD path, for every
+    k with a compile-time copy and two without, against the NumPy reference epoch."""
+    trainer, start = small_blocks(dtype, k, monkeypatch)
+    schedule = trainer.schedule(np.random.default_rng(3))
+    order = visit_order(trainer, schedule, 777, True)
+    want, want_sse = numpy_state(trainer, start, order, numpy_epoch)
+    rec = trainer.records
+    before = mfcore.simd.current()
+    try:
+        for path in mfcore.simd.supported():
+            mfcore.simd.select(path)
+            assert _kernels.block_variant(k, dtype) == expected_variant(k, path), path
+            blocks = {name: np.copy(v) for name, v in start.items()}
+            sse = run_blocks(trainer, blocks, schedule, 777, True)
+            ordered = {name: np.copy(v) for name, v in start.items()}
+            ordered_sse = _kernels.sgd_epoch(rec["u"].copy(), rec["i"].copy(), rec["r"].copy(),
+                                             order.astype(np.int64),
+                                             *(ordered[name] for name in PARAMS), *HYPER)
+            for got, got_sse, kernel in ((blocks, sse, "blocks"),
+                                         (ordered, ordered_sse, "ordered")):
+                for name in PARAMS:
+                    np.testing.assert_allclose(got[name], want[name], rtol=0, atol=tol,
+                                               err_msg=f"{kernel} {path} {name}")
+                assert got_sse == pytest.approx(want_sse, rel=tol), f"{kernel} {path}"
+    finally:
+        mfcore.simd.select(before)
+
+
+def test_specialized_k_come_from_the_kernel():
+    ks = mfcore.simd.specialized_k()
+    assert ks == _kernels.SPECIALIZED_K and ks == tuple(sorted(set(ks)))
+    assert {20, 64, 128} <= set(ks)  # the k of benchmarks/core_throughput.py
+    assert all(isinstance(k, int) and k > 0 for k in ks)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        _kernels.block_variant(20, np.int32)
 
 
 def test_schedule_rounds_are_conflict_free_and_cover_every_block():

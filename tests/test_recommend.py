@@ -95,12 +95,14 @@ def test_batch_equals_one_by_one_and_threads_agree():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_simd_and_portable_paths_rank_alike(dtype):
     model, _ = random_model(dtype=dtype, k=37)
-    results = {}
+    results, before = {}, mfcore.simd.current()
     try:
-        for path in _recommend.PATHS:
-            results[_recommend.set_simd_path(path)] = model.recommend(np.arange(70), n=10)
+        for path in mfcore.simd.supported():
+            mfcore.simd.select(path)
+            assert _recommend.simd_path() == path
+            results[path] = model.recommend(np.arange(70), n=10)
     finally:
-        mfcore.simd.select(mfcore.simd.current())  # back to the path of every other kernel
+        mfcore.simd.select(before)
     assert "baseline" in results
     for items, scores in results.values():
         np.testing.assert_allclose(scores, results["baseline"][1], rtol=1e-5)

@@ -31,6 +31,7 @@ cdef extern from "recommend_simd.h" nogil:
     void mf_rec_scores_f64(const double *const *x, const double *packed, int64_t k,
                            int64_t start, int64_t length, const double *bias, double *const *out)
     int mf_rec_select(int path)
+    int mf_rec_get_path()
     int MF_REC_PANEL
 
 cdef enum:
@@ -40,22 +41,22 @@ cdef enum:
 
 PANEL = MF_REC_PANEL   # columns per packed panel (see pack_columns)
 from .sgd import SIMD_PATHS as PATHS  # one list of path names, in simd_dispatch.h's order
-_path = 0
 
 
 def set_simd_path(name):
-    """Use the widest scoring path up to ``name`` (one of ``PATHS``) the CPU supports; return it."""
-    global _path
+    """Score with path ``name`` (one of ``PATHS`` the CPU supports), like ``sgd.set_simd_path``.
+
+    ``mfcore.simd.select`` sets every kernel module at once; use that.
+    """
     if name not in PATHS:
-        raise ValueError(f"unknown SIMD path {name!r}; one of {PATHS}")
-    _path = mf_rec_select(PATHS.index(name))
-    return PATHS[_path]
+        raise ValueError(f"SIMD path must be one of {PATHS}, got {name!r}")
+    if not mf_rec_select(PATHS.index(name)):
+        raise ValueError(f"SIMD path {name!r} is not supported on this CPU")
 
 
 def simd_path():
-    return PATHS[_path]
-
-
+    """The SIMD path the scoring kernel uses now."""
+    return PATHS[mf_rec_get_path()]
 
 
 def pack_columns(factors):

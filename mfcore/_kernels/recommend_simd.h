@@ -9,9 +9,9 @@
  * Each score adds its k terms in order f = 0..k-1, like a plain dot product
  * (paths differ only by FMA contraction and vector width).
  *
- * Written once with GCC/Clang vector extensions and compiled per instruction
- * set: portable (16-byte vectors: SSE2 or NEON), AVX2+FMA and AVX-512 on x86,
- * chosen at run time by mf_rec_select().
+ * Written once, in recommend_body.h, with GCC/Clang vector extensions, and compiled
+ * per instruction set: portable (16-byte vectors: SSE2 or NEON), AVX2+FMA and
+ * AVX-512 on x86, chosen at run time by mf_rec_select().
  */
 #ifndef MFCORE_RECOMMEND_SIMD_H
 #define MFCORE_RECOMMEND_SIMD_H
@@ -31,104 +31,83 @@
 #define MF_REC_VECTORS 0
 #endif
 
-/* One panel, G == MF_REC_G, with vectors VT of W elements: tiles of 2W items. */
-#if MF_REC_VECTORS
-#define MF_REC_PANEL_BODY(T, VT)                                                             \
-    enum { W = sizeof(VT) / sizeof(T) };                                                     \
-    int64_t c, f;                                                                            \
-    int g;                                                                                   \
-    for (c = 0; c < MF_REC_PANEL; c += 2 * W) {                                              \
-        VT a[MF_REC_G][2];                                                                   \
-        for (g = 0; g < MF_REC_G; g++) { a[g][0] = (VT){0}; a[g][1] = (VT){0}; }           \
-        for (f = 0; f < k; f++) {                                                            \
-            VT q0, q1;                                                                       \
-            memcpy(&q0, panel + f * MF_REC_PANEL + c, sizeof(VT));                           \
-            memcpy(&q1, panel + f * MF_REC_PANEL + c + W, sizeof(VT));                       \
-            for (g = 0; g < MF_REC_G; g++) {                                                 \
-                T xs = x[g][f];                                                              \
-                a[g][0] += xs * q0;                                                          \
-                a[g][1] += xs * q1;                                                          \
-            }                                                                                \
-        }                                                                                    \
-        for (g = 0; g < MF_REC_G; g++) {                                                     \
-            memcpy(out[g] + c, &a[g][0], sizeof(VT));                                        \
-            memcpy(out[g] + c + W, &a[g][1], sizeof(VT));                                    \
-        }                                                                                    \
-    }
-#else
-#define MF_REC_PANEL_BODY(T, VT)                                                             \
-    int64_t c, f;                                                                            \
-    int g;                                                                                   \
-    for (g = 0; g < MF_REC_G; g++)                                                           \
-        for (c = 0; c < MF_REC_PANEL; c++) {                                                 \
-            T s = 0;                                                                         \
-            for (f = 0; f < k; f++) s += x[g][f] * panel[f * MF_REC_PANEL + c];              \
-            out[g][c] = s;                                                                   \
-        }
-#endif
-
-/* The path function: every panel of the block, then the bias. */
-#define MF_REC_DEFINE(T, SFX, PATH, VT, ATTR)                                                \
-MF_REC_INLINE void mf_rec_panel_##SFX##_##PATH(const T *const *x, const T *panel,           \
-                                               int64_t k, T *const *out)                     \
-{                                                                                            \
-    MF_REC_PANEL_BODY(T, VT)                                                                 \
-}                                                                                            \
-ATTR static void mf_rec_##SFX##_##PATH(const T *const *x, const T *packed, int64_t k,       \
-        int64_t start, int64_t len, const T *bias, T *const *out)                            \
-{                                                                                            \
-    int64_t p, j;                                                                            \
-    int g;                                                                                   \
-    T *o[MF_REC_G];                                                                          \
-    for (p = 0; p * MF_REC_PANEL < len; p++) {                                               \
-        for (g = 0; g < MF_REC_G; g++) o[g] = out[g] + p * MF_REC_PANEL;                     \
-        mf_rec_panel_##SFX##_##PATH(x, packed + (start + p * MF_REC_PANEL) * k, k, o);       \
-    }                                                                                        \
-    for (g = 0; g < MF_REC_G; g++)                                                           \
-        for (j = 0; j < len; j++) out[g][j] += bias[start + j];                              \
-}
-
 #if MF_REC_VECTORS
 typedef float mf_rec_vf16 __attribute__((vector_size(16)));
 typedef double mf_rec_vd16 __attribute__((vector_size(16)));
-MF_REC_DEFINE(float, f32, base, mf_rec_vf16, )
-MF_REC_DEFINE(double, f64, base, mf_rec_vd16, )
-#else
-MF_REC_DEFINE(float, f32, base, float, )
-MF_REC_DEFINE(double, f64, base, double, )
-#endif
-
-#if MF_X86_DISPATCH
 typedef float mf_rec_vf32 __attribute__((vector_size(32)));
 typedef double mf_rec_vd32 __attribute__((vector_size(32)));
 typedef float mf_rec_vf64 __attribute__((vector_size(64)));
 typedef double mf_rec_vd64 __attribute__((vector_size(64)));
+#else /* scalar loops only (the vector types size nothing) */
+typedef float mf_rec_vf16;
+typedef double mf_rec_vd16;
+#endif
+
+/* --- the kernel: recommend_body.h for each value type on each path --- */
+
+#define T float
+#define VT mf_rec_vf16
+#define NAME(x) x##_f32_baseline
+#define MF_TARGET
+#include "recommend_body.h"
+
+#define T double
+#define VT mf_rec_vd16
+#define NAME(x) x##_f64_baseline
+#define MF_TARGET
+#include "recommend_body.h"
+
+#if MF_X86_DISPATCH
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
-MF_REC_DEFINE(float, f32, avx2, mf_rec_vf32, __attribute__((target("avx2,fma"))))
-MF_REC_DEFINE(double, f64, avx2, mf_rec_vd32, __attribute__((target("avx2,fma"))))
-MF_REC_DEFINE(float, f32, avx512, mf_rec_vf64, __attribute__((target("avx512f,avx2,fma"))))
-MF_REC_DEFINE(double, f64, avx512, mf_rec_vd64, __attribute__((target("avx512f,avx2,fma"))))
+#define T float
+#define VT mf_rec_vf32
+#define NAME(x) x##_f32_avx2
+#define MF_TARGET __attribute__((target("avx2,fma")))
+#include "recommend_body.h"
+
+#define T double
+#define VT mf_rec_vd32
+#define NAME(x) x##_f64_avx2
+#define MF_TARGET __attribute__((target("avx2,fma")))
+#include "recommend_body.h"
+
+#define T float
+#define VT mf_rec_vf64
+#define NAME(x) x##_f32_avx512
+#define MF_TARGET __attribute__((target("avx512f,avx2,fma")))
+#include "recommend_body.h"
+
+#define T double
+#define VT mf_rec_vd64
+#define NAME(x) x##_f64_avx512
+#define MF_TARGET __attribute__((target("avx512f,avx2,fma")))
+#include "recommend_body.h"
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
 #endif
 
+/* --- the path in use --- */
+
 typedef void (*mf_rec_f32_fn)(const float *const *, const float *, int64_t, int64_t, int64_t,
                               const float *, float *const *);
 typedef void (*mf_rec_f64_fn)(const double *const *, const double *, int64_t, int64_t, int64_t,
                               const double *, double *const *);
-static mf_rec_f32_fn mf_rec_scores_f32 = mf_rec_f32_base;
-static mf_rec_f64_fn mf_rec_scores_f64 = mf_rec_f64_base;
+static mf_rec_f32_fn mf_rec_scores_f32 = mf_rec_f32_baseline;
+static mf_rec_f64_fn mf_rec_scores_f64 = mf_rec_f64_baseline;
+static int mf_rec_path = MF_PATH_BASELINE;
 
-/* Use path `path` (MF_PATH_*), or the widest supported below it; returns the path in use. */
+/* Score with path `path` (MF_PATH_*); returns 0 if it is not supported (nothing changes).
+ * The same rule as mf_select_path in sgd_simd.h: mfcore.simd sets both to one path. */
 static int mf_rec_select(int path)
 {
-    while (path > MF_PATH_BASELINE && !mf_path_supported(path)) path--;
-    mf_rec_scores_f32 = mf_rec_f32_base;
-    mf_rec_scores_f64 = mf_rec_f64_base;
+    if (path < 0 || path >= MF_N_PATHS || !mf_path_supported(path))
+        return 0;
+    mf_rec_scores_f32 = mf_rec_f32_baseline;
+    mf_rec_scores_f64 = mf_rec_f64_baseline;
 #if MF_X86_DISPATCH
     if (path == MF_PATH_AVX512) {
         mf_rec_scores_f32 = mf_rec_f32_avx512;
@@ -137,10 +116,14 @@ static int mf_rec_select(int path)
         mf_rec_scores_f32 = mf_rec_f32_avx2;
         mf_rec_scores_f64 = mf_rec_f64_avx2;
     }
-#else
-    path = MF_PATH_BASELINE;
 #endif
-    return path;
+    mf_rec_path = path;
+    return 1;
+}
+
+static int mf_rec_get_path(void)
+{
+    return mf_rec_path;
 }
 
 #endif

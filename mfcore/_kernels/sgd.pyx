@@ -32,6 +32,10 @@ cdef extern from "sgd_simd.h" nogil:
     int mf_path_supported(int path)
     int mf_select_path(int path)
     int mf_get_path()
+    const int* mf_fixed_k
+    int MF_N_FIXED_K
+    int MF_LOOP_RUNTIME_K, MF_LOOP_FIXED_K, MF_LOOP_VECTORS
+    int mf_block_variant(int64_t k, int f64)
     double mf_sgd_ordered_f32(const int32_t* users, const int32_t* items, const float* ratings,
                               const int64_t* order, int64_t n, float* P, float* Q,
                               float* bu, float* bi, int64_t k,
@@ -88,6 +92,22 @@ def set_simd_path(name):
                          f"(supported: {simd_supported()})")
 
 
+#: The k whose block kernel is a copy with k fixed at compile time (``MF_FIXED_K`` in
+#: sgd_simd.h), on every path and for both dtypes.
+SPECIALIZED_K = tuple(mf_fixed_k[j] for j in range(MF_N_FIXED_K))
+
+_VARIANTS = {MF_LOOP_RUNTIME_K: "runtime_k", MF_LOOP_FIXED_K: "fixed_k",
+             MF_LOOP_VECTORS: "vectors"}
+
+
+def block_variant(int64_t k, dtype):
+    """Which copy of the block loop ``sgd_blocks`` runs for ``k`` and ``dtype`` on the
+    current SIMD path: ``"fixed_k"`` (a k of ``SPECIALIZED_K``), ``"vectors"`` (a copy per
+    number of 64-byte vectors a row, AVX-512 only) or ``"runtime_k"``."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return _VARIANTS[mf_block_variant(k, dtype == np.float64)]
 
 
 # --- SGD ------------------------------------------------------------------------

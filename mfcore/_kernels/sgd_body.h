@@ -1,0 +1,295 @@
+/* The SGD kernels for one value type on one instruction set.
+ *
+ * sgd_simd.h includes this file six times, float and double on each of the baseline,
+ * AVX2 and AVX-512 paths, after defining
+ *
+ *   T          the value type: float or double
+ *   REC        its training record: mf_rec32 or mf_rec64
+ *   VT         a vector of T of the path's register width (16, 32 or 64 bytes)
+ *   HSUM       the horizontal sum of a VT (mf_hsum_f4 ... mf_hsum_d8)
+ *   NAME(x)    x with this copy's suffix, e.g. mf_block_f32_avx2
+ *   MF_TARGET  this copy's instruction set: __attribute__((target(...))), or nothing
+ *
+ * and this file undefines them at its end. The helpers (MF_INLINE) are always inlined
+ * into the entry points at the end, which carry MF_TARGET: so each entry point is one
+ * function compiled for this copy's instruction set, and sgd_simd.h puts them in the
+ * path's dispatch table. Without GCC/Clang vector extensions (MF_VECTORS 0) only the
+ * scalar loops are compiled.
+ */
+
+#define W ((int)(sizeof(VT) / sizeof(T))) /* lanes of a VT */
+
+/* p . q: two vector accumulators over whole vectors, added in a fixed tree order (HSUM),
+ * then the scalar tail. */
+MF_INLINE T NAME(mf_dot)(const T *p, const T *q, int64_t k)
+{
+    int64_t f = 0;
+    T s = 0;
+#if MF_VECTORS
+    if (k >= W) {
+        VT a0 = {0}, a1 = {0}, x, y;
+        for (; f + 2 * W <= k; f += 2 * W) {
+            memcpy(&x, p + f, sizeof x);
+            memcpy(&y, q + f, sizeof y);
+            a0 += x * y;
+            memcpy(&x, p + f + W, sizeof x);
+            memcpy(&y, q + f + W, sizeof y);
+            a1 += x * y;
+        }
+        if (f + W <= k) {
+            memcpy(&x, p + f, sizeof x);
+            memcpy(&y, q + f, sizeof y);
+            a0 += x * y;
+            f += W;
+        }
+        s = HSUM(a0 + a1);
+    }
+#endif
+    for (; f < k; f++)
+        s += p[f] * q[f];
+    return s;
+}
+
+/* p += lr (e q - reg p) and q += lr (e p - reg q), both from the old p and q. */
+MF_INLINE void NAME(mf_step)(T *p, T *q, T e, T lr, T reg, int64_t k)
+{
+    int64_t f = 0;
+#if MF_VECTORS
+    if (f + W <= k) {
+        VT zero = {0}; /* x - zero puts x in every lane, -0 included */
+        VT ev = e - zero, lrv = lr - zero, regv = reg - zero;
+        for (; f + W <= k; f += W) {
+            VT pv, qv, np_, nq;
+            memcpy(&pv, p + f, sizeof pv);
+            memcpy(&qv, q + f, sizeof qv);
+            np_ = pv + lrv * (ev * qv - regv * pv);
+            nq = qv + lrv * (ev * pv - regv * qv);
+            memcpy(p + f, &np_, sizeof np_);
+            memcpy(q + f, &nq, sizeof nq);
+        }
+    }
+#endif
+    for (; f < k; f++) {
+        T pf = p[f], qf = q[f];
+        p[f] = pf + lr * (e * qf - reg * pf);
+        q[f] = qf + lr * (e * pf - reg * qf);
+    }
+}
+
+/* One rating: returns the error measured before the update. */
+MF_INLINE T NAME(mf_update)(int32_t u, int32_t i, T r, T *P, T *Q, T *bu, T *bi,
+                            int64_t k, T mu, T lr, T reg, T regb)
+{
+    T *p = P + (int64_t)u * k, *q = Q + (int64_t)i * k;
+    T e = r - (mu + bu[u] + bi[i] + NAME(mf_dot)(p, q, k));
+    bu[u] += lr * (e - regb * bu[u]);
+    bi[i] += lr * (e - regb * bi[i]);
+    NAME(mf_step)(p, q, e, lr, reg, k);
+    return e;
+}
+
+/* The vector-count copies of the block loop, for a k in (W, 8W] that has no copy of its
+ * own: NV = ceil(k / W) vectors a row, kept in registers between the dot product and the
+ * update. 64-byte vectors only (NAME(mf_has_vector_copies)): with 32- and 16-byte ones (16
+ * registers) they ran slower than the runtime-k loop for NV >= 3.
+ * The last vector starts at k - W and overlaps the one before it; the overlapping lanes
+ * are left out of the dot product (`keep`, a 0/1 mask) and get the same new values in
+ * both vectors (computed from the same old values), so storing both is harmless. */
+MF_INLINE int NAME(mf_has_vector_copies)(int64_t k)
+{
+    return sizeof(VT) == 64 && k > W && k <= 8 * W;
+}
+
+#if MF_VECTORS
+/* One rating with NV vectors a row (see above); returns the error before the update. */
+MF_INLINE T NAME(mf_update_nv)(int32_t u, int32_t i, T r, T *P, T *Q, T *bu, T *bi,
+                               int64_t k, const int NV, VT keep,
+                               T mu, T lr, T reg, T regb)
+{
+    T *p = P + (int64_t)u * k, *q = Q + (int64_t)i * k;
+    VT zero = {0}, pv[8], qv[8], a0 = zero, a1 = zero;
+    for (int v = 0; v < NV; v++) {
+        int64_t off = v < NV - 1 ? (int64_t)v * W : k - W;
+        memcpy(&pv[v], p + off, sizeof(VT));
+        memcpy(&qv[v], q + off, sizeof(VT));
+    }
+    for (int v = 0; v + 1 < NV; v += 2) {
+        a0 += pv[v] * qv[v];
+        if (v + 2 < NV)
+            a1 += pv[v + 1] * qv[v + 1];
+    }
+    a1 += pv[NV - 1] * qv[NV - 1] * keep;
+    T e = r - (mu + bu[u] + bi[i] + HSUM(a0 + a1));
+    bu[u] += lr * (e - regb * bu[u]);
+    bi[i] += lr * (e - regb * bi[i]);
+    VT ev = e - zero, lrv = lr - zero, regv = reg - zero;
+    for (int v = 0; v < NV; v++) {
+        int64_t off = v < NV - 1 ? (int64_t)v * W : k - W;
+        VT np_ = pv[v] + lrv * (ev * qv[v] - regv * pv[v]);
+        VT nq = qv[v] + lrv * (ev * pv[v] - regv * qv[v]);
+        memcpy(p + off, &np_, sizeof(VT));
+        memcpy(q + off, &nq, sizeof(VT));
+    }
+    return e;
+}
+#endif
+
+/* One block of n records, visited run by run: the runs of MF_RUN consecutive records are
+ * taken in the order `runs` (run indices), or as stored when runs is NULL. NV > 0: the
+ * vector-count update with NV vectors a row; NV = 0: the plain update. Returns the sum of
+ * squared errors. Inlined with a constant k or NV, it becomes a specialized copy. */
+MF_INLINE double NAME(mf_block_loop)(const REC *rec, const int32_t *runs, int64_t n,
+                                     T *MF_RESTRICT P, T *MF_RESTRICT Q,
+                                     T *MF_RESTRICT bu, T *MF_RESTRICT bi,
+                                     int64_t k, const int NV,
+                                     T mu, T lr, T reg, T regb)
+{
+    double sse = 0.0;
+#if MF_VECTORS
+    VT keep = {0}; /* the lanes of the last vector that the one before does not cover */
+    for (int j = 0; NV > 0 && j < W; j++)
+        keep[j] = j >= NV * (int64_t)W - k ? (T)1 : (T)0;
+#else
+    (void)NV; /* scalar loops only: no vector-count copies */
+#endif
+    int64_t n_runs = runs ? (n + MF_RUN - 1) / MF_RUN : 1;
+    for (int64_t c = 0; c < n_runs; c++) {
+        int64_t lo = runs ? (int64_t)runs[c] * MF_RUN : 0;
+        int64_t hi = runs ? (lo + MF_RUN < n ? lo + MF_RUN : n) : n;
+        for (int64_t t = lo; t < hi; t++) {
+#if MF_VECTORS
+            T e = NV > 0 ? NAME(mf_update_nv)(rec[t].u, rec[t].i, rec[t].r, P, Q, bu, bi, k,
+                                              NV, keep, mu, lr, reg, regb)
+                         : NAME(mf_update)(rec[t].u, rec[t].i, rec[t].r, P, Q, bu, bi, k,
+                                           mu, lr, reg, regb);
+#else
+            T e = NAME(mf_update)(rec[t].u, rec[t].i, rec[t].r, P, Q, bu, bi, k,
+                                  mu, lr, reg, regb);
+#endif
+            sse += (double)e * (double)e;
+        }
+    }
+    return sse;
+}
+
+/* The block kernel (see NAME(mf_block_loop)). Each k of MF_FIXED_K has a copy with k known
+ * at compile time (loops unrolled, rows kept in registers between the dot product and the
+ * update); on 64-byte vectors other k in (W, 8W] have a copy per vector count; every
+ * other k takes the runtime-k loop. NAME(mf_block_variant) says which copy a k takes. */
+MF_INLINE double NAME(mf_block_inline)(const REC *rec, const int32_t *runs, int64_t n,
+                                       T *P, T *Q, T *bu, T *bi, int64_t k,
+                                       T mu, T lr, T reg, T regb)
+{
+    switch (k) {
+#define MF_CASE(K) case K: return NAME(mf_block_loop)(rec, runs, n, P, Q, bu, bi, K, 0, mu, lr, reg, regb);
+        MF_FIXED_K(MF_CASE)
+#undef MF_CASE
+    }
+    if (NAME(mf_has_vector_copies)(k)) {
+        switch ((k + W - 1) / W) {
+        case 2: return NAME(mf_block_loop)(rec, runs, n, P, Q, bu, bi, k, 2, mu, lr, reg, regb);
+        case 3: return NAME(mf_block_loop)(rec, runs, n, P, Q, bu, bi, k, 3, mu, lr, reg, regb);
+        case 4: return NAME(mf_block_loop)(rec, runs, n, P, Q, bu, bi, k, 4, mu, lr, reg, regb);
+        case 5: return NAME(mf_block_loop)(rec, runs, n, P, Q, bu, bi, k, 5, mu, lr, reg, regb);
+        case 6: return NAME(mf_block_loop)(rec, runs, n, P, Q, bu, bi, k, 6, mu, lr, reg, regb);
+        case 7: return NAME(mf_block_loop)(rec, runs, n, P, Q, bu, bi, k, 7, mu, lr, reg, regb);
+        case 8: return NAME(mf_block_loop)(rec, runs, n, P, Q, bu, bi, k, 8, mu, lr, reg, regb);
+        }
+    }
+    return NAME(mf_block_loop)(rec, runs, n, P, Q, bu, bi, k, 0, mu, lr, reg, regb);
+}
+
+/* Ratings visited in an explicit order (the reference path, serial). */
+MF_INLINE double NAME(mf_ordered_inline)(const int32_t *users, const int32_t *items,
+                                         const T *ratings, const int64_t *order, int64_t n,
+                                         T *P, T *Q, T *bu, T *bi, int64_t k,
+                                         T mu, T lr, T reg, T regb)
+{
+    double sse = 0.0;
+    for (int64_t t = 0; t < n; t++) {
+        int64_t j = order[t];
+        T e = NAME(mf_update)(users[j], items[j], ratings[j], P, Q, bu, bi, k,
+                              mu, lr, reg, regb);
+        sse += (double)e * (double)e;
+    }
+    return sse;
+}
+
+/* Prediction for one pair; an index of -1 contributes nothing; clipped to [lo, hi]. */
+MF_INLINE T NAME(mf_predict_one)(int32_t u, int32_t i, const T *P, const T *Q,
+                                 const T *bu, const T *bi, int64_t k,
+                                 T mu, T lo, T hi)
+{
+    T r = mu;
+    if (u >= 0)
+        r += bu[u];
+    if (i >= 0)
+        r += bi[i];
+    if (u >= 0 && i >= 0)
+        r += NAME(mf_dot)(P + (int64_t)u * k, Q + (int64_t)i * k, k);
+    return r < lo ? lo : (r > hi ? hi : r);
+}
+
+/* Predictions for n pairs into out; or (out NULL) the sum of squared errors against r. */
+MF_INLINE double NAME(mf_predict_inline)(const int32_t *us, const int32_t *is, const T *r,
+                                         int64_t n, const T *P, const T *Q, const T *bu,
+                                         const T *bi, int64_t k, T mu, T lo, T hi, T *out)
+{
+    double sse = 0.0;
+    for (int64_t t = 0; t < n; t++) {
+        T p = NAME(mf_predict_one)(us[t], is[t], P, Q, bu, bi, k, mu, lo, hi);
+        if (out) {
+            out[t] = p;
+        } else {
+            double e = (double)r[t] - (double)p;
+            sse += e * e;
+        }
+    }
+    return sse;
+}
+
+/* --- the entry points of this copy: each inlines its implementation above, whole, into
+ * one function compiled for MF_TARGET --- */
+
+MF_TARGET static double NAME(mf_block)(const REC *rec, const int32_t *runs, int64_t n,
+                                       T *P, T *Q, T *bu, T *bi, int64_t k,
+                                       T mu, T lr, T reg, T regb)
+{
+    return NAME(mf_block_inline)(rec, runs, n, P, Q, bu, bi, k, mu, lr, reg, regb);
+}
+
+MF_TARGET static double NAME(mf_ordered)(const int32_t *users, const int32_t *items,
+                                         const T *ratings, const int64_t *order, int64_t n,
+                                         T *P, T *Q, T *bu, T *bi, int64_t k,
+                                         T mu, T lr, T reg, T regb)
+{
+    return NAME(mf_ordered_inline)(users, items, ratings, order, n, P, Q, bu, bi, k,
+                                   mu, lr, reg, regb);
+}
+
+MF_TARGET static double NAME(mf_predict)(const int32_t *us, const int32_t *is, const T *r,
+                                         int64_t n, const T *P, const T *Q, const T *bu,
+                                         const T *bi, int64_t k, T mu, T lo, T hi, T *out)
+{
+    return NAME(mf_predict_inline)(us, is, r, n, P, Q, bu, bi, k, mu, lo, hi, out);
+}
+
+/* Which copy of the block loop NAME(mf_block) runs for k: MF_LOOP_FIXED_K, MF_LOOP_VECTORS
+ * or MF_LOOP_RUNTIME_K (for tests). */
+MF_TARGET static int NAME(mf_block_variant)(int64_t k)
+{
+    switch (k) {
+#define MF_CASE(K) case K: return MF_LOOP_FIXED_K;
+        MF_FIXED_K(MF_CASE)
+#undef MF_CASE
+    }
+    return NAME(mf_has_vector_copies)(k) ? MF_LOOP_VECTORS : MF_LOOP_RUNTIME_K;
+}
+
+#undef W
+#undef T
+#undef REC
+#undef VT
+#undef HSUM
+#undef NAME
+#undef MF_TARGET
