@@ -46,7 +46,8 @@ def test_fold_in_is_the_als_user_step(make_planted):
     sel = u == u[0]
     cols = model.item_map_.lookup(i[sel])
     A = np.hstack([np.ones((sel.sum(), 1)), Q[cols]])
-    lam = np.full(7, sel.sum() * 0.1)
+    lam = np.full(7, sel.sum() * model.reg)
+    lam[0] = sel.sum() * model.reg_bias
     x = np.linalg.solve(A.T @ A + np.diag(lam), A.T @ (r[sel] - model.global_mean_ - bi[cols]))
     model.fold_in(u[0], i[sel], r[sel])
     np.testing.assert_allclose(model.user_bias_[row], x[0], rtol=1e-9)
