@@ -112,15 +112,14 @@ cdef int _solve_row(int64_t lo, int64_t hi, const int32_t* cols, const floating*
         mf_als_accumulate(G, X, groups, d, ld, pos == lo)
         pos += m
     status = mf_als_solve(G, U, x, shift, k, fit_bias, ld, lam_p, lam_b)
-    if status < 0:
-        x[0] = 0  # (the loop below writes garbage, then zeros)
-    for f in range(k):
-        p[f] = <floating>x[f]
-        if not isfinite(p[f]):
+    if status >= 0:
+        for f in range(k):
+            p[f] = <floating>x[f]
+            if not isfinite(p[f]):
+                status = -1
+        b[0] = <floating>x[k] if fit_bias else 0
+        if not isfinite(b[0]):
             status = -1
-    b[0] = <floating>x[k] if fit_bias else 0
-    if not isfinite(b[0]):
-        status = -1
     if status < 0:
         for f in range(k):
             p[f] = 0
