@@ -41,7 +41,8 @@ cdef extern from "als_solve.h" nogil:
     int mf_als_get_path()
     int64_t mf_als_ld(int64_t k)
     int64_t mf_als_scratch_doubles(int64_t k)
-    void mf_als_accumulate(double* G, const double* X, int64_t d, int64_t ld)
+    void mf_als_accumulate(double* G, const double* X, int64_t groups, int64_t d, int64_t ld,
+                           int first)
     int mf_als_solve(const double* G, double* U, double* x, double* shift, int64_t k,
                      int fit_bias, int64_t ld, double lam_p, double lam_b)
 
@@ -90,11 +91,10 @@ cdef int _solve_row(int64_t lo, int64_t hi, const int32_t* cols, const floating*
     cdef double* X = U + (k + 1) * ld
     cdef double* x = X + MF_ALS_CHUNK * ld
     cdef double* shift = x + ld
-    cdef int64_t pos, t, m, f, j
+    cdef int64_t pos, t, m, f, j, groups
     cdef double* row
     cdef const floating* q
     cdef int status
-    memset(G, 0, <size_t>(d * ld) * sizeof(double))
     pos = lo
     while pos < hi:
         m = min(<int64_t>MF_ALS_CHUNK, hi - pos)
@@ -106,20 +106,20 @@ cdef int _solve_row(int64_t lo, int64_t hi, const int32_t* cols, const floating*
                 row[f] = q[f]
             row[k] = 1.0
             row[k + 1] = <double>ratings[pos + t] - mu - <double>other_bias[j]
-        for t in range(m, MF_ALS_CHUNK):
+        groups = (m + 7) // 8
+        for t in range(m, 8 * groups):
             memset(X + t * ld, 0, <size_t>(k + 2) * sizeof(double))
-        mf_als_accumulate(G, X, d, ld)
+        mf_als_accumulate(G, X, groups, d, ld, pos == lo)
         pos += m
     status = mf_als_solve(G, U, x, shift, k, fit_bias, ld, lam_p, lam_b)
-    if status < 0:
-        x[0] = 0  # (the loop below writes garbage, then zeros)
-    for f in range(k):
-        p[f] = <floating>x[f]
-        if not isfinite(p[f]):
+    if status >= 0:
+        for f in range(k):
+            p[f] = <floating>x[f]
+            if not isfinite(p[f]):
+                status = -1
+        b[0] = <floating>x[k] if fit_bias else 0
+        if not isfinite(b[0]):
             status = -1
-    b[0] = <floating>x[k] if fit_bias else 0
-    if not isfinite(b[0]):
-        status = -1
     if status < 0:
         for f in range(k):
             p[f] = 0

@@ -12,9 +12,10 @@
  *
  * and mf_als_accumulate adds X^T X into the Gram buffer G. Row i of G (i < d, the
  * unknowns) is kept from column (i rounded down to a multiple of 8) to ld: its upper
- * triangle plus the right-hand side G[i][k + 1]. Each pass over G is a rank-8 update
- * (every entry loaded and stored once per chunk) whose inner loop runs over 8 contiguous
- * doubles, which the compiler turns into SSE2, AVX2+FMA or AVX-512 code.
+ * triangle plus the right-hand side G[i][k + 1]. Each pass over G is a rank-16 update
+ * (every entry loaded and stored once per chunk, from L1 between its two rank-8 halves)
+ * whose inner loop runs over 8 contiguous doubles, which the compiler turns into SSE2,
+ * AVX2+FMA or AVX-512 code.
  *
  * mf_als_solve factors G + D by a blocked Cholesky (8-row panels; the trailing update is
  * the same rank-8 kernel with the sign flipped), carrying the right-hand side column along
@@ -34,7 +35,7 @@
 #include <string.h>
 #include "simd_dispatch.h"
 
-enum { MF_ALS_CHUNK = 8 };         /* ratings per rank-8 update; also the panel height */
+enum { MF_ALS_CHUNK = 16 };        /* ratings per pass over G: two groups of 8 */
 
 #define MF_ALS_PIVOT_TOL 1e-12     /* a pivot at or below this times its diagonal fails */
 #define MF_ALS_JITTER 1e-6         /* the retry adds this times the mean diagonal ... */
@@ -62,31 +63,38 @@ static inline int64_t mf_als_scratch_doubles(int64_t k)
     return (2 * (k + 1) + MF_ALS_CHUNK + 2) * mf_als_ld(k);
 }
 
-/* G[i][c] += sign * sum_t X[t][i] * X[t][c] for t < 8, rows i in [i0, i1) and columns c
- * from i rounded down to a multiple of 8 up to ld. The 8 terms are summed in two chains
- * (even and odd t) so that a short row does not wait on one long dependency chain. */
-MF_ALS_INLINE void mf_als_rank8_body(double *MF_ALS_RESTRICT G, const double *MF_ALS_RESTRICT X,
-                                     int64_t i0, int64_t i1, int64_t ld, double sign)
+/* G[i][c] += sign * sum_t X[t][i] * X[t][c] for t < 8 * groups, rows i in [i0, i1) and
+ * columns c from i rounded down to a multiple of 8 up to ld; with `overwrite`, G[i][c] =
+ * that sum (what G held there is not read). Row i takes the groups of 8 rows of X one
+ * after the other while its segment of G stays in L1, and each group's 8 terms are summed
+ * in two chains (even and odd t) so that a short row does not wait on one long chain. */
+MF_ALS_INLINE void mf_als_syrk_body(double *MF_ALS_RESTRICT G, const double *MF_ALS_RESTRICT X,
+                                    int64_t groups, int64_t i0, int64_t i1, int64_t ld,
+                                    double sign, const int overwrite)
 {
-    const double *x0 = X, *x1 = X + ld, *x2 = X + 2 * ld, *x3 = X + 3 * ld;
-    const double *x4 = X + 4 * ld, *x5 = X + 5 * ld, *x6 = X + 6 * ld, *x7 = X + 7 * ld;
     for (int64_t i = i0; i < i1; i++) {
-        const double a0 = sign * x0[i], a1 = sign * x1[i], a2 = sign * x2[i];
-        const double a3 = sign * x3[i], a4 = sign * x4[i], a5 = sign * x5[i];
-        const double a6 = sign * x6[i], a7 = sign * x7[i];
         double *g = G + i * ld;
-        for (int64_t c = i & ~(int64_t)7; c < ld; c += 8) {
-            for (int l = 0; l < 8; l++) {
-                const int64_t e = c + l;
-                double even = g[e] + a0 * x0[e];
-                double odd = a1 * x1[e];
-                even += a2 * x2[e];
-                odd += a3 * x3[e];
-                even += a4 * x4[e];
-                odd += a5 * x5[e];
-                even += a6 * x6[e];
-                odd += a7 * x7[e];
-                g[e] = even + odd;
+        for (int64_t group = 0; group < groups; group++) {
+            const double *x0 = X + group * 8 * ld, *x1 = x0 + ld, *x2 = x0 + 2 * ld;
+            const double *x3 = x0 + 3 * ld, *x4 = x0 + 4 * ld, *x5 = x0 + 5 * ld;
+            const double *x6 = x0 + 6 * ld, *x7 = x0 + 7 * ld;
+            const double a0 = sign * x0[i], a1 = sign * x1[i], a2 = sign * x2[i];
+            const double a3 = sign * x3[i], a4 = sign * x4[i], a5 = sign * x5[i];
+            const double a6 = sign * x6[i], a7 = sign * x7[i];
+            const int fresh = overwrite && group == 0;
+            for (int64_t c = i & ~(int64_t)7; c < ld; c += 8) {
+                for (int l = 0; l < 8; l++) {
+                    const int64_t e = c + l;
+                    double even = fresh ? a0 * x0[e] : g[e] + a0 * x0[e];
+                    double odd = a1 * x1[e];
+                    even += a2 * x2[e];
+                    odd += a3 * x3[e];
+                    even += a4 * x4[e];
+                    odd += a5 * x5[e];
+                    even += a6 * x6[e];
+                    odd += a7 * x7[e];
+                    g[e] = even + odd;
+                }
             }
         }
     }
@@ -130,7 +138,7 @@ MF_ALS_INLINE int64_t mf_als_factor_body(const double *MF_ALS_RESTRICT G,
             uj[j] = r;
         }
         /* the trailing rows, by the 8 rows of this panel (a full panel whenever any remain) */
-        if (j1 < d) mf_als_rank8_body(U, U + j0 * ld, j1, d, ld, -1.0);
+        if (j1 < d) mf_als_syrk_body(U, U + j0 * ld, 1, j1, d, ld, -1.0, 0);
     }
     return 0;
 }
@@ -178,9 +186,13 @@ MF_ALS_INLINE int mf_als_solve_body(const double *MF_ALS_RESTRICT G, double *MF_
 
 /* --- the paths --- */
 
-static void mf_als_accumulate_baseline(double *G, const double *X, int64_t d, int64_t ld)
+static void mf_als_accumulate_baseline(double *G, const double *X, int64_t groups, int64_t d,
+                                       int64_t ld, int first)
 {
-    mf_als_rank8_body(G, X, 0, d, ld, 1.0);
+    if (first)
+        mf_als_syrk_body(G, X, groups, 0, d, ld, 1.0, 1);
+    else
+        mf_als_syrk_body(G, X, groups, 0, d, ld, 1.0, 0);
 }
 
 static int mf_als_solve_baseline(const double *G, double *U, double *x, double *shift,
@@ -192,9 +204,13 @@ static int mf_als_solve_baseline(const double *G, double *U, double *x, double *
 
 #if MF_X86_DISPATCH
 __attribute__((target("avx2,fma")))
-static void mf_als_accumulate_avx2(double *G, const double *X, int64_t d, int64_t ld)
+static void mf_als_accumulate_avx2(double *G, const double *X, int64_t groups, int64_t d,
+                                   int64_t ld, int first)
 {
-    mf_als_rank8_body(G, X, 0, d, ld, 1.0);
+    if (first)
+        mf_als_syrk_body(G, X, groups, 0, d, ld, 1.0, 1);
+    else
+        mf_als_syrk_body(G, X, groups, 0, d, ld, 1.0, 0);
 }
 
 __attribute__((target("avx2,fma")))
@@ -205,9 +221,13 @@ static int mf_als_solve_avx2(const double *G, double *U, double *x, double *shif
 }
 
 __attribute__((target("avx512f,avx2,fma")))
-static void mf_als_accumulate_avx512(double *G, const double *X, int64_t d, int64_t ld)
+static void mf_als_accumulate_avx512(double *G, const double *X, int64_t groups, int64_t d,
+                                     int64_t ld, int first)
 {
-    mf_als_rank8_body(G, X, 0, d, ld, 1.0);
+    if (first)
+        mf_als_syrk_body(G, X, groups, 0, d, ld, 1.0, 1);
+    else
+        mf_als_syrk_body(G, X, groups, 0, d, ld, 1.0, 0);
 }
 
 __attribute__((target("avx512f,avx2,fma")))
@@ -219,7 +239,7 @@ static int mf_als_solve_avx512(const double *G, double *U, double *x, double *sh
 }
 #endif
 
-typedef void (*mf_als_accumulate_fn)(double *, const double *, int64_t, int64_t);
+typedef void (*mf_als_accumulate_fn)(double *, const double *, int64_t, int64_t, int64_t, int);
 typedef int (*mf_als_solve_fn)(const double *, double *, double *, double *, int64_t, int,
                                int64_t, double, double);
 
@@ -251,10 +271,13 @@ static int mf_als_get_path(void)
     return mf_als_current_path;
 }
 
-/* Add the chunk X (MF_ALS_CHUNK rows; unused rows all zero) to rows 0..d-1 of G. */
-static inline void mf_als_accumulate(double *G, const double *X, int64_t d, int64_t ld)
+/* Add the chunk X (8 * groups rows, groups <= MF_ALS_CHUNK / 8; rows past the ratings all
+ * zero) to rows 0..d-1 of G, or with `first` set G to it (G need not be cleared before a
+ * row's first chunk). */
+static inline void mf_als_accumulate(double *G, const double *X, int64_t groups, int64_t d,
+                                     int64_t ld, int first)
 {
-    mf_als_accumulate_path(G, X, d, ld);
+    mf_als_accumulate_path(G, X, groups, d, ld, first);
 }
 
 /* Solve the row's system from its Gram buffer G; U, x and shift are the thread's scratch. */
