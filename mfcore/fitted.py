@@ -203,6 +203,18 @@ class FactorModel:
         """(reg, reg_bias, base, count_weight) of fold-in's row objective (see ``fold_in``)."""
         raise NotImplementedError(f"{type(self).__name__} does not define fold-in's penalty")
 
+    def _fold_in_rows(self, indptr, items, ratings, shrinkage):
+        """(factors, bias, extra) of the users whose ratings of item rows ``items`` are the
+        CSR rows ``indptr``: the least-squares solve of ``fold_in`` in the row-solve kernel.
+        ``extra``: further per-user fitted arrays by attribute name (none here)."""
+        n, k = len(indptr) - 1, self.user_factors_.shape[1]
+        factors = np.empty((n, k), self.user_factors_.dtype)
+        bias = np.empty(n, self.user_factors_.dtype)
+        reg, reg_bias, base, count_weight = self._fold_in_penalty(shrinkage)
+        solve_rows(indptr, items, ratings, self.item_factors_, self.item_bias_, self.global_mean_,
+                   reg, reg_bias, base, count_weight, True, factors, bias, self._threads())
+        return factors, bias, {}
+
     def fold_in(self, users, items, ratings, shrinkage=None):
         """Add users (or refresh known ones) from their ratings without retraining; return self.
 
@@ -252,30 +264,30 @@ class FactorModel:
         order = np.argsort(fu, kind="stable")
         indptr = np.zeros(len(fold_map) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        k = self.user_factors_.shape[1]
-        new_factors = np.empty((len(fold_map), k), dtype)
-        new_bias = np.empty(len(fold_map), dtype)
-        reg, reg_bias, base, count_weight = self._fold_in_penalty(float(shrinkage))
-        solve_rows(indptr, np.ascontiguousarray(i[order], dtype=np.int32),
-                   np.ascontiguousarray(r[order]), self.item_factors_, self.item_bias_,
-                   self.global_mean_, reg, reg_bias, base, count_weight, True,
-                   new_factors, new_bias, self._threads())
+        new_factors, new_bias, extra = self._fold_in_rows(
+            indptr, np.ascontiguousarray(i[order], dtype=np.int32), np.ascontiguousarray(r[order]),
+            float(shrinkage))
 
         # Known users get their rows refreshed, new users are appended (to a copy of the
         # map, so that nothing changes if this fails).
         n_old = len(self.user_map_)
         user_map = IdMap(self.user_map_.ids)
         target = user_map.extend(fold_map.ids, "users")
+        rows = {"user_factors_": new_factors, "user_bias_": new_bias, **extra}
+        grown = {}
+        for name, new in rows.items():  # one row per user: appended or replaced
+            old = getattr(self, name)
+            grown[name] = np.concatenate([old, np.zeros((len(user_map) - n_old,) + old.shape[1:],
+                                                        old.dtype)])
+            grown[name][target] = new
         n_users = len(user_map)
-        P = np.concatenate([self.user_factors_, np.zeros((n_users - n_old, k), dtype)])
-        bu = np.concatenate([self.user_bias_, np.zeros(n_users - n_old, dtype)])
-        P[target] = new_factors
-        bu[target] = new_bias
         seen = None
         if getattr(self, "seen_indptr_", None) is not None:
             seen = _recommend.replace_seen_rows(self.seen_indptr_, self.seen_items_, target[fu], i,
                                                 n_users, len(self.item_map_))
-        self.user_map_, self.user_factors_, self.user_bias_ = user_map, P, bu
+        self.user_map_ = user_map
+        for name, value in grown.items():
+            setattr(self, name, value)
         if seen is not None:
             self.seen_indptr_, self.seen_items_ = seen
         return self

@@ -159,7 +159,7 @@ class Search:
                 trial = estimator(**trial_params)
                 trial._fit_prepared(train_part, val_part, layouts.setdefault(fold, {}))
                 scores.append(min(h["val_rmse"] for h in trial.history_))
-                epochs.append(trial.best_epoch_)
+                epochs.append(trial.best_epoch_ or trial.n_epochs_)
             results.append(dict(params, val_rmse=float(np.mean(scores)),
                                 val_rmse_std=float(np.std(scores)),
                                 best_epoch=int(np.median(epochs)),
@@ -173,7 +173,8 @@ class Search:
         best = min(results, key=lambda r: r["val_rmse"])
         self.results_ = results
         self.best_params_ = {name: best[name] for name in candidates[results.index(best)]}
-        self.best_params_[estimator.EPOCHS] = best["best_epoch"]
+        if "n_iter_no_change" in base.get_params():  # it early-stops: refit that long
+            self.best_params_[estimator.EPOCHS] = best["best_epoch"]
         self.best_score_ = best["val_rmse"]
         if self.refit:
             self.best_model_ = estimator(**dict(base.get_params(), **self.best_params_))

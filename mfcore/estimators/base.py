@@ -119,13 +119,13 @@ class Estimator(FactorModel):
         state it had before this call.
         """
         params = self._checked_params()
-        if params["warm_start"] and self._is_fitted():
-            return self.partial_fit(users, items, ratings, params[self.EPOCHS],
+        if params.get("warm_start") and self._is_fitted():
+            return self.partial_fit(users, items, ratings, self._n_epochs(params),
                                     validation=validation, callback=callback)
         data = self._prepare(users, items, ratings, params)
         with driver.atomic(self):
             self._start(data, params)
-            self._train(data, params, params[self.EPOCHS], validation, callback)
+            self._train(data, params, self._n_epochs(params), validation, callback)
         return self
 
     def partial_fit(self, users, items, ratings, epochs=1, validation=None, callback=None):
@@ -166,8 +166,13 @@ class Estimator(FactorModel):
         params = self._checked_params()
         with driver.atomic(self):
             self._start(data, params, seen=False)
-            self._train(data, params, params[self.EPOCHS], None, None, val=val, layouts=layouts)
+            self._train(data, params, self._n_epochs(params), None, None, val=val,
+                        layouts=layouts)
         return self
+
+    def _n_epochs(self, params):
+        """Epochs (iterations, sweeps) a fit runs at the most."""
+        return params[self.EPOCHS]
 
     def _prepare(self, users, items, ratings, params, extend=False):
         """Validated ``Ratings``; with ``extend`` the fitted id maps grow with the new ids."""
@@ -201,7 +206,8 @@ class Estimator(FactorModel):
                 len(self.user_map_), len(self.item_map_))
 
     def _train(self, data, params, n_epochs, validation, callback, val=None, layouts=None):
-        """Validation rows, the trainer, the bookkeeping, then the shared loop."""
+        """Validation rows, the trainer, the bookkeeping, then the shared loop; returns the
+        trainer. Estimators without ``n_iter_no_change`` never stop early."""
         if val is None:
             data, val = validation_rows(data, validation, params["validation_fraction"], self.rng_)
         trainer = self._trainer(data, params, {} if layouts is None else layouts)
@@ -209,7 +215,8 @@ class Estimator(FactorModel):
                               max(self.rating_range_[1], float(data.r.max())))
         self.n_ratings_ = int(len(data))
         driver.run(self, trainer, len(data), n_epochs, val, callback, params["verbose"],
-                   params["tol"], params["n_iter_no_change"])
+                   params.get("tol", 0.0), params.get("n_iter_no_change"))
+        return trainer
 
     # --- persistence ----------------------------------------------------------------
 

@@ -8,6 +8,9 @@ An estimator prepares its data and a *trainer*, an object with
   record (SGD: ``lr``);
 * ``penalty() -> float``: the regularization term of the objective now;
 * ``diverged(epoch, info) -> str``: the message for a non-finite result;
+* optionally ``validation_rmse(val) -> float``: how to score validation rows
+  when the model's arrays are not what it predicts with yet (a sampler's
+  running posterior mean); by default ``model._rmse_rows``;
 
 and hands both to ``run``. ``run`` owns what is common: timing, the
 finiteness check, history, ``verbose`` lines, validation scoring, early
@@ -56,10 +59,13 @@ def run(model, trainer, n_ratings, n_epochs, val, callback, verbose, tol, n_iter
     ``val``: validation rows (u, i, r) scored after every epoch, or None.
     With them, training stops after ``n_iter_no_change`` epochs that did not
     improve the best validation RMSE by more than ``tol``, and the best
-    epoch's parameters are restored (``model.best_epoch_``).
+    epoch's parameters are restored (``model.best_epoch_``); with
+    ``n_iter_no_change=None`` they are only scored (a sampler keeps every epoch).
     ``callback(model, epoch, record)`` returning True stops training.
     """
     best_rmse, best, since_best = np.inf, None, 0
+    score = getattr(trainer, "validation_rmse", None) or (lambda rows: model._rmse_rows(*rows))
+    early_stopping = n_iter_no_change is not None
     for epoch in range(model.n_epochs_ + 1, model.n_epochs_ + n_epochs + 1):
         start = time.perf_counter()
         info = trainer.step(epoch)
@@ -71,13 +77,13 @@ def run(model, trainer, n_ratings, n_epochs, val, callback, verbose, tol, n_iter
                   "train_rmse": float(np.sqrt(sse / n_ratings)), "seconds": seconds,
                   "updates_per_sec": n_ratings / max(seconds, 1e-12)}
         if val is not None:
-            record["val_rmse"] = model._rmse_rows(*val)
+            record["val_rmse"] = score(val)
         model.history_.append(record)
         model.n_epochs_ = epoch
         if verbose:
             print(format_record(record), flush=True)
         stop = False
-        if val is not None:
+        if val is not None and early_stopping:
             if record["val_rmse"] < best_rmse - tol:
                 best_rmse, since_best = record["val_rmse"], 0
                 best = (epoch, [a.copy() for a in model._parameters()])
