@@ -21,8 +21,10 @@ row 1 the group precisions, column 0 the biases and column 1 + f factor column f
 returned (alpha, sse).
 
 Random numbers come from Philox4x64-10 keyed on (seed, stream) with the counter (sweep,
-row, coordinate, draw), each a separate 64-bit word (``bayes_gibbs.h``), so nothing
-depends on the thread count: a sweep is bit-identical for any ``n_threads``.
+row, coordinate, draw), each a separate 64-bit word (``bayes_gibbs.h``): a normal is the
+AS 241 quantile of one uniform, a Gamma is Marsaglia-Tsang with attempt t on draw word t.
+Nothing depends on the thread count or the schedule: a sweep is bit-identical for any
+``n_threads``.
 """
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint64_t
@@ -42,6 +44,7 @@ cdef extern from "bayes_gibbs.h" nogil:
     mf_block mf_draw_block(uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t row,
                            uint64_t coord, uint64_t draw)
     double mf_unit(uint64_t x)
+    double mf_normal_quantile(double p)
     double mf_normal(uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t row,
                      uint64_t coord, uint64_t draw)
     double mf_gamma(double shape, uint64_t seed, uint64_t stream, uint64_t sweep,
@@ -76,12 +79,20 @@ def philox_block(uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t row,
     return (b.v[0], b.v[1], b.v[2], b.v[3])
 
 
+def normal_quantile(double p):
+    """The standard normal quantile of p in (0, 1) as the sampler computes it (AS 241)."""
+    if not 0 < p < 1:
+        raise ValueError(f"p must be in (0, 1), got {p}")
+    return mf_normal_quantile(p)
+
+
 def draws(str kind, uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t coord,
           double[::1] out, double shape=1.0, uint64_t draw=0, int64_t first_row=0):
     """Fill ``out[j]`` with the draw of row ``first_row + j`` under the other words:
-    ``kind`` "uniform" (in (0, 1): word 0 of the block), "normal" (what the sampler uses
-    for a parameter or a hyper-mean) or "gamma" (Gamma(shape, rate 1), as for alpha and the
-    hyper-precisions, which ignore ``draw``)."""
+    ``kind`` "uniform" (in (0, 1), from word 0 of the block), "normal" (its standard
+    normal quantile: what the sampler uses for a parameter or a hyper-mean) or "gamma"
+    (Gamma(shape, rate 1) by Marsaglia-Tsang, as for alpha and the hyper-precisions; its
+    attempts use the draw words 0, 1, ..., so ``draw`` is ignored)."""
     cdef int64_t j, n = out.shape[0]
     cdef int which
     if kind == "uniform":
