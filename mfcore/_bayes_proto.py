@@ -119,6 +119,9 @@ def fit_predict(users, items, ratings, query_users, query_items, n_users, n_item
         start = time.perf_counter()
         for s in range(n_sweeps):
             alphas[chain, s], sses[chain, s] = state.sweep(n_threads)
+            if not np.isfinite(sses[chain, s]):
+                raise FloatingPointError(f"the residuals are not finite at sweep {s} of "
+                                         f"chain {chain}")
             if s >= burn_in:  # Welford's running mean and sum of squared deviations
                 pred = state.predict(query_users, query_items, n_threads)
                 kept += 1
