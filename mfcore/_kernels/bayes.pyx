@@ -1,0 +1,289 @@
+# cython: language_level=3
+"""Bayesian matrix factorization: one Gibbs sweep, and the random numbers it draws.
+
+The model is r = mu + b_u + b_i + p_u . q_i + eps, eps ~ N(0, 1 / alpha), with a
+Normal-Gamma hyperprior on each group of parameters: the user biases, the item biases,
+each user factor column f, each item factor column f (libFM's and myFM's model). The
+kernel never sees mu or the ratings: its state is the residuals e_n = r_n - prediction_n.
+
+State (float64, all owned by the caller and updated in place):
+  residual      (n,)          e of every training rating, in user-CSR order
+  user_factors  (n_users, k)  row-major, so a row is contiguous (the sampler works row by row)
+  item_factors  (n_items, k)
+  user_bias     (n_users,),   item_bias (n_items,)
+Layout (int64 offsets, int32 rows; see ``check_layout``):
+  user_ptr (n_users + 1,), user_items (n,)            user u's ratings are positions
+                                                      user_ptr[u]:user_ptr[u + 1]
+  item_ptr (n_items + 1,), item_users (n,), item_pos (n,)   item i's ratings, in item-CSR
+                                                      order: their users and their positions
+Outputs of a sweep: ``user_hyper`` and ``item_hyper`` (2, k + 1): row 0 the group means,
+row 1 the group precisions, column 0 the biases and column 1 + f factor column f; and the
+returned (alpha, sse).
+
+Random numbers come from Philox4x64-10 keyed on (seed, stream) with the counter (sweep,
+row, coordinate, draw), each a separate 64-bit word (``bayes_gibbs.h``): a normal is the
+AS 241 quantile of one uniform, a Gamma is Marsaglia-Tsang with attempt t on draw word t.
+Nothing depends on the thread count or the schedule: a sweep is bit-identical for any
+``n_threads``.
+"""
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport int32_t, int64_t, uint64_t
+
+import numpy as np
+
+
+cdef extern from "bayes_gibbs.h" nogil:
+    enum:
+        MF_STREAM_NOISE
+        MF_STREAM_USER_HYPER
+        MF_STREAM_ITEM_HYPER
+        MF_STREAM_USER
+        MF_STREAM_ITEM
+    ctypedef struct mf_block:
+        uint64_t v[4]
+    mf_block mf_draw_block(uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t row,
+                           uint64_t coord, uint64_t draw)
+    double mf_unit(uint64_t x)
+    double mf_normal_quantile(double p)
+    double mf_normal(uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t row,
+                     uint64_t coord, uint64_t draw)
+    double mf_gamma(double shape, uint64_t seed, uint64_t stream, uint64_t sweep,
+                    uint64_t row, uint64_t coord)
+    void mf_normal_gamma(const double* x, int64_t n, int64_t stride, double mu_0,
+                         double gamma_0, double alpha_lambda, double beta_lambda,
+                         uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t coord,
+                         double* mean_out, double* prec_out)
+    void mf_gibbs_row(double* bias, double* w, double* e, int64_t m,
+                      const int32_t* other_row, const double* other, int64_t k, double* H,
+                      const double* mean_g, const double* prec_g, double alpha,
+                      uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t row)
+
+
+#: The streams (the second key word of every draw), by name.
+STREAMS = {"noise": MF_STREAM_NOISE, "user_hyper": MF_STREAM_USER_HYPER,
+           "item_hyper": MF_STREAM_ITEM_HYPER, "user": MF_STREAM_USER, "item": MF_STREAM_ITEM}
+
+#: Ratings a task of the sum of squared residuals; the partial sums are combined in chunk
+#: order, so the total does not depend on the thread count.
+cdef enum:
+    SSE_CHUNK = 4096
+
+
+# --- random numbers ---------------------------------------------------------------------
+
+def philox_block(uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t row,
+                 uint64_t coord, uint64_t draw):
+    """The four 64-bit words Philox4x64-10 gives for key (seed, stream) and counter
+    (sweep, row, coord, draw)."""
+    cdef mf_block b = mf_draw_block(seed, stream, sweep, row, coord, draw)
+    return (b.v[0], b.v[1], b.v[2], b.v[3])
+
+
+def normal_quantile(double p):
+    """The standard normal quantile of p in (0, 1) as the sampler computes it (AS 241)."""
+    if not 0 < p < 1:
+        raise ValueError(f"p must be in (0, 1), got {p}")
+    return mf_normal_quantile(p)
+
+
+def draws(str kind, uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t coord,
+          double[::1] out, double shape=1.0, uint64_t draw=0, int64_t first_row=0):
+    """Fill ``out[j]`` with the draw of row ``first_row + j`` under the other words:
+    ``kind`` "uniform" (in (0, 1), from word 0 of the block), "normal" (its standard
+    normal quantile: what the sampler uses for a parameter or a hyper-mean) or "gamma"
+    (Gamma(shape, rate 1) by Marsaglia-Tsang, as for alpha and the hyper-precisions; its
+    attempts use the draw words 0, 1, ..., so ``draw`` is ignored)."""
+    cdef int64_t j, n = out.shape[0]
+    cdef int which
+    if kind == "uniform":
+        which = 0
+    elif kind == "normal":
+        which = 1
+    elif kind == "gamma":
+        which = 2
+        if not shape > 0:
+            raise ValueError(f"the Gamma shape must be > 0, got {shape}")
+    else:
+        raise ValueError(f"kind must be 'uniform', 'normal' or 'gamma', got {kind!r}")
+    with nogil:
+        for j in range(n):
+            if which == 0:
+                out[j] = mf_unit(mf_draw_block(seed, stream, sweep, first_row + j, coord,
+                                               draw).v[0])
+            elif which == 1:
+                out[j] = mf_normal(seed, stream, sweep, first_row + j, coord, draw)
+            else:
+                out[j] = mf_gamma(shape, seed, stream, sweep, first_row + j, coord)
+
+
+# --- layout -----------------------------------------------------------------------------
+
+cdef _check_ptr(const int64_t[::1] ptr, int64_t rows, int64_t n, str name):
+    """Raise unless ``ptr`` has rows + 1 entries, non-decreasing from 0 to n; return the
+    largest row."""
+    cdef int64_t r, longest = 0
+    if ptr.shape[0] != rows + 1:
+        raise ValueError(f"{name} has {ptr.shape[0]} entries, expected {rows + 1} "
+                         f"(rows + 1, rows = {rows})")
+    if ptr[0] != 0 or ptr[rows] != n:
+        raise ValueError(f"{name} must run from 0 to {n} ratings, got {ptr[0]} to {ptr[rows]}")
+    for r in range(rows):
+        if ptr[r + 1] < ptr[r]:
+            raise ValueError(f"{name} decreases at row {r}: {ptr[r]} then {ptr[r + 1]}")
+        longest = max(longest, ptr[r + 1] - ptr[r])
+    return longest
+
+
+def check_layout(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
+                 const int64_t[::1] item_ptr, const int32_t[::1] item_users,
+                 const int64_t[::1] item_pos):
+    """Raise ValueError unless the two CSR layouts describe the same ratings: every
+    ``item_pos`` entry a distinct position, of a rating of that item by that user.
+
+    ``gibbs_sweep`` checks only the shapes and the offset arrays on each call; this full
+    O(n) check is for the caller to run once per layout."""
+    cdef int64_t n = user_items.shape[0], n_users = user_ptr.shape[0] - 1
+    cdef int64_t n_items = item_ptr.shape[0] - 1, u, i, t, p, bad = -1
+    if n_users < 0 or n_items < 0:
+        raise ValueError("user_ptr and item_ptr need at least one entry each")
+    if item_users.shape[0] != n or item_pos.shape[0] != n:
+        raise ValueError(f"user_items, item_users and item_pos differ in length: {n}, "
+                         f"{item_users.shape[0]} and {item_pos.shape[0]}")
+    _check_ptr(user_ptr, n_users, n, "user_ptr")
+    _check_ptr(item_ptr, n_items, n, "item_ptr")
+    owner = np.empty(n, dtype=np.int64)
+    seen = np.zeros(n, dtype=np.uint8)
+    cdef int64_t[::1] own = owner
+    cdef unsigned char[::1] hit = seen
+    for u in range(n_users):
+        own[user_ptr[u]:user_ptr[u + 1]] = u
+    for t in range(n):
+        if user_items[t] < 0 or user_items[t] >= n_items:
+            raise ValueError(f"user_items[{t}] = {user_items[t]} is not an item row "
+                             f"(0 to {n_items - 1})")
+    for i in range(n_items):
+        for t in range(item_ptr[i], item_ptr[i + 1]):
+            p = item_pos[t]
+            if p < 0 or p >= n or hit[p]:
+                raise ValueError(f"item_pos[{t}] = {p} is out of range or repeated")
+            hit[p] = 1
+            if user_items[p] != i or item_users[t] != own[p]:
+                raise ValueError(f"item-CSR entry {t} (item {i}, user {item_users[t]}) does "
+                                 f"not match user-CSR position {p} (user {own[p]}, item "
+                                 f"{user_items[p]})")
+
+
+# --- one sweep --------------------------------------------------------------------------
+
+def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
+                const int64_t[::1] item_ptr, const int32_t[::1] item_users,
+                const int64_t[::1] item_pos, double[::1] residual,
+                double[:, ::1] user_factors, double[:, ::1] item_factors,
+                double[::1] user_bias, double[::1] item_bias,
+                double[:, ::1] user_hyper, double[:, ::1] item_hyper,
+                uint64_t seed, uint64_t sweep, int n_threads,
+                double alpha_0=1.0, double beta_0=1.0, double mu_0=0.0, double gamma_0=1.0,
+                double alpha_lambda=1.0, double beta_lambda=1.0):
+    """One Gibbs sweep over every parameter; returns (alpha, sse).
+
+    In order, from the state the sweep starts with:
+      1. sse = sum e_n^2; alpha ~ Gamma((alpha_0 + n) / 2, rate (beta_0 + sse) / 2).
+      2. Each group's (mean, precision) jointly from its Normal-Gamma posterior given
+         the group's current values (prior: precision ~ Gamma(alpha_lambda / 2, rate
+         beta_lambda / 2), mean ~ N(mu_0, 1 / (gamma_0 precision))), into ``user_hyper``
+         and ``item_hyper``.
+      3. Users, in parallel (independent given the items): each user's bias, then its
+         factors 0..k-1, each from its full conditional, updating its residuals.
+      4. Items, in parallel, the same way given the new users.
+    The layout must be valid (``check_layout``; only shapes and offsets are checked
+    here). The global mean is the caller's: it is part of the residuals and not sampled.
+    """
+    cdef int64_t n = residual.shape[0]
+    cdef int64_t n_users = user_factors.shape[0], n_items = item_factors.shape[0]
+    cdef int64_t k = user_factors.shape[1]
+    if item_factors.shape[1] != k:
+        raise ValueError(f"user and item factors differ in k: {k} and {item_factors.shape[1]}")
+    if user_bias.shape[0] != n_users or item_bias.shape[0] != n_items:
+        raise ValueError(f"biases of {user_bias.shape[0]} users and {item_bias.shape[0]} "
+                         f"items for factors of {n_users} users and {n_items} items")
+    for name, arr in (("user_hyper", user_hyper), ("item_hyper", item_hyper)):
+        if arr.shape[0] != 2 or arr.shape[1] != k + 1:
+            raise ValueError(f"{name} has shape ({arr.shape[0]}, {arr.shape[1]}), expected "
+                             f"(2, {k + 1}) (mean and precision of the bias and k = {k} "
+                             f"factor columns)")
+    if user_items.shape[0] != n or item_users.shape[0] != n or item_pos.shape[0] != n:
+        raise ValueError(f"user_items, item_users and item_pos have {user_items.shape[0]}, "
+                         f"{item_users.shape[0]} and {item_pos.shape[0]} entries for "
+                         f"{n} residuals")
+    cdef int64_t longest_user = _check_ptr(user_ptr, n_users, n, "user_ptr")
+    cdef int64_t longest_item = _check_ptr(item_ptr, n_items, n, "item_ptr")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    for name, value in (("alpha_0", alpha_0), ("beta_0", beta_0), ("gamma_0", gamma_0),
+                        ("alpha_lambda", alpha_lambda), ("beta_lambda", beta_lambda)):
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+
+    # 1. and 2. in one parallel loop: the sum of squared residuals in fixed chunks (tasks
+    # 0 .. n_chunks - 1), and each group's hyperparameters (one task a group, summed in row
+    # order); then alpha from the chunk sums, added in chunk order
+    cdef int64_t n_chunks = (n + SSE_CHUNK - 1) // SSE_CHUNK, task, t, lo, hi, c
+    cdef double[::1] partial = np.zeros(max(n_chunks, 1), dtype=np.float64)
+    cdef double sse = 0.0, acc
+    cdef double* P = &user_factors[0, 0] if n_users * k > 0 else NULL
+    cdef double* Q = &item_factors[0, 0] if n_items * k > 0 else NULL
+    cdef double* bu = &user_bias[0] if n_users > 0 else NULL
+    cdef double* bi = &item_bias[0] if n_items > 0 else NULL
+    cdef double* e = &residual[0] if n > 0 else NULL
+    cdef const int32_t* ui = &user_items[0] if n > 0 else NULL
+    cdef const int32_t* iu = &item_users[0] if n > 0 else NULL
+    for task in prange(n_chunks + 2 * (k + 1), nogil=True, num_threads=n_threads,
+                       schedule="dynamic"):
+        if task < n_chunks:
+            lo = task * SSE_CHUNK
+            hi = min(lo + SSE_CHUNK, n)
+            acc = 0.0
+            for t in range(lo, hi):
+                acc = acc + e[t] * e[t]
+            partial[task] = acc
+        elif task - n_chunks <= k:
+            c = task - n_chunks
+            mf_normal_gamma(bu if c == 0 else P + (c - 1), n_users, 1 if c == 0 else k,
+                            mu_0, gamma_0, alpha_lambda, beta_lambda, seed,
+                            MF_STREAM_USER_HYPER, sweep, c, &user_hyper[0, c],
+                            &user_hyper[1, c])
+        else:
+            c = task - n_chunks - k - 1
+            mf_normal_gamma(bi if c == 0 else Q + (c - 1), n_items, 1 if c == 0 else k,
+                            mu_0, gamma_0, alpha_lambda, beta_lambda, seed,
+                            MF_STREAM_ITEM_HYPER, sweep, c, &item_hyper[0, c],
+                            &item_hyper[1, c])
+    for task in range(n_chunks):
+        sse += partial[task]
+    cdef double alpha = (mf_gamma(0.5 * (alpha_0 + n), seed, MF_STREAM_NOISE, sweep, 0, 0)
+                         / (0.5 * (beta_0 + sse)))
+
+    # 3. and 4. the two sides, rows in parallel, each thread with its own scratch
+    cdef int64_t width = max(longest_user, longest_item) * (k + 1), r, m, start
+    cdef double[:, ::1] scratch = np.empty((n_threads, max(width, 1)), dtype=np.float64)
+    cdef double* H
+    for r in prange(n_users, nogil=True, num_threads=n_threads, schedule="dynamic",
+                    chunksize=8):
+        start = user_ptr[r]
+        m = user_ptr[r + 1] - start
+        mf_gibbs_row(bu + r, P + r * k, e + start, m, ui + start, Q, k,
+                     &scratch[threadid(), 0], &user_hyper[0, 0], &user_hyper[1, 0], alpha,
+                     seed, MF_STREAM_USER, sweep, r)
+    for r in prange(n_items, nogil=True, num_threads=n_threads, schedule="dynamic",
+                    chunksize=8):
+        start = item_ptr[r]
+        m = item_ptr[r + 1] - start
+        H = &scratch[threadid(), 0]
+        for t in range(m):  # this item's residuals, gathered after its m * k features
+            H[m * k + t] = e[item_pos[start + t]]
+        mf_gibbs_row(bi + r, Q + r * k, H + m * k, m, iu + start, P, k, H,
+                     &item_hyper[0, 0], &item_hyper[1, 0], alpha, seed, MF_STREAM_ITEM,
+                     sweep, r)
+        for t in range(m):
+            e[item_pos[start + t]] = H[m * k + t]
+    return alpha, sse

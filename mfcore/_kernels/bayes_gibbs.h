@@ -1,0 +1,360 @@
+/* Gibbs sampling for Bayesian matrix factorization: counter-based random numbers and the
+ * element-wise (coordinate-wise) draws of one row, in plain C99.
+ *
+ * Every function here is a pure function of its arguments: a random number is a function
+ * of its key (seed, stream, sweep, row, coordinate, draw), never of a generator's state,
+ * so a row gets the same draws whichever thread samples it and in whichever order.
+ */
+#ifndef MFCORE_BAYES_GIBBS_H
+#define MFCORE_BAYES_GIBBS_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* The streams (second key word): one per kind of draw, so no two draws share a key. */
+enum {
+    MF_STREAM_NOISE = 1,      /* the noise precision alpha (row 0, coordinate 0)        */
+    MF_STREAM_USER_HYPER = 2, /* user-side (mean, precision): row 0 precision, 1 mean   */
+    MF_STREAM_ITEM_HYPER = 3, /* item-side (mean, precision)                            */
+    MF_STREAM_USER = 4,       /* user parameters: row u, coordinate 0 bias, 1 + f factor */
+    MF_STREAM_ITEM = 5        /* item parameters: row i, same coordinates               */
+};
+
+/* Attempts of the Gamma sampler before it gives up (each succeeds with p > 0.95). */
+#define MF_GAMMA_MAX_TRIES 1000
+
+typedef struct {
+    uint64_t v[4];
+} mf_block;
+
+/* The 128-bit product a * b: returns the low word, stores the high word. */
+static inline uint64_t mf_mulhilo64(uint64_t a, uint64_t b, uint64_t *hi)
+{
+#if defined(__SIZEOF_INT128__)
+    unsigned __int128 p = (unsigned __int128)a * b;
+    *hi = (uint64_t)(p >> 64);
+    return (uint64_t)p;
+#else
+    uint64_t a_lo = a & 0xffffffffu, a_hi = a >> 32, b_lo = b & 0xffffffffu, b_hi = b >> 32;
+    uint64_t ll = a_lo * b_lo, lh = a_lo * b_hi, hl = a_hi * b_lo, hh = a_hi * b_hi;
+    uint64_t mid = (ll >> 32) + (lh & 0xffffffffu) + (hl & 0xffffffffu);
+    *hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+    return (mid << 32) | (ll & 0xffffffffu);
+#endif
+}
+
+/* Philox4x64-10 (Salmon, Moraes, Dror and Shaw, SC'11), as in Random123 and numpy's
+ * Philox: the 4 x 64-bit block for counter (c0, c1, c2, c3) under key (k0, k1). */
+static inline mf_block mf_philox4x64(uint64_t c0, uint64_t c1, uint64_t c2, uint64_t c3,
+                                     uint64_t k0, uint64_t k1)
+{
+    mf_block out;
+    int round;
+    for (round = 0; round < 10; round++) {
+        uint64_t hi0, hi1, lo0, lo1;
+        if (round > 0) {
+            k0 += 0x9E3779B97F4A7C15ull;
+            k1 += 0xBB67AE8584CAA73Bull;
+        }
+        lo0 = mf_mulhilo64(0xD2E7470EE14C6C93ull, c0, &hi0);
+        lo1 = mf_mulhilo64(0xCA5A826395121157ull, c2, &hi1);
+        c0 = hi1 ^ c1 ^ k0;
+        c1 = lo1;
+        c2 = hi0 ^ c3 ^ k1;
+        c3 = lo0;
+    }
+    out.v[0] = c0;
+    out.v[1] = c1;
+    out.v[2] = c2;
+    out.v[3] = c3;
+    return out;
+}
+
+/* The block of a draw: key (seed, stream), counter (sweep, row, coordinate, draw). */
+static inline mf_block mf_draw_block(uint64_t seed, uint64_t stream, uint64_t sweep,
+                                     uint64_t row, uint64_t coord, uint64_t draw)
+{
+    return mf_philox4x64(sweep, row, coord, draw, seed, stream);
+}
+
+/* A uniform number in (0, 1) from the top 53 bits of x (never 0, never 1). */
+static inline double mf_unit(uint64_t x)
+{
+    return ((double)(x >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+/* The standard normal quantile of p in (0, 1): Wichura's algorithm AS 241 (PPND16,
+ * Applied Statistics 37, 1988), relative error about 1e-16; the same algorithm as
+ * Python's statistics.NormalDist.inv_cdf. One uniform per normal, no rejection, and a
+ * logarithm only in the tails (|p - 0.5| > 0.425). */
+static inline double mf_normal_quantile(double p)
+{
+    double q = p - 0.5, r, num, den;
+    if (fabs(q) <= 0.425) {
+        r = 0.180625 - q * q;
+        num = (((((((2.5090809287301226727e+3 * r + 3.3430575583588128105e+4) * r
+                    + 6.7265770927008700853e+4) * r + 4.5921953931549871457e+4) * r
+                  + 1.3731693765509461125e+4) * r + 1.9715909503065514427e+3) * r
+                + 1.3314166789178437745e+2) * r + 3.3871328727963666080e+0);
+        den = (((((((5.2264952788528545610e+3 * r + 2.8729085735721942674e+4) * r
+                    + 3.9307895800092710610e+4) * r + 2.1213794301586595867e+4) * r
+                  + 5.3941960214247511077e+3) * r + 6.8718700749205790830e+2) * r
+                + 4.2313330701600911252e+1) * r + 1.0);
+        return q * num / den;
+    }
+    r = sqrt(-log(q < 0.0 ? p : 1.0 - p));
+    if (r <= 5.0) {
+        r -= 1.6;
+        num = (((((((7.74545014278341407640e-4 * r + 2.27238449892691845833e-2) * r
+                    + 2.41780725177450611770e-1) * r + 1.27045825245236838258e+0) * r
+                  + 3.64784832476320460504e+0) * r + 5.76949722146069140550e+0) * r
+                + 4.63033784615654529590e+0) * r + 1.42343711074968357734e+0);
+        den = (((((((1.05075007164441684324e-9 * r + 5.47593808499534494600e-4) * r
+                    + 1.51986665636164571966e-2) * r + 1.48103976427480074590e-1) * r
+                  + 6.89767334985100004550e-1) * r + 1.67638483018380384940e+0) * r
+                + 2.05319162663775882187e+0) * r + 1.0);
+    } else {
+        r -= 5.0;
+        num = (((((((2.01033439929228813265e-7 * r + 2.71155556874348757815e-5) * r
+                    + 1.24266094738807843860e-3) * r + 2.65321895265761230930e-2) * r
+                  + 2.96560571828504891230e-1) * r + 1.78482653991729133580e+0) * r
+                + 5.46378491116411436990e+0) * r + 6.65790464350110377720e+0);
+        den = (((((((2.04426310338993978564e-15 * r + 1.42151175831644588870e-7) * r
+                    + 1.84631831751005468180e-5) * r + 7.86869131145613259100e-4) * r
+                  + 1.48753612908506148525e-2) * r + 1.36929880922735805310e-1) * r
+                + 5.99832206555887937690e-1) * r + 1.0);
+    }
+    return q < 0.0 ? -(num / den) : num / den;
+}
+
+/* The standard normal number keyed on the six words: the quantile of the uniform from
+ * word 0 of its block (so normal = quantile(uniform) for the same key). */
+static inline double mf_normal(uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t row,
+                               uint64_t coord, uint64_t draw)
+{
+    mf_block b = mf_draw_block(seed, stream, sweep, row, coord, draw);
+    return mf_normal_quantile(mf_unit(b.v[0]));
+}
+
+/* A Gamma(shape, rate 1) number keyed on the five words (Marsaglia and Tsang, 2000).
+ * Attempt t uses the block with draw word t (word 0: the normal, word 1: the acceptance
+ * uniform), so the number of rejections never shifts another draw. For shape < 1 it
+ * draws Gamma(shape + 1) and scales by u^(1 / shape), u from word 3 of the block of
+ * attempt 0. */
+static inline double mf_gamma(double shape, uint64_t seed, uint64_t stream, uint64_t sweep,
+                              uint64_t row, uint64_t coord)
+{
+    double boost = 1.0, d, c;
+    uint64_t t;
+    if (!(shape > 0.0))
+        return NAN;
+    if (shape < 1.0) {
+        mf_block b0 = mf_draw_block(seed, stream, sweep, row, coord, 0);
+        boost = pow(mf_unit(b0.v[3]), 1.0 / shape);
+        shape += 1.0;
+    }
+    d = shape - 1.0 / 3.0;
+    c = 1.0 / sqrt(9.0 * d);
+    for (t = 0; t < MF_GAMMA_MAX_TRIES; t++) {
+        mf_block b = mf_draw_block(seed, stream, sweep, row, coord, t);
+        double x = mf_normal_quantile(mf_unit(b.v[0]));
+        double v = 1.0 + c * x, u;
+        if (v <= 0.0)
+            continue;
+        v = v * v * v;
+        u = mf_unit(b.v[1]);
+        if (u < 1.0 - 0.0331 * (x * x) * (x * x)
+            || log(u) < 0.5 * x * x + d * (1.0 - v + log(v)))
+            return boost * d * v;
+    }
+    return boost * d; /* unreachable in practice: p(1000 rejections) < 1e-1000 */
+}
+
+/* --- the Normal-Gamma hyperparameters of one group ------------------------------------ */
+
+/* Draw (mean, precision) of a group of n values x[0], x[stride], ... jointly from their
+ * Normal-Gamma posterior. Prior: precision ~ Gamma(alpha_lambda / 2, rate beta_lambda / 2),
+ * mean | precision ~ N(mu_0, 1 / (gamma_0 precision)) (libFM's and myFM's hyperprior).
+ * Sums run over the values in order (one thread per group), so they are reproducible. */
+static inline void mf_normal_gamma(const double *x, int64_t n, int64_t stride,
+                                   double mu_0, double gamma_0, double alpha_lambda,
+                                   double beta_lambda, uint64_t seed, uint64_t stream,
+                                   uint64_t sweep, uint64_t coord, double *mean_out,
+                                   double *prec_out)
+{
+    double sum = 0.0, ss = 0.0, xbar = 0.0, shape, rate, prec, center;
+    int64_t j;
+    for (j = 0; j < n; j++)
+        sum += x[j * stride];
+    if (n > 0)
+        xbar = sum / (double)n;
+    for (j = 0; j < n; j++) {
+        double dev = x[j * stride] - xbar;
+        ss += dev * dev;
+    }
+    shape = 0.5 * (alpha_lambda + (double)n);
+    rate = 0.5 * (beta_lambda + ss
+                  + gamma_0 * (double)n * (xbar - mu_0) * (xbar - mu_0) / (gamma_0 + (double)n));
+    prec = mf_gamma(shape, seed, stream, sweep, 0, coord) / rate;
+    center = (gamma_0 * mu_0 + sum) / (gamma_0 + (double)n);
+    *prec_out = prec;
+    *mean_out = center
+        + mf_normal(seed, stream, sweep, 1, coord, 0) / sqrt((gamma_0 + (double)n) * prec);
+}
+
+/* --- one row's parameters ------------------------------------------------------------- */
+
+#if defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER)
+#define MF_RESTRICT __restrict
+#else
+#define MF_RESTRICT
+#endif
+
+/* Four partial sums, one per rating position n % 4, combined as (0 + 1) + (2 + 3): the
+ * order is fixed by the source, so every build path, thread and run gives the same bits.
+ * With GCC or Clang the lanes are two 2-double vectors (SSE2, the x86-64 baseline); the
+ * plain C below computes exactly the same operations. */
+#if defined(__GNUC__) || defined(__clang__)
+#define MF_VECTOR_LANES 1
+typedef double mf_d2 __attribute__((vector_size(16)));
+
+static inline mf_d2 mf_load2(const double *p)
+{
+    mf_d2 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void mf_store2(double *p, mf_d2 v)
+{
+    memcpy(p, &v, sizeof v);
+}
+#endif
+
+/* Subtract step * h[n] from e[n] (h == NULL: h[n] = 1) and, when next != NULL, return in
+ * *s1, *s2 the sums of next[n] * e[n] (the updated e) and next[n]^2, in four partial
+ * sums (above). */
+static inline void mf_shift_and_sum(double *MF_RESTRICT e, int64_t m, double step,
+                                    const double *MF_RESTRICT h,
+                                    const double *MF_RESTRICT next, double *s1, double *s2)
+{
+    double a[4] = {0.0, 0.0, 0.0, 0.0}, b[4] = {0.0, 0.0, 0.0, 0.0};
+    int64_t n = 0, j;
+    if (next == NULL) {
+        if (h == NULL)
+            for (n = 0; n < m; n++)
+                e[n] -= step;
+        else
+            for (n = 0; n < m; n++)
+                e[n] -= step * h[n];
+        return;
+    }
+#ifdef MF_VECTOR_LANES
+    {
+        mf_d2 a01 = {0.0, 0.0}, a23 = {0.0, 0.0}, b01 = {0.0, 0.0}, b23 = {0.0, 0.0};
+        mf_d2 st = {step, step}, one = {1.0, 1.0};
+        for (; n + 4 <= m; n += 4) {
+            mf_d2 h01 = h == NULL ? one : mf_load2(h + n);
+            mf_d2 h23 = h == NULL ? one : mf_load2(h + n + 2);
+            mf_d2 x01 = mf_load2(next + n), x23 = mf_load2(next + n + 2);
+            mf_d2 e01 = mf_load2(e + n) - st * h01, e23 = mf_load2(e + n + 2) - st * h23;
+            mf_store2(e + n, e01);
+            mf_store2(e + n + 2, e23);
+            a01 += x01 * e01, a23 += x23 * e23;
+            b01 += x01 * x01, b23 += x23 * x23;
+        }
+        a[0] = a01[0], a[1] = a01[1], a[2] = a23[0], a[3] = a23[1];
+        b[0] = b01[0], b[1] = b01[1], b[2] = b23[0], b[3] = b23[1];
+    }
+#else
+    for (; n + 4 <= m; n += 4)
+        for (j = 0; j < 4; j++) {
+            double en = e[n + j] - step * (h == NULL ? 1.0 : h[n + j]);
+            e[n + j] = en;
+            a[j] += next[n + j] * en;
+            b[j] += next[n + j] * next[n + j];
+        }
+#endif
+    for (j = 0; n < m; n++, j++) { /* the last m % 4 ratings, in their lanes */
+        double en = e[n] - step * (h == NULL ? 1.0 : h[n]);
+        e[n] = en;
+        a[j] += next[n] * en;
+        b[j] += next[n] * next[n];
+    }
+    *s1 = (a[0] + a[1]) + (a[2] + a[3]);
+    *s2 = (b[0] + b[1]) + (b[2] + b[3]);
+}
+
+/* H[f * m + n] = other[other_row[n] * k + f]: the other side's factors of the row's m
+ * ratings, one coordinate's features contiguous. Eight ratings at a time, so that each
+ * write fills a cache line and the eight source rows stay in L1. */
+static inline void mf_gather_features(const int32_t *MF_RESTRICT other_row,
+                                      const double *MF_RESTRICT other, int64_t k, int64_t m,
+                                      double *MF_RESTRICT H)
+{
+    int64_t n0, f, j;
+    for (n0 = 0; n0 < m; n0 += 8) {
+        const double *src[8] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+        int64_t nb = m - n0 < 8 ? m - n0 : 8;
+        for (j = 0; j < nb; j++)
+            src[j] = other + (int64_t)other_row[n0 + j] * k;
+        if (nb == 8)
+            for (f = 0; f < k; f++) {
+                double *dst = H + f * m + n0;
+                dst[0] = src[0][f], dst[1] = src[1][f], dst[2] = src[2][f];
+                dst[3] = src[3][f], dst[4] = src[4][f], dst[5] = src[5][f];
+                dst[6] = src[6][f], dst[7] = src[7][f];
+            }
+        else
+            for (f = 0; f < k; f++)
+                for (j = 0; j < nb; j++)
+                    H[f * m + n0 + j] = src[j][f];
+    }
+}
+
+/* Sample one row's parameters from their full conditionals, coordinate by coordinate:
+ * its bias (coordinate 0, feature 1 on each of its ratings), then its factors f = 0..k-1
+ * (coordinate 1 + f, feature h_n = the other side's factor f of rating n). For a
+ * parameter theta with features h_n on the row's m ratings and group (mean mu_c,
+ * precision lambda_c):
+ *     precision = alpha sum h_n^2 + lambda_c
+ *     mean      = (alpha sum h_n (e_n + theta h_n) + lambda_c mu_c) / precision
+ *     theta'    = mean + z / sqrt(precision),  z = mf_normal(seed, stream, sweep, row, c, 0)
+ *     e_n      -= (theta' - theta) h_n.
+ * e: the row's m residuals r - prediction (updated in place); other_row[n]: the other
+ * side's row of rating n; other: the other side's factors, k per row; H: scratch of m * k
+ * doubles; mean_g, prec_g: the group hyperparameters of coordinates 0..k. A row without
+ * ratings (m = 0) draws from its prior. */
+static inline void mf_gibbs_row(double *bias, double *w, double *e, int64_t m,
+                                const int32_t *other_row, const double *other, int64_t k,
+                                double *H, const double *mean_g, const double *prec_g,
+                                double alpha, uint64_t seed, uint64_t stream, uint64_t sweep,
+                                uint64_t row)
+{
+    double s1 = 0.0, s2 = (double)m;
+    int64_t n, c;
+    mf_gather_features(other_row, other, k, m, H);
+    {
+        double a[4] = {0.0, 0.0, 0.0, 0.0};
+        int64_t j;
+        for (n = 0; n + 4 <= m; n += 4)
+            a[0] += e[n], a[1] += e[n + 1], a[2] += e[n + 2], a[3] += e[n + 3];
+        for (j = 0; n < m; n++, j++)
+            a[j] += e[n];
+        s1 = (a[0] + a[1]) + (a[2] + a[3]);
+    }
+    for (c = 0; c <= k; c++) {
+        double *theta = c == 0 ? bias : &w[c - 1];
+        const double *h = c == 0 ? NULL : H + (c - 1) * m;
+        const double *next = c < k ? H + c * m : NULL;
+        double prec = alpha * s2 + prec_g[c];
+        double mean = (alpha * (s1 + *theta * s2) + prec_g[c] * mean_g[c]) / prec;
+        double value = mean + mf_normal(seed, stream, sweep, row, (uint64_t)c, 0) / sqrt(prec);
+        double step = value - *theta;
+        *theta = value;
+        mf_shift_and_sum(e, m, step, h, next, &s1, &s2);
+    }
+}
+
+#endif /* MFCORE_BAYES_GIBBS_H */
