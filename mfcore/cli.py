@@ -96,7 +96,8 @@ def _algorithm_params():
 
 def _add_algorithm_option(parser):
     parser.add_argument("--algorithm", choices=tuple(ALGORITHMS), default="sgd",
-                        help="the estimator: sgd (mfcore.Model, the default) or als (mfcore.ALS)")
+                        help="the estimator: sgd (mfcore.Model, the default), als (mfcore.ALS) or "
+                        "bayes (mfcore.BayesianMF)")
 
 
 def _print_json(obj):
@@ -166,7 +167,7 @@ def run_train(args):
     model.save(args.output)
     print(f"trained on {len(data):,} ratings ({len(model.user_map_):,} users, "
           f"{len(model.item_map_):,} items): {type(model).__name__} k={model.k}, "
-          f"{model.n_epochs_} {model.EPOCHS} in {seconds:.2f} s")
+          f"{model.n_epochs_} {model.EPOCH_WORD} in {seconds:.2f} s")
     if validation is not None:
         scores = model.evaluate(*validation)
         print(f"validation ({len(validation[0]):,} ratings): RMSE {scores['rmse']:.4f}  "
@@ -417,7 +418,8 @@ def run_similar(args):
 
 #: The default grid of each --algorithm.
 TUNE_GRIDS = {"sgd": {"k": [64, 128], "reg": [0.04, 0.06, 0.08, 0.1], "lr": [0.005, 0.01]},
-              "als": {"k": [32, 64, 128], "reg": [0.05, 0.1, 0.2]}}
+              "als": {"k": [32, 64, 128], "reg": [0.05, 0.1, 0.2]},
+              "bayes": {"k": [10, 32, 64]}}
 
 
 def add_tune(commands):
@@ -474,7 +476,8 @@ def _parse_grid(args):
 def run_tune(args):
     grid = _parse_grid(args)
     base = _model_from_flags(args)
-    if "param_" + base.EPOCHS not in vars(args):  # trials stop early: only their limit
+    if "n_iter_no_change" in base.get_params() and "param_" + base.EPOCHS not in vars(args):
+        # trials stop early: the epoch count is only their limit
         base.set_params(**{base.EPOCHS: MAX_EPOCHS})
     search = Search(grid, n_iter=args.n_iter, cv=args.cv, validation_fraction=args.val,
                     base=base, refit=args.output is not None, seed=args.split_seed,

@@ -5,6 +5,8 @@
         fast = {"k": 4, "iterations": 3}          # small settings for the API checks
         planted = {"k": 4, "iterations": 15}      # settings that recover planted data
         diverging = None                          # settings that diverge, if any
+        continues = True                          # partial_fit / warm_start supported
+        early_stopping = True                     # validation data stop training
 
 Each ``test_*`` method below then runs for that estimator (pytest collects the
 subclass). Data are small and synthetic, with a known answer where it matters.
@@ -18,7 +20,7 @@ import pytest
 import mfcore
 from mfcore import NotFittedError, TrainingDivergedError, UnknownIdWarning
 
-EPOCH_NAMES = ("epochs", "iterations")
+EPOCH_NAMES = ("epochs", "iterations", "n_samples")
 
 
 def _arrays(model):
@@ -36,6 +38,8 @@ class EstimatorContract:
     fast = {}
     planted = {}
     diverging = None
+    continues = True
+    early_stopping = True
     planted_rmse = 0.36  # held-out RMSE to reach on planted data with noise 0.3
 
     def make(self, **params):
@@ -129,12 +133,21 @@ class EstimatorContract:
         assert all(np.array_equal(a, b) for a, b in zip(before, _arrays(fitted)))
 
     def test_partial_fit_continues_exactly(self, data):
+        if not self.continues:
+            with pytest.raises(NotImplementedError, match="cannot continue"):
+                self.make().partial_fit(*data)
+            return
         name = next(n for n in EPOCH_NAMES if n in self.estimator()._param_names())
         whole = self.make(**{name: 2}).fit(*data)
         steps = self.make().partial_fit(*data, epochs=1).partial_fit(*data, epochs=1)
         assert _same_model(whole, steps)
 
     def test_early_stopping_keeps_the_best_epoch(self, data):
+        if not self.early_stopping:  # validation is scored every epoch, and the run goes on
+            model = self.make(validation_fraction=0.2).fit(*data)
+            assert model.best_epoch_ is None and len(model.history_) == model.n_epochs_
+            assert all(np.isfinite(h["val_rmse"]) for h in model.history_)
+            return
         name = next(n for n in EPOCH_NAMES if n in self.estimator()._param_names())
         model = self.make(**{name: 30}, validation_fraction=0.2, n_iter_no_change=2).fit(*data)
         rmses = [h["val_rmse"] for h in model.history_]

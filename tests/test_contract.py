@@ -15,3 +15,11 @@ class TestALS(EstimatorContract):
     estimator = mfcore.ALS
     fast = {"k": 4, "iterations": 3}
     planted = {"k": 4, "iterations": 10, "reg": 0.02}
+
+
+class TestBayesianMF(EstimatorContract):
+    estimator = mfcore.BayesianMF
+    fast = {"k": 4, "n_samples": 4, "burn_in": 1}
+    planted = {"k": 4, "n_samples": 60, "burn_in": 20}
+    continues = False
+    early_stopping = False

@@ -13,7 +13,7 @@ from .. import params as p
 from .._kernels import sgd as _sgd_kernels
 from .._kernels.als import solve_rows
 from .._threads import resolve_n_threads
-from .base import COMMON_PARAMS, Estimator
+from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator
 
 __all__ = ["ALS", "ALSLayout"]
 
@@ -170,8 +170,10 @@ class ALS(Estimator):
         "count_weighted": p.boolean,
         "init_std": p.real(0.0, strict=False),
         **COMMON_PARAMS,
+        **EARLY_STOPPING_PARAMS,
     }
     EPOCHS = "iterations"
+    EPOCH_WORD = "iterations"
     fold_in_shrinkage = 0.0
 
     @staticmethod

@@ -27,19 +27,23 @@ from ..data import DUPLICATE_POLICIES, prepare, validation_rows
 from ..fitted import FactorModel
 from . import driver
 
-__all__ = ["Estimator", "COMMON_PARAMS", "check_factor_memory"]
+__all__ = ["Estimator", "COMMON_PARAMS", "EARLY_STOPPING_PARAMS", "check_factor_memory"]
 
-#: The checks of the parameters every estimator has (validation, the loop, data, threads).
+#: The checks of the parameters every estimator has (validation, data, threads).
 COMMON_PARAMS = {
     "validation_fraction": p.fraction,
-    "n_iter_no_change": p.int_at_least(1),
-    "tol": p.real(0.0, strict=False),
-    "warm_start": p.boolean,
     "verbose": p.boolean,
     "dtype": p.choice(tuple(p.DTYPES)),
     "duplicates": p.choice(DUPLICATE_POLICIES),
     "seed": p.seed,
     "n_threads": p.n_threads,
+}
+
+#: ... and those of the estimators that stop early and continue fits (SGD, ALS).
+EARLY_STOPPING_PARAMS = {
+    "n_iter_no_change": p.int_at_least(1),
+    "tol": p.real(0.0, strict=False),
+    "warm_start": p.boolean,
 }
 
 
@@ -66,6 +70,8 @@ class Estimator(FactorModel):
 
     PARAMS = {}
     EPOCHS = "epochs"
+    #: what one epoch is called in messages ("epochs", "iterations", "sweeps")
+    EPOCH_WORD = "epochs"
 
     # --- scikit-learn style parameter handling --------------------------------
 
@@ -222,7 +228,12 @@ class Estimator(FactorModel):
 
     def _restore_fitted_state(self, state):
         params = self._checked_params()
-        return super()._restore_fitted_state(state, params["k"], p.DTYPES[params["dtype"]])
+        return super()._restore_fitted_state(state, self._stored_columns(params, state),
+                                             p.DTYPES[params["dtype"]])
+
+    def _stored_columns(self, params, state):
+        """Columns of the saved factor arrays: ``k`` (a sampler keeps more, see BayesianMF)."""
+        return params["k"]
 
     # --- what a solver provides -------------------------------------------------------
 

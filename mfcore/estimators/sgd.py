@@ -28,7 +28,7 @@ import numpy as np
 from .. import params as p
 from .._kernels import sgd as _kernels
 from .._threads import resolve_n_threads
-from .base import COMMON_PARAMS, Estimator
+from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator
 
 __all__ = ["Model", "SGDTrainer", "choose_grid", "bias_reg"]
 
@@ -303,6 +303,7 @@ class Model(Estimator):
         "lr_schedule": p.choice(LR_SCHEDULES),
         "lr_decay": p.real(0.0, strict=False),
         **COMMON_PARAMS,
+        **EARLY_STOPPING_PARAMS,
     }
     EPOCHS = "epochs"
     fold_in_shrinkage = 50.0

@@ -1,0 +1,352 @@
+"""Bayesian MF, the estimator ``mfcore.BayesianMF``: Gibbs sampling, the posterior kept compactly.
+
+The sampler (``mfcore._kernels.bayes.gibbs_sweep``) draws every bias and factor
+from its full conditional, users in parallel then items, with Normal-Gamma
+hyperpriors per group and a sampled noise precision. Its random numbers are
+keyed on (seed, sweep, stream, row, coordinate), so a fit is bit-identical for
+any thread count.
+
+What is kept of the posterior: the S kept samples' factors, concatenated and
+scaled by 1/sqrt(S), as the model's ``user_factors_``/``item_factors_``
+(shape (rows, S k)), so that ``p . q`` of the concatenation is the mean over
+samples of ``p_s . q_s`` and ``predict``, ``recommend`` and ``save`` of the
+fitted-model type work unchanged; the biases' posterior means as
+``user_bias_``/``item_bias_``; and, for the predictive std and fold-in, each
+sample's biases, noise precision and user-side hyperparameters.
+"""
+import numpy as np
+
+from .. import params as p
+from .._kernels import bayes as _bayes
+from .._kernels import sgd as _sgd_kernels
+from .._threads import resolve_n_threads
+from .base import COMMON_PARAMS, Estimator
+
+__all__ = ["BayesianMF"]
+
+#: Kept factor columns (samples x k) that ``thin=None`` aims at: ML-1M at 2048 columns is
+#: 80 MB of float32 factors; below ~50 samples the posterior mean gets noisier.
+MAX_KEPT_COLUMNS = 2048
+#: Pairs per chunk of the predictive-std computation (memory: chunk x samples x k).
+STD_CHUNK = 4096
+
+
+def sampler_layout(u, i, n_users, n_items):
+    """The sampler's two CSR views of the ratings (user rows ``u``, item rows ``i``).
+
+    Returns (order, user_ptr, user_items, item_ptr, item_users, item_pos): the
+    ratings in user order are ``order``; user u's are positions
+    user_ptr[u]:user_ptr[u + 1], of items user_items; item i's, in item order,
+    are item_ptr[i]:item_ptr[i + 1], of users item_users at positions item_pos.
+    """
+    order = np.lexsort((i, u))
+    uo, io = u[order].astype(np.int64), i[order].astype(np.int64)
+    user_ptr = np.zeros(n_users + 1, np.int64)
+    np.cumsum(np.bincount(uo, minlength=n_users), out=user_ptr[1:])
+    item_pos = np.argsort(io, kind="stable").astype(np.int64)
+    item_ptr = np.zeros(n_items + 1, np.int64)
+    np.cumsum(np.bincount(io, minlength=n_items), out=item_ptr[1:])
+    return (order, user_ptr, io.astype(np.int32), item_ptr, uo[item_pos].astype(np.int32),
+            item_pos)
+
+
+class _Sweeps:
+    """The driver's trainer for one BayesianMF fit: the sampler state and the kept samples."""
+
+    def __init__(self, model, data, params, n_threads):
+        self.model, self.params, self.n_threads = model, params, n_threads
+        n_users, n_items = len(model.user_factors_), len(model.item_factors_)
+        (order, self.user_ptr, self.user_items, self.item_ptr, self.item_users,
+         self.item_pos) = sampler_layout(data.u, data.i, n_users, n_items)
+        _bayes.check_layout(self.user_ptr, self.user_items, self.item_ptr, self.item_users,
+                            self.item_pos)
+        self.P = model.user_factors_.astype(np.float64)
+        self.Q = model.item_factors_.astype(np.float64)
+        self.bu = model.user_bias_.astype(np.float64)
+        self.bi = model.item_bias_.astype(np.float64)
+        k = self.P.shape[1]
+        self.user_hyper, self.item_hyper = np.zeros((2, k + 1)), np.zeros((2, k + 1))
+        rated_u = data.u[order].astype(np.int32)
+        self.residual = data.r[order].astype(np.float64) - self._predict(rated_u, self.user_items)
+        self.seed = int(model.rng_.integers(0, 2**63))
+        self.burn_in, self.thin = params["burn_in"], model._thin(params)
+        self.kept = []          # (P, Q, bu, bi, alpha, user_hyper) of every kept sweep
+        self.val_sum = None     # running sum of the kept samples' validation predictions
+
+    def _predict(self, u, i):
+        out = np.empty(len(u))
+        _sgd_kernels.predict(np.ascontiguousarray(u, np.int32), np.ascontiguousarray(i, np.int32),
+                             self.P, self.Q, self.bu, self.bi, self.model.global_mean_,
+                             -np.inf, np.inf, out, self.n_threads)
+        return out
+
+    def step(self, sweep):
+        pr = self.params
+        alpha, sse = _bayes.gibbs_sweep(
+            self.user_ptr, self.user_items, self.item_ptr, self.item_users, self.item_pos,
+            self.residual, self.P, self.Q, self.bu, self.bi, self.user_hyper, self.item_hyper,
+            self.seed, sweep - 1, self.n_threads, pr["alpha_0"], pr["beta_0"], 0.0, 1.0,
+            pr["alpha_lambda"], pr["beta_lambda"])
+        m = self.model
+        for name, state in (("user_factors_", self.P), ("item_factors_", self.Q),
+                            ("user_bias_", self.bu), ("item_bias_", self.bi)):
+            getattr(m, name)[...] = state  # the current sample (for the finiteness check)
+        self.keeping = sweep > self.burn_in and (sweep - self.burn_in) % self.thin == 0
+        if self.keeping:
+            self.kept.append((self.P.astype(m.user_factors_.dtype),
+                              self.Q.astype(m.item_factors_.dtype), self.bu.copy(), self.bi.copy(),
+                              float(alpha), self.user_hyper.copy()))
+        return {"sse": sse, "alpha": float(alpha)}
+
+    def validation_rmse(self, val):
+        """RMSE of the running posterior mean (the current sample during burn-in), clipped."""
+        u, i, r = val
+        pred = self._predict(u, i)
+        if self.kept:
+            if self.keeping:
+                self.val_sum = pred if self.val_sum is None else self.val_sum + pred
+            pred = self.val_sum / len(self.kept)
+        lo, hi = self.model.rating_range_
+        err = np.clip(pred, lo, hi) - r
+        return float(np.sqrt(np.mean(err * err)))
+
+    def penalty(self):
+        return 0.0  # a sampler minimizes nothing: train_loss is the mean squared error
+
+    def diverged(self, epoch, info):
+        return (f"the Gibbs sampler produced non-finite values at sweep {epoch}; the ratings "
+                "may be too large for the priors (rescale them or use dtype='float64')")
+
+
+class BayesianMF(Estimator):
+    """Bayesian biased matrix factorization by Gibbs sampling (as libFM's and myFM's MCMC).
+
+    The model: ``r(u, i) = mu + b_u + b_i + p_u . q_i + eps``, ``eps ~ N(0, 1/alpha)``,
+    ``mu`` the mean training rating. Each group of parameters (user biases, item
+    biases, each user factor column, each item factor column) is drawn from
+    ``N(m_g, 1/lambda_g)`` with a Normal-Gamma hyperprior on (m_g, lambda_g)
+    (``lambda_g ~ Gamma(alpha_lambda/2, beta_lambda/2)``, ``m_g ~ N(0, 1/lambda_g)``),
+    and ``alpha ~ Gamma(alpha_0/2, beta_0/2)``. Every sweep draws alpha, the
+    hyperparameters, then every user's bias and factors given the items (users
+    in parallel), then every item's. There is no learning rate and no
+    regularisation to tune: the penalties are sampled.
+
+    Predictions are the posterior predictive mean over the kept samples (the
+    sweeps after ``burn_in``, every ``thin``-th), clipped to the training range.
+    ``predict(..., return_std=True)`` also gives the predictive standard
+    deviation: ``sqrt(var_s[pred_s] + mean_s[1/alpha_s])``, the spread of the
+    kept samples' predictions plus the noise; ``mean +- 1.645 std`` is a
+    central 90% predictive interval under a normal approximation (unclipped).
+
+    Parameters
+    ----------
+    k : int, default 10
+        Number of latent factors.
+    n_samples : int, default 150
+        Sweeps after burn-in; their samples (every ``thin``-th) make the posterior.
+    burn_in : int, default 50
+        Sweeps run first and discarded.
+    thin : int or None, default None
+        Keep every ``thin``-th sample after burn-in. None: 1, or the smallest
+        step that keeps at most ``MAX_KEPT_COLUMNS // k`` samples (the fitted
+        factors hold ``kept x k`` columns).
+    init_std : float, default 0.3
+        Standard deviation of the initial factors (from 0.1 the chain idles ~30
+        sweeps near zero before it moves).
+    alpha_0, beta_0 : float, default 1.0
+        Gamma prior of the noise precision (shape/2, rate/2; vague).
+    alpha_lambda, beta_lambda : float, default 1.0
+        Gamma prior of each group's precision (vague).
+    validation_fraction, verbose, dtype, duplicates, seed, n_threads :
+        As for ``mfcore.Model``. Validation data are scored each sweep (the
+        running posterior mean) but never stop the chain.
+
+    Reproducibility: the sampler's random numbers are a function of (seed,
+    sweep, stream, row, coordinate), so 1, 2 or 8 threads give bit-identical
+    models. ``partial_fit`` and ``warm_start`` are not offered: the sampler's
+    state is not kept in the fitted model.
+
+    Fitted attributes: those of ``mfcore.fitted.FactorModel`` (factors of
+    ``n_kept_ * k`` columns, see the module docstring), plus
+    ``user_bias_samples_`` (n_users, S), ``item_bias_samples_`` (n_items, S),
+    ``alpha_samples_`` (S,), ``user_hyper_samples_`` (S, 2, k + 1): the kept
+    samples' biases, noise precisions and user-side (mean, precision) pairs,
+    and ``n_kept_``. Each ``history_`` entry holds epoch (the sweep), alpha,
+    train_rmse (the current sample), val_rmse (the running posterior mean),
+    seconds and updates_per_sec.
+    """
+
+    def __init__(self, k=10, n_samples=150, burn_in=50, thin=None, init_std=0.3, alpha_0=1.0,
+                 beta_0=1.0, alpha_lambda=1.0, beta_lambda=1.0, validation_fraction=None,
+                 verbose=False, dtype="float32", duplicates="mean", seed=0, n_threads=None):
+        self.k = k
+        self.n_samples = n_samples
+        self.burn_in = burn_in
+        self.thin = thin
+        self.init_std = init_std
+        self.alpha_0 = alpha_0
+        self.beta_0 = beta_0
+        self.alpha_lambda = alpha_lambda
+        self.beta_lambda = beta_lambda
+        self.validation_fraction = validation_fraction
+        self.verbose = verbose
+        self.dtype = dtype
+        self.duplicates = duplicates
+        self.seed = seed
+        self.n_threads = n_threads
+
+    PARAMS = {
+        "k": p.int_at_least(1),
+        "n_samples": p.int_at_least(1),
+        "burn_in": p.int_at_least(0),
+        "thin": lambda name, v: None if v is None else p.int_at_least(1)(name, v),
+        "init_std": p.real(0.0, strict=False),
+        "alpha_0": p.real(0.0, strict=True),
+        "beta_0": p.real(0.0, strict=True),
+        "alpha_lambda": p.real(0.0, strict=True),
+        "beta_lambda": p.real(0.0, strict=True),
+        **COMMON_PARAMS,
+    }
+    EPOCHS = "n_samples"
+    EPOCH_WORD = "sweeps"
+    fold_in_shrinkage = 0.0
+
+    def _n_epochs(self, params):
+        return params["burn_in"] + params["n_samples"]
+
+    @staticmethod
+    def _thin(params):
+        if params["thin"] is not None:
+            return min(params["thin"], params["n_samples"])
+        most = max(1, MAX_KEPT_COLUMNS // params["k"])
+        return max(1, -(-params["n_samples"] // most))
+
+    def partial_fit(self, *args, **kwargs):
+        raise NotImplementedError("BayesianMF cannot continue a chain (the sampler's state is "
+                                  "not kept in the fitted model): refit with more n_samples")
+
+    def _trainer(self, data, params, layouts):
+        return _Sweeps(self, data, params, resolve_n_threads(params["n_threads"]))
+
+    def _train(self, data, params, n_epochs, validation, callback, val=None, layouts=None):
+        sweeps = super()._train(data, params, n_epochs, validation, callback, val, layouts)
+        if not sweeps.kept:  # a callback stopped the chain during burn-in
+            raise ValueError(f"BayesianMF kept no sample: training stopped at sweep "
+                             f"{self.n_epochs_}, within burn_in={params['burn_in']}")
+        self._keep_posterior(sweeps.kept)
+        return sweeps
+
+    def _keep_posterior(self, kept):
+        """The fitted arrays from the kept samples (see the module docstring)."""
+        P, Q, bu, bi, alpha, hyper = zip(*kept)
+        scale = 1.0 / np.sqrt(len(kept))
+        dtype = P[0].dtype
+        self.user_factors_ = np.ascontiguousarray(np.hstack(P) * dtype.type(scale))
+        self.item_factors_ = np.ascontiguousarray(np.hstack(Q) * dtype.type(scale))
+        self.user_bias_samples_ = np.stack(bu, axis=1).astype(dtype)
+        self.item_bias_samples_ = np.stack(bi, axis=1).astype(dtype)
+        self.user_bias_ = np.mean(np.stack(bu, axis=1), axis=1).astype(dtype)
+        self.item_bias_ = np.mean(np.stack(bi, axis=1), axis=1).astype(dtype)
+        self.alpha_samples_ = np.array(alpha)
+        self.user_hyper_samples_ = np.stack(hyper)
+        self.n_kept_ = len(kept)
+
+    # --- prediction with uncertainty ----------------------------------------------
+
+    def predict(self, users, items, clip=True, unknown="fallback", return_std=False):
+        """Posterior predictive means (see ``FactorModel.predict``); with ``return_std``
+        also the predictive standard deviations (float64; unknown ids contribute no spread)."""
+        mean = super().predict(users, items, clip=clip, unknown=unknown)
+        if not return_std:
+            return mean
+        u, i, known = self._indices(users, items, "nan" if unknown == "fallback" else unknown)
+        std = self._predictive_std(u, i)
+        if unknown == "nan":
+            std[~known] = np.nan
+        return mean, std
+
+    def _predictive_std(self, u, i):
+        """sqrt(variance over the kept samples of their predictions + mean noise variance)."""
+        S, k = self.n_kept_, self.k
+        out = np.empty(len(u))
+        for start in range(0, len(u), STD_CHUNK):
+            uu, ii = u[start:start + STD_CHUNK], i[start:start + STD_CHUNK]
+            pred = np.zeros((len(uu), S))
+            both = (uu >= 0) & (ii >= 0)
+            if both.any():
+                pu = self.user_factors_[uu[both]].reshape(-1, S, k).astype(np.float64)
+                qi = self.item_factors_[ii[both]].reshape(-1, S, k).astype(np.float64)
+                pred[both] = np.einsum("nsk,nsk->ns", pu, qi) * S  # undo the 1/sqrt(S) twice
+            pred[uu >= 0] += self.user_bias_samples_[uu[uu >= 0]]
+            pred[ii >= 0] += self.item_bias_samples_[ii[ii >= 0]]
+            out[start:start + STD_CHUNK] = np.var(pred, axis=1)
+        return np.sqrt(out + np.mean(1.0 / self.alpha_samples_))
+
+    # --- fold-in --------------------------------------------------------------------
+
+    def _fold_in_rows(self, indptr, items, ratings, shrinkage):
+        """Each new user's conditional posterior mean given each kept sample's items, noise
+        precision and user hyperparameters (Rao-Blackwellized rather than sampled: no
+        randomness, the same answer every time); ``shrinkage`` adds that many ratings'
+        worth of prior precision."""
+        S, k, dtype = self.n_kept_, self.k, self.user_factors_.dtype
+        n = len(indptr) - 1
+        factors, bias = np.empty((n, S * k), dtype), np.empty(n, dtype)
+        bias_samples = np.empty((n, S), dtype)
+        Q = self.item_factors_.reshape(len(self.item_factors_), S, k).astype(np.float64)
+        Q *= np.sqrt(S)
+        alpha = self.alpha_samples_
+        mean_g, prec_g = self.user_hyper_samples_[:, 0], self.user_hyper_samples_[:, 1]
+        for row in range(n):
+            cols = items[indptr[row]:indptr[row + 1]]
+            y = (ratings[indptr[row]:indptr[row + 1]].astype(np.float64) - self.global_mean_
+                 - self.item_bias_samples_[cols].T.astype(np.float64))          # (S, m)
+            A = np.concatenate([np.ones((S, len(cols), 1)), Q[cols].transpose(1, 0, 2)], axis=2)
+            prior = prec_g * (1.0 + shrinkage)                                  # (S, k + 1)
+            lhs = alpha[:, None, None] * np.einsum("smi,smj->sij", A, A)
+            lhs[:, np.arange(k + 1), np.arange(k + 1)] += prior
+            rhs = alpha[:, None] * np.einsum("smi,sm->si", A, y) + prior * mean_g
+            x = np.linalg.solve(lhs, rhs[..., None])[..., 0]                     # (S, k + 1)
+            bias_samples[row] = x[:, 0]
+            bias[row] = x[:, 0].mean()
+            factors[row] = (x[:, 1:] / np.sqrt(S)).ravel()
+        return factors, bias, {"user_bias_samples_": bias_samples}
+
+    # --- persistence ----------------------------------------------------------------
+
+    def _fitted_state(self):
+        state = super()._fitted_state()
+        if state is not None:
+            state.update(user_bias_samples=self.user_bias_samples_,
+                         item_bias_samples=self.item_bias_samples_,
+                         alpha_samples=self.alpha_samples_,
+                         user_hyper_samples=self.user_hyper_samples_)
+        return state
+
+    def _stored_columns(self, params, state):
+        return len(state["alpha_samples"]) * params["k"]
+
+    def _restore_fitted_state(self, state):
+        params = self._checked_params()
+        S = len(state["alpha_samples"])
+        k, dtype = params["k"], np.dtype(p.DTYPES[params["dtype"]])
+        expected = {"user_bias_samples": ((len(state["user_ids"]), S), dtype),
+                    "item_bias_samples": ((len(state["item_ids"]), S), dtype),
+                    "alpha_samples": ((S,), np.dtype(np.float64)),
+                    "user_hyper_samples": ((S, 2, k + 1), np.dtype(np.float64))}
+        for name, (shape, want) in expected.items():
+            arr = state[name]
+            if arr.shape != shape or arr.dtype != want:
+                raise ValueError(f"{name} has shape {arr.shape} and dtype {arr.dtype}, "
+                                 f"expected {shape} and {want}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{name} holds non-finite values")
+        if S == 0 or (state["alpha_samples"] <= 0).any():
+            raise ValueError("alpha_samples must hold at least one positive noise precision")
+        super()._restore_fitted_state(state)
+        self.user_bias_samples_ = np.ascontiguousarray(state["user_bias_samples"])
+        self.item_bias_samples_ = np.ascontiguousarray(state["item_bias_samples"])
+        self.alpha_samples_ = np.ascontiguousarray(state["alpha_samples"])
+        self.user_hyper_samples_ = np.ascontiguousarray(state["user_hyper_samples"])
+        self.n_kept_ = S
+        return self
