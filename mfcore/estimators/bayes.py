@@ -150,9 +150,10 @@ class BayesianMF(Estimator):
         Keep every ``thin``-th sample after burn-in. None: 1, or the smallest
         step that keeps at most ``MAX_KEPT_COLUMNS // k`` samples (the fitted
         factors hold ``kept x k`` columns).
-    init_std : float, default 0.3
-        Standard deviation of the initial factors (from 0.1 the chain idles ~30
-        sweeps near zero before it moves).
+    init_std : float, default 0.1
+        Standard deviation of the initial factors (myFM's). On a validation
+        tenth of ML-100K u1.base: RMSE 0.9062/0.9045 (seeds 0/1) against
+        0.9087/0.9041 from 0.3, which leaves the near-zero start sooner.
     alpha_0, beta_0 : float, default 1.0
         Gamma prior of the noise precision (shape/2, rate/2; vague).
     alpha_lambda, beta_lambda : float, default 1.0
@@ -176,7 +177,7 @@ class BayesianMF(Estimator):
     seconds and updates_per_sec.
     """
 
-    def __init__(self, k=10, n_samples=150, burn_in=50, thin=None, init_std=0.3, alpha_0=1.0,
+    def __init__(self, k=10, n_samples=150, burn_in=50, thin=None, init_std=0.1, alpha_0=1.0,
                  beta_0=1.0, alpha_lambda=1.0, beta_lambda=1.0, validation_fraction=None,
                  verbose=False, dtype="float32", duplicates="mean", seed=0, n_threads=None):
         self.k = k
