@@ -54,7 +54,10 @@ class Search:
         The estimator to tune (``mfcore.Model``, ``mfcore.ALS`` ...): parameters
         not in the grid come from it. Default ``Model(epochs=MAX_EPOCHS)``:
         every trial stops early on its validation part, so the epoch count
-        (``epochs``, ``iterations``) is only an upper bound.
+        (``epochs``, ``iterations``) is only an upper bound. A base you pass
+        keeps its own count: give a generous one (``ALS(iterations=200)``)
+        to let the search find it (``mfcore tune`` raises it to 200 unless
+        the flag is given).
     refit : bool
         Refit the best parameters on all ratings, for the best epoch count found.
     seed : int
@@ -127,6 +130,9 @@ class Search:
                                         or self.n_iter < 1):
             raise ValueError(f"n_iter must be None or a positive integer, got {self.n_iter!r}")
         base = self.base if self.base is not None else Model(epochs=MAX_EPOCHS)
+        if isinstance(base, type):
+            raise ValueError(f"base must be an estimator instance such as {base.__name__}(), "
+                             f"got the class {base.__name__}")
         if not hasattr(base, "_fit_prepared"):
             raise ValueError(f"base must be an mfcore estimator (Model, ALS ...), got {base!r}")
         candidates = _candidates(self.param_grid, self.n_iter, rng)

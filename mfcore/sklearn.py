@@ -35,9 +35,9 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
                       "pip install scikit-learn") from exc
 
 from .errors import NotFittedError
-from .estimators import ALS, Model
+from .estimators import ALS, BayesianMF, Model
 
-__all__ = ["MFRegressor", "ALSRegressor", "regressor_for"]
+__all__ = ["MFRegressor", "ALSRegressor", "BayesianMFRegressor", "regressor_for"]
 
 
 def _user_item(X):
@@ -92,9 +92,19 @@ class _Regressor(RegressorMixin, BaseEstimator):
         return self.model_.predict(users, items).astype(np.float64)
 
 
+#: The regressor class of each estimator class (one class each, so that pickle finds it).
+_REGRESSORS = {}
+
+
 def regressor_for(estimator_class, name=None):
-    """A scikit-learn regressor class for an mfcore estimator class (its hyperparameters,
-    read from its signature, become the regressor's, as scikit-learn expects)."""
+    """The scikit-learn regressor class for an mfcore estimator class (its hyperparameters,
+    read from its signature, become the regressor's, as scikit-learn expects).
+
+    One class per estimator class, bound in this module under its name, so
+    fitted regressors pickle (joblib, ``GridSearchCV(n_jobs=...)``).
+    """
+    if estimator_class in _REGRESSORS:
+        return _REGRESSORS[estimator_class]
     specs = [p for p in inspect.signature(estimator_class.__init__).parameters.values()
              if p.name != "self"]
 
@@ -106,11 +116,15 @@ def regressor_for(estimator_class, name=None):
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in specs])
     name = name or f"{estimator_class.__name__}Regressor"
-    return type(name, (_Regressor,), {
+    cls = type(name, (_Regressor,), {
         "__init__": __init__, "estimator_class": estimator_class, "__module__": __name__,
+        "__qualname__": name,
         "__doc__": f"``mfcore.{estimator_class.__name__}`` as a scikit-learn regressor; "
                    "see ``_Regressor``."})
+    _REGRESSORS[estimator_class] = globals()[name] = cls
+    return cls
 
 
 MFRegressor = regressor_for(Model, "MFRegressor")
 ALSRegressor = regressor_for(ALS)
+BayesianMFRegressor = regressor_for(BayesianMF)

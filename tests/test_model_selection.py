@@ -35,3 +35,9 @@ def test_cross_validate_takes_explicit_folds(data):
     assert len(result["test_rmse"]) == 2 and (result["unknown"] >= 0).all()
     with pytest.raises(ValueError, match="no folds"):
         cross_validate(mfcore.Model(), data, cv=[])
+
+
+def test_search_names_a_class_passed_instead_of_an_instance(make_planted):
+    u, i, r = make_planted(n_users=30, n_items=20, density=0.5)
+    with pytest.raises(ValueError, match=r"estimator instance such as ALS\(\)"):
+        mfcore.search(u, i, r, {"reg": [0.1]}, base=mfcore.ALS)

@@ -97,3 +97,16 @@ def test_als_regressor_in_a_grid_search(sk, data):
     assert search.best_params_ == {"reg": 0.02}              # the strong penalty underfits
     assert type(search.best_estimator_.model_) is mfcore.ALS
     assert -search.best_score_ < 0.45
+
+
+def test_regressors_pickle_and_are_one_class_per_estimator(sk, data):
+    import pickle
+    from mfcore.sklearn import ALSRegressor, regressor_for
+
+    assert regressor_for(mfcore.ALS) is ALSRegressor
+    custom = regressor_for(mfcore.BayesianMF)
+    X, y = data
+    fitted = ALSRegressor(k=3, iterations=2).fit(X, y)
+    again = pickle.loads(pickle.dumps(fitted))
+    assert np.array_equal(again.predict(X[:20]), fitted.predict(X[:20]))
+    assert pickle.loads(pickle.dumps(custom(k=2))).get_params()["k"] == 2
