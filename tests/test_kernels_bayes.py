@@ -145,7 +145,8 @@ def reference_sweep(st, sweep):
                 h = np.ones(len(where)) if c == 0 else other[other_rows[ptr[r]:ptr[r + 1]], c - 1]
                 theta = bias[r] if c == 0 else W[r, c - 1]
                 prec = alpha * np.sum(h * h) + hyper[1, c]
-                mean = (alpha * np.sum(h * (e[where] + theta * h)) + hyper[1, c] * hyper[0, c]) / prec
+                mean = (alpha * np.sum(h * (e[where] + theta * h))
+                        + hyper[1, c] * hyper[0, c]) / prec
                 new = mean + _one("normal", name, sweep, c, seed, row=r) / np.sqrt(prec)
                 e[where] -= (new - theta) * h
                 if c == 0:

@@ -18,7 +18,20 @@ Layout (int64 offsets, int32 rows; see ``check_layout``):
                                                       order: their users and their positions
 Outputs of a sweep: ``user_hyper`` and ``item_hyper`` (2, k + 1): row 0 the group means,
 row 1 the group precisions, column 0 the biases and column 1 + f factor column f; and the
-returned (alpha, sse).
+returned (alpha, sse). After each call the state arrays hold the current sample: the
+caller copies or accumulates what it keeps (burn-in, thinning, predictive means).
+
+Order: row by row, each user's bias then its factors 0..k-1, users in parallel, then the
+items the same way. Given the items the users are independent, so this draws the same
+full conditionals as libFM's and myFM's column order (for each f, all users then all
+items) with the columns of one side visited before the other's; both orders give the same
+accuracy (ML-100K u1, k = 10, 200 sweeps: RMSE 0.908 each, in a NumPy prototype of the
+column order), and the row order keeps a row's ratings in cache for all its k + 1
+coordinates, one fused pass over them a coordinate, in long independent tasks.
+
+The global mean is the caller's (the training mean, inside the residuals) and is not
+sampled: the means of the two bias groups already give the model a free offset, which a
+sampled global mean would only duplicate (and cost two more passes over the residuals).
 
 Random numbers come from Philox4x64-10 keyed on (seed, stream) with the counter (sweep,
 row, coordinate, draw), each a separate 64-bit word (``bayes_gibbs.h``): a normal is the
