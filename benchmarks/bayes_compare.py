@@ -13,10 +13,13 @@ of u1.base, see mfcore/_bayes_proto.py).
 Seconds are wall time from the id arrays (or myFM's sparse matrix) to the test
 predictions: layout, initialization, the sweeps and the prediction of the kept samples.
 CPU seconds (all threads) are printed beside them: on a shared machine the wall time of
-a 2-thread run depends on what else runs.
+a 2-thread run depends on what else runs, and there OMP_WAIT_POLICY=passive keeps OpenMP's
+spinning at the sweep's barriers from eating the cores (with the default policy a 2-thread
+sweep took 8x longer than a 1-thread one at a load average of 5 on 2 cores).
 
 Run (the environment with myfm; mfcore built in place):
-    MFCORE_DATA=/path/to/data PYTHONPATH=. python benchmarks/bayes_compare.py [--sets ml100k,ml1m]
+    OMP_WAIT_POLICY=passive MFCORE_DATA=/path/to/data PYTHONPATH=. \
+        python benchmarks/bayes_compare.py [--sets ml100k,ml1m]
         [--ranks 10,32] [--sweeps 200] [--burn-in 50] [--skip-myfm]
 """
 import argparse
