@@ -6,16 +6,20 @@ per side (myFM: one-hot user and item columns with ``group_shapes=[n_users, n_it
 Data: ML-100K u1.base -> u1.test, and ML-1M with the notebook split of the data README
 (train_test_split(test_size=0.2, random_state=888), then the rest halved with
 random_state=0; scored on that test half). k = 10 and 32; mfcore on 1 and 2 threads
-(myFM's Gibbs sampler is single-threaded), and as 4 chains x 50 sweeps (the same 200
-sweeps of work, burn-in 15 each) on 2 threads.
+(myFM's Gibbs sampler is single-threaded), and as 4 chains x 50 sweeps on 2 threads (the
+same 200 sweeps of work; burn-in 15 each and init_std 0.3, chosen on a validation tenth
+of u1.base, see mfcore/_bayes_proto.py).
 
 Seconds are wall time from the id arrays (or myFM's sparse matrix) to the test
 predictions: layout, initialization, the sweeps and the prediction of the kept samples.
 CPU seconds (all threads) are printed beside them: on a shared machine the wall time of
-a 2-thread run depends on what else runs.
+a 2-thread run depends on what else runs, and there OMP_WAIT_POLICY=passive keeps OpenMP's
+spinning at the sweep's barriers from eating the cores (with the default policy a 2-thread
+sweep took 8x longer than a 1-thread one at a load average of 5 on 2 cores).
 
 Run (the environment with myfm; mfcore built in place):
-    MFCORE_DATA=/path/to/data PYTHONPATH=. python benchmarks/bayes_compare.py [--sets ml100k,ml1m]
+    OMP_WAIT_POLICY=passive MFCORE_DATA=/path/to/data PYTHONPATH=. \
+        python benchmarks/bayes_compare.py [--sets ml100k,ml1m]
         [--ranks 10,32] [--sweeps 200] [--burn-in 50] [--skip-myfm]
 """
 import argparse
@@ -32,7 +36,7 @@ from mfcore import _bayes_proto as proto
 
 
 def load(name, root):
-    """(train, test) arrays of (user, item, rating) for 'ml100k' (u1) or 'ml1m' (notebook split)."""
+    """(train, test) (user, item, rating) arrays: 'ml100k' (u1), 'ml1m' (notebook split)."""
     if name == "ml100k":
         return proto.read_fold(os.path.join(root, "ml-100k"), 1)
     import pandas as pd
@@ -85,11 +89,12 @@ def run_myfm(myfm, data, k, sweeps, burn_in):
     return np.clip(pred, 1, 5), time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run_mfcore(data, k, sweeps, burn_in, n_threads, n_chains=1):
+def run_mfcore(data, k, sweeps, burn_in, n_threads, n_chains=1, init_std=0.1):
     tu, ti, qu, qi, n_users, n_items, r, _ = data
     wall, cpu = time.perf_counter(), time.process_time()
     out = proto.fit_predict(tu, ti, r, qu, qi, n_users, n_items, k=k, n_sweeps=sweeps,
-                            burn_in=burn_in, n_chains=n_chains, seed=0, n_threads=n_threads)
+                            burn_in=burn_in, n_chains=n_chains, seed=0, n_threads=n_threads,
+                            init_std=init_std)
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -122,12 +127,13 @@ def main(argv=None):
                 rows.append(f"{name:7} {k:3d} {'myFM (1 thread)':24} {rmse:7.4f} {'':>7} "
                             f"{wall:8.2f} {cpu:7.2f} {'1.0x':>8}")
                 print(rows[-1], flush=True)
-            runs = [(f"mfcore {t} thread{'s' * (t > 1)}", args.sweeps, args.burn_in, t, 1)
+            runs = [(f"mfcore {t} thread{'s' * (t > 1)}", args.sweeps, args.burn_in, t, 1, 0.1)
                     for t in (1, 2)]
             runs.append((f"mfcore 2 thr, 4x{args.sweeps // 4} swp", args.sweeps // 4,
-                         15, 2, 4))
-            for label, sweeps, burn_in, n_threads, n_chains in runs:
-                out, wall, cpu = run_mfcore(data, k, sweeps, burn_in, n_threads, n_chains)
+                         15, 2, 4, 0.3))
+            for label, sweeps, burn_in, n_threads, n_chains, init_std in runs:
+                out, wall, cpu = run_mfcore(data, k, sweeps, burn_in, n_threads, n_chains,
+                                            init_std)
                 rmse = np.sqrt(np.mean((out["mean"] - truth) ** 2))
                 cover = proto.coverage(out["raw_mean"], out["std"], truth)
                 speed = f"{base / wall:.1f}x" if base else ""

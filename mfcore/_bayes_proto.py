@@ -6,9 +6,12 @@ burn-in and kept sweeps of one or more chains, and averages the kept samples' pr
 for the pairs asked about (the posterior predictive mean, clipped to the rating scale) with
 their predictive std, sqrt(variance over samples + mean of 1 / alpha).
 
-init_std is 0.3, not myFM's 0.1: from 0.1 the chain sits for about 30 sweeps where the
-factors stay near zero (ML-100K u1: training RMSE 0.92 at sweep 20, against 0.79 from 0.3)
-and only reaches the level it keeps after 50 to 100 sweeps.
+init_std is myFM's 0.1. From it a chain spends about 30 sweeps with its factors near zero
+before it grows them (ML-100K u1, k = 10: training RMSE 0.92 at sweep 20, 0.79 from 0.3),
+yet ends better than from a faster start: on a validation tenth of u1.base, 200 sweeps
+with 50 burn-in score 0.8954 from 0.1 and 0.8964 from 0.3 at k = 10, 0.8971 and 0.9029 at
+k = 32. Short chains need the faster start: 4 chains x 50 sweeps from 0.3 with 15 burn-in
+each (the same 200 sweeps of work) score 0.8914 at k = 10 and 0.8953 at k = 32.
 
     python -m mfcore._bayes_proto [--fold 1] [--k 10] [--sweeps 200] [--burn-in 50]
                                   [--chains 1] [--threads 2] [--seed 0]
@@ -32,10 +35,11 @@ Z90 = 1.6448536269514722
 def layout(users, items, n_users, n_items):
     """The sampler's layouts of ratings (user rows ``users``, item rows ``items``).
 
-    Returns (order, user_ptr, user_items, item_ptr, item_users, item_pos): the ratings in
-    user-CSR order are ``order`` (by user, then item); user u's are positions
-    user_ptr[u]:user_ptr[u + 1], of items user_items; item i's, in item-CSR order, are
-    item_ptr[i]:item_ptr[i + 1], of users item_users at positions item_pos.
+    Returns (order, user_ptr, user_items, user_pos, item_ptr, item_users, item_pos): the
+    ratings in user-CSR order are ``order`` (by user, then item); user u's are positions
+    user_ptr[u]:user_ptr[u + 1], of items user_items, at item-CSR positions user_pos; item
+    i's, in item-CSR order, are item_ptr[i]:item_ptr[i + 1], of users item_users, at
+    user-CSR positions item_pos.
     """
     users = np.asarray(users, np.int64)
     items = np.asarray(items, np.int64)
@@ -44,20 +48,22 @@ def layout(users, items, n_users, n_items):
     user_ptr = np.zeros(n_users + 1, np.int64)
     np.cumsum(np.bincount(u, minlength=n_users), out=user_ptr[1:])
     item_pos = np.argsort(i, kind="stable").astype(np.int64)
+    user_pos = np.empty_like(item_pos)
+    user_pos[item_pos] = np.arange(len(item_pos))
     item_ptr = np.zeros(n_items + 1, np.int64)
     np.cumsum(np.bincount(i, minlength=n_items), out=item_ptr[1:])
-    return (order, user_ptr, i.astype(np.int32), item_ptr, u[item_pos].astype(np.int32),
-            item_pos)
+    return (order, user_ptr, i.astype(np.int32), user_pos, item_ptr,
+            u[item_pos].astype(np.int32), item_pos)
 
 
 class GibbsState:
     """The sampler's arrays for one training set: layout, residuals, parameters."""
 
     def __init__(self, users, items, ratings, n_users, n_items, k, seed=0, init_std=0.1):
-        (self.order, self.user_ptr, self.user_items, self.item_ptr, self.item_users,
-         self.item_pos) = layout(users, items, n_users, n_items)
-        _bayes.check_layout(self.user_ptr, self.user_items, self.item_ptr, self.item_users,
-                            self.item_pos)
+        (self.order, self.user_ptr, self.user_items, self.user_pos, self.item_ptr,
+         self.item_users, self.item_pos) = layout(users, items, n_users, n_items)
+        _bayes.check_layout(self.user_ptr, self.user_items, self.user_pos, self.item_ptr,
+                            self.item_users, self.item_pos)
         self.seed = int(seed)
         rng = np.random.default_rng(self.seed)
         self.user_factors = rng.normal(0.0, init_std, (n_users, k))
@@ -66,11 +72,16 @@ class GibbsState:
         self.item_bias = np.zeros(n_items)
         self.user_hyper = np.zeros((2, k + 1))
         self.item_hyper = np.zeros((2, k + 1))
-        r = np.asarray(ratings, np.float64)[self.order]
-        self.mean = float(r.mean())
-        u_sorted = np.asarray(users, np.int32)[self.order]
-        self.residual = r - self.predict(u_sorted, self.user_items)
+        self.ratings = np.asarray(ratings, np.float64)[self.order][self.item_pos]
+        self.mean = float(self.ratings.mean())
+        self.residual = self.ratings - self.predict(*self.item_order_pairs())
+        self.user_residual = np.empty_like(self.residual)
         self.sweeps = 0
+
+    def item_order_pairs(self):
+        """(user rows, item rows) of the ratings in item-CSR order (that of ``residual``)."""
+        items = np.repeat(np.arange(len(self.item_ptr) - 1), np.diff(self.item_ptr))
+        return self.item_users, items
 
     def predict(self, users, items, n_threads=1):
         """mu + b_u + b_i + p_u . q_i of the current sample, unclipped."""
@@ -83,10 +94,10 @@ class GibbsState:
     def sweep(self, n_threads=1):
         """One Gibbs sweep; returns (alpha, sse at the sweep's start)."""
         alpha, sse = _bayes.gibbs_sweep(
-            self.user_ptr, self.user_items, self.item_ptr, self.item_users, self.item_pos,
-            self.residual, self.user_factors, self.item_factors, self.user_bias,
-            self.item_bias, self.user_hyper, self.item_hyper, self.seed, self.sweeps,
-            n_threads)
+            self.user_ptr, self.user_items, self.user_pos, self.item_ptr, self.item_users,
+            self.item_pos, self.residual, self.user_residual, self.user_factors,
+            self.item_factors, self.user_bias, self.item_bias, self.user_hyper,
+            self.item_hyper, self.seed, self.sweeps, n_threads)
         self.sweeps += 1
         return alpha, sse
 
@@ -97,7 +108,7 @@ def chain_seed(seed, chain):
 
 
 def fit_predict(users, items, ratings, query_users, query_items, n_users, n_items, k=10,
-                n_sweeps=200, burn_in=50, n_chains=1, seed=0, init_std=0.3, n_threads=1,
+                n_sweeps=200, burn_in=50, n_chains=1, seed=0, init_std=0.1, n_threads=1,
                 lo=1.0, hi=5.0):
     """Run ``n_chains`` chains of ``n_sweeps`` sweeps each (one after the other) and return
     the posterior predictive of the query pairs over the kept samples of all chains (the
@@ -165,6 +176,7 @@ def main(argv=None):
     ap.add_argument("--sweeps", type=int, default=200)
     ap.add_argument("--burn-in", type=int, default=50)
     ap.add_argument("--chains", type=int, default=1)
+    ap.add_argument("--init-std", type=float, default=0.1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -172,7 +184,8 @@ def main(argv=None):
     train, test = read_fold(root, args.fold)
     tu, ti, qu, qi, n_users, n_items = rows(train, test)
     out = fit_predict(tu, ti, train[:, 2], qu, qi, n_users, n_items, k=args.k,
-                      n_sweeps=args.sweeps, burn_in=args.burn_in, n_chains=args.chains, seed=args.seed,
+                      n_sweeps=args.sweeps, burn_in=args.burn_in, n_chains=args.chains,
+                      seed=args.seed, init_std=args.init_std,
                       n_threads=args.threads)
     truth = test[:, 2].astype(np.float64)
     rmse = float(np.sqrt(np.mean((out["mean"] - truth) ** 2)))

@@ -104,8 +104,7 @@ def tiny_layout(seed=1, n_users=9, n_items=6, k=3, n=30):
                              init_std=0.4)
     state.user_bias[:] = rng.normal(0, 0.2, n_users)
     state.item_bias[:] = rng.normal(0, 0.2, n_items)
-    u_sorted = users[state.order]
-    state.residual = ratings[state.order] - state.predict(u_sorted, state.user_items)
+    state.residual = state.ratings - state.predict(*state.item_order_pairs())
     return state
 
 
@@ -118,11 +117,12 @@ def _one(kind, stream, sweep, coord, seed, row=0, shape=1.0):
 def reference_sweep(st, sweep):
     """The documented sweep, coordinate by coordinate in NumPy, with the kernel's draws."""
     seed, k, n = st.seed, st.user_factors.shape[1], len(st.residual)
-    e = st.residual
+    e = st.residual[st.user_pos]  # user-CSR order: position t is the rating at user_pos[t]
     sse = float(np.sum(e * e))
     alpha = (_one("gamma", "noise", sweep, 0, seed, shape=0.5 * (1 + n))
              / (0.5 * (1 + sse)))
     users_of = np.repeat(np.arange(len(st.user_ptr) - 1), np.diff(st.user_ptr))
+    assert np.array_equal(users_of[st.item_pos], st.item_users)
     sides = [("user", st.user_bias, st.user_factors, st.user_hyper, st.user_ptr,
               np.arange(n), st.user_items, st.item_factors),
              ("item", st.item_bias, st.item_factors, st.item_hyper, st.item_ptr,
@@ -137,7 +137,6 @@ def reference_sweep(st, sweep):
                     + _one("normal", name + "_hyper", sweep, c, seed, row=1)
                     / np.sqrt((1 + J) * lam))
             hyper[:, c] = mean, lam
-    assert np.array_equal(users_of[st.item_pos], st.item_users)
     for name, bias, W, hyper, ptr, pos, other_rows, other in sides:
         for r in range(len(ptr) - 1):
             where = pos[ptr[r]:ptr[r + 1]]
@@ -145,17 +144,20 @@ def reference_sweep(st, sweep):
                 h = np.ones(len(where)) if c == 0 else other[other_rows[ptr[r]:ptr[r + 1]], c - 1]
                 theta = bias[r] if c == 0 else W[r, c - 1]
                 prec = alpha * np.sum(h * h) + hyper[1, c]
-                mean = (alpha * np.sum(h * (e[where] + theta * h)) + hyper[1, c] * hyper[0, c]) / prec
+                mean = (alpha * np.sum(h * (e[where] + theta * h))
+                        + hyper[1, c] * hyper[0, c]) / prec
                 new = mean + _one("normal", name, sweep, c, seed, row=r) / np.sqrt(prec)
                 e[where] -= (new - theta) * h
                 if c == 0:
                     bias[r] = new
                 else:
                     W[r, c - 1] = new
+    st.residual[:] = e[st.item_pos]
     return alpha, sse
 
 
 def _arrays(st):
+    """The state after a sweep (``user_residual`` is work space)."""
     return [st.residual, st.user_factors, st.item_factors, st.user_bias, st.item_bias,
             st.user_hyper, st.item_hyper]
 
@@ -172,10 +174,7 @@ def test_sweeps_match_numpy_reference():
         for got, want in zip(_arrays(st), _arrays(ref)):
             np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
     # the residuals stayed those of the parameters
-    u_sorted = np.repeat(np.arange(len(st.user_ptr) - 1), np.diff(st.user_ptr))
-    start = tiny_layout()
-    ratings = start.residual + start.predict(u_sorted, start.user_items)
-    np.testing.assert_allclose(st.residual, ratings - st.predict(u_sorted, st.user_items),
+    np.testing.assert_allclose(st.residual, st.ratings - st.predict(*st.item_order_pairs()),
                                atol=1e-10)
 
 
@@ -222,8 +221,9 @@ def test_recovers_planted_low_rank_model(make_planted, train_test):
 # --- bad input ----------------------------------------------------------------------------
 
 def _sweep_args(st):
-    return dict(user_ptr=st.user_ptr, user_items=st.user_items, item_ptr=st.item_ptr,
-                item_users=st.item_users, item_pos=st.item_pos, residual=st.residual,
+    return dict(user_ptr=st.user_ptr, user_items=st.user_items, user_pos=st.user_pos,
+                item_ptr=st.item_ptr, item_users=st.item_users, item_pos=st.item_pos,
+                residual=st.residual, user_residual=st.user_residual,
                 user_factors=st.user_factors, item_factors=st.item_factors,
                 user_bias=st.user_bias, item_bias=st.item_bias, user_hyper=st.user_hyper,
                 item_hyper=st.item_hyper, seed=0, sweep=0, n_threads=1)
@@ -235,6 +235,7 @@ def _sweep_args(st):
     (dict(user_hyper=np.zeros((2, 3))), r"user_hyper has shape \(2, 3\)"),
     (dict(item_hyper=np.zeros((3, 4))), r"item_hyper has shape \(3, 4\)"),
     (dict(residual=np.zeros(29)), "for 29 residuals"),
+    (dict(user_residual=np.zeros(31)), "and 31 entries for 30 residuals"),
     (dict(user_ptr=np.zeros(9, np.int64)), "user_ptr has 9 entries, expected 10"),
     (dict(item_ptr=np.zeros(7, np.int64)), "item_ptr must run from 0 to 30"),
     (dict(n_threads=0), "n_threads must be >= 1"),
@@ -259,22 +260,25 @@ def test_decreasing_offsets_raise():
 
 def test_check_layout_finds_inconsistent_layouts():
     st = tiny_layout()
-    parts = [st.user_ptr, st.user_items, st.item_ptr, st.item_users, st.item_pos]
+    parts = [st.user_ptr, st.user_items, st.user_pos, st.item_ptr, st.item_users,
+             st.item_pos]
     bayes.check_layout(*parts)
-    pos = st.item_pos.copy()
-    pos[[0, 1]] = pos[[1, 0]]
+
+    def broken(index, change):
+        arrays = [a.copy() for a in parts]
+        change(arrays[index])
+        return arrays
+    swap = lambda a: a.__setitem__([0, 1], a[[1, 0]])  # noqa: E731
     with pytest.raises(ValueError, match="does not match user-CSR position"):
-        bayes.check_layout(*parts[:4], pos)
-    pos = st.item_pos.copy()
-    pos[1] = pos[0]
+        bayes.check_layout(*broken(5, swap))
     with pytest.raises(ValueError, match="out of range or repeated"):
-        bayes.check_layout(*parts[:4], pos)
-    items = st.user_items.copy()
-    items[2] = 6
+        bayes.check_layout(*broken(5, lambda a: a.__setitem__(1, a[0])))
     with pytest.raises(ValueError, match=r"user_items\[2\] = 6 is not an item row"):
-        bayes.check_layout(st.user_ptr, items, *parts[2:])
+        bayes.check_layout(*broken(1, lambda a: a.__setitem__(2, 6)))
+    with pytest.raises(ValueError, match=r"user_pos\[\d+\] = \d+, but that rating is at"):
+        bayes.check_layout(*broken(2, swap))
     with pytest.raises(ValueError, match="differ in length"):
-        bayes.check_layout(*parts[:4], st.item_pos[:-1])
+        bayes.check_layout(*parts[:5], st.item_pos[:-1])
 
 
 def test_draws_reject_bad_kind_and_shape():

@@ -7,18 +7,36 @@ each user factor column f, each item factor column f (libFM's and myFM's model).
 kernel never sees mu or the ratings: its state is the residuals e_n = r_n - prediction_n.
 
 State (float64, all owned by the caller and updated in place):
-  residual      (n,)          e of every training rating, in user-CSR order
+  residual      (n,)          e of every training rating, in item-CSR order
+  user_residual (n,)          work space: the residuals in user-CSR order during a sweep
   user_factors  (n_users, k)  row-major, so a row is contiguous (the sampler works row by row)
   item_factors  (n_items, k)
   user_bias     (n_users,),   item_bias (n_items,)
-Layout (int64 offsets, int32 rows; see ``check_layout``):
-  user_ptr (n_users + 1,), user_items (n,)            user u's ratings are positions
-                                                      user_ptr[u]:user_ptr[u + 1]
-  item_ptr (n_items + 1,), item_users (n,), item_pos (n,)   item i's ratings, in item-CSR
-                                                      order: their users and their positions
+Layout (int64 offsets and positions, int32 rows; see ``check_layout``): the ratings in two
+orders, by user and by item, each position of one order naming its place in the other:
+  user_ptr (n_users + 1,), user_items (n,), user_pos (n,)   user u's ratings are user-CSR
+        positions user_ptr[u]:user_ptr[u + 1], of items user_items, at item-CSR user_pos
+  item_ptr (n_items + 1,), item_users (n,), item_pos (n,)   item i's ratings are item-CSR
+        positions item_ptr[i]:item_ptr[i + 1], of users item_users, at user-CSR item_pos
+Each half-sweep gathers its rows' residuals from the other order into its own contiguous
+ranges and works there: a thread writes only the residuals of its own rows (no scattered
+writes, no cache line written by two threads) and no pass is spent on a conversion.
 Outputs of a sweep: ``user_hyper`` and ``item_hyper`` (2, k + 1): row 0 the group means,
 row 1 the group precisions, column 0 the biases and column 1 + f factor column f; and the
-returned (alpha, sse).
+returned (alpha, sse). After each call the state arrays hold the current sample: the
+caller copies or accumulates what it keeps (burn-in, thinning, predictive means).
+
+Order: row by row, each user's bias then its factors 0..k-1, users in parallel, then the
+items the same way. Given the items the users are independent, so this draws the same
+full conditionals as libFM's and myFM's column order (for each f, all users then all
+items) with the columns of one side visited before the other's; both orders give the same
+accuracy (ML-100K u1, k = 10, 200 sweeps: RMSE 0.908 each, in a NumPy prototype of the
+column order), and the row order keeps a row's ratings in cache for all its k + 1
+coordinates, one fused pass over them a coordinate, in long independent tasks.
+
+The global mean is the caller's (the training mean, inside the residuals) and is not
+sampled: the means of the two bias groups already give the model a free offset, which a
+sampled global mean would only duplicate (and cost two more passes over the residuals).
 
 Random numbers come from Philox4x64-10 keyed on (seed, stream) with the counter (sweep,
 row, coordinate, draw), each a separate 64-bit word (``bayes_gibbs.h``): a normal is the
@@ -135,20 +153,22 @@ cdef _check_ptr(const int64_t[::1] ptr, int64_t rows, int64_t n, str name):
 
 
 def check_layout(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
-                 const int64_t[::1] item_ptr, const int32_t[::1] item_users,
-                 const int64_t[::1] item_pos):
+                 const int64_t[::1] user_pos, const int64_t[::1] item_ptr,
+                 const int32_t[::1] item_users, const int64_t[::1] item_pos):
     """Raise ValueError unless the two CSR layouts describe the same ratings: every
-    ``item_pos`` entry a distinct position, of a rating of that item by that user.
+    ``item_pos`` entry a distinct user-CSR position, of a rating of that item by that
+    user, and ``user_pos`` its inverse.
 
     ``gibbs_sweep`` checks only the shapes and the offset arrays on each call; this full
     O(n) check is for the caller to run once per layout."""
     cdef int64_t n = user_items.shape[0], n_users = user_ptr.shape[0] - 1
-    cdef int64_t n_items = item_ptr.shape[0] - 1, u, i, t, p, bad = -1
+    cdef int64_t n_items = item_ptr.shape[0] - 1, u, i, t, p
     if n_users < 0 or n_items < 0:
         raise ValueError("user_ptr and item_ptr need at least one entry each")
-    if item_users.shape[0] != n or item_pos.shape[0] != n:
-        raise ValueError(f"user_items, item_users and item_pos differ in length: {n}, "
-                         f"{item_users.shape[0]} and {item_pos.shape[0]}")
+    if item_users.shape[0] != n or item_pos.shape[0] != n or user_pos.shape[0] != n:
+        raise ValueError(f"user_items, user_pos, item_users and item_pos differ in length: "
+                         f"{n}, {user_pos.shape[0]}, {item_users.shape[0]} and "
+                         f"{item_pos.shape[0]}")
     _check_ptr(user_ptr, n_users, n, "user_ptr")
     _check_ptr(item_ptr, n_items, n, "item_ptr")
     owner = np.empty(n, dtype=np.int64)
@@ -171,13 +191,17 @@ def check_layout(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                 raise ValueError(f"item-CSR entry {t} (item {i}, user {item_users[t]}) does "
                                  f"not match user-CSR position {p} (user {own[p]}, item "
                                  f"{user_items[p]})")
+            if user_pos[p] != t:
+                raise ValueError(f"user_pos[{p}] = {user_pos[p]}, but that rating is at "
+                                 f"item-CSR position {t}")
 
 
 # --- one sweep --------------------------------------------------------------------------
 
 def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
-                const int64_t[::1] item_ptr, const int32_t[::1] item_users,
-                const int64_t[::1] item_pos, double[::1] residual,
+                const int64_t[::1] user_pos, const int64_t[::1] item_ptr,
+                const int32_t[::1] item_users, const int64_t[::1] item_pos,
+                double[::1] residual, double[::1] user_residual,
                 double[:, ::1] user_factors, double[:, ::1] item_factors,
                 double[::1] user_bias, double[::1] item_bias,
                 double[:, ::1] user_hyper, double[:, ::1] item_hyper,
@@ -195,8 +219,10 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
       3. Users, in parallel (independent given the items): each user's bias, then its
          factors 0..k-1, each from its full conditional, updating its residuals.
       4. Items, in parallel, the same way given the new users.
-    The layout must be valid (``check_layout``; only shapes and offsets are checked
-    here). The global mean is the caller's: it is part of the residuals and not sampled.
+    ``residual`` (item-CSR order) holds the residuals before and after; ``user_residual``
+    is overwritten. The layout must be valid (``check_layout``; only shapes and offsets are
+    checked here). The global mean is the caller's: it is part of the residuals and not
+    sampled.
     """
     cdef int64_t n = residual.shape[0]
     cdef int64_t n_users = user_factors.shape[0], n_items = item_factors.shape[0]
@@ -211,10 +237,12 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
             raise ValueError(f"{name} has shape ({arr.shape[0]}, {arr.shape[1]}), expected "
                              f"(2, {k + 1}) (mean and precision of the bias and k = {k} "
                              f"factor columns)")
-    if user_items.shape[0] != n or item_users.shape[0] != n or item_pos.shape[0] != n:
-        raise ValueError(f"user_items, item_users and item_pos have {user_items.shape[0]}, "
-                         f"{item_users.shape[0]} and {item_pos.shape[0]} entries for "
-                         f"{n} residuals")
+    if (user_items.shape[0] != n or user_pos.shape[0] != n or item_users.shape[0] != n
+            or item_pos.shape[0] != n or user_residual.shape[0] != n):
+        raise ValueError(f"user_items, user_pos, item_users, item_pos and user_residual have "
+                         f"{user_items.shape[0]}, {user_pos.shape[0]}, "
+                         f"{item_users.shape[0]}, {item_pos.shape[0]} and "
+                         f"{user_residual.shape[0]} entries for {n} residuals")
     cdef int64_t longest_user = _check_ptr(user_ptr, n_users, n, "user_ptr")
     cdef int64_t longest_item = _check_ptr(item_ptr, n_items, n, "item_ptr")
     if n_threads < 1:
@@ -235,6 +263,7 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     cdef double* bu = &user_bias[0] if n_users > 0 else NULL
     cdef double* bi = &item_bias[0] if n_items > 0 else NULL
     cdef double* e = &residual[0] if n > 0 else NULL
+    cdef double* ew = &user_residual[0] if n > 0 else NULL
     cdef const int32_t* ui = &user_items[0] if n > 0 else NULL
     cdef const int32_t* iu = &item_users[0] if n > 0 else NULL
     for task in prange(n_chunks + 2 * (k + 1), nogil=True, num_threads=n_threads,
@@ -263,27 +292,26 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     cdef double alpha = (mf_gamma(0.5 * (alpha_0 + n), seed, MF_STREAM_NOISE, sweep, 0, 0)
                          / (0.5 * (beta_0 + sse)))
 
-    # 3. and 4. the two sides, rows in parallel, each thread with its own scratch
-    cdef int64_t width = max(longest_user, longest_item) * (k + 1), r, m, start
+    # 3. and 4. the two sides, rows in parallel, each thread with its own scratch; a row
+    # first gathers its residuals from the other order into its own range
+    cdef int64_t width = max(longest_user, longest_item) * k, r, m, start
     cdef double[:, ::1] scratch = np.empty((n_threads, max(width, 1)), dtype=np.float64)
-    cdef double* H
     for r in prange(n_users, nogil=True, num_threads=n_threads, schedule="dynamic",
                     chunksize=8):
         start = user_ptr[r]
         m = user_ptr[r + 1] - start
-        mf_gibbs_row(bu + r, P + r * k, e + start, m, ui + start, Q, k,
+        for t in range(start, start + m):
+            ew[t] = e[user_pos[t]]
+        mf_gibbs_row(bu + r, P + r * k, ew + start, m, ui + start, Q, k,
                      &scratch[threadid(), 0], &user_hyper[0, 0], &user_hyper[1, 0], alpha,
                      seed, MF_STREAM_USER, sweep, r)
     for r in prange(n_items, nogil=True, num_threads=n_threads, schedule="dynamic",
                     chunksize=8):
         start = item_ptr[r]
         m = item_ptr[r + 1] - start
-        H = &scratch[threadid(), 0]
-        for t in range(m):  # this item's residuals, gathered after its m * k features
-            H[m * k + t] = e[item_pos[start + t]]
-        mf_gibbs_row(bi + r, Q + r * k, H + m * k, m, iu + start, P, k, H,
-                     &item_hyper[0, 0], &item_hyper[1, 0], alpha, seed, MF_STREAM_ITEM,
-                     sweep, r)
-        for t in range(m):
-            e[item_pos[start + t]] = H[m * k + t]
+        for t in range(start, start + m):
+            e[t] = ew[item_pos[t]]
+        mf_gibbs_row(bi + r, Q + r * k, e + start, m, iu + start, P, k,
+                     &scratch[threadid(), 0], &item_hyper[0, 0], &item_hyper[1, 0], alpha,
+                     seed, MF_STREAM_ITEM, sweep, r)
     return alpha, sse
