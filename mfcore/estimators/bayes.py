@@ -34,20 +34,24 @@ STD_CHUNK = 4096
 def sampler_layout(u, i, n_users, n_items):
     """The sampler's two CSR views of the ratings (user rows ``u``, item rows ``i``).
 
-    Returns (order, user_ptr, user_items, item_ptr, item_users, item_pos): the
-    ratings in user order are ``order``; user u's are positions
-    user_ptr[u]:user_ptr[u + 1], of items user_items; item i's, in item order,
-    are item_ptr[i]:item_ptr[i + 1], of users item_users at positions item_pos.
+    Returns (order, user_ptr, user_items, user_pos, item_ptr, item_users,
+    item_pos): the ratings in user order are ``order`` (by user, then item);
+    user u's are positions user_ptr[u]:user_ptr[u + 1], of items user_items,
+    at item-order positions user_pos; item i's, in item order, are
+    item_ptr[i]:item_ptr[i + 1], of users item_users, at user-order positions
+    item_pos. The residuals live in item order (``order[item_pos]``).
     """
     order = np.lexsort((i, u))
     uo, io = u[order].astype(np.int64), i[order].astype(np.int64)
     user_ptr = np.zeros(n_users + 1, np.int64)
     np.cumsum(np.bincount(uo, minlength=n_users), out=user_ptr[1:])
     item_pos = np.argsort(io, kind="stable").astype(np.int64)
+    user_pos = np.empty_like(item_pos)
+    user_pos[item_pos] = np.arange(len(item_pos))
     item_ptr = np.zeros(n_items + 1, np.int64)
     np.cumsum(np.bincount(io, minlength=n_items), out=item_ptr[1:])
-    return (order, user_ptr, io.astype(np.int32), item_ptr, uo[item_pos].astype(np.int32),
-            item_pos)
+    return (order, user_ptr, io.astype(np.int32), user_pos, item_ptr,
+            uo[item_pos].astype(np.int32), item_pos)
 
 
 class _Sweeps:
@@ -56,18 +60,20 @@ class _Sweeps:
     def __init__(self, model, data, params, n_threads):
         self.model, self.params, self.n_threads = model, params, n_threads
         n_users, n_items = len(model.user_factors_), len(model.item_factors_)
-        (order, self.user_ptr, self.user_items, self.item_ptr, self.item_users,
+        (order, self.user_ptr, self.user_items, self.user_pos, self.item_ptr, self.item_users,
          self.item_pos) = sampler_layout(data.u, data.i, n_users, n_items)
-        _bayes.check_layout(self.user_ptr, self.user_items, self.item_ptr, self.item_users,
-                            self.item_pos)
+        _bayes.check_layout(self.user_ptr, self.user_items, self.user_pos, self.item_ptr,
+                            self.item_users, self.item_pos)
         self.P = model.user_factors_.astype(np.float64)
         self.Q = model.item_factors_.astype(np.float64)
         self.bu = model.user_bias_.astype(np.float64)
         self.bi = model.item_bias_.astype(np.float64)
         k = self.P.shape[1]
         self.user_hyper, self.item_hyper = np.zeros((2, k + 1)), np.zeros((2, k + 1))
-        rated_u = data.u[order].astype(np.int32)
-        self.residual = data.r[order].astype(np.float64) - self._predict(rated_u, self.user_items)
+        by_item = order[self.item_pos]
+        self.residual = (data.r[by_item].astype(np.float64)
+                         - self._predict(self.item_users, data.i[by_item]))
+        self.user_residual = np.empty_like(self.residual)
         self.seed = int(model.rng_.integers(0, 2**63))
         self.burn_in, self.thin = params["burn_in"], model._thin(params)
         self.kept = []          # (P, Q, bu, bi, alpha, user_hyper) of every kept sweep
@@ -83,8 +89,9 @@ class _Sweeps:
     def step(self, sweep):
         pr = self.params
         alpha, sse = _bayes.gibbs_sweep(
-            self.user_ptr, self.user_items, self.item_ptr, self.item_users, self.item_pos,
-            self.residual, self.P, self.Q, self.bu, self.bi, self.user_hyper, self.item_hyper,
+            self.user_ptr, self.user_items, self.user_pos, self.item_ptr, self.item_users,
+            self.item_pos, self.residual, self.user_residual, self.P, self.Q, self.bu, self.bi,
+            self.user_hyper, self.item_hyper,
             self.seed, sweep - 1, self.n_threads, pr["alpha_0"], pr["beta_0"], 0.0, 1.0,
             pr["alpha_lambda"], pr["beta_lambda"])
         m = self.model
