@@ -1,4 +1,4 @@
-"""mfcore's Gibbs sampler (the prototype driver ``mfcore._bayes_proto``) against myFM.
+"""mfcore.BayesianMF against myFM: the same Gibbs-sampled model, one run, the same splits.
 
 The same model on both sides: r = mu + b_u + b_i + p_u . q_i + noise, Normal-Gamma priors
 per side (myFM: one-hot user and item columns with ``group_shapes=[n_users, n_items]``),
@@ -6,12 +6,12 @@ per side (myFM: one-hot user and item columns with ``group_shapes=[n_users, n_it
 Data: ML-100K u1.base -> u1.test, and ML-1M with the notebook split of the data README
 (train_test_split(test_size=0.2, random_state=888), then the rest halved with
 random_state=0; scored on that test half). k = 10 and 32; mfcore on 1 and 2 threads
-(myFM's Gibbs sampler is single-threaded), and as 4 chains x 50 sweeps on 2 threads (the
-same 200 sweeps of work; burn-in 15 each and init_std 0.3, chosen on a validation tenth
-of u1.base, see mfcore/_bayes_proto.py).
+(myFM's Gibbs sampler is single-threaded), seeds 0, 1, 2 (``--seeds``). myFM gets every
+id of both parts as a column (test-only ids get prior draws); mfcore trains on the
+training ids and predicts a test-only id from what is known (the fallback).
 
-Seconds are wall time from the id arrays (or myFM's sparse matrix) to the test
-predictions: layout, initialization, the sweeps and the prediction of the kept samples.
+Seconds are wall time from the raw id arrays (myFM: its sparse matrix) to the test
+predictions (mfcore: fit, then predict with return_std).
 CPU seconds (all threads) are printed beside them: on a shared machine the wall time of
 a 2-thread run depends on what else runs, and there OMP_WAIT_POLICY=passive keeps OpenMP's
 spinning at the sweep's barriers from eating the cores (with the default policy a 2-thread
@@ -29,16 +29,20 @@ import os
 import sys
 import time
 import types
+import warnings
 
 import numpy as np
 
-from mfcore import _bayes_proto as proto
+import mfcore
+
+Z90 = 1.6448536269514722
 
 
 def load(name, root):
     """(train, test) (user, item, rating) arrays: 'ml100k' (u1), 'ml1m' (notebook split)."""
     if name == "ml100k":
-        return proto.read_fold(os.path.join(root, "ml-100k"), 1)
+        return tuple(np.loadtxt(os.path.join(root, "ml-100k", f"u1.{part}"), dtype=np.int64)[:, :3]
+                     for part in ("base", "test"))
     import pandas as pd
     from sklearn.model_selection import train_test_split
     with open(os.path.join(root, "ml-1m", "ratings.dat")) as fh:
@@ -78,24 +82,36 @@ def one_hot(u, i, n_users, n_items):
                           shape=(n, n_users + n_items))
 
 
-def run_myfm(myfm, data, k, sweeps, burn_in):
+def rows(train, test):
+    """Column indices for the ids of both parts (myFM's one-hot catalogue)."""
+    uid = np.unique(np.concatenate([train[:, 0], test[:, 0]]))
+    iid = np.unique(np.concatenate([train[:, 1], test[:, 1]]))
+    return (np.searchsorted(uid, train[:, 0]), np.searchsorted(iid, train[:, 1]),
+            np.searchsorted(uid, test[:, 0]), np.searchsorted(iid, test[:, 1]),
+            len(uid), len(iid))
+
+
+def run_myfm(myfm, data, k, sweeps, burn_in, seed):
     tu, ti, qu, qi, n_users, n_items, r, _ = data
     x_train, x_test = one_hot(tu, ti, n_users, n_items), one_hot(qu, qi, n_users, n_items)
     wall, cpu = time.perf_counter(), time.process_time()
-    fm = myfm.MyFMRegressor(rank=k, random_seed=0).fit(
+    fm = myfm.MyFMRegressor(rank=k, random_seed=seed).fit(
         x_train, r, n_iter=sweeps, n_kept_samples=sweeps - burn_in,
         group_shapes=[n_users, n_items], callback=lambda *args: (False, None))
     pred = fm.predict(x_test)
     return np.clip(pred, 1, 5), time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run_mfcore(data, k, sweeps, burn_in, n_threads, n_chains=1, init_std=0.1):
-    tu, ti, qu, qi, n_users, n_items, r, _ = data
+def run_mfcore(train, test, k, sweeps, burn_in, n_threads, seed):
     wall, cpu = time.perf_counter(), time.process_time()
-    out = proto.fit_predict(tu, ti, r, qu, qi, n_users, n_items, k=k, n_sweeps=sweeps,
-                            burn_in=burn_in, n_chains=n_chains, seed=0, n_threads=n_threads,
-                            init_std=init_std)
-    return out, time.perf_counter() - wall, time.process_time() - cpu
+    model = mfcore.BayesianMF(k=k, n_samples=sweeps - burn_in, burn_in=burn_in, seed=seed,
+                              n_threads=n_threads)
+    model.fit(train[:, 0], train[:, 1], train[:, 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mfcore.UnknownIdWarning)
+        raw, std = model.predict(test[:, 0], test[:, 1], clip=False, return_std=True)
+    pred = np.clip(raw, *model.rating_range_)
+    return pred, raw, std, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main(argv=None):
@@ -104,45 +120,48 @@ def main(argv=None):
     ap.add_argument("--ranks", default="10,32")
     ap.add_argument("--sweeps", type=int, default=200)
     ap.add_argument("--burn-in", type=int, default=50)
+    ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--skip-myfm", action="store_true")
     args = ap.parse_args(argv)
     root = os.environ.get("MFCORE_DATA", "/work/shared/data")
     myfm = None if args.skip_myfm else import_myfm()
-    header = (f"{'data':7} {'k':>3} {'run':24} {'RMSE':>7} {'cover90':>7} {'seconds':>8} "
+    seeds = [int(x) for x in args.seeds.split(",")]
+    print(f"load average {os.getloadavg()}; {args.sweeps} sweeps, {args.burn_in} burn-in; "
+          f"medians over seeds {seeds}", flush=True)
+    header = (f"{'data':7} {'k':>3} {'run':18} {'RMSE':>7} {'cover90':>7} {'seconds':>8} "
               f"{'cpu s':>7} {'vs myFM':>8}")
-    rows = []
+    table = []
     for name in args.sets.split(","):
         train, test = load(name, root)
-        tu, ti, qu, qi, n_users, n_items = proto.rows(train, test)
+        tu, ti, qu, qi, n_users, n_items = rows(train, test)
         truth = test[:, 2].astype(np.float64)
         data = (tu, ti, qu, qi, n_users, n_items, train[:, 2].astype(np.float64), truth)
-        print(f"{name}: {len(train)} training and {len(test)} test ratings, "
-              f"{n_users} users, {n_items} items", flush=True)
+        print(f"{name}: {len(train)} training and {len(test)} test ratings", flush=True)
         for k in (int(x) for x in args.ranks.split(",")):
-            base = None
-            if myfm is not None:
-                pred, wall, cpu = run_myfm(myfm, data, k, args.sweeps, args.burn_in)
-                base = wall
-                rmse = np.sqrt(np.mean((pred - truth) ** 2))
-                rows.append(f"{name:7} {k:3d} {'myFM (1 thread)':24} {rmse:7.4f} {'':>7} "
-                            f"{wall:8.2f} {cpu:7.2f} {'1.0x':>8}")
-                print(rows[-1], flush=True)
-            runs = [(f"mfcore {t} thread{'s' * (t > 1)}", args.sweeps, args.burn_in, t, 1, 0.1)
-                    for t in (1, 2)]
-            runs.append((f"mfcore 2 thr, 4x{args.sweeps // 4} swp", args.sweeps // 4,
-                         15, 2, 4, 0.3))
-            for label, sweeps, burn_in, n_threads, n_chains, init_std in runs:
-                out, wall, cpu = run_mfcore(data, k, sweeps, burn_in, n_threads, n_chains,
-                                            init_std)
-                rmse = np.sqrt(np.mean((out["mean"] - truth) ** 2))
-                cover = proto.coverage(out["raw_mean"], out["std"], truth)
+            results = {}
+            for seed in seeds:
+                if myfm is not None:
+                    pred, wall, cpu = run_myfm(myfm, data, k, args.sweeps, args.burn_in, seed)
+                    results.setdefault("myFM (1 thread)", []).append(
+                        (np.sqrt(np.mean((pred - truth) ** 2)), np.nan, wall, cpu))
+                for t in (1, 2):
+                    pred, raw, std, wall, cpu = run_mfcore(train, test, k, args.sweeps,
+                                                           args.burn_in, t, seed)
+                    cover = float(np.mean(np.abs(truth - raw) <= Z90 * std))
+                    results.setdefault(f"mfcore {t} thread{'s' * (t > 1)}", []).append(
+                        (np.sqrt(np.mean((pred - truth) ** 2)), cover, wall, cpu))
+                print(f"  {name} k={k} seed {seed}: " + ", ".join(
+                    f"{label} {vals[-1][0]:.4f} in {vals[-1][2]:.1f}s"
+                    for label, vals in results.items()), flush=True)
+            base = np.median([r[2] for r in results["myFM (1 thread)"]]) if myfm else None
+            for label, vals in results.items():
+                rmse, cover, wall, cpu = (float(np.median(col)) for col in zip(*vals))
                 speed = f"{base / wall:.1f}x" if base else ""
-                rows.append(f"{name:7} {k:3d} {label:24} {rmse:7.4f} {cover:7.3f} "
-                            f"{wall:8.2f} {cpu:7.2f} {speed:>8}")
-                print(rows[-1], flush=True)
+                table.append(f"{name:7} {k:3d} {label:18} {rmse:7.4f} {cover:7.3f} {wall:8.2f} "
+                             f"{cpu:7.2f} {speed:>8}")
     print()
     print(header)
-    print("\n".join(rows))
+    print("\n".join(table))
 
 
 if __name__ == "__main__":
