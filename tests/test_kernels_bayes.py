@@ -5,7 +5,7 @@ import statistics
 import numpy as np
 import pytest
 
-from mfcore import _bayes_proto as proto
+import bayes_harness as proto
 from mfcore._kernels import bayes
 
 STREAMS = bayes.STREAMS

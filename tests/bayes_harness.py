@@ -1,4 +1,4 @@
-"""Prototype driver of the Gibbs sampler (``_kernels/bayes.pyx``), until ``BayesianMF`` exists.
+"""A thin driver of the Gibbs sampler kernel for its tests (the estimator is mfcore.BayesianMF).
 
 It does what the estimator will: maps ids to rows, builds the two CSR layouts, initializes
 (factors ~ N(0, init_std^2), biases 0, the global mean fixed at the training mean), runs
@@ -13,7 +13,7 @@ with 50 burn-in score 0.8954 from 0.1 and 0.8964 from 0.3 at k = 10, 0.8971 and 
 k = 32. Short chains need the faster start: 4 chains x 50 sweeps from 0.3 with 15 burn-in
 each (the same 200 sweeps of work) score 0.8914 at k = 10 and 0.8953 at k = 32.
 
-    python -m mfcore._bayes_proto [--fold 1] [--k 10] [--sweeps 200] [--burn-in 50]
+    python tests/bayes_harness.py [--fold 1] [--k 10] [--sweeps 200] [--burn-in 50]
                                   [--chains 1] [--threads 2] [--seed 0]
 
 reads ML-100K u{fold}.base / u{fold}.test from $MFCORE_DATA/ml-100k and prints the test
@@ -25,8 +25,8 @@ import time
 
 import numpy as np
 
-from ._kernels import bayes as _bayes
-from ._kernels.sgd import predict as _predict
+from mfcore._kernels import bayes as _bayes
+from mfcore._kernels.sgd import predict as _predict
 
 #: z of the central 90% interval of a normal distribution
 Z90 = 1.6448536269514722
