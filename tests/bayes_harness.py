@@ -27,33 +27,16 @@ import numpy as np
 
 from mfcore._kernels import bayes as _bayes
 from mfcore._kernels.sgd import predict as _predict
+from mfcore.estimators.bayes import sampler_layout
 
 #: z of the central 90% interval of a normal distribution
 Z90 = 1.6448536269514722
 
 
 def layout(users, items, n_users, n_items):
-    """The sampler's layouts of ratings (user rows ``users``, item rows ``items``).
-
-    Returns (order, user_ptr, user_items, user_pos, item_ptr, item_users, item_pos): the
-    ratings in user-CSR order are ``order`` (by user, then item); user u's are positions
-    user_ptr[u]:user_ptr[u + 1], of items user_items, at item-CSR positions user_pos; item
-    i's, in item-CSR order, are item_ptr[i]:item_ptr[i + 1], of users item_users, at
-    user-CSR positions item_pos.
-    """
-    users = np.asarray(users, np.int64)
-    items = np.asarray(items, np.int64)
-    order = np.lexsort((items, users))
-    u, i = users[order], items[order]
-    user_ptr = np.zeros(n_users + 1, np.int64)
-    np.cumsum(np.bincount(u, minlength=n_users), out=user_ptr[1:])
-    item_pos = np.argsort(i, kind="stable").astype(np.int64)
-    user_pos = np.empty_like(item_pos)
-    user_pos[item_pos] = np.arange(len(item_pos))
-    item_ptr = np.zeros(n_items + 1, np.int64)
-    np.cumsum(np.bincount(i, minlength=n_items), out=item_ptr[1:])
-    return (order, user_ptr, i.astype(np.int32), user_pos, item_ptr,
-            u[item_pos].astype(np.int32), item_pos)
+    """The sampler's layouts (the estimator's own, ``mfcore.estimators.bayes.sampler_layout``)."""
+    return sampler_layout(np.asarray(users, np.int64), np.asarray(items, np.int64),
+                          n_users, n_items)
 
 
 class GibbsState:
