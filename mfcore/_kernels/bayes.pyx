@@ -44,7 +44,7 @@ AS 241 quantile of one uniform, a Gamma is Marsaglia-Tsang with attempt t on dra
 Nothing depends on the thread count or the schedule: a sweep is bit-identical for any
 ``n_threads``.
 """
-from cython.parallel cimport parallel, prange, threadid
+from cython.parallel cimport prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
 import numpy as np
@@ -252,16 +252,12 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
         if not value > 0:
             raise ValueError(f"{name} must be > 0, got {value}")
 
-    # One parallel region a sweep, its phases split by the barriers that end each loop:
-    # 1. and 2. the sum of squared residuals in fixed chunks (tasks 0 .. n_chunks - 1) and
-    # each group's hyperparameters (one task a group, summed in row order); then every
-    # thread adds the chunk sums in chunk order and draws alpha (the same numbers on each);
-    # 3. and 4. the two sides, rows in parallel, each thread with its own scratch; a row
-    # first gathers its residuals from the other order into its own range.
+    # 1. and 2. in one parallel loop: the sum of squared residuals in fixed chunks (tasks
+    # 0 .. n_chunks - 1), and each group's hyperparameters (one task a group, summed in row
+    # order); then alpha from the chunk sums, added in chunk order
     cdef int64_t n_chunks = (n + SSE_CHUNK - 1) // SSE_CHUNK, task, t, lo, hi, c
     cdef double[::1] partial = np.zeros(max(n_chunks, 1), dtype=np.float64)
-    cdef double[:, ::1] drawn = np.zeros((n_threads, 2), dtype=np.float64)
-    cdef double sse, alpha, acc
+    cdef double sse = 0.0, acc
     cdef double* P = &user_factors[0, 0] if n_users * k > 0 else NULL
     cdef double* Q = &item_factors[0, 0] if n_items * k > 0 else NULL
     cdef double* bu = &user_bias[0] if n_users > 0 else NULL
@@ -270,58 +266,52 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     cdef double* ew = &user_residual[0] if n > 0 else NULL
     cdef const int32_t* ui = &user_items[0] if n > 0 else NULL
     cdef const int32_t* iu = &item_users[0] if n > 0 else NULL
-    cdef int64_t width = max(longest_user, longest_item) * k + k + 1, r, m, start
-    cdef double[:, ::1] scratch = np.empty((n_threads, width), dtype=np.float64)
-    sse = alpha = 0.0
-    with nogil, parallel(num_threads=n_threads):
-        for task in prange(n_chunks + 2 * (k + 1), schedule="dynamic"):
-            if task < n_chunks:
-                lo = task * SSE_CHUNK
-                hi = min(lo + SSE_CHUNK, n)
-                acc = 0.0
-                for t in range(lo, hi):
-                    acc = acc + e[t] * e[t]
-                partial[task] = acc
-            elif task - n_chunks <= k:
-                c = task - n_chunks
-                mf_normal_gamma(bu if c == 0 else P + (c - 1), n_users,
-                                1 if c == 0 else k, mu_0, gamma_0, alpha_lambda,
-                                beta_lambda, seed, MF_STREAM_USER_HYPER, sweep, c,
-                                &user_hyper[0, c], &user_hyper[1, c])
-            else:
-                c = task - n_chunks - k - 1
-                mf_normal_gamma(bi if c == 0 else Q + (c - 1), n_items,
-                                1 if c == 0 else k, mu_0, gamma_0, alpha_lambda,
-                                beta_lambda, seed, MF_STREAM_ITEM_HYPER, sweep, c,
-                                &item_hyper[0, c], &item_hyper[1, c])
-        sse = _ordered_sum(&partial[0], n_chunks)
-        alpha = (mf_gamma(0.5 * (alpha_0 + n), seed, MF_STREAM_NOISE, sweep, 0, 0)
-                 / (0.5 * (beta_0 + sse)))
-        drawn[threadid(), 0] = alpha
-        drawn[threadid(), 1] = sse
-        for r in prange(n_users, schedule="dynamic", chunksize=8):
-            start = user_ptr[r]
-            m = user_ptr[r + 1] - start
-            for t in range(start, start + m):
-                ew[t] = e[user_pos[t]]
-            mf_gibbs_row(bu + r, P + r * k, ew + start, m, ui + start, Q, k,
-                         &scratch[threadid(), 0], &user_hyper[0, 0], &user_hyper[1, 0],
-                         alpha, seed, MF_STREAM_USER, sweep, r)
-        for r in prange(n_items, schedule="dynamic", chunksize=8):
-            start = item_ptr[r]
-            m = item_ptr[r + 1] - start
-            for t in range(start, start + m):
-                e[t] = ew[item_pos[t]]
-            mf_gibbs_row(bi + r, Q + r * k, e + start, m, iu + start, P, k,
-                         &scratch[threadid(), 0], &item_hyper[0, 0], &item_hyper[1, 0],
-                         alpha, seed, MF_STREAM_ITEM, sweep, r)
-    return drawn[0, 0], drawn[0, 1]
+    for task in prange(n_chunks + 2 * (k + 1), nogil=True, num_threads=n_threads,
+                       schedule="dynamic"):
+        if task < n_chunks:
+            lo = task * SSE_CHUNK
+            hi = min(lo + SSE_CHUNK, n)
+            acc = 0.0
+            for t in range(lo, hi):
+                acc = acc + e[t] * e[t]
+            partial[task] = acc
+        elif task - n_chunks <= k:
+            c = task - n_chunks
+            mf_normal_gamma(bu if c == 0 else P + (c - 1), n_users, 1 if c == 0 else k,
+                            mu_0, gamma_0, alpha_lambda, beta_lambda, seed,
+                            MF_STREAM_USER_HYPER, sweep, c, &user_hyper[0, c],
+                            &user_hyper[1, c])
+        else:
+            c = task - n_chunks - k - 1
+            mf_normal_gamma(bi if c == 0 else Q + (c - 1), n_items, 1 if c == 0 else k,
+                            mu_0, gamma_0, alpha_lambda, beta_lambda, seed,
+                            MF_STREAM_ITEM_HYPER, sweep, c, &item_hyper[0, c],
+                            &item_hyper[1, c])
+    for task in range(n_chunks):
+        sse += partial[task]
+    cdef double alpha = (mf_gamma(0.5 * (alpha_0 + n), seed, MF_STREAM_NOISE, sweep, 0, 0)
+                         / (0.5 * (beta_0 + sse)))
 
-
-cdef inline double _ordered_sum(const double* x, int64_t n) noexcept nogil:
-    """x[0] + x[1] + ... in index order."""
-    cdef double total = 0.0
-    cdef int64_t j
-    for j in range(n):
-        total = total + x[j]
-    return total
+    # 3. and 4. the two sides, rows in parallel, each thread with its own scratch; a row
+    # first gathers its residuals from the other order into its own range
+    cdef int64_t width = max(longest_user, longest_item) * k, r, m, start
+    cdef double[:, ::1] scratch = np.empty((n_threads, max(width, 1)), dtype=np.float64)
+    for r in prange(n_users, nogil=True, num_threads=n_threads, schedule="dynamic",
+                    chunksize=8):
+        start = user_ptr[r]
+        m = user_ptr[r + 1] - start
+        for t in range(start, start + m):
+            ew[t] = e[user_pos[t]]
+        mf_gibbs_row(bu + r, P + r * k, ew + start, m, ui + start, Q, k,
+                     &scratch[threadid(), 0], &user_hyper[0, 0], &user_hyper[1, 0], alpha,
+                     seed, MF_STREAM_USER, sweep, r)
+    for r in prange(n_items, nogil=True, num_threads=n_threads, schedule="dynamic",
+                    chunksize=8):
+        start = item_ptr[r]
+        m = item_ptr[r + 1] - start
+        for t in range(start, start + m):
+            e[t] = ew[item_pos[t]]
+        mf_gibbs_row(bi + r, Q + r * k, e + start, m, iu + start, P, k,
+                     &scratch[threadid(), 0], &item_hyper[0, 0], &item_hyper[1, 0], alpha,
+                     seed, MF_STREAM_ITEM, sweep, r)
+    return alpha, sse

@@ -323,20 +323,17 @@ static inline void mf_gather_features(const int32_t *MF_RESTRICT other_row,
  *     theta'    = mean + z / sqrt(precision),  z = mf_normal(seed, stream, sweep, row, c, 0)
  *     e_n      -= (theta' - theta) h_n.
  * e: the row's m residuals r - prediction (updated in place); other_row[n]: the other
- * side's row of rating n; other: the other side's factors, k per row; H: scratch of
- * m * k + k + 1 doubles; mean_g, prec_g: the group hyperparameters of coordinates 0..k. A
- * row without ratings (m = 0) draws from its prior. The row's k + 1 normals are drawn
- * first, in a loop of independent iterations, so that their latencies overlap. */
+ * side's row of rating n; other: the other side's factors, k per row; H: scratch of m * k
+ * doubles; mean_g, prec_g: the group hyperparameters of coordinates 0..k. A row without
+ * ratings (m = 0) draws from its prior. */
 static inline void mf_gibbs_row(double *bias, double *w, double *e, int64_t m,
                                 const int32_t *other_row, const double *other, int64_t k,
                                 double *H, const double *mean_g, const double *prec_g,
                                 double alpha, uint64_t seed, uint64_t stream, uint64_t sweep,
                                 uint64_t row)
 {
-    double s1 = 0.0, s2 = (double)m, *z = H + m * k;
+    double s1 = 0.0, s2 = (double)m;
     int64_t n, c;
-    for (c = 0; c <= k; c++)
-        z[c] = mf_normal(seed, stream, sweep, row, (uint64_t)c, 0);
     mf_gather_features(other_row, other, k, m, H);
     {
         double a[4] = {0.0, 0.0, 0.0, 0.0};
@@ -353,7 +350,7 @@ static inline void mf_gibbs_row(double *bias, double *w, double *e, int64_t m,
         const double *next = c < k ? H + c * m : NULL;
         double prec = alpha * s2 + prec_g[c];
         double mean = (alpha * (s1 + *theta * s2) + prec_g[c] * mean_g[c]) / prec;
-        double value = mean + z[c] / sqrt(prec);
+        double value = mean + mf_normal(seed, stream, sweep, row, (uint64_t)c, 0) / sqrt(prec);
         double step = value - *theta;
         *theta = value;
         mf_shift_and_sum(e, m, step, h, next, &s1, &s2);
