@@ -8,6 +8,7 @@ Settings (environment variables):
   MFCORE_BENCH_SCALING  data sets of the size-scaling rows (default "ml-1m,ml-10m,ml-20m")
 """
 import os
+import platform
 
 import numpy as np
 
@@ -41,3 +42,15 @@ def record(benchmark, **row):
 def median_updates(seconds, n):
     """Median over epochs of ratings per second."""
     return float(np.median([n / s for s in seconds]))
+
+
+def cpu_model():
+    """The CPU's model name (for the benchmark headers)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

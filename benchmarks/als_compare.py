@@ -56,6 +56,8 @@ import time
 
 import numpy as np
 
+from _common import cpu_model  # benchmarks/ is the script's folder, so on sys.path
+
 IMPLS = ("mfcore", "cmfrec", "lenskit")
 
 # Known-good settings of the peers (found with --tune on the validation splits
@@ -343,17 +345,6 @@ def run_job(job):
     tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
     print(f"  {job['impl']} failed (exit {proc.returncode}): {tail}", flush=True)
     return []
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _load():

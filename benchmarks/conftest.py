@@ -3,25 +3,13 @@
 The settings are in ``_common.py``.
 """
 import os
-import platform
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # the benchmarks' own helper modules
 
-from _common import EPOCHS, HYPER, ROUNDS, ROWS  # noqa: E402
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from _common import EPOCHS, HYPER, ROUNDS, ROWS, cpu_model  # noqa: E402
 
 
 def _mups(x):

@@ -139,7 +139,7 @@ def _model_from_flags(args):
     of another algorithm is a usage error."""
     estimator = ALGORITHMS[args.algorithm]
     params = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_")}
-    valid = estimator()._param_names()
+    valid = estimator._param_names()
     foreign = [name for name in params if name not in valid]
     if foreign:
         args.parser.error(f"--{foreign[0].replace('_', '-')} does not apply to --algorithm "

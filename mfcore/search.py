@@ -152,9 +152,10 @@ class Search:
         for params in candidates:
             trial_params = dict(base.get_params(), **params, validation_fraction=None,
                                 warm_start=False, verbose=False)
-            checked = estimator(**trial_params)._checked_params()
+            trial = estimator(**trial_params)
+            checked = trial._checked_params()
             if checked["dtype"] not in prepared:
-                data = estimator(**trial_params)._prepare(users, items, ratings, checked)
+                data = trial._prepare(users, items, ratings, checked)
                 if folds is None:
                     folds = self._folds(len(data), split)
                 prepared[checked["dtype"]] = [

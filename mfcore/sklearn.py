@@ -62,19 +62,15 @@ class _Regressor(RegressorMixin, BaseEstimator):
     """
 
     estimator_class = None
+    param_specs = ()  # the estimator's signature parameters (set by ``regressor_for``)
 
     def __init__(self, **params):
-        names = self._param_specs()
+        names = self.param_specs
         unknown = set(params) - {p.name for p in names}
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected parameter(s) {sorted(unknown)}")
         for p in names:
             setattr(self, p.name, params.get(p.name, p.default))
-
-    @classmethod
-    def _param_specs(cls):
-        return [p for p in inspect.signature(cls.estimator_class.__init__).parameters.values()
-                if p.name != "self"]
 
     def fit(self, X, y):
         """Fit the estimator on the (user, item) rows of ``X`` and ratings ``y``; return self."""
@@ -117,7 +113,8 @@ def regressor_for(estimator_class, name=None):
         + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in specs])
     name = name or f"{estimator_class.__name__}Regressor"
     cls = type(name, (_Regressor,), {
-        "__init__": __init__, "estimator_class": estimator_class, "__module__": __name__,
+        "__init__": __init__, "estimator_class": estimator_class, "param_specs": tuple(specs),
+        "__module__": __name__,
         "__qualname__": name,
         "__doc__": f"``mfcore.{estimator_class.__name__}`` as a scikit-learn regressor; "
                    "see ``_Regressor``."})

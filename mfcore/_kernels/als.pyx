@@ -24,7 +24,7 @@ from libc.math cimport isfinite
 
 import numpy as np
 
-from .sgd import SIMD_PATHS  # one list of path names, in simd_dispatch.h's order
+from .sgd import SIMD_PATHS, simd_supported  # one list of paths (simd_dispatch.h), one CPU check
 
 ctypedef fused floating:
     float
@@ -36,7 +36,6 @@ cdef extern from "als_solve.h" nogil:
     double MF_ALS_PIVOT_TOL
     double MF_ALS_JITTER
     double MF_ALS_JITTER_FLOOR
-    int mf_path_supported(int path)
     int mf_als_select_path(int path)
     int mf_als_get_path()
     int64_t mf_als_ld(int64_t k)
@@ -55,11 +54,6 @@ JITTER_FLOOR = MF_ALS_JITTER_FLOOR
 
 
 # --- run-time SIMD dispatch -------------------------------------------------------
-
-def simd_supported():
-    """The SIMD paths this build has and this CPU can run, narrowest first."""
-    return tuple(name for p, name in enumerate(SIMD_PATHS) if mf_path_supported(p))
-
 
 def simd_path():
     """The SIMD path ``solve_rows`` uses now."""

@@ -13,7 +13,7 @@ from .. import params as p
 from .._kernels import sgd as _sgd_kernels
 from .._kernels.als import solve_rows
 from .._threads import resolve_n_threads
-from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator
+from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
 
 __all__ = ["ALS", "ALSLayout"]
 
@@ -47,7 +47,7 @@ class _Iterations:
 
     def __init__(self, model, layout, params, n_threads):
         self.model, self.layout, self.n_threads = model, layout, n_threads
-        self.reg, self.reg_bias = params["reg"], ALS._bias_reg(params)
+        self.reg, self.reg_bias = params["reg"], bias_reg(params)
         self.base, self.count_weight = ALS._penalty_scale(params)
 
     def _sides(self):
@@ -180,10 +180,6 @@ class ALS(Estimator):
     fold_in_shrinkage = 0.0
 
     @staticmethod
-    def _bias_reg(params):
-        return params["reg"] if params["reg_bias"] is None else params["reg_bias"]
-
-    @staticmethod
     def _penalty_scale(params):
         """(base, count_weight): a row with n ratings is penalised ``base + count_weight * n``."""
         return (0.0, 1.0) if params["count_weighted"] else (1.0, 0.0)
@@ -200,4 +196,4 @@ class ALS(Estimator):
         adds that many ratings' worth of penalty."""
         params = self._checked_params()
         base, count_weight = self._penalty_scale(params)
-        return params["reg"], self._bias_reg(params), base + shrinkage, count_weight
+        return params["reg"], bias_reg(params), base + shrinkage, count_weight

@@ -27,7 +27,8 @@ from ..data import DUPLICATE_POLICIES, prepare, validation_rows
 from ..fitted import FactorModel
 from . import driver
 
-__all__ = ["Estimator", "COMMON_PARAMS", "EARLY_STOPPING_PARAMS", "check_factor_memory"]
+__all__ = ["Estimator", "COMMON_PARAMS", "EARLY_STOPPING_PARAMS", "bias_reg",
+           "check_factor_memory"]
 
 #: The checks of the parameters every estimator has (validation, data, threads).
 COMMON_PARAMS = {
@@ -53,6 +54,11 @@ def _physical_memory():
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def bias_reg(params):
+    """The biases' penalty of checked ``params``: ``reg_bias``, or ``reg`` when that is None."""
+    return params["reg"] if params["reg_bias"] is None else params["reg_bias"]
 
 
 def check_factor_memory(n_rows, k):

@@ -97,7 +97,7 @@ class _Sweeps:
         m = self.model
         for name, state in (("user_factors_", self.P), ("item_factors_", self.Q),
                             ("user_bias_", self.bu), ("item_bias_", self.bi)):
-            getattr(m, name)[...] = state  # the current sample (for the finiteness check)
+            getattr(m, name)[...] = state  # the current sample (callbacks, finiteness check)
         self.keeping = sweep > self.burn_in and (sweep - self.burn_in) % self.thin == 0
         if self.keeping:
             self.kept.append((self.P.astype(m.user_factors_.dtype),
@@ -251,10 +251,10 @@ class BayesianMF(Estimator):
         dtype = P[0].dtype
         self.user_factors_ = np.ascontiguousarray(np.hstack(P) * dtype.type(scale))
         self.item_factors_ = np.ascontiguousarray(np.hstack(Q) * dtype.type(scale))
-        self.user_bias_samples_ = np.stack(bu, axis=1).astype(dtype)
-        self.item_bias_samples_ = np.stack(bi, axis=1).astype(dtype)
-        self.user_bias_ = np.mean(np.stack(bu, axis=1), axis=1).astype(dtype)
-        self.item_bias_ = np.mean(np.stack(bi, axis=1), axis=1).astype(dtype)
+        bu, bi = np.stack(bu, axis=1), np.stack(bi, axis=1)
+        self.user_bias_samples_, self.item_bias_samples_ = bu.astype(dtype), bi.astype(dtype)
+        self.user_bias_ = bu.mean(axis=1).astype(dtype)
+        self.item_bias_ = bi.mean(axis=1).astype(dtype)
         self.alpha_samples_ = np.array(alpha)
         self.user_hyper_samples_ = np.stack(hyper)
         self.n_kept_ = len(kept)
@@ -264,13 +264,13 @@ class BayesianMF(Estimator):
     def predict(self, users, items, clip=True, unknown="fallback", return_std=False):
         """Posterior predictive means (see ``FactorModel.predict``); with ``return_std``
         also the predictive standard deviations (float64; unknown ids contribute no spread)."""
-        mean = super().predict(users, items, clip=clip, unknown=unknown)
         if not return_std:
-            return mean
-        u, i, known = self._indices(users, items, "nan" if unknown == "fallback" else unknown)
-        std = self._predictive_std(u, i)
+            return super().predict(users, items, clip=clip, unknown=unknown)
+        self._check_fitted()
+        u, i, known = self._indices(users, items, unknown)
+        mean, std = self._predict_rows(u, i, clip), self._predictive_std(u, i)
         if unknown == "nan":
-            std[~known] = np.nan
+            mean[~known] = std[~known] = np.nan
         return mean, std
 
     def _predictive_std(self, u, i):

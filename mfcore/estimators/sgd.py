@@ -28,7 +28,7 @@ import numpy as np
 from .. import params as p
 from .._kernels import sgd as _kernels
 from .._threads import resolve_n_threads
-from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator
+from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
 
 __all__ = ["Model", "SGDTrainer", "choose_grid", "bias_reg"]
 
@@ -148,11 +148,6 @@ class SGDTrainer:
 
 
 LR_SCHEDULES = ("constant", "inverse")
-
-
-def bias_reg(params):
-    """The biases' penalty of checked ``params``: ``reg_bias``, or ``reg`` when that is None."""
-    return params["reg"] if params["reg_bias"] is None else params["reg_bias"]
 
 
 def _squares(a):
