@@ -160,6 +160,5 @@ def validation_rows(data, validation, fraction, rng):
     if held.all() or not held.any():
         raise ValueError(f"validation_fraction={fraction} leaves no training or no "
                          f"validation ratings out of {len(data)}")
-    train = Ratings(data.u[~held], data.i[~held], data.r[~held], data.user_map, data.item_map,
-                    data.keys)
+    train = data.subset(~held)  # its keys would describe all of data: dropped
     return train, (data.u[held], data.i[held], data.r[held])

@@ -136,9 +136,9 @@ class FactorModel:
                              self.item_bias_, self.global_mean_, lo, hi, out, self._threads())
         return out
 
-    def _rmse_rows(self, u, i, r, clip=True):
-        """RMSE of the (clipped) predictions for rows u, i against ratings r, in a kernel."""
-        lo, hi = self.rating_range_ if clip else (-np.inf, np.inf)
+    def _rmse_rows(self, u, i, r):
+        """RMSE of the clipped predictions for rows u, i against ratings r, in a kernel."""
+        lo, hi = self.rating_range_
         sse = _sgd_kernels.squared_error(u, i, r, *self._parameters(), self.global_mean_, lo, hi,
                                          self._threads())
         return float(np.sqrt(sse / len(r)))
