@@ -10,7 +10,7 @@ except ImportError as exc:  # the source tree, not an installed build
         f"and do not import it from an unbuilt source folder ({exc})") from exc
 
 from .errors import (BadLinesWarning, DataUnavailableError, DuplicateRatingsWarning,
-                     ModelFileError, NotFittedError, TrainingDivergedError, UnknownIdError,
+                     ImplicitFeedbackWarning, ModelFileError, NotFittedError, TrainingDivergedError, UnknownIdError,
                      UnknownIdWarning)
 from ._threads import resolve_n_threads
 from .ids import IdMap
@@ -50,5 +50,5 @@ __all__ = ["Model", "ALS", "BayesianMF", "FactorModel", "load", "Search", "searc
            "show_config", "IdMap",
            "datasets", "split", "read_ratings", "cross_validate", "__version__",
            "NotFittedError", "TrainingDivergedError", "ModelFileError", "UnknownIdError",
-           "UnknownIdWarning", "DuplicateRatingsWarning", "BadLinesWarning",
+           "UnknownIdWarning", "DuplicateRatingsWarning", "BadLinesWarning", "ImplicitFeedbackWarning",
            "DataUnavailableError"]

@@ -33,6 +33,11 @@ class DuplicateRatingsWarning(UserWarning):
     """The training data held the same (user, item) pair more than once."""
 
 
+class ImplicitFeedbackWarning(UserWarning):
+    """Every training rating has one value: the data say which items were chosen, not how well
+    they were liked, and an explicit-rating model learns nothing from them beyond the mean."""
+
+
 class DataUnavailableError(OSError):
     """A data set is neither on disk nor downloadable (offline, or the download failed its check)."""
 

@@ -55,7 +55,12 @@ class FactorModel:
     global_mean_ : float, the mean training rating
     user_map_, item_map_ : ``IdMap`` from raw ids to rows (``user_map_.ids`` are the raw ids)
     rating_range_ : (min, max) training rating, used to clip predictions
-    n_ratings_ : ratings trained on (after merging duplicates)
+    n_ratings_ : ratings trained on (after merging duplicates), over ``fit`` and every
+        ``partial_fit`` (a rating passed again counts again)
+    item_counts_ : training ratings of each item (int64), the popularity ``recommend`` ranks
+        by for unknown users; None in files written before it was kept
+    rating_scale_ : the ratings' spread that training standardizes by (see
+        ``mfcore.estimators.base.rating_scale``); fixed by the first fit like ``global_mean_``
     history_ : list of per-epoch (per-iteration) dicts, see the estimator
     n_epochs_ : epochs (iterations) run in all
     best_epoch_ : the epoch whose parameters were kept (None without validation data)
@@ -175,8 +180,9 @@ class FactorModel:
         (len(users), n); a row with fewer than ``n`` candidates is padded with
         score NaN and item ``-1`` (integer ids) or ``""`` (string ids): test
         ``np.isnan(scores)``, not the id. A user unknown to the model gets the
-        items with the largest item bias (the popularity fallback) and an
-        ``UnknownIdWarning``; ``unknown="error"`` raises ``KeyError`` instead.
+        most popular items (the most rated in training, ``item_counts_``), scored
+        by their predicted rating ``mu + b_i`` (so those scores need not descend),
+        and an ``UnknownIdWarning``; ``unknown="error"`` raises ``KeyError`` instead.
         Runs in a parallel kernel with partial selection: memory O(users x n).
         """
         self._check_fitted()
@@ -315,7 +321,10 @@ class FactorModel:
             "history": np.str_(json.dumps(self.history_)),
             "training": np.str_(json.dumps({"rng": self.rng_.bit_generator.state,
                                             "best_epoch": self.best_epoch_,
-                                            "n_epochs": self.n_epochs_})),
+                                            "n_epochs": self.n_epochs_,
+                                            "rating_scale": self.rating_scale_})),
+            **({} if getattr(self, "item_counts_", None) is None else
+               {"item_counts": self.item_counts_}),
             **({} if getattr(self, "seen_indptr_", None) is None else
                {"seen_indptr": self.seen_indptr_,
                 # 2 bytes an item row where they fit (every MovieLens set): the seen items are
@@ -355,6 +364,12 @@ class FactorModel:
                 seen = (seen[0], seen[1].astype(np.int32))
             _recommend.check_seen(*seen, n_users, n_items)
         self.seen_indptr_, self.seen_items_ = seen
+        counts = state.get("item_counts")
+        if counts is not None and (counts.shape != (n_items,) or counts.dtype != np.int64
+                                   or (counts < 0).any()):
+            raise ValueError(f"item_counts must be {n_items} non-negative int64 counts, got shape "
+                             f"{counts.shape} of {counts.dtype}")
+        self.item_counts_ = counts
         self.user_factors_ = np.ascontiguousarray(P)
         self.item_factors_ = np.ascontiguousarray(Q)
         self.user_bias_ = np.ascontiguousarray(bu)
@@ -368,4 +383,9 @@ class FactorModel:
         self.rng_ = _generator_from_state(training["rng"])
         self.best_epoch_ = training["best_epoch"]
         self.n_epochs_ = int(training["n_epochs"])
+        # files written before scale-free training trained in rating units (scale 1)
+        scale = training.get("rating_scale", 1.0)
+        if not (is_real(scale) and 0 < scale < np.inf):
+            raise ValueError(f"rating_scale must be a positive finite number, got {scale!r}")
+        self.rating_scale_ = float(scale)
         return self

@@ -117,8 +117,18 @@ def _to_raw(idmap, rows, scores, single):
     return ids, scores
 
 
+def popular_rows(model, col_items, n):
+    """The ``n`` most popular of the candidate item rows: the most rated in training (ties:
+    the larger bias, then the lower row); by item bias alone for a model without counts."""
+    bias = model.item_bias_[col_items]
+    counts = getattr(model, "item_counts_", None)
+    keys = (col_items, -bias) if counts is None else (col_items, -bias, -counts[col_items])
+    return col_items[np.lexsort(keys)[:n]]
+
+
 def top_rows(model, u, n, exclude_seen=True, items=None):
-    """Best ``n`` item rows and scores for user rows ``u`` (-1: unknown, ranked by item bias).
+    """Best ``n`` item rows and scores for user rows ``u`` (-1: unknown, given the most
+    popular items, see ``popular_rows``).
 
     Scores are ``mu + b_u + b_i + p_u . q_i`` (unclipped). Padding: row -1, score NaN.
     """
@@ -146,6 +156,11 @@ def top_rows(model, u, n, exclude_seen=True, items=None):
     _recommend.top_n(queries, offsets, packed, np.ascontiguousarray(col_bias, dtype=dtype),
                      col_items, start, end, seen, out_rows, out_scores,
                      resolve_n_threads(model.n_threads))
+    if not known.all():  # their scores stay the predicted ratings mu + b_i
+        top = popular_rows(model, col_items, n)
+        out_rows[~known], out_scores[~known] = -1, np.nan
+        out_rows[~known, :len(top)] = top
+        out_scores[~known, :len(top)] = model.global_mean_ + model.item_bias_[top]
     return out_rows, out_scores
 
 
@@ -161,7 +176,9 @@ def recommend(model, users, n=10, exclude_seen=True, items=None, unknown="fallba
                    f"(e.g. {plain(raw[u < 0][0])!r})")
         if unknown == "error":
             raise UnknownIdError(message)
-        warn(message + "; recommended the items with the largest bias (most popular)", UnknownIdWarning)
+        fallback = ("the most-rated items" if getattr(model, "item_counts_", None) is not None
+                    else "the items with the largest bias (this model keeps no rating counts)")
+        warn(f"{message}; recommended {fallback}", UnknownIdWarning)
     rows, scores = top_rows(model, u, n, exclude_seen, items)
     return _to_raw(model.item_map_, rows, scores, single)
 

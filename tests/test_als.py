@@ -6,7 +6,8 @@ import mfcore
 
 
 def numpy_als_iteration(u, i, r, P, Q, bu, bi, mu, reg, reg_bias, count_weighted):
-    """Users then items, each row's (bias, factors) by np.linalg.solve of its normal equations."""
+    """Users then items, each row's (bias, factors) by np.linalg.solve of its normal equations
+    (``reg`` in rating units: the estimator's reg times the ratings' spread)."""
     for rows, cols, F, b, G, c in ((u, i, P, bu, Q, bi), (i, u, Q, bi, P, bu)):
         for row in np.unique(rows):
             sel = rows == row
@@ -29,8 +30,8 @@ def test_one_iteration_equals_the_numpy_reference(make_planted, count_weighted, 
     P, Q = start.user_factors_.copy(), start.item_factors_.copy()
     bu, bi = np.zeros(len(P)), np.zeros(len(Q))
     numpy_als_iteration(start.user_map_.lookup(u), start.item_map_.lookup(i), r, P, Q, bu, bi,
-                        start.global_mean_, reg, reg if reg_bias is None else reg_bias,
-                        count_weighted)
+                        start.global_mean_, reg * start.rating_scale_,
+                        reg if reg_bias is None else reg_bias, count_weighted)
     for got, want in zip((model.user_factors_, model.item_factors_, model.user_bias_,
                           model.item_bias_), (P, Q, bu, bi)):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
@@ -46,7 +47,7 @@ def test_fold_in_is_the_als_user_step(make_planted):
     sel = u == u[0]
     cols = model.item_map_.lookup(i[sel])
     A = np.hstack([np.ones((sel.sum(), 1)), Q[cols]])
-    lam = np.full(7, sel.sum() * model.reg)
+    lam = np.full(7, sel.sum() * model.reg * model.rating_scale_)
     lam[0] = sel.sum() * model.reg_bias
     x = np.linalg.solve(A.T @ A + np.diag(lam), A.T @ (r[sel] - model.global_mean_ - bi[cols]))
     model.fold_in(u[0], i[sel], r[sel])

@@ -33,7 +33,7 @@ def test_hit_metrics_rejects_bad_shapes():
 
 def bias_model():
     """Items a..e ranked by item bias alone (factors zero); user 1 saw a, user 2 saw b."""
-    model = mfcore.Model(k=1, epochs=0).fit([1, 2, 3, 3, 3], list("abcde"), [3.0] * 5)
+    model = mfcore.Model(k=1, epochs=0).fit([1, 2, 3, 3, 3], list("abcde"), [3.0, 4, 3, 3, 3])
     model.user_factors_[:] = 0
     model.item_factors_[:] = 0
     model.item_bias_[:] = [0.5, 0.4, 0.3, 0.2, 0.1]
@@ -94,7 +94,7 @@ def test_ranking_metrics_equal_a_per_user_loop():
     n_users, n_items = 60, 80
     pairs = np.unique(rng.integers(0, [n_users, n_items], (1500, 2)), axis=0)
     model = mfcore.Model(k=4, epochs=0, init_std=1.0).fit(
-        pairs[:, 0], pairs[:, 1], np.full(len(pairs), 3.0))
+        pairs[:, 0], pairs[:, 1], 3.0 + np.arange(len(pairs)) % 2)
     model.item_bias_[:] = rng.normal(0, 1, len(model.item_map_))
     tu = rng.integers(0, n_users, 600)
     ti = rng.integers(0, n_items, 600)

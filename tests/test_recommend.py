@@ -159,12 +159,22 @@ def test_user_who_saw_everything_gets_nothing():
     assert np.isnan(model.recommend([1, 2], n=3)[1]).all()
 
 
-def test_unknown_user_fallback_is_most_popular_by_bias_or_error():
-    model, _ = random_model()
-    with pytest.warns(UnknownIdWarning, match="unknown"):
+def test_unknown_user_fallback_is_the_most_rated_items_or_error():
+    model, mask = random_model()
+    counts = mask.sum(axis=0)
+    assert np.array_equal(model.item_counts_, counts)
+    with pytest.warns(UnknownIdWarning, match="most-rated"):
         items, scores = model.recommend(10_000, n=5)
-    np.testing.assert_array_equal(items, np.argsort(-model.item_bias_, kind="stable")[:5])
-    np.testing.assert_allclose(scores, model.global_mean_ + np.sort(model.item_bias_)[::-1][:5])
+    # most rated first, ties by the larger bias
+    expected = np.lexsort((-model.item_bias_, -counts))[:5]
+    np.testing.assert_array_equal(items, expected)
+    assert counts[items[0]] == counts.max() and (np.diff(counts[items]) <= 0).all()
+    np.testing.assert_allclose(scores, model.global_mean_ + model.item_bias_[expected])
+    model.item_counts_ = None  # a model from a file that kept no counts: by bias
+    with pytest.warns(UnknownIdWarning, match="largest bias"):
+        by_bias, _ = model.recommend(10_000, n=5)
+    np.testing.assert_array_equal(by_bias, np.argsort(-model.item_bias_, kind="stable")[:5])
+    model.item_counts_ = counts.astype(np.int64)
     with pytest.warns(UnknownIdWarning):
         batch, _ = model.recommend([0, 10_000], n=5)
     np.testing.assert_array_equal(batch[1], items)
@@ -270,7 +280,9 @@ def clustered_model(kind, n_clusters=4, size=10, k=8, seed=1):
     ids = np.array([f"x{c}_{j}" for c in range(n_clusters) for j in range(size)])
     u_ids = ids[users] if kind == "user" else users
     i_ids = ids[items] if kind == "item" else items
-    model = mfcore.Model(k=k, epochs=0).fit(u_ids, i_ids, np.full(len(users), 3.0))
+    ratings = np.full(len(users), 3.0)
+    ratings[0] = 4.0  # not all alike (that would warn of implicit feedback); factors set below
+    model = mfcore.Model(k=k, epochs=0).fit(u_ids, i_ids, ratings)
     centers = rng.normal(0, 1, (n_clusters, k))
     rows = getattr(model, f"{kind}_map_").lookup(ids)
     F = getattr(model, f"{kind}_factors_")
@@ -379,7 +391,8 @@ def test_fold_in_solves_the_regularized_least_squares():
         e = ratings - (model.global_mean_ + b + bi + Q @ p)
         n = len(items) + shrinkage
         np.testing.assert_allclose(e.sum(), n * 0.02 * b, atol=1e-8)  # gradient in b is zero
-        np.testing.assert_allclose(Q.T @ e, n * 0.1 * p, atol=1e-8)  # gradient in p is zero
+        # gradient in p is zero (reg is per standardized rating: times the spread here)
+        np.testing.assert_allclose(Q.T @ e, n * 0.1 * model.rating_scale_ * p, atol=1e-8)
     with pytest.raises(ValueError, match="shrinkage"):
         model.fold_in(503, items, ratings, shrinkage=-1)
     assert set(model.recommend(500, n=100)[0]).isdisjoint(items)

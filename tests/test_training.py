@@ -52,9 +52,9 @@ def test_partial_fit_trains_on_all_it_is_given(planted):
     model = Model(k=4, epochs=2, validation_fraction=0.2, n_threads=1).fit(*planted)
     held_out = model.n_ratings_
     model.partial_fit([1, 2], [1, 2], [4.0, 5.0])          # two ratings: nothing held out
-    assert model.n_ratings_ == 2 and "val_rmse" not in model.history_[-1]
-    model.set_params(warm_start=True).fit(*planted)
-    assert model.n_ratings_ == len(planted[2]) > held_out
+    assert model.n_ratings_ == held_out + 2 and "val_rmse" not in model.history_[-1]
+    model.set_params(warm_start=True).fit(*planted)        # continues: counts every rating
+    assert model.n_ratings_ == held_out + 2 + len(planted[2])
 
 
 def test_inverse_schedule_decays_and_changes_results(planted):

@@ -24,11 +24,12 @@ import numpy as np
 from .. import recommend as _recommend
 from .. import params as p
 from ..data import DUPLICATE_POLICIES, prepare, validation_rows
+from ..errors import ImplicitFeedbackWarning, warn
 from ..fitted import FactorModel
 from . import driver
 
 __all__ = ["Estimator", "COMMON_PARAMS", "EARLY_STOPPING_PARAMS", "bias_reg",
-           "check_factor_memory"]
+           "check_factor_memory", "rating_scale"]
 
 #: The checks of the parameters every estimator has (validation, data, threads).
 COMMON_PARAMS = {
@@ -59,6 +60,27 @@ def _physical_memory():
 def bias_reg(params):
     """The biases' penalty of checked ``params``: ``reg_bias``, or ``reg`` when that is None."""
     return params["reg"] if params["reg_bias"] is None else params["reg_bias"]
+
+
+def rating_scale(r):
+    """The unit training works in: the spread (standard deviation) of the ratings ``r``.
+
+    Every estimator trains as if on ``(r - mean) / scale`` with its
+    hyperparameters (learning rate, penalties, priors, initial spread) defined
+    in those units and maps the parameters back to rating units, so the same
+    defaults fit 1-5 stars, 0.5-5, 1-100 points or 0-1 alike (LIBMF's
+    standardisation). Ratings with a single value have no spread: they warn
+    (implicit feedback, not ratings) and train in their own units (scale 1).
+    """
+    scale = float(np.std(r, dtype=np.float64)) if len(r) else 0.0
+    if not scale > 0:
+        if len(r) > 1:
+            warn(f"all {len(r):,} training ratings are {float(r[0]):g}: this looks like implicit "
+                 "feedback (which items were chosen, not how they were liked), from which a "
+                 "rating model learns only the mean; give explicit ratings, or use an "
+                 "implicit-feedback library", ImplicitFeedbackWarning)
+        return 1.0
+    return scale
 
 
 def check_factor_memory(n_rows, k):
@@ -197,12 +219,15 @@ class Estimator(FactorModel):
         self.rng_ = np.random.default_rng(params["seed"])
         self.user_map_, self.item_map_ = data.user_map, data.item_map
         check_factor_memory(len(data.user_map) + len(data.item_map), params["k"])
-        self._initialize(data, params)
         self.global_mean_ = float(np.mean(data.r, dtype=np.float64))
+        self.rating_scale_ = rating_scale(data.r)
+        self._initialize(data, params)
         self.rating_range_ = (float(data.r.min()), float(data.r.max()))
         self.history_ = []
         self.best_epoch_ = None
         self.n_epochs_ = 0
+        self.n_ratings_ = 0
+        self.item_counts_ = np.zeros(len(data.item_map), dtype=np.int64)
         if seen:
             self.seen_indptr_, self.seen_items_ = _recommend.seen_csr(
                 data.u, data.i, len(data.user_map), len(data.item_map), keys=data.keys)
@@ -217,6 +242,14 @@ class Estimator(FactorModel):
                 self.seen_indptr_, self.seen_items_, data.u, data.i,
                 len(self.user_map_), len(self.item_map_))
 
+    def _count_items(self, data):
+        """Add the ratings trained on to ``item_counts_`` (a model loaded from a file without
+        counts keeps none, as with the seen items)."""
+        if getattr(self, "item_counts_", None) is not None:
+            counts = np.bincount(data.i, minlength=len(self.item_map_)).astype(np.int64)
+            counts[:len(self.item_counts_)] += self.item_counts_
+            self.item_counts_ = counts
+
     def _train(self, data, params, n_epochs, validation, callback, val=None, layouts=None):
         """Validation rows, the trainer, the bookkeeping, then the shared loop; returns the
         trainer. Estimators without ``n_iter_no_change`` never stop early."""
@@ -225,7 +258,8 @@ class Estimator(FactorModel):
         trainer = self._trainer(data, params, {} if layouts is None else layouts)
         self.rating_range_ = (min(self.rating_range_[0], float(data.r.min())),
                               max(self.rating_range_[1], float(data.r.max())))
-        self.n_ratings_ = int(len(data))
+        self.n_ratings_ = getattr(self, "n_ratings_", 0) + int(len(data))
+        self._count_items(data)
         driver.run(self, trainer, len(data), n_epochs, val, callback, params["verbose"],
                    params.get("tol", 0.0), params.get("n_iter_no_change"))
         return trainer
@@ -243,12 +277,18 @@ class Estimator(FactorModel):
 
     # --- what a solver provides -------------------------------------------------------
 
+    def _factor_std(self, params):
+        """The initial factors' spread in rating units: ``init_std`` is in standardized units
+        (see ``rating_scale``), and a factor carries the square root of the scale."""
+        return params["init_std"] * np.sqrt(self.rating_scale_)
+
     def _initialize(self, data, params):
-        """Fresh parameters: factors N(0, init_std^2) (users, then items), biases 0."""
+        """Fresh parameters: factors N(0, init_std^2) in standardized units (users, then
+        items), biases 0."""
         dtype = p.DTYPES[params["dtype"]]
         shape_u, shape_i = (len(data.user_map), params["k"]), (len(data.item_map), params["k"])
-        self.user_factors_ = self.rng_.normal(0.0, params["init_std"], shape_u).astype(dtype)
-        self.item_factors_ = self.rng_.normal(0.0, params["init_std"], shape_i).astype(dtype)
+        self.user_factors_ = self.rng_.normal(0.0, self._factor_std(params), shape_u).astype(dtype)
+        self.item_factors_ = self.rng_.normal(0.0, self._factor_std(params), shape_i).astype(dtype)
         self.user_bias_ = np.zeros(shape_u[0], dtype=dtype)
         self.item_bias_ = np.zeros(shape_i[0], dtype=dtype)
 
@@ -258,7 +298,7 @@ class Estimator(FactorModel):
             factors = getattr(self, f"{kind}_factors_")
             new = len(getattr(self, f"{kind}_map_")) - len(factors)
             if new > 0:
-                rows = self.rng_.normal(0.0, params["init_std"], (new, factors.shape[1]))
+                rows = self.rng_.normal(0.0, self._factor_std(params), (new, factors.shape[1]))
                 setattr(self, f"{kind}_factors_", np.concatenate([factors, rows.astype(factors.dtype)]))
                 bias = getattr(self, f"{kind}_bias_")
                 setattr(self, f"{kind}_bias_", np.concatenate([bias, np.zeros(new, bias.dtype)]))

@@ -64,27 +64,39 @@ class _Sweeps:
          self.item_pos) = sampler_layout(data.u, data.i, n_users, n_items)
         _bayes.check_layout(self.user_ptr, self.user_items, self.user_pos, self.item_ptr,
                             self.item_users, self.item_pos)
-        self.P = model.user_factors_.astype(np.float64)
-        self.Q = model.item_factors_.astype(np.float64)
-        self.bu = model.user_bias_.astype(np.float64)
-        self.bi = model.item_bias_.astype(np.float64)
+        # the chain runs in standardized units (ratings (r - mu) / scale: the priors are
+        # defined there); the model's arrays and the kept samples are in rating units
+        self.scale = scale = model.rating_scale_
+        self.root = root = np.sqrt(scale)
+        self.P = model.user_factors_.astype(np.float64) / root
+        self.Q = model.item_factors_.astype(np.float64) / root
+        self.bu = model.user_bias_.astype(np.float64) / scale
+        self.bi = model.item_bias_.astype(np.float64) / scale
         k = self.P.shape[1]
         self.user_hyper, self.item_hyper = np.zeros((2, k + 1)), np.zeros((2, k + 1))
         by_item = order[self.item_pos]
-        self.residual = (data.r[by_item].astype(np.float64)
-                         - self._predict(self.item_users, data.i[by_item]))
+        self.residual = ((data.r[by_item].astype(np.float64) - model.global_mean_) / scale
+                         - self._standardized(self.item_users, data.i[by_item]))
         self.user_residual = np.empty_like(self.residual)
         self.seed = int(model.rng_.integers(0, 2**63))
         self.burn_in, self.thin = params["burn_in"], model._thin(params)
         self.kept = []          # (P, Q, bu, bi, alpha, user_hyper) of every kept sweep
         self.val_sum = None     # running sum of the kept samples' validation predictions
 
-    def _predict(self, u, i):
+    def _standardized(self, u, i):
+        """The current sample's predictions in standardized units (without the mean)."""
         out = np.empty(len(u))
         _sgd_kernels.predict(np.ascontiguousarray(u, np.int32), np.ascontiguousarray(i, np.int32),
-                             self.P, self.Q, self.bu, self.bi, self.model.global_mean_,
-                             -np.inf, np.inf, out, self.n_threads)
+                             self.P, self.Q, self.bu, self.bi, 0.0, -np.inf, np.inf, out,
+                             self.n_threads)
         return out
+
+    def _hyper_in_rating_units(self):
+        """The user groups' (mean, precision): a bias is ``scale`` times its standardized
+        value, a factor ``sqrt(scale)`` times."""
+        unit = np.full(self.user_hyper.shape[1], self.root)
+        unit[0] = self.scale
+        return np.stack([self.user_hyper[0] * unit, self.user_hyper[1] / (unit * unit)])
 
     def step(self, sweep):
         pr = self.params
@@ -94,21 +106,22 @@ class _Sweeps:
             self.user_hyper, self.item_hyper,
             self.seed, sweep - 1, self.n_threads, pr["alpha_0"], pr["beta_0"], 0.0, 1.0,
             pr["alpha_lambda"], pr["beta_lambda"])
-        m = self.model
-        for name, state in (("user_factors_", self.P), ("item_factors_", self.Q),
-                            ("user_bias_", self.bu), ("item_bias_", self.bi)):
-            getattr(m, name)[...] = state  # the current sample (callbacks, finiteness check)
+        m, scale, root = self.model, self.scale, self.root
+        for name, state, unit in (("user_factors_", self.P, root), ("item_factors_", self.Q, root),
+                                  ("user_bias_", self.bu, scale), ("item_bias_", self.bi, scale)):
+            getattr(m, name)[...] = state * unit  # the current sample (callbacks, finiteness check)
+        alpha = float(alpha) / (scale * scale)
         self.keeping = sweep > self.burn_in and (sweep - self.burn_in) % self.thin == 0
         if self.keeping:
-            self.kept.append((self.P.astype(m.user_factors_.dtype),
-                              self.Q.astype(m.item_factors_.dtype), self.bu.copy(), self.bi.copy(),
-                              float(alpha), self.user_hyper.copy()))
-        return {"sse": sse, "alpha": float(alpha)}
+            self.kept.append((m.user_factors_.copy(), m.item_factors_.copy(),
+                              self.bu * scale, self.bi * scale, alpha,
+                              self._hyper_in_rating_units()))
+        return {"sse": sse * scale * scale, "alpha": alpha}
 
     def validation_rmse(self, val):
         """RMSE of the running posterior mean (the current sample during burn-in), clipped."""
         u, i, r = val
-        pred = self._predict(u, i)
+        pred = self.model.global_mean_ + self.scale * self._standardized(u, i)
         if self.kept:
             if self.keeping:
                 self.val_sum = pred if self.val_sum is None else self.val_sum + pred
@@ -136,7 +149,10 @@ class BayesianMF(Estimator):
     and ``alpha ~ Gamma(alpha_0/2, beta_0/2)``. Every sweep draws alpha, the
     hyperparameters, then every user's bias and factors given the items (users
     in parallel), then every item's. There is no learning rate and no
-    regularisation to tune: the penalties are sampled.
+    regularisation to tune: the penalties are sampled. The chain runs on
+    ratings standardized by their mean and spread (``rating_scale_``), where
+    the priors below are defined, so they suit any rating scale; the fitted
+    arrays are in rating units.
 
     Predictions are the posterior predictive mean over the kept samples (the
     sweeps after ``burn_in``, every ``thin``-th), clipped to the training range.
