@@ -113,10 +113,10 @@ def record(model):
 def main():
     sys.path.insert(0, os.getcwd())
     import mfcore
-    from mfcore import _kernels
-    before = _kernels.simd_path()
-    for path in _kernels.simd_supported():
-        _kernels.set_simd_path(path)
+    from mfcore import simd
+    before = simd.current()
+    for path in simd.supported():
+        simd.select(path)
         arrays, meta = {}, {}
         for name, make in cases().items():
             rec = record(make(1))
@@ -125,7 +125,7 @@ def main():
         arrays["meta"] = np.str_(json.dumps(meta))
         np.savez_compressed(os.path.join(HERE, f"sgd_reference_{path}.npz"), **arrays)
         print(f"wrote {len(meta)} cases for SIMD path {path}")
-    _kernels.set_simd_path(before)
+    simd.select(before)
     if "--v1" not in sys.argv[1:]:
         return
     u, i, r = planted(n_users=30, n_items=20, density=0.5)
