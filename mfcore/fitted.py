@@ -24,12 +24,25 @@ from .ids import IdMap, normalize_ids, plain
 from .metrics import mae, rmse
 from .params import is_real
 
-__all__ = ["FactorModel", "UNKNOWN_POLICIES"]
+__all__ = ["FactorModel", "UNKNOWN_POLICIES", "pair_arguments"]
 
 UNKNOWN_POLICIES = ("fallback", "nan", "error")
 
 #: The fitted attributes every factor model has (``_fitted_state`` saves them).
 PARAMETER_NAMES = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
+
+
+def pair_arguments(users, items):
+    """(users, items, single): a scalar id on one side is repeated to the other's length;
+    ``single`` when both are scalars (the caller returns one value)."""
+    scalar_u, scalar_i = np.ndim(users) == 0, np.ndim(items) == 0
+    if scalar_u and scalar_i:
+        return [users], [items], True
+    if scalar_u:
+        return [users] * len(to_numpy(items)), items, False
+    if scalar_i:
+        return users, [items] * len(to_numpy(users)), False
+    return users, items, False
 
 
 def _generator_from_state(state):
@@ -119,6 +132,9 @@ class FactorModel:
     def predict(self, users, items, clip=True, unknown="fallback"):
         """Predicted ratings for the (user, item) pairs, as an array of the model's dtype.
 
+        One user id and one item id give one number; one id of either kind with a
+        list of the other pairs it with each (``predict(1, [50, 181])``).
+
         ``clip`` keeps predictions within the training rating range. An unknown
         user or item contributes no bias and no factors, so the prediction falls
         back to ``mu + b_i`` (or ``mu + b_u``, or ``mu``) and an
@@ -127,11 +143,12 @@ class FactorModel:
         ``unknown="error"`` raises ``KeyError``.
         """
         self._check_fitted()
+        users, items, single = pair_arguments(users, items)
         u, i, known = self._indices(users, items, unknown)
         out = self._predict_rows(u, i, clip)
         if unknown == "nan":
             out[~known] = np.nan
-        return out
+        return out[0] if single else out
 
     def _predict_rows(self, u, i, clip):
         """Predictions for int32 rows (-1: unknown, no bias and no factors), in a parallel kernel."""

@@ -581,3 +581,13 @@ def test_partial_fit_of_a_model_without_seen_items_keeps_none():
     assert model.seen_indptr_ is None
     with pytest.raises(ValueError, match="exclude_seen=False"):
         model.recommend(1)
+
+
+def test_item_counts_grow_with_partial_fit_and_survive_save(tmp_path):
+    u, i = np.arange(60) // 6, np.arange(60) % 6  # every pair once
+    model = mfcore.Model(k=2, epochs=1).fit(u, i, 1.0 + np.arange(60) % 5)
+    assert model.item_counts_.tolist() == [10] * 6
+    model.partial_fit([0, 1, 2], [0, 0, 99], [4.0, 5.0, 3.0])  # a new item: appended
+    assert model.item_counts_.tolist() == [12] + [10] * 5 + [1]
+    model.save(tmp_path / "m.mfz")
+    assert np.array_equal(mfcore.load(tmp_path / "m.mfz").item_counts_, model.item_counts_)

@@ -193,3 +193,38 @@ def test_search_and_model_work_with_sklearn_clone():
     copy = base.clone(search)
     assert copy.get_params()["cv"] == 3 and copy.get_params()["base"].reg == 0.2
     assert base.clone(Model(k=7)).k == 7
+
+
+def test_partial_fit_reports_the_loss_of_its_own_ratings(planted):
+    """The loss of a partial_fit is SGD's per-rating objective over the ratings it trains on
+    (it was the whole model's penalty divided by their count: 36.55 for 3 ratings)."""
+    model = Model(k=4, epochs=3, n_threads=1, dtype="float64").fit(*planted)
+    users, items, ratings = planted[0][:3], planted[1][:3], planted[2][:3]
+    model.partial_fit(users, items, ratings)
+    last = model.history_[-1]
+    u, i = model.user_map_.lookup(users), model.item_map_.lookup(items)
+    P, Q, bu, bi = model._parameters()
+    reg = model.reg * model.rating_scale_
+    penalty = sum(reg * (P[a] @ P[a] + Q[b] @ Q[b]) + model.reg * (bu[a] ** 2 + bi[b] ** 2)
+                  for a, b in zip(u, i))
+    assert last["train_loss"] == pytest.approx(last["train_rmse"] ** 2 + penalty / 3, rel=1e-9)
+    assert last["train_loss"] < 3.0
+    assert model.n_ratings_ == len(planted[2]) + 3
+
+
+def test_more_threads_than_cpus_warn(planted, monkeypatch):
+    from mfcore.estimators import base
+    monkeypatch.setattr(base, "available_cpus", lambda: 1)
+    with pytest.warns(RuntimeWarning, match="n_threads=2 is more than the 1 CPU"):
+        Model(k=2, epochs=1, n_threads=2).fit(*planted)
+
+
+def test_one_scalar_pair_predicts_one_number(planted):
+    model = Model(k=2, epochs=1).fit(*planted)
+    u, i = planted[0][0], planted[1][0]
+    one = model.predict(u, i)
+    assert np.ndim(one) == 0 and one == model.predict([u], [i])[0]
+    np.testing.assert_array_equal(model.predict(u, planted[1][:4]),
+                                  model.predict([u] * 4, planted[1][:4]))
+    np.testing.assert_array_equal(model.predict(planted[0][:4], i),
+                                  model.predict(planted[0][:4], [i] * 4))

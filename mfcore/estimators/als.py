@@ -117,6 +117,7 @@ class ALS(Estimator):
         Number of latent factors.
     iterations : int, default 15
         Alternations (each solves both sides); the most, with early stopping.
+        0 only initialises (biases 0: predicts about the global mean).
     reg : float, default 0.09
         L2 penalty of the factors (per rating with ``count_weighted``), on
         standardized ratings.

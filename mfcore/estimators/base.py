@@ -26,6 +26,7 @@ from .. import params as p
 from ..data import DUPLICATE_POLICIES, prepare, validation_rows
 from ..errors import ImplicitFeedbackWarning, warn
 from ..fitted import FactorModel
+from .._threads import available_cpus
 from . import driver
 
 __all__ = ["Estimator", "COMMON_PARAMS", "EARLY_STOPPING_PARAMS", "bias_reg",
@@ -81,6 +82,14 @@ def rating_scale(r):
                  "implicit-feedback library", ImplicitFeedbackWarning)
         return 1.0
     return scale
+
+
+def _warn_if_oversubscribed(n_threads):
+    """More threads than CPUs only add overhead (and, on a shared machine, slow the others)."""
+    cpus = available_cpus()
+    if n_threads is not None and n_threads > cpus:
+        warn(f"n_threads={n_threads} is more than the {cpus} CPU(s) available to this process; "
+             "the extra threads only add overhead (the result is the same)", RuntimeWarning)
 
 
 def check_factor_memory(n_rows, k):
@@ -253,6 +262,7 @@ class Estimator(FactorModel):
     def _train(self, data, params, n_epochs, validation, callback, val=None, layouts=None):
         """Validation rows, the trainer, the bookkeeping, then the shared loop; returns the
         trainer. Estimators without ``n_iter_no_change`` never stop early."""
+        _warn_if_oversubscribed(params["n_threads"])
         if val is None:
             data, val = validation_rows(data, validation, params["validation_fraction"], self.rng_)
         trainer = self._trainer(data, params, {} if layouts is None else layouts)

@@ -20,6 +20,7 @@ from .. import params as p
 from .._kernels import bayes as _bayes
 from .._kernels import sgd as _sgd_kernels
 from .._threads import resolve_n_threads
+from ..fitted import pair_arguments
 from .base import COMMON_PARAMS, Estimator
 
 __all__ = ["BayesianMF"]
@@ -283,11 +284,12 @@ class BayesianMF(Estimator):
         if not return_std:
             return super().predict(users, items, clip=clip, unknown=unknown)
         self._check_fitted()
+        users, items, single = pair_arguments(users, items)
         u, i, known = self._indices(users, items, unknown)
         mean, std = self._predict_rows(u, i, clip), self._predictive_std(u, i)
         if unknown == "nan":
             mean[~known] = std[~known] = np.nan
-        return mean, std
+        return (mean[0], std[0]) if single else (mean, std)
 
     def _predictive_std(self, u, i):
         """sqrt(variance over the kept samples of their predictions + mean noise variance)."""

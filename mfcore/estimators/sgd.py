@@ -224,7 +224,9 @@ class Model(Estimator):
     k : int, default 64
         Number of latent factors.
     epochs : int, default 40
-        Passes over the training data (the most, with early stopping).
+        Passes over the training data (the most, with early stopping). 0 only
+        initialises: biases 0 and small random factors, which predict about
+        the global mean (a baseline).
     lr : float, default 0.01
         SGD learning rate.
     reg : float, default 0.05
