@@ -190,8 +190,13 @@ def _is_int(text):
     return True
 
 
+def _looks_like_header(fields):
+    """A first line is a header only if it is clearly one: no field of it is a number."""
+    return all(f and not _is_number(f) for f in fields)
+
+
 def _sniff(open_stream, name, sep, header):
-    """Separator, header flag, column count and first-line fields from the file's start."""
+    """Separator, header flag, header names, first data line's fields and the header's colons."""
     with open_stream() as fh:
         head = fh.read(_SNIFF_BYTES)
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
@@ -218,30 +223,77 @@ def _sniff(open_stream, name, sep, header):
         sep = SEPARATORS[sep]
     fields = [f.strip() for f in _split(first, sep)]
     if header is None:
-        known = {alias for aliases in ALIASES.values() for alias in aliases}
-        header = (all(f.strip('"').lower() in known for f in fields)
-                  or len(fields) >= 3 and not _is_number(fields[2]))
+        header = _looks_like_header(fields)
     data_lines = lines[1:] if header else lines
     if not data_lines:
         raise ValueError(f"{name}: no ratings (only a header line)")
-    names = [f.lower() for f in fields] if header else None
+    names = [f.strip('"').lower() for f in fields] if header else None
     header_colons = lines[0].count(":") if header else 0
     return sep, bool(header), names, [f.strip() for f in _split(data_lines[0], sep)], header_colons
 
 
-def _column_order(header_names, n_fields):
-    """Canonical names of the file's columns, by header name when it has known names."""
-    if header_names and len(header_names) == n_fields:
-        canonical = {alias: col for col, aliases in ALIASES.items() for alias in aliases}
-        mapped = [canonical.get(h.strip().strip('"')) for h in header_names]
-        if all(mapped) and len(set(mapped)) == len(mapped) and {"user", "item"} <= set(mapped):
-            return mapped
-    return list(COLUMNS[:n_fields])
+def _checked_columns(columns, min_fields):
+    """``columns=`` as a list of canonical names (the file's columns in order), checked."""
+    if isinstance(columns, str):
+        columns = [c.strip() for c in columns.split(",")]
+    try:
+        columns = list(columns)
+    except TypeError:
+        raise ValueError(f"columns must be a list of column names, got {columns!r}") from None
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown:
+        raise ValueError(f"columns: unknown name(s) {', '.join(map(repr, unknown))}; "
+                         f"each must be one of {', '.join(COLUMNS)}")
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"columns names a column twice: {columns}")
+    required = ("user", "item", "rating")[:min_fields]
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise ValueError(f"columns must include {', '.join(required)}; "
+                         f"{', '.join(missing)} missing from {columns}")
+    return columns
+
+
+def _column_order(name, header_names, n_fields, columns):
+    """Canonical names of the file's columns: ``columns`` if given, else the header's names
+    (every one must be known), else user, item, rating[, timestamp] by position."""
+    if columns is not None:
+        if len(columns) != n_fields:
+            raise ValueError(f"{name}: columns names {len(columns)} column(s) "
+                             f"({', '.join(columns)}) but the first data line has {n_fields} "
+                             "field(s)")
+        return columns
+    if not header_names:
+        return list(COLUMNS[:n_fields])
+    canonical = {alias: col for col, aliases in ALIASES.items() for alias in aliases}
+    unknown = [h for h in header_names if h not in canonical]
+    if unknown:
+        raise ValueError(
+            f"{name}: the header names column(s) this reader does not know: "
+            f"{', '.join(map(repr, unknown))} (it knows "
+            + "; ".join(f"{c}: {', '.join(a)}" for c, a in ALIASES.items())
+            + "); name the file's columns in order with columns=, e.g. "
+            f"columns={list(COLUMNS[:len(header_names)])}")
+    mapped = [canonical[h] for h in header_names]
+    twice = sorted({c for c in mapped if mapped.count(c) > 1})
+    if twice:
+        raise ValueError(f"{name}: the header {header_names} names the {', '.join(twice)} "
+                         "column more than once; name the file's columns with columns=")
+    if len(mapped) != n_fields:
+        raise ValueError(f"{name}: the header names {len(mapped)} column(s) "
+                         f"({', '.join(header_names)}) but the first data line has {n_fields} "
+                         "field(s)")
+    missing = [c for c in ("user", "item") if c not in mapped]
+    if missing:
+        raise ValueError(f"{name}: no {' or '.join(missing)} column among the header's names "
+                         f"{header_names}; name the file's columns with columns=")
+    return mapped
 
 
 # --- parsing -------------------------------------------------------------------------
 
-def read_ratings(path, *, sep=None, header=None, ids="auto", on_bad_lines="error", member=None):
+def read_ratings(path, *, sep=None, header=None, columns=None, ids="auto", on_bad_lines="error",
+                 member=None):
     """Read a rating file into a DataFrame with columns user, item, rating (and timestamp).
 
     Parameters
@@ -253,10 +305,18 @@ def read_ratings(path, *, sep=None, header=None, ids="auto", on_bad_lines="error
     sep : None or one of "::", "\\t", ",", ";", "whitespace"
         The field separator; None detects it from the first line.
     header : None or bool
-        Whether the first line names the columns; None detects it (a header's
-        rating field is not a number). Known header names (``userId``,
-        ``movieId``...) put the columns in order; otherwise they are taken as
-        user, item, rating[, timestamp].
+        Whether the first line names the columns; None detects it: the first
+        line is a header only if none of its fields is a number (so a bad first
+        data line such as ``1,10,five`` is an error like any other line, never
+        dropped as a header). Header names put the columns in order; every name
+        must be known (``user``, ``userId``, ``movieId``, ``rating``,
+        ``timestamp``... see ``ALIASES``), else a ``ValueError`` names the
+        unknown ones. Without a header the columns are user, item,
+        rating[, timestamp].
+    columns : None, list of str, or a comma-separated str
+        The file's columns in order, each one of "user", "item", "rating",
+        "timestamp" (e.g. ``["rating", "user", "item"]``); overrides the header's
+        names (a header line is still skipped) and the positional default.
     ids : {"auto", "int", "str"}
         Integer ids (int32, or int64 when needed) or string ids (category);
         "auto" decides from the first data line.
@@ -267,16 +327,21 @@ def read_ratings(path, *, sep=None, header=None, ids="auto", on_bad_lines="error
         Which file of a ``.zip`` archive to read (default: its only file, or
         its one ``ratings.*``/``u.data``).
     """
-    return _read(path, sep, header, ids, on_bad_lines, member, min_fields=3)
+    return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=3)
 
 
-def read_pairs(path, *, sep=None, header=None, ids="auto", on_bad_lines="error", member=None):
+def read_pairs(path, *, sep=None, header=None, columns=None, ids="auto", on_bad_lines="error",
+               member=None):
     """Like ``read_ratings`` but the rating column is optional: user, item[, rating[, timestamp]]."""
-    return _read(path, sep, header, ids, on_bad_lines, member, min_fields=2)
+    return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=2)
 
 
-def _read(path, sep, header, ids, on_bad_lines, member, min_fields):
+def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields):
     path = os.fspath(path)
+    if columns is not None:
+        columns = _checked_columns(columns, min_fields)
+    if header not in (None, True, False):
+        raise ValueError(f"header must be None, True or False, got {header!r}")
     if ids not in ("auto", "int", "str"):
         raise ValueError(f"ids must be 'auto', 'int' or 'str', got {ids!r}")
     if on_bad_lines not in ("error", "skip"):
@@ -286,23 +351,23 @@ def _read(path, sep, header, ids, on_bad_lines, member, min_fields):
     if os.path.isdir(path):
         raise ValueError(f"{path} is a folder, not a ratings file")
     if path.lower().endswith((".parquet", ".pq")):
-        return _read_parquet(path, min_fields)
+        return _read_parquet(path, min_fields, columns)
     name = f"{path}!{member}" if member else path
     try:
-        return _read_text(path, name, _opener(path, member), sep, header, ids, on_bad_lines,
-                          min_fields)
+        return _read_text(path, name, _opener(path, member), sep, header, columns, ids,
+                          on_bad_lines, min_fields)
     except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError, zlib.error) as exc:
         # a truncated or corrupted compressed file, an unreadable one
         raise ValueError(f"{name}: cannot read the file ({type(exc).__name__}: {exc})") from exc
 
 
-def _read_text(path, name, open_stream, sep, header, ids, on_bad_lines, min_fields):
+def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines, min_fields):
     sep, header, header_names, fields, header_colons = _sniff(open_stream, name, sep, header)
     n_fields = len(fields)
     if not min_fields <= n_fields <= 4:
         need = "user, item, rating[, timestamp]" if min_fields == 3 else "user, item[, rating[, timestamp]]"
         raise ValueError(f"{name}: the first line has {n_fields} field(s); expected {need}")
-    columns = _column_order(header_names, n_fields)
+    columns = _column_order(name, header_names, n_fields, columns)
     if min_fields == 3 and "rating" not in columns:
         raise ValueError(f"{name}: no rating column among {header_names}")
     if ids == "auto":
@@ -430,7 +495,10 @@ class _Layout:
 
 
 def _finish(frame):
-    """Shrink integer ids to int32 where they fit."""
+    """The columns in the order user, item, rating, timestamp; integer ids int32 where they fit."""
+    order = [c for c in COLUMNS if c in frame]
+    if list(frame.columns) != order:
+        frame = frame.reindex(columns=order)  # a new frame, not a view (no chained assignment)
     for column in ("user", "item"):
         values = frame[column]
         if values.dtype == np.int64 and len(values):
@@ -440,7 +508,7 @@ def _finish(frame):
     return frame
 
 
-def _read_parquet(path, min_fields):
+def _read_parquet(path, min_fields, columns=None):
     import pandas as pd
 
     try:
@@ -449,6 +517,11 @@ def _read_parquet(path, min_fields):
         raise ImportError(f"reading {path} needs a Parquet engine: pip install pyarrow") from exc
     except Exception as exc:  # the engines raise their own types for a bad file
         raise ValueError(f"{path}: cannot read the Parquet file ({exc})") from exc
+    if columns is not None:  # the file's columns in order
+        if len(columns) != len(frame.columns):
+            raise ValueError(f"{path}: columns names {len(columns)} column(s) but the file has "
+                             f"{len(frame.columns)}: {list(frame.columns)}")
+        frame = frame.set_axis(columns, axis=1)
     lower = {str(c).lower(): c for c in frame.columns}
     chosen = {}
     for column, aliases in ALIASES.items():

@@ -64,6 +64,45 @@ def test_three_columns_and_half_star_ratings(tmp_path):
     np.testing.assert_allclose(frame["rating"], [4.5, 0.5])
 
 
+def test_a_bad_first_line_is_an_error_not_a_header(tmp_path):
+    # regression: '1<tab>10<tab>five' was taken for a header and silently dropped
+    path = write(tmp_path / "r.tsv", "1\t10\tfive\n2\t20\t4\n3\t30\t5\n")
+    with pytest.raises(ValueError, match="r.tsv, line 1: rating 'five' is not a finite number"):
+        read_ratings(path)
+    with pytest.warns(UserWarning, match="skipped 1 bad line.*line 1"):
+        assert list(read_ratings(path, on_bad_lines="skip")["user"]) == [2, 3]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("score,cust,prod\n5,1,10\n", "does not know: 'cust', 'prod'"),
+    ("user,user,rating\n1,2,5\n", "names the user column more than once"),
+    ("user,item,rating\n1,10,5,99\n", "the header names 3 column.*4 field"),
+    ("rating,stars,score\n1,10,5\n", "names the rating column more than once"),
+])
+def test_unknown_or_inconsistent_header_names_are_errors(tmp_path, text, match):
+    with pytest.raises(ValueError, match=match):
+        read_ratings(write(tmp_path / "r.csv", text))
+
+
+def test_columns_name_the_file_columns_in_order(tmp_path):
+    path = write(tmp_path / "r.csv", "score,cust,prod\n5,1,10\n3,2,20\n")
+    for columns in (["rating", "user", "item"], "rating, user, item"):
+        frame = read_ratings(path, columns=columns)
+        assert list(frame.columns) == ["user", "item", "rating"]
+        np.testing.assert_array_equal(frame["user"], [1, 2])
+        np.testing.assert_array_equal(frame["item"], [10, 20])
+        np.testing.assert_allclose(frame["rating"], [5, 3])
+    headerless = write(tmp_path / "h.tsv", "10\t1\t4\n20\t2\t5\n")   # the fast parser too
+    frame = read_ratings(headerless, columns=["item", "user", "rating"])
+    np.testing.assert_array_equal(frame["user"], [1, 2])
+    with pytest.raises(ValueError, match="columns: unknown name.*'stars'"):
+        read_ratings(path, columns=["stars", "user", "item"])
+    with pytest.raises(ValueError, match="columns names 4 column"):
+        read_ratings(path, columns=["rating", "user", "item", "timestamp"])
+    with pytest.raises(ValueError, match="must include user, item, rating"):
+        read_ratings(path, columns=["timestamp", "user", "item"])
+
+
 def test_header_names_reorder_columns(tmp_path):
     path = write(tmp_path / "r.csv", "movieId,userId,rating\n10,1,5\n20,2,3\n")
     frame = read_ratings(path)
@@ -92,8 +131,10 @@ def test_zip_archive_picks_the_rating_file(tmp_path):
 def test_explicit_separator_and_header_override(tmp_path):
     path = write(tmp_path / "odd.txt", "1\t10\t5\n2\t20\t4\n")
     assert len(read_ratings(path, sep="\t", header=False)) == 2
-    # forcing a header drops the first line as names
-    assert len(read_ratings(path, sep="tab", header=True)) == 1
+    # forcing a header takes the first line as names, and these are not column names
+    with pytest.raises(ValueError, match="does not know: '1', '10', '5'.*columns="):
+        read_ratings(path, sep="tab", header=True)
+    assert len(read_ratings(path, sep="tab", header=True, columns=["user", "item", "rating"])) == 1
     with pytest.raises(ValueError, match="sep must be one of"):
         read_ratings(path, sep="|")
 
@@ -134,7 +175,8 @@ def test_malformed_lines_name_file_and_line(tmp_path, text, line, match):
     ("1,10,5\n2,20\n", "line 2: 2 field"),
     ("1\t10\t5\n\t\n2\t20\t4\n", "line 2: 2 field.*'\\\\t'"),   # a line of one tab is not blank
     ("1,10,5\n2,20,inf\n", "line 2: rating 'inf'"),
-    ("a\tb\n", "the first line has 2 field"),
+    ("1\t2\n", "the first line has 2 field"),
+    ("a\tb\n", "only a header line"),
 ])
 def test_malformed_csv_and_tab(tmp_path, text, match):
     path = write(tmp_path / "bad.csv", text)
