@@ -193,3 +193,23 @@ def test_search_and_model_work_with_sklearn_clone():
     copy = base.clone(search)
     assert copy.get_params()["cv"] == 3 and copy.get_params()["base"].reg == 0.2
     assert base.clone(Model(k=7)).k == 7
+
+
+def test_a_diverging_trial_is_recorded_and_the_search_goes_on(make_planted, capsys):
+    # regression: one trial with too large a learning rate aborted the search
+    data = make_planted(n_users=80, n_items=60, noise=0.3)
+    grid = {"lr": [0.02, 50.0, 0.01]}
+    search = Search(grid, base=Model(k=3, epochs=8, n_threads=1), seed=0,
+                    verbose=True).fit(*data)
+    by_lr = {r["lr"]: r for r in search.results_}
+    assert by_lr[50.0]["status"] == "failed" and np.isnan(by_lr[50.0]["val_rmse"])
+    assert "training diverged at epoch" in by_lr[50.0]["error"]
+    assert [by_lr[lr]["status"] for lr in (0.02, 0.01)] == ["ok", "ok"]
+    assert search.best_params_["lr"] in (0.02, 0.01) and np.isfinite(search.best_score_)
+    assert search.best_model_.lr == search.best_params_["lr"]      # refit on a finished trial
+    table = search.results_frame()
+    assert list(table["lr"])[-1] == 50.0 and table["best_epoch"].isna().tolist() == [
+        False, False, True]                                          # failed trials last
+    assert "trial 2/3: lr=50.0 -> failed: training diverged" in capsys.readouterr().out
+    with pytest.raises(mfcore.TrainingDivergedError, match="every one of the 2 trials diverged"):
+        Search({"lr": [50.0, 80.0]}, base=Model(k=3, epochs=8), cv=2).fit(*data)
