@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from . import progress
 from .errors import TrainingDivergedError
 from .estimators import Model
 
@@ -155,45 +156,50 @@ class Search:
         results = []
         folds = None
         estimator = type(base)
-        for params in candidates:
-            trial_params = dict(base.get_params(), **params, validation_fraction=None,
-                                warm_start=False, verbose=False)
-            trial = estimator(**trial_params)
-            checked = trial._checked_params()
-            if checked["dtype"] not in prepared:
-                data = trial._prepare(users, items, ratings, checked)
-                if folds is None:
-                    folds = self._folds(len(data), split)
-                prepared[checked["dtype"]] = [
-                    (data.subset(tr), (data.u[va], data.i[va], data.r[va])) for tr, va in folds]
-            start = time.perf_counter()
-            scores, epochs, error = [], [], ""
-            for fold, (train_part, val_part) in enumerate(prepared[checked["dtype"]]):
+        with progress.bar(len(candidates), f"search over {estimator.__name__}", "trials") as bar:
+            for params in candidates:
+                trial_params = dict(base.get_params(), **params, validation_fraction=None,
+                                    verbose=False)
+                if "warm_start" in trial_params:  # (a sampler has none)
+                    trial_params["warm_start"] = False
                 trial = estimator(**trial_params)
-                try:
-                    trial._fit_prepared(train_part, val_part, layouts.setdefault(fold, {}))
-                except TrainingDivergedError as exc:
-                    error = f"fold {fold + 1}: {exc}" if len(folds) > 1 else str(exc)
-                    break
-                scores.append(min(h["val_rmse"] for h in trial.history_))
-                epochs.append(trial.best_epoch_ or trial.n_epochs_)
-            if error:
-                results.append(dict(params, val_rmse=np.nan, val_rmse_std=np.nan,
-                                    best_epoch=None, seconds=time.perf_counter() - start,
-                                    status="failed", error=error))
-            else:
-                results.append(dict(params, val_rmse=float(np.mean(scores)),
-                                    val_rmse_std=float(np.std(scores)),
-                                    best_epoch=int(np.median(epochs)),
-                                    seconds=time.perf_counter() - start, status="ok", error=""))
-            if self.verbose:
-                r = results[-1]
-                outcome = (f"failed: {error}" if error else
-                           f"val RMSE {r['val_rmse']:.4f} (best epoch {r['best_epoch']}, "
-                           f"{r['seconds']:.1f} s)")
-                print(f"trial {len(results)}/{len(candidates)}: "
-                      + " ".join(f"{k}={v}" for k, v in params.items()) + f" -> {outcome}",
-                      flush=True)
+                checked = trial._checked_params()
+                if checked["dtype"] not in prepared:
+                    data = trial._prepare(users, items, ratings, checked)
+                    if folds is None:
+                        folds = self._folds(len(data), split)
+                    prepared[checked["dtype"]] = [(data.subset(tr), (data.u[va], data.i[va],
+                                                                     data.r[va]))
+                                                  for tr, va in folds]
+                start = time.perf_counter()
+                scores, epochs, error = [], [], ""
+                for fold, (train_part, val_part) in enumerate(prepared[checked["dtype"]]):
+                    trial = estimator(**trial_params)
+                    try:
+                        trial._fit_prepared(train_part, val_part, layouts.setdefault(fold, {}))
+                    except TrainingDivergedError as exc:
+                        error = f"fold {fold + 1}: {exc}" if len(folds) > 1 else str(exc)
+                        break
+                    scores.append(min(h["val_rmse"] for h in trial.history_))
+                    epochs.append(trial.best_epoch_ or trial.n_epochs_)
+                if error:
+                    results.append(dict(params, val_rmse=np.nan, val_rmse_std=np.nan,
+                                        best_epoch=None, seconds=time.perf_counter() - start,
+                                        status="failed", error=error))
+                else:
+                    results.append(dict(params, val_rmse=float(np.mean(scores)),
+                                        val_rmse_std=float(np.std(scores)),
+                                        best_epoch=int(np.median(epochs)),
+                                        seconds=time.perf_counter() - start, status="ok", error=""))
+                bar.update(**({} if error else {"val_rmse": results[-1]["val_rmse"]}))
+                if self.verbose:
+                    r = results[-1]
+                    outcome = (f"failed: {error}" if error else
+                               f"val RMSE {r['val_rmse']:.4f} (best epoch {r['best_epoch']}, "
+                               f"{r['seconds']:.1f} s)")
+                    bar.write(f"trial {len(results)}/{len(candidates)}: "
+                              + " ".join(f"{k}={v}" for k, v in params.items())
+                              + f" -> {outcome}")
         finished = [r for r in results if r["status"] == "ok"]
         if not finished:
             raise TrainingDivergedError(
@@ -206,6 +212,9 @@ class Search:
             self.best_params_[estimator.EPOCHS] = best["best_epoch"]
         self.best_score_ = best["val_rmse"]
         if self.refit:
+            if self.verbose:
+                print("refit: " + " ".join(f"{k}={v}" for k, v in self.best_params_.items())
+                      + f" on all {len(ratings):,} ratings", flush=True)
             self.best_model_ = estimator(**dict(base.get_params(), **self.best_params_))
             self.best_model_.fit(users, items, ratings)
         return self

@@ -213,3 +213,11 @@ def test_a_diverging_trial_is_recorded_and_the_search_goes_on(make_planted, caps
     assert "trial 2/3: lr=50.0 -> failed: training diverged" in capsys.readouterr().out
     with pytest.raises(mfcore.TrainingDivergedError, match="every one of the 2 trials diverged"):
         Search({"lr": [50.0, 80.0]}, base=Model(k=3, epochs=8), cv=2).fit(*data)
+
+
+def test_search_over_a_sampler_without_warm_start(make_planted):
+    # regression: every trial set warm_start, which BayesianMF does not have (TypeError)
+    data = make_planted(n_users=40, n_items=30, noise=0.3)
+    search = Search({"k": [2, 3]}, base=mfcore.BayesianMF(n_samples=3, burn_in=1),
+                    refit=False).fit(*data)
+    assert [r["status"] for r in search.results_] == ["ok", "ok"]
