@@ -85,7 +85,8 @@ def test_callback_can_stop_training(planted):
 def test_verbose_prints_one_line_per_epoch(planted, capsys):
     Model(k=2, epochs=3, verbose=True).fit(*planted, validation=planted)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("epoch    1") and "val_rmse" in lines[0]
+    assert len(lines) == 4 and lines[0].startswith("epoch    1") and "val_rmse" in lines[0]
+    assert lines[3].startswith("ran all 3 epochs; kept epoch")      # then how it stopped
 
 
 def test_two_partial_fits_equal_one_fit_of_two_epochs(planted):
