@@ -392,6 +392,9 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
         frame, still_bad = layout.parse(skip=[line for line, _ in bad_lines])
         if still_bad is not None:
             raise ValueError(f"{name}: could not parse the file: {still_bad}")
+        if not len(frame):
+            raise ValueError(f"{name}: no ratings: all {len(bad_lines)} line(s) are bad, the "
+                             f"first at line {bad_lines[0][0]}: {bad_lines[0][1]}")
         warn(f"{name}: skipped {len(bad_lines)} bad line(s), the first at line "
                       f"{bad_lines[0][0]}: {bad_lines[0][1]}", BadLinesWarning)
     return _finish(frame)
@@ -425,8 +428,8 @@ class _Layout:
         else:
             sep = r"\s+" if self.sep == "whitespace" else self.sep
         skiprows = sorted(set(skip) | ({1} if self.header else set()))
-        try:
-            with contextlib.nullcontext(stream) if self.path else stream:
+        try:  # (a short line's missing id is NaN cast to int: numpy's warning is noise here)
+            with contextlib.nullcontext(stream) if self.path else stream, np.errstate(all="ignore"):
                 frame = pd.read_csv(
                     stream, sep=sep, header=None, names=names, usecols=usecols, dtype=self._dtypes(),
                     engine="c", skiprows=[s - 1 for s in skiprows] or None,

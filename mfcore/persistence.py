@@ -129,7 +129,8 @@ def load(path):
     if "format" not in arrays or str(arrays["format"]) != FORMAT:
         raise ModelFileError(f"{path!r} is not an mfcore model file (no '{FORMAT}' marker)")
     version = arrays.get("version")
-    if version is None or version.shape != () or int(version) not in READABLE_VERSIONS:
+    if (version is None or version.shape != () or version.dtype.kind not in "iu"
+            or int(version) not in READABLE_VERSIONS):
         raise ModelFileError(f"{path!r} has model format version {version!r}; "
                              f"this mfcore reads versions {READABLE_VERSIONS}")
     digest = arrays.pop("digest", None)

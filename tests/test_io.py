@@ -336,3 +336,16 @@ def test_any_layout_round_trips_random_ratings(tmp_path):
             np.testing.assert_array_equal(frame[column].to_numpy(), np.array(values))
 
     round_trip()
+
+
+def test_skipping_every_line_is_an_error_and_no_numpy_warning_leaks(tmp_path):
+    # fuzzing findings: all lines skipped gave an empty frame; a short line leaked numpy's
+    # "invalid value encountered in cast" RuntimeWarning
+    with pytest.raises(ValueError, match="no ratings: all 1 line.*are bad, the first at line 1"):
+        read_ratings(write(tmp_path / "bad.dat", "0::0::\x001\n"), on_bad_lines="skip")
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = read_ratings(write(tmp_path / "short.tsv", "0\t0\t1\n1e308"), on_bad_lines="skip")
+    assert len(frame) == 1
+    assert [w.category.__name__ for w in caught] == ["BadLinesWarning"]
