@@ -150,6 +150,7 @@ def load(path):
             state = {key[len(prefix):]: value for key, value in arrays.items()
                      if key.startswith(prefix)}
             model._restore_fitted_state(state)
-    except (KeyError, ValueError, TypeError) as exc:
+    except (LookupError, ValueError, TypeError, OverflowError) as exc:  # (a bad generator state
+        # overflows numpy's setter)
         raise ModelFileError(f"{path!r} holds an inconsistent model: {exc}") from exc
     return model

@@ -232,3 +232,20 @@ def test_a_version_that_is_not_an_integer_is_a_model_file_error(tmp_path, fitted
     _rewrite(path, text_version)
     with pytest.raises(ModelFileError, match="model format version"):
         mfcore.load(path)
+
+
+def test_a_bad_random_generator_state_is_a_model_file_error(tmp_path, fitted):
+    # fuzzing finding: a negative PCG64 increment raised numpy's OverflowError
+    import json
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+
+    def negative_inc(arrays):
+        training = json.loads(str(arrays["state.training"]))
+        training["rng"]["state"]["inc"] = -1
+        arrays["state.training"] = np.str_(json.dumps(training))
+        arrays.pop("digest")
+        arrays["digest"] = np.str_(persistence._digest(arrays))
+    _rewrite(path, negative_inc)
+    with pytest.raises(ModelFileError, match="inconsistent model"):
+        mfcore.load(path)
