@@ -449,13 +449,14 @@ def run_demo(args):
     print(f"split: random 80/10/10 (seed {args.seed}): {len(train):,} train, "
           f"{len(val):,} validation, {len(test):,} test")
     model = ALGORITHMS["sgd"](k=20, epochs=DEMO_MAX_EPOCHS)  # early stopping on validation ends it
+    _status(args, f"training k=20 for up to {DEMO_MAX_EPOCHS} epochs, stopping early on the "
+            "validation part ...")
     start = time.perf_counter()
     model.fit(train["user"], train["item"], train["rating"],
               validation=(val["user"], val["item"], val["rating"]))
     seconds = time.perf_counter() - start
     print(f"fit: k=20, {model.n_epochs_} epochs in {seconds:.2f} s (OpenMP "
-          f"{'on' if openmp_enabled() else 'off'}); kept epoch {model.best_epoch_}, the best "
-          "on validation")
+          f"{'on' if openmp_enabled() else 'off'}); {model.stop_reason_}")
     for label, part in (("validation", val), ("test", test)):
         scores = model.evaluate(part["user"], part["item"], part["rating"])
         print(f"{label:>10} RMSE {scores['rmse']:.4f}  MAE {scores['mae']:.4f}")

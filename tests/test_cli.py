@@ -165,6 +165,7 @@ def test_demo_without_real_data_says_so_and_uses_synthetic(capsys, monkeypatch, 
     assert "MovieLens 100K unavailable" in out and "synthetic" in out
     assert "1,000,209 ratings" in out
     assert "validation RMSE" in out and "test RMSE" in out and out.count("predicted") == 5
+    assert "training k=20 for up to 200 epochs" in err and "kept epoch" in out
 
 
 def test_demo_on_real_movielens_100k(ml100k, capsys):
