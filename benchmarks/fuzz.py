@@ -1,8 +1,9 @@
 """The long fuzzing run of ``read_ratings`` and ``mfcore.load`` (the suite runs a few hundred).
 
-    python benchmarks/fuzz.py [--examples 20000] [--target ratings|models|both] [--seed N]
+    python benchmarks/fuzz.py [--examples 20000] [--target ratings|parquet|models|all] [--seed N]
 
-Feeds that many mutated rating files (every layout, compressed ones too) and as many
+Feeds that many mutated rating files (every text layout, compressed ones too), as many
+Parquet files (random column types, some with mutated bytes; needs pyarrow) and as many
 mutated model files through the checks of ``tests/fuzz_harness.py`` and prints how many
 inputs were tried and what became of them (read or loaded, or refused with the documented
 error). Exit code 1 on a finding: an undocumented exception or a wrong result, printed
@@ -55,16 +56,20 @@ def run(name, strategy, check, examples, seed):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=20_000, help="inputs per target")
-    parser.add_argument("--target", choices=("ratings", "models", "both"), default="both")
+    parser.add_argument("--target", choices=("ratings", "parquet", "models", "all"), default="all")
     parser.add_argument("--seed", type=int, default=None, help="Hypothesis seed (default random)")
     args = parser.parse_args(argv)
     ok = True
     with tempfile.TemporaryDirectory() as folder:
-        if args.target in ("ratings", "both"):
+        if args.target in ("ratings", "all"):
             ok &= run("read_ratings", fz.rating_files(),
                       lambda case: fz.check_rating_file(folder, *case),
                       args.examples, args.seed)
-        if args.target in ("models", "both"):
+        if args.target in ("parquet", "all"):
+            ok &= run("read_ratings (Parquet)", fz.parquet_files(),
+                      lambda case: fz.check_parquet_file(folder, *case),
+                      args.examples, args.seed)
+        if args.target in ("models", "all"):
             saved = fz.saved_models(folder)
             ok &= run("mfcore.load", fz.model_files(saved),
                       lambda case: fz.check_model_file(folder, case[0], case[1]),

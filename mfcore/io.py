@@ -511,6 +511,21 @@ def _finish(frame):
     return frame
 
 
+def _integers(path, values, what):
+    """A numeric column as int64; a missing, fractional or out-of-range value is an error."""
+    if values.dtype.kind == "u" and len(values) and values.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{path}: {what} {values.max()} does not fit in 64 bits")
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(array) | (np.abs(array) >= 2.0**63)
+    bad[~bad] = array[~bad] != np.round(array[~bad])
+    if bad.any():
+        row = int(bad.argmax())
+        raise ValueError(f"{path}: {what} {float(array[row])!r} at row {row} is not an integer")
+    return array.astype(np.int64)
+
+
 def _read_parquet(path, min_fields, columns=None):
     import pandas as pd
 
@@ -537,18 +552,38 @@ def _read_parquet(path, min_fields, columns=None):
         raise ValueError(f"{path}: no {', '.join(missing)} column among {list(frame.columns)}")
     out = pd.DataFrame({c: frame[src] for c, src in chosen.items()})
     for column in ("user", "item"):
-        if out[column].isna().any():
-            raise ValueError(f"{path}: missing {column} id at row {int(out[column].isna().idxmax())}")
-        if out[column].dtype.kind == "f":
-            out[column] = out[column].astype(np.int64)
-        elif out[column].dtype.kind not in "iu":
-            out[column] = out[column].astype(str).astype("category")
+        values = out[column]
+        if values.isna().any():
+            raise ValueError(f"{path}: missing {column} id at row {int(values.isna().to_numpy().argmax())}")
+        if values.dtype.kind == "b":
+            raise ValueError(f"{path}: the {column} ids are booleans, not ids")
+        if values.dtype.kind in "iuf":
+            out[column] = _integers(path, values, f"{column} id")
+        else:
+            text = values.astype(str)
+            empty = (text.str.strip() == "").to_numpy()
+            if empty.any():
+                raise ValueError(f"{path}: empty {column} id at row {int(empty.argmax())}")
+            out[column] = text.astype("category")
     if "rating" in out:
-        rating = out["rating"].to_numpy(dtype=np.float64, na_value=np.nan)
+        try:
+            rating = out["rating"].to_numpy(dtype=np.float64, na_value=np.nan)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: the rating column is not numeric ({exc})") from None
         bad = ~np.isfinite(rating)
         if bad.any():
             raise ValueError(f"{path}: rating is missing or not finite at row {int(np.argmax(bad))}")
         out["rating"] = rating.astype(np.float32)
-    if "timestamp" in out and out["timestamp"].dtype.kind == "M":
-        out["timestamp"] = out["timestamp"].astype("int64") // 10**9
+    if "timestamp" in out:
+        stamps = out["timestamp"]
+        if stamps.dtype.kind == "M":
+            if stamps.isna().any():
+                raise ValueError(f"{path}: missing timestamp at row "
+                                 f"{int(stamps.isna().to_numpy().argmax())}")
+            out["timestamp"] = stamps.astype("int64") // 10**9
+        elif stamps.dtype.kind in "iuf":
+            out["timestamp"] = _integers(path, stamps, "timestamp")
+        else:
+            raise ValueError(f"{path}: the timestamp column holds {stamps.dtype} values, "
+                             "not integers or datetimes")
     return _finish(out[[c for c in COLUMNS if c in out]])

@@ -408,3 +408,70 @@ FUZZ_SETTINGS = dict(deadline=None, database=None, derandomize=False,
 def fuzz_settings(examples, seed=None):
     """Hypothesis settings for ``examples`` inputs, no shrinking database, no deadline."""
     return settings(max_examples=examples, **FUZZ_SETTINGS)
+
+
+# --- Parquet files ------------------------------------------------------------------------
+
+PARQUET_NAMES = {"user": ["user", "userId", "customer_id"], "item": ["item", "movieId", "iid"],
+                 "rating": ["rating", "score"], "timestamp": ["timestamp", "ts"]}
+_PARQUET_VALUES = {
+    "int": st.integers(-2**40, 2**40),
+    "float": st.one_of(st.integers(-2**20, 2**20).map(float),
+                       st.floats(allow_nan=True, allow_infinity=True, width=64)),
+    "str": st.text(alphabet="ab1 ", min_size=0, max_size=3),
+}
+
+
+@st.composite
+def parquet_files(draw):
+    """(bytes of a Parquet file, its source frame or None when the bytes were mutated)."""
+    import pandas as pd
+
+    n = draw(st.integers(1, 8))
+    columns = {}
+    for column in ("user", "item", "rating", "timestamp"):
+        if column == "timestamp" and draw(st.booleans()):
+            continue
+        if column == "rating" and not draw(st.integers(0, 9)):
+            continue                                 # no rating column: an error
+        kind = draw(st.sampled_from(["int", "int", "float", "str"]))
+        values = draw(st.lists(_PARQUET_VALUES[kind], min_size=n, max_size=n))
+        columns[draw(st.sampled_from(PARQUET_NAMES[column]))] = pd.Series(values)
+    frame = pd.DataFrame(columns)
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    data = buffer.getvalue()
+    if draw(st.integers(0, 3)) == 0:
+        return _mutate(draw, data), None
+    return data, frame
+
+
+def check_parquet_file(folder, data, source):
+    """Read one Parquet file; fail unless it is a ValueError or the source's exact values."""
+    path = os.path.join(folder, "ratings.parquet")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    try:
+        frame = read_ratings(path)
+    except ValueError as exc:
+        assert str(exc)
+        return "error"
+    _check_frame(frame)
+    if source is None:
+        return "read"
+    by_column = {}
+    for name in source.columns:
+        for column, names in PARQUET_NAMES.items():
+            if name in names:
+                by_column[column] = source[name]
+    for column in ("user", "item"):
+        got, want = frame[column], by_column[column]
+        if got.dtype.kind in "iu":   # numbers in, the same integers out (never truncated)
+            want = want.to_numpy(dtype=np.float64)
+            assert np.isfinite(want).all() and (want == np.round(want)).all(), (column, want)
+            np.testing.assert_array_equal(got.to_numpy(dtype=np.float64), want)
+        else:
+            assert list(got.astype(str)) == list(want.astype(str)), column
+    want = by_column["rating"].to_numpy(dtype=np.float64)
+    np.testing.assert_allclose(frame["rating"].to_numpy(), want.astype(np.float32), rtol=0)
+    return "read"

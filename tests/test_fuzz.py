@@ -11,6 +11,7 @@ import fuzz_harness as fz  # noqa: E402
 
 RATING_EXAMPLES = 200
 MODEL_EXAMPLES = 150
+PARQUET_EXAMPLES = 60
 
 
 def test_mutated_rating_files_read_correctly_or_raise_value_error(tmp_path):
@@ -50,3 +51,16 @@ def test_the_reference_parser_agrees_on_plain_files(tmp_path, text):
     # the oracle itself: on files it can read, it and read_ratings agree
     assert fz.check_rating_file(str(tmp_path), "r.dat", text.encode(), text.encode(),
                                 "error") == "read"
+
+
+def test_parquet_files_read_exactly_or_raise_value_error(tmp_path):
+    pytest.importorskip("pyarrow", reason="Parquet needs pyarrow")
+    outcomes = []
+
+    @fz.fuzz_settings(PARQUET_EXAMPLES)
+    @given(fz.parquet_files())
+    def fuzz(case):
+        outcomes.append(fz.check_parquet_file(str(tmp_path), *case))
+
+    fuzz()
+    assert "read" in outcomes and "error" in outcomes

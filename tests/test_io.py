@@ -349,3 +349,25 @@ def test_skipping_every_line_is_an_error_and_no_numpy_warning_leaks(tmp_path):
         frame = read_ratings(write(tmp_path / "short.tsv", "0\t0\t1\n1e308"), on_bad_lines="skip")
     assert len(frame) == 1
     assert [w.category.__name__ for w in caught] == ["BadLinesWarning"]
+
+
+@pytest.mark.parametrize("columns, match", [
+    ({"user": [1.0, 2.5], "item": [1, 2], "rating": [4, 5]}, "user id 2.5 at row 1 is not an integer"),
+    ({"user": [1, 2], "item": [1.0, float("inf")], "rating": [4, 5]}, "item id inf at row 1"),
+    ({"user": ["a", " "], "item": [1, 2], "rating": [4, 5]}, "empty user id at row 1"),
+    ({"user": [True, False], "item": [1, 2], "rating": [4, 5]}, "booleans"),
+    ({"user": [1, 2], "item": [1, 2], "rating": ["x", "5"]}, "rating column is not numeric"),
+    ({"user": [1, 2], "item": [1, 2], "rating": [4, 5], "ts": ["a", "b"]}, "timestamp column"),
+    ({"user": [1, 2], "item": [1, 2], "rating": [4, 5], "ts": [1.0, 2.5]}, "timestamp 2.5"),
+])
+def test_parquet_values_are_checked_not_truncated(tmp_path, columns, match):
+    # fuzzing findings: float ids were truncated (2.5 -> 2), non-numeric timestamps kept
+    pytest.importorskip("pyarrow", reason="pyarrow is optional; Parquet needs it")
+    pd.DataFrame(columns).to_parquet(tmp_path / "r.parquet")
+    with pytest.raises(ValueError, match=match):
+        read_ratings(tmp_path / "r.parquet")
+    whole = pd.DataFrame({"user": [1.0, 2.0], "item": [3, 4], "rating": [4, 5], "ts": [9.0, 8.0]})
+    whole.to_parquet(tmp_path / "ok.parquet")
+    frame = read_ratings(tmp_path / "ok.parquet")
+    assert list(frame["user"]) == [1, 2] and list(frame["timestamp"]) == [9, 8]
+    assert frame["timestamp"].dtype == np.int64
