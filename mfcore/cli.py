@@ -49,8 +49,12 @@ _CLI_SPELLING = [
     (re.compile(r"\bexclude_seen=False\b"), lambda m: "--include-seen"),
     (re.compile(r"\bmember="), lambda m: "--member"),
     (re.compile(r"\bvalidation_fraction\b"), lambda m: "--val"),
-    (re.compile(r"\bn_iter\b(?!_)"), lambda m: "--n-iter"),
+    (re.compile(r"\bn_iter\b"), lambda m: "--n-iter"),
 ]
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
 
 
 def cli_terms(message):
@@ -63,11 +67,10 @@ def cli_terms(message):
                    reverse=True)
     alternatives = "|".join(map(re.escape, names))
     # name=value (not inside a path or a longer word), and a message that starts "name must"
-    message = re.sub(rf"(?<![\w/.\\-])({alternatives})=('[^']*'|\"[^\"]*\"|[^\s,;)]+)",
-                     lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2).strip(chr(39) + chr(34))}",
-                     message)
-    return re.sub(rf"^({alternatives}) must\b",
-                  lambda m: f"--{m.group(1).replace('_', '-')} must", message)
+    keyword = re.compile(rf"(?<![\w/.\\-])({alternatives})=('[^']*'|\"[^\"]*\"|[^\s,;)]+)")
+    message = keyword.sub(lambda m: f"{_flag(m.group(1))} {m.group(2).strip(chr(34) + chr(39))}",
+                          message)
+    return re.sub(rf"^({alternatives}) must\b", lambda m: f"{_flag(m.group(1))} must", message)
 
 
 # --- shared helpers -------------------------------------------------------------------
@@ -229,7 +232,7 @@ def _add_hyper_options(parser, title, command):
             text = next(iter(texts.values()))
         else:
             text = ", ".join(f"{algo}: {t}" for algo, t in texts.items())
-        flag = "--" + name.replace("_", "-")
+        flag = _flag(name)
         if all(isinstance(d, bool) for d in defaults.values()):
             hyper.add_argument(flag, dest="param_" + name, action=argparse.BooleanOptionalAction,
                                default=argparse.SUPPRESS, help=text)
@@ -246,7 +249,7 @@ def _model_from_flags(args):
     valid = estimator._param_names()
     foreign = [name for name in params if name not in valid]
     if foreign:
-        args.parser.error(f"--{foreign[0].replace('_', '-')} does not apply to --algorithm "
+        args.parser.error(f"{_flag(foreign[0])} does not apply to --algorithm "
                           f"{args.algorithm}")
     model = estimator()
     try:
@@ -629,7 +632,7 @@ def run_tune(args):
         print(f"{len(table)} trials on {len(data):,} ratings, scored by {scoring}, "
               f"in {seconds:.1f} s:")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        print("best: " + " ".join(f"--{k.replace('_', '-')} {v}"
+        print("best: " + " ".join(f"{_flag(k)} {v}"
                                   for k, v in search.best_params_.items())
               + f"  (validation RMSE {search.best_score_:.4f})")
     if args.output:
