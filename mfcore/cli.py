@@ -668,7 +668,7 @@ def _run(args):
             args.func(args)
         finally:
             for w in caught:
-                print(f"mfcore {args.command}: warning: {w.message}", file=sys.stderr)
+                print(f"mfcore {args.command}: warning: {cli_terms(w.message)}", file=sys.stderr)
 
 
 def main(argv=None):
