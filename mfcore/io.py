@@ -28,6 +28,7 @@ import gzip
 import io
 import lzma
 import os
+import re
 import zipfile
 import zlib
 
@@ -168,10 +169,31 @@ def _parse_fast(open_stream, columns, sep, header):
 
 # --- sniffing the layout ----------------------------------------------------------------------
 
+# Lines, blanks and numbers as pandas' C parser sees them (not as Python's str methods do,
+# which also break lines at \x0b, \x1c, \x85 ... and strip them as whitespace).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_SPACE = " \t"
+_WHITESPACE_SEP = re.compile(r"[ \t]+")
+
+
+def _lines(text):
+    return _LINE_BREAK.split(text)
+
+
+def _is_blank(line):
+    return not line.strip(_SPACE + "\r\n")
+
+
 def _split(line, sep):
     if sep == "whitespace":
-        return line.split()
+        return _WHITESPACE_SEP.split(line.strip(_SPACE))
     return line.split(sep)
+
+
+def _plain(text):
+    """No underscore digit separators and no whitespace but spaces and tabs around it:
+    what pandas reads as a number (Python's int() and float() accept more)."""
+    return "_" not in text and text.strip(_SPACE) == text.strip()
 
 
 def _is_number(text):
@@ -179,7 +201,7 @@ def _is_number(text):
         float(text)
     except ValueError:
         return False
-    return True
+    return _plain(text)
 
 
 def _is_int(text):
@@ -187,12 +209,13 @@ def _is_int(text):
         int(text)
     except ValueError:
         return False
-    return True
+    return _plain(text)
 
 
 def _looks_like_header(fields):
-    """A first line is a header only if it is clearly one: no field of it is a number."""
-    return all(f and not _is_number(f) for f in fields)
+    """A first line is a header only if it is clearly one: at least two fields (user and
+    item), none of them a number."""
+    return len(fields) >= 2 and all(f and not _is_number(f) for f in fields)
 
 
 def _sniff(open_stream, name, sep, header):
@@ -200,7 +223,7 @@ def _sniff(open_stream, name, sep, header):
     with open_stream() as fh:
         head = fh.read(_SNIFF_BYTES)
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    lines = [ln for ln in _lines(text) if not _is_blank(ln)]
     if len(head) == _SNIFF_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the last one may be cut
     if not lines:
@@ -221,7 +244,7 @@ def _sniff(open_stream, name, sep, header):
         raise ValueError(f"sep must be one of {sorted(SEPARATORS)}, got {sep!r}")
     else:
         sep = SEPARATORS[sep]
-    fields = [f.strip() for f in _split(first, sep)]
+    fields = [f.strip(_SPACE) for f in _split(first, sep)]
     if header is None:
         header = _looks_like_header(fields)
     data_lines = lines[1:] if header else lines
@@ -229,7 +252,8 @@ def _sniff(open_stream, name, sep, header):
         raise ValueError(f"{name}: no ratings (only a header line)")
     names = [f.strip('"').lower() for f in fields] if header else None
     header_colons = lines[0].count(":") if header else 0
-    return sep, bool(header), names, [f.strip() for f in _split(data_lines[0], sep)], header_colons
+    return (sep, bool(header), names, [f.strip(_SPACE) for f in _split(data_lines[0], sep)],
+            header_colons)
 
 
 def _checked_columns(columns, min_fields):
@@ -440,6 +464,8 @@ class _Layout:
             return None, exc
         if "rating" in frame and not np.isfinite(frame["rating"].to_numpy()).all():
             return None, "a rating is not a finite number"
+        if self.ids == "str" and not skip and _count_byte(self.open_stream, 0):  # (numbers fail)
+            return None, "a NUL byte"
         if self.sep == "::" and not skip:
             expected = 2 * (len(self.columns) - 1) * len(frame) + self.header_colons
             colons = _count_byte(self.open_stream, ord(":"))
@@ -458,7 +484,7 @@ class _Layout:
             for number, line in enumerate(fh, start=1):
                 if number == 1 and self.header:
                     continue
-                if not line.strip() and (self.sep == "whitespace" or self.sep[0] not in line):
+                if _is_blank(line) and (self.sep == "whitespace" or self.sep[0] not in line):
                     continue  # blank, as pandas sees it (a line of tabs is not, in a tab file)
                 problem = self._check_line(line, expected)
                 if problem:
@@ -469,9 +495,11 @@ class _Layout:
 
     def _check_line(self, line, expected):
         line = line.rstrip("\r\n")
+        if "\x00" in line:
+            return f"a NUL byte (is this a text file?): {line!r}"
         fields = _split(line, self.sep)
         if self.sep != "whitespace":
-            fields = [f.strip() for f in fields]
+            fields = [f.strip(_SPACE) for f in fields]
         if len(fields) != expected:
             return (f"{len(fields)} field(s), expected {expected} "
                     f"({', '.join(self.columns)}): {line!r}")
@@ -570,10 +598,14 @@ def _read_parquet(path, min_fields, columns=None):
             rating = out["rating"].to_numpy(dtype=np.float64, na_value=np.nan)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{path}: the rating column is not numeric ({exc})") from None
-        bad = ~np.isfinite(rating)
+        with np.errstate(over="ignore"):
+            rating32 = rating.astype(np.float32)
+        bad = ~np.isfinite(rating32)   # (beyond float32's 3.4e38 too, as the text readers)
         if bad.any():
-            raise ValueError(f"{path}: rating is missing or not finite at row {int(np.argmax(bad))}")
-        out["rating"] = rating.astype(np.float32)
+            row = int(np.argmax(bad))
+            raise ValueError(f"{path}: rating {float(rating[row])!r} at row {row} is missing or "
+                             "not a finite float32 number")
+        out["rating"] = rating32
     if "timestamp" in out:
         stamps = out["timestamp"]
         if stamps.dtype.kind == "M":

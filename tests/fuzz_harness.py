@@ -43,7 +43,8 @@ HEADERS = {4: "userId{s}movieId{s}rating{s}timestamp", 3: "user{s}item{s}rating"
 #: bytes that make a parser work: separators, line ends, signs, quotes, exponents, junk
 NASTY = [b"\n", b"\r", b"\r\n", b":", b"::", b"\t", b",", b";", b" ", b"-", b"+", b".", b"e",
          b"E", b'"', b"nan", b"inf", b"0", b"9", b"99999999999999999999", b"\x00", b"\xff",
-         b"\xef\xbb\xbf", b"#", b"user", b"1e308", b"\xc3\xa9"]
+         b"\xef\xbb\xbf", b"#", b"user", b"1e308", b"\xc3\xa9", b"\x0b", b"\x0c", b"\x1c",
+         b"\xc2\x85", b"\xc2\xa0", b"_", b"1_0", b"\t\t"]
 
 ROW = st.tuples(st.integers(-2**31, 2**40), st.integers(0, 2**31 - 1),
                 st.sampled_from(["1", "2.5", "4.", "0.5", "5", "-1", "3.25", ".5", "10"]),
@@ -118,8 +119,11 @@ def _lines(text):
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
+_BLANKS = " \t\r\n"   # what pandas' C parser takes for blank (not Python's str.strip)
+
+
 def _fields(line, sep):
-    return line.split() if sep == " " else line.split(sep)
+    return re.split(r"[ \t]+", line.strip(" \t")) if sep == " " else line.split(sep)
 
 
 def reference_parse(text, sep, header, n_fields):
@@ -129,7 +133,7 @@ def reference_parse(text, sep, header, n_fields):
     rating (no exponent), no spaces around fields (a whitespace file: single spaces),
     no blank line holding a separator; the readers must read such a file exactly so.
     """
-    lines = [ln for ln in _lines(text) if ln.strip()]
+    lines = [ln for ln in _lines(text) if ln.strip(_BLANKS)]
     if header:
         lines = lines[1:]
     rows = []
@@ -154,7 +158,7 @@ def reference_parse(text, sep, header, n_fields):
 def data_line_count(text, sep, header):
     """Non-blank lines after the header, as the readers count them."""
     lines = [ln for ln in _lines(text)
-             if ln.strip() or (sep not in (" ",) and sep[0] in ln)]
+             if ln.strip(_BLANKS) or (sep != " " and sep[0] in ln)]
     return len(lines) - (1 if header else 0)
 
 
@@ -208,7 +212,7 @@ def check_rating_file(folder, name, data, text_bytes, on_bad_lines):
 
 def _detected_separator(text):
     """The separator the readers detect from the first non-blank line (None when unsure)."""
-    first = next((ln for ln in _lines(text) if ln.strip()), None)
+    first = next((ln for ln in _lines(text) if ln.strip(_BLANKS)), None)
     if first is None:
         return None
     for sep in ("::", "\t", ",", ";"):
@@ -218,16 +222,16 @@ def _detected_separator(text):
 
 
 def _has_header(text, sep):
-    first = next(ln for ln in _lines(text) if ln.strip())
-    fields = [f.strip() for f in _fields(first, sep)]
+    first = next(ln for ln in _lines(text) if ln.strip(_BLANKS))
+    fields = [f.strip(" \t") for f in _fields(first, sep)]
 
-    def number(f):
+    def number(f):  # as pandas reads numbers: no '_', no whitespace but spaces and tabs
         try:
             float(f)
         except ValueError:
             return False
-        return True
-    return all(f and not number(f) for f in fields)
+        return "_" not in f and f == f.strip()
+    return len(fields) >= 2 and all(f and not number(f) for f in fields)
 
 
 def _check_frame(frame):

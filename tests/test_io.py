@@ -357,6 +357,7 @@ def test_skipping_every_line_is_an_error_and_no_numpy_warning_leaks(tmp_path):
     ({"user": ["a", " "], "item": [1, 2], "rating": [4, 5]}, "empty user id at row 1"),
     ({"user": [True, False], "item": [1, 2], "rating": [4, 5]}, "booleans"),
     ({"user": [1, 2], "item": [1, 2], "rating": ["x", "5"]}, "rating column is not numeric"),
+    ({"user": [1, 2], "item": [1, 2], "rating": [4, 3.5e38]}, "rating 3.5e.38 at row 1"),
     ({"user": [1, 2], "item": [1, 2], "rating": [4, 5], "ts": ["a", "b"]}, "timestamp column"),
     ({"user": [1, 2], "item": [1, 2], "rating": [4, 5], "ts": [1.0, 2.5]}, "timestamp 2.5"),
 ])
@@ -371,3 +372,19 @@ def test_parquet_values_are_checked_not_truncated(tmp_path, columns, match):
     frame = read_ratings(tmp_path / "ok.parquet")
     assert list(frame["user"]) == [1, 2] and list(frame["timestamp"]) == [9, 8]
     assert frame["timestamp"].dtype == np.int64
+
+
+@pytest.mark.parametrize("text, match", [
+    (b"1,2,3\n\x0c\n", "line 2: 1 field"),            # a form feed is no blank line to pandas
+    (b"1,2,3\n\x00\n", "line 2: a NUL byte"),
+    (b"a,b,5\nc\x00,d,4\n", "line 2: a NUL byte"),     # string ids: no NUL kept in an id
+    (b"\x00\n", "the first line has 1 field"),         # one field is no header
+    (b"1,2,3\n1_0,2,3\n", "line 2: user id '1_0' is not an integer"),
+])
+def test_lines_and_numbers_as_the_parser_sees_them(tmp_path, text, match):
+    # fuzzing findings: Python's idea of blank lines, line breaks and numbers (\x0c, \x1c, 1_0)
+    # differed from the parser's, so bad lines went unnamed or NUL bytes into string ids
+    path = tmp_path / "r.csv"
+    path.write_bytes(text)
+    with pytest.raises(ValueError, match=match):
+        read_ratings(path)
