@@ -219,11 +219,13 @@ def _looks_like_header(fields):
 
 
 def _sniff(open_stream, name, sep, header):
-    """Separator, header flag, header names, first data line's fields and the header's colons."""
+    """Separator, the header's line number (0: none; blank lines may come first), header
+    names, first data line's fields and the header's colons."""
     with open_stream() as fh:
         head = fh.read(_SNIFF_BYTES)
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    lines = [ln for ln in _lines(text) if not _is_blank(ln)]
+    numbered = [(n, ln) for n, ln in enumerate(_lines(text), start=1) if not _is_blank(ln)]
+    lines = [ln for _, ln in numbered]
     if len(head) == _SNIFF_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the last one may be cut
     if not lines:
@@ -252,8 +254,8 @@ def _sniff(open_stream, name, sep, header):
         raise ValueError(f"{name}: no ratings (only a header line)")
     names = [f.strip('"').lower() for f in fields] if header else None
     header_colons = lines[0].count(":") if header else 0
-    return (sep, bool(header), names, [f.strip(_SPACE) for f in _split(data_lines[0], sep)],
-            header_colons)
+    return (sep, numbered[0][0] if header else 0, names,
+            [f.strip(_SPACE) for f in _split(data_lines[0], sep)], header_colons)
 
 
 def _checked_columns(columns, min_fields):
@@ -401,8 +403,8 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
                      header_colons)
     frame = None
     if (sep in ("::", "\t", ",", ";") and ids == "int" and len(columns) >= 3
-            and columns == list(COLUMNS[:len(columns)])):
-        frame = _parse_fast(open_stream, columns, sep, header)
+            and columns == list(COLUMNS[:len(columns)]) and header in (0, 1)):
+        frame = _parse_fast(open_stream, columns, sep, header == 1)
     if frame is not None:
         return _finish(frame)
     frame, bad = layout.parse()
@@ -428,6 +430,7 @@ class _Layout:
     """How to parse one file: a fast pandas pass, and a slow line-by-line diagnosis on failure."""
 
     def __init__(self, name, path, open_stream, sep, header, columns, ids, header_colons=0):
+        # header: the header's line number (0: none)
         self.name, self.open_stream, self.sep, self.header = name, open_stream, sep, header
         self.path = path  # set for an uncompressed file
         self.columns, self.ids, self.header_colons = columns, ids, header_colons
@@ -451,7 +454,7 @@ class _Layout:
                      for n in range(2 * len(self.columns) - 1)]
         else:
             sep = r"\s+" if self.sep == "whitespace" else self.sep
-        skiprows = sorted(set(skip) | ({1} if self.header else set()))
+        skiprows = sorted(set(skip) | ({self.header} if self.header else set()))
         try:  # (a short line's missing id is NaN cast to int: numpy's warning is noise here)
             with contextlib.nullcontext(stream) if self.path else stream, np.errstate(all="ignore"):
                 frame = pd.read_csv(
@@ -482,7 +485,7 @@ class _Layout:
         with io.TextIOWrapper(self.open_stream(), encoding="utf-8", errors="replace",
                               newline=None) as fh:
             for number, line in enumerate(fh, start=1):
-                if number == 1 and self.header:
+                if number == self.header:
                     continue
                 if _is_blank(line) and (self.sep == "whitespace" or self.sep[0] not in line):
                     continue  # blank, as pandas sees it (a line of tabs is not, in a tab file)

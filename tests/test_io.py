@@ -388,3 +388,18 @@ def test_lines_and_numbers_as_the_parser_sees_them(tmp_path, text, match):
     path.write_bytes(text)
     with pytest.raises(ValueError, match=match):
         read_ratings(path)
+
+
+@pytest.mark.parametrize("text", [b"\nuser\titem\trating\n1\t10\t5\n", b"\n \r\nuser,item,rating\r\n1,10,5\n",
+                                  b"\r\ruser;item;rating\r1;10;5\r"])
+def test_a_header_after_blank_lines(tmp_path, text):
+    # fuzzing finding: the header was looked for on line 1 only, so after a blank line it was
+    # read as data (an error naming it, or a 'skipped bad line' with on_bad_lines="skip")
+    path = tmp_path / "r.dat"
+    path.write_bytes(text)
+    for mode in ("error", "skip"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            frame = read_ratings(path, on_bad_lines=mode)
+        assert frame.to_dict("list") == {"user": [1], "item": [10], "rating": [5.0]}
