@@ -27,7 +27,7 @@ import fuzz_harness as fz  # noqa: E402
 def run(name, strategy, check, examples, seed):
     outcomes = collections.Counter()
 
-    @fz.fuzz_settings(examples)
+    @fz.fuzz_settings(examples, derandomize=False)
     @given(strategy)
     def fuzz(case):
         outcomes[check(case)] += 1

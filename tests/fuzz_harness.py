@@ -405,13 +405,11 @@ def check_model_file(folder, data, original):
     return "loaded"
 
 
-FUZZ_SETTINGS = dict(deadline=None, database=None, derandomize=False,
-                     suppress_health_check=list(HealthCheck))
-
-
-def fuzz_settings(examples, seed=None):
-    """Hypothesis settings for ``examples`` inputs, no shrinking database, no deadline."""
-    return settings(max_examples=examples, **FUZZ_SETTINGS)
+def fuzz_settings(examples, derandomize=True):
+    """Hypothesis settings for ``examples`` inputs, no example database, no deadline;
+    derandomized (the same inputs every run: the suite) unless asked (benchmarks/fuzz.py)."""
+    return settings(max_examples=examples, deadline=None, database=None, derandomize=derandomize,
+                    suppress_health_check=list(HealthCheck))
 
 
 # --- Parquet files ------------------------------------------------------------------------
