@@ -610,14 +610,14 @@ def run_tune(args):
                     base=base, refit=args.output is not None, seed=args.split_seed,
                     verbose=not args.json and not args.quiet)
     try:
-        search.check()
+        trials = search.check()
     except ValueError as exc:
         args.parser.error(cli_terms(exc))
     _check_output(args.output, "-o")
     _check_output(args.results, "--results")
     data = _read(args, args.ratings)
     scoring = f"{args.cv}-fold CV" if args.cv else f"a {args.val:g} validation split"
-    _status(args, f"searching {len(search._checked(search._streams()[0])[1])} grid points of "
+    _status(args, f"searching {len(trials)} grid points of "
             f"{type(base).__name__} on {len(data):,} ratings, scored by {scoring} ...")
     start = time.perf_counter()
     search.fit(data["user"], data["item"], data["rating"])

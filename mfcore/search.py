@@ -115,8 +115,9 @@ class Search:
 
     def check(self):
         """Validate the options and every grid point without training; raise ValueError
-        naming the bad option, parameter or value. ``fit`` runs the same checks first."""
-        self._checked(self._streams()[0])
+        naming the bad option, parameter or value (``fit`` runs the same checks first).
+        Returns the parameter dicts the search will try."""
+        return self._checked(self._streams()[0])[1]
 
     def _streams(self):
         """Independent generators for the random grid draws and for the split, so the
