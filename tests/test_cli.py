@@ -138,6 +138,7 @@ def test_tune_prints_the_grid_and_saves_the_refit_best(files, capsys):
                          "-o", model, "--results", table)
     assert code == 0, err
     assert "4 trials on 3,500 ratings, scored by a 0.1 validation split" in out
+    assert "searching 4 grid points of Model on 3,500 ratings" in err        # progress
     assert out.count("-> val RMSE") == 4 and "trial 4/4: k=8 reg=0.3" in out   # progress
     trials = pd.read_csv(table)
     assert len(trials) == 4 and set(zip(trials["k"], trials["reg"])) == {
