@@ -585,7 +585,8 @@ def _read_parquet(path, min_fields, columns=None):
     for column in ("user", "item"):
         values = out[column]
         if values.isna().any():
-            raise ValueError(f"{path}: missing {column} id at row {int(values.isna().to_numpy().argmax())}")
+            row = int(values.isna().to_numpy().argmax())
+            raise ValueError(f"{path}: missing {column} id at row {row}")
         if values.dtype.kind == "b":
             raise ValueError(f"{path}: the {column} ids are booleans, not ids")
         if values.dtype.kind in "iuf":

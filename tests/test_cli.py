@@ -74,7 +74,8 @@ def test_train_evaluate_predict_info_round_trip(files, capsys):
 
 @pytest.mark.parametrize("argv, code, message", [
     (["train", "{d}/train.dat"], 2, "required: -o"),
-    (["train", "{d}/train.dat", "-o", "{d}/m.mfz", "--k", "0"], 2, "--k must be an integer >= 1, got 0"),
+    (["train", "{d}/train.dat", "-o", "{d}/m.mfz", "--k", "0"], 2,
+     "--k must be an integer >= 1, got 0"),
     (["train", "{d}/train.dat", "-o", "{d}/m.mfz", "--val", "1.5"], 2, "--val"),
     (["train", "{d}/missing.csv", "-o", "{d}/m.mfz"], 1, "not found"),
     (["train", "{d}/bad.csv", "-o", "{d}/m.mfz"], 1, "bad.csv, line 2"),

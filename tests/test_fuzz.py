@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip("hypothesis")
 pytest.importorskip("pandas")
 
-from hypothesis import given, strategies as st  # noqa: E402
+from hypothesis import given  # noqa: E402
 
 import fuzz_harness as fz  # noqa: E402
 

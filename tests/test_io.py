@@ -352,7 +352,7 @@ def test_skipping_every_line_is_an_error_and_no_numpy_warning_leaks(tmp_path):
 
 
 @pytest.mark.parametrize("columns, match", [
-    ({"user": [1.0, 2.5], "item": [1, 2], "rating": [4, 5]}, "user id 2.5 at row 1 is not an integer"),
+    ({"user": [1.0, 2.5], "item": [1, 2], "rating": [4, 5]}, "user id 2.5 at row 1 is not an int"),
     ({"user": [1, 2], "item": [1.0, float("inf")], "rating": [4, 5]}, "item id inf at row 1"),
     ({"user": ["a", " "], "item": [1, 2], "rating": [4, 5]}, "empty user id at row 1"),
     ({"user": [True, False], "item": [1, 2], "rating": [4, 5]}, "booleans"),
@@ -390,7 +390,8 @@ def test_lines_and_numbers_as_the_parser_sees_them(tmp_path, text, match):
         read_ratings(path)
 
 
-@pytest.mark.parametrize("text", [b"\nuser\titem\trating\n1\t10\t5\n", b"\n \r\nuser,item,rating\r\n1,10,5\n",
+@pytest.mark.parametrize("text", [b"\nuser\titem\trating\n1\t10\t5\n",
+                                  b"\n \r\nuser,item,rating\r\n1,10,5\n",
                                   b"\r\ruser;item;rating\r1;10;5\r"])
 def test_a_header_after_blank_lines(tmp_path, text):
     # fuzzing finding: the header was looked for on line 1 only, so after a blank line it was
