@@ -44,11 +44,11 @@ def run(name, strategy, check, examples, seed):
     tried = sum(outcomes.values())
     print(f"{name}: {tried:,} inputs in {seconds:.1f} s: "
           + ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items())))
-    if finding is not None:
-        where = traceback.extract_tb(finding.__traceback__)[-1]
-        print(f"  FINDING: {type(finding).__name__} at {os.path.basename(where.filename)}:"
-              f"{where.lineno} ({where.line}): {str(finding)[:1500]}")
-        for note in getattr(finding, "__notes__", []):
+    for exc in getattr(finding, "exceptions", [finding] if finding is not None else []):
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        print(f"  FINDING: {type(exc).__name__} at {os.path.basename(where.filename)}:"
+              f"{where.lineno} ({where.line}): {str(exc)[:1500]}")
+        for note in getattr(exc, "__notes__", []):
             print("  " + note[:1500])
     return finding is None
 
