@@ -155,7 +155,10 @@ def _parse_fast(open_stream, columns, sep, header):
             rest = data[cut:]
             start = 0
             if skip_header and cut:  # the header is the file's first line
-                start, skip_header = data.index(b"\n") + 1, False
+                end = data.find(b"\n")
+                if end < 0 or b"\r" in data[:max(end - 1, 0)]:
+                    return None  # it ends in a lone CR: the general reader splits such lines
+                start, skip_header = end + 1, False
             if cut > start:
                 row, _, failed = parse_block(memoryview(data)[start:cut], sep.encode(),
                                              len(columns), arrays["user"], arrays["item"],
@@ -405,7 +408,7 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
     if (sep in ("::", "\t", ",", ";") and ids == "int" and len(columns) >= 3
             and columns == list(COLUMNS[:len(columns)]) and header in (0, 1)):
         frame = _parse_fast(open_stream, columns, sep, header == 1)
-    if frame is not None:
+    if frame is not None and len(frame):
         return _finish(frame)
     frame, bad = layout.parse()
     if bad is not None:
@@ -423,6 +426,8 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
                              f"first at line {bad_lines[0][0]}: {bad_lines[0][1]}")
         warn(f"{name}: skipped {len(bad_lines)} bad line(s), the first at line "
                       f"{bad_lines[0][0]}: {bad_lines[0][1]}", BadLinesWarning)
+    if not len(frame):  # (the sniffer saw a data line: never return nothing silently)
+        raise ValueError(f"{name}: no ratings could be read")
     return _finish(frame)
 
 

@@ -404,3 +404,17 @@ def test_a_header_after_blank_lines(tmp_path, text):
             warnings.simplefilter("error")
             frame = read_ratings(path, on_bad_lines=mode)
         assert frame.to_dict("list") == {"user": [1], "item": [10], "rating": [5.0]}
+
+
+@pytest.mark.parametrize("text, users", [
+    (b"user\titem\trating\r0\t0\t1\r\n7\t0\t1\r\n", [0, 7]),
+    (b"user\titem\trating\r0\t0\t1\r\n", [0]),
+    (b"user::item::rating\r1::2::3\n4::5::6\n", [1, 4]),
+    (b"user,item,rating\r1,2,3", [1]),
+])
+def test_a_header_ending_in_a_lone_cr_keeps_the_first_row(tmp_path, text, users):
+    # fuzzing finding: the compiled path skipped the header up to the first LF, so a header
+    # ended by a lone CR took the first data line with it (a row silently lost, or no rows)
+    path = tmp_path / "r.dat"
+    path.write_bytes(text)
+    assert list(read_ratings(path)["user"]) == users
