@@ -216,9 +216,13 @@ def _is_int(text):
 
 
 def _looks_like_header(fields):
-    """A first line is a header only if it is clearly one: at least two fields (user and
-    item), none of them a number."""
-    return len(fields) >= 2 and all(f and not _is_number(f) for f in fields)
+    """A first line is a header only if it is clearly one: no field is a number and, with a
+    rating column (three fields or more), that is enough (a data line's rating is a number);
+    two fields (a pairs file, string ids) must both be known column names."""
+    if len(fields) < 2 or not all(f and not _is_number(f) for f in fields):
+        return False
+    known = {alias for aliases in ALIASES.values() for alias in aliases}
+    return len(fields) >= 3 or all(f.strip('"').lower() in known for f in fields)
 
 
 def _sniff(open_stream, name, sep, header):

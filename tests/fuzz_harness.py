@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, settings, strategies as st
 import mfcore
 from mfcore import ModelFileError, persistence
 from mfcore.errors import BadLinesWarning
-from mfcore.io import read_ratings
+from mfcore.io import ALIASES, read_ratings
 
 # --- rating files ----------------------------------------------------------------------
 
@@ -231,7 +231,10 @@ def _has_header(text, sep):
         except ValueError:
             return False
         return "_" not in f and f == f.strip()
-    return len(fields) >= 2 and all(f and not number(f) for f in fields)
+    if len(fields) < 2 or not all(f and not number(f) for f in fields):
+        return False
+    known = {alias for aliases in ALIASES.values() for alias in aliases}
+    return len(fields) >= 3 or all(f.strip('"').lower() in known for f in fields)
 
 
 def _check_frame(frame):

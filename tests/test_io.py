@@ -213,6 +213,9 @@ def test_read_pairs_allows_a_missing_rating(tmp_path):
     assert list(frame.columns) == ["user", "item"]
     with pytest.raises(ValueError, match="expected user, item, rating"):
         read_ratings(write(tmp_path / "pairs2.csv", "1,10\n2,20\n"))
+    # two string ids are a pair, not a header (unless both are column names)
+    frame = read_pairs(write(tmp_path / "pairs3.csv", "u1,i3\nu2,i4\n"))
+    assert list(frame["user"]) == ["u1", "u2"]
 
 
 def test_parquet_when_pyarrow_is_installed(tmp_path):
