@@ -176,7 +176,7 @@ def test_malformed_lines_name_file_and_line(tmp_path, text, line, match):
     ("1\t10\t5\n\t\n2\t20\t4\n", "line 2: 2 field.*'\\\\t'"),   # a line of one tab is not blank
     ("1,10,5\n2,20,inf\n", "line 2: rating 'inf'"),
     ("1\t2\n", "the first line has 2 field"),
-    ("a\tb\n", "only a header line"),
+    ("a\tb\n", "the first line has 2 field"),
 ])
 def test_malformed_csv_and_tab(tmp_path, text, match):
     path = write(tmp_path / "bad.csv", text)
