@@ -5,32 +5,72 @@ arguments and sets ``func``, the function that runs it; ``COMMANDS`` lists
 them in ``--help`` order. Adding a command is writing one such function and
 listing it.
 
-Exit codes: 0 success, 1 a bad or unreadable file or data (the message names
-it), 2 bad arguments (argparse's usage error), 130 interrupted.
+Exit codes: 0 success, 1 a bad or unreadable file or data, or training that
+diverged (one line naming the problem, in command-line terms: ``--lr 0.5``, not
+``lr=0.5``), 2 bad arguments (argparse's usage error), 130 interrupted. Output
+paths are checked before any work. Progress (reading, training, trials) goes to
+stderr: a bar on a terminal with tqdm installed (``mfcore.progress``), a line
+per phase otherwise; ``-q`` silences it.
 """
 import argparse
 import inspect
 import json
 import os
+import re
 import sys
 import time
 import warnings
 
 from . import __version__, datasets, openmp_enabled
-from .errors import DataUnavailableError, ModelFileError, NotFittedError
+from .errors import DataUnavailableError, ModelFileError, NotFittedError, TrainingDivergedError
 from .estimators import ALGORITHMS
 from .io import read_pairs, read_ratings
 from .persistence import load
 from .search import MAX_EPOCHS, Search
 from .split import train_test_split, train_val_test_split
 
-DEMO_SEED = 888        # the notebook's split seed
+DEMO_SEED = 888        # the demo's split seed
 DEMO_DOWNLOAD_TIMEOUT = 10.0
 DEMO_MAX_EPOCHS = 200
 
 
 class CommandError(Exception):
     """A problem the user can fix (a bad file, an unknown id...): printed, exit code 1."""
+
+
+#: options of the library that the command line spells differently (the rest are --name)
+_CLI_SPELLING = [
+    (re.compile(r"columns=\[([^\]]*)\]"),
+     lambda m: "--columns " + ",".join(v.strip(" '\"") for v in m.group(1).split(","))),
+    (re.compile(r"\bcolumns="), lambda m: "--columns"),
+    (re.compile(r"\bheader=False\b"), lambda m: "--no-header"),
+    (re.compile(r"\bheader=True\b"), lambda m: "--header"),
+    (re.compile(r"\bon_bad_lines=['\"]skip['\"]"), lambda m: "--skip-bad-lines"),
+    (re.compile(r"\bexclude_seen=False\b"), lambda m: "--include-seen"),
+    (re.compile(r"\bmember="), lambda m: "--member"),
+    (re.compile(r"\bvalidation_fraction\b"), lambda m: "--val"),
+    (re.compile(r"\bn_iter\b"), lambda m: "--n-iter"),
+]
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def cli_terms(message):
+    """A library message in command-line terms: ``lr=0.5`` -> ``--lr 0.5``, ``k must`` ->
+    ``--k must``, ``ids='str'`` -> ``--ids str``, ``columns=[...]`` -> ``--columns ...``."""
+    message = str(message)
+    for pattern, spelling in _CLI_SPELLING:
+        message = pattern.sub(spelling, message)
+    names = sorted(set(_algorithm_params()) | {"ids", "unknown", "sep", "cv"}, key=len,
+                   reverse=True)
+    alternatives = "|".join(map(re.escape, names))
+    # name=value (not inside a path or a longer word), and a message that starts "name must"
+    keyword = re.compile(rf"(?<![\w/.\\-])({alternatives})=('[^']*'|\"[^\"]*\"|[^\s,;)]+)")
+    message = keyword.sub(lambda m: f"{_flag(m.group(1))} {m.group(2).strip(chr(34) + chr(39))}",
+                          message)
+    return re.sub(rf"^({alternatives}) must\b", lambda m: f"{_flag(m.group(1))} must", message)
 
 
 # --- shared helpers -------------------------------------------------------------------
@@ -60,8 +100,21 @@ def _add_reader_options(parser):
                        help="the first line is data")
     group.add_argument("--skip-bad-lines", action="store_true",
                        help="drop malformed lines with a warning instead of failing")
+    group.add_argument("--columns", default=None, metavar="NAMES",
+                       help="the file's columns in order, from user, item, rating, timestamp "
+                       "(e.g. --columns rating,user,item; default: from the header's names, "
+                       "else user,item,rating[,timestamp])")
     group.add_argument("--ids", choices=("auto", "int", "str"), default=None,
                        help="id type (default: detect; for a model's file, the model's type)")
+    group.add_argument("--member", default=None, metavar="NAME",
+                       help="the file to read inside a .zip archive (default: its only file, "
+                       "or its one ratings file)")
+
+
+def _status(args, text):
+    """A progress line on stderr (not with -q): what the command is doing now."""
+    if not getattr(args, "quiet", False):
+        print(text, file=sys.stderr, flush=True)
 
 
 def _read(args, path, pairs=False, model=None):
@@ -72,8 +125,26 @@ def _read(args, path, pairs=False, model=None):
         ids = "str" if kinds == {"str"} else "auto"
     reader = read_pairs if pairs else read_ratings
     sep = "\t" if args.sep == "tab" else args.sep
-    return reader(path, sep=sep, header=args.header, ids=ids,
-                  on_bad_lines="skip" if args.skip_bad_lines else "error")
+    _status(args, f"reading {path} ...")
+    start = time.perf_counter()
+    frame = reader(path, sep=sep, header=args.header, columns=args.columns, ids=ids,
+                   on_bad_lines="skip" if args.skip_bad_lines else "error", member=args.member)
+    _status(args, f"read {len(frame):,} {'pairs' if pairs else 'ratings'} in "
+            f"{time.perf_counter() - start:.1f} s")
+    return frame
+
+
+def _check_output(path, flag):
+    """Refuse an output path that cannot be written, before any work is done."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise CommandError(f"{flag} {path}: is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CommandError(f"{flag} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise CommandError(f"{flag} {path}: not writable (permission denied)")
 
 
 def _load_model(path):
@@ -83,15 +154,31 @@ def _load_model(path):
     return model
 
 
-def _algorithm_params():
+#: hyperparameters that are no flag: train and tune always start fresh (no --warm-start),
+#: and --val is the one validation fraction
+NOT_FLAGS = ("warm_start", "validation_fraction")
+#: what a default of None means, for --help
+NONE_MEANS = {"reg_bias": "same as --reg", "n_threads": "OMP_NUM_THREADS if set, else every CPU",
+              "thin": "keep every sample (at most 2048 factor columns)",
+              "seed": "fresh randomness"}
+
+
+def _algorithm_params(command=None):
     """name -> {algorithm: default} for every estimator's hyperparameters (read from the
-    signatures, so new ones appear here)."""
+    signatures, so new ones appear here); for ``tune`` the epoch limit its trials run."""
     table = {}
     for algo, cls in ALGORITHMS.items():
         for name, p in inspect.signature(cls.__init__).parameters.items():
             if name != "self":
-                table.setdefault(name, {})[algo] = p.default
+                default = p.default
+                if command == "tune" and name == cls.EPOCHS and _stops_early(cls):
+                    default = MAX_EPOCHS
+                table.setdefault(name, {})[algo] = default
     return table
+
+
+def _stops_early(cls):
+    return "n_iter_no_change" in inspect.signature(cls.__init__).parameters
 
 
 def _add_algorithm_option(parser):
@@ -114,24 +201,44 @@ def add_train(commands):
     p.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.mfz)")
     p.add_argument("--val", type=float, default=None, metavar="FRACTION",
                    help="hold out this random fraction as validation data: early stopping "
-                   "on it, and its RMSE is reported (the held-out ratings are not trained on)")
+                   "on it, and its RMSE is reported (the held-out ratings are not trained on; "
+                   "default: train on all, no early stopping)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the --val split (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     _add_algorithm_option(p)
-    _add_hyper_options(p, "hyperparameters (see help(mfcore.Model), help(mfcore.ALS))")
+    _add_hyper_options(p, "hyperparameters (see help(mfcore.Model), help(mfcore.ALS), "
+                       "help(mfcore.BayesianMF))", "train")
     _add_reader_options(p)
     p.set_defaults(func=run_train)
 
 
-def _add_hyper_options(parser, title):
-    """One flag per hyperparameter of any algorithm (--k 64 --reg 0.05 ...)."""
+def _default_text(name, value):
+    if value is None and name in NONE_MEANS:
+        return NONE_MEANS[name]
+    if isinstance(value, bool):
+        return "default on" if value else "default off"
+    return f"default {value}"
+
+
+def _add_hyper_options(parser, title, command):
+    """One flag per hyperparameter of any algorithm (--k 64 --reg 0.05 ...); a True/False
+    one is a switch (--verbose, --no-count-weighted)."""
     hyper = parser.add_argument_group(title)
-    for name, defaults in _algorithm_params().items():
-        if len(set(map(repr, defaults.values()))) == 1 and len(defaults) == len(ALGORITHMS):
-            text = f"default {next(iter(defaults.values()))!r}"
+    for name, defaults in _algorithm_params(command).items():
+        if name in NOT_FLAGS or (command == "tune" and name == "verbose"):
+            continue
+        texts = {algo: _default_text(name, d) for algo, d in defaults.items()}
+        if len(set(texts.values())) == 1 and len(defaults) == len(ALGORITHMS):
+            text = next(iter(texts.values()))
         else:
-            text = ", ".join(f"{algo}: default {d!r}" for algo, d in defaults.items())
-        hyper.add_argument("--" + name.replace("_", "-"), dest="param_" + name, type=_value,
-                           default=argparse.SUPPRESS, metavar="V", help=text)
+            text = ", ".join(f"{algo}: {t}" for algo, t in texts.items())
+        flag = _flag(name)
+        if all(isinstance(d, bool) for d in defaults.values()):
+            hyper.add_argument(flag, dest="param_" + name, action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=text)
+        else:
+            hyper.add_argument(flag, dest="param_" + name, type=_value,
+                               default=argparse.SUPPRESS, metavar="V", help=text)
 
 
 def _model_from_flags(args):
@@ -142,13 +249,13 @@ def _model_from_flags(args):
     valid = estimator._param_names()
     foreign = [name for name in params if name not in valid]
     if foreign:
-        args.parser.error(f"--{foreign[0].replace('_', '-')} does not apply to --algorithm "
+        args.parser.error(f"{_flag(foreign[0])} does not apply to --algorithm "
                           f"{args.algorithm}")
     model = estimator()
     try:
         model.set_params(**params)._checked_params()
     except ValueError as exc:
-        args.parser.error(str(exc))
+        args.parser.error(cli_terms(exc))
     return model
 
 
@@ -156,11 +263,15 @@ def run_train(args):
     model = _model_from_flags(args)
     if args.val is not None and not 0 < args.val < 1:
         args.parser.error(f"--val must be a fraction between 0 and 1, got {args.val}")
+    _check_output(args.output, "-o")
     data = _read(args, args.ratings)
     validation = None
     if args.val is not None:
         data, val = train_test_split(data, args.val, seed=args.split_seed)
         validation = (val["user"], val["item"], val["rating"])
+    limit = getattr(model, model.EPOCHS)
+    _status(args, f"training {type(model).__name__} (--algorithm {args.algorithm}, --k {model.k}) "
+            f"on {len(data):,} ratings: up to {limit} {model.EPOCH_WORD} ...")
     start = time.perf_counter()
     model.fit(data["user"], data["item"], data["rating"], validation=validation)
     seconds = time.perf_counter() - start
@@ -168,6 +279,7 @@ def run_train(args):
     print(f"trained on {len(data):,} ratings ({len(model.user_map_):,} users, "
           f"{len(model.item_map_):,} items): {type(model).__name__} k={model.k}, "
           f"{model.n_epochs_} {model.EPOCH_WORD} in {seconds:.2f} s")
+    print(f"  {model.stop_reason_}")
     if validation is not None:
         scores = model.evaluate(*validation)
         print(f"validation ({len(validation[0]):,} ratings): RMSE {scores['rmse']:.4f}  "
@@ -182,13 +294,16 @@ def add_evaluate(commands):
     p.add_argument("model", help="model file written by 'mfcore train'")
     p.add_argument("ratings", help="held-out ratings file")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     _add_reader_options(p)
     p.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args):
+    _status(args, f"loading {args.model} ...")
     model = _load_model(args.model)
     data = _read(args, args.ratings, model=model)
+    _status(args, f"evaluating on {len(data):,} ratings ...")
     scores = model.evaluate(data["user"], data["item"], data["rating"])
     if args.json:
         _print_json(scores)
@@ -234,6 +349,7 @@ def run_predict(args):
         args.parser.error("--user and --item go together")
     if args.user is not None and len(args.user) != len(args.item):
         args.parser.error(f"{len(args.user)} --user ids but {len(args.item)} --item ids")
+    _check_output(args.output, "-o")
     model = _load_model(args.model)
     if args.pairs is not None:
         frame = _read(args, args.pairs, pairs=True, model=model)
@@ -293,10 +409,15 @@ def run_info(args):
 
 def add_demo(commands):
     p = commands.add_parser("demo", help="train and evaluate on MovieLens 100K (or synthetic data)",
-                            description="Reproduce the notebook: MovieLens 100K, a random "
-                            "80/10/10 split, k=20; print validation and test RMSE, fit time and "
-                            "a few predictions. Without the real data it says so and uses "
-                            "synthetic MovieLens-1M-shaped data.")
+                            description="Train and evaluate on MovieLens 100K with a fixed "
+                            "protocol: a random 80/10/10 train/validation/test split of all "
+                            f"100,000 ratings (seed {DEMO_SEED}), mfcore.Model with k=20 and "
+                            "the other defaults, up to "
+                            f"{DEMO_MAX_EPOCHS} epochs with early stopping on the validation "
+                            "part (the best epoch kept); print validation and test RMSE and "
+                            "MAE, the fit time and a few test predictions beside the true "
+                            "ratings. Without the real data it says so and uses synthetic "
+                            "MovieLens-1M-shaped data.")
     p.add_argument("--synthetic", action="store_true", help="use synthetic data even if the real "
                    "set is available")
     p.add_argument("--no-download", action="store_true", help="do not try to download MovieLens")
@@ -331,13 +452,14 @@ def run_demo(args):
     print(f"split: random 80/10/10 (seed {args.seed}): {len(train):,} train, "
           f"{len(val):,} validation, {len(test):,} test")
     model = ALGORITHMS["sgd"](k=20, epochs=DEMO_MAX_EPOCHS)  # early stopping on validation ends it
+    _status(args, f"training k=20 for up to {DEMO_MAX_EPOCHS} epochs, stopping early on the "
+            "validation part ...")
     start = time.perf_counter()
     model.fit(train["user"], train["item"], train["rating"],
               validation=(val["user"], val["item"], val["rating"]))
     seconds = time.perf_counter() - start
     print(f"fit: k=20, {model.n_epochs_} epochs in {seconds:.2f} s (OpenMP "
-          f"{'on' if openmp_enabled() else 'off'}); kept epoch {model.best_epoch_}, the best "
-          "on validation")
+          f"{'on' if openmp_enabled() else 'off'}); {model.stop_reason_}")
     for label, part in (("validation", val), ("test", test)):
         scores = model.evaluate(part["user"], part["item"], part["rating"])
         print(f"{label:>10} RMSE {scores['rmse']:.4f}  MAE {scores['mae']:.4f}")
@@ -362,7 +484,7 @@ def add_recommend(commands):
     p.add_argument("--include-seen", action="store_true",
                    help="also recommend items the user rated in training")
     p.add_argument("--unknown", choices=("fallback", "error"), default="fallback",
-                   help="a user the model does not know: the most popular items by item bias "
+                   help="a user the model does not know: the most-rated items in training "
                    "(default, with a warning) or fail")
     p.set_defaults(func=run_recommend)
 
@@ -449,10 +571,11 @@ def add_tune(commands):
                    help="refit the best parameters on all ratings and save the model here")
     p.add_argument("--results", default=None, metavar="CSV", help="write every trial to a CSV")
     p.add_argument("--json", action="store_true", help="print the results and best as JSON")
-    p.add_argument("-q", "--quiet", action="store_true", help="no line per finished trial")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no line per finished trial, no progress on stderr")
     _add_algorithm_option(p)
     _add_hyper_options(p, "fixed hyperparameters (those not in the grid; see help(mfcore.Model), "
-                       "help(mfcore.ALS))")
+                       "help(mfcore.ALS), help(mfcore.BayesianMF))", "tune")
     _add_reader_options(p)
     p.set_defaults(func=run_tune)
 
@@ -476,17 +599,26 @@ def _parse_grid(args):
 def run_tune(args):
     grid = _parse_grid(args)
     base = _model_from_flags(args)
-    if "n_iter_no_change" in base.get_params() and "param_" + base.EPOCHS not in vars(args):
+    if _stops_early(type(base)) and "param_" + base.EPOCHS not in vars(args):
         # trials stop early: the epoch count is only their limit
         base.set_params(**{base.EPOCHS: MAX_EPOCHS})
+    if args.cv is not None and args.cv < 2:
+        args.parser.error(f"--cv must be at least 2 folds, got {args.cv}")
+    if args.n_iter is not None and args.n_iter < 1:
+        args.parser.error(f"--n-iter must be at least 1, got {args.n_iter}")
     search = Search(grid, n_iter=args.n_iter, cv=args.cv, validation_fraction=args.val,
                     base=base, refit=args.output is not None, seed=args.split_seed,
                     verbose=not args.json and not args.quiet)
     try:
-        search.check()
+        trials = search.check()
     except ValueError as exc:
-        args.parser.error(str(exc))
+        args.parser.error(cli_terms(exc))
+    _check_output(args.output, "-o")
+    _check_output(args.results, "--results")
     data = _read(args, args.ratings)
+    scoring = f"{args.cv}-fold CV" if args.cv else f"a {args.val:g} validation split"
+    _status(args, f"searching {len(trials)} grid points of "
+            f"{type(base).__name__} on {len(data):,} ratings, scored by {scoring} ...")
     start = time.perf_counter()
     search.fit(data["user"], data["item"], data["rating"])
     seconds = time.perf_counter() - start
@@ -497,11 +629,10 @@ def run_tune(args):
         _print_json({"results": table.to_dict("records"), "best_params": search.best_params_,
                      "best_val_rmse": search.best_score_, "seconds": seconds})
     else:
-        scoring = f"{args.cv}-fold CV" if args.cv else f"a {args.val:g} validation split"
         print(f"{len(table)} trials on {len(data):,} ratings, scored by {scoring}, "
               f"in {seconds:.1f} s:")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        print("best: " + " ".join(f"--{k.replace('_', '-')} {v}"
+        print("best: " + " ".join(f"{_flag(k)} {v}"
                                   for k, v in search.best_params_.items())
               + f"  (validation RMSE {search.best_score_:.4f})")
     if args.output:
@@ -537,7 +668,7 @@ def _run(args):
             args.func(args)
         finally:
             for w in caught:
-                print(f"mfcore {args.command}: warning: {w.message}", file=sys.stderr)
+                print(f"mfcore {args.command}: warning: {cli_terms(w.message)}", file=sys.stderr)
 
 
 def main(argv=None):
@@ -554,9 +685,14 @@ def main(argv=None):
     except BrokenPipeError:  # e.g. 'mfcore predict ... | head': stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (CommandError, ModelFileError, NotFittedError, DataUnavailableError, OSError,
-            ValueError, TypeError, KeyError) as exc:
+    except MemoryError:
+        print(f"mfcore {args.command}: error: not enough memory (try a smaller --k, or fewer "
+              "ratings)", file=sys.stderr)
+        return 1
+    except (CommandError, ModelFileError, NotFittedError, DataUnavailableError,
+            TrainingDivergedError, OSError, ValueError, TypeError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        message = " ".join(cli_terms(message).split("\n"))   # one line
         print(f"mfcore {args.command}: error: {message}", file=sys.stderr)
         return 1
     return 0

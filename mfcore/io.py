@@ -28,6 +28,7 @@ import gzip
 import io
 import lzma
 import os
+import re
 import zipfile
 import zlib
 
@@ -154,7 +155,10 @@ def _parse_fast(open_stream, columns, sep, header):
             rest = data[cut:]
             start = 0
             if skip_header and cut:  # the header is the file's first line
-                start, skip_header = data.index(b"\n") + 1, False
+                end = data.find(b"\n")
+                if end < 0 or b"\r" in data[:max(end - 1, 0)]:
+                    return None  # it ends in a lone CR: the general reader splits such lines
+                start, skip_header = end + 1, False
             if cut > start:
                 row, _, failed = parse_block(memoryview(data)[start:cut], sep.encode(),
                                              len(columns), arrays["user"], arrays["item"],
@@ -168,10 +172,31 @@ def _parse_fast(open_stream, columns, sep, header):
 
 # --- sniffing the layout ----------------------------------------------------------------------
 
+# Lines, blanks and numbers as pandas' C parser sees them (not as Python's str methods do,
+# which also break lines at \x0b, \x1c, \x85 ... and strip them as whitespace).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_SPACE = " \t"
+_WHITESPACE_SEP = re.compile(r"[ \t]+")
+
+
+def _lines(text):
+    return _LINE_BREAK.split(text)
+
+
+def _is_blank(line):
+    return not line.strip(_SPACE + "\r\n")
+
+
 def _split(line, sep):
     if sep == "whitespace":
-        return line.split()
+        return _WHITESPACE_SEP.split(line.strip(_SPACE))
     return line.split(sep)
+
+
+def _plain(text):
+    """No underscore digit separators and no whitespace but spaces and tabs around it:
+    what pandas reads as a number (Python's int() and float() accept more)."""
+    return "_" not in text and text.strip(_SPACE) == text.strip()
 
 
 def _is_number(text):
@@ -179,7 +204,7 @@ def _is_number(text):
         float(text)
     except ValueError:
         return False
-    return True
+    return _plain(text)
 
 
 def _is_int(text):
@@ -187,15 +212,27 @@ def _is_int(text):
         int(text)
     except ValueError:
         return False
-    return True
+    return _plain(text)
+
+
+def _looks_like_header(fields):
+    """A first line is a header only if it is clearly one: no field is a number and, with a
+    rating column (three fields or more), that is enough (a data line's rating is a number);
+    two fields (a pairs file, string ids) must both be known column names."""
+    if len(fields) < 2 or not all(f and not _is_number(f) for f in fields):
+        return False
+    known = {alias for aliases in ALIASES.values() for alias in aliases}
+    return len(fields) >= 3 or all(f.strip('"').lower() in known for f in fields)
 
 
 def _sniff(open_stream, name, sep, header):
-    """Separator, header flag, column count and first-line fields from the file's start."""
+    """Separator, the header's line number (0: none; blank lines may come first), header
+    names, first data line's fields and the header's colons."""
     with open_stream() as fh:
         head = fh.read(_SNIFF_BYTES)
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    numbered = [(n, ln) for n, ln in enumerate(_lines(text), start=1) if not _is_blank(ln)]
+    lines = [ln for _, ln in numbered]
     if len(head) == _SNIFF_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the last one may be cut
     if not lines:
@@ -216,32 +253,80 @@ def _sniff(open_stream, name, sep, header):
         raise ValueError(f"sep must be one of {sorted(SEPARATORS)}, got {sep!r}")
     else:
         sep = SEPARATORS[sep]
-    fields = [f.strip() for f in _split(first, sep)]
+    fields = [f.strip(_SPACE) for f in _split(first, sep)]
     if header is None:
-        known = {alias for aliases in ALIASES.values() for alias in aliases}
-        header = (all(f.strip('"').lower() in known for f in fields)
-                  or len(fields) >= 3 and not _is_number(fields[2]))
+        header = _looks_like_header(fields)
     data_lines = lines[1:] if header else lines
     if not data_lines:
         raise ValueError(f"{name}: no ratings (only a header line)")
-    names = [f.lower() for f in fields] if header else None
+    names = [f.strip('"').lower() for f in fields] if header else None
     header_colons = lines[0].count(":") if header else 0
-    return sep, bool(header), names, [f.strip() for f in _split(data_lines[0], sep)], header_colons
+    return (sep, numbered[0][0] if header else 0, names,
+            [f.strip(_SPACE) for f in _split(data_lines[0], sep)], header_colons)
 
 
-def _column_order(header_names, n_fields):
-    """Canonical names of the file's columns, by header name when it has known names."""
-    if header_names and len(header_names) == n_fields:
-        canonical = {alias: col for col, aliases in ALIASES.items() for alias in aliases}
-        mapped = [canonical.get(h.strip().strip('"')) for h in header_names]
-        if all(mapped) and len(set(mapped)) == len(mapped) and {"user", "item"} <= set(mapped):
-            return mapped
-    return list(COLUMNS[:n_fields])
+def _checked_columns(columns, min_fields):
+    """``columns=`` as a list of canonical names (the file's columns in order), checked."""
+    if isinstance(columns, str):
+        columns = [c.strip() for c in columns.split(",")]
+    try:
+        columns = list(columns)
+    except TypeError:
+        raise ValueError(f"columns must be a list of column names, got {columns!r}") from None
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown:
+        raise ValueError(f"columns: unknown name(s) {', '.join(map(repr, unknown))}; "
+                         f"each must be one of {', '.join(COLUMNS)}")
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"columns names a column twice: {columns}")
+    required = ("user", "item", "rating")[:min_fields]
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise ValueError(f"columns must include {', '.join(required)}; "
+                         f"{', '.join(missing)} missing from {columns}")
+    return columns
+
+
+def _column_order(name, header_names, n_fields, columns):
+    """Canonical names of the file's columns: ``columns`` if given, else the header's names
+    (every one must be known), else user, item, rating[, timestamp] by position."""
+    if columns is not None:
+        if len(columns) != n_fields:
+            raise ValueError(f"{name}: columns names {len(columns)} column(s) "
+                             f"({', '.join(columns)}) but the first data line has {n_fields} "
+                             "field(s)")
+        return columns
+    if not header_names:
+        return list(COLUMNS[:n_fields])
+    canonical = {alias: col for col, aliases in ALIASES.items() for alias in aliases}
+    unknown = [h for h in header_names if h not in canonical]
+    if unknown:
+        raise ValueError(
+            f"{name}: the header names column(s) this reader does not know: "
+            f"{', '.join(map(repr, unknown))} (it knows "
+            + "; ".join(f"{c}: {', '.join(a)}" for c, a in ALIASES.items())
+            + "); name the file's columns in order with columns=, e.g. "
+            f"columns={list(COLUMNS[:len(header_names)])}")
+    mapped = [canonical[h] for h in header_names]
+    twice = sorted({c for c in mapped if mapped.count(c) > 1})
+    if twice:
+        raise ValueError(f"{name}: the header {header_names} names the {', '.join(twice)} "
+                         "column more than once; name the file's columns with columns=")
+    if len(mapped) != n_fields:
+        raise ValueError(f"{name}: the header names {len(mapped)} column(s) "
+                         f"({', '.join(header_names)}) but the first data line has {n_fields} "
+                         "field(s)")
+    missing = [c for c in ("user", "item") if c not in mapped]
+    if missing:
+        raise ValueError(f"{name}: no {' or '.join(missing)} column among the header's names "
+                         f"{header_names}; name the file's columns with columns=")
+    return mapped
 
 
 # --- parsing -------------------------------------------------------------------------
 
-def read_ratings(path, *, sep=None, header=None, ids="auto", on_bad_lines="error", member=None):
+def read_ratings(path, *, sep=None, header=None, columns=None, ids="auto", on_bad_lines="error",
+                 member=None):
     """Read a rating file into a DataFrame with columns user, item, rating (and timestamp).
 
     Parameters
@@ -253,10 +338,18 @@ def read_ratings(path, *, sep=None, header=None, ids="auto", on_bad_lines="error
     sep : None or one of "::", "\\t", ",", ";", "whitespace"
         The field separator; None detects it from the first line.
     header : None or bool
-        Whether the first line names the columns; None detects it (a header's
-        rating field is not a number). Known header names (``userId``,
-        ``movieId``...) put the columns in order; otherwise they are taken as
-        user, item, rating[, timestamp].
+        Whether the first line names the columns; None detects it: the first
+        line is a header only if none of its fields is a number (so a bad first
+        data line such as ``1,10,five`` is an error like any other line, never
+        dropped as a header). Header names put the columns in order; every name
+        must be known (``user``, ``userId``, ``movieId``, ``rating``,
+        ``timestamp``... see ``ALIASES``), else a ``ValueError`` names the
+        unknown ones. Without a header the columns are user, item,
+        rating[, timestamp].
+    columns : None, list of str, or a comma-separated str
+        The file's columns in order, each one of "user", "item", "rating",
+        "timestamp" (e.g. ``["rating", "user", "item"]``); overrides the header's
+        names (a header line is still skipped) and the positional default.
     ids : {"auto", "int", "str"}
         Integer ids (int32, or int64 when needed) or string ids (category);
         "auto" decides from the first data line.
@@ -267,16 +360,21 @@ def read_ratings(path, *, sep=None, header=None, ids="auto", on_bad_lines="error
         Which file of a ``.zip`` archive to read (default: its only file, or
         its one ``ratings.*``/``u.data``).
     """
-    return _read(path, sep, header, ids, on_bad_lines, member, min_fields=3)
+    return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=3)
 
 
-def read_pairs(path, *, sep=None, header=None, ids="auto", on_bad_lines="error", member=None):
+def read_pairs(path, *, sep=None, header=None, columns=None, ids="auto", on_bad_lines="error",
+               member=None):
     """Like ``read_ratings`` but the rating column is optional: user, item[, rating[, timestamp]]."""
-    return _read(path, sep, header, ids, on_bad_lines, member, min_fields=2)
+    return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=2)
 
 
-def _read(path, sep, header, ids, on_bad_lines, member, min_fields):
+def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields):
     path = os.fspath(path)
+    if columns is not None:
+        columns = _checked_columns(columns, min_fields)
+    if header not in (None, True, False):
+        raise ValueError(f"header must be None, True or False, got {header!r}")
     if ids not in ("auto", "int", "str"):
         raise ValueError(f"ids must be 'auto', 'int' or 'str', got {ids!r}")
     if on_bad_lines not in ("error", "skip"):
@@ -286,23 +384,23 @@ def _read(path, sep, header, ids, on_bad_lines, member, min_fields):
     if os.path.isdir(path):
         raise ValueError(f"{path} is a folder, not a ratings file")
     if path.lower().endswith((".parquet", ".pq")):
-        return _read_parquet(path, min_fields)
+        return _read_parquet(path, min_fields, columns)
     name = f"{path}!{member}" if member else path
     try:
-        return _read_text(path, name, _opener(path, member), sep, header, ids, on_bad_lines,
-                          min_fields)
+        return _read_text(path, name, _opener(path, member), sep, header, columns, ids,
+                          on_bad_lines, min_fields)
     except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError, zlib.error) as exc:
         # a truncated or corrupted compressed file, an unreadable one
         raise ValueError(f"{name}: cannot read the file ({type(exc).__name__}: {exc})") from exc
 
 
-def _read_text(path, name, open_stream, sep, header, ids, on_bad_lines, min_fields):
+def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines, min_fields):
     sep, header, header_names, fields, header_colons = _sniff(open_stream, name, sep, header)
     n_fields = len(fields)
     if not min_fields <= n_fields <= 4:
         need = "user, item, rating[, timestamp]" if min_fields == 3 else "user, item[, rating[, timestamp]]"
         raise ValueError(f"{name}: the first line has {n_fields} field(s); expected {need}")
-    columns = _column_order(header_names, n_fields)
+    columns = _column_order(name, header_names, n_fields, columns)
     if min_fields == 3 and "rating" not in columns:
         raise ValueError(f"{name}: no rating column among {header_names}")
     if ids == "auto":
@@ -312,9 +410,9 @@ def _read_text(path, name, open_stream, sep, header, ids, on_bad_lines, min_fiel
                      header_colons)
     frame = None
     if (sep in ("::", "\t", ",", ";") and ids == "int" and len(columns) >= 3
-            and columns == list(COLUMNS[:len(columns)])):
-        frame = _parse_fast(open_stream, columns, sep, header)
-    if frame is not None:
+            and columns == list(COLUMNS[:len(columns)]) and header in (0, 1)):
+        frame = _parse_fast(open_stream, columns, sep, header == 1)
+    if frame is not None and len(frame):
         return _finish(frame)
     frame, bad = layout.parse()
     if bad is not None:
@@ -327,8 +425,13 @@ def _read_text(path, name, open_stream, sep, header, ids, on_bad_lines, min_fiel
         frame, still_bad = layout.parse(skip=[line for line, _ in bad_lines])
         if still_bad is not None:
             raise ValueError(f"{name}: could not parse the file: {still_bad}")
+        if not len(frame):
+            raise ValueError(f"{name}: no ratings: all {len(bad_lines)} line(s) are bad, the "
+                             f"first at line {bad_lines[0][0]}: {bad_lines[0][1]}")
         warn(f"{name}: skipped {len(bad_lines)} bad line(s), the first at line "
                       f"{bad_lines[0][0]}: {bad_lines[0][1]}", BadLinesWarning)
+    if not len(frame):  # (the sniffer saw a data line: never return nothing silently)
+        raise ValueError(f"{name}: no ratings could be read")
     return _finish(frame)
 
 
@@ -336,6 +439,7 @@ class _Layout:
     """How to parse one file: a fast pandas pass, and a slow line-by-line diagnosis on failure."""
 
     def __init__(self, name, path, open_stream, sep, header, columns, ids, header_colons=0):
+        # header: the header's line number (0: none)
         self.name, self.open_stream, self.sep, self.header = name, open_stream, sep, header
         self.path = path  # set for an uncompressed file
         self.columns, self.ids, self.header_colons = columns, ids, header_colons
@@ -359,9 +463,9 @@ class _Layout:
                      for n in range(2 * len(self.columns) - 1)]
         else:
             sep = r"\s+" if self.sep == "whitespace" else self.sep
-        skiprows = sorted(set(skip) | ({1} if self.header else set()))
-        try:
-            with contextlib.nullcontext(stream) if self.path else stream:
+        skiprows = sorted(set(skip) | ({self.header} if self.header else set()))
+        try:  # (a short line's missing id is NaN cast to int: numpy's warning is noise here)
+            with contextlib.nullcontext(stream) if self.path else stream, np.errstate(all="ignore"):
                 frame = pd.read_csv(
                     stream, sep=sep, header=None, names=names, usecols=usecols, dtype=self._dtypes(),
                     engine="c", skiprows=[s - 1 for s in skiprows] or None,
@@ -372,6 +476,8 @@ class _Layout:
             return None, exc
         if "rating" in frame and not np.isfinite(frame["rating"].to_numpy()).all():
             return None, "a rating is not a finite number"
+        if self.ids == "str" and not skip and _count_byte(self.open_stream, 0):  # (numbers fail)
+            return None, "a NUL byte"
         if self.sep == "::" and not skip:
             expected = 2 * (len(self.columns) - 1) * len(frame) + self.header_colons
             colons = _count_byte(self.open_stream, ord(":"))
@@ -388,9 +494,9 @@ class _Layout:
         with io.TextIOWrapper(self.open_stream(), encoding="utf-8", errors="replace",
                               newline=None) as fh:
             for number, line in enumerate(fh, start=1):
-                if number == 1 and self.header:
+                if number == self.header:
                     continue
-                if not line.strip() and (self.sep == "whitespace" or self.sep[0] not in line):
+                if _is_blank(line) and (self.sep == "whitespace" or self.sep[0] not in line):
                     continue  # blank, as pandas sees it (a line of tabs is not, in a tab file)
                 problem = self._check_line(line, expected)
                 if problem:
@@ -401,9 +507,11 @@ class _Layout:
 
     def _check_line(self, line, expected):
         line = line.rstrip("\r\n")
+        if "\x00" in line:
+            return f"a NUL byte (is this a text file?): {line!r}"
         fields = _split(line, self.sep)
         if self.sep != "whitespace":
-            fields = [f.strip() for f in fields]
+            fields = [f.strip(_SPACE) for f in fields]
         if len(fields) != expected:
             return (f"{len(fields)} field(s), expected {expected} "
                     f"({', '.join(self.columns)}): {line!r}")
@@ -430,7 +538,10 @@ class _Layout:
 
 
 def _finish(frame):
-    """Shrink integer ids to int32 where they fit."""
+    """The columns in the order user, item, rating, timestamp; integer ids int32 where they fit."""
+    order = [c for c in COLUMNS if c in frame]
+    if list(frame.columns) != order:
+        frame = frame.reindex(columns=order)  # a new frame, not a view (no chained assignment)
     for column in ("user", "item"):
         values = frame[column]
         if values.dtype == np.int64 and len(values):
@@ -440,7 +551,22 @@ def _finish(frame):
     return frame
 
 
-def _read_parquet(path, min_fields):
+def _integers(path, values, what):
+    """A numeric column as int64; a missing, fractional or out-of-range value is an error."""
+    if values.dtype.kind == "u" and len(values) and values.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{path}: {what} {values.max()} does not fit in 64 bits")
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(array) | (np.abs(array) >= 2.0**63)
+    bad[~bad] = array[~bad] != np.round(array[~bad])
+    if bad.any():
+        row = int(bad.argmax())
+        raise ValueError(f"{path}: {what} {float(array[row])!r} at row {row} is not an integer")
+    return array.astype(np.int64)
+
+
+def _read_parquet(path, min_fields, columns=None):
     import pandas as pd
 
     try:
@@ -449,6 +575,11 @@ def _read_parquet(path, min_fields):
         raise ImportError(f"reading {path} needs a Parquet engine: pip install pyarrow") from exc
     except Exception as exc:  # the engines raise their own types for a bad file
         raise ValueError(f"{path}: cannot read the Parquet file ({exc})") from exc
+    if columns is not None:  # the file's columns in order
+        if len(columns) != len(frame.columns):
+            raise ValueError(f"{path}: columns names {len(columns)} column(s) but the file has "
+                             f"{len(frame.columns)}: {list(frame.columns)}")
+        frame = frame.set_axis(columns, axis=1)
     lower = {str(c).lower(): c for c in frame.columns}
     chosen = {}
     for column, aliases in ALIASES.items():
@@ -461,18 +592,43 @@ def _read_parquet(path, min_fields):
         raise ValueError(f"{path}: no {', '.join(missing)} column among {list(frame.columns)}")
     out = pd.DataFrame({c: frame[src] for c, src in chosen.items()})
     for column in ("user", "item"):
-        if out[column].isna().any():
-            raise ValueError(f"{path}: missing {column} id at row {int(out[column].isna().idxmax())}")
-        if out[column].dtype.kind == "f":
-            out[column] = out[column].astype(np.int64)
-        elif out[column].dtype.kind not in "iu":
-            out[column] = out[column].astype(str).astype("category")
+        values = out[column]
+        if values.isna().any():
+            row = int(values.isna().to_numpy().argmax())
+            raise ValueError(f"{path}: missing {column} id at row {row}")
+        if values.dtype.kind == "b":
+            raise ValueError(f"{path}: the {column} ids are booleans, not ids")
+        if values.dtype.kind in "iuf":
+            out[column] = _integers(path, values, f"{column} id")
+        else:
+            text = values.astype(str)
+            empty = (text.str.strip() == "").to_numpy()
+            if empty.any():
+                raise ValueError(f"{path}: empty {column} id at row {int(empty.argmax())}")
+            out[column] = text.astype("category")
     if "rating" in out:
-        rating = out["rating"].to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(rating)
+        try:
+            rating = out["rating"].to_numpy(dtype=np.float64, na_value=np.nan)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: the rating column is not numeric ({exc})") from None
+        with np.errstate(over="ignore"):
+            rating32 = rating.astype(np.float32)
+        bad = ~np.isfinite(rating32)   # (beyond float32's 3.4e38 too, as the text readers)
         if bad.any():
-            raise ValueError(f"{path}: rating is missing or not finite at row {int(np.argmax(bad))}")
-        out["rating"] = rating.astype(np.float32)
-    if "timestamp" in out and out["timestamp"].dtype.kind == "M":
-        out["timestamp"] = out["timestamp"].astype("int64") // 10**9
+            row = int(np.argmax(bad))
+            raise ValueError(f"{path}: rating {float(rating[row])!r} at row {row} is missing or "
+                             "not a finite float32 number")
+        out["rating"] = rating32
+    if "timestamp" in out:
+        stamps = out["timestamp"]
+        if stamps.dtype.kind == "M":
+            if stamps.isna().any():
+                raise ValueError(f"{path}: missing timestamp at row "
+                                 f"{int(stamps.isna().to_numpy().argmax())}")
+            out["timestamp"] = stamps.astype("int64") // 10**9
+        elif stamps.dtype.kind in "iuf":
+            out["timestamp"] = _integers(path, stamps, "timestamp")
+        else:
+            raise ValueError(f"{path}: the timestamp column holds {stamps.dtype} values, "
+                             "not integers or datetimes")
     return _finish(out[[c for c in COLUMNS if c in out]])

@@ -129,7 +129,8 @@ def load(path):
     if "format" not in arrays or str(arrays["format"]) != FORMAT:
         raise ModelFileError(f"{path!r} is not an mfcore model file (no '{FORMAT}' marker)")
     version = arrays.get("version")
-    if version is None or version.shape != () or int(version) not in READABLE_VERSIONS:
+    if (version is None or version.shape != () or version.dtype.kind not in "iu"
+            or int(version) not in READABLE_VERSIONS):
         raise ModelFileError(f"{path!r} has model format version {version!r}; "
                              f"this mfcore reads versions {READABLE_VERSIONS}")
     digest = arrays.pop("digest", None)
@@ -149,6 +150,7 @@ def load(path):
             state = {key[len(prefix):]: value for key, value in arrays.items()
                      if key.startswith(prefix)}
             model._restore_fitted_state(state)
-    except (KeyError, ValueError, TypeError) as exc:
+    except (LookupError, ValueError, TypeError, OverflowError) as exc:  # (a bad generator state
+        # overflows numpy's setter)
         raise ModelFileError(f"{path!r} holds an inconsistent model: {exc}") from exc
     return model

@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from . import progress
+from .errors import TrainingDivergedError
 from .estimators import Model
 
 __all__ = ["Search", "search"]
@@ -66,8 +68,13 @@ class Search:
         Print one line per finished trial (parameters, validation RMSE, time).
 
     After ``fit``: ``results_`` (one dict per trial: parameters, mean and std
-    validation RMSE, best epoch, seconds), ``best_params_``, ``best_score_``
-    and (with ``refit``) ``best_model_``.
+    validation RMSE, best epoch, seconds, ``status`` and ``error``),
+    ``best_params_``, ``best_score_`` and (with ``refit``) ``best_model_``.
+    A trial whose training diverges (``TrainingDivergedError``, e.g. too large
+    a learning rate) does not end the search: it is recorded with status
+    "failed", the reason in ``error`` and NaN scores, and the search goes on;
+    the best finished trial wins. Only when every trial fails does ``fit``
+    raise ``TrainingDivergedError``.
     """
 
     def __init__(self, param_grid, n_iter=None, cv=None, validation_fraction=0.1, base=None,
@@ -108,8 +115,9 @@ class Search:
 
     def check(self):
         """Validate the options and every grid point without training; raise ValueError
-        naming the bad option, parameter or value. ``fit`` runs the same checks first."""
-        self._checked(self._streams()[0])
+        naming the bad option, parameter or value (``fit`` runs the same checks first).
+        Returns the parameter dicts the search will try."""
+        return self._checked(self._streams()[0])[1]
 
     def _streams(self):
         """Independent generators for the random grid draws and for the split, so the
@@ -149,49 +157,76 @@ class Search:
         results = []
         folds = None
         estimator = type(base)
-        for params in candidates:
-            trial_params = dict(base.get_params(), **params, validation_fraction=None,
-                                warm_start=False, verbose=False)
-            trial = estimator(**trial_params)
-            checked = trial._checked_params()
-            if checked["dtype"] not in prepared:
-                data = trial._prepare(users, items, ratings, checked)
-                if folds is None:
-                    folds = self._folds(len(data), split)
-                prepared[checked["dtype"]] = [
-                    (data.subset(tr), (data.u[va], data.i[va], data.r[va])) for tr, va in folds]
-            start = time.perf_counter()
-            scores, epochs = [], []
-            for fold, (train_part, val_part) in enumerate(prepared[checked["dtype"]]):
+        with progress.bar(len(candidates), f"search over {estimator.__name__}", "trials") as bar:
+            for params in candidates:
+                trial_params = dict(base.get_params(), **params, validation_fraction=None,
+                                    verbose=False)
+                if "warm_start" in trial_params:  # (a sampler has none)
+                    trial_params["warm_start"] = False
                 trial = estimator(**trial_params)
-                trial._fit_prepared(train_part, val_part, layouts.setdefault(fold, {}))
-                scores.append(min(h["val_rmse"] for h in trial.history_))
-                epochs.append(trial.best_epoch_ or trial.n_epochs_)
-            results.append(dict(params, val_rmse=float(np.mean(scores)),
-                                val_rmse_std=float(np.std(scores)),
-                                best_epoch=int(np.median(epochs)),
-                                seconds=time.perf_counter() - start))
-            if self.verbose:
-                r = results[-1]
-                print(f"trial {len(results)}/{len(candidates)}: "
-                      + " ".join(f"{k}={v}" for k, v in params.items())
-                      + f" -> val RMSE {r['val_rmse']:.4f} (best epoch {r['best_epoch']}, "
-                      f"{r['seconds']:.1f} s)", flush=True)
-        best = min(results, key=lambda r: r["val_rmse"])
+                checked = trial._checked_params()
+                if checked["dtype"] not in prepared:
+                    data = trial._prepare(users, items, ratings, checked)
+                    if folds is None:
+                        folds = self._folds(len(data), split)
+                    prepared[checked["dtype"]] = [(data.subset(tr), (data.u[va], data.i[va],
+                                                                     data.r[va]))
+                                                  for tr, va in folds]
+                start = time.perf_counter()
+                scores, epochs, error = [], [], ""
+                for fold, (train_part, val_part) in enumerate(prepared[checked["dtype"]]):
+                    trial = estimator(**trial_params)
+                    try:
+                        trial._fit_prepared(train_part, val_part, layouts.setdefault(fold, {}))
+                    except TrainingDivergedError as exc:
+                        error = f"fold {fold + 1}: {exc}" if len(folds) > 1 else str(exc)
+                        break
+                    scores.append(min(h["val_rmse"] for h in trial.history_))
+                    epochs.append(trial.best_epoch_ or trial.n_epochs_)
+                if error:
+                    results.append(dict(params, val_rmse=np.nan, val_rmse_std=np.nan,
+                                        best_epoch=None, seconds=time.perf_counter() - start,
+                                        status="failed", error=error))
+                else:
+                    results.append(dict(params, val_rmse=float(np.mean(scores)),
+                                        val_rmse_std=float(np.std(scores)),
+                                        best_epoch=int(np.median(epochs)),
+                                        seconds=time.perf_counter() - start, status="ok", error=""))
+                bar.update(**({} if error else {"val_rmse": results[-1]["val_rmse"]}))
+                if self.verbose:
+                    r = results[-1]
+                    outcome = (f"failed: {error}" if error else
+                               f"val RMSE {r['val_rmse']:.4f} (best epoch {r['best_epoch']}, "
+                               f"{r['seconds']:.1f} s)")
+                    bar.write(f"trial {len(results)}/{len(candidates)}: "
+                              + " ".join(f"{k}={v}" for k, v in params.items())
+                              + f" -> {outcome}")
+        finished = [r for r in results if r["status"] == "ok"]
+        if not finished:
+            raise TrainingDivergedError(
+                f"every one of the {len(results)} trials diverged; the first: "
+                f"{results[0]['error']}")
+        best = min(finished, key=lambda r: r["val_rmse"])
         self.results_ = results
         self.best_params_ = {name: best[name] for name in candidates[results.index(best)]}
         if "n_iter_no_change" in base.get_params():  # it early-stops: refit that long
             self.best_params_[estimator.EPOCHS] = best["best_epoch"]
         self.best_score_ = best["val_rmse"]
         if self.refit:
+            if self.verbose:
+                print("refit: " + " ".join(f"{k}={v}" for k, v in self.best_params_.items())
+                      + f" on all {len(ratings):,} ratings", flush=True)
             self.best_model_ = estimator(**dict(base.get_params(), **self.best_params_))
             self.best_model_.fit(users, items, ratings)
         return self
 
     def results_frame(self):
-        """``results_`` as a pandas DataFrame sorted by validation RMSE."""
+        """``results_`` as a pandas DataFrame sorted by validation RMSE (failed trials last)."""
         import pandas as pd
-        return pd.DataFrame(self.results_).sort_values("val_rmse").reset_index(drop=True)
+        frame = pd.DataFrame(self.results_)
+        frame["best_epoch"] = frame["best_epoch"].astype("Int64")  # <NA> for a failed trial
+        return frame.sort_values("val_rmse", na_position="last", kind="stable").reset_index(
+            drop=True)
 
 
 def search(users, items, ratings, param_grid, **options):

@@ -20,11 +20,14 @@ R^2 (higher is better). For RMSE pass
 ``scoring="neg_root_mean_squared_error"`` (scikit-learn negates errors so
 that higher is always better: -0.92 beats -0.95). Test pairs whose user or
 item was not in a fold's training part get the model's fallback prediction
-(``predict``), with an ``UnknownIdWarning``. Shuffle the folds
+(``predict``), with an ``UnknownIdWarning``; ``warn_unknown=False`` (a parameter of
+every regressor, beside the estimator's) silences it, e.g. for a search over many
+folds. Shuffle the folds
 (``KFold(shuffle=True)``, as above): rating files are often grouped by user,
 and unshuffled folds then test on users the fold never trained on.
 """
 import inspect
+import warnings
 
 import numpy as np
 
@@ -34,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     raise ImportError("mfcore.sklearn needs scikit-learn, an optional dependency: "
                       "pip install scikit-learn") from exc
 
-from .errors import NotFittedError
+from .errors import NotFittedError, UnknownIdWarning
 from .estimators import ALS, BayesianMF, Model
 
 __all__ = ["MFRegressor", "ALSRegressor", "BayesianMFRegressor", "regressor_for"]
@@ -56,16 +59,20 @@ class _Regressor(RegressorMixin, BaseEstimator):
     """An mfcore estimator as a scikit-learn regressor: ``X`` holds (user id, item id) rows.
 
     A subclass per estimator (``regressor_for``) takes exactly that
-    estimator's hyperparameters (same names and defaults). After ``fit``,
-    ``model_`` is the fitted estimator (for ``recommend``, ``similar_items``,
-    ``save`` ...). See the module docstring for scoring.
+    estimator's hyperparameters (same names and defaults), plus
+    ``warn_unknown`` (default True): False silences the ``UnknownIdWarning``
+    of predictions for ids the fit did not see. After ``fit``, ``model_`` is the
+    fitted estimator (for ``recommend``, ``similar_items``, ``save`` ...). See
+    the module docstring for scoring.
     """
 
     estimator_class = None
     param_specs = ()  # the estimator's signature parameters (set by ``regressor_for``)
+    #: the regressor's own parameters, after the estimator's
+    own_specs = (inspect.Parameter("warn_unknown", inspect.Parameter.KEYWORD_ONLY, default=True),)
 
     def __init__(self, **params):
-        names = self.param_specs
+        names = self.param_specs + self.own_specs
         unknown = set(params) - {p.name for p in names}
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected parameter(s) {sorted(unknown)}")
@@ -75,8 +82,8 @@ class _Regressor(RegressorMixin, BaseEstimator):
     def fit(self, X, y):
         """Fit the estimator on the (user, item) rows of ``X`` and ratings ``y``; return self."""
         users, items = _user_item(X)
-        self.model_ = self.estimator_class(**self.get_params()).fit(users, items,
-                                                                    np.asarray(y).ravel())
+        params = {p.name: getattr(self, p.name) for p in self.param_specs}
+        self.model_ = self.estimator_class(**params).fit(users, items, np.asarray(y).ravel())
         self.n_features_in_ = 2
         return self
 
@@ -85,7 +92,10 @@ class _Regressor(RegressorMixin, BaseEstimator):
         if not hasattr(self, "model_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(X, y) first")
         users, items = _user_item(X)
-        return self.model_.predict(users, items).astype(np.float64)
+        with warnings.catch_warnings():
+            if not self.warn_unknown:
+                warnings.simplefilter("ignore", UnknownIdWarning)
+            return self.model_.predict(users, items).astype(np.float64)
 
 
 #: The regressor class of each estimator class (one class each, so that pickle finds it).
@@ -110,7 +120,8 @@ def regressor_for(estimator_class, name=None):
     # scikit-learn reads the hyperparameters from the signature of __init__.
     __init__.__signature__ = inspect.Signature(
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in specs])
+        + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in specs]
+        + list(_Regressor.own_specs))
     name = name or f"{estimator_class.__name__}Regressor"
     cls = type(name, (_Regressor,), {
         "__init__": __init__, "estimator_class": estimator_class, "param_specs": tuple(specs),

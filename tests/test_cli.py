@@ -74,7 +74,8 @@ def test_train_evaluate_predict_info_round_trip(files, capsys):
 
 @pytest.mark.parametrize("argv, code, message", [
     (["train", "{d}/train.dat"], 2, "required: -o"),
-    (["train", "{d}/train.dat", "-o", "{d}/m.mfz", "--k", "0"], 2, "k must be"),
+    (["train", "{d}/train.dat", "-o", "{d}/m.mfz", "--k", "0"], 2,
+     "--k must be an integer >= 1, got 0"),
     (["train", "{d}/train.dat", "-o", "{d}/m.mfz", "--val", "1.5"], 2, "--val"),
     (["train", "{d}/missing.csv", "-o", "{d}/m.mfz"], 1, "not found"),
     (["train", "{d}/bad.csv", "-o", "{d}/m.mfz"], 1, "bad.csv, line 2"),
@@ -90,8 +91,8 @@ def test_train_evaluate_predict_info_round_trip(files, capsys):
     (["tune", "{d}/train.dat", "--grid", "k=0,4"], 2, "k must be an integer >= 1, got 0"),
     (["tune", "{d}/train.dat", "--grid", "k"], 2, "NAME=V1,V2"),
     (["tune", "{d}/train.dat", "--grid", "k=4", "--grid", "k=8"], 2, "'k' twice"),
-    (["tune", "{d}/train.dat", "--cv", "1"], 2, "cv must be"),
-    (["tune", "{d}/train.dat", "--n-iter", "0"], 2, "n_iter must be"),
+    (["tune", "{d}/train.dat", "--cv", "1"], 2, "--cv must be at least 2"),
+    (["tune", "{d}/train.dat", "--n-iter", "0"], 2, "--n-iter must be at least 1"),
     (["tune", "{d}/missing.csv", "--grid", "k=4"], 1, "not found"),
 ])
 def test_bad_arguments_and_files_fail_clearly(files, capsys, argv, code, message):
@@ -138,6 +139,7 @@ def test_tune_prints_the_grid_and_saves_the_refit_best(files, capsys):
                          "-o", model, "--results", table)
     assert code == 0, err
     assert "4 trials on 3,500 ratings, scored by a 0.1 validation split" in out
+    assert "searching 4 grid points of Model on 3,500 ratings" in err        # progress
     assert out.count("-> val RMSE") == 4 and "trial 4/4: k=8 reg=0.3" in out   # progress
     trials = pd.read_csv(table)
     assert len(trials) == 4 and set(zip(trials["k"], trials["reg"])) == {
@@ -165,6 +167,7 @@ def test_demo_without_real_data_says_so_and_uses_synthetic(capsys, monkeypatch, 
     assert "MovieLens 100K unavailable" in out and "synthetic" in out
     assert "1,000,209 ratings" in out
     assert "validation RMSE" in out and "test RMSE" in out and out.count("predicted") == 5
+    assert "training k=20 for up to 200 epochs" in err and "kept epoch" in out
 
 
 def test_demo_on_real_movielens_100k(ml100k, capsys):
@@ -212,3 +215,109 @@ def test_a_flag_of_another_algorithm_is_a_usage_error(files, capsys, tmp_path):
                   "--algorithm", "als", "--lr", "0.1"])
     assert exit_info.value.code == 2
     assert "--lr does not apply to --algorithm als" in capsys.readouterr().err
+
+
+def test_divergence_is_one_line_in_cli_terms(files, capsys, tmp_path):
+    # regression: 'mfcore train ... --lr 50' printed a traceback
+    code, out, err = run(capsys, "train", files / "train.dat", "-o", tmp_path / "m.mfz",
+                         "--lr", 50, "--k", 4, "--epochs", 5)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and lines[-1].startswith("mfcore train: error: training diverged")
+    assert "--lr 50" in lines[-1] and "e.g. --lr 5" in lines[-1] and "lr=" not in lines[-1]
+    assert not (tmp_path / "m.mfz").exists()
+
+
+def test_tune_records_a_diverging_trial_and_goes_on(files, capsys, tmp_path):
+    table = tmp_path / "trials.csv"
+    code, out, err = run(capsys, "tune", files / "train.dat", "--grid", "lr=0.01,50",
+                         "--k", 4, "--epochs", 8, "--results", table, "-o", tmp_path / "b.mfz")
+    assert code == 0, err
+    assert "trial 2/2: lr=50 -> failed: training diverged" in out
+    assert "best: --lr 0.01" in out and (tmp_path / "b.mfz").exists()
+    trials = pd.read_csv(table, keep_default_na=False)
+    assert list(trials["status"]) == ["ok", "failed"]
+    assert trials["error"][1].startswith("training diverged") and trials["val_rmse"][1] == ""
+    code, out, err = run(capsys, "tune", files / "train.dat", "--grid", "lr=50,80", "--k", 4)
+    assert code == 1 and "every one of the 2 trials diverged" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "{d}/train.dat", "-o", "{t}/missing/m.mfz"], "-o {t}/missing/m.mfz: folder"),
+    (["train", "{d}/train.dat", "-o", "{t}"], "is a folder"),
+    (["tune", "{d}/train.dat", "--grid", "k=2", "--results", "{t}/no/r.csv"], "--results"),
+    (["tune", "{d}/train.dat", "--grid", "k=2", "-o", "{t}/no/m.mfz"], "-o {t}/no/m.mfz"),
+])
+def test_output_paths_are_checked_before_any_work(files, capsys, tmp_path, argv, message):
+    code, out, err = run(capsys, *[a.format(d=files, t=tmp_path) for a in argv])
+    assert code == 1 and message.format(t=tmp_path) in err
+    assert "reading" not in err and "trained" not in out      # failed before reading the data
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--verbose", "True"], "unrecognized arguments: True"),      # a switch takes no value
+    (["--warm-start", "1"], "unrecognized arguments: --warm-start"),  # train starts fresh
+    (["--validation-fraction", "0.1"], "unrecognized arguments: --validation-fraction"),  # --val
+    (["--count-weighted"], "does not apply to --algorithm sgd"),
+])
+def test_flags_read_like_a_command_line(files, capsys, tmp_path, argv, message):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["train", str(files / "train.dat"), "-o", str(tmp_path / "m.mfz"), *argv])
+    assert caught.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_verbose_switch_and_the_stop_line(files, capsys, tmp_path):
+    code, out, err = run(capsys, "train", files / "train.dat", "-o", tmp_path / "m.mfz",
+                         "--k", 4, "--epochs", 300, "--n-iter-no-change", 2, "--val", 0.2,
+                         "--verbose")
+    assert code == 0, err
+    assert "epoch    1" in out                                          # per-epoch lines
+    assert "training Model (--algorithm sgd, --k 4) on 2,800 ratings: up to 300 epochs" in err
+    stop = [line for line in out.splitlines() if "stopped early" in line]
+    assert stop and "in 2 epochs; kept epoch" in stop[-1]              # says when, why, which
+    kept = int(stop[-1].split("kept epoch ")[1].split()[0])
+    assert f"(best epoch {kept})" in out
+    code, out, err = run(capsys, "train", files / "train.dat", "-o", tmp_path / "m.mfz",
+                         "--algorithm", "als", "--k", 2, "--iterations", 2, "--no-count-weighted",
+                         "-q")
+    assert code == 0 and err == "" and "ran all 2 iterations" in out
+    assert mfcore.load(tmp_path / "m.mfz").count_weighted is False
+
+
+def test_help_shows_the_defaults_the_command_uses(capsys):
+    for command, expected in (("train", "sgd: default 40"), ("tune", "sgd: default 200"),
+                              ("tune", "als: default 200"), ("train", "--reg-bias V")):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert expected in text, (command, expected)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--warm-start" not in text and "--validation-fraction" not in text
+    assert "sgd: same as --reg" in text
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "notebook" not in text and "80/10/10" in text and "early stopping" in text
+
+
+def test_reader_messages_speak_cli(files, capsys, tmp_path):
+    (tmp_path / "odd.csv").write_text("score,cust,prod\n5,1,10\n4,2,10\n3,1,20\n")
+    code, _, err = run(capsys, "train", tmp_path / "odd.csv", "-o", tmp_path / "m.mfz")
+    assert code == 1 and "'cust', 'prod'" in err and "--columns user,item,rating" in err
+    assert "columns=" not in err
+    code, out, err = run(capsys, "train", tmp_path / "odd.csv", "-o", tmp_path / "m.mfz",
+                         "--columns", "rating,user,item", "--epochs", 2)
+    assert code == 0, err
+    assert "trained on 3 ratings (2 users, 2 items)" in out
+    (tmp_path / "first.tsv").write_text("1\t10\tfive\n2\t20\t4\n")
+    code, _, err = run(capsys, "train", tmp_path / "first.tsv", "-o", tmp_path / "m.mfz")
+    assert code == 1 and "first.tsv, line 1: rating 'five'" in err
+
+
+def test_cli_terms_rewrites_keywords_but_not_paths():
+    assert cli.cli_terms("with lr=0.5; try lr=0.05") == "with --lr 0.5; try --lr 0.05"
+    assert cli.cli_terms("n_iter_no_change must be") == "--n-iter-no-change must be"
+    assert cli.cli_terms("pass ids='str' for string ids") == "pass --ids str for string ids"
+    assert cli.cli_terms("/data/k=3/r.csv, line 2: bad") == "/data/k=3/r.csv, line 2: bad"

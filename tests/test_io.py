@@ -64,6 +64,45 @@ def test_three_columns_and_half_star_ratings(tmp_path):
     np.testing.assert_allclose(frame["rating"], [4.5, 0.5])
 
 
+def test_a_bad_first_line_is_an_error_not_a_header(tmp_path):
+    # regression: '1<tab>10<tab>five' was taken for a header and silently dropped
+    path = write(tmp_path / "r.tsv", "1\t10\tfive\n2\t20\t4\n3\t30\t5\n")
+    with pytest.raises(ValueError, match="r.tsv, line 1: rating 'five' is not a finite number"):
+        read_ratings(path)
+    with pytest.warns(UserWarning, match="skipped 1 bad line.*line 1"):
+        assert list(read_ratings(path, on_bad_lines="skip")["user"]) == [2, 3]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("score,cust,prod\n5,1,10\n", "does not know: 'cust', 'prod'"),
+    ("user,user,rating\n1,2,5\n", "names the user column more than once"),
+    ("user,item,rating\n1,10,5,99\n", "the header names 3 column.*4 field"),
+    ("rating,stars,score\n1,10,5\n", "names the rating column more than once"),
+])
+def test_unknown_or_inconsistent_header_names_are_errors(tmp_path, text, match):
+    with pytest.raises(ValueError, match=match):
+        read_ratings(write(tmp_path / "r.csv", text))
+
+
+def test_columns_name_the_file_columns_in_order(tmp_path):
+    path = write(tmp_path / "r.csv", "score,cust,prod\n5,1,10\n3,2,20\n")
+    for columns in (["rating", "user", "item"], "rating, user, item"):
+        frame = read_ratings(path, columns=columns)
+        assert list(frame.columns) == ["user", "item", "rating"]
+        np.testing.assert_array_equal(frame["user"], [1, 2])
+        np.testing.assert_array_equal(frame["item"], [10, 20])
+        np.testing.assert_allclose(frame["rating"], [5, 3])
+    headerless = write(tmp_path / "h.tsv", "10\t1\t4\n20\t2\t5\n")   # the fast parser too
+    frame = read_ratings(headerless, columns=["item", "user", "rating"])
+    np.testing.assert_array_equal(frame["user"], [1, 2])
+    with pytest.raises(ValueError, match="columns: unknown name.*'stars'"):
+        read_ratings(path, columns=["stars", "user", "item"])
+    with pytest.raises(ValueError, match="columns names 4 column"):
+        read_ratings(path, columns=["rating", "user", "item", "timestamp"])
+    with pytest.raises(ValueError, match="must include user, item, rating"):
+        read_ratings(path, columns=["timestamp", "user", "item"])
+
+
 def test_header_names_reorder_columns(tmp_path):
     path = write(tmp_path / "r.csv", "movieId,userId,rating\n10,1,5\n20,2,3\n")
     frame = read_ratings(path)
@@ -92,8 +131,10 @@ def test_zip_archive_picks_the_rating_file(tmp_path):
 def test_explicit_separator_and_header_override(tmp_path):
     path = write(tmp_path / "odd.txt", "1\t10\t5\n2\t20\t4\n")
     assert len(read_ratings(path, sep="\t", header=False)) == 2
-    # forcing a header drops the first line as names
-    assert len(read_ratings(path, sep="tab", header=True)) == 1
+    # forcing a header takes the first line as names, and these are not column names
+    with pytest.raises(ValueError, match="does not know: '1', '10', '5'.*columns="):
+        read_ratings(path, sep="tab", header=True)
+    assert len(read_ratings(path, sep="tab", header=True, columns=["user", "item", "rating"])) == 1
     with pytest.raises(ValueError, match="sep must be one of"):
         read_ratings(path, sep="|")
 
@@ -134,6 +175,7 @@ def test_malformed_lines_name_file_and_line(tmp_path, text, line, match):
     ("1,10,5\n2,20\n", "line 2: 2 field"),
     ("1\t10\t5\n\t\n2\t20\t4\n", "line 2: 2 field.*'\\\\t'"),   # a line of one tab is not blank
     ("1,10,5\n2,20,inf\n", "line 2: rating 'inf'"),
+    ("1\t2\n", "the first line has 2 field"),
     ("a\tb\n", "the first line has 2 field"),
 ])
 def test_malformed_csv_and_tab(tmp_path, text, match):
@@ -171,6 +213,9 @@ def test_read_pairs_allows_a_missing_rating(tmp_path):
     assert list(frame.columns) == ["user", "item"]
     with pytest.raises(ValueError, match="expected user, item, rating"):
         read_ratings(write(tmp_path / "pairs2.csv", "1,10\n2,20\n"))
+    # two string ids are a pair, not a header (unless both are column names)
+    frame = read_pairs(write(tmp_path / "pairs3.csv", "u1,i3\nu2,i4\n"))
+    assert list(frame["user"]) == ["u1", "u2"]
 
 
 def test_parquet_when_pyarrow_is_installed(tmp_path):
@@ -294,3 +339,85 @@ def test_any_layout_round_trips_random_ratings(tmp_path):
             np.testing.assert_array_equal(frame[column].to_numpy(), np.array(values))
 
     round_trip()
+
+
+def test_skipping_every_line_is_an_error_and_no_numpy_warning_leaks(tmp_path):
+    # fuzzing findings: all lines skipped gave an empty frame; a short line leaked numpy's
+    # "invalid value encountered in cast" RuntimeWarning
+    with pytest.raises(ValueError, match="no ratings: all 1 line.*are bad, the first at line 1"):
+        read_ratings(write(tmp_path / "bad.dat", "0::0::\x001\n"), on_bad_lines="skip")
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = read_ratings(write(tmp_path / "short.tsv", "0\t0\t1\n1e308"), on_bad_lines="skip")
+    assert len(frame) == 1
+    assert [w.category.__name__ for w in caught] == ["BadLinesWarning"]
+
+
+@pytest.mark.parametrize("columns, match", [
+    ({"user": [1.0, 2.5], "item": [1, 2], "rating": [4, 5]}, "user id 2.5 at row 1 is not an int"),
+    ({"user": [1, 2], "item": [1.0, float("inf")], "rating": [4, 5]}, "item id inf at row 1"),
+    ({"user": ["a", " "], "item": [1, 2], "rating": [4, 5]}, "empty user id at row 1"),
+    ({"user": [True, False], "item": [1, 2], "rating": [4, 5]}, "booleans"),
+    ({"user": [1, 2], "item": [1, 2], "rating": ["x", "5"]}, "rating column is not numeric"),
+    ({"user": [1, 2], "item": [1, 2], "rating": [4, 3.5e38]}, "rating 3.5e.38 at row 1"),
+    ({"user": [1, 2], "item": [1, 2], "rating": [4, 5], "ts": ["a", "b"]}, "timestamp column"),
+    ({"user": [1, 2], "item": [1, 2], "rating": [4, 5], "ts": [1.0, 2.5]}, "timestamp 2.5"),
+])
+def test_parquet_values_are_checked_not_truncated(tmp_path, columns, match):
+    # fuzzing findings: float ids were truncated (2.5 -> 2), non-numeric timestamps kept
+    pytest.importorskip("pyarrow", reason="pyarrow is optional; Parquet needs it")
+    pd.DataFrame(columns).to_parquet(tmp_path / "r.parquet")
+    with pytest.raises(ValueError, match=match):
+        read_ratings(tmp_path / "r.parquet")
+    whole = pd.DataFrame({"user": [1.0, 2.0], "item": [3, 4], "rating": [4, 5], "ts": [9.0, 8.0]})
+    whole.to_parquet(tmp_path / "ok.parquet")
+    frame = read_ratings(tmp_path / "ok.parquet")
+    assert list(frame["user"]) == [1, 2] and list(frame["timestamp"]) == [9, 8]
+    assert frame["timestamp"].dtype == np.int64
+
+
+@pytest.mark.parametrize("text, match", [
+    (b"1,2,3\n\x0c\n", "line 2: 1 field"),            # a form feed is no blank line to pandas
+    (b"1,2,3\n\x00\n", "line 2: a NUL byte"),
+    (b"a,b,5\nc\x00,d,4\n", "line 2: a NUL byte"),     # string ids: no NUL kept in an id
+    (b"\x00\n", "the first line has 1 field"),         # one field is no header
+    (b"1,2,3\n1_0,2,3\n", "line 2: user id '1_0' is not an integer"),
+])
+def test_lines_and_numbers_as_the_parser_sees_them(tmp_path, text, match):
+    # fuzzing findings: Python's idea of blank lines, line breaks and numbers (\x0c, \x1c, 1_0)
+    # differed from the parser's, so bad lines went unnamed or NUL bytes into string ids
+    path = tmp_path / "r.csv"
+    path.write_bytes(text)
+    with pytest.raises(ValueError, match=match):
+        read_ratings(path)
+
+
+@pytest.mark.parametrize("text", [b"\nuser\titem\trating\n1\t10\t5\n",
+                                  b"\n \r\nuser,item,rating\r\n1,10,5\n",
+                                  b"\r\ruser;item;rating\r1;10;5\r"])
+def test_a_header_after_blank_lines(tmp_path, text):
+    # fuzzing finding: the header was looked for on line 1 only, so after a blank line it was
+    # read as data (an error naming it, or a 'skipped bad line' with on_bad_lines="skip")
+    path = tmp_path / "r.dat"
+    path.write_bytes(text)
+    for mode in ("error", "skip"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            frame = read_ratings(path, on_bad_lines=mode)
+        assert frame.to_dict("list") == {"user": [1], "item": [10], "rating": [5.0]}
+
+
+@pytest.mark.parametrize("text, users", [
+    (b"user\titem\trating\r0\t0\t1\r\n7\t0\t1\r\n", [0, 7]),
+    (b"user\titem\trating\r0\t0\t1\r\n", [0]),
+    (b"user::item::rating\r1::2::3\n4::5::6\n", [1, 4]),
+    (b"user,item,rating\r1,2,3", [1]),
+])
+def test_a_header_ending_in_a_lone_cr_keeps_the_first_row(tmp_path, text, users):
+    # fuzzing finding: the compiled path skipped the header up to the first LF, so a header
+    # ended by a lone CR took the first data line with it (a row silently lost, or no rows)
+    path = tmp_path / "r.dat"
+    path.write_bytes(text)
+    assert list(read_ratings(path)["user"]) == users

@@ -218,3 +218,34 @@ def test_an_estimator_this_mfcore_lacks_is_rejected_by_name(tmp_path, fitted):
     _rewrite(path, foreign)
     with pytest.raises(ModelFileError, match="estimator 'os.system'"):
         mfcore.load(path)
+
+
+def test_a_version_that_is_not_an_integer_is_a_model_file_error(tmp_path, fitted):
+    # fuzzing finding: a re-signed file whose version member is text raised a bare ValueError
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+
+    def text_version(arrays):
+        arrays["version"] = np.str_("x")
+        arrays.pop("digest")
+        arrays["digest"] = np.str_(persistence._digest(arrays))
+    _rewrite(path, text_version)
+    with pytest.raises(ModelFileError, match="model format version"):
+        mfcore.load(path)
+
+
+def test_a_bad_random_generator_state_is_a_model_file_error(tmp_path, fitted):
+    # fuzzing finding: a negative PCG64 increment raised numpy's OverflowError
+    import json
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+
+    def negative_inc(arrays):
+        training = json.loads(str(arrays["state.training"]))
+        training["rng"]["state"]["inc"] = -1
+        arrays["state.training"] = np.str_(json.dumps(training))
+        arrays.pop("digest")
+        arrays["digest"] = np.str_(persistence._digest(arrays))
+    _rewrite(path, negative_inc)
+    with pytest.raises(ModelFileError, match="inconsistent model"):
+        mfcore.load(path)

@@ -40,7 +40,7 @@ def test_clone_of_model_and_adapter(sk):
     reg = MFRegressor(k=7, epochs=3)
     reg_copy = clone(reg)
     assert reg_copy.get_params() == reg.get_params()
-    assert set(reg.get_params()) == set(model.get_params())
+    assert set(reg.get_params()) == set(model.get_params()) | {"warn_unknown"}
     assert "k=7" in repr(reg)
     with pytest.raises(TypeError, match="unexpected"):
         MFRegressor(kk=3)
@@ -89,7 +89,7 @@ def test_als_regressor_in_a_grid_search(sk, data):
     from mfcore.sklearn import ALSRegressor
 
     X, y = data
-    assert set(ALSRegressor().get_params()) == set(mfcore.ALS().get_params())
+    assert set(ALSRegressor().get_params()) == set(mfcore.ALS().get_params()) | {"warn_unknown"}
     search = GridSearchCV(ALSRegressor(k=3, iterations=5), {"reg": [0.02, 2.0]},
                           scoring="neg_root_mean_squared_error",
                           cv=KFold(3, shuffle=True, random_state=0))
@@ -110,3 +110,19 @@ def test_regressors_pickle_and_are_one_class_per_estimator(sk, data):
     again = pickle.loads(pickle.dumps(fitted))
     assert np.array_equal(again.predict(X[:20]), fitted.predict(X[:20]))
     assert pickle.loads(pickle.dumps(custom(k=2))).get_params()["k"] == 2
+
+
+def test_regressor_can_silence_unknown_id_warnings(sk, data):
+    from sklearn.base import clone
+    from mfcore.sklearn import MFRegressor
+
+    X, y = data
+    unseen = np.array([[10**6, X[0, 1]], [X[0, 0], 10**6]])
+    loud = MFRegressor(k=2, epochs=2).fit(X, y)
+    with pytest.warns(UnknownIdWarning, match="unknown"):
+        expected = loud.predict(unseen)
+    quiet = clone(MFRegressor(k=2, epochs=2, warn_unknown=False)).fit(X, y)
+    assert quiet.model_.get_params() == loud.model_.get_params()   # not an estimator parameter
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(quiet.predict(unseen), expected)

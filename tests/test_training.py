@@ -85,7 +85,8 @@ def test_callback_can_stop_training(planted):
 def test_verbose_prints_one_line_per_epoch(planted, capsys):
     Model(k=2, epochs=3, verbose=True).fit(*planted, validation=planted)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("epoch    1") and "val_rmse" in lines[0]
+    assert len(lines) == 4 and lines[0].startswith("epoch    1") and "val_rmse" in lines[0]
+    assert lines[3].startswith("ran all 3 epochs; kept epoch")      # then how it stopped
 
 
 def test_two_partial_fits_equal_one_fit_of_two_epochs(planted):
@@ -228,3 +229,31 @@ def test_one_scalar_pair_predicts_one_number(planted):
                                   model.predict([u] * 4, planted[1][:4]))
     np.testing.assert_array_equal(model.predict(planted[0][:4], i),
                                   model.predict(planted[0][:4], [i] * 4))
+
+
+def test_a_diverging_trial_is_recorded_and_the_search_goes_on(make_planted, capsys):
+    # regression: one trial with too large a learning rate aborted the search
+    data = make_planted(n_users=80, n_items=60, noise=0.3)
+    grid = {"lr": [0.02, 50.0, 0.01]}
+    search = Search(grid, base=Model(k=3, epochs=8, n_threads=1), seed=0,
+                    verbose=True).fit(*data)
+    by_lr = {r["lr"]: r for r in search.results_}
+    assert by_lr[50.0]["status"] == "failed" and np.isnan(by_lr[50.0]["val_rmse"])
+    assert "training diverged at epoch" in by_lr[50.0]["error"]
+    assert [by_lr[lr]["status"] for lr in (0.02, 0.01)] == ["ok", "ok"]
+    assert search.best_params_["lr"] in (0.02, 0.01) and np.isfinite(search.best_score_)
+    assert search.best_model_.lr == search.best_params_["lr"]      # refit on a finished trial
+    table = search.results_frame()
+    assert list(table["lr"])[-1] == 50.0 and table["best_epoch"].isna().tolist() == [
+        False, False, True]                                          # failed trials last
+    assert "trial 2/3: lr=50.0 -> failed: training diverged" in capsys.readouterr().out
+    with pytest.raises(mfcore.TrainingDivergedError, match="every one of the 2 trials diverged"):
+        Search({"lr": [50.0, 80.0]}, base=Model(k=3, epochs=8), cv=2).fit(*data)
+
+
+def test_search_over_a_sampler_without_warm_start(make_planted):
+    # regression: every trial set warm_start, which BayesianMF does not have (TypeError)
+    data = make_planted(n_users=40, n_items=30, noise=0.3)
+    search = Search({"k": [2, 3]}, base=mfcore.BayesianMF(n_samples=3, burn_in=1),
+                    refit=False).fit(*data)
+    assert [r["status"] for r in search.results_] == ["ok", "ok"]

@@ -13,9 +13,12 @@ An estimator prepares its data and a *trainer*, an object with
   running posterior mean); by default ``model._rmse_rows``;
 
 and hands both to ``run``. ``run`` owns what is common: timing, the
-finiteness check, history, ``verbose`` lines, validation scoring, early
-stopping with best-epoch restore, and callbacks. ``atomic`` commits the new
-parameters only when training succeeds.
+finiteness check, history, ``verbose`` lines, the progress bar (``mfcore.progress``:
+on a terminal with tqdm installed), validation scoring, early stopping with
+best-epoch restore, callbacks, and ``stop_reason_``: one line saying how the
+fit ended (the limit reached, early stopping and the epoch kept, or the
+callback), printed with ``verbose``. ``atomic`` commits the new parameters only
+when training succeeds.
 """
 import contextlib
 import copy
@@ -23,6 +26,7 @@ import time
 
 import numpy as np
 
+from .. import progress
 from ..errors import TrainingDivergedError
 
 __all__ = ["run", "atomic", "format_record"]
@@ -66,35 +70,47 @@ def run(model, trainer, n_ratings, n_epochs, val, callback, verbose, tol, n_iter
     best_rmse, best, since_best = np.inf, None, 0
     score = getattr(trainer, "validation_rmse", None) or (lambda rows: model._rmse_rows(*rows))
     early_stopping = n_iter_no_change is not None
-    for epoch in range(model.n_epochs_ + 1, model.n_epochs_ + n_epochs + 1):
-        start = time.perf_counter()
-        info = trainer.step(epoch)
-        seconds = time.perf_counter() - start
-        sse = info.pop("sse")
-        if not (np.isfinite(sse) and all(np.isfinite(a).all() for a in model._parameters())):
-            raise TrainingDivergedError(trainer.diverged(epoch, info))
-        record = {"epoch": epoch, **info, "train_loss": (sse + trainer.penalty()) / n_ratings,
-                  "train_rmse": float(np.sqrt(sse / n_ratings)), "seconds": seconds,
-                  "updates_per_sec": n_ratings / max(seconds, 1e-12)}
-        if val is not None:
-            record["val_rmse"] = score(val)
-        model.history_.append(record)
-        model.n_epochs_ = epoch
-        if verbose:
-            print(format_record(record), flush=True)
-        stop = False
-        if val is not None and early_stopping:
-            if record["val_rmse"] < best_rmse - tol:
-                best_rmse, since_best = record["val_rmse"], 0
-                best = (epoch, [a.copy() for a in model._parameters()])
-            else:
-                since_best += 1
-                stop = since_best >= n_iter_no_change
-        if callback is not None and callback(model, epoch, dict(record)):
-            stop = True
-        if stop:
-            break
+    word, first = model.EPOCH_WORD, model.n_epochs_ + 1
+    reason = f"ran all {n_epochs} {word}"
+    with progress.bar(n_epochs, f"{type(model).__name__} fit", word) as bar:
+        for epoch in range(first, model.n_epochs_ + n_epochs + 1):
+            start = time.perf_counter()
+            info = trainer.step(epoch)
+            seconds = time.perf_counter() - start
+            sse = info.pop("sse")
+            if not (np.isfinite(sse) and all(np.isfinite(a).all() for a in model._parameters())):
+                raise TrainingDivergedError(trainer.diverged(epoch, info))
+            record = {"epoch": epoch, **info, "train_loss": (sse + trainer.penalty()) / n_ratings,
+                      "train_rmse": float(np.sqrt(sse / n_ratings)), "seconds": seconds,
+                      "updates_per_sec": n_ratings / max(seconds, 1e-12)}
+            if val is not None:
+                record["val_rmse"] = score(val)
+            model.history_.append(record)
+            model.n_epochs_ = epoch
+            bar.update(**{k: record[k] for k in ("train_rmse", "val_rmse") if k in record})
+            if verbose:
+                bar.write(format_record(record))
+            stop = False
+            if val is not None and early_stopping:
+                if record["val_rmse"] < best_rmse - tol:
+                    best_rmse, since_best = record["val_rmse"], 0
+                    best = (epoch, [a.copy() for a in model._parameters()])
+                else:
+                    since_best += 1
+                    stop = since_best >= n_iter_no_change
+                    if stop:
+                        reason = (f"stopped early after {word[:-1]} {epoch}: validation RMSE "
+                                  f"did not improve on {best_rmse:.4f} by more than {tol:g} in "
+                                  f"{n_iter_no_change} {word}")
+            if callback is not None and callback(model, epoch, dict(record)):
+                stop, reason = True, f"stopped by the callback after {word[:-1]} {epoch}"
+            if stop:
+                break
     if best is not None:
         model.best_epoch_ = best[0]
         for target, kept in zip(model._parameters(), best[1]):
             target[...] = kept
+        reason += f"; kept {word[:-1]} {best[0]} (validation RMSE {best_rmse:.4f})"
+    model.stop_reason_ = reason
+    if verbose:
+        print(reason, flush=True)

@@ -1,0 +1,485 @@
+"""Fuzzing the readers and the model loader: mutated inputs, and what each may do with them.
+
+``read_ratings`` gets rating files in every layout it reads (``::``, tab, comma with and
+without a header, ``;``, whitespace; 3 or 4 columns; LF, CRLF; plain, gzip, bz2, xz and
+zip), mutated before or after compression. It may raise ``ValueError`` and nothing else;
+when it returns, the frame must be what the text says: one row per non-blank data line
+(or, with ``on_bad_lines="skip"``, the rows plus the skipped lines counted in its
+warning), the documented columns and dtypes, finite ratings, and, whenever every line is
+in a strict plain form that a short reference parser here reads, exactly its values.
+
+``mfcore.load`` gets saved models (SGD, ALS, Bayesian; integer and string ids; unfitted)
+with bytes flipped, inserted, removed or cut, and with members replaced, removed or added
+and the digest re-signed (so the checks behind the digest are reached). It may raise
+``ModelFileError`` and nothing else; a model it returns must equal the saved one when the
+stored arrays are unchanged, and must predict and recommend (finite scores) in any case.
+
+``tests/test_fuzz.py`` runs a bounded number of examples in the suite; ``benchmarks/fuzz.py``
+runs many more and reports counts.
+"""
+import bz2
+import gzip
+import io
+import json
+import lzma
+import os
+import re
+import warnings
+import zipfile
+
+import numpy as np
+from hypothesis import HealthCheck, settings, strategies as st
+
+import mfcore
+from mfcore import ModelFileError, persistence
+from mfcore.errors import BadLinesWarning
+from mfcore.io import ALIASES, read_ratings
+
+# --- rating files ----------------------------------------------------------------------
+
+SEPARATORS = ["::", "\t", ",", ";", " "]
+COMPRESSIONS = ["", ".gz", ".bz2", ".xz", ".zip"]
+HEADERS = {4: "userId{s}movieId{s}rating{s}timestamp", 3: "user{s}item{s}rating"}
+#: bytes that make a parser work: separators, line ends, signs, quotes, exponents, junk
+NASTY = [b"\n", b"\r", b"\r\n", b":", b"::", b"\t", b",", b";", b" ", b"-", b"+", b".", b"e",
+         b"E", b'"', b"nan", b"inf", b"0", b"9", b"99999999999999999999", b"\x00", b"\xff",
+         b"\xef\xbb\xbf", b"#", b"user", b"1e308", b"\xc3\xa9", b"\x0b", b"\x0c", b"\x1c",
+         b"\xc2\x85", b"\xc2\xa0", b"_", b"1_0", b"\t\t"]
+
+ROW = st.tuples(st.integers(-2**31, 2**40), st.integers(0, 2**31 - 1),
+                st.sampled_from(["1", "2.5", "4.", "0.5", "5", "-1", "3.25", ".5", "10"]),
+                st.integers(0, 2**33))
+
+
+@st.composite
+def rating_files(draw):
+    """(file name, file bytes, plain text before mutation or None, on_bad_lines)."""
+    rows = draw(st.lists(ROW, min_size=1, max_size=12))
+    sep = draw(st.sampled_from(SEPARATORS))
+    cols = draw(st.sampled_from([3, 4]))
+    eol = draw(st.sampled_from(["\n", "\r\n"]))
+    header = draw(st.booleans()) and sep != "::"
+    text = (HEADERS[cols].format(s=sep) + eol if header else "") + "".join(
+        sep.join(map(str, row[:cols])) + eol for row in rows)
+    data = text.encode()
+    compression = draw(st.sampled_from(COMPRESSIONS))
+    before = compression == "" or draw(st.booleans())   # mutate the text, or the archive
+    if before:
+        data = _mutate(draw, data)
+    packed = _compress(data, compression)
+    if not before:
+        packed = _mutate(draw, packed)
+    on_bad_lines = draw(st.sampled_from(["error", "error", "skip"]))
+    return "ratings.dat" + compression, packed, data if before else None, on_bad_lines
+
+
+def _compress(data, compression):
+    if compression == ".gz":
+        return gzip.compress(data, mtime=0)
+    if compression == ".bz2":
+        return bz2.compress(data)
+    if compression == ".xz":
+        return lzma.compress(data)
+    if compression == ".zip":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("ml/ratings.dat", data)
+        return buffer.getvalue()
+    return data
+
+
+def _mutate(draw, data):
+    """0 to 4 random edits: flip, insert (random or nasty bytes), delete, duplicate, cut."""
+    data = bytearray(data)
+    for _ in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["flip", "insert", "nasty", "delete", "duplicate", "cut"]))
+        at = draw(st.integers(0, len(data)))
+        if kind == "flip" and at < len(data):
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=4))
+        elif kind == "nasty":
+            data[at:at] = draw(st.sampled_from(NASTY))
+        elif kind == "delete":
+            del data[at:at + draw(st.integers(1, 8))]
+        elif kind == "duplicate":
+            data[at:at] = data[at:at + draw(st.integers(1, 30))]
+        elif kind == "cut":
+            del data[at:]
+    return bytes(data)
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_INT = re.compile(r"-?[0-9]{1,18}")
+_DECIMAL = re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)")
+
+
+def _lines(text):
+    lines = _LINE_END.split(text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+_BLANKS = " \t\r\n"   # what pandas' C parser takes for blank (not Python's str.strip)
+
+
+def _fields(line, sep):
+    return re.split(r"[ \t]+", line.strip(" \t")) if sep == " " else line.split(sep)
+
+
+def reference_parse(text, sep, header, n_fields):
+    """(users, items, ratings, timestamps) of a file whose every line is plain, or None.
+
+    Plain: separated by ``sep``, integer ids and timestamp (at most 18 digits), a decimal
+    rating (no exponent), no spaces around fields (a whitespace file: single spaces),
+    no blank line holding a separator; the readers must read such a file exactly so.
+    """
+    lines = [ln for ln in _lines(text) if ln.strip(_BLANKS)]
+    if header:
+        lines = lines[1:]
+    rows = []
+    for line in lines:
+        fields = _fields(line, sep)
+        if sep == " " and line != " ".join(fields):
+            return None
+        if len(fields) != n_fields:
+            return None
+        *ids, rating = fields[:3]
+        if not all(_INT.fullmatch(f) for f in ids) or not _DECIMAL.fullmatch(rating):
+            return None
+        if n_fields == 4 and not _INT.fullmatch(fields[3]):
+            return None
+        rows.append((int(ids[0]), int(ids[1]), float(rating),
+                     int(fields[3]) if n_fields == 4 else 0))
+    if not rows:
+        return None
+    return tuple(np.array(c) for c in zip(*rows))
+
+
+def data_line_count(text, sep, header):
+    """Non-blank lines after the header, as the readers count them."""
+    lines = [ln for ln in _lines(text)
+             if ln.strip(_BLANKS) or (sep != " " and sep[0] in ln)]
+    return len(lines) - (1 if header else 0)
+
+
+def check_rating_file(folder, name, data, text_bytes, on_bad_lines):
+    """Read one (mutated) file; fail unless the outcome is allowed (see the module docstring)."""
+    path = os.path.join(folder, name)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            frame = read_ratings(path, on_bad_lines=on_bad_lines)
+        except ValueError as exc:
+            assert str(exc), "an error without a message"
+            return "error"
+    skipped = 0
+    for w in caught:
+        assert issubclass(w.category, (BadLinesWarning, UserWarning)), w
+        found = re.search(r"skipped (\d+) bad line", str(w.message))
+        if found:
+            skipped = int(found.group(1))
+    assert on_bad_lines == "skip" or not skipped
+    _check_frame(frame)
+    if text_bytes is None:  # a mutated archive that still decompressed: nothing to compare
+        return "read"
+    try:
+        text = text_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        return "read"
+    if '"' in text or "\x00" in text:  # quoting (a field may span lines), NULs: counts differ
+        return "read"
+    text = text.lstrip("\ufeff")
+    sep = _detected_separator(text)
+    if sep is None:
+        return "read"
+    header = _has_header(text, sep)
+    expected_rows = data_line_count(text, sep, header)
+    assert len(frame) + skipped == expected_rows, (
+        f"{len(frame)} rows + {skipped} skipped from {expected_rows} data lines:\n{text!r}")
+    if not skipped and frame["user"].dtype.kind in "iu":
+        ref = reference_parse(text, sep, header, len(frame.columns))
+        if ref is not None:
+            users, items, ratings, stamps = ref
+            np.testing.assert_array_equal(frame["user"].to_numpy(), users)
+            np.testing.assert_array_equal(frame["item"].to_numpy(), items)
+            np.testing.assert_allclose(frame["rating"].to_numpy(), ratings, rtol=1e-6)
+            if "timestamp" in frame:
+                np.testing.assert_array_equal(frame["timestamp"].to_numpy(), stamps)
+    return "read"
+
+
+def _detected_separator(text):
+    """The separator the readers detect from the first non-blank line (None when unsure)."""
+    first = next((ln for ln in _lines(text) if ln.strip(_BLANKS)), None)
+    if first is None:
+        return None
+    for sep in ("::", "\t", ",", ";"):
+        if sep in first:
+            return sep
+    return " "
+
+
+def _has_header(text, sep):
+    first = next(ln for ln in _lines(text) if ln.strip(_BLANKS))
+    fields = [f.strip(" \t") for f in _fields(first, sep)]
+
+    def number(f):  # as pandas reads numbers: no '_', no whitespace but spaces and tabs
+        try:
+            float(f)
+        except ValueError:
+            return False
+        return "_" not in f and f == f.strip()
+    if len(fields) < 2 or not all(f and not number(f) for f in fields):
+        return False
+    known = {alias for aliases in ALIASES.values() for alias in aliases}
+    return len(fields) >= 3 or all(f.strip('"').lower() in known for f in fields)
+
+
+def _check_frame(frame):
+    columns = list(frame.columns)
+    assert columns in (["user", "item", "rating"], ["user", "item", "rating", "timestamp"]), columns
+    assert len(frame) > 0
+    for column in ("user", "item"):
+        kind = str(frame[column].dtype)
+        assert kind in ("int32", "int64", "category"), (column, kind)
+    assert frame["rating"].dtype == np.float32
+    assert np.isfinite(frame["rating"].to_numpy()).all()
+    if "timestamp" in frame:
+        assert frame["timestamp"].dtype == np.int64
+
+
+# --- model files ----------------------------------------------------------------------
+
+def saved_models(folder):
+    """name -> (bytes of a saved model, the model): the kinds of file ``load`` meets."""
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(1, 30, 300), rng.integers(1, 20, 300)
+    ratings = rng.integers(1, 6, 300).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models = {
+            "sgd": mfcore.Model(k=3, epochs=3).fit(users, items, ratings),
+            "als": mfcore.ALS(k=2, iterations=2).fit(users, items, ratings),
+            "bayes": mfcore.BayesianMF(k=2, n_samples=3, burn_in=1).fit(users, items, ratings),
+            "str": mfcore.Model(k=2, epochs=2, dtype="float64").fit(
+                [f"u{u}" for u in users], [f"i{i}" for i in items], ratings),
+            "unfitted": mfcore.Model(k=5),
+        }
+    out = {}
+    for name, model in models.items():
+        path = os.path.join(folder, f"{name}.mfz")
+        model.save(path)
+        with open(path, "rb") as fh:
+            out[name] = (fh.read(), model)
+    return out
+
+
+def _members(data):
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def _pack(arrays, sign):
+    if sign:
+        arrays.pop("digest", None)
+        arrays["digest"] = np.str_(persistence._digest(arrays))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+#: what a replaced member may become
+def _replacements(value):
+    return st.sampled_from([
+        ("empty", lambda v: np.zeros(0, dtype=v.dtype)),
+        ("scalar", lambda v: np.asarray(v).ravel()[:1].reshape(()) if np.asarray(v).size
+         else np.float64(1)),
+        ("longer", lambda v: np.concatenate([np.ravel(v), np.ravel(v)[:1]]) if np.ndim(v)
+         else np.array([v, v])),
+        ("shorter", lambda v: v[:-1] if np.ndim(v) and len(v) else v),
+        ("float32", lambda v: np.asarray(v).astype(np.float32) if np.asarray(v).dtype.kind in "iuf"
+         else np.float32(1)),
+        ("float64", lambda v: np.asarray(v).astype(np.float64) if np.asarray(v).dtype.kind in "iuf"
+         else np.float64(1)),
+        ("int64", lambda v: np.asarray(v).astype(np.int64) if np.asarray(v).dtype.kind in "iuf"
+         else np.int64(1)),
+        ("int32", lambda v: np.asarray(v).astype(np.int32) if np.asarray(v).dtype.kind in "iuf"
+         else np.int32(-1)),
+        ("nan", lambda v: np.where(np.arange(np.size(v)).reshape(np.shape(v)) == 0, np.nan, v)
+         if np.asarray(v).dtype.kind == "f" else v),
+        ("huge", lambda v: np.full(np.shape(v), 1e38, dtype=v.dtype)
+         if np.asarray(v).dtype.kind == "f" else v),
+        ("negative", lambda v: -np.abs(v) - 1 if np.asarray(v).dtype.kind in "iuf" else v),
+        ("2d", lambda v: np.atleast_2d(v)),
+        ("transposed", lambda v: np.ascontiguousarray(np.atleast_2d(v).T)),
+        ("text", lambda v: np.str_("x")),
+        ("json", lambda v: np.str_(json.dumps({"bit_generator": "PCG64"}))),
+        ("json-list", lambda v: np.str_("[1, 2, 3]")),
+        ("json-null", lambda v: np.str_("null")),
+        ("bytes", lambda v: np.bytes_(b"\xff\xfe")),
+        ("strings", lambda v: np.array(["a"] * max(np.size(v), 1))),
+        ("bool", lambda v: np.bool_(True)),
+        ("reversed", lambda v: np.ascontiguousarray(v[::-1]) if np.ndim(v) else v),
+        ("big-int", lambda v: np.int64(2**62)),
+    ])
+
+
+@st.composite
+def model_files(draw, saved):
+    """(mutated bytes, the original model or None when it may differ, kind of mutation)."""
+    name = draw(st.sampled_from(sorted(saved)))
+    data, model = saved[name]
+    kind = draw(st.sampled_from(["bytes", "member", "member", "member", "json", "drop", "add"]))
+    if kind == "bytes":
+        return _mutate(draw, data), model, kind
+    arrays = _members(data)
+    sign = draw(st.sampled_from([True, True, True, False]))
+    if kind == "drop":
+        arrays.pop(draw(st.sampled_from(sorted(arrays))))
+    elif kind == "add":
+        arrays[draw(st.sampled_from(["state.extra", "extra", "state.seen_indptr"]))] = np.arange(3)
+    elif kind == "json":
+        member = draw(st.sampled_from(["params", "state.history", "state.training"]))
+        if member not in arrays:
+            member = "params"
+        doc = json.loads(str(arrays[member]))
+        doc = _mutate_json(draw, doc)
+        arrays[member] = np.str_(json.dumps(doc))
+    else:
+        member = draw(st.sampled_from(sorted(arrays)))
+        label, change = draw(_replacements(arrays[member]))
+        with np.errstate(all="ignore"):
+            arrays[member] = change(arrays[member])
+    return _pack(arrays, sign), None, kind
+
+
+def _mutate_json(draw, doc):
+    """Replace, drop or retype one value somewhere in a JSON document."""
+    if isinstance(doc, dict) and doc:
+        key = draw(st.sampled_from(sorted(doc)))
+        action = draw(st.sampled_from(["drop", "replace", "recurse"]))
+        if action == "drop":
+            doc.pop(key)
+        elif action == "recurse":
+            doc[key] = _mutate_json(draw, doc[key])
+        else:
+            doc[key] = draw(st.sampled_from([None, -1, 0, 2**70, 1.5, "x", [], {}, True,
+                                             float("1e308")]))
+        return doc
+    if isinstance(doc, list) and doc:
+        at = draw(st.integers(0, len(doc) - 1))
+        doc[at] = _mutate_json(draw, doc[at])
+        return doc
+    return draw(st.sampled_from([None, -1, 0, 2**70, 1.5, "x", [], {}, True]))
+
+
+def check_model_file(folder, data, original):
+    """Load one (mutated) model file; fail unless the outcome is allowed."""
+    path = os.path.join(folder, "fuzzed.mfz")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = mfcore.load(path)
+    except ModelFileError as exc:
+        assert str(exc)
+        return "error"
+    if not hasattr(model, "user_factors_"):
+        model.get_params()
+        if original is not None and not hasattr(original, "user_factors_"):
+            assert model.get_params() == original.get_params()
+        return "loaded"
+    users, items = model.user_map_.ids[:5], model.item_map_.ids[:5]
+    n = min(len(users), len(items))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pred = model.predict(users[:n], items[:n])
+        assert pred.shape == (n,) and np.isfinite(pred).all()
+        if len(users):
+            top, scores = model.recommend(users[0], n=3,  # a file may lack the seen items
+                                          exclude_seen=model.seen_indptr_ is not None)
+            assert len(top) == len(scores) <= 3
+            assert np.isfinite(scores).all()
+    if original is not None and hasattr(original, "user_factors_"):
+        np.testing.assert_array_equal(pred, original.predict(users[:n], items[:n]))
+    return "loaded"
+
+
+def fuzz_settings(examples, derandomize=True):
+    """Hypothesis settings for ``examples`` inputs, no example database, no deadline;
+    derandomized (the same inputs every run: the suite) unless asked (benchmarks/fuzz.py)."""
+    return settings(max_examples=examples, deadline=None, database=None, derandomize=derandomize,
+                    suppress_health_check=list(HealthCheck))
+
+
+# --- Parquet files ------------------------------------------------------------------------
+
+PARQUET_NAMES = {"user": ["user", "userId", "customer_id"], "item": ["item", "movieId", "iid"],
+                 "rating": ["rating", "score"], "timestamp": ["timestamp", "ts"]}
+_PARQUET_VALUES = {
+    "int": st.integers(-2**40, 2**40),
+    "float": st.one_of(st.integers(-2**20, 2**20).map(float),
+                       st.floats(allow_nan=True, allow_infinity=True, width=64)),
+    "str": st.text(alphabet="ab1 ", min_size=0, max_size=3),
+}
+
+
+@st.composite
+def parquet_files(draw):
+    """(bytes of a Parquet file, its source frame or None when the bytes were mutated)."""
+    import pandas as pd
+
+    n = draw(st.integers(1, 8))
+    clean = draw(st.booleans())   # half are valid files of integer ids and small ratings
+    columns = {}
+    for column in ("user", "item", "rating", "timestamp"):
+        if column == "timestamp" and draw(st.booleans()):
+            continue
+        if column == "rating" and not clean and not draw(st.integers(0, 9)):
+            continue                                 # no rating column: an error
+        kind = "int" if clean else draw(st.sampled_from(["int", "int", "float", "str"]))
+        values = draw(st.lists(_PARQUET_VALUES[kind], min_size=n, max_size=n))
+        if clean and column == "rating":
+            values = [v % 11 / 2 for v in values]
+        columns[draw(st.sampled_from(PARQUET_NAMES[column]))] = pd.Series(values)
+    frame = pd.DataFrame(columns)
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    data = buffer.getvalue()
+    if draw(st.integers(0, 3)) == 0:
+        return _mutate(draw, data), None
+    return data, frame
+
+
+def check_parquet_file(folder, data, source):
+    """Read one Parquet file; fail unless it is a ValueError or the source's exact values."""
+    path = os.path.join(folder, "ratings.parquet")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    try:
+        frame = read_ratings(path)
+    except ValueError as exc:
+        assert str(exc)
+        return "error"
+    _check_frame(frame)
+    if source is None:
+        return "read"
+    by_column = {}
+    for name in source.columns:
+        for column, names in PARQUET_NAMES.items():
+            if name in names:
+                by_column[column] = source[name]
+    for column in ("user", "item"):
+        got, want = frame[column], by_column[column]
+        if got.dtype.kind in "iu":   # numbers in, the same integers out (never truncated)
+            want = want.to_numpy(dtype=np.float64)
+            assert np.isfinite(want).all() and (want == np.round(want)).all(), (column, want)
+            np.testing.assert_array_equal(got.to_numpy(dtype=np.float64), want)
+        else:
+            assert list(got.astype(str)) == list(want.astype(str)), column
+    want = by_column["rating"].to_numpy(dtype=np.float64)
+    np.testing.assert_allclose(frame["rating"].to_numpy(), want.astype(np.float32), rtol=0)
+    return "read"

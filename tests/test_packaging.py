@@ -1,0 +1,32 @@
+"""What a user reads besides the code: the licence file, and no reference to files they lack."""
+import os
+import re
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _text(name):
+    path = os.path.join(ROOT, name)
+    if not os.path.exists(path):
+        pytest.skip(f"{name} is not beside the tests (an installed test run)")
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def test_the_licence_file_matches_the_declared_licence():
+    declared = re.search(r'license\s*=\s*\{\s*text\s*=\s*"([^"]+)"', _text("pyproject.toml"))
+    assert declared and declared.group(1) == "BSD-3-Clause"
+    licence = _text("LICENSE")
+    assert licence.startswith("BSD 3-Clause License")
+    assert "Copyright (c) 2026, the mfcore developers" in licence
+    assert "Neither the name of the copyright holder" in licence       # the third clause
+    assert re.search(r"^include .*\bLICENSE\b", _text("MANIFEST.in"), re.M)  # in the sdist
+
+
+def test_the_readme_speaks_of_no_notebook():
+    # users have no notebook: the README states the demo's protocol instead
+    readme = _text("README.md")
+    assert "notebook" not in readme.lower()
+    assert "80% training" in readme and "seed 888" in readme

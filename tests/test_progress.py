@@ -1,0 +1,71 @@
+"""Progress bars: drawn on a terminal when tqdm is installed, nothing otherwise; stop lines."""
+import io
+
+import pytest
+
+import mfcore
+from mfcore import progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def attach_terminal(monkeypatch):
+    """A fake terminal as stderr (set inside the test: pytest resets stderr after fixtures)."""
+    pytest.importorskip("tqdm")
+    fake = Terminal()
+    monkeypatch.setattr("sys.stderr", fake)
+    return fake
+
+
+def test_a_fit_on_a_terminal_draws_a_bar(monkeypatch, tiny):
+    terminal = attach_terminal(monkeypatch)
+    mfcore.Model(k=2, epochs=5).fit(*tiny)
+    text = terminal.getvalue()
+    assert "Model fit" in text and "5/5" in text and "epochs" in text
+
+
+def test_search_draws_a_bar_over_trials(monkeypatch, make_planted):
+    terminal = attach_terminal(monkeypatch)
+    mfcore.Search({"k": [2, 3]}, base=mfcore.Model(epochs=3), refit=False).fit(
+        *make_planted(n_users=40, n_items=30))
+    text = terminal.getvalue()
+    assert "search over Model" in text and "2/2" in text and "trials" in text
+
+
+def test_no_bar_without_tqdm_or_when_disabled(tiny, monkeypatch, capsys):
+    terminal = attach_terminal(monkeypatch)
+    monkeypatch.setattr(progress, "_tqdm", lambda: None)        # as if tqdm were missing
+    mfcore.Model(k=2, epochs=3, verbose=True).fit(*tiny)
+    assert terminal.getvalue() == ""
+    assert capsys.readouterr().out.count("epoch ") == 3        # verbose lines still printed
+    monkeypatch.undo()
+    monkeypatch.setattr("sys.stderr", terminal)
+    progress.enable(False)
+    try:
+        mfcore.Model(k=2, epochs=3).fit(*tiny)
+    finally:
+        progress.enable(True)
+    assert terminal.getvalue() == ""
+    mfcore.Model(k=2, epochs=3).fit(*tiny)
+    assert "3/3" in terminal.getvalue()
+    piped = io.StringIO()                                       # not a terminal
+    monkeypatch.setattr("sys.stderr", piped)
+    mfcore.Model(k=2, epochs=3).fit(*tiny)
+    assert piped.getvalue() == ""
+
+
+def test_the_fit_says_how_it_stopped(make_planted, capsys):
+    data = make_planted(n_users=60, n_items=40)
+    model = mfcore.Model(k=2, epochs=500, validation_fraction=0.2, n_iter_no_change=2,
+                         verbose=True).fit(*data)
+    assert model.n_epochs_ < 500
+    assert model.stop_reason_.startswith(f"stopped early after epoch {model.n_epochs_}: "
+                                         "validation RMSE did not improve")
+    assert f"kept epoch {model.best_epoch_} (validation RMSE" in model.stop_reason_
+    assert capsys.readouterr().out.strip().splitlines()[-1] == model.stop_reason_
+    assert mfcore.ALS(k=2, iterations=2).fit(*data).stop_reason_ == "ran all 2 iterations"
+    stopped = mfcore.Model(k=2, epochs=9).fit(*data, callback=lambda m, epoch, r: epoch == 4)
+    assert stopped.stop_reason_ == "stopped by the callback after epoch 4"
