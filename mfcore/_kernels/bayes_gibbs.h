@@ -18,7 +18,11 @@ enum {
     MF_STREAM_USER_HYPER = 2, /* user-side (mean, precision): row 0 precision, 1 mean   */
     MF_STREAM_ITEM_HYPER = 3, /* item-side (mean, precision)                            */
     MF_STREAM_USER = 4,       /* user parameters: row u, coordinate 0 bias, 1 + f factor */
-    MF_STREAM_ITEM = 5        /* item parameters: row i, same coordinates               */
+    MF_STREAM_ITEM = 5,       /* item parameters: row i, same coordinates               */
+    MF_STREAM_Y_HYPER = 6,    /* (mean, precision) of the implicit item vectors y       */
+    MF_STREAM_Z_HYPER = 7,    /* (mean, precision) of the implicit user vectors z       */
+    MF_STREAM_Y = 8,          /* implicit item vectors: row j, coordinate f             */
+    MF_STREAM_Z = 9           /* implicit user vectors: row v, coordinate f             */
 };
 
 /* Attempts of the Gamma sampler before it gives up (each succeeds with p > 0.95). */
@@ -354,6 +358,82 @@ static inline void mf_gibbs_row(double *bias, double *w, double *e, int64_t m,
         double step = value - *theta;
         *theta = value;
         mf_shift_and_sum(e, m, step, h, next, &s1, &s2);
+    }
+}
+
+/* --- implicit feedback: SVD++ (y) and its flipped item side (z) ------------------------
+ *
+ * With implicit terms the user side's effective vector is p_u + ybar_u, ybar_u = c_u sum
+ * of y_j over j in N(u), c_u = |N(u)|^-1/2 (and the item side's q_i + zbar_i likewise).
+ * Coordinate f of y_j enters every rating (u, i) of every user u with j in N(u), with
+ * feature c_u qe_if (qe: the items' effective vectors). Its full conditional needs, for
+ * each such user, a_u = c_u sum_i qe_if e_ui and g_u = c_u^2 sum_i qe_if^2 over the
+ * user's ratings: cached once per user and column (``mf_implicit_row_sums``), they make
+ * the draw of y_jf cost |{u : j in N(u)}| instead of that many users' ratings. Drawing
+ * y_jf shifts the residuals of those users' ratings by -c_u step qe_if, so a_u by
+ * -step g_u: the column keeps d_u, the sum of the steps of the rows drawn so far that
+ * hold u, and reads a_u - g_u d_u (``mf_implicit_column``); the residuals themselves
+ * shift once per user after the column (ybar_uf grows by c_u d_u). The rows j of one
+ * column share users, so they are drawn one after the other, in row order. */
+
+/* One row's cache for column f of the implicit vectors, after shifting its m residuals
+ * for the previous column: e_n -= shift * other[other_row[n] * k + f - 1] (when
+ * shift != 0), then, for f < k, agd[0] = c sum_n other_f(n) e_n (the shifted e),
+ * agd[1] = c^2 sum_n other_f(n)^2 and agd[2] = 0 (the column's running d). other: the
+ * other side's effective factors, k per row. Sums in rating order. */
+static inline void mf_implicit_row_sums(double *MF_RESTRICT e, int64_t m,
+                                        const int32_t *MF_RESTRICT other_row,
+                                        const double *MF_RESTRICT other, int64_t k,
+                                        int64_t f, double shift, double c,
+                                        double *MF_RESTRICT agd)
+{
+    double a = 0.0, g = 0.0;
+    int64_t n;
+    if (shift != 0.0)
+        for (n = 0; n < m; n++)
+            e[n] -= shift * other[(int64_t)other_row[n] * k + f - 1];
+    if (f < k) {
+        for (n = 0; n < m; n++) {
+            double h = other[(int64_t)other_row[n] * k + f];
+            a += h * e[n];
+            g += h * h;
+        }
+        agd[0] = c * a;
+        agd[1] = c * c * g;
+        agd[2] = 0.0;
+    }
+}
+
+/* Draw column f of the implicit vectors x (n_rows rows, k per row), rows in order. Row j
+ * couples to the members members[ptr[j]] .. members[ptr[j + 1] - 1] (the users whose N
+ * holds item j, for y), whose caches agd[3 v .. 3 v + 2] = (a_v, g_v, d_v) come from
+ * ``mf_implicit_row_sums``. For theta = x[j k + f], with group (mean_g, prec_g):
+ *     precision = alpha sum_v g_v + prec_g
+ *     mean      = (alpha sum_v (a_v - g_v d_v + theta g_v) + prec_g mean_g) / precision
+ *     theta'    = mean + z / sqrt(precision),  z = mf_normal(seed, stream, sweep, j, f, 0)
+ *     d_v      += theta' - theta   for every member v. */
+static inline void mf_implicit_column(double *x, int64_t n_rows, int64_t k, int64_t f,
+                                      const int64_t *ptr, const int32_t *members,
+                                      double *agd, double mean_g, double prec_g,
+                                      double alpha, uint64_t seed, uint64_t stream,
+                                      uint64_t sweep)
+{
+    int64_t j, t;
+    for (j = 0; j < n_rows; j++) {
+        double sa = 0.0, sg = 0.0, prec, mean, value, step;
+        double *theta = &x[j * k + f];
+        for (t = ptr[j]; t < ptr[j + 1]; t++) {
+            const double *v = agd + 3 * (int64_t)members[t];
+            sa += v[0] - v[1] * v[2];
+            sg += v[1];
+        }
+        prec = alpha * sg + prec_g;
+        mean = (alpha * (sa + *theta * sg) + prec_g * mean_g) / prec;
+        value = mean + mf_normal(seed, stream, sweep, (uint64_t)j, (uint64_t)f, 0) / sqrt(prec);
+        step = value - *theta;
+        *theta = value;
+        for (t = ptr[j]; t < ptr[j + 1]; t++)
+            agd[3 * (int64_t)members[t] + 2] += step;
     }
 }
 
