@@ -168,9 +168,11 @@ def reference_sweep(st, sweep):
     return alpha, sse
 
 
-@pytest.mark.parametrize("sides", [("user", "item"), ("user",), ("item",)])
-def test_implicit_sweeps_match_the_definition(sides):
-    st, ref = ImplicitState(sides), ImplicitState(sides)
+@pytest.mark.parametrize("sides, k", [(("user", "item"), 6), (("user", "item"), 8),
+                                      (("user",), 3), (("item",), 5)])
+def test_implicit_sweeps_match_the_definition(sides, k):
+    # k = 3, 5, 6, 8: one partial block of columns, a full one and a partial one, two full
+    st, ref = ImplicitState(sides, k=k), ImplicitState(sides, k=k)
     for sweep in range(2):
         alpha, sse = st.sweep(n_threads=2)
         want_alpha, want_sse = reference_sweep(ref, sweep)
@@ -199,7 +201,7 @@ def test_implicit_sweeps_match_the_definition(sides):
 def test_implicit_sweeps_are_bit_identical_for_any_thread_count():
     results = []
     for n_threads in (1, 2, 3, 2, 1):
-        st = ImplicitState(seed=5, n_users=60, n_items=40, k=4, n=700)
+        st = ImplicitState(seed=5, n_users=60, n_items=40, k=6, n=700)
         traces = [st.sweep(n_threads) for _ in range(3)]
         results.append((traces, [a.copy() for a in st.arrays()]))
     for traces, arrays in results[1:]:

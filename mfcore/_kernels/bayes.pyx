@@ -80,9 +80,17 @@ cdef extern from "bayes_gibbs.h" nogil:
                       const int32_t* other_row, const double* other, int64_t k, double* H,
                       const double* mean_g, const double* prec_g, double alpha,
                       uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t row)
-    void mf_implicit_row_sums(double* e, int64_t m, const int32_t* other_row,
-                              const double* other, int64_t k, int64_t f, double shift,
-                              double c, double* agd)
+    enum:
+        MF_IMPLICIT_BLOCK
+        MF_REC_SIZE
+    void mf_implicit_block_sums(double* e, int64_t m, const int32_t* other_row,
+                                const double* other, int64_t k, int64_t prev, int64_t n_prev,
+                                int64_t f0, int64_t bb, double* rec)
+    void mf_implicit_prepare(const double* rec, int64_t n_rows, const int64_t* ptr, int64_t q,
+                             double* agd)
+    void mf_implicit_finish(double* rec, int64_t n_rows, const int64_t* ptr, int64_t q,
+                            const double* agd, int64_t k, int64_t f, double* bar,
+                            const double* own, double* effective)
     void mf_implicit_column(double* x, int64_t n_rows, int64_t k, int64_t f,
                             const int64_t* ptr, const int32_t* members, double* agd,
                             double mean_g, double prec_g, double alpha, uint64_t seed,
@@ -435,9 +443,15 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     # first gathers its residuals from the other order into its own range
     cdef int64_t width = max(longest_user, longest_item) * k, r, m, start, f
     cdef double[:, ::1] scratch = np.empty((n_threads, max(width, 1)), dtype=np.float64)
-    cdef double[::1] cache = np.zeros(3 * max(n_users, n_items, 1), dtype=np.float64)
-    cdef double* agd = &cache[0]
-    cdef double cr, shift
+    # the implicit columns' work space: a record a row (``mf_implicit_block_sums``) and
+    # the (a, g, d) triples of the column being drawn
+    cdef int64_t n_rows = max(n_users, n_items, 1) if (Y != NULL or Z != NULL) else 1
+    cdef double[::1] records = np.zeros(n_rows * MF_REC_SIZE, dtype=np.float64)
+    cdef double[::1] triples = np.zeros(3 * n_rows, dtype=np.float64)
+    cdef double* rec = &records[0]
+    cdef double* agd = &triples[0]
+    cdef int64_t n_blocks = (k + MF_IMPLICIT_BLOCK - 1) // MF_IMPLICIT_BLOCK, blk, f0, bb
+    cdef int64_t n_prev, q
     for r in prange(n_users, nogil=True, num_threads=n_threads, schedule="dynamic",
                     chunksize=8):
         start = user_ptr[r]
@@ -450,23 +464,24 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
         if Pe != NULL:
             for f in range(k):
                 Pe[r * k + f] = P[r * k + f] + Yb[r * k + f]
-    if Y != NULL:  # the y columns: caches (users in parallel), then the items in order
-        for f in range(k + 1):
+    if Y != NULL:  # the y columns, a block of them a pass over the users' ratings
+        for blk in range(n_blocks + 1):
+            f0 = blk * MF_IMPLICIT_BLOCK
+            bb = min(MF_IMPLICIT_BLOCK, k - f0) if blk < n_blocks else 0
+            n_prev = min(MF_IMPLICIT_BLOCK, k - f0 + MF_IMPLICIT_BLOCK) if blk > 0 else 0
             for r in prange(n_users, nogil=True, num_threads=n_threads, schedule="dynamic",
                             chunksize=8):
                 start = user_ptr[r]
-                m = nu_ptr[r + 1] - nu_ptr[r]
-                cr = 1.0 / sqrt(<double>m) if m > 0 else 0.0
-                shift = cr * agd[3 * r + 2] if f > 0 else 0.0
-                if f > 0:
-                    Yb[r * k + f - 1] += shift
-                    Pe[r * k + f - 1] = P[r * k + f - 1] + Yb[r * k + f - 1]
-                mf_implicit_row_sums(ew + start, user_ptr[r + 1] - start, ui + start, Q_seen,
-                                     k, f, shift, cr, agd + 3 * r)
-            if f < k:
-                with nogil:
-                    mf_implicit_column(Y, n_items, k, f, ni_ptr, ni_users, agd, yh[f],
-                                       yh[k + f], alpha, seed, MF_STREAM_Y, sweep)
+                mf_implicit_block_sums(ew + start, user_ptr[r + 1] - start, ui + start,
+                                       Q_seen, k, f0 - MF_IMPLICIT_BLOCK, n_prev, f0, bb,
+                                       rec + r * MF_REC_SIZE)
+            with nogil:
+                for q in range(bb):
+                    mf_implicit_prepare(rec, n_users, nu_ptr, q, agd)
+                    mf_implicit_column(Y, n_items, k, f0 + q, ni_ptr, ni_users, agd,
+                                       yh[f0 + q], yh[k + f0 + q], alpha, seed, MF_STREAM_Y,
+                                       sweep)
+                    mf_implicit_finish(rec, n_users, nu_ptr, q, agd, k, f0 + q, Yb, P, Pe)
     for r in prange(n_items, nogil=True, num_threads=n_threads, schedule="dynamic",
                     chunksize=8):
         start = item_ptr[r]
@@ -479,21 +494,22 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
         if Qe != NULL:
             for f in range(k):
                 Qe[r * k + f] = Q[r * k + f] + Zb[r * k + f]
-    if Z != NULL:  # the z columns: caches (items in parallel), then the users in order
-        for f in range(k + 1):
+    if Z != NULL:  # the z columns, a block of them a pass over the items' ratings
+        for blk in range(n_blocks + 1):
+            f0 = blk * MF_IMPLICIT_BLOCK
+            bb = min(MF_IMPLICIT_BLOCK, k - f0) if blk < n_blocks else 0
+            n_prev = min(MF_IMPLICIT_BLOCK, k - f0 + MF_IMPLICIT_BLOCK) if blk > 0 else 0
             for r in prange(n_items, nogil=True, num_threads=n_threads, schedule="dynamic",
                             chunksize=8):
                 start = item_ptr[r]
-                m = ni_ptr[r + 1] - ni_ptr[r]
-                cr = 1.0 / sqrt(<double>m) if m > 0 else 0.0
-                shift = cr * agd[3 * r + 2] if f > 0 else 0.0
-                if f > 0:
-                    Zb[r * k + f - 1] += shift
-                    Qe[r * k + f - 1] = Q[r * k + f - 1] + Zb[r * k + f - 1]
-                mf_implicit_row_sums(e + start, item_ptr[r + 1] - start, iu + start, P_seen,
-                                     k, f, shift, cr, agd + 3 * r)
-            if f < k:
-                with nogil:
-                    mf_implicit_column(Z, n_users, k, f, nu_ptr, nu_items, agd, zh[f],
-                                       zh[k + f], alpha, seed, MF_STREAM_Z, sweep)
+                mf_implicit_block_sums(e + start, item_ptr[r + 1] - start, iu + start,
+                                       P_seen, k, f0 - MF_IMPLICIT_BLOCK, n_prev, f0, bb,
+                                       rec + r * MF_REC_SIZE)
+            with nogil:
+                for q in range(bb):
+                    mf_implicit_prepare(rec, n_items, ni_ptr, q, agd)
+                    mf_implicit_column(Z, n_users, k, f0 + q, nu_ptr, nu_items, agd,
+                                       zh[f0 + q], zh[k + f0 + q], alpha, seed, MF_STREAM_Z,
+                                       sweep)
+                    mf_implicit_finish(rec, n_items, ni_ptr, q, agd, k, f0 + q, Zb, Q, Qe)
     return alpha, sse
