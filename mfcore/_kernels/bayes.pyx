@@ -80,21 +80,13 @@ cdef extern from "bayes_gibbs.h" nogil:
                       const int32_t* other_row, const double* other, int64_t k, double* H,
                       const double* mean_g, const double* prec_g, double alpha,
                       uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t row)
-    enum:
-        MF_IMPLICIT_BLOCK
-        MF_REC_SIZE
-    void mf_implicit_block_sums(double* e, int64_t m, const int32_t* other_row,
-                                const double* other, int64_t k, int64_t prev, int64_t n_prev,
-                                int64_t f0, int64_t bb, double* rec)
-    void mf_implicit_prepare(const double* rec, int64_t n_rows, const int64_t* ptr, int64_t q,
-                             double* agd)
-    void mf_implicit_finish(double* rec, int64_t n_rows, const int64_t* ptr, int64_t q,
-                            const double* agd, int64_t k, int64_t f, double* bar,
-                            const double* own, double* effective)
     void mf_implicit_column(double* x, int64_t n_rows, int64_t k, int64_t f,
-                            const int64_t* ptr, const int32_t* members, double* agd,
-                            double mean_g, double prec_g, double alpha, uint64_t seed,
-                            uint64_t stream, uint64_t sweep)
+                            const int64_t* ptr, const int32_t* members,
+                            const double* weight, int64_t n_members,
+                            const double* scale, const double* effective, double* bar,
+                            double* own, double mean_p, double prec_p, double mean_x,
+                            double prec_x, double* work, uint64_t seed, uint64_t stream,
+                            uint64_t sweep)
 
 
 #: The streams (the second key word of every draw), by name.
@@ -294,12 +286,14 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     (n_users, k) for the item side, or both, with ``ybar``, ``zbar`` (zero for a side
     left out), ``user_effective`` = P + ybar and ``item_effective`` = Q + zbar (the
     residuals are those of the effective vectors), and ``y_hyper``/``z_hyper`` (2, k) of
-    the sides drawn. Then 2. also draws the groups of each column of y and z, 3. is
-    followed by the y columns (below) and 4. by the z columns. Column f of y: each user's
-    cache (a_u, g_u) (``mf_implicit_row_sums``), users in parallel, then y_jf for every
-    item j in order (``mf_implicit_column``: the items share users), then each user's
-    residuals and ybar_uf shifted once; likewise z over items. All state stays
-    consistent: the effective vectors equal P + ybar and Q + zbar after the sweep.
+    the sides drawn. Then 2. also draws the groups of each column of y and z; in 3. each
+    user draws its effective vector, under the prior of p_u shifted by ybar_u (P follows
+    as effective - ybar); then, the effective vectors fixed, y from the prior of the
+    effective vectors alone (a linear regression per column: the columns in parallel,
+    the items of a column in order, ``mf_implicit_column``); 4. and z likewise. The
+    ratings see only the effective vectors, so the y and z draws touch no residual.
+    Afterwards the effective vectors equal P + ybar and Q + zbar (ybar and zbar are kept
+    as the draws move them, equal to the sums of y and z to rounding).
     """
     cdef int64_t n = residual.shape[0]
     cdef int64_t n_users = user_factors.shape[0], n_items = item_factors.shape[0]
@@ -440,76 +434,84 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                          / (0.5 * (beta_0 + sse)))
 
     # 3. and 4. the two sides, rows in parallel, each thread with its own scratch; a row
-    # first gathers its residuals from the other order into its own range
+    # first gathers its residuals from the other order into its own range. With implicit
+    # terms a row draws its effective vector, under its prior shifted by its implicit term
+    # (``means``), and each side's implicit columns follow, a column a task.
     cdef int64_t width = max(longest_user, longest_item) * k, r, m, start, f
     cdef double[:, ::1] scratch = np.empty((n_threads, max(width, 1)), dtype=np.float64)
-    # the implicit columns' work space: a record a row (``mf_implicit_block_sums``) and
-    # the (a, g, d) triples of the column being drawn
-    cdef int64_t n_rows = max(n_users, n_items, 1) if (Y != NULL or Z != NULL) else 1
-    cdef double[::1] records = np.zeros(n_rows * MF_REC_SIZE, dtype=np.float64)
-    cdef double[::1] triples = np.zeros(3 * n_rows, dtype=np.float64)
-    cdef double* rec = &records[0]
-    cdef double* agd = &triples[0]
-    cdef int64_t n_blocks = (k + MF_IMPLICIT_BLOCK - 1) // MF_IMPLICIT_BLOCK, blk, f0, bb
-    cdef int64_t n_prev, q
+    cdef bint shifted = Pe != NULL
+    cdef double[:, ::1] means = np.empty((n_threads, k + 1), dtype=np.float64)
+    cdef double[:, ::1] work = np.empty((n_threads, n_users + n_items + 1 if shifted else 1),
+                                       dtype=np.float64)
+    cdef double[::1] user_scale = np.zeros(max(n_users, 1), dtype=np.float64)
+    cdef double[::1] item_scale = np.zeros(max(n_items, 1), dtype=np.float64)
+    cdef double[::1] user_weight = np.zeros(max(n_users, 1), dtype=np.float64)
+    cdef double[::1] item_weight = np.zeros(max(n_items, 1), dtype=np.float64)
+    cdef double* row_mean
+    cdef double* w
+    if shifted:  # |N|^-1/2 of every row, and the sum of its members' squares (in order)
+        for r in range(n_users):
+            if nu_ptr[r + 1] > nu_ptr[r]:
+                user_scale[r] = 1.0 / sqrt(<double>(nu_ptr[r + 1] - nu_ptr[r]))
+        for r in range(n_items):
+            if ni_ptr[r + 1] > ni_ptr[r]:
+                item_scale[r] = 1.0 / sqrt(<double>(ni_ptr[r + 1] - ni_ptr[r]))
+        for r in range(n_items):
+            for t in range(ni_ptr[r], ni_ptr[r + 1]):
+                item_weight[r] += user_scale[ni_users[t]] * user_scale[ni_users[t]]
+        for r in range(n_users):
+            for t in range(nu_ptr[r], nu_ptr[r + 1]):
+                user_weight[r] += item_scale[nu_items[t]] * item_scale[nu_items[t]]
     for r in prange(n_users, nogil=True, num_threads=n_threads, schedule="dynamic",
                     chunksize=8):
         start = user_ptr[r]
         m = user_ptr[r + 1] - start
         for t in range(start, start + m):
             ew[t] = e[user_pos[t]]
-        mf_gibbs_row(bu + r, P + r * k, ew + start, m, ui + start, Q_seen, k,
-                     &scratch[threadid(), 0], &user_hyper[0, 0], &user_hyper[1, 0], alpha,
-                     seed, MF_STREAM_USER, sweep, r)
-        if Pe != NULL:
+        row_mean = &user_hyper[0, 0]
+        w = P + r * k
+        if shifted:
+            row_mean = &means[threadid(), 0]
+            row_mean[0] = user_hyper[0, 0]
             for f in range(k):
-                Pe[r * k + f] = P[r * k + f] + Yb[r * k + f]
-    if Y != NULL:  # the y columns, a block of them a pass over the users' ratings
-        for blk in range(n_blocks + 1):
-            f0 = blk * MF_IMPLICIT_BLOCK
-            bb = min(MF_IMPLICIT_BLOCK, k - f0) if blk < n_blocks else 0
-            n_prev = min(MF_IMPLICIT_BLOCK, k - f0 + MF_IMPLICIT_BLOCK) if blk > 0 else 0
-            for r in prange(n_users, nogil=True, num_threads=n_threads, schedule="dynamic",
-                            chunksize=8):
-                start = user_ptr[r]
-                mf_implicit_block_sums(ew + start, user_ptr[r + 1] - start, ui + start,
-                                       Q_seen, k, f0 - MF_IMPLICIT_BLOCK, n_prev, f0, bb,
-                                       rec + r * MF_REC_SIZE)
-            with nogil:
-                for q in range(bb):
-                    mf_implicit_prepare(rec, n_users, nu_ptr, q, agd)
-                    mf_implicit_column(Y, n_items, k, f0 + q, ni_ptr, ni_users, agd,
-                                       yh[f0 + q], yh[k + f0 + q], alpha, seed, MF_STREAM_Y,
-                                       sweep)
-                    mf_implicit_finish(rec, n_users, nu_ptr, q, agd, k, f0 + q, Yb, P, Pe)
+                row_mean[1 + f] = user_hyper[0, 1 + f] + Yb[r * k + f]
+            w = Pe + r * k
+        mf_gibbs_row(bu + r, w, ew + start, m, ui + start, Q_seen, k,
+                     &scratch[threadid(), 0], row_mean, &user_hyper[1, 0], alpha,
+                     seed, MF_STREAM_USER, sweep, r)
+        if shifted:
+            for f in range(k):
+                P[r * k + f] = Pe[r * k + f] - Yb[r * k + f]
+    if Y != NULL:
+        for f in prange(k, nogil=True, num_threads=n_threads, schedule="dynamic"):
+            mf_implicit_column(Y, n_items, k, f, ni_ptr, ni_users, &item_weight[0], n_users,
+                               &user_scale[0], Pe, Yb, P, user_hyper[0, 1 + f],
+                               user_hyper[1, 1 + f], yh[f], yh[k + f], &work[threadid(), 0],
+                               seed, MF_STREAM_Y, sweep)
     for r in prange(n_items, nogil=True, num_threads=n_threads, schedule="dynamic",
                     chunksize=8):
         start = item_ptr[r]
         m = item_ptr[r + 1] - start
         for t in range(start, start + m):
             e[t] = ew[item_pos[t]]
-        mf_gibbs_row(bi + r, Q + r * k, e + start, m, iu + start, P_seen, k,
-                     &scratch[threadid(), 0], &item_hyper[0, 0], &item_hyper[1, 0], alpha,
-                     seed, MF_STREAM_ITEM, sweep, r)
-        if Qe != NULL:
+        row_mean = &item_hyper[0, 0]
+        w = Q + r * k
+        if shifted:
+            row_mean = &means[threadid(), 0]
+            row_mean[0] = item_hyper[0, 0]
             for f in range(k):
-                Qe[r * k + f] = Q[r * k + f] + Zb[r * k + f]
-    if Z != NULL:  # the z columns, a block of them a pass over the items' ratings
-        for blk in range(n_blocks + 1):
-            f0 = blk * MF_IMPLICIT_BLOCK
-            bb = min(MF_IMPLICIT_BLOCK, k - f0) if blk < n_blocks else 0
-            n_prev = min(MF_IMPLICIT_BLOCK, k - f0 + MF_IMPLICIT_BLOCK) if blk > 0 else 0
-            for r in prange(n_items, nogil=True, num_threads=n_threads, schedule="dynamic",
-                            chunksize=8):
-                start = item_ptr[r]
-                mf_implicit_block_sums(e + start, item_ptr[r + 1] - start, iu + start,
-                                       P_seen, k, f0 - MF_IMPLICIT_BLOCK, n_prev, f0, bb,
-                                       rec + r * MF_REC_SIZE)
-            with nogil:
-                for q in range(bb):
-                    mf_implicit_prepare(rec, n_items, ni_ptr, q, agd)
-                    mf_implicit_column(Z, n_users, k, f0 + q, nu_ptr, nu_items, agd,
-                                       zh[f0 + q], zh[k + f0 + q], alpha, seed, MF_STREAM_Z,
-                                       sweep)
-                    mf_implicit_finish(rec, n_items, ni_ptr, q, agd, k, f0 + q, Zb, Q, Qe)
+                row_mean[1 + f] = item_hyper[0, 1 + f] + Zb[r * k + f]
+            w = Qe + r * k
+        mf_gibbs_row(bi + r, w, e + start, m, iu + start, P_seen, k,
+                     &scratch[threadid(), 0], row_mean, &item_hyper[1, 0], alpha,
+                     seed, MF_STREAM_ITEM, sweep, r)
+        if shifted:
+            for f in range(k):
+                Q[r * k + f] = Qe[r * k + f] - Zb[r * k + f]
+    if Z != NULL:
+        for f in prange(k, nogil=True, num_threads=n_threads, schedule="dynamic"):
+            mf_implicit_column(Z, n_users, k, f, nu_ptr, nu_items, &user_weight[0], n_items,
+                               &item_scale[0], Qe, Zb, Q, item_hyper[0, 1 + f],
+                               item_hyper[1, 1 + f], zh[f], zh[k + f], &work[threadid(), 0],
+                               seed, MF_STREAM_Z, sweep)
     return alpha, sse

@@ -363,155 +363,79 @@ static inline void mf_gibbs_row(double *bias, double *w, double *e, int64_t m,
 
 /* --- implicit feedback: SVD++ (y) and its flipped item side (z) ------------------------
  *
- * With implicit terms the user side's effective vector is p_u + ybar_u, ybar_u = c_u sum
- * of y_j over j in N(u), c_u = |N(u)|^-1/2 (and the item side's q_i + zbar_i likewise).
- * Coordinate f of y_j enters every rating (u, i) of every user u with j in N(u), with
- * feature c_u qe_if (qe: the items' effective vectors). Its full conditional needs, for
- * each such user, a_u = c_u sum_i qe_if e_ui and g_u = c_u^2 sum_i qe_if^2 over the
- * user's ratings: cached per user, they make the draw of y_jf cost |{u : j in N(u)}|
- * instead of that many users' ratings. Drawing y_jf shifts the residuals of those users'
- * ratings by -c_u step qe_if, so a_u by -step g_u: the column keeps d_u, the sum of the
- * steps of the rows drawn so far that hold u, and reads a_u - g_u d_u
- * (``mf_implicit_column``). The rows j of one column share users, so they are drawn one
- * after the other, in row order.
- *
- * The per-user caches are built for MF_IMPLICIT_BLOCK columns at a time, in one pass
- * over the user's ratings (``mf_implicit_block_sums``): A_f = sum_i qe_if e_ui and the
- * block's Gram entries G_ff' = sum_i qe_if qe_if'. After column f the user's residuals
- * would shift by dy_f qe_if (dy_f = c_u d_u, the change of ybar_uf); instead of shifting
- * them, later columns f' of the block read A_f' - sum_f dy_f G_f'f
- * (``mf_implicit_prepare``), and the residuals shift once per block, in the next pass.
- * A block of b columns costs b + b(b + 1)/2 multiply-adds a rating in one pass, where a
- * pass per column would cost 2b in b passes (and b parallel regions). */
+ * With implicit terms a user's effective vector is pe_u = p_u + ybar_u, ybar_u = c_u sum
+ * of y_j over j in N(u), c_u = |N(u)|^-1/2 (the item side's qe_i = q_i + zbar_i
+ * likewise). The sampler draws the effective vectors themselves: given y, pe_u has the
+ * prior N(m + ybar_u, 1 / lambda) of p_u shifted by ybar_u, and the ratings see only
+ * pe_u, so a user row is ``mf_gibbs_row`` with that prior mean. Given the effective
+ * vectors the ratings carry no more information about y: y enters only the prior of
+ * pe, as a linear regression per factor column f,
+ *     pe_uf - m_f = c_u sum_{j in N(u)} y_jf + noise of precision lambda_f,
+ * y_jf ~ N(my_f, 1 / ly_f) (its own group). The columns are independent (the prior
+ * precisions are per column), so each is one task of a parallel loop, and a column's
+ * draws cost the implicit pairs, not the ratings (``mf_implicit_column``). */
 
-/* Columns a cache pass serves; a row's record holds (see MF_REC_*): A (block), G (the
- * block's lower triangle, row-major: G[q (q + 1) / 2 + q'] for q' <= q), dy (block). */
-#define MF_IMPLICIT_BLOCK 4
-enum {
-    MF_REC_A = 0,
-    MF_REC_G = MF_IMPLICIT_BLOCK,
-    MF_REC_DY = MF_IMPLICIT_BLOCK + MF_IMPLICIT_BLOCK * (MF_IMPLICIT_BLOCK + 1) / 2,
-    MF_REC_SIZE = 2 * MF_IMPLICIT_BLOCK + MF_IMPLICIT_BLOCK * (MF_IMPLICIT_BLOCK + 1) / 2
-};
-
-/* One row's pass for a block: first shift its m residuals for the previous block,
- * e_n -= sum_q rec[MF_REC_DY + q] other_n[prev + q] over q < n_prev (other_n: the other
- * side's effective factors of rating n, k per row); then, for the bb columns from f0,
- * rec[MF_REC_A + q] = sum_n other_n[f0 + q] e_n (the shifted e) and the Gram entries
- * rec[MF_REC_G + q (q + 1) / 2 + q'] = sum_n other_n[f0 + q] other_n[f0 + q'], q' <= q,
- * each summed in rating order. bb = 0: the shift only. */
-static inline void mf_implicit_block_sums(double *MF_RESTRICT e, int64_t m,
-                                          const int32_t *MF_RESTRICT other_row,
-                                          const double *MF_RESTRICT other, int64_t k,
-                                          int64_t prev, int64_t n_prev, int64_t f0,
-                                          int64_t bb, double *MF_RESTRICT rec)
+/* The sum of c[idx[t]] * v[idx[t]] over t < n, in four lanes (t % 4) added as
+ * (0 + 1) + (2 + 3). */
+static inline double mf_gather_sum(const int32_t *MF_RESTRICT idx, int64_t n,
+                                   const double *MF_RESTRICT c, const double *MF_RESTRICT v)
 {
-    double A[MF_IMPLICIT_BLOCK] = {0.0}, G[MF_REC_DY - MF_REC_G] = {0.0};
-    double dy[MF_IMPLICIT_BLOCK] = {0.0};
-    int64_t n, q, r;
-    for (q = 0; q < n_prev; q++)
-        dy[q] = rec[MF_REC_DY + q];
-    for (n = 0; n < m; n++) {
-        const double *h = other + (int64_t)other_row[n] * k;
-        double en = e[n];
-        if (n_prev > 0) {
-            for (q = 0; q < n_prev; q++)
-                en -= dy[q] * h[prev + q];
-            e[n] = en;
-        }
-        for (q = 0; q < bb; q++) {
-            double hq = h[f0 + q];
-            A[q] += hq * en;
-            for (r = 0; r <= q; r++)
-                G[q * (q + 1) / 2 + r] += hq * h[f0 + r];
-        }
-    }
-    for (q = 0; q < bb; q++) {
-        rec[MF_REC_A + q] = A[q];
-        for (r = 0; r <= q; r++)
-            rec[MF_REC_G + q * (q + 1) / 2 + r] = G[q * (q + 1) / 2 + r];
-    }
+    double a[4] = {0.0, 0.0, 0.0, 0.0};
+    int64_t t, j;
+    for (t = 0; t + 4 <= n; t += 4)
+        for (j = 0; j < 4; j++)
+            a[j] += c[idx[t + j]] * v[idx[t + j]];
+    for (j = 0; t < n; t++, j++)
+        a[j] += c[idx[t]] * v[idx[t]];
+    return (a[0] + a[1]) + (a[2] + a[3]);
 }
 
-/* Before drawing column q of a block: for every row, agd[3 v .. 3 v + 2] = (a_v, g_v, 0)
- * with a_v = c_v (A_q - sum_{q' < q} dy_q' G_qq') (the residuals as shifted by the
- * block's earlier columns) and g_v = c_v^2 G_qq; c_v = |N(v)|^-1/2 from the row's
- * implicit count ptr[v + 1] - ptr[v] (0 for none). */
-static inline void mf_implicit_prepare(const double *rec, int64_t n_rows, const int64_t *ptr,
-                                       int64_t q, double *agd)
-{
-    int64_t v, r;
-    for (v = 0; v < n_rows; v++) {
-        const double *x = rec + v * MF_REC_SIZE;
-        int64_t count = ptr[v + 1] - ptr[v];
-        double c = count > 0 ? 1.0 / sqrt((double)count) : 0.0, a = x[MF_REC_A + q];
-        for (r = 0; r < q; r++)
-            a -= x[MF_REC_DY + r] * x[MF_REC_G + q * (q + 1) / 2 + r];
-        agd[3 * v] = c * a;
-        agd[3 * v + 1] = c * c * x[MF_REC_G + q * (q + 1) / 2 + q];
-        agd[3 * v + 2] = 0.0;
-    }
-}
-
-/* After drawing column q of a block: each row's dy_q = c_v d_v, the change of its
- * implicit term (ybar or zbar) in that column; bar[v k + f] += dy_q and
- * effective[v k + f] = own[v k + f] + bar[v k + f] (f the column drawn). */
-static inline void mf_implicit_finish(double *rec, int64_t n_rows, const int64_t *ptr,
-                                      int64_t q, const double *agd, int64_t k, int64_t f,
-                                      double *bar, const double *own, double *effective)
-{
-    int64_t v;
-    for (v = 0; v < n_rows; v++) {
-        int64_t count = ptr[v + 1] - ptr[v];
-        double c = count > 0 ? 1.0 / sqrt((double)count) : 0.0, dy = c * agd[3 * v + 2];
-        rec[v * MF_REC_SIZE + MF_REC_DY + q] = dy;
-        bar[v * k + f] += dy;
-        effective[v * k + f] = own[v * k + f] + bar[v * k + f];
-    }
-}
-
-/* Draw column f of the implicit vectors x (n_rows rows, k per row), rows in order. Row j
- * couples to the members members[ptr[j]] .. members[ptr[j + 1] - 1] (the users whose N
- * holds item j, for y), whose caches agd[3 v .. 3 v + 2] = (a_v, g_v, d_v) come from
- * ``mf_implicit_prepare``. For theta = x[j k + f], with group (mean_g, prec_g):
- *     precision = alpha sum_v g_v + prec_g
- *     mean      = (alpha sum_v (a_v - g_v d_v + theta g_v) + prec_g mean_g) / precision
+/* Draw column f of the implicit vectors x (n_rows rows, k per row) from the regression
+ * above, rows in order, and refresh the column of the implicit terms and own factors.
+ * Row j's members are members[ptr[j]] .. members[ptr[j + 1] - 1] (for y: the users
+ * whose N(u) holds j); a member v has the target t_v = effective[v k + f] - mean_p and
+ * the scale c_v = scale[v] = |N(v)|^-1/2 (0 for none); weight[j] = sum of c_v^2 over
+ * row j's members. With the running residuals res_v = t_v - bar_vf (in ``work``, of
+ * n_members + n_rows doubles, beside a copy of the column) and theta = x[j k + f]:
+ *     precision = prec_p weight[j] + prec_x
+ *     mean      = (prec_p (sum_v c_v res_v + theta weight[j]) + prec_x mean_x) / precision
  *     theta'    = mean + z / sqrt(precision),  z = mf_normal(seed, stream, sweep, j, f, 0)
- *     d_v      += theta' - theta   for every member v.
- * The sums run in two lanes (members at even and odd positions), added at the end. */
+ *     res_v    -= c_v (theta' - theta)   for every member v.
+ * Afterwards bar_vf = t_v - res_v, the implicit term of the new column (to rounding:
+ * it only shifts the prior mean of the effective vectors, which are the sampled
+ * quantity, so the difference does not accumulate into predictions) and own[v k + f] =
+ * effective[v k + f] - bar_vf. Sums by ``mf_gather_sum``. */
 static inline void mf_implicit_column(double *x, int64_t n_rows, int64_t k, int64_t f,
                                       const int64_t *ptr, const int32_t *members,
-                                      double *agd, double mean_g, double prec_g,
-                                      double alpha, uint64_t seed, uint64_t stream,
-                                      uint64_t sweep)
+                                      const double *weight, int64_t n_members,
+                                      const double *scale, const double *effective,
+                                      double *bar, double *own, double mean_p, double prec_p,
+                                      double mean_x, double prec_x, double *work,
+                                      uint64_t seed, uint64_t stream, uint64_t sweep)
 {
-    int64_t j, t;
+    double *res = work, *col = work + n_members; /* the column, contiguous while drawn */
+    int64_t j, t, v;
+    for (v = 0; v < n_members; v++)
+        res[v] = effective[v * k + f] - mean_p - bar[v * k + f];
+    for (j = 0; j < n_rows; j++)
+        col[j] = x[j * k + f];
     for (j = 0; j < n_rows; j++) {
-        double sa0 = 0.0, sa1 = 0.0, sg0 = 0.0, sg1 = 0.0, sa, sg, prec, mean, value, step;
-        double *theta = &x[j * k + f];
-        int64_t lo = ptr[j], hi = ptr[j + 1];
-        for (t = lo; t + 1 < hi; t += 2) {
-            const double *v0 = agd + 3 * (int64_t)members[t];
-            const double *v1 = agd + 3 * (int64_t)members[t + 1];
-            sa0 += v0[0] - v0[1] * v0[2];
-            sg0 += v0[1];
-            sa1 += v1[0] - v1[1] * v1[2];
-            sg1 += v1[1];
-        }
-        if (t < hi) {
-            const double *v0 = agd + 3 * (int64_t)members[t];
-            sa0 += v0[0] - v0[1] * v0[2];
-            sg0 += v0[1];
-        }
-        sa = sa0 + sa1;
-        sg = sg0 + sg1;
-        prec = alpha * sg + prec_g;
-        mean = (alpha * (sa + *theta * sg) + prec_g * mean_g) / prec;
-        value = mean + mf_normal(seed, stream, sweep, (uint64_t)j, (uint64_t)f, 0) / sqrt(prec);
-        step = value - *theta;
-        *theta = value;
-        for (t = lo; t < hi; t++)
-            agd[3 * (int64_t)members[t] + 2] += step;
+        int64_t lo = ptr[j], n = ptr[j + 1] - lo;
+        double s = mf_gather_sum(members + lo, n, scale, res);
+        double prec = prec_p * weight[j] + prec_x;
+        double mean = (prec_p * (s + col[j] * weight[j]) + prec_x * mean_x) / prec;
+        double value = mean + mf_normal(seed, stream, sweep, (uint64_t)j, (uint64_t)f, 0)
+                              / sqrt(prec);
+        double step = value - col[j];
+        col[j] = value;
+        for (t = lo; t < lo + n; t++)
+            res[members[t]] -= scale[members[t]] * step;
+    }
+    for (j = 0; j < n_rows; j++)
+        x[j * k + f] = col[j];
+    for (v = 0; v < n_members; v++) {
+        bar[v * k + f] = effective[v * k + f] - mean_p - res[v];
+        own[v * k + f] = effective[v * k + f] - bar[v * k + f];
     }
 }
 
