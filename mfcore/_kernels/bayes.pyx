@@ -441,7 +441,7 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     cdef double[:, ::1] scratch = np.empty((n_threads, max(width, 1)), dtype=np.float64)
     cdef bint shifted = Pe != NULL
     cdef double[:, ::1] means = np.empty((n_threads, k + 1), dtype=np.float64)
-    cdef double[:, ::1] work = np.empty((n_threads, n_users + n_items + 1 if shifted else 1),
+    cdef double[:, ::1] work = np.empty((n_threads, 2 * (n_users + n_items) + 1 if shifted else 1),
                                        dtype=np.float64)
     cdef double[::1] user_scale = np.zeros(max(n_users, 1), dtype=np.float64)
     cdef double[::1] item_scale = np.zeros(max(n_items, 1), dtype=np.float64)

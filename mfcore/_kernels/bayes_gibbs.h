@@ -375,18 +375,22 @@ static inline void mf_gibbs_row(double *bias, double *w, double *e, int64_t m,
  * precisions are per column), so each is one task of a parallel loop, and a column's
  * draws cost the implicit pairs, not the ratings (``mf_implicit_column``). */
 
-/* The sum of c[idx[t]] * v[idx[t]] over t < n, in four lanes (t % 4) added as
- * (0 + 1) + (2 + 3). */
+/* The sum of cv[2 idx[t]] * cv[2 idx[t] + 1] over t < n (cv: interleaved pairs), in four
+ * lanes (t % 4) added as (0 + 1) + (2 + 3). */
 static inline double mf_gather_sum(const int32_t *MF_RESTRICT idx, int64_t n,
-                                   const double *MF_RESTRICT c, const double *MF_RESTRICT v)
+                                   const double *MF_RESTRICT cv)
 {
     double a[4] = {0.0, 0.0, 0.0, 0.0};
     int64_t t, j;
     for (t = 0; t + 4 <= n; t += 4)
-        for (j = 0; j < 4; j++)
-            a[j] += c[idx[t + j]] * v[idx[t + j]];
-    for (j = 0; t < n; t++, j++)
-        a[j] += c[idx[t]] * v[idx[t]];
+        for (j = 0; j < 4; j++) {
+            const double *p = cv + 2 * (int64_t)idx[t + j];
+            a[j] += p[0] * p[1];
+        }
+    for (j = 0; t < n; t++, j++) {
+        const double *p = cv + 2 * (int64_t)idx[t];
+        a[j] += p[0] * p[1];
+    }
     return (a[0] + a[1]) + (a[2] + a[3]);
 }
 
@@ -396,7 +400,7 @@ static inline double mf_gather_sum(const int32_t *MF_RESTRICT idx, int64_t n,
  * whose N(u) holds j); a member v has the target t_v = effective[v k + f] - mean_p and
  * the scale c_v = scale[v] = |N(v)|^-1/2 (0 for none); weight[j] = sum of c_v^2 over
  * row j's members. With the running residuals res_v = t_v - bar_vf (in ``work``, of
- * n_members + n_rows doubles, beside a copy of the column) and theta = x[j k + f]:
+ * 2 n_members + n_rows doubles, beside c_v and a copy of the column) and theta = x[j k + f]:
  *     precision = prec_p weight[j] + prec_x
  *     mean      = (prec_p (sum_v c_v res_v + theta weight[j]) + prec_x mean_x) / precision
  *     theta'    = mean + z / sqrt(precision),  z = mf_normal(seed, stream, sweep, j, f, 0)
@@ -413,28 +417,32 @@ static inline void mf_implicit_column(double *x, int64_t n_rows, int64_t k, int6
                                       double mean_x, double prec_x, double *work,
                                       uint64_t seed, uint64_t stream, uint64_t sweep)
 {
-    double *res = work, *col = work + n_members; /* the column, contiguous while drawn */
+    double *cr = work, *col = work + 2 * n_members; /* (c_v, res_v) pairs; the column */
     int64_t j, t, v;
-    for (v = 0; v < n_members; v++)
-        res[v] = effective[v * k + f] - mean_p - bar[v * k + f];
+    for (v = 0; v < n_members; v++) {
+        cr[2 * v] = scale[v];
+        cr[2 * v + 1] = effective[v * k + f] - mean_p - bar[v * k + f];
+    }
     for (j = 0; j < n_rows; j++)
         col[j] = x[j * k + f];
     for (j = 0; j < n_rows; j++) {
         int64_t lo = ptr[j], n = ptr[j + 1] - lo;
-        double s = mf_gather_sum(members + lo, n, scale, res);
+        double s = mf_gather_sum(members + lo, n, cr);
         double prec = prec_p * weight[j] + prec_x;
         double mean = (prec_p * (s + col[j] * weight[j]) + prec_x * mean_x) / prec;
         double value = mean + mf_normal(seed, stream, sweep, (uint64_t)j, (uint64_t)f, 0)
                               / sqrt(prec);
         double step = value - col[j];
         col[j] = value;
-        for (t = lo; t < lo + n; t++)
-            res[members[t]] -= scale[members[t]] * step;
+        for (t = lo; t < lo + n; t++) {
+            double *p = cr + 2 * (int64_t)members[t];
+            p[1] -= p[0] * step;
+        }
     }
     for (j = 0; j < n_rows; j++)
         x[j * k + f] = col[j];
     for (v = 0; v < n_members; v++) {
-        bar[v * k + f] = effective[v * k + f] - mean_p - res[v];
+        bar[v * k + f] = effective[v * k + f] - mean_p - cr[2 * v + 1];
         own[v * k + f] = effective[v * k + f] - bar[v * k + f];
     }
 }
