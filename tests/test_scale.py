@@ -19,6 +19,8 @@ ESTIMATORS = {
     "als": lambda: mfcore.ALS(k=4, iterations=5, dtype="float64", n_threads=2),
     "bayes": lambda: mfcore.BayesianMF(k=4, n_samples=15, burn_in=10, dtype="float64",
                                        n_threads=2),
+    "bayes_implicit": lambda: mfcore.BayesianMF(k=4, n_samples=15, burn_in=10, implicit=True,
+                                                dtype="float64", n_threads=2),
 }
 #: half stars, 20-100 points, 0-1, and a shift that puts zero inside the range
 SCALES = [(0.5, 0.0), (20.0, 0.0), (0.25, -0.25), (25.0, -20.0)]
@@ -54,7 +56,7 @@ def test_bayes_predictive_std_scales_with_the_ratings(data):
 
 def test_fold_in_is_scale_free(data):
     u, i, r = data
-    for name in ("sgd", "als", "bayes"):
+    for name in sorted(ESTIMATORS):
         plain = ESTIMATORS[name]().fit(u, i, r)
         scaled = ESTIMATORS[name]().fit(u, i, 0.5 * r)
         sel = u == u[0]

@@ -45,6 +45,7 @@ Nothing depends on the thread count or the schedule: a sweep is bit-identical fo
 ``n_threads``.
 """
 from cython.parallel cimport prange, threadid
+from libc.math cimport sqrt
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
 import numpy as np
@@ -57,6 +58,10 @@ cdef extern from "bayes_gibbs.h" nogil:
         MF_STREAM_ITEM_HYPER
         MF_STREAM_USER
         MF_STREAM_ITEM
+        MF_STREAM_Y_HYPER
+        MF_STREAM_Z_HYPER
+        MF_STREAM_Y
+        MF_STREAM_Z
     ctypedef struct mf_block:
         uint64_t v[4]
     mf_block mf_draw_block(uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t row,
@@ -75,11 +80,20 @@ cdef extern from "bayes_gibbs.h" nogil:
                       const int32_t* other_row, const double* other, int64_t k, double* H,
                       const double* mean_g, const double* prec_g, double alpha,
                       uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t row)
+    void mf_implicit_column(double* x, int64_t n_rows, int64_t k, int64_t f,
+                            const int64_t* ptr, const int32_t* members,
+                            const double* weight, int64_t n_members,
+                            const double* scale, const double* effective, double* bar,
+                            double* own, double mean_p, double prec_p, double mean_x,
+                            double prec_x, double* work, uint64_t seed, uint64_t stream,
+                            uint64_t sweep)
 
 
 #: The streams (the second key word of every draw), by name.
 STREAMS = {"noise": MF_STREAM_NOISE, "user_hyper": MF_STREAM_USER_HYPER,
-           "item_hyper": MF_STREAM_ITEM_HYPER, "user": MF_STREAM_USER, "item": MF_STREAM_ITEM}
+           "item_hyper": MF_STREAM_ITEM_HYPER, "user": MF_STREAM_USER, "item": MF_STREAM_ITEM,
+           "y_hyper": MF_STREAM_Y_HYPER, "z_hyper": MF_STREAM_Z_HYPER, "y": MF_STREAM_Y,
+           "z": MF_STREAM_Z}
 
 #: Ratings a task of the sum of squared residuals; the partial sums are combined in chunk
 #: order, so the total does not depend on the thread count.
@@ -198,6 +212,43 @@ def check_layout(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
 
 # --- one sweep --------------------------------------------------------------------------
 
+cdef double[:, ::1] _matrix(arr, int64_t rows, int64_t cols, str name):
+    """``arr`` as a C-contiguous float64 matrix of that shape, or ValueError naming it."""
+    if arr is None:
+        raise ValueError(f"{name} is needed with implicit terms")
+    cdef double[:, ::1] view = arr
+    if view.shape[0] != rows or view.shape[1] != cols:
+        raise ValueError(f"{name} has shape ({view.shape[0]}, {view.shape[1]}), expected "
+                         f"({rows}, {cols})")
+    return view
+
+
+def implicit_means(const int64_t[::1] ptr, const int32_t[::1] members,
+                   const double[:, ::1] vectors, double[:, ::1] out, int n_threads=1):
+    """out[r] = |N(r)|^-1/2 sum of vectors[j] over j in N(r) = members[ptr[r]:ptr[r + 1]]
+    (zero for an empty N(r)): the implicit terms ybar (or zbar) of every row, summed in
+    member order."""
+    cdef int64_t rows = out.shape[0], k = out.shape[1], r, t, f
+    cdef double c
+    if vectors.shape[1] != k:
+        raise ValueError(f"vectors have {vectors.shape[1]} columns, out {k}")
+    _check_ptr(ptr, rows, members.shape[0], "ptr")
+    for t in range(members.shape[0]):
+        if members[t] < 0 or members[t] >= vectors.shape[0]:
+            raise ValueError(f"members[{t}] = {members[t]} is not a row of vectors "
+                             f"(0 to {vectors.shape[0] - 1})")
+    for r in prange(rows, nogil=True, num_threads=max(n_threads, 1), schedule="static"):
+        for f in range(k):
+            out[r, f] = 0.0
+        for t in range(ptr[r], ptr[r + 1]):
+            for f in range(k):
+                out[r, f] += vectors[members[t], f]
+        if ptr[r + 1] > ptr[r]:
+            c = 1.0 / sqrt(<double>(ptr[r + 1] - ptr[r]))
+            for f in range(k):
+                out[r, f] *= c
+
+
 def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                 const int64_t[::1] user_pos, const int64_t[::1] item_ptr,
                 const int32_t[::1] item_users, const int64_t[::1] item_pos,
@@ -207,7 +258,10 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                 double[:, ::1] user_hyper, double[:, ::1] item_hyper,
                 uint64_t seed, uint64_t sweep, int n_threads,
                 double alpha_0=1.0, double beta_0=1.0, double mu_0=0.0, double gamma_0=1.0,
-                double alpha_lambda=1.0, double beta_lambda=1.0):
+                double alpha_lambda=1.0, double beta_lambda=1.0,
+                implicit_user_ptr=None, implicit_user_items=None, implicit_item_ptr=None,
+                implicit_item_users=None, y=None, z=None, ybar=None, zbar=None,
+                user_effective=None, item_effective=None, y_hyper=None, z_hyper=None):
     """One Gibbs sweep over every parameter; returns (alpha, sse).
 
     In order, from the state the sweep starts with:
@@ -223,6 +277,23 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     is overwritten. The layout must be valid (``check_layout``; only shapes and offsets are
     checked here). The global mean is the caller's: it is part of the residuals and not
     sampled.
+
+    Implicit terms (SVD++ and its flipped side): the prediction's factor part becomes
+    (p_u + ybar_u) . (q_i + zbar_i), ybar_u = |N(u)|^-1/2 sum_{j in N(u)} y_j and zbar_i =
+    |N(i)|^-1/2 sum_{v in N(i)} z_v, the implicit pairs given in two CSR orders
+    (``implicit_user_ptr``/``implicit_user_items``: N(u); ``implicit_item_ptr``/
+    ``implicit_item_users``: N(i)). Pass ``y`` (n_items, k) for the user side, ``z``
+    (n_users, k) for the item side, or both, with ``ybar``, ``zbar`` (zero for a side
+    left out), ``user_effective`` = P + ybar and ``item_effective`` = Q + zbar (the
+    residuals are those of the effective vectors), and ``y_hyper``/``z_hyper`` (2, k) of
+    the sides drawn. Then 2. also draws the groups of each column of y and z; in 3. each
+    user draws its effective vector, under the prior of p_u shifted by ybar_u (P follows
+    as effective - ybar); then, the effective vectors fixed, y from the prior of the
+    effective vectors alone (a linear regression per column: the columns in parallel,
+    the items of a column in order, ``mf_implicit_column``); 4. and z likewise. The
+    ratings see only the effective vectors, so the y and z draws touch no residual.
+    Afterwards the effective vectors equal P + ybar and Q + zbar (ybar and zbar are kept
+    as the draws move them, equal to the sums of y and z to rounding).
     """
     cdef int64_t n = residual.shape[0]
     cdef int64_t n_users = user_factors.shape[0], n_items = item_factors.shape[0]
@@ -252,10 +323,69 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
         if not value > 0:
             raise ValueError(f"{name} must be > 0, got {value}")
 
+    # the implicit state, when given: pointers stay NULL for a side left out
+    cdef bint use_y = y is not None, use_z = z is not None
+    cdef const int64_t[::1] iu_ptr, ii_ptr
+    cdef const int32_t[::1] iu_items, ii_users
+    cdef double[:, ::1] view
+    cdef int64_t n_pairs = 0
+    cdef double* Y = NULL
+    cdef double* Z = NULL
+    cdef double* Yb = NULL
+    cdef double* Zb = NULL
+    cdef double* Pe = NULL
+    cdef double* Qe = NULL
+    cdef double* yh = NULL
+    cdef double* zh = NULL
+    cdef const int64_t* nu_ptr = NULL
+    cdef const int64_t* ni_ptr = NULL
+    cdef const int32_t* nu_items = NULL
+    cdef const int32_t* ni_users = NULL
+    if use_y or use_z:
+        if (implicit_user_ptr is None or implicit_user_items is None
+                or implicit_item_ptr is None or implicit_item_users is None):
+            raise ValueError("implicit terms need implicit_user_ptr, implicit_user_items, "
+                             "implicit_item_ptr and implicit_item_users")
+        iu_ptr, iu_items = implicit_user_ptr, implicit_user_items
+        ii_ptr, ii_users = implicit_item_ptr, implicit_item_users
+        n_pairs = iu_items.shape[0]
+        if ii_users.shape[0] != n_pairs:
+            raise ValueError(f"implicit_user_items and implicit_item_users differ in length: "
+                             f"{n_pairs} and {ii_users.shape[0]}")
+        _check_ptr(iu_ptr, n_users, n_pairs, "implicit_user_ptr")
+        _check_ptr(ii_ptr, n_items, n_pairs, "implicit_item_ptr")
+        nu_ptr, ni_ptr = &iu_ptr[0], &ii_ptr[0]
+        if n_pairs > 0:
+            nu_items, ni_users = &iu_items[0], &ii_users[0]
+        for name, arr, rows in (("ybar", ybar, n_users), ("zbar", zbar, n_items),
+                                ("user_effective", user_effective, n_users),
+                                ("item_effective", item_effective, n_items)):
+            _matrix(arr, rows, k, name)
+        if k > 0:
+            view = ybar
+            Yb = &view[0, 0] if n_users > 0 else NULL
+            view = zbar
+            Zb = &view[0, 0] if n_items > 0 else NULL
+            view = user_effective
+            Pe = &view[0, 0] if n_users > 0 else NULL
+            view = item_effective
+            Qe = &view[0, 0] if n_items > 0 else NULL
+    if use_y and k > 0:
+        view = _matrix(y, n_items, k, "y")
+        Y = &view[0, 0] if n_items > 0 else NULL
+        view = _matrix(y_hyper, 2, k, "y_hyper")
+        yh = &view[0, 0]
+    if use_z and k > 0:
+        view = _matrix(z, n_users, k, "z")
+        Z = &view[0, 0] if n_users > 0 else NULL
+        view = _matrix(z_hyper, 2, k, "z_hyper")
+        zh = &view[0, 0]
+
     # 1. and 2. in one parallel loop: the sum of squared residuals in fixed chunks (tasks
     # 0 .. n_chunks - 1), and each group's hyperparameters (one task a group, summed in row
     # order); then alpha from the chunk sums, added in chunk order
     cdef int64_t n_chunks = (n + SSE_CHUNK - 1) // SSE_CHUNK, task, t, lo, hi, c
+    cdef int64_t n_groups = 2 * (k + 1) + (k if Y != NULL else 0) + (k if Z != NULL else 0)
     cdef double[::1] partial = np.zeros(max(n_chunks, 1), dtype=np.float64)
     cdef double sse = 0.0, acc
     cdef double* P = &user_factors[0, 0] if n_users * k > 0 else NULL
@@ -266,7 +396,10 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     cdef double* ew = &user_residual[0] if n > 0 else NULL
     cdef const int32_t* ui = &user_items[0] if n > 0 else NULL
     cdef const int32_t* iu = &item_users[0] if n > 0 else NULL
-    for task in prange(n_chunks + 2 * (k + 1), nogil=True, num_threads=n_threads,
+    # the other side's factors as the rows see them: the effective ones with implicit terms
+    cdef double* Q_seen = Qe if Qe != NULL else Q
+    cdef double* P_seen = Pe if Pe != NULL else P
+    for task in prange(n_chunks + n_groups, nogil=True, num_threads=n_threads,
                        schedule="dynamic"):
         if task < n_chunks:
             lo = task * SSE_CHUNK
@@ -281,37 +414,104 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                             mu_0, gamma_0, alpha_lambda, beta_lambda, seed,
                             MF_STREAM_USER_HYPER, sweep, c, &user_hyper[0, c],
                             &user_hyper[1, c])
-        else:
+        elif task - n_chunks <= 2 * k + 1:
             c = task - n_chunks - k - 1
             mf_normal_gamma(bi if c == 0 else Q + (c - 1), n_items, 1 if c == 0 else k,
                             mu_0, gamma_0, alpha_lambda, beta_lambda, seed,
                             MF_STREAM_ITEM_HYPER, sweep, c, &item_hyper[0, c],
                             &item_hyper[1, c])
+        elif Y != NULL and task - n_chunks < 3 * k + 2:
+            c = task - n_chunks - 2 * k - 2
+            mf_normal_gamma(Y + c, n_items, k, mu_0, gamma_0, alpha_lambda, beta_lambda,
+                            seed, MF_STREAM_Y_HYPER, sweep, c, yh + c, yh + k + c)
+        else:
+            c = task - n_chunks - 2 * k - 2 - (k if Y != NULL else 0)
+            mf_normal_gamma(Z + c, n_users, k, mu_0, gamma_0, alpha_lambda, beta_lambda,
+                            seed, MF_STREAM_Z_HYPER, sweep, c, zh + c, zh + k + c)
     for task in range(n_chunks):
         sse += partial[task]
     cdef double alpha = (mf_gamma(0.5 * (alpha_0 + n), seed, MF_STREAM_NOISE, sweep, 0, 0)
                          / (0.5 * (beta_0 + sse)))
 
     # 3. and 4. the two sides, rows in parallel, each thread with its own scratch; a row
-    # first gathers its residuals from the other order into its own range
-    cdef int64_t width = max(longest_user, longest_item) * k, r, m, start
+    # first gathers its residuals from the other order into its own range. With implicit
+    # terms a row draws its effective vector, under its prior shifted by its implicit term
+    # (``means``), and each side's implicit columns follow, a column a task.
+    cdef int64_t width = max(longest_user, longest_item) * k, r, m, start, f
     cdef double[:, ::1] scratch = np.empty((n_threads, max(width, 1)), dtype=np.float64)
+    cdef bint shifted = Pe != NULL
+    cdef double[:, ::1] means = np.empty((n_threads, k + 1), dtype=np.float64)
+    cdef double[:, ::1] work = np.empty((n_threads, 2 * (n_users + n_items) + 1 if shifted else 1),
+                                       dtype=np.float64)
+    cdef double[::1] user_scale = np.zeros(max(n_users, 1), dtype=np.float64)
+    cdef double[::1] item_scale = np.zeros(max(n_items, 1), dtype=np.float64)
+    cdef double[::1] user_weight = np.zeros(max(n_users, 1), dtype=np.float64)
+    cdef double[::1] item_weight = np.zeros(max(n_items, 1), dtype=np.float64)
+    cdef double* row_mean
+    cdef double* w
+    if shifted:  # |N|^-1/2 of every row, and the sum of its members' squares (in order)
+        for r in range(n_users):
+            if nu_ptr[r + 1] > nu_ptr[r]:
+                user_scale[r] = 1.0 / sqrt(<double>(nu_ptr[r + 1] - nu_ptr[r]))
+        for r in range(n_items):
+            if ni_ptr[r + 1] > ni_ptr[r]:
+                item_scale[r] = 1.0 / sqrt(<double>(ni_ptr[r + 1] - ni_ptr[r]))
+        for r in range(n_items):
+            for t in range(ni_ptr[r], ni_ptr[r + 1]):
+                item_weight[r] += user_scale[ni_users[t]] * user_scale[ni_users[t]]
+        for r in range(n_users):
+            for t in range(nu_ptr[r], nu_ptr[r + 1]):
+                user_weight[r] += item_scale[nu_items[t]] * item_scale[nu_items[t]]
     for r in prange(n_users, nogil=True, num_threads=n_threads, schedule="dynamic",
                     chunksize=8):
         start = user_ptr[r]
         m = user_ptr[r + 1] - start
         for t in range(start, start + m):
             ew[t] = e[user_pos[t]]
-        mf_gibbs_row(bu + r, P + r * k, ew + start, m, ui + start, Q, k,
-                     &scratch[threadid(), 0], &user_hyper[0, 0], &user_hyper[1, 0], alpha,
+        row_mean = &user_hyper[0, 0]
+        w = P + r * k
+        if shifted:
+            row_mean = &means[threadid(), 0]
+            row_mean[0] = user_hyper[0, 0]
+            for f in range(k):
+                row_mean[1 + f] = user_hyper[0, 1 + f] + Yb[r * k + f]
+            w = Pe + r * k
+        mf_gibbs_row(bu + r, w, ew + start, m, ui + start, Q_seen, k,
+                     &scratch[threadid(), 0], row_mean, &user_hyper[1, 0], alpha,
                      seed, MF_STREAM_USER, sweep, r)
+        if shifted:
+            for f in range(k):
+                P[r * k + f] = Pe[r * k + f] - Yb[r * k + f]
+    if Y != NULL:
+        for f in prange(k, nogil=True, num_threads=n_threads, schedule="dynamic"):
+            mf_implicit_column(Y, n_items, k, f, ni_ptr, ni_users, &item_weight[0], n_users,
+                               &user_scale[0], Pe, Yb, P, user_hyper[0, 1 + f],
+                               user_hyper[1, 1 + f], yh[f], yh[k + f], &work[threadid(), 0],
+                               seed, MF_STREAM_Y, sweep)
     for r in prange(n_items, nogil=True, num_threads=n_threads, schedule="dynamic",
                     chunksize=8):
         start = item_ptr[r]
         m = item_ptr[r + 1] - start
         for t in range(start, start + m):
             e[t] = ew[item_pos[t]]
-        mf_gibbs_row(bi + r, Q + r * k, e + start, m, iu + start, P, k,
-                     &scratch[threadid(), 0], &item_hyper[0, 0], &item_hyper[1, 0], alpha,
+        row_mean = &item_hyper[0, 0]
+        w = Q + r * k
+        if shifted:
+            row_mean = &means[threadid(), 0]
+            row_mean[0] = item_hyper[0, 0]
+            for f in range(k):
+                row_mean[1 + f] = item_hyper[0, 1 + f] + Zb[r * k + f]
+            w = Qe + r * k
+        mf_gibbs_row(bi + r, w, e + start, m, iu + start, P_seen, k,
+                     &scratch[threadid(), 0], row_mean, &item_hyper[1, 0], alpha,
                      seed, MF_STREAM_ITEM, sweep, r)
+        if shifted:
+            for f in range(k):
+                Q[r * k + f] = Qe[r * k + f] - Zb[r * k + f]
+    if Z != NULL:
+        for f in prange(k, nogil=True, num_threads=n_threads, schedule="dynamic"):
+            mf_implicit_column(Z, n_users, k, f, nu_ptr, nu_items, &user_weight[0], n_items,
+                               &item_scale[0], Qe, Zb, Q, item_hyper[0, 1 + f],
+                               item_hyper[1, 1 + f], zh[f], zh[k + f], &work[threadid(), 0],
+                               seed, MF_STREAM_Z, sweep)
     return alpha, sse

@@ -18,7 +18,11 @@ enum {
     MF_STREAM_USER_HYPER = 2, /* user-side (mean, precision): row 0 precision, 1 mean   */
     MF_STREAM_ITEM_HYPER = 3, /* item-side (mean, precision)                            */
     MF_STREAM_USER = 4,       /* user parameters: row u, coordinate 0 bias, 1 + f factor */
-    MF_STREAM_ITEM = 5        /* item parameters: row i, same coordinates               */
+    MF_STREAM_ITEM = 5,       /* item parameters: row i, same coordinates               */
+    MF_STREAM_Y_HYPER = 6,    /* (mean, precision) of the implicit item vectors y       */
+    MF_STREAM_Z_HYPER = 7,    /* (mean, precision) of the implicit user vectors z       */
+    MF_STREAM_Y = 8,          /* implicit item vectors: row j, coordinate f             */
+    MF_STREAM_Z = 9           /* implicit user vectors: row v, coordinate f             */
 };
 
 /* Attempts of the Gamma sampler before it gives up (each succeeds with p > 0.95). */
@@ -354,6 +358,92 @@ static inline void mf_gibbs_row(double *bias, double *w, double *e, int64_t m,
         double step = value - *theta;
         *theta = value;
         mf_shift_and_sum(e, m, step, h, next, &s1, &s2);
+    }
+}
+
+/* --- implicit feedback: SVD++ (y) and its flipped item side (z) ------------------------
+ *
+ * With implicit terms a user's effective vector is pe_u = p_u + ybar_u, ybar_u = c_u sum
+ * of y_j over j in N(u), c_u = |N(u)|^-1/2 (the item side's qe_i = q_i + zbar_i
+ * likewise). The sampler draws the effective vectors themselves: given y, pe_u has the
+ * prior N(m + ybar_u, 1 / lambda) of p_u shifted by ybar_u, and the ratings see only
+ * pe_u, so a user row is ``mf_gibbs_row`` with that prior mean. Given the effective
+ * vectors the ratings carry no more information about y: y enters only the prior of
+ * pe, as a linear regression per factor column f,
+ *     pe_uf - m_f = c_u sum_{j in N(u)} y_jf + noise of precision lambda_f,
+ * y_jf ~ N(my_f, 1 / ly_f) (its own group). The columns are independent (the prior
+ * precisions are per column), so each is one task of a parallel loop, and a column's
+ * draws cost the implicit pairs, not the ratings (``mf_implicit_column``). */
+
+/* The sum of cv[2 idx[t]] * cv[2 idx[t] + 1] over t < n (cv: interleaved pairs), in four
+ * lanes (t % 4) added as (0 + 1) + (2 + 3). */
+static inline double mf_gather_sum(const int32_t *MF_RESTRICT idx, int64_t n,
+                                   const double *MF_RESTRICT cv)
+{
+    double a[4] = {0.0, 0.0, 0.0, 0.0};
+    int64_t t, j;
+    for (t = 0; t + 4 <= n; t += 4)
+        for (j = 0; j < 4; j++) {
+            const double *p = cv + 2 * (int64_t)idx[t + j];
+            a[j] += p[0] * p[1];
+        }
+    for (j = 0; t < n; t++, j++) {
+        const double *p = cv + 2 * (int64_t)idx[t];
+        a[j] += p[0] * p[1];
+    }
+    return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+/* Draw column f of the implicit vectors x (n_rows rows, k per row) from the regression
+ * above, rows in order, and refresh the column of the implicit terms and own factors.
+ * Row j's members are members[ptr[j]] .. members[ptr[j + 1] - 1] (for y: the users
+ * whose N(u) holds j); a member v has the target t_v = effective[v k + f] - mean_p and
+ * the scale c_v = scale[v] = |N(v)|^-1/2 (0 for none); weight[j] = sum of c_v^2 over
+ * row j's members. With the running residuals res_v = t_v - bar_vf (in ``work``, of
+ * 2 n_members + n_rows doubles, beside c_v and a copy of the column) and theta = x[j k + f]:
+ *     precision = prec_p weight[j] + prec_x
+ *     mean      = (prec_p (sum_v c_v res_v + theta weight[j]) + prec_x mean_x) / precision
+ *     theta'    = mean + z / sqrt(precision),  z = mf_normal(seed, stream, sweep, j, f, 0)
+ *     res_v    -= c_v (theta' - theta)   for every member v.
+ * Afterwards bar_vf = t_v - res_v, the implicit term of the new column (to rounding:
+ * it only shifts the prior mean of the effective vectors, which are the sampled
+ * quantity, so the difference does not accumulate into predictions) and own[v k + f] =
+ * effective[v k + f] - bar_vf. Sums by ``mf_gather_sum``. */
+static inline void mf_implicit_column(double *x, int64_t n_rows, int64_t k, int64_t f,
+                                      const int64_t *ptr, const int32_t *members,
+                                      const double *weight, int64_t n_members,
+                                      const double *scale, const double *effective,
+                                      double *bar, double *own, double mean_p, double prec_p,
+                                      double mean_x, double prec_x, double *work,
+                                      uint64_t seed, uint64_t stream, uint64_t sweep)
+{
+    double *cr = work, *col = work + 2 * n_members; /* (c_v, res_v) pairs; the column */
+    int64_t j, t, v;
+    for (v = 0; v < n_members; v++) {
+        cr[2 * v] = scale[v];
+        cr[2 * v + 1] = effective[v * k + f] - mean_p - bar[v * k + f];
+    }
+    for (j = 0; j < n_rows; j++)
+        col[j] = x[j * k + f];
+    for (j = 0; j < n_rows; j++) {
+        int64_t lo = ptr[j], n = ptr[j + 1] - lo;
+        double s = mf_gather_sum(members + lo, n, cr);
+        double prec = prec_p * weight[j] + prec_x;
+        double mean = (prec_p * (s + col[j] * weight[j]) + prec_x * mean_x) / prec;
+        double value = mean + mf_normal(seed, stream, sweep, (uint64_t)j, (uint64_t)f, 0)
+                              / sqrt(prec);
+        double step = value - col[j];
+        col[j] = value;
+        for (t = lo; t < lo + n; t++) {
+            double *p = cr + 2 * (int64_t)members[t];
+            p[1] -= p[0] * step;
+        }
+    }
+    for (j = 0; j < n_rows; j++)
+        x[j * k + f] = col[j];
+    for (v = 0; v < n_members; v++) {
+        bar[v * k + f] = effective[v * k + f] - mean_p - cr[2 * v + 1];
+        own[v * k + f] = effective[v * k + f] - bar[v * k + f];
     }
 }
 
