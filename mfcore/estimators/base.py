@@ -194,20 +194,25 @@ class Estimator(FactorModel):
     def _start(self, data, params, seen=True):
         """A fresh fit: the generator, the id maps, the estimator's initial parameters and,
         with ``seen``, the seen-items CSR of the data."""
-        self.rng_ = np.random.default_rng(params["seed"])
-        self.user_map_, self.item_map_ = data.user_map, data.item_map
-        check_factor_memory(len(data.user_map) + len(data.item_map), params["k"])
-        self._initialize(data, params)
-        self.global_mean_ = float(np.mean(data.r, dtype=np.float64))
-        self.rating_range_ = (float(data.r.min()), float(data.r.max()))
-        self.history_ = []
-        self.best_epoch_ = None
-        self.n_epochs_ = 0
+        self._start_summary(data.summary(), params)
         if seen:
             self.seen_indptr_, self.seen_items_ = _recommend.seen_csr(
                 data.u, data.i, len(data.user_map), len(data.item_map), keys=data.keys)
         else:
             self.seen_indptr_ = self.seen_items_ = None
+
+    def _start_summary(self, summary, params):
+        """A fresh fit from a ``RatingSummary`` (all ``mfcore.dask`` has of the whole data):
+        the generator, the id maps, the initial parameters, the mean and the range."""
+        self.rng_ = np.random.default_rng(params["seed"])
+        self.user_map_, self.item_map_ = summary.user_map, summary.item_map
+        check_factor_memory(len(summary.user_map) + len(summary.item_map), params["k"])
+        self._initialize(summary, params)
+        self.global_mean_ = summary.mean
+        self.rating_range_ = (summary.low, summary.high)
+        self.history_ = []
+        self.best_epoch_ = None
+        self.n_epochs_ = 0
 
     def _record_seen(self, data):
         """Add the training pairs to the seen-items CSR (a model loaded from a file without
@@ -225,8 +230,12 @@ class Estimator(FactorModel):
         trainer = self._trainer(data, params, {} if layouts is None else layouts)
         self.rating_range_ = (min(self.rating_range_[0], float(data.r.min())),
                               max(self.rating_range_[1], float(data.r.max())))
-        self.n_ratings_ = int(len(data))
-        driver.run(self, trainer, len(data), n_epochs, val, callback, params["verbose"],
+        return self._run(trainer, len(data), params, n_epochs, val, callback)
+
+    def _run(self, trainer, n_ratings, params, n_epochs, val, callback):
+        """The shared loop over ``trainer`` (local or ``mfcore.dask``'s); returns the trainer."""
+        self.n_ratings_ = int(n_ratings)
+        driver.run(self, trainer, n_ratings, n_epochs, val, callback, params["verbose"],
                    params.get("tol", 0.0), params.get("n_iter_no_change"))
         return trainer
 
@@ -244,7 +253,8 @@ class Estimator(FactorModel):
     # --- what a solver provides -------------------------------------------------------
 
     def _initialize(self, data, params):
-        """Fresh parameters: factors N(0, init_std^2) (users, then items), biases 0."""
+        """Fresh parameters: factors N(0, init_std^2) (users, then items), biases 0.
+        ``data`` is a ``Ratings`` or ``RatingSummary`` (only its id maps are read)."""
         dtype = p.DTYPES[params["dtype"]]
         shape_u, shape_i = (len(data.user_map), params["k"]), (len(data.item_map), params["k"])
         self.user_factors_ = self.rng_.normal(0.0, params["init_std"], shape_u).astype(dtype)

@@ -236,8 +236,8 @@ class BayesianMF(Estimator):
     def _trainer(self, data, params, layouts):
         return _Sweeps(self, data, params, resolve_n_threads(params["n_threads"]))
 
-    def _train(self, data, params, n_epochs, validation, callback, val=None, layouts=None):
-        sweeps = super()._train(data, params, n_epochs, validation, callback, val, layouts)
+    def _run(self, trainer, n_ratings, params, n_epochs, val, callback):
+        sweeps = super()._run(trainer, n_ratings, params, n_epochs, val, callback)
         if not sweeps.kept:  # a callback stopped the chain during burn-in
             raise ValueError(f"BayesianMF kept no sample: training stopped at sweep "
                              f"{self.n_epochs_}, within burn_in={params['burn_in']}")
