@@ -1,0 +1,441 @@
+"""Training on a Dask cluster with mfcore's own kernels, giving the model one machine gives.
+
+::
+
+    from dask.distributed import Client
+    import dask.dataframe as dd, mfcore, mfcore.dask
+    client = Client(...)
+    model = mfcore.dask.fit(mfcore.ALS(k=64), dd.read_parquet("ratings/"))
+
+``fit`` returns the ordinary fitted estimator (predict, recommend, save ...).
+How it trains (LightGBM's pattern: one long-lived worker-side object per worker,
+not a task per block):
+
+1. *Scan*: a task per partition checks its ids and ratings (the local checks,
+   errors re-numbered to positions in the whole data) and lists its distinct
+   ids; the lists are merged in a tree of tasks into the sorted id maps a local
+   fit builds (``IdMap.from_sorted``).
+2. *Route*: a task per partition maps its ids to rows and cuts its ratings into
+   W user bands and W item bands (contiguous row ranges, W workers); each
+   band's pieces travel worker to worker to the band's worker. Raw ratings
+   never reach the client or the scheduler.
+3. *Shards*: one Dask actor per worker, pinned to it, holds band b of the
+   ratings by user and by item for the whole fit, merges duplicates (every
+   copy of a pair meets in one band, in its input order, so a merged rating is
+   the local one) and builds the estimator's layout of its rows, ordered as the
+   local layout orders them.
+4. *Loop*: the client runs the estimator's own loop (``driver.run``: history,
+   validation, early stopping with best-iteration restore, callbacks,
+   ``verbose``) over a trainer whose ``step`` sends the fixed factor side to
+   every shard and collects each shard's band of the solved side. Global
+   statistics are exact (``RatingSummary``: an exact sum, so the mean is the
+   local one bit for bit).
+
+ALS rows are independent given the other side and every row sees its ratings
+in the local order, so the fitted arrays equal a local fit's bit for bit for
+any number of workers and partitions. The training SSE of the history is the
+sum of the shards' sums: equal to the local figure up to float rounding.
+
+Needs the ``dask`` extra (``pip install "mfcore[dask]"``); ``import mfcore``
+never imports this module.
+"""
+import operator
+import re
+import types
+
+import numpy as np
+from distributed import default_client, get_worker
+
+from . import params as p
+from ._kernels import sgd as _sgd_kernels
+from ._kernels.als import solve_rows
+from ._threads import resolve_n_threads
+from .data import RatingSummary, as_ratings, exact_sum, validation_rows
+from .errors import DuplicateRatingsWarning, warn
+from .estimators import driver
+from .estimators.als import ALS, _Iterations
+from .ids import IdMap, normalize_ids, plain, sorted_unique
+
+__all__ = ["fit", "WorkerLostError"]
+
+COLUMNS = ("user", "item", "rating")
+_ID_STAGES = (("users", 0), ("items", 1))
+
+
+class WorkerLostError(RuntimeError):
+    """A worker holding a shard of the training data left the cluster during a fit."""
+
+
+# --- 1. scan: checks and distinct ids, one task per partition ---------------------------
+
+def _scan(frame, columns, dtype):
+    """One partition's length, first raw ids, id kinds, distinct ids and check errors."""
+    out = {"n": len(frame), "errors": {}, "kind": {}, "first": {}, "ids": {}}
+    for name, col in _ID_STAGES:
+        raw = frame[columns[col]].to_numpy()
+        try:
+            ids = normalize_ids(raw, name)
+        except ValueError as exc:
+            out["errors"][name] = exc
+            out["ids"][name] = None
+            continue
+        out["ids"][name] = sorted_unique(ids)
+        out["kind"][name] = "str" if ids.dtype.kind == "U" else "int"
+        out["first"][name] = plain(raw[0]) if len(raw) else None
+    try:
+        as_ratings(frame[columns[2]].to_numpy(), dtype)
+    except ValueError as exc:
+        out["errors"]["ratings"] = exc
+    return out
+
+
+def _scan_info(scan):
+    return {key: value for key, value in scan.items() if key != "ids"}
+
+
+def _scan_ids(scan, name):
+    return scan["ids"][name]
+
+
+def _union(*parts):
+    parts = [a for a in parts if a is not None and len(a)]
+    return sorted_unique(np.concatenate(parts)) if parts else None
+
+
+def _tree_union(client, futures, fan_in=8):
+    """The sorted distinct ids of all partitions, merged on the workers in a tree."""
+    while len(futures) > 1:
+        futures = [client.submit(_union, *futures[s:s + fan_in], pure=False)
+                   for s in range(0, len(futures), fan_in)]
+    return futures[0].result()
+
+
+def _renumbered(exc, offset):
+    """``exc`` with its 'position N' moved by ``offset`` (a partition's start in the data)."""
+    text = re.sub(r"position (\d+)", lambda m: f"position {int(m[1]) + offset}", str(exc))
+    return type(exc)(text)
+
+
+def _check_scans(infos):
+    """Raise the error a local fit of the concatenated partitions would raise, if any."""
+    offsets = np.concatenate([[0], np.cumsum([info["n"] for info in infos])])
+    for name in ("users", "items", "ratings"):
+        for info, offset in zip(infos, offsets):
+            if name in info["errors"]:
+                raise _renumbered(info["errors"][name], int(offset))
+        if name == "ratings":
+            break
+        kinds = [(info["kind"][name], info["first"][name], off)
+                 for info, off in zip(infos, offsets) if info["n"]]
+        if len({kind for kind, _, _ in kinds}) > 1:
+            num = next(first for kind, first, _ in kinds if kind == "int")
+            string, pos = next((first, off) for kind, first, off in kinds if kind == "str")
+            raise ValueError(f"{name}: mixed id types: {num!r} and {string!r} (position {pos}); "
+                             "use all integers or all strings")
+    if offsets[-1] == 0:
+        raise ValueError("cannot fit on empty data: no ratings given")
+    return offsets
+
+
+# --- 2. route: rows and bands, one task per partition ---------------------------------
+
+def _route(frame, offset, columns, dtype, user_map, item_map, user_edges, item_edges):
+    """One partition's ratings as rows, cut into user bands and item bands: a dict
+    ``(side, band) -> (u, i, r, g)`` (g: the rating's position in the whole data)."""
+    u = user_map.lookup(frame[columns[0]].to_numpy(), "users")
+    i = item_map.lookup(frame[columns[1]].to_numpy(), "items")
+    r = as_ratings(frame[columns[2]].to_numpy(), dtype)
+    g = np.arange(offset, offset + len(r), dtype=np.int64)
+    out = {}
+    for side, rows, edges in ((0, u, user_edges), (1, i, item_edges)):
+        band = np.searchsorted(edges, rows, side="right") - 1
+        for b in range(len(edges) - 1):
+            keep = band == b
+            out[side, b] = (u[keep], i[keep], r[keep], g[keep])
+    return out
+
+
+# --- 3. shards: one actor per worker -------------------------------------------------
+
+def _merge_sorted(key, g, r, policy):
+    """(distinct keys, merged ratings) of ratings sorted by (key, g), as ``merge_duplicates``
+    merges them (mean in float64 in input order, or the last one)."""
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    counts = np.diff(np.r_[starts, len(key)])
+    if policy == "mean":
+        merged = np.add.reduceat(r.astype(np.float64), starts) / counts
+    else:
+        merged = r[starts + counts - 1]
+    return key[starts], np.ascontiguousarray(merged, dtype=r.dtype)
+
+
+class _Side:
+    """One band of one side's ratings as the local layout holds them: the band's rated rows
+    (``present``, band-relative), CSR ``indptr``/``cols``/``values`` and the counts."""
+
+    def __init__(self, rows, cols, values, lo, hi):
+        self.lo, self.hi = lo, hi
+        local = (rows - lo).astype(np.int64)
+        counts = np.bincount(local, minlength=hi - lo)
+        self.present = np.flatnonzero(counts)
+        self.counts = counts[self.present]
+        self.indptr = np.zeros(len(self.present) + 1, dtype=np.int64)
+        np.cumsum(self.counts, out=self.indptr[1:])
+        self.cols = np.ascontiguousarray(cols, dtype=np.int32)
+        self.values = np.ascontiguousarray(values)
+
+
+class _Shard:
+    """A worker's part of the fit (a Dask actor pinned to the worker): band ``band`` of the
+    ratings by user and by item, and the kernels run on it."""
+
+    def __init__(self, band, user_pieces, item_pieces, user_range, item_range, n_items,
+                 n_threads):
+        self.band, self.n_items = band, n_items
+        self.user_range, self.item_range = user_range, item_range
+        self.n_threads = n_threads or resolve_n_threads(None)
+        try:
+            self.n_threads = n_threads or get_worker().state.nthreads
+        except (ValueError, AttributeError):
+            pass
+        self.raw = [tuple(np.concatenate(parts) for parts in zip(*pieces))
+                    for pieces in (user_pieces, item_pieces)]
+
+    def duplicates(self):
+        """(number of duplicate ratings, (u, i) of the lowest duplicated pair or None) in this
+        user band: every copy of a pair is here."""
+        u, i, _, _ = self.raw[0]
+        key = np.sort(u.astype(np.int64) * self.n_items + i)
+        dup = np.flatnonzero(key[1:] == key[:-1])
+        first = None if not len(dup) else (int(key[dup[0]] // self.n_items),
+                                           int(key[dup[0]] % self.n_items))
+        return len(dup), first
+
+    def build(self, merge, policy):
+        """Merge duplicates if the data hold any (``merge``), order both sides as the local
+        layout does and return this band's summary, counts and seen items."""
+        sides = []
+        for s, (u, i, r, g) in enumerate(self.raw):
+            key = u.astype(np.int64) * self.n_items + i
+            order = np.lexsort((g, key))
+            key, g, r = key[order], g[order], r[order]
+            if merge:  # the local data are the distinct keys in order: order by key alone
+                key, r = _merge_sorted(key, g, r, policy)
+                g = key
+            u, i = (key // self.n_items).astype(np.int32), (key % self.n_items).astype(np.int32)
+            rows, cols = (u, i) if s == 0 else (i, u)
+            order = np.lexsort((g, rows))  # a row's ratings in the local data order
+            lo, hi = self.user_range if s == 0 else self.item_range
+            sides.append(_Side(rows[order], cols[order], r[order], lo, hi))
+            if s == 0:
+                seen = sorted_unique(key)
+                r_user = r
+        self.sides = sides
+        self.raw = None
+        seen_rows = np.bincount((seen // self.n_items - self.user_range[0]).astype(np.int64),
+                                minlength=self.user_range[1] - self.user_range[0])
+        return {"summary": RatingSummary.of(r_user), "user_counts": (sides[0].present,
+                sides[0].counts), "item_counts": (sides[1].present, sides[1].counts),
+                "seen": (seen_rows, (seen % self.n_items).astype(np.int32))}
+
+    def solve(self, s, other_factors, other_bias, mu, reg, reg_bias, base, count_weight):
+        """ALS's half-iteration on this band of side ``s`` (0 users, 1 items): the solved rows'
+        factors and biases; after the item half also the SSE of this band's ratings."""
+        side = self.sides[s]
+        factors = np.empty((len(side.present), other_factors.shape[1]), other_factors.dtype)
+        bias = np.empty(len(side.present), other_bias.dtype)
+        solve_rows(side.indptr, side.cols, side.values, other_factors, other_bias, mu, reg,
+                   reg_bias, base, count_weight, True, factors, bias, self.n_threads)
+        sse = None
+        if s == 1:
+            band_factors = np.zeros((side.hi - side.lo, factors.shape[1]), factors.dtype)
+            band_bias = np.zeros(side.hi - side.lo, bias.dtype)
+            band_factors[side.present], band_bias[side.present] = factors, bias
+            items = np.repeat(side.present.astype(np.int32), side.counts)
+            sse = _sgd_kernels.squared_error(side.cols, items, side.values, other_factors,
+                                             band_factors, other_bias, band_bias, mu, -np.inf,
+                                             np.inf, self.n_threads)
+        return factors, bias, sse
+
+
+# --- 4. the client's trainer -----------------------------------------------------------
+
+class _Cluster:
+    """The shards of one fit and the calls to them, with a clear error for a lost worker."""
+
+    def __init__(self, client, shards, addresses, bands):
+        self.client, self.shards, self.addresses, self.bands = client, shards, addresses, bands
+
+    def call(self, method, epoch, *args):
+        """``method(*args)`` on every shard at once; the results in band order. ``epoch`` (0
+        while the shards are set up) names the iteration in the error for a lost worker;
+        the shard code's own errors (bad data, a singular system) pass through."""
+        futures, results = [], []
+        for stage in ("send", "receive"):
+            for b, shard in enumerate(self.shards):
+                try:
+                    if stage == "send":
+                        futures.append(getattr(shard, method)(*args))
+                    else:
+                        results.append(futures[b].result())
+                except (ValueError, FloatingPointError, TypeError, MemoryError):
+                    raise
+                except Exception as exc:  # the worker (or the connection to it) is gone
+                    when = f"at iteration {epoch}" if epoch else "while its shard was set up"
+                    raise WorkerLostError(
+                        f"worker {self.addresses[b]} (shard {b} of {len(self.shards)}) was lost "
+                        f"{when}: {type(exc).__name__}: {exc}") from exc
+        return results
+
+
+class _ALSIterations(_Iterations):
+    """ALS's trainer over the shards: each half-iteration sends the fixed side to every shard
+    and writes each shard's solved band into the model's arrays."""
+
+    def __init__(self, model, cluster, band_rows, band_counts, params):
+        sides = []
+        for kind, rows, counts in zip(("user", "item"), band_rows, band_counts):
+            present, counts = np.concatenate(rows), np.concatenate(counts)
+            n = len(getattr(model, f"{kind}_factors_"))
+            sides.append((None if len(present) == n else present, None, None, None, counts))
+        # the penalty is the local one: it needs only the rated rows and their counts
+        super().__init__(model, types.SimpleNamespace(sides=tuple(sides)), params, None)
+        self.cluster, self.band_rows = cluster, band_rows
+
+    def step(self, epoch):
+        m, exchanged, sse = self.model, 0, 0.0
+        for s, kind, other in ((0, "user", (m.item_factors_, m.item_bias_)),
+                               (1, "item", (m.user_factors_, m.user_bias_))):
+            results = self.cluster.call("solve", epoch, s, *other, m.global_mean_, self.reg,
+                                        self.reg_bias, self.base, self.count_weight)
+            exchanged += len(results) * (other[0].nbytes + other[1].nbytes)
+            factors, bias = getattr(m, f"{kind}_factors_"), getattr(m, f"{kind}_bias_")
+            for rows, (band_factors, band_bias, band_sse) in zip(self.band_rows[s], results):
+                factors[rows], bias[rows] = band_factors, band_bias
+                exchanged += band_factors.nbytes + band_bias.nbytes
+                if band_sse is not None:
+                    sse += band_sse
+        return {"sse": sse, "exchanged_bytes": exchanged}
+
+
+_TRAINERS = {ALS: _ALSIterations}
+
+
+# --- the entry point -------------------------------------------------------------------
+
+def _edges(n, w):
+    return np.array([b * n // w for b in range(w + 1)], dtype=np.int64)
+
+
+def _local_validation(validation, columns):
+    """A validation Dask DataFrame (small, by assumption) as a local triple; else as given."""
+    if validation is not None and hasattr(validation, "to_delayed"):
+        frame = validation[list(columns)].compute()
+        return tuple(frame[c] for c in columns)
+    return validation
+
+
+def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callback=None,
+        workers=None):
+    """Fit ``estimator`` (``mfcore.ALS``) on a Dask DataFrame of ratings; return it, fitted.
+
+    ``columns``: the names of the user, item and rating columns. ``validation``:
+    a local ``(users, items, ratings)`` triple or a (small) Dask DataFrame with
+    the same columns, scored after every iteration as in ``estimator.fit``;
+    ``callback`` as there. ``client``: the Dask client (default: the current
+    one). ``workers``: the worker addresses to train on (default: all); each
+    holds one band of the users and one of the items.
+
+    The fitted model equals ``estimator.fit`` on the concatenated partitions bit
+    for bit (see the module docstring). A worker lost mid-fit raises
+    ``WorkerLostError`` naming it and the iteration; the estimator keeps the
+    state it had before the call.
+    """
+    trainer_class = next((t for cls, t in _TRAINERS.items() if isinstance(estimator, cls)), None)
+    if trainer_class is None:
+        raise TypeError(f"mfcore.dask.fit trains {', '.join(c.__name__ for c in _TRAINERS)}; "
+                        f"got {type(estimator).__name__}")
+    client = client or default_client()
+    params = estimator._checked_params()
+    if params.get("validation_fraction") is not None:
+        raise NotImplementedError("mfcore.dask.fit takes validation=..., not "
+                                  "validation_fraction (a split needs the data in one place)")
+    if params.get("warm_start") and estimator._is_fitted():
+        raise NotImplementedError("mfcore.dask.fit always fits from scratch (warm_start)")
+    columns = tuple(columns)
+    if len(columns) != 3:
+        raise ValueError(f"columns must name the user, item and rating columns, got {columns!r}")
+    missing = [c for c in columns if c not in ratings.columns]
+    if missing:
+        raise ValueError(f"the ratings have no column {missing[0]!r} (columns: "
+                         f"{list(ratings.columns)}); pass columns=(user, item, rating)")
+    dtype = p.DTYPES[params["dtype"]]
+    addresses = sorted(client.scheduler_info()["workers"]) if workers is None else list(workers)
+    if not addresses:
+        raise ValueError("the Dask cluster has no workers")
+
+    parts = client.compute(ratings[list(columns)].to_delayed())
+    scans = client.map(_scan, parts, columns=columns, dtype=dtype, pure=False)
+    offsets = _check_scans(client.gather(client.map(_scan_info, scans, pure=False)))
+    maps = [IdMap.from_sorted(_tree_union(client, client.map(_scan_ids, scans, name=name,
+                                                               pure=False)), name)
+            for name, _ in _ID_STAGES]
+    del scans
+    user_map, item_map = maps
+    w = len(addresses)
+    bands = (_edges(len(user_map), w), _edges(len(item_map), w))
+    map_futures = [client.scatter(m, broadcast=True) for m in maps]
+    routed = client.map(_route, parts, [int(o) for o in offsets[:-1]], columns=columns,
+                        dtype=dtype, user_map=map_futures[0], item_map=map_futures[1],
+                        user_edges=bands[0], item_edges=bands[1], pure=False)
+    del parts
+    shard_futures = []
+    for b, address in enumerate(addresses):
+        pieces = [client.map(operator.getitem, routed, [(s, b)] * len(routed), pure=False)
+                  for s in (0, 1)]
+        shard_futures.append(client.submit(
+            _Shard, b, *pieces, tuple(bands[0][b:b + 2].tolist()),
+            tuple(bands[1][b:b + 2].tolist()), len(item_map), params["n_threads"],
+            workers=[address], allow_other_workers=False, actor=True, pure=False))
+    try:
+        shards = [f.result() for f in shard_futures]
+        del routed
+        cluster = _Cluster(client, shards, addresses, bands)
+        dups = cluster.call("duplicates", 0)
+        merge = _duplicates(dups, params["duplicates"], user_map, item_map)
+        built = cluster.call("build", 0, merge, params["duplicates"])
+        summary = RatingSummary.combine([b["summary"] for b in built], user_map, item_map)
+        with driver.atomic(estimator):
+            estimator._start_summary(summary, params)
+            seen_counts = np.concatenate([b["seen"][0] for b in built])
+            estimator.seen_indptr_ = np.zeros(len(user_map) + 1, dtype=np.int64)
+            np.cumsum(seen_counts, out=estimator.seen_indptr_[1:])
+            estimator.seen_items_ = np.concatenate([b["seen"][1] for b in built])
+            _, val = validation_rows(summary, _local_validation(validation, columns), None,
+                                     estimator.rng_)
+            keys = ("user_counts", "item_counts")
+            band_rows = [[bands[s][b] + c[key][0] for b, c in enumerate(built)]
+                         for s, key in enumerate(keys)]
+            band_counts = [[c[key][1] for c in built] for key in keys]
+            trainer = trainer_class(estimator, cluster, band_rows, band_counts, params)
+            estimator._run(trainer, summary.n, params, estimator._n_epochs(params), val,
+                           callback)
+    finally:
+        for f in shard_futures:
+            f.release()
+    return estimator
+
+
+def _duplicates(dups, policy, user_map, item_map):
+    """Whether to merge duplicates, after the local fit's error or warning for them."""
+    n_dup = sum(n for n, _ in dups)
+    if n_dup == 0 or policy == "keep":
+        return False
+    u, i = next(first for n, first in dups if n)
+    example = (plain(user_map.ids[u]), plain(item_map.ids[i]))
+    if policy == "error":
+        raise ValueError(f"{n_dup} duplicate (user, item) ratings, e.g. user {example[0]!r}, "
+                         f"item {example[1]!r}; pass duplicates='mean', 'last' or 'keep'")
+    warn(f"merged {n_dup} duplicate (user, item) ratings with policy {policy!r} "
+         f"(e.g. user {example[0]!r}, item {example[1]!r})", DuplicateRatingsWarning)
+    return True
