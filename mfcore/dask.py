@@ -39,12 +39,15 @@ sum of the shards' sums: equal to the local figure up to float rounding.
 Needs the ``dask`` extra (``pip install "mfcore[dask]"``); ``import mfcore``
 never imports this module.
 """
+import asyncio
 import operator
 import re
+import time
 import types
+import warnings
 
 import numpy as np
-from distributed import default_client, get_worker
+from distributed import KilledWorker, default_client, get_worker
 
 from . import params as p
 from ._kernels import sgd as _sgd_kernels
@@ -54,6 +57,8 @@ from .data import RatingSummary, as_ratings, exact_sum, validation_rows
 from .errors import DuplicateRatingsWarning, warn
 from .estimators import driver
 from .estimators.als import ALS, _Iterations
+from .estimators.sgd import (LAYOUT_SEED, RECORD_DTYPES, Model, SGDTrainer, _Epochs,
+                             choose_grid, groups_of_counts)
 from .ids import IdMap, normalize_ids, plain, sorted_unique
 
 __all__ = ["fit", "WorkerLostError"]
@@ -160,6 +165,8 @@ def _route(frame, offset, columns, dtype, user_map, item_map, user_edges, item_e
 def _merge_sorted(key, g, r, policy):
     """(distinct keys, merged ratings) of ratings sorted by (key, g), as ``merge_duplicates``
     merges them (mean in float64 in input order, or the last one)."""
+    if not len(key):
+        return key, r
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     counts = np.diff(np.r_[starts, len(key)])
     if policy == "mean":
@@ -211,9 +218,10 @@ class _Shard:
                                            int(key[dup[0]] % self.n_items))
         return len(dup), first
 
-    def build(self, merge, policy):
+    def build(self, merge, policy, keep_order=False):
         """Merge duplicates if the data hold any (``merge``), order both sides as the local
-        layout does and return this band's summary, counts and seen items."""
+        layout does and return this band's summary, counts and seen items; with
+        ``keep_order`` also keep the user band in the local data's order."""
         sides = []
         for s, (u, i, r, g) in enumerate(self.raw):
             key = u.astype(np.int64) * self.n_items + i
@@ -230,6 +238,9 @@ class _Shard:
             if s == 0:
                 seen = sorted_unique(key)
                 r_user = r
+                if keep_order:  # the ratings in the local data's order (SGD's layout)
+                    data_order = np.argsort(g, kind="stable")
+                    self.data = (u[data_order], i[data_order], r[data_order])
         self.sides = sides
         self.raw = None
         seen_rows = np.bincount((seen // self.n_items - self.user_range[0]).astype(np.int64),
@@ -238,9 +249,61 @@ class _Shard:
                 sides[0].counts), "item_counts": (sides[1].present, sides[1].counts),
                 "seen": (seen_rows, (seen % self.n_items).astype(np.int32))}
 
+    def sgd_setup(self, grid, user_groups, item_groups, user_factors, user_bias):
+        """SGD's layout of this user band: the local block grid's records of its blocks, in
+        the local order (``layout_records``: data order, then each block's fixed shuffle),
+        with band-relative user rows; and the band's user parameters. Returns the band's
+        size of every block."""
+        u, i, r = self.data
+        self.data = None
+        lo = self.user_range[0]
+        self.grid = grid
+        block = user_groups[u] * np.int32(grid) + item_groups[i]
+        sizes = np.bincount(block, minlength=grid * grid)
+        self.block_ptr = np.zeros(grid * grid + 1, dtype=np.int64)
+        np.cumsum(sizes, out=self.block_ptr[1:])
+        self.records = np.empty(len(r), dtype=RECORD_DTYPES[r.dtype])
+        _sgd_kernels.layout_records(block, (u - lo).astype(np.int32), i, r, self.block_ptr,
+                                    self.records.view(np.uint8), LAYOUT_SEED, self.n_threads)
+        self.P, self.bu = np.array(user_factors), np.array(user_bias)
+        self.Q = np.zeros((len(item_groups), self.P.shape[1]), self.P.dtype)
+        self.bi = np.zeros(len(item_groups), self.P.dtype)
+        self.item_starts = np.searchsorted(item_groups, np.arange(grid + 1))
+        return sizes
+
+    def sgd_round(self, schedule, seed, blocks, item_parts, mu, lr, reg, reg_bias, last):
+        """Train this band's ``blocks`` of one round (each with the item group's parameters
+        given, in ``item_parts``) by the local block kernel; return the item groups'
+        new parameters, the blocks' squared errors, the seconds and, in the last round,
+        the band's user parameters."""
+        start = time.perf_counter()
+        g, starts = self.grid, self.item_starts
+        for b, (factors, bias) in zip(blocks, item_parts):
+            c = b % g
+            self.Q[starts[c]:starts[c + 1]], self.bi[starts[c]:starts[c + 1]] = factors, bias
+        sizes = np.zeros(g * g, dtype=np.int64)
+        for b in blocks:
+            sizes[b] = self.block_ptr[b + 1] - self.block_ptr[b]
+        ptr = np.zeros(g * g + 1, dtype=np.int64)
+        np.cumsum(sizes, out=ptr[1:])
+        records = np.concatenate([self.records[self.block_ptr[b]:self.block_ptr[b + 1]]
+                                  for b in sorted(blocks)]) if blocks else self.records[:0]
+        scratch = np.empty(_sgd_kernels.scratch_size(int(sizes.max(initial=0)), self.n_threads),
+                           dtype=np.int32)
+        block_sse = np.zeros(g * g)
+        _sgd_kernels.sgd_blocks(records.view(np.uint8), ptr, schedule, g, seed, True, scratch,
+                                self.P, self.Q, self.bu, self.bi, mu, lr, reg, reg_bias,
+                                block_sse, self.n_threads)
+        new = [(self.Q[starts[b % g]:starts[b % g + 1]].copy(),
+                self.bi[starts[b % g]:starts[b % g + 1]].copy()) for b in blocks]
+        users = (self.P, self.bu) if last else None
+        return new, block_sse[blocks], time.perf_counter() - start, users
+
     def solve(self, s, other_factors, other_bias, mu, reg, reg_bias, base, count_weight):
         """ALS's half-iteration on this band of side ``s`` (0 users, 1 items): the solved rows'
-        factors and biases; after the item half also the SSE of this band's ratings."""
+        factors and biases; after the item half also the SSE of this band's ratings; and the
+        seconds it took."""
+        start = time.perf_counter()
         side = self.sides[s]
         factors = np.empty((len(side.present), other_factors.shape[1]), other_factors.dtype)
         bias = np.empty(len(side.present), other_bias.dtype)
@@ -255,10 +318,17 @@ class _Shard:
             sse = _sgd_kernels.squared_error(side.cols, items, side.values, other_factors,
                                              band_factors, other_bias, band_bias, mu, -np.inf,
                                              np.inf, self.n_threads)
-        return factors, bias, sse
+        return factors, bias, sse, time.perf_counter() - start
 
 
 # --- 4. the client's trainer -----------------------------------------------------------
+
+def _is_lost(exc):
+    """Whether an actor call failed because its worker (or the connection) is gone, rather
+    than by an error of the shard's code, which Dask re-raises as it was."""
+    return (isinstance(exc, (OSError, TimeoutError, asyncio.CancelledError, KilledWorker))
+            or (type(exc) is RuntimeError and "lost" in str(exc)))
+
 
 class _Cluster:
     """The shards of one fit and the calls to them, with a clear error for a lost worker."""
@@ -270,17 +340,21 @@ class _Cluster:
         """``method(*args)`` on every shard at once; the results in band order. ``epoch`` (0
         while the shards are set up) names the iteration in the error for a lost worker;
         the shard code's own errors (bad data, a singular system) pass through."""
+        return self.call_each(method, epoch, [args] * len(self.shards))
+
+    def call_each(self, method, epoch, args):
+        """``method(*args[b])`` on shard b, all at once; the results in band order."""
         futures, results = [], []
         for stage in ("send", "receive"):
             for b, shard in enumerate(self.shards):
                 try:
                     if stage == "send":
-                        futures.append(getattr(shard, method)(*args))
+                        futures.append(getattr(shard, method)(*args[b]))
                     else:
                         results.append(futures[b].result())
-                except (ValueError, FloatingPointError, TypeError, MemoryError):
-                    raise
-                except Exception as exc:  # the worker (or the connection to it) is gone
+                except Exception as exc:
+                    if not _is_lost(exc):  # the shard code's own error
+                        raise
                     when = f"at iteration {epoch}" if epoch else "while its shard was set up"
                     raise WorkerLostError(
                         f"worker {self.addresses[b]} (shard {b} of {len(self.shards)}) was lost "
@@ -292,7 +366,12 @@ class _ALSIterations(_Iterations):
     """ALS's trainer over the shards: each half-iteration sends the fixed side to every shard
     and writes each shard's solved band into the model's arrays."""
 
-    def __init__(self, model, cluster, band_rows, band_counts, params):
+    @staticmethod
+    def plan(built, bands, n_ratings, params):
+        """ALS solves any bands: no plan."""
+        return None
+
+    def __init__(self, model, cluster, band_rows, band_counts, params, plan):
         sides = []
         for kind, rows, counts in zip(("user", "item"), band_rows, band_counts):
             present, counts = np.concatenate(rows), np.concatenate(counts)
@@ -303,22 +382,92 @@ class _ALSIterations(_Iterations):
         self.cluster, self.band_rows = cluster, band_rows
 
     def step(self, epoch):
-        m, exchanged, sse = self.model, 0, 0.0
+        m, exchanged, sse, compute = self.model, 0, 0.0, 0.0
         for s, kind, other in ((0, "user", (m.item_factors_, m.item_bias_)),
                                (1, "item", (m.user_factors_, m.user_bias_))):
             results = self.cluster.call("solve", epoch, s, *other, m.global_mean_, self.reg,
                                         self.reg_bias, self.base, self.count_weight)
             exchanged += len(results) * (other[0].nbytes + other[1].nbytes)
             factors, bias = getattr(m, f"{kind}_factors_"), getattr(m, f"{kind}_bias_")
-            for rows, (band_factors, band_bias, band_sse) in zip(self.band_rows[s], results):
+            for rows, (band_factors, band_bias, band_sse, _) in zip(self.band_rows[s], results):
                 factors[rows], bias[rows] = band_factors, band_bias
                 exchanged += band_factors.nbytes + band_bias.nbytes
                 if band_sse is not None:
                     sse += band_sse
-        return {"sse": sse, "exchanged_bytes": exchanged}
+            compute += max(seconds for *_, seconds in results)
+        # exchanged_bytes: factor sides sent and received; shard_seconds: the slowest shard's
+        # kernel time of each half, added (the rest of an iteration is transfer and waiting)
+        return {"sse": sse, "exchanged_bytes": exchanged, "shard_seconds": compute}
 
 
-_TRAINERS = {ALS: _ALSIterations}
+class _SGDEpochs(_Epochs):
+    """SGD's trainer over the shards (DSGD on the local block grid): shard w owns the user
+    groups ``plan["owned"][w]``; each of an epoch's rounds sends every block of the round
+    the item group it pairs with, to the shard owning its user group, and takes the
+    group back; the user bands come back after the last round."""
+
+    @staticmethod
+    def plan(built, bands, n_ratings, params):
+        """The block grid a local fit of these data would use, its groups, and the user bands
+        of whole groups (shard w gets groups ``w g / W`` to ``(w + 1) g / W``)."""
+        user_counts = np.concatenate([c["user_counts"][1] for c in built])  # every row rated
+        item_counts = np.concatenate([c["item_counts"][1] for c in built])
+        g = choose_grid(n_ratings, len(user_counts), len(item_counts), params["block_grid"])
+        user_groups = groups_of_counts(user_counts, g)
+        item_groups = groups_of_counts(item_counts, g)
+        w = len(built)
+        owned = [(b * g // w, (b + 1) * g // w) for b in range(w)]
+        starts = np.searchsorted(user_groups, np.arange(g + 1))  # first row of each group
+        edges = np.array([starts[lo] for lo, _ in owned] + [len(user_counts)], np.int64)
+        return {"grid": g, "user_groups": user_groups, "item_groups": item_groups,
+                "owned": owned, "user_edges": edges,
+                "item_starts": np.searchsorted(item_groups, np.arange(g + 1))}
+
+    def __init__(self, model, cluster, band_rows, band_counts, params, plan):
+        super().__init__(model, None, params)
+        self.cluster, self.plan_ = cluster, plan
+        g, edges = plan["grid"], plan["user_edges"]
+        m = model
+        sizes = cluster.call_each("sgd_setup", 0, [
+            (g, plan["user_groups"], plan["item_groups"], m.user_factors_[lo:hi],
+             m.user_bias_[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:])])
+        self.shard_sizes = sizes
+        # what SGDTrainer.schedule reads: the grid and the block sizes of all the data
+        self.layout = types.SimpleNamespace(grid=g, _block_sizes=np.sum(sizes, axis=0))
+
+    def step(self, epoch):
+        m, lr, plan = self.model, self.lr(epoch), self.plan_
+        g, starts = plan["grid"], plan["item_starts"]
+        schedule = SGDTrainer.schedule(self.layout, m.rng_)
+        seed = int(m.rng_.integers(0, 2**63))
+        block_sse, exchanged, compute = np.zeros(g * g), 0, 0.0
+        for s in range(g):
+            blocks = schedule[s * g:(s + 1) * g]
+            jobs = [[int(b) for b in blocks if lo <= b // g < hi and sizes[b]]
+                    for (lo, hi), sizes in zip(plan["owned"], self.shard_sizes)]
+            parts = [[(m.item_factors_[starts[b % g]:starts[b % g + 1]],
+                       m.item_bias_[starts[b % g]:starts[b % g + 1]]) for b in job]
+                     for job in jobs]
+            results = self.cluster.call_each(
+                "sgd_round", epoch, [(schedule, seed, job, part, m.global_mean_, lr, self.reg,
+                                      self.reg_bias, s == g - 1) for job, part in zip(jobs, parts)])
+            for job, part, (new, sse, seconds, users) in zip(jobs, parts, results):
+                for b, (factors, bias), (new_factors, new_bias) in zip(job, part, new):
+                    factors[...], bias[...] = new_factors, new_bias
+                    exchanged += 2 * (factors.nbytes + bias.nbytes)
+                block_sse[job] = sse
+            compute += max(r[2] for r in results)
+        edges = plan["user_edges"]
+        for b, (*_, users) in enumerate(results):
+            m.user_factors_[edges[b]:edges[b + 1]], m.user_bias_[edges[b]:edges[b + 1]] = users
+            exchanged += users[0].nbytes + users[1].nbytes
+        sse = 0.0
+        for value in block_sse:  # in block order, as the local kernel adds them
+            sse += value
+        return {"sse": sse, "lr": lr, "exchanged_bytes": exchanged, "shard_seconds": compute}
+
+
+_TRAINERS = {ALS: _ALSIterations, Model: _SGDEpochs}
 
 
 # --- the entry point -------------------------------------------------------------------
@@ -382,29 +531,27 @@ def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callb
             for name, _ in _ID_STAGES]
     del scans
     user_map, item_map = maps
-    w = len(addresses)
-    bands = (_edges(len(user_map), w), _edges(len(item_map), w))
     map_futures = [client.scatter(m, broadcast=True) for m in maps]
-    routed = client.map(_route, parts, [int(o) for o in offsets[:-1]], columns=columns,
-                        dtype=dtype, user_map=map_futures[0], item_map=map_futures[1],
-                        user_edges=bands[0], item_edges=bands[1], pure=False)
-    del parts
-    shard_futures = []
-    for b, address in enumerate(addresses):
-        pieces = [client.map(operator.getitem, routed, [(s, b)] * len(routed), pure=False)
-                  for s in (0, 1)]
-        shard_futures.append(client.submit(
-            _Shard, b, *pieces, tuple(bands[0][b:b + 2].tolist()),
-            tuple(bands[1][b:b + 2].tolist()), len(item_map), params["n_threads"],
-            workers=[address], allow_other_workers=False, actor=True, pure=False))
+    route = dict(columns=columns, dtype=dtype, user_map=map_futures[0],
+                 item_map=map_futures[1])
+    parts = (parts, [int(o) for o in offsets[:-1]])
+    bands = (_edges(len(user_map), len(addresses)), _edges(len(item_map), len(addresses)))
+    held = []  # the shards' futures, released at the end
     try:
-        shards = [f.result() for f in shard_futures]
-        del routed
-        cluster = _Cluster(client, shards, addresses, bands)
-        dups = cluster.call("duplicates", 0)
-        merge = _duplicates(dups, params["duplicates"], user_map, item_map)
-        built = cluster.call("build", 0, merge, params["duplicates"])
+        keep_order = trainer_class is _SGDEpochs
+        cluster, built, merge = _load(client, parts, route, addresses, bands, params, maps,
+                                      held, keep_order)
         summary = RatingSummary.combine([b["summary"] for b in built], user_map, item_map)
+        plan = trainer_class.plan(built, bands, summary.n, params)
+        if plan is not None and not np.array_equal(plan["user_edges"], bands[0]):
+            # the solver needs other user bands (SGD: whole groups of its block grid)
+            bands = (plan["user_edges"], bands[1])
+            for f in held:
+                f.release()
+            held.clear()
+            cluster, built, merge = _load(client, parts, route, addresses, bands, params,
+                                          maps, held, keep_order, warn_duplicates=False)
+        del parts
         with driver.atomic(estimator):
             estimator._start_summary(summary, params)
             seen_counts = np.concatenate([b["seen"][0] for b in built])
@@ -417,13 +564,49 @@ def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callb
             band_rows = [[bands[s][b] + c[key][0] for b, c in enumerate(built)]
                          for s, key in enumerate(keys)]
             band_counts = [[c[key][1] for c in built] for key in keys]
-            trainer = trainer_class(estimator, cluster, band_rows, band_counts, params)
+            trainer = trainer_class(estimator, cluster, band_rows, band_counts, params, plan)
             estimator._run(trainer, summary.n, params, estimator._n_epochs(params), val,
                            callback)
     finally:
-        for f in shard_futures:
+        for f in held:
             f.release()
     return estimator
+
+
+def _load(client, parts, route, addresses, bands, params, maps, held, keep_order,
+          warn_duplicates=True):
+    """Route the partitions (``parts``: their futures and offsets in the data) to one shard
+    per worker (user band b and item band b on worker
+    b), merge duplicates there; return the cluster, each shard's ``build`` and whether
+    duplicates were merged. The shards' futures are appended to ``held``."""
+    routed = client.map(_route, *parts, user_edges=bands[0], item_edges=bands[1],
+                        pure=False, **route)
+    for b, address in enumerate(addresses):
+        pieces = [client.map(operator.getitem, routed, [(s, b)] * len(routed), pure=False)
+                  for s in (0, 1)]
+        held.append(client.submit(
+            _Shard, b, *pieces, tuple(bands[0][b:b + 2].tolist()),
+            tuple(bands[1][b:b + 2].tolist()), len(maps[1]), params["n_threads"],
+            workers=[address], allow_other_workers=False, actor=True, pure=False))
+    shards = []
+    for b, f in enumerate(held):
+        try:
+            shards.append(f.result())
+        except Exception as exc:
+            if not _is_lost(exc):
+                raise
+            raise WorkerLostError(f"worker {addresses[b]} (shard {b} of {len(held)}) was lost "
+                                  f"while its shard was loaded: {type(exc).__name__}: "
+                                  f"{exc}") from exc
+    del routed
+    cluster = _Cluster(client, shards, addresses, bands)
+    dups = cluster.call("duplicates", 0)
+    with warnings.catch_warnings():
+        if not warn_duplicates:
+            warnings.simplefilter("ignore", DuplicateRatingsWarning)
+        merge = _duplicates(dups, params["duplicates"], *maps)
+    built = cluster.call("build", 0, merge, params["duplicates"], keep_order)
+    return cluster, built, merge
 
 
 def _duplicates(dups, policy, user_map, item_map):

@@ -92,6 +92,32 @@ def test_als_equal_with_string_ids_float64_and_unweighted_penalty(client):
     assert_same_model(dist, local)
 
 
+@pytest.mark.parametrize("n_workers", [1, 2, 3])
+def test_sgd_equals_the_local_fit_on_the_same_block_grid(client, n_workers):
+    """DSGD over the local grid: every block trained as locally, so also the SSE is equal."""
+    df = frame(seed=11, dyadic=True)
+    est = dict(k=6, epochs=3, block_grid=4, lr=0.02, n_threads=1)
+    local = mfcore.Model(**est).fit(df.user, df.item, df.rating)
+    dist = mfcore.dask.fit(mfcore.Model(**est), ddf_of(df, [300, 300, 2000]),
+                           workers=workers(client, n_workers))
+    assert_same_model(dist, local)
+    assert [h["train_loss"] for h in dist.history_] == [h["train_loss"] for h in local.history_]
+
+
+def test_sgd_on_a_cluster_scores_like_a_default_local_fit(client):
+    """A grid of 6 for 3 workers against the grid the local fit picks (1 for these data)."""
+    u, i, r = planted_ratings(n_users=300, n_items=200, density=0.25, seed=12)
+    df = pd.DataFrame({"user": u, "item": i, "rating": r})
+    train, test = df.iloc[:-2000], df.iloc[-2000:]
+    est = dict(k=8, epochs=30, lr=0.02, reg=0.03)
+    local = mfcore.Model(**est).fit(train.user, train.item, train.rating)
+    dist = mfcore.dask.fit(mfcore.Model(block_grid=6, **est), dd.from_pandas(train, npartitions=3))
+    local_rmse = local.evaluate(test.user, test.item, test.rating)["rmse"]
+    dist_rmse = dist.evaluate(test.user, test.item, test.rating)["rmse"]
+    assert local_rmse < 0.45  # both learnt the planted structure (noise 0.3) ...
+    assert abs(dist_rmse - local_rmse) < 0.002  # ... to the same accuracy
+
+
 @pytest.mark.parametrize("policy", ["mean", "last", "keep"])
 def test_duplicates_across_partitions_are_merged_as_locally(client, policy):
     df = frame(seed=5, dyadic=True)
@@ -154,8 +180,8 @@ def test_missing_columns_and_empty_data_are_named(client):
     with pytest.raises(ValueError) as info:
         mfcore.dask.fit(mfcore.ALS(), empty)
     assert str(info.value) == str(local_error(df.iloc[:0]))
-    with pytest.raises(TypeError, match="Model"):
-        mfcore.dask.fit(mfcore.Model(), dd.from_pandas(df, npartitions=2))
+    with pytest.raises(TypeError, match="BayesianMF"):
+        mfcore.dask.fit(mfcore.BayesianMF(), dd.from_pandas(df, npartitions=2))
 
 
 @pytest.mark.parametrize("as_dask", [False, True], ids=["local-validation", "dask-validation"])

@@ -30,7 +30,7 @@ from .._kernels import sgd as _kernels
 from .._threads import resolve_n_threads
 from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
 
-__all__ = ["Model", "SGDTrainer", "choose_grid", "bias_reg"]
+__all__ = ["Model", "SGDTrainer", "choose_grid", "groups_of_counts", "bias_reg"]
 
 #: Record layouts shared with the C kernel (``mf_rec32``/``mf_rec64`` in sgd_simd.h).
 RECORD_DTYPES = {
@@ -45,12 +45,15 @@ MAX_GRID = 64
 LAYOUT_SEED = 0x6D66636F7265
 
 
-def choose_grid(n_ratings, n_users, n_items):
+def choose_grid(n_ratings, n_users, n_items, asked=None):
     """Groups per side of the block grid: from the data's size alone (not the thread count).
 
     Enough blocks per round for the threads to balance their load, few enough
-    that each block is long compared with the cost of a round's barrier.
+    that each block is long compared with the cost of a round's barrier. ``asked``
+    (``Model(block_grid=...)``) replaces the size rule, within 1..min(users, items).
     """
+    if asked is not None:
+        return max(1, min(int(asked), n_users, n_items))
     g = int(math.sqrt(n_ratings / MIN_BLOCK))
     return max(1, min(g, MAX_GRID, n_users, n_items))
 
@@ -62,8 +65,13 @@ def balanced_groups(index, n, grid):
     Contiguous, so that two threads never write the same cache line of the
     bias or factor arrays (interleaved rows would share lines: false sharing).
     """
-    cum = np.cumsum(np.bincount(index, minlength=n))
-    total = cum[-1] if n else 0
+    return groups_of_counts(np.bincount(index, minlength=n), grid)
+
+
+def groups_of_counts(counts, grid):
+    """``balanced_groups`` from the rating count of each row (``mfcore.dask`` has only those)."""
+    cum = np.cumsum(counts)
+    total = cum[-1] if len(counts) else 0
     # row r goes to the group in which its last rating falls
     group = (cum - 1) * grid // max(total, 1)
     return np.clip(group, 0, grid - 1).astype(np.int32)
@@ -75,7 +83,7 @@ class SGDTrainer:
     See the module docstring for the layout and the schedule.
     """
 
-    def __init__(self, users, items, ratings, n_threads):
+    def __init__(self, users, items, ratings, n_threads, grid=None):
         users = np.ascontiguousarray(users, dtype=np.int32)
         items = np.ascontiguousarray(items, dtype=np.int32)
         ratings = np.ascontiguousarray(ratings)
@@ -89,7 +97,8 @@ class SGDTrainer:
         self.n_users = int(users.max()) + 1 if len(users) else 0
         self.n_items = int(items.max()) + 1 if len(items) else 0
         self.n_threads = int(n_threads)
-        self.grid = g = choose_grid(len(ratings), max(self.n_users, 1), max(self.n_items, 1))
+        self.grid = g = choose_grid(len(ratings), max(self.n_users, 1), max(self.n_items, 1),
+                                    grid)
 
         block = balanced_groups(users, self.n_users, g)[users] * np.int32(g)
         block += balanced_groups(items, self.n_items, g)[items]
@@ -242,6 +251,11 @@ class Model(Estimator):
         Threads for the kernels; None (or -1, as in scikit-learn) means
         ``OMP_NUM_THREADS`` when set, else every CPU available to the process
         (affinity and cgroup quota aware).
+    block_grid : None or int, default None
+        Groups of users (and of items) of the block grid an epoch runs on (see
+        ``mfcore.estimators.sgd``); None chooses it from the data's size. A
+        ``mfcore.dask`` fit runs the same grid, its workers sharing the user
+        groups, and equals the local fit with that grid.
 
     The defaults were chosen by searches on validation splits carved from
     MovieLens 100K u1.base (u1.test untouched: RMSE 0.915 there, 0.906 on
@@ -269,7 +283,8 @@ class Model(Estimator):
     def __init__(self, k=64, epochs=40, lr=0.01, reg=0.06, reg_bias=None, init_std=0.01,
                  lr_schedule="constant", lr_decay=0.1, validation_fraction=None,
                  n_iter_no_change=10, tol=0.0, warm_start=False, verbose=False,
-                 dtype="float32", duplicates="mean", seed=0, n_threads=None):
+                 dtype="float32", duplicates="mean", seed=0, n_threads=None,
+                 block_grid=None):
         self.k = k
         self.epochs = epochs
         self.lr = lr
@@ -287,10 +302,12 @@ class Model(Estimator):
         self.duplicates = duplicates
         self.seed = seed
         self.n_threads = n_threads
+        self.block_grid = block_grid
 
     PARAMS = {
         "k": p.int_at_least(1),
         "epochs": p.int_at_least(0),
+        "block_grid": lambda name, v: None if v is None else p.int_at_least(1)(name, v),
         "lr": p.real(0.0, strict=True),
         "reg": p.real(0.0, strict=False),
         "reg_bias": p.real(0.0, strict=False, optional=True),
@@ -305,9 +322,9 @@ class Model(Estimator):
 
     def _trainer(self, data, params, layouts):
         n_threads = resolve_n_threads(params["n_threads"])
-        key = ("sgd", params["dtype"], n_threads)
+        key = ("sgd", params["dtype"], n_threads, params["block_grid"])
         if key not in layouts:  # the layout depends on the data alone: reused across trials
-            layouts[key] = SGDTrainer(data.u, data.i, data.r, n_threads)
+            layouts[key] = SGDTrainer(data.u, data.i, data.r, n_threads, params["block_grid"])
         return _Epochs(self, layouts[key], params)
 
     def _fold_in_penalty(self, shrinkage):
