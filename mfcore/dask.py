@@ -50,6 +50,7 @@ import numpy as np
 from distributed import KilledWorker, default_client, get_worker
 
 from . import params as p
+from ._kernels import bayes as _bayes
 from ._kernels import sgd as _sgd_kernels
 from ._kernels.als import solve_rows
 from ._threads import resolve_n_threads
@@ -57,6 +58,7 @@ from .data import RatingSummary, as_ratings, exact_sum, validation_rows
 from .errors import DuplicateRatingsWarning, warn
 from .estimators import driver
 from .estimators.als import ALS, _Iterations
+from .estimators.bayes import BayesianMF, _Sweeps
 from .estimators.sgd import (LAYOUT_SEED, RECORD_DTYPES, Model, SGDTrainer, _Epochs,
                              choose_grid, groups_of_counts)
 from .ids import IdMap, normalize_ids, plain, sorted_unique
@@ -190,6 +192,8 @@ class _Side:
         np.cumsum(self.counts, out=self.indptr[1:])
         self.cols = np.ascontiguousarray(cols, dtype=np.int32)
         self.values = np.ascontiguousarray(values)
+        self.full_ptr = np.zeros(hi - lo + 1, dtype=np.int64)  # over every row of the band
+        np.cumsum(counts, out=self.full_ptr[1:])
 
 
 class _Shard:
@@ -208,6 +212,10 @@ class _Shard:
         self.raw = [tuple(np.concatenate(parts) for parts in zip(*pieces))
                     for pieces in (user_pieces, item_pieces)]
 
+    def threads(self):
+        """The threads this shard's kernels run with."""
+        return self.n_threads
+
     def duplicates(self):
         """(number of duplicate ratings, (u, i) of the lowest duplicated pair or None) in this
         user band: every copy of a pair is here."""
@@ -218,10 +226,13 @@ class _Shard:
                                            int(key[dup[0]] % self.n_items))
         return len(dup), first
 
-    def build(self, merge, policy, keep_order=False):
+    def build(self, merge, policy, layout="als", bands=None):
         """Merge duplicates if the data hold any (``merge``), order both sides as the local
-        layout does and return this band's summary, counts and seen items; with
-        ``keep_order`` also keep the user band in the local data's order."""
+        ``layout`` does and return this band's summary, counts and seen items. "als": a
+        row's ratings in data order; "sgd": also the user band in data order (for the
+        records); "bayes": a row's ratings by the other side's row, then data order (the
+        sampler's layout), and which of them each band of the other side (``bands``)
+        exchanges residuals with."""
         sides = []
         for s, (u, i, r, g) in enumerate(self.raw):
             key = u.astype(np.int64) * self.n_items + i
@@ -232,13 +243,21 @@ class _Shard:
                 g = key
             u, i = (key // self.n_items).astype(np.int32), (key % self.n_items).astype(np.int32)
             rows, cols = (u, i) if s == 0 else (i, u)
-            order = np.lexsort((g, rows))  # a row's ratings in the local data order
+            if layout == "bayes":
+                order = np.lexsort((g, cols, rows))
+            else:
+                order = np.lexsort((g, rows))  # a row's ratings in the local data order
             lo, hi = self.user_range if s == 0 else self.item_range
             sides.append(_Side(rows[order], cols[order], r[order], lo, hi))
+            if layout == "bayes":  # the pieces of each band of the other side, in (u, i, t)
+                own, other, t = rows[order], cols[order], g[order]
+                canon = np.lexsort((t, own, other) if s else (t, other, own))
+                band = np.searchsorted(bands[1 - s], other[canon], side="right") - 1
+                sides[-1].exchange = [canon[band == b] for b in range(len(bands[1 - s]) - 1)]
             if s == 0:
                 seen = sorted_unique(key)
                 r_user = r
-                if keep_order:  # the ratings in the local data's order (SGD's layout)
+                if layout == "sgd":  # the ratings in the local data's order (SGD's layout)
                     data_order = np.argsort(g, kind="stable")
                     self.data = (u[data_order], i[data_order], r[data_order])
         self.sides = sides
@@ -248,6 +267,58 @@ class _Shard:
         return {"summary": RatingSummary.of(r_user), "user_counts": (sides[0].present,
                 sides[0].counts), "item_counts": (sides[1].present, sides[1].counts),
                 "seen": (seen_rows, (seen % self.n_items).astype(np.int32))}
+
+    # --- BayesianMF ---
+
+    def bayes_setup(self, P, Q, bu, bi, mu, item_offset):
+        """The sampler's state of this shard: the band's parameters (float64) and the
+        residuals of its item band's ratings from the initial parameters (as the local
+        sampler computes them); returns their pieces for the user bands and the partial
+        sums of squares (``_chunks``)."""
+        users, items = self.sides
+        self.bayes = [(P[slice(*self.user_range)].copy(), bu[slice(*self.user_range)].copy()),
+                      (Q[slice(*self.item_range)].copy(), bi[slice(*self.item_range)].copy())]
+        self.residual = [np.empty(len(users.values)), np.empty(len(items.values))]
+        self.item_offset = item_offset
+        rows = np.repeat(np.arange(*self.item_range, dtype=np.int32), np.diff(items.full_ptr))
+        pred = np.empty(len(rows))
+        _sgd_kernels.predict(items.cols, rows, P, Q, bu, bi, mu, -np.inf, np.inf, pred,
+                             self.n_threads)
+        self.residual[1][:] = items.values.astype(np.float64) - pred
+        return [self.residual[1][idx] for idx in items.exchange], self._chunks()
+
+    def _chunks(self):
+        """This item band's part of the sweep's sum of squared residuals: the sums of the
+        item-CSR chunks (``bayes.CHUNK``) wholly inside it, and the residuals of the chunks it
+        shares with its neighbours, ``(chunk, "sum" or "raw", values)``."""
+        e, start, C = self.residual[1], self.item_offset, _bayes.CHUNK
+        end = start + len(e)
+        first, last = -(-start // C) * C, end // C * C  # whole chunks: first..last
+        out = []
+        if not len(e):
+            return out
+        if first > start or first >= end:
+            out.append((start // C, "raw", e[:min(first, end) - start]))
+        if last > first:
+            out.append((first // C, "sum", _bayes.chunk_sse(e[first - start:last - start])))
+        if last < end and last >= first:
+            out.append((last // C, "raw", e[last - start:]))
+        return out
+
+    def bayes_half(self, s, pieces, other_factors, hyper, alpha, seed, sweep):
+        """One side's half-sweep on this band (``gibbs_rows``) after placing the other side's
+        residual pieces; returns the band's new parameters, the residual pieces for the
+        other side's bands, the chunk sums (item half) and the seconds it took."""
+        start = time.perf_counter()
+        side, e = self.sides[s], self.residual[s]
+        for idx, piece in zip(side.exchange, pieces):
+            e[idx] = piece
+        factors, bias = self.bayes[s]
+        _bayes.gibbs_rows(side.full_ptr, side.cols, e, factors, bias, other_factors, hyper,
+                          alpha, seed, ("user", "item")[s], sweep, side.lo, self.n_threads)
+        out = [e[idx] for idx in side.exchange]
+        return (factors, bias, out, self._chunks() if s == 1 else None,
+                time.perf_counter() - start)
 
     def sgd_setup(self, grid, user_groups, item_groups, user_factors, user_bias):
         """SGD's layout of this user band: the local block grid's records of its blocks, in
@@ -366,6 +437,8 @@ class _ALSIterations(_Iterations):
     """ALS's trainer over the shards: each half-iteration sends the fixed side to every shard
     and writes each shard's solved band into the model's arrays."""
 
+    LAYOUT = "als"
+
     @staticmethod
     def plan(built, bands, n_ratings, params):
         """ALS solves any bands: no plan."""
@@ -405,6 +478,8 @@ class _SGDEpochs(_Epochs):
     groups ``plan["owned"][w]``; each of an epoch's rounds sends every block of the round
     the item group it pairs with, to the shard owning its user group, and takes the
     group back; the user bands come back after the last round."""
+
+    LAYOUT = "sgd"
 
     @staticmethod
     def plan(built, bands, n_ratings, params):
@@ -467,7 +542,93 @@ class _SGDEpochs(_Epochs):
         return {"sse": sse, "lr": lr, "exchanged_bytes": exchanged, "shard_seconds": compute}
 
 
-_TRAINERS = {ALS: _ALSIterations, Model: _SGDEpochs}
+class _BayesSweeps(_Sweeps):
+    """BayesianMF's trainer over the shards. The client holds the whole state's parameters
+    (float64), draws the hyperparameters and the noise precision from them
+    (``draw_hyper_and_noise``, with the sum of squares added chunk by chunk as the local
+    sweep adds it); each half-sweep sends the other side's factors to every shard, which
+    draws its band's rows (``gibbs_rows``, the local counters). The residuals are the
+    sampler's running state, so they travel too: each rating's, from the shard of its item
+    band to that of its user band and back, every sweep."""
+
+    LAYOUT = "bayes"
+
+    @staticmethod
+    def plan(built, bands, n_ratings, params):
+        return None
+
+    def __init__(self, model, cluster, band_rows, band_counts, params, plan):
+        self.model, self.params, self.cluster = model, params, cluster
+        self.n_threads = resolve_n_threads(params["n_threads"])
+        self.n = int(sum(c.sum() for c in band_counts[0]))
+        self.P = model.user_factors_.astype(np.float64)
+        self.Q = model.item_factors_.astype(np.float64)
+        self.bu = model.user_bias_.astype(np.float64)
+        self.bi = model.item_bias_.astype(np.float64)
+        k = self.P.shape[1]
+        self.user_hyper, self.item_hyper = np.zeros((2, k + 1)), np.zeros((2, k + 1))
+        offsets = np.concatenate([[0], np.cumsum([c.sum() for c in band_counts[1]])])
+        out = cluster.call_each("bayes_setup", 0, [
+            (self.P, self.Q, self.bu, self.bi, model.global_mean_, int(o))
+            for o in offsets[:-1]])
+        self.pieces, self.chunks = [o[0] for o in out], [o[1] for o in out]
+        self.bands = cluster.bands
+        self.seed = int(model.rng_.integers(0, 2**63))
+        self.burn_in, self.thin = params["burn_in"], model._thin(params)
+        self.kept, self.val_sum = [], None
+
+    def _sse(self):
+        """The sum of squared residuals as the local sweep adds it: chunk sums in order."""
+        sums, raw = {}, {}
+        for band in self.chunks:
+            for chunk, kind, values in band:
+                if kind == "sum":
+                    sums.update(zip(range(chunk, chunk + len(values)), values.tolist()))
+                else:
+                    raw.setdefault(chunk, []).append(values)
+        for chunk, parts in raw.items():
+            sums[chunk] = float(_bayes.chunk_sse(np.concatenate(parts))[0])
+        sse = 0.0
+        for chunk in range(len(sums)):
+            sse += sums[chunk]
+        return sse
+
+    def step(self, sweep):
+        pr, m, w = self.params, self.model, len(self.cluster.shards)
+        sse = self._sse()
+        alpha = _bayes.draw_hyper_and_noise(
+            self.P, self.Q, self.bu, self.bi, self.user_hyper, self.item_hyper, self.n, sse,
+            self.seed, sweep - 1, self.n_threads, pr["alpha_0"], pr["beta_0"], 0.0, 1.0,
+            pr["alpha_lambda"], pr["beta_lambda"])
+        exchanged, compute = 0, 0.0
+        for s, (other, hyper, target) in enumerate((
+                (self.Q, self.user_hyper, (self.P, self.bu)),
+                (self.P, self.item_hyper, (self.Q, self.bi)))):
+            args = [(s, [self.pieces[b][c] for b in range(w)], other, hyper, alpha, self.seed,
+                     sweep - 1) for c in range(w)]
+            results = self.cluster.call_each("bayes_half", sweep, args)
+            exchanged += w * other.nbytes + sum(p.nbytes for a in args for p in a[1])
+            edges = self.bands[s]
+            for c, (factors, bias, pieces, chunks, seconds) in enumerate(results):
+                target[0][edges[c]:edges[c + 1]], target[1][edges[c]:edges[c + 1]] = factors, bias
+                exchanged += factors.nbytes + bias.nbytes + sum(p.nbytes for p in pieces)
+            self.pieces = [r[2] for r in results]
+            if s == 1:
+                self.chunks = [r[3] for r in results]
+            compute += max(r[4] for r in results)
+        for name, state in (("user_factors_", self.P), ("item_factors_", self.Q),
+                            ("user_bias_", self.bu), ("item_bias_", self.bi)):
+            getattr(m, name)[...] = state  # the current sample (callbacks, finiteness check)
+        self.keeping = sweep > self.burn_in and (sweep - self.burn_in) % self.thin == 0
+        if self.keeping:
+            self.kept.append((self.P.astype(m.user_factors_.dtype),
+                              self.Q.astype(m.item_factors_.dtype), self.bu.copy(), self.bi.copy(),
+                              float(alpha), self.user_hyper.copy()))
+        return {"sse": sse, "alpha": float(alpha), "exchanged_bytes": exchanged,
+                "shard_seconds": compute}
+
+
+_TRAINERS = {ALS: _ALSIterations, Model: _SGDEpochs, BayesianMF: _BayesSweeps}
 
 
 # --- the entry point -------------------------------------------------------------------
@@ -538,9 +699,9 @@ def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callb
     bands = (_edges(len(user_map), len(addresses)), _edges(len(item_map), len(addresses)))
     held = []  # the shards' futures, released at the end
     try:
-        keep_order = trainer_class is _SGDEpochs
+        layout = trainer_class.LAYOUT
         cluster, built, merge = _load(client, parts, route, addresses, bands, params, maps,
-                                      held, keep_order)
+                                      held, layout)
         summary = RatingSummary.combine([b["summary"] for b in built], user_map, item_map)
         plan = trainer_class.plan(built, bands, summary.n, params)
         if plan is not None and not np.array_equal(plan["user_edges"], bands[0]):
@@ -550,7 +711,7 @@ def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callb
                 f.release()
             held.clear()
             cluster, built, merge = _load(client, parts, route, addresses, bands, params,
-                                          maps, held, keep_order, warn_duplicates=False)
+                                          maps, held, layout, warn_duplicates=False)
         del parts
         with driver.atomic(estimator):
             estimator._start_summary(summary, params)
@@ -573,7 +734,7 @@ def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callb
     return estimator
 
 
-def _load(client, parts, route, addresses, bands, params, maps, held, keep_order,
+def _load(client, parts, route, addresses, bands, params, maps, held, layout,
           warn_duplicates=True):
     """Route the partitions (``parts``: their futures and offsets in the data) to one shard
     per worker (user band b and item band b on worker
@@ -605,7 +766,7 @@ def _load(client, parts, route, addresses, bands, params, maps, held, keep_order
         if not warn_duplicates:
             warnings.simplefilter("ignore", DuplicateRatingsWarning)
         merge = _duplicates(dups, params["duplicates"], *maps)
-    built = cluster.call("build", 0, merge, params["duplicates"], keep_order)
+    built = cluster.call("build", 0, merge, params["duplicates"], layout, bands)
     return cluster, built, merge
 
 

@@ -118,6 +118,32 @@ def test_sgd_on_a_cluster_scores_like_a_default_local_fit(client):
     assert abs(dist_rmse - local_rmse) < 0.002  # ... to the same accuracy
 
 
+BAYES_FITTED = ("user_bias_samples_", "item_bias_samples_", "alpha_samples_",
+                "user_hyper_samples_")
+
+
+@pytest.mark.parametrize("n_workers", [1, 2, 3])
+def test_bayesian_mf_equals_the_local_fit_bit_for_bit(client, n_workers):
+    """Several chunks of the sampler's sum of squares (4096 ratings) cut across shards."""
+    df = frame(seed=13, n_users=160, n_items=110, density=0.6, dyadic=True)
+    df = pd.concat([df, df.iloc[::50].assign(rating=3.0)], ignore_index=True)  # duplicates
+    est = dict(k=3, n_samples=3, burn_in=2, n_threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mfcore.DuplicateRatingsWarning)
+        local = mfcore.BayesianMF(**est).fit(df.user, df.item, df.rating)
+        dist = mfcore.dask.fit(mfcore.BayesianMF(**est), ddf_of(df, [4000, 4000, 9000]),
+                               workers=workers(client, n_workers))
+    assert len(df) > 2 * 4096
+    assert_same_model(dist, local)
+    for name in BAYES_FITTED:
+        assert np.array_equal(getattr(dist, name), getattr(local, name)), name
+    for h, l in zip(dist.history_, local.history_):
+        assert (h["alpha"], h["train_rmse"]) == (l["alpha"], l["train_rmse"])
+    query = (df.user[:50], df.item[:50])
+    assert np.array_equal(dist.predict(*query, return_std=True)[1],
+                          local.predict(*query, return_std=True)[1])
+
+
 @pytest.mark.parametrize("policy", ["mean", "last", "keep"])
 def test_duplicates_across_partitions_are_merged_as_locally(client, policy):
     df = frame(seed=5, dyadic=True)
@@ -180,8 +206,8 @@ def test_missing_columns_and_empty_data_are_named(client):
     with pytest.raises(ValueError) as info:
         mfcore.dask.fit(mfcore.ALS(), empty)
     assert str(info.value) == str(local_error(df.iloc[:0]))
-    with pytest.raises(TypeError, match="BayesianMF"):
-        mfcore.dask.fit(mfcore.BayesianMF(), dd.from_pandas(df, npartitions=2))
+    with pytest.raises(TypeError, match="got FactorModel"):
+        mfcore.dask.fit(mfcore.FactorModel(), dd.from_pandas(df, npartitions=2))
 
 
 @pytest.mark.parametrize("as_dask", [False, True], ids=["local-validation", "dask-validation"])
