@@ -73,34 +73,44 @@ def med(history, key):
     return statistics.median(h[key] for h in history)
 
 
-def run_local(train, test, k, iterations):
+def estimator(algorithm, k, iterations, **extra):
+    """The estimator of one benchmark row (BayesianMF: 2 burn-in sweeps, then samples)."""
     import mfcore
-    model = mfcore.ALS(k=k, iterations=iterations, n_threads=2)
+    if algorithm == "als":
+        return mfcore.ALS(k=k, iterations=iterations, **extra)
+    if algorithm == "sgd":
+        return mfcore.Model(k=k, epochs=iterations, **extra)
+    return mfcore.BayesianMF(k=k, burn_in=2, n_samples=max(iterations - 2, 1), **extra)
+
+
+def run_local(algorithm, train, test, k, iterations):
+    model = estimator(algorithm, k, iterations, n_threads=2)
     start = time.perf_counter()
     model.fit(train.user, train.item, train.rating)
-    return model, {"impl": "mfcore local", "layout": "1 process x 2 threads",
-                   "total": time.perf_counter() - start, "per_iteration": med(model.history_, "seconds"),
+    return model, {"impl": f"mfcore {algorithm} local", "layout": "1 process x 2 threads",
+                   "total": time.perf_counter() - start,
+                   "per_iteration": med(model.history_, "seconds"),
                    "rmse": model.evaluate(test.user, test.item, test.rating)["rmse"]}
 
 
-def run_dask(train, test, k, iterations, n_workers, threads, local):
+def run_dask(algorithm, train, test, k, iterations, n_workers, threads, local):
     import numpy as np
     import dask.dataframe as dd
     from distributed import Client, LocalCluster, wait
 
-    import mfcore
     import mfcore.dask
     with LocalCluster(n_workers=n_workers, threads_per_worker=threads, processes=True,
-                      dashboard_address=None, memory_limit=0) as cluster, Client(cluster) as client:
+                      dashboard_address=":0", memory_limit=0) as cluster, Client(cluster) as client:
         ddf = dd.from_pandas(train, npartitions=8, sort=False).persist()
         wait(ddf)
-        model = mfcore.ALS(k=k, iterations=iterations)
+        model = estimator(algorithm, k, iterations)
         start = time.perf_counter()
         mfcore.dask.fit(model, ddf, client=client)
         total = time.perf_counter() - start
     same = all(np.array_equal(a, b) for a, b in zip(model._parameters(), local._parameters()))
     loop = sum(h["seconds"] for h in model.history_)
-    return {"impl": "mfcore dask", "layout": f"{n_workers} worker(s) x {threads} thread(s)",
+    return {"impl": f"mfcore {algorithm} dask",
+            "layout": f"{n_workers} worker(s) x {threads} thread(s)",
             "total": total, "setup": total - loop, "per_iteration": med(model.history_, "seconds"),
             "shard_seconds": med(model.history_, "shard_seconds"),
             "exchanged_bytes": med(model.history_, "exchanged_bytes"),
@@ -126,8 +136,8 @@ def run_spark(python, train, test, k, iterations, reg):
 
 
 def model_16(rows, n_ratings, n_users, n_items, k):
-    """A 1-billion-rating job on 16 workers from the measured figures (printed lines)."""
-    two = next(r for r in rows if r.get("n_workers") == 2)
+    """A 1-billion-rating ALS job on 16 workers from the measured figures (printed lines)."""
+    two = next(r for r in rows if r.get("n_workers") == 2 and "als" in r["impl"])
     # per-shard kernel time per rating at one thread (each 2x1 shard holds half the ratings)
     rate = two["shard_seconds"] / (n_ratings / 2)
     rows_per_rating = (n_users + n_items) / n_ratings
@@ -140,7 +150,8 @@ def model_16(rows, n_ratings, n_users, n_items, k):
     lines = [
         f"measured: {rate * 1e9:.1f} ns of shard kernel per rating per half-iteration pair "
         f"(1 thread, k={k}; {rows_per_rating:.4f} rows per rating here)",
-        f"1e9 ratings, {users / 1e6:.0f}M users, {items / 1e6:.1f}M items, k={k}, 16 workers x {T} threads:",
+        f"1e9 ratings, {users / 1e6:.0f}M users, {items / 1e6:.1f}M items, k={k}, "
+        f"16 workers x {T} threads:",
         f"  compute per iteration ~ {compute:.1f} s if the kernel scales with threads",
         f"  hub exchange (this design) = (W + 1) x (users + items) x (k + 1) x 4 B = "
         f"{hub / 1e9:.1f} GB per iteration through the client: {hub / 1.25e9:.0f} s at "
@@ -158,6 +169,9 @@ def main():
     parser.add_argument("--shape", default="ml-10m")
     parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--algorithms", default="als",
+                        help="comma-separated: als, sgd, bayes (Spark runs beside als)")
+    parser.add_argument("--bayes-k", type=int, default=10, help="k of the BayesianMF rows")
     parser.add_argument("--spark-python", default=None,
                         help="a Python with pyspark (skip Spark without it)")
     parser.add_argument("--json", default=None)
@@ -172,22 +186,29 @@ def main():
     print(f"{args.shape}: {len(train):,} training ratings, {n_users:,} users, {n_items:,} items, "
           f"k={args.k}, {args.iterations} iterations; {mfcore.__version__}, "
           f"{os.cpu_count()} CPUs", flush=True)
-    local, row = run_local(train, test, args.k, args.iterations)
-    rows = [row]
-    print(rows[-1], flush=True)
-    for n_workers, threads in ((1, 2), (2, 1)):
-        rows.append(run_dask(train, test, args.k, args.iterations, n_workers, threads, local))
+    rows, bases = [], {}
+    for algorithm in args.algorithms.split(","):
+        k = args.bayes_k if algorithm == "bayes" else args.k
+        local, row = run_local(algorithm, train, test, k, args.iterations)
+        rows.append(row)
+        bases[id(row)] = row["per_iteration"]
         print(rows[-1], flush=True)
-    if args.spark_python:
-        rows.append(run_spark(args.spark_python, train, test, args.k, args.iterations,
-                              mfcore.ALS().reg))
-        print(rows[-1], flush=True)
+        for n_workers, threads in ((1, 2), (2, 1)):
+            rows.append(run_dask(algorithm, train, test, k, args.iterations, n_workers,
+                                 threads, local))
+            bases[id(rows[-1])] = row["per_iteration"]
+            print(rows[-1], flush=True)
+        if algorithm == "als" and args.spark_python:
+            rows.append(run_spark(args.spark_python, train, test, args.k, args.iterations,
+                                  mfcore.ALS().reg))
+            bases[id(rows[-1])] = row["per_iteration"]
+            print(rows[-1], flush=True)
 
-    base = rows[0]["per_iteration"]
-    print(f"\n| implementation | layout | s / iteration | vs local | shard kernel s | "
-          f"MB exchanged / iteration | set-up s | held-out RMSE | = local |")
+    print("\n| implementation | layout | s / iteration | vs local | shard kernel s | "
+          "MB exchanged / iteration | set-up s | held-out RMSE | = local |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        base = bases[id(r)]
         print(f"| {r['impl']} | {r['layout']} | {r['per_iteration']:.2f} | "
               f"{r['per_iteration'] / base:.2f}x | "
               f"{r['shard_seconds']:.2f} | " if "shard_seconds" in r else
@@ -197,8 +218,9 @@ def main():
               else "- | - | ", end="")
         print(f"{r['rmse']:.4f} | {r.get('bit_identical', '-')} |")
     print()
-    for line in model_16(rows, len(train), n_users, n_items, args.k):
-        print(line)
+    if any("als dask" in r["impl"] for r in rows):
+        for line in model_16(rows, len(train), n_users, n_items, args.k):
+            print(line)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"shape": args.shape, "k": args.k, "iterations": args.iterations,

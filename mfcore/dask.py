@@ -26,15 +26,32 @@ not a task per block):
    local layout orders them.
 4. *Loop*: the client runs the estimator's own loop (``driver.run``: history,
    validation, early stopping with best-iteration restore, callbacks,
-   ``verbose``) over a trainer whose ``step`` sends the fixed factor side to
-   every shard and collects each shard's band of the solved side. Global
-   statistics are exact (``RatingSummary``: an exact sum, so the mean is the
-   local one bit for bit).
+   ``verbose``) over a trainer whose ``step`` exchanges, through the client,
+   only what the solver needs (hub and spokes; see each trainer):
 
-ALS rows are independent given the other side and every row sees its ratings
-in the local order, so the fitted arrays equal a local fit's bit for bit for
-any number of workers and partitions. The training SSE of the history is the
-sum of the shards' sums: equal to the local figure up to float rounding.
+   * ALS: per half-iteration the fixed factor side to every shard, each shard's
+     band of the solved side back;
+   * SGD (``Model``): DSGD over the local block grid: per round of the epoch
+     the item groups of the round's blocks to the shards owning their user
+     groups and back, the user bands once an epoch;
+   * BayesianMF: as ALS, plus each rating's residual (the sampler's running
+     state) from its item shard to its user shard and back, every sweep.
+
+   Global statistics are exact (``RatingSummary``: an exact sum, so the mean is
+   the local one bit for bit; the sampler's sum of squares added chunk by chunk
+   as the local sweep adds it).
+
+The fitted arrays equal a local fit's bit for bit for any number of workers and
+partitions: ALS and BayesianMF rows are independent given the other side, each
+row sees its ratings in the local order and draws the local random numbers
+(counter-based); SGD trains every block of the local grid with the local
+kernel, records and order. The histories agree too, except ALS's training SSE,
+a sum of the shards' sums (equal up to float rounding). Each history entry
+also records ``exchanged_bytes`` (factors, and residuals, sent and received by
+the client) and ``shard_seconds`` (the slowest shard's kernel seconds).
+
+Not offered: ``validation_fraction`` (pass ``validation=``), ``warm_start`` and
+``partial_fit``.
 
 Needs the ``dask`` extra (``pip install "mfcore[dask]"``); ``import mfcore``
 never imports this module.
@@ -54,7 +71,7 @@ from ._kernels import bayes as _bayes
 from ._kernels import sgd as _sgd_kernels
 from ._kernels.als import solve_rows
 from ._threads import resolve_n_threads
-from .data import RatingSummary, as_ratings, exact_sum, validation_rows
+from .data import RatingSummary, as_ratings, validation_rows
 from .errors import DuplicateRatingsWarning, warn
 from .estimators import driver
 from .estimators.als import ALS, _Iterations

@@ -12,7 +12,8 @@ import numpy as np
 from .errors import DuplicateRatingsWarning, warn
 from .ids import IdMap, normalize_ids, plain, sorted_unique
 
-__all__ = ["Ratings", "RatingSummary", "exact_sum", "prepare", "as_ratings", "to_numpy", "check_lengths", "merge_duplicates",
+__all__ = ["Ratings", "RatingSummary", "exact_sum", "prepare", "as_ratings", "to_numpy",
+           "check_lengths", "merge_duplicates",
            "validation_rows", "DUPLICATE_POLICIES"]
 
 DUPLICATE_POLICIES = ("mean", "last", "keep", "error")
