@@ -195,6 +195,13 @@ def _merge_sorted(key, g, r, policy):
     return key[starts], np.ascontiguousarray(merged, dtype=r.dtype)
 
 
+def _local_copy(array):
+    """A received array copied into memory numpy allocated (a message's buffer may sit in
+    small pages: the kernels' random row reads then miss the TLB; numpy asks the kernel
+    for huge pages for large arrays)."""
+    return np.array(array, copy=True, order="C")
+
+
 class _Side:
     """One band of one side's ratings as the local layout holds them: the band's rated rows
     (``present``, band-relative), CSR ``indptr``/``cols``/``values`` and the counts."""
@@ -328,6 +335,7 @@ class _Shard:
         other side's bands, the chunk sums (item half) and the seconds it took."""
         start = time.perf_counter()
         side, e = self.sides[s], self.residual[s]
+        other_factors = _local_copy(other_factors)
         for idx, piece in zip(side.exchange, pieces):
             e[idx] = piece
         factors, bias = self.bayes[s]
@@ -393,6 +401,7 @@ class _Shard:
         seconds it took."""
         start = time.perf_counter()
         side = self.sides[s]
+        other_factors, other_bias = _local_copy(other_factors), _local_copy(other_bias)
         factors = np.empty((len(side.present), other_factors.shape[1]), other_factors.dtype)
         bias = np.empty(len(side.present), other_bias.dtype)
         solve_rows(side.indptr, side.cols, side.values, other_factors, other_bias, mu, reg,
@@ -697,9 +706,14 @@ def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callb
         raise ValueError(f"the ratings have no column {missing[0]!r} (columns: "
                          f"{list(ratings.columns)}); pass columns=(user, item, rating)")
     dtype = p.DTYPES[params["dtype"]]
-    addresses = sorted(client.scheduler_info()["workers"]) if workers is None else list(workers)
+    known = sorted(client.scheduler_info()["workers"])
+    addresses = known if workers is None else list(workers)
     if not addresses:
         raise ValueError("the Dask cluster has no workers")
+    unknown = [a for a in addresses if a not in known]
+    if unknown or len(set(addresses)) < len(addresses):
+        raise ValueError(f"workers must be distinct addresses of this cluster's workers "
+                         f"{known}, got {unknown[0] if unknown else addresses!r}")
 
     parts = client.compute(ratings[list(columns)].to_delayed())
     scans = client.map(_scan, parts, columns=columns, dtype=dtype, pure=False)

@@ -208,6 +208,9 @@ def test_missing_columns_and_empty_data_are_named(client):
     with pytest.raises(ValueError) as info:
         mfcore.dask.fit(mfcore.ALS(), empty)
     assert str(info.value) == str(local_error(df.iloc[:0]))
+    with pytest.raises(ValueError, match="tcp://nowhere:1"):
+        mfcore.dask.fit(mfcore.ALS(), dd.from_pandas(df, npartitions=2),
+                        workers=["tcp://nowhere:1"])
     with pytest.raises(TypeError, match="got FactorModel"):
         mfcore.dask.fit(mfcore.FactorModel(), dd.from_pandas(df, npartitions=2))
 
