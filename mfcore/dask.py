@@ -195,13 +195,6 @@ def _merge_sorted(key, g, r, policy):
     return key[starts], np.ascontiguousarray(merged, dtype=r.dtype)
 
 
-def _local_copy(array):
-    """A received array copied into memory numpy allocated (a message's buffer may sit in
-    small pages: the kernels' random row reads then miss the TLB; numpy asks the kernel
-    for huge pages for large arrays)."""
-    return np.array(array, copy=True, order="C")
-
-
 class _Side:
     """One band of one side's ratings as the local layout holds them: the band's rated rows
     (``present``, band-relative), CSR ``indptr``/``cols``/``values`` and the counts."""
@@ -335,7 +328,6 @@ class _Shard:
         other side's bands, the chunk sums (item half) and the seconds it took."""
         start = time.perf_counter()
         side, e = self.sides[s], self.residual[s]
-        other_factors = _local_copy(other_factors)
         for idx, piece in zip(side.exchange, pieces):
             e[idx] = piece
         factors, bias = self.bayes[s]
@@ -401,7 +393,6 @@ class _Shard:
         seconds it took."""
         start = time.perf_counter()
         side = self.sides[s]
-        other_factors, other_bias = _local_copy(other_factors), _local_copy(other_bias)
         factors = np.empty((len(side.present), other_factors.shape[1]), other_factors.dtype)
         bias = np.empty(len(side.present), other_bias.dtype)
         solve_rows(side.indptr, side.cols, side.values, other_factors, other_bias, mu, reg,
