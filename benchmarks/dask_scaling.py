@@ -21,8 +21,9 @@ split, seed 0), with the same k and iteration count for everyone:
   iteration from two fits, ``(t(1 + n) - t(1)) / n``, and the held-out RMSE of the
   longer one (clipped to the training range like mfcore's).
 
-Seconds are medians over the iterations; on a shared machine compare the ratios
-within one run. The script ends with the 16-worker model of a 1-billion-rating
+Seconds are medians over the iterations; the local fit runs again after the
+Dask rows (the "(again)" row) to show how the machine's load drifted; on a shared
+machine compare the ratios within one run. The script ends with the 16-worker model of a 1-billion-rating
 job computed from the measured per-shard compute rate and the exchange sizes.
 """
 import argparse
@@ -198,6 +199,11 @@ def main():
                                  threads, local))
             bases[id(rows[-1])] = row["per_iteration"]
             print(rows[-1], flush=True)
+        _, again = run_local(algorithm, train, test, k, args.iterations)  # load drifts
+        again["impl"] += " (again)"
+        rows.append(again)
+        bases[id(again)] = row["per_iteration"]
+        print(rows[-1], flush=True)
         if algorithm == "als" and args.spark_python:
             rows.append(run_spark(args.spark_python, train, test, args.k, args.iterations,
                                   mfcore.ALS().reg))
