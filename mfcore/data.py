@@ -4,6 +4,7 @@ Every estimator's ``fit`` goes through ``prepare`` (raw ids and ratings in,
 ``Ratings`` out) and ``validation_rows``; nothing below this module sees a raw id.
 """
 import dataclasses
+import fractions
 import numbers
 
 import numpy as np
@@ -11,7 +12,8 @@ import numpy as np
 from .errors import DuplicateRatingsWarning, warn
 from .ids import IdMap, normalize_ids, plain, sorted_unique
 
-__all__ = ["Ratings", "prepare", "as_ratings", "to_numpy", "check_lengths", "merge_duplicates",
+__all__ = ["Ratings", "RatingSummary", "exact_sum", "prepare", "as_ratings", "to_numpy",
+           "check_lengths", "merge_duplicates",
            "validation_rows", "DUPLICATE_POLICIES"]
 
 DUPLICATE_POLICIES = ("mean", "last", "keep", "error")
@@ -64,6 +66,114 @@ def check_lengths(**arrays):
     return next(iter(lengths.values()))
 
 
+def _dyadic_sum(values, chunk=1 << 18):
+    """The exact sum of whole, half or quarter values by int64 sums (cache-sized chunks),
+    or None when some value is finer or the sum could leave int64."""
+    for q in (0, 1, 2):
+        scale, total, ok = float(1 << q), 0, True
+        if float(np.abs(values).max()) * values.size * scale >= 2.0 ** 62:
+            return None
+        for start in range(0, values.size, chunk):
+            part = values[start:start + chunk].astype(np.float64) * scale
+            whole = part.astype(np.int64)
+            if not np.array_equal(whole, part):
+                ok = False
+                break
+            total += int(whole.sum())
+        if ok:
+            return fractions.Fraction(total, 1 << q)
+    return None
+
+
+def exact_sum(values):
+    """The exact sum of finite float ``values`` as a ``Fraction``.
+
+    Unlike a float sum it does not depend on the order or the grouping of the
+    values, so sums of parts (a Dask worker's ratings) add up to exactly the
+    sum of the whole, and the mean rounded from it is the same bit for bit.
+    Each float64 is mantissa * 2**exponent with a 53-bit integer mantissa; the
+    mantissas' 26-bit halves are summed per exponent in float64, exactly (chunks
+    of 2**24 values keep every partial sum below 2**51). Whole, half and quarter
+    ratings take a quicker exact int64 sum.
+    """
+    values = np.asarray(values).reshape(-1)
+    if values.size == 0:
+        return fractions.Fraction(0)
+    quick = _dyadic_sum(values)
+    if quick is not None:
+        return quick
+    x = values.astype(np.float64, copy=False)
+    total = fractions.Fraction(0)
+    for start in range(0, x.size, 1 << 24):
+        mant, exp = np.frexp(x[start:start + (1 << 24)])
+        mant = (mant * 2.0 ** 53).astype(np.int64)
+        low = int(exp.min())
+        exp = exp - low
+        for part, shift in ((mant >> 26, 26), (mant & ((1 << 26) - 1), 0)):
+            sums = np.bincount(exp, weights=part)
+            for e in np.flatnonzero(sums):
+                total += fractions.Fraction(int(sums[e]) << shift) * fractions.Fraction(2) ** (
+                    int(e) + low - 53)
+    return total
+
+
+@dataclasses.dataclass
+class RatingSummary:
+    """What a fresh fit needs of the whole training data besides the layout: the id maps,
+    the number of ratings, their exact sum, range and dtype. Built from ``Ratings`` or,
+    by ``combine``, from the summaries of disjoint parts (``mfcore.dask``) with the
+    same result bit for bit."""
+    user_map: IdMap
+    item_map: IdMap
+    n: int
+    total: fractions.Fraction
+    squares: fractions.Fraction
+    low: float
+    high: float
+    dtype: np.dtype
+
+    @classmethod
+    def of(cls, r, user_map=None, item_map=None):
+        """The summary of ratings ``r`` (maps attached when given)."""
+        r = np.asarray(r)
+        return cls(user_map, item_map, int(r.size), exact_sum(r), exact_sum(_squares(r)),
+                   float(r.min()) if r.size else np.inf, float(r.max()) if r.size else -np.inf,
+                   r.dtype)
+
+    @classmethod
+    def combine(cls, parts, user_map, item_map):
+        """The summary of the union of disjoint parts (in any order)."""
+        parts = list(parts)
+        return cls(user_map, item_map, sum(s.n for s in parts),
+                   sum((s.total for s in parts), fractions.Fraction(0)),
+                   sum((s.squares for s in parts), fractions.Fraction(0)), min(s.low for s in parts), max(s.high for s in parts),
+                   parts[0].dtype)
+
+    @property
+    def mean(self):
+        """The mean rating, correctly rounded from the exact sum."""
+        return float(self.total / self.n)
+
+    @property
+    def spread(self):
+        """The ratings' standard deviation: the square root of the variance computed exactly
+        from the exact sums (0.0 for fewer than two distinct values)."""
+        if self.n == 0:
+            return 0.0
+        variance = self.squares / self.n - (self.total / self.n) ** 2
+        return float(np.sqrt(float(variance))) if variance > 0 else 0.0
+
+    def __len__(self):
+        return self.n
+
+
+def _squares(r):
+    """Squares of the ratings in float64: exact for float32 ratings (24-bit mantissas),
+    rounded once per value for float64 ones (the same value wherever it is computed)."""
+    x = np.asarray(r, dtype=np.float64).reshape(-1)
+    return x * x
+
+
 @dataclasses.dataclass
 class Ratings:
     """Training ratings as rows: ``u``, ``i`` (int32), ``r`` (the model's dtype), the id maps,
@@ -77,6 +187,14 @@ class Ratings:
 
     def __len__(self):
         return len(self.r)
+
+    @property
+    def dtype(self):
+        return self.r.dtype
+
+    def summary(self):
+        """The ``RatingSummary`` of these ratings."""
+        return RatingSummary.of(self.r, self.user_map, self.item_map)
 
     def subset(self, rows):
         """These rows of the ratings (same maps; ``keys`` dropped)."""
@@ -148,7 +266,7 @@ def validation_rows(data, validation, fraction, rng):
             raise ValueError("validation must be a (users, items, ratings) triple, "
                              f"got {len(validation)} items")
         vu, vi, vr = validation
-        vr = as_ratings(vr, data.r.dtype, "validation ratings")
+        vr = as_ratings(vr, data.dtype, "validation ratings")
         vu = data.user_map.lookup(to_numpy(vu), "validation users")
         vi = data.item_map.lookup(to_numpy(vi), "validation items")
         if check_lengths(users=vu, items=vi, ratings=vr) == 0:
@@ -156,6 +274,9 @@ def validation_rows(data, validation, fraction, rng):
         return data, (vu, vi, vr)
     if fraction is None:
         return data, None
+    if not isinstance(data, Ratings):
+        raise NotImplementedError("validation_fraction needs the ratings in one place; pass "
+                                  "validation=(users, items, ratings) instead")
     held = rng.random(len(data)) < fraction
     if held.all() or not held.any():
         raise ValueError(f"validation_fraction={fraction} leaves no training or no "

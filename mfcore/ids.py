@@ -171,11 +171,17 @@ class IdMap:
         if arr.size == 0:
             raise ValueError(f"{name} is empty")
         uniq, codes = factorize(arr)
-        if len(uniq) >= np.iinfo(np.int32).max:  # (the int32 codes are wrong then: not returned)
+        return cls.from_sorted(uniq, name), codes
+
+    @classmethod
+    def from_sorted(cls, uniq, name="ids"):
+        """The map of ids already normalized, sorted and distinct (``IdMap.fit``'s, or the
+        union ``mfcore.dask`` reduces from its partitions), in their order."""
+        if len(uniq) >= np.iinfo(np.int32).max:  # (int32 codes would be wrong)
             raise ValueError(f"too many distinct {name}: {len(uniq)}")
         idmap = cls.__new__(cls)
         idmap._set(uniq, uniq, np.arange(len(uniq)))
-        return idmap, codes
+        return idmap
 
     def __getstate__(self):  # the lookup table is a cache: rebuilt on demand, not pickled
         return dict(self.__dict__, _table=None)

@@ -286,3 +286,42 @@ def test_draws_reject_bad_kind_and_shape():
         bayes.draws("cauchy", 0, 1, 0, 0, np.empty(3))
     with pytest.raises(ValueError, match="Gamma shape must be > 0"):
         bayes.draws("gamma", 0, 1, 0, 0, np.empty(3), shape=0.0)
+
+
+def test_the_sweeps_parts_give_the_sweep_bit_for_bit(make_planted):
+    """``chunk_sse``, ``draw_hyper_and_noise`` and ``gibbs_rows`` on bands of rows (what
+    ``mfcore.dask`` runs, spread over processes) give ``gibbs_sweep``'s state exactly."""
+    users, items, ratings = make_planted(n_users=120, n_items=90, density=0.8, seed=3)
+    whole = proto.GibbsState(users, items, ratings, 120, 90, k=4, seed=5)
+    parts = proto.GibbsState(users, items, ratings, 120, 90, k=4, seed=5)
+    assert len(parts.residual) > 2 * bayes.CHUNK  # several chunks of the sum of squares
+    for sweep in range(3):
+        alpha, sse = whole.sweep(n_threads=2)
+        got_sse = 0.0
+        for value in bayes.chunk_sse(parts.residual):  # chunk sums added in chunk order
+            got_sse += value
+        got_alpha = bayes.draw_hyper_and_noise(
+            parts.user_factors, parts.item_factors, parts.user_bias, parts.item_bias,
+            parts.user_hyper, parts.item_hyper, len(parts.residual), got_sse, parts.seed,
+            sweep, 2, **PRIOR)
+        user_residual = parts.residual[parts.user_pos]
+        for lo, hi in ((0, 50), (50, 120)):  # two bands of users, then of items
+            ptr = parts.user_ptr[lo:hi + 1] - parts.user_ptr[lo]
+            span = slice(parts.user_ptr[lo], parts.user_ptr[hi])
+            e = user_residual[span].copy()
+            bayes.gibbs_rows(ptr, parts.user_items[span], e, parts.user_factors[lo:hi],
+                             parts.user_bias[lo:hi], parts.item_factors, parts.user_hyper,
+                             got_alpha, parts.seed, "user", sweep, lo, 2)
+            user_residual[span] = e
+        parts.residual = user_residual[parts.item_pos]
+        for lo, hi in ((0, 30), (30, 90)):
+            ptr = parts.item_ptr[lo:hi + 1] - parts.item_ptr[lo]
+            span = slice(parts.item_ptr[lo], parts.item_ptr[hi])
+            e = parts.residual[span].copy()
+            bayes.gibbs_rows(ptr, parts.item_users[span], e, parts.item_factors[lo:hi],
+                             parts.item_bias[lo:hi], parts.user_factors, parts.item_hyper,
+                             got_alpha, parts.seed, "item", sweep, lo, 1)
+            parts.residual[span] = e
+        assert (got_alpha, got_sse) == (alpha, sse)
+        for got, want in zip(_arrays(parts), _arrays(whole)):
+            assert got.tobytes() == want.tobytes()

@@ -257,3 +257,40 @@ def test_search_over_a_sampler_without_warm_start(make_planted):
     search = Search({"k": [2, 3]}, base=mfcore.BayesianMF(n_samples=3, burn_in=1),
                     refit=False).fit(*data)
     assert [r["status"] for r in search.results_] == ["ok", "ok"]
+
+
+def test_exact_sum_is_the_exact_sum_in_any_order_and_grouping():
+    """The mean a fit uses comes from ``exact_sum``: parts (Dask workers) must add up to it."""
+    import fractions
+    from mfcore.data import RatingSummary, exact_sum
+    rng = np.random.default_rng(3)
+    for values in (rng.integers(1, 6, 5000).astype(np.float32),          # whole stars
+                   (rng.integers(1, 11, 5000) / 2).astype(np.float32),   # half stars
+                   rng.normal(3.5, 1.0, 5000).astype(np.float32),        # arbitrary
+                   np.r_[rng.normal(0, 1e12, 50), rng.normal(0, 1e-12, 50), 3.0]):
+        exact = sum((fractions.Fraction(float(v)) for v in values), fractions.Fraction(0))
+        assert exact_sum(values) == exact
+        perm = rng.permutation(len(values))
+        cuts = np.split(values[perm], [7, 100, 2000])
+        assert sum((exact_sum(c) for c in cuts), fractions.Fraction(0)) == exact
+        whole = RatingSummary.of(values)
+        parts = RatingSummary.combine([RatingSummary.of(c) for c in cuts], None, None)
+        assert parts.mean == whole.mean == float(exact / len(values))
+    # whole and half stars: the mean is the float64 mean fits had before (exact sums)
+    stars = (rng.integers(1, 11, 100_001) / 2).astype(np.float32)
+    assert RatingSummary.of(stars).mean == float(np.mean(stars, dtype=np.float64))
+
+
+def test_block_grid_sets_the_grid_an_sgd_epoch_runs_on(planted):
+    from mfcore.estimators.sgd import SGDTrainer, choose_grid
+    users, items, ratings = planted
+    assert SGDTrainer(users, items, ratings.astype(np.float32), 1).grid == choose_grid(
+        len(ratings), users.max() + 1, items.max() + 1)
+    assert SGDTrainer(users, items, ratings.astype(np.float32), 1, grid=5).grid == 5
+    a = Model(k=4, epochs=2, block_grid=5, n_threads=1).fit(users, items, ratings)
+    b = Model(k=4, epochs=2, block_grid=5, n_threads=2).fit(users, items, ratings)
+    c = Model(k=4, epochs=2, n_threads=1).fit(users, items, ratings)
+    assert np.array_equal(a.user_factors_, b.user_factors_)  # a grid is a schedule: any threads
+    assert not np.array_equal(a.user_factors_, c.user_factors_)
+    with pytest.raises(ValueError, match="block_grid"):
+        Model(block_grid=0).fit(users, items, ratings)

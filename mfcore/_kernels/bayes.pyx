@@ -515,3 +515,111 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                                item_hyper[1, 1 + f], zh[f], zh[k + f], &work[threadid(), 0],
                                seed, MF_STREAM_Z, sweep)
     return alpha, sse
+
+
+# --- the sweep's parts, for a sampler spread over several processes (mfcore.dask) ---------
+
+#: Ratings a partial sum of the sum of squared residuals adds (``chunk_sse``).
+CHUNK = SSE_CHUNK
+
+
+def chunk_sse(const double[::1] residual):
+    """Sums of squares of consecutive runs of ``CHUNK`` residuals (the last run may be
+    shorter), each added in order by the loop ``gibbs_sweep`` uses: for residuals that
+    start at a chunk boundary of the item-CSR order these are that sweep's partial sums."""
+    cdef int64_t n = residual.shape[0], n_chunks = (n + SSE_CHUNK - 1) // SSE_CHUNK
+    out = np.zeros(n_chunks, dtype=np.float64)
+    cdef double[::1] view = out
+    cdef int64_t c, t, hi
+    cdef double acc
+    with nogil:
+        for c in range(n_chunks):
+            hi = min((c + 1) * SSE_CHUNK, n)
+            acc = 0.0
+            for t in range(c * SSE_CHUNK, hi):
+                acc = acc + residual[t] * residual[t]
+            view[c] = acc
+    return out
+
+
+def draw_hyper_and_noise(double[:, ::1] user_factors, double[:, ::1] item_factors,
+                         double[::1] user_bias, double[::1] item_bias,
+                         double[:, ::1] user_hyper, double[:, ::1] item_hyper, int64_t n,
+                         double sse, uint64_t seed, uint64_t sweep, int n_threads,
+                         double alpha_0=1.0, double beta_0=1.0, double mu_0=0.0,
+                         double gamma_0=1.0, double alpha_lambda=1.0, double beta_lambda=1.0):
+    """Steps 1 and 2 of ``gibbs_sweep`` given ``sse``, the sum of squared residuals of the
+    ``n`` ratings (added as that sweep adds it): each group's (mean, precision) into
+    ``user_hyper``/``item_hyper``, and the noise precision alpha, returned."""
+    cdef int64_t n_users = user_factors.shape[0], n_items = item_factors.shape[0]
+    cdef int64_t k = user_factors.shape[1], task, c
+    if item_factors.shape[1] != k or user_bias.shape[0] != n_users or \
+            item_bias.shape[0] != n_items:
+        raise ValueError("factor and bias shapes disagree")
+    for name, arr in (("user_hyper", user_hyper), ("item_hyper", item_hyper)):
+        if arr.shape[0] != 2 or arr.shape[1] != k + 1:
+            raise ValueError(f"{name} has shape ({arr.shape[0]}, {arr.shape[1]}), expected "
+                             f"(2, {k + 1})")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    cdef double* P = &user_factors[0, 0] if n_users * k > 0 else NULL
+    cdef double* Q = &item_factors[0, 0] if n_items * k > 0 else NULL
+    cdef double* bu = &user_bias[0] if n_users > 0 else NULL
+    cdef double* bi = &item_bias[0] if n_items > 0 else NULL
+    for task in prange(2 * (k + 1), nogil=True, num_threads=n_threads, schedule="dynamic"):
+        if task <= k:
+            c = task
+            mf_normal_gamma(bu if c == 0 else P + (c - 1), n_users, 1 if c == 0 else k,
+                            mu_0, gamma_0, alpha_lambda, beta_lambda, seed,
+                            MF_STREAM_USER_HYPER, sweep, c, &user_hyper[0, c],
+                            &user_hyper[1, c])
+        else:
+            c = task - k - 1
+            mf_normal_gamma(bi if c == 0 else Q + (c - 1), n_items, 1 if c == 0 else k,
+                            mu_0, gamma_0, alpha_lambda, beta_lambda, seed,
+                            MF_STREAM_ITEM_HYPER, sweep, c, &item_hyper[0, c],
+                            &item_hyper[1, c])
+    return (mf_gamma(0.5 * (alpha_0 + n), seed, MF_STREAM_NOISE, sweep, 0, 0)
+            / (0.5 * (beta_0 + sse)))
+
+
+def gibbs_rows(const int64_t[::1] ptr, const int32_t[::1] cols, double[::1] residual,
+               double[:, ::1] factors, double[::1] bias, const double[:, ::1] other_factors,
+               const double[:, ::1] hyper, double alpha, uint64_t seed, str side,
+               uint64_t sweep, int64_t first_row, int n_threads):
+    """Step 3 (``side`` "user") or 4 ("item") of ``gibbs_sweep`` on the rows ``first_row``
+    onwards of one side: row r (``factors[r]``, ``bias[r]``) has the residuals
+    ``residual[ptr[r]:ptr[r + 1]]`` (already in this side's order) of the other side's
+    rows ``cols[...]``, and draws with the counter of row ``first_row + r``; the same
+    draws as the sweep's, so a band of rows gives the sweep's values bit for bit."""
+    cdef int64_t n_rows = ptr.shape[0] - 1, k = factors.shape[1], r, start, m, longest = 0
+    if side not in ("user", "item"):
+        raise ValueError(f"side must be 'user' or 'item', got {side!r}")
+    cdef uint64_t stream = MF_STREAM_USER if side == "user" else MF_STREAM_ITEM
+    if factors.shape[0] != n_rows or bias.shape[0] != n_rows:
+        raise ValueError(f"{factors.shape[0]} factor rows and {bias.shape[0]} biases for "
+                         f"{n_rows} rows of ptr")
+    if other_factors.shape[1] != k or hyper.shape[0] != 2 or hyper.shape[1] != k + 1:
+        raise ValueError("other_factors or hyper do not match k")
+    if cols.shape[0] != residual.shape[0] or ptr[n_rows] != residual.shape[0] or ptr[0] != 0:
+        raise ValueError("ptr, cols and residual disagree")
+    for r in range(n_rows):
+        if ptr[r + 1] < ptr[r]:
+            raise ValueError(f"ptr decreases at row {r}")
+        longest = max(longest, ptr[r + 1] - ptr[r])
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    if n_rows == 0:
+        return
+    cdef double[:, ::1] scratch = np.empty((n_threads, max(longest * k, 1)), dtype=np.float64)
+    cdef double* e = &residual[0] if residual.shape[0] > 0 else NULL
+    cdef const int32_t* oc = &cols[0] if cols.shape[0] > 0 else NULL
+    cdef const double* other = &other_factors[0, 0] if other_factors.shape[0] * k > 0 else NULL
+    cdef double* F = &factors[0, 0] if k > 0 else NULL
+    for r in prange(n_rows, nogil=True, num_threads=n_threads, schedule="dynamic",
+                    chunksize=8):
+        start = ptr[r]
+        m = ptr[r + 1] - start
+        mf_gibbs_row(&bias[r], F + r * k, e + start, m, oc + start, other, k,
+                     &scratch[threadid(), 0], &hyper[0, 0], &hyper[1, 0], alpha,
+                     seed, stream, sweep, first_row + r)

@@ -235,24 +235,26 @@ def block_permutation(int64_t n, uint64_t seed, int64_t block):
 
 
 cdef _check_schedule(const int32_t[::1] schedule, int grid):
-    """Raise unless each round of ``schedule`` holds blocks sharing no row and no column."""
-    seen = np.zeros(grid * grid, dtype=np.uint8)
-    rows = np.empty(grid, dtype=np.int64)
-    cols = np.empty(grid, dtype=np.int64)
-    cdef Py_ssize_t s, j
+    """Raise unless each round of ``schedule`` holds blocks sharing no row and no column
+    (typed loops: ``mfcore.dask`` checks a schedule each round of an epoch)."""
+    cdef Py_ssize_t n = <Py_ssize_t>grid * grid, s, j
     cdef int32_t b
+    seen = np.zeros(n, dtype=np.uint8)
+    row_round = np.full(grid, -1, dtype=np.int64)  # the last round that used each row
+    col_round = np.full(grid, -1, dtype=np.int64)
+    cdef unsigned char[::1] seen_v = seen
+    cdef int64_t[::1] rows = row_round
+    cdef int64_t[::1] cols = col_round
     for s in range(grid):
-        rows[:] = -1
-        cols[:] = -1
         for j in range(grid):
             b = schedule[s * grid + j]
-            if b < 0 or b >= grid * grid or seen[b]:
+            if b < 0 or b >= n or seen_v[b]:
                 raise ValueError(f"schedule entry {b} (round {s}) is out of range or repeated")
-            seen[b] = 1
-            if (rows == b // grid).any() or (cols == b % grid).any():
+            seen_v[b] = 1
+            if rows[b // grid] == s or cols[b % grid] == s:
                 raise ValueError(f"round {s} of the schedule has two blocks in one row or column")
-            rows[j] = b // grid
-            cols[j] = b % grid
+            rows[b // grid] = s
+            cols[b % grid] = s
 
 
 def layout_records(const int32_t[::1] block, const int32_t[::1] users,

@@ -63,8 +63,9 @@ def bias_reg(params):
     return params["reg"] if params["reg_bias"] is None else params["reg_bias"]
 
 
-def rating_scale(r):
-    """The unit training works in: the spread (standard deviation) of the ratings ``r``.
+def rating_scale(summary):
+    """The unit training works in: the spread (standard deviation) of the ratings of
+    ``summary`` (a ``RatingSummary``: exact, so parts of the data give it bit for bit).
 
     Every estimator trains as if on ``(r - mean) / scale`` with its
     hyperparameters (learning rate, penalties, priors, initial spread) defined
@@ -73,12 +74,12 @@ def rating_scale(r):
     standardisation). Ratings with a single value have no spread: they warn
     (implicit feedback, not ratings) and train in their own units (scale 1).
     """
-    scale = float(np.std(r, dtype=np.float64)) if len(r) else 0.0
+    scale = summary.spread
     if not scale > 0:
-        if len(r) > 1:
-            warn(f"all {len(r):,} training ratings are {float(r[0]):g}: this looks like implicit "
-                 "feedback (which items were chosen, not how they were liked), from which a "
-                 "rating model learns only the mean; give explicit ratings, or use an "
+        if summary.n > 1:
+            warn(f"all {summary.n:,} training ratings are {summary.low:g}: this looks like "
+                 "implicit feedback (which items were chosen, not how they were liked), from "
+                 "which a rating model learns only the mean; give explicit ratings, or use an "
                  "implicit-feedback library", ImplicitFeedbackWarning)
         return 1.0
     return scale
@@ -225,23 +226,28 @@ class Estimator(FactorModel):
     def _start(self, data, params, seen=True):
         """A fresh fit: the generator, the id maps, the estimator's initial parameters and,
         with ``seen``, the seen-items CSR of the data."""
-        self.rng_ = np.random.default_rng(params["seed"])
-        self.user_map_, self.item_map_ = data.user_map, data.item_map
-        check_factor_memory(len(data.user_map) + len(data.item_map), params["k"])
-        self.global_mean_ = float(np.mean(data.r, dtype=np.float64))
-        self.rating_scale_ = rating_scale(data.r)
-        self._initialize(data, params)
-        self.rating_range_ = (float(data.r.min()), float(data.r.max()))
-        self.history_ = []
-        self.best_epoch_ = None
-        self.n_epochs_ = 0
-        self.n_ratings_ = 0
-        self.item_counts_ = np.zeros(len(data.item_map), dtype=np.int64)
+        self._start_summary(data.summary(), params)
         if seen:
             self.seen_indptr_, self.seen_items_ = _recommend.seen_csr(
                 data.u, data.i, len(data.user_map), len(data.item_map), keys=data.keys)
         else:
             self.seen_indptr_ = self.seen_items_ = None
+
+    def _start_summary(self, summary, params):
+        """A fresh fit from a ``RatingSummary`` (all ``mfcore.dask`` has of the whole data):
+        the generator, the id maps, the initial parameters, the mean and the range."""
+        self.rng_ = np.random.default_rng(params["seed"])
+        self.user_map_, self.item_map_ = summary.user_map, summary.item_map
+        check_factor_memory(len(summary.user_map) + len(summary.item_map), params["k"])
+        self.global_mean_ = summary.mean
+        self.rating_scale_ = rating_scale(summary)
+        self._initialize(summary, params)
+        self.rating_range_ = (summary.low, summary.high)
+        self.history_ = []
+        self.best_epoch_ = None
+        self.n_epochs_ = 0
+        self.n_ratings_ = 0
+        self.item_counts_ = np.zeros(len(summary.item_map), dtype=np.int64)
 
     def _record_seen(self, data):
         """Add the training pairs to the seen-items CSR (a model loaded from a file without
@@ -268,9 +274,13 @@ class Estimator(FactorModel):
         trainer = self._trainer(data, params, {} if layouts is None else layouts)
         self.rating_range_ = (min(self.rating_range_[0], float(data.r.min())),
                               max(self.rating_range_[1], float(data.r.max())))
-        self.n_ratings_ = getattr(self, "n_ratings_", 0) + int(len(data))
         self._count_items(data)
-        driver.run(self, trainer, len(data), n_epochs, val, callback, params["verbose"],
+        return self._run(trainer, len(data), params, n_epochs, val, callback)
+
+    def _run(self, trainer, n_ratings, params, n_epochs, val, callback):
+        """The shared loop over ``trainer`` (local or ``mfcore.dask``'s); returns the trainer."""
+        self.n_ratings_ = getattr(self, "n_ratings_", 0) + int(n_ratings)
+        driver.run(self, trainer, n_ratings, n_epochs, val, callback, params["verbose"],
                    params.get("tol", 0.0), params.get("n_iter_no_change"))
         return trainer
 
@@ -294,7 +304,8 @@ class Estimator(FactorModel):
 
     def _initialize(self, data, params):
         """Fresh parameters: factors N(0, init_std^2) in standardized units (users, then
-        items), biases 0."""
+        items), biases 0. ``data`` is a ``Ratings`` or ``RatingSummary`` (only its id maps
+        are read)."""
         dtype = p.DTYPES[params["dtype"]]
         shape_u, shape_i = (len(data.user_map), params["k"]), (len(data.item_map), params["k"])
         self.user_factors_ = self.rng_.normal(0.0, self._factor_std(params), shape_u).astype(dtype)

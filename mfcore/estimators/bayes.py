@@ -103,14 +103,7 @@ class _Sweeps:
                             self.item_users, self.item_pos)
         # the chain runs in standardized units (ratings (r - mu) / scale: the priors are
         # defined there); the model's arrays and the kept samples are in rating units
-        self.scale = scale = model.rating_scale_
-        self.root = root = np.sqrt(scale)
-        self.P = model.user_factors_.astype(np.float64) / root
-        self.Q = model.item_factors_.astype(np.float64) / root
-        self.bu = model.user_bias_.astype(np.float64) / scale
-        self.bi = model.item_bias_.astype(np.float64) / scale
-        k = self.P.shape[1]
-        self.user_hyper, self.item_hyper = np.zeros((2, k + 1)), np.zeros((2, k + 1))
+        self._start_state(model)
         self.seed = int(model.rng_.integers(0, 2**63))
         self.sides = params["implicit"]
         self.implicit = {}
@@ -119,12 +112,24 @@ class _Sweeps:
         if self.sides:
             self._start_implicit(data, params, model.rng_, model._implicit_pairs(data))
         by_item = order[self.item_pos]
-        self.residual = ((data.r[by_item].astype(np.float64) - model.global_mean_) / scale
+        self.residual = ((data.r[by_item].astype(np.float64) - model.global_mean_) / self.scale
                          - self._standardized(self.item_users, data.i[by_item]))
         self.user_residual = np.empty_like(self.residual)
         self.burn_in, self.thin = params["burn_in"], model._thin(params)
         self.kept = []          # (P, Q, bu, bi, alpha, user_hyper) of every kept sweep
         self.val_sum = None     # running sum of the kept samples' validation predictions
+
+    def _start_state(self, model):
+        """The chain's parameters in standardized units (float64) from the model's initial
+        arrays, and the hyperparameters' storage."""
+        self.scale = scale = model.rating_scale_
+        self.root = root = np.sqrt(scale)
+        self.P = model.user_factors_.astype(np.float64) / root
+        self.Q = model.item_factors_.astype(np.float64) / root
+        self.bu = model.user_bias_.astype(np.float64) / scale
+        self.bi = model.item_bias_.astype(np.float64) / scale
+        k = self.P.shape[1]
+        self.user_hyper, self.item_hyper = np.zeros((2, k + 1)), np.zeros((2, k + 1))
 
     def _start_implicit(self, data, params, rng, pairs):
         """The implicit state: N(u) and N(i) from ``pairs`` (user rows, item rows), y and z
@@ -173,6 +178,11 @@ class _Sweeps:
             self.user_hyper, self.item_hyper,
             self.seed, sweep - 1, self.n_threads, pr["alpha_0"], pr["beta_0"], 0.0, 1.0,
             pr["alpha_lambda"], pr["beta_lambda"], **self.implicit)
+        return self._record(sweep, alpha, sse)
+
+    def _record(self, sweep, alpha, sse):
+        """After a sweep (in standardized units): the current sample into the model's arrays
+        and, past burn-in, into the kept samples, in rating units; the history's fields."""
         m, scale, root = self.model, self.scale, self.root
         for name, state, unit in (("user_factors_", self.P_seen, root),
                                   ("item_factors_", self.Q_seen, root),
@@ -390,8 +400,8 @@ class BayesianMF(Estimator):
     def _trainer(self, data, params, layouts):
         return _Sweeps(self, data, params, resolve_n_threads(params["n_threads"]))
 
-    def _train(self, data, params, n_epochs, validation, callback, val=None, layouts=None):
-        sweeps = super()._train(data, params, n_epochs, validation, callback, val, layouts)
+    def _run(self, trainer, n_ratings, params, n_epochs, val, callback):
+        sweeps = super()._run(trainer, n_ratings, params, n_epochs, val, callback)
         if not sweeps.kept:  # a callback stopped the chain during burn-in
             raise ValueError(f"BayesianMF kept no sample: training stopped at sweep "
                              f"{self.n_epochs_}, within burn_in={params['burn_in']}")

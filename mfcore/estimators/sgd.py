@@ -30,7 +30,7 @@ from .._kernels import sgd as _kernels
 from .._threads import resolve_n_threads
 from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
 
-__all__ = ["Model", "SGDTrainer", "choose_grid", "bias_reg"]
+__all__ = ["Model", "SGDTrainer", "choose_grid", "groups_of_counts", "bias_reg"]
 
 #: Record layouts shared with the C kernel (``mf_rec32``/``mf_rec64`` in sgd_simd.h).
 RECORD_DTYPES = {
@@ -45,14 +45,54 @@ MAX_GRID = 64
 LAYOUT_SEED = 0x6D66636F7265
 
 
-def choose_grid(n_ratings, n_users, n_items):
+def choose_grid(n_ratings, n_users, n_items, asked=None):
     """Groups per side of the block grid: from the data's size alone (not the thread count).
 
     Enough blocks per round for the threads to balance their load, few enough
-    that each block is long compared with the cost of a round's barrier.
+    that each block is long compared with the cost of a round's barrier. ``asked``
+    (``Model(block_grid=...)``) replaces the size rule, within 1..min(users, items).
     """
+    if asked is not None:
+        return max(1, min(int(asked), n_users, n_items))
     g = int(math.sqrt(n_ratings / MIN_BLOCK))
     return max(1, min(g, MAX_GRID, n_users, n_items))
+
+
+#: The parameter arrays SGD trains in standardized units, and what each is measured in.
+UNIT_NAMES = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
+
+
+def standard_units(scale):
+    """Rating units per standardized unit of each parameter array (a factor carries the
+    square root of the ratings' spread, a bias all of it); None when the spread is 1."""
+    if scale == 1.0:
+        return None
+    root = np.sqrt(scale)
+    return {"user_factors_": root, "item_factors_": root, "user_bias_": scale,
+            "item_bias_": scale}
+
+
+def to_standard(a, units, name):
+    """``a`` (the parameter array ``name``) in standardized units: a copy, or ``a`` itself
+    when ``units`` is None."""
+    return a if units is None else a / a.dtype.type(units[name])
+
+
+def from_standard(a, units, name, out=None):
+    """``a`` back in rating units, into ``out`` when given (nothing to do when both are one
+    array and ``units`` is None)."""
+    value = a if units is None else a * a.dtype.type(units[name])
+    if out is None:
+        return value
+    if value is not out:
+        out[...] = value
+    return out
+
+
+def standardized(r, mu, scale):
+    """The ratings an SGD layout holds: ``(r - mu) / scale`` (computed in float64), in
+    ``r``'s dtype."""
+    return ((np.asarray(r, dtype=np.float64) - mu) / scale).astype(r.dtype)
 
 
 def balanced_groups(index, n, grid):
@@ -62,8 +102,13 @@ def balanced_groups(index, n, grid):
     Contiguous, so that two threads never write the same cache line of the
     bias or factor arrays (interleaved rows would share lines: false sharing).
     """
-    cum = np.cumsum(np.bincount(index, minlength=n))
-    total = cum[-1] if n else 0
+    return groups_of_counts(np.bincount(index, minlength=n), grid)
+
+
+def groups_of_counts(counts, grid):
+    """``balanced_groups`` from the rating count of each row (``mfcore.dask`` has only those)."""
+    cum = np.cumsum(counts)
+    total = cum[-1] if len(counts) else 0
     # row r goes to the group in which its last rating falls
     group = (cum - 1) * grid // max(total, 1)
     return np.clip(group, 0, grid - 1).astype(np.int32)
@@ -75,7 +120,7 @@ class SGDTrainer:
     See the module docstring for the layout and the schedule.
     """
 
-    def __init__(self, users, items, ratings, n_threads):
+    def __init__(self, users, items, ratings, n_threads, grid=None):
         users = np.ascontiguousarray(users, dtype=np.int32)
         items = np.ascontiguousarray(items, dtype=np.int32)
         ratings = np.ascontiguousarray(ratings)
@@ -89,7 +134,8 @@ class SGDTrainer:
         self.n_users = int(users.max()) + 1 if len(users) else 0
         self.n_items = int(items.max()) + 1 if len(items) else 0
         self.n_threads = int(n_threads)
-        self.grid = g = choose_grid(len(ratings), max(self.n_users, 1), max(self.n_items, 1))
+        self.grid = g = choose_grid(len(ratings), max(self.n_users, 1), max(self.n_items, 1),
+                                    grid)
 
         block = balanced_groups(users, self.n_users, g)[users] * np.int32(g)
         block += balanced_groups(items, self.n_items, g)[items]
@@ -153,11 +199,12 @@ LR_SCHEDULES = ("constant", "inverse")
 class _Epochs:
     """The driver's trainer for one SGD fit: the rate schedule and the penalty of ``model``."""
 
-    def __init__(self, model, layout, params, users, items):
+    def __init__(self, model, layout, params, user_counts, item_counts):
         self.model, self.layout, self.params = model, layout, params
         self.reg, self.reg_bias = params["reg"], bias_reg(params)
-        self.user_counts = np.bincount(users).astype(np.float64)
-        self.item_counts = np.bincount(items).astype(np.float64)
+        # ratings per user and item row of this fit (the penalty's weights)
+        self.user_counts = np.asarray(user_counts, dtype=np.float64)
+        self.item_counts = np.asarray(item_counts, dtype=np.float64)
 
     def lr(self, epoch):
         if self.params["lr_schedule"] == "inverse":
@@ -168,20 +215,14 @@ class _Epochs:
         """One epoch in standardized units (the layout's ratings are ``(r - mu) / scale``):
         the parameters are divided into those units, trained, and multiplied back, every
         epoch the same way, so ``partial_fit`` continues a fit bit for bit."""
-        m, lr, scale = self.model, self.lr(epoch), self.model.rating_scale_
-        root = np.sqrt(scale)
-        state = {"user_factors_": m.user_factors_, "item_factors_": m.item_factors_,
-                 "user_bias_": m.user_bias_, "item_bias_": m.item_bias_, "global_mean_": 0.0}
-        if scale != 1.0:
-            units = {"user_factors_": root, "item_factors_": root, "user_bias_": scale,
-                     "item_bias_": scale}
-            for name, unit in units.items():
-                state[name] = state[name] / state[name].dtype.type(unit)
-        sse = self.layout.run_epoch(state, lr, self.reg, self.reg_bias, m.rng_)
-        if scale != 1.0:
-            for name, unit in units.items():
-                getattr(m, name)[...] = state[name] * state[name].dtype.type(unit)
-        return {"sse": sse * scale * scale, "lr": lr}
+        m, lr = self.model, self.lr(epoch)
+        units = standard_units(m.rating_scale_)
+        state = {name: to_standard(getattr(m, name), units, name) for name in UNIT_NAMES}
+        sse = self.layout.run_epoch(dict(state, global_mean_=0.0), lr, self.reg, self.reg_bias,
+                                    m.rng_)
+        for name in UNIT_NAMES:
+            from_standard(state[name], units, name, out=getattr(m, name))
+        return {"sse": sse * m.rating_scale_ ** 2, "lr": lr}
 
     def penalty(self):
         """SGD's objective applies the penalty once per rating: in rating units
@@ -268,6 +309,11 @@ class Model(Estimator):
         Threads for the kernels; None (or -1, as in scikit-learn) means
         ``OMP_NUM_THREADS`` when set, else every CPU available to the process
         (affinity and cgroup quota aware).
+    block_grid : None or int, default None
+        Groups of users (and of items) of the block grid an epoch runs on (see
+        ``mfcore.estimators.sgd``); None chooses it from the data's size. A
+        ``mfcore.dask`` fit runs the same grid, its workers sharing the user
+        groups, and equals the local fit with that grid.
 
     The defaults were chosen by searches on validation splits carved from
     MovieLens 100K u1.base (u1.test untouched: RMSE 0.915 there, 0.906 on
@@ -297,7 +343,8 @@ class Model(Estimator):
     def __init__(self, k=64, epochs=40, lr=0.01, reg=0.05, reg_bias=None, init_std=0.01,
                  lr_schedule="constant", lr_decay=0.1, validation_fraction=None,
                  n_iter_no_change=10, tol=0.0, warm_start=False, verbose=False,
-                 dtype="float32", duplicates="mean", seed=0, n_threads=None):
+                 dtype="float32", duplicates="mean", seed=0, n_threads=None,
+                 block_grid=None):
         self.k = k
         self.epochs = epochs
         self.lr = lr
@@ -315,10 +362,12 @@ class Model(Estimator):
         self.duplicates = duplicates
         self.seed = seed
         self.n_threads = n_threads
+        self.block_grid = block_grid
 
     PARAMS = {
         "k": p.int_at_least(1),
         "epochs": p.int_at_least(0),
+        "block_grid": lambda name, v: None if v is None else p.int_at_least(1)(name, v),
         "lr": p.real(0.0, strict=True),
         "reg": p.real(0.0, strict=False),
         "reg_bias": p.real(0.0, strict=False, optional=True),
@@ -334,11 +383,11 @@ class Model(Estimator):
     def _trainer(self, data, params, layouts):
         n_threads = resolve_n_threads(params["n_threads"])
         mu, scale = self.global_mean_, self.rating_scale_
-        key = ("sgd", params["dtype"], n_threads, mu, scale)
+        key = ("sgd", params["dtype"], n_threads, params["block_grid"], mu, scale)
         if key not in layouts:  # the layout depends on the data alone: reused across trials
-            standardized = ((data.r.astype(np.float64) - mu) / scale).astype(data.r.dtype)
-            layouts[key] = SGDTrainer(data.u, data.i, standardized, n_threads)
-        return _Epochs(self, layouts[key], params, data.u, data.i)
+            layouts[key] = SGDTrainer(data.u, data.i, standardized(data.r, mu, scale), n_threads,
+                                      params["block_grid"])
+        return _Epochs(self, layouts[key], params, np.bincount(data.u), np.bincount(data.i))
 
     def _fold_in_penalty(self, shrinkage):
         """SGD applies its penalty once per rating, so with ``shrinkage=0`` fold-in is the point

@@ -1,0 +1,282 @@
+"""``mfcore.dask.fit`` on a local multi-process Dask cluster gives the local fit's model.
+
+One module-scoped ``LocalCluster`` of 3 single-threaded worker processes; fits on 1, 2
+or 3 of them (``workers=``) and on all (the default). Every equality here is exact
+(``np.array_equal``), on the fitted arrays, id maps, mean, range and seen items.
+"""
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed", reason="the dask extra is not installed (pip install .[dask])")
+dd = pytest.importorskip("dask.dataframe", reason="the dask extra is not installed")
+import dask  # noqa: E402
+import pandas as pd  # noqa: E402
+from distributed import Client, LocalCluster  # noqa: E402
+
+import mfcore  # noqa: E402
+import mfcore.dask  # noqa: E402
+from conftest import planted_ratings  # noqa: E402
+
+N_WORKERS = 3
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=N_WORKERS, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as c:
+        yield c
+
+
+def workers(client, n):
+    return sorted(client.scheduler_info()["workers"])[:n]
+
+
+def frame(seed=0, n_users=120, n_items=90, density=0.3, string_users=False, dyadic=False):
+    u, i, r = planted_ratings(n_users=n_users, n_items=n_items, density=density, seed=seed)
+    if dyadic:  # MovieLens-like half stars
+        r = np.clip(np.round(r * 2) / 2, 0.5, 5)
+    users = np.array([f"u{x}" for x in u]) if string_users else u * 3 + 1000
+    return pd.DataFrame({"user": users, "item": i * 7, "rating": r})
+
+
+def ddf_of(df, cuts):
+    """A Dask DataFrame of ``df`` cut at rows ``cuts`` (equal cuts allowed: empty partitions)."""
+    edges = [0, *cuts, len(df)]
+    return dd.concat([dd.from_pandas(df.iloc[a:b], npartitions=1)
+                      for a, b in zip(edges[:-1], edges[1:])])
+
+
+FITTED = ("user_factors_", "item_factors_", "user_bias_", "item_bias_", "seen_indptr_",
+          "seen_items_")
+
+
+def assert_same_model(dist, local):
+    for name in FITTED:
+        a, b = getattr(dist, name), getattr(local, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert dist.user_map_ == local.user_map_ and dist.item_map_ == local.item_map_
+    assert dist.user_map_.ids.dtype == local.user_map_.ids.dtype
+    assert dist.global_mean_ == local.global_mean_
+    assert dist.rating_range_ == local.rating_range_
+    assert dist.n_ratings_ == local.n_ratings_ and dist.n_epochs_ == local.n_epochs_
+    assert dist.best_epoch_ == local.best_epoch_
+    for h, l in zip(dist.history_, local.history_, strict=True):
+        assert h["epoch"] == l["epoch"] and h.get("val_rmse") == l.get("val_rmse")
+        # the training SSE is a sum over shards: the same up to float rounding
+        assert h["train_rmse"] == pytest.approx(l["train_rmse"], rel=1e-12)
+        assert h["train_loss"] == pytest.approx(l["train_loss"], rel=1e-12)
+
+
+@pytest.mark.parametrize("n_workers", [1, 2, 3])
+@pytest.mark.parametrize("cuts", [[], [700, 700, 1500]], ids=["one-partition", "four-with-empty"])
+def test_als_equals_the_local_fit_bit_for_bit(client, n_workers, cuts):
+    df = frame(seed=n_workers)
+    est = dict(k=6, iterations=4, n_threads=1)
+    local = mfcore.ALS(**est).fit(df.user, df.item, df.rating)
+    dist = mfcore.dask.fit(mfcore.ALS(**est), ddf_of(df, cuts),
+                           workers=workers(client, n_workers))
+    assert_same_model(dist, local)
+    # per iteration: each side sent to every worker, each solved side received once
+    sides = (len(local.user_factors_) + len(local.item_factors_)) * (6 + 1) * 4
+    assert [h["exchanged_bytes"] for h in dist.history_] == [(n_workers + 1) * sides] * 4
+
+
+def test_als_equal_with_string_ids_float64_and_unweighted_penalty(client):
+    df = frame(seed=4, string_users=True)
+    est = dict(k=5, iterations=3, dtype="float64", count_weighted=False, reg_bias=None)
+    local = mfcore.ALS(**est).fit(df.user, df.item, df.rating)
+    dist = mfcore.dask.fit(mfcore.ALS(**est), ddf_of(df, [300, 1200]))
+    assert_same_model(dist, local)
+
+
+@pytest.mark.parametrize("n_workers", [1, 2, 3])
+def test_sgd_equals_the_local_fit_on_the_same_block_grid(client, n_workers):
+    """DSGD over the local grid: every block trained as locally, so also the SSE is equal."""
+    df = frame(seed=11, dyadic=True)
+    est = dict(k=6, epochs=3, block_grid=4, lr=0.02, n_threads=1)
+    local = mfcore.Model(**est).fit(df.user, df.item, df.rating)
+    dist = mfcore.dask.fit(mfcore.Model(**est), ddf_of(df, [300, 300, 2000]),
+                           workers=workers(client, n_workers))
+    assert_same_model(dist, local)
+    assert [h["train_loss"] for h in dist.history_] == [h["train_loss"] for h in local.history_]
+
+
+def test_sgd_on_a_cluster_scores_like_a_default_local_fit(client):
+    """A grid of 6 for 3 workers against the grid the local fit picks (1 for these data)."""
+    u, i, r = planted_ratings(n_users=300, n_items=200, density=0.25, seed=12)
+    df = pd.DataFrame({"user": u, "item": i, "rating": r})
+    train, test = df.iloc[:-2000], df.iloc[-2000:]
+    est = dict(k=8, epochs=30, lr=0.02, reg=0.03)
+    local = mfcore.Model(**est).fit(train.user, train.item, train.rating)
+    dist = mfcore.dask.fit(mfcore.Model(block_grid=6, **est), dd.from_pandas(train, npartitions=3))
+    local_rmse = local.evaluate(test.user, test.item, test.rating)["rmse"]
+    dist_rmse = dist.evaluate(test.user, test.item, test.rating)["rmse"]
+    assert local_rmse < 0.45  # both learnt the planted structure (noise 0.3) ...
+    assert abs(dist_rmse - local_rmse) < 0.002  # ... to the same accuracy
+
+
+BAYES_FITTED = ("user_bias_samples_", "item_bias_samples_", "alpha_samples_",
+                "user_hyper_samples_")
+
+
+@pytest.mark.parametrize("n_workers", [1, 2, 3])
+def test_bayesian_mf_equals_the_local_fit_bit_for_bit(client, n_workers):
+    """Several chunks of the sampler's sum of squares (4096 ratings) cut across shards."""
+    df = frame(seed=13, n_users=160, n_items=110, density=0.6, dyadic=True)
+    df = pd.concat([df, df.iloc[::50].assign(rating=3.0)], ignore_index=True)  # duplicates
+    est = dict(k=3, n_samples=3, burn_in=2, n_threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mfcore.DuplicateRatingsWarning)
+        local = mfcore.BayesianMF(**est).fit(df.user, df.item, df.rating)
+        dist = mfcore.dask.fit(mfcore.BayesianMF(**est), ddf_of(df, [4000, 4000, 9000]),
+                               workers=workers(client, n_workers))
+    assert len(df) > 2 * 4096
+    assert_same_model(dist, local)
+    for name in BAYES_FITTED:
+        assert np.array_equal(getattr(dist, name), getattr(local, name)), name
+    for h, l in zip(dist.history_, local.history_):
+        assert (h["alpha"], h["train_rmse"]) == (l["alpha"], l["train_rmse"])
+    query = (df.user[:50], df.item[:50])
+    assert np.array_equal(dist.predict(*query, return_std=True)[1],
+                          local.predict(*query, return_std=True)[1])
+
+
+@pytest.mark.parametrize("policy", ["mean", "last", "keep"])
+def test_duplicates_across_partitions_are_merged_as_locally(client, policy):
+    df = frame(seed=5, dyadic=True)
+    again = df.iloc[::7].assign(rating=lambda f: 6 - f.rating)  # same pairs, other ratings
+    df = pd.concat([df.iloc[:900], again, df.iloc[900:], again.iloc[::2]], ignore_index=True)
+    est = dict(k=4, iterations=3, duplicates=policy)
+    with warnings.catch_warnings(record=True) as local_warnings:
+        warnings.simplefilter("always")
+        local = mfcore.ALS(**est).fit(df.user, df.item, df.rating)
+    with warnings.catch_warnings(record=True) as dist_warnings:
+        warnings.simplefilter("always")
+        dist = mfcore.dask.fit(mfcore.ALS(**est), ddf_of(df, [500, 1000, 1600]))
+    assert_same_model(dist, local)
+    messages = [[str(w.message) for w in ws if w.category is mfcore.DuplicateRatingsWarning]
+                for ws in (local_warnings, dist_warnings)]
+    assert messages[0] == messages[1] and len(messages[0]) == (policy != "keep")
+
+
+def local_error(df):
+    with pytest.raises(Exception) as info:
+        mfcore.ALS().fit(df.user, df.item, df.rating)
+    return info.value
+
+
+@pytest.mark.parametrize("case", ["nan-rating", "bad-user-id", "mixed-id-types", "duplicates"])
+def test_bad_input_gets_the_local_error(client, case):
+    df = frame(seed=6).astype({"user": object})
+    cuts = [400, 800]
+    if case == "nan-rating":
+        df.loc[1234, "rating"] = np.nan
+    elif case == "bad-user-id":
+        df.loc[950, "user"] = 12.5
+    elif case == "mixed-id-types":
+        df.loc[800:, "user"] = [f"s{x}" for x in df.user[800:]]
+    est = mfcore.ALS(duplicates="error")
+    if case == "duplicates":
+        df = pd.concat([df, df.iloc[[1000]]], ignore_index=True)
+        with pytest.raises(ValueError) as info:
+            mfcore.ALS(duplicates="error").fit(df.user, df.item, df.rating)
+        expected = info.value
+    else:
+        expected = local_error(df)
+    if case == "mixed-id-types":  # whole partitions of each kind (Dask would cast a
+        with dask.config.set({"dataframe.convert-string": False}):  # mixed one to strings)
+            ddf = ddf_of(df, cuts)
+    else:
+        ddf = ddf_of(df, cuts).astype({"user": "float64"})
+    with pytest.raises(type(expected)) as got:
+        mfcore.dask.fit(est, ddf)
+    assert str(got.value) == str(expected)
+    assert not est._is_fitted()
+
+
+def test_missing_columns_and_empty_data_are_named(client):
+    df = frame(seed=7)
+    with pytest.raises(ValueError, match="no column 'score'"):
+        mfcore.dask.fit(mfcore.ALS(), dd.from_pandas(df, npartitions=2),
+                        columns=("user", "item", "score"))
+    empty = dd.from_pandas(df.iloc[:0], npartitions=1)
+    with pytest.raises(ValueError) as info:
+        mfcore.dask.fit(mfcore.ALS(), empty)
+    assert str(info.value) == str(local_error(df.iloc[:0]))
+    with pytest.raises(ValueError, match="tcp://nowhere:1"):
+        mfcore.dask.fit(mfcore.ALS(), dd.from_pandas(df, npartitions=2),
+                        workers=["tcp://nowhere:1"])
+    with pytest.raises(TypeError, match="got FactorModel"):
+        mfcore.dask.fit(mfcore.FactorModel(), dd.from_pandas(df, npartitions=2))
+
+
+@pytest.mark.parametrize("as_dask", [False, True], ids=["local-validation", "dask-validation"])
+def test_validation_early_stopping_and_callbacks_as_locally(client, as_dask, capsys):
+    df, val = frame(seed=8), frame(seed=8).sample(300, random_state=0)
+    val = val.assign(rating=val.rating + np.random.default_rng(0).normal(0, 0.3, len(val)))
+    calls = {"local": [], "dask": []}
+
+    def callback(name):
+        def record(model, epoch, metrics):
+            calls[name].append((epoch, metrics["val_rmse"]))
+            return epoch == 9  # stops a fit that early stopping did not
+        return record
+
+    est = dict(k=12, iterations=12, reg=0.01, n_iter_no_change=1, verbose=True)
+    local = mfcore.ALS(**est).fit(df.user, df.item, df.rating,
+                                  validation=(val.user, val.item, val.rating),
+                                  callback=callback("local"))
+    printed_local = capsys.readouterr().out
+    validation = dd.from_pandas(val, npartitions=2, sort=False) if as_dask else (val.user, val.item,
+                                                                     val.rating)
+    dist = mfcore.dask.fit(mfcore.ALS(**est), ddf_of(df, [600]), validation=validation,
+                           callback=callback("dask"))
+    printed_dist = capsys.readouterr().out
+    assert local.best_epoch_ is not None and local.n_epochs_ < 12
+    assert_same_model(dist, local)
+    assert calls["dask"] == calls["local"]
+    assert len(printed_dist.splitlines()) == len(printed_local.splitlines()) == local.n_epochs_
+
+
+def test_a_failed_fit_leaves_a_fitted_estimator_as_it_was(client):
+    df = frame(seed=9)
+    est = mfcore.ALS(k=4, iterations=2).fit(df.user, df.item, df.rating)
+    before = est.user_factors_.copy()
+    bad = df.assign(rating=df.rating.where(df.index != 10, np.inf))
+    with pytest.raises(ValueError, match="finite"):
+        mfcore.dask.fit(est, dd.from_pandas(bad, npartitions=2))
+    assert np.array_equal(est.user_factors_, before)
+
+
+def test_import_mfcore_does_not_import_dask():
+    code = "import sys, mfcore; assert not any(m.split('.')[0] in ('dask', 'distributed') " \
+           "for m in sys.modules), sorted(m for m in sys.modules if 'dask' in m)"
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
+
+
+def test_a_lost_worker_fails_the_fit_naming_worker_and_iteration(client):
+    """Runs last: the killed worker's nanny starts a new one, awaited before returning."""
+    df = frame(seed=10)
+    victim = workers(client, N_WORKERS)[-1]
+
+    def kill_at_2(model, epoch, metrics):
+        if epoch == 2:
+            try:
+                client.run(os._exit, 1, workers=[victim])
+            except Exception:  # the worker dies before it answers
+                pass
+
+    est = mfcore.ALS(k=4, iterations=6)
+    try:
+        with dask.config.set({"distributed.comm.timeouts.connect": "5s"}):
+            with pytest.raises(mfcore.dask.WorkerLostError) as info:
+                mfcore.dask.fit(est, ddf_of(df, [500, 1000]), callback=kill_at_2)
+        assert victim in str(info.value) and "at iteration 3" in str(info.value)
+        assert not est._is_fitted()
+    finally:
+        client.wait_for_workers(N_WORKERS, timeout=60)
