@@ -212,3 +212,14 @@ def test_a_flag_of_another_algorithm_is_a_usage_error(files, capsys, tmp_path):
                   "--algorithm", "als", "--lr", "0.1"])
     assert exit_info.value.code == 2
     assert "--lr does not apply to --algorithm als" in capsys.readouterr().err
+
+
+def test_algorithm_bayes_trains_with_implicit_terms(files, capsys, tmp_path):
+    model = tmp_path / "svdpp.mfz"
+    code, out, err = run(capsys, "train", files / "train.dat", "-o", model, "--algorithm",
+                         "bayes", "--implicit", "user", "--k", 3, "--n-samples", 4,
+                         "--burn-in", 1)
+    assert code == 0, err
+    loaded = mfcore.load(model)
+    assert loaded.get_params()["implicit"] == "user"
+    assert loaded.item_implicit_samples_.shape == (len(loaded.item_map_), 4, 3)

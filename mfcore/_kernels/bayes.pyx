@@ -328,7 +328,7 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     cdef const int64_t[::1] iu_ptr, ii_ptr
     cdef const int32_t[::1] iu_items, ii_users
     cdef double[:, ::1] view
-    cdef int64_t n_pairs = 0
+    cdef int64_t n_pairs = 0, pair
     cdef double* Y = NULL
     cdef double* Z = NULL
     cdef double* Yb = NULL
@@ -355,6 +355,10 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
         _check_ptr(iu_ptr, n_users, n_pairs, "implicit_user_ptr")
         _check_ptr(ii_ptr, n_items, n_pairs, "implicit_item_ptr")
         nu_ptr, ni_ptr = &iu_ptr[0], &ii_ptr[0]
+        for pair in range(n_pairs):
+            if not (0 <= iu_items[pair] < n_items and 0 <= ii_users[pair] < n_users):
+                raise ValueError(f"implicit pair {pair}: item {iu_items[pair]} or user "
+                                 f"{ii_users[pair]} outside 0..{n_items - 1} / 0..{n_users - 1}")
         if n_pairs > 0:
             nu_items, ni_users = &iu_items[0], &ii_users[0]
         for name, arr, rows in (("ybar", ybar, n_users), ("zbar", zbar, n_items),
