@@ -152,17 +152,18 @@ def main(argv=None):
         """{run name: [(rmses, ms) per seed]} for one split."""
         out = {}
         for seed in seeds:
+            now = {}
             for t in threads:
                 for implicit in (False, True):
                     name = f"mfcore {'implicit' if implicit else 'plain'} {t}t"
-                    out.setdefault(name, []).append(
-                        run_mfcore(train, tests, k, sweeps, burn_in, seed, t, implicit))
+                    now[name] = run_mfcore(train, tests, k, sweeps, burn_in, seed, t, implicit)
             if myfm is not None and seed in myfm_seeds:
-                out.setdefault("myFM relation 1t", []).append(
-                    run_myfm(myfm, train, tests, k, sweeps, burn_in, seed))
+                now["myFM relation 1t"] = run_myfm(myfm, train, tests, k, sweeps, burn_in, seed)
+            for name, result in now.items():
+                out.setdefault(name, []).append(result)
             print(f"  {label} seed {seed}: " + ", ".join(
-                f"{name} {' / '.join(f'{x:.4f}' for x in v[-1][0])} ({v[-1][1]:.1f} ms/sweep)"
-                for name, v in out.items()), flush=True)
+                f"{name} {' / '.join(f'{x:.4f}' for x in rm)} ({ms:.1f} ms/sweep)"
+                for name, (rm, ms) in now.items()), flush=True)
         return out
 
     if "ml100k" in args.sets.split(","):

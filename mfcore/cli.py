@@ -157,6 +157,8 @@ def _load_model(path):
 #: hyperparameters that are no flag: train and tune always start fresh (no --warm-start),
 #: and --val is the one validation fraction
 NOT_FLAGS = ("warm_start", "validation_fraction")
+#: switches that may also take a value (--implicit alone, or --implicit user)
+SWITCH_OR_VALUE = {"implicit": "a switch (both sides), or user / item / both"}
 #: what a default of None means, for --help
 NONE_MEANS = {"reg_bias": "same as --reg", "n_threads": "OMP_NUM_THREADS if set, else every CPU",
               "thin": "keep every sample (at most 2048 factor columns)",
@@ -233,7 +235,11 @@ def _add_hyper_options(parser, title, command):
         else:
             text = ", ".join(f"{algo}: {t}" for algo, t in texts.items())
         flag = _flag(name)
-        if all(isinstance(d, bool) for d in defaults.values()):
+        if name in SWITCH_OR_VALUE:
+            hyper.add_argument(flag, dest="param_" + name, nargs="?", const=True, type=_value,
+                               default=argparse.SUPPRESS, metavar="V",
+                               help=f"{text}; {SWITCH_OR_VALUE[name]}")
+        elif all(isinstance(d, bool) for d in defaults.values()):
             hyper.add_argument(flag, dest="param_" + name, action=argparse.BooleanOptionalAction,
                                default=argparse.SUPPRESS, help=text)
         else:

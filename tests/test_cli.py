@@ -321,3 +321,14 @@ def test_cli_terms_rewrites_keywords_but_not_paths():
     assert cli.cli_terms("n_iter_no_change must be") == "--n-iter-no-change must be"
     assert cli.cli_terms("pass ids='str' for string ids") == "pass --ids str for string ids"
     assert cli.cli_terms("/data/k=3/r.csv, line 2: bad") == "/data/k=3/r.csv, line 2: bad"
+
+
+def test_algorithm_bayes_trains_with_implicit_terms(files, capsys, tmp_path):
+    model = tmp_path / "svdpp.mfz"
+    code, out, err = run(capsys, "train", files / "train.dat", "-o", model, "--algorithm",
+                         "bayes", "--implicit", "user", "--k", 3, "--n-samples", 4,
+                         "--burn-in", 1)
+    assert code == 0, err
+    loaded = mfcore.load(model)
+    assert loaded.get_params()["implicit"] == "user"
+    assert loaded.item_implicit_samples_.shape == (len(loaded.item_map_), 4, 3)

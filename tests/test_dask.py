@@ -240,7 +240,10 @@ def test_validation_early_stopping_and_callbacks_as_locally(client, as_dask, cap
     assert local.best_epoch_ is not None and local.n_epochs_ < 12
     assert_same_model(dist, local)
     assert calls["dask"] == calls["local"]
-    assert len(printed_dist.splitlines()) == len(printed_local.splitlines()) == local.n_epochs_
+    epoch_lines = [[line for line in printed.splitlines() if line.startswith("epoch")]
+                   for printed in (printed_local, printed_dist)]
+    assert len(epoch_lines[0]) == len(epoch_lines[1]) == local.n_epochs_
+    assert printed_dist.splitlines()[-1] == printed_local.splitlines()[-1]  # how it stopped
 
 
 def test_a_failed_fit_leaves_a_fitted_estimator_as_it_was(client):

@@ -233,3 +233,17 @@ def test_bad_implicit_state_raises(change, match):
         bayes.gibbs_sweep(st.user_ptr, st.user_items, st.user_pos, st.item_ptr, st.item_users,
                           st.item_pos, st.residual, st.user_residual, st.P, st.Q, st.bu, st.bi,
                           st.user_hyper, st.item_hyper, st.seed, 0, 1, **kwargs)
+
+
+def test_implicit_members_out_of_range_raise():
+    st = ImplicitState()
+    items = st.ptrs[1].copy()
+    items[3] = st.n_items
+    with pytest.raises(ValueError, match="implicit pair 3: item 7 or user"):
+        bayes.gibbs_sweep(st.user_ptr, st.user_items, st.user_pos, st.item_ptr, st.item_users,
+                          st.item_pos, st.residual, st.user_residual, st.P, st.Q, st.bu, st.bi,
+                          st.user_hyper, st.item_hyper, st.seed, 0, 1,
+                          implicit_user_ptr=st.ptrs[0], implicit_user_items=items,
+                          implicit_item_ptr=st.ptrs[2], implicit_item_users=st.ptrs[3], y=st.Y,
+                          z=st.Z, ybar=st.ybar, zbar=st.zbar, user_effective=st.Pe,
+                          item_effective=st.Qe, y_hyper=st.y_hyper, z_hyper=st.z_hyper)

@@ -80,13 +80,14 @@ cdef extern from "bayes_gibbs.h" nogil:
                       const int32_t* other_row, const double* other, int64_t k, double* H,
                       const double* mean_g, const double* prec_g, double alpha,
                       uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t row)
-    void mf_implicit_column(double* x, int64_t n_rows, int64_t k, int64_t f,
-                            const int64_t* ptr, const int32_t* members,
-                            const double* weight, int64_t n_members,
-                            const double* scale, const double* effective, double* bar,
-                            double* own, double mean_p, double prec_p, double mean_x,
-                            double prec_x, double* work, uint64_t seed, uint64_t stream,
-                            uint64_t sweep)
+    enum:
+        MF_IMPLICIT_BLOCK
+    void mf_implicit_columns(double* x, int64_t n_rows, int64_t k, int64_t f0, int64_t bb,
+                             const int64_t* ptr, const int32_t* members, const double* weight,
+                             int64_t n_members, const double* scale, const double* effective,
+                             double* bar, double* own, const double* mean_p,
+                             const double* prec_p, const double* mean_x, const double* prec_x,
+                             double* work, uint64_t seed, uint64_t stream, uint64_t sweep)
 
 
 #: The streams (the second key word of every draw), by name.
@@ -289,8 +290,8 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     the sides drawn. Then 2. also draws the groups of each column of y and z; in 3. each
     user draws its effective vector, under the prior of p_u shifted by ybar_u (P follows
     as effective - ybar); then, the effective vectors fixed, y from the prior of the
-    effective vectors alone (a linear regression per column: the columns in parallel,
-    the items of a column in order, ``mf_implicit_column``); 4. and z likewise. The
+    effective vectors alone (a linear regression per column: blocks of columns in parallel,
+    the items of a column in order, ``mf_implicit_columns``); 4. and z likewise. The
     ratings see only the effective vectors, so the y and z draws touch no residual.
     Afterwards the effective vectors equal P + ybar and Q + zbar (ybar and zbar are kept
     as the draws move them, equal to the sums of y and z to rounding).
@@ -328,7 +329,7 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     cdef const int64_t[::1] iu_ptr, ii_ptr
     cdef const int32_t[::1] iu_items, ii_users
     cdef double[:, ::1] view
-    cdef int64_t n_pairs = 0
+    cdef int64_t n_pairs = 0, pair
     cdef double* Y = NULL
     cdef double* Z = NULL
     cdef double* Yb = NULL
@@ -355,6 +356,10 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
         _check_ptr(iu_ptr, n_users, n_pairs, "implicit_user_ptr")
         _check_ptr(ii_ptr, n_items, n_pairs, "implicit_item_ptr")
         nu_ptr, ni_ptr = &iu_ptr[0], &ii_ptr[0]
+        for pair in range(n_pairs):
+            if not (0 <= iu_items[pair] < n_items and 0 <= ii_users[pair] < n_users):
+                raise ValueError(f"implicit pair {pair}: item {iu_items[pair]} or user "
+                                 f"{ii_users[pair]} outside 0..{n_items - 1} / 0..{n_users - 1}")
         if n_pairs > 0:
             nu_items, ni_users = &iu_items[0], &ii_users[0]
         for name, arr, rows in (("ybar", ybar, n_users), ("zbar", zbar, n_items),
@@ -441,8 +446,10 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     cdef double[:, ::1] scratch = np.empty((n_threads, max(width, 1)), dtype=np.float64)
     cdef bint shifted = Pe != NULL
     cdef double[:, ::1] means = np.empty((n_threads, k + 1), dtype=np.float64)
-    cdef double[:, ::1] work = np.empty((n_threads, 2 * (n_users + n_items) + 1 if shifted else 1),
-                                       dtype=np.float64)
+    cdef int64_t n_blocks = (k + MF_IMPLICIT_BLOCK - 1) // MF_IMPLICIT_BLOCK, blk
+    cdef double[:, ::1] work = np.empty(
+        (n_threads, (1 + MF_IMPLICIT_BLOCK) * (n_users + n_items) + 1 if shifted else 1),
+        dtype=np.float64)
     cdef double[::1] user_scale = np.zeros(max(n_users, 1), dtype=np.float64)
     cdef double[::1] item_scale = np.zeros(max(n_items, 1), dtype=np.float64)
     cdef double[::1] user_weight = np.zeros(max(n_users, 1), dtype=np.float64)
@@ -482,12 +489,13 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
         if shifted:
             for f in range(k):
                 P[r * k + f] = Pe[r * k + f] - Yb[r * k + f]
-    if Y != NULL:
-        for f in prange(k, nogil=True, num_threads=n_threads, schedule="dynamic"):
-            mf_implicit_column(Y, n_items, k, f, ni_ptr, ni_users, &item_weight[0], n_users,
-                               &user_scale[0], Pe, Yb, P, user_hyper[0, 1 + f],
-                               user_hyper[1, 1 + f], yh[f], yh[k + f], &work[threadid(), 0],
-                               seed, MF_STREAM_Y, sweep)
+    if Y != NULL:  # the y columns, MF_IMPLICIT_BLOCK a task
+        for blk in prange(n_blocks, nogil=True, num_threads=n_threads, schedule="dynamic"):
+            f = blk * MF_IMPLICIT_BLOCK
+            mf_implicit_columns(Y, n_items, k, f, min(MF_IMPLICIT_BLOCK, k - f), ni_ptr,
+                                ni_users, &item_weight[0], n_users, &user_scale[0], Pe, Yb, P,
+                                &user_hyper[0, 1], &user_hyper[1, 1], yh, yh + k,
+                                &work[threadid(), 0], seed, MF_STREAM_Y, sweep)
     for r in prange(n_items, nogil=True, num_threads=n_threads, schedule="dynamic",
                     chunksize=8):
         start = item_ptr[r]
@@ -508,12 +516,13 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
         if shifted:
             for f in range(k):
                 Q[r * k + f] = Qe[r * k + f] - Zb[r * k + f]
-    if Z != NULL:
-        for f in prange(k, nogil=True, num_threads=n_threads, schedule="dynamic"):
-            mf_implicit_column(Z, n_users, k, f, nu_ptr, nu_items, &user_weight[0], n_items,
-                               &item_scale[0], Qe, Zb, Q, item_hyper[0, 1 + f],
-                               item_hyper[1, 1 + f], zh[f], zh[k + f], &work[threadid(), 0],
-                               seed, MF_STREAM_Z, sweep)
+    if Z != NULL:  # the z columns, MF_IMPLICIT_BLOCK a task
+        for blk in prange(n_blocks, nogil=True, num_threads=n_threads, schedule="dynamic"):
+            f = blk * MF_IMPLICIT_BLOCK
+            mf_implicit_columns(Z, n_users, k, f, min(MF_IMPLICIT_BLOCK, k - f), nu_ptr,
+                                nu_items, &user_weight[0], n_items, &item_scale[0], Qe, Zb, Q,
+                                &item_hyper[0, 1], &item_hyper[1, 1], zh, zh + k,
+                                &work[threadid(), 0], seed, MF_STREAM_Z, sweep)
     return alpha, sse
 
 

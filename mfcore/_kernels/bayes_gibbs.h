@@ -372,79 +372,90 @@ static inline void mf_gibbs_row(double *bias, double *w, double *e, int64_t m,
  * pe, as a linear regression per factor column f,
  *     pe_uf - m_f = c_u sum_{j in N(u)} y_jf + noise of precision lambda_f,
  * y_jf ~ N(my_f, 1 / ly_f) (its own group). The columns are independent (the prior
- * precisions are per column), so each is one task of a parallel loop, and a column's
- * draws cost the implicit pairs, not the ratings (``mf_implicit_column``). */
+ * precisions are per column), so blocks of columns are the tasks of a parallel loop, and
+ * a column's draws cost the implicit pairs, not the ratings (``mf_implicit_columns``). */
 
-/* The sum of cv[2 idx[t]] * cv[2 idx[t] + 1] over t < n (cv: interleaved pairs), in four
- * lanes (t % 4) added as (0 + 1) + (2 + 3). */
-static inline double mf_gather_sum(const int32_t *MF_RESTRICT idx, int64_t n,
-                                   const double *MF_RESTRICT cv)
-{
-    double a[4] = {0.0, 0.0, 0.0, 0.0};
-    int64_t t, j;
-    for (t = 0; t + 4 <= n; t += 4)
-        for (j = 0; j < 4; j++) {
-            const double *p = cv + 2 * (int64_t)idx[t + j];
-            a[j] += p[0] * p[1];
-        }
-    for (j = 0; t < n; t++, j++) {
-        const double *p = cv + 2 * (int64_t)idx[t];
-        a[j] += p[0] * p[1];
-    }
-    return (a[0] + a[1]) + (a[2] + a[3]);
-}
+/* Implicit columns a task: the block's columns share the pass over each row's members. */
+#define MF_IMPLICIT_BLOCK 4
 
-/* Draw column f of the implicit vectors x (n_rows rows, k per row) from the regression
- * above, rows in order, and refresh the column of the implicit terms and own factors.
- * Row j's members are members[ptr[j]] .. members[ptr[j + 1] - 1] (for y: the users
- * whose N(u) holds j); a member v has the target t_v = effective[v k + f] - mean_p and
- * the scale c_v = scale[v] = |N(v)|^-1/2 (0 for none); weight[j] = sum of c_v^2 over
- * row j's members. With the running residuals res_v = t_v - bar_vf (in ``work``, of
- * 2 n_members + n_rows doubles, beside c_v and a copy of the column) and theta = x[j k + f]:
- *     precision = prec_p weight[j] + prec_x
- *     mean      = (prec_p (sum_v c_v res_v + theta weight[j]) + prec_x mean_x) / precision
+/* Draw columns f0 .. f0 + bb - 1 (bb <= MF_IMPLICIT_BLOCK) of the implicit vectors x
+ * (n_rows rows, k per row) from the regression above, rows in order, and refresh those
+ * columns of the implicit terms and own factors. The columns are independent given the
+ * effective vectors; drawing them in one pass over each row's members shares the index
+ * loads. Row j's members are members[ptr[j]] .. members[ptr[j + 1] - 1] (for y: the
+ * users whose N(u) holds j); a member v has the targets t_vf = effective[v k + f] -
+ * mean_p[f] and the scale c_v = scale[v] = |N(v)|^-1/2 (0 for none); weight[j] = sum
+ * of c_v^2 over row j's members. With the running residuals res_vf = t_vf - bar_vf
+ * (in ``work``, of (1 + MF_IMPLICIT_BLOCK) (n_members + n_rows) doubles: c_v beside the
+ * residuals of each member, then the block's columns of x) and theta = x[j k + f]:
+ *     precision = prec_p[f] weight[j] + prec_x[f]
+ *     mean      = (prec_p[f] (sum_v c_v res_vf + theta weight[j]) + prec_x[f] mean_x[f])
+ *                 / precision
  *     theta'    = mean + z / sqrt(precision),  z = mf_normal(seed, stream, sweep, j, f, 0)
- *     res_v    -= c_v (theta' - theta)   for every member v.
- * Afterwards bar_vf = t_v - res_v, the implicit term of the new column (to rounding:
- * it only shifts the prior mean of the effective vectors, which are the sampled
- * quantity, so the difference does not accumulate into predictions) and own[v k + f] =
- * effective[v k + f] - bar_vf. Sums by ``mf_gather_sum``. */
-static inline void mf_implicit_column(double *x, int64_t n_rows, int64_t k, int64_t f,
-                                      const int64_t *ptr, const int32_t *members,
-                                      const double *weight, int64_t n_members,
-                                      const double *scale, const double *effective,
-                                      double *bar, double *own, double mean_p, double prec_p,
-                                      double mean_x, double prec_x, double *work,
-                                      uint64_t seed, uint64_t stream, uint64_t sweep)
+ *     res_vf   -= c_v (theta' - theta)   for every member v.
+ * mean_p, prec_p, mean_x, prec_x: the groups of the effective vectors' and of x's
+ * columns, indexed by f. Afterwards bar_vf = t_vf - res_vf, the implicit term of the
+ * new column (to rounding: it only shifts the prior mean of the effective vectors,
+ * which are the sampled quantity, so the difference does not accumulate into
+ * predictions) and own[v k + f] = effective[v k + f] - bar_vf. Each sum runs over the
+ * members in order. */
+static inline void mf_implicit_columns(double *x, int64_t n_rows, int64_t k, int64_t f0,
+                                       int64_t bb, const int64_t *ptr,
+                                       const int32_t *members, const double *weight,
+                                       int64_t n_members, const double *scale,
+                                       const double *effective, double *bar, double *own,
+                                       const double *mean_p, const double *prec_p,
+                                       const double *mean_x, const double *prec_x,
+                                       double *work, uint64_t seed, uint64_t stream,
+                                       uint64_t sweep)
 {
-    double *cr = work, *col = work + 2 * n_members; /* (c_v, res_v) pairs; the column */
-    int64_t j, t, v;
+    const int64_t w = 1 + MF_IMPLICIT_BLOCK; /* a member's record: c_v, then residuals */
+    double *cr = work, *col = work + w * n_members;
+    int64_t j, t, v, q;
     for (v = 0; v < n_members; v++) {
-        cr[2 * v] = scale[v];
-        cr[2 * v + 1] = effective[v * k + f] - mean_p - bar[v * k + f];
+        double *p = cr + w * v;
+        p[0] = scale[v];
+        for (q = 0; q < MF_IMPLICIT_BLOCK; q++)
+            p[1 + q] = q < bb ? effective[v * k + f0 + q] - mean_p[f0 + q]
+                                    - bar[v * k + f0 + q]
+                              : 0.0;
     }
     for (j = 0; j < n_rows; j++)
-        col[j] = x[j * k + f];
+        for (q = 0; q < bb; q++)
+            col[j * MF_IMPLICIT_BLOCK + q] = x[j * k + f0 + q];
     for (j = 0; j < n_rows; j++) {
-        int64_t lo = ptr[j], n = ptr[j + 1] - lo;
-        double s = mf_gather_sum(members + lo, n, cr);
-        double prec = prec_p * weight[j] + prec_x;
-        double mean = (prec_p * (s + col[j] * weight[j]) + prec_x * mean_x) / prec;
-        double value = mean + mf_normal(seed, stream, sweep, (uint64_t)j, (uint64_t)f, 0)
-                              / sqrt(prec);
-        double step = value - col[j];
-        col[j] = value;
-        for (t = lo; t < lo + n; t++) {
-            double *p = cr + 2 * (int64_t)members[t];
-            p[1] -= p[0] * step;
+        double s[MF_IMPLICIT_BLOCK] = {0.0}, step[MF_IMPLICIT_BLOCK] = {0.0};
+        double *theta = col + j * MF_IMPLICIT_BLOCK;
+        for (t = ptr[j]; t < ptr[j + 1]; t++) {
+            const double *p = cr + w * (int64_t)members[t];
+            for (q = 0; q < MF_IMPLICIT_BLOCK; q++)
+                s[q] += p[0] * p[1 + q];
+        }
+        for (q = 0; q < bb; q++) {
+            int64_t f = f0 + q;
+            double prec = prec_p[f] * weight[j] + prec_x[f];
+            double mean = (prec_p[f] * (s[q] + theta[q] * weight[j]) + prec_x[f] * mean_x[f])
+                          / prec;
+            double value = mean + mf_normal(seed, stream, sweep, (uint64_t)j, (uint64_t)f, 0)
+                                  / sqrt(prec);
+            step[q] = value - theta[q];
+            theta[q] = value;
+        }
+        for (t = ptr[j]; t < ptr[j + 1]; t++) {
+            double *p = cr + w * (int64_t)members[t];
+            for (q = 0; q < MF_IMPLICIT_BLOCK; q++)
+                p[1 + q] -= p[0] * step[q];
         }
     }
     for (j = 0; j < n_rows; j++)
-        x[j * k + f] = col[j];
-    for (v = 0; v < n_members; v++) {
-        bar[v * k + f] = effective[v * k + f] - mean_p - cr[2 * v + 1];
-        own[v * k + f] = effective[v * k + f] - bar[v * k + f];
-    }
+        for (q = 0; q < bb; q++)
+            x[j * k + f0 + q] = col[j * MF_IMPLICIT_BLOCK + q];
+    for (v = 0; v < n_members; v++)
+        for (q = 0; q < bb; q++) {
+            int64_t f = f0 + q;
+            bar[v * k + f] = effective[v * k + f] - mean_p[f] - cr[w * v + 1 + q];
+            own[v * k + f] = effective[v * k + f] - bar[v * k + f];
+        }
 }
 
 #endif /* MFCORE_BAYES_GIBBS_H */

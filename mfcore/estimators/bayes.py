@@ -110,13 +110,13 @@ class _Sweeps:
         # the factors the ratings see: the effective ones with implicit terms (set below)
         self.P_seen, self.Q_seen = self.P, self.Q
         if self.sides:
-            self._start_implicit(data, params, model.rng_, model._implicit_pairs(data))
+            self._start_implicit(params, model.rng_, model._implicit_pairs(data))
         by_item = order[self.item_pos]
         self.residual = ((data.r[by_item].astype(np.float64) - model.global_mean_) / self.scale
                          - self._standardized(self.item_users, data.i[by_item]))
         self.user_residual = np.empty_like(self.residual)
         self.burn_in, self.thin = params["burn_in"], model._thin(params)
-        self.kept = []          # (P, Q, bu, bi, alpha, user_hyper) of every kept sweep
+        self.kept = []          # (P, Q, bu, bi, alpha, user_hyper, y) of every kept sweep
         self.val_sum = None     # running sum of the kept samples' validation predictions
 
     def _start_state(self, model):
@@ -131,7 +131,7 @@ class _Sweeps:
         k = self.P.shape[1]
         self.user_hyper, self.item_hyper = np.zeros((2, k + 1)), np.zeros((2, k + 1))
 
-    def _start_implicit(self, data, params, rng, pairs):
+    def _start_implicit(self, params, rng, pairs):
         """The implicit state: N(u) and N(i) from ``pairs`` (user rows, item rows), y and z
         drawn like the factors (only for the sides asked for), their sums, the effective
         factors."""
