@@ -213,6 +213,8 @@ def test_missing_columns_and_empty_data_are_named(client):
                         workers=["tcp://nowhere:1"])
     with pytest.raises(TypeError, match="got FactorModel"):
         mfcore.dask.fit(mfcore.FactorModel(), dd.from_pandas(df, npartitions=2))
+    with pytest.raises(NotImplementedError, match="implicit"):
+        mfcore.dask.fit(mfcore.BayesianMF(implicit=True), dd.from_pandas(df, npartitions=2))
 
 
 @pytest.mark.parametrize("as_dask", [False, True], ids=["local-validation", "dask-validation"])
