@@ -51,6 +51,7 @@ ALIASES = {
 }
 COMPRESSED = (".gz", ".bz2", ".xz", ".lzma", ".zip")
 RATING_FILES = ("ratings.dat", "ratings.csv", "u.data", "ratings.parquet")
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 _SNIFF_BYTES = 1 << 16
 _FAST_BLOCK = 1 << 23   # bytes the compiled '::' parser takes at a time
 
@@ -72,6 +73,13 @@ def _opener(path, member):
         def open_member():
             archive = zipfile.ZipFile(path)
             try:
+                info = archive.getinfo(name)
+                if info.flag_bits & 0x1:
+                    raise ValueError(f"{path}: {name} is encrypted; decrypt the archive first")
+                if info.compress_type not in _ZIP_METHODS:
+                    raise ValueError(f"{path}: {name} uses zip compression method "
+                                     f"{info.compress_type}, which cannot be read here "
+                                     "(stored, deflate, bzip2 and lzma can)")
                 return _ClosingMember(archive.open(name), archive)
             except BaseException:
                 archive.close()
