@@ -80,7 +80,11 @@ def _opener(path, member):
                     raise ValueError(f"{path}: {name} uses zip compression method "
                                      f"{info.compress_type}, which cannot be read here "
                                      "(stored, deflate, bzip2 and lzma can)")
-                return _ClosingMember(archive.open(name), archive)
+                try:
+                    member = archive.open(name)
+                except NotImplementedError as exc:  # patched data, strong encryption...
+                    raise ValueError(f"{path}: {name} cannot be read here ({exc})") from None
+                return _ClosingMember(member, archive)
             except BaseException:
                 archive.close()
                 raise
