@@ -108,7 +108,13 @@ def _check_member_sizes(path):
     anything is allocated (a tampered shape could otherwise ask for terabytes)."""
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
-            with archive.open(info) as member:
+            if info.flag_bits & 0x1:
+                raise ValueError(f"member {info.filename!r} is encrypted")
+            try:
+                opened = archive.open(info)
+            except NotImplementedError as exc:  # a compression method or flag zipfile lacks
+                raise ValueError(f"member {info.filename!r}: {exc}") from None
+            with opened as member:
                 version = np.lib.format.read_magic(member)
                 read_header = {(1, 0): np.lib.format.read_array_header_1_0,
                                (2, 0): np.lib.format.read_array_header_2_0}.get(version)
