@@ -96,7 +96,7 @@ def _zip_member(path, member):
     try:
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if not n.endswith("/")]
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, NotImplementedError) as exc:  # (e.g. 'zip file version 8.4')
         raise ValueError(f"{path}: not a valid zip archive ({exc})") from exc
     if member is not None:
         if member not in names:
@@ -401,8 +401,10 @@ def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields):
     try:
         return _read_text(path, name, _opener(path, member), sep, header, columns, ids,
                           on_bad_lines, min_fields)
-    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError, zlib.error) as exc:
-        # a truncated or corrupted compressed file, an unreadable one
+    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, lzma.LZMAError,
+            zlib.error) as exc:
+        # a truncated or corrupted compressed file (zipfile: a version or method it lacks), an
+        # unreadable one
         raise ValueError(f"{name}: cannot read the file ({type(exc).__name__}: {exc})") from exc
 
 

@@ -99,7 +99,8 @@ def _read_members(path):
         _check_member_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, MemoryError) as exc:
+    except (zipfile.BadZipFile, NotImplementedError, ValueError, OSError, EOFError, KeyError,
+            MemoryError) as exc:  # (NotImplementedError: a zip version or method zipfile lacks)
         raise ModelFileError(f"{path!r} is corrupted or not an mfcore model file: {exc}") from exc
 
 

@@ -75,12 +75,12 @@ def rating_files(draw):
 
 
 def _mutate_zip_directory(draw, data):
-    """Set the flags or the compression method of one member in a zip's central directory
-    (random flips rarely hit these few bytes, which zipfile checks before reading)."""
+    """Set the version needed, the flags or the compression method of one member in a zip's
+    central directory (random flips rarely hit these bytes, which zipfile checks first)."""
     data = bytearray(data)
     entries = [i for i in range(len(data) - 12) if data[i:i + 4] == b"PK\x01\x02"]
     if entries:
-        at = draw(st.sampled_from(entries)) + draw(st.sampled_from([8, 10]))
+        at = draw(st.sampled_from(entries)) + draw(st.sampled_from([6, 8, 10]))
         data[at:at + 2] = draw(st.integers(0, 0xFFFF)).to_bytes(2, "little")
     return bytes(data)
 

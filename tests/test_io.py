@@ -425,7 +425,8 @@ def test_a_header_ending_in_a_lone_cr_keeps_the_first_row(tmp_path, text, users)
 
 @pytest.mark.parametrize("offset, value, match", [(8, 9, "compression method 9"),
                                                   (6, 1, "is encrypted"),
-                                                  (6, 0x20, "cannot be read here")])
+                                                  (6, 0x20, "cannot be read here"),
+                                                  (4, 84, "zip file version 8.4")])
 def test_zip_members_it_cannot_read_are_value_errors(tmp_path, offset, value, match):
     # fuzzing findings: a flipped method or encryption flag in the zip's central directory
     # raised zipfile's NotImplementedError / RuntimeError
