@@ -629,15 +629,23 @@ def run_tune(args):
     search.fit(data["user"], data["item"], data["rating"])
     seconds = time.perf_counter() - start
     table = search.results_frame()
+    table["error"] = table["error"].map(cli_terms)
     if args.results:
         table.to_csv(args.results, index=False, float_format="%.6g")
-    if args.json:
-        _print_json({"results": table.to_dict("records"), "best_params": search.best_params_,
+    if args.json:  # a failed trial's scores are null (JSON has no NaN)
+        records = table.astype(object).where(table.notna(), None).to_dict("records")
+        _print_json({"results": records, "best_params": search.best_params_,
                      "best_val_rmse": search.best_score_, "seconds": seconds})
     else:
         print(f"{len(table)} trials on {len(data):,} ratings, scored by {scoring}, "
               f"in {seconds:.1f} s:")
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(table.drop(columns="error").to_string(index=False,
+                                                    float_format=lambda v: f"{v:.4f}"))
+        scores = ("val_rmse", "val_rmse_std", "best_epoch", "seconds", "status", "error")
+        for trial in search.results_:
+            if trial["status"] == "failed":
+                params = " ".join(f"{_flag(k)} {v}" for k, v in trial.items() if k not in scores)
+                print(f"failed: {params}: {cli_terms(trial['error'])}")
         print("best: " + " ".join(f"{_flag(k)} {v}"
                                   for k, v in search.best_params_.items())
               + f"  (validation RMSE {search.best_score_:.4f})")

@@ -51,6 +51,7 @@ ALIASES = {
 }
 COMPRESSED = (".gz", ".bz2", ".xz", ".lzma", ".zip")
 RATING_FILES = ("ratings.dat", "ratings.csv", "u.data", "ratings.parquet")
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 _SNIFF_BYTES = 1 << 16
 _FAST_BLOCK = 1 << 23   # bytes the compiled '::' parser takes at a time
 
@@ -72,7 +73,18 @@ def _opener(path, member):
         def open_member():
             archive = zipfile.ZipFile(path)
             try:
-                return _ClosingMember(archive.open(name), archive)
+                info = archive.getinfo(name)
+                if info.flag_bits & 0x1:
+                    raise ValueError(f"{path}: {name} is encrypted; decrypt the archive first")
+                if info.compress_type not in _ZIP_METHODS:
+                    raise ValueError(f"{path}: {name} uses zip compression method "
+                                     f"{info.compress_type}, which cannot be read here "
+                                     "(stored, deflate, bzip2 and lzma can)")
+                try:
+                    member = archive.open(name)
+                except NotImplementedError as exc:  # patched data, strong encryption...
+                    raise ValueError(f"{path}: {name} cannot be read here ({exc})") from None
+                return _ClosingMember(member, archive)
             except BaseException:
                 archive.close()
                 raise
@@ -84,7 +96,7 @@ def _zip_member(path, member):
     try:
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if not n.endswith("/")]
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, NotImplementedError) as exc:  # (e.g. 'zip file version 8.4')
         raise ValueError(f"{path}: not a valid zip archive ({exc})") from exc
     if member is not None:
         if member not in names:
@@ -389,8 +401,10 @@ def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields):
     try:
         return _read_text(path, name, _opener(path, member), sep, header, columns, ids,
                           on_bad_lines, min_fields)
-    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError, zlib.error) as exc:
-        # a truncated or corrupted compressed file, an unreadable one
+    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, lzma.LZMAError,
+            zlib.error) as exc:
+        # a truncated or corrupted compressed file (zipfile: a version or method it lacks), an
+        # unreadable one
         raise ValueError(f"{name}: cannot read the file ({type(exc).__name__}: {exc})") from exc
 
 

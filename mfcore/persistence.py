@@ -99,7 +99,8 @@ def _read_members(path):
         _check_member_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, MemoryError) as exc:
+    except (zipfile.BadZipFile, NotImplementedError, ValueError, OSError, EOFError, KeyError,
+            MemoryError) as exc:  # (NotImplementedError: a zip version or method zipfile lacks)
         raise ModelFileError(f"{path!r} is corrupted or not an mfcore model file: {exc}") from exc
 
 
@@ -108,7 +109,13 @@ def _check_member_sizes(path):
     anything is allocated (a tampered shape could otherwise ask for terabytes)."""
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
-            with archive.open(info) as member:
+            if info.flag_bits & 0x1:
+                raise ValueError(f"member {info.filename!r} is encrypted")
+            try:
+                opened = archive.open(info)
+            except NotImplementedError as exc:  # a compression method or flag zipfile lacks
+                raise ValueError(f"member {info.filename!r}: {exc}") from None
+            with opened as member:
                 version = np.lib.format.read_magic(member)
                 read_header = {(1, 0): np.lib.format.read_array_header_1_0,
                                (2, 0): np.lib.format.read_array_header_2_0}.get(version)

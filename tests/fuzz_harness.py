@@ -68,9 +68,21 @@ def rating_files(draw):
         data = _mutate(draw, data)
     packed = _compress(data, compression)
     if not before:
-        packed = _mutate(draw, packed)
+        packed = (_mutate_zip_directory(draw, packed)
+                  if compression == ".zip" and draw(st.booleans()) else _mutate(draw, packed))
     on_bad_lines = draw(st.sampled_from(["error", "error", "skip"]))
     return "ratings.dat" + compression, packed, data if before else None, on_bad_lines
+
+
+def _mutate_zip_directory(draw, data):
+    """Set the version needed, the flags or the compression method of one member in a zip's
+    central directory (random flips rarely hit these bytes, which zipfile checks first)."""
+    data = bytearray(data)
+    entries = [i for i in range(len(data) - 12) if data[i:i + 4] == b"PK\x01\x02"]
+    if entries:
+        at = draw(st.sampled_from(entries)) + draw(st.sampled_from([6, 8, 10]))
+        data[at:at + 2] = draw(st.integers(0, 0xFFFF)).to_bytes(2, "little")
+    return bytes(data)
 
 
 def _compress(data, compression):
@@ -331,9 +343,12 @@ def model_files(draw, saved):
     """(mutated bytes, the original model or None when it may differ, kind of mutation)."""
     name = draw(st.sampled_from(sorted(saved)))
     data, model = saved[name]
-    kind = draw(st.sampled_from(["bytes", "member", "member", "member", "json", "drop", "add"]))
+    kind = draw(st.sampled_from(["bytes", "member", "member", "member", "json", "drop", "add",
+                                 "zip"]))
     if kind == "bytes":
         return _mutate(draw, data), model, kind
+    if kind == "zip":
+        return _mutate_zip_directory(draw, data), model, kind
     arrays = _members(data)
     sign = draw(st.sampled_from([True, True, True, False]))
     if kind == "drop":

@@ -235,9 +235,16 @@ def test_tune_records_a_diverging_trial_and_goes_on(files, capsys, tmp_path):
     assert code == 0, err
     assert "trial 2/2: lr=50 -> failed: training diverged" in out
     assert "best: --lr 0.01" in out and (tmp_path / "b.mfz").exists()
+    assert "failed: --lr 50: training diverged at epoch 1" in out and "e.g. --lr 5" in out
     trials = pd.read_csv(table, keep_default_na=False)
     assert list(trials["status"]) == ["ok", "failed"]
     assert trials["error"][1].startswith("training diverged") and trials["val_rmse"][1] == ""
+    assert "with --lr 50" in trials["error"][1]                       # in CLI terms
+    code, out, err = run(capsys, "tune", files / "train.dat", "--grid", "lr=0.01,50",
+                         "--k", 4, "--epochs", 8, "--json")
+    assert code == 0, err
+    failed = json.loads(out)["results"][1]                            # valid JSON: no NaN
+    assert failed["status"] == "failed" and failed["val_rmse"] is None
     code, out, err = run(capsys, "tune", files / "train.dat", "--grid", "lr=50,80", "--k", 4)
     assert code == 1 and "every one of the 2 trials diverged" in err and "Traceback" not in err
 

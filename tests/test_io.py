@@ -421,3 +421,21 @@ def test_a_header_ending_in_a_lone_cr_keeps_the_first_row(tmp_path, text, users)
     path = tmp_path / "r.dat"
     path.write_bytes(text)
     assert list(read_ratings(path)["user"]) == users
+
+
+@pytest.mark.parametrize("offset, value, match", [(8, 9, "compression method 9"),
+                                                  (6, 1, "is encrypted"),
+                                                  (6, 0x20, "cannot be read here"),
+                                                  (4, 84, "zip file version 8.4")])
+def test_zip_members_it_cannot_read_are_value_errors(tmp_path, offset, value, match):
+    # fuzzing findings: a flipped method or encryption flag in the zip's central directory
+    # raised zipfile's NotImplementedError / RuntimeError
+    path = tmp_path / "r.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("ratings.dat", lines("::"))
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")
+    data[central + offset + 2] = value     # +2: the central header's 'version made by' first
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=match):
+        read_ratings(path)

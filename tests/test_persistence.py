@@ -249,3 +249,16 @@ def test_a_bad_random_generator_state_is_a_model_file_error(tmp_path, fitted):
     _rewrite(path, negative_inc)
     with pytest.raises(ModelFileError, match="inconsistent model"):
         mfcore.load(path)
+
+
+@pytest.mark.parametrize("offset, value", [(10, 9), (8, 1), (8, 0x20), (6, 84)])
+def test_zip_flags_zipfile_cannot_read_are_model_file_errors(tmp_path, fitted, offset, value):
+    # a compression method, encryption or patched-data flag in the central directory raised
+    # zipfile's NotImplementedError / RuntimeError
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    data = bytearray(path.read_bytes())
+    data[data.index(b"PK\x01\x02") + offset] = value
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="corrupted or not an mfcore model file: (member|zip)"):
+        mfcore.load(path)
