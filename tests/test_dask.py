@@ -258,10 +258,12 @@ def test_a_failed_fit_leaves_a_fitted_estimator_as_it_was(client):
     assert np.array_equal(est.user_factors_, before)
 
 
-def test_import_mfcore_does_not_import_dask():
+def test_import_mfcore_does_not_import_dask(tmp_path):
     code = "import sys, mfcore; assert not any(m.split('.')[0] in ('dask', 'distributed') " \
            "for m in sys.modules), sorted(m for m in sys.modules if 'dask' in m)"
-    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
+    # the mfcore under test (installed, or built in place), not an unbuilt source folder in cwd
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(mfcore.__file__)))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp_path)
 
 
 def test_a_lost_worker_fails_the_fit_naming_worker_and_iteration(client):
