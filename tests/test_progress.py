@@ -1,6 +1,7 @@
 """Progress bars: drawn on a terminal when tqdm is installed, nothing otherwise; stop lines."""
 import io
 
+import numpy as np
 import pytest
 
 import mfcore
@@ -69,3 +70,9 @@ def test_the_fit_says_how_it_stopped(make_planted, capsys):
     assert mfcore.ALS(k=2, iterations=2).fit(*data).stop_reason_ == "ran all 2 iterations"
     stopped = mfcore.Model(k=2, epochs=9).fit(*data, callback=lambda m, epoch, r: epoch == 4)
     assert stopped.stop_reason_ == "stopped by the callback after epoch 4"
+
+
+def test_one_epoch_is_said_in_the_singular():
+    u, i = np.arange(40) % 8, np.arange(40) % 5
+    model = mfcore.Model(k=2, epochs=1).fit(u, i, 1.0 + np.arange(40) % 5)
+    assert model.stop_reason_ == "ran its one epoch"

@@ -71,7 +71,7 @@ def run(model, trainer, n_ratings, n_epochs, val, callback, verbose, tol, n_iter
     score = getattr(trainer, "validation_rmse", None) or (lambda rows: model._rmse_rows(*rows))
     early_stopping = n_iter_no_change is not None
     word, first = model.EPOCH_WORD, model.n_epochs_ + 1
-    reason = f"ran all {n_epochs} {word}"
+    reason = f"ran all {n_epochs} {word}" if n_epochs != 1 else f"ran its one {word[:-1]}"
     with progress.bar(n_epochs, f"{type(model).__name__} fit", word) as bar:
         for epoch in range(first, model.n_epochs_ + n_epochs + 1):
             start = time.perf_counter()
