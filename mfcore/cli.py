@@ -394,6 +394,7 @@ def run_info(args):
             "global_mean": model.global_mean_, "rating_range": list(model.rating_range_),
             "epochs_run": len(history), "best_epoch": getattr(model, "best_epoch_", None),
             "last_train_rmse": history[-1].get("train_rmse") if history else None,
+            "stop_reason": getattr(model, "stop_reason_", None),
         })
     if args.json:
         _print_json(info)
@@ -408,6 +409,8 @@ def run_info(args):
               + (f", best epoch {info['best_epoch']}" if info["best_epoch"] else "")
               + (f", last train RMSE {info['last_train_rmse']:.4f}"
                  if info["last_train_rmse"] is not None else ""))
+        if info["stop_reason"]:
+            print(f"  training {info['stop_reason']}")
     print("  params: " + ", ".join(f"{k}={v!r}" for k, v in info["params"].items()))
 
 

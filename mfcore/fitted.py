@@ -72,6 +72,8 @@ class FactorModel:
         ``partial_fit`` (a rating passed again counts again)
     item_counts_ : training ratings of each item (int64), the popularity ``recommend`` ranks
         by for unknown users; None in files written before it was kept
+    stop_reason_ : how the last training call ended (limit reached, early stop and the epoch
+        kept, or the callback), one line; saved with the model
     rating_scale_ : the ratings' spread that training standardizes by (see
         ``mfcore.estimators.base.rating_scale``); fixed by the first fit like ``global_mean_``
     history_ : list of per-epoch (per-iteration) dicts, see the estimator
@@ -339,7 +341,8 @@ class FactorModel:
             "training": np.str_(json.dumps({"rng": self.rng_.bit_generator.state,
                                             "best_epoch": self.best_epoch_,
                                             "n_epochs": self.n_epochs_,
-                                            "rating_scale": self.rating_scale_})),
+                                            "rating_scale": self.rating_scale_,
+                                            "stop_reason": getattr(self, "stop_reason_", None)})),
             **({} if getattr(self, "item_counts_", None) is None else
                {"item_counts": self.item_counts_}),
             **({} if getattr(self, "seen_indptr_", None) is None else
@@ -405,4 +408,8 @@ class FactorModel:
         if not (is_real(scale) and 0 < scale < np.inf):
             raise ValueError(f"rating_scale must be a positive finite number, got {scale!r}")
         self.rating_scale_ = float(scale)
+        reason = training.get("stop_reason")
+        if reason is not None and not isinstance(reason, str):
+            raise ValueError(f"stop_reason must be text, got {reason!r}")
+        self.stop_reason_ = reason
         return self

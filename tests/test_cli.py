@@ -68,8 +68,9 @@ def test_train_evaluate_predict_info_round_trip(files, capsys):
     code, out, err = run(capsys, "info", model)
     assert code == 0, err
     assert "fitted" in out and "k=8" in out and "users x 80 items" in out
+    assert "training ran all" in out or "training stopped early" in out   # how the fit ended
     code, out, _ = run(capsys, "info", model, "--json")
-    assert json.loads(out)["params"]["k"] == 8
+    assert json.loads(out)["params"]["k"] == 8 and json.loads(out)["stop_reason"]
 
 
 @pytest.mark.parametrize("argv, code, message", [

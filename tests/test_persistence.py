@@ -258,3 +258,8 @@ def test_zip_flags_zipfile_cannot_read_are_model_file_errors(tmp_path, fitted, o
     path.write_bytes(bytes(data))
     with pytest.raises(ModelFileError, match="corrupted or not an mfcore model file: (member|zip)"):
         mfcore.load(path)
+
+
+def test_how_training_stopped_is_saved(tmp_path, fitted):
+    fitted.save(tmp_path / "m.mfz")
+    assert fitted.stop_reason_ and mfcore.load(tmp_path / "m.mfz").stop_reason_ == fitted.stop_reason_
