@@ -13,6 +13,7 @@ stderr: a bar on a terminal with tqdm installed (``mfcore.progress``), a line
 per phase otherwise; ``-q`` silences it.
 """
 import argparse
+import contextlib
 import inspect
 import json
 import os
@@ -71,6 +72,23 @@ def cli_terms(message):
     message = keyword.sub(lambda m: f"{_flag(m.group(1))} {m.group(2).strip(chr(34) + chr(39))}",
                           message)
     return re.sub(rf"^({alternatives}) must\b", lambda m: f"{_flag(m.group(1))} must", message)
+
+
+class _CLITermsStream:
+    """A text stream that writes to ``target`` in command-line terms (``cli_terms``): the
+    library's own progress lines (search trials) as the CLI's flags."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def write(self, text):
+        return self.target.write(cli_terms(text))
+
+    def flush(self):
+        self.target.flush()
+
+    def isatty(self):
+        return self.target.isatty()
 
 
 # --- shared helpers -------------------------------------------------------------------
@@ -629,7 +647,8 @@ def run_tune(args):
     _status(args, f"searching {len(trials)} grid points of "
             f"{type(base).__name__} on {len(data):,} ratings, scored by {scoring} ...")
     start = time.perf_counter()
-    search.fit(data["user"], data["item"], data["rating"])
+    with contextlib.redirect_stdout(_CLITermsStream(sys.stdout)):  # the trial lines
+        search.fit(data["user"], data["item"], data["rating"])
     seconds = time.perf_counter() - start
     table = search.results_frame()
     table["error"] = table["error"].map(cli_terms)

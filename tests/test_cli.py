@@ -141,7 +141,7 @@ def test_tune_prints_the_grid_and_saves_the_refit_best(files, capsys):
     assert code == 0, err
     assert "4 trials on 3,500 ratings, scored by a 0.1 validation split" in out
     assert "searching 4 grid points of Model on 3,500 ratings" in err        # progress
-    assert out.count("-> val RMSE") == 4 and "trial 4/4: k=8 reg=0.3" in out   # progress
+    assert out.count("-> val RMSE") == 4 and "trial 4/4: --k 8 --reg 0.3" in out   # progress
     trials = pd.read_csv(table)
     assert len(trials) == 4 and set(zip(trials["k"], trials["reg"])) == {
         (2, 0.02), (2, 0.3), (8, 0.02), (8, 0.3)}
@@ -234,7 +234,7 @@ def test_tune_records_a_diverging_trial_and_goes_on(files, capsys, tmp_path):
     code, out, err = run(capsys, "tune", files / "train.dat", "--grid", "lr=0.01,50",
                          "--k", 4, "--epochs", 8, "--results", table, "-o", tmp_path / "b.mfz")
     assert code == 0, err
-    assert "trial 2/2: lr=50 -> failed: training diverged" in out
+    assert "trial 2/2: --lr 50 -> failed: training diverged" in out   # in CLI terms
     assert "best: --lr 0.01" in out and (tmp_path / "b.mfz").exists()
     assert "failed: --lr 50: training diverged at epoch 1" in out and "e.g. --lr 5" in out
     trials = pd.read_csv(table, keep_default_na=False)
