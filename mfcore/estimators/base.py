@@ -235,7 +235,8 @@ class Estimator(FactorModel):
 
     def _start_summary(self, summary, params):
         """A fresh fit from a ``RatingSummary`` (all ``mfcore.dask`` has of the whole data):
-        the generator, the id maps, the initial parameters, the mean and the range."""
+        the generator, the id maps, the mean and spread (``rating_scale``), the initial
+        parameters, the range and fresh bookkeeping."""
         self.rng_ = np.random.default_rng(params["seed"])
         self.user_map_, self.item_map_ = summary.user_map, summary.item_map
         check_factor_memory(len(summary.user_map) + len(summary.item_map), params["k"])
