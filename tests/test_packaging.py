@@ -16,8 +16,10 @@ def _text(name):
 
 
 def test_the_licence_file_matches_the_declared_licence():
-    declared = re.search(r'license\s*=\s*\{\s*text\s*=\s*"([^"]+)"', _text("pyproject.toml"))
+    pyproject = _text("pyproject.toml")
+    declared = re.search(r'^license\s*=\s*"([^"]+)"', pyproject, re.M)   # an SPDX expression
     assert declared and declared.group(1) == "BSD-3-Clause"
+    assert re.search(r'^license-files\s*=\s*\["LICENSE"\]', pyproject, re.M)
     licence = _text("LICENSE")
     assert licence.startswith("BSD 3-Clause License")
     assert "Copyright (c) 2026, the mfcore developers" in licence
