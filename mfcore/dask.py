@@ -74,10 +74,11 @@ from ._threads import resolve_n_threads
 from .data import RatingSummary, as_ratings, validation_rows
 from .errors import DuplicateRatingsWarning, warn
 from .estimators import driver
+from .estimators.base import standardized
 from .estimators.als import ALS, _Iterations
 from .estimators.bayes import BayesianMF, _Sweeps
 from .estimators.sgd import (LAYOUT_SEED, RECORD_DTYPES, Model, SGDTrainer, _Epochs,
-                             from_standard, standard_units, standardized, to_standard,
+                             from_standard, standard_units, to_standard,
                              choose_grid, groups_of_counts)
 from .ids import IdMap, normalize_ids, plain, sorted_unique
 
@@ -302,7 +303,7 @@ class _Shard:
         pred = np.empty(len(rows))
         _sgd_kernels.predict(items.cols, rows, P, Q, bu, bi, 0.0, -np.inf, np.inf, pred,
                              self.n_threads)  # the parameters are in standardized units
-        self.residual[1][:] = (items.values.astype(np.float64) - mu) / scale - pred
+        self.residual[1][:] = standardized(items.values, mu, scale) - pred
         return [self.residual[1][idx] for idx in items.exchange], self._chunks()
 
     def _chunks(self):
@@ -344,7 +345,7 @@ class _Shard:
         with band-relative user rows and standardized ratings; and the band's user
         parameters in standardized units. Returns the band's size of every block."""
         u, i, r = self.data
-        r = standardized(r, mu, scale)
+        r = standardized(r, mu, scale, r.dtype)
         self.data = None
         lo = self.user_range[0]
         self.grid = grid

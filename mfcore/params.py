@@ -23,8 +23,10 @@ def is_real(v):
     return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and np.isfinite(v)
 
 
-def int_at_least(lo):
+def int_at_least(lo, optional=False):
     def check(name, v):
+        if optional and v is None:
+            return None
         if not is_int(v) or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
         return int(v)

@@ -30,7 +30,7 @@ from .._threads import available_cpus
 from . import driver
 
 __all__ = ["Estimator", "COMMON_PARAMS", "EARLY_STOPPING_PARAMS", "bias_reg",
-           "check_factor_memory", "rating_scale"]
+           "check_factor_memory", "rating_scale", "standardized"]
 
 #: The checks of the parameters every estimator has (validation, data, threads).
 COMMON_PARAMS = {
@@ -83,6 +83,12 @@ def rating_scale(summary):
                  "implicit-feedback library", ImplicitFeedbackWarning)
         return 1.0
     return scale
+
+
+def standardized(r, mu, scale, dtype=np.float64):
+    """Ratings ``r`` in the units training works in, ``(r - mu) / scale`` (computed in
+    float64), as ``dtype``."""
+    return ((np.asarray(r, dtype=np.float64) - mu) / scale).astype(dtype, copy=False)
 
 
 def _warn_if_oversubscribed(n_threads):

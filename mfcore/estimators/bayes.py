@@ -30,7 +30,7 @@ from ..fitted import pair_arguments
 from ..data import check_lengths, to_numpy
 from ..errors import UnknownIdWarning, warn
 from ..ids import normalize_ids, plain
-from .base import COMMON_PARAMS, Estimator
+from .base import COMMON_PARAMS, Estimator, standardized
 
 __all__ = ["BayesianMF"]
 
@@ -112,7 +112,7 @@ class _Sweeps:
         if self.sides:
             self._start_implicit(params, model.rng_, model._implicit_pairs(data))
         by_item = order[self.item_pos]
-        self.residual = ((data.r[by_item].astype(np.float64) - model.global_mean_) / self.scale
+        self.residual = (standardized(data.r[by_item], model.global_mean_, self.scale)
                          - self._standardized(self.item_users, data.i[by_item]))
         self.user_residual = np.empty_like(self.residual)
         self.burn_in, self.thin = params["burn_in"], model._thin(params)
@@ -323,7 +323,7 @@ class BayesianMF(Estimator):
         "k": p.int_at_least(1),
         "n_samples": p.int_at_least(1),
         "burn_in": p.int_at_least(0),
-        "thin": lambda name, v: None if v is None else p.int_at_least(1)(name, v),
+        "thin": p.int_at_least(1, optional=True),
         "init_std": p.real(0.0, strict=False),
         "alpha_0": p.real(0.0, strict=True),
         "beta_0": p.real(0.0, strict=True),

@@ -28,7 +28,7 @@ import numpy as np
 from .. import params as p
 from .._kernels import sgd as _kernels
 from .._threads import resolve_n_threads
-from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
+from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg, standardized
 
 __all__ = ["Model", "SGDTrainer", "choose_grid", "groups_of_counts", "bias_reg"]
 
@@ -87,12 +87,6 @@ def from_standard(a, units, name, out=None):
     if value is not out:
         out[...] = value
     return out
-
-
-def standardized(r, mu, scale):
-    """The ratings an SGD layout holds: ``(r - mu) / scale`` (computed in float64), in
-    ``r``'s dtype."""
-    return ((np.asarray(r, dtype=np.float64) - mu) / scale).astype(r.dtype)
 
 
 def balanced_groups(index, n, grid):
@@ -367,7 +361,7 @@ class Model(Estimator):
     PARAMS = {
         "k": p.int_at_least(1),
         "epochs": p.int_at_least(0),
-        "block_grid": lambda name, v: None if v is None else p.int_at_least(1)(name, v),
+        "block_grid": p.int_at_least(1, optional=True),
         "lr": p.real(0.0, strict=True),
         "reg": p.real(0.0, strict=False),
         "reg_bias": p.real(0.0, strict=False, optional=True),
@@ -385,7 +379,7 @@ class Model(Estimator):
         mu, scale = self.global_mean_, self.rating_scale_
         key = ("sgd", params["dtype"], n_threads, params["block_grid"], mu, scale)
         if key not in layouts:  # the layout depends on the data alone: reused across trials
-            layouts[key] = SGDTrainer(data.u, data.i, standardized(data.r, mu, scale), n_threads,
+            layouts[key] = SGDTrainer(data.u, data.i, standardized(data.r, mu, scale, data.r.dtype), n_threads,
                                       params["block_grid"])
         return _Epochs(self, layouts[key], params, np.bincount(data.u), np.bincount(data.i))
 
