@@ -71,8 +71,8 @@ from ._kernels import bayes as _bayes
 from ._kernels import sgd as _sgd_kernels
 from ._kernels.als import solve_rows
 from ._threads import resolve_n_threads
-from .data import RatingSummary, as_ratings, validation_rows
-from .errors import DuplicateRatingsWarning, warn
+from .data import RatingSummary, as_ratings, merge_sorted, report_duplicates, validation_rows
+from .errors import DuplicateRatingsWarning
 from .estimators import driver
 from .estimators.base import standardized
 from .estimators.als import ALS, _Iterations
@@ -183,20 +183,6 @@ def _route(frame, offset, columns, dtype, user_map, item_map, user_edges, item_e
 
 # --- 3. shards: one actor per worker -------------------------------------------------
 
-def _merge_sorted(key, g, r, policy):
-    """(distinct keys, merged ratings) of ratings sorted by (key, g), as ``merge_duplicates``
-    merges them (mean in float64 in input order, or the last one)."""
-    if not len(key):
-        return key, r
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    counts = np.diff(np.r_[starts, len(key)])
-    if policy == "mean":
-        merged = np.add.reduceat(r.astype(np.float64), starts) / counts
-    else:
-        merged = r[starts + counts - 1]
-    return key[starts], np.ascontiguousarray(merged, dtype=r.dtype)
-
-
 class _Side:
     """One band of one side's ratings as the local layout holds them: the band's rated rows
     (``present``, band-relative), CSR ``indptr``/``cols``/``values`` and the counts."""
@@ -258,7 +244,7 @@ class _Shard:
             order = np.lexsort((g, key))
             key, g, r = key[order], g[order], r[order]
             if merge:  # the local data are the distinct keys in order: order by key alone
-                key, r = _merge_sorted(key, g, r, policy)
+                key, r = merge_sorted(key, r, policy)
                 g = key
             u, i = (key // self.n_items).astype(np.int32), (key % self.n_items).astype(np.int32)
             rows, cols = (u, i) if s == 0 else (i, u)
@@ -634,7 +620,7 @@ class _BayesSweeps(_Sweeps):
         return sse
 
     def step(self, sweep):
-        pr, m, w = self.params, self.model, len(self.cluster.shards)
+        pr, w = self.params, len(self.cluster.shards)
         sse = self._sse()
         alpha = _bayes.draw_hyper_and_noise(
             self.P, self.Q, self.bu, self.bi, self.user_hyper, self.item_hyper, self.n, sse,
@@ -817,10 +803,5 @@ def _duplicates(dups, policy, user_map, item_map):
     if n_dup == 0 or policy == "keep":
         return False
     u, i = next(first for n, first in dups if n)
-    example = (plain(user_map.ids[u]), plain(item_map.ids[i]))
-    if policy == "error":
-        raise ValueError(f"{n_dup} duplicate (user, item) ratings, e.g. user {example[0]!r}, "
-                         f"item {example[1]!r}; pass duplicates='mean', 'last' or 'keep'")
-    warn(f"merged {n_dup} duplicate (user, item) ratings with policy {policy!r} "
-         f"(e.g. user {example[0]!r}, item {example[1]!r})", DuplicateRatingsWarning)
+    report_duplicates(n_dup, (user_map.ids[u], item_map.ids[i]), policy)
     return True

@@ -13,7 +13,7 @@ from .errors import DuplicateRatingsWarning, warn
 from .ids import IdMap, normalize_ids, plain, sorted_unique
 
 __all__ = ["Ratings", "RatingSummary", "exact_sum", "prepare", "as_ratings", "to_numpy",
-           "check_lengths", "merge_duplicates",
+           "check_lengths", "merge_duplicates", "merge_sorted", "report_duplicates",
            "validation_rows", "DUPLICATE_POLICIES"]
 
 DUPLICATE_POLICIES = ("mean", "last", "keep", "error")
@@ -233,22 +233,36 @@ def merge_duplicates(u, i, ratings, user_map, item_map, policy):
         return u, i, ratings, keys
     order = np.argsort(key, kind="stable")  # equal keys stay in input order
     key = key[order]
+    first = order[np.flatnonzero(key[1:] == key[:-1])[0]]
+    report_duplicates(n_dup, (user_map.ids[u[first]], item_map.ids[i[first]]), policy)
+    keys, merged = merge_sorted(key, ratings[order], policy)
+    n_items = len(item_map)
+    return (keys // n_items).astype(np.int32), (keys % n_items).astype(np.int32), merged, keys
+
+
+def merge_sorted(key, ratings, policy):
+    """(distinct keys, merged ratings) of ratings sorted by key, equal keys in input order:
+    each run's mean (in float64) for "mean", its last rating for "last"."""
+    if not len(key):
+        return key, ratings
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     counts = np.diff(np.r_[starts, len(key)])
-    first = order[starts[np.flatnonzero(counts > 1)[0]]]
-    example = (plain(user_map.ids[u[first]]), plain(item_map.ids[i[first]]))
-    if policy == "error":
-        raise ValueError(f"{n_dup} duplicate (user, item) ratings, e.g. user {example[0]!r}, "
-                         f"item {example[1]!r}; pass duplicates='mean', 'last' or 'keep'")
     if policy == "mean":
-        merged = np.add.reduceat(ratings[order].astype(np.float64), starts) / counts
+        merged = np.add.reduceat(ratings.astype(np.float64), starts) / counts
     else:  # last: the rating of the last occurrence in input order
-        merged = ratings[order[starts + counts - 1]]
+        merged = ratings[starts + counts - 1]
+    return key[starts], np.ascontiguousarray(merged, dtype=ratings.dtype)
+
+
+def report_duplicates(n_dup, example, policy):
+    """Raise (policy "error") or warn that ``n_dup`` ratings repeat a (user, item) pair;
+    ``example``: the raw ids of one such pair."""
+    user, item = (plain(x) for x in example)
+    if policy == "error":
+        raise ValueError(f"{n_dup} duplicate (user, item) ratings, e.g. user {user!r}, "
+                         f"item {item!r}; pass duplicates='mean', 'last' or 'keep'")
     warn(f"merged {n_dup} duplicate (user, item) ratings with policy {policy!r} "
-         f"(e.g. user {example[0]!r}, item {example[1]!r})", DuplicateRatingsWarning)
-    n_items = len(item_map)
-    return ((keys // n_items).astype(np.int32), (keys % n_items).astype(np.int32),
-            np.ascontiguousarray(merged, dtype=ratings.dtype), keys)
+         f"(e.g. user {user!r}, item {item!r})", DuplicateRatingsWarning)
 
 
 def validation_rows(data, validation, fraction, rng):

@@ -501,8 +501,6 @@ class _Layout:
 
     def diagnose(self, first_only):
         """(line number, problem) for bad lines, read line by line (only after a failed parse)."""
-        import pandas as pd  # noqa: F401  (parse needed it; keeps import errors in one place)
-
         problems = []
         expected = len(self.columns)
         with io.TextIOWrapper(self.open_stream(), encoding="utf-8", errors="replace",
