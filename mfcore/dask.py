@@ -74,11 +74,10 @@ from ._threads import resolve_n_threads
 from .data import RatingSummary, as_ratings, merge_sorted, report_duplicates, validation_rows
 from .errors import DuplicateRatingsWarning
 from .estimators import driver
-from .estimators.base import standardized
+from .estimators.base import from_standard, standard_units, standardized, to_standard
 from .estimators.als import ALS, _Iterations
 from .estimators.bayes import BayesianMF, _Sweeps
 from .estimators.sgd import (LAYOUT_SEED, RECORD_DTYPES, Model, SGDTrainer, _Epochs,
-                             from_standard, standard_units, to_standard,
                              choose_grid, groups_of_counts)
 from .ids import IdMap, normalize_ids, plain, sorted_unique
 

@@ -30,7 +30,8 @@ from .._threads import available_cpus
 from . import driver
 
 __all__ = ["Estimator", "COMMON_PARAMS", "EARLY_STOPPING_PARAMS", "bias_reg",
-           "check_factor_memory", "rating_scale", "standardized"]
+           "check_factor_memory", "rating_scale", "standardized", "UNIT_NAMES", "standard_units",
+           "to_standard", "from_standard"]
 
 #: The checks of the parameters every estimator has (validation, data, threads).
 COMMON_PARAMS = {
@@ -89,6 +90,37 @@ def standardized(r, mu, scale, dtype=np.float64):
     """Ratings ``r`` in the units training works in, ``(r - mu) / scale`` (computed in
     float64), as ``dtype``."""
     return ((np.asarray(r, dtype=np.float64) - mu) / scale).astype(dtype, copy=False)
+
+
+#: The fitted parameter arrays, in the order ``standard_units`` gives their units.
+UNIT_NAMES = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
+
+
+def standard_units(scale):
+    """Rating units per standardized unit of each parameter array (a factor carries the
+    square root of the ratings' spread, a bias all of it); None when the spread is 1."""
+    if scale == 1.0:
+        return None
+    root = np.sqrt(scale)
+    return {"user_factors_": root, "item_factors_": root, "user_bias_": scale,
+            "item_bias_": scale}
+
+
+def to_standard(a, units, name):
+    """``a`` (the parameter array ``name``) in standardized units: a copy, or ``a`` itself
+    when ``units`` is None."""
+    return a if units is None else a / a.dtype.type(units[name])
+
+
+def from_standard(a, units, name, out=None):
+    """``a`` back in rating units, into ``out`` when given (nothing to do when both are one
+    array and ``units`` is None)."""
+    value = a if units is None else a * a.dtype.type(units[name])
+    if out is None:
+        return value
+    if value is not out:
+        out[...] = value
+    return out
 
 
 def _warn_if_oversubscribed(n_threads):

@@ -30,7 +30,8 @@ from ..fitted import pair_arguments
 from ..data import check_lengths, to_numpy
 from ..errors import UnknownIdWarning, warn
 from ..ids import normalize_ids, plain
-from .base import COMMON_PARAMS, Estimator, standardized
+from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard_units,
+                   standardized, to_standard)
 
 __all__ = ["BayesianMF"]
 
@@ -122,12 +123,11 @@ class _Sweeps:
     def _start_state(self, model):
         """The chain's parameters in standardized units (float64) from the model's initial
         arrays, and the hyperparameters' storage."""
-        self.scale = scale = model.rating_scale_
-        self.root = root = np.sqrt(scale)
-        self.P = model.user_factors_.astype(np.float64) / root
-        self.Q = model.item_factors_.astype(np.float64) / root
-        self.bu = model.user_bias_.astype(np.float64) / scale
-        self.bi = model.item_bias_.astype(np.float64) / scale
+        self.scale, self.root = model.rating_scale_, np.sqrt(model.rating_scale_)
+        self.units = standard_units(self.scale)
+        self.P, self.Q, self.bu, self.bi = (
+            to_standard(getattr(model, name).astype(np.float64), self.units, name)
+            for name in UNIT_NAMES)
         k = self.P.shape[1]
         self.user_hyper, self.item_hyper = np.zeros((2, k + 1)), np.zeros((2, k + 1))
 
@@ -184,10 +184,9 @@ class _Sweeps:
         """After a sweep (in standardized units): the current sample into the model's arrays
         and, past burn-in, into the kept samples, in rating units; the history's fields."""
         m, scale, root = self.model, self.scale, self.root
-        for name, state, unit in (("user_factors_", self.P_seen, root),
-                                  ("item_factors_", self.Q_seen, root),
-                                  ("user_bias_", self.bu, scale), ("item_bias_", self.bi, scale)):
-            getattr(m, name)[...] = state * unit  # the current sample (callbacks, finiteness check)
+        for name, state in zip(UNIT_NAMES, (self.P_seen, self.Q_seen, self.bu, self.bi)):
+            # the current sample (callbacks, finiteness check)
+            from_standard(state, self.units, name, out=getattr(m, name))
         alpha = float(alpha) / (scale * scale)
         self.keeping = sweep > self.burn_in and (sweep - self.burn_in) % self.thin == 0
         if self.keeping:

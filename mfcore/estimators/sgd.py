@@ -28,7 +28,8 @@ import numpy as np
 from .. import params as p
 from .._kernels import sgd as _kernels
 from .._threads import resolve_n_threads
-from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg, standardized
+from .base import (COMMON_PARAMS, EARLY_STOPPING_PARAMS, UNIT_NAMES, Estimator, bias_reg,
+                   from_standard, standard_units, standardized, to_standard)
 
 __all__ = ["Model", "SGDTrainer", "choose_grid", "groups_of_counts", "bias_reg"]
 
@@ -56,37 +57,6 @@ def choose_grid(n_ratings, n_users, n_items, asked=None):
         return max(1, min(int(asked), n_users, n_items))
     g = int(math.sqrt(n_ratings / MIN_BLOCK))
     return max(1, min(g, MAX_GRID, n_users, n_items))
-
-
-#: The parameter arrays SGD trains in standardized units, and what each is measured in.
-UNIT_NAMES = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
-
-
-def standard_units(scale):
-    """Rating units per standardized unit of each parameter array (a factor carries the
-    square root of the ratings' spread, a bias all of it); None when the spread is 1."""
-    if scale == 1.0:
-        return None
-    root = np.sqrt(scale)
-    return {"user_factors_": root, "item_factors_": root, "user_bias_": scale,
-            "item_bias_": scale}
-
-
-def to_standard(a, units, name):
-    """``a`` (the parameter array ``name``) in standardized units: a copy, or ``a`` itself
-    when ``units`` is None."""
-    return a if units is None else a / a.dtype.type(units[name])
-
-
-def from_standard(a, units, name, out=None):
-    """``a`` back in rating units, into ``out`` when given (nothing to do when both are one
-    array and ``units`` is None)."""
-    value = a if units is None else a * a.dtype.type(units[name])
-    if out is None:
-        return value
-    if value is not out:
-        out[...] = value
-    return out
 
 
 def balanced_groups(index, n, grid):
