@@ -181,8 +181,10 @@ class Search:
                     except TrainingDivergedError as exc:
                         error = f"fold {fold + 1}: {exc}" if len(folds) > 1 else str(exc)
                         break
-                    scores.append(min(h["val_rmse"] for h in trial.history_))
-                    epochs.append(trial.best_epoch_ or trial.n_epochs_)
+                    kept = trial.best_epoch_ or trial.n_epochs_  # the epoch the model keeps
+                    scores.append(next(h["val_rmse"] for h in trial.history_
+                                       if h["epoch"] == kept))
+                    epochs.append(kept)
                 if error:
                     results.append(dict(params, val_rmse=np.nan, val_rmse_std=np.nan,
                                         best_epoch=None, seconds=time.perf_counter() - start,

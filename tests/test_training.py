@@ -294,3 +294,20 @@ def test_block_grid_sets_the_grid_an_sgd_epoch_runs_on(planted):
     assert not np.array_equal(a.user_factors_, c.user_factors_)
     with pytest.raises(ValueError, match="block_grid"):
         Model(block_grid=0).fit(users, items, ratings)
+
+
+def test_a_trial_scores_the_epoch_its_model_keeps(make_planted):
+    """A sampler keeps its whole chain: its score is the last sweep's validation RMSE (the
+    posterior mean of every kept sample), not the best of the running values."""
+    from mfcore.data import prepare
+    data = make_planted(n_users=60, n_items=40, noise=1.0)
+    base = mfcore.BayesianMF(k=8, n_samples=10, burn_in=1)
+    search = Search({"k": [8]}, base=base, refit=False, validation_fraction=0.2,
+                    seed=0).fit(*data)
+    train, val = search._folds(len(data[2]), search._streams()[1])[0]
+    prepared = prepare(*data, np.float32, "mean")
+    trial = mfcore.BayesianMF(k=8, n_samples=10, burn_in=1)._fit_prepared(
+        prepared.subset(train), (prepared.u[val], prepared.i[val], prepared.r[val]), {})
+    curve = [h["val_rmse"] for h in trial.history_]
+    assert min(curve) < curve[-1]                   # the case that tells the two apart
+    assert search.results_[0]["val_rmse"] == curve[-1]
