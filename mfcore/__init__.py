@@ -22,8 +22,7 @@ from . import datasets, split
 from .io import read_ratings
 from .model_selection import cross_validate
 from .search import Search, search
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def show_config(file=None):

@@ -146,7 +146,8 @@ class RatingSummary:
         parts = list(parts)
         return cls(user_map, item_map, sum(s.n for s in parts),
                    sum((s.total for s in parts), fractions.Fraction(0)),
-                   sum((s.squares for s in parts), fractions.Fraction(0)), min(s.low for s in parts), max(s.high for s in parts),
+                   sum((s.squares for s in parts), fractions.Fraction(0)),
+                   min(s.low for s in parts), max(s.high for s in parts),
                    parts[0].dtype)
 
     @property

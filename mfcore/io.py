@@ -22,6 +22,8 @@ missing file raise ``ValueError`` (``FileNotFoundError`` for a missing file)
 naming the file and the line. ``on_bad_lines="skip"`` drops bad lines
 instead, with a warning that counts them.
 """
+from __future__ import annotations
+
 import bz2
 import contextlib
 import gzip
@@ -31,11 +33,18 @@ import os
 import re
 import zipfile
 import zlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from ._kernels.readers import parse_block
 from .errors import BadLinesWarning, warn
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ._typing import PathLike
 
 __all__ = ["read_ratings", "read_pairs"]
 
@@ -337,8 +346,9 @@ def _column_order(name, header_names, n_fields, columns):
 
 # --- parsing -------------------------------------------------------------------------
 
-def read_ratings(path, *, sep=None, header=None, columns=None, ids="auto", on_bad_lines="error",
-                 member=None):
+def read_ratings(path: PathLike, *, sep: str | None = None, header: bool | None = None,
+                 columns: Sequence[str] | None = None, ids: Literal["auto", "int", "str"] = "auto",
+                 on_bad_lines: Literal["error", "skip"] = "error", member: str | None = None) -> pd.DataFrame:
     """Read a rating file into a DataFrame with columns user, item, rating (and timestamp).
 
     Parameters
@@ -375,8 +385,9 @@ def read_ratings(path, *, sep=None, header=None, columns=None, ids="auto", on_ba
     return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=3)
 
 
-def read_pairs(path, *, sep=None, header=None, columns=None, ids="auto", on_bad_lines="error",
-               member=None):
+def read_pairs(path: PathLike, *, sep: str | None = None, header: bool | None = None,
+               columns: Sequence[str] | None = None, ids: Literal["auto", "int", "str"] = "auto",
+               on_bad_lines: Literal["error", "skip"] = "error", member: str | None = None) -> pd.DataFrame:
     """Like ``read_ratings`` but the rating column is optional: user, item[, rating[, timestamp]]."""
     return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=2)
 

@@ -1,14 +1,25 @@
 """Cross-validation: fit a fresh copy of a model on each fold and score it on the held-out part."""
+from __future__ import annotations
+
 import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .split import kfold
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .estimators.base import Estimator
+
 __all__ = ["cross_validate"]
 
 
-def cross_validate(model, data, cv=5, *, seed=0, verbose=False):
+def cross_validate(model: Estimator, data: pd.DataFrame,
+                   cv: int | Iterable[tuple[pd.DataFrame, pd.DataFrame]] = 5, *, seed: int = 0,
+                   verbose: bool = False) -> dict[str, Any]:
     """Fit a copy of ``model`` on each fold of ``data``; return per-fold scores with mean and std.
 
     ``data`` is a rating DataFrame (``user``, ``item``, ``rating``). ``cv`` is

@@ -9,15 +9,22 @@ format, version and digest, builds the named estimator (only classes
 registered here, never an arbitrary import), then lets it check shapes,
 dtypes and consistency; anything wrong raises ``ModelFileError`` saying what.
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import os
 import secrets
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ModelFileError
+
+if TYPE_CHECKING:
+    from ._typing import PathLike
+    from .fitted import FactorModel
 
 __all__ = ["save_model", "load", "register"]
 
@@ -52,7 +59,7 @@ def _params_json(model):
     try:
         return json.dumps(params)
     except TypeError as exc:
-        raise ValueError(f"cannot save model: a hyperparameter is not JSON-serializable ({exc})")
+        raise ValueError(f"cannot save model: a hyperparameter is not JSON-serializable ({exc})") from exc
 
 
 def save_model(model, path):
@@ -129,7 +136,7 @@ def _check_member_sizes(path):
                                      f"{dtype} ({declared:,} bytes) but holds {held:,}")
 
 
-def load(path):
+def load(path: PathLike) -> FactorModel:
     """Read a model written by ``save``, as an object of the class that wrote it; never unpickles."""
     path = os.fspath(path)
     arrays = _read_members(path)

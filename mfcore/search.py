@@ -4,15 +4,21 @@ The data is validated and mapped to rows once and cut into folds once; every
 trial trains on those arrays (no copy per trial). Each trial uses early stopping on the
 validation part, so ``epochs`` in a grid is an upper bound.
 """
+from __future__ import annotations
+
 import itertools
 import numbers
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import progress
 from .errors import TrainingDivergedError
 from .estimators import Model
+
+if TYPE_CHECKING:
+    from ._typing import ArrayLike
 
 __all__ = ["Search", "search"]
 
@@ -231,6 +237,7 @@ class Search:
             drop=True)
 
 
-def search(users, items, ratings, param_grid, **options):
+def search(users: ArrayLike, items: ArrayLike, ratings: ArrayLike,
+           param_grid: dict[str, list[Any]] | list[dict[str, list[Any]]], **options: Any) -> Search:
     """Run a ``Search`` over ``param_grid`` on these ratings and return it fitted."""
     return Search(param_grid, **options).fit(users, items, ratings)

@@ -13,9 +13,18 @@ None or a ``numpy.random.Generator``.
 * ``per_user_split``: a fraction or a count of each user's ratings.
 * ``temporal_split``: a global time cut-off, or each user's last n ratings.
 """
+from __future__ import annotations
+
 import numbers
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ._typing import Seed
 
 __all__ = ["train_test_split", "train_val_test_split", "kfold", "per_user_split",
            "temporal_split"]
@@ -54,7 +63,8 @@ def _parts(data, indices, positions):
     return tuple(data.iloc[p] for p in positions)
 
 
-def train_test_split(data, test_size=0.2, *, seed=0, indices=False):
+def train_test_split(data: pd.DataFrame, test_size: float = 0.2, *, seed: Seed = 0,
+                     indices: bool = False) -> tuple[Any, ...]:
     """Random (train, test): ``test_size`` is a fraction or a count of the ratings."""
     n = _check_frame(data)
     n_test = _count(test_size, n, "test_size")
@@ -62,7 +72,8 @@ def train_test_split(data, test_size=0.2, *, seed=0, indices=False):
     return _parts(data, indices, [perm[n_test:], perm[:n_test]])
 
 
-def train_val_test_split(data, val_size=0.1, test_size=0.1, *, seed=0, indices=False):
+def train_val_test_split(data: pd.DataFrame, val_size: float = 0.1, test_size: float = 0.1, *, seed: Seed = 0,
+                         indices: bool = False) -> tuple[Any, ...]:
     """Random (train, validation, test), e.g. the notebook's 80/10/10 protocol."""
     n = _check_frame(data)
     n_val = _count(val_size, n, "val_size")
@@ -74,7 +85,7 @@ def train_val_test_split(data, val_size=0.1, test_size=0.1, *, seed=0, indices=F
                   [perm[n_val + n_test:], perm[n_test:n_test + n_val], perm[:n_test]])
 
 
-def kfold(data, n_splits=5, *, seed=0, indices=False):
+def kfold(data: pd.DataFrame, n_splits: int = 5, *, seed: Seed = 0, indices: bool = False) -> Iterator[tuple[Any, ...]]:
     """Yield (train, test) for each of ``n_splits`` random folds; each rating is tested once."""
     n = _check_frame(data)
     if not isinstance(n_splits, numbers.Integral) or isinstance(n_splits, bool) \
@@ -115,7 +126,8 @@ def _user_codes(data):
     return codes.ravel()
 
 
-def per_user_split(data, test_size=0.2, *, min_train=1, seed=0, indices=False):
+def per_user_split(data: pd.DataFrame, test_size: float = 0.2, *, min_train: int = 1, seed: Seed = 0,
+                   indices: bool = False) -> tuple[Any, ...]:
     """(train, test) holding out ``test_size`` of each user's ratings, chosen at random.
 
     ``test_size`` is a fraction of each user's ratings (rounded) or a count per
@@ -131,7 +143,8 @@ def per_user_split(data, test_size=0.2, *, min_train=1, seed=0, indices=False):
     return _parts(data, indices, [np.flatnonzero(~test), np.flatnonzero(test)])
 
 
-def temporal_split(data, *, cutoff=None, test_size=None, last_n=None, min_train=1, indices=False):
+def temporal_split(data: pd.DataFrame, *, cutoff: float | None = None, test_size: float | None = None,
+                   last_n: int | None = None, min_train: int = 1, indices: bool = False) -> tuple[Any, ...]:
     """(train, test) by time; give exactly one of ``cutoff``, ``test_size`` or ``last_n``.
 
     * ``cutoff``: ratings with ``timestamp >= cutoff`` are test (a global cut).
