@@ -30,6 +30,14 @@ def show_config(file=None):
 
     Every kernel uses the widest SIMD path the CPU supports (chosen once at
     import by ``mfcore.simd``; ``MFCORE_SIMD=baseline|avx2|avx512`` overrides it).
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> config = mfcore.show_config()  # doctest: +ELLIPSIS
+                 version: ...
+    >>> config["openmp"] in (True, False)
+    True
     """
     config = {
         "version": __version__,

@@ -74,7 +74,15 @@ def _canonical(name):
 
 
 def cache_dir() -> str:
-    """The folder downloads are kept in: $MFCORE_CACHE, else $XDG_CACHE_HOME/mfcore, else ~/.cache/mfcore."""
+    """The folder downloads are kept in: $MFCORE_CACHE, else $XDG_CACHE_HOME/mfcore, else ~/.cache/mfcore.
+
+    Examples
+    --------
+    >>> import os
+    >>> from mfcore import datasets
+    >>> os.path.basename(datasets.cache_dir()) or "set by $MFCORE_CACHE"  # doctest: +ELLIPSIS
+    '...'
+    """
     if os.environ.get("MFCORE_CACHE"):
         return os.environ["MFCORE_CACHE"]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -92,6 +100,15 @@ def movielens_path(name: str = "ml-100k", *, download: bool = True, url: str | N
     seconds. ``progress``, if given, is called with one line of text before a
     download starts. Raises ``DataUnavailableError`` when the set is not on
     disk and cannot be downloaded or fails its check.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> from mfcore import datasets
+    >>> try:
+    ...     path = datasets.movielens_path("ml-100k", download=False)
+    ... except mfcore.DataUnavailableError as exc:
+    ...     path = None
     """
     key = _canonical(name)
     archive, official, folder, filename, _ = MOVIELENS[key]
@@ -119,6 +136,15 @@ def movielens(name: str = "ml-100k", *, download: bool = True, verify: bool = Tr
 
     With ``verify`` the number of ratings must be the published one, so an
     edited or truncated copy is refused rather than silently used.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> from mfcore import datasets
+    >>> try:                     # from $MFCORE_DATA, the cache, or a verified download
+    ...     ratings = datasets.movielens("ml-100k", download=False)
+    ... except mfcore.DataUnavailableError:
+    ...     ratings = None       # not on this machine, and downloads were not allowed
     """
     key = _canonical(name)
     path = movielens_path(key, download=download, **kwargs)
@@ -315,6 +341,15 @@ def synthetic(preset: str | None = None, *, n_users: int | None = None, n_items:
     ``item_factors``; row ``id - 1``) and ``expected``, the noise-free score of
     each row before rounding. Memory is about the output (12 bytes a rating)
     plus a fixed block of a few tens of MB.
+
+    Examples
+    --------
+    >>> from mfcore import datasets
+    >>> ratings = datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> len(ratings), list(ratings.columns)
+    (3000, ['user', 'item', 'rating'])
+    >>> sorted(datasets.PRESETS)  # doctest: +ELLIPSIS
+    ['ml-100k', ...]
     """
     import pandas as pd
 

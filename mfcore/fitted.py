@@ -126,13 +126,13 @@ def _generator_from_state(state):
 
 
 class FactorModel:
-    """A fitted biased factor model: ``r(u, i) = mu + b_u + b_i + p_u . q_i``.
+    """A fitted biased factor model: ``r(u, i) = mu + b_u + b_i + dot(p_u, q_i)``.
 
     Not used on its own: estimators (``mfcore.Model``, ``mfcore.ALS`` ...)
     subclass it. Subclasses are registered by class name for ``mfcore.load``.
 
-    Fitted attributes
-    -----------------
+    Attributes
+    ----------
     user_factors_, item_factors_ : (n_users, k), (n_items, k) arrays
     user_bias_, item_bias_ : (n_users,), (n_items,) arrays
     global_mean_ : float, the mean training rating
@@ -152,6 +152,16 @@ class FactorModel:
     rng_ : the numpy Generator training draws from; ``partial_fit`` continues it
     seen_indptr_, seen_items_ : CSR (int64, int32) of the item rows each user row rated in
         training (sorted); ``recommend(exclude_seen=True)`` skips them, and they are saved
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> model = mfcore.ALS(k=4, iterations=3, seed=0).fit(ratings.user, ratings.item, ratings.rating)
+    >>> isinstance(model, mfcore.FactorModel)
+    True
+    >>> model.user_factors_.shape == (len(model.user_map_), 4)
+    True
     """
 
     #: fold_in's default ``shrinkage`` (pseudo-ratings of extra penalty), per estimator

@@ -463,6 +463,18 @@ def read_ratings(path: PathLike, *, sep: str | None = None, header: bool | None 
     member : str, optional
         Which file of a ``.zip`` archive to read (default: its only file, or
         its one ``ratings.*``/``u.data``).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import mfcore
+    >>> path = os.path.join(tempfile.mkdtemp(), "u.data")
+    >>> with open(path, "w") as fh:
+    ...     _ = fh.write("1\t10\t4\t881250949\\n2\t10\t3\t891717742\\n")
+    >>> mfcore.read_ratings(path)
+       user  item  rating  timestamp
+    0     1    10     4.0  881250949
+    1     2    10     3.0  891717742
     """
     return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=3)
 
@@ -470,7 +482,20 @@ def read_ratings(path: PathLike, *, sep: str | None = None, header: bool | None 
 def read_pairs(path: PathLike, *, sep: str | None = None, header: bool | None = None,
                columns: Sequence[str] | None = None, ids: Literal["auto", "int", "str"] = "auto",
                on_bad_lines: Literal["error", "skip"] = "error", member: str | None = None) -> pd.DataFrame:
-    """Like ``read_ratings`` but the rating column is optional: user, item[, rating[, timestamp]]."""
+    """Like ``read_ratings`` but the rating column is optional: user, item[, rating[, timestamp]].
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from mfcore.io import read_pairs
+    >>> path = os.path.join(tempfile.mkdtemp(), "pairs.csv")
+    >>> with open(path, "w") as fh:
+    ...     _ = fh.write("user,item\\n1,10\\n2,20\\n")
+    >>> read_pairs(path)
+       user  item
+    0     1    10
+    1     2    20
+    """
     return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=2)
 
 

@@ -19,18 +19,39 @@ def _pair(y_true, y_pred):
 
 
 def mse(y_true, y_pred):
-    """Mean squared error."""
+    """Mean squared error.
+
+    Examples
+    --------
+    >>> from mfcore.metrics import mse
+    >>> mse([1.0, 2.0, 3.0], [1.0, 2.0, 5.0])
+    1.3333333333333333
+    """
     y_true, y_pred = _pair(y_true, y_pred)
     return float(np.mean((y_true - y_pred) ** 2))
 
 
 def rmse(y_true, y_pred):
-    """Root mean squared error."""
+    """Root mean squared error.
+
+    Examples
+    --------
+    >>> from mfcore.metrics import rmse
+    >>> rmse([1.0, 2.0, 3.0], [1.0, 2.0, 5.0])
+    1.1547005383792515
+    """
     return float(np.sqrt(mse(y_true, y_pred)))
 
 
 def mae(y_true, y_pred):
-    """Mean absolute error."""
+    """Mean absolute error.
+
+    Examples
+    --------
+    >>> from mfcore.metrics import mae
+    >>> mae([1.0, 2.0, 3.0], [1.0, 2.0, 5.0])
+    0.6666666666666666
+    """
     y_true, y_pred = _pair(y_true, y_pred)
     return float(np.mean(np.abs(y_true - y_pred)))
 
@@ -49,6 +70,15 @@ def hit_metrics(hits, n_relevant, k):
     * MAP@k: AP@k = sum_{hit ranks j} precision@j / min(k, R)
 
     (ranks j counted from 1); each is averaged over users.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mfcore.metrics import hit_metrics
+    >>> hits = np.array([[True, False, True], [False, False, False]])   # two users, top 3
+    >>> result = hit_metrics(hits, np.array([2, 1]), 3)
+    >>> result["hit_rate"], result["recall"]
+    (0.5, 0.5)
     """
     hits = np.asarray(hits, dtype=bool)
     n_relevant = np.asarray(n_relevant, dtype=np.float64)
@@ -84,6 +114,17 @@ def ranking_metrics(model, users, items, ratings, k=10, threshold=4.0, exclude_s
     recommended to the evaluated users over the items in the model. See
     ``hit_metrics`` for the formulas. One kernel call ranks all users; the rest
     is vectorized, so all users of ML-10M-sized data take seconds.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> from mfcore.metrics import ranking_metrics
+    >>> train, test = mfcore.split.train_test_split(ratings, 0.2, seed=0)
+    >>> model = mfcore.ALS(k=4, iterations=5, seed=0).fit(train.user, train.item, train.rating)
+    >>> result = ranking_metrics(model, test.user, test.item, test.rating, k=5, threshold=4)
+    >>> 0.0 <= result["ndcg"] <= 1.0
+    True
     """
     model._check_fitted()
     k = _recommend.check_n(k, "k")

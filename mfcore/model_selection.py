@@ -33,6 +33,14 @@ def cross_validate(model: Estimator, data: pd.DataFrame,
     ``std_test_mae`` (floats), and ``unknown`` (test pairs per fold whose user
     or item was not in that fold's training part; they are predicted with the
     model's fallback).
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> result = mfcore.cross_validate(mfcore.ALS(k=4, iterations=5), ratings, cv=3)
+    >>> len(result["test_rmse"]), bool(result["mean_test_rmse"] > 0)
+    (3, True)
     """
     folds = kfold(data, cv, seed=seed) if isinstance(cv, (int, np.integer)) else cv
     rows = []

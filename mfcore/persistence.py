@@ -227,7 +227,20 @@ def read_json(value, name):
 
 
 def load(path: PathLike) -> FactorModel:
-    """Read a model written by ``save``, as an object of the class that wrote it; never unpickles."""
+    """Read a model written by ``save``, as an object of the class that wrote it; never unpickles.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> import os, tempfile
+    >>> model = mfcore.ALS(k=4, iterations=3, seed=0).fit(ratings.user, ratings.item, ratings.rating)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.mfz")
+    >>> model.save(path)
+    >>> same = mfcore.load(path)
+    >>> type(same).__name__, bool((same.predict([1], [2]) == model.predict([1], [2])).all())
+    ('ALS', True)
+    """
     path = os.fspath(path)
     arrays = _read_members(path)
     if "format" not in arrays or str(arrays["format"]) != FORMAT:

@@ -87,6 +87,15 @@ class Search:
     "failed", the reason in ``error`` and NaN scores, and the search goes on;
     the best finished trial wins. Only when every trial fails does ``fit``
     raise ``TrainingDivergedError``.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> search = mfcore.Search({"k": [4, 8]}, base=mfcore.ALS(iterations=20), validation_fraction=0.2)
+    >>> search = search.fit(ratings.user, ratings.item, ratings.rating)
+    >>> search.best_params_["k"] in (4, 8), len(search.results_frame())
+    (True, 2)
     """
 
     def __init__(self, param_grid, n_iter=None, cv=None, validation_fraction=0.1, base=None,
@@ -251,5 +260,15 @@ class Search:
 
 def search(users: ArrayLike, items: ArrayLike, ratings: ArrayLike,
            param_grid: dict[str, list[Any]] | list[dict[str, list[Any]]], **options: Any) -> Search:
-    """Run a ``Search`` over ``param_grid`` on these ratings and return it fitted."""
+    """Run a ``Search`` over ``param_grid`` on these ratings and return it fitted.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> best = mfcore.search(ratings.user, ratings.item, ratings.rating, {"reg": [0.05, 0.1]},
+    ...                      base=mfcore.ALS(k=4, iterations=20), validation_fraction=0.2)
+    >>> best.best_params_["reg"] in (0.05, 0.1)
+    True
+    """
     return Search(param_grid, **options).fit(users, items, ratings)
