@@ -197,8 +197,20 @@ def test_dask_fit_given_a_pandas_frame_says_what_to_do():
 def test_search_grid_naming_the_searchs_own_options_is_a_clear_error():
     df = ratings_frame()
     with warnings.catch_warnings():
-        with pytest.raises(ValueError, match="param_grid sets 'validation_fraction'.*Search"):
+        with pytest.raises(ValueError, match="validation_fraction=? is an option of the "
+                           "search itself.*e.g. validation_fraction=0.1"):
             mfcore.search(df, {"validation_fraction": [0.1, 0.2]})
+
+
+def test_cli_tune_grid_of_the_validation_fraction_is_a_clear_error(tmp_path, capsys):
+    from mfcore.cli import main
+    path = tmp_path / "r.csv"
+    ratings_frame()[["user", "item", "rating"]].to_csv(path, index=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["tune", str(path), "--grid", "validation_fraction=0.1,0.2"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--val is an option of the search itself" in err and "dict()" not in err
 
 
 def test_read_ratings_skips_unknown_extra_columns_of_a_known_header(tmp_path):
