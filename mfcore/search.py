@@ -9,16 +9,17 @@ from __future__ import annotations
 import itertools
 import numbers
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import progress
+from .data import rating_arrays
 from .errors import Message, Setting, TrainingDivergedError
 from .estimators import Model
 
 if TYPE_CHECKING:
-    from ._typing import ArrayLike
+    pass
 
 __all__ = ["Search", "search"]
 
@@ -167,11 +168,19 @@ class Search:
             raise ValueError(f"base must be an mfcore estimator (Model, ALS ...), got {base!r}")
         candidates = _candidates(self.param_grid, self.n_iter, rng)
         for params in candidates:
+            for name, example in (("validation_fraction", 0.1), ("verbose", True)):
+                if name in params:
+                    raise ValueError(Message(
+                        "{0} is an option of the search itself, the same for every trial, "
+                        "not a grid parameter: set it once (e.g. {1})", Setting(name),
+                        Setting(name, example)))
             type(base)().set_params(**dict(base.get_params(), **params))._checked_params()
         return base, candidates
 
-    def fit(self, users, items, ratings):
-        """Run every trial; return ``self``."""
+    def fit(self, users, items=None, ratings=None, *, columns=None):
+        """Run every trial on these ratings (three arrays or a table, as for an estimator's
+        ``fit``); return ``self``."""
+        users, items, ratings, _ = rating_arrays(users, items, ratings, columns, what="search")
         draws, split = self._streams()
         base, candidates = self._checked(draws)
         prepared = {}  # per dtype: the data mapped once and cut into folds once
@@ -258,17 +267,21 @@ class Search:
             drop=True)
 
 
-def search(users: ArrayLike, items: ArrayLike, ratings: ArrayLike,
-           param_grid: dict[str, list[Any]] | list[dict[str, list[Any]]], **options: Any) -> Search:
+def search(users, items=None, ratings=None, param_grid=None, *, columns=None, **options):
     """Run a ``Search`` over ``param_grid`` on these ratings and return it fitted.
 
-    Examples
-    --------
-    >>> import mfcore
-    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
-    >>> best = mfcore.search(ratings.user, ratings.item, ratings.rating, {"reg": [0.05, 0.1]},
-    ...                      base=mfcore.ALS(k=4, iterations=20), validation_fraction=0.2)
-    >>> best.best_params_["reg"] in (0.05, 0.1)
-    True
+    The ratings are three arrays or one table (then the grid comes second)::
+
+        best = mfcore.search(users, items, ratings, {"k": [32, 64]}, validation_fraction=0.1)
+        best = mfcore.search(ratings_df, {"k": [32, 64]}, cv=3)
+
+    ``options`` are ``Search``'s (``n_iter``, ``cv``, ``validation_fraction``,
+    ``base``, ``refit``, ``seed``, ``verbose``); see ``help(mfcore.Search)``.
     """
-    return Search(param_grid, **options).fit(users, items, ratings)
+    if ratings is None and param_grid is None and (
+            isinstance(items, dict) or (isinstance(items, list) and items
+                                        and all(isinstance(g, dict) for g in items))):
+        items, param_grid = None, items   # search(table, grid)
+    if param_grid is None:
+        raise TypeError("search needs a param_grid, e.g. {'k': [32, 64]}")
+    return Search(param_grid, **options).fit(users, items, ratings, columns=columns)

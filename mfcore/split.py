@@ -1,9 +1,13 @@
 """Reproducible splits of a rating DataFrame.
 
-Every function takes a DataFrame (columns ``user``, ``item``, ``rating``,
-and ``timestamp`` for temporal splits, as ``read_ratings`` returns) and
-returns its parts as DataFrames that keep the input's index labels and row
-order, so that the parts are disjoint and together are exactly the input.
+Every function takes a table of ratings, as ``fit`` does: a DataFrame (columns
+``user``, ``item``, ``rating``, and ``timestamp`` for temporal splits, as
+``read_ratings`` returns, or their usual aliases such as ``userId``/``movieId``,
+or named by ``columns=``), a pyarrow Table, a polars DataFrame, or a
+(users, items, ratings[, timestamps]) sequence of arrays. It returns the parts
+as DataFrames (a pandas input's parts keep its columns, index labels and row
+order; any other input becomes a DataFrame with ``read_ratings``' column
+names), so that the parts are disjoint and together are exactly the input.
 ``indices=True`` returns integer row positions instead. ``seed`` is an int,
 None or a ``numpy.random.Generator``.
 
@@ -16,29 +20,21 @@ None or a ``numpy.random.Generator``.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from ._typing import Seed
+from .data import as_frame
 
 __all__ = ["train_test_split", "train_val_test_split", "kfold", "per_user_split",
            "temporal_split"]
 
 
-def _check_frame(data, columns=("user", "item", "rating")):
-    if not hasattr(data, "iloc") or not hasattr(data, "columns"):
-        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
-    missing = [c for c in columns if c not in data.columns]
-    if missing:
-        raise ValueError(f"data has no {', '.join(missing)} column(s); it has {list(data.columns)}")
-    if len(data) == 0:
+def _check_frame(data, columns, need=("user", "item", "rating")):
+    """(the data as a DataFrame, {canonical name: its column}) of a non-empty table."""
+    frame, names = as_frame(data, columns, need, optional=(), what="data")
+    if len(frame) == 0:
         raise ValueError("data is empty: nothing to split")
-    return len(data)
+    return frame, names
 
 
 def _count(size, n, name):
@@ -63,37 +59,20 @@ def _parts(data, indices, positions):
     return tuple(data.iloc[p] for p in positions)
 
 
-def train_test_split(data: pd.DataFrame, test_size: float = 0.2, *, seed: Seed = 0,
-                     indices: bool = False) -> tuple[Any, ...]:
-    """Random (train, test): ``test_size`` is a fraction or a count of the ratings.
-
-    Examples
-    --------
-    >>> import mfcore
-    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
-    >>> train, test = mfcore.split.train_test_split(ratings, test_size=0.2, seed=0)
-    >>> len(train), len(test)
-    (2400, 600)
-    """
-    n = _check_frame(data)
+def train_test_split(data, test_size=0.2, *, seed=0, indices=False, columns=None):
+    """Random (train, test): ``test_size`` is a fraction or a count of the ratings."""
+    data, _ = _check_frame(data, columns)
+    n = len(data)
     n_test = _count(test_size, n, "test_size")
     perm = np.random.default_rng(seed).permutation(n)
     return _parts(data, indices, [perm[n_test:], perm[:n_test]])
 
 
-def train_val_test_split(data: pd.DataFrame, val_size: float = 0.1, test_size: float = 0.1, *, seed: Seed = 0,
-                         indices: bool = False) -> tuple[Any, ...]:
-    """Random (train, validation, test), e.g. the notebook's 80/10/10 protocol.
-
-    Examples
-    --------
-    >>> import mfcore
-    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
-    >>> train, val, test = mfcore.split.train_val_test_split(ratings, 0.1, 0.1, seed=0)
-    >>> len(train), len(val), len(test)
-    (2400, 300, 300)
-    """
-    n = _check_frame(data)
+def train_val_test_split(data, val_size=0.1, test_size=0.1, *, seed=0, indices=False,
+                         columns=None):
+    """Random (train, validation, test), e.g. the notebook's 80/10/10 protocol."""
+    data, _ = _check_frame(data, columns)
+    n = len(data)
     n_val = _count(val_size, n, "val_size")
     n_test = _count(test_size, n, "test_size")
     if n_val + n_test >= n:
@@ -103,17 +82,10 @@ def train_val_test_split(data: pd.DataFrame, val_size: float = 0.1, test_size: f
                   [perm[n_val + n_test:], perm[n_test:n_test + n_val], perm[:n_test]])
 
 
-def kfold(data: pd.DataFrame, n_splits: int = 5, *, seed: Seed = 0, indices: bool = False) -> Iterator[tuple[Any, ...]]:
-    """Yield (train, test) for each of ``n_splits`` random folds; each rating is tested once.
-
-    Examples
-    --------
-    >>> import mfcore
-    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
-    >>> [len(test) for train, test in mfcore.split.kfold(ratings, 3, seed=0)]
-    [1000, 1000, 1000]
-    """
-    n = _check_frame(data)
+def kfold(data, n_splits=5, *, seed=0, indices=False, columns=None):
+    """Yield (train, test) for each of ``n_splits`` random folds; each rating is tested once."""
+    data, _ = _check_frame(data, columns)
+    n = len(data)
     if not isinstance(n_splits, numbers.Integral) or isinstance(n_splits, bool) \
             or not 2 <= n_splits <= n:
         raise ValueError(f"n_splits must be an integer in [2, {n}], got {n_splits!r}")
@@ -147,13 +119,12 @@ def _per_user_test_counts(codes, size, min_train, name):
     return np.clip(want, 0, np.maximum(counts - min_train, 0))
 
 
-def _user_codes(data):
-    _, codes = np.unique(np.asarray(data["user"]), return_inverse=True)
+def _user_codes(users):
+    _, codes = np.unique(np.asarray(users), return_inverse=True)
     return codes.ravel()
 
 
-def per_user_split(data: pd.DataFrame, test_size: float = 0.2, *, min_train: int = 1, seed: Seed = 0,
-                   indices: bool = False) -> tuple[Any, ...]:
+def per_user_split(data, test_size=0.2, *, min_train=1, seed=0, indices=False, columns=None):
     """(train, test) holding out ``test_size`` of each user's ratings, chosen at random.
 
     ``test_size`` is a fraction of each user's ratings (rounded) or a count per
@@ -168,8 +139,9 @@ def per_user_split(data: pd.DataFrame, test_size: float = 0.2, *, min_train: int
     >>> bool((test.groupby("user").size() <= 2).all())
     True
     """
-    n = _check_frame(data)
-    codes = _user_codes(data)
+    data, names = _check_frame(data, columns)
+    n = len(data)
+    codes = _user_codes(data[names["user"]])
     n_test = _per_user_test_counts(codes, test_size, min_train, "test_size")
     key = np.random.default_rng(seed).random(n)
     rank = _group_rank(codes, np.lexsort((key, codes)))
@@ -177,8 +149,8 @@ def per_user_split(data: pd.DataFrame, test_size: float = 0.2, *, min_train: int
     return _parts(data, indices, [np.flatnonzero(~test), np.flatnonzero(test)])
 
 
-def temporal_split(data: pd.DataFrame, *, cutoff: float | None = None, test_size: float | None = None,
-                   last_n: int | None = None, min_train: int = 1, indices: bool = False) -> tuple[Any, ...]:
+def temporal_split(data, *, cutoff=None, test_size=None, last_n=None, min_train=1, indices=False,
+                   columns=None):
     """(train, test) by time; give exactly one of ``cutoff``, ``test_size`` or ``last_n``.
 
     * ``cutoff``: ratings with ``timestamp >= cutoff`` are test (a global cut).
@@ -198,12 +170,13 @@ def temporal_split(data: pd.DataFrame, *, cutoff: float | None = None, test_size
     >>> test[["user", "item", "timestamp"]].values.tolist()
     [[1, 3, 30], [2, 3, 25]]
     """
-    n = _check_frame(data, ("user", "item", "rating", "timestamp"))
+    data, names = _check_frame(data, columns, ("user", "item", "rating", "timestamp"))
+    n = len(data)
     given = [name for name, v in (("cutoff", cutoff), ("test_size", test_size),
                                   ("last_n", last_n)) if v is not None]
     if len(given) != 1:
         raise ValueError(f"give exactly one of cutoff, test_size or last_n (got {given or 'none'})")
-    time = np.asarray(data["timestamp"])
+    time = np.asarray(data[names["timestamp"]])
     if cutoff is not None:
         test = time >= cutoff
         if test.all() or not test.any():
@@ -215,7 +188,7 @@ def temporal_split(data: pd.DataFrame, *, cutoff: float | None = None, test_size
         test = np.zeros(n, dtype=bool)
         test[order[n - n_test:]] = True
     else:
-        codes = _user_codes(data)
+        codes = _user_codes(data[names["user"]])
         n_test = _per_user_test_counts(codes, last_n, min_train, "last_n")
         # rank from the latest: sort by user, time, row; count back from each user's end
         rank = _group_rank(codes, np.lexsort((np.arange(n), time, codes)))
