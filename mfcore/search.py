@@ -277,6 +277,15 @@ def search(users, items=None, ratings=None, param_grid=None, *, columns=None, **
 
     ``options`` are ``Search``'s (``n_iter``, ``cv``, ``validation_fraction``,
     ``base``, ``refit``, ``seed``, ``verbose``); see ``help(mfcore.Search)``.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> best = mfcore.search(ratings.user, ratings.item, ratings.rating, {"reg": [0.05, 0.1]},
+    ...                      base=mfcore.ALS(k=4, iterations=20), validation_fraction=0.2)
+    >>> best.best_params_["reg"] in (0.05, 0.1)
+    True
     """
     if ratings is None and param_grid is None and (
             isinstance(items, dict) or (isinstance(items, list) and items

@@ -60,7 +60,16 @@ def _parts(data, indices, positions):
 
 
 def train_test_split(data, test_size=0.2, *, seed=0, indices=False, columns=None):
-    """Random (train, test): ``test_size`` is a fraction or a count of the ratings."""
+    """Random (train, test): ``test_size`` is a fraction or a count of the ratings.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> train, test = mfcore.split.train_test_split(ratings, test_size=0.2, seed=0)
+    >>> len(train), len(test)
+    (2400, 600)
+    """
     data, _ = _check_frame(data, columns)
     n = len(data)
     n_test = _count(test_size, n, "test_size")
@@ -70,7 +79,16 @@ def train_test_split(data, test_size=0.2, *, seed=0, indices=False, columns=None
 
 def train_val_test_split(data, val_size=0.1, test_size=0.1, *, seed=0, indices=False,
                          columns=None):
-    """Random (train, validation, test), e.g. the notebook's 80/10/10 protocol."""
+    """Random (train, validation, test), e.g. the notebook's 80/10/10 protocol.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> train, val, test = mfcore.split.train_val_test_split(ratings, 0.1, 0.1, seed=0)
+    >>> len(train), len(val), len(test)
+    (2400, 300, 300)
+    """
     data, _ = _check_frame(data, columns)
     n = len(data)
     n_val = _count(val_size, n, "val_size")
@@ -83,7 +101,15 @@ def train_val_test_split(data, val_size=0.1, test_size=0.1, *, seed=0, indices=F
 
 
 def kfold(data, n_splits=5, *, seed=0, indices=False, columns=None):
-    """Yield (train, test) for each of ``n_splits`` random folds; each rating is tested once."""
+    """Yield (train, test) for each of ``n_splits`` random folds; each rating is tested once.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> [len(test) for train, test in mfcore.split.kfold(ratings, 3, seed=0)]
+    [1000, 1000, 1000]
+    """
     data, _ = _check_frame(data, columns)
     n = len(data)
     if not isinstance(n_splits, numbers.Integral) or isinstance(n_splits, bool) \
