@@ -526,7 +526,7 @@ class BayesianMF(Estimator):
         given that sample's items, noise precision and user hyperparameters, as a sweep
         would draw it: so the spread over samples, hence ``return_std``, is as wide as
         the user's few ratings leave it (a conditional mean would be as sure as a known
-        user's). The draws are keyed on the user's items and ratings: the same answer
+        user's). The draws are keyed on the items the user rated: the same answer
         every time. ``shrinkage`` adds that many ratings' worth of prior precision. With the SVD++ term the user's N(u) is the items it
         rated here: its stored vector is p + |N(u)|^-1/2 sum of their y (each sample's).
         The flipped term is not updated: the new user joins no item's N(i), whose
@@ -555,8 +555,8 @@ class BayesianMF(Estimator):
             rhs = alpha[:, None] * np.einsum("smi,sm->si", A, y) + prior * mean_g
             x = np.linalg.solve(lhs, rhs[..., None])[..., 0]                     # (S, k + 1)
             # + L^-T z, z ~ N(0, I), has covariance lhs^-1 (L L^T = lhs)
-            rng = np.random.default_rng([zlib.crc32(cols.tobytes()),
-                                         zlib.crc32(ratings[indptr[row]:indptr[row + 1]].tobytes())])
+            rng = np.random.default_rng(zlib.crc32(cols.tobytes()))  # (not on the ratings:
+            # z is unit-free, so the draw rescales with them, as the fit does)
             chol = np.linalg.cholesky(lhs)
             z = rng.standard_normal((S, k + 1, 1))
             x += np.linalg.solve(np.swapaxes(chol, 1, 2), z)[..., 0]
