@@ -538,7 +538,8 @@ class BayesianMF(Estimator):
         would draw it: so the spread over samples, hence ``return_std``, is as wide as
         the user's few ratings leave it (a conditional mean would be as sure as a known
         user's). The draws are keyed on the items the user rated: the same answer
-        every time. ``shrinkage`` adds that many ratings' worth of prior precision. With the SVD++ term the user's N(u) is the items it
+        every time. ``shrinkage`` adds that many ratings' worth of prior precision. With the SVD++
+        term the user's N(u) is the items it
         rated here: its stored vector is p + |N(u)|^-1/2 sum of their y (each sample's).
         The flipped term is not updated: the new user joins no item's N(i), whose
         effective vectors stay those of training."""
