@@ -363,4 +363,4 @@ class Model(Estimator):
         within 0.001 of the best value (10-30) and 0.008 RMSE behind a full refit; with only
         5 ratings each 0.04 RMSE better than a full refit and than the unknown-user fallback."""
         params = self._checked_params()
-        return params["reg"] * self.rating_scale_, bias_reg(params), shrinkage, 1.0
+        return params["reg"] * self.rating_scale_, bias_reg(params), shrinkage, 1.0, 0.0
