@@ -188,6 +188,7 @@ def ranking_metrics(model, users, items, ratings, k=10, threshold=4.0, exclude_s
     (2, 1)
     """
     model._check_fitted()
+    model = model._snapshot()  # one fitted state throughout (see FactorModel's thread safety)
     _recommend.rank_rule(model, rank_by)
     items = normalize_ids(to_numpy(items), "items")
     n_items = len(model.item_map_)
