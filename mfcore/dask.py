@@ -60,13 +60,13 @@ import asyncio
 import operator
 import re
 import time
-import types
 import warnings
 
 import numpy as np
 from distributed import KilledWorker, default_client, get_worker
 
 from . import params as p
+from . import registry
 from ._kernels import bayes as _bayes
 from ._kernels import sgd as _sgd_kernels
 from ._kernels.als import solve_rows
@@ -75,10 +75,9 @@ from .data import RatingSummary, as_ratings, merge_sorted, report_duplicates, va
 from .errors import DuplicateRatingsWarning
 from .estimators import driver
 from .estimators.base import from_standard, standard_units, standardized, to_standard
-from .estimators.als import ALS, _Iterations
-from .estimators.bayes import BayesianMF, _Sweeps
-from .estimators.sgd import (LAYOUT_SEED, RECORD_DTYPES, Model, SGDTrainer, _Epochs,
-                             choose_grid, groups_of_counts)
+from .estimators.als import ALSSide, _Iterations
+from .estimators.bayes import _Sweeps
+from .estimators.sgd import _Epochs, choose_grid, groups_of_counts, layout_blocks, schedule
 from .ids import IdMap, normalize_ids, plain, sorted_unique
 
 __all__ = ["fit", "WorkerLostError"]
@@ -335,12 +334,8 @@ class _Shard:
         lo = self.user_range[0]
         self.grid = grid
         block = user_groups[u] * np.int32(grid) + item_groups[i]
-        sizes = np.bincount(block, minlength=grid * grid)
-        self.block_ptr = np.zeros(grid * grid + 1, dtype=np.int64)
-        np.cumsum(sizes, out=self.block_ptr[1:])
-        self.records = np.empty(len(r), dtype=RECORD_DTYPES[r.dtype])
-        _sgd_kernels.layout_records(block, (u - lo).astype(np.int32), i, r, self.block_ptr,
-                                    self.records.view(np.uint8), LAYOUT_SEED, self.n_threads)
+        self.records, self.block_ptr, sizes = layout_blocks(
+            block, (u - lo).astype(np.int32), i, r, grid * grid, self.n_threads)
         self.units = standard_units(scale)
         self.P = np.array(to_standard(user_factors, self.units, "user_factors_"))
         self.bu = np.array(to_standard(user_bias, self.units, "user_bias_"))
@@ -471,9 +466,10 @@ class _ALSIterations(_Iterations):
         for kind, rows, counts in zip(("user", "item"), band_rows, band_counts):
             present, counts = np.concatenate(rows), np.concatenate(counts)
             n = len(getattr(model, f"{kind}_factors_"))
-            sides.append((None if len(present) == n else present, None, None, None, counts))
+            sides.append(ALSSide(None if len(present) == n else present, None, None, None,
+                                 counts))
         # the penalty is the local one: it needs only the rated rows and their counts
-        super().__init__(model, types.SimpleNamespace(sides=tuple(sides)), params, None)
+        super().__init__(model, tuple(sides), params, None)
         self.cluster, self.band_rows = cluster, band_rows
 
     def step(self, epoch):
@@ -530,8 +526,7 @@ class _SGDEpochs(_Epochs):
              m.user_bias_[lo:hi], m.global_mean_, m.rating_scale_)
             for lo, hi in zip(edges[:-1], edges[1:])])
         self.shard_sizes = sizes
-        # what SGDTrainer.schedule reads: the grid and the block sizes of all the data
-        self.layout = types.SimpleNamespace(grid=g, _block_sizes=np.sum(sizes, axis=0))
+        self.block_sizes = np.sum(sizes, axis=0)  # of all the data, as the local layout's
 
     def step(self, epoch):
         """One epoch in standardized units, as the local ``_Epochs.step``: the item side here,
@@ -541,17 +536,17 @@ class _SGDEpochs(_Epochs):
         units = standard_units(m.rating_scale_)
         Q = to_standard(m.item_factors_, units, "item_factors_")
         bi = to_standard(m.item_bias_, units, "item_bias_")
-        schedule = SGDTrainer.schedule(self.layout, m.rng_)
+        rounds = schedule(g, self.block_sizes, m.rng_)
         seed = int(m.rng_.integers(0, 2**63))
         block_sse, exchanged, compute = np.zeros(g * g), 0, 0.0
         for s in range(g):
-            blocks = schedule[s * g:(s + 1) * g]
+            blocks = rounds[s * g:(s + 1) * g]
             jobs = [[int(b) for b in blocks if lo <= b // g < hi and sizes[b]]
                     for (lo, hi), sizes in zip(plan["owned"], self.shard_sizes)]
             parts = [[(Q[starts[b % g]:starts[b % g + 1]], bi[starts[b % g]:starts[b % g + 1]])
                       for b in job] for job in jobs]
             results = self.cluster.call_each(
-                "sgd_round", epoch, [(schedule, seed, job, part, 0.0, lr, self.reg,
+                "sgd_round", epoch, [(rounds, seed, job, part, 0.0, lr, self.reg,
                                       self.reg_bias, s == g - 1) for job, part in zip(jobs, parts)])
             for job, part, (new, sse, seconds, users) in zip(jobs, parts, results):
                 for b, (factors, bias), (new_factors, new_bias) in zip(job, part, new):
@@ -645,13 +640,33 @@ class _BayesSweeps(_Sweeps):
                     shard_seconds=compute)
 
 
-_TRAINERS = {ALS: _ALSIterations, Model: _SGDEpochs, BayesianMF: _BayesSweeps}
+#: The client-side trainer of each estimator declaring the "dask" capability, by name.
+_TRAINERS = {"als": _ALSIterations, "sgd": _SGDEpochs, "bayes": _BayesSweeps}
 
 
 # --- the entry point -------------------------------------------------------------------
 
 def _edges(n, w):
     return np.array([b * n // w for b in range(w + 1)], dtype=np.int64)
+
+
+def _trainer_class(estimator):
+    """(the client-side trainer class, the checked parameters) of ``estimator``; refuses
+    what ``mfcore.dask.fit`` does not train, saying why."""
+    if "dask" not in getattr(estimator, "capabilities", ()):
+        trains = [c.__name__ for c in registry.ESTIMATORS.values() if "dask" in c.capabilities]
+        raise TypeError(f"mfcore.dask.fit trains {', '.join(trains)}; "
+                        f"got {type(estimator).__name__}")
+    if not estimator.supports("dask"):
+        raise NotImplementedError(f"mfcore.dask.fit does not train {estimator!r} yet (a "
+                                  "hyperparameter rules it out): fit it locally")
+    params = estimator._checked_params()
+    if params["validation_fraction"] is not None:
+        raise NotImplementedError("mfcore.dask.fit takes validation=..., not "
+                                  "validation_fraction (a split needs the data in one place)")
+    if estimator.supports("continue") and params["warm_start"] and estimator._is_fitted():
+        raise NotImplementedError("mfcore.dask.fit always fits from scratch (warm_start)")
+    return _TRAINERS[estimator.name], params
 
 
 def _local_validation(validation, columns):
@@ -678,20 +693,8 @@ def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callb
     ``WorkerLostError`` naming it and the iteration; the estimator keeps the
     state it had before the call.
     """
-    trainer_class = next((t for cls, t in _TRAINERS.items() if isinstance(estimator, cls)), None)
-    if trainer_class is None:
-        raise TypeError(f"mfcore.dask.fit trains {', '.join(c.__name__ for c in _TRAINERS)}; "
-                        f"got {type(estimator).__name__}")
+    trainer_class, params = _trainer_class(estimator)
     client = client or default_client()
-    params = estimator._checked_params()
-    if params.get("validation_fraction") is not None:
-        raise NotImplementedError("mfcore.dask.fit takes validation=..., not "
-                                  "validation_fraction (a split needs the data in one place)")
-    if params.get("implicit"):
-        raise NotImplementedError("mfcore.dask.fit does not train BayesianMF(implicit=...) yet: "
-                                  "fit it locally")
-    if params.get("warm_start") and estimator._is_fitted():
-        raise NotImplementedError("mfcore.dask.fit always fits from scratch (warm_start)")
     columns = tuple(columns)
     if len(columns) != 3:
         raise ValueError(f"columns must name the user, item and rating columns, got {columns!r}")
@@ -740,19 +743,17 @@ def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callb
         del parts
         with driver.atomic(estimator):
             estimator._start_summary(summary, params)
-            seen_counts = np.concatenate([b["seen"][0] for b in built])
-            estimator.seen_indptr_ = np.zeros(len(user_map) + 1, dtype=np.int64)
-            np.cumsum(seen_counts, out=estimator.seen_indptr_[1:])
-            estimator.seen_items_ = np.concatenate([b["seen"][1] for b in built])
             _, val = validation_rows(summary, _local_validation(validation, columns), None,
                                      estimator.rng_)
             keys = ("user_counts", "item_counts")
             band_rows = [[bands[s][b] + c[key][0] for b, c in enumerate(built)]
                          for s, key in enumerate(keys)]
             band_counts = [[c[key][1] for c in built] for key in keys]
-            estimator.item_counts_ = _row_counts(estimator, band_rows, band_counts)[1]
+            estimator._adopt_seen(np.concatenate([b["seen"][0] for b in built]),
+                                  np.concatenate([b["seen"][1] for b in built]),
+                                  _row_counts(estimator, band_rows, band_counts)[1])
             trainer = trainer_class(estimator, cluster, band_rows, band_counts, params, plan)
-            estimator._run(trainer, summary.n, params, estimator._n_epochs(params), val,
+            estimator._run(trainer, summary.n, params, estimator.max_epochs(params), val,
                            callback)
     finally:
         for f in held:

@@ -59,7 +59,7 @@ class FactorModel:
     """A fitted biased factor model: ``r(u, i) = mu + b_u + b_i + p_u . q_i``.
 
     Not used on its own: estimators (``mfcore.Model``, ``mfcore.ALS`` ...)
-    subclass it. Subclasses are registered by class name for ``mfcore.load``.
+    subclass it; ``mfcore.load`` rebuilds those registered in ``mfcore.registry``.
 
     Fitted attributes
     -----------------
@@ -86,10 +86,6 @@ class FactorModel:
 
     #: fold_in's default ``shrinkage`` (pseudo-ratings of extra penalty), per estimator
     fold_in_shrinkage = 0.0
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        persistence.register(cls)
 
     # --- state ------------------------------------------------------------------
 
@@ -353,7 +349,7 @@ class FactorModel:
                                if len(self.item_map_) <= 1 << 16 else self.seen_items_)}),
         }
 
-    def _restore_fitted_state(self, state, k, dtype):
+    def _attach_state(self, state, k, dtype):
         """Check a fitted state read from a file and attach it; ``ValueError`` names the problem.
 
         ``k`` and ``dtype`` are what the file's hyperparameters say the arrays must have.

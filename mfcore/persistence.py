@@ -1,13 +1,15 @@
 """Model files: one versioned, pickle-free ``.npz`` archive, written atomically.
 
 Layout: ``format`` (the string ``mfcore-model``), ``version``, ``estimator``
-(the class that wrote it, e.g. ``Model`` or ``ALS``; version 1 files, which
-lack it, are ``Model``'s), ``params`` (JSON), ``fitted`` (bool), the model's
+(the registered name of the estimator that wrote it, e.g. ``sgd`` or ``als``;
+see ``mfcore.registry``), ``params`` (JSON), ``fitted`` (bool), the model's
 fitted arrays, and ``digest``: a SHA-256 over every other member's name,
 dtype, shape and bytes. ``load`` reads with ``allow_pickle=False``, checks
-format, version and digest, builds the named estimator (only classes
-registered here, never an arbitrary import), then lets it check shapes,
-dtypes and consistency; anything wrong raises ``ModelFileError`` saying what.
+format, version and digest, builds the named estimator (only registered
+classes, never an arbitrary import), then lets it check shapes, dtypes and
+consistency; anything wrong raises ``ModelFileError`` saying what. Files
+written by earlier versions name the estimator by class (``Model``,
+``ALS``, ``BayesianMF``) or, in version 1, not at all (``Model``'s).
 """
 import hashlib
 import json
@@ -17,22 +19,17 @@ import zipfile
 
 import numpy as np
 
+from . import registry
 from .errors import ModelFileError
 
-__all__ = ["save_model", "load", "register"]
+__all__ = ["save_model", "load"]
 
 FORMAT = "mfcore-model"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
-#: Estimator classes by name: every ``FactorModel`` subclass registers itself on definition.
-_CLASSES = {}
-
-
-def register(cls):
-    """Let ``load`` rebuild models of ``cls`` (called for every ``FactorModel`` subclass)."""
-    _CLASSES[cls.__name__] = cls
-    return cls
+#: The registered names of the estimators that earlier files name by class.
+_CLASS_NAMES = {"Model": "sgd", "ALS": "als", "BayesianMF": "bayes"}
 
 
 def _digest(arrays):
@@ -58,8 +55,13 @@ def _params_json(model):
 def save_model(model, path):
     """Write ``model`` to ``path`` atomically: a temporary file in the same folder, then rename."""
     path = os.fspath(path)
+    name = getattr(model, "name", None)
+    if registry.ESTIMATORS.get(name) is not type(model):
+        raise ValueError(f"cannot save a {type(model).__name__}: mfcore.load rebuilds only "
+                         "registered estimators; give the class its own name and register it "
+                         "(mfcore.estimators.register)")
     arrays = {"format": np.str_(FORMAT), "version": np.int64(VERSION),
-              "estimator": np.str_(type(model).__name__), "params": np.str_(_params_json(model))}
+              "estimator": np.str_(name), "params": np.str_(_params_json(model))}
     state = model._fitted_state()
     arrays["fitted"] = np.bool_(state is not None)
     for name, value in (state or {}).items():
@@ -144,12 +146,13 @@ def load(path):
     if digest is None or str(digest) != _digest(arrays):
         raise ModelFileError(f"{path!r} failed its integrity check (modified or corrupted)")
     name = str(arrays["estimator"]) if int(version) >= 2 and "estimator" in arrays else "Model"
-    if name not in _CLASSES:
+    name = _CLASS_NAMES.get(name, name)
+    if name not in registry.ESTIMATORS:
         raise ModelFileError(f"{path!r} was written by estimator {name!r}, which this mfcore "
-                             f"does not have (known: {sorted(_CLASSES)})")
+                             f"does not have (known: {', '.join(registry.ESTIMATORS)})")
     try:
         params = json.loads(str(arrays["params"]))
-        model = _CLASSES[name]()
+        model = registry.ESTIMATORS[name]()
         model.set_params(**params)
         model._checked_params()
         if bool(arrays["fitted"]):

@@ -161,7 +161,7 @@ class Search:
             for params in candidates:
                 trial_params = dict(base.get_params(), **params, validation_fraction=None,
                                     verbose=False)
-                if "warm_start" in trial_params:  # (a sampler has none)
+                if base.supports("continue"):  # every trial starts afresh
                     trial_params["warm_start"] = False
                 trial = estimator(**trial_params)
                 checked = trial._checked_params()
@@ -211,8 +211,8 @@ class Search:
         best = min(finished, key=lambda r: r["val_rmse"])
         self.results_ = results
         self.best_params_ = {name: best[name] for name in candidates[results.index(best)]}
-        if "n_iter_no_change" in base.get_params():  # it early-stops: refit that long
-            self.best_params_[estimator.EPOCHS] = best["best_epoch"]
+        if base.supports("early_stopping"):  # trials stopped early: refit that long
+            self.best_params_[estimator.epochs_param] = best["best_epoch"]
         self.best_score_ = best["val_rmse"]
         if self.refit:
             if self.verbose:

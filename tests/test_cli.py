@@ -292,6 +292,14 @@ def test_verbose_switch_and_the_stop_line(files, capsys, tmp_path):
     assert mfcore.load(tmp_path / "m.mfz").count_weighted is False
 
 
+def test_train_announces_the_sweeps_it_runs(files, capsys, tmp_path):
+    # bug: "up to 150 sweeps" was announced (n_samples alone) and 200 run (burn_in too)
+    code, out, err = run(capsys, "train", files / "train.dat", "-o", tmp_path / "b.mfz",
+                         "--algorithm", "bayes", "--k", 2, "--n-samples", 3, "--burn-in", 2)
+    assert code == 0, err
+    assert "up to 5 sweeps" in err and "5 sweeps in" in out and "ran all 5 sweeps" in out
+
+
 def test_help_shows_the_defaults_the_command_uses(capsys):
     for command, expected in (("train", "sgd: default 40"), ("tune", "sgd: default 200"),
                               ("tune", "als: default 200"), ("train", "--reg-bias V")):

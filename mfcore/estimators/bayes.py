@@ -32,6 +32,7 @@ from ..errors import UnknownIdWarning, warn
 from ..ids import normalize_ids, plain
 from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard_units,
                    standardized, to_standard)
+from .driver import Trainer
 
 __all__ = ["BayesianMF"]
 
@@ -92,11 +93,13 @@ def implicit_layout(u, i, n_users, n_items):
     return (user_ptr, ii.astype(np.int32), item_ptr, uu[by_item].astype(np.int32))
 
 
-class _Sweeps:
-    """The driver's trainer for one BayesianMF fit: the sampler state and the kept samples."""
+class _Sweeps(Trainer):
+    """The driver's trainer for one BayesianMF fit: the sampler state and the kept samples.
+    ``implicit``: further implicit pairs (raw ids) of ``fit(implicit=...)``, or None."""
 
-    def __init__(self, model, data, params, n_threads):
-        self.model, self.params, self.n_threads = model, params, n_threads
+    def __init__(self, model, data, params, n_threads, implicit=None):
+        super().__init__(model)
+        self.params, self.n_threads = params, n_threads
         n_users, n_items = len(model.user_factors_), len(model.item_factors_)
         (order, self.user_ptr, self.user_items, self.user_pos, self.item_ptr, self.item_users,
          self.item_pos) = sampler_layout(data.u, data.i, n_users, n_items)
@@ -111,7 +114,7 @@ class _Sweeps:
         # the factors the ratings see: the effective ones with implicit terms (set below)
         self.P_seen, self.Q_seen = self.P, self.Q
         if self.sides:
-            self._start_implicit(params, model.rng_, model._implicit_pairs(data))
+            self._start_implicit(params, model.rng_, model._implicit_pairs(data, implicit))
         by_item = order[self.item_pos]
         self.residual = (standardized(data.r[by_item], model.global_mean_, self.scale)
                          - self._standardized(self.item_users, data.i[by_item]))
@@ -212,6 +215,13 @@ class _Sweeps:
     def penalty(self):
         return 0.0  # a sampler minimizes nothing: train_loss is the mean squared error
 
+    def finalize(self):
+        """The fitted arrays become the kept posterior (see the module docstring)."""
+        if not self.kept:  # a callback stopped the chain during burn-in
+            raise ValueError(f"BayesianMF kept no sample: training stopped at sweep "
+                             f"{self.model.n_epochs_}, within burn_in={self.burn_in}")
+        self.model._keep_posterior(self.kept)
+
     def diverged(self, epoch, info):
         return (f"the Gibbs sampler produced non-finite values at sweep {epoch}; the ratings "
                 "may be too large for the priors (rescale them or use dtype='float64')")
@@ -301,22 +311,7 @@ class BayesianMF(Estimator):
                  beta_0=1.0, alpha_lambda=1.0, beta_lambda=1.0, implicit=False,
                  validation_fraction=None, verbose=False, dtype="float32", duplicates="mean",
                  seed=0, n_threads=None):
-        self.k = k
-        self.n_samples = n_samples
-        self.burn_in = burn_in
-        self.thin = thin
-        self.init_std = init_std
-        self.alpha_0 = alpha_0
-        self.beta_0 = beta_0
-        self.alpha_lambda = alpha_lambda
-        self.beta_lambda = beta_lambda
-        self.implicit = implicit
-        self.validation_fraction = validation_fraction
-        self.verbose = verbose
-        self.dtype = dtype
-        self.duplicates = duplicates
-        self.seed = seed
-        self.n_threads = n_threads
+        self._store(locals())
 
     PARAMS = {
         "k": p.int_at_least(1),
@@ -331,12 +326,24 @@ class BayesianMF(Estimator):
         "implicit": _implicit_check,
         **COMMON_PARAMS,
     }
-    EPOCHS = "n_samples"
-    EPOCH_WORD = "sweeps"
+    name = "bayes"
+    epochs_param = "n_samples"
+    epoch_word = "sweeps"
+    capabilities = frozenset({"fold_in", "dask", "implicit_data"})
+    default_grid = {"k": [10, 32, 64]}
     fold_in_shrinkage = 0.0
 
-    def _n_epochs(self, params):
+    @classmethod
+    def max_epochs(cls, params):
+        """Burn-in and the sweeps kept after it."""
         return params["burn_in"] + params["n_samples"]
+
+    def supports(self, capability):
+        """Whether this estimator, with its hyperparameters, has ``capability``: ``"dask"``
+        only without implicit terms."""
+        if capability == "dask" and self._checked_params()["implicit"]:
+            return False
+        return super().supports(capability)
 
     @staticmethod
     def _thin(params):
@@ -357,11 +364,8 @@ class BayesianMF(Estimator):
         if implicit is not None and not self._checked_params()["implicit"]:
             raise ValueError("fit(implicit=...) needs implicit terms: set implicit=True "
                              f"(or 'user', 'item', 'both'), got implicit={self.implicit!r}")
-        self._extra_implicit = None if implicit is None else self._raw_pairs(implicit)
-        try:
-            return super().fit(users, items, ratings, validation=validation, callback=callback)
-        finally:
-            del self._extra_implicit  # the pairs shape N(u), N(i) during fit only
+        inputs = {} if implicit is None else {"implicit": self._raw_pairs(implicit)}
+        return self._fit(users, items, ratings, validation, callback, inputs)
 
     @staticmethod
     def _raw_pairs(pairs):
@@ -375,11 +379,10 @@ class BayesianMF(Estimator):
         check_lengths(**{"implicit users": users, "implicit items": items})
         return users, items
 
-    def _implicit_pairs(self, data):
+    def _implicit_pairs(self, data, extra):
         """(user rows, item rows) of N(u) and N(i): the training ratings' pairs, plus the
-        extra pairs given to ``fit`` whose ids the model knows."""
+        ``extra`` pairs given to ``fit`` (raw ids, or None) whose ids the model knows."""
         u, i = data.u, data.i
-        extra = getattr(self, "_extra_implicit", None)
         if extra is not None:
             eu = self.user_map_.lookup(extra[0], "implicit users")
             ei = self.item_map_.lookup(extra[1], "implicit items")
@@ -392,20 +395,9 @@ class BayesianMF(Estimator):
             u, i = np.concatenate([u, eu[known]]), np.concatenate([i, ei[known]])
         return u, i
 
-    def partial_fit(self, *args, **kwargs):
-        raise NotImplementedError("BayesianMF cannot continue a chain (the sampler's state is "
-                                  "not kept in the fitted model): refit with more n_samples")
-
-    def _trainer(self, data, params, layouts):
-        return _Sweeps(self, data, params, resolve_n_threads(params["n_threads"]))
-
-    def _run(self, trainer, n_ratings, params, n_epochs, val, callback):
-        sweeps = super()._run(trainer, n_ratings, params, n_epochs, val, callback)
-        if not sweeps.kept:  # a callback stopped the chain during burn-in
-            raise ValueError(f"BayesianMF kept no sample: training stopped at sweep "
-                             f"{self.n_epochs_}, within burn_in={params['burn_in']}")
-        self._keep_posterior(sweeps.kept)
-        return sweeps
+    def _trainer(self, data, params, layouts, inputs):
+        return _Sweeps(self, data, params, resolve_n_threads(params["n_threads"]),
+                       inputs.get("implicit"))
 
     def _keep_posterior(self, kept):
         """The fitted arrays from the kept samples (see the module docstring)."""

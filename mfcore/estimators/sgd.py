@@ -30,8 +30,10 @@ from .._kernels import sgd as _kernels
 from .._threads import resolve_n_threads
 from .base import (COMMON_PARAMS, EARLY_STOPPING_PARAMS, UNIT_NAMES, Estimator, bias_reg,
                    from_standard, standard_units, standardized, to_standard)
+from .driver import Trainer
 
-__all__ = ["Model", "SGDTrainer", "choose_grid", "groups_of_counts", "bias_reg"]
+__all__ = ["Model", "SGDTrainer", "choose_grid", "groups_of_counts", "bias_reg", "schedule",
+           "layout_blocks"]
 
 #: Record layouts shared with the C kernel (``mf_rec32``/``mf_rec64`` in sgd_simd.h).
 RECORD_DTYPES = {
@@ -78,6 +80,38 @@ def groups_of_counts(counts, grid):
     return np.clip(group, 0, grid - 1).astype(np.int32)
 
 
+def layout_blocks(block, users, items, ratings, n_blocks, n_threads):
+    """(records, block offsets, block sizes): the ratings as packed records grouped by
+    ``block`` (each rating's block id, ``0 .. n_blocks - 1``), each block in its fixed
+    shuffled order (``LAYOUT_SEED``), so that the runs of consecutive records the kernel
+    visits are not runs of one user when the input is sorted (as rating files often are).
+    The local trainer and ``mfcore.dask``'s shards both lay out their ratings here."""
+    sizes = np.bincount(block, minlength=n_blocks)
+    block_ptr = np.zeros(n_blocks + 1, dtype=np.int64)
+    np.cumsum(sizes, out=block_ptr[1:])
+    records = np.empty(len(ratings), dtype=RECORD_DTYPES[ratings.dtype])
+    _kernels.layout_records(block, users, items, ratings, block_ptr, records.view(np.uint8),
+                            LAYOUT_SEED, n_threads)
+    return records, block_ptr, sizes
+
+
+def schedule(grid, block_sizes, rng):
+    """One epoch's rounds: ``grid`` random diagonals of the block grid, as block ids (int32).
+
+    Round ``s`` pairs row group ``rows[b]`` with column group
+    ``cols[(b + shifts[s]) % grid]``; within a round the largest blocks (``block_sizes``,
+    by block id) come first (threads pick them up in that order; the result does not
+    depend on it).
+    """
+    g = grid
+    rows, cols, shifts = rng.permutation(g), rng.permutation(g), rng.permutation(g)
+    b = np.arange(g)
+    blocks = rows[None, :] * g + cols[(b[None, :] + shifts[:, None]) % g]
+    by_size = np.argsort(-block_sizes[blocks], axis=1, kind="stable")
+    return np.ascontiguousarray(np.take_along_axis(blocks, by_size, axis=1),
+                                dtype=np.int32).ravel()
+
+
 class SGDTrainer:
     """Runs SGD epochs over fixed training ratings (int32 indices, float ratings).
 
@@ -103,18 +137,11 @@ class SGDTrainer:
 
         block = balanced_groups(users, self.n_users, g)[users] * np.int32(g)
         block += balanced_groups(items, self.n_items, g)[items]
-        sizes = np.bincount(block, minlength=g * g)
-        self.block_ptr = np.zeros(g * g + 1, dtype=np.int64)
-        np.cumsum(sizes, out=self.block_ptr[1:])
-        # shuffled within each block (a fixed seed), so that the runs of consecutive records
-        # the kernel visits are not runs of one user when the input is sorted (as rating
-        # files often are)
-        self.records = np.empty(len(ratings), dtype=RECORD_DTYPES[ratings.dtype])
-        _kernels.layout_records(block, users, items, ratings, self.block_ptr,
-                                self.records.view(np.uint8), LAYOUT_SEED, self.n_threads)
+        self.records, self.block_ptr, sizes = layout_blocks(block, users, items, ratings, g * g,
+                                                            self.n_threads)
         self.records.flags.writeable = False
         self._record_bytes = self.records.view(np.uint8)
-        self._block_sizes = sizes
+        self.block_sizes = sizes
         self._scratch = np.empty(_kernels.scratch_size(int(sizes.max(initial=0)), self.n_threads),
                                  dtype=np.int32)
         self._block_sse = np.zeros(g * g, dtype=np.float64)
@@ -129,19 +156,8 @@ class SGDTrainer:
                 + self._scratch.nbytes)
 
     def schedule(self, rng):
-        """This epoch's rounds: ``grid`` random diagonals of the block grid, as block ids.
-
-        Round ``s`` pairs row group ``rows[b]`` with column group
-        ``cols[(b + shifts[s]) % grid]``; within a round the largest blocks come
-        first (threads pick them up in that order; the result does not depend on it).
-        """
-        g = self.grid
-        rows, cols, shifts = rng.permutation(g), rng.permutation(g), rng.permutation(g)
-        b = np.arange(g)
-        blocks = rows[None, :] * g + cols[(b[None, :] + shifts[:, None]) % g]
-        by_size = np.argsort(-self._block_sizes[blocks], axis=1, kind="stable")
-        return np.ascontiguousarray(np.take_along_axis(blocks, by_size, axis=1),
-                                    dtype=np.int32).ravel()
+        """This epoch's rounds (see ``schedule``)."""
+        return schedule(self.grid, self.block_sizes, rng)
 
     def run_epoch(self, state, lr, reg, reg_bias, rng):
         """One epoch updating ``state``'s arrays in place; return the sum of squared errors."""
@@ -149,9 +165,9 @@ class SGDTrainer:
         if len(P) < self.n_users or len(Q) < self.n_items:
             raise ValueError(f"factor tables of {len(P)} users and {len(Q)} items are too small "
                              f"for ratings of {self.n_users} users and {self.n_items} items")
-        schedule = self.schedule(rng)
+        rounds = self.schedule(rng)
         seed = int(rng.integers(0, 2**63))
-        return _kernels.sgd_blocks(self._record_bytes, self.block_ptr, schedule, self.grid,
+        return _kernels.sgd_blocks(self._record_bytes, self.block_ptr, rounds, self.grid,
                                    seed, True, self._scratch, P, Q, state["user_bias_"],
                                    state["item_bias_"], state["global_mean_"], lr, reg,
                                    reg_bias, self._block_sse, self.n_threads)
@@ -160,11 +176,12 @@ class SGDTrainer:
 LR_SCHEDULES = ("constant", "inverse")
 
 
-class _Epochs:
+class _Epochs(Trainer):
     """The driver's trainer for one SGD fit: the rate schedule and the penalty of ``model``."""
 
     def __init__(self, model, layout, params, user_counts, item_counts):
-        self.model, self.layout, self.params = model, layout, params
+        super().__init__(model)
+        self.layout, self.params = layout, params
         self.reg, self.reg_bias = params["reg"], bias_reg(params)
         # ratings per user and item row of this fit (the penalty's weights)
         self.user_counts = np.asarray(user_counts, dtype=np.float64)
@@ -309,24 +326,7 @@ class Model(Estimator):
                  n_iter_no_change=10, tol=0.0, warm_start=False, verbose=False,
                  dtype="float32", duplicates="mean", seed=0, n_threads=None,
                  block_grid=None):
-        self.k = k
-        self.epochs = epochs
-        self.lr = lr
-        self.reg = reg
-        self.reg_bias = reg_bias
-        self.init_std = init_std
-        self.lr_schedule = lr_schedule
-        self.lr_decay = lr_decay
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.dtype = dtype
-        self.duplicates = duplicates
-        self.seed = seed
-        self.n_threads = n_threads
-        self.block_grid = block_grid
+        self._store(locals())
 
     PARAMS = {
         "k": p.int_at_least(1),
@@ -341,10 +341,14 @@ class Model(Estimator):
         **COMMON_PARAMS,
         **EARLY_STOPPING_PARAMS,
     }
-    EPOCHS = "epochs"
+    name = "sgd"
+    epochs_param = "epochs"
+    epoch_word = "epochs"
+    capabilities = frozenset({"early_stopping", "continue", "fold_in", "dask"})
+    default_grid = {"k": [64, 128], "reg": [0.04, 0.06, 0.08, 0.1], "lr": [0.005, 0.01]}
     fold_in_shrinkage = 50.0
 
-    def _trainer(self, data, params, layouts):
+    def _trainer(self, data, params, layouts, inputs):
         n_threads = resolve_n_threads(params["n_threads"])
         mu, scale = self.global_mean_, self.rating_scale_
         key = ("sgd", params["dtype"], n_threads, params["block_grid"], mu, scale)
