@@ -28,7 +28,7 @@ from .._kernels import sgd as _sgd_kernels
 from .._threads import resolve_n_threads
 from ..fitted import pair_arguments
 from ..data import check_lengths, to_numpy
-from ..errors import UnknownIdWarning, warn
+from ..errors import Message, Setting, UnknownIdWarning, warn
 from ..ids import normalize_ids, plain
 from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard_units,
                    standardized, to_standard)
@@ -223,8 +223,9 @@ class _Sweeps(Trainer):
         self.model._keep_posterior(self.kept)
 
     def diverged(self, epoch, info):
-        return (f"the Gibbs sampler produced non-finite values at sweep {epoch}; the ratings "
-                "may be too large for the priors (rescale them or use dtype='float64')")
+        return Message("the Gibbs sampler produced non-finite values at sweep {0}; the "
+                       "ratings may be too large for the priors (rescale them or use {1})",
+                       epoch, Setting("dtype", "float64"))
 
 
 class BayesianMF(Estimator):
