@@ -10,7 +10,8 @@ except ImportError as exc:  # the source tree, not an installed build
         f"and do not import it from an unbuilt source folder ({exc})") from exc
 
 from .errors import (BadLinesWarning, DataUnavailableError, DuplicateRatingsWarning,
-                     ImplicitFeedbackWarning, ModelFileError, NotFittedError, TrainingDivergedError, UnknownIdError,
+                     ImplicitFeedbackWarning, InvalidParameterError, ModelFileError,
+                     NotFittedError, TrainingDivergedError, UnknownIdError,
                      UnknownIdWarning)
 from ._threads import resolve_n_threads
 from .ids import IdMap
@@ -49,6 +50,6 @@ def show_config(file=None):
 __all__ = ["Model", "ALS", "BayesianMF", "FactorModel", "load", "Search", "search", "openmp_enabled",
            "show_config", "IdMap",
            "datasets", "split", "read_ratings", "cross_validate", "__version__",
-           "NotFittedError", "TrainingDivergedError", "ModelFileError", "UnknownIdError",
+           "NotFittedError", "InvalidParameterError", "TrainingDivergedError", "ModelFileError", "UnknownIdError",
            "UnknownIdWarning", "DuplicateRatingsWarning", "BadLinesWarning", "ImplicitFeedbackWarning",
            "DataUnavailableError"]

@@ -5,11 +5,11 @@ trial trains on those arrays (no copy per trial). Each trial uses early stopping
 validation part, so ``epochs`` in a grid is an upper bound.
 """
 import itertools
-import numbers
 import time
 
 import numpy as np
 
+from . import params as p
 from . import progress
 from .errors import Message, Setting, TrainingDivergedError
 from .estimators import Model
@@ -17,6 +17,10 @@ from .estimators import Model
 __all__ = ["Search", "search"]
 
 MAX_EPOCHS = 200  # the default base model's epoch limit: early stopping ends trials sooner
+
+#: The rules of Search's own options (those of the base estimator are its own).
+OPTIONS = {"validation_fraction": p.Interval(float, 0, 1, closed="neither"),
+           "cv": p.Optional(p.Interval(int, 2)), "n_iter": p.Optional(p.Interval(int, 1))}
 
 
 def _candidates(param_grid, n_iter, rng):
@@ -134,16 +138,9 @@ class Search:
 
     def _checked(self, rng):
         """(base model, the parameter dicts to try), validated; random draws come from rng."""
-        if self.cv is None:
-            f = self.validation_fraction
-            if isinstance(f, bool) or not isinstance(f, numbers.Real) or not 0.0 < f < 1.0:
-                raise ValueError(f"validation_fraction must be between 0 and 1, got {f!r}")
-        elif isinstance(self.cv, bool) or not isinstance(self.cv, numbers.Integral) or self.cv < 2:
-            raise ValueError(f"cv must be None or an integer >= 2, got {self.cv!r}")
-        if self.n_iter is not None and (isinstance(self.n_iter, bool)
-                                        or not isinstance(self.n_iter, numbers.Integral)
-                                        or self.n_iter < 1):
-            raise ValueError(f"n_iter must be None or a positive integer, got {self.n_iter!r}")
+        for name, rule in OPTIONS.items():
+            if name != "validation_fraction" or self.cv is None:  # (unused with cv)
+                rule.check(name, getattr(self, name))
         base = self.base if self.base is not None else Model(epochs=MAX_EPOCHS)
         if isinstance(base, type):
             raise ValueError(f"base must be an estimator instance such as {base.__name__}(), "

@@ -76,11 +76,17 @@ class EstimatorContract:
         clone = base.clone(model)
         assert type(clone) is type(model) and clone.get_params() == model.get_params()
 
-    def test_every_parameter_rejects_a_wrong_value_by_name(self, data):
+    def test_every_parameter_rejects_values_past_its_bounds_by_name(self, data):
         for name in self.estimator()._param_names():
-            model = self.make(**{name: "nonsense"})
-            with pytest.raises(ValueError, match=name):
-                model.fit(*data)
+            rule = self.estimator.PARAMS[name]
+            assert rule.invalid_values(), name
+            for value in rule.invalid_values():  # k=0, lr=0, validation_fraction=1, ...
+                model = self.make(**{name: value})
+                with pytest.raises(mfcore.InvalidParameterError) as info:
+                    model.fit(*data)
+                assert (info.value.name, info.value.rule) == (name, str(rule))
+                assert info.value.value is value and str(info.value).startswith(f"{name} must")
+                assert not model._is_fitted()
 
     # --- before fit / bad input ----------------------------------------------------
 

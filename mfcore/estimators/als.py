@@ -174,12 +174,12 @@ class ALS(Estimator):
         self._store(locals())
 
     PARAMS = {
-        "k": p.int_at_least(1),
-        "iterations": p.int_at_least(0),
-        "reg": p.real(0.0, strict=False),
-        "reg_bias": p.real(0.0, strict=False, optional=True),
-        "count_weighted": p.boolean,
-        "init_std": p.real(0.0, strict=False),
+        "k": p.Interval(int, 1),
+        "iterations": p.Interval(int, 0),
+        "reg": p.Interval(float, 0.0),
+        "reg_bias": p.Optional(p.Interval(float, 0.0)),
+        "count_weighted": p.Boolean(),
+        "init_std": p.Interval(float, 0.0),
         **COMMON_PARAMS,
         **EARLY_STOPPING_PARAMS,
     }

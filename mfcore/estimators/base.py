@@ -58,19 +58,19 @@ _CAPABILITY_PARAMS = {"early_stopping": ("n_iter_no_change", "tol"), "continue":
 
 #: The checks of the parameters every estimator has (validation, data, threads).
 COMMON_PARAMS = {
-    "validation_fraction": p.fraction,
-    "verbose": p.boolean,
-    "dtype": p.choice(tuple(p.DTYPES)),
-    "duplicates": p.choice(DUPLICATE_POLICIES),
-    "seed": p.seed,
-    "n_threads": p.n_threads,
+    "validation_fraction": p.Optional(p.Interval(float, 0, 1, closed="neither")),
+    "verbose": p.Boolean(),
+    "dtype": p.Options(*p.DTYPES),
+    "duplicates": p.Options(*DUPLICATE_POLICIES),
+    "seed": p.Seed(),
+    "n_threads": p.Threads(),
 }
 
 #: ... and those of the estimators that stop early and continue fits (SGD, ALS).
 EARLY_STOPPING_PARAMS = {
-    "n_iter_no_change": p.int_at_least(1),
-    "tol": p.real(0.0, strict=False),
-    "warm_start": p.boolean,
+    "n_iter_no_change": p.Interval(int, 1),
+    "tol": p.Interval(float, 0.0),
+    "warm_start": p.Boolean(),
 }
 
 
@@ -243,7 +243,7 @@ class Estimator(FactorModel):
         return self
 
     def _checked_params(self):
-        return {name: self.PARAMS[name](name, getattr(self, name)) for name in self._param_names()}
+        return {name: self.PARAMS[name].check(name, getattr(self, name)) for name in self._param_names()}
 
     def __repr__(self):
         defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
@@ -305,7 +305,7 @@ class Estimator(FactorModel):
                 f"{type(self).__name__} cannot continue a fit (its training state is not kept "
                 f"in the fitted model): refit with more {self.epochs_param}")
         params = dict(self._checked_params(), validation_fraction=None)
-        epochs = p.int_at_least(0)("epochs", epochs)
+        epochs = p.Interval(int, 0).check("epochs", epochs)
         if not self._is_fitted():
             data = self._prepare(users, items, ratings, params)
             with driver.atomic(self):

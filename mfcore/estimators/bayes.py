@@ -71,13 +71,24 @@ IMPLICIT_SIDES = {False: (), None: (), True: ("user", "item"), "both": ("user", 
                   "user": ("user",), "item": ("item",)}
 
 
-def _implicit_check(name, v):
-    """The sides of an ``implicit`` value (see ``IMPLICIT_SIDES``), or ValueError naming it."""
-    if isinstance(v, (bool, np.bool_)) or v is None or isinstance(v, str):
+class ImplicitSides(p.Constraint):
+    """An ``implicit`` value: normalised to the sides it switches on (``IMPLICIT_SIDES``)."""
+
+    def accepts(self, v):
         key = bool(v) if isinstance(v, np.bool_) else v
-        if key in IMPLICIT_SIDES:
-            return IMPLICIT_SIDES[key]
-    raise ValueError(f"{name} must be False, True, 'user', 'item' or 'both', got {v!r}")
+        return (isinstance(key, (bool, str)) or key is None) and key in IMPLICIT_SIDES
+
+    def normalize(self, v):
+        return IMPLICIT_SIDES[bool(v) if isinstance(v, np.bool_) else v]
+
+    def __str__(self):
+        return "False, True, 'user', 'item' or 'both'"
+
+    def invalid_values(self):
+        return ["users", 1, "nonsense"]
+
+    def cli_type(self):
+        return p.Boolean().cli_type()
 
 
 def implicit_layout(u, i, n_users, n_items):
@@ -315,16 +326,16 @@ class BayesianMF(Estimator):
         self._store(locals())
 
     PARAMS = {
-        "k": p.int_at_least(1),
-        "n_samples": p.int_at_least(1),
-        "burn_in": p.int_at_least(0),
-        "thin": p.int_at_least(1, optional=True),
-        "init_std": p.real(0.0, strict=False),
-        "alpha_0": p.real(0.0, strict=True),
-        "beta_0": p.real(0.0, strict=True),
-        "alpha_lambda": p.real(0.0, strict=True),
-        "beta_lambda": p.real(0.0, strict=True),
-        "implicit": _implicit_check,
+        "k": p.Interval(int, 1),
+        "n_samples": p.Interval(int, 1),
+        "burn_in": p.Interval(int, 0),
+        "thin": p.Optional(p.Interval(int, 1)),
+        "init_std": p.Interval(float, 0.0),
+        "alpha_0": p.Interval(float, 0.0, closed="neither"),
+        "beta_0": p.Interval(float, 0.0, closed="neither"),
+        "alpha_lambda": p.Interval(float, 0.0, closed="neither"),
+        "beta_lambda": p.Interval(float, 0.0, closed="neither"),
+        "implicit": ImplicitSides(),
         **COMMON_PARAMS,
     }
     name = "bayes"

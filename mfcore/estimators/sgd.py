@@ -333,15 +333,15 @@ class Model(Estimator):
         self._store(locals())
 
     PARAMS = {
-        "k": p.int_at_least(1),
-        "epochs": p.int_at_least(0),
-        "block_grid": p.int_at_least(1, optional=True),
-        "lr": p.real(0.0, strict=True),
-        "reg": p.real(0.0, strict=False),
-        "reg_bias": p.real(0.0, strict=False, optional=True),
-        "init_std": p.real(0.0, strict=False),
-        "lr_schedule": p.choice(LR_SCHEDULES),
-        "lr_decay": p.real(0.0, strict=False),
+        "k": p.Interval(int, 1),
+        "epochs": p.Interval(int, 0),
+        "block_grid": p.Optional(p.Interval(int, 1)),
+        "lr": p.Interval(float, 0.0, closed="neither"),
+        "reg": p.Interval(float, 0.0),
+        "reg_bias": p.Optional(p.Interval(float, 0.0)),
+        "init_std": p.Interval(float, 0.0),
+        "lr_schedule": p.Options(*LR_SCHEDULES),
+        "lr_decay": p.Interval(float, 0.0),
         **COMMON_PARAMS,
         **EARLY_STOPPING_PARAMS,
     }
