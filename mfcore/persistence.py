@@ -31,7 +31,7 @@ import numpy as np
 from . import registry
 from .errors import ModelFileError
 
-__all__ = ["save_model", "load", "open_regular", "read_json"]
+__all__ = ["save_model", "load", "migrate", "open_regular", "read_json"]
 
 FORMAT = "mfcore-model"
 VERSION = 2
@@ -221,6 +221,20 @@ def read_json(value, name):
         raise ValueError(f"{name} is not valid JSON ({exc})") from None
 
 
+def migrate(state, version):
+    """The fitted ``state`` of a file of format ``version`` in the current schema, so that
+    nothing after loading asks which mfcore wrote it. Earlier files lack: the item counts
+    and the seen items (optional: None, the model ranks unknown users by bias and cannot
+    exclude seen items), the ratings' spread (they trained in rating units: 1) and the
+    stop reason (None). Version 1 files are SGD's (``load`` reads the estimator's name)."""
+    training = read_json(state["training"], "training")
+    if not isinstance(training, dict):
+        raise ValueError(f"training must be a JSON object, got {type(training).__name__}")
+    training.setdefault("rating_scale", 1.0)
+    training.setdefault("stop_reason", None)
+    return dict(state, training=np.str_(json.dumps(training)))
+
+
 def load(path):
     """Read a model written by ``save``, as an object of the class that wrote it; never unpickles."""
     path = os.fspath(path)
@@ -251,7 +265,7 @@ def load(path):
             prefix = "state."
             state = {key[len(prefix):]: value for key, value in arrays.items()
                      if key.startswith(prefix)}
-            model._restore_fitted_state(state)
+            model._restore_fitted_state(migrate(state, int(version)))
     except (LookupError, ValueError, TypeError, OverflowError) as exc:  # (a bad generator state
         # overflows numpy's setter)
         raise ModelFileError(f"{path!r} holds an inconsistent model: {exc}") from exc

@@ -22,8 +22,7 @@ import mfcore
 from mfcore import NotFittedError, TrainingDivergedError, UnknownIdWarning
 
 def _arrays(model):
-    return [getattr(model, name) for name in
-            ("user_factors_", "item_factors_", "user_bias_", "item_bias_")]
+    return model._parameters()
 
 
 def _same_model(a, b):

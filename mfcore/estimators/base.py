@@ -30,11 +30,10 @@ import os
 
 import numpy as np
 
-from .. import recommend as _recommend
 from .. import params as p
-from ..data import DUPLICATE_POLICIES, prepare, validation_rows
+from ..data import DUPLICATE_POLICIES, merge_seen, prepare, seen_csr, validation_rows
 from ..errors import ImplicitFeedbackWarning, Message, Setting, warn
-from ..fitted import FactorModel
+from ..fitted import PARAMETER_NAMES, FactorModel
 from .._threads import available_cpus
 from . import driver
 
@@ -115,8 +114,9 @@ def standardized(r, mu, scale, dtype=np.float64):
     return ((np.asarray(r, dtype=np.float64) - mu) / scale).astype(dtype, copy=False)
 
 
-#: The fitted parameter arrays, in the order ``standard_units`` gives their units.
-UNIT_NAMES = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
+#: The fitted parameter arrays (``FactorModel._parameters``), whose units
+#: ``standard_units`` gives.
+UNIT_NAMES = PARAMETER_NAMES
 
 
 def standard_units(scale):
@@ -345,7 +345,7 @@ class Estimator(FactorModel):
         with ``seen``, the seen-items CSR of the data."""
         self._start_summary(data.summary(), params)
         if seen:
-            self.seen_indptr_, self.seen_items_ = _recommend.seen_csr(
+            self.seen_indptr_, self.seen_items_ = seen_csr(
                 data.u, data.i, len(data.user_map), len(data.item_map), keys=data.keys)
         else:
             self.seen_indptr_ = self.seen_items_ = None
@@ -379,15 +379,15 @@ class Estimator(FactorModel):
     def _record_seen(self, data):
         """Add the training pairs to the seen-items CSR (a model loaded from a file without
         one keeps none: a partial set would be wrong)."""
-        if getattr(self, "seen_indptr_", None) is not None:
-            self.seen_indptr_, self.seen_items_ = _recommend.merge_seen(
+        if self.seen_indptr_ is not None:
+            self.seen_indptr_, self.seen_items_ = merge_seen(
                 self.seen_indptr_, self.seen_items_, data.u, data.i,
                 len(self.user_map_), len(self.item_map_))
 
     def _count_items(self, data):
         """Add the ratings trained on to ``item_counts_`` (a model loaded from a file without
         counts keeps none, as with the seen items)."""
-        if getattr(self, "item_counts_", None) is not None:
+        if self.item_counts_ is not None:
             counts = np.bincount(data.i, minlength=len(self.item_map_)).astype(np.int64)
             counts[:len(self.item_counts_)] += self.item_counts_
             self.item_counts_ = counts
@@ -409,7 +409,7 @@ class Estimator(FactorModel):
     def _run(self, trainer, n_ratings, params, n_epochs, val, callback):
         """The shared loop over ``trainer`` (local or ``mfcore.dask``'s); returns the trainer.
         Only estimators with ``"early_stopping"`` stop on validation data."""
-        self.n_ratings_ = getattr(self, "n_ratings_", 0) + int(n_ratings)
+        self.n_ratings_ += int(n_ratings)
         stops = "early_stopping" in self.capabilities
         driver.run(self, trainer, n_ratings, n_epochs, val, callback, params["verbose"],
                    params["tol"] if stops else 0.0, params["n_iter_no_change"] if stops else None)
@@ -420,12 +420,8 @@ class Estimator(FactorModel):
     def _restore_fitted_state(self, state):
         """Check a fitted state read from a file against the hyperparameters and attach it."""
         params = self._checked_params()
-        return self._attach_state(state, self._stored_columns(params, state),
+        return self._attach_state(state, self._state_sizes(state, params["k"]),
                                   p.DTYPES[params["dtype"]])
-
-    def _stored_columns(self, params, state):
-        """Columns of the saved factor arrays: ``k`` (a sampler keeps more, see BayesianMF)."""
-        return params["k"]
 
     # --- what a solver provides -------------------------------------------------------
 

@@ -26,7 +26,7 @@ from .. import params as p
 from .._kernels import bayes as _bayes
 from .._kernels import sgd as _sgd_kernels
 from .._threads import resolve_n_threads
-from ..fitted import pair_arguments
+from ..fitted import StateArray, pair_arguments
 from ..data import check_lengths, to_numpy
 from ..errors import Message, Setting, UnknownIdWarning, warn
 from ..ids import normalize_ids, plain
@@ -477,7 +477,7 @@ class BayesianMF(Estimator):
         Q *= np.sqrt(S)
         alpha = self.alpha_samples_
         mean_g, prec_g = self.user_hyper_samples_[:, 0], self.user_hyper_samples_[:, 1]
-        Y = getattr(self, "item_implicit_samples_", None)
+        Y = self.item_implicit_samples_
         for row in range(n):
             cols = items[indptr[row]:indptr[row + 1]]
             y = (ratings[indptr[row]:indptr[row + 1]].astype(np.float64) - self.global_mean_
@@ -499,44 +499,34 @@ class BayesianMF(Estimator):
 
     # --- persistence ----------------------------------------------------------------
 
-    def _fitted_state(self):
-        state = super()._fitted_state()
-        if state is not None:
-            state.update(user_bias_samples=self.user_bias_samples_,
-                         item_bias_samples=self.item_bias_samples_,
-                         alpha_samples=self.alpha_samples_,
-                         user_hyper_samples=self.user_hyper_samples_)
-            if self.item_implicit_samples_ is not None:
-                state["item_implicit_samples"] = self.item_implicit_samples_
-        return state
+    #: The kept samples' arrays beyond the factor model's ("samples": how many were kept).
+    STATE = Estimator.STATE + (
+        StateArray("user_bias_samples", ("users", "samples"), "param"),
+        StateArray("item_bias_samples", ("items", "samples"), "param"),
+        StateArray("alpha_samples", ("samples",), "float64"),
+        StateArray("user_hyper_samples", ("samples", 2, "k+1"), "float64"),
+        StateArray("item_implicit_samples", ("items", "samples", "k"), "param", optional=True),
+    )
 
-    def _stored_columns(self, params, state):
-        return len(state["alpha_samples"]) * params["k"]
+    def _state_sizes(self, state, columns):
+        """The factor arrays hold ``samples * k`` columns."""
+        alpha = state.get("alpha_samples")
+        samples = len(alpha) if alpha is not None and alpha.ndim == 1 else 0
+        return dict(super()._state_sizes(state, samples * columns), samples=samples, k=columns,
+                    **{"k+1": columns + 1})
 
-    def _restore_fitted_state(self, state):
-        params = self._checked_params()
-        S = len(state["alpha_samples"])
-        k, dtype = params["k"], np.dtype(p.DTYPES[params["dtype"]])
-        expected = {"user_bias_samples": ((len(state["user_ids"]), S), dtype),
-                    "item_bias_samples": ((len(state["item_ids"]), S), dtype),
-                    "alpha_samples": ((S,), np.dtype(np.float64)),
-                    "user_hyper_samples": ((S, 2, k + 1), np.dtype(np.float64))}
-        with_y = "user" in params["implicit"]
-        if with_y:
-            expected["item_implicit_samples"] = ((len(state["item_ids"]), S, k), dtype)
-        elif "item_implicit_samples" in state:
-            raise ValueError(f"item_implicit_samples given but implicit={params['implicit']!r} "
-                             "has no user-side (SVD++) term")
-        for name, (shape, want) in expected.items():
-            if name not in state:
-                raise ValueError(f"{name} is missing")
-            arr = state[name]
-            if arr.shape != shape or arr.dtype != want:
-                raise ValueError(f"{name} has shape {arr.shape} and dtype {arr.dtype}, "
-                                 f"expected {shape} and {want}")
-            if not np.isfinite(arr).all():
-                raise ValueError(f"{name} holds non-finite values")
-        if S == 0 or (state["alpha_samples"] <= 0).any():
+    def _check_state(self, state, sizes, dtype):
+        """What the kept samples must satisfy beyond their shapes: the SVD++ term's vectors
+        exactly when ``implicit`` has it, positive noise and prior precisions, and biases
+        that keep predictions and the predictive std finite."""
+        implicit = self._checked_params()["implicit"]
+        with_y = "user" in implicit
+        if with_y and state.get("item_implicit_samples") is None:
+            raise ValueError("item_implicit_samples is missing")
+        if not with_y and state.get("item_implicit_samples") is not None:
+            raise ValueError(f"item_implicit_samples given but implicit={implicit!r} has no "
+                             "user-side (SVD++) term")
+        if sizes["samples"] == 0 or (state["alpha_samples"] <= 0).any():
             raise ValueError("alpha_samples must hold at least one positive noise precision")
         with np.errstate(divide="ignore", over="ignore"):
             noise = np.mean(1.0 / state["alpha_samples"])
@@ -551,12 +541,8 @@ class BayesianMF(Estimator):
             if state[name].size and not np.abs(state[name]).max() < limit:
                 raise ValueError(f"{name} reach {np.abs(state[name]).max():.3g}: predictions "
                                  f"would overflow {dtype} (at most {limit:.3g})")
+
+    def _restore_fitted_state(self, state):
         super()._restore_fitted_state(state)
-        self.user_bias_samples_ = np.ascontiguousarray(state["user_bias_samples"])
-        self.item_bias_samples_ = np.ascontiguousarray(state["item_bias_samples"])
-        self.alpha_samples_ = np.ascontiguousarray(state["alpha_samples"])
-        self.user_hyper_samples_ = np.ascontiguousarray(state["user_hyper_samples"])
-        self.item_implicit_samples_ = (np.ascontiguousarray(state["item_implicit_samples"])
-                                       if with_y else None)
-        self.n_kept_ = S
+        self.n_kept_ = len(self.alpha_samples_)
         return self
