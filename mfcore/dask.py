@@ -669,6 +669,26 @@ def _trainer_class(estimator):
     return _TRAINERS[estimator.name], params
 
 
+def _columns_and_workers(ratings, columns, client, workers):
+    """The checked (user, item, rating) column names and worker addresses of a fit."""
+    columns = tuple(columns)
+    if len(columns) != 3:
+        raise ValueError(f"columns must name the user, item and rating columns, got {columns!r}")
+    missing = [c for c in columns if c not in ratings.columns]
+    if missing:
+        raise ValueError(f"the ratings have no column {missing[0]!r} (columns: "
+                         f"{list(ratings.columns)}); pass columns=(user, item, rating)")
+    known = sorted(client.scheduler_info()["workers"])
+    addresses = known if workers is None else list(workers)
+    if not addresses:
+        raise ValueError("the Dask cluster has no workers")
+    unknown = [a for a in addresses if a not in known]
+    if unknown or len(set(addresses)) < len(addresses):
+        raise ValueError(f"workers must be distinct addresses of this cluster's workers "
+                         f"{known}, got {unknown[0] if unknown else addresses!r}")
+    return columns, addresses
+
+
 def _local_validation(validation, columns):
     """A validation Dask DataFrame (small, by assumption) as a local triple; else as given."""
     if validation is not None and hasattr(validation, "to_delayed"):
@@ -695,22 +715,8 @@ def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callb
     """
     trainer_class, params = _trainer_class(estimator)
     client = client or default_client()
-    columns = tuple(columns)
-    if len(columns) != 3:
-        raise ValueError(f"columns must name the user, item and rating columns, got {columns!r}")
-    missing = [c for c in columns if c not in ratings.columns]
-    if missing:
-        raise ValueError(f"the ratings have no column {missing[0]!r} (columns: "
-                         f"{list(ratings.columns)}); pass columns=(user, item, rating)")
+    columns, addresses = _columns_and_workers(ratings, columns, client, workers)
     dtype = p.DTYPES[params["dtype"]]
-    known = sorted(client.scheduler_info()["workers"])
-    addresses = known if workers is None else list(workers)
-    if not addresses:
-        raise ValueError("the Dask cluster has no workers")
-    unknown = [a for a in addresses if a not in known]
-    if unknown or len(set(addresses)) < len(addresses):
-        raise ValueError(f"workers must be distinct addresses of this cluster's workers "
-                         f"{known}, got {unknown[0] if unknown else addresses!r}")
 
     parts = client.compute(ratings[list(columns)].to_delayed())
     scans = client.map(_scan, parts, columns=columns, dtype=dtype, pure=False)

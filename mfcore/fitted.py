@@ -348,6 +348,32 @@ class FactorModel:
                    reg, reg_bias, base, count_weight, True, factors, bias, self._threads())
         return factors, bias, {}
 
+    def _fold_in_data(self, users, items, ratings):
+        """fold_in's ratings checked, of known items, duplicates merged: (the new users'
+        ``IdMap``, their rows, item rows, ratings); ValueError for a user left without one."""
+        ratings = as_ratings(ratings, self.user_factors_.dtype)
+        items = normalize_ids(to_numpy(items), "items")
+        if np.ndim(users) == 0:
+            users = normalize_ids(np.array([users] * len(items), dtype=object), "users")
+        else:
+            users = normalize_ids(to_numpy(users), "users")
+        if check_lengths(users=users, items=items, ratings=ratings) == 0:
+            raise ValueError("fold_in needs at least one rating")
+        self.user_map_._check_kind(users, "users")
+        i = self.item_map_.lookup(items, "items")
+        if (i < 0).any():
+            warn(f"fold_in: ignored {int((i < 0).sum())} rating(s) of items unknown to the "
+                 f"model (e.g. {plain(items[i < 0][0])!r}): they have no factors", UnknownIdWarning)
+        fold_map, fu = IdMap.fit(users, "users")
+        keep = i >= 0
+        fu, i, r, _ = merge_duplicates(fu[keep], i[keep], ratings[keep], fold_map,
+                                       self.item_map_, getattr(self, "duplicates", "mean"))
+        counts = np.bincount(fu, minlength=len(fold_map))
+        if (counts == 0).any():
+            raise ValueError(f"fold_in: user {plain(fold_map.ids[np.flatnonzero(counts == 0)[0]])!r} "
+                             "has no rating of an item known to the model")
+        return fold_map, fu, i, r
+
     def fold_in(self, users, items, ratings, shrinkage=None):
         """Add users (or refresh known ones) from their ratings without retraining; return self.
 
@@ -372,28 +398,8 @@ class FactorModel:
         shrinkage = self.fold_in_shrinkage if shrinkage is None else shrinkage
         if not is_real(shrinkage) or shrinkage < 0:
             raise ValueError(f"shrinkage must be a finite number >= 0, got {shrinkage!r}")
-        dtype = self.user_factors_.dtype
-        ratings = as_ratings(ratings, dtype)
-        items = normalize_ids(to_numpy(items), "items")
-        if np.ndim(users) == 0:
-            users = normalize_ids(np.array([users] * len(items), dtype=object), "users")
-        else:
-            users = normalize_ids(to_numpy(users), "users")
-        if check_lengths(users=users, items=items, ratings=ratings) == 0:
-            raise ValueError("fold_in needs at least one rating")
-        self.user_map_._check_kind(users, "users")
-        i = self.item_map_.lookup(items, "items")
-        if (i < 0).any():
-            warn(f"fold_in: ignored {int((i < 0).sum())} rating(s) of items unknown to the "
-                 f"model (e.g. {plain(items[i < 0][0])!r}): they have no factors", UnknownIdWarning)
-        fold_map, fu = IdMap.fit(users, "users")
-        keep = i >= 0
-        fu, i, r, _ = merge_duplicates(fu[keep], i[keep], ratings[keep], fold_map,
-                                       self.item_map_, getattr(self, "duplicates", "mean"))
+        fold_map, fu, i, r = self._fold_in_data(users, items, ratings)
         counts = np.bincount(fu, minlength=len(fold_map))
-        if (counts == 0).any():
-            raise ValueError(f"fold_in: user {plain(fold_map.ids[np.flatnonzero(counts == 0)[0]])!r} "
-                             "has no rating of an item known to the model")
         order = np.argsort(fu, kind="stable")
         indptr = np.zeros(len(fold_map) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
