@@ -31,7 +31,7 @@ not a task per block):
 
    * ALS: per half-iteration the fixed factor side to every shard, each shard's
      band of the solved side back;
-   * SGD (``Model``): DSGD over the local block grid: per round of the epoch
+   * SGD: DSGD over the local block grid: per round of the epoch
      the item groups of the round's blocks to the shards owning their user
      groups and back, the user bands once an epoch;
    * BayesianMF: as ALS, plus each rating's residual (the sampler's running

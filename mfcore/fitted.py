@@ -158,7 +158,7 @@ _SUMMARY = (StateArray("global_mean", (), "float64"), StateArray("rating_range",
 class FactorModel:
     """A fitted biased factor model: ``r(u, i) = mu + b_u + b_i + p_u . q_i``.
 
-    Not used on its own: estimators (``mfcore.Model``, ``mfcore.ALS`` ...)
+    Not used on its own: estimators (``mfcore.SGD``, ``mfcore.ALS`` ...)
     subclass it; ``mfcore.load`` rebuilds those registered in ``mfcore.registry``.
 
     Fitted attributes

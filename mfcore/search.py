@@ -12,7 +12,7 @@ import numpy as np
 from . import params as p
 from . import progress
 from .errors import Message, Setting, TrainingDivergedError
-from .estimators import Model
+from .estimators import SGD
 
 __all__ = ["Search", "search"]
 
@@ -57,8 +57,8 @@ class Search:
     validation_fraction : float
         Share of the ratings held out when ``cv`` is None.
     base : estimator or None
-        The estimator to tune (``mfcore.Model``, ``mfcore.ALS`` ...): parameters
-        not in the grid come from it. Default ``Model(epochs=MAX_EPOCHS)``:
+        The estimator to tune (``mfcore.SGD``, ``mfcore.ALS`` ...): parameters
+        not in the grid come from it. Default ``SGD(epochs=MAX_EPOCHS)``:
         every trial stops early on its validation part, so the epoch count
         (``epochs``, ``iterations``) is only an upper bound. A base you pass
         keeps its own count: give a generous one (``ALS(iterations=200)``)
@@ -141,12 +141,12 @@ class Search:
         for name, rule in OPTIONS.items():
             if name != "validation_fraction" or self.cv is None:  # (unused with cv)
                 rule.check(name, getattr(self, name))
-        base = self.base if self.base is not None else Model(epochs=MAX_EPOCHS)
+        base = self.base if self.base is not None else SGD(epochs=MAX_EPOCHS)
         if isinstance(base, type):
             raise ValueError(f"base must be an estimator instance such as {base.__name__}(), "
                              f"got the class {base.__name__}")
         if not hasattr(base, "_fit_prepared"):
-            raise ValueError(f"base must be an mfcore estimator (Model, ALS ...), got {base!r}")
+            raise ValueError(f"base must be an mfcore estimator (SGD, ALS ...), got {base!r}")
         candidates = _candidates(self.param_grid, self.n_iter, rng)
         for params in candidates:
             type(base)().set_params(**dict(base.get_params(), **params))._checked_params()

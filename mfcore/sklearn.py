@@ -3,7 +3,7 @@
 scikit-learn is an optional dependency: this module needs it, ``mfcore`` does
 not. The estimators themselves already follow the estimator conventions
 (``get_params``/``set_params``, ``sklearn.base.clone``); ``MFRegressor``
-(``mfcore.Model``, SGD), ``ALSRegressor`` (``mfcore.ALS``) and
+(``mfcore.SGD``), ``ALSRegressor`` (``mfcore.ALS``) and
 ``regressor_for(estimator_class)`` add the ``fit(X, y)`` / ``predict(X)``
 shape that ``GridSearchCV``, ``cross_val_score`` and pipelines expect::
 
@@ -38,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
                       "pip install scikit-learn") from exc
 
 from .errors import NotFittedError, UnknownIdWarning
-from .estimators import ALS, BayesianMF, Model
+from .estimators import ALS, SGD, BayesianMF
 
 __all__ = ["MFRegressor", "ALSRegressor", "BayesianMFRegressor", "regressor_for"]
 
@@ -133,6 +133,6 @@ def regressor_for(estimator_class, name=None):
     return cls
 
 
-MFRegressor = regressor_for(Model, "MFRegressor")
+MFRegressor = regressor_for(SGD, "MFRegressor")
 ALSRegressor = regressor_for(ALS)
 BayesianMFRegressor = regressor_for(BayesianMF)

@@ -5,7 +5,7 @@ from contract import EstimatorContract
 
 
 class TestSGD(EstimatorContract):
-    estimator = mfcore.Model
+    estimator = mfcore.SGD
     fast = {"k": 4, "epochs": 3}
     planted = {"k": 8, "epochs": 60, "lr": 0.02, "reg": 0.02}
     diverging = {"lr": 50.0}

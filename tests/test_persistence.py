@@ -232,7 +232,7 @@ def test_a_users_subclass_named_model_does_not_take_over_loading(tmp_path, fitte
 
     fitted.save(tmp_path / "m.mfz")
     assert type(mfcore.load(tmp_path / "m.mfz")) is mfcore.Model
-    with pytest.raises(ValueError, match="'sgd': that name is mfcore.estimators.sgd.Model's"):
+    with pytest.raises(ValueError, match="'sgd': that name is mfcore.estimators.sgd.SGD's"):
         mfcore.estimators.register(Model)
     with pytest.raises(ValueError, match="cannot save a Model: mfcore.load rebuilds only "
                                          "registered estimators"):

@@ -1,9 +1,9 @@
 """The estimators: one module per solver, each a ``FactorModel`` once fitted.
 
 ``base`` holds what they share (declarations, parameters, fit/partial_fit),
-``driver`` the training loop and the ``Trainer`` protocol; ``sgd`` is ``Model``
-(stochastic gradient descent), ``als`` is ``ALS`` (alternating least squares),
-``bayes`` is ``BayesianMF`` (Gibbs sampling).
+``driver`` the training loop and the ``Trainer`` protocol; ``sgd`` is ``SGD``
+(stochastic gradient descent; ``Model`` is its alias), ``als`` is ``ALS``
+(alternating least squares), ``bayes`` is ``BayesianMF`` (Gibbs sampling).
 
 The registry (``mfcore.registry``) is explicit: one ``register`` line per
 estimator below. ``ALGORITHMS`` is its read-only view, by the name each
@@ -14,11 +14,11 @@ from .als import ALS
 from .base import CAPABILITIES, Estimator
 from .bayes import BayesianMF
 from .driver import Trainer
-from .sgd import Model
+from .sgd import SGD, Model
 
-__all__ = ["Estimator", "Trainer", "Model", "ALS", "BayesianMF", "ALGORITHMS", "CAPABILITIES",
-           "register"]
+__all__ = ["Estimator", "Trainer", "SGD", "Model", "ALS", "BayesianMF", "ALGORITHMS",
+           "CAPABILITIES", "register"]
 
-register(Model)
+register(SGD)
 register(ALS)
 register(BayesianMF)

@@ -143,20 +143,12 @@ class ALS(Estimator):
         matters: users are solved first).
     validation_fraction, n_iter_no_change, tol, warm_start, verbose, dtype,
     duplicates, seed, n_threads :
-        As for ``mfcore.Model`` (early stopping counts iterations).
+        As for ``mfcore.SGD`` (early stopping counts iterations).
 
-    The defaults were chosen on validation data only (a 10% carve of
-    MovieLens 100K u1.base; the validation part of the ML-1M notebook split):
-    in rating units (before training was standardized) ML-100K preferred reg
-    0.12 (validation RMSE 0.9132, against 0.9147 at 0.10), ML-1M 0.08 (0.8546,
-    against 0.8608 at 0.10 and 0.8709 at 0.12): denser data want less penalty
-    per rating, and 0.10 was the compromise that costs each under 0.002 and
-    0.007. Both sets have a spread of 1.12, so on standardized ratings that
-    compromise is 0.09 (validation 0.9146 and 0.8611). A weaker bias penalty helps a little
-    (reg_bias 0.03), k=128 gains under 0.001 over 64 for twice the time, and
-    the curve flattens after 8-10 iterations from any initial spread
-    (0.01-0.5). Held-out figures beside cmfrec and LensKit:
-    ``benchmarks/als_compare.py``.
+    The defaults were chosen on validation data only: ``reg`` is the
+    compromise between ML-100K (which wants more penalty per rating) and the
+    denser ML-1M (docs/tuning.md). Held-out figures beside cmfrec and
+    LensKit: ``benchmarks/als_compare.py``.
 
     Reproducibility: rows are solved independently given the other side, in
     float64, so 1, 2 or 8 threads give bit-identical models.

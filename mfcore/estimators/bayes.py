@@ -275,9 +275,7 @@ class BayesianMF(Estimator):
         step that keeps at most ``MAX_KEPT_COLUMNS // k`` samples (the fitted
         factors hold ``kept x k`` columns).
     init_std : float, default 0.1
-        Standard deviation of the initial factors (myFM's). On a validation
-        tenth of ML-100K u1.base: RMSE 0.9062/0.9045 (seeds 0/1) against
-        0.9087/0.9041 from 0.3, which leaves the near-zero start sooner.
+        Standard deviation of the initial factors (myFM's; docs/tuning.md).
     alpha_0, beta_0 : float, default 1.0
         Gamma prior of the noise precision (shape/2, rate/2; vague).
     alpha_lambda, beta_lambda : float, default 1.0
@@ -295,10 +293,10 @@ class BayesianMF(Estimator):
         protocol: which test pairs exist is itself information about their
         ratings (a user rates what it chose to see), so using them as implicit
         data scores a model on knowledge it would not have when recommending.
-        ML-100K u1, defaults, seeds 0-2: test RMSE 0.8886-0.8906 against
-        0.9077-0.9081 without; a sweep costs about 2x the CPU of a plain one.
+        It gains about 0.02 RMSE on MovieLens for about twice the CPU a sweep
+        (docs/tuning.md).
     validation_fraction, verbose, dtype, duplicates, seed, n_threads :
-        As for ``mfcore.Model``. Validation data are scored each sweep (the
+        As for ``mfcore.SGD``. Validation data are scored each sweep (the
         running posterior mean) but never stop the chain.
 
     Reproducibility: the sampler's random numbers are a function of (seed,

@@ -1,4 +1,4 @@
-"""SGD, the estimator ``mfcore.Model``: its parameters, its training layout, one epoch.
+"""SGD, the estimator ``mfcore.SGD`` (alias ``mfcore.Model``): parameters, layout, one epoch.
 
 The shared loop (history, divergence checks, early stopping) is
 ``mfcore.estimators.driver``; this module owns how an SGD epoch visits the ratings.
@@ -33,7 +33,7 @@ from .base import (COMMON_PARAMS, EARLY_STOPPING_PARAMS, UNIT_NAMES, Estimator, 
                    from_standard, standard_units, standardized, to_standard)
 from .driver import Trainer
 
-__all__ = ["Model", "SGDTrainer", "choose_grid", "groups_of_counts", "bias_reg", "schedule",
+__all__ = ["SGD", "Model", "SGDTrainer", "choose_grid", "groups_of_counts", "bias_reg", "schedule",
            "layout_blocks"]
 
 #: Record layouts shared with the C kernel (``mf_rec32``/``mf_rec64`` in sgd_simd.h).
@@ -54,7 +54,7 @@ def choose_grid(n_ratings, n_users, n_items, asked=None):
 
     Enough blocks per round for the threads to balance their load, few enough
     that each block is long compared with the cost of a round's barrier. ``asked``
-    (``Model(block_grid=...)``) replaces the size rule, within 1..min(users, items).
+    (``SGD(block_grid=...)``) replaces the size rule, within 1..min(users, items).
     """
     if asked is not None:
         return max(1, min(int(asked), n_users, n_items))
@@ -228,8 +228,10 @@ class _Epochs(Trainer):
                        Setting("lr", smaller, f"{smaller:g}"))
 
 
-class Model(Estimator):
+class SGD(Estimator):
     """Biased matrix factorization trained by stochastic gradient descent.
+
+    ``mfcore.Model`` is the same class (its first name, kept as an alias).
 
     Predicts ``r(u, i) = mu + b_u + b_i + p_u . q_i``. Each epoch visits the
     training ratings once in a fresh random order; for each rating with error
@@ -273,10 +275,8 @@ class Model(Estimator):
     n_iter_no_change, tol : int (default 10), float (default 0.0)
         With validation data, stop after ``n_iter_no_change`` epochs whose
         validation RMSE did not improve on the best by more than ``tol``; the
-        best epoch's parameters are kept. Training from small factors can
-        stall for a dozen epochs before the factors take off (strong ``reg``,
-        small ``lr``): a patience of 5 or a tolerance of 1e-4 stopped such runs
-        on the stall at RMSE 0.831 where they go on to 0.718 (ML-1M shape).
+        best epoch's parameters are kept. The patience outlasts the stall of
+        the first epochs from small factors (docs/tuning.md).
     warm_start : bool, default False
         A second ``fit`` continues from the fitted parameters (see ``partial_fit``).
     verbose : bool, default False
@@ -300,18 +300,10 @@ class Model(Estimator):
         ``mfcore.dask`` fit runs the same grid, its workers sharing the user
         groups, and equals the local fit with that grid.
 
-    The defaults were chosen by searches on validation splits carved from
-    MovieLens 100K u1.base (u1.test untouched: RMSE 0.915 there, 0.906 on
-    average over u1..u5) and train well on MovieLens-like 1-5 star data
-    without tuning. A small initial spread (0.01) mattered most: factors grow
-    only where the data supports them (validation RMSE 0.907 -> 0.903 against
-    0.05). reg=0.05 for factors and biases alike (0.06 in rating units before
-    training was standardized; on standardized ratings 0.05 scored 0.9102 on
-    a validation tenth of u1.base, 0.06 0.9110): a bias penalty of 0.005
-    scored 0.0008 better on validation but let users with five ratings
-    overfit (their RMSE 1.043 -> 1.049 on u2). lr=0.01 is stable for k up to
-    a few hundred and, from this start, the validation RMSE bottoms out at
-    35-50 epochs. k=128 scored 0.002 better on validation for twice the time.
+    The defaults were chosen on validation splits of MovieLens 100K and train
+    MovieLens-like data well without tuning: a small initial spread lets
+    factors grow only where the data support them (the searches and their
+    figures: docs/tuning.md).
 
     Reproducibility: a fit is a function of the data, the hyperparameters and
     the seed alone. Threads train blocks of the rating matrix that share no
@@ -366,9 +358,11 @@ class Model(Estimator):
         a full fit's user update would settle at with the items held fixed:
         ``(n + shrinkage) (reg |p|^2 + reg_bias b^2)``. A trained model's sparse users sit
         closer to zero than that (few updates from a small start), so ``shrinkage`` adds
-        that many ratings' worth of penalty. The default 50 was chosen on MovieLens 100K folds
-        u2/u3 (10% of the users left out of training and folded in): with all their ratings
-        within 0.001 of the best value (10-30) and 0.008 RMSE behind a full refit; with only
-        5 ratings each 0.04 RMSE better than a full refit and than the unknown-user fallback."""
+        that many ratings' worth of penalty; the default 50 suits users with few ratings
+        and costs little with many (docs/tuning.md)."""
         params = self._checked_params()
         return params["reg"] * self.rating_scale_, bias_reg(params), shrinkage, 1.0
+
+
+#: The estimator's first name, kept: ``mfcore.Model`` is ``mfcore.SGD``.
+Model = SGD
