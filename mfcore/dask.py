@@ -71,7 +71,8 @@ from ._kernels import bayes as _bayes
 from ._kernels import sgd as _sgd_kernels
 from ._kernels.als import solve_rows
 from ._threads import resolve_n_threads
-from .data import RatingSummary, as_ratings, merge_sorted, report_duplicates, validation_rows
+from .data import (RatingSummary, as_ratings, column_names, merge_sorted, report_duplicates,
+                   validation_rows)
 from .errors import DuplicateRatingsWarning
 from .estimators import driver
 from .estimators.base import from_standard, standard_units, standardized, to_standard
@@ -671,13 +672,8 @@ def _trainer_class(estimator):
 
 def _columns_and_workers(ratings, columns, client, workers):
     """The checked (user, item, rating) column names and worker addresses of a fit."""
-    columns = tuple(columns)
-    if len(columns) != 3:
-        raise ValueError(f"columns must name the user, item and rating columns, got {columns!r}")
-    missing = [c for c in columns if c not in ratings.columns]
-    if missing:
-        raise ValueError(f"the ratings have no column {missing[0]!r} (columns: "
-                         f"{list(ratings.columns)}); pass columns=(user, item, rating)")
+    named = column_names(ratings.columns, columns, optional=(), what="the ratings")
+    columns = tuple(named[c] for c in COLUMNS)
     known = sorted(client.scheduler_info()["workers"])
     addresses = known if workers is None else list(workers)
     if not addresses:
@@ -697,12 +693,17 @@ def _local_validation(validation, columns):
     return validation
 
 
-def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callback=None,
+def fit(estimator, ratings, validation=None, columns=None, client=None, callback=None,
         workers=None):
-    """Fit ``estimator`` (``mfcore.ALS``) on a Dask DataFrame of ratings; return it, fitted.
+    """Fit ``estimator`` (``mfcore.ALS``, ``mfcore.Model`` or ``mfcore.BayesianMF``) on a
+    Dask DataFrame of ratings; return it, fitted.
 
-    ``columns``: the names of the user, item and rating columns. ``validation``:
-    a local ``(users, items, ratings)`` triple or a (small) Dask DataFrame with
+    ``columns``: the user, item and rating columns as for ``estimator.fit`` (default:
+    ``user``, ``item``, ``rating`` or their usual aliases such as ``userId``; else a
+    dict or the three names in that order). A pandas DataFrame is in one place
+    already: fit it with ``estimator.fit(df)``, or spread it with
+    ``dask.dataframe.from_pandas(df, npartitions=...)``. ``validation``:
+    a local ``(users, items, ratings)`` triple or table, or a (small) Dask DataFrame with
     the same columns, scored after every iteration as in ``estimator.fit``;
     ``callback`` as there. ``client``: the Dask client (default: the current
     one). ``workers``: the worker addresses to train on (default: all); each
@@ -714,6 +715,12 @@ def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callb
     state it had before the call.
     """
     trainer_class, params = _trainer_class(estimator)
+    if not hasattr(ratings, "to_delayed"):
+        kind = type(ratings).__module__.split(".")[0] + "." + type(ratings).__name__
+        hint = (": it is in one place already, so fit it with estimator.fit(ratings), or "
+                "spread it over the cluster with dask.dataframe.from_pandas(ratings, "
+                "npartitions=...)" if hasattr(ratings, "iloc") else "")
+        raise TypeError(f"mfcore.dask.fit takes a Dask DataFrame of ratings, got {kind}{hint}")
     client = client or default_client()
     columns, addresses = _columns_and_workers(ratings, columns, client, workers)
     dtype = p.DTYPES[params["dtype"]]
@@ -747,20 +754,19 @@ def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callb
             cluster, built, merge = _load(client, parts, route, addresses, bands, params,
                                           maps, held, layout, warn_duplicates=False)
         del parts
-        with driver.atomic(estimator):
-            estimator._start_summary(summary, params)
+        with driver.atomic(estimator) as work:
+            work._start_summary(summary, params)
             _, val = validation_rows(summary, _local_validation(validation, columns), None,
-                                     estimator.rng_)
+                                     work.rng_)
             keys = ("user_counts", "item_counts")
             band_rows = [[bands[s][b] + c[key][0] for b, c in enumerate(built)]
                          for s, key in enumerate(keys)]
             band_counts = [[c[key][1] for c in built] for key in keys]
-            estimator._adopt_seen(np.concatenate([b["seen"][0] for b in built]),
-                                  np.concatenate([b["seen"][1] for b in built]),
-                                  _row_counts(estimator, band_rows, band_counts)[1])
-            trainer = trainer_class(estimator, cluster, band_rows, band_counts, params, plan)
-            estimator._run(trainer, summary.n, params, estimator.max_epochs(params), val,
-                           callback)
+            work._adopt_seen(np.concatenate([b["seen"][0] for b in built]),
+                             np.concatenate([b["seen"][1] for b in built]),
+                             _row_counts(work, band_rows, band_counts)[1])
+            trainer = trainer_class(work, cluster, band_rows, band_counts, params, plan)
+            work._run(trainer, summary.n, params, work.max_epochs(params), val, callback)
     finally:
         for f in held:
             f.release()

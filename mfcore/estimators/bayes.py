@@ -26,8 +26,8 @@ from .. import params as p
 from .._kernels import bayes as _bayes
 from .._kernels import sgd as _sgd_kernels
 from .._threads import resolve_n_threads
-from ..fitted import StateArray, pair_arguments
-from ..data import check_lengths, to_numpy
+from ..fitted import StateArray, labelled, pair_arguments, reads_state
+from ..data import check_lengths, rating_arrays, to_numpy
 from ..errors import Message, Setting, UnknownIdWarning, warn
 from ..ids import normalize_ids, plain
 from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard_units,
@@ -362,7 +362,8 @@ class BayesianMF(Estimator):
         most = max(1, MAX_KEPT_COLUMNS // params["k"])
         return max(1, -(-params["n_samples"] // most))
 
-    def fit(self, users, items, ratings, validation=None, callback=None, implicit=None):
+    def fit(self, users, items=None, ratings=None, validation=None, callback=None,
+            implicit=None, *, columns=None):
         """Train on (user, item, rating) triples; return ``self`` (see ``Estimator.fit``).
 
         ``implicit=(users, items)``: further implicit pairs without ratings (items
@@ -375,7 +376,7 @@ class BayesianMF(Estimator):
             raise ValueError("fit(implicit=...) needs implicit terms: set implicit=True "
                              f"(or 'user', 'item', 'both'), got implicit={self.implicit!r}")
         inputs = {} if implicit is None else {"implicit": self._raw_pairs(implicit)}
-        return self._fit(users, items, ratings, validation, callback, inputs)
+        return self._fit(users, items, ratings, validation, callback, columns, inputs)
 
     @staticmethod
     def _raw_pairs(pairs):
@@ -427,18 +428,25 @@ class BayesianMF(Estimator):
 
     # --- prediction with uncertainty ----------------------------------------------
 
-    def predict(self, users, items, clip=True, unknown="fallback", return_std=False):
+    @reads_state
+    def predict(self, users, items=None, clip=True, unknown="fallback", return_std=False, *,
+                columns=None):
         """Posterior predictive means (see ``FactorModel.predict``); with ``return_std``
-        also the predictive standard deviations (float64; unknown ids contribute no spread)."""
+        also the predictive standard deviations (float64; a pandas DataFrame in gives two
+        Series, "prediction" and "std")."""
         if not return_std:
-            return super().predict(users, items, clip=clip, unknown=unknown)
+            return super().predict(users, items, clip=clip, unknown=unknown, columns=columns)
         self._check_fitted()
+        users, items, _, index = rating_arrays(users, items, columns=columns,
+                                               need_ratings=False, what="predict")
         users, items, single = pair_arguments(users, items)
         u, i, known = self._indices(users, items, unknown)
         mean, std = self._predict_rows(u, i, clip), self._predictive_std(u, i)
         if unknown == "nan":
             mean[~known] = std[~known] = np.nan
-        return (mean[0], std[0]) if single else (mean, std)
+        if single:
+            return mean[0], std[0]
+        return labelled(mean, index, "prediction"), labelled(std, index, "std")
 
     def _predictive_std(self, u, i):
         """sqrt(variance over the kept samples of their predictions + mean noise variance)."""
