@@ -53,8 +53,8 @@ class Toy(Estimator):
     epoch_word = "alternations"
     capabilities = frozenset({"early_stopping", "continue", "fold_in"})
     default_grid = {"k": [2, 4], "reg": [0.05, 0.1]}
-    PARAMS = {"k": p.Interval(int, 1), "sweeps": p.Interval(int, 0),
-              "reg": p.Interval(float, 0.0, closed="neither"), "init_std": p.Interval(float, 0.0),
+    PARAMS = {"sweeps": p.Interval(int, 0),
+              "reg": p.Interval(float, 0.0, closed="neither"),
               **COMMON_PARAMS, **EARLY_STOPPING_PARAMS}
 
     def __init__(self, k=4, sweeps=8, reg=0.05, init_std=0.1, validation_fraction=None,

@@ -166,12 +166,10 @@ class ALS(Estimator):
         self._store(locals())
 
     PARAMS = {
-        "k": p.Interval(int, 1),
         "iterations": p.Interval(int, 0),
         "reg": p.Interval(float, 0.0),
         "reg_bias": p.Optional(p.Interval(float, 0.0)),
         "count_weighted": p.Boolean(),
-        "init_std": p.Interval(float, 0.0),
         **COMMON_PARAMS,
         **EARLY_STOPPING_PARAMS,
     }

@@ -56,8 +56,10 @@ CAPABILITIES = {
 #: The parameters a capability needs (``register`` checks the declarations against them).
 _CAPABILITY_PARAMS = {"early_stopping": ("n_iter_no_change", "tol"), "continue": ("warm_start",)}
 
-#: The checks of the parameters every estimator has (validation, data, threads).
+#: The checks of the parameters every estimator has (the factors, validation, data, threads).
 COMMON_PARAMS = {
+    "k": p.Interval(int, 1),
+    "init_std": p.Interval(float, 0.0),
     "validation_fraction": p.Optional(p.Interval(float, 0, 1, closed="neither")),
     "verbose": p.Boolean(),
     "dtype": p.Options(*p.DTYPES),

@@ -324,11 +324,9 @@ class BayesianMF(Estimator):
         self._store(locals())
 
     PARAMS = {
-        "k": p.Interval(int, 1),
         "n_samples": p.Interval(int, 1),
         "burn_in": p.Interval(int, 0),
         "thin": p.Optional(p.Interval(int, 1)),
-        "init_std": p.Interval(float, 0.0),
         "alpha_0": p.Interval(float, 0.0, closed="neither"),
         "beta_0": p.Interval(float, 0.0, closed="neither"),
         "alpha_lambda": p.Interval(float, 0.0, closed="neither"),

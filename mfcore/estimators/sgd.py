@@ -325,13 +325,11 @@ class SGD(Estimator):
         self._store(locals())
 
     PARAMS = {
-        "k": p.Interval(int, 1),
         "epochs": p.Interval(int, 0),
         "block_grid": p.Optional(p.Interval(int, 1)),
         "lr": p.Interval(float, 0.0, closed="neither"),
         "reg": p.Interval(float, 0.0),
         "reg_bias": p.Optional(p.Interval(float, 0.0)),
-        "init_std": p.Interval(float, 0.0),
         "lr_schedule": p.Options(*LR_SCHEDULES),
         "lr_decay": p.Interval(float, 0.0),
         **COMMON_PARAMS,
