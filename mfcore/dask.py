@@ -208,17 +208,18 @@ class _Shard:
                  n_threads):
         self.band, self.n_items = band, n_items
         self.user_range, self.item_range = user_range, item_range
-        self.n_threads = n_threads or resolve_n_threads(None)
-        try:
-            self.n_threads = n_threads or get_worker().state.nthreads
-        except (ValueError, AttributeError):
-            pass
+        self.n_threads = n_threads or self._worker_threads()
         self.raw = [tuple(np.concatenate(parts) for parts in zip(*pieces))
                     for pieces in (user_pieces, item_pieces)]
 
-    def threads(self):
-        """The threads this shard's kernels run with."""
-        return self.n_threads
+    @staticmethod
+    def _worker_threads():
+        """The threads of the Dask worker this shard runs on (the default thread rule off a
+        worker)."""
+        try:
+            return get_worker().state.nthreads
+        except (ValueError, AttributeError):
+            return resolve_n_threads(None)
 
     def duplicates(self):
         """(number of duplicate ratings, (u, i) of the lowest duplicated pair or None) in this
