@@ -44,14 +44,21 @@ def _section(obj):
 
 def write(path):
     groups = {title: [] for title, _ in SECTIONS}
+    seen, aliases = {}, []
     for name in mfcore.__all__:
         if name.startswith("__"):
             continue      # __version__: said in the text
-        groups[_section(getattr(mfcore, name))].append(f"mfcore.{name}")
+        obj = getattr(mfcore, name)
+        if id(obj) in seen:   # a second name of the same object (Model = SGD): one page, the alias said
+            aliases.append(f"``mfcore.{name}`` is another name for :obj:`mfcore.{seen[id(obj)]}`.")
+            continue
+        seen[id(obj)] = name
+        groups[_section(obj)].append(f"mfcore.{name}")
     groups["Modules"] += SEPARATE_MODULES
     lines = ["API reference", "=============", "",
              "Everything below is public: ``mfcore.NAME`` for the names of ``mfcore.__all__``, and the modules",
              "listed under *Modules*. ``mfcore.__version__`` is the installed version.", "",
+             *[line for alias in aliases for line in (alias, "")],
              ]
     for title, intro in SECTIONS:
         if not groups[title]:

@@ -84,6 +84,15 @@ def test_train_evaluate_predict_info_round_trip(files, capsys):
     (["train", "{d}/missing.csv", "-o", "{d}/m.mfz"], 1, "not found"),
     (["train", "{d}/bad.csv", "-o", "{d}/m.mfz"], 1, "bad.csv, line 2"),
     (["evaluate", "{d}/not_a_model.mfz", "{d}/test.csv"], 1, "not an mfcore model"),
+    (["evaluate", "{d}/model.mfz", "{d}/test.csv", "-k", "5"], 2, "go with --ranking"),
+    (["evaluate", "{d}/model.mfz", "{d}/test.csv", "--ranking", "-k", "0"], 2,
+     "argument -k/--k: must be at least 1, got 0"),
+    (["evaluate", "{d}/model.mfz", "{d}/test.csv", "--ranking", "-k", "500"], 1,
+     "exceeds the 80 items"),
+    (["evaluate", "{d}/model.mfz", "{d}/test.csv", "--ranking", "--threshold", "9"], 1,
+     "no relevant rating (none >= threshold 9)"),
+    (["evaluate", "{d}/model.mfz", "{d}/test.csv", "--ranking", "--rank-by", "x"], 2,
+     "invalid choice: 'x'"),
     (["predict", "{d}/model.mfz"], 2, "either a pairs file"),
     (["predict", "{d}/model.mfz", "--user", "1", "2", "--item", "1"], 2, "2 --user ids"),
     (["predict", "{d}/model.mfz", "--user", "1", "--item", "1", "--unknown", "error",
@@ -143,7 +152,7 @@ def test_tune_prints_the_grid_and_saves_the_refit_best(files, capsys):
                          "-o", model, "--results", table)
     assert code == 0, err
     assert "4 trials on 3,500 ratings, scored by a 0.1 validation split" in out
-    assert "searching 4 grid points of Model on 3,500 ratings" in err        # progress
+    assert "searching 4 grid points of SGD on 3,500 ratings" in err        # progress
     assert out.count("-> val RMSE") == 4 and "trial 4/4: --k 8 --reg 0.3" in out   # progress
     trials = pd.read_csv(table)
     assert len(trials) == 4 and set(zip(trials["k"], trials["reg"])) == {
@@ -283,7 +292,7 @@ def test_verbose_switch_and_the_stop_line(files, capsys, tmp_path):
                          "--verbose")
     assert code == 0, err
     assert "epoch    1" in out                                          # per-epoch lines
-    assert "training Model (--algorithm sgd, --k 4) on 2,800 ratings: up to 300 epochs" in err
+    assert "training SGD (--algorithm sgd, --k 4) on 2,800 ratings: up to 300 epochs" in err
     stop = [line for line in out.splitlines() if "stopped early" in line]
     assert stop and "in 2 epochs; kept epoch" in stop[-1]              # says when, why, which
     kept = int(stop[-1].split("kept epoch ")[1].split()[0])
@@ -293,6 +302,14 @@ def test_verbose_switch_and_the_stop_line(files, capsys, tmp_path):
                          "-q")
     assert code == 0 and err == "" and "ran all 2 iterations" in out
     assert mfcore.load(tmp_path / "m.mfz").count_weighted is False
+
+
+def test_train_announces_the_sweeps_it_runs(files, capsys, tmp_path):
+    # bug: "up to 150 sweeps" was announced (n_samples alone) and 200 run (burn_in too)
+    code, out, err = run(capsys, "train", files / "train.dat", "-o", tmp_path / "b.mfz",
+                         "--algorithm", "bayes", "--k", 2, "--n-samples", 3, "--burn-in", 2)
+    assert code == 0, err
+    assert "up to 5 sweeps" in err and "5 sweeps in" in out and "ran all 5 sweeps" in out
 
 
 def test_help_shows_the_defaults_the_command_uses(capsys):
@@ -422,3 +439,24 @@ def test_a_string_id_model_from_the_api_reads_pairs_and_test_files_as_strings(tm
     code, out, err = run(capsys, "evaluate", tmp_path / "m.mfz", tmp_path / "test.csv")
     assert code == 0, err
     assert "0 unknown users, 0 unknown items" in out
+
+
+def test_evaluate_ranking_prints_the_top_n_metrics(files, capsys, tmp_path):
+    from mfcore.metrics import ranking_metrics
+    model_path = tmp_path / "m.mfz"
+    code, _, err = run(capsys, "train", files / "train.dat", "-o", model_path, "--epochs", 3)
+    assert code == 0, err
+    test = pd.read_csv(files / "test.csv")
+    model = mfcore.load(model_path)
+    for extra, kwargs in (([], {}), (["-k", "5", "--threshold", "5", "--rank-by", "prediction"],
+                                     dict(k=5, threshold=5, rank_by="prediction"))):
+        code, out, err = run(capsys, "evaluate", model_path, files / "test.csv", "--ranking",
+                             "--json", *extra)
+        assert code == 0, err
+        want = ranking_metrics(model, test["user"], test["item"], test["rating"], **kwargs)
+        assert json.loads(out) == pytest.approx(want)
+    code, out, err = run(capsys, "evaluate", model_path, files / "test.csv", "--ranking")
+    assert code == 0, err
+    m = ranking_metrics(model, test["user"], test["item"], test["rating"])
+    assert out.startswith(f"NDCG@10 {m['ndcg']:.4f}  precision@10 ") and "coverage" in out
+    assert f"over {m['n_users']} users with a rating >= 4 ({m['unknown_users']} unknown" in out
