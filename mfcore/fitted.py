@@ -386,7 +386,7 @@ class FactorModel:
         * ``"choice"`` (the default of the rating estimators): the prediction
           plus ``1.5 * rating_scale_ * log(1 + n_i)``, ``n_i`` the item's
           training ratings (``item_counts_``): a choice model, P(user picks i)
-          ∝ (1 + n_i) exp(prediction / (1.5 rating_scale_)). A model trained on
+          ∝ (1 + n_i) ``exp(prediction / (1.5 rating_scale_))``. A model trained on
           ratings alone learns how people rate what they chose, not what they
           choose: ranked by prediction over the whole catalogue its lists fill
           with items a few people rated highly, and lose to recommending the
