@@ -10,8 +10,8 @@ count.
 import numpy as np
 
 from .. import params as p
-from .._kernels import sgd as _sgd_kernels
-from .._kernels.als import solve_rows
+from .._kernels import predict as _predict
+from .._kernels.rowsolve import solve_rows
 from ..errors import Message, Setting
 from .._threads import resolve_n_threads
 from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
@@ -72,7 +72,7 @@ class _Iterations:
             if present is not None:
                 factors[present], bias[present] = out_factors, out_bias
         lay = self.layout
-        sse = _sgd_kernels.squared_error(lay.u, lay.i, lay.r, *m._parameters(), m.global_mean_,
+        sse = _predict.squared_error(lay.u, lay.i, lay.r, *m._parameters(), m.global_mean_,
                                          -np.inf, np.inf, self.n_threads)
         return {"sse": sse}
 

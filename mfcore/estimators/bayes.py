@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import params as p
 from .._kernels import bayes as _bayes
-from .._kernels import sgd as _sgd_kernels
+from .._kernels import predict as _predict
 from .._threads import resolve_n_threads
 from ..fitted import pair_arguments
 from ..data import check_lengths, to_numpy
@@ -158,7 +158,7 @@ class _Sweeps:
     def _standardized(self, u, i):
         """The current sample's predictions in standardized units (without the mean)."""
         out = np.empty(len(u))
-        _sgd_kernels.predict(np.ascontiguousarray(u, np.int32), np.ascontiguousarray(i, np.int32),
+        _predict.predict(np.ascontiguousarray(u, np.int32), np.ascontiguousarray(i, np.int32),
                              self.P_seen, self.Q_seen, self.bu, self.bi, 0.0, -np.inf, np.inf,
                              out, self.n_threads)
         return out
