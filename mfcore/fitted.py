@@ -9,6 +9,7 @@ factors, rating range, seen items) and everything that needs only them:
 Data flows one way: raw ids -> ``IdMap`` rows -> the kernels in
 ``mfcore._kernels`` -> predictions for raw ids.
 """
+import functools
 import json
 import warnings
 
@@ -18,13 +19,14 @@ from . import persistence, recommend as _recommend
 from ._kernels import predict as _predict
 from ._kernels.rowsolve import solve_rows
 from ._threads import resolve_n_threads
-from .data import as_ratings, check_lengths, merge_duplicates, to_numpy
+from .data import as_ratings, check_lengths, merge_duplicates, rating_arrays, to_numpy
 from .errors import NotFittedError, UnknownIdError, UnknownIdWarning, warn
 from .ids import IdMap, normalize_ids, plain
 from .metrics import mae, rmse
 from .params import is_real
 
-__all__ = ["FactorModel", "UNKNOWN_POLICIES", "pair_arguments"]
+__all__ = ["FactorModel", "UNKNOWN_POLICIES", "pair_arguments", "labelled", "check_magnitudes",
+           "training_record"]
 
 UNKNOWN_POLICIES = ("fallback", "nan", "error")
 
@@ -45,6 +47,95 @@ def pair_arguments(users, items):
     return users, items, False
 
 
+def labelled(values, index, name):
+    """``values`` as a pandas Series on ``index`` (the input table's), or as they are when
+    the input was not a pandas table (``index`` None): pandas in, pandas out."""
+    if index is None:
+        return values
+    import pandas as pd
+    return pd.Series(values, index=index, name=name)
+
+
+def check_magnitudes(state, k, dtype):
+    """Raise ValueError unless a saved model's values keep every prediction finite.
+
+    The digest only detects accidental corruption (anyone can recompute it), so a crafted
+    file can hold finite values whose products overflow: factors of 3e38 predict NaN, a
+    global mean of 1e308 clips every prediction. A prediction is ``mu + b_u + b_i + p.q``
+    (k products), so it stays finite while ``k max|p| max|q|`` and each of the other terms
+    stay below a quarter of the dtype's largest value; the mean of the training ratings
+    lies within their range.
+    """
+    limit = float(np.finfo(dtype).max) / 4
+
+    def largest(name):
+        values = state[name]
+        return float(np.abs(values).max()) if values.size else 0.0
+
+    mu, (lo, hi) = float(state["global_mean"]), (float(v) for v in state["rating_range"])
+    if not lo <= mu <= hi:
+        raise ValueError(f"global_mean {mu!r} lies outside rating_range {lo!r}..{hi!r}")
+    for name, value in (("rating_range", max(abs(lo), abs(hi))),
+                        ("user_bias", largest("user_bias")), ("item_bias", largest("item_bias")),
+                        ("the factors' products", k * largest("user_factors")
+                         * largest("item_factors"))):
+        if not value < limit:
+            raise ValueError(f"{name} reach {value:.3g}: predictions would overflow "
+                             f"{np.dtype(dtype)} (at most {limit:.3g})")
+
+
+def _count(value, name, optional=False):
+    """``value`` as an int >= 0 (None too when ``optional``); ValueError otherwise."""
+    if optional and value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def training_record(state):
+    """The bookkeeping of a saved fitted state, checked: ``n_ratings``, ``history`` (a list
+    of per-epoch dicts of numbers), and ``training``'s generator state, epochs, best epoch,
+    rating scale and stop reason. ValueError names what is wrong (a crafted file could
+    otherwise load and break ``info`` or ``partial_fit`` later)."""
+    n_ratings = state["n_ratings"]
+    if n_ratings.shape != () or n_ratings.dtype.kind not in "iu":
+        raise ValueError(f"n_ratings must be one integer, got {n_ratings.dtype} of shape "
+                         f"{n_ratings.shape}")
+    history = persistence.read_json(state["history"], "history")
+    if not isinstance(history, list) or not all(
+            isinstance(r, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                        for v in r.values()) for r in history):
+        raise ValueError("history must be a list of per-epoch records of numbers")
+    training = persistence.read_json(state["training"], "training")
+    if not isinstance(training, dict):
+        raise ValueError(f"training must be a JSON object, got {type(training).__name__}")
+    n_epochs = _count(training.get("n_epochs"), "n_epochs")
+    best = _count(training.get("best_epoch"), "best_epoch", optional=True)
+    if best is not None and not 1 <= best <= n_epochs:
+        raise ValueError(f"best_epoch {best} is not one of the {n_epochs} epochs run")
+    # files written before scale-free training trained in rating units (scale 1)
+    scale = training.get("rating_scale", 1.0)
+    if not (is_real(scale) and 0 < scale < np.inf):
+        raise ValueError(f"rating_scale must be a positive finite number, got {scale!r}")
+    reason = training.get("stop_reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ValueError(f"stop_reason must be text, got {reason!r}")
+    return {"n_ratings": _count(int(n_ratings), "n_ratings"), "history": history,
+            "rng": training.get("rng"), "n_epochs": n_epochs, "best_epoch": best,
+            "rating_scale": float(scale), "stop_reason": reason}
+
+
+def reads_state(method):
+    """Run a method that reads the fitted state on one snapshot of it
+    (``FactorModel._snapshot``), so that a training call publishing a new state meanwhile
+    cannot hand it id maps of one state and arrays of another."""
+    @functools.wraps(method)
+    def on_snapshot(self, *args, **kwargs):
+        return method(self._snapshot(), *args, **kwargs)
+    return on_snapshot
+
+
 def _generator_from_state(state):
     """A numpy Generator restored from ``bit_generator.state`` (as saved in model files)."""
     name = state.get("bit_generator") if isinstance(state, dict) else None
@@ -60,6 +151,16 @@ class FactorModel:
 
     Not used on its own: estimators (``mfcore.Model``, ``mfcore.ALS`` ...)
     subclass it. Subclasses are registered by class name for ``mfcore.load``.
+
+    Threads: one model may serve ``predict``, ``evaluate``, ``recommend``,
+    ``similar_*`` and ``save`` from any number of threads, also while another
+    thread runs ``fit``, ``partial_fit`` or ``fold_in`` on it. Training works on a
+    copy and replaces the fitted state in one step at the end, and each reading
+    call works on the state as it was when the call began: it answers from the
+    old model or the new one, never a mix (and a failed or interrupted fit
+    publishes nothing). Two training calls at once on one object are each
+    consistent, and the last to finish wins; setting hyperparameters while a fit
+    runs is not supported. (Free-threaded CPython builds are untested.)
 
     Fitted attributes
     -----------------
@@ -92,6 +193,30 @@ class FactorModel:
         persistence.register(cls)
 
     # --- state ------------------------------------------------------------------
+    #
+    # Thread safety: a training call (fit, partial_fit, fold_in, mfcore.dask.fit) builds
+    # the new fitted state aside and publishes it in one step (``_publish``: one new
+    # attribute dict), and every reading method works on one snapshot (``reads_state``).
+    # So reading from several threads is safe, also while another thread trains: a
+    # reader sees the state before or the state after, whole. Two training calls at
+    # once on one object are each consistent; the last to finish wins.
+
+    def _snapshot(self):
+        """This model as it is now, as a new object sharing the current attribute values:
+        ``_publish`` replaces the attribute dict and never edits it, so the snapshot holds
+        one whole fitted state however training proceeds meanwhile."""
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        return view
+
+    def _publish(self, fitted):
+        """Make ``fitted`` (fitted attribute name -> value, all of them) the fitted state
+        in one step: one assignment of a new attribute dict (the hyperparameters kept),
+        which no other thread can see half done."""
+        state = {name: value for name, value in self.__dict__.items() if not name.endswith("_")}
+        state.update(fitted)
+        self.__dict__ = state
+
 
     def _is_fitted(self):
         return hasattr(self, "user_factors_")
@@ -131,11 +256,15 @@ class FactorModel:
                 warn(message + "; predicted from the global mean and the known bias", UnknownIdWarning)
         return u, i, ~(bad_u | bad_i)
 
-    def predict(self, users, items, clip=True, unknown="fallback"):
+    @reads_state
+    def predict(self, users, items=None, clip=True, unknown="fallback", *, columns=None):
         """Predicted ratings for the (user, item) pairs, as an array of the model's dtype.
 
         One user id and one item id give one number; one id of either kind with a
-        list of the other pairs it with each (``predict(1, [50, 181])``).
+        list of the other pairs it with each (``predict(1, [50, 181])``). A table
+        with user and item columns (a pandas DataFrame ..., named as for ``fit``,
+        ``columns=``) instead of the two: a pandas DataFrame gives a pandas Series
+        named "prediction" on the frame's index (``test["pred"] = model.predict(test)``).
 
         ``clip`` keeps predictions within the training rating range. An unknown
         user or item contributes no bias and no factors, so the prediction falls
@@ -145,12 +274,14 @@ class FactorModel:
         ``unknown="error"`` raises ``KeyError``.
         """
         self._check_fitted()
+        users, items, _, index = rating_arrays(users, items, columns=columns,
+                                               need_ratings=False, what="predict")
         users, items, single = pair_arguments(users, items)
         u, i, known = self._indices(users, items, unknown)
         out = self._predict_rows(u, i, clip)
         if unknown == "nan":
             out[~known] = np.nan
-        return out[0] if single else out
+        return out[0] if single else labelled(out, index, "prediction")
 
     def _predict_rows(self, u, i, clip):
         """Predictions for int32 rows (-1: unknown, no bias and no factors), in a parallel kernel."""
@@ -167,12 +298,18 @@ class FactorModel:
                                          self._threads())
         return float(np.sqrt(sse / len(r)))
 
-    def evaluate(self, users, items, ratings, clip=True):
+    @reads_state
+    def evaluate(self, users, items=None, ratings=None, clip=True, *, columns=None):
         """RMSE and MAE of the predictions for held-out ratings, with the count of unknown ids.
 
+        The ratings are three arrays or a table, as for ``fit``. Returns a dict:
+        ``rmse``, ``mae``, ``n`` (ratings scored), ``unknown_users`` and
+        ``unknown_items`` (pairs whose user, or item, the model does not know).
         Unknown ids are predicted as in ``predict`` (the fallback), counted, not warned about.
         """
         self._check_fitted()
+        users, items, ratings, _ = rating_arrays(users, items, ratings, columns,
+                                                 what="evaluate")
         ratings = as_ratings(ratings, np.float64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnknownIdWarning)
@@ -184,15 +321,24 @@ class FactorModel:
 
     # --- recommending -----------------------------------------------------------
 
-    def recommend(self, users, n=10, exclude_seen=True, items=None, unknown="fallback"):
+    @reads_state
+    def recommend(self, users, n=10, exclude_seen=None, items=None, unknown="fallback",
+                  as_frame=False):
         """The ``n`` items with the highest predicted rating for one user or a batch.
 
         Returns ``(items, scores)``, best first. Scores are the predicted
         ratings ``predict(user, item, clip=False)`` (unclipped, so the ranking
         does not tie at the top of the scale); equal scores rank by item row.
-        ``exclude_seen`` skips the items the user rated in training (kept in
-        the model and saved with it); ``items`` restricts the candidates to
-        these raw ids (unknown ones raise ``KeyError``).
+        ``items`` restricts the candidates to these raw ids (unknown ones raise
+        ``KeyError``). ``exclude_seen`` skips the items the user rated in
+        training (kept in the model and saved with it); its default, None,
+        skips them when ranking the whole catalogue and keeps them when
+        ``items`` is given, so that re-ranking a list ranks all of it
+        (``recommend(1, items=[50, 181, 258])`` returns all three, rated or not).
+        ``as_frame=True`` returns one long pandas DataFrame instead, columns
+        user, rank (1 = best), item, score, a row per recommendation (no padding)::
+
+            top = model.recommend(test["user"].unique(), n=10, as_frame=True)
 
         One raw user id gives 1-d arrays with at most ``n`` entries (fewer when
         fewer candidates remain). A list/array of ids gives 2-d arrays of shape
@@ -205,8 +351,9 @@ class FactorModel:
         Runs in a parallel kernel with partial selection: memory O(users x n).
         """
         self._check_fitted()
-        return _recommend.recommend(self, users, n, exclude_seen, items, unknown)
+        return _recommend.recommend(self, users, n, exclude_seen, items, unknown, as_frame)
 
+    @reads_state
     def similar_items(self, items, n=10):
         """The ``n`` items whose factors are most cosine-similar to each of ``items``.
 
@@ -217,6 +364,7 @@ class FactorModel:
         self._check_fitted()
         return _recommend.similar(self, "item", items, n)
 
+    @reads_state
     def similar_users(self, users, n=10):
         """The ``n`` users most cosine-similar to ``users`` by factors; see ``similar_items``."""
         self._check_fitted()
@@ -240,10 +388,11 @@ class FactorModel:
                    reg, reg_bias, base, count_weight, True, factors, bias, self._threads())
         return factors, bias, {}
 
-    def fold_in(self, users, items, ratings, shrinkage=None):
+    def fold_in(self, users, items=None, ratings=None, shrinkage=None, *, columns=None):
         """Add users (or refresh known ones) from their ratings without retraining; return self.
 
-        ``users`` is one raw id (for all the ratings) or one per rating. Each
+        ``users`` is one raw id (for all the ratings) or one per rating (or the
+        three are one table, as for ``fit``). Each
         user's bias and factors are solved exactly, items held fixed, as a
         small regularized least-squares problem::
 
@@ -260,11 +409,13 @@ class FactorModel:
         with an ``UnknownIdWarning``; duplicates follow ``duplicates``. The
         user's rated items become its seen items for ``recommend``.
         """
-        self._check_fitted()
-        shrinkage = self.fold_in_shrinkage if shrinkage is None else shrinkage
+        model = self._snapshot()  # (published whole at the end)
+        model._check_fitted()
+        users, items, ratings, _ = rating_arrays(users, items, ratings, columns, what="fold_in")
+        shrinkage = model.fold_in_shrinkage if shrinkage is None else shrinkage
         if not is_real(shrinkage) or shrinkage < 0:
             raise ValueError(f"shrinkage must be a finite number >= 0, got {shrinkage!r}")
-        dtype = self.user_factors_.dtype
+        dtype = model.user_factors_.dtype
         ratings = as_ratings(ratings, dtype)
         items = normalize_ids(to_numpy(items), "items")
         if np.ndim(users) == 0:
@@ -273,15 +424,15 @@ class FactorModel:
             users = normalize_ids(to_numpy(users), "users")
         if check_lengths(users=users, items=items, ratings=ratings) == 0:
             raise ValueError("fold_in needs at least one rating")
-        self.user_map_._check_kind(users, "users")
-        i = self.item_map_.lookup(items, "items")
+        model.user_map_._check_kind(users, "users")
+        i = model.item_map_.lookup(items, "items")
         if (i < 0).any():
             warn(f"fold_in: ignored {int((i < 0).sum())} rating(s) of items unknown to the "
                  f"model (e.g. {plain(items[i < 0][0])!r}): they have no factors", UnknownIdWarning)
         fold_map, fu = IdMap.fit(users, "users")
         keep = i >= 0
         fu, i, r, _ = merge_duplicates(fu[keep], i[keep], ratings[keep], fold_map,
-                                       self.item_map_, getattr(self, "duplicates", "mean"))
+                                       model.item_map_, getattr(model, "duplicates", "mean"))
         counts = np.bincount(fu, minlength=len(fold_map))
         if (counts == 0).any():
             raise ValueError(f"fold_in: user {plain(fold_map.ids[np.flatnonzero(counts == 0)[0]])!r} "
@@ -289,36 +440,45 @@ class FactorModel:
         order = np.argsort(fu, kind="stable")
         indptr = np.zeros(len(fold_map) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        new_factors, new_bias, extra = self._fold_in_rows(
-            indptr, np.ascontiguousarray(i[order], dtype=np.int32), np.ascontiguousarray(r[order]),
-            float(shrinkage))
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # (checked below)
+                new_factors, new_bias, extra = model._fold_in_rows(
+                    indptr, np.ascontiguousarray(i[order], dtype=np.int32),
+                    np.ascontiguousarray(r[order]), float(shrinkage))
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(f"fold_in: a user's least-squares system is singular ({exc}); "
+                             "give it more ratings or a larger shrinkage") from None
+        if not all(np.isfinite(a).all() for a in (new_factors, new_bias, *extra.values())):
+            raise ValueError("fold_in: the solve gave non-finite parameters (ratings or the "
+                             "model's values too large for its dtype)")
 
         # Known users get their rows refreshed, new users are appended (to a copy of the
-        # map, so that nothing changes if this fails).
-        n_old = len(self.user_map_)
-        user_map = IdMap(self.user_map_.ids)
+        # map: nothing changes until the new state is published whole).
+        n_old = len(model.user_map_)
+        user_map = IdMap(model.user_map_.ids)
         target = user_map.extend(fold_map.ids, "users")
         rows = {"user_factors_": new_factors, "user_bias_": new_bias, **extra}
         grown = {}
         for name, new in rows.items():  # one row per user: appended or replaced
-            old = getattr(self, name)
+            old = getattr(model, name)
             grown[name] = np.concatenate([old, np.zeros((len(user_map) - n_old,) + old.shape[1:],
                                                         old.dtype)])
             grown[name][target] = new
         n_users = len(user_map)
         seen = None
-        if getattr(self, "seen_indptr_", None) is not None:
-            seen = _recommend.replace_seen_rows(self.seen_indptr_, self.seen_items_, target[fu], i,
-                                                n_users, len(self.item_map_))
-        self.user_map_ = user_map
-        for name, value in grown.items():
-            setattr(self, name, value)
+        if getattr(model, "seen_indptr_", None) is not None:
+            seen = _recommend.replace_seen_rows(model.seen_indptr_, model.seen_items_,
+                                                target[fu], i, n_users, len(model.item_map_))
+        fitted = {name: value for name, value in vars(model).items() if name.endswith("_")}
+        fitted.update(grown, user_map_=user_map)
         if seen is not None:
-            self.seen_indptr_, self.seen_items_ = seen
+            fitted["seen_indptr_"], fitted["seen_items_"] = seen
+        self._publish(fitted)
         return self
 
     # --- persistence ----------------------------------------------------------------
 
+    @reads_state
     def save(self, path):
         """Write the model to one file atomically (see ``mfcore.persistence``)."""
         persistence.save_model(self, path)
@@ -377,6 +537,7 @@ class FactorModel:
         lo, hi = (float(v) for v in state["rating_range"])
         if lo > hi:
             raise ValueError(f"rating_range {lo}..{hi} is empty")
+        check_magnitudes(state, k, dtype)
         user_map, item_map = IdMap(state["user_ids"]), IdMap(state["item_ids"])
         seen = (state["seen_indptr"], state["seen_items"]) if "seen_indptr" in state else (None, None)
         if seen[0] is not None:
@@ -397,19 +558,9 @@ class FactorModel:
         self.global_mean_ = float(state["global_mean"])
         self.user_map_, self.item_map_ = user_map, item_map
         self.rating_range_ = (lo, hi)
-        self.n_ratings_ = int(state["n_ratings"])
-        self.history_ = json.loads(str(state["history"]))
-        training = json.loads(str(state["training"]))
-        self.rng_ = _generator_from_state(training["rng"])
-        self.best_epoch_ = training["best_epoch"]
-        self.n_epochs_ = int(training["n_epochs"])
-        # files written before scale-free training trained in rating units (scale 1)
-        scale = training.get("rating_scale", 1.0)
-        if not (is_real(scale) and 0 < scale < np.inf):
-            raise ValueError(f"rating_scale must be a positive finite number, got {scale!r}")
-        self.rating_scale_ = float(scale)
-        reason = training.get("stop_reason")
-        if reason is not None and not isinstance(reason, str):
-            raise ValueError(f"stop_reason must be text, got {reason!r}")
-        self.stop_reason_ = reason
+        record = training_record(state)
+        self.n_ratings_, self.history_ = record["n_ratings"], record["history"]
+        self.rng_ = _generator_from_state(record["rng"])
+        self.best_epoch_, self.n_epochs_ = record["best_epoch"], record["n_epochs"]
+        self.rating_scale_, self.stop_reason_ = record["rating_scale"], record["stop_reason"]
         return self

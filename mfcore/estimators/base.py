@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import recommend as _recommend
 from .. import params as p
-from ..data import DUPLICATE_POLICIES, prepare, validation_rows
+from ..data import DUPLICATE_POLICIES, prepare, rating_arrays, validation_rows
 from ..errors import ImplicitFeedbackWarning, Message, Setting, warn
 from ..fitted import FactorModel
 from .._threads import available_cpus
@@ -182,40 +182,50 @@ class Estimator(FactorModel):
 
     # --- training ------------------------------------------------------------
 
-    def fit(self, users, items, ratings, validation=None, callback=None):
+    def fit(self, users, items=None, ratings=None, validation=None, callback=None, *,
+            columns=None):
         """Train on (user, item, rating) triples; return ``self``.
 
         ``users`` and ``items`` hold raw ids (integers or strings, see
         ``mfcore.ids``); ``ratings`` numbers. Any sequence, numpy array or pandas
-        Series works.
+        Series works. Or pass one table of ratings instead of the three: a
+        pandas DataFrame (pyarrow Table, polars DataFrame, scipy.sparse matrix)
+        whose columns are named ``user``, ``item``, ``rating`` or a usual alias
+        (``userId``, ``movieId``...), or named by ``columns=`` (see ``mfcore.data``)::
 
-        ``validation=(users, items, ratings)`` (or the ``validation_fraction``
+            model.fit(ratings_df)                                   # read_ratings' names
+            model.fit(df, columns={"user": "cust", "item": "sku", "rating": "stars"})
+
+        ``validation=(users, items, ratings)`` or a table (or the ``validation_fraction``
         parameter, which holds out that share of the given ratings) is scored
         after every epoch; training stops after ``n_iter_no_change`` epochs
         without an improvement of more than ``tol``, and the parameters of the
         best validation epoch are kept (``best_epoch_``).
         ``callback(model, epoch, metrics)`` runs after every epoch; returning
-        True stops training.
+        True stops training (``model`` is the model being trained: a working copy,
+        whose fitted state replaces this object's when the fit succeeds).
 
         With ``warm_start=True`` a fitted model continues from its current
         parameters for more epochs (like ``partial_fit``). If training
         diverges a ``TrainingDivergedError`` is raised and the model keeps the
         state it had before this call.
         """
+        users, items, ratings, _ = rating_arrays(users, items, ratings, columns)
         params = self._checked_params()
         if params.get("warm_start") and self._is_fitted():
             return self.partial_fit(users, items, ratings, self._n_epochs(params),
                                     validation=validation, callback=callback)
         data = self._prepare(users, items, ratings, params)
-        with driver.atomic(self):
-            self._start(data, params)
-            self._train(data, params, self._n_epochs(params), validation, callback)
+        with driver.atomic(self) as work:
+            work._start(data, params)
+            work._train(data, params, self._n_epochs(params), validation, callback)
         return self
 
-    def partial_fit(self, users, items, ratings, epochs=1, validation=None, callback=None):
+    def partial_fit(self, users, items=None, ratings=None, epochs=1, validation=None,
+                    callback=None, *, columns=None):
         """Train ``epochs`` more epochs on these ratings, keeping what was learnt so far.
 
-        New users and items are appended to the id maps with fresh parameters;
+        The data are three arrays or a table, as for ``fit``.        New users and items are appended to the id maps with fresh parameters;
         the global mean stays that of the first fit. The random stream
         continues where the previous call left it, so two ``partial_fit`` calls
         of one epoch equal one ``fit`` of two epochs on the same data and seed.
@@ -223,34 +233,36 @@ class Estimator(FactorModel):
         would train on earlier validation ratings): pass ``validation=`` to
         score and early-stop these epochs.
         """
+        users, items, ratings, _ = rating_arrays(users, items, ratings, columns, what="partial_fit")
         params = dict(self._checked_params(), validation_fraction=None)
         epochs = p.int_at_least(0)("epochs", epochs)
         if not self._is_fitted():
             data = self._prepare(users, items, ratings, params)
-            with driver.atomic(self):
-                self._start(data, params)
-                self._train(data, params, epochs, validation, callback)
+            with driver.atomic(self) as work:
+                work._start(data, params)
+                work._train(data, params, epochs, validation, callback)
             return self
-        if np.dtype(p.DTYPES[params["dtype"]]) != self.user_factors_.dtype:
-            raise ValueError(f"dtype={params['dtype']!r} differs from the fitted model's "
-                             f"{self.user_factors_.dtype}; refit from scratch instead")
-        if params["k"] != self.user_factors_.shape[1]:
-            raise ValueError(f"k={params['k']} differs from the fitted model's "
-                             f"{self.user_factors_.shape[1]}; refit from scratch instead")
-        with driver.atomic(self):
-            data = self._prepare(users, items, ratings, params, extend=True)
-            self._grow(params)
-            self._record_seen(data)
-            self._train(data, params, epochs, validation, callback)
+        with driver.atomic(self) as work:
+            factors = work.user_factors_
+            if np.dtype(p.DTYPES[params["dtype"]]) != factors.dtype:
+                raise ValueError(f"dtype={params['dtype']!r} differs from the fitted model's "
+                                 f"{factors.dtype}; refit from scratch instead")
+            if params["k"] != factors.shape[1]:
+                raise ValueError(f"k={params['k']} differs from the fitted model's "
+                                 f"{factors.shape[1]}; refit from scratch instead")
+            data = work._prepare(users, items, ratings, params, extend=True)
+            work._grow(params)
+            work._record_seen(data)
+            work._train(data, params, epochs, validation, callback)
         return self
 
     def _fit_prepared(self, data, val, layouts):
         """Fit on prepared ``Ratings``, early-stopping on prepared validation rows (search:
         ``layouts`` caches training layouts across trials of one fold; no seen items)."""
         params = self._checked_params()
-        with driver.atomic(self):
-            self._start(data, params, seen=False)
-            self._train(data, params, self._n_epochs(params), None, None, val=val,
+        with driver.atomic(self) as work:
+            work._start(data, params, seen=False)
+            work._train(data, params, self._n_epochs(params), None, None, val=val,
                         layouts=layouts)
         return self
 
