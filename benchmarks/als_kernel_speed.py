@@ -2,7 +2,7 @@
 
     python benchmarks/als_kernel_speed.py [rounds] [k,k,...] [threads,...] [simd path]
 
-Times ``mfcore._kernels.als.solve_rows`` for one half-iteration of biased ALS
+Times ``mfcore._kernels.rowsolve.solve_rows`` for one half-iteration of biased ALS
 (solve every user against fixed item factors) and the other (every item
 against fixed user factors) on ratings of MovieLens-1M shape: 6040 users,
 3706 items, 900,000 ratings drawn by ``datasets.synthetic`` (power-law users

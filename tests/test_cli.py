@@ -340,6 +340,19 @@ def test_messages_name_settings_as_fields_that_the_cli_spells_as_flags():
     assert say(ValueError("plain text, n_iter=3 stays")) == "plain text, n_iter=3 stays"
 
 
+class _FieldsError(ValueError):  # the shape of the library's InvalidParameterError
+    def __init__(self, name, value, rule):
+        self.name, self.value, self.rule = name, value, rule
+        super().__init__(f"{name} must be {rule}, got {value!r}")
+
+
+def test_an_error_with_fields_is_spelled_from_them():
+    assert say(_FieldsError("n_iter_no_change", 0, "an integer >= 1")) == \
+        "--n-iter-no-change must be an integer >= 1, got 0"
+    assert say(_FieldsError("validation_fraction", 1.5, "strictly between 0 and 1")) == \
+        "--val must be strictly between 0 and 1, got 1.5"
+
+
 def test_algorithm_bayes_trains_with_implicit_terms(files, capsys, tmp_path):
     model = tmp_path / "svdpp.mfz"
     code, out, err = run(capsys, "train", files / "train.dat", "-o", model, "--algorithm",

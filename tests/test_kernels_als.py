@@ -1,4 +1,4 @@
-"""The ALS row solve (``mfcore._kernels.als.solve_rows``) against a NumPy reference."""
+"""The ALS row solve (``mfcore._kernels.rowsolve.solve_rows``) against a NumPy reference."""
 import numpy as np
 import pytest
 

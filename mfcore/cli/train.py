@@ -118,9 +118,12 @@ def _model_from_flags(args):
 
 def _parameter_error(exc):
     """A hyperparameter check's error with the parameter as its flag: ``k must be ...`` ->
-    ``--k must be ...`` (the checks name the parameter first)."""
+    ``--k must be ...``: from the error's fields (``say``), or, for a check that raises a
+    plain ValueError, from the parameter name its message starts with."""
     name, _, rest = str(exc).partition(" ")
-    return f"{flag(name)} {rest}" if name in _algorithm_params() else say(exc)
+    if hasattr(exc, "rule") or name not in _algorithm_params():
+        return say(exc)
+    return f"{flag(name)} {rest}"
 
 
 # --- train ------------------------------------------------------------------------------

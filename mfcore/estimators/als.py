@@ -2,7 +2,7 @@
 
 Each iteration solves every user's bias and factors with the items fixed, then
 every item's with the users fixed. A row's solve is a small regularised
-least-squares problem over its ratings (``mfcore._kernels.als.solve_rows``:
+least-squares problem over its ratings (``mfcore._kernels.rowsolve.solve_rows``:
 accumulated and Cholesky-factored in float64, rows in parallel). Rows are
 independent given the other side, so a fit is bit-identical for any thread
 count.
