@@ -11,7 +11,7 @@ import pytest
 import mfcore
 from mfcore import cli, datasets
 from mfcore.cli.common import say
-from mfcore.errors import Message, Setting
+from mfcore.errors import InvalidParameterError, Message, Setting
 
 pd = pytest.importorskip("pandas")
 
@@ -143,7 +143,7 @@ def test_tune_prints_the_grid_and_saves_the_refit_best(files, capsys):
                          "-o", model, "--results", table)
     assert code == 0, err
     assert "4 trials on 3,500 ratings, scored by a 0.1 validation split" in out
-    assert "searching 4 grid points of Model on 3,500 ratings" in err        # progress
+    assert "searching 4 grid points of SGD on 3,500 ratings" in err        # progress
     assert out.count("-> val RMSE") == 4 and "trial 4/4: --k 8 --reg 0.3" in out   # progress
     trials = pd.read_csv(table)
     assert len(trials) == 4 and set(zip(trials["k"], trials["reg"])) == {
@@ -283,7 +283,7 @@ def test_verbose_switch_and_the_stop_line(files, capsys, tmp_path):
                          "--verbose")
     assert code == 0, err
     assert "epoch    1" in out                                          # per-epoch lines
-    assert "training Model (--algorithm sgd, --k 4) on 2,800 ratings: up to 300 epochs" in err
+    assert "training SGD (--algorithm sgd, --k 4) on 2,800 ratings: up to 300 epochs" in err
     stop = [line for line in out.splitlines() if "stopped early" in line]
     assert stop and "in 2 epochs; kept epoch" in stop[-1]              # says when, why, which
     kept = int(stop[-1].split("kept epoch ")[1].split()[0])
@@ -293,6 +293,14 @@ def test_verbose_switch_and_the_stop_line(files, capsys, tmp_path):
                          "-q")
     assert code == 0 and err == "" and "ran all 2 iterations" in out
     assert mfcore.load(tmp_path / "m.mfz").count_weighted is False
+
+
+def test_train_announces_the_sweeps_it_runs(files, capsys, tmp_path):
+    # bug: "up to 150 sweeps" was announced (n_samples alone) and 200 run (burn_in too)
+    code, out, err = run(capsys, "train", files / "train.dat", "-o", tmp_path / "b.mfz",
+                         "--algorithm", "bayes", "--k", 2, "--n-samples", 3, "--burn-in", 2)
+    assert code == 0, err
+    assert "up to 5 sweeps" in err and "5 sweeps in" in out and "ran all 5 sweeps" in out
 
 
 def test_help_shows_the_defaults_the_command_uses(capsys):
@@ -340,17 +348,11 @@ def test_messages_name_settings_as_fields_that_the_cli_spells_as_flags():
     assert say(ValueError("plain text, n_iter=3 stays")) == "plain text, n_iter=3 stays"
 
 
-class _FieldsError(ValueError):  # the shape of the library's InvalidParameterError
-    def __init__(self, name, value, rule):
-        self.name, self.value, self.rule = name, value, rule
-        super().__init__(f"{name} must be {rule}, got {value!r}")
-
-
-def test_an_error_with_fields_is_spelled_from_them():
-    assert say(_FieldsError("n_iter_no_change", 0, "an integer >= 1")) == \
+def test_a_parameter_error_is_spelled_from_its_fields():
+    assert say(InvalidParameterError("n_iter_no_change", 0, "an integer >= 1")) == \
         "--n-iter-no-change must be an integer >= 1, got 0"
-    assert say(_FieldsError("validation_fraction", 1.5, "strictly between 0 and 1")) == \
-        "--val must be strictly between 0 and 1, got 1.5"
+    assert say(InvalidParameterError("validation_fraction", 1.5, "strictly between 0 and 1")) \
+        == "--val must be strictly between 0 and 1, got 1.5"
 
 
 def test_algorithm_bayes_trains_with_implicit_terms(files, capsys, tmp_path):

@@ -5,7 +5,7 @@ import os
 import sys
 import time
 
-from ..errors import Message, Setting
+from ..errors import InvalidParameterError, Message, Setting
 from ..io import read_pairs, read_ratings
 from ..persistence import load
 
@@ -40,11 +40,11 @@ def spelled(setting):
 
 def say(problem):
     """A library exception, warning or message in command-line terms, on one line: the
-    parameter of an error that carries its fields (``name``, ``value``, ``rule``: the
-    library's InvalidParameterError) and the settings a message names (``errors.Message``)
-    as flags, the rest as the library wrote it."""
+    parameter of an ``InvalidParameterError`` (its fields ``name``, ``value``, ``rule``) and
+    the settings a message names (``errors.Message``) as flags, the rest as the library
+    wrote it."""
     text = problem
-    if all(hasattr(problem, field) for field in ("name", "value", "rule")):
+    if isinstance(problem, InvalidParameterError):
         text = f"{spelled(Setting(problem.name))} must be {problem.rule}, got {problem.value!r}"
     elif isinstance(problem, BaseException):
         first = problem.args[0] if problem.args else None
