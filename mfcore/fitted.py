@@ -446,7 +446,7 @@ class FactorModel:
 
     def _fold_in_penalty(self, shrinkage):
         """(reg, reg_bias, base, count_weight, bias_shrinkage) of fold-in's row objective (see
-        ``fold_in`` and ``mfcore._kernels.als.solve_rows``)."""
+        ``fold_in`` and ``mfcore._kernels.rowsolve.solve_rows``)."""
         raise NotImplementedError(f"{type(self).__name__} does not define fold-in's penalty")
 
     def _fold_in_rows(self, indptr, items, ratings, shrinkage):
