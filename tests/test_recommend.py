@@ -179,6 +179,15 @@ def test_user_who_saw_everything_gets_nothing():
     assert np.isnan(model.recommend([1, 2], n=3)[1]).all()
 
 
+@pytest.mark.parametrize("rank_by", ["prediction", "choice"])
+def test_an_empty_candidate_list_gives_empty_lists(rank_by):
+    model, _ = random_model(n_users=4, n_items=8, k=2)
+    items, scores = model.recommend(1, n=3, items=[], rank_by=rank_by)
+    assert len(items) == len(scores) == 0
+    items, scores = model.recommend([1, 2], n=3, items=[], rank_by=rank_by)
+    assert items.shape == (2, 3) and (items == -1).all() and np.isnan(scores).all()
+
+
 def test_unknown_user_fallback_is_the_most_rated_items_or_error():
     model, mask = random_model()
     counts = mask.sum(axis=0)
