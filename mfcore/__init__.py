@@ -15,7 +15,7 @@ from .errors import (BadLinesWarning, DataUnavailableError, DuplicateRatingsWarn
 from ._threads import resolve_n_threads
 from .ids import IdMap
 from . import simd
-from .estimators import ALS, BayesianMF, Model
+from .estimators import ALS, BayesianMF, ImplicitALS, Model
 from .fitted import FactorModel
 from .persistence import load
 from . import datasets, split
@@ -46,7 +46,7 @@ def show_config(file=None):
     return config
 
 
-__all__ = ["Model", "ALS", "BayesianMF", "FactorModel", "load", "Search", "search", "openmp_enabled",
+__all__ = ["Model", "ALS", "BayesianMF", "ImplicitALS", "FactorModel", "load", "Search", "search", "openmp_enabled",
            "show_config", "IdMap",
            "datasets", "split", "read_ratings", "cross_validate", "__version__",
            "NotFittedError", "TrainingDivergedError", "ModelFileError", "UnknownIdError",

@@ -609,6 +609,10 @@ def add_tune(commands):
 
 def _parse_grid(args):
     """--grid NAME=V1,V2 options as a param_grid dict (the default grid when none)."""
+    if args.algorithm not in TUNE_GRIDS:  # tune scores RMSE, which a top-N model does not aim at
+        args.parser.error(f"tune scores held-out RMSE, and --algorithm {args.algorithm} "
+                          "predicts preference scores, not ratings: tune it by a ranking "
+                          "metric (mfcore.metrics.ranking_metrics) instead")
     if not args.grid:
         return dict(TUNE_GRIDS[args.algorithm])
     grid = {}

@@ -9,6 +9,7 @@ Every kernel module runs on the same path: ``select`` is the only way to change 
 import os
 
 from ._kernels import als as _als
+from ._kernels import ials as _ials
 from ._kernels import recommend as _recommend
 from ._kernels import sgd as _sgd
 
@@ -19,7 +20,7 @@ PATHS = _sgd.SIMD_PATHS
 #: Every compiled kernel module with SIMD paths. Each has ``set_simd_path(name)``
 #: (raising ValueError for an unknown or unsupported path) and ``simd_path()``; a new
 #: kernel module with SIMD paths is added here, and only here.
-_KERNEL_MODULES = (_sgd, _recommend, _als)
+_KERNEL_MODULES = (_sgd, _recommend, _als, _ials)
 
 
 def supported():
