@@ -18,13 +18,14 @@ from . import persistence, recommend as _recommend
 from ._kernels import sgd as _sgd_kernels
 from ._kernels.als import solve_rows
 from ._threads import resolve_n_threads
-from .data import as_ratings, check_lengths, merge_duplicates, to_numpy
+from .data import as_ratings, check_lengths, merge_duplicates, rating_arrays, to_numpy
 from .errors import NotFittedError, UnknownIdError, UnknownIdWarning, warn
 from .ids import IdMap, normalize_ids, plain
 from .metrics import mae, rmse
 from .params import is_real
 
-__all__ = ["FactorModel", "UNKNOWN_POLICIES", "pair_arguments"]
+__all__ = ["FactorModel", "UNKNOWN_POLICIES", "pair_arguments", "labelled", "check_magnitudes",
+           "training_record"]
 
 UNKNOWN_POLICIES = ("fallback", "nan", "error")
 
@@ -43,6 +44,85 @@ def pair_arguments(users, items):
     if scalar_i:
         return users, [items] * len(to_numpy(users)), False
     return users, items, False
+
+
+def labelled(values, index, name):
+    """``values`` as a pandas Series on ``index`` (the input table's), or as they are when
+    the input was not a pandas table (``index`` None): pandas in, pandas out."""
+    if index is None:
+        return values
+    import pandas as pd
+    return pd.Series(values, index=index, name=name)
+
+
+def check_magnitudes(state, k, dtype):
+    """Raise ValueError unless a saved model's values keep every prediction finite.
+
+    The digest only detects accidental corruption (anyone can recompute it), so a crafted
+    file can hold finite values whose products overflow: factors of 3e38 predict NaN, a
+    global mean of 1e308 clips every prediction. A prediction is ``mu + b_u + b_i + p.q``
+    (k products), so it stays finite while ``k max|p| max|q|`` and each of the other terms
+    stay below a quarter of the dtype's largest value; the mean of the training ratings
+    lies within their range.
+    """
+    limit = float(np.finfo(dtype).max) / 4
+
+    def largest(name):
+        values = state[name]
+        return float(np.abs(values).max()) if values.size else 0.0
+
+    mu, (lo, hi) = float(state["global_mean"]), (float(v) for v in state["rating_range"])
+    if not lo <= mu <= hi:
+        raise ValueError(f"global_mean {mu!r} lies outside rating_range {lo!r}..{hi!r}")
+    for name, value in (("rating_range", max(abs(lo), abs(hi))),
+                        ("user_bias", largest("user_bias")), ("item_bias", largest("item_bias")),
+                        ("the factors' products", k * largest("user_factors")
+                         * largest("item_factors"))):
+        if not value < limit:
+            raise ValueError(f"{name} reach {value:.3g}: predictions would overflow "
+                             f"{np.dtype(dtype)} (at most {limit:.3g})")
+
+
+def _count(value, name, optional=False):
+    """``value`` as an int >= 0 (None too when ``optional``); ValueError otherwise."""
+    if optional and value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def training_record(state):
+    """The bookkeeping of a saved fitted state, checked: ``n_ratings``, ``history`` (a list
+    of per-epoch dicts of numbers), and ``training``'s generator state, epochs, best epoch,
+    rating scale and stop reason. ValueError names what is wrong (a crafted file could
+    otherwise load and break ``info`` or ``partial_fit`` later)."""
+    n_ratings = state["n_ratings"]
+    if n_ratings.shape != () or n_ratings.dtype.kind not in "iu":
+        raise ValueError(f"n_ratings must be one integer, got {n_ratings.dtype} of shape "
+                         f"{n_ratings.shape}")
+    history = persistence.read_json(state["history"], "history")
+    if not isinstance(history, list) or not all(
+            isinstance(r, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                        for v in r.values()) for r in history):
+        raise ValueError("history must be a list of per-epoch records of numbers")
+    training = persistence.read_json(state["training"], "training")
+    if not isinstance(training, dict):
+        raise ValueError(f"training must be a JSON object, got {type(training).__name__}")
+    n_epochs = _count(training.get("n_epochs"), "n_epochs")
+    best = _count(training.get("best_epoch"), "best_epoch", optional=True)
+    if best is not None and not 1 <= best <= n_epochs:
+        raise ValueError(f"best_epoch {best} is not one of the {n_epochs} epochs run")
+    # files written before scale-free training trained in rating units (scale 1)
+    scale = training.get("rating_scale", 1.0)
+    if not (is_real(scale) and 0 < scale < np.inf):
+        raise ValueError(f"rating_scale must be a positive finite number, got {scale!r}")
+    reason = training.get("stop_reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ValueError(f"stop_reason must be text, got {reason!r}")
+    return {"n_ratings": _count(int(n_ratings), "n_ratings"), "history": history,
+            "rng": training.get("rng"), "n_epochs": n_epochs, "best_epoch": best,
+            "rating_scale": float(scale), "stop_reason": reason}
 
 
 def _generator_from_state(state):
@@ -131,11 +211,14 @@ class FactorModel:
                 warn(message + "; predicted from the global mean and the known bias", UnknownIdWarning)
         return u, i, ~(bad_u | bad_i)
 
-    def predict(self, users, items, clip=True, unknown="fallback"):
+    def predict(self, users, items=None, clip=True, unknown="fallback", *, columns=None):
         """Predicted ratings for the (user, item) pairs, as an array of the model's dtype.
 
         One user id and one item id give one number; one id of either kind with a
-        list of the other pairs it with each (``predict(1, [50, 181])``).
+        list of the other pairs it with each (``predict(1, [50, 181])``). A table
+        with user and item columns (a pandas DataFrame ..., named as for ``fit``,
+        ``columns=``) instead of the two: a pandas DataFrame gives a pandas Series
+        named "prediction" on the frame's index (``test["pred"] = model.predict(test)``).
 
         ``clip`` keeps predictions within the training rating range. An unknown
         user or item contributes no bias and no factors, so the prediction falls
@@ -145,12 +228,14 @@ class FactorModel:
         ``unknown="error"`` raises ``KeyError``.
         """
         self._check_fitted()
+        users, items, _, index = rating_arrays(users, items, columns=columns,
+                                               need_ratings=False, what="predict")
         users, items, single = pair_arguments(users, items)
         u, i, known = self._indices(users, items, unknown)
         out = self._predict_rows(u, i, clip)
         if unknown == "nan":
             out[~known] = np.nan
-        return out[0] if single else out
+        return out[0] if single else labelled(out, index, "prediction")
 
     def _predict_rows(self, u, i, clip):
         """Predictions for int32 rows (-1: unknown, no bias and no factors), in a parallel kernel."""
@@ -167,12 +252,17 @@ class FactorModel:
                                          self._threads())
         return float(np.sqrt(sse / len(r)))
 
-    def evaluate(self, users, items, ratings, clip=True):
+    def evaluate(self, users, items=None, ratings=None, clip=True, *, columns=None):
         """RMSE and MAE of the predictions for held-out ratings, with the count of unknown ids.
 
+        The ratings are three arrays or a table, as for ``fit``. Returns a dict:
+        ``rmse``, ``mae``, ``n`` (ratings scored), ``unknown_users`` and
+        ``unknown_items`` (pairs whose user, or item, the model does not know).
         Unknown ids are predicted as in ``predict`` (the fallback), counted, not warned about.
         """
         self._check_fitted()
+        users, items, ratings, _ = rating_arrays(users, items, ratings, columns,
+                                                 what="evaluate")
         ratings = as_ratings(ratings, np.float64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnknownIdWarning)
@@ -184,15 +274,23 @@ class FactorModel:
 
     # --- recommending -----------------------------------------------------------
 
-    def recommend(self, users, n=10, exclude_seen=True, items=None, unknown="fallback"):
+    def recommend(self, users, n=10, exclude_seen=None, items=None, unknown="fallback",
+                  as_frame=False):
         """The ``n`` items with the highest predicted rating for one user or a batch.
 
         Returns ``(items, scores)``, best first. Scores are the predicted
         ratings ``predict(user, item, clip=False)`` (unclipped, so the ranking
         does not tie at the top of the scale); equal scores rank by item row.
-        ``exclude_seen`` skips the items the user rated in training (kept in
-        the model and saved with it); ``items`` restricts the candidates to
-        these raw ids (unknown ones raise ``KeyError``).
+        ``items`` restricts the candidates to these raw ids (unknown ones raise
+        ``KeyError``). ``exclude_seen`` skips the items the user rated in
+        training (kept in the model and saved with it); its default, None,
+        skips them when ranking the whole catalogue and keeps them when
+        ``items`` is given, so that re-ranking a list ranks all of it
+        (``recommend(1, items=[50, 181, 258])`` returns all three, rated or not).
+        ``as_frame=True`` returns one long pandas DataFrame instead, columns
+        user, rank (1 = best), item, score, a row per recommendation (no padding)::
+
+            top = model.recommend(test["user"].unique(), n=10, as_frame=True)
 
         One raw user id gives 1-d arrays with at most ``n`` entries (fewer when
         fewer candidates remain). A list/array of ids gives 2-d arrays of shape
@@ -205,7 +303,7 @@ class FactorModel:
         Runs in a parallel kernel with partial selection: memory O(users x n).
         """
         self._check_fitted()
-        return _recommend.recommend(self, users, n, exclude_seen, items, unknown)
+        return _recommend.recommend(self, users, n, exclude_seen, items, unknown, as_frame)
 
     def similar_items(self, items, n=10):
         """The ``n`` items whose factors are most cosine-similar to each of ``items``.
@@ -240,10 +338,11 @@ class FactorModel:
                    reg, reg_bias, base, count_weight, True, factors, bias, self._threads())
         return factors, bias, {}
 
-    def fold_in(self, users, items, ratings, shrinkage=None):
+    def fold_in(self, users, items=None, ratings=None, shrinkage=None, *, columns=None):
         """Add users (or refresh known ones) from their ratings without retraining; return self.
 
-        ``users`` is one raw id (for all the ratings) or one per rating. Each
+        ``users`` is one raw id (for all the ratings) or one per rating (or the
+        three are one table, as for ``fit``). Each
         user's bias and factors are solved exactly, items held fixed, as a
         small regularized least-squares problem::
 
@@ -261,6 +360,7 @@ class FactorModel:
         user's rated items become its seen items for ``recommend``.
         """
         self._check_fitted()
+        users, items, ratings, _ = rating_arrays(users, items, ratings, columns, what="fold_in")
         shrinkage = self.fold_in_shrinkage if shrinkage is None else shrinkage
         if not is_real(shrinkage) or shrinkage < 0:
             raise ValueError(f"shrinkage must be a finite number >= 0, got {shrinkage!r}")
@@ -289,9 +389,17 @@ class FactorModel:
         order = np.argsort(fu, kind="stable")
         indptr = np.zeros(len(fold_map) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        new_factors, new_bias, extra = self._fold_in_rows(
-            indptr, np.ascontiguousarray(i[order], dtype=np.int32), np.ascontiguousarray(r[order]),
-            float(shrinkage))
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # (checked below)
+                new_factors, new_bias, extra = self._fold_in_rows(
+                    indptr, np.ascontiguousarray(i[order], dtype=np.int32),
+                    np.ascontiguousarray(r[order]), float(shrinkage))
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(f"fold_in: a user's least-squares system is singular ({exc}); "
+                             "give it more ratings or a larger shrinkage") from None
+        if not all(np.isfinite(a).all() for a in (new_factors, new_bias, *extra.values())):
+            raise ValueError("fold_in: the solve gave non-finite parameters (ratings or the "
+                             "model's values too large for its dtype)")
 
         # Known users get their rows refreshed, new users are appended (to a copy of the
         # map, so that nothing changes if this fails).
@@ -377,6 +485,7 @@ class FactorModel:
         lo, hi = (float(v) for v in state["rating_range"])
         if lo > hi:
             raise ValueError(f"rating_range {lo}..{hi} is empty")
+        check_magnitudes(state, k, dtype)
         user_map, item_map = IdMap(state["user_ids"]), IdMap(state["item_ids"])
         seen = (state["seen_indptr"], state["seen_items"]) if "seen_indptr" in state else (None, None)
         if seen[0] is not None:
@@ -397,19 +506,9 @@ class FactorModel:
         self.global_mean_ = float(state["global_mean"])
         self.user_map_, self.item_map_ = user_map, item_map
         self.rating_range_ = (lo, hi)
-        self.n_ratings_ = int(state["n_ratings"])
-        self.history_ = json.loads(str(state["history"]))
-        training = json.loads(str(state["training"]))
-        self.rng_ = _generator_from_state(training["rng"])
-        self.best_epoch_ = training["best_epoch"]
-        self.n_epochs_ = int(training["n_epochs"])
-        # files written before scale-free training trained in rating units (scale 1)
-        scale = training.get("rating_scale", 1.0)
-        if not (is_real(scale) and 0 < scale < np.inf):
-            raise ValueError(f"rating_scale must be a positive finite number, got {scale!r}")
-        self.rating_scale_ = float(scale)
-        reason = training.get("stop_reason")
-        if reason is not None and not isinstance(reason, str):
-            raise ValueError(f"stop_reason must be text, got {reason!r}")
-        self.stop_reason_ = reason
+        record = training_record(state)
+        self.n_ratings_, self.history_ = record["n_ratings"], record["history"]
+        self.rng_ = _generator_from_state(record["rng"])
+        self.best_epoch_, self.n_epochs_ = record["best_epoch"], record["n_epochs"]
+        self.rating_scale_, self.stop_reason_ = record["rating_scale"], record["stop_reason"]
         return self

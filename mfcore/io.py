@@ -23,7 +23,9 @@ naming the file and the line. ``on_bad_lines="skip"`` drops bad lines
 instead, with a warning that counts them.
 """
 import bz2
+import codecs
 import contextlib
+import copy
 import gzip
 import io
 import lzma
@@ -35,7 +37,7 @@ import zlib
 import numpy as np
 
 from ._kernels.readers import parse_block
-from .errors import BadLinesWarning, warn
+from .errors import BadLinesWarning, Message, Setting, warn
 
 __all__ = ["read_ratings", "read_pairs"]
 
@@ -53,43 +55,122 @@ COMPRESSED = (".gz", ".bz2", ".xz", ".lzma", ".zip")
 RATING_FILES = ("ratings.dat", "ratings.csv", "u.data", "ratings.parquet")
 _ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 _SNIFF_BYTES = 1 << 16
+#: the most a compressed file may inflate relative to its size: deflate's best is
+#: 1032:1, and ratings text compresses far less with any method
+MAX_RATIO = 1100
 _FAST_BLOCK = 1 << 23   # bytes the compiled '::' parser takes at a time
 
 
 # --- opening files ----------------------------------------------------------------------
 
 def _opener(path, member):
-    """A function that opens ``path`` as a binary stream, decompressing by extension."""
+    """A function that opens ``path`` as a binary stream, decompressing by extension.
+
+    Decompression is bounded (see ``_Bounded``): a file of a few KB that inflates to
+    gigabytes (a "zip bomb") stops with a ``ValueError`` after at most ``MAX_RATIO``
+    times its size, before it can exhaust memory.
+    """
     lower = path.lower()
-    if lower.endswith(".gz"):
-        return lambda: gzip.open(path, "rb")
-    if lower.endswith(".bz2"):
-        return lambda: bz2.open(path, "rb")
-    if lower.endswith((".xz", ".lzma")):
-        return lambda: lzma.open(path, "rb")
+    for suffixes, open_compressed in ((".gz", gzip.open), (".bz2", bz2.open),
+                                      ((".xz", ".lzma"), lzma.open)):
+        if lower.endswith(suffixes):
+            limit = MAX_RATIO * max(os.path.getsize(path), 1)
+            return lambda: _Bounded(open_compressed(path, "rb"), path, limit,
+                                    f"{MAX_RATIO} times its size: a decompression bomb?")
     if lower.endswith(".zip"):
         name = _zip_member(path, member)
-
-        def open_member():
-            archive = zipfile.ZipFile(path)
-            try:
-                info = archive.getinfo(name)
-                if info.flag_bits & 0x1:
-                    raise ValueError(f"{path}: {name} is encrypted; decrypt the archive first")
-                if info.compress_type not in _ZIP_METHODS:
-                    raise ValueError(f"{path}: {name} uses zip compression method "
-                                     f"{info.compress_type}, which cannot be read here "
-                                     "(stored, deflate, bzip2 and lzma can)")
-                try:
-                    member = archive.open(name)
-                except NotImplementedError as exc:  # patched data, strong encryption...
-                    raise ValueError(f"{path}: {name} cannot be read here ({exc})") from None
-                return _ClosingMember(member, archive)
-            except BaseException:
-                archive.close()
-                raise
-        return open_member
+        return lambda: _open_zip_member(path, name)
     return lambda: open(path, "rb")
+
+
+def _open_zip_member(path, name):
+    """Member ``name`` of zip ``path`` as a stream that inflates at most its declared size.
+
+    zipfile inflates stored and deflate members within each read's size and stops at the
+    declared size; bzip2 and lzma members it inflates a whole compressed chunk at a time
+    without a bound (4 KB of bzip2 can hold gigabytes), so those are read raw and
+    inflated here, a bounded amount per read, the CRC checked at the end.
+    """
+    archive = zipfile.ZipFile(path)
+    try:
+        info = archive.getinfo(name)
+        where = f"{path}: {name}"
+        if info.flag_bits & 0x1:
+            raise ValueError(f"{where} is encrypted; decrypt the archive first")
+        if info.compress_type not in _ZIP_METHODS:
+            raise ValueError(f"{where} uses zip compression method {info.compress_type}, which "
+                             "cannot be read here (stored, deflate, bzip2 and lzma can)")
+        if info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise ValueError(f"{where} declares {info.file_size:,} bytes in {info.compress_size:,}"
+                             f": over {MAX_RATIO} times smaller than its data, more than any "
+                             "compressor gives ratings text (a decompression bomb?)")
+        if info.compress_type in (zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+            raw = copy.copy(info)
+            raw.compress_type, raw.file_size, raw.CRC = zipfile.ZIP_STORED, info.compress_size, None
+            stream = archive.open(raw)
+            stream = (bz2.BZ2File(stream) if info.compress_type == zipfile.ZIP_BZIP2
+                      else _zip_lzma(stream, where, info.file_size))
+        else:  # (zipfile checks the CRC of these)
+            try:
+                stream = archive.open(name)
+            except NotImplementedError as exc:  # patched data, strong encryption...
+                raise ValueError(f"{where} cannot be read here ({exc})") from None
+            return _Bounded(stream, where, info.file_size, "its declared size", archive)
+        return _Bounded(stream, where, info.file_size, "its declared size", archive, info.CRC)
+    except BaseException:
+        archive.close()
+        raise
+
+
+def _zip_lzma(stream, where, declared):
+    """An lzma zip member's raw stream as a bounded ``LZMAFile``: the member starts with a
+    version (2 bytes), the size of the LZMA1 properties (2 bytes) and the properties
+    (lc/lp/pb in one byte, then the dictionary size)."""
+    head = stream.read(4)
+    size = int.from_bytes(head[2:4], "little") if len(head) == 4 else 0
+    props = stream.read(size)
+    if size < 5 or len(props) != size or props[0] >= 9 * 5 * 5:
+        raise ValueError(f"{where}: a corrupted lzma header")
+    pb, rest = divmod(props[0], 45)
+    lp, lc = divmod(rest, 9)
+    # a dictionary larger than the member's declared size would never be used: capping it
+    # keeps a crafted header from allocating gigabytes
+    dict_size = min(int.from_bytes(props[1:5], "little"), max(declared, 4096))
+    lzma_filter = {"id": lzma.FILTER_LZMA1, "dict_size": dict_size, "lc": lc, "lp": lp, "pb": pb}
+    return lzma.LZMAFile(stream, format=lzma.FORMAT_RAW, filters=[lzma_filter])
+
+
+class _Bounded(io.RawIOBase):
+    """A decompressing stream that raises ``ValueError`` once it yields more than ``limit``
+    bytes (``why``: what the limit is), and, given the expected ``crc``, checks it at the
+    end; closes ``closing`` (an archive) with it."""
+
+    def __init__(self, fh, where, limit, why, closing=None, crc=None):
+        self._fh, self._where, self._limit, self._why, self._crc = fh, where, limit, why, crc
+        self._closing, self._count, self._seen_crc = closing, 0, 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        data = self._fh.read(min(len(buffer), self._limit + 1 - self._count))
+        self._count += len(data)
+        if self._count > self._limit:
+            raise ValueError(f"{self._where} inflates to more than {self._limit:,} bytes "
+                             f"({self._why})")
+        if self._crc is not None:
+            self._seen_crc = zlib.crc32(data, self._seen_crc)
+            if not data and self._seen_crc != self._crc:
+                raise ValueError(f"{self._where}: bad CRC-32 (corrupted)")
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self):
+        if not self.closed:
+            self._fh.close()
+            if self._closing is not None:
+                self._closing.close()
+        super().close()
 
 
 def _zip_member(path, member):
@@ -107,29 +188,8 @@ def _zip_member(path, member):
     known = [n for n in names if os.path.basename(n) in RATING_FILES]
     if len(known) == 1:
         return known[0]
-    raise ValueError(f"{path}: holds {len(names)} files ({names[:10]}); "
-                     "say which with member=")
-
-
-class _ClosingMember(io.RawIOBase):
-    """A zip member that closes its archive with it."""
-
-    def __init__(self, fh, archive):
-        self._fh, self._archive = fh, archive
-
-    def readable(self):
-        return True
-
-    def readinto(self, buffer):
-        data = self._fh.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def close(self):
-        if not self.closed:
-            self._fh.close()
-            self._archive.close()
-        super().close()
+    raise ValueError(Message("{0}: holds {1} files ({2}); say which with {3}", path, len(names),
+                             names[:10], Setting("member")))
 
 
 def _count_byte(open_stream, byte):
@@ -145,6 +205,27 @@ def _count_byte(open_stream, byte):
             total += int(np.count_nonzero(view[:n] == byte))
 
 
+def _count_filled_lines(open_stream):
+    """At least as many as the stream's lines that are not empty: line ends (LF, CR) that
+    follow another byte, plus one. Blank lines cost no rows (a few KB of compressed blank
+    lines would otherwise ask for gigabytes of row capacity)."""
+    buffer = bytearray(1 << 20)
+    view = np.frombuffer(buffer, dtype=np.uint8)
+    total, previous = 1, ord("\n")
+    with open_stream() as fh:
+        while True:
+            n = fh.readinto(buffer)
+            if not n:
+                return total
+            chunk = view[:n]
+            ends = (chunk == ord("\n")) | (chunk == ord("\r"))
+            after_content = np.empty(n, dtype=bool)
+            after_content[0] = previous not in (ord("\n"), ord("\r"))
+            np.logical_not(ends[:-1], out=after_content[1:])
+            total += int(np.count_nonzero(ends & after_content))
+            previous = int(chunk[-1])
+
+
 def _parse_fast(open_stream, columns, sep, header):
     """A plain file through the compiled parser, as a frame; None when it needs the general path.
 
@@ -154,7 +235,7 @@ def _parse_fast(open_stream, columns, sep, header):
     """
     import pandas as pd
 
-    capacity = _count_byte(open_stream, ord("\n")) + 1
+    capacity = _count_filled_lines(open_stream)
     arrays = {"user": np.empty(capacity, np.int64), "item": np.empty(capacity, np.int64),
               "rating": np.empty(capacity, np.float32),
               "timestamp": np.empty(capacity if len(columns) == 4 else 0, np.int64)}
@@ -237,12 +318,12 @@ def _looks_like_header(fields):
     return len(fields) >= 3 or all(f.strip('"').lower() in known for f in fields)
 
 
-def _sniff(open_stream, name, sep, header):
+def _sniff(open_stream, name, sep, header, encoding="utf-8"):
     """Separator, the header's line number (0: none; blank lines may come first), header
     names, first data line's fields and the header's colons."""
     with open_stream() as fh:
         head = fh.read(_SNIFF_BYTES)
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    text = head.decode(encoding, errors="replace").lstrip("\ufeff")
     numbered = [(n, ln) for n, ln in enumerate(_lines(text), start=1) if not _is_blank(ln)]
     lines = [ln for _, ln in numbered]
     if len(head) == _SNIFF_BYTES and len(lines) > 1:
@@ -299,6 +380,42 @@ def _checked_columns(columns, min_fields):
     return columns
 
 
+def _field_names(name, header_names, n_fields, columns, usecols, min_fields):
+    """The canonical name of each of the file's fields, None for a field not read.
+
+    ``usecols`` (header names or 0-based positions) picks the fields to read; without it
+    a header whose user, item (and, for ratings, rating) columns are all known names
+    reads those and skips the fields it does not know (``tag``, ``comment``...)."""
+    if usecols is None and header_names and columns is None:
+        canonical = {alias: col for col, aliases in ALIASES.items() for alias in aliases}
+        needed = ("user", "item", "rating")[:min_fields]
+        if n_fields > 4 or (any(h not in canonical for h in header_names)
+                            and all(any(canonical.get(h) == c for h in header_names)
+                                    for c in needed)):
+            usecols = [h for h in header_names if h in canonical]
+    if usecols is None:
+        return _column_order(name, header_names, n_fields, columns)
+    if isinstance(usecols, str):
+        usecols = [c.strip() for c in usecols.split(",")]
+    keep = []
+    for c in usecols:
+        if isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < n_fields:
+            keep.append(int(c))
+        elif header_names and str(c).lower() in header_names:
+            keep.append(header_names.index(str(c).lower()))
+        else:
+            raise ValueError(f"{name}: usecols: no column {c!r} (the file has {n_fields} "
+                             f"field(s)" + (f", named {header_names})" if header_names else ")"))
+    if len(set(keep)) != len(keep) or not 2 <= len(keep) <= 4:
+        raise ValueError(f"{name}: usecols must pick 2 to 4 distinct columns, got {usecols!r}")
+    names = _column_order(name, [header_names[k] for k in keep] if header_names else None,
+                          len(keep), columns)
+    fields = [None] * n_fields
+    for k, c in zip(sorted(keep), [names[keep.index(k)] for k in sorted(keep)]):
+        fields[k] = c
+    return fields
+
+
 def _column_order(name, header_names, n_fields, columns):
     """Canonical names of the file's columns: ``columns`` if given, else the header's names
     (every one must be known), else user, item, rating[, timestamp] by position."""
@@ -313,32 +430,35 @@ def _column_order(name, header_names, n_fields, columns):
     canonical = {alias: col for col, aliases in ALIASES.items() for alias in aliases}
     unknown = [h for h in header_names if h not in canonical]
     if unknown:
-        raise ValueError(
-            f"{name}: the header names column(s) this reader does not know: "
-            f"{', '.join(map(repr, unknown))} (it knows "
-            + "; ".join(f"{c}: {', '.join(a)}" for c, a in ALIASES.items())
-            + "); name the file's columns in order with columns=, e.g. "
-            f"columns={list(COLUMNS[:len(header_names)])}")
+        known = "; ".join(f"{c}: {', '.join(a)}" for c, a in ALIASES.items())
+        raise ValueError(Message(
+            "{0}: the header names column(s) this reader does not know: {1} (it knows {2}); "
+            "name the file's columns in order with {3}, e.g. {4}, and pick the ones to read "
+            "with {5} when there are more", name,
+            ", ".join(map(repr, unknown)), known, Setting("columns"),
+            Setting("columns", list(COLUMNS[:min(len(header_names), 4)])), Setting("usecols")))
     mapped = [canonical[h] for h in header_names]
     twice = sorted({c for c in mapped if mapped.count(c) > 1})
     if twice:
-        raise ValueError(f"{name}: the header {header_names} names the {', '.join(twice)} "
-                         "column more than once; name the file's columns with columns=")
+        raise ValueError(Message("{0}: the header {1} names the {2} column more than once; "
+                                 "name the file's columns with {3}", name, header_names,
+                                 ", ".join(twice), Setting("columns")))
     if len(mapped) != n_fields:
         raise ValueError(f"{name}: the header names {len(mapped)} column(s) "
                          f"({', '.join(header_names)}) but the first data line has {n_fields} "
                          "field(s)")
     missing = [c for c in ("user", "item") if c not in mapped]
     if missing:
-        raise ValueError(f"{name}: no {' or '.join(missing)} column among the header's names "
-                         f"{header_names}; name the file's columns with columns=")
+        raise ValueError(Message("{0}: no {1} column among the header's names {2}; name the "
+                                 "file's columns with {3}", name, " or ".join(missing),
+                                 header_names, Setting("columns")))
     return mapped
 
 
 # --- parsing -------------------------------------------------------------------------
 
 def read_ratings(path, *, sep=None, header=None, columns=None, ids="auto", on_bad_lines="error",
-                 member=None):
+                 member=None, usecols=None, encoding="utf-8"):
     """Read a rating file into a DataFrame with columns user, item, rating (and timestamp).
 
     Parameters
@@ -356,8 +476,9 @@ def read_ratings(path, *, sep=None, header=None, columns=None, ids="auto", on_ba
         dropped as a header). Header names put the columns in order; every name
         must be known (``user``, ``userId``, ``movieId``, ``rating``,
         ``timestamp``... see ``ALIASES``), else a ``ValueError`` names the
-        unknown ones. Without a header the columns are user, item,
-        rating[, timestamp].
+        unknown ones; but when the user, item and rating columns are all known,
+        columns with other names (``userId,movieId,rating,timestamp,tag``) are
+        skipped. Without a header the columns are user, item, rating[, timestamp].
     columns : None, list of str, or a comma-separated str
         The file's columns in order, each one of "user", "item", "rating",
         "timestamp" (e.g. ``["rating", "user", "item"]``); overrides the header's
@@ -371,17 +492,25 @@ def read_ratings(path, *, sep=None, header=None, columns=None, ids="auto", on_ba
     member : str, optional
         Which file of a ``.zip`` archive to read (default: its only file, or
         its one ``ratings.*``/``u.data``).
+    usecols : None, list of header names or 0-based positions, or a comma-separated str
+        The fields to read, the others skipped (as pandas' ``usecols``); ``columns=``
+        then names the fields read, in order.
+    encoding : str, default "utf-8"
+        The text's encoding (e.g. "latin-1" for string ids written by older tools).
     """
-    return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=3)
+    return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=3,
+                 usecols=usecols, encoding=encoding)
 
 
 def read_pairs(path, *, sep=None, header=None, columns=None, ids="auto", on_bad_lines="error",
-               member=None):
+               member=None, usecols=None, encoding="utf-8"):
     """Like ``read_ratings`` but the rating column is optional: user, item[, rating[, timestamp]]."""
-    return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=2)
+    return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=2,
+                 usecols=usecols, encoding=encoding)
 
 
-def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields):
+def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields, usecols=None,
+          encoding="utf-8"):
     path = os.fspath(path)
     if columns is not None:
         columns = _checked_columns(columns, min_fields)
@@ -391,6 +520,10 @@ def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields):
         raise ValueError(f"ids must be 'auto', 'int' or 'str', got {ids!r}")
     if on_bad_lines not in ("error", "skip"):
         raise ValueError(f"on_bad_lines must be 'error' or 'skip', got {on_bad_lines!r}")
+    try:
+        encoding = codecs.lookup(encoding).name
+    except (LookupError, TypeError):
+        raise ValueError(f"encoding: unknown text encoding {encoding!r}") from None
     if not os.path.exists(path):
         raise FileNotFoundError(f"ratings file not found: {path}")
     if os.path.isdir(path):
@@ -400,7 +533,7 @@ def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields):
     name = f"{path}!{member}" if member else path
     try:
         return _read_text(path, name, _opener(path, member), sep, header, columns, ids,
-                          on_bad_lines, min_fields)
+                          on_bad_lines, min_fields, usecols, encoding)
     except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, lzma.LZMAError,
             zlib.error) as exc:
         # a truncated or corrupted compressed file (zipfile: a version or method it lacks), an
@@ -408,23 +541,28 @@ def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields):
         raise ValueError(f"{name}: cannot read the file ({type(exc).__name__}: {exc})") from exc
 
 
-def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines, min_fields):
-    sep, header, header_names, fields, header_colons = _sniff(open_stream, name, sep, header)
+def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines, min_fields,
+               usecols=None, encoding="utf-8"):
+    sep, header, header_names, fields, header_colons = _sniff(open_stream, name, sep, header,
+                                                              encoding)
     n_fields = len(fields)
-    if not min_fields <= n_fields <= 4:
+    if n_fields < min_fields or (n_fields > 4 and usecols is None and not header_names):
         need = "user, item, rating[, timestamp]" if min_fields == 3 else "user, item[, rating[, timestamp]]"
-        raise ValueError(f"{name}: the first line has {n_fields} field(s); expected {need}")
-    columns = _column_order(name, header_names, n_fields, columns)
+        raise ValueError(f"{name}: the first line has {n_fields} field(s); expected {need} "
+                         "(pick the fields to read with usecols=)")
+    field_names = _field_names(name, header_names, n_fields, columns, usecols, min_fields)
+    columns = [c for c in field_names if c]
     if min_fields == 3 and "rating" not in columns:
         raise ValueError(f"{name}: no rating column among {header_names}")
     if ids == "auto":
-        ids = "int" if all(_is_int(fields[columns.index(c)]) for c in ("user", "item")) else "str"
+        ids = "int" if all(_is_int(fields[field_names.index(c)]) for c in ("user", "item")) else "str"
     plain = not path.lower().endswith(COMPRESSED)
-    layout = _Layout(name, path if plain else None, open_stream, sep, header, columns, ids,
-                     header_colons)
+    layout = _Layout(name, path if plain else None, open_stream, sep, header, field_names, ids,
+                     header_colons, encoding)
     frame = None
-    if (sep in ("::", "\t", ",", ";") and ids == "int" and len(columns) >= 3
-            and columns == list(COLUMNS[:len(columns)]) and header in (0, 1)):
+    if (sep in ("::", "\t", ",", ";") and ids == "int" and len(field_names) >= 3
+            and field_names == list(COLUMNS[:len(field_names)]) and header in (0, 1)
+            and encoding in ("utf-8", "ascii", "latin-1", "iso8859-1", "cp1252")):
         frame = _parse_fast(open_stream, columns, sep, header == 1)
     if frame is not None and len(frame):
         return _finish(frame)
@@ -435,15 +573,15 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
             raise ValueError(f"{name}: could not parse the file: {bad}")
         if on_bad_lines == "error":
             line, problem = bad_lines[0]
-            raise ValueError(f"{name}, line {line}: {problem}")
+            raise ValueError(Message("{0}, line {1}: {2}", name, line, problem))
         frame, still_bad = layout.parse(skip=[line for line, _ in bad_lines])
         if still_bad is not None:
             raise ValueError(f"{name}: could not parse the file: {still_bad}")
         if not len(frame):
-            raise ValueError(f"{name}: no ratings: all {len(bad_lines)} line(s) are bad, the "
-                             f"first at line {bad_lines[0][0]}: {bad_lines[0][1]}")
-        warn(f"{name}: skipped {len(bad_lines)} bad line(s), the first at line "
-                      f"{bad_lines[0][0]}: {bad_lines[0][1]}", BadLinesWarning)
+            raise ValueError(Message("{0}: no ratings: all {1} line(s) are bad, the first at "
+                                     "line {2}: {3}", name, len(bad_lines), *bad_lines[0]))
+        warn(Message("{0}: skipped {1} bad line(s), the first at line {2}: {3}", name,
+                     len(bad_lines), *bad_lines[0]), BadLinesWarning)
     if not len(frame):  # (the sniffer saw a data line: never return nothing silently)
         raise ValueError(f"{name}: no ratings could be read")
     return _finish(frame)
@@ -452,11 +590,14 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
 class _Layout:
     """How to parse one file: a fast pandas pass, and a slow line-by-line diagnosis on failure."""
 
-    def __init__(self, name, path, open_stream, sep, header, columns, ids, header_colons=0):
-        # header: the header's line number (0: none)
+    def __init__(self, name, path, open_stream, sep, header, fields, ids, header_colons=0,
+                 encoding="utf-8"):
+        # header: the header's line number (0: none); fields: each field's canonical name,
+        # None for one not read
         self.name, self.open_stream, self.sep, self.header = name, open_stream, sep, header
         self.path = path  # set for an uncompressed file
-        self.columns, self.ids, self.header_colons = columns, ids, header_colons
+        self.fields, self.columns = fields, [c for c in fields if c]
+        self.ids, self.header_colons, self.encoding = ids, header_colons, encoding
 
     def _dtypes(self):
         kinds = {"user": "category" if self.ids == "str" else np.int64,
@@ -470,11 +611,11 @@ class _Layout:
 
         # a plain file goes to pandas by name: its C reader is faster than a Python stream
         stream = self.path if self.path else self.open_stream()
-        names, usecols = self.columns, None
+        fields = [c or f"_skip{n}" for n, c in enumerate(self.fields)]
+        names, usecols = fields, (self.columns if len(self.columns) < len(fields) else None)
         if self.sep == "::":  # 'a::b' split at ':' is a, '', b: parse only the real fields
             sep, usecols = ":", self.columns
-            names = [f"_{n}" if n % 2 else self.columns[n // 2]
-                     for n in range(2 * len(self.columns) - 1)]
+            names = [f"_{n}" if n % 2 else fields[n // 2] for n in range(2 * len(fields) - 1)]
         else:
             sep = r"\s+" if self.sep == "whitespace" else self.sep
         skiprows = sorted(set(skip) | ({self.header} if self.header else set()))
@@ -484,7 +625,7 @@ class _Layout:
                     stream, sep=sep, header=None, names=names, usecols=usecols, dtype=self._dtypes(),
                     engine="c", skiprows=[s - 1 for s in skiprows] or None,
                     skip_blank_lines=True, na_filter=False,
-                    encoding="utf-8", on_bad_lines="error")
+                    encoding=self.encoding, on_bad_lines="error")
         except (ValueError, OverflowError, TypeError, UnicodeDecodeError,
                 pd.errors.ParserError) as exc:
             return None, exc
@@ -493,7 +634,7 @@ class _Layout:
         if self.ids == "str" and not skip and _count_byte(self.open_stream, 0):  # (numbers fail)
             return None, "a NUL byte"
         if self.sep == "::" and not skip:
-            expected = 2 * (len(self.columns) - 1) * len(frame) + self.header_colons
+            expected = 2 * (len(self.fields) - 1) * len(frame) + self.header_colons
             colons = _count_byte(self.open_stream, ord(":"))
             if colons != expected:
                 return None, f"{colons} colons where {expected} were expected"
@@ -502,8 +643,8 @@ class _Layout:
     def diagnose(self, first_only):
         """(line number, problem) for bad lines, read line by line (only after a failed parse)."""
         problems = []
-        expected = len(self.columns)
-        with io.TextIOWrapper(self.open_stream(), encoding="utf-8", errors="replace",
+        expected = len(self.fields)
+        with io.TextIOWrapper(self.open_stream(), encoding=self.encoding, errors="replace",
                               newline=None) as fh:
             for number, line in enumerate(fh, start=1):
                 if number == self.header:
@@ -526,14 +667,14 @@ class _Layout:
             fields = [f.strip(_SPACE) for f in fields]
         if len(fields) != expected:
             return (f"{len(fields)} field(s), expected {expected} "
-                    f"({', '.join(self.columns)}): {line!r}")
-        for column, value in zip(self.columns, fields):
+                    f"({', '.join(c or '-' for c in self.fields)}): {line!r}")
+        for column, value in zip(self.fields, fields):
             if column in ("user", "item"):
                 if not value:
                     return f"empty {column} id"
                 if self.ids == "int" and not _is_int(value):
-                    return (f"{column} id {value!r} is not an integer "
-                            "(pass ids='str' for string ids)")
+                    return Message("{0} id {1!r} is not an integer (pass {2} for string ids)",
+                                   column, value, Setting("ids", "str"))
                 if self.ids == "int" and not -2**63 <= int(value) < 2**63:
                     return f"{column} id {value!r} does not fit in 64 bits"
             elif column == "rating":
@@ -545,7 +686,8 @@ class _Layout:
                 if not -2**63 <= int(value) < 2**63:
                     return f"timestamp {value!r} does not fit in 64 bits"
         if "\ufffd" in line:
-            return "text is not valid UTF-8"
+            return (f"text is not valid {self.encoding.upper()}" + (
+                " (pass encoding=, e.g. encoding='latin-1')" if self.encoding == "utf-8" else ""))
         return None
 
 

@@ -26,9 +26,9 @@ from .. import params as p
 from .._kernels import bayes as _bayes
 from .._kernels import sgd as _sgd_kernels
 from .._threads import resolve_n_threads
-from ..fitted import pair_arguments
-from ..data import check_lengths, to_numpy
-from ..errors import UnknownIdWarning, warn
+from ..fitted import labelled, pair_arguments
+from ..data import check_lengths, rating_arrays, to_numpy
+from ..errors import Message, Setting, UnknownIdWarning, warn
 from ..ids import normalize_ids, plain
 from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard_units,
                    standardized, to_standard)
@@ -213,8 +213,9 @@ class _Sweeps:
         return 0.0  # a sampler minimizes nothing: train_loss is the mean squared error
 
     def diverged(self, epoch, info):
-        return (f"the Gibbs sampler produced non-finite values at sweep {epoch}; the ratings "
-                "may be too large for the priors (rescale them or use dtype='float64')")
+        return Message("the Gibbs sampler produced non-finite values at sweep {0}; the "
+                       "ratings may be too large for the priors (rescale them or use {1})",
+                       epoch, Setting("dtype", "float64"))
 
 
 class BayesianMF(Estimator):
@@ -345,7 +346,8 @@ class BayesianMF(Estimator):
         most = max(1, MAX_KEPT_COLUMNS // params["k"])
         return max(1, -(-params["n_samples"] // most))
 
-    def fit(self, users, items, ratings, validation=None, callback=None, implicit=None):
+    def fit(self, users, items=None, ratings=None, validation=None, callback=None,
+            implicit=None, *, columns=None):
         """Train on (user, item, rating) triples; return ``self`` (see ``Estimator.fit``).
 
         ``implicit=(users, items)``: further implicit pairs without ratings (items
@@ -359,7 +361,8 @@ class BayesianMF(Estimator):
                              f"(or 'user', 'item', 'both'), got implicit={self.implicit!r}")
         self._extra_implicit = None if implicit is None else self._raw_pairs(implicit)
         try:
-            return super().fit(users, items, ratings, validation=validation, callback=callback)
+            return super().fit(users, items, ratings, validation=validation, callback=callback,
+                               columns=columns)
         finally:
             del self._extra_implicit  # the pairs shape N(u), N(i) during fit only
 
@@ -425,18 +428,24 @@ class BayesianMF(Estimator):
 
     # --- prediction with uncertainty ----------------------------------------------
 
-    def predict(self, users, items, clip=True, unknown="fallback", return_std=False):
+    def predict(self, users, items=None, clip=True, unknown="fallback", return_std=False, *,
+                columns=None):
         """Posterior predictive means (see ``FactorModel.predict``); with ``return_std``
-        also the predictive standard deviations (float64; unknown ids contribute no spread)."""
+        also the predictive standard deviations (float64; a pandas DataFrame in gives two
+        Series, "prediction" and "std")."""
         if not return_std:
-            return super().predict(users, items, clip=clip, unknown=unknown)
+            return super().predict(users, items, clip=clip, unknown=unknown, columns=columns)
         self._check_fitted()
+        users, items, _, index = rating_arrays(users, items, columns=columns,
+                                               need_ratings=False, what="predict")
         users, items, single = pair_arguments(users, items)
         u, i, known = self._indices(users, items, unknown)
         mean, std = self._predict_rows(u, i, clip), self._predictive_std(u, i)
         if unknown == "nan":
             mean[~known] = std[~known] = np.nan
-        return (mean[0], std[0]) if single else (mean, std)
+        if single:
+            return mean[0], std[0]
+        return labelled(mean, index, "prediction"), labelled(std, index, "std")
 
     def _predictive_std(self, u, i):
         """sqrt(variance over the kept samples of their predictions + mean noise variance)."""
@@ -534,6 +543,19 @@ class BayesianMF(Estimator):
                 raise ValueError(f"{name} holds non-finite values")
         if S == 0 or (state["alpha_samples"] <= 0).any():
             raise ValueError("alpha_samples must hold at least one positive noise precision")
+        with np.errstate(divide="ignore", over="ignore"):
+            noise = np.mean(1.0 / state["alpha_samples"])
+        if not np.isfinite(noise):
+            raise ValueError("alpha_samples holds noise precisions so small that the predictive "
+                             "std overflows")
+        if (state["user_hyper_samples"][:, 1] <= 0).any():
+            raise ValueError("user_hyper_samples holds a prior precision <= 0 (fold_in's "
+                             "system would be singular)")
+        limit = float(np.finfo(dtype).max) / 4
+        for name in ("user_bias_samples", "item_bias_samples"):
+            if state[name].size and not np.abs(state[name]).max() < limit:
+                raise ValueError(f"{name} reach {np.abs(state[name]).max():.3g}: predictions "
+                                 f"would overflow {dtype} (at most {limit:.3g})")
         super()._restore_fitted_state(state)
         self.user_bias_samples_ = np.ascontiguousarray(state["user_bias_samples"])
         self.item_bias_samples_ = np.ascontiguousarray(state["item_bias_samples"])
