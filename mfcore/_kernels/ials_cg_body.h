@@ -19,6 +19,45 @@ MF_ALS_INLINE void MF_R(mf_ials_axpy)(MF_REAL *MF_ALS_RESTRICT y, MF_REAL a,
         for (int l = 0; l < 8; l++) y[c + l] += a * x[c + l];
 }
 
+/* y[0..n) += a0 * x0[0..n) + a1 * x1[0..n), n a multiple of 8 (two rows per pass over y) */
+MF_ALS_INLINE void MF_R(mf_ials_axpy2)(MF_REAL *MF_ALS_RESTRICT y, MF_REAL a0,
+                                       const MF_REAL *MF_ALS_RESTRICT x0, MF_REAL a1,
+                                       const MF_REAL *MF_ALS_RESTRICT x1, int64_t n)
+{
+    for (int64_t c = 0; c < n; c += 8)
+        for (int l = 0; l < 8; l++) y[c + l] = (y[c + l] + a0 * x0[c + l]) + a1 * x1[c + l];
+}
+
+/* out += sum_{t in [lo, hi)} conf[t] (e_t - a_t . v) a_t, a_t = A[cols[t]], with e_t =
+ * target[t] - obias[cols[t]] (residual) or 0 and the sign flipped (product); two pairs at a
+ * time, so that their dot products overlap and out is read and written once per two */
+MF_ALS_INLINE void MF_R(mf_ials_pairs)(const MF_REAL *MF_ALS_RESTRICT A, const int32_t *cols,
+                                       const MF_REAL *conf, const MF_REAL *target,
+                                       const MF_REAL *obias, int64_t lo, int64_t hi,
+                                       const MF_REAL *MF_ALS_RESTRICT v,
+                                       MF_REAL *MF_ALS_RESTRICT out, int64_t S, const int residual)
+{
+    int64_t t = lo;
+    for (; t + 1 < hi; t += 2) {
+        const int64_t j0 = cols[t], j1 = cols[t + 1];
+        const MF_REAL *a0 = A + j0 * S, *a1 = A + j1 * S;
+        if (t + 5 < hi) {
+            MF_IALS_PREFETCH(A + (int64_t)cols[t + 4] * S);
+            MF_IALS_PREFETCH(A + (int64_t)cols[t + 5] * S);
+        }
+        const MF_REAL d0 = MF_R(mf_ials_dot)(a0, v, S), d1 = MF_R(mf_ials_dot)(a1, v, S);
+        const MF_REAL s0 = residual ? conf[t] * (target[t] - obias[j0] - d0) : conf[t] * d0;
+        const MF_REAL s1 = residual ? conf[t + 1] * (target[t + 1] - obias[j1] - d1) : conf[t + 1] * d1;
+        MF_R(mf_ials_axpy2)(out, s0, a0, s1, a1, S);
+    }
+    if (t < hi) {
+        const int64_t j = cols[t];
+        const MF_REAL *a = A + j * S;
+        const MF_REAL d = MF_R(mf_ials_dot)(a, v, S);
+        MF_R(mf_ials_axpy)(out, residual ? conf[t] * (target[t] - obias[j] - d) : conf[t] * d, a, S);
+    }
+}
+
 /* out = (w0 G + diag(lam)) v + sum_{t in [lo, hi)} conf[t] (a_{cols[t]} . v) a_{cols[t]} */
 MF_ALS_INLINE void MF_R(mf_ials_apply_body)(const MF_REAL *MF_ALS_RESTRICT G, MF_REAL w0,
                                             const MF_REAL *MF_ALS_RESTRICT lam,
@@ -29,10 +68,7 @@ MF_ALS_INLINE void MF_R(mf_ials_apply_body)(const MF_REAL *MF_ALS_RESTRICT G, MF
 {
     for (int64_t i = 0; i < S; i++)
         out[i] = w0 * MF_R(mf_ials_dot)(G + i * S, v, S) + lam[i] * v[i];
-    for (int64_t t = lo; t < hi; t++) {
-        const MF_REAL *a = A + (int64_t)cols[t] * S;
-        MF_R(mf_ials_axpy)(out, conf[t] * MF_R(mf_ials_dot)(a, v, S), a, S);
-    }
+    MF_R(mf_ials_pairs)(A, cols, conf, NULL, NULL, lo, hi, v, out, S, 0);
 }
 
 /* The row's CG solve in place of x (S values, warm start); r, p, Ap: scratch of S values.
@@ -50,12 +86,7 @@ MF_ALS_INLINE int MF_R(mf_ials_cg_body)(const MF_REAL *MF_ALS_RESTRICT G,
     /* r = b - A x = w0 (g - G x) - lam x + sum_j c_j (y_j - a_j . x) a_j */
     for (int64_t i = 0; i < S; i++)
         r[i] = w0 * (g[i] - MF_R(mf_ials_dot)(G + i * S, x, S)) - lam[i] * x[i];
-    for (int64_t t = lo; t < hi; t++) {
-        const int64_t j = cols[t];
-        const MF_REAL *a = A + j * S;
-        const MF_REAL e = target[t] - obias[j] - MF_R(mf_ials_dot)(a, x, S);
-        MF_R(mf_ials_axpy)(r, conf[t] * e, a, S);
-    }
+    MF_R(mf_ials_pairs)(A, cols, conf, target, obias, lo, hi, x, r, S, 1);
     double rs = MF_R(mf_ials_dot)(r, r, S);
     memcpy(p, r, (size_t)S * sizeof(MF_REAL));
     for (int step = 0; step < steps; step++) {

@@ -26,6 +26,12 @@
 
 #include "als_solve.h"
 
+#if defined(__GNUC__)
+#define MF_IALS_PREFETCH(address) __builtin_prefetch(address)
+#else
+#define MF_IALS_PREFETCH(address) ((void)0)
+#endif
+
 /* Values in one vector or row of A and G: k + 1 rounded up to a multiple of 8. */
 static inline int64_t mf_ials_stride(int64_t k)
 {

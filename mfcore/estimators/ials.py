@@ -14,6 +14,7 @@ import numpy as np
 from .. import params as p
 from .._kernels.ials import solve_rows
 from .._threads import resolve_n_threads
+from ..data import rating_arrays
 from ..errors import ImplicitFeedbackWarning
 from .base import COMMON_PARAMS, Estimator
 
@@ -27,7 +28,6 @@ class ImplicitLayout:
 
     def __init__(self, u, i, r, n_users, n_items, alpha, mean, dtype):
         conf = _confidences(r, alpha, mean, dtype)
-        self.total_conf = float(conf.sum(dtype=np.float64))
         self.sides = (self._side(u, i, conf, n_users), self._side(i, u, conf, n_items))
         self.u, self.i, self.conf = u, i, conf
 
@@ -175,11 +175,12 @@ class ImplicitALS(Estimator):
     -------
     >>> import numpy as np, mfcore
     >>> rng = np.random.default_rng(0)
-    >>> users = rng.integers(0, 50, 2000); items = (users % 5) * 8 + rng.integers(0, 8, 2000)
-    >>> model = mfcore.ImplicitALS(k=8, iterations=5).fit(users, items)
-    >>> top, scores = model.recommend(users[0], n=3)
-    >>> bool(np.all(top // 8 == users[0] % 5))   # items of the user's own group
-    True
+    >>> users = np.repeat(np.arange(50), 6)                # 50 users, 6 picks each,
+    >>> items = (users % 5) * 20 + rng.integers(0, 20, 300)  # from their group's 20 items
+    >>> model = mfcore.ImplicitALS(k=8, iterations=5, duplicates="keep").fit(users, items)
+    >>> top, scores = model.recommend(7, n=3)
+    >>> (top // 20).tolist()                                # items of user 7's group, 2
+    [2, 2, 2]
 
     Fitted attributes: those of ``mfcore.fitted.FactorModel``. Each
     ``history_`` entry holds epoch, train_loss (the objective above per
@@ -221,9 +222,12 @@ class ImplicitALS(Estimator):
     EPOCHS = "iterations"
     EPOCH_WORD = "iterations"
 
-    def fit(self, users, items, values=None, validation=None, callback=None):
+    def fit(self, users, items=None, values=None, validation=None, callback=None, *,
+            columns=None):
         """Train on (user, item) pairs, with optional values (counts or ratings, which weigh
-        the pairs through ``alpha``); return ``self``. See ``Estimator.fit``."""
+        the pairs through ``alpha``); return ``self``. A table works too (its rating column,
+        if any, gives the values). See ``Estimator.fit``."""
+        users, items, values, _ = rating_arrays(users, items, values, columns, need_ratings=False)
         return super().fit(users, items, self._values(items, values), validation=validation,
                            callback=callback)
 
@@ -231,9 +235,11 @@ class ImplicitALS(Estimator):
         raise NotImplementedError("ImplicitALS cannot continue a fit on new data (every "
                                   "unobserved pair is part of its objective): refit on all data")
 
-    def fold_in(self, users, items, values=None, shrinkage=None):
+    def fold_in(self, users, items=None, values=None, shrinkage=None, *, columns=None):
         """Add users (or refresh known ones) from the items they chose, items held fixed, by
         an exact solve of their rows of the objective; see ``FactorModel.fold_in``."""
+        users, items, values, _ = rating_arrays(users, items, values, columns,
+                                                need_ratings=False, what="fold_in")
         return super().fold_in(users, items, self._values(items, values), shrinkage)
 
     @staticmethod
@@ -262,6 +268,9 @@ class ImplicitALS(Estimator):
         self.global_mean_ = 0.0
         self.rating_scale_ = 1.0
 
+    def _factor_std(self, params):
+        return params["init_std"]  # scores are preferences: nothing scales with the values
+
     def _train(self, data, params, n_epochs, validation, callback, val=None, layouts=None):
         trainer = super()._train(data, params, n_epochs, validation, callback, val, layouts)
         self.rating_range_ = (0.0, 1.0)  # the preference score's range, for clipping
@@ -273,8 +282,6 @@ class ImplicitALS(Estimator):
             layouts[key] = ImplicitLayout(data.u, data.i, data.r, len(self.user_factors_),
                                           len(self.item_factors_), params["alpha"],
                                           self.value_mean_, p.DTYPES[params["dtype"]])
-        if not layouts[key].total_conf > 0:
-            raise ValueError("every confidence is 0: nothing to learn from")
         return _Iterations(self, layouts[key], params, resolve_n_threads(params["n_threads"]))
 
     def _fold_in_rows(self, indptr, items, ratings, shrinkage):
