@@ -143,7 +143,7 @@ def test_tune_prints_the_grid_and_saves_the_refit_best(files, capsys):
                          "-o", model, "--results", table)
     assert code == 0, err
     assert "4 trials on 3,500 ratings, scored by a 0.1 validation split" in out
-    assert "searching 4 grid points of Model on 3,500 ratings" in err        # progress
+    assert "searching 4 grid points of SGD on 3,500 ratings" in err        # progress
     assert out.count("-> val RMSE") == 4 and "trial 4/4: --k 8 --reg 0.3" in out   # progress
     trials = pd.read_csv(table)
     assert len(trials) == 4 and set(zip(trials["k"], trials["reg"])) == {
@@ -283,7 +283,7 @@ def test_verbose_switch_and_the_stop_line(files, capsys, tmp_path):
                          "--verbose")
     assert code == 0, err
     assert "epoch    1" in out                                          # per-epoch lines
-    assert "training Model (--algorithm sgd, --k 4) on 2,800 ratings: up to 300 epochs" in err
+    assert "training SGD (--algorithm sgd, --k 4) on 2,800 ratings: up to 300 epochs" in err
     stop = [line for line in out.splitlines() if "stopped early" in line]
     assert stop and "in 2 epochs; kept epoch" in stop[-1]              # says when, why, which
     kept = int(stop[-1].split("kept epoch ")[1].split()[0])
@@ -293,6 +293,14 @@ def test_verbose_switch_and_the_stop_line(files, capsys, tmp_path):
                          "-q")
     assert code == 0 and err == "" and "ran all 2 iterations" in out
     assert mfcore.load(tmp_path / "m.mfz").count_weighted is False
+
+
+def test_train_announces_the_sweeps_it_runs(files, capsys, tmp_path):
+    # bug: "up to 150 sweeps" was announced (n_samples alone) and 200 run (burn_in too)
+    code, out, err = run(capsys, "train", files / "train.dat", "-o", tmp_path / "b.mfz",
+                         "--algorithm", "bayes", "--k", 2, "--n-samples", 3, "--burn-in", 2)
+    assert code == 0, err
+    assert "up to 5 sweeps" in err and "5 sweeps in" in out and "ran all 5 sweeps" in out
 
 
 def test_help_shows_the_defaults_the_command_uses(capsys):
@@ -386,3 +394,39 @@ def test_demo_is_a_module_of_its_own(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mfcore.demo", "--help"], capture_output=True,
                             text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0 and "80/10/10" in result.stdout and "--synthetic" in result.stdout
+
+
+# --- string ids through the CLI (issue 20, D4) ------------------------------------------------
+
+PADDED = "user,item,rating\n007,0042,4\n7,42,2\n008,0043,5\n0100,1e2,1\n100,100,3\n"
+
+
+@pytest.mark.parametrize("ids", [["--ids", "str"], []])
+def test_string_ids_survive_train_save_load_predict_byte_for_byte(tmp_path, capsys, ids):
+    (tmp_path / "padded.csv").write_text(PADDED)
+    code, _, err = run(capsys, "train", tmp_path / "padded.csv", "-o", tmp_path / "p.mfz",
+                       "--k", 2, "--epochs", 2, *ids)
+    assert code == 0, err
+    assert "merged" not in err     # five distinct pairs stay five
+    model = mfcore.load(tmp_path / "p.mfz")
+    assert sorted(model.user_map_.ids) == ["007", "008", "0100", "100", "7"]
+    assert sorted(model.item_map_.ids) == ["0042", "0043", "100", "1e2", "42"]
+    code, out, err = run(capsys, "predict", tmp_path / "p.mfz", tmp_path / "padded.csv", *ids,
+                         "-o", tmp_path / "pred.csv")
+    assert code == 0, err
+    written = (tmp_path / "pred.csv").read_text().splitlines()
+    assert [line.split(",")[:2] for line in written[1:]] == \
+        [line.split(",")[:2] for line in PADDED.splitlines()[1:]]
+
+
+def test_a_string_id_model_from_the_api_reads_pairs_and_test_files_as_strings(tmp_path, capsys):
+    model = mfcore.Model(k=2, epochs=2).fit(["001", "002", "001"], ["10", "20", "20"], [4, 3, 5])
+    model.save(tmp_path / "m.mfz")
+    (tmp_path / "pairs.csv").write_text("001,10\n002,20\n")
+    (tmp_path / "test.csv").write_text("001,10,4\n002,20,3\n")
+    code, out, err = run(capsys, "predict", tmp_path / "m.mfz", tmp_path / "pairs.csv")
+    assert code == 0, err
+    assert [line.split(",")[:2] for line in out.splitlines()[1:]] == [["001", "10"], ["002", "20"]]
+    code, out, err = run(capsys, "evaluate", tmp_path / "m.mfz", tmp_path / "test.csv")
+    assert code == 0, err
+    assert "0 unknown users, 0 unknown items" in out

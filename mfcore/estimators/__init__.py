@@ -1,17 +1,27 @@
 """The estimators: one module per solver, each a ``FactorModel`` once fitted.
 
-``base`` holds what they share (parameters, fit/partial_fit), ``driver`` the
-training loop; ``sgd`` is ``Model`` (stochastic gradient descent), ``als`` is
-``ALS`` (alternating least squares), ``bayes`` is ``BayesianMF`` (Gibbs
-sampling), ``ials`` is ``ImplicitALS`` (top-N from implicit feedback). ``ALGORITHMS`` names them for the CLI.
+``base`` holds what they share (declarations, parameters, fit/partial_fit),
+``driver`` the training loop and the ``Trainer`` protocol; ``sgd`` is ``SGD``
+(stochastic gradient descent; ``Model`` is its alias), ``als`` is ``ALS``
+(alternating least squares), ``bayes`` is ``BayesianMF`` (Gibbs sampling), ``ials``
+is ``ImplicitALS`` (top-N from implicit feedback).
+
+The registry (``mfcore.registry``) is explicit: one ``register`` line per
+estimator below. ``ALGORITHMS`` is its read-only view, by the name each
+declares (``--algorithm``, model files).
 """
+from ..registry import ESTIMATORS as ALGORITHMS, register
 from .als import ALS
-from .base import Estimator
+from .base import CAPABILITIES, Estimator
 from .bayes import BayesianMF
+from .driver import Trainer
 from .ials import ImplicitALS
-from .sgd import Model
+from .sgd import SGD, Model
 
-__all__ = ["Estimator", "Model", "ALS", "BayesianMF", "ImplicitALS", "ALGORITHMS"]
+__all__ = ["Estimator", "Trainer", "SGD", "Model", "ALS", "BayesianMF", "ImplicitALS", "ALGORITHMS",
+           "CAPABILITIES", "register"]
 
-#: The estimators by the name ``--algorithm`` uses.
-ALGORITHMS = {"sgd": Model, "als": ALS, "bayes": BayesianMF, "ials": ImplicitALS}
+register(SGD)
+register(ALS)
+register(BayesianMF)
+register(ImplicitALS)

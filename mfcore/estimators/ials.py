@@ -16,7 +16,9 @@ from .._kernels.ials import solve_rows
 from .._threads import resolve_n_threads
 from ..data import rating_arrays
 from ..errors import ImplicitFeedbackWarning
+from ..fitted import StateArray
 from .base import COMMON_PARAMS, Estimator
+from .driver import Trainer
 
 __all__ = ["ImplicitALS", "ImplicitLayout"]
 
@@ -55,11 +57,12 @@ def _confidences(values, alpha, mean, dtype):
     return (1.0 + alpha * values / mean).astype(dtype)
 
 
-class _Iterations:
+class _Iterations(Trainer):
     """The driver's trainer for one ImplicitALS fit: both half-iterations and the objective."""
 
     def __init__(self, model, layout, params, n_threads):
-        self.model, self.layout, self.n_threads = model, layout, n_threads
+        super().__init__(model)
+        self.layout, self.n_threads = layout, n_threads
         self.params = params
         self.w0 = params["unobserved_weight"]
         n_users, n_items = len(model.user_factors_), len(model.item_factors_)
@@ -191,36 +194,26 @@ class ImplicitALS(Estimator):
     def __init__(self, k=64, iterations=15, reg=0.005, unobserved_weight=1.0, reg_exponent=1.0,
                  alpha=0.0, cg_steps=3, fit_bias=True, init_std=0.1, validation_fraction=None,
                  verbose=False, dtype="float32", duplicates="mean", seed=0, n_threads=None):
-        self.k = k
-        self.iterations = iterations
-        self.reg = reg
-        self.unobserved_weight = unobserved_weight
-        self.reg_exponent = reg_exponent
-        self.alpha = alpha
-        self.cg_steps = cg_steps
-        self.fit_bias = fit_bias
-        self.init_std = init_std
-        self.validation_fraction = validation_fraction
-        self.verbose = verbose
-        self.dtype = dtype
-        self.duplicates = duplicates
-        self.seed = seed
-        self.n_threads = n_threads
+        self._store(locals())
 
     PARAMS = {
-        "k": p.int_at_least(1),
-        "iterations": p.int_at_least(0),
-        "reg": p.real(0.0, strict=False),
-        "unobserved_weight": p.real(0.0, strict=False),
-        "reg_exponent": p.real(0.0, strict=False),
-        "alpha": p.real(0.0, strict=False),
-        "cg_steps": p.int_at_least(0),
-        "fit_bias": p.boolean,
-        "init_std": p.real(0.0, strict=False),
+        "iterations": p.Interval(int, 0),
+        "reg": p.Interval(float, 0.0),
+        "unobserved_weight": p.Interval(float, 0.0),
+        "reg_exponent": p.Interval(float, 0.0),
+        "alpha": p.Interval(float, 0.0),
+        "cg_steps": p.Interval(int, 0),
+        "fit_bias": p.Boolean(),
         **COMMON_PARAMS,
     }
-    EPOCHS = "iterations"
-    EPOCH_WORD = "iterations"
+    name = "ials"
+    epochs_param = "iterations"
+    epoch_word = "iterations"
+    # no "continue" (every unobserved pair is part of the objective: refit on all data), no
+    # "early_stopping" (validation RMSE is not what it aims at), no "dask" yet;
+    # no default_grid: ``mfcore tune`` scores RMSE
+    capabilities = frozenset({"fold_in"})
+    STATE = Estimator.STATE + (StateArray("value_mean", (), "float64"),)
 
     def fit(self, users, items=None, values=None, validation=None, callback=None, *,
             columns=None):
@@ -228,12 +221,7 @@ class ImplicitALS(Estimator):
         the pairs through ``alpha``); return ``self``. A table works too (its rating column,
         if any, gives the values). See ``Estimator.fit``."""
         users, items, values, _ = rating_arrays(users, items, values, columns, need_ratings=False)
-        return super().fit(users, items, self._values(items, values), validation=validation,
-                           callback=callback)
-
-    def partial_fit(self, *args, **kwargs):
-        raise NotImplementedError("ImplicitALS cannot continue a fit on new data (every "
-                                  "unobserved pair is part of its objective): refit on all data")
+        return self._fit(users, items, self._values(items, values), validation, callback, None, {})
 
     def fold_in(self, users, items=None, values=None, shrinkage=None, *, columns=None):
         """Add users (or refresh known ones) from the items they chose, items held fixed, by
@@ -264,19 +252,21 @@ class ImplicitALS(Estimator):
             raise ValueError("ImplicitALS needs values >= 0 with a positive mean (counts, "
                              f"ratings, or none at all); got values from {summary.low:g} to "
                              f"{summary.high:g}")
-        self.value_mean_ = summary.mean
+        self.value_mean_ = np.float64(summary.mean)
         self.global_mean_ = 0.0
         self.rating_scale_ = 1.0
 
     def _factor_std(self, params):
         return params["init_std"]  # scores are preferences: nothing scales with the values
 
-    def _train(self, data, params, n_epochs, validation, callback, val=None, layouts=None):
-        trainer = super()._train(data, params, n_epochs, validation, callback, val, layouts)
+    def _train(self, data, params, n_epochs, validation, callback, val=None, layouts=None,
+               inputs=None):
+        trainer = super()._train(data, params, n_epochs, validation, callback, val, layouts,
+                                 inputs)
         self.rating_range_ = (0.0, 1.0)  # the preference score's range, for clipping
         return trainer
 
-    def _trainer(self, data, params, layouts):
+    def _trainer(self, data, params, layouts, inputs):
         key = ("ials", params["dtype"], params["alpha"], self.value_mean_)
         if key not in layouts:
             layouts[key] = ImplicitLayout(data.u, data.i, data.r, len(self.user_factors_),
@@ -298,17 +288,3 @@ class ImplicitALS(Estimator):
                    scale, params["fit_bias"], 0, factors, bias, np.zeros(0),
                    self._threads())
         return factors, bias, {}
-
-    def _fitted_state(self):
-        state = super()._fitted_state()
-        if state is not None:
-            state["value_mean"] = np.float64(self.value_mean_)
-        return state
-
-    def _restore_fitted_state(self, state):
-        mean = state.get("value_mean")
-        if mean is None or np.shape(mean) != () or not np.isfinite(mean):
-            raise ValueError(f"value_mean must be a finite number, got {mean!r}")
-        super()._restore_fitted_state(state)
-        self.value_mean_ = float(mean)
-        return self
