@@ -214,6 +214,8 @@ class ImplicitALS(Estimator):
     # no default_grid: ``mfcore tune`` scores RMSE
     capabilities = frozenset({"fold_in"})
     STATE = Estimator.STATE + (StateArray("value_mean", (), "float64"),)
+    #: its scores already say how likely a user picks an item: rank by them as they are
+    default_rank_by = "prediction"
 
     def fit(self, users, items=None, values=None, validation=None, callback=None, *,
             columns=None):
