@@ -28,7 +28,7 @@ from libc.math cimport isfinite, sqrt
 
 import numpy as np
 
-from .sgd import SIMD_PATHS, simd_supported  # one list of paths (simd_dispatch.h), one CPU check
+from .simd import SIMD_PATHS, path_number
 
 ctypedef fused floating:
     float
@@ -88,13 +88,9 @@ def simd_path():
 
 
 def set_simd_path(name):
-    """Use ``name`` (one of ``simd_supported()``) for ``solve_rows``
+    """Use ``name`` (one of ``simd.simd_supported()``) for ``solve_rows``
     (``mfcore.simd.select`` sets every kernel module at once)."""
-    if name not in SIMD_PATHS:
-        raise ValueError(f"SIMD path must be one of {SIMD_PATHS}, got {name!r}")
-    if not mf_ials_select_path(SIMD_PATHS.index(name)):
-        raise ValueError(f"SIMD path {name!r} is not supported on this CPU "
-                         f"(supported: {simd_supported()})")
+    mf_ials_select_path(path_number(name))
 
 
 def _augmented(other_factors, other_bias, bint fit_bias):

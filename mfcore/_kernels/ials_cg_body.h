@@ -2,8 +2,8 @@
  * MF_REAL float and MF_R(name) name##_f, once with double and name##_d. */
 
 /* sum of u[c] * v[c] over c in [0, n), n a multiple of 8, in 8 fixed lanes */
-MF_ALS_INLINE MF_REAL MF_R(mf_ials_dot)(const MF_REAL *MF_ALS_RESTRICT u,
-                                        const MF_REAL *MF_ALS_RESTRICT v, int64_t n)
+MF_INLINE MF_REAL MF_R(mf_ials_dot)(const MF_REAL *MF_RESTRICT u,
+                                        const MF_REAL *MF_RESTRICT v, int64_t n)
 {
     MF_REAL lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int64_t c = 0; c < n; c += 8)
@@ -12,17 +12,17 @@ MF_ALS_INLINE MF_REAL MF_R(mf_ials_dot)(const MF_REAL *MF_ALS_RESTRICT u,
 }
 
 /* y[0..n) += a * x[0..n), n a multiple of 8 */
-MF_ALS_INLINE void MF_R(mf_ials_axpy)(MF_REAL *MF_ALS_RESTRICT y, MF_REAL a,
-                                      const MF_REAL *MF_ALS_RESTRICT x, int64_t n)
+MF_INLINE void MF_R(mf_ials_axpy)(MF_REAL *MF_RESTRICT y, MF_REAL a,
+                                      const MF_REAL *MF_RESTRICT x, int64_t n)
 {
     for (int64_t c = 0; c < n; c += 8)
         for (int l = 0; l < 8; l++) y[c + l] += a * x[c + l];
 }
 
 /* y[0..n) += a0 * x0[0..n) + a1 * x1[0..n), n a multiple of 8 (two rows per pass over y) */
-MF_ALS_INLINE void MF_R(mf_ials_axpy2)(MF_REAL *MF_ALS_RESTRICT y, MF_REAL a0,
-                                       const MF_REAL *MF_ALS_RESTRICT x0, MF_REAL a1,
-                                       const MF_REAL *MF_ALS_RESTRICT x1, int64_t n)
+MF_INLINE void MF_R(mf_ials_axpy2)(MF_REAL *MF_RESTRICT y, MF_REAL a0,
+                                       const MF_REAL *MF_RESTRICT x0, MF_REAL a1,
+                                       const MF_REAL *MF_RESTRICT x1, int64_t n)
 {
     for (int64_t c = 0; c < n; c += 8)
         for (int l = 0; l < 8; l++) y[c + l] = (y[c + l] + a0 * x0[c + l]) + a1 * x1[c + l];
@@ -31,11 +31,11 @@ MF_ALS_INLINE void MF_R(mf_ials_axpy2)(MF_REAL *MF_ALS_RESTRICT y, MF_REAL a0,
 /* out += sum_{t in [lo, hi)} conf[t] (e_t - a_t . v) a_t, a_t = A[cols[t]], with e_t =
  * target[t] - obias[cols[t]] (residual) or 0 and the sign flipped (product); two pairs at a
  * time, so that their dot products overlap and out is read and written once per two */
-MF_ALS_INLINE void MF_R(mf_ials_pairs)(const MF_REAL *MF_ALS_RESTRICT A, const int32_t *cols,
+MF_INLINE void MF_R(mf_ials_pairs)(const MF_REAL *MF_RESTRICT A, const int32_t *cols,
                                        const MF_REAL *conf, const MF_REAL *target,
                                        const MF_REAL *obias, int64_t lo, int64_t hi,
-                                       const MF_REAL *MF_ALS_RESTRICT v,
-                                       MF_REAL *MF_ALS_RESTRICT out, int64_t S, const int residual)
+                                       const MF_REAL *MF_RESTRICT v,
+                                       MF_REAL *MF_RESTRICT out, int64_t S, const int residual)
 {
     int64_t t = lo;
     for (; t + 1 < hi; t += 2) {
@@ -59,12 +59,12 @@ MF_ALS_INLINE void MF_R(mf_ials_pairs)(const MF_REAL *MF_ALS_RESTRICT A, const i
 }
 
 /* out = (w0 G + diag(lam)) v + sum_{t in [lo, hi)} conf[t] (a_{cols[t]} . v) a_{cols[t]} */
-MF_ALS_INLINE void MF_R(mf_ials_apply_body)(const MF_REAL *MF_ALS_RESTRICT G, MF_REAL w0,
-                                            const MF_REAL *MF_ALS_RESTRICT lam,
-                                            const MF_REAL *MF_ALS_RESTRICT A, const int32_t *cols,
+MF_INLINE void MF_R(mf_ials_apply_body)(const MF_REAL *MF_RESTRICT G, MF_REAL w0,
+                                            const MF_REAL *MF_RESTRICT lam,
+                                            const MF_REAL *MF_RESTRICT A, const int32_t *cols,
                                             const MF_REAL *conf, int64_t lo, int64_t hi,
-                                            const MF_REAL *MF_ALS_RESTRICT v,
-                                            MF_REAL *MF_ALS_RESTRICT out, int64_t S)
+                                            const MF_REAL *MF_RESTRICT v,
+                                            MF_REAL *MF_RESTRICT out, int64_t S)
 {
     for (int64_t i = 0; i < S; i++)
         out[i] = w0 * MF_R(mf_ials_dot)(G + i * S, v, S) + lam[i] * v[i];
@@ -73,14 +73,14 @@ MF_ALS_INLINE void MF_R(mf_ials_apply_body)(const MF_REAL *MF_ALS_RESTRICT G, MF
 
 /* The row's CG solve in place of x (S values, warm start); r, p, Ap: scratch of S values.
  * Returns 0, or -1 when the answer is not finite. */
-MF_ALS_INLINE int MF_R(mf_ials_cg_body)(const MF_REAL *MF_ALS_RESTRICT G,
-                                        const MF_REAL *MF_ALS_RESTRICT g, MF_REAL w0,
-                                        const MF_REAL *MF_ALS_RESTRICT lam,
-                                        const MF_REAL *MF_ALS_RESTRICT A, const int32_t *cols,
+MF_INLINE int MF_R(mf_ials_cg_body)(const MF_REAL *MF_RESTRICT G,
+                                        const MF_REAL *MF_RESTRICT g, MF_REAL w0,
+                                        const MF_REAL *MF_RESTRICT lam,
+                                        const MF_REAL *MF_RESTRICT A, const int32_t *cols,
                                         const MF_REAL *conf, const MF_REAL *target,
                                         const MF_REAL *obias, int64_t lo, int64_t hi, int steps,
-                                        MF_REAL *MF_ALS_RESTRICT x, MF_REAL *MF_ALS_RESTRICT r,
-                                        MF_REAL *MF_ALS_RESTRICT p, MF_REAL *MF_ALS_RESTRICT Ap,
+                                        MF_REAL *MF_RESTRICT x, MF_REAL *MF_RESTRICT r,
+                                        MF_REAL *MF_RESTRICT p, MF_REAL *MF_RESTRICT Ap,
                                         int64_t S)
 {
     /* r = b - A x = w0 (g - G x) - lam x + sum_j c_j (y_j - a_j . x) a_j */
@@ -109,11 +109,11 @@ MF_ALS_INLINE int MF_R(mf_ials_cg_body)(const MF_REAL *MF_ALS_RESTRICT G,
 
 /* sum_{t in [lo, hi)} conf[t] (target[t] - obias[j] - a_j . x)^2, j = cols[t]: the row's
  * weighted squared error on its observed pairs (summed in float64) */
-MF_ALS_INLINE double MF_R(mf_ials_row_loss_body)(const MF_REAL *MF_ALS_RESTRICT A,
+MF_INLINE double MF_R(mf_ials_row_loss_body)(const MF_REAL *MF_RESTRICT A,
                                                  const int32_t *cols, const MF_REAL *conf,
                                                  const MF_REAL *target, const MF_REAL *obias,
                                                  int64_t lo, int64_t hi,
-                                                 const MF_REAL *MF_ALS_RESTRICT x, int64_t S)
+                                                 const MF_REAL *MF_RESTRICT x, int64_t S)
 {
     double loss = 0.0;
     for (int64_t t = lo; t < hi; t++) {
