@@ -16,7 +16,7 @@ from .errors import (BadLinesWarning, DataUnavailableError, DuplicateRatingsWarn
 from ._threads import resolve_n_threads
 from .ids import IdMap
 from . import simd
-from .estimators import ALS, SGD, BayesianMF, Model
+from .estimators import ALS, SGD, BayesianMF, ImplicitALS, Model
 from .fitted import FactorModel
 from .persistence import load
 from . import datasets, split
@@ -54,7 +54,7 @@ def show_config(file=None):
     return config
 
 
-__all__ = ["SGD", "Model", "ALS", "BayesianMF", "FactorModel", "load", "Search", "search", "openmp_enabled",
+__all__ = ["SGD", "Model", "ALS", "BayesianMF", "ImplicitALS", "FactorModel", "load", "Search", "search", "openmp_enabled",
            "show_config", "IdMap",
            "datasets", "split", "read_ratings", "cross_validate", "__version__",
            "NotFittedError", "InvalidParameterError", "TrainingDivergedError", "ModelFileError", "UnknownIdError",

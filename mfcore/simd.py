@@ -8,6 +8,7 @@ Every kernel module runs on the same path: ``select`` is the only way to change 
 """
 import os
 
+from ._kernels import ials as _ials
 from ._kernels import predict as _predict
 from ._kernels import recommend as _recommend
 from ._kernels import rowsolve as _rowsolve
@@ -21,7 +22,7 @@ PATHS = _simd.SIMD_PATHS
 #: Every compiled kernel module with SIMD paths. Each has ``set_simd_path(name)``
 #: (raising ValueError for an unknown or unsupported path) and ``simd_path()``; a new
 #: kernel module with SIMD paths is added here, and only here.
-_KERNEL_MODULES = (_sgd, _predict, _recommend, _rowsolve)
+_KERNEL_MODULES = (_sgd, _predict, _recommend, _rowsolve, _ials)
 
 
 def supported():

@@ -1,4 +1,6 @@
 """Every estimator runs the shared contract suite (tests/contract.py) by declaring itself."""
+import numpy as np
+
 import mfcore
 
 from contract import EstimatorContract
@@ -27,3 +29,20 @@ class TestBayesianMFImplicit(EstimatorContract):
     estimator = mfcore.BayesianMF
     fast = {"k": 4, "n_samples": 4, "burn_in": 1, "implicit": True}
     planted = {"k": 4, "n_samples": 60, "burn_in": 20, "implicit": True}
+
+
+class TestImplicitALS(EstimatorContract):
+    estimator = mfcore.ImplicitALS
+    fast = {"k": 4, "iterations": 3}
+    values_optional = True
+
+    def test_planted_low_rank_data_is_recovered_near_its_noise(self):
+        """A top-N model's planted answer is which items a user chooses: users of 6 groups
+        pick 8 of their group's 30 items (and 5% strays); the top 5 are of the own group."""
+        rng = np.random.default_rng(0)
+        users = np.repeat(np.arange(240), 8)
+        own = (users % 6) * 30 + rng.integers(0, 30, len(users))
+        items = np.where(rng.random(len(users)) < 0.05, rng.integers(0, 180, len(users)), own)
+        model = self.estimator(k=6, iterations=10, duplicates="keep").fit(users, items)
+        top, _ = model.recommend(np.arange(240), n=5)
+        assert np.mean(top // 30 == (np.arange(240) % 6)[:, None]) > 0.95

@@ -204,6 +204,10 @@ def add_tune(commands):
 
 def _parse_grid(args):
     """--grid NAME=V1,V2 options as a param_grid dict (the default grid when none)."""
+    if not ALGORITHMS[args.algorithm].default_grid:  # declares no grid: not a rating model
+        args.parser.error(f"tune scores held-out RMSE, and --algorithm {args.algorithm} "
+                          "declares no grid (it predicts preference scores, not ratings): "
+                          "tune it by a ranking metric (mfcore.metrics.ranking_metrics) instead")
     if not args.grid:
         return dict(ALGORITHMS[args.algorithm].default_grid)
     grid = {}

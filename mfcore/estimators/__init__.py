@@ -3,7 +3,8 @@
 ``base`` holds what they share (declarations, parameters, fit/partial_fit),
 ``driver`` the training loop and the ``Trainer`` protocol; ``sgd`` is ``SGD``
 (stochastic gradient descent; ``Model`` is its alias), ``als`` is ``ALS``
-(alternating least squares), ``bayes`` is ``BayesianMF`` (Gibbs sampling).
+(alternating least squares), ``bayes`` is ``BayesianMF`` (Gibbs sampling), ``ials``
+is ``ImplicitALS`` (top-N from implicit feedback).
 
 The registry (``mfcore.registry``) is explicit: one ``register`` line per
 estimator below. ``ALGORITHMS`` is its read-only view, by the name each
@@ -14,11 +15,13 @@ from .als import ALS
 from .base import CAPABILITIES, Estimator
 from .bayes import BayesianMF
 from .driver import Trainer
+from .ials import ImplicitALS
 from .sgd import SGD, Model
 
-__all__ = ["Estimator", "Trainer", "SGD", "Model", "ALS", "BayesianMF", "ALGORITHMS",
+__all__ = ["Estimator", "Trainer", "SGD", "Model", "ALS", "BayesianMF", "ImplicitALS", "ALGORITHMS",
            "CAPABILITIES", "register"]
 
 register(SGD)
 register(ALS)
 register(BayesianMF)
+register(ImplicitALS)

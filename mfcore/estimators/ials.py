@@ -1,0 +1,292 @@
+"""ImplicitALS, the estimator ``mfcore.ImplicitALS``: weighted ALS over all user-item pairs,
+for top-N recommendation from which items people chose (implicit feedback).
+
+Each iteration solves every user row with the items fixed, then every item row, in the
+kernel ``mfcore._kernels.ials.solve_rows``: a few conjugate-gradient steps per row over its
+observed pairs plus the Gram matrix of the whole other side (the all-pairs term costs
+O(k^2) a row, never users x items). Rows are independent given the other side, so a fit is
+bit-identical for any thread count.
+"""
+import warnings
+
+import numpy as np
+
+from .. import params as p
+from .._kernels.ials import solve_rows
+from .._threads import resolve_n_threads
+from ..data import rating_arrays
+from ..errors import ImplicitFeedbackWarning
+from ..fitted import StateArray
+from .base import COMMON_PARAMS, Estimator
+from .driver import Trainer
+
+__all__ = ["ImplicitALS", "ImplicitLayout"]
+
+
+class ImplicitLayout:
+    """The observed pairs twice, as CSR by user and by item over every row of the model,
+    with each pair's confidence and target (see ``ImplicitALS``). Depends on the data and
+    ``alpha`` alone, so search reuses it across trials."""
+
+    def __init__(self, u, i, r, n_users, n_items, alpha, mean, dtype):
+        conf = _confidences(r, alpha, mean, dtype)
+        self.sides = (self._side(u, i, conf, n_users), self._side(i, u, conf, n_items))
+        self.u, self.i, self.conf = u, i, conf
+
+    @staticmethod
+    def _side(rows, cols, conf, n_rows):
+        """(CSR indptr, columns, confidences, targets, confidence per row)."""
+        counts = np.bincount(rows, minlength=n_rows)
+        order = np.argsort(rows, kind="stable")
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        c = np.ascontiguousarray(conf[order])
+        per_row = np.bincount(rows, weights=conf.astype(np.float64), minlength=n_rows)
+        return (indptr, np.ascontiguousarray(cols[order], dtype=np.int32), c,
+                np.ones(len(c), dtype=conf.dtype), per_row)
+
+
+def _confidences(values, alpha, mean, dtype):
+    """c = 1 + alpha v / mean, as ``dtype``; with alpha > 0 values must be >= 0."""
+    values = np.asarray(values, np.float64)
+    if alpha == 0:
+        return np.ones(len(values), dtype=dtype)
+    if not mean > 0 or (len(values) and values.min() < 0):
+        raise ValueError("ImplicitALS needs values >= 0 (counts, ratings, or none at all); "
+                         f"got {values.min():g}")
+    return (1.0 + alpha * values / mean).astype(dtype)
+
+
+class _Iterations(Trainer):
+    """The driver's trainer for one ImplicitALS fit: both half-iterations and the objective."""
+
+    def __init__(self, model, layout, params, n_threads):
+        super().__init__(model)
+        self.layout, self.n_threads = layout, n_threads
+        self.params = params
+        self.w0 = params["unobserved_weight"]
+        n_users, n_items = len(model.user_factors_), len(model.item_factors_)
+        self.scales = tuple(ImplicitALS._penalty_scale(params, side[4], n_other)
+                            for side, n_other in zip(layout.sides, (n_items, n_users)))
+
+    def step(self, epoch):
+        m, prm = self.model, self.params
+        loss = np.zeros(len(m.item_factors_))
+        for (indptr, cols, conf, target, _), scale, kind, other, row_loss in (
+                (self.layout.sides[0], self.scales[0], "user", "item", np.zeros(0)),
+                (self.layout.sides[1], self.scales[1], "item", "user", loss)):
+            solve_rows(indptr, cols, conf, target, getattr(m, f"{other}_factors_"),
+                       getattr(m, f"{other}_bias_"), self.w0, prm["reg"], prm["reg"], scale,
+                       prm["fit_bias"], prm["cg_steps"], getattr(m, f"{kind}_factors_"),
+                       getattr(m, f"{kind}_bias_"), row_loss, self.n_threads)
+        return {"sse": float(loss.sum()) + self.w0 * self.all_pairs_squares()}
+
+    def all_pairs_squares(self):
+        """sum over every (user, item) of the score's square, by the Gram trick:
+        s_ui = [p_u, b_u, 1] . [q_i, 1, b_i], so the sum is <A^T A, B^T B>."""
+        m = self.model
+        A = np.c_[m.user_factors_, m.user_bias_, np.ones(len(m.user_bias_))].astype(np.float64)
+        B = np.c_[m.item_factors_, np.ones(len(m.item_bias_)), m.item_bias_].astype(np.float64)
+        return float(np.einsum("ij,ij->", np.einsum("ni,nj->ij", A, A), np.einsum("ni,nj->ij", B, B)))
+
+    def penalty(self):
+        m, reg = self.model, self.params["reg"]
+        total = 0.0
+        for kind, scale in zip(("user", "item"), self.scales):
+            factors = getattr(m, f"{kind}_factors_")
+            bias = getattr(m, f"{kind}_bias_").astype(np.float64)
+            squares = np.einsum("ij,ij->i", factors, factors, dtype=np.float64)
+            total += float(scale @ (reg * (squares + bias * bias)))
+        return total
+
+    def diverged(self, epoch, info):
+        return (f"ImplicitALS produced non-finite parameters at iteration {epoch}; try a larger "
+                "reg or dtype='float64'")
+
+
+class ImplicitALS(Estimator):
+    """Implicit-feedback matrix factorization: weighted ALS over all user-item pairs.
+
+    Learns which items people choose, not how they rate them, for top-N
+    recommendation (``recommend``). Every observed (user, item) pair is a
+    positive with target 1; every pair at all, observed or not, is pulled
+    towards 0 with the small weight ``w0`` (``unobserved_weight``). It
+    minimises::
+
+        sum_{(u,i) observed} c_ui (1 - s_ui)^2  +  w0 sum_{all u, i} s_ui^2
+          + reg sum_u  (C_u + w0 n_items)^nu (|p_u|^2 + b_u^2)
+          + reg sum_i  (C_i + w0 n_users)^nu (|q_i|^2 + b_i^2),
+
+        s_ui = b_u + b_i + p_u . q_i,    c_ui = 1 + alpha v_ui / mean(v),
+
+    where v_ui is the value given for the pair (a count, a rating; 1 when
+    ``fit`` gets no values) and C_u, C_i the sums of the row's confidences
+    (its number of pairs when ``alpha`` is 0). This is Hu, Koren and Volinsky's
+    (2008) model with the regularization scaled by frequency (exponent
+    ``nu``, ``reg_exponent``) as Rendle et al. (2022, "Revisiting the
+    performance of iALS on item recommendation benchmarks") recommend. The
+    second sum runs over users x items pairs but costs O(k^2) a row: it equals
+    ``w0 x^T G x - 2 w0 x^T g + const`` with G the Gram matrix of the other
+    side. A half-iteration fixes one side and, for each row, runs ``cg_steps``
+    conjugate-gradient steps from its current value (``cg_steps=0``: an exact
+    Cholesky solve, slower): a sweep costs O(pairs k cg_steps + rows k^2
+    cg_steps).
+
+    ``predict`` and ``recommend`` give the preference score ``s_ui``
+    (``global_mean_`` is 0; predictions clip to [0, 1]): about 1 for items the
+    user would choose, about 0 for the rest. It is not a rating, so
+    ``evaluate``'s RMSE against ratings means little; use
+    ``mfcore.metrics.ranking_metrics``. For rating prediction use
+    ``BayesianMF`` or ``ALS``; for top-N lists, this.
+
+    Data: ``fit(users, items)`` with no values (views, clicks, purchases), or
+    ``fit(users, items, values)`` with counts or ratings, which then weigh the
+    pairs only through ``alpha`` (0: ignored). Values must be >= 0 with a
+    positive mean when ``alpha`` > 0; scaling them all by one factor changes
+    nothing.
+    Duplicate pairs merge by ``duplicates`` ("keep" counts every copy as one
+    more observation).
+
+    Parameters
+    ----------
+    k : int, default 64
+        Number of latent factors.
+    iterations : int, default 15
+        Alternations (each solves users, then items).
+    reg : float, default 0.005
+        L2 penalty of factors and biases, times the frequency scale.
+    unobserved_weight : float, default 1.0
+        w0, the weight pulling every pair's score to 0 (Rendle's alpha_0).
+    reg_exponent : float, default 1.0
+        nu: 0 gives every row the same penalty, 1 a penalty growing with
+        its data.
+    alpha : float, default 0.0
+        Extra confidence from the values (see c_ui above).
+    cg_steps : int, default 3
+        Conjugate-gradient steps per row and half-iteration; 0 solves exactly.
+    fit_bias : bool, default True
+        Learn user and item biases (an always-one factor); False: scores are
+        p_u . q_i.
+    init_std : float, default 0.1
+        Standard deviation of the initial factors.
+    validation_fraction, verbose, dtype, duplicates, seed, n_threads :
+        As for ``mfcore.Model``. Validation is scored (RMSE of the preference
+        score against the held-out values, a rough check) but never stops
+        training.
+
+    Example
+    -------
+    >>> import numpy as np, mfcore
+    >>> rng = np.random.default_rng(0)
+    >>> users = np.repeat(np.arange(50), 6)                # 50 users, 6 picks each,
+    >>> items = (users % 5) * 20 + rng.integers(0, 20, 300)  # from their group's 20 items
+    >>> model = mfcore.ImplicitALS(k=8, iterations=5, duplicates="keep").fit(users, items)
+    >>> top, scores = model.recommend(7, n=3)
+    >>> (top // 20).tolist()                                # items of user 7's group, 2
+    [2, 2, 2]
+
+    Fitted attributes: those of ``mfcore.fitted.FactorModel``. Each
+    ``history_`` entry holds epoch, train_loss (the objective above per
+    observed pair), train_rmse (the root of its data terms per observed pair),
+    seconds and updates_per_sec (observed pairs per second).
+    """
+
+    def __init__(self, k=64, iterations=15, reg=0.005, unobserved_weight=1.0, reg_exponent=1.0,
+                 alpha=0.0, cg_steps=3, fit_bias=True, init_std=0.1, validation_fraction=None,
+                 verbose=False, dtype="float32", duplicates="mean", seed=0, n_threads=None):
+        self._store(locals())
+
+    PARAMS = {
+        "iterations": p.Interval(int, 0),
+        "reg": p.Interval(float, 0.0),
+        "unobserved_weight": p.Interval(float, 0.0),
+        "reg_exponent": p.Interval(float, 0.0),
+        "alpha": p.Interval(float, 0.0),
+        "cg_steps": p.Interval(int, 0),
+        "fit_bias": p.Boolean(),
+        **COMMON_PARAMS,
+    }
+    name = "ials"
+    epochs_param = "iterations"
+    epoch_word = "iterations"
+    # no "continue" (every unobserved pair is part of the objective: refit on all data), no
+    # "early_stopping" (validation RMSE is not what it aims at), no "dask" yet;
+    # no default_grid: ``mfcore tune`` scores RMSE
+    capabilities = frozenset({"fold_in"})
+    STATE = Estimator.STATE + (StateArray("value_mean", (), "float64"),)
+    #: its scores already say how likely a user picks an item: rank by them as they are
+    default_rank_by = "prediction"
+
+    def fit(self, users, items=None, values=None, validation=None, callback=None, *,
+            columns=None):
+        """Train on (user, item) pairs, with optional values (counts or ratings, which weigh
+        the pairs through ``alpha``); return ``self``. A table works too (its rating column,
+        if any, gives the values). See ``Estimator.fit``."""
+        users, items, values, _ = rating_arrays(users, items, values, columns, need_ratings=False)
+        return self._fit(users, items, self._values(items, values), validation, callback, None, {})
+
+    def fold_in(self, users, items=None, values=None, shrinkage=None, *, columns=None):
+        """Add users (or refresh known ones) from the items they chose, items held fixed, by
+        an exact solve of their rows of the objective; see ``FactorModel.fold_in``."""
+        users, items, values, _ = rating_arrays(users, items, values, columns,
+                                                need_ratings=False, what="fold_in")
+        return super().fold_in(users, items, self._values(items, values), shrinkage)
+
+    @staticmethod
+    def _values(items, values):
+        if values is not None:
+            return values
+        return np.ones(len(items) if np.ndim(items) else 1, dtype=np.float64)
+
+    @staticmethod
+    def _penalty_scale(params, per_row, n_other):
+        """Each row's penalty multiplier ``(C + w0 n_other)^nu`` (float64)."""
+        base = np.asarray(per_row, np.float64) + params["unobserved_weight"] * n_other
+        return np.ascontiguousarray(base ** params["reg_exponent"])
+
+    def _start_summary(self, summary, params):
+        # values are confidences, not ratings: no mean to centre on and no spread to scale by
+        # (all-equal values are the normal case here, not a warning)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImplicitFeedbackWarning)
+            super()._start_summary(summary, params)
+        if params["alpha"] > 0 and not (summary.mean > 0 and summary.low >= 0):
+            raise ValueError("ImplicitALS needs values >= 0 with a positive mean (counts, "
+                             f"ratings, or none at all); got values from {summary.low:g} to "
+                             f"{summary.high:g}")
+        self.value_mean_ = np.float64(summary.mean)
+        self.global_mean_ = 0.0
+        self.rating_scale_ = 1.0
+
+    def _factor_std(self, params):
+        return params["init_std"]  # scores are preferences: nothing scales with the values
+
+    def _train(self, data, params, n_epochs, validation, callback, val=None, layouts=None,
+               inputs=None):
+        trainer = super()._train(data, params, n_epochs, validation, callback, val, layouts,
+                                 inputs)
+        self.rating_range_ = (0.0, 1.0)  # the preference score's range, for clipping
+        return trainer
+
+    def _trainer(self, data, params, layouts, inputs):
+        key = ("ials", params["dtype"], params["alpha"], self.value_mean_)
+        if key not in layouts:
+            layouts[key] = ImplicitLayout(data.u, data.i, data.r, len(self.user_factors_),
+                                          len(self.item_factors_), params["alpha"],
+                                          self.value_mean_, p.DTYPES[params["dtype"]])
+        return _Iterations(self, layouts[key], params, resolve_n_threads(params["n_threads"]))
+
+    def _fold_in_rows(self, indptr, items, ratings, shrinkage):
+        """The exact solve of each folded-in user's row (``shrinkage`` adds that many pairs'
+        worth of penalty); confidences from the values as in training."""
+        params = self._checked_params()
+        n, k, dtype = len(indptr) - 1, self.user_factors_.shape[1], self.user_factors_.dtype
+        conf = _confidences(ratings, params["alpha"], self.value_mean_, dtype)
+        per_row = np.add.reduceat(conf.astype(np.float64), indptr[:-1]) if len(conf) else np.zeros(n)
+        scale = self._penalty_scale(params, per_row + shrinkage, len(self.item_factors_))
+        factors, bias = np.zeros((n, k), dtype), np.zeros(n, dtype)
+        solve_rows(indptr, items, conf, np.ones(len(conf), dtype), self.item_factors_,
+                   self.item_bias_, params["unobserved_weight"], params["reg"], params["reg"],
+                   scale, params["fit_bias"], 0, factors, bias, np.zeros(0),
+                   self._threads())
+        return factors, bias, {}

@@ -1,0 +1,82 @@
+"""ImplicitALS beyond the contract: its example, fold-in's known answer, values, edge cases."""
+import doctest
+
+import numpy as np
+import pytest
+
+import mfcore
+from mfcore.estimators import ials
+
+
+def _pairs(seed=0, n_users=60, n_items=40, per_user=6):
+    """Each user picks ``per_user`` distinct items of its group's quarter of the catalogue."""
+    rng = np.random.default_rng(seed)
+    users = np.repeat(np.arange(n_users), per_user)
+    group = n_items // 4
+    items = np.concatenate([(u % 4) * group + rng.choice(group, per_user, replace=False)
+                            for u in range(n_users)])
+    return users, items, rng.integers(1, 6, len(users)).astype(float)
+
+
+def test_the_docstring_example_runs():
+    assert doctest.testmod(ials, raise_on_error=True).attempted > 0
+
+
+def test_fold_in_solves_the_users_row_of_the_objective_exactly():
+    users, items, values = _pairs()
+    model = mfcore.ImplicitALS(k=5, iterations=4, alpha=2.0, dtype="float64",
+                               duplicates="keep").fit(users, items, values)
+    mine = [3, 7, 7, 12]
+    counts = np.array([1.0, 2.0, 2.0, 5.0])
+    model.fold_in(10**6, mine, counts)
+    # the dense minimiser of sum_obs c (1 - s)^2 + w0 sum_all s^2 + reg (C + w0 n)(|p|^2 + b^2)
+    rows = model.item_map_.lookup(np.array(mine), "items")
+    A = np.c_[model.item_factors_, np.ones(len(model.item_factors_))]
+    c = 1 + 2.0 * counts / values.mean()
+    w0, reg = model.unobserved_weight, model.reg
+    M = w0 * A.T @ A + (A[rows] * c[:, None]).T @ A[rows]
+    M += np.eye(6) * reg * (c.sum() + w0 * len(A))
+    rhs = -w0 * A.T @ model.item_bias_ + A[rows].T @ (c * (1 - model.item_bias_[rows]))
+    x = np.linalg.solve(M, rhs)
+    assert model.user_map_.ids[-1] == 10**6
+    assert np.allclose(model.user_factors_[-1], x[:5], atol=1e-10)
+    assert np.isclose(model.user_bias_[-1], x[5], atol=1e-10)
+
+
+def test_values_only_weigh_pairs_through_alpha_and_their_scale_does_not_matter():
+    users, items, values = _pairs()
+    plain = mfcore.ImplicitALS(k=4, iterations=3).fit(users, items)
+    ignored = mfcore.ImplicitALS(k=4, iterations=3).fit(users, items, values)
+    assert np.array_equal(plain.user_factors_, ignored.user_factors_)
+    weighed = mfcore.ImplicitALS(k=4, iterations=3, alpha=1.0, dtype="float64")
+    scaled = mfcore.ImplicitALS(k=4, iterations=3, alpha=1.0, dtype="float64")
+    weighed.fit(users, items, values)
+    scaled.fit(users, items, values * 60.0)
+    assert not np.allclose(weighed.user_factors_, plain.user_factors_.astype(float), atol=1e-3)
+    assert np.allclose(weighed.user_factors_, scaled.user_factors_, atol=1e-10)
+
+
+def test_negative_values_with_alpha_are_refused():
+    users, items, values = _pairs()
+    with pytest.raises(ValueError, match="values >= 0"):
+        mfcore.ImplicitALS(k=4, iterations=2, alpha=1.0).fit(users, items, values - 3.0)
+    with pytest.raises(ValueError, match="values >= 0"):
+        mfcore.ImplicitALS(k=4, iterations=2, alpha=1.0).fit(users, items).fold_in(
+            10**6, [1, 2], [1.0, -1.0])
+
+
+def test_k_beyond_the_catalogue_and_n_beyond_the_candidates_are_documented_results():
+    users, items, _ = _pairs(n_items=40)
+    model = mfcore.ImplicitALS(k=64, iterations=3).fit(users, items)  # k > 40 items: fine
+    assert np.isfinite(model.item_factors_).all()
+    top, scores = model.recommend(0, n=100)  # fewer candidates than n: all of them, best first
+    assert len(top) == 40 - len(set(items[users == 0])) and (np.diff(scores) <= 0).all()
+
+
+def test_predictions_are_preference_scores_in_zero_one():
+    users, items, _ = _pairs()
+    model = mfcore.ImplicitALS(k=4, iterations=5).fit(users, items)
+    assert model.global_mean_ == 0.0 and model.rating_range_ == (0.0, 1.0)
+    seen = model.predict(users, items)
+    unseen = model.predict(users, (items + 10) % 40)  # another group's items
+    assert seen.min() >= 0 and seen.max() <= 1 and seen.mean() > unseen.mean() + 0.3
