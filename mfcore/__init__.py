@@ -11,7 +11,7 @@ except ImportError as exc:  # the source tree, not an installed build
 
 from .errors import (BadLinesWarning, DataUnavailableError, DuplicateRatingsWarning,
                      ImplicitFeedbackWarning, ModelFileError, NotFittedError, TrainingDivergedError, UnknownIdError,
-                     UnknownIdWarning)
+                     UnknownIdWarning, WorkerLostError)
 from ._threads import resolve_n_threads
 from .ids import IdMap
 from . import simd
@@ -51,4 +51,4 @@ __all__ = ["Model", "ALS", "BayesianMF", "FactorModel", "load", "Search", "searc
            "datasets", "split", "read_ratings", "cross_validate", "__version__",
            "NotFittedError", "TrainingDivergedError", "ModelFileError", "UnknownIdError",
            "UnknownIdWarning", "DuplicateRatingsWarning", "BadLinesWarning", "ImplicitFeedbackWarning",
-           "DataUnavailableError"]
+           "DataUnavailableError", "WorkerLostError"]

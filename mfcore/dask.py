@@ -59,6 +59,7 @@ never imports this module.
 import asyncio
 import operator
 import re
+import threading
 import time
 import types
 import warnings
@@ -73,7 +74,7 @@ from ._kernels.als import solve_rows
 from ._threads import resolve_n_threads
 from .data import (RatingSummary, as_ratings, column_names, merge_sorted, report_duplicates,
                    validation_rows)
-from .errors import DuplicateRatingsWarning
+from .errors import DuplicateRatingsWarning, WorkerLostError
 from .estimators import driver
 from .estimators.base import from_standard, standard_units, standardized, to_standard
 from .estimators.als import ALS, _Iterations
@@ -88,15 +89,16 @@ COLUMNS = ("user", "item", "rating")
 _ID_STAGES = (("users", 0), ("items", 1))
 
 
-class WorkerLostError(RuntimeError):
-    """A worker holding a shard of the training data left the cluster during a fit."""
-
-
 # --- 1. scan: checks and distinct ids, one task per partition ---------------------------
 
 def _scan(frame, columns, dtype):
     """One partition's length, first raw ids, id kinds, distinct ids and check errors."""
     out = {"n": len(frame), "errors": {}, "kind": {}, "first": {}, "ids": {}}
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:  # (a partition built by hand can lack what the frame's metadata promises)
+        out["errors"]["columns"] = ValueError(
+            f"a partition has no column {missing[0]!r} (its columns: {list(frame.columns)})")
+        return out
     for name, col in _ID_STAGES:
         raw = frame[columns[col]].to_numpy()
         try:
@@ -145,6 +147,9 @@ def _renumbered(exc, offset):
 def _check_scans(infos):
     """Raise the error a local fit of the concatenated partitions would raise, if any."""
     offsets = np.concatenate([[0], np.cumsum([info["n"] for info in infos])])
+    for info in infos:
+        if "columns" in info["errors"]:
+            raise info["errors"]["columns"]
     for name in ("users", "items", "ratings"):
         for info, offset in zip(infos, offsets):
             if name in info["errors"]:
@@ -412,6 +417,19 @@ def _is_lost(exc):
     than by an error of the shard's code, which Dask re-raises as it was."""
     return (isinstance(exc, (OSError, TimeoutError, asyncio.CancelledError, KilledWorker))
             or (type(exc) is RuntimeError and "lost" in str(exc)))
+
+
+def _pinned_result(client, future, address, poll=0.25):
+    """``future.result()`` of a task that only the worker at ``address`` may run, raising
+    ``OSError`` (a lost worker) as soon as that worker is no longer in the cluster: the
+    task would otherwise wait forever for it (a nanny restarts a killed worker at another
+    address). (Waits on an event: ``Future.result(timeout=)`` cancels the wait it abandons.)"""
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    while not done.wait(poll):
+        if address not in client.scheduler_info()["workers"]:
+            raise OSError(f"worker {address} is no longer in the cluster")
+    return future.result()
 
 
 class _Cluster:
@@ -784,7 +802,7 @@ def _load(client, parts, route, addresses, bands, params, maps, held, layout,
     shards = []
     for b, f in enumerate(held):
         try:
-            shards.append(f.result())
+            shards.append(_pinned_result(client, f, addresses[b]))
         except Exception as exc:
             if not _is_lost(exc):
                 raise
