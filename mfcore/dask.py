@@ -428,7 +428,12 @@ def _pinned_result(client, future, address, poll=0.25):
     while not done.wait(poll):
         if address not in client.scheduler_info()["workers"]:
             raise OSError(f"worker {address} is no longer in the cluster")
-    return future.result()
+    try:
+        return future.result()
+    except Exception:  # (e.g. cancelled as its worker left: the loss is the reason)
+        if address not in client.scheduler_info()["workers"]:
+            raise OSError(f"worker {address} is no longer in the cluster") from None
+        raise
 
 
 class _Cluster:
