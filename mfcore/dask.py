@@ -429,21 +429,38 @@ def _is_lost(exc):
             or (type(exc) is RuntimeError and "lost" in str(exc)))
 
 
-def _pinned_result(client, future, address, poll=0.25):
-    """``future.result()`` of a task that only the worker at ``address`` may run, raising
-    ``OSError`` (a lost worker) as soon as that worker is no longer in the cluster: the
-    task would otherwise wait forever for it (a nanny restarts a killed worker at another
-    address). (Waits on an event: ``Future.result(timeout=)`` cancels the wait it abandons.)"""
+def _cluster_workers(client):
+    """Every worker's address (distributed 2025.4 and later list only five unless asked)."""
+    try:
+        return client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:  # (distributed before n_workers=: it lists every worker)
+        return client.scheduler_info()["workers"]
+
+
+def _lost_worker(client, addresses):
+    """The first of ``addresses`` no longer in the cluster, or None."""
+    workers = _cluster_workers(client)
+    return next((a for a in addresses if a not in workers), None)
+
+
+def _pinned_result(client, future, addresses, poll=0.25):
+    """``future.result()`` of a task pinned to one of the fit's workers (``addresses``),
+    raising ``OSError`` (a lost worker) as soon as any of them is no longer in the cluster:
+    the task would otherwise wait forever for it (a nanny restarts a killed worker at another
+    address), or be cancelled because its inputs were on the lost worker. (Waits on an event:
+    ``Future.result(timeout=)`` cancels the wait it abandons.)"""
     done = threading.Event()
     future.add_done_callback(lambda _: done.set())
     while not done.wait(poll):
-        if address not in client.scheduler_info()["workers"]:
-            raise OSError(f"worker {address} is no longer in the cluster")
+        lost = _lost_worker(client, addresses)
+        if lost is not None:
+            raise OSError(f"worker {lost} is no longer in the cluster")
     try:
         return future.result()
-    except Exception:  # (e.g. cancelled as its worker left: the loss is the reason)
-        if address not in client.scheduler_info()["workers"]:
-            raise OSError(f"worker {address} is no longer in the cluster") from None
+    except Exception:  # (e.g. cancelled as a worker left: the loss is the reason)
+        lost = _lost_worker(client, addresses)
+        if lost is not None:
+            raise OSError(f"worker {lost} is no longer in the cluster") from None
         raise
 
 
@@ -713,7 +730,7 @@ def _columns_and_workers(ratings, columns, client, workers):
     """The checked (user, item, rating) column names and worker addresses of a fit."""
     named = column_names(ratings.columns, columns, optional=(), what="the ratings")
     columns = tuple(named[c] for c in COLUMNS)
-    known = sorted(client.scheduler_info()["workers"])
+    known = sorted(_cluster_workers(client))
     addresses = known if workers is None else list(workers)
     if not addresses:
         raise ValueError("the Dask cluster has no workers")
@@ -832,7 +849,7 @@ def _load(client, parts, route, addresses, bands, params, maps, held, layout,
     shards = []
     for b, f in enumerate(held):
         try:
-            shards.append(_pinned_result(client, f, addresses[b]))
+            shards.append(_pinned_result(client, f, addresses))
         except Exception as exc:
             if not _is_lost(exc):
                 raise
