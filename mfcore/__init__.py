@@ -12,7 +12,7 @@ except ImportError as exc:  # the source tree, not an installed build
 from .errors import (BadLinesWarning, DataUnavailableError, DuplicateRatingsWarning,
                      ImplicitFeedbackWarning, InvalidParameterError, ModelFileError,
                      NotFittedError, TrainingDivergedError, UnknownIdError,
-                     UnknownIdWarning)
+                     UnknownIdWarning, WorkerLostError)
 from ._threads import resolve_n_threads
 from .ids import IdMap
 from . import simd
@@ -59,4 +59,4 @@ __all__ = ["SGD", "Model", "ALS", "BayesianMF", "ImplicitALS", "FactorModel", "l
            "datasets", "split", "read_ratings", "cross_validate", "__version__",
            "NotFittedError", "InvalidParameterError", "TrainingDivergedError", "ModelFileError", "UnknownIdError",
            "UnknownIdWarning", "DuplicateRatingsWarning", "BadLinesWarning", "ImplicitFeedbackWarning",
-           "DataUnavailableError"]
+           "DataUnavailableError", "WorkerLostError"]

@@ -61,6 +61,7 @@ from __future__ import annotations
 import asyncio
 import operator
 import re
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -78,7 +79,7 @@ from ._kernels.rowsolve import solve_rows
 from ._threads import resolve_n_threads
 from .data import (RatingSummary, as_ratings, column_names, merge_sorted, report_duplicates,
                    validation_rows)
-from .errors import DuplicateRatingsWarning
+from .errors import DuplicateRatingsWarning, WorkerLostError
 from .estimators import driver
 from .estimators.base import from_standard, standard_units, standardized, to_standard
 from .estimators.als import ALSSide, _Iterations
@@ -99,15 +100,16 @@ COLUMNS = ("user", "item", "rating")
 _ID_STAGES = (("users", 0), ("items", 1))
 
 
-class WorkerLostError(RuntimeError):
-    """A worker holding a shard of the training data left the cluster during a fit."""
-
-
 # --- 1. scan: checks and distinct ids, one task per partition ---------------------------
 
 def _scan(frame, columns, dtype):
     """One partition's length, first raw ids, id kinds, distinct ids and check errors."""
     out = {"n": len(frame), "errors": {}, "kind": {}, "first": {}, "ids": {}}
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:  # (a partition built by hand can lack what the frame's metadata promises)
+        out["errors"]["columns"] = ValueError(
+            f"a partition has no column {missing[0]!r} (its columns: {list(frame.columns)})")
+        return out
     for name, col in _ID_STAGES:
         raw = frame[columns[col]].to_numpy()
         try:
@@ -156,6 +158,9 @@ def _renumbered(exc, offset):
 def _check_scans(infos):
     """Raise the error a local fit of the concatenated partitions would raise, if any."""
     offsets = np.concatenate([[0], np.cumsum([info["n"] for info in infos])])
+    for info in infos:
+        if "columns" in info["errors"]:
+            raise info["errors"]["columns"]
     for name in ("users", "items", "ratings"):
         for info, offset in zip(infos, offsets):
             if name in info["errors"]:
@@ -424,6 +429,41 @@ def _is_lost(exc):
             or (type(exc) is RuntimeError and "lost" in str(exc)))
 
 
+def _cluster_workers(client):
+    """Every worker's address (distributed 2025.4 and later list only five unless asked)."""
+    try:
+        return client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:  # (distributed before n_workers=: it lists every worker)
+        return client.scheduler_info()["workers"]
+
+
+def _lost_worker(client, addresses):
+    """The first of ``addresses`` no longer in the cluster, or None."""
+    workers = _cluster_workers(client)
+    return next((a for a in addresses if a not in workers), None)
+
+
+def _pinned_result(client, future, addresses, poll=0.25):
+    """``future.result()`` of a task pinned to one of the fit's workers (``addresses``),
+    raising ``OSError`` (a lost worker) as soon as any of them is no longer in the cluster:
+    the task would otherwise wait forever for it (a nanny restarts a killed worker at another
+    address), or be cancelled because its inputs were on the lost worker. (Waits on an event:
+    ``Future.result(timeout=)`` cancels the wait it abandons.)"""
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    while not done.wait(poll):
+        lost = _lost_worker(client, addresses)
+        if lost is not None:
+            raise OSError(f"worker {lost} is no longer in the cluster")
+    try:
+        return future.result()
+    except Exception:  # (e.g. cancelled as a worker left: the loss is the reason)
+        lost = _lost_worker(client, addresses)
+        if lost is not None:
+            raise OSError(f"worker {lost} is no longer in the cluster") from None
+        raise
+
+
 class _Cluster:
     """The shards of one fit and the calls to them, with a clear error for a lost worker."""
 
@@ -690,7 +730,7 @@ def _columns_and_workers(ratings, columns, client, workers):
     """The checked (user, item, rating) column names and worker addresses of a fit."""
     named = column_names(ratings.columns, columns, optional=(), what="the ratings")
     columns = tuple(named[c] for c in COLUMNS)
-    known = sorted(client.scheduler_info()["workers"])
+    known = sorted(_cluster_workers(client))
     addresses = known if workers is None else list(workers)
     if not addresses:
         raise ValueError("the Dask cluster has no workers")
@@ -809,7 +849,7 @@ def _load(client, parts, route, addresses, bands, params, maps, held, layout,
     shards = []
     for b, f in enumerate(held):
         try:
-            shards.append(f.result())
+            shards.append(_pinned_result(client, f, addresses))
         except Exception as exc:
             if not _is_lost(exc):
                 raise

@@ -67,6 +67,11 @@ class ModelFileError(ValueError):
     """
 
 
+class WorkerLostError(RuntimeError):
+    """A Dask worker holding a shard of the training data left the cluster during a fit
+    (``mfcore.dask.fit``); the estimator keeps the state it had before the call."""
+
+
 class UnknownIdError(KeyError):
     """An id the model does not know, where the caller asked for an error (a ``KeyError``).
 

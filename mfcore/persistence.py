@@ -21,11 +21,14 @@ predictions overflow (``fitted.check_magnitudes``).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import stat
+import time
 import zipfile
 from typing import TYPE_CHECKING
 
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
     from ._typing import PathLike
     from .fitted import FactorModel
 
-__all__ = ["save_model", "load", "migrate", "open_regular", "read_json"]
+__all__ = ["save_model", "load", "migrate", "open_regular", "read_json", "atomic_file"]
 
 FORMAT = "mfcore-model"
 VERSION = 2
@@ -68,6 +71,79 @@ def _params_json(model):
         raise ValueError(f"cannot save model: a hyperparameter is not JSON-serializable ({exc})") from exc
 
 
+_TEMPORARY = re.compile(r"\.mfcore-(\d+)-[0-9a-f]{16}\.tmp")
+#: seconds a dead writer's temporary file must have been left untouched before it is removed
+STALE_AFTER = 600
+
+
+def _remove_stale_temporaries(folder):
+    """Remove temporary files that writers killed mid-write (SIGKILL, power loss) left in
+    ``folder``: named by a process that no longer runs, untouched for ``STALE_AFTER``
+    seconds (a writer on another machine sharing the folder keeps its file fresh)."""
+    if os.name != "posix":
+        return
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = _TEMPORARY.fullmatch(name)
+        if match is None or int(match[1]) == os.getpid():
+            continue
+        try:
+            os.kill(int(match[1]), 0)
+            continue   # its writer still runs
+        except ProcessLookupError:
+            pass
+        except OSError:   # (running, but another user's)
+            continue
+        path = os.path.join(folder, name)
+        try:
+            if time.time() - os.stat(path).st_mtime > STALE_AFTER:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+@contextlib.contextmanager
+def atomic_file(path, what, text=False):
+    """Write ``path`` atomically: yields a file (binary, or UTF-8 text with ``text``) on a
+    temporary file in the same folder, then flushes it to disk and renames it over
+    ``path``. If anything fails or interrupts the block, the temporary is removed and
+    ``path`` is untouched (a full disk never leaves half a file, nor destroys the old
+    one); an ``OSError`` names ``what`` and the path. The new file keeps the mode of the
+    file it replaces (a 0600 model stays 0600), else 0666 less the umask (mkstemp's
+    0600 would hide it from other users and services). Every file mfcore writes (models,
+    the CLI's predictions and search results) goes through here."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    _remove_stale_temporaries(folder)
+    tmp = os.path.join(folder, f".mfcore-{os.getpid()}-{secrets.token_hex(8)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:
+        raise OSError(f"cannot write {what} {path!r}: {exc.strerror or exc}") from exc
+    try:
+        try:
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+        except FileNotFoundError:
+            pass
+        with (os.fdopen(fd, "w", encoding="utf-8", newline="") if text
+              else os.fdopen(fd, "wb")) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise OSError(f"cannot write {what} {path!r}: {exc.strerror or exc}") from exc
+        raise
+
+
 def save_model(model, path):
     """Write ``model`` to ``path`` atomically: a temporary file in the same folder, then rename."""
     path = os.fspath(path)
@@ -83,28 +159,8 @@ def save_model(model, path):
     for name, value in (state or {}).items():
         arrays["state." + name] = np.asarray(value)
     arrays["digest"] = np.str_(_digest(arrays))
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        # like mkstemp, but mode 0666 less the umask (mkstemp's 0600 would make the model
-        # unreadable to other users and services)
-        tmp = os.path.join(folder, f".mfcore-{os.getpid()}-{secrets.token_hex(8)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    except OSError as exc:
-        raise OSError(f"cannot write model file {path!r}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise OSError(f"cannot write model file {path!r}: {exc.strerror or exc}") from exc
-        raise
+    with atomic_file(path, "model file") as fh:
+        np.savez(fh, **arrays)
 
 
 #: zip compression methods by number, to name them in messages (np.savez writes "stored")

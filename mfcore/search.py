@@ -6,6 +6,7 @@ validation part, so ``epochs`` in a grid is an upper bound.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from typing import TYPE_CHECKING
@@ -86,7 +87,12 @@ class Search:
 
     After ``fit``: ``results_`` (one dict per trial: parameters, mean and std
     validation RMSE, best epoch, seconds, ``status`` and ``error``),
-    ``best_params_``, ``best_score_`` and (with ``refit``) ``best_model_``.
+    ``best_params_``, ``best_score_``, (with ``refit``) ``best_model_`` and
+    ``complete_`` (True). They are set together when ``fit`` succeeds; a failed
+    refit leaves those of the previous ``fit``. Ctrl-C keeps the trials that
+    finished: ``results_`` holds them, ``best_params_`` and ``best_score_`` their
+    best, ``best_model_`` is None and ``complete_`` False (a note on the
+    ``KeyboardInterrupt`` says so).
     A trial whose training diverges (``TrainingDivergedError``, e.g. too large
     a learning rate) does not end the search: it is recorded with status
     "failed", the reason in ``error`` and NaN scores, and the search goes on;
@@ -185,7 +191,8 @@ class Search:
         results, errors = [], []  # errors: the failed trials' reasons, as Messages
         folds = None
         estimator = type(base)
-        with progress.bar(len(candidates), f"search over {estimator.__name__}", "trials") as bar:
+        with progress.bar(len(candidates), f"search over {estimator.__name__}", "trials") as bar, \
+                self._keeping_finished(results, candidates, base, estimator):
             for params in candidates:
                 trial_params = dict(base.get_params(), **params, validation_fraction=None,
                                     verbose=False)
@@ -230,19 +237,57 @@ class Search:
         if not finished:
             raise TrainingDivergedError(Message(
                 "every one of the {0} trials diverged; the first: {1}", len(results), errors[0]))
-        best = min(finished, key=lambda r: r["val_rmse"])
-        self.results_ = results
-        self.best_params_ = {name: best[name] for name in candidates[results.index(best)]}
-        if base.supports("early_stopping"):  # trials stopped early: refit that long
-            self.best_params_[estimator.epochs_param] = best["best_epoch"]
-        self.best_score_ = best["val_rmse"]
+        best_params, best_score = self._best(results, candidates, base, estimator)
+        model = None
         if self.refit:
             if self.verbose:
-                print("refit: " + " ".join(f"{k}={v}" for k, v in self.best_params_.items())
+                print("refit: " + " ".join(f"{k}={v}" for k, v in best_params.items())
                       + f" on all {len(ratings):,} ratings", flush=True)
-            self.best_model_ = estimator(**dict(base.get_params(), **self.best_params_))
-            self.best_model_.fit(users, items, ratings)
+            model = estimator(**dict(base.get_params(), **best_params))
+            try:
+                model.fit(users, items, ratings)
+            except KeyboardInterrupt as exc:
+                self._publish_partial(results, candidates, base, estimator, exc,
+                                      "during the refit")
+                raise
+        # all together, only now: never new results beside an old or unfitted best_model_
+        self.results_, self.best_params_, self.best_score_ = results, best_params, best_score
+        self.complete_ = True
+        if self.refit:
+            self.best_model_ = model
         return self
+
+    @staticmethod
+    def _best(results, candidates, base, estimator):
+        """(best_params, best_score) of the finished trials."""
+        best = min((r for r in results if r["status"] == "ok"), key=lambda r: r["val_rmse"])
+        params = {name: best[name] for name in candidates[results.index(best)]}
+        if base.supports("early_stopping"):  # trials stopped early: refit that long
+            params[estimator.epochs_param] = best["best_epoch"]
+        return params, best["val_rmse"]
+
+    @contextlib.contextmanager
+    def _keeping_finished(self, results, candidates, base, estimator):
+        try:
+            yield
+        except KeyboardInterrupt as exc:
+            self._publish_partial(results, candidates, base, estimator, exc,
+                                  f"after {len(results)} of {len(candidates)} trials")
+            raise
+
+    def _publish_partial(self, results, candidates, base, estimator, exc, when):
+        """On Ctrl-C: keep the trials that finished (``results_``, their best, no
+        ``best_model_``, ``complete_`` False) and say so on the interrupt."""
+        if not any(r["status"] == "ok" for r in results):
+            return
+        best_params, best_score = self._best(results, candidates, base, estimator)
+        self.results_, self.best_params_, self.best_score_ = list(results), best_params, best_score
+        self.complete_, self.best_model_ = False, None
+        note = (f"Search interrupted {when}: results_ keeps the {len(results)} of "
+                f"{len(candidates)} trials that finished, best_params_ the best of them; "
+                "best_model_ is None (no refit)")
+        if hasattr(exc, "add_note"):
+            exc.add_note(note)
 
     def _report(self, number, total, params, result, error):
         """A finished trial: to the callback, and printed if verbose."""

@@ -467,3 +467,38 @@ def test_evaluate_ranking_prints_the_top_n_metrics(files, capsys, tmp_path):
     m = ranking_metrics(model, test["user"], test["item"], test["rating"])
     assert out.startswith(f"NDCG@10 {m['ndcg']:.4f}  precision@10 ") and "coverage" in out
     assert f"over {m['n_users']} users with a rating >= 4 ({m['unknown_users']} unknown" in out
+
+
+# --- outputs written atomically (issue 20, D5) ------------------------------------------------
+
+def _disk_fills_midway(monkeypatch):
+    """DataFrame.to_csv writes half its output, then the disk is full."""
+    def half_then_full(frame, target, *args, **kwargs):
+        target.write("user,item,half")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_full)
+
+
+def test_predict_output_on_a_full_disk_keeps_the_old_file(files, tmp_path, capsys, monkeypatch):
+    model, out = tmp_path / "m.mfz", tmp_path / "pred.csv"
+    assert run(capsys, "train", files / "train.dat", "-o", model, "--k", 2, "--epochs", 2)[0] == 0
+    assert run(capsys, "predict", model, files / "pairs.tsv", "-o", out)[0] == 0
+    before = out.read_bytes()
+    _disk_fills_midway(monkeypatch)
+    code, _, err = run(capsys, "predict", model, files / "pairs.tsv", "-o", out)
+    assert code == 1 and "predictions file" in err and "pred.csv" in err and "No space" in err
+    assert out.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["m.mfz", "pred.csv"]
+
+
+def test_tune_prints_and_saves_before_results_and_a_full_disk_keeps_the_old_results(
+        files, tmp_path, capsys, monkeypatch):
+    results, model = tmp_path / "res.csv", tmp_path / "best.mfz"
+    results.write_text("earlier,results\n")
+    _disk_fills_midway(monkeypatch)
+    code, out, err = run(capsys, "tune", files / "train.dat", "--grid", "k=2,3", "--epochs", 2,
+                         "--results", results, "-o", model)
+    assert code == 1 and "results file" in err and "res.csv" in err
+    assert "2 trials" in out and model.exists()          # the table and the model came first
+    assert results.read_text() == "earlier,results\n"
+    assert sorted(os.listdir(tmp_path)) == ["best.mfz", "res.csv"]

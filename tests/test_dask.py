@@ -217,6 +217,15 @@ def test_missing_columns_and_empty_data_are_named(client):
         mfcore.dask.fit(mfcore.BayesianMF(implicit=True), dd.from_pandas(df, npartitions=2))
 
 
+def test_a_partition_missing_a_column_is_named_not_a_bare_key_error(client):
+    # issue 20, D22: a frame built from partitions its metadata does not describe
+    df = frame(seed=7)
+    parts = [dask.delayed(df.iloc[:500]), dask.delayed(df.iloc[500:].drop(columns="rating"))]
+    ddf = dd.from_delayed(parts, meta=df.iloc[:0], verify_meta=False)
+    with pytest.raises(ValueError, match="a partition has no column 'rating'"):
+        mfcore.dask.fit(mfcore.ALS(), ddf)
+
+
 @pytest.mark.parametrize("as_dask", [False, True], ids=["local-validation", "dask-validation"])
 def test_validation_early_stopping_and_callbacks_as_locally(client, as_dask, capsys):
     df, val = frame(seed=8), frame(seed=8).sample(300, random_state=0)
@@ -284,6 +293,44 @@ def test_a_lost_worker_fails_the_fit_naming_worker_and_iteration(client):
             with pytest.raises(mfcore.dask.WorkerLostError) as info:
                 mfcore.dask.fit(est, ddf_of(df, [500, 1000]), callback=kill_at_2)
         assert victim in str(info.value) and "at iteration 3" in str(info.value)
+        assert not est._is_fitted()
+    finally:
+        client.wait_for_workers(N_WORKERS, timeout=60)
+
+
+@pytest.mark.slow
+def test_a_worker_lost_before_its_shard_is_placed_fails_promptly_instead_of_hanging(
+        client, monkeypatch):
+    """Issue 20, D2: a shard is pinned to its worker; when that worker died before the shard
+    was placed (its nanny restarts it at another address), the fit waited forever. Runs
+    last, like the test above: it awaits the restarted worker before returning."""
+    import threading
+    victim = workers(client, N_WORKERS)[-1]
+    load = mfcore.dask._load
+
+    def kill_then_load(*args, **kwargs):   # the victim dies after the scan, before placing
+        try:
+            client.run(os._exit, 1, workers=[victim])
+        except Exception:  # the worker dies before it answers
+            pass
+        while victim in client.scheduler_info()["workers"]:
+            threading.Event().wait(0.05)
+        return load(*args, **kwargs)
+    monkeypatch.setattr(mfcore.dask, "_load", kill_then_load)
+    est, outcome = mfcore.ALS(k=4, iterations=3), []
+
+    def fit():
+        try:
+            mfcore.dask.fit(est, ddf_of(frame(seed=11), [500, 1000]))
+        except Exception as exc:  # noqa: BLE001 (checked below)
+            outcome.append(exc)
+    try:
+        runner = threading.Thread(target=fit, daemon=True)
+        runner.start()
+        runner.join(60)
+        assert not runner.is_alive(), "mfcore.dask.fit hung after losing a worker"
+        assert isinstance(outcome[0], mfcore.WorkerLostError), outcome
+        assert victim in str(outcome[0]) and "while its shard was loaded" in str(outcome[0])
         assert not est._is_fitted()
     finally:
         client.wait_for_workers(N_WORKERS, timeout=60)

@@ -526,3 +526,46 @@ def test_fold_in_on_an_absurd_noise_precision_is_a_clear_value_error(tmp_path, b
     with pytest.raises(ValueError, match="fold_in: ") as raised:
         model.fold_in(99, [0, 1, 2], [4.0, 3.0, 5.0])
     assert type(raised.value) is ValueError   # not numpy's raw LinAlgError
+
+
+# --- every write atomic, modes kept, stale temporaries cleaned (issue 20, D5, D17, D18) --------
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_save_keeps_the_mode_of_the_file_it_replaces(tmp_path, fitted):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    os.chmod(path, 0o600)
+    fitted.save(path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX process ids")
+def test_the_next_save_removes_temporaries_that_killed_writers_left(tmp_path, fitted):
+    import subprocess
+    import sys
+    import time
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    old = time.time() - 2 * persistence.STALE_AFTER
+    left = {name: tmp_path / name for name in (
+        f".mfcore-{dead}-{'a' * 16}.tmp",             # dead writer, long untouched: removed
+        f".mfcore-{dead}-{'b' * 16}.tmp",             # dead writer, fresh: kept
+        f".mfcore-{os.getppid()}-{'c' * 16}.tmp",     # a running writer: kept
+        "notes.tmp")}                                 # not ours: kept
+    for name, path in left.items():
+        path.write_bytes(b"partial")
+        if "b" * 16 not in name:
+            os.utime(path, (old, old))
+    fitted.save(tmp_path / "m.mfz")
+    assert sorted(os.listdir(tmp_path)) == sorted(["m.mfz", *list(left)[1:]])
+
+
+def test_an_interrupted_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "out.csv"
+    path.write_text("old,complete\n")
+    with pytest.raises(OSError, match="cannot write results file .*out.csv.*No space"):
+        with persistence.atomic_file(path, "results file", text=True) as fh:
+            fh.write("new,half")
+            raise OSError(28, "No space left on device")
+    assert path.read_text() == "old,complete\n"
+    assert os.listdir(tmp_path) == ["out.csv"]

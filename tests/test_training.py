@@ -326,3 +326,53 @@ def test_a_trial_scores_the_epoch_its_model_keeps(make_planted):
     curve = [h["val_rmse"] for h in trial.history_]
     assert min(curve) < curve[-1]                   # the case that tells the two apart
     assert search.results_[0]["val_rmse"] == curve[-1]
+
+
+# --- Search state under interrupt and failure (issue 20, D7) --------------------------------
+
+def test_a_failed_refit_leaves_the_previous_search_whole(make_planted, monkeypatch):
+    data = make_planted(seed=3)
+    search = mfcore.Search({"k": [2, 3]}, base=mfcore.ALS(iterations=3),
+                           validation_fraction=0.2).fit(*data)
+    before = (search.results_, search.best_params_, search.best_score_, search.best_model_)
+    search.set_params(param_grid={"k": [4, 5]})
+    real_fit = mfcore.ALS.fit
+
+    def refit_fails(self, *args, **kwargs):
+        raise MemoryError("no room for the refit")
+    monkeypatch.setattr(mfcore.ALS, "fit", refit_fails)   # (trials use _fit_prepared)
+    with pytest.raises(MemoryError):
+        search.fit(*data)
+    monkeypatch.setattr(mfcore.ALS, "fit", real_fit)
+    assert (search.results_, search.best_params_, search.best_score_,
+            search.best_model_) == before
+    assert search.best_model_._is_fitted() and search.complete_
+
+
+@pytest.mark.parametrize("when", ["trials", "refit"])
+def test_ctrl_c_keeps_the_finished_trials_and_says_so(make_planted, monkeypatch, when):
+    data = make_planted(seed=4)
+    calls = []
+    search = mfcore.Search({"k": [2, 3, 4]}, base=mfcore.ALS(iterations=3),
+                           validation_fraction=0.2,
+                           callback=lambda *call: calls.append(call))
+    if when == "trials":
+        real = mfcore.ALS._fit_prepared
+
+        def interrupted_third(self, *args, **kwargs):
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return real(self, *args, **kwargs)
+        monkeypatch.setattr(mfcore.ALS, "_fit_prepared", interrupted_third)
+    else:
+        def refit_interrupted(self, *args, **kwargs):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(mfcore.ALS, "fit", refit_interrupted)
+    with pytest.raises(KeyboardInterrupt) as info:
+        search.fit(*data)
+    finished = 2 if when == "trials" else 3
+    assert [r["k"] for r in search.results_] == [2, 3, 4][:finished]
+    assert search.best_params_["k"] in (2, 3, 4)[:finished]
+    assert search.best_model_ is None and search.complete_ is False
+    if hasattr(info.value, "__notes__"):
+        assert f"keeps the {finished} of 3 trials" in info.value.__notes__[0]

@@ -7,6 +7,7 @@ import time
 
 from .. import progress
 from ..estimators import ALGORITHMS
+from ..persistence import atomic_file
 from ..search import MAX_EPOCHS, Search
 from ..split import train_test_split
 from .common import add_reader_options, check_output, flag, print_json, read, say, status
@@ -285,8 +286,6 @@ def run_tune(args):
     table = search.results_frame()
     spelled = search.callback.spelled
     table["error"] = table["error"].map(lambda text: spelled.get(text, text))
-    if args.results:
-        table.to_csv(args.results, index=False, float_format="%.6g")
     if args.json:  # a failed trial's scores are null (JSON has no NaN)
         records = table.astype(object).where(table.notna(), None).to_dict("records")
         print_json({"results": records, "best_params": search.best_params_,
@@ -298,6 +297,9 @@ def run_tune(args):
         search.best_model_.save(args.output)
         print(f"refit on all {len(data):,} ratings; wrote {args.output}",
               file=sys.stderr if args.json else sys.stdout)
+    if args.results:  # last: a full disk here loses neither the table nor the model
+        with atomic_file(args.results, "results file", text=True) as fh:
+            table.to_csv(fh, index=False, float_format="%.6g")
 
 
 def _print_trials(search, table, spelled, title):

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from ..metrics import ranking_metrics
-from ..persistence import load
+from ..persistence import atomic_file, load
 from ..recommend import RANK_BY
 from .common import (CommandError, add_reader_options, check_output, load_fitted, print_json,
                      read, status)
@@ -136,7 +136,8 @@ def run_predict(args):
     else:
         out["prediction"] = model.predict(frame["user"], frame["item"], unknown=args.unknown)
     if args.output:
-        out.to_csv(args.output, index=False, float_format="%.4f")
+        with atomic_file(args.output, "predictions file", text=True) as fh:
+            out.to_csv(fh, index=False, float_format="%.4f")
         print(f"wrote {len(out):,} predictions to {args.output}", file=sys.stderr)
     else:
         out.to_csv(sys.stdout, index=False, float_format="%.4f")
