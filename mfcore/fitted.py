@@ -417,6 +417,13 @@ class FactorModel:
             raise ValueError(f"shrinkage must be a finite number >= 0, got {shrinkage!r}")
         dtype = model.user_factors_.dtype
         ratings = as_ratings(ratings, dtype)
+        lo, hi = model.rating_range_
+        margin = (hi - lo) or 1.0
+        outside = (ratings < lo - margin) | (ratings > hi + margin)
+        if outside.any():
+            warn(f"fold_in: rating {plain(ratings[outside][0])!r} is far outside the training "
+                 f"ratings' range {lo:g} to {hi:g} ({int(outside.sum())} such rating(s)): "
+                 "are they on another scale?", UserWarning)
         items = normalize_ids(to_numpy(items), "items")
         if np.ndim(users) == 0:
             users = normalize_ids(np.array([users] * len(items), dtype=object), "users")

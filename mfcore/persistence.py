@@ -67,6 +67,9 @@ def _params_json(model):
 def save_model(model, path):
     """Write ``model`` to ``path`` atomically: a temporary file in the same folder, then rename."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write model file {path!r}: it is a folder; give a "
+                                f"file name, e.g. {os.path.join(path, 'model.mfz')!r}")
     arrays = {"format": np.str_(FORMAT), "version": np.int64(VERSION),
               "estimator": np.str_(type(model).__name__), "params": np.str_(_params_json(model))}
     state = model._fitted_state()

@@ -154,7 +154,7 @@ def run_train(args):
     if args.val is not None:
         data, val = train_test_split(data, args.val, seed=args.split_seed)
         validation = (val["user"], val["item"], val["rating"])
-    limit = getattr(model, model.EPOCHS)
+    limit = model._n_epochs(model._checked_params())  # (BayesianMF: burn-in + samples)
     status(args, f"training {type(model).__name__} (--algorithm {args.algorithm}, --k {model.k}) "
            f"on {len(data):,} ratings: up to {limit} {model.EPOCH_WORD} ...")
     start = time.perf_counter()
@@ -168,7 +168,8 @@ def run_train(args):
     if validation is not None:
         scores = model.evaluate(*validation)
         print(f"validation ({len(validation[0]):,} ratings): RMSE {scores['rmse']:.4f}  "
-              f"MAE {scores['mae']:.4f}  (best epoch {model.best_epoch_})")
+              f"MAE {scores['mae']:.4f}"
+              + (f"  (best epoch {model.best_epoch_})" if model.best_epoch_ is not None else ""))
     print(f"wrote {args.output}")
 
 

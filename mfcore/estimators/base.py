@@ -23,7 +23,8 @@ import numpy as np
 
 from .. import recommend as _recommend
 from .. import params as p
-from ..data import DUPLICATE_POLICIES, prepare, rating_arrays, validation_rows
+from ..data import (DUPLICATE_POLICIES, prepare, rating_arrays, validation_rows,
+                    warn_if_implausible)
 from ..errors import ImplicitFeedbackWarning, Message, Setting, warn
 from ..fitted import FactorModel
 from .._threads import available_cpus
@@ -216,6 +217,7 @@ class Estimator(FactorModel):
             return self.partial_fit(users, items, ratings, self._n_epochs(params),
                                     validation=validation, callback=callback)
         data = self._prepare(users, items, ratings, params)
+        warn_if_implausible(data)
         with driver.atomic(self) as work:
             work._start(data, params)
             work._train(data, params, self._n_epochs(params), validation, callback)

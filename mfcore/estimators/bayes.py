@@ -410,6 +410,9 @@ class BayesianMF(Estimator):
         return u, i
 
     def partial_fit(self, *args, **kwargs):
+        """Not offered: the sampler's state (the chain) is not kept in the fitted model, so a
+        fit cannot continue; refit with a larger ``n_samples``. Always raises
+        ``NotImplementedError``."""
         raise NotImplementedError("BayesianMF cannot continue a chain (the sampler's state is "
                                   "not kept in the fitted model): refit with more n_samples")
 
