@@ -113,8 +113,11 @@ def test_save_to_a_folder_says_it_is_a_folder(tmp_path):
 
 
 def test_bayesian_partial_fit_documents_that_it_is_not_offered():
-    doc = mfcore.BayesianMF.partial_fit.__doc__
-    assert "Not offered" in doc and "Train" not in doc
+    doc = " ".join(mfcore.BayesianMF.partial_fit.__doc__.split())
+    assert 'Only estimators with the ``"continue"`` capability have it' in doc
+    assert "continue" not in mfcore.BayesianMF.capabilities
+    assert "partial_fit`` and ``warm_start`` are not offered" in " ".join(
+        mfcore.BayesianMF.__doc__.split())
     assert "ALS, mfcore.Model or mfcore.BayesianMF" in " ".join(
         pytest.importorskip("mfcore.dask").fit.__doc__.split()).replace("``", "")
 
