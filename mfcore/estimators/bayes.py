@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import params as p
 from .._kernels import bayes as _bayes
-from .._kernels import sgd as _sgd_kernels
+from .._kernels import predict as _predict
 from .._threads import resolve_n_threads
 from ..fitted import StateArray, labelled, pair_arguments, reads_state
 from ..data import check_lengths, rating_arrays, to_numpy
@@ -123,7 +123,7 @@ class _Sweeps(Trainer):
         self._start_state(model)
         self.seed = int(model.rng_.integers(0, 2**63))
         self.sides = params["implicit"]
-        self.implicit = {}
+        self.implicit = None  # the implicit state (_bayes.ImplicitTerms), if any
         # the factors the ratings see: the effective ones with implicit terms (set below)
         self.P_seen, self.Q_seen = self.P, self.Q
         if self.sides:
@@ -164,17 +164,15 @@ class _Sweeps(Trainer):
         if z is not None:
             _bayes.implicit_means(ptrs[2], ptrs[3], z, zbar, self.n_threads)
         self.P_seen, self.Q_seen = self.P + ybar, self.Q + zbar
-        self.implicit = dict(
-            implicit_user_ptr=ptrs[0], implicit_user_items=ptrs[1], implicit_item_ptr=ptrs[2],
-            implicit_item_users=ptrs[3], y=y, z=z, ybar=ybar, zbar=zbar,
-            user_effective=self.P_seen, item_effective=self.Q_seen,
-            y_hyper=None if y is None else np.zeros((2, k)),
+        self.implicit = _bayes.ImplicitTerms(
+            *ptrs, y=y, z=z, ybar=ybar, zbar=zbar, user_effective=self.P_seen,
+            item_effective=self.Q_seen, y_hyper=None if y is None else np.zeros((2, k)),
             z_hyper=None if z is None else np.zeros((2, k)))
 
     def _standardized(self, u, i):
         """The current sample's predictions in standardized units (without the mean)."""
         out = np.empty(len(u))
-        _sgd_kernels.predict(np.ascontiguousarray(u, np.int32), np.ascontiguousarray(i, np.int32),
+        _predict.predict(np.ascontiguousarray(u, np.int32), np.ascontiguousarray(i, np.int32),
                              self.P_seen, self.Q_seen, self.bu, self.bi, 0.0, -np.inf, np.inf,
                              out, self.n_threads)
         return out
@@ -193,7 +191,7 @@ class _Sweeps(Trainer):
             self.item_pos, self.residual, self.user_residual, self.P, self.Q, self.bu, self.bi,
             self.user_hyper, self.item_hyper,
             self.seed, sweep - 1, self.n_threads, pr["alpha_0"], pr["beta_0"], 0.0, 1.0,
-            pr["alpha_lambda"], pr["beta_lambda"], **self.implicit)
+            pr["alpha_lambda"], pr["beta_lambda"], self.implicit)
         return self._record(sweep, alpha, sse)
 
     def _record(self, sweep, alpha, sse):
@@ -206,7 +204,7 @@ class _Sweeps(Trainer):
         alpha = float(alpha) / (scale * scale)
         self.keeping = sweep > self.burn_in and (sweep - self.burn_in) % self.thin == 0
         if self.keeping:
-            y = self.implicit.get("y")
+            y = None if self.implicit is None else self.implicit.y
             self.kept.append((m.user_factors_.copy(), m.item_factors_.copy(),
                               self.bu * scale, self.bi * scale, alpha,
                               self._hyper_in_rating_units(),
