@@ -21,7 +21,16 @@ _state = {"on": os.environ.get("MFCORE_PROGRESS", "1").strip() not in ("0", "fal
 
 
 def enable(flag=True):
-    """Turn progress bars on (the default) or off for this process."""
+    """Turn progress bars on (the default) or off for this process.
+
+    Examples
+    --------
+    >>> from mfcore import progress
+    >>> progress.enable(False)      # no bars in this process
+    >>> progress.enabled()
+    False
+    >>> progress.enable(True)
+    """
     _state["on"] = bool(flag)
 
 
@@ -51,7 +60,14 @@ def _tqdm():
 
 def enabled():
     """Whether a bar opened now is drawn: progress on, tqdm installed, and stderr a
-    terminal or a Jupyter cell's output."""
+    terminal or a Jupyter cell's output.
+
+    Examples
+    --------
+    >>> from mfcore import progress
+    >>> progress.enabled() in (True, False)   # False off a terminal and Jupyter, or without tqdm
+    True
+    """
     isatty = getattr(sys.stderr, "isatty", None)
     seen = (isatty is not None and isatty()) or _in_notebook()
     return bool(_state["on"] and seen and _tqdm() is not None)

@@ -327,6 +327,16 @@ class BayesianMF(Estimator):
     q_i + zbar_i). Each ``history_`` entry holds epoch (the sweep), alpha,
     train_rmse (the current sample), val_rmse (the running posterior mean),
     seconds and updates_per_sec.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> bmf = mfcore.BayesianMF(k=4, burn_in=5, n_samples=10, seed=0)
+    >>> bmf = bmf.fit(ratings.user, ratings.item, ratings.rating)
+    >>> mean, std = bmf.predict([1, 2], [3, 4], return_std=True)
+    >>> bool((std > 0).all())
+    True
     """
 
     def __init__(self, k=10, n_samples=150, burn_in=50, thin=None, init_std=0.1, alpha_0=1.0,
@@ -524,7 +534,8 @@ class BayesianMF(Estimator):
         would draw it: so the spread over samples, hence ``return_std``, is as wide as
         the user's few ratings leave it (a conditional mean would be as sure as a known
         user's). The draws are keyed on the items the user rated: the same answer
-        every time. ``shrinkage`` adds that many ratings' worth of prior precision. With the SVD++ term the user's N(u) is the items it
+        every time. ``shrinkage`` adds that many ratings' worth of prior precision. With the SVD++
+        term the user's N(u) is the items it
         rated here: its stored vector is p + |N(u)|^-1/2 sum of their y (each sample's).
         The flipped term is not updated: the new user joins no item's N(i), whose
         effective vectors stay those of training."""
