@@ -4,10 +4,16 @@ import sys
 try:
     from ._kernels.openmp import openmp_enabled, openmp_max_threads
 except ImportError as exc:  # the source tree, not an installed build
+    import os as _os
+    _here = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+    _source = _os.path.isfile(_os.path.join(_here, "setup.py"))
     raise ImportError(
-        "mfcore's compiled extensions are missing. Install the package with "
-        "'pip install .' (or build in place with 'python setup.py build_ext --inplace') "
-        f"and do not import it from an unbuilt source folder ({exc})") from exc
+        "mfcore's compiled extensions are missing"
+        + (f": this is mfcore's unbuilt source folder ({_here}), which hides an installed "
+           "mfcore; run Python from another folder, or build here with "
+           "'python setup.py build_ext --inplace'" if _source else
+           ". Install the package with 'pip install .' (or build in place with "
+           "'python setup.py build_ext --inplace')") + f" ({exc})") from exc
 
 from .errors import (BadLinesWarning, DataUnavailableError, DuplicateRatingsWarning,
                      ImplicitFeedbackWarning, InvalidParameterError, ModelFileError,

@@ -24,15 +24,15 @@ import numbers
 
 import numpy as np
 
-from .errors import DuplicateRatingsWarning, warn
+from .errors import DuplicateRatingsWarning, UnknownIdWarning, warn
 from .ids import IdMap, normalize_ids, plain, sorted_unique
 from .io import ALIASES, COLUMNS
 
 __all__ = ["Ratings", "RatingSummary", "exact_sum", "prepare", "as_ratings", "to_numpy",
            "check_lengths", "merge_duplicates", "merge_sorted", "report_duplicates",
            "validation_rows", "DUPLICATE_POLICIES", "is_table", "column_names",
-           "rating_columns", "rating_arrays", "as_frame", "seen_csr", "merge_seen", "check_seen",
-           "replace_seen_rows"]
+           "rating_columns", "rating_arrays", "as_frame", "warn_if_implausible", "seen_csr",
+           "merge_seen", "check_seen", "replace_seen_rows"]
 
 DUPLICATE_POLICIES = ("mean", "last", "keep", "error")
 
@@ -378,6 +378,28 @@ def prepare(users, items, ratings, dtype, duplicates, user_map=None, item_map=No
     return Ratings(u, i, ratings, user_map, item_map, keys)
 
 
+def warn_if_implausible(data):
+    """Warn about training data that fit without error but cannot be what was meant:
+    ratings that look like Unix timestamps (the timestamp column passed as the ratings),
+    and ratings most of which are the only rating of both their user and their item (no
+    two users share an item: nothing collaborative to learn, only noise to memorise)."""
+    r = data.r
+    if len(r) and float(r.min()) >= 1e8:
+        import datetime
+        dates = [datetime.datetime.fromtimestamp(float(v), datetime.timezone.utc).date()
+                 for v in (r.min(), r.max())] if float(r.max()) < 1e11 else None
+        warn(f"the ratings run from {float(r.min()):.6g} to {float(r.max()):.6g}, like Unix "
+             "timestamps" + (f" (dates {dates[0]} to {dates[1]})" if dates else "")
+             + ": was the timestamp column passed as the ratings?", UserWarning)
+    if len(r) >= 100:
+        lone = ((np.bincount(data.u)[data.u] == 1) & (np.bincount(data.i)[data.i] == 1)).mean()
+        if lone >= 0.5:
+            warn(f"{100 * lone:.0f}% of the {len(r):,} ratings are the only rating of both their "
+                 "user and their item: they link no users to each other, so there is nothing "
+                 "collaborative to learn (the factors can only memorise them); a rating model "
+                 "needs users and items with several ratings each", UserWarning)
+
+
 def merge_duplicates(u, i, ratings, user_map, item_map, policy):
     """(u, i, ratings, keys): duplicate (user, item) pairs merged by ``policy``; keys are
     the sorted distinct ``u * n_items + i`` (None with "keep"), reused for the seen items."""
@@ -445,6 +467,11 @@ def validation_rows(data, validation, fraction, rng):
         vi = data.item_map.lookup(to_numpy(vi), "validation items")
         if check_lengths(users=vu, items=vi, ratings=vr) == 0:
             raise ValueError("validation data is empty")
+        if ((vu < 0) | (vi < 0)).all():
+            warn(f"none of the {len(vr):,} validation ratings has a user and an item of the "
+                 "training data: they are all predicted by the fallback, so scoring and early "
+                 "stopping on them measure nothing (were the validation ratings drawn from "
+                 "other data, or their columns swapped?)", UnknownIdWarning)
         return data, (vu, vi, vr)
     if fraction is None:
         return data, None

@@ -89,6 +89,30 @@ def cache_dir() -> str:
     return os.path.join(base, "mfcore")
 
 
+def _checked_data_root(root, folder, filename):
+    """``$MFCORE_DATA`` as the folder to look in, with a warning when it cannot hold the set:
+    a folder that does not exist, one without ``folder/``, or ``folder`` itself (one level too
+    deep: then its parent is used)."""
+    if not os.path.isdir(root):
+        warn(f"$MFCORE_DATA is {root!r}, which is not a folder; it should name the folder "
+             f"that holds {folder}/ (looking in the cache instead)", UserWarning)
+    elif not os.path.isfile(os.path.join(root, folder, filename)):
+        if os.path.isfile(os.path.join(root, filename)):
+            parent = os.path.dirname(os.path.abspath(root))
+            if os.path.basename(os.path.abspath(root)) == folder:
+                warn(f"$MFCORE_DATA is {root!r}, the {folder} folder itself; it should name "
+                     f"the folder that holds {folder}/ ({parent!r}), which is used",
+                     UserWarning)
+                return parent
+            warn(f"$MFCORE_DATA is {root!r}, which holds {filename} directly; it should name "
+                 f"the folder that holds {folder}/{filename} (looking in the cache instead)",
+                 UserWarning)
+            return root
+        warn(f"$MFCORE_DATA is {root!r}, which has no {folder}/{filename}; looking in the "
+             "cache instead", UserWarning)
+    return root
+
+
 def movielens_path(name: str = "ml-100k", *, download: bool = True, url: str | None = None,
                    sha256: str | None = "official", timeout: float = 30.0,
                    progress: Callable[[str], object] | None = None) -> str:
@@ -114,7 +138,8 @@ def movielens_path(name: str = "ml-100k", *, download: bool = True, url: str | N
     archive, official, folder, filename, _ = MOVIELENS[key]
     places = []
     if os.environ.get("MFCORE_DATA"):
-        places.append(os.environ["MFCORE_DATA"])
+        data = os.environ["MFCORE_DATA"]
+        places.append(_checked_data_root(data, folder, filename))
     places.append(cache_dir())
     for root in places:
         path = os.path.join(root, folder, filename)

@@ -476,6 +476,13 @@ class FactorModel:
         """fold_in's ratings checked, of known items, duplicates merged: (the new users'
         ``IdMap``, their rows, item rows, ratings); ValueError for a user left without one."""
         ratings = as_ratings(ratings, self.user_factors_.dtype)
+        lo, hi = self.rating_range_
+        margin = (hi - lo) or 1.0
+        outside = (ratings < lo - margin) | (ratings > hi + margin)
+        if outside.any():
+            warn(f"fold_in: rating {plain(ratings[outside][0])!r} is far outside the training "
+                 f"ratings' range {lo:g} to {hi:g} ({int(outside.sum())} such rating(s)): "
+                 "are they on another scale?", UserWarning)
         items = normalize_ids(to_numpy(items), "items")
         if np.ndim(users) == 0:
             users = normalize_ids(np.array([users] * len(items), dtype=object), "users")

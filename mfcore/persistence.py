@@ -147,6 +147,9 @@ def atomic_file(path, what, text=False):
 def save_model(model, path):
     """Write ``model`` to ``path`` atomically: a temporary file in the same folder, then rename."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write model file {path!r}: it is a folder; give a "
+                                f"file name, e.g. {os.path.join(path, 'model.mfz')!r}")
     name = getattr(model, "name", None)
     if registry.ESTIMATORS.get(name) is not type(model):
         raise ValueError(f"cannot save a {type(model).__name__}: mfcore.load rebuilds only "

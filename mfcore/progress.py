@@ -1,9 +1,12 @@
-"""Progress of long work (fit epochs, search trials): a tqdm bar on a terminal, else nothing.
+"""Progress of long work (fit epochs, search trials): a tqdm bar on a terminal or in a
+Jupyter notebook, else nothing.
 
-tqdm is optional (``pip install "mfcore[progress]"``). A bar is drawn on stderr when tqdm
-is installed, stderr is a terminal and progress is on: the default, unless the
-environment sets ``MFCORE_PROGRESS=0``; ``mfcore.progress.enable(False)`` turns it off
-for the process. A bar opened while another is open (a trial's fit inside a search) is
+tqdm is optional (``pip install tqdm``, or the ``progress`` extra). A bar is drawn when
+tqdm is installed, progress is on (the default, unless the environment sets
+``MFCORE_PROGRESS=0``; ``mfcore.progress.enable(False)`` turns it off for the process)
+and there is someone to see it: on stderr when it is a terminal, or in the output of a
+Jupyter (IPython kernel) cell, as ``tqdm.auto`` draws it there (a widget with ipywidgets
+installed, else text on the cell's stderr). A bar opened while another is open (a trial's fit inside a search) is
 cleared when it ends. Lines written through a bar (``verbose`` output) go to stdout
 above it; without a bar they are plain printed lines.
 """
@@ -31,25 +34,43 @@ def enable(flag=True):
     _state["on"] = bool(flag)
 
 
+def _in_notebook():
+    """Whether this runs in a Jupyter kernel (IPython's ZMQ shell), where stderr is no
+    terminal but a cell's output shows what is drawn."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if hasattr(ipython, "get_ipython") else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def _tqdm():
+    """tqdm's bar class for where this runs (``tqdm.auto``'s choice, without its warning
+    when a notebook lacks ipywidgets), or None without tqdm."""
     try:
-        from tqdm import tqdm
+        from tqdm.std import tqdm
     except ImportError:
         return None
+    if _in_notebook():
+        try:
+            import ipywidgets  # noqa: F401  (tqdm.notebook's widget needs it)
+            from tqdm.notebook import tqdm
+        except ImportError:
+            pass
     return tqdm
 
 
 def enabled():
-    """Whether a bar opened now is drawn: progress on, tqdm installed, stderr a terminal.
+    """Whether a bar opened now is drawn: progress on, tqdm installed, and stderr a
+    terminal or a Jupyter cell's output.
 
     Examples
     --------
     >>> from mfcore import progress
-    >>> progress.enabled() in (True, False)   # False off a terminal or without tqdm
+    >>> progress.enabled() in (True, False)   # False off a terminal and Jupyter, or without tqdm
     True
     """
     isatty = getattr(sys.stderr, "isatty", None)
-    return bool(_state["on"] and isatty is not None and isatty() and _tqdm() is not None)
+    seen = (isatty is not None and isatty()) or _in_notebook()
+    return bool(_state["on"] and seen and _tqdm() is not None)
 
 
 class Bar:

@@ -257,3 +257,14 @@ def test_cli_trains_on_a_csv_with_a_tag_column(tmp_path):
     rows.rename(columns={"user": "userId", "item": "movieId"}).to_csv(path, index=False)
     assert main(["train", str(path), "-o", str(tmp_path / "m.mfz"), "--epochs", "2"]) == 0
     assert mfcore.load(tmp_path / "m.mfz").n_ratings_ == len(rows)
+
+
+def test_cli_reads_with_usecols_and_encoding(tmp_path):
+    from mfcore.cli import main
+    path = tmp_path / "shop.csv"
+    rows = "".join(f"c{u}\xe9,p{i},{1 + (u * i) % 5},x\n" for u in range(8) for i in range(6))
+    path.write_bytes(("cust,prod,score,comment\n" + rows).encode("latin-1"))
+    out = tmp_path / "m.mfz"
+    assert main(["train", str(path), "-o", str(out), "--epochs", "1", "--usecols", "0,1,2",
+                 "--columns", "user,item,rating", "--encoding", "latin-1", "--ids", "str"]) == 0
+    assert "c0\xe9" in list(mfcore.load(out).user_map_.ids)

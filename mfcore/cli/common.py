@@ -69,6 +69,13 @@ def add_reader_options(parser):
                        help="the file's columns in order, from user, item, rating, timestamp "
                        "(e.g. --columns rating,user,item; default: from the header's names, "
                        "else user,item,rating[,timestamp])")
+    group.add_argument("--usecols", default=None, metavar="NAMES",
+                       help="the fields to read, by header name or 0-based position, the "
+                       "others skipped (e.g. --usecols cust,prod,score with --columns "
+                       "user,item,rating); a header's unknown extra columns (tag...) are "
+                       "skipped without it")
+    group.add_argument("--encoding", default="utf-8",
+                       help="the text's encoding (default utf-8; e.g. latin-1)")
     group.add_argument("--ids", choices=("auto", "int", "str"), default=None,
                        help="id type (default: detect; for a model's file, the model's type)")
     group.add_argument("--member", default=None, metavar="NAME",
@@ -82,6 +89,13 @@ def status(args, text):
         print(text, file=sys.stderr, flush=True)
 
 
+def _positions(usecols):
+    """--usecols as read_ratings takes it: names, or 0-based positions given as digits."""
+    if usecols is None:
+        return None
+    return [int(c) if c.strip().isdigit() else c.strip() for c in usecols.split(",")]
+
+
 def read(args, path, pairs=False, model=None):
     """Read a ratings (or pairs) file with the command's reader options."""
     ids = args.ids
@@ -93,7 +107,8 @@ def read(args, path, pairs=False, model=None):
     status(args, f"reading {path} ...")
     start = time.perf_counter()
     frame = reader(path, sep=sep, header=args.header, columns=args.columns, ids=ids,
-                   on_bad_lines="skip" if args.skip_bad_lines else "error", member=args.member)
+                   on_bad_lines="skip" if args.skip_bad_lines else "error", member=args.member,
+                   usecols=_positions(args.usecols), encoding=args.encoding)
     status(args, f"read {len(frame):,} {'pairs' if pairs else 'ratings'} in "
            f"{time.perf_counter() - start:.1f} s")
     return frame

@@ -160,7 +160,8 @@ def run_train(args):
     if validation is not None:
         scores = model.evaluate(*validation)
         print(f"validation ({len(validation[0]):,} ratings): RMSE {scores['rmse']:.4f}  "
-              f"MAE {scores['mae']:.4f}  (best epoch {model.best_epoch_})")
+              f"MAE {scores['mae']:.4f}"
+              + (f"  (best epoch {model.best_epoch_})" if model.best_epoch_ is not None else ""))
     print(f"wrote {args.output}")
 
 

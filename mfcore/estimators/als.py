@@ -14,7 +14,7 @@ import numpy as np
 from .. import params as p
 from .._kernels import predict as _predict
 from .._kernels.rowsolve import solve_rows
-from ..errors import Message, Setting
+from ..errors import Message, Setting, warn
 from .._threads import resolve_n_threads
 from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
 from .driver import Trainer
@@ -105,6 +105,26 @@ class _Iterations(Trainer):
         return Message("ALS produced non-finite parameters at iteration {0}; the ratings may "
                        "be too large for float32 (try {1} or rescale them)", epoch,
                        Setting("dtype", "float64"))
+
+
+#: floating-point operations an ALS iteration may take before ``warn_of_cost`` says so
+#: (about a minute at 10 GFLOP/s, roughly what one core of the solve kernel reaches)
+COSTLY_ITERATION = 6e11
+
+
+def warn_of_cost(n_ratings, n_rows, k, n_threads):
+    """Warn, stating the expected cost, when one ALS iteration will take minutes: each
+    rating adds a (k+1)^2 outer product on both sides and each user and item row factors a
+    (k+1)x(k+1) system, k^3/3 operations (a k of 2000 costs 8000x a k of 100 per row)."""
+    size = k + 1
+    flops = 2.0 * n_ratings * size * size + n_rows * size ** 3 / 3.0
+    if flops > COSTLY_ITERATION:
+        minutes = flops / (1e10 * n_threads) / 60.0
+        warn(Message("ALS with {0}: an iteration takes about {1} floating-point operations "
+                     "({2} systems of {3}x{3} and {4} ratings' outer products), roughly {5} "
+                     "minute(s) on {6} thread(s); the cost grows as k^3: a k of 32-256 is usual",
+                     Setting("k", k), f"{flops:.1e}", f"{n_rows:,}", size, f"{n_ratings:,}",
+                     f"{minutes:,.0f}", n_threads), RuntimeWarning)
 
 
 class ALS(Estimator):
@@ -205,6 +225,8 @@ class ALS(Estimator):
         return (0.0, 1.0) if params["count_weighted"] else (1.0, 0.0)
 
     def _trainer(self, data, params, layouts, inputs):
+        warn_of_cost(len(data), len(self.user_factors_) + len(self.item_factors_), params["k"],
+                     resolve_n_threads(params["n_threads"]))
         key = ("als", params["dtype"])
         if key not in layouts:  # the layout depends on the data alone: reused across trials
             layouts[key] = ALSLayout(data.u, data.i, data.r, len(self.user_factors_),

@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import params as p
 from ..data import (DUPLICATE_POLICIES, merge_seen, prepare, rating_arrays, seen_csr,
-                    validation_rows)
+                    validation_rows, warn_if_implausible)
 from ..errors import ImplicitFeedbackWarning, Message, Setting, warn
 from ..fitted import PARAMETER_NAMES, FactorModel
 from .._threads import available_cpus
@@ -294,6 +294,7 @@ class Estimator(FactorModel):
             return self.partial_fit(users, items, ratings, self.max_epochs(params),
                                     validation=validation, callback=callback)
         data = self._prepare(users, items, ratings, params)
+        warn_if_implausible(data)
         with driver.atomic(self) as work:
             work._start(data, params)
             work._train(data, params, self.max_epochs(params), validation, callback,
