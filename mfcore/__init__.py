@@ -60,8 +60,8 @@ def show_config(file=None):
     return config
 
 
-__all__ = ["SGD", "Model", "ALS", "BayesianMF", "ImplicitALS", "FactorModel", "load", "Search", "search", "openmp_enabled",
-           "show_config", "IdMap",
+__all__ = ["SGD", "Model", "ALS", "BayesianMF", "ImplicitALS", "FactorModel", "load", "Search", "search",
+           "openmp_enabled", "show_config", "IdMap",
            "datasets", "split", "read_ratings", "cross_validate", "__version__",
            "NotFittedError", "InvalidParameterError", "TrainingDivergedError", "ModelFileError", "UnknownIdError",
            "UnknownIdWarning", "DuplicateRatingsWarning", "BadLinesWarning", "ImplicitFeedbackWarning",

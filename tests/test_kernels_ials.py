@@ -46,8 +46,8 @@ def _run(pb, w0, reg, reg_bias, fit_bias, cg_steps, n_threads=1, start=None):
     P = np.zeros((n_rows, k), dtype) if start is None else start[0].copy()
     b = np.zeros(n_rows, dtype) if start is None else start[1].copy()
     loss = np.zeros(n_rows)
-    solve_rows(pb["indptr"], pb["cols"], pb["conf"].astype(dtype), pb["target"].astype(dtype), pb["Q"], pb["bq"], w0, reg,
-               reg_bias, pb["scale"], fit_bias, cg_steps, P, b, loss, n_threads)
+    solve_rows(pb["indptr"], pb["cols"], pb["conf"].astype(dtype), pb["target"].astype(dtype), pb["Q"], pb["bq"],
+               w0, reg, reg_bias, pb["scale"], fit_bias, cg_steps, P, b, loss, n_threads)
     return P, b, loss
 
 
