@@ -413,6 +413,10 @@ def _field_names(name, header_names, n_fields, columns, usecols, min_fields):
     ``usecols`` (header names or 0-based positions) picks the fields to read; without it
     a header whose user, item (and, for ratings, rating) columns are all known names
     reads those and skips the fields it does not know (``tag``, ``comment``...)."""
+    if header_names and len(header_names) != n_fields:
+        raise ValueError(f"{name}: the header names {len(header_names)} column(s) "
+                         f"({', '.join(header_names)}) but the first data line has {n_fields} "
+                         "field(s)")
     if usecols is None and header_names and columns is None:
         canonical = {alias: col for col, aliases in ALIASES.items() for alias in aliases}
         needed = ("user", "item", "rating")[:min_fields]

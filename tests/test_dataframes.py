@@ -225,6 +225,16 @@ def test_read_ratings_skips_unknown_extra_columns_of_a_known_header(tmp_path):
     assert mfcore.read_ratings(colons)["item"].tolist() == [10, 11]
 
 
+def test_a_header_naming_more_columns_than_the_data_lines_have_is_a_clear_error(tmp_path):
+    """Found by the fuzzer: a known header over shorter data lines raised a bare IndexError."""
+    path = tmp_path / "ratings.dat"
+    path.write_text("userId,movieId,rating,timestamp\n1,10,4\n2,11,3\n")
+    with pytest.raises(ValueError, match=r"header names 4 column\(s\).*first data line has 3"):
+        mfcore.read_ratings(path)
+    with pytest.raises(ValueError, match=r"header names 4 column\(s\)"):
+        mfcore.read_ratings(path, usecols=["userId", "movieId", "rating"])
+
+
 def test_read_ratings_usecols_picks_fields_and_columns_names_them(tmp_path):
     path = tmp_path / "shop.csv"
     path.write_text("cust,prod,score,comment\na,b,4,nice\nc,b,2,meh\n")
