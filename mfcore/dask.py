@@ -94,7 +94,7 @@ if TYPE_CHECKING:
     from ._typing import ArrayLike
     from .estimators.base import Estimator
 
-__all__ = ["fit", "WorkerLostError"]
+__all__ = ["fit"]  # (WorkerLostError is mfcore.WorkerLostError, importable here too)
 
 COLUMNS = ("user", "item", "rating")
 _ID_STAGES = (("users", 0), ("items", 1))

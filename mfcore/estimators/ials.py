@@ -174,8 +174,13 @@ class ImplicitALS(Estimator):
         score against the held-out values, a rough check) but never stops
         training.
 
-    Example
-    -------
+    Fitted attributes: those of ``mfcore.fitted.FactorModel``. Each
+    ``history_`` entry holds epoch, train_loss (the objective above per
+    observed pair), train_rmse (the root of its data terms per observed pair),
+    seconds and updates_per_sec (observed pairs per second).
+
+    Examples
+    --------
     >>> import numpy as np, mfcore
     >>> rng = np.random.default_rng(0)
     >>> users = np.repeat(np.arange(50), 6)                # 50 users, 6 picks each,
@@ -184,11 +189,6 @@ class ImplicitALS(Estimator):
     >>> top, scores = model.recommend(7, n=3)
     >>> (top // 20).tolist()                                # items of user 7's group, 2
     [2, 2, 2]
-
-    Fitted attributes: those of ``mfcore.fitted.FactorModel``. Each
-    ``history_`` entry holds epoch, train_loss (the objective above per
-    observed pair), train_rmse (the root of its data terms per observed pair),
-    seconds and updates_per_sec (observed pairs per second).
     """
 
     def __init__(self, k=64, iterations=15, reg=0.005, unobserved_weight=1.0, reg_exponent=1.0,
