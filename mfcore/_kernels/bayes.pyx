@@ -224,6 +224,16 @@ cdef double[:, ::1] _matrix(arr, int64_t rows, int64_t cols, str name):
     return view
 
 
+cdef double[::1] _vector(arr, int64_t n, str name):
+    """``arr`` as a contiguous float64 vector of length n, or ValueError naming it."""
+    if arr is None:
+        raise ValueError(f"{name} is needed with the other shifts")
+    cdef double[::1] view = arr
+    if view.shape[0] != n:
+        raise ValueError(f"{name} has {view.shape[0]} entries, expected {n}")
+    return view
+
+
 def implicit_means(const int64_t[::1] ptr, const int32_t[::1] members,
                    const double[:, ::1] vectors, double[:, ::1] out, int n_threads=1):
     """out[r] = |N(r)|^-1/2 sum of vectors[j] over j in N(r) = members[ptr[r]:ptr[r + 1]]
@@ -262,7 +272,8 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                 double alpha_lambda=1.0, double beta_lambda=1.0,
                 implicit_user_ptr=None, implicit_user_items=None, implicit_item_ptr=None,
                 implicit_item_users=None, y=None, z=None, ybar=None, zbar=None,
-                user_effective=None, item_effective=None, y_hyper=None, z_hyper=None):
+                user_effective=None, item_effective=None, y_hyper=None, z_hyper=None,
+                user_bias_shift=None, item_bias_shift=None):
     """One Gibbs sweep over every parameter; returns (alpha, sse).
 
     In order, from the state the sweep starts with:
@@ -295,6 +306,13 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     ratings see only the effective vectors, so the y and z draws touch no residual.
     Afterwards the effective vectors equal P + ybar and Q + zbar (ybar and zbar are kept
     as the draws move them, equal to the sums of y and z to rounding).
+
+    Side features (``bayes_features``) add to the same shifts: ``ybar``/``zbar`` are then
+    the whole additive terms of the factors (implicit plus features; given without ``y``
+    and ``z`` when there are no implicit terms) and ``user_bias_shift``/
+    ``item_bias_shift`` (n_users,)/(n_items,) those of the biases, whose arrays then hold
+    the effective biases: a row's bias prior mean is shifted too, and the bias groups'
+    hyperparameters are drawn from the biases less their shifts.
     """
     cdef int64_t n = residual.shape[0]
     cdef int64_t n_users = user_factors.shape[0], n_items = item_factors.shape[0]
@@ -362,6 +380,7 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                                  f"{ii_users[pair]} outside 0..{n_items - 1} / 0..{n_users - 1}")
         if n_pairs > 0:
             nu_items, ni_users = &iu_items[0], &ii_users[0]
+    if use_y or use_z or user_effective is not None:
         for name, arr, rows in (("ybar", ybar, n_users), ("zbar", zbar, n_items),
                                 ("user_effective", user_effective, n_users),
                                 ("item_effective", item_effective, n_items)):
@@ -397,6 +416,25 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     cdef double* Q = &item_factors[0, 0] if n_items * k > 0 else NULL
     cdef double* bu = &user_bias[0] if n_users > 0 else NULL
     cdef double* bi = &item_bias[0] if n_items > 0 else NULL
+    # with bias shifts (side features) the arrays hold the effective biases; the groups are
+    # drawn from the biases less their shifts (hbu, hbi)
+    cdef double* bsu = NULL
+    cdef double* bsi = NULL
+    cdef double* hbu = bu
+    cdef double* hbi = bi
+    cdef double[::1] su_view, si_view, own_u, own_i
+    if user_bias_shift is not None or item_bias_shift is not None:
+        if user_effective is None:
+            raise ValueError("bias shifts need the effective factors and shifts (ybar, zbar, "
+                             "user_effective, item_effective)")
+        su_view = _vector(user_bias_shift, n_users, "user_bias_shift")
+        si_view = _vector(item_bias_shift, n_items, "item_bias_shift")
+        own_u = np.subtract(user_bias, user_bias_shift)
+        own_i = np.subtract(item_bias, item_bias_shift)
+        if n_users > 0:
+            bsu, hbu = &su_view[0], &own_u[0]
+        if n_items > 0:
+            bsi, hbi = &si_view[0], &own_i[0]
     cdef double* e = &residual[0] if n > 0 else NULL
     cdef double* ew = &user_residual[0] if n > 0 else NULL
     cdef const int32_t* ui = &user_items[0] if n > 0 else NULL
@@ -415,13 +453,13 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
             partial[task] = acc
         elif task - n_chunks <= k:
             c = task - n_chunks
-            mf_normal_gamma(bu if c == 0 else P + (c - 1), n_users, 1 if c == 0 else k,
+            mf_normal_gamma(hbu if c == 0 else P + (c - 1), n_users, 1 if c == 0 else k,
                             mu_0, gamma_0, alpha_lambda, beta_lambda, seed,
                             MF_STREAM_USER_HYPER, sweep, c, &user_hyper[0, c],
                             &user_hyper[1, c])
         elif task - n_chunks <= 2 * k + 1:
             c = task - n_chunks - k - 1
-            mf_normal_gamma(bi if c == 0 else Q + (c - 1), n_items, 1 if c == 0 else k,
+            mf_normal_gamma(hbi if c == 0 else Q + (c - 1), n_items, 1 if c == 0 else k,
                             mu_0, gamma_0, alpha_lambda, beta_lambda, seed,
                             MF_STREAM_ITEM_HYPER, sweep, c, &item_hyper[0, c],
                             &item_hyper[1, c])
@@ -456,7 +494,7 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     cdef double[::1] item_weight = np.zeros(max(n_items, 1), dtype=np.float64)
     cdef double* row_mean
     cdef double* w
-    if shifted:  # |N|^-1/2 of every row, and the sum of its members' squares (in order)
+    if nu_ptr != NULL:  # |N|^-1/2 of every row, and the sum of its members' squares (in order)
         for r in range(n_users):
             if nu_ptr[r + 1] > nu_ptr[r]:
                 user_scale[r] = 1.0 / sqrt(<double>(nu_ptr[r + 1] - nu_ptr[r]))
@@ -479,7 +517,7 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
         w = P + r * k
         if shifted:
             row_mean = &means[threadid(), 0]
-            row_mean[0] = user_hyper[0, 0]
+            row_mean[0] = user_hyper[0, 0] + (bsu[r] if bsu != NULL else 0.0)
             for f in range(k):
                 row_mean[1 + f] = user_hyper[0, 1 + f] + Yb[r * k + f]
             w = Pe + r * k
@@ -506,7 +544,7 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
         w = Q + r * k
         if shifted:
             row_mean = &means[threadid(), 0]
-            row_mean[0] = item_hyper[0, 0]
+            row_mean[0] = item_hyper[0, 0] + (bsi[r] if bsi != NULL else 0.0)
             for f in range(k):
                 row_mean[1 + f] = item_hyper[0, 1 + f] + Zb[r * k + f]
             w = Qe + r * k

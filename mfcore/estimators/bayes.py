@@ -24,11 +24,13 @@ import numpy as np
 
 from .. import params as p
 from .._kernels import bayes as _bayes
+from .._kernels import bayes_features as _features
 from .._kernels import sgd as _sgd_kernels
 from .._threads import resolve_n_threads
 from ..fitted import pair_arguments
 from ..data import check_lengths, to_numpy
 from ..errors import UnknownIdWarning, warn
+from ..features import FeatureEncoding
 from ..ids import normalize_ids, plain
 from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard_units,
                    standardized, to_standard)
@@ -92,6 +94,25 @@ def implicit_layout(u, i, n_users, n_items):
     return (user_ptr, ii.astype(np.int32), item_ptr, uu[by_item].astype(np.int32))
 
 
+def feature_layout(rows, feats, vals, n_features, group_ptr):
+    """The sampler's view of one side's feature values (triplets: row, feature, value):
+    by feature (CSC, rows ascending within a feature) as ``bayes_features`` takes it."""
+    order = np.lexsort((rows, feats))
+    ptr = np.zeros(n_features + 1, np.int64)
+    np.cumsum(np.bincount(feats, minlength=n_features), out=ptr[1:])
+    return {"ptr": ptr, "rows": rows[order].astype(np.int32),
+            "x": np.ascontiguousarray(vals[order], np.float64),
+            "group_ptr": np.ascontiguousarray(group_ptr, np.int64)}
+
+
+def feature_terms(layout, theta, n_rows):
+    """sum_g x_vg theta_g of every row v (n_rows, k + 1), added in the layout's order."""
+    feats = np.repeat(np.arange(len(layout["ptr"]) - 1), np.diff(layout["ptr"]))
+    out = np.zeros((n_rows, theta.shape[1]))
+    np.add.at(out, layout["rows"], layout["x"][:, None] * theta[feats])
+    return out
+
+
 class _Sweeps:
     """The driver's trainer for one BayesianMF fit: the sampler state and the kept samples."""
 
@@ -112,12 +133,15 @@ class _Sweeps:
         self.P_seen, self.Q_seen = self.P, self.Q
         if self.sides:
             self._start_implicit(params, model.rng_, model._implicit_pairs(data))
+        self.features = model._feature_layouts()
+        if self.features:
+            self._start_features(params, model.rng_)
         by_item = order[self.item_pos]
         self.residual = (standardized(data.r[by_item], model.global_mean_, self.scale)
                          - self._standardized(self.item_users, data.i[by_item]))
         self.user_residual = np.empty_like(self.residual)
         self.burn_in, self.thin = params["burn_in"], model._thin(params)
-        self.kept = []          # (P, Q, bu, bi, alpha, user_hyper, y) of every kept sweep
+        self.kept = []  # (P, Q, bu, bi, alpha, user_hyper, y, features) of every kept sweep
         self.val_sum = None     # running sum of the kept samples' validation predictions
 
     def _start_state(self, model):
@@ -155,6 +179,31 @@ class _Sweeps:
             y_hyper=None if y is None else np.zeros((2, k)),
             z_hyper=None if z is None else np.zeros((2, k)))
 
+    def _start_features(self, params, rng):
+        """The side features' state: each feature's (linear weight, factor vector) theta,
+        the weights 0 and the vectors drawn like the factors; the rows' shifts (their
+        feature terms plus any implicit term) and effective parameters (see
+        ``bayes_features``). The bias arrays hold the effective biases from here on."""
+        k = self.P.shape[1]
+        if not self.implicit:  # the shifts without implicit terms
+            self.implicit = dict(ybar=np.zeros_like(self.P), zbar=np.zeros_like(self.Q))
+        shifts = {"user": (self.implicit["ybar"], self.bu), "item": (self.implicit["zbar"], self.bi)}
+        for side, (factor_shift, bias) in shifts.items():
+            bias_shift = np.zeros(len(bias))
+            layout = self.features.get(side)
+            if layout is not None:
+                theta = np.zeros((len(layout["ptr"]) - 1, k + 1))
+                theta[:, 1:] = rng.normal(0.0, params["init_std"], (len(theta), k))
+                term = feature_terms(layout, theta, len(bias))
+                factor_shift += term[:, 1:]
+                bias_shift += term[:, 0]
+                bias += term[:, 0]
+                layout.update(theta=theta, hyper=np.zeros((len(layout["group_ptr"]) - 1, 2,
+                                                           k + 1)))
+            self.implicit[f"{side}_bias_shift"] = bias_shift
+        self.P_seen, self.Q_seen = self.P + self.implicit["ybar"], self.Q + self.implicit["zbar"]
+        self.implicit.update(user_effective=self.P_seen, item_effective=self.Q_seen)
+
     def _standardized(self, u, i):
         """The current sample's predictions in standardized units (without the mean)."""
         out = np.empty(len(u))
@@ -163,12 +212,27 @@ class _Sweeps:
                              out, self.n_threads)
         return out
 
-    def _hyper_in_rating_units(self):
-        """The user groups' (mean, precision): a bias is ``scale`` times its standardized
-        value, a factor ``sqrt(scale)`` times."""
+    def _hyper_in_rating_units(self, hyper=None):
+        """The user groups' (or ``hyper``'s) (mean, precision): a bias is ``scale`` times its
+        standardized value, a factor ``sqrt(scale)`` times."""
+        hyper = self.user_hyper if hyper is None else hyper
+        unit = self._column_units()
+        return np.stack([hyper[0] * unit, hyper[1] / (unit * unit)])
+
+    def _column_units(self):
+        """Rating units per standardized unit of a (bias, factors) row of k + 1 columns."""
         unit = np.full(self.user_hyper.shape[1], self.root)
         unit[0] = self.scale
-        return np.stack([self.user_hyper[0] * unit, self.user_hyper[1] / (unit * unit)])
+        return unit
+
+    def _kept_features(self, dtype):
+        """What a kept sample holds of the side features, in rating units: each side's
+        theta (as ``dtype``) and, with item features, the item groups' hyperparameters."""
+        out = {f"{side}_theta": (layout["theta"] * self._column_units()).astype(dtype)
+               for side, layout in self.features.items()}
+        if "item" in self.features:
+            out["item_hyper"] = self._hyper_in_rating_units(self.item_hyper)
+        return out
 
     def step(self, sweep):
         pr = self.params
@@ -178,6 +242,16 @@ class _Sweeps:
             self.user_hyper, self.item_hyper,
             self.seed, sweep - 1, self.n_threads, pr["alpha_0"], pr["beta_0"], 0.0, 1.0,
             pr["alpha_lambda"], pr["beta_lambda"], **self.implicit)
+        for side, layout in self.features.items():
+            user = side == "user"
+            _features.feature_sweep(
+                side, layout["ptr"], layout["rows"], layout["x"], layout["group_ptr"],
+                layout["theta"], layout["hyper"], self.bu if user else self.bi,
+                self.P_seen if user else self.Q_seen,
+                self.implicit[f"{side}_bias_shift"], self.implicit["ybar" if user else "zbar"],
+                self.P if user else self.Q, self.user_hyper if user else self.item_hyper,
+                self.seed, sweep - 1, self.n_threads, 0.0, 1.0, pr["alpha_lambda"],
+                pr["beta_lambda"])
         return self._record(sweep, alpha, sse)
 
     def _record(self, sweep, alpha, sse):
@@ -194,7 +268,8 @@ class _Sweeps:
             self.kept.append((m.user_factors_.copy(), m.item_factors_.copy(),
                               self.bu * scale, self.bi * scale, alpha,
                               self._hyper_in_rating_units(),
-                              None if y is None else (y * root).astype(m.user_factors_.dtype)))
+                              None if y is None else (y * root).astype(m.user_factors_.dtype),
+                              self._kept_features(m.user_factors_.dtype)))
         return {"sse": sse * scale * scale, "alpha": alpha}
 
     def validation_rmse(self, val):
@@ -345,8 +420,16 @@ class BayesianMF(Estimator):
         most = max(1, MAX_KEPT_COLUMNS // params["k"])
         return max(1, -(-params["n_samples"] // most))
 
-    def fit(self, users, items, ratings, validation=None, callback=None, implicit=None):
+    def fit(self, users, items, ratings, validation=None, callback=None, implicit=None,
+            user_features=None, item_features=None):
         """Train on (user, item, rating) triples; return ``self`` (see ``Estimator.fit``).
+
+        ``user_features``, ``item_features``: side features (``mfcore.features``), a
+        pandas DataFrame indexed by raw id or a ``(matrix, ids)`` pair. Each feature gets
+        a linear weight and a factor vector added to the bias and factors of the rows
+        that have it (see the class docstring); ids without a row have no features.
+        Their encoding is kept (``user_feature_encoding_``, ``item_feature_encoding_``)
+        and saved, for ``predict(..., user_features=...)`` of ids unseen in training.
 
         ``implicit=(users, items)``: further implicit pairs without ratings (items
         users are known to have rated or viewed, ratings unknown), added to N(u) and
@@ -358,10 +441,33 @@ class BayesianMF(Estimator):
             raise ValueError("fit(implicit=...) needs implicit terms: set implicit=True "
                              f"(or 'user', 'item', 'both'), got implicit={self.implicit!r}")
         self._extra_implicit = None if implicit is None else self._raw_pairs(implicit)
+        self._fit_features = {side: (table, FeatureEncoding.fit(table, f"{side}_features"))
+                              for side, table in (("user", user_features),
+                                                  ("item", item_features))
+                              if table is not None}
         try:
             return super().fit(users, items, ratings, validation=validation, callback=callback)
         finally:
             del self._extra_implicit  # the pairs shape N(u), N(i) during fit only
+            del self._fit_features
+
+    def _feature_layouts(self):
+        """The training rows' feature values per side (``feature_layout``) from the tables
+        given to ``fit``; records their encodings (None for a side without)."""
+        tables = getattr(self, "_fit_features", {})
+        layouts = {}
+        for side in ("user", "item"):
+            table, encoding = tables.get(side, (None, None))
+            setattr(self, f"{side}_feature_encoding_", encoding)
+            if encoding is not None:
+                ids = getattr(self, f"{side}_map_").ids
+                triplets = encoding.encode(table, ids, f"{side}_features")
+                layouts[side] = feature_layout(*triplets, encoding.n_features,
+                                               encoding.group_ptr)
+                _features.check_features(layouts[side]["ptr"], layouts[side]["rows"],
+                                         layouts[side]["x"], layouts[side]["group_ptr"],
+                                         len(ids))
+        return layouts
 
     @staticmethod
     def _raw_pairs(pairs):
@@ -409,8 +515,15 @@ class BayesianMF(Estimator):
 
     def _keep_posterior(self, kept):
         """The fitted arrays from the kept samples (see the module docstring)."""
-        P, Q, bu, bi, alpha, hyper, y = zip(*kept)
+        P, Q, bu, bi, alpha, hyper, y, features = zip(*kept)
         self.item_implicit_samples_ = None if y[0] is None else np.stack(y, axis=1)
+        for side in ("user", "item"):
+            name = f"{side}_theta"
+            setattr(self, f"{side}_feature_samples_",
+                    np.stack([f[name] for f in features], axis=1) if name in features[0]
+                    else None)
+        self.item_hyper_samples_ = (np.stack([f["item_hyper"] for f in features])
+                                    if "item_hyper" in features[0] else None)
         scale = 1.0 / np.sqrt(len(kept))
         dtype = P[0].dtype
         self.user_factors_ = np.ascontiguousarray(np.hstack(P) * dtype.type(scale))
