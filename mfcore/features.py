@@ -30,7 +30,7 @@ Example::
     >>> enc = FeatureEncoding.fit(table, "user_features")
     >>> enc.names()
     ['gender=F', 'gender=M', 'age', 'genres=Action', 'genres=Comedy', 'genres=Drama']
-    >>> rows, cols, vals = enc.encode(table, np.array([9]), "user_features")
+    >>> (rows, cols, vals), present = enc.encode(table, np.array([9]), "user_features")
     >>> [(int(c), round(float(v), 3)) for c, v in zip(cols, vals)]
     [(1, 1.0), (2, 1.0), (5, 1.0)]
 """
@@ -42,7 +42,7 @@ import numpy as np
 from .errors import UnknownIdWarning, warn
 from .ids import IdMap, normalize_ids, plain
 
-__all__ = ["FeatureEncoding", "MULTI_SEPARATOR"]
+__all__ = ["FeatureEncoding", "MULTI_SEPARATOR", "table_ids"]
 
 #: The separator of levels in a multi-valued text column (MovieLens' genres).
 MULTI_SEPARATOR = "|"
@@ -52,7 +52,7 @@ def _is_sparse_pair(table):
     return isinstance(table, tuple) and len(table) == 2
 
 
-def _table_ids(table, what):
+def table_ids(table, what):
     """The normalized raw ids of a feature table, or ValueError (wrong type, repeated id)."""
     if _is_sparse_pair(table):
         matrix, ids = table
@@ -75,16 +75,34 @@ def _table_ids(table, what):
 
 def _kind_of(column):
     """'numeric', 'categorical' or 'multi' for a pandas column."""
-    dtype = column.dtype
-    if dtype.kind in "iuf":
+    import pandas as pd
+
+    if column.dtype.kind in "iuf":
         return "numeric"
-    if dtype.kind == "O":
-        for value in column:
-            if isinstance(value, (list, tuple, set, frozenset)):
-                return "multi"
-            if isinstance(value, str) and MULTI_SEPARATOR in value:
-                return "multi"
+    if column.dtype.kind == "b" or isinstance(column.dtype, pd.CategoricalDtype):
+        return "categorical"
+    values = column.dropna()
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return "multi" if values.astype(str).str.contains(MULTI_SEPARATOR, regex=False).any() \
+            else "categorical"
+    for value in values:
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return "multi"
+        if isinstance(value, str) and MULTI_SEPARATOR in value:
+            return "multi"
     return "categorical"
+
+
+def _as_text(column):
+    """A categorical column's cells as text (str of each value), missing ones as None."""
+    import pandas as pd
+
+    missing = column.isna().to_numpy()
+    values = column.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values[~missing], skipna=True) not in ("string", "empty"):
+        values = np.array([str(v) for v in values], dtype=object)
+    values[missing] = None
+    return pd.Series(values, index=column.index, dtype=object)
 
 
 def _missing(value):
@@ -147,7 +165,9 @@ class FeatureEncoding:
     @classmethod
     def fit(cls, table, what):
         """The encoding of ``table`` (see the module docstring)."""
-        ids = _table_ids(table, what)
+        import pandas as pd
+
+        ids = table_ids(table, what)
         if _is_sparse_pair(table):
             return cls([{"name": None, "kind": "sparse", "width": int(table[0].shape[1])}],
                        [None])
@@ -163,7 +183,11 @@ class FeatureEncoding:
                                 "scale": spread if spread > 0 else 1.0})
                 levels.append(None)
                 continue
-            seen = sorted({level for value in column for level in _levels_of(value, kind)})
+            if kind == "categorical":
+                text = _as_text(column).dropna().to_numpy()
+                seen = np.sort(pd.unique(text).astype(str)).tolist()
+            else:
+                seen = sorted({level for value in column for level in _levels_of(value, kind)})
             columns.append({"name": str(name), "kind": kind, "n_levels": len(seen)})
             levels.append(seen)
         if not columns:
@@ -188,18 +212,18 @@ class FeatureEncoding:
 
     def encode(self, table, ids, what):
         """Feature values of the rows of ``table`` whose id is in ``ids`` (normalized raw
-        ids): triplets (position in ``ids``, feature, value), by position then feature.
-        Ids without a table row get no features; unseen levels are dropped with one
-        ``UnknownIdWarning`` counting them."""
-        table_ids = _table_ids(table, what)
+        ids): triplets (position in ``ids``, feature, value), by position then feature,
+        and a mask of the ids that have a table row. Ids without a table row get no
+        features; unseen levels are dropped with one ``UnknownIdWarning`` counting them."""
+        known = table_ids(table, what)
         self._check_columns(table, what)
-        where = IdMap(table_ids).lookup(ids, f"{what} ids") if len(table_ids) else \
+        where = IdMap(known).lookup(ids, f"{what} ids") if len(known) else \
             np.full(len(ids), -1, np.int32)
         pos = np.flatnonzero(where >= 0)
         src = where[pos]
         parts, unseen = [], {}
         for j, col in enumerate(self.columns):
-            rows, feats, vals = self._encode_column(j, col, table, table_ids, src, what, unseen)
+            rows, feats, vals = self._encode_column(j, col, table, known, src, what, unseen)
             parts.append((pos[rows], feats + self.group_ptr[j], vals))
         rows = np.concatenate([p[0] for p in parts]).astype(np.int64)
         feats = np.concatenate([p[1] for p in parts]).astype(np.int64)
@@ -210,18 +234,20 @@ class FeatureEncoding:
             detail = ", ".join(f"{n} in {name!r}" for name, n in unseen.items())
             warn(f"{what}: {total} value(s) of levels not seen in fit ({detail}) have no "
                  "feature", UnknownIdWarning)
-        return rows[order], feats[order], vals[order]
+        return (rows[order], feats[order], vals[order]), where >= 0
 
-    def _encode_column(self, j, col, table, table_ids, src, what, unseen):
+    def _encode_column(self, j, col, table, known, src, what, unseen):
         """(rows into ``src``, feature within the column, value) of column ``j``."""
         if col["kind"] == "sparse":
             return self._encode_matrix(table[0], src, what)
         column = table[col["name"]] if col["name"] in table.columns else \
             table[[c for c in table.columns if str(c) == col["name"]][0]]
         if col["kind"] == "numeric":
-            values = _finite_numbers(column.iloc[src], table_ids[src], what)
+            values = _finite_numbers(column.iloc[src], known[src], what)
             return (np.arange(len(src)), np.zeros(len(src), np.int64),
                     (values - col["mean"]) / col["scale"])
+        if col["kind"] == "categorical":
+            return self._encode_categorical(j, col, column.iloc[src], unseen)
         if self._index[j] is None:
             self._index[j] = {level: n for n, level in enumerate(self.levels[j])}
         index, rows, feats, vals = self._index[j], [], [], []
@@ -235,10 +261,27 @@ class FeatureEncoding:
                 else:
                     known.append(n)
             known = sorted(set(known))
+            if not known:
+                continue
             rows += [r] * len(known)
             feats += known
             vals += [1.0 / len(known)] * len(known)
         return np.array(rows, np.int64), np.array(feats, np.int64), np.array(vals, np.float64)
+
+    def _encode_categorical(self, j, col, column, unseen):
+        """Column ``j`` of one level per cell, vectorized (a million levels is fine)."""
+        import pandas as pd
+
+        if self._index[j] is None:
+            self._index[j] = pd.Index(self.levels[j])
+        text = _as_text(column)
+        codes = self._index[j].get_indexer(text)
+        missing = text.isna().to_numpy()
+        lost = int(((codes < 0) & ~missing).sum())
+        if lost:
+            unseen[col["name"]] = unseen.get(col["name"], 0) + lost
+        rows = np.flatnonzero(codes >= 0)
+        return rows, codes[rows].astype(np.int64), np.ones(len(rows))
 
     @staticmethod
     def _encode_matrix(matrix, src, what):

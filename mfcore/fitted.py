@@ -109,8 +109,10 @@ class FactorModel:
 
     # --- prediction ---------------------------------------------------------------
 
-    def _indices(self, users, items, unknown):
-        """Map raw ids to rows, applying the unknown-id policy; return (u, i, known mask)."""
+    def _indices(self, users, items, unknown, fallback_note="; predicted from the global mean "
+                 "and the known bias"):
+        """Map raw ids to rows, applying the unknown-id policy; return (u, i, known mask).
+        ``fallback_note`` ends the warning: how the unknown ids were predicted."""
         if unknown not in UNKNOWN_POLICIES:
             raise ValueError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
         u = self.user_map_.lookup(to_numpy(users), "users")
@@ -128,7 +130,7 @@ class FactorModel:
             if unknown == "error":
                 raise UnknownIdError(message)
             if unknown == "fallback":
-                warn(message + "; predicted from the global mean and the known bias", UnknownIdWarning)
+                warn(message + fallback_note, UnknownIdWarning)
         return u, i, ~(bad_u | bad_i)
 
     def predict(self, users, items, clip=True, unknown="fallback"):
@@ -240,7 +242,13 @@ class FactorModel:
                    reg, reg_bias, base, count_weight, True, factors, bias, self._threads())
         return factors, bias, {}
 
-    def fold_in(self, users, items, ratings, shrinkage=None):
+    def _fold_in_prior(self, ids, user_features):
+        """The folded-in users' prior shift from their side features (BayesianMF); the
+        other estimators have none."""
+        raise ValueError(f"{type(self).__name__} does not use side features: fold_in takes "
+                         "user_features only for BayesianMF fitted with them")
+
+    def fold_in(self, users, items, ratings, shrinkage=None, user_features=None):
         """Add users (or refresh known ones) from their ratings without retraining; return self.
 
         ``users`` is one raw id (for all the ratings) or one per rating. Each
@@ -259,6 +267,9 @@ class FactorModel:
         its whole history). Ratings of items unknown to the model are ignored
         with an ``UnknownIdWarning``; duplicates follow ``duplicates``. The
         user's rated items become its seen items for ``recommend``.
+
+        ``user_features`` (BayesianMF fitted with user features): the users' feature
+        rows, which combine with their ratings (the features set the prior mean).
         """
         self._check_fitted()
         shrinkage = self.fold_in_shrinkage if shrinkage is None else shrinkage
@@ -289,9 +300,11 @@ class FactorModel:
         order = np.argsort(fu, kind="stable")
         indptr = np.zeros(len(fold_map) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
+        prior = {} if user_features is None else {
+            "prior": self._fold_in_prior(fold_map.ids, user_features)}
         new_factors, new_bias, extra = self._fold_in_rows(
             indptr, np.ascontiguousarray(i[order], dtype=np.int32), np.ascontiguousarray(r[order]),
-            float(shrinkage))
+            float(shrinkage), **prior)
 
         # Known users get their rows refreshed, new users are appended (to a copy of the
         # map, so that nothing changes if this fails).

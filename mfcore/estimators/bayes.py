@@ -31,7 +31,7 @@ from ..fitted import pair_arguments
 from ..data import check_lengths, to_numpy
 from ..errors import UnknownIdWarning, warn
 from ..features import FeatureEncoding
-from ..ids import normalize_ids, plain
+from ..ids import IdMap, normalize_ids, plain, sorted_unique
 from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard_units,
                    standardized, to_standard)
 
@@ -461,7 +461,7 @@ class BayesianMF(Estimator):
             setattr(self, f"{side}_feature_encoding_", encoding)
             if encoding is not None:
                 ids = getattr(self, f"{side}_map_").ids
-                triplets = encoding.encode(table, ids, f"{side}_features")
+                triplets, _ = encoding.encode(table, ids, f"{side}_features")
                 layouts[side] = feature_layout(*triplets, encoding.n_features,
                                                encoding.group_ptr)
                 _features.check_features(layouts[side]["ptr"], layouts[side]["rows"],
@@ -538,18 +538,123 @@ class BayesianMF(Estimator):
 
     # --- prediction with uncertainty ----------------------------------------------
 
-    def predict(self, users, items, clip=True, unknown="fallback", return_std=False):
+    def predict(self, users, items, clip=True, unknown="fallback", return_std=False,
+                user_features=None, item_features=None):
         """Posterior predictive means (see ``FactorModel.predict``); with ``return_std``
-        also the predictive standard deviations (float64; unknown ids contribute no spread)."""
-        if not return_std:
-            return super().predict(users, items, clip=clip, unknown=unknown)
+        also the predictive standard deviations (float64; unknown ids contribute no spread).
+
+        ``user_features``/``item_features`` (tables as for ``fit``, with the columns the
+        model was fitted with): ids unseen in training that have a row there are
+        predicted from their features (cold start): each kept sample's prior mean of
+        the row, its group mean plus its feature terms; the std then adds the prior
+        spread of the row's own parameters, so it is wider than for a known id. Known
+        ids keep what they learnt in training (their rows there are not read again).
+        """
+        if user_features is None and item_features is None:
+            if not return_std:
+                return super().predict(users, items, clip=clip, unknown=unknown)
+            self._check_fitted()
+            users, items, single = pair_arguments(users, items)
+            u, i, known = self._indices(users, items, unknown)
+            mean, std = self._predict_rows(u, i, clip), self._predictive_std(u, i)
+            if unknown == "nan":
+                mean[~known] = std[~known] = np.nan
+            return (mean[0], std[0]) if single else (mean, std)
         self._check_fitted()
         users, items, single = pair_arguments(users, items)
-        u, i, known = self._indices(users, items, unknown)
-        mean, std = self._predict_rows(u, i, clip), self._predictive_std(u, i)
+        cold = {side: self._cold_side(side, ids, table) for side, ids, table in
+                (("user", users, user_features), ("item", items, item_features))}
+        note = ("; " + " and ".join(
+            f"the {int((c['index'] >= 0).sum())} pair(s) of {len(c['ids'])} unknown {side} "
+            f"id(s) with a feature row predicted from their features"
+            for side, c in cold.items() if c is not None)
+            + ", the rest from the global mean and the known bias")
+        u, i, known = self._indices(users, items, unknown, fallback_note=note)
+        cu, ci = (np.full(len(u), -1) if c is None else c["index"] for c in cold.values())
+        mean = self._predict_rows(u, i, clip).astype(np.float64)
+        std = self._predictive_std(u, i) if return_std else None
+        some = (cu >= 0) | (ci >= 0)
+        if some.any():
+            m, sd = self._cold_pairs(u[some], i[some], cu[some], ci[some], cold)
+            mean[some] = np.clip(m, *self.rating_range_) if clip else m
+            if return_std:
+                std[some] = sd
+        known |= some
+        mean = mean.astype(self.user_factors_.dtype)
         if unknown == "nan":
-            mean[~known] = std[~known] = np.nan
+            mean[~known] = np.nan
+            if return_std:
+                std[~known] = np.nan
+        if not return_std:
+            return mean[0] if single else mean
         return (mean[0], std[0]) if single else (mean, std)
+
+    def _cold_side(self, side, raw, table, known_too=False):
+        """The kept samples' prior rows of the ids of ``raw`` unknown to the model that
+        ``table`` has a row for: dict(ids, index (per position of ``raw``: row among
+        them, -1 for others), rows (n, S, k + 1): bias and factors, prec (S, k + 1)); or
+        None without a table. ``known_too``: every id of ``raw`` (fold-in)."""
+        if table is None:
+            return None
+        encoding = getattr(self, f"{side}_feature_encoding_", None)
+        if encoding is None:
+            raise ValueError(f"{side}_features given, but this model was fitted without "
+                             f"{side} features")
+        raw = normalize_ids(to_numpy(raw), f"{side}s")
+        idmap = getattr(self, f"{side}_map_")
+        unknown = sorted_unique(raw if known_too else raw[idmap.lookup(raw, f"{side}s") < 0])
+        (rows, feats, vals), present = encoding.encode(table, unknown, f"{side}_features")
+        ids = unknown[present]
+        where = np.cumsum(present) - 1      # an unknown id's row among ``ids``
+        theta = getattr(self, f"{side}_feature_samples_").astype(np.float64)  # (F, S, k + 1)
+        hyper = (self.user_hyper_samples_ if side == "user" else self.item_hyper_samples_)
+        out = np.zeros((len(ids),) + theta.shape[1:])
+        np.add.at(out, where[rows], vals[:, None, None] * theta[feats])
+        out += hyper[:, 0]
+        index = np.full(len(raw), -1)
+        if len(ids):
+            index = IdMap(ids).lookup(raw).astype(np.int64)
+        return {"ids": ids, "index": index, "rows": out, "prec": hyper[:, 1]}
+
+    def _side_samples(self, side, rows, cold_index, cold):
+        """Per pair and kept sample the (bias, factors) of a side (m, S, k + 1), float64:
+        known rows from the kept samples, cold ones from ``cold``, others zero."""
+        S, k = self.n_kept_, self.k
+        out = np.zeros((len(rows), S, k + 1))
+        known = rows >= 0
+        factors = getattr(self, f"{side}_factors_")[rows[known]].reshape(-1, S, k)
+        out[known, :, 1:] = factors.astype(np.float64) * np.sqrt(S)
+        out[known, :, 0] = getattr(self, f"{side}_bias_samples_")[rows[known]]
+        is_cold = cold_index >= 0
+        if is_cold.any():
+            out[is_cold] = cold[side]["rows"][cold_index[is_cold]]
+        return out, is_cold
+
+    def _cold_pairs(self, u, i, cu, ci, cold):
+        """Posterior predictive (mean, std) of pairs with a cold side: per sample the
+        prediction from the rows' samples; a cold row adds its own parameters' prior
+        variance (1/lambda of its bias, q_f^2/lambda_f of each factor, and 1/(lambda_f
+        lambda'_f) when both sides are cold)."""
+        mean, std = np.empty(len(u)), np.empty(len(u))
+        noise = np.mean(1.0 / self.alpha_samples_)
+        for start in range(0, len(u), STD_CHUNK):
+            part = slice(start, start + STD_CHUNK)
+            P, pc = self._side_samples("user", u[part], cu[part], cold)
+            Q, qc = self._side_samples("item", i[part], ci[part], cold)
+            pred = P[..., 0] + Q[..., 0] + np.einsum("nsk,nsk->ns", P[..., 1:], Q[..., 1:])
+            extra = np.zeros(pred.shape)
+            for is_cold, other, side in ((pc, Q, "user"), (qc, P, "item")):
+                if is_cold.any():
+                    prec = cold[side]["prec"]                                    # (S, k + 1)
+                    extra[is_cold] += 1.0 / prec[:, 0] + np.einsum(
+                        "nsk,sk->ns", other[is_cold, :, 1:] ** 2, 1.0 / prec[:, 1:])
+            both = pc & qc
+            if both.any():
+                extra[both] += np.sum(1.0 / (cold["user"]["prec"][:, 1:]
+                                             * cold["item"]["prec"][:, 1:]), axis=1)
+            mean[part] = self.global_mean_ + pred.mean(axis=1)
+            std[part] = np.sqrt(pred.var(axis=1) + noise + extra.mean(axis=1))
+        return mean, std
 
     def _predictive_std(self, u, i):
         """sqrt(variance over the kept samples of their predictions + mean noise variance)."""
@@ -570,11 +675,21 @@ class BayesianMF(Estimator):
 
     # --- fold-in --------------------------------------------------------------------
 
-    def _fold_in_rows(self, indptr, items, ratings, shrinkage):
+    def _fold_in_prior(self, ids, user_features):
+        """Per user of ``ids`` and kept sample the shift of its (bias, factors) prior mean
+        by its features (n, S, k + 1); zero for a user without a feature row."""
+        cold = self._cold_side("user", ids, user_features, known_too=True)
+        out = np.zeros((len(ids), self.n_kept_, self.k + 1))
+        has = cold["index"] >= 0
+        out[has] = cold["rows"][cold["index"][has]] - self.user_hyper_samples_[:, 0]
+        return out
+
+    def _fold_in_rows(self, indptr, items, ratings, shrinkage, prior=None):
         """Each new user's conditional posterior mean given each kept sample's items, noise
         precision and user hyperparameters (Rao-Blackwellized rather than sampled: no
         randomness, the same answer every time); ``shrinkage`` adds that many ratings'
-        worth of prior precision. With the SVD++ term the user's N(u) is the items it
+        worth of prior precision; ``prior`` (n, S, k + 1) shifts each user's prior mean
+        (its side features, ``_fold_in_prior``). With the SVD++ term the user's N(u) is the items it
         rated here: its stored vector is p + |N(u)|^-1/2 sum of their y (each sample's).
         The flipped term is not updated: the new user joins no item's N(i), whose
         effective vectors stay those of training."""
@@ -596,10 +711,11 @@ class BayesianMF(Estimator):
                 ybar = Y[cols].sum(axis=0, dtype=np.float64) / np.sqrt(len(cols))
                 y -= np.einsum("msk,sk->sm", Q[cols], ybar)
             A = np.concatenate([np.ones((S, len(cols), 1)), Q[cols].transpose(1, 0, 2)], axis=2)
-            prior = prec_g * (1.0 + shrinkage)                                  # (S, k + 1)
+            precision = prec_g * (1.0 + shrinkage)                              # (S, k + 1)
             lhs = alpha[:, None, None] * np.einsum("smi,smj->sij", A, A)
-            lhs[:, np.arange(k + 1), np.arange(k + 1)] += prior
-            rhs = alpha[:, None] * np.einsum("smi,sm->si", A, y) + prior * mean_g
+            lhs[:, np.arange(k + 1), np.arange(k + 1)] += precision
+            mean = mean_g if prior is None else mean_g + prior[row]
+            rhs = alpha[:, None] * np.einsum("smi,sm->si", A, y) + precision * mean
             x = np.linalg.solve(lhs, rhs[..., None])[..., 0]                     # (S, k + 1)
             bias_samples[row] = x[:, 0]
             bias[row] = x[:, 0].mean()
@@ -617,6 +733,13 @@ class BayesianMF(Estimator):
                          user_hyper_samples=self.user_hyper_samples_)
             if self.item_implicit_samples_ is not None:
                 state["item_implicit_samples"] = self.item_implicit_samples_
+            for side in ("user", "item"):
+                encoding = getattr(self, f"{side}_feature_encoding_", None)
+                if encoding is not None:
+                    state.update(encoding.to_state(f"{side}_feature"))
+                    state[f"{side}_feature_samples"] = getattr(self, f"{side}_feature_samples_")
+            if getattr(self, "item_hyper_samples_", None) is not None:
+                state["item_hyper_samples"] = self.item_hyper_samples_
         return state
 
     def _stored_columns(self, params, state):
@@ -636,6 +759,13 @@ class BayesianMF(Estimator):
         elif "item_implicit_samples" in state:
             raise ValueError(f"item_implicit_samples given but implicit={params['implicit']!r} "
                              "has no user-side (SVD++) term")
+        encodings = {side: FeatureEncoding.from_state(state, f"{side}_feature")
+                     if f"{side}_feature_encoding" in state else None for side in ("user", "item")}
+        for side, encoding in encodings.items():
+            if encoding is not None:
+                expected[f"{side}_feature_samples"] = ((encoding.n_features, S, k + 1), dtype)
+        if encodings["item"] is not None:
+            expected["item_hyper_samples"] = ((S, 2, k + 1), np.dtype(np.float64))
         for name, (shape, want) in expected.items():
             if name not in state:
                 raise ValueError(f"{name} is missing")
@@ -654,5 +784,11 @@ class BayesianMF(Estimator):
         self.user_hyper_samples_ = np.ascontiguousarray(state["user_hyper_samples"])
         self.item_implicit_samples_ = (np.ascontiguousarray(state["item_implicit_samples"])
                                        if with_y else None)
+        for side, encoding in encodings.items():
+            setattr(self, f"{side}_feature_encoding_", encoding)
+            setattr(self, f"{side}_feature_samples_", None if encoding is None else
+                    np.ascontiguousarray(state[f"{side}_feature_samples"]))
+        self.item_hyper_samples_ = (None if encodings["item"] is None else
+                                    np.ascontiguousarray(state["item_hyper_samples"]))
         self.n_kept_ = S
         return self
