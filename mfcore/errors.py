@@ -25,6 +25,11 @@ class UnknownIdError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class IdKindError(TypeError):
+    """Ids of the other kind than the model's (strings for a model of integer ids, or the
+    reverse)."""
+
+
 class UnknownIdWarning(UserWarning):
     """Some ids passed to a fitted model were not seen in training."""
 

@@ -15,6 +15,8 @@ import numbers
 
 import numpy as np
 
+from .errors import IdKindError
+
 __all__ = ["IdMap", "normalize_ids", "sorted_unique", "factorize"]
 
 INT_KIND = "int"
@@ -208,7 +210,7 @@ class IdMap:
             return
         kind = STR_KIND if arr.dtype.kind == "U" else INT_KIND
         if kind != self.kind:
-            raise TypeError(f"{name}: the model's ids are {self.kind}s but got {kind}s "
+            raise IdKindError(f"{name}: the model's ids are {self.kind}s but got {kind}s "
                             f"(e.g. {plain(arr[0])!r})")
 
     def lookup(self, raw, name="ids"):

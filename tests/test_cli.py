@@ -1,4 +1,5 @@
 """The command line: train -> evaluate -> predict -> info round trip, bad input, the demo (offline)."""
+import importlib
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import pytest
 
 import mfcore
 from mfcore import cli, datasets
+from mfcore.cli.common import cli_terms
 
 pd = pytest.importorskip("pandas")
 
@@ -325,10 +327,10 @@ def test_reader_messages_speak_cli(files, capsys, tmp_path):
 
 
 def test_cli_terms_rewrites_keywords_but_not_paths():
-    assert cli.cli_terms("with lr=0.5; try lr=0.05") == "with --lr 0.5; try --lr 0.05"
-    assert cli.cli_terms("n_iter_no_change must be") == "--n-iter-no-change must be"
-    assert cli.cli_terms("pass ids='str' for string ids") == "pass --ids str for string ids"
-    assert cli.cli_terms("/data/k=3/r.csv, line 2: bad") == "/data/k=3/r.csv, line 2: bad"
+    assert cli_terms("with lr=0.5; try lr=0.05") == "with --lr 0.5; try --lr 0.05"
+    assert cli_terms("n_iter_no_change must be") == "--n-iter-no-change must be"
+    assert cli_terms("pass ids='str' for string ids") == "pass --ids str for string ids"
+    assert cli_terms("/data/k=3/r.csv, line 2: bad") == "/data/k=3/r.csv, line 2: bad"
 
 
 def test_algorithm_bayes_trains_with_implicit_terms(files, capsys, tmp_path):
@@ -340,3 +342,40 @@ def test_algorithm_bayes_trains_with_implicit_terms(files, capsys, tmp_path):
     loaded = mfcore.load(model)
     assert loaded.get_params()["implicit"] == "user"
     assert loaded.item_implicit_samples_.shape == (len(loaded.item_map_), 4, 3)
+
+
+def test_traceback_flag_and_mfcore_debug_show_the_real_traceback(files, capsys, monkeypatch):
+    argv = ["train", str(files / "missing.csv"), "-o", str(files / "m.mfz")]
+    assert cli.main(argv) == 1
+    assert "Traceback" not in capsys.readouterr().err                 # one line by default
+    assert cli.main(["--traceback", *argv]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "FileNotFoundError" in err
+    assert err.strip().splitlines()[-1].startswith("mfcore train: error:")
+    monkeypatch.setenv("MFCORE_DEBUG", "1")
+    assert cli.main(argv) == 1 and "Traceback" in capsys.readouterr().err
+
+
+def test_an_unexpected_exception_is_a_bug_and_keeps_its_traceback(files, monkeypatch):
+    # the broad 'except TypeError/KeyError' is gone: a bug is not reported as bad input
+    def broken(path):
+        raise KeyError("a bug")
+    monkeypatch.setattr(importlib.import_module("mfcore.cli.use"), "load", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        cli.main(["info", str(files / "train.dat")])
+
+
+@pytest.mark.parametrize("command", ["recommend", "similar"])
+def test_recommend_and_similar_share_the_n_check(files, capsys, command):
+    for bad, message in (("0", "argument -n: must be at least 1, got 0"),
+                         ("x", "argument -n: must be an integer, got 'x'")):
+        with pytest.raises(SystemExit) as caught:
+            cli.main([command, str(files / "model.mfz"), "1", "-n", bad])
+        assert caught.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_demo_is_a_module_of_its_own(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(mfcore.__file__)))
+    result = subprocess.run([sys.executable, "-m", "mfcore.demo", "--help"], capture_output=True,
+                            text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0 and "80/10/10" in result.stdout and "--synthetic" in result.stdout

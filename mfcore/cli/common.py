@@ -1,0 +1,140 @@
+"""What every command shares: the reader options, progress lines, output-path checks, model
+loading, JSON output, and the spelling of a library name as a flag."""
+import inspect
+import json
+import os
+import re
+import sys
+import time
+
+from ..estimators import ALGORITHMS
+from ..io import read_pairs, read_ratings
+from ..persistence import load
+
+
+class CommandError(Exception):
+    """A problem the user can fix (a bad file, an unknown id...): printed, exit code 1."""
+
+
+def flag(name):
+    """The command-line flag of a library parameter: ``n_iter_no_change`` -> ``--n-iter-no-change``."""
+    return "--" + name.replace("_", "-")
+
+
+#: options of the library that the command line spells differently (the rest are --name)
+_CLI_SPELLING = [
+    (re.compile(r"columns=\[([^\]]*)\]"),
+     lambda m: "--columns " + ",".join(v.strip(" '\"") for v in m.group(1).split(","))),
+    (re.compile(r"\bcolumns="), lambda m: "--columns"),
+    (re.compile(r"\bheader=False\b"), lambda m: "--no-header"),
+    (re.compile(r"\bheader=True\b"), lambda m: "--header"),
+    (re.compile(r"\bon_bad_lines=['\"]skip['\"]"), lambda m: "--skip-bad-lines"),
+    (re.compile(r"\bexclude_seen=False\b"), lambda m: "--include-seen"),
+    (re.compile(r"\bmember="), lambda m: "--member"),
+    (re.compile(r"\bvalidation_fraction\b"), lambda m: "--val"),
+    (re.compile(r"\bn_iter\b"), lambda m: "--n-iter"),
+]
+
+
+def cli_terms(message):
+    """A library message in command-line terms: ``lr=0.5`` -> ``--lr 0.5``, ``k must`` ->
+    ``--k must``, ``ids='str'`` -> ``--ids str``, ``columns=[...]`` -> ``--columns ...``."""
+    message = str(message)
+    for pattern, spelling in _CLI_SPELLING:
+        message = pattern.sub(spelling, message)
+    names = {name for cls in ALGORITHMS.values()
+             for name in inspect.signature(cls.__init__).parameters if name != "self"}
+    names = sorted(names | {"ids", "unknown", "sep", "cv"}, key=len, reverse=True)
+    alternatives = "|".join(map(re.escape, names))
+    # name=value (not inside a path or a longer word), and a message that starts "name must"
+    keyword = re.compile(rf"(?<![\w/.\\-])({alternatives})=('[^']*'|\"[^\"]*\"|[^\s,;)]+)")
+    message = keyword.sub(lambda m: f"{flag(m.group(1))} {m.group(2).strip(chr(34) + chr(39))}",
+                          message)
+    return re.sub(rf"^({alternatives}) must\b", lambda m: f"{flag(m.group(1))} must", message)
+
+
+class CLITermsStream:
+    """A text stream that writes to ``target`` in command-line terms (``cli_terms``): the
+    library's own progress lines (search trials) as the CLI's flags."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def write(self, text):
+        return self.target.write(cli_terms(text))
+
+    def flush(self):
+        self.target.flush()
+
+    def isatty(self):
+        return self.target.isatty()
+
+
+def add_reader_options(parser):
+    """The options of ``read_ratings``/``read_pairs`` as flags (--sep, --header, --columns...)."""
+    group = parser.add_argument_group("reading rating files")
+    group.add_argument("--sep", default=None,
+                       help="field separator: '::', tab, ',', ';' or whitespace (default: detect)")
+    group.add_argument("--header", dest="header", action="store_true", default=None,
+                       help="the first line names the columns (default: detect)")
+    group.add_argument("--no-header", dest="header", action="store_false",
+                       help="the first line is data")
+    group.add_argument("--skip-bad-lines", action="store_true",
+                       help="drop malformed lines with a warning instead of failing")
+    group.add_argument("--columns", default=None, metavar="NAMES",
+                       help="the file's columns in order, from user, item, rating, timestamp "
+                       "(e.g. --columns rating,user,item; default: from the header's names, "
+                       "else user,item,rating[,timestamp])")
+    group.add_argument("--ids", choices=("auto", "int", "str"), default=None,
+                       help="id type (default: detect; for a model's file, the model's type)")
+    group.add_argument("--member", default=None, metavar="NAME",
+                       help="the file to read inside a .zip archive (default: its only file, "
+                       "or its one ratings file)")
+
+
+def status(args, text):
+    """A progress line on stderr (not with -q): what the command is doing now."""
+    if not getattr(args, "quiet", False):
+        print(text, file=sys.stderr, flush=True)
+
+
+def read(args, path, pairs=False, model=None):
+    """Read a ratings (or pairs) file with the command's reader options."""
+    ids = args.ids
+    if ids is None:  # string-id models read '42' as the id '42', not the number 42
+        kinds = {model.user_map_.kind, model.item_map_.kind} if model is not None else set()
+        ids = "str" if kinds == {"str"} else "auto"
+    reader = read_pairs if pairs else read_ratings
+    sep = "\t" if args.sep == "tab" else args.sep
+    status(args, f"reading {path} ...")
+    start = time.perf_counter()
+    frame = reader(path, sep=sep, header=args.header, columns=args.columns, ids=ids,
+                   on_bad_lines="skip" if args.skip_bad_lines else "error", member=args.member)
+    status(args, f"read {len(frame):,} {'pairs' if pairs else 'ratings'} in "
+           f"{time.perf_counter() - start:.1f} s")
+    return frame
+
+
+def check_output(path, option):
+    """Refuse an output path that cannot be written, before any work is done."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise CommandError(f"{option} {path}: is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CommandError(f"{option} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise CommandError(f"{option} {path}: not writable (permission denied)")
+
+
+def load_fitted(path):
+    """The fitted model in the file at ``path`` (an unfitted one is a CommandError)."""
+    model = load(path)
+    if not hasattr(model, "user_factors_"):
+        raise CommandError(f"{path} holds an unfitted model; train one with 'mfcore train'")
+    return model
+
+
+def print_json(obj):
+    print(json.dumps(obj, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)))

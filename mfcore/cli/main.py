@@ -1,0 +1,86 @@
+"""The entry point: the parser of every command, and how errors become exit codes."""
+import argparse
+import os
+import sys
+import traceback
+import warnings
+
+from .. import __version__, demo
+from ..errors import (DataUnavailableError, IdKindError, ModelFileError, NotFittedError,
+                      TrainingDivergedError, UnknownIdError)
+from .common import CommandError, cli_terms
+from .train import add_train, add_tune
+from .use import add_evaluate, add_info, add_predict, add_recommend, add_similar
+
+#: What a user can fix (a bad file or value, training that diverged): one line, exit code 1.
+#: Anything else is a bug in mfcore and keeps its traceback.
+USER_ERRORS = (CommandError, ModelFileError, NotFittedError, DataUnavailableError,
+               TrainingDivergedError, UnknownIdError, IdKindError, OSError, ValueError)
+
+
+def add_demo(commands):
+    p = commands.add_parser("demo", help="train and evaluate on MovieLens 100K (or synthetic data)",
+                            description=demo.DESCRIPTION)
+    demo.add_arguments(p)
+    p.set_defaults(func=lambda args: demo.run(args.synthetic, not args.no_download, args.seed))
+
+
+COMMANDS = [add_train, add_tune, add_evaluate, add_predict, add_recommend, add_similar, add_info,
+            add_demo]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="mfcore",
+                                     description="Biased matrix factorization for rating data.")
+    parser.add_argument("--version", action="version", version=f"mfcore {__version__}")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an error, print the full traceback too (so does the "
+                        "environment variable MFCORE_DEBUG=1)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for add in COMMANDS:
+        add(commands)
+    for sub in commands.choices.values():
+        sub.set_defaults(parser=sub)
+    return parser
+
+
+def _debugging(args):
+    return args.traceback or os.environ.get("MFCORE_DEBUG", "").strip() not in ("", "0")
+
+
+def _run(args):
+    """Run the command; warnings it raises (unknown ids, merged duplicates, skipped lines)
+    are printed as ``mfcore <command>: warning: ...`` on stderr, even when it then fails."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            args.func(args)
+        finally:
+            for w in caught:
+                print(f"mfcore {args.command}: warning: {cli_terms(w.message)}", file=sys.stderr)
+
+
+def main(argv=None):
+    """Run one command; return its exit code (see ``mfcore.cli``)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported with the command's own usage line, not the top-level one
+        args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        _run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. 'mfcore predict ... | head': stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (MemoryError, *USER_ERRORS) as exc:
+        if _debugging(args):
+            traceback.print_exc()
+        if isinstance(exc, MemoryError):
+            message = "not enough memory (try a smaller --k, or fewer ratings)"
+        else:
+            message = " ".join(cli_terms(exc).split("\n"))   # one line
+        print(f"mfcore {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    return 0

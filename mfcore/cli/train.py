@@ -1,0 +1,283 @@
+"""``mfcore train`` and ``mfcore tune``: every hyperparameter of the ``--algorithm`` is a flag
+(read from the estimators' signatures, so a new one appears here by itself)."""
+import argparse
+import contextlib
+import inspect
+import sys
+import time
+
+from ..estimators import ALGORITHMS
+from ..search import MAX_EPOCHS, Search
+from ..split import train_test_split
+from .common import (CLITermsStream, add_reader_options, check_output, cli_terms, flag,
+                     print_json, read, status)
+
+#: hyperparameters that are no flag: train and tune always start fresh (no --warm-start),
+#: and --val is the one validation fraction
+NOT_FLAGS = ("warm_start", "validation_fraction")
+#: switches that may also take a value (--implicit alone, or --implicit user)
+SWITCH_OR_VALUE = {"implicit": "a switch (both sides), or user / item / both"}
+#: what a default of None means, for --help
+NONE_MEANS = {"reg_bias": "same as --reg", "n_threads": "OMP_NUM_THREADS if set, else every CPU",
+              "thin": "keep every sample (at most 2048 factor columns)",
+              "seed": "fresh randomness"}
+#: The default grid of each --algorithm.
+TUNE_GRIDS = {"sgd": {"k": [64, 128], "reg": [0.04, 0.06, 0.08, 0.1], "lr": [0.005, 0.01]},
+              "als": {"k": [32, 64, 128], "reg": [0.05, 0.1, 0.2]},
+              "bayes": {"k": [10, 32, 64]}}
+
+
+def _value(text):
+    """A hyperparameter value from the command line: none, true/false, int, float or text."""
+    lower = text.strip().lower()
+    if lower in ("none", "null"):
+        return None
+    if lower in ("true", "false"):
+        return lower == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _algorithm_params(command=None):
+    """name -> {algorithm: default} for every estimator's hyperparameters (read from the
+    signatures, so new ones appear here); for ``tune`` the epoch limit its trials run."""
+    table = {}
+    for algo, cls in ALGORITHMS.items():
+        for name, p in inspect.signature(cls.__init__).parameters.items():
+            if name != "self":
+                default = p.default
+                if command == "tune" and name == cls.EPOCHS and _stops_early(cls):
+                    default = MAX_EPOCHS
+                table.setdefault(name, {})[algo] = default
+    return table
+
+
+def _stops_early(cls):
+    return "n_iter_no_change" in inspect.signature(cls.__init__).parameters
+
+
+def _add_algorithm_option(parser):
+    parser.add_argument("--algorithm", choices=tuple(ALGORITHMS), default="sgd",
+                        help="the estimator: sgd (mfcore.Model, the default), als (mfcore.ALS) or "
+                        "bayes (mfcore.BayesianMF)")
+
+
+def _default_text(name, value):
+    if value is None and name in NONE_MEANS:
+        return NONE_MEANS[name]
+    if isinstance(value, bool):
+        return "default on" if value else "default off"
+    return f"default {value}"
+
+
+def _add_hyper_options(parser, title, command):
+    """One flag per hyperparameter of any algorithm (--k 64 --reg 0.05 ...); a True/False
+    one is a switch (--verbose, --no-count-weighted)."""
+    hyper = parser.add_argument_group(title)
+    for name, defaults in _algorithm_params(command).items():
+        if name in NOT_FLAGS or (command == "tune" and name == "verbose"):
+            continue
+        texts = {algo: _default_text(name, d) for algo, d in defaults.items()}
+        if len(set(texts.values())) == 1 and len(defaults) == len(ALGORITHMS):
+            text = next(iter(texts.values()))
+        else:
+            text = ", ".join(f"{algo}: {t}" for algo, t in texts.items())
+        if name in SWITCH_OR_VALUE:
+            hyper.add_argument(flag(name), dest="param_" + name, nargs="?", const=True,
+                               type=_value, default=argparse.SUPPRESS, metavar="V",
+                               help=f"{text}; {SWITCH_OR_VALUE[name]}")
+        elif all(isinstance(d, bool) for d in defaults.values()):
+            hyper.add_argument(flag(name), dest="param_" + name,
+                               action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=text)
+        else:
+            hyper.add_argument(flag(name), dest="param_" + name, type=_value,
+                               default=argparse.SUPPRESS, metavar="V", help=text)
+
+
+def _model_from_flags(args):
+    """The --algorithm estimator with the hyperparameter flags given; a bad value or a flag
+    of another algorithm is a usage error."""
+    estimator = ALGORITHMS[args.algorithm]
+    params = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_")}
+    valid = estimator._param_names()
+    foreign = [name for name in params if name not in valid]
+    if foreign:
+        args.parser.error(f"{flag(foreign[0])} does not apply to --algorithm "
+                          f"{args.algorithm}")
+    model = estimator()
+    try:
+        model.set_params(**params)._checked_params()
+    except ValueError as exc:
+        args.parser.error(cli_terms(exc))
+    return model
+
+
+# --- train ------------------------------------------------------------------------------
+
+def add_train(commands):
+    p = commands.add_parser("train", help="train a model on a ratings file and save it",
+                            description="Train a model on a ratings file and save it. Every "
+                            "hyperparameter of the --algorithm is a flag (--k 64 --reg 0.05 ...).")
+    p.add_argument("ratings", help="ratings file (user, item, rating[, timestamp])")
+    p.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.mfz)")
+    p.add_argument("--val", type=float, default=None, metavar="FRACTION",
+                   help="hold out this random fraction as validation data: early stopping "
+                   "on it, and its RMSE is reported (the held-out ratings are not trained on; "
+                   "default: train on all, no early stopping)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the --val split (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    _add_algorithm_option(p)
+    _add_hyper_options(p, "hyperparameters (see help(mfcore.Model), help(mfcore.ALS), "
+                       "help(mfcore.BayesianMF))", "train")
+    add_reader_options(p)
+    p.set_defaults(func=run_train)
+
+
+def run_train(args):
+    model = _model_from_flags(args)
+    if args.val is not None and not 0 < args.val < 1:
+        args.parser.error(f"--val must be a fraction between 0 and 1, got {args.val}")
+    check_output(args.output, "-o")
+    data = read(args, args.ratings)
+    validation = None
+    if args.val is not None:
+        data, val = train_test_split(data, args.val, seed=args.split_seed)
+        validation = (val["user"], val["item"], val["rating"])
+    limit = getattr(model, model.EPOCHS)
+    status(args, f"training {type(model).__name__} (--algorithm {args.algorithm}, --k {model.k}) "
+           f"on {len(data):,} ratings: up to {limit} {model.EPOCH_WORD} ...")
+    start = time.perf_counter()
+    model.fit(data["user"], data["item"], data["rating"], validation=validation)
+    seconds = time.perf_counter() - start
+    model.save(args.output)
+    print(f"trained on {len(data):,} ratings ({len(model.user_map_):,} users, "
+          f"{len(model.item_map_):,} items): {type(model).__name__} k={model.k}, "
+          f"{model.n_epochs_} {model.EPOCH_WORD} in {seconds:.2f} s")
+    print(f"  {model.stop_reason_}")
+    if validation is not None:
+        scores = model.evaluate(*validation)
+        print(f"validation ({len(validation[0]):,} ratings): RMSE {scores['rmse']:.4f}  "
+              f"MAE {scores['mae']:.4f}  (best epoch {model.best_epoch_})")
+    print(f"wrote {args.output}")
+
+
+# --- tune -------------------------------------------------------------------------------
+
+def add_tune(commands):
+    p = commands.add_parser(
+        "tune", help="search hyperparameters on a ratings file, optionally save the best model",
+        description="Grid or random search over the --algorithm's hyperparameters, scored by "
+        "the RMSE on a "
+        "validation split carved from the file (or by k-fold cross-validation), with early "
+        "stopping in every trial. Prints the results table and the best parameters; with -o, "
+        "refits them on the whole file and saves the model. Trials run at most 200 epochs "
+        "(iterations) unless --epochs (--iterations) says otherwise. Default grids: "
+        + "; ".join(f"{algo}: " + ", ".join(f"{k}={','.join(map(str, v))}" for k, v in grid.items())
+                    for algo, grid in TUNE_GRIDS.items()) + ".")
+    p.add_argument("ratings", help="ratings file (user, item, rating[, timestamp])")
+    p.add_argument("--grid", action="append", default=None, metavar="NAME=V1,V2,...",
+                   help="values to try for one hyperparameter; repeat for several "
+                   "(e.g. --grid k=32,64 --grid reg=0.05,0.1); replaces the default grid")
+    p.add_argument("--n-iter", type=int, default=None, metavar="N",
+                   help="try N random grid points instead of the whole grid")
+    p.add_argument("--val", type=float, default=0.1, metavar="FRACTION",
+                   help="validation fraction of each trial (default 0.1)")
+    p.add_argument("--cv", type=int, default=None, metavar="K",
+                   help="score by K-fold cross-validation instead of one validation split")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="seed of the validation split, the folds and random draws (default 0)")
+    p.add_argument("-o", "--output", default=None,
+                   help="refit the best parameters on all ratings and save the model here")
+    p.add_argument("--results", default=None, metavar="CSV", help="write every trial to a CSV")
+    p.add_argument("--json", action="store_true", help="print the results and best as JSON")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no line per finished trial, no progress on stderr")
+    _add_algorithm_option(p)
+    _add_hyper_options(p, "fixed hyperparameters (those not in the grid; see help(mfcore.Model), "
+                       "help(mfcore.ALS), help(mfcore.BayesianMF))", "tune")
+    add_reader_options(p)
+    p.set_defaults(func=run_tune)
+
+
+def _parse_grid(args):
+    """--grid NAME=V1,V2 options as a param_grid dict (the default grid when none)."""
+    if not args.grid:
+        return dict(TUNE_GRIDS[args.algorithm])
+    grid = {}
+    for text in args.grid:
+        name, sep, values = text.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name or not values.strip():
+            args.parser.error(f"--grid takes NAME=V1,V2,..., got {text!r}")
+        if name in grid:
+            args.parser.error(f"--grid names {name!r} twice")
+        grid[name] = [_value(v) for v in values.split(",") if v.strip()]
+    return grid
+
+
+def _search_from_flags(args):
+    """The Search the flags describe (checked: a bad grid or option is a usage error) and its
+    grid points."""
+    grid = _parse_grid(args)
+    base = _model_from_flags(args)
+    if _stops_early(type(base)) and "param_" + base.EPOCHS not in vars(args):
+        # trials stop early: the epoch count is only their limit
+        base.set_params(**{base.EPOCHS: MAX_EPOCHS})
+    if args.cv is not None and args.cv < 2:
+        args.parser.error(f"--cv must be at least 2 folds, got {args.cv}")
+    if args.n_iter is not None and args.n_iter < 1:
+        args.parser.error(f"--n-iter must be at least 1, got {args.n_iter}")
+    search = Search(grid, n_iter=args.n_iter, cv=args.cv, validation_fraction=args.val,
+                    base=base, refit=args.output is not None, seed=args.split_seed,
+                    verbose=not args.json and not args.quiet)
+    try:
+        return search, search.check()
+    except ValueError as exc:
+        args.parser.error(cli_terms(exc))
+
+
+def run_tune(args):
+    search, trials = _search_from_flags(args)
+    check_output(args.output, "-o")
+    check_output(args.results, "--results")
+    data = read(args, args.ratings)
+    scoring = f"{args.cv}-fold CV" if args.cv else f"a {args.val:g} validation split"
+    status(args, f"searching {len(trials)} grid points of "
+           f"{type(search.base).__name__} on {len(data):,} ratings, scored by {scoring} ...")
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(CLITermsStream(sys.stdout)):  # the trial lines
+        search.fit(data["user"], data["item"], data["rating"])
+    seconds = time.perf_counter() - start
+    table = search.results_frame()
+    table["error"] = table["error"].map(cli_terms)
+    if args.results:
+        table.to_csv(args.results, index=False, float_format="%.6g")
+    if args.json:  # a failed trial's scores are null (JSON has no NaN)
+        records = table.astype(object).where(table.notna(), None).to_dict("records")
+        print_json({"results": records, "best_params": search.best_params_,
+                    "best_val_rmse": search.best_score_, "seconds": seconds})
+    else:
+        _print_trials(search, table, f"{len(table)} trials on {len(data):,} ratings, scored by "
+                      f"{scoring}, in {seconds:.1f} s:")
+    if args.output:
+        search.best_model_.save(args.output)
+        print(f"refit on all {len(data):,} ratings; wrote {args.output}",
+              file=sys.stderr if args.json else sys.stdout)
+
+
+def _print_trials(search, table, title):
+    """The results table, each failed trial's error and the best parameters, as flags."""
+    print(title)
+    print(table.drop(columns="error").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    scores = ("val_rmse", "val_rmse_std", "best_epoch", "seconds", "status", "error")
+    for trial in search.results_:
+        if trial["status"] == "failed":
+            params = " ".join(f"{flag(k)} {v}" for k, v in trial.items() if k not in scores)
+            print(f"failed: {params}: {cli_terms(trial['error'])}")
+    print("best: " + " ".join(f"{flag(k)} {v}" for k, v in search.best_params_.items())
+          + f"  (validation RMSE {search.best_score_:.4f})")
