@@ -51,6 +51,47 @@ class BadLinesWarning(UserWarning):
     """A rating file had malformed lines that were skipped on request."""
 
 
+class Setting:
+    """An argument setting named in a message, such as ``lr=0.05`` or ``columns=[...]``.
+
+    The library writes it ``name=text``; another front end (the command line) spells it its
+    own way from ``name`` and ``value`` (``--lr 0.05``). ``Setting("member")``, with no value,
+    names the argument alone (``member=``). ``text`` is the value as the message shows it
+    (default ``repr(value)``)."""
+
+    def __init__(self, name, value=None, text=None):
+        self.name, self.value = name, value
+        self.text = text if text is not None else ("" if value is None else repr(value))
+
+    def __repr__(self):
+        return f"Setting({self.name!r}, {self.value!r})"
+
+    def __str__(self):
+        return f"{self.name}={self.text}"
+
+
+class Message(str):
+    """A message that keeps its parts beside its text, so that a front end can respell the
+    argument settings in it: ``Message("try {0}", Setting("lr", 0.05))`` is the string
+    ``'try lr=0.05'``, and ``spell(lambda s: f"--{s.name} {s.text}")`` gives
+    ``'try --lr 0.05'``. Parts are formatted into ``template`` by ``str.format``; a part
+    may be a ``Setting``, a ``Message`` (spelled in turn) or any value."""
+
+    def __new__(cls, template, *parts):
+        self = super().__new__(cls, template.format(*parts))
+        self.template, self.parts = template, parts
+        return self
+
+    def __reduce__(self):  # pickles (a Dask worker's error) with its parts
+        return Message, (self.template, *self.parts)
+
+    def spell(self, spelling):
+        """The text with each Setting written as ``spelling(setting)`` returns."""
+        return self.template.format(*(
+            part.spell(spelling) if isinstance(part, Message) else
+            spelling(part) if isinstance(part, Setting) else part for part in self.parts))
+
+
 def warn(message, category):
     """Warn, attributed to the first caller outside mfcore (the line of the user's code)."""
     level, frame = 2, sys._getframe(1)  # stacklevel 2: the caller of warn()

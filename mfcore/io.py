@@ -35,7 +35,7 @@ import zlib
 import numpy as np
 
 from ._kernels.readers import parse_block
-from .errors import BadLinesWarning, warn
+from .errors import BadLinesWarning, Message, Setting, warn
 
 __all__ = ["read_ratings", "read_pairs"]
 
@@ -107,8 +107,8 @@ def _zip_member(path, member):
     known = [n for n in names if os.path.basename(n) in RATING_FILES]
     if len(known) == 1:
         return known[0]
-    raise ValueError(f"{path}: holds {len(names)} files ({names[:10]}); "
-                     "say which with member=")
+    raise ValueError(Message("{0}: holds {1} files ({2}); say which with {3}", path, len(names),
+                             names[:10], Setting("member")))
 
 
 class _ClosingMember(io.RawIOBase):
@@ -313,25 +313,27 @@ def _column_order(name, header_names, n_fields, columns):
     canonical = {alias: col for col, aliases in ALIASES.items() for alias in aliases}
     unknown = [h for h in header_names if h not in canonical]
     if unknown:
-        raise ValueError(
-            f"{name}: the header names column(s) this reader does not know: "
-            f"{', '.join(map(repr, unknown))} (it knows "
-            + "; ".join(f"{c}: {', '.join(a)}" for c, a in ALIASES.items())
-            + "); name the file's columns in order with columns=, e.g. "
-            f"columns={list(COLUMNS[:len(header_names)])}")
+        known = "; ".join(f"{c}: {', '.join(a)}" for c, a in ALIASES.items())
+        raise ValueError(Message(
+            "{0}: the header names column(s) this reader does not know: {1} (it knows {2}); "
+            "name the file's columns in order with {3}, e.g. {4}", name,
+            ", ".join(map(repr, unknown)), known, Setting("columns"),
+            Setting("columns", list(COLUMNS[:len(header_names)]))))
     mapped = [canonical[h] for h in header_names]
     twice = sorted({c for c in mapped if mapped.count(c) > 1})
     if twice:
-        raise ValueError(f"{name}: the header {header_names} names the {', '.join(twice)} "
-                         "column more than once; name the file's columns with columns=")
+        raise ValueError(Message("{0}: the header {1} names the {2} column more than once; "
+                                 "name the file's columns with {3}", name, header_names,
+                                 ", ".join(twice), Setting("columns")))
     if len(mapped) != n_fields:
         raise ValueError(f"{name}: the header names {len(mapped)} column(s) "
                          f"({', '.join(header_names)}) but the first data line has {n_fields} "
                          "field(s)")
     missing = [c for c in ("user", "item") if c not in mapped]
     if missing:
-        raise ValueError(f"{name}: no {' or '.join(missing)} column among the header's names "
-                         f"{header_names}; name the file's columns with columns=")
+        raise ValueError(Message("{0}: no {1} column among the header's names {2}; name the "
+                                 "file's columns with {3}", name, " or ".join(missing),
+                                 header_names, Setting("columns")))
     return mapped
 
 
@@ -435,15 +437,15 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
             raise ValueError(f"{name}: could not parse the file: {bad}")
         if on_bad_lines == "error":
             line, problem = bad_lines[0]
-            raise ValueError(f"{name}, line {line}: {problem}")
+            raise ValueError(Message("{0}, line {1}: {2}", name, line, problem))
         frame, still_bad = layout.parse(skip=[line for line, _ in bad_lines])
         if still_bad is not None:
             raise ValueError(f"{name}: could not parse the file: {still_bad}")
         if not len(frame):
-            raise ValueError(f"{name}: no ratings: all {len(bad_lines)} line(s) are bad, the "
-                             f"first at line {bad_lines[0][0]}: {bad_lines[0][1]}")
-        warn(f"{name}: skipped {len(bad_lines)} bad line(s), the first at line "
-                      f"{bad_lines[0][0]}: {bad_lines[0][1]}", BadLinesWarning)
+            raise ValueError(Message("{0}: no ratings: all {1} line(s) are bad, the first at "
+                                     "line {2}: {3}", name, len(bad_lines), *bad_lines[0]))
+        warn(Message("{0}: skipped {1} bad line(s), the first at line {2}: {3}", name,
+                     len(bad_lines), *bad_lines[0]), BadLinesWarning)
     if not len(frame):  # (the sniffer saw a data line: never return nothing silently)
         raise ValueError(f"{name}: no ratings could be read")
     return _finish(frame)
@@ -532,8 +534,8 @@ class _Layout:
                 if not value:
                     return f"empty {column} id"
                 if self.ids == "int" and not _is_int(value):
-                    return (f"{column} id {value!r} is not an integer "
-                            "(pass ids='str' for string ids)")
+                    return Message("{0} id {1!r} is not an integer (pass {2} for string ids)",
+                                   column, value, Setting("ids", "str"))
                 if self.ids == "int" and not -2**63 <= int(value) < 2**63:
                     return f"{column} id {value!r} does not fit in 64 bits"
             elif column == "rating":

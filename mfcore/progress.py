@@ -11,7 +11,7 @@ import contextlib
 import os
 import sys
 
-__all__ = ["enable", "enabled", "bar"]
+__all__ = ["enable", "enabled", "bar", "write"]
 
 _state = {"on": os.environ.get("MFCORE_PROGRESS", "1").strip() not in ("0", "false", "no"),
           "open": 0}
@@ -55,16 +55,21 @@ class Bar:
 
     def write(self, line):
         """Print a line (on stdout) without breaking the bar."""
-        if self._tqdm is not None:
-            self._tqdm.write(line, file=sys.stdout)
-            sys.stdout.flush()
-        else:
-            print(line, flush=True)
+        write(line)
 
     def close(self):
         if self._tqdm is not None:
             self._tqdm.close()
             self._tqdm = None
+
+
+def write(line):
+    """Print a line on stdout above the open bars (or plainly, when none is drawn)."""
+    if _state["open"] and enabled():
+        _tqdm().write(line, file=sys.stdout)
+        sys.stdout.flush()
+    else:
+        print(line, flush=True)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import numpy as np
 
 from ._kernels import recommend as _recommend
 from ._threads import resolve_n_threads
-from .errors import UnknownIdError, UnknownIdWarning, warn
+from .errors import Message, Setting, UnknownIdError, UnknownIdWarning, warn
 from .ids import normalize_ids, plain, sorted_unique
 
 __all__ = ["recommend", "similar", "seen_csr", "merge_seen", "check_seen", "replace_seen_rows",
@@ -145,9 +145,9 @@ def top_rows(model, u, n, exclude_seen=True, items=None):
     seen = np.empty(0, dtype=np.int32)
     if exclude_seen:
         if getattr(model, "seen_indptr_", None) is None:
-            raise ValueError("this model holds no training interactions (saved by an older "
-                             "mfcore?), so it cannot exclude seen items: pass exclude_seen=False "
-                             "or refit")
+            raise ValueError(Message("this model holds no training interactions (saved by an "
+                                     "older mfcore?), so it cannot exclude seen items: pass {0} "
+                                     "or refit", Setting("exclude_seen", False)))
         start[known] = model.seen_indptr_[u[known]]
         end[known] = model.seen_indptr_[u[known] + 1]
         seen = model.seen_items_

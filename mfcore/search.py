@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from . import progress
-from .errors import TrainingDivergedError
+from .errors import Message, Setting, TrainingDivergedError
 from .estimators import Model
 
 __all__ = ["Search", "search"]
@@ -66,6 +66,12 @@ class Search:
         Seeds the split, the folds and the random draws.
     verbose : bool
         Print one line per finished trial (parameters, validation RMSE, time).
+    callback : callable or None
+        Called after each trial as ``callback(number, total, result, error)``: the trial's
+        number from 1, the number of trials, its ``results_`` entry and, for a failed
+        trial, the reason (an ``errors.Message``, whose settings such as ``lr=50`` a front
+        end may spell its own way; None for a trial that finished). ``mfcore tune``
+        prints its trial lines this way.
 
     After ``fit``: ``results_`` (one dict per trial: parameters, mean and std
     validation RMSE, best epoch, seconds, ``status`` and ``error``),
@@ -78,7 +84,7 @@ class Search:
     """
 
     def __init__(self, param_grid, n_iter=None, cv=None, validation_fraction=0.1, base=None,
-                 refit=True, seed=0, verbose=False):
+                 refit=True, seed=0, verbose=False, callback=None):
         self.param_grid = param_grid
         self.n_iter = n_iter
         self.cv = cv
@@ -87,11 +93,12 @@ class Search:
         self.refit = refit
         self.seed = seed
         self.verbose = verbose
+        self.callback = callback
 
     def get_params(self, deep=True):
         return {name: getattr(self, name) for name in
                 ("param_grid", "n_iter", "cv", "validation_fraction", "base", "refit", "seed",
-                 "verbose")}
+                 "verbose", "callback")}
 
     def set_params(self, **params):
         valid = self.get_params()
@@ -108,7 +115,7 @@ class Search:
             n_val = max(1, int(round(self.validation_fraction * n)))
             return [(np.sort(perm[n_val:]), np.sort(perm[:n_val]))]
         if self.cv > n:
-            raise ValueError(f"cv={self.cv} folds but only {n} ratings")
+            raise ValueError(Message("{0} folds but only {1} ratings", Setting("cv", self.cv), n))
         parts = np.array_split(perm, self.cv)
         return [(np.sort(np.concatenate(parts[:j] + parts[j + 1:])), np.sort(parts[j]))
                 for j in range(self.cv)]
@@ -154,7 +161,7 @@ class Search:
         base, candidates = self._checked(draws)
         prepared = {}  # per dtype: the data mapped once and cut into folds once
         layouts = {}  # per fold: training layouts (they depend on the data alone), built once
-        results = []
+        results, errors = [], []  # errors: the failed trials' reasons, as Messages
         folds = None
         estimator = type(base)
         with progress.bar(len(candidates), f"search over {estimator.__name__}", "trials") as bar:
@@ -173,13 +180,15 @@ class Search:
                                                                      data.r[va]))
                                                   for tr, va in folds]
                 start = time.perf_counter()
-                scores, epochs, error = [], [], ""
+                scores, epochs, error = [], [], None
                 for fold, (train_part, val_part) in enumerate(prepared[checked["dtype"]]):
                     trial = estimator(**trial_params)
                     try:
                         trial._fit_prepared(train_part, val_part, layouts.setdefault(fold, {}))
                     except TrainingDivergedError as exc:
-                        error = f"fold {fold + 1}: {exc}" if len(folds) > 1 else str(exc)
+                        error = Message("fold {0}: {1}" if len(folds) > 1 else "{1}", fold + 1,
+                                        exc.args[0] if exc.args else "")
+                        errors.append(error)
                         break
                     kept = trial.best_epoch_ or trial.n_epochs_  # the epoch the model keeps
                     scores.append(next(h["val_rmse"] for h in trial.history_
@@ -188,26 +197,18 @@ class Search:
                 if error:
                     results.append(dict(params, val_rmse=np.nan, val_rmse_std=np.nan,
                                         best_epoch=None, seconds=time.perf_counter() - start,
-                                        status="failed", error=error))
+                                        status="failed", error=str(error)))
                 else:
                     results.append(dict(params, val_rmse=float(np.mean(scores)),
                                         val_rmse_std=float(np.std(scores)),
                                         best_epoch=int(np.median(epochs)),
                                         seconds=time.perf_counter() - start, status="ok", error=""))
                 bar.update(**({} if error else {"val_rmse": results[-1]["val_rmse"]}))
-                if self.verbose:
-                    r = results[-1]
-                    outcome = (f"failed: {error}" if error else
-                               f"val RMSE {r['val_rmse']:.4f} (best epoch {r['best_epoch']}, "
-                               f"{r['seconds']:.1f} s)")
-                    bar.write(f"trial {len(results)}/{len(candidates)}: "
-                              + " ".join(f"{k}={v}" for k, v in params.items())
-                              + f" -> {outcome}")
+                self._report(len(results), len(candidates), params, results[-1], error)
         finished = [r for r in results if r["status"] == "ok"]
         if not finished:
-            raise TrainingDivergedError(
-                f"every one of the {len(results)} trials diverged; the first: "
-                f"{results[0]['error']}")
+            raise TrainingDivergedError(Message(
+                "every one of the {0} trials diverged; the first: {1}", len(results), errors[0]))
         best = min(finished, key=lambda r: r["val_rmse"])
         self.results_ = results
         self.best_params_ = {name: best[name] for name in candidates[results.index(best)]}
@@ -221,6 +222,17 @@ class Search:
             self.best_model_ = estimator(**dict(base.get_params(), **self.best_params_))
             self.best_model_.fit(users, items, ratings)
         return self
+
+    def _report(self, number, total, params, result, error):
+        """A finished trial: to the callback, and printed if verbose."""
+        if self.callback is not None:
+            self.callback(number, total, result, error)
+        if self.verbose:
+            outcome = (f"failed: {error}" if error is not None else
+                       f"val RMSE {result['val_rmse']:.4f} (best epoch {result['best_epoch']}, "
+                       f"{result['seconds']:.1f} s)")
+            progress.write(f"trial {number}/{total}: "
+                           + " ".join(f"{k}={v}" for k, v in params.items()) + f" -> {outcome}")
 
     def results_frame(self):
         """``results_`` as a pandas DataFrame sorted by validation RMSE (failed trials last)."""

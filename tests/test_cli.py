@@ -10,7 +10,8 @@ import pytest
 
 import mfcore
 from mfcore import cli, datasets
-from mfcore.cli.common import cli_terms
+from mfcore.cli.common import say
+from mfcore.errors import Message, Setting
 
 pd = pytest.importorskip("pandas")
 
@@ -326,11 +327,17 @@ def test_reader_messages_speak_cli(files, capsys, tmp_path):
     assert code == 1 and "first.tsv, line 1: rating 'five'" in err
 
 
-def test_cli_terms_rewrites_keywords_but_not_paths():
-    assert cli_terms("with lr=0.5; try lr=0.05") == "with --lr 0.5; try --lr 0.05"
-    assert cli_terms("n_iter_no_change must be") == "--n-iter-no-change must be"
-    assert cli_terms("pass ids='str' for string ids") == "pass --ids str for string ids"
-    assert cli_terms("/data/k=3/r.csv, line 2: bad") == "/data/k=3/r.csv, line 2: bad"
+def test_messages_name_settings_as_fields_that_the_cli_spells_as_flags():
+    error = ValueError(Message("/data/k=3/r.csv, line {0}: with {1}; try {2}", 2,
+                               Setting("lr", 0.5, "0.5"), Setting("lr", 0.05, "0.05")))
+    assert str(error) == "/data/k=3/r.csv, line 2: with lr=0.5; try lr=0.05"   # the library's
+    assert say(error) == "/data/k=3/r.csv, line 2: with --lr 0.5; try --lr 0.05"  # no path touched
+    nested = Message("{0}: {1}", "f.csv", Message("pass {0} for string ids", Setting("ids", "str")))
+    assert say(nested) == "f.csv: pass --ids str for string ids"
+    assert say(Message("e.g. {0}", Setting("columns", ["user", "item"]))) == \
+        "e.g. --columns user,item"
+    assert say(Message("say which with {0}", Setting("member"))) == "say which with --member"
+    assert say(ValueError("plain text, n_iter=3 stays")) == "plain text, n_iter=3 stays"
 
 
 def test_algorithm_bayes_trains_with_implicit_terms(files, capsys, tmp_path):

@@ -251,6 +251,21 @@ def test_a_diverging_trial_is_recorded_and_the_search_goes_on(make_planted, caps
         Search({"lr": [50.0, 80.0]}, base=Model(k=3, epochs=8), cv=2).fit(*data)
 
 
+def test_search_reports_each_trial_to_its_callback(make_planted, capsys):
+    data = make_planted(n_users=80, n_items=60, noise=0.3)
+    calls = []
+    search = Search({"lr": [0.02, 50.0]}, base=Model(k=3, epochs=8, n_threads=1), cv=2,
+                    refit=False, callback=lambda *call: calls.append(call)).fit(*data)
+    assert [(n, total) for n, total, _, _ in calls] == [(1, 2), (2, 2)]
+    assert [result for _, _, result, _ in calls] == search.results_   # its results_ entries
+    assert calls[0][3] is None                                          # finished
+    reason = calls[1][3]                                                # failed: why, as fields
+    assert str(reason) == search.results_[1]["error"] and reason.startswith("fold 1: ")
+    lr = [part for part in reason.parts[1].parts if isinstance(part, mfcore.errors.Setting)]
+    assert [(s.name, s.value) for s in lr] == [("lr", 50.0), ("lr", 5.0)]
+    assert capsys.readouterr().out == ""                                # not verbose: silent
+
+
 def test_search_over_a_sampler_without_warm_start(make_planted):
     # regression: every trial set warm_start, which BayesianMF does not have (TypeError)
     data = make_planted(n_users=40, n_items=30, noise=0.3)

@@ -1,13 +1,11 @@
 """What every command shares: the reader options, progress lines, output-path checks, model
 loading, JSON output, and the spelling of a library name as a flag."""
-import inspect
 import json
 import os
-import re
 import sys
 import time
 
-from ..estimators import ALGORITHMS
+from ..errors import Message
 from ..io import read_pairs, read_ratings
 from ..persistence import load
 
@@ -21,53 +19,35 @@ def flag(name):
     return "--" + name.replace("_", "-")
 
 
-#: options of the library that the command line spells differently (the rest are --name)
-_CLI_SPELLING = [
-    (re.compile(r"columns=\[([^\]]*)\]"),
-     lambda m: "--columns " + ",".join(v.strip(" '\"") for v in m.group(1).split(","))),
-    (re.compile(r"\bcolumns="), lambda m: "--columns"),
-    (re.compile(r"\bheader=False\b"), lambda m: "--no-header"),
-    (re.compile(r"\bheader=True\b"), lambda m: "--header"),
-    (re.compile(r"\bon_bad_lines=['\"]skip['\"]"), lambda m: "--skip-bad-lines"),
-    (re.compile(r"\bexclude_seen=False\b"), lambda m: "--include-seen"),
-    (re.compile(r"\bmember="), lambda m: "--member"),
-    (re.compile(r"\bvalidation_fraction\b"), lambda m: "--val"),
-    (re.compile(r"\bn_iter\b"), lambda m: "--n-iter"),
-]
+#: arguments of the library whose flag is not ``--name VALUE``
+_SPELLINGS = {
+    "columns": lambda s: "--columns" + (" " + ",".join(s.value) if s.value else ""),
+    "exclude_seen": lambda s: "--include-seen",  # messages name it only to turn it off
+    "validation_fraction": lambda s: "--val" + (f" {s.text}" if s.text else ""),
+}
 
 
-def cli_terms(message):
-    """A library message in command-line terms: ``lr=0.5`` -> ``--lr 0.5``, ``k must`` ->
-    ``--k must``, ``ids='str'`` -> ``--ids str``, ``columns=[...]`` -> ``--columns ...``."""
-    message = str(message)
-    for pattern, spelling in _CLI_SPELLING:
-        message = pattern.sub(spelling, message)
-    names = {name for cls in ALGORITHMS.values()
-             for name in inspect.signature(cls.__init__).parameters if name != "self"}
-    names = sorted(names | {"ids", "unknown", "sep", "cv"}, key=len, reverse=True)
-    alternatives = "|".join(map(re.escape, names))
-    # name=value (not inside a path or a longer word), and a message that starts "name must"
-    keyword = re.compile(rf"(?<![\w/.\\-])({alternatives})=('[^']*'|\"[^\"]*\"|[^\s,;)]+)")
-    message = keyword.sub(lambda m: f"{flag(m.group(1))} {m.group(2).strip(chr(34) + chr(39))}",
-                          message)
-    return re.sub(rf"^({alternatives}) must\b", lambda m: f"{flag(m.group(1))} must", message)
+def spelled(setting):
+    """An ``errors.Setting`` as the command line writes it: ``lr=0.05`` -> ``--lr 0.05``,
+    ``ids='str'`` -> ``--ids str``, ``columns=['user', 'item']`` -> ``--columns user,item``."""
+    if setting.name in _SPELLINGS:
+        return _SPELLINGS[setting.name](setting)
+    if not setting.text:
+        return flag(setting.name)
+    value = setting.value if isinstance(setting.value, str) else setting.text
+    return f"{flag(setting.name)} {value}"
 
 
-class CLITermsStream:
-    """A text stream that writes to ``target`` in command-line terms (``cli_terms``): the
-    library's own progress lines (search trials) as the CLI's flags."""
-
-    def __init__(self, target):
-        self.target = target
-
-    def write(self, text):
-        return self.target.write(cli_terms(text))
-
-    def flush(self):
-        self.target.flush()
-
-    def isatty(self):
-        return self.target.isatty()
+def say(problem):
+    """A library exception, warning or message in command-line terms, on one line: the
+    settings it names (``errors.Message``) as flags, the rest as the library wrote it."""
+    text = problem
+    if isinstance(problem, BaseException):
+        first = problem.args[0] if problem.args else None
+        text = first if isinstance(first, Message) else str(problem)
+    if isinstance(text, Message):
+        text = text.spell(spelled)
+    return " ".join(str(text).split("\n"))
 
 
 def add_reader_options(parser):

@@ -8,7 +8,7 @@ import warnings
 from .. import __version__, demo
 from ..errors import (DataUnavailableError, IdKindError, ModelFileError, NotFittedError,
                       TrainingDivergedError, UnknownIdError)
-from .common import CommandError, cli_terms
+from .common import CommandError, say
 from .train import add_train, add_tune
 from .use import add_evaluate, add_info, add_predict, add_recommend, add_similar
 
@@ -57,7 +57,7 @@ def _run(args):
             args.func(args)
         finally:
             for w in caught:
-                print(f"mfcore {args.command}: warning: {cli_terms(w.message)}", file=sys.stderr)
+                print(f"mfcore {args.command}: warning: {say(w.message)}", file=sys.stderr)
 
 
 def main(argv=None):
@@ -80,7 +80,7 @@ def main(argv=None):
         if isinstance(exc, MemoryError):
             message = "not enough memory (try a smaller --k, or fewer ratings)"
         else:
-            message = " ".join(cli_terms(exc).split("\n"))   # one line
+            message = say(exc)
         print(f"mfcore {args.command}: error: {message}", file=sys.stderr)
         return 1
     return 0

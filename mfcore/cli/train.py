@@ -1,16 +1,15 @@
 """``mfcore train`` and ``mfcore tune``: every hyperparameter of the ``--algorithm`` is a flag
 (read from the estimators' signatures, so a new one appears here by itself)."""
 import argparse
-import contextlib
 import inspect
 import sys
 import time
 
+from .. import progress
 from ..estimators import ALGORITHMS
 from ..search import MAX_EPOCHS, Search
 from ..split import train_test_split
-from .common import (CLITermsStream, add_reader_options, check_output, cli_terms, flag,
-                     print_json, read, status)
+from .common import add_reader_options, check_output, flag, print_json, read, say, status
 
 #: hyperparameters that are no flag: train and tune always start fresh (no --warm-start),
 #: and --val is the one validation fraction
@@ -113,8 +112,15 @@ def _model_from_flags(args):
     try:
         model.set_params(**params)._checked_params()
     except ValueError as exc:
-        args.parser.error(cli_terms(exc))
+        args.parser.error(_parameter_error(exc))
     return model
+
+
+def _parameter_error(exc):
+    """A hyperparameter check's error with the parameter as its flag: ``k must be ...`` ->
+    ``--k must be ...`` (the checks name the parameter first)."""
+    name, _, rest = str(exc).partition(" ")
+    return f"{flag(name)} {rest}" if name in _algorithm_params() else say(exc)
 
 
 # --- train ------------------------------------------------------------------------------
@@ -228,17 +234,45 @@ def _search_from_flags(args):
     if _stops_early(type(base)) and "param_" + base.EPOCHS not in vars(args):
         # trials stop early: the epoch count is only their limit
         base.set_params(**{base.EPOCHS: MAX_EPOCHS})
+    if not 0 < args.val < 1:
+        args.parser.error(f"--val must be a fraction between 0 and 1, got {args.val}")
     if args.cv is not None and args.cv < 2:
         args.parser.error(f"--cv must be at least 2 folds, got {args.cv}")
     if args.n_iter is not None and args.n_iter < 1:
         args.parser.error(f"--n-iter must be at least 1, got {args.n_iter}")
     search = Search(grid, n_iter=args.n_iter, cv=args.cv, validation_fraction=args.val,
                     base=base, refit=args.output is not None, seed=args.split_seed,
-                    verbose=not args.json and not args.quiet)
+                    callback=_TrialLines(print_lines=not args.json and not args.quiet))
     try:
         return search, search.check()
     except ValueError as exc:
-        args.parser.error(cli_terms(exc))
+        args.parser.error(_parameter_error(exc))
+
+
+class _TrialLines:
+    """Search's callback: a line per finished trial, in command-line terms (unless quiet),
+    and each failure's reason in those terms (``spelled``: library text -> CLI text)."""
+
+    def __init__(self, print_lines):
+        self.print_lines = print_lines
+        self.spelled = {}
+
+    def __call__(self, number, total, result, error):
+        if error is not None:
+            self.spelled[str(error)] = say(error)
+        if self.print_lines:
+            outcome = (f"failed: {say(error)}" if error is not None else
+                       f"val RMSE {result['val_rmse']:.4f} (best epoch {result['best_epoch']}, "
+                       f"{result['seconds']:.1f} s)")
+            progress.write(f"trial {number}/{total}: {_trial_flags(result)} -> {outcome}")
+
+
+#: the entries of a Search result that are no parameter
+_SCORES = ("val_rmse", "val_rmse_std", "best_epoch", "seconds", "status", "error")
+
+
+def _trial_flags(result):
+    return " ".join(f"{flag(k)} {v}" for k, v in result.items() if k not in _SCORES)
 
 
 def run_tune(args):
@@ -250,11 +284,11 @@ def run_tune(args):
     status(args, f"searching {len(trials)} grid points of "
            f"{type(search.base).__name__} on {len(data):,} ratings, scored by {scoring} ...")
     start = time.perf_counter()
-    with contextlib.redirect_stdout(CLITermsStream(sys.stdout)):  # the trial lines
-        search.fit(data["user"], data["item"], data["rating"])
+    search.fit(data["user"], data["item"], data["rating"])
     seconds = time.perf_counter() - start
     table = search.results_frame()
-    table["error"] = table["error"].map(cli_terms)
+    spelled = search.callback.spelled
+    table["error"] = table["error"].map(lambda text: spelled.get(text, text))
     if args.results:
         table.to_csv(args.results, index=False, float_format="%.6g")
     if args.json:  # a failed trial's scores are null (JSON has no NaN)
@@ -262,22 +296,20 @@ def run_tune(args):
         print_json({"results": records, "best_params": search.best_params_,
                     "best_val_rmse": search.best_score_, "seconds": seconds})
     else:
-        _print_trials(search, table, f"{len(table)} trials on {len(data):,} ratings, scored by "
-                      f"{scoring}, in {seconds:.1f} s:")
+        _print_trials(search, table, spelled, f"{len(table)} trials on {len(data):,} ratings, "
+                      f"scored by {scoring}, in {seconds:.1f} s:")
     if args.output:
         search.best_model_.save(args.output)
         print(f"refit on all {len(data):,} ratings; wrote {args.output}",
               file=sys.stderr if args.json else sys.stdout)
 
 
-def _print_trials(search, table, title):
+def _print_trials(search, table, spelled, title):
     """The results table, each failed trial's error and the best parameters, as flags."""
     print(title)
     print(table.drop(columns="error").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    scores = ("val_rmse", "val_rmse_std", "best_epoch", "seconds", "status", "error")
     for trial in search.results_:
         if trial["status"] == "failed":
-            params = " ".join(f"{flag(k)} {v}" for k, v in trial.items() if k not in scores)
-            print(f"failed: {params}: {cli_terms(trial['error'])}")
+            print(f"failed: {_trial_flags(trial)}: {spelled[trial['error']]}")
     print("best: " + " ".join(f"{flag(k)} {v}" for k, v in search.best_params_.items())
           + f"  (validation RMSE {search.best_score_:.4f})")

@@ -12,6 +12,7 @@ import numpy as np
 from .. import params as p
 from .._kernels import sgd as _sgd_kernels
 from .._kernels.als import solve_rows
+from ..errors import Message, Setting
 from .._threads import resolve_n_threads
 from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
 
@@ -88,8 +89,9 @@ class _Iterations:
         return total
 
     def diverged(self, epoch, info):
-        return (f"ALS produced non-finite parameters at iteration {epoch}; the ratings may be "
-                "too large for float32 (try dtype='float64' or rescale them)")
+        return Message("ALS produced non-finite parameters at iteration {0}; the ratings may "
+                       "be too large for float32 (try {1} or rescale them)", epoch,
+                       Setting("dtype", "float64"))
 
 
 class ALS(Estimator):

@@ -24,7 +24,7 @@ import numpy as np
 from .. import recommend as _recommend
 from .. import params as p
 from ..data import DUPLICATE_POLICIES, prepare, validation_rows
-from ..errors import ImplicitFeedbackWarning, warn
+from ..errors import ImplicitFeedbackWarning, Message, Setting, warn
 from ..fitted import FactorModel
 from .._threads import available_cpus
 from . import driver
@@ -127,8 +127,9 @@ def _warn_if_oversubscribed(n_threads):
     """More threads than CPUs only add overhead (and, on a shared machine, slow the others)."""
     cpus = available_cpus()
     if n_threads is not None and n_threads > cpus:
-        warn(f"n_threads={n_threads} is more than the {cpus} CPU(s) available to this process; "
-             "the extra threads only add overhead (the result is the same)", RuntimeWarning)
+        warn(Message("{0} is more than the {1} CPU(s) available to this process; the extra "
+                     "threads only add overhead (the result is the same)",
+                     Setting("n_threads", n_threads), cpus), RuntimeWarning)
 
 
 def check_factor_memory(n_rows, k):
@@ -136,9 +137,10 @@ def check_factor_memory(n_rows, k):
     a slip such as k=10**9 would otherwise swap for minutes instead of failing."""
     need, total = n_rows * k * 8, _physical_memory()
     if total and need > total // 2:
-        raise ValueError(f"k={k} needs {need / 2**30:,.1f} GiB of factors for {n_rows:,} users "
-                         f"and items, over half of this machine's {total / 2**30:,.1f} GiB; "
-                         "choose a smaller k")
+        raise ValueError(Message("{0} needs {1:,.1f} GiB of factors for {2:,} users and "
+                                 "items, over half of this machine's {3:,.1f} GiB; choose a "
+                                 "smaller k", Setting("k", k), need / 2**30, n_rows,
+                                 total / 2**30))
 
 
 class Estimator(FactorModel):

@@ -29,7 +29,7 @@ from .._kernels import sgd as _sgd_kernels
 from .._threads import resolve_n_threads
 from ..fitted import pair_arguments
 from ..data import check_lengths, to_numpy
-from ..errors import UnknownIdWarning, warn
+from ..errors import Message, Setting, UnknownIdWarning, warn
 from ..features import FeatureEncoding
 from ..ids import IdMap, normalize_ids, plain, sorted_unique
 from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard_units,
@@ -288,8 +288,9 @@ class _Sweeps:
         return 0.0  # a sampler minimizes nothing: train_loss is the mean squared error
 
     def diverged(self, epoch, info):
-        return (f"the Gibbs sampler produced non-finite values at sweep {epoch}; the ratings "
-                "may be too large for the priors (rescale them or use dtype='float64')")
+        return Message("the Gibbs sampler produced non-finite values at sweep {0}; the "
+                       "ratings may be too large for the priors (rescale them or use {1})",
+                       epoch, Setting("dtype", "float64"))
 
 
 class BayesianMF(Estimator):

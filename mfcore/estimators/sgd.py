@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import params as p
 from .._kernels import sgd as _kernels
+from ..errors import Message, Setting
 from .._threads import resolve_n_threads
 from .base import (COMMON_PARAMS, EARLY_STOPPING_PARAMS, UNIT_NAMES, Estimator, bias_reg,
                    from_standard, standard_units, standardized, to_standard)
@@ -203,8 +204,11 @@ class _Epochs:
         return total
 
     def diverged(self, epoch, info):
-        return (f"training diverged at epoch {epoch} (non-finite loss or parameters) with "
-                f"lr={info['lr']:g}; try a smaller learning rate, e.g. lr={self.params['lr'] / 10:g}")
+        smaller = self.params["lr"] / 10
+        return Message("training diverged at epoch {0} (non-finite loss or parameters) with "
+                       "{1}; try a smaller learning rate, e.g. {2}", epoch,
+                       Setting("lr", info["lr"], f"{info['lr']:g}"),
+                       Setting("lr", smaller, f"{smaller:g}"))
 
 
 class Model(Estimator):
