@@ -24,7 +24,7 @@ from .ids import IdMap, normalize_ids, plain
 from .metrics import mae, rmse
 from .params import is_real
 
-__all__ = ["FactorModel", "UNKNOWN_POLICIES", "pair_arguments"]
+__all__ = ["FactorModel", "UNKNOWN_POLICIES", "pair_arguments", "check_magnitudes", "training_record"]
 
 UNKNOWN_POLICIES = ("fallback", "nan", "error")
 
@@ -43,6 +43,76 @@ def pair_arguments(users, items):
     if scalar_i:
         return users, [items] * len(to_numpy(users)), False
     return users, items, False
+
+
+def check_magnitudes(state, k, dtype):
+    """Raise ValueError unless a saved model's values keep every prediction finite.
+
+    The digest only detects accidental corruption (anyone can recompute it), so a crafted
+    file can hold finite values whose products overflow: factors of 3e38 predict NaN, a
+    global mean of 1e308 clips every prediction. A prediction is ``mu + b_u + b_i + p.q``
+    (k products), so it stays finite while ``k max|p| max|q|`` and each of the other terms
+    stay below a quarter of the dtype's largest value; the mean of the training ratings
+    lies within their range.
+    """
+    limit = float(np.finfo(dtype).max) / 4
+
+    def largest(name):
+        values = state[name]
+        return float(np.abs(values).max()) if values.size else 0.0
+
+    mu, (lo, hi) = float(state["global_mean"]), (float(v) for v in state["rating_range"])
+    if not lo <= mu <= hi:
+        raise ValueError(f"global_mean {mu!r} lies outside rating_range {lo!r}..{hi!r}")
+    for name, value in (("rating_range", max(abs(lo), abs(hi))),
+                        ("user_bias", largest("user_bias")), ("item_bias", largest("item_bias")),
+                        ("the factors' products", k * largest("user_factors")
+                         * largest("item_factors"))):
+        if not value < limit:
+            raise ValueError(f"{name} reach {value:.3g}: predictions would overflow "
+                             f"{np.dtype(dtype)} (at most {limit:.3g})")
+
+
+def _count(value, name, optional=False):
+    """``value`` as an int >= 0 (None too when ``optional``); ValueError otherwise."""
+    if optional and value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def training_record(state):
+    """The bookkeeping of a saved fitted state, checked: ``n_ratings``, ``history`` (a list
+    of per-epoch dicts of numbers), and ``training``'s generator state, epochs, best epoch,
+    rating scale and stop reason. ValueError names what is wrong (a crafted file could
+    otherwise load and break ``info`` or ``partial_fit`` later)."""
+    n_ratings = state["n_ratings"]
+    if n_ratings.shape != () or n_ratings.dtype.kind not in "iu":
+        raise ValueError(f"n_ratings must be one integer, got {n_ratings.dtype} of shape "
+                         f"{n_ratings.shape}")
+    history = persistence.read_json(state["history"], "history")
+    if not isinstance(history, list) or not all(
+            isinstance(r, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                        for v in r.values()) for r in history):
+        raise ValueError("history must be a list of per-epoch records of numbers")
+    training = persistence.read_json(state["training"], "training")
+    if not isinstance(training, dict):
+        raise ValueError(f"training must be a JSON object, got {type(training).__name__}")
+    n_epochs = _count(training.get("n_epochs"), "n_epochs")
+    best = _count(training.get("best_epoch"), "best_epoch", optional=True)
+    if best is not None and not 1 <= best <= n_epochs:
+        raise ValueError(f"best_epoch {best} is not one of the {n_epochs} epochs run")
+    # files written before scale-free training trained in rating units (scale 1)
+    scale = training.get("rating_scale", 1.0)
+    if not (is_real(scale) and 0 < scale < np.inf):
+        raise ValueError(f"rating_scale must be a positive finite number, got {scale!r}")
+    reason = training.get("stop_reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ValueError(f"stop_reason must be text, got {reason!r}")
+    return {"n_ratings": _count(int(n_ratings), "n_ratings"), "history": history,
+            "rng": training.get("rng"), "n_epochs": n_epochs, "best_epoch": best,
+            "rating_scale": float(scale), "stop_reason": reason}
 
 
 def _generator_from_state(state):
@@ -302,9 +372,17 @@ class FactorModel:
         np.cumsum(counts, out=indptr[1:])
         prior = {} if user_features is None else {
             "prior": self._fold_in_prior(fold_map.ids, user_features)}
-        new_factors, new_bias, extra = self._fold_in_rows(
-            indptr, np.ascontiguousarray(i[order], dtype=np.int32), np.ascontiguousarray(r[order]),
-            float(shrinkage), **prior)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # (checked below)
+                new_factors, new_bias, extra = self._fold_in_rows(
+                    indptr, np.ascontiguousarray(i[order], dtype=np.int32),
+                    np.ascontiguousarray(r[order]), float(shrinkage), **prior)
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(f"fold_in: a user's least-squares system is singular ({exc}); "
+                             "give it more ratings or a larger shrinkage") from None
+        if not all(np.isfinite(a).all() for a in (new_factors, new_bias, *extra.values())):
+            raise ValueError("fold_in: the solve gave non-finite parameters (ratings or the "
+                             "model's values too large for its dtype)")
 
         # Known users get their rows refreshed, new users are appended (to a copy of the
         # map, so that nothing changes if this fails).
@@ -390,6 +468,7 @@ class FactorModel:
         lo, hi = (float(v) for v in state["rating_range"])
         if lo > hi:
             raise ValueError(f"rating_range {lo}..{hi} is empty")
+        check_magnitudes(state, k, dtype)
         user_map, item_map = IdMap(state["user_ids"]), IdMap(state["item_ids"])
         seen = (state["seen_indptr"], state["seen_items"]) if "seen_indptr" in state else (None, None)
         if seen[0] is not None:
@@ -410,19 +489,9 @@ class FactorModel:
         self.global_mean_ = float(state["global_mean"])
         self.user_map_, self.item_map_ = user_map, item_map
         self.rating_range_ = (lo, hi)
-        self.n_ratings_ = int(state["n_ratings"])
-        self.history_ = json.loads(str(state["history"]))
-        training = json.loads(str(state["training"]))
-        self.rng_ = _generator_from_state(training["rng"])
-        self.best_epoch_ = training["best_epoch"]
-        self.n_epochs_ = int(training["n_epochs"])
-        # files written before scale-free training trained in rating units (scale 1)
-        scale = training.get("rating_scale", 1.0)
-        if not (is_real(scale) and 0 < scale < np.inf):
-            raise ValueError(f"rating_scale must be a positive finite number, got {scale!r}")
-        self.rating_scale_ = float(scale)
-        reason = training.get("stop_reason")
-        if reason is not None and not isinstance(reason, str):
-            raise ValueError(f"stop_reason must be text, got {reason!r}")
-        self.stop_reason_ = reason
+        record = training_record(state)
+        self.n_ratings_, self.history_ = record["n_ratings"], record["history"]
+        self.rng_ = _generator_from_state(record["rng"])
+        self.best_epoch_, self.n_epochs_ = record["best_epoch"], record["n_epochs"]
+        self.rating_scale_, self.stop_reason_ = record["rating_scale"], record["stop_reason"]
         return self

@@ -24,6 +24,7 @@ instead, with a warning that counts them.
 """
 import bz2
 import contextlib
+import copy
 import gzip
 import io
 import lzma
@@ -53,43 +54,122 @@ COMPRESSED = (".gz", ".bz2", ".xz", ".lzma", ".zip")
 RATING_FILES = ("ratings.dat", "ratings.csv", "u.data", "ratings.parquet")
 _ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 _SNIFF_BYTES = 1 << 16
+#: the most a compressed file may inflate relative to its size: deflate's best is
+#: 1032:1, and ratings text compresses far less with any method
+MAX_RATIO = 1100
 _FAST_BLOCK = 1 << 23   # bytes the compiled '::' parser takes at a time
 
 
 # --- opening files ----------------------------------------------------------------------
 
 def _opener(path, member):
-    """A function that opens ``path`` as a binary stream, decompressing by extension."""
+    """A function that opens ``path`` as a binary stream, decompressing by extension.
+
+    Decompression is bounded (see ``_Bounded``): a file of a few KB that inflates to
+    gigabytes (a "zip bomb") stops with a ``ValueError`` after at most ``MAX_RATIO``
+    times its size, before it can exhaust memory.
+    """
     lower = path.lower()
-    if lower.endswith(".gz"):
-        return lambda: gzip.open(path, "rb")
-    if lower.endswith(".bz2"):
-        return lambda: bz2.open(path, "rb")
-    if lower.endswith((".xz", ".lzma")):
-        return lambda: lzma.open(path, "rb")
+    for suffixes, open_compressed in ((".gz", gzip.open), (".bz2", bz2.open),
+                                      ((".xz", ".lzma"), lzma.open)):
+        if lower.endswith(suffixes):
+            limit = MAX_RATIO * max(os.path.getsize(path), 1)
+            return lambda: _Bounded(open_compressed(path, "rb"), path, limit,
+                                    f"{MAX_RATIO} times its size: a decompression bomb?")
     if lower.endswith(".zip"):
         name = _zip_member(path, member)
-
-        def open_member():
-            archive = zipfile.ZipFile(path)
-            try:
-                info = archive.getinfo(name)
-                if info.flag_bits & 0x1:
-                    raise ValueError(f"{path}: {name} is encrypted; decrypt the archive first")
-                if info.compress_type not in _ZIP_METHODS:
-                    raise ValueError(f"{path}: {name} uses zip compression method "
-                                     f"{info.compress_type}, which cannot be read here "
-                                     "(stored, deflate, bzip2 and lzma can)")
-                try:
-                    member = archive.open(name)
-                except NotImplementedError as exc:  # patched data, strong encryption...
-                    raise ValueError(f"{path}: {name} cannot be read here ({exc})") from None
-                return _ClosingMember(member, archive)
-            except BaseException:
-                archive.close()
-                raise
-        return open_member
+        return lambda: _open_zip_member(path, name)
     return lambda: open(path, "rb")
+
+
+def _open_zip_member(path, name):
+    """Member ``name`` of zip ``path`` as a stream that inflates at most its declared size.
+
+    zipfile inflates stored and deflate members within each read's size and stops at the
+    declared size; bzip2 and lzma members it inflates a whole compressed chunk at a time
+    without a bound (4 KB of bzip2 can hold gigabytes), so those are read raw and
+    inflated here, a bounded amount per read, the CRC checked at the end.
+    """
+    archive = zipfile.ZipFile(path)
+    try:
+        info = archive.getinfo(name)
+        where = f"{path}: {name}"
+        if info.flag_bits & 0x1:
+            raise ValueError(f"{where} is encrypted; decrypt the archive first")
+        if info.compress_type not in _ZIP_METHODS:
+            raise ValueError(f"{where} uses zip compression method {info.compress_type}, which "
+                             "cannot be read here (stored, deflate, bzip2 and lzma can)")
+        if info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise ValueError(f"{where} declares {info.file_size:,} bytes in {info.compress_size:,}"
+                             f": over {MAX_RATIO} times smaller than its data, more than any "
+                             "compressor gives ratings text (a decompression bomb?)")
+        if info.compress_type in (zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+            raw = copy.copy(info)
+            raw.compress_type, raw.file_size, raw.CRC = zipfile.ZIP_STORED, info.compress_size, None
+            stream = archive.open(raw)
+            stream = (bz2.BZ2File(stream) if info.compress_type == zipfile.ZIP_BZIP2
+                      else _zip_lzma(stream, where, info.file_size))
+        else:  # (zipfile checks the CRC of these)
+            try:
+                stream = archive.open(name)
+            except NotImplementedError as exc:  # patched data, strong encryption...
+                raise ValueError(f"{where} cannot be read here ({exc})") from None
+            return _Bounded(stream, where, info.file_size, "its declared size", archive)
+        return _Bounded(stream, where, info.file_size, "its declared size", archive, info.CRC)
+    except BaseException:
+        archive.close()
+        raise
+
+
+def _zip_lzma(stream, where, declared):
+    """An lzma zip member's raw stream as a bounded ``LZMAFile``: the member starts with a
+    version (2 bytes), the size of the LZMA1 properties (2 bytes) and the properties
+    (lc/lp/pb in one byte, then the dictionary size)."""
+    head = stream.read(4)
+    size = int.from_bytes(head[2:4], "little") if len(head) == 4 else 0
+    props = stream.read(size)
+    if size < 5 or len(props) != size or props[0] >= 9 * 5 * 5:
+        raise ValueError(f"{where}: a corrupted lzma header")
+    pb, rest = divmod(props[0], 45)
+    lp, lc = divmod(rest, 9)
+    # a dictionary larger than the member's declared size would never be used: capping it
+    # keeps a crafted header from allocating gigabytes
+    dict_size = min(int.from_bytes(props[1:5], "little"), max(declared, 4096))
+    lzma_filter = {"id": lzma.FILTER_LZMA1, "dict_size": dict_size, "lc": lc, "lp": lp, "pb": pb}
+    return lzma.LZMAFile(stream, format=lzma.FORMAT_RAW, filters=[lzma_filter])
+
+
+class _Bounded(io.RawIOBase):
+    """A decompressing stream that raises ``ValueError`` once it yields more than ``limit``
+    bytes (``why``: what the limit is), and, given the expected ``crc``, checks it at the
+    end; closes ``closing`` (an archive) with it."""
+
+    def __init__(self, fh, where, limit, why, closing=None, crc=None):
+        self._fh, self._where, self._limit, self._why, self._crc = fh, where, limit, why, crc
+        self._closing, self._count, self._seen_crc = closing, 0, 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        data = self._fh.read(min(len(buffer), self._limit + 1 - self._count))
+        self._count += len(data)
+        if self._count > self._limit:
+            raise ValueError(f"{self._where} inflates to more than {self._limit:,} bytes "
+                             f"({self._why})")
+        if self._crc is not None:
+            self._seen_crc = zlib.crc32(data, self._seen_crc)
+            if not data and self._seen_crc != self._crc:
+                raise ValueError(f"{self._where}: bad CRC-32 (corrupted)")
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self):
+        if not self.closed:
+            self._fh.close()
+            if self._closing is not None:
+                self._closing.close()
+        super().close()
 
 
 def _zip_member(path, member):
@@ -111,27 +191,6 @@ def _zip_member(path, member):
                              names[:10], Setting("member")))
 
 
-class _ClosingMember(io.RawIOBase):
-    """A zip member that closes its archive with it."""
-
-    def __init__(self, fh, archive):
-        self._fh, self._archive = fh, archive
-
-    def readable(self):
-        return True
-
-    def readinto(self, buffer):
-        data = self._fh.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def close(self):
-        if not self.closed:
-            self._fh.close()
-            self._archive.close()
-        super().close()
-
-
 def _count_byte(open_stream, byte):
     """How often ``byte`` occurs in a stream, counted with numpy a megabyte at a time."""
     buffer = bytearray(1 << 20)
@@ -145,6 +204,27 @@ def _count_byte(open_stream, byte):
             total += int(np.count_nonzero(view[:n] == byte))
 
 
+def _count_filled_lines(open_stream):
+    """At least as many as the stream's lines that are not empty: line ends (LF, CR) that
+    follow another byte, plus one. Blank lines cost no rows (a few KB of compressed blank
+    lines would otherwise ask for gigabytes of row capacity)."""
+    buffer = bytearray(1 << 20)
+    view = np.frombuffer(buffer, dtype=np.uint8)
+    total, previous = 1, ord("\n")
+    with open_stream() as fh:
+        while True:
+            n = fh.readinto(buffer)
+            if not n:
+                return total
+            chunk = view[:n]
+            ends = (chunk == ord("\n")) | (chunk == ord("\r"))
+            after_content = np.empty(n, dtype=bool)
+            after_content[0] = previous not in (ord("\n"), ord("\r"))
+            np.logical_not(ends[:-1], out=after_content[1:])
+            total += int(np.count_nonzero(ends & after_content))
+            previous = int(chunk[-1])
+
+
 def _parse_fast(open_stream, columns, sep, header):
     """A plain file through the compiled parser, as a frame; None when it needs the general path.
 
@@ -154,7 +234,7 @@ def _parse_fast(open_stream, columns, sep, header):
     """
     import pandas as pd
 
-    capacity = _count_byte(open_stream, ord("\n")) + 1
+    capacity = _count_filled_lines(open_stream)
     arrays = {"user": np.empty(capacity, np.int64), "item": np.empty(capacity, np.int64),
               "rating": np.empty(capacity, np.float32),
               "timestamp": np.empty(capacity if len(columns) == 4 else 0, np.int64)}

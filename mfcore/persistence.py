@@ -8,18 +8,27 @@ dtype, shape and bytes. ``load`` reads with ``allow_pickle=False``, checks
 format, version and digest, builds the named estimator (only classes
 registered here, never an arbitrary import), then lets it check shapes,
 dtypes and consistency; anything wrong raises ``ModelFileError`` saying what.
+
+The digest detects accidental corruption (a truncated copy, a flipped bit); it is
+not a signature, since anyone who edits a file can recompute it. What keeps a
+crafted file harmless is the rest: only regular files are opened, every member
+must be stored (never inflated: a few compressed KB could expand to gigabytes)
+and no larger than the file, nothing is unpickled, only registered classes are
+built, and every value is checked, including magnitudes that would make
+predictions overflow (``fitted.check_magnitudes``).
 """
 import hashlib
 import json
 import os
 import secrets
+import stat
 import zipfile
 
 import numpy as np
 
 from .errors import ModelFileError
 
-__all__ = ["save_model", "load", "register"]
+__all__ = ["save_model", "load", "register", "open_regular", "read_json"]
 
 FORMAT = "mfcore-model"
 VERSION = 2
@@ -89,44 +98,125 @@ def save_model(model, path):
         raise
 
 
-def _read_members(path):
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"model file not found: {path!r}")
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{path!r} is not an mfcore model file (not an .npz archive; "
-                             "truncated or foreign?)")
+#: zip compression methods by number, to name them in messages (np.savez writes "stored")
+_ZIP_METHOD_NAMES = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
+                     zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma", 93: "zstandard"}
+
+
+def _file_kind(mode):
+    """What a non-regular file is, in words."""
+    for test, kind in ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "pipe (FIFO)"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return kind
+    return "special file"
+
+
+def open_regular(path, what):
+    """``path`` opened for binary reading, refusing anything but a regular file.
+
+    Opened without blocking, then checked on the open descriptor: a FIFO would block
+    ``open`` forever and ``/dev/zero`` would be read without end. Raises
+    ``FileNotFoundError`` for a missing path and ``ValueError`` naming the kind of a
+    non-regular one (``what`` says what was expected, e.g. "a model file").
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        _check_member_sizes(path)
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, NotImplementedError, ValueError, OSError, EOFError, KeyError,
-            MemoryError) as exc:  # (NotImplementedError: a zip version or method zipfile lacks)
-        raise ModelFileError(f"{path!r} is corrupted or not an mfcore model file: {exc}") from exc
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} not found: {path!r}") from None
+    except IsADirectoryError:  # (Windows cannot open a folder)
+        raise ValueError(f"{path!r} is a folder, not {what}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ValueError(f"{path!r} is a {_file_kind(mode)}, not {what} (only regular "
+                             "files are read)")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
-def _check_member_sizes(path):
-    """Raise ValueError for a member whose .npy header declares more data than it holds, before
-    anything is allocated (a tampered shape could otherwise ask for terabytes)."""
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
+def _read_members(path):
+    try:
+        fh = open_regular(path, "a model file")
+    except ValueError as exc:
+        raise ModelFileError(str(exc)) from None
+    with fh:
+        if not zipfile.is_zipfile(fh):
+            raise ModelFileError(f"{path!r} is not an mfcore model file (not an .npz archive; "
+                                 "truncated or foreign?)")
+        try:
+            _check_members(fh, os.fstat(fh.fileno()).st_size)
+            fh.seek(0)
+            with np.load(fh, allow_pickle=False) as npz:
+                return {name: npz[name] for name in npz.files}
+        except (zipfile.BadZipFile, NotImplementedError, ValueError, OSError, EOFError,
+                KeyError, MemoryError) as exc:  # (NotImplementedError: a zip version zipfile lacks)
+            raise ModelFileError(f"{path!r} is corrupted or not an mfcore model file: {exc}") from exc
+
+
+def _check_members(fh, file_size):
+    """Raise ValueError unless every member is what ``save`` writes: stored (never
+    compressed, so reading one costs no more than its bytes on disk; a compressed member
+    of a few KB can inflate to gigabytes before any check sees it), unencrypted,
+    named once, no larger together than the file, and holding exactly the data its .npy
+    header declares. Nothing is inflated or allocated before these checks pass."""
+    with zipfile.ZipFile(fh) as archive:
+        infos, names = archive.infolist(), set()
+        for info in infos:
+            if info.filename in names:
+                raise ValueError(f"member {info.filename!r} appears twice")
+            names.add(info.filename)
             if info.flag_bits & 0x1:
                 raise ValueError(f"member {info.filename!r} is encrypted")
-            try:
-                opened = archive.open(info)
-            except NotImplementedError as exc:  # a compression method or flag zipfile lacks
-                raise ValueError(f"member {info.filename!r}: {exc}") from None
-            with opened as member:
-                version = np.lib.format.read_magic(member)
-                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                if read_header is None:
-                    raise ValueError(f"member {info.filename!r} has .npy version {version}")
-                shape, _, dtype = read_header(member)
-                held = info.file_size - member.tell()
-                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                if declared != held:
-                    raise ValueError(f"member {info.filename!r} declares shape {shape} of "
-                                     f"{dtype} ({declared:,} bytes) but holds {held:,}")
+            if info.compress_type != zipfile.ZIP_STORED:
+                method = _ZIP_METHOD_NAMES.get(info.compress_type, f"method {info.compress_type}")
+                raise ValueError(f"member {info.filename!r} is compressed ({method}); model "
+                                 "files hold stored members only")
+            if info.compress_size != info.file_size:
+                raise ValueError(f"member {info.filename!r} is stored in {info.compress_size:,} "
+                                 f"bytes but declares {info.file_size:,}")
+        declared = sum(info.file_size for info in infos)
+        if declared > file_size:
+            raise ValueError(f"its members declare {declared:,} bytes, more than the file's "
+                             f"{file_size:,}")
+        for info in infos:
+            _check_npy_header(archive, info)
+
+
+def _check_npy_header(archive, info):
+    """Raise ValueError for a member whose .npy header declares more (or less) data than
+    it holds, before anything is allocated (a tampered shape could ask for terabytes)."""
+    try:
+        opened = archive.open(info)
+    except NotImplementedError as exc:  # a flag zipfile lacks (e.g. patched data)
+        raise ValueError(f"member {info.filename!r}: {exc}") from None
+    with opened as member:
+        version = np.lib.format.read_magic(member)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise ValueError(f"member {info.filename!r} has .npy version {version}")
+        shape, _, dtype = read_header(member)
+        held = info.file_size - member.tell()
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if declared != held:
+            raise ValueError(f"member {info.filename!r} declares shape {shape} of "
+                             f"{dtype} ({declared:,} bytes) but holds {held:,}")
+
+
+def read_json(value, name):
+    """The JSON document held by the text member ``name``; ``ValueError`` when it is not
+    JSON or nests too deeply for the parser (a crafted file can nest 100,000 levels)."""
+    try:
+        return json.loads(str(value))
+    except RecursionError:
+        raise ValueError(f"{name} nests too deeply to be read") from None
+    except ValueError as exc:
+        raise ValueError(f"{name} is not valid JSON ({exc})") from None
 
 
 def load(path):
@@ -148,7 +238,9 @@ def load(path):
         raise ModelFileError(f"{path!r} was written by estimator {name!r}, which this mfcore "
                              f"does not have (known: {sorted(_CLASSES)})")
     try:
-        params = json.loads(str(arrays["params"]))
+        params = read_json(arrays["params"], "params")
+        if not isinstance(params, dict):
+            raise ValueError(f"params must be a JSON object, got {type(params).__name__}")
         model = _CLASSES[name]()
         model.set_params(**params)
         model._checked_params()

@@ -94,3 +94,18 @@ def make_planted():
 @pytest.fixture
 def train_test():
     return split
+
+
+def peak_allocation(function):
+    """(what ``function`` returned or the exception it raised, the peak bytes Python and
+    numpy allocated meanwhile, as tracemalloc counts them: deterministic, unlike RSS)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        outcome = function()
+    except Exception as exc:  # noqa: BLE001 (the caller checks which)
+        outcome = exc
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return outcome, peak

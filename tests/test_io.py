@@ -1,13 +1,16 @@
 """Rating-file readers: every layout on small files written here, each malformed case, real data."""
 import bz2
 import gzip
+import lzma
 import os
+import re
 import zipfile
 
 import numpy as np
 import pytest
 
 import mfcore
+from conftest import peak_allocation
 from mfcore.io import read_pairs, read_ratings
 
 pd = pytest.importorskip("pandas")
@@ -439,3 +442,64 @@ def test_zip_members_it_cannot_read_are_value_errors(tmp_path, offset, value, ma
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=match):
         read_ratings(path)
+
+
+# --- decompression bombs (issue 20, D3) ------------------------------------------------------
+
+BOMB_TEXT = b"1,1,4\n" + b"\n" * (16 << 20) + b"2,2,3\n"   # 16 MiB of blank lines
+
+
+def _zip_bomb(path, method, declared=None):
+    with zipfile.ZipFile(path, "w") as archive:
+        info = zipfile.ZipInfo("ratings.csv")
+        info.compress_type = method
+        archive.writestr(info, BOMB_TEXT)
+        if declared is not None:   # the central directory lies about the size
+            archive.filelist[-1].file_size = declared
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_a_zip_member_declaring_a_bomb_ratio_is_refused_before_inflating(tmp_path, method):
+    path = tmp_path / "r.zip"
+    _zip_bomb(path, method)
+    assert path.stat().st_size < 10_000
+    outcome, peak = peak_allocation(lambda: read_ratings(path))
+    assert isinstance(outcome, ValueError) and "decompression bomb" in str(outcome), outcome
+    assert peak < 4 << 20
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
+                                    zipfile.ZIP_LZMA])
+def test_a_zip_member_stops_inflating_at_its_declared_size(tmp_path, method):
+    path = tmp_path / "r.zip"
+    _zip_bomb(path, method, declared=300)
+    outcome, peak = peak_allocation(lambda: read_ratings(path))
+    assert isinstance(outcome, ValueError), outcome
+    assert re.search("inflates to more than 300 bytes|CRC|cannot read the file", str(outcome))
+    assert peak < (4 << 20 if method != zipfile.ZIP_STORED else 24 << 20)  # (stored: on disk)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
+                                    zipfile.ZIP_LZMA])
+def test_zip_members_of_every_method_read_right_and_blank_lines_cost_no_rows(tmp_path, method):
+    path = tmp_path / "r.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        info = zipfile.ZipInfo("ratings.csv")
+        info.compress_type = method
+        archive.writestr(info, b"1,1,4\n" + b"\n" * 5000 + b"2,2,3\n")
+    frame = read_ratings(path)
+    assert frame.to_dict("list") == {"user": [1, 2], "item": [1, 2], "rating": [4.0, 3.0]}
+
+
+@pytest.mark.parametrize("suffix, compress", [(".gz", gzip.compress), (".bz2", bz2.compress),
+                                              (".xz", lzma.compress)])
+def test_a_compressed_file_inflating_over_the_ratio_stops_early(tmp_path, suffix, compress):
+    path = tmp_path / ("r.csv" + suffix)
+    path.write_bytes(compress(BOMB_TEXT))
+    outcome, peak = peak_allocation(lambda: read_ratings(path))
+    if suffix == ".gz":   # deflate cannot exceed ~1032:1, so it reads (bounded by the ratio)
+        assert list(outcome["user"]) == [1, 2]
+        assert peak < 96 << 20   # (about 4x the 16 MiB of text: bounded by the ratio)
+    else:
+        assert isinstance(outcome, ValueError) and "decompression bomb" in str(outcome), outcome
+        assert peak < 24 << 20

@@ -1,5 +1,6 @@
 """Saving and loading: exact round trips, atomic writes, and rejection of bad files."""
 import io
+import json
 import os
 import zipfile
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 import mfcore
+from conftest import peak_allocation
 from mfcore import Model, ModelFileError
 from mfcore import persistence
 
@@ -263,3 +265,221 @@ def test_zip_flags_zipfile_cannot_read_are_model_file_errors(tmp_path, fitted, o
 def test_how_training_stopped_is_saved(tmp_path, fitted):
     fitted.save(tmp_path / "m.mfz")
     assert fitted.stop_reason_ and mfcore.load(tmp_path / "m.mfz").stop_reason_ == fitted.stop_reason_
+
+
+# --- hostile files (issue 20: D3, D6, D8, D9, D10, D19) -----------------------------------
+
+def _npy(array):
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _bomb(path, method, declared=None):
+    """A model file whose 'format' member, compressed with ``method``, inflates to 8 MiB (its
+    .npy header honestly declares them); ``declared`` makes the directory lie about the size."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": (8 << 20,)})
+    with zipfile.ZipFile(path, "w") as archive:
+        info = zipfile.ZipInfo("format.npy")
+        info.compress_type = method
+        archive.writestr(info, header.getvalue() + bytes(8 << 20))
+        if declared is not None:
+            archive.filelist[-1].file_size = declared
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+@pytest.mark.parametrize("declared", [None, 200])
+def test_a_compressed_member_is_refused_before_anything_is_inflated(tmp_path, method, declared,
+                                                                    monkeypatch):
+    path = tmp_path / "bomb.mfz"
+    _bomb(path, method, declared)
+    assert path.stat().st_size < 10_000   # a few KB that would inflate to 8 MiB (or, made
+    # with more zeros, to gigabytes: the ratio grows without bound for bzip2 and lzma)
+
+    def no_inflating(*args):
+        raise AssertionError("a member was inflated")
+    monkeypatch.setattr(zipfile, "_get_decompressor", no_inflating)
+    raised, peak = peak_allocation(lambda: mfcore.load(path))
+    assert isinstance(raised, ModelFileError), raised
+    assert "is compressed" in str(raised) and "stored members only" in str(raised)
+    assert peak < 1 << 20   # nothing of the member's size was ever allocated
+
+
+def test_every_zip_method_but_stored_is_refused_and_stored_is_what_save_writes(tmp_path, fitted):
+    fitted.save(tmp_path / "m.mfz")
+    with zipfile.ZipFile(tmp_path / "m.mfz") as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    methods = [m for m in (zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA,
+                           getattr(zipfile, "ZIP_ZSTANDARD", None)) if m is not None]
+    for method in methods:
+        with zipfile.ZipFile(tmp_path / "c.mfz", "w", compression=method) as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+        with pytest.raises(ModelFileError, match="is compressed"):
+            mfcore.load(tmp_path / "c.mfz")
+
+
+def test_a_stored_member_whose_sizes_disagree_or_exceed_the_file_is_refused(tmp_path, fitted):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    data = path.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        first = archive.infolist()[0]
+    directory = data.index(b"PK\x01\x02")   # the first central directory record
+    for offset, value, match in ((24, first.file_size + 1, "stored in .* but declares"),
+                                 (20, 2**32 - 2, "stored in .* but declares")):
+        bad = bytearray(data)
+        bad[directory + offset:directory + offset + 4] = value.to_bytes(4, "little")
+        path.write_bytes(bytes(bad))
+        with pytest.raises(ModelFileError, match=match):
+            mfcore.load(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_loading_a_fifo_fails_at_once_instead_of_hanging(tmp_path):
+    import threading
+    fifo = tmp_path / "f.mfz"
+    os.mkfifo(fifo)
+    outcome = []
+
+    def load():
+        try:
+            mfcore.load(fifo)
+        except Exception as exc:  # noqa: BLE001 (checked below)
+            outcome.append(exc)
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():   # unblock the reader before failing
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("load blocked on a FIFO")
+    assert isinstance(outcome[0], ModelFileError) and "pipe (FIFO)" in str(outcome[0])
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_loading_a_device_or_a_folder_is_refused_with_what_it_is(tmp_path):
+    (tmp_path / "zero.mfz").symlink_to("/dev/zero")
+    for path in ("/dev/zero", tmp_path / "zero.mfz"):
+        with pytest.raises(ModelFileError, match="is a character device, not a model file"):
+            mfcore.load(path)
+    with pytest.raises(ModelFileError, match="is a folder, not a model file"):
+        mfcore.load(tmp_path)
+
+
+def test_a_member_stored_twice_is_refused(tmp_path, fitted):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    with zipfile.ZipFile(path) as archive:
+        bias = archive.read("state.user_bias.npy")
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr("state.user_bias.npy", bias)
+    with pytest.raises(ModelFileError, match="appears twice"):
+        mfcore.load(path)
+
+
+@pytest.mark.parametrize("member", ["params", "state.history", "state.training"])
+def test_deeply_nested_json_is_a_model_file_error(tmp_path, fitted, member):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    _rewrite(path, lambda a: a.update({member: np.str_("[" * 100_000 + "]" * 100_000)}),
+             resign=True)
+    with pytest.raises(ModelFileError, match="nests too deeply"):
+        mfcore.load(path)
+
+
+def _training(path):
+    with np.load(path) as npz:
+        return json.loads(str(npz["state.training"]))
+
+
+@pytest.mark.parametrize("member, value, match", [
+    ("state.history", "[1, 2, 3]", "history must be a list of per-epoch records"),
+    ("state.history", '"abc"', "history must be a list of per-epoch records"),
+    ("state.history", '[{"epoch": "one"}]', "history must be a list of per-epoch records"),
+    ("state.n_ratings", np.int64(-5), "n_ratings must be an integer >= 0"),
+    ("state.n_ratings", np.float64(1e300), "n_ratings must be one integer"),
+    ("training", {"best_epoch": {"a": [1, 2]}}, "best_epoch must be an integer"),
+    ("training", {"best_epoch": -7}, "best_epoch must be an integer"),
+    ("training", {"best_epoch": 99}, "best_epoch 99 is not one of the 4 epochs"),
+    ("training", {"n_epochs": -1}, "n_epochs must be an integer >= 0"),
+    ("training", {"n_epochs": True}, "n_epochs must be an integer >= 0"),
+    ("state.training", "[]", "training must be a JSON object"),
+    ("params", "[]", "params must be a JSON object"),
+])
+def test_every_bookkeeping_member_is_checked_at_load(tmp_path, fitted, member, value, match):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    if member == "training":
+        member, value = "state.training", json.dumps({**_training(path), **value})
+    change = np.str_(value) if isinstance(value, str) else value
+    _rewrite(path, lambda a: a.update({member: change}), resign=True)
+    with pytest.raises(ModelFileError, match=match):
+        mfcore.load(path)
+
+
+def _absurd_factors(arrays):
+    users = arrays["state.user_factors"]
+    arrays["state.user_factors"] = np.where(np.arange(users.size).reshape(users.shape) % 2,
+                                            3e38, -3e38).astype(users.dtype)
+    arrays["state.item_factors"] = np.full_like(arrays["state.item_factors"], 3e38)
+
+
+@pytest.mark.parametrize("change, match", [
+    (_absurd_factors, "the factors' products reach .*predictions would overflow float32"),
+    (lambda a: a.update({"state.global_mean": np.float64(1e308)}), "global_mean .* outside"),
+    (lambda a: a.update({"state.item_bias": np.full_like(a["state.item_bias"], 2e38)}),
+     "item_bias reach"),
+    (lambda a: a.update({"state.rating_range": np.array([-1e308, 1e308])}), "rating_range reach"),
+])
+def test_finite_values_that_would_predict_nan_or_inf_are_refused(tmp_path, fitted, change, match):
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    _rewrite(path, change, resign=True)
+    with pytest.raises(ModelFileError, match=match):
+        mfcore.load(path)
+
+
+@pytest.fixture(scope="module")
+def bayes_file(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    users, items = np.divmod(np.arange(300), 15)
+    model = mfcore.BayesianMF(k=3, burn_in=2, n_samples=5, seed=0).fit(
+        users, items, rng.integers(1, 6, 300).astype(float))
+    path = tmp_path_factory.mktemp("bayes") / "b.mfz"
+    model.save(path)
+    return path
+
+
+def _set_hyper_precision(arrays, value):
+    hyper = arrays["state.user_hyper_samples"].copy()
+    hyper[:, 1] = value
+    arrays["state.user_hyper_samples"] = hyper
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda a: a.update({"state.alpha_samples": np.full_like(a["state.alpha_samples"], 1e-320)}),
+     "predictive std overflows"),
+    (lambda a: _set_hyper_precision(a, 0.0), "prior precision <= 0"),
+])
+def test_a_sampler_file_whose_noise_or_priors_break_predictions_is_refused(
+        tmp_path, bayes_file, change, match):
+    path = tmp_path / "b.mfz"
+    path.write_bytes(bayes_file.read_bytes())
+    _rewrite(path, change, resign=True)
+    with pytest.raises(ModelFileError, match=match):
+        mfcore.load(path)
+
+
+def test_fold_in_on_an_absurd_noise_precision_is_a_clear_value_error(tmp_path, bayes_file):
+    path = tmp_path / "b.mfz"
+    path.write_bytes(bayes_file.read_bytes())
+    _rewrite(path, lambda a: a.update(
+        {"state.alpha_samples": np.full_like(a["state.alpha_samples"], 1e308)}), resign=True)
+    model = mfcore.load(path)
+    with pytest.raises(ValueError, match="fold_in: ") as raised:
+        model.fold_in(99, [0, 1, 2], [4.0, 3.0, 5.0])
+    assert type(raised.value) is ValueError   # not numpy's raw LinAlgError

@@ -778,6 +778,19 @@ class BayesianMF(Estimator):
                 raise ValueError(f"{name} holds non-finite values")
         if S == 0 or (state["alpha_samples"] <= 0).any():
             raise ValueError("alpha_samples must hold at least one positive noise precision")
+        with np.errstate(divide="ignore", over="ignore"):
+            noise = np.mean(1.0 / state["alpha_samples"])
+        if not np.isfinite(noise):
+            raise ValueError("alpha_samples holds noise precisions so small that the predictive "
+                             "std overflows")
+        if (state["user_hyper_samples"][:, 1] <= 0).any():
+            raise ValueError("user_hyper_samples holds a prior precision <= 0 (fold_in's "
+                             "system would be singular)")
+        limit = float(np.finfo(dtype).max) / 4
+        for name in ("user_bias_samples", "item_bias_samples"):
+            if state[name].size and not np.abs(state[name]).max() < limit:
+                raise ValueError(f"{name} reach {np.abs(state[name]).max():.3g}: predictions "
+                                 f"would overflow {dtype} (at most {limit:.3g})")
         super()._restore_fitted_state(state)
         self.user_bias_samples_ = np.ascontiguousarray(state["user_bias_samples"])
         self.item_bias_samples_ = np.ascontiguousarray(state["item_bias_samples"])
