@@ -71,7 +71,8 @@ from ._kernels import bayes as _bayes
 from ._kernels import sgd as _sgd_kernels
 from ._kernels.als import solve_rows
 from ._threads import resolve_n_threads
-from .data import RatingSummary, as_ratings, merge_sorted, report_duplicates, validation_rows
+from .data import (RatingSummary, as_ratings, column_names, merge_sorted, report_duplicates,
+                   validation_rows)
 from .errors import DuplicateRatingsWarning
 from .estimators import driver
 from .estimators.base import from_standard, standard_units, standardized, to_standard
@@ -663,12 +664,17 @@ def _local_validation(validation, columns):
     return validation
 
 
-def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callback=None,
+def fit(estimator, ratings, validation=None, columns=None, client=None, callback=None,
         workers=None):
-    """Fit ``estimator`` (``mfcore.ALS``) on a Dask DataFrame of ratings; return it, fitted.
+    """Fit ``estimator`` (``mfcore.ALS``, ``mfcore.Model`` or ``mfcore.BayesianMF``) on a
+    Dask DataFrame of ratings; return it, fitted.
 
-    ``columns``: the names of the user, item and rating columns. ``validation``:
-    a local ``(users, items, ratings)`` triple or a (small) Dask DataFrame with
+    ``columns``: the user, item and rating columns as for ``estimator.fit`` (default:
+    ``user``, ``item``, ``rating`` or their usual aliases such as ``userId``; else a
+    dict or the three names in that order). A pandas DataFrame is in one place
+    already: fit it with ``estimator.fit(df)``, or spread it with
+    ``dask.dataframe.from_pandas(df, npartitions=...)``. ``validation``:
+    a local ``(users, items, ratings)`` triple or table, or a (small) Dask DataFrame with
     the same columns, scored after every iteration as in ``estimator.fit``;
     ``callback`` as there. ``client``: the Dask client (default: the current
     one). ``workers``: the worker addresses to train on (default: all); each
@@ -683,6 +689,12 @@ def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callb
     if trainer_class is None:
         raise TypeError(f"mfcore.dask.fit trains {', '.join(c.__name__ for c in _TRAINERS)}; "
                         f"got {type(estimator).__name__}")
+    if not hasattr(ratings, "to_delayed"):
+        kind = type(ratings).__module__.split(".")[0] + "." + type(ratings).__name__
+        hint = (": it is in one place already, so fit it with estimator.fit(ratings), or "
+                "spread it over the cluster with dask.dataframe.from_pandas(ratings, "
+                "npartitions=...)" if hasattr(ratings, "iloc") else "")
+        raise TypeError(f"mfcore.dask.fit takes a Dask DataFrame of ratings, got {kind}{hint}")
     client = client or default_client()
     params = estimator._checked_params()
     if params.get("validation_fraction") is not None:
@@ -693,13 +705,8 @@ def fit(estimator, ratings, validation=None, columns=COLUMNS, client=None, callb
                                   "fit it locally")
     if params.get("warm_start") and estimator._is_fitted():
         raise NotImplementedError("mfcore.dask.fit always fits from scratch (warm_start)")
-    columns = tuple(columns)
-    if len(columns) != 3:
-        raise ValueError(f"columns must name the user, item and rating columns, got {columns!r}")
-    missing = [c for c in columns if c not in ratings.columns]
-    if missing:
-        raise ValueError(f"the ratings have no column {missing[0]!r} (columns: "
-                         f"{list(ratings.columns)}); pass columns=(user, item, rating)")
+    named = column_names(ratings.columns, columns, optional=(), what="the ratings")
+    columns = tuple(named[c] for c in COLUMNS)
     dtype = p.DTYPES[params["dtype"]]
     known = sorted(client.scheduler_info()["workers"])
     addresses = known if workers is None else list(workers)

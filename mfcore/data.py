@@ -2,6 +2,18 @@
 
 Every estimator's ``fit`` goes through ``prepare`` (raw ids and ratings in,
 ``Ratings`` out) and ``validation_rows``; nothing below this module sees a raw id.
+
+Data in, one convention for every entry point (``fit``, ``predict``, ``evaluate``,
+``fold_in``, ``search``, ``cross_validate``, the ``split`` functions): three arrays
+(users, items, ratings), or one table of ratings, read by ``rating_columns``:
+
+* a pandas DataFrame, a pyarrow Table or a polars DataFrame whose columns are named
+  as ``read_ratings`` names them (``user``, ``item``, ``rating``, ``timestamp``) or by
+  a usual alias (``userId``, ``movieId``, ``itemId``, ``score``...: ``io.ALIASES``,
+  any case), or named with ``columns=``: a dict ``{"user": "cust", ...}`` or the
+  names of the user, item[, rating[, timestamp]] columns in that order;
+* a scipy.sparse matrix of ratings: rows are users, columns items, each stored
+  entry a rating (the ids are the row and column numbers).
 """
 import dataclasses
 import fractions
@@ -11,16 +23,154 @@ import numpy as np
 
 from .errors import DuplicateRatingsWarning, warn
 from .ids import IdMap, normalize_ids, plain, sorted_unique
+from .io import ALIASES, COLUMNS
 
 __all__ = ["Ratings", "RatingSummary", "exact_sum", "prepare", "as_ratings", "to_numpy",
            "check_lengths", "merge_duplicates", "merge_sorted", "report_duplicates",
-           "validation_rows", "DUPLICATE_POLICIES"]
+           "validation_rows", "DUPLICATE_POLICIES", "is_table", "column_names",
+           "rating_columns", "rating_arrays", "as_frame"]
 
 DUPLICATE_POLICIES = ("mean", "last", "keep", "error")
 
 
 def to_numpy(x):
     return x.to_numpy() if hasattr(x, "to_numpy") else x
+
+
+def is_table(data):
+    """Whether ``data`` is a table of ratings ``rating_columns`` reads (checked without
+    importing pandas, pyarrow, polars or scipy)."""
+    if hasattr(data, "iloc") and getattr(data, "ndim", 0) == 2:  # pandas DataFrame
+        return True
+    if hasattr(data, "column_names") and hasattr(data, "num_rows"):  # pyarrow Table
+        return True
+    if hasattr(data, "get_column") and hasattr(data, "columns"):  # polars DataFrame
+        return True
+    return hasattr(data, "tocoo") and hasattr(data, "nnz")  # scipy.sparse
+
+
+def column_names(names, columns=None, need=("user", "item", "rating"), optional=("timestamp",),
+                 what="data"):
+    """{canonical name: the table's column name} for a table with columns ``names``.
+
+    ``columns``: None (find each by its canonical name, else by a usual alias,
+    ``io.ALIASES``, in any case), a dict from canonical names to the table's, or
+    the table's names of user, item[, rating[, timestamp]] in that order.
+    ``need``: the canonical names that must be found; ``optional`` ones are
+    looked for too. ``ValueError`` names what is missing or ambiguous.
+    """
+    names = list(names)
+    if columns is not None:
+        if isinstance(columns, str):
+            columns = [c.strip() for c in columns.split(",")]
+        if not isinstance(columns, dict):
+            columns = dict(zip(COLUMNS, columns))
+        unknown = [c for c in columns if c not in COLUMNS]
+        if unknown:
+            raise ValueError(f"columns: unknown key(s) {', '.join(map(repr, unknown))}; each "
+                             f"must be one of {', '.join(COLUMNS)}")
+        absent = [c for c in columns.values() if c not in names]
+        if absent:
+            raise ValueError(f"{what}: no column {absent[0]!r} (its columns: {names})")
+    chosen = {}
+    for canon in need + tuple(optional):
+        if columns is not None and canon in columns:
+            chosen[canon] = columns[canon]
+            continue
+        if canon in names:
+            chosen[canon] = canon
+            continue
+        found = [c for c in names if str(c).lower() in ALIASES[canon]
+                 and c not in (columns or {}).values()]
+        if len(found) > 1:
+            raise ValueError(f"{what}: columns {found} could each be the {canon} column; say "
+                             f"which with columns={{{canon!r}: ...}}")
+        if found:
+            chosen[canon] = found[0]
+        elif canon in need:
+            raise ValueError(
+                f"{what}: no {canon} column (its columns: {names}); name it "
+                f"{canon!r} or a usual alias ({', '.join(ALIASES[canon][:5])}...), or pass "
+                f"columns={{{canon!r}: <its name>}}")
+    return chosen
+
+
+def rating_columns(data, columns=None, need=("user", "item", "rating"),
+                   optional=("timestamp",), what="data"):
+    """({canonical name: 1-d column}, the pandas index or None) of the table ``data``
+    (see the module docstring); the columns are pandas Series or numpy arrays."""
+    if hasattr(data, "tocoo") and hasattr(data, "nnz"):  # scipy.sparse: rows x columns
+        if columns is not None:
+            raise ValueError("columns= names a table's columns; a sparse matrix has rows "
+                             "(users), columns (items) and ratings")
+        coo = data.tocoo()
+        return {"user": coo.row.astype(np.int64), "item": coo.col.astype(np.int64),
+                "rating": coo.data}, None
+    if hasattr(data, "iloc"):  # pandas
+        chosen = column_names(data.columns, columns, need, optional, what)
+        return {c: data[name] for c, name in chosen.items()}, data.index
+    if hasattr(data, "column_names"):  # pyarrow
+        chosen = column_names(data.column_names, columns, need, optional, what)
+        return {c: data.column(name).to_numpy() for c, name in chosen.items()}, None
+    chosen = column_names(data.columns, columns, need, optional, what)  # polars
+    return {c: data.get_column(name).to_numpy() for c, name in chosen.items()}, None
+
+
+def rating_arrays(users, items=None, ratings=None, columns=None, need_ratings=True, what="fit"):
+    """(users, items, ratings, index) of an entry point's data: three arrays as given
+    (index None), or the columns of a table passed alone as ``users`` (index: its
+    pandas index, else None). Without ``need_ratings`` (predict) the ratings may be
+    absent (None)."""
+    if is_table(users):
+        if items is not None or ratings is not None:
+            raise TypeError(f"{what}: give a table of ratings alone, or three arrays "
+                            "(users, items, ratings), not both")
+        need = ("user", "item", "rating") if need_ratings else ("user", "item")
+        found, index = rating_columns(users, columns, need, ("rating",) if not need_ratings
+                                      else (), what)
+        return found["user"], found["item"], found.get("rating"), index
+    if columns is not None:
+        raise ValueError(f"{what}: columns= names the columns of a table (a pandas DataFrame "
+                         "...); with arrays, pass users, items and ratings in that order")
+    for name, value in (("items", items), ("ratings", ratings if need_ratings else 0)):
+        if value is None:
+            raise ValueError(
+                f"{name} is None: {what} takes {'three arrays (users, items, ratings)' if need_ratings else 'two arrays (users, items)'}, or one table "
+                f"of ratings (a pandas DataFrame with user, item{', rating' if need_ratings else ''} "
+                f"columns) alone; got a {type(users).__name__} and no {name}")
+    return users, items, ratings, None
+
+
+def as_frame(data, columns=None, need=("user", "item", "rating"), optional=("timestamp",),
+             what="data"):
+    """(a pandas DataFrame, {canonical name: its column name}) of ``data``: a pandas
+    DataFrame as it is (its own names), any other table or a (users, items, ratings[,
+    timestamps]) sequence as a new DataFrame with the canonical names."""
+    import pandas as pd
+
+    if hasattr(data, "iloc") and getattr(data, "ndim", 0) == 2:
+        return data, column_names(data.columns, columns, need, optional, what)
+    if is_table(data):
+        found, _ = rating_columns(data, columns, need, optional, what)
+    elif isinstance(data, (tuple, list)) and 3 <= len(data) <= 4:
+        if columns is not None:
+            raise ValueError(f"{what}: columns= names the columns of a table, not of a "
+                             "(users, items, ratings) triple")
+        found = dict(zip(COLUMNS, data))
+        check_lengths(**{f"{name}s" if name != "timestamp" else "timestamps": to_numpy(a)
+                         for name, a in found.items()})
+    else:
+        raise TypeError(f"{what} must be a table of ratings (a pandas DataFrame with user, "
+                        "item, rating columns, a pyarrow Table ...) or a (users, items, "
+                        f"ratings) triple, got {type(data).__name__}")
+    frame = pd.DataFrame({name: to_numpy(col) for name, col in found.items()})
+    return frame, {name: name for name in found}
+
+
+def _describe(value):
+    """A short description of ``value`` for an error message."""
+    size = f" of {len(value)} items" if hasattr(value, "__len__") else ""
+    return f"a {type(value).__name__}{size}"
 
 
 def _is_number(v):
@@ -276,10 +426,13 @@ def validation_rows(data, validation, fraction, rng):
         raise ValueError("give either validation=(users, items, ratings) or "
                          "validation_fraction, not both")
     if validation is not None:
-        if len(validation) != 3:
-            raise ValueError("validation must be a (users, items, ratings) triple, "
-                             f"got {len(validation)} items")
-        vu, vi, vr = validation
+        if is_table(validation):
+            vu, vi, vr, _ = rating_arrays(validation, what="validation")
+        elif not isinstance(validation, (tuple, list)) or len(validation) != 3:
+            raise ValueError("validation must be a (users, items, ratings) triple or a table "
+                             f"of ratings, got {_describe(validation)}")
+        else:
+            vu, vi, vr = validation
         vr = as_ratings(vr, data.dtype, "validation ratings")
         vu = data.user_map.lookup(to_numpy(vu), "validation users")
         vi = data.item_map.lookup(to_numpy(vi), "validation items")

@@ -18,13 +18,14 @@ from . import persistence, recommend as _recommend
 from ._kernels import sgd as _sgd_kernels
 from ._kernels.als import solve_rows
 from ._threads import resolve_n_threads
-from .data import as_ratings, check_lengths, merge_duplicates, to_numpy
+from .data import as_ratings, check_lengths, merge_duplicates, rating_arrays, to_numpy
 from .errors import NotFittedError, UnknownIdError, UnknownIdWarning, warn
 from .ids import IdMap, normalize_ids, plain
 from .metrics import mae, rmse
 from .params import is_real
 
-__all__ = ["FactorModel", "UNKNOWN_POLICIES", "pair_arguments", "check_magnitudes", "training_record"]
+__all__ = ["FactorModel", "UNKNOWN_POLICIES", "pair_arguments", "labelled", "check_magnitudes",
+           "training_record"]
 
 UNKNOWN_POLICIES = ("fallback", "nan", "error")
 
@@ -43,6 +44,15 @@ def pair_arguments(users, items):
     if scalar_i:
         return users, [items] * len(to_numpy(users)), False
     return users, items, False
+
+
+def labelled(values, index, name):
+    """``values`` as a pandas Series on ``index`` (the input table's), or as they are when
+    the input was not a pandas table (``index`` None): pandas in, pandas out."""
+    if index is None:
+        return values
+    import pandas as pd
+    return pd.Series(values, index=index, name=name)
 
 
 def check_magnitudes(state, k, dtype):
@@ -203,11 +213,14 @@ class FactorModel:
                 warn(message + fallback_note, UnknownIdWarning)
         return u, i, ~(bad_u | bad_i)
 
-    def predict(self, users, items, clip=True, unknown="fallback"):
+    def predict(self, users, items=None, clip=True, unknown="fallback", *, columns=None):
         """Predicted ratings for the (user, item) pairs, as an array of the model's dtype.
 
         One user id and one item id give one number; one id of either kind with a
-        list of the other pairs it with each (``predict(1, [50, 181])``).
+        list of the other pairs it with each (``predict(1, [50, 181])``). A table
+        with user and item columns (a pandas DataFrame ..., named as for ``fit``,
+        ``columns=``) instead of the two: a pandas DataFrame gives a pandas Series
+        named "prediction" on the frame's index (``test["pred"] = model.predict(test)``).
 
         ``clip`` keeps predictions within the training rating range. An unknown
         user or item contributes no bias and no factors, so the prediction falls
@@ -217,12 +230,14 @@ class FactorModel:
         ``unknown="error"`` raises ``KeyError``.
         """
         self._check_fitted()
+        users, items, _, index = rating_arrays(users, items, columns=columns,
+                                               need_ratings=False, what="predict")
         users, items, single = pair_arguments(users, items)
         u, i, known = self._indices(users, items, unknown)
         out = self._predict_rows(u, i, clip)
         if unknown == "nan":
             out[~known] = np.nan
-        return out[0] if single else out
+        return out[0] if single else labelled(out, index, "prediction")
 
     def _predict_rows(self, u, i, clip):
         """Predictions for int32 rows (-1: unknown, no bias and no factors), in a parallel kernel."""
@@ -239,12 +254,17 @@ class FactorModel:
                                          self._threads())
         return float(np.sqrt(sse / len(r)))
 
-    def evaluate(self, users, items, ratings, clip=True):
+    def evaluate(self, users, items=None, ratings=None, clip=True, *, columns=None):
         """RMSE and MAE of the predictions for held-out ratings, with the count of unknown ids.
 
+        The ratings are three arrays or a table, as for ``fit``. Returns a dict:
+        ``rmse``, ``mae``, ``n`` (ratings scored), ``unknown_users`` and
+        ``unknown_items`` (pairs whose user, or item, the model does not know).
         Unknown ids are predicted as in ``predict`` (the fallback), counted, not warned about.
         """
         self._check_fitted()
+        users, items, ratings, _ = rating_arrays(users, items, ratings, columns,
+                                                 what="evaluate")
         ratings = as_ratings(ratings, np.float64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnknownIdWarning)
@@ -256,15 +276,23 @@ class FactorModel:
 
     # --- recommending -----------------------------------------------------------
 
-    def recommend(self, users, n=10, exclude_seen=True, items=None, unknown="fallback"):
+    def recommend(self, users, n=10, exclude_seen=None, items=None, unknown="fallback",
+                  as_frame=False):
         """The ``n`` items with the highest predicted rating for one user or a batch.
 
         Returns ``(items, scores)``, best first. Scores are the predicted
         ratings ``predict(user, item, clip=False)`` (unclipped, so the ranking
         does not tie at the top of the scale); equal scores rank by item row.
-        ``exclude_seen`` skips the items the user rated in training (kept in
-        the model and saved with it); ``items`` restricts the candidates to
-        these raw ids (unknown ones raise ``KeyError``).
+        ``items`` restricts the candidates to these raw ids (unknown ones raise
+        ``KeyError``). ``exclude_seen`` skips the items the user rated in
+        training (kept in the model and saved with it); its default, None,
+        skips them when ranking the whole catalogue and keeps them when
+        ``items`` is given, so that re-ranking a list ranks all of it
+        (``recommend(1, items=[50, 181, 258])`` returns all three, rated or not).
+        ``as_frame=True`` returns one long pandas DataFrame instead, columns
+        user, rank (1 = best), item, score, a row per recommendation (no padding)::
+
+            top = model.recommend(test["user"].unique(), n=10, as_frame=True)
 
         One raw user id gives 1-d arrays with at most ``n`` entries (fewer when
         fewer candidates remain). A list/array of ids gives 2-d arrays of shape
@@ -277,7 +305,7 @@ class FactorModel:
         Runs in a parallel kernel with partial selection: memory O(users x n).
         """
         self._check_fitted()
-        return _recommend.recommend(self, users, n, exclude_seen, items, unknown)
+        return _recommend.recommend(self, users, n, exclude_seen, items, unknown, as_frame)
 
     def similar_items(self, items, n=10):
         """The ``n`` items whose factors are most cosine-similar to each of ``items``.
@@ -318,10 +346,12 @@ class FactorModel:
         raise ValueError(f"{type(self).__name__} does not use side features: fold_in takes "
                          "user_features only for BayesianMF fitted with them")
 
-    def fold_in(self, users, items, ratings, shrinkage=None, user_features=None):
+    def fold_in(self, users, items=None, ratings=None, shrinkage=None, *, columns=None,
+                user_features=None):
         """Add users (or refresh known ones) from their ratings without retraining; return self.
 
-        ``users`` is one raw id (for all the ratings) or one per rating. Each
+        ``users`` is one raw id (for all the ratings) or one per rating (or the
+        three are one table, as for ``fit``). Each
         user's bias and factors are solved exactly, items held fixed, as a
         small regularized least-squares problem::
 
@@ -342,6 +372,7 @@ class FactorModel:
         rows, which combine with their ratings (the features set the prior mean).
         """
         self._check_fitted()
+        users, items, ratings, _ = rating_arrays(users, items, ratings, columns, what="fold_in")
         shrinkage = self.fold_in_shrinkage if shrinkage is None else shrinkage
         if not is_real(shrinkage) or shrinkage < 0:
             raise ValueError(f"shrinkage must be a finite number >= 0, got {shrinkage!r}")

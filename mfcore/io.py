@@ -23,6 +23,7 @@ naming the file and the line. ``on_bad_lines="skip"`` drops bad lines
 instead, with a warning that counts them.
 """
 import bz2
+import codecs
 import contextlib
 import copy
 import gzip
@@ -317,12 +318,12 @@ def _looks_like_header(fields):
     return len(fields) >= 3 or all(f.strip('"').lower() in known for f in fields)
 
 
-def _sniff(open_stream, name, sep, header):
+def _sniff(open_stream, name, sep, header, encoding="utf-8"):
     """Separator, the header's line number (0: none; blank lines may come first), header
     names, first data line's fields and the header's colons."""
     with open_stream() as fh:
         head = fh.read(_SNIFF_BYTES)
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    text = head.decode(encoding, errors="replace").lstrip("\ufeff")
     numbered = [(n, ln) for n, ln in enumerate(_lines(text), start=1) if not _is_blank(ln)]
     lines = [ln for _, ln in numbered]
     if len(head) == _SNIFF_BYTES and len(lines) > 1:
@@ -379,6 +380,42 @@ def _checked_columns(columns, min_fields):
     return columns
 
 
+def _field_names(name, header_names, n_fields, columns, usecols, min_fields):
+    """The canonical name of each of the file's fields, None for a field not read.
+
+    ``usecols`` (header names or 0-based positions) picks the fields to read; without it
+    a header whose user, item (and, for ratings, rating) columns are all known names
+    reads those and skips the fields it does not know (``tag``, ``comment``...)."""
+    if usecols is None and header_names and columns is None:
+        canonical = {alias: col for col, aliases in ALIASES.items() for alias in aliases}
+        needed = ("user", "item", "rating")[:min_fields]
+        if n_fields > 4 or (any(h not in canonical for h in header_names)
+                            and all(any(canonical.get(h) == c for h in header_names)
+                                    for c in needed)):
+            usecols = [h for h in header_names if h in canonical]
+    if usecols is None:
+        return _column_order(name, header_names, n_fields, columns)
+    if isinstance(usecols, str):
+        usecols = [c.strip() for c in usecols.split(",")]
+    keep = []
+    for c in usecols:
+        if isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < n_fields:
+            keep.append(int(c))
+        elif header_names and str(c).lower() in header_names:
+            keep.append(header_names.index(str(c).lower()))
+        else:
+            raise ValueError(f"{name}: usecols: no column {c!r} (the file has {n_fields} "
+                             f"field(s)" + (f", named {header_names})" if header_names else ")"))
+    if len(set(keep)) != len(keep) or not 2 <= len(keep) <= 4:
+        raise ValueError(f"{name}: usecols must pick 2 to 4 distinct columns, got {usecols!r}")
+    names = _column_order(name, [header_names[k] for k in keep] if header_names else None,
+                          len(keep), columns)
+    fields = [None] * n_fields
+    for k, c in zip(sorted(keep), [names[keep.index(k)] for k in sorted(keep)]):
+        fields[k] = c
+    return fields
+
+
 def _column_order(name, header_names, n_fields, columns):
     """Canonical names of the file's columns: ``columns`` if given, else the header's names
     (every one must be known), else user, item, rating[, timestamp] by position."""
@@ -396,9 +433,10 @@ def _column_order(name, header_names, n_fields, columns):
         known = "; ".join(f"{c}: {', '.join(a)}" for c, a in ALIASES.items())
         raise ValueError(Message(
             "{0}: the header names column(s) this reader does not know: {1} (it knows {2}); "
-            "name the file's columns in order with {3}, e.g. {4}", name,
+            "name the file's columns in order with {3}, e.g. {4}, and pick the ones to read "
+            "with {5} when there are more", name,
             ", ".join(map(repr, unknown)), known, Setting("columns"),
-            Setting("columns", list(COLUMNS[:len(header_names)]))))
+            Setting("columns", list(COLUMNS[:min(len(header_names), 4)])), Setting("usecols")))
     mapped = [canonical[h] for h in header_names]
     twice = sorted({c for c in mapped if mapped.count(c) > 1})
     if twice:
@@ -420,7 +458,7 @@ def _column_order(name, header_names, n_fields, columns):
 # --- parsing -------------------------------------------------------------------------
 
 def read_ratings(path, *, sep=None, header=None, columns=None, ids="auto", on_bad_lines="error",
-                 member=None):
+                 member=None, usecols=None, encoding="utf-8"):
     """Read a rating file into a DataFrame with columns user, item, rating (and timestamp).
 
     Parameters
@@ -438,8 +476,9 @@ def read_ratings(path, *, sep=None, header=None, columns=None, ids="auto", on_ba
         dropped as a header). Header names put the columns in order; every name
         must be known (``user``, ``userId``, ``movieId``, ``rating``,
         ``timestamp``... see ``ALIASES``), else a ``ValueError`` names the
-        unknown ones. Without a header the columns are user, item,
-        rating[, timestamp].
+        unknown ones; but when the user, item and rating columns are all known,
+        columns with other names (``userId,movieId,rating,timestamp,tag``) are
+        skipped. Without a header the columns are user, item, rating[, timestamp].
     columns : None, list of str, or a comma-separated str
         The file's columns in order, each one of "user", "item", "rating",
         "timestamp" (e.g. ``["rating", "user", "item"]``); overrides the header's
@@ -453,17 +492,25 @@ def read_ratings(path, *, sep=None, header=None, columns=None, ids="auto", on_ba
     member : str, optional
         Which file of a ``.zip`` archive to read (default: its only file, or
         its one ``ratings.*``/``u.data``).
+    usecols : None, list of header names or 0-based positions, or a comma-separated str
+        The fields to read, the others skipped (as pandas' ``usecols``); ``columns=``
+        then names the fields read, in order.
+    encoding : str, default "utf-8"
+        The text's encoding (e.g. "latin-1" for string ids written by older tools).
     """
-    return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=3)
+    return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=3,
+                 usecols=usecols, encoding=encoding)
 
 
 def read_pairs(path, *, sep=None, header=None, columns=None, ids="auto", on_bad_lines="error",
-               member=None):
+               member=None, usecols=None, encoding="utf-8"):
     """Like ``read_ratings`` but the rating column is optional: user, item[, rating[, timestamp]]."""
-    return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=2)
+    return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=2,
+                 usecols=usecols, encoding=encoding)
 
 
-def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields):
+def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields, usecols=None,
+          encoding="utf-8"):
     path = os.fspath(path)
     if columns is not None:
         columns = _checked_columns(columns, min_fields)
@@ -473,6 +520,10 @@ def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields):
         raise ValueError(f"ids must be 'auto', 'int' or 'str', got {ids!r}")
     if on_bad_lines not in ("error", "skip"):
         raise ValueError(f"on_bad_lines must be 'error' or 'skip', got {on_bad_lines!r}")
+    try:
+        encoding = codecs.lookup(encoding).name
+    except (LookupError, TypeError):
+        raise ValueError(f"encoding: unknown text encoding {encoding!r}") from None
     if not os.path.exists(path):
         raise FileNotFoundError(f"ratings file not found: {path}")
     if os.path.isdir(path):
@@ -482,7 +533,7 @@ def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields):
     name = f"{path}!{member}" if member else path
     try:
         return _read_text(path, name, _opener(path, member), sep, header, columns, ids,
-                          on_bad_lines, min_fields)
+                          on_bad_lines, min_fields, usecols, encoding)
     except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, lzma.LZMAError,
             zlib.error) as exc:
         # a truncated or corrupted compressed file (zipfile: a version or method it lacks), an
@@ -490,23 +541,28 @@ def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields):
         raise ValueError(f"{name}: cannot read the file ({type(exc).__name__}: {exc})") from exc
 
 
-def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines, min_fields):
-    sep, header, header_names, fields, header_colons = _sniff(open_stream, name, sep, header)
+def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines, min_fields,
+               usecols=None, encoding="utf-8"):
+    sep, header, header_names, fields, header_colons = _sniff(open_stream, name, sep, header,
+                                                              encoding)
     n_fields = len(fields)
-    if not min_fields <= n_fields <= 4:
+    if n_fields < min_fields or (n_fields > 4 and usecols is None and not header_names):
         need = "user, item, rating[, timestamp]" if min_fields == 3 else "user, item[, rating[, timestamp]]"
-        raise ValueError(f"{name}: the first line has {n_fields} field(s); expected {need}")
-    columns = _column_order(name, header_names, n_fields, columns)
+        raise ValueError(f"{name}: the first line has {n_fields} field(s); expected {need} "
+                         "(pick the fields to read with usecols=)")
+    field_names = _field_names(name, header_names, n_fields, columns, usecols, min_fields)
+    columns = [c for c in field_names if c]
     if min_fields == 3 and "rating" not in columns:
         raise ValueError(f"{name}: no rating column among {header_names}")
     if ids == "auto":
-        ids = "int" if all(_is_int(fields[columns.index(c)]) for c in ("user", "item")) else "str"
+        ids = "int" if all(_is_int(fields[field_names.index(c)]) for c in ("user", "item")) else "str"
     plain = not path.lower().endswith(COMPRESSED)
-    layout = _Layout(name, path if plain else None, open_stream, sep, header, columns, ids,
-                     header_colons)
+    layout = _Layout(name, path if plain else None, open_stream, sep, header, field_names, ids,
+                     header_colons, encoding)
     frame = None
-    if (sep in ("::", "\t", ",", ";") and ids == "int" and len(columns) >= 3
-            and columns == list(COLUMNS[:len(columns)]) and header in (0, 1)):
+    if (sep in ("::", "\t", ",", ";") and ids == "int" and len(field_names) >= 3
+            and field_names == list(COLUMNS[:len(field_names)]) and header in (0, 1)
+            and encoding in ("utf-8", "ascii", "latin-1", "iso8859-1", "cp1252")):
         frame = _parse_fast(open_stream, columns, sep, header == 1)
     if frame is not None and len(frame):
         return _finish(frame)
@@ -534,11 +590,14 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
 class _Layout:
     """How to parse one file: a fast pandas pass, and a slow line-by-line diagnosis on failure."""
 
-    def __init__(self, name, path, open_stream, sep, header, columns, ids, header_colons=0):
-        # header: the header's line number (0: none)
+    def __init__(self, name, path, open_stream, sep, header, fields, ids, header_colons=0,
+                 encoding="utf-8"):
+        # header: the header's line number (0: none); fields: each field's canonical name,
+        # None for one not read
         self.name, self.open_stream, self.sep, self.header = name, open_stream, sep, header
         self.path = path  # set for an uncompressed file
-        self.columns, self.ids, self.header_colons = columns, ids, header_colons
+        self.fields, self.columns = fields, [c for c in fields if c]
+        self.ids, self.header_colons, self.encoding = ids, header_colons, encoding
 
     def _dtypes(self):
         kinds = {"user": "category" if self.ids == "str" else np.int64,
@@ -552,11 +611,11 @@ class _Layout:
 
         # a plain file goes to pandas by name: its C reader is faster than a Python stream
         stream = self.path if self.path else self.open_stream()
-        names, usecols = self.columns, None
+        fields = [c or f"_skip{n}" for n, c in enumerate(self.fields)]
+        names, usecols = fields, (self.columns if len(self.columns) < len(fields) else None)
         if self.sep == "::":  # 'a::b' split at ':' is a, '', b: parse only the real fields
             sep, usecols = ":", self.columns
-            names = [f"_{n}" if n % 2 else self.columns[n // 2]
-                     for n in range(2 * len(self.columns) - 1)]
+            names = [f"_{n}" if n % 2 else fields[n // 2] for n in range(2 * len(fields) - 1)]
         else:
             sep = r"\s+" if self.sep == "whitespace" else self.sep
         skiprows = sorted(set(skip) | ({self.header} if self.header else set()))
@@ -566,7 +625,7 @@ class _Layout:
                     stream, sep=sep, header=None, names=names, usecols=usecols, dtype=self._dtypes(),
                     engine="c", skiprows=[s - 1 for s in skiprows] or None,
                     skip_blank_lines=True, na_filter=False,
-                    encoding="utf-8", on_bad_lines="error")
+                    encoding=self.encoding, on_bad_lines="error")
         except (ValueError, OverflowError, TypeError, UnicodeDecodeError,
                 pd.errors.ParserError) as exc:
             return None, exc
@@ -575,7 +634,7 @@ class _Layout:
         if self.ids == "str" and not skip and _count_byte(self.open_stream, 0):  # (numbers fail)
             return None, "a NUL byte"
         if self.sep == "::" and not skip:
-            expected = 2 * (len(self.columns) - 1) * len(frame) + self.header_colons
+            expected = 2 * (len(self.fields) - 1) * len(frame) + self.header_colons
             colons = _count_byte(self.open_stream, ord(":"))
             if colons != expected:
                 return None, f"{colons} colons where {expected} were expected"
@@ -584,8 +643,8 @@ class _Layout:
     def diagnose(self, first_only):
         """(line number, problem) for bad lines, read line by line (only after a failed parse)."""
         problems = []
-        expected = len(self.columns)
-        with io.TextIOWrapper(self.open_stream(), encoding="utf-8", errors="replace",
+        expected = len(self.fields)
+        with io.TextIOWrapper(self.open_stream(), encoding=self.encoding, errors="replace",
                               newline=None) as fh:
             for number, line in enumerate(fh, start=1):
                 if number == self.header:
@@ -608,8 +667,8 @@ class _Layout:
             fields = [f.strip(_SPACE) for f in fields]
         if len(fields) != expected:
             return (f"{len(fields)} field(s), expected {expected} "
-                    f"({', '.join(self.columns)}): {line!r}")
-        for column, value in zip(self.columns, fields):
+                    f"({', '.join(c or '-' for c in self.fields)}): {line!r}")
+        for column, value in zip(self.fields, fields):
             if column in ("user", "item"):
                 if not value:
                     return f"empty {column} id"
@@ -627,7 +686,8 @@ class _Layout:
                 if not -2**63 <= int(value) < 2**63:
                     return f"timestamp {value!r} does not fit in 64 bits"
         if "\ufffd" in line:
-            return "text is not valid UTF-8"
+            return (f"text is not valid {self.encoding.upper()}" + (
+                " (pass encoding=, e.g. encoding='latin-1')" if self.encoding == "utf-8" else ""))
         return None
 
 

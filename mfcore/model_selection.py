@@ -3,15 +3,24 @@ import time
 
 import numpy as np
 
+from .data import as_frame, rating_arrays
 from .split import kfold
 
 __all__ = ["cross_validate"]
 
 
-def cross_validate(model, data, cv=5, *, seed=0, verbose=False):
+def _triple(part, columns):
+    """(users, items, ratings) of a fold's part: a table or a triple of arrays."""
+    if isinstance(part, (tuple, list)):
+        return tuple(part[:3])
+    return rating_arrays(part, columns=columns, what="cross_validate")[:3]
+
+
+def cross_validate(model, data, cv=5, *, seed=0, verbose=False, columns=None):
     """Fit a copy of ``model`` on each fold of ``data``; return per-fold scores with mean and std.
 
-    ``data`` is a rating DataFrame (``user``, ``item``, ``rating``). ``cv`` is
+    ``data`` is a table of ratings or a (users, items, ratings) triple, as for
+    the ``mfcore.split`` functions (``columns=`` names a table's columns). ``cv`` is
     the number of random folds (``mfcore.split.kfold`` with ``seed``) or an
     iterable of (train, test) DataFrame pairs, e.g. from ``per_user_split`` or
     ``temporal_split``. ``model`` itself is not fitted: each fold trains
@@ -23,16 +32,21 @@ def cross_validate(model, data, cv=5, *, seed=0, verbose=False):
     or item was not in that fold's training part; they are predicted with the
     model's fallback).
     """
-    folds = kfold(data, cv, seed=seed) if isinstance(cv, (int, np.integer)) else cv
+    if isinstance(cv, (int, np.integer)):
+        data, columns = as_frame(data, columns, optional=())
+        folds = kfold(data, cv, seed=seed, columns=columns)
+    else:
+        folds = cv
     rows = []
     for number, (train, test) in enumerate(folds, start=1):
         fold_model = type(model)(**model.get_params())
         start = time.perf_counter()
-        fold_model.fit(train["user"], train["item"], train["rating"])
+        fold_model.fit(*_triple(train, columns))
         seconds = time.perf_counter() - start
-        scores = fold_model.evaluate(test["user"], test["item"], test["rating"])
-        known_u = fold_model.user_map_.lookup(test["user"]) >= 0
-        known_i = fold_model.item_map_.lookup(test["item"]) >= 0
+        users, items, ratings = _triple(test, columns)
+        scores = fold_model.evaluate(users, items, ratings)
+        known_u = fold_model.user_map_.lookup(users) >= 0
+        known_i = fold_model.item_map_.lookup(items) >= 0
         rows.append((scores["rmse"], scores["mae"], seconds, int((~(known_u & known_i)).sum())))
         if verbose:
             print(f"fold {number}: RMSE {scores['rmse']:.4f}  MAE {scores['mae']:.4f}  "

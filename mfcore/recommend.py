@@ -164,9 +164,12 @@ def top_rows(model, u, n, exclude_seen=True, items=None):
     return out_rows, out_scores
 
 
-def recommend(model, users, n=10, exclude_seen=True, items=None, unknown="fallback"):
+def recommend(model, users, n=10, exclude_seen=None, items=None, unknown="fallback",
+              as_frame=False):
     """Top-``n`` items for one user or a batch; see ``FactorModel.recommend``."""
     n = check_n(n)
+    if exclude_seen is None:  # re-ranking a given list ranks all of it
+        exclude_seen = items is None
     if unknown not in UNKNOWN_USER_POLICIES:
         raise ValueError(f"unknown must be one of {UNKNOWN_USER_POLICIES}, got {unknown!r}")
     u, raw, single = _rows(model.user_map_, users, "users")
@@ -180,7 +183,20 @@ def recommend(model, users, n=10, exclude_seen=True, items=None, unknown="fallba
                     else "the items with the largest bias (this model keeps no rating counts)")
         warn(f"{message}; recommended {fallback}", UnknownIdWarning)
     rows, scores = top_rows(model, u, n, exclude_seen, items)
+    if as_frame:
+        return long_frame(raw, model.item_map_, rows, scores)
     return _to_raw(model.item_map_, rows, scores, single)
+
+
+def long_frame(users, item_map, rows, scores):
+    """Top-n lists as a long pandas DataFrame: columns user, rank (1 = best), item, score;
+    one row per recommendation (no padding), users in the order given."""
+    import pandas as pd
+
+    keep = rows >= 0
+    user_at, rank_at = np.nonzero(keep)
+    return pd.DataFrame({"user": users[user_at], "rank": rank_at + 1,
+                         "item": item_map.ids[rows[keep]], "score": scores[keep]})
 
 
 # --- similar items / users ---------------------------------------------------------

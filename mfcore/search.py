@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from . import progress
+from .data import rating_arrays
 from .errors import Message, Setting, TrainingDivergedError
 from .estimators import Model
 
@@ -152,11 +153,19 @@ class Search:
             raise ValueError(f"base must be an mfcore estimator (Model, ALS ...), got {base!r}")
         candidates = _candidates(self.param_grid, self.n_iter, rng)
         for params in candidates:
+            for name, example in (("validation_fraction", 0.1), ("verbose", True)):
+                if name in params:
+                    raise ValueError(Message(
+                        "{0} is an option of the search itself, the same for every trial, "
+                        "not a grid parameter: set it once (e.g. {1})", Setting(name),
+                        Setting(name, example)))
             type(base)().set_params(**dict(base.get_params(), **params))._checked_params()
         return base, candidates
 
-    def fit(self, users, items, ratings):
-        """Run every trial; return ``self``."""
+    def fit(self, users, items=None, ratings=None, *, columns=None):
+        """Run every trial on these ratings (three arrays or a table, as for an estimator's
+        ``fit``); return ``self``."""
+        users, items, ratings, _ = rating_arrays(users, items, ratings, columns, what="search")
         draws, split = self._streams()
         base, candidates = self._checked(draws)
         prepared = {}  # per dtype: the data mapped once and cut into folds once
@@ -243,6 +252,21 @@ class Search:
             drop=True)
 
 
-def search(users, items, ratings, param_grid, **options):
-    """Run a ``Search`` over ``param_grid`` on these ratings and return it fitted."""
-    return Search(param_grid, **options).fit(users, items, ratings)
+def search(users, items=None, ratings=None, param_grid=None, *, columns=None, **options):
+    """Run a ``Search`` over ``param_grid`` on these ratings and return it fitted.
+
+    The ratings are three arrays or one table (then the grid comes second)::
+
+        best = mfcore.search(users, items, ratings, {"k": [32, 64]}, validation_fraction=0.1)
+        best = mfcore.search(ratings_df, {"k": [32, 64]}, cv=3)
+
+    ``options`` are ``Search``'s (``n_iter``, ``cv``, ``validation_fraction``,
+    ``base``, ``refit``, ``seed``, ``verbose``); see ``help(mfcore.Search)``.
+    """
+    if ratings is None and param_grid is None and (
+            isinstance(items, dict) or (isinstance(items, list) and items
+                                        and all(isinstance(g, dict) for g in items))):
+        items, param_grid = None, items   # search(table, grid)
+    if param_grid is None:
+        raise TypeError("search needs a param_grid, e.g. {'k': [32, 64]}")
+    return Search(param_grid, **options).fit(users, items, ratings, columns=columns)

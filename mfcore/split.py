@@ -1,9 +1,13 @@
 """Reproducible splits of a rating DataFrame.
 
-Every function takes a DataFrame (columns ``user``, ``item``, ``rating``,
-and ``timestamp`` for temporal splits, as ``read_ratings`` returns) and
-returns its parts as DataFrames that keep the input's index labels and row
-order, so that the parts are disjoint and together are exactly the input.
+Every function takes a table of ratings, as ``fit`` does: a DataFrame (columns
+``user``, ``item``, ``rating``, and ``timestamp`` for temporal splits, as
+``read_ratings`` returns, or their usual aliases such as ``userId``/``movieId``,
+or named by ``columns=``), a pyarrow Table, a polars DataFrame, or a
+(users, items, ratings[, timestamps]) sequence of arrays. It returns the parts
+as DataFrames (a pandas input's parts keep its columns, index labels and row
+order; any other input becomes a DataFrame with ``read_ratings``' column
+names), so that the parts are disjoint and together are exactly the input.
 ``indices=True`` returns integer row positions instead. ``seed`` is an int,
 None or a ``numpy.random.Generator``.
 
@@ -17,19 +21,18 @@ import numbers
 
 import numpy as np
 
+from .data import as_frame
+
 __all__ = ["train_test_split", "train_val_test_split", "kfold", "per_user_split",
            "temporal_split"]
 
 
-def _check_frame(data, columns=("user", "item", "rating")):
-    if not hasattr(data, "iloc") or not hasattr(data, "columns"):
-        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
-    missing = [c for c in columns if c not in data.columns]
-    if missing:
-        raise ValueError(f"data has no {', '.join(missing)} column(s); it has {list(data.columns)}")
-    if len(data) == 0:
+def _check_frame(data, columns, need=("user", "item", "rating")):
+    """(the data as a DataFrame, {canonical name: its column}) of a non-empty table."""
+    frame, names = as_frame(data, columns, need, optional=(), what="data")
+    if len(frame) == 0:
         raise ValueError("data is empty: nothing to split")
-    return len(data)
+    return frame, names
 
 
 def _count(size, n, name):
@@ -54,17 +57,20 @@ def _parts(data, indices, positions):
     return tuple(data.iloc[p] for p in positions)
 
 
-def train_test_split(data, test_size=0.2, *, seed=0, indices=False):
+def train_test_split(data, test_size=0.2, *, seed=0, indices=False, columns=None):
     """Random (train, test): ``test_size`` is a fraction or a count of the ratings."""
-    n = _check_frame(data)
+    data, _ = _check_frame(data, columns)
+    n = len(data)
     n_test = _count(test_size, n, "test_size")
     perm = np.random.default_rng(seed).permutation(n)
     return _parts(data, indices, [perm[n_test:], perm[:n_test]])
 
 
-def train_val_test_split(data, val_size=0.1, test_size=0.1, *, seed=0, indices=False):
+def train_val_test_split(data, val_size=0.1, test_size=0.1, *, seed=0, indices=False,
+                         columns=None):
     """Random (train, validation, test), e.g. the notebook's 80/10/10 protocol."""
-    n = _check_frame(data)
+    data, _ = _check_frame(data, columns)
+    n = len(data)
     n_val = _count(val_size, n, "val_size")
     n_test = _count(test_size, n, "test_size")
     if n_val + n_test >= n:
@@ -74,9 +80,10 @@ def train_val_test_split(data, val_size=0.1, test_size=0.1, *, seed=0, indices=F
                   [perm[n_val + n_test:], perm[n_test:n_test + n_val], perm[:n_test]])
 
 
-def kfold(data, n_splits=5, *, seed=0, indices=False):
+def kfold(data, n_splits=5, *, seed=0, indices=False, columns=None):
     """Yield (train, test) for each of ``n_splits`` random folds; each rating is tested once."""
-    n = _check_frame(data)
+    data, _ = _check_frame(data, columns)
+    n = len(data)
     if not isinstance(n_splits, numbers.Integral) or isinstance(n_splits, bool) \
             or not 2 <= n_splits <= n:
         raise ValueError(f"n_splits must be an integer in [2, {n}], got {n_splits!r}")
@@ -110,20 +117,21 @@ def _per_user_test_counts(codes, size, min_train, name):
     return np.clip(want, 0, np.maximum(counts - min_train, 0))
 
 
-def _user_codes(data):
-    _, codes = np.unique(np.asarray(data["user"]), return_inverse=True)
+def _user_codes(users):
+    _, codes = np.unique(np.asarray(users), return_inverse=True)
     return codes.ravel()
 
 
-def per_user_split(data, test_size=0.2, *, min_train=1, seed=0, indices=False):
+def per_user_split(data, test_size=0.2, *, min_train=1, seed=0, indices=False, columns=None):
     """(train, test) holding out ``test_size`` of each user's ratings, chosen at random.
 
     ``test_size`` is a fraction of each user's ratings (rounded) or a count per
     user; a user always keeps at least ``min_train`` ratings in train, so users
     with few ratings may have fewer (or no) test ratings.
     """
-    n = _check_frame(data)
-    codes = _user_codes(data)
+    data, names = _check_frame(data, columns)
+    n = len(data)
+    codes = _user_codes(data[names["user"]])
     n_test = _per_user_test_counts(codes, test_size, min_train, "test_size")
     key = np.random.default_rng(seed).random(n)
     rank = _group_rank(codes, np.lexsort((key, codes)))
@@ -131,7 +139,8 @@ def per_user_split(data, test_size=0.2, *, min_train=1, seed=0, indices=False):
     return _parts(data, indices, [np.flatnonzero(~test), np.flatnonzero(test)])
 
 
-def temporal_split(data, *, cutoff=None, test_size=None, last_n=None, min_train=1, indices=False):
+def temporal_split(data, *, cutoff=None, test_size=None, last_n=None, min_train=1, indices=False,
+                   columns=None):
     """(train, test) by time; give exactly one of ``cutoff``, ``test_size`` or ``last_n``.
 
     * ``cutoff``: ratings with ``timestamp >= cutoff`` are test (a global cut).
@@ -141,12 +150,13 @@ def temporal_split(data, *, cutoff=None, test_size=None, last_n=None, min_train=
 
     Ties in time are broken by row order, so the split is deterministic.
     """
-    n = _check_frame(data, ("user", "item", "rating", "timestamp"))
+    data, names = _check_frame(data, columns, ("user", "item", "rating", "timestamp"))
+    n = len(data)
     given = [name for name, v in (("cutoff", cutoff), ("test_size", test_size),
                                   ("last_n", last_n)) if v is not None]
     if len(given) != 1:
         raise ValueError(f"give exactly one of cutoff, test_size or last_n (got {given or 'none'})")
-    time = np.asarray(data["timestamp"])
+    time = np.asarray(data[names["timestamp"]])
     if cutoff is not None:
         test = time >= cutoff
         if test.all() or not test.any():
@@ -158,7 +168,7 @@ def temporal_split(data, *, cutoff=None, test_size=None, last_n=None, min_train=
         test = np.zeros(n, dtype=bool)
         test[order[n - n_test:]] = True
     else:
-        codes = _user_codes(data)
+        codes = _user_codes(data[names["user"]])
         n_test = _per_user_test_counts(codes, last_n, min_train, "last_n")
         # rank from the latest: sort by user, time, row; count back from each user's end
         rank = _group_rank(codes, np.lexsort((np.arange(n), time, codes)))

@@ -120,7 +120,7 @@ def test_ties_rank_by_item_row():
 def test_candidate_items_restrict_the_ranking():
     model, mask = random_model()
     cand = [5, 900, 17, 17, 42, 1000, 3]
-    items, scores = model.recommend(np.arange(70), n=4, items=cand)
+    items, scores = model.recommend(np.arange(70), n=4, items=cand, exclude_seen=True)
     want_rows, want_scores = brute_force(model, mask, 4, candidates=sorted(set(cand)))
     for u in range(70):
         got = items[u][~np.isnan(scores[u])]

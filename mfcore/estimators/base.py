@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import recommend as _recommend
 from .. import params as p
-from ..data import DUPLICATE_POLICIES, prepare, validation_rows
+from ..data import DUPLICATE_POLICIES, prepare, rating_arrays, validation_rows
 from ..errors import ImplicitFeedbackWarning, Message, Setting, warn
 from ..fitted import FactorModel
 from .._threads import available_cpus
@@ -182,14 +182,21 @@ class Estimator(FactorModel):
 
     # --- training ------------------------------------------------------------
 
-    def fit(self, users, items, ratings, validation=None, callback=None):
+    def fit(self, users, items=None, ratings=None, validation=None, callback=None, *,
+            columns=None):
         """Train on (user, item, rating) triples; return ``self``.
 
         ``users`` and ``items`` hold raw ids (integers or strings, see
         ``mfcore.ids``); ``ratings`` numbers. Any sequence, numpy array or pandas
-        Series works.
+        Series works. Or pass one table of ratings instead of the three: a
+        pandas DataFrame (pyarrow Table, polars DataFrame, scipy.sparse matrix)
+        whose columns are named ``user``, ``item``, ``rating`` or a usual alias
+        (``userId``, ``movieId``...), or named by ``columns=`` (see ``mfcore.data``)::
 
-        ``validation=(users, items, ratings)`` (or the ``validation_fraction``
+            model.fit(ratings_df)                                   # read_ratings' names
+            model.fit(df, columns={"user": "cust", "item": "sku", "rating": "stars"})
+
+        ``validation=(users, items, ratings)`` or a table (or the ``validation_fraction``
         parameter, which holds out that share of the given ratings) is scored
         after every epoch; training stops after ``n_iter_no_change`` epochs
         without an improvement of more than ``tol``, and the parameters of the
@@ -202,6 +209,7 @@ class Estimator(FactorModel):
         diverges a ``TrainingDivergedError`` is raised and the model keeps the
         state it had before this call.
         """
+        users, items, ratings, _ = rating_arrays(users, items, ratings, columns)
         params = self._checked_params()
         if params.get("warm_start") and self._is_fitted():
             return self.partial_fit(users, items, ratings, self._n_epochs(params),
@@ -212,10 +220,11 @@ class Estimator(FactorModel):
             self._train(data, params, self._n_epochs(params), validation, callback)
         return self
 
-    def partial_fit(self, users, items, ratings, epochs=1, validation=None, callback=None):
+    def partial_fit(self, users, items=None, ratings=None, epochs=1, validation=None,
+                    callback=None, *, columns=None):
         """Train ``epochs`` more epochs on these ratings, keeping what was learnt so far.
 
-        New users and items are appended to the id maps with fresh parameters;
+        The data are three arrays or a table, as for ``fit``.        New users and items are appended to the id maps with fresh parameters;
         the global mean stays that of the first fit. The random stream
         continues where the previous call left it, so two ``partial_fit`` calls
         of one epoch equal one ``fit`` of two epochs on the same data and seed.
@@ -223,6 +232,7 @@ class Estimator(FactorModel):
         would train on earlier validation ratings): pass ``validation=`` to
         score and early-stop these epochs.
         """
+        users, items, ratings, _ = rating_arrays(users, items, ratings, columns, what="partial_fit")
         params = dict(self._checked_params(), validation_fraction=None)
         epochs = p.int_at_least(0)("epochs", epochs)
         if not self._is_fitted():

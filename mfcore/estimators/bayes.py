@@ -27,8 +27,8 @@ from .._kernels import bayes as _bayes
 from .._kernels import bayes_features as _features
 from .._kernels import sgd as _sgd_kernels
 from .._threads import resolve_n_threads
-from ..fitted import pair_arguments
-from ..data import check_lengths, to_numpy
+from ..fitted import labelled, pair_arguments
+from ..data import check_lengths, rating_arrays, to_numpy
 from ..errors import Message, Setting, UnknownIdWarning, warn
 from ..features import FeatureEncoding
 from ..ids import IdMap, normalize_ids, plain, sorted_unique
@@ -421,8 +421,8 @@ class BayesianMF(Estimator):
         most = max(1, MAX_KEPT_COLUMNS // params["k"])
         return max(1, -(-params["n_samples"] // most))
 
-    def fit(self, users, items, ratings, validation=None, callback=None, implicit=None,
-            user_features=None, item_features=None):
+    def fit(self, users, items=None, ratings=None, validation=None, callback=None,
+            implicit=None, *, columns=None, user_features=None, item_features=None):
         """Train on (user, item, rating) triples; return ``self`` (see ``Estimator.fit``).
 
         ``user_features``, ``item_features``: side features (``mfcore.features``), a
@@ -447,7 +447,8 @@ class BayesianMF(Estimator):
                                                   ("item", item_features))
                               if table is not None}
         try:
-            return super().fit(users, items, ratings, validation=validation, callback=callback)
+            return super().fit(users, items, ratings, validation=validation, callback=callback,
+                               columns=columns)
         finally:
             del self._extra_implicit  # the pairs shape N(u), N(i) during fit only
             del self._fit_features
@@ -539,10 +540,11 @@ class BayesianMF(Estimator):
 
     # --- prediction with uncertainty ----------------------------------------------
 
-    def predict(self, users, items, clip=True, unknown="fallback", return_std=False,
-                user_features=None, item_features=None):
+    def predict(self, users, items=None, clip=True, unknown="fallback", return_std=False, *,
+                columns=None, user_features=None, item_features=None):
         """Posterior predictive means (see ``FactorModel.predict``); with ``return_std``
-        also the predictive standard deviations (float64; unknown ids contribute no spread).
+        also the predictive standard deviations (float64; a pandas DataFrame in gives two
+        Series, "prediction" and "std").
 
         ``user_features``/``item_features`` (tables as for ``fit``, with the columns the
         model was fitted with): ids unseen in training that have a row there are
@@ -551,17 +553,11 @@ class BayesianMF(Estimator):
         spread of the row's own parameters, so it is wider than for a known id. Known
         ids keep what they learnt in training (their rows there are not read again).
         """
-        if user_features is None and item_features is None:
-            if not return_std:
-                return super().predict(users, items, clip=clip, unknown=unknown)
-            self._check_fitted()
-            users, items, single = pair_arguments(users, items)
-            u, i, known = self._indices(users, items, unknown)
-            mean, std = self._predict_rows(u, i, clip), self._predictive_std(u, i)
-            if unknown == "nan":
-                mean[~known] = std[~known] = np.nan
-            return (mean[0], std[0]) if single else (mean, std)
+        if not return_std and user_features is None and item_features is None:
+            return super().predict(users, items, clip=clip, unknown=unknown, columns=columns)
         self._check_fitted()
+        users, items, _, index = rating_arrays(users, items, columns=columns,
+                                               need_ratings=False, what="predict")
         users, items, single = pair_arguments(users, items)
         cold = {side: self._cold_side(side, ids, table) for side, ids, table in
                 (("user", users, user_features), ("item", items, item_features))}
@@ -586,9 +582,10 @@ class BayesianMF(Estimator):
             mean[~known] = np.nan
             if return_std:
                 std[~known] = np.nan
-        if not return_std:
-            return mean[0] if single else mean
-        return (mean[0], std[0]) if single else (mean, std)
+        if single:
+            return (mean[0], std[0]) if return_std else mean[0]
+        mean = labelled(mean, index, "prediction")
+        return (mean, labelled(std, index, "std")) if return_std else mean
 
     def _cold_side(self, side, raw, table, known_too=False):
         """The kept samples' prior rows of the ids of ``raw`` unknown to the model that
