@@ -746,22 +746,21 @@ def fit(estimator, ratings, validation=None, columns=None, client=None, callback
             cluster, built, merge = _load(client, parts, route, addresses, bands, params,
                                           maps, held, layout, warn_duplicates=False)
         del parts
-        with driver.atomic(estimator):
-            estimator._start_summary(summary, params)
+        with driver.atomic(estimator) as work:
+            work._start_summary(summary, params)
             seen_counts = np.concatenate([b["seen"][0] for b in built])
-            estimator.seen_indptr_ = np.zeros(len(user_map) + 1, dtype=np.int64)
-            np.cumsum(seen_counts, out=estimator.seen_indptr_[1:])
-            estimator.seen_items_ = np.concatenate([b["seen"][1] for b in built])
+            work.seen_indptr_ = np.zeros(len(user_map) + 1, dtype=np.int64)
+            np.cumsum(seen_counts, out=work.seen_indptr_[1:])
+            work.seen_items_ = np.concatenate([b["seen"][1] for b in built])
             _, val = validation_rows(summary, _local_validation(validation, columns), None,
-                                     estimator.rng_)
+                                     work.rng_)
             keys = ("user_counts", "item_counts")
             band_rows = [[bands[s][b] + c[key][0] for b, c in enumerate(built)]
                          for s, key in enumerate(keys)]
             band_counts = [[c[key][1] for c in built] for key in keys]
-            estimator.item_counts_ = _row_counts(estimator, band_rows, band_counts)[1]
-            trainer = trainer_class(estimator, cluster, band_rows, band_counts, params, plan)
-            estimator._run(trainer, summary.n, params, estimator._n_epochs(params), val,
-                           callback)
+            work.item_counts_ = _row_counts(work, band_rows, band_counts)[1]
+            trainer = trainer_class(work, cluster, band_rows, band_counts, params, plan)
+            work._run(trainer, summary.n, params, work._n_epochs(params), val, callback)
     finally:
         for f in held:
             f.release()

@@ -9,6 +9,7 @@ factors, rating range, seen items) and everything that needs only them:
 Data flows one way: raw ids -> ``IdMap`` rows -> the kernels in
 ``mfcore._kernels`` -> predictions for raw ids.
 """
+import functools
 import json
 import warnings
 
@@ -125,6 +126,16 @@ def training_record(state):
             "rating_scale": float(scale), "stop_reason": reason}
 
 
+def reads_state(method):
+    """Run a method that reads the fitted state on one snapshot of it
+    (``FactorModel._snapshot``), so that a training call publishing a new state meanwhile
+    cannot hand it id maps of one state and arrays of another."""
+    @functools.wraps(method)
+    def on_snapshot(self, *args, **kwargs):
+        return method(self._snapshot(), *args, **kwargs)
+    return on_snapshot
+
+
 def _generator_from_state(state):
     """A numpy Generator restored from ``bit_generator.state`` (as saved in model files)."""
     name = state.get("bit_generator") if isinstance(state, dict) else None
@@ -140,6 +151,16 @@ class FactorModel:
 
     Not used on its own: estimators (``mfcore.Model``, ``mfcore.ALS`` ...)
     subclass it. Subclasses are registered by class name for ``mfcore.load``.
+
+    Threads: one model may serve ``predict``, ``evaluate``, ``recommend``,
+    ``similar_*`` and ``save`` from any number of threads, also while another
+    thread runs ``fit``, ``partial_fit`` or ``fold_in`` on it. Training works on a
+    copy and replaces the fitted state in one step at the end, and each reading
+    call works on the state as it was when the call began: it answers from the
+    old model or the new one, never a mix (and a failed or interrupted fit
+    publishes nothing). Two training calls at once on one object are each
+    consistent, and the last to finish wins; setting hyperparameters while a fit
+    runs is not supported. (Free-threaded CPython builds are untested.)
 
     Fitted attributes
     -----------------
@@ -172,6 +193,30 @@ class FactorModel:
         persistence.register(cls)
 
     # --- state ------------------------------------------------------------------
+    #
+    # Thread safety: a training call (fit, partial_fit, fold_in, mfcore.dask.fit) builds
+    # the new fitted state aside and publishes it in one step (``_publish``: one new
+    # attribute dict), and every reading method works on one snapshot (``reads_state``).
+    # So reading from several threads is safe, also while another thread trains: a
+    # reader sees the state before or the state after, whole. Two training calls at
+    # once on one object are each consistent; the last to finish wins.
+
+    def _snapshot(self):
+        """This model as it is now, as a new object sharing the current attribute values:
+        ``_publish`` replaces the attribute dict and never edits it, so the snapshot holds
+        one whole fitted state however training proceeds meanwhile."""
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        return view
+
+    def _publish(self, fitted):
+        """Make ``fitted`` (fitted attribute name -> value, all of them) the fitted state
+        in one step: one assignment of a new attribute dict (the hyperparameters kept),
+        which no other thread can see half done."""
+        state = {name: value for name, value in self.__dict__.items() if not name.endswith("_")}
+        state.update(fitted)
+        self.__dict__ = state
+
 
     def _is_fitted(self):
         return hasattr(self, "user_factors_")
@@ -213,6 +258,7 @@ class FactorModel:
                 warn(message + fallback_note, UnknownIdWarning)
         return u, i, ~(bad_u | bad_i)
 
+    @reads_state
     def predict(self, users, items=None, clip=True, unknown="fallback", *, columns=None):
         """Predicted ratings for the (user, item) pairs, as an array of the model's dtype.
 
@@ -254,6 +300,7 @@ class FactorModel:
                                          self._threads())
         return float(np.sqrt(sse / len(r)))
 
+    @reads_state
     def evaluate(self, users, items=None, ratings=None, clip=True, *, columns=None):
         """RMSE and MAE of the predictions for held-out ratings, with the count of unknown ids.
 
@@ -276,6 +323,7 @@ class FactorModel:
 
     # --- recommending -----------------------------------------------------------
 
+    @reads_state
     def recommend(self, users, n=10, exclude_seen=None, items=None, unknown="fallback",
                   as_frame=False):
         """The ``n`` items with the highest predicted rating for one user or a batch.
@@ -307,6 +355,7 @@ class FactorModel:
         self._check_fitted()
         return _recommend.recommend(self, users, n, exclude_seen, items, unknown, as_frame)
 
+    @reads_state
     def similar_items(self, items, n=10):
         """The ``n`` items whose factors are most cosine-similar to each of ``items``.
 
@@ -317,6 +366,7 @@ class FactorModel:
         self._check_fitted()
         return _recommend.similar(self, "item", items, n)
 
+    @reads_state
     def similar_users(self, users, n=10):
         """The ``n`` users most cosine-similar to ``users`` by factors; see ``similar_items``."""
         self._check_fitted()
@@ -371,12 +421,13 @@ class FactorModel:
         ``user_features`` (BayesianMF fitted with user features): the users' feature
         rows, which combine with their ratings (the features set the prior mean).
         """
-        self._check_fitted()
+        model = self._snapshot()  # (published whole at the end)
+        model._check_fitted()
         users, items, ratings, _ = rating_arrays(users, items, ratings, columns, what="fold_in")
-        shrinkage = self.fold_in_shrinkage if shrinkage is None else shrinkage
+        shrinkage = model.fold_in_shrinkage if shrinkage is None else shrinkage
         if not is_real(shrinkage) or shrinkage < 0:
             raise ValueError(f"shrinkage must be a finite number >= 0, got {shrinkage!r}")
-        dtype = self.user_factors_.dtype
+        dtype = model.user_factors_.dtype
         ratings = as_ratings(ratings, dtype)
         items = normalize_ids(to_numpy(items), "items")
         if np.ndim(users) == 0:
@@ -385,15 +436,15 @@ class FactorModel:
             users = normalize_ids(to_numpy(users), "users")
         if check_lengths(users=users, items=items, ratings=ratings) == 0:
             raise ValueError("fold_in needs at least one rating")
-        self.user_map_._check_kind(users, "users")
-        i = self.item_map_.lookup(items, "items")
+        model.user_map_._check_kind(users, "users")
+        i = model.item_map_.lookup(items, "items")
         if (i < 0).any():
             warn(f"fold_in: ignored {int((i < 0).sum())} rating(s) of items unknown to the "
                  f"model (e.g. {plain(items[i < 0][0])!r}): they have no factors", UnknownIdWarning)
         fold_map, fu = IdMap.fit(users, "users")
         keep = i >= 0
         fu, i, r, _ = merge_duplicates(fu[keep], i[keep], ratings[keep], fold_map,
-                                       self.item_map_, getattr(self, "duplicates", "mean"))
+                                       model.item_map_, getattr(model, "duplicates", "mean"))
         counts = np.bincount(fu, minlength=len(fold_map))
         if (counts == 0).any():
             raise ValueError(f"fold_in: user {plain(fold_map.ids[np.flatnonzero(counts == 0)[0]])!r} "
@@ -405,7 +456,7 @@ class FactorModel:
             "prior": self._fold_in_prior(fold_map.ids, user_features)}
         try:
             with np.errstate(over="ignore", invalid="ignore"):  # (checked below)
-                new_factors, new_bias, extra = self._fold_in_rows(
+                new_factors, new_bias, extra = model._fold_in_rows(
                     indptr, np.ascontiguousarray(i[order], dtype=np.int32),
                     np.ascontiguousarray(r[order]), float(shrinkage), **prior)
         except np.linalg.LinAlgError as exc:
@@ -416,31 +467,32 @@ class FactorModel:
                              "model's values too large for its dtype)")
 
         # Known users get their rows refreshed, new users are appended (to a copy of the
-        # map, so that nothing changes if this fails).
-        n_old = len(self.user_map_)
-        user_map = IdMap(self.user_map_.ids)
+        # map: nothing changes until the new state is published whole).
+        n_old = len(model.user_map_)
+        user_map = IdMap(model.user_map_.ids)
         target = user_map.extend(fold_map.ids, "users")
         rows = {"user_factors_": new_factors, "user_bias_": new_bias, **extra}
         grown = {}
         for name, new in rows.items():  # one row per user: appended or replaced
-            old = getattr(self, name)
+            old = getattr(model, name)
             grown[name] = np.concatenate([old, np.zeros((len(user_map) - n_old,) + old.shape[1:],
                                                         old.dtype)])
             grown[name][target] = new
         n_users = len(user_map)
         seen = None
-        if getattr(self, "seen_indptr_", None) is not None:
-            seen = _recommend.replace_seen_rows(self.seen_indptr_, self.seen_items_, target[fu], i,
-                                                n_users, len(self.item_map_))
-        self.user_map_ = user_map
-        for name, value in grown.items():
-            setattr(self, name, value)
+        if getattr(model, "seen_indptr_", None) is not None:
+            seen = _recommend.replace_seen_rows(model.seen_indptr_, model.seen_items_,
+                                                target[fu], i, n_users, len(model.item_map_))
+        fitted = {name: value for name, value in vars(model).items() if name.endswith("_")}
+        fitted.update(grown, user_map_=user_map)
         if seen is not None:
-            self.seen_indptr_, self.seen_items_ = seen
+            fitted["seen_indptr_"], fitted["seen_items_"] = seen
+        self._publish(fitted)
         return self
 
     # --- persistence ----------------------------------------------------------------
 
+    @reads_state
     def save(self, path):
         """Write the model to one file atomically (see ``mfcore.persistence``)."""
         persistence.save_model(self, path)

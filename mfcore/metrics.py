@@ -86,6 +86,7 @@ def ranking_metrics(model, users, items, ratings, k=10, threshold=4.0, exclude_s
     is vectorized, so all users of ML-10M-sized data take seconds.
     """
     model._check_fitted()
+    model = model._snapshot()  # one fitted state throughout (see FactorModel's thread safety)
     k = _recommend.check_n(k, "k")
     if isinstance(threshold, (bool, np.bool_)) or not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")

@@ -202,7 +202,8 @@ class Estimator(FactorModel):
         without an improvement of more than ``tol``, and the parameters of the
         best validation epoch are kept (``best_epoch_``).
         ``callback(model, epoch, metrics)`` runs after every epoch; returning
-        True stops training.
+        True stops training (``model`` is the model being trained: a working copy,
+        whose fitted state replaces this object's when the fit succeeds).
 
         With ``warm_start=True`` a fitted model continues from its current
         parameters for more epochs (like ``partial_fit``). If training
@@ -215,9 +216,9 @@ class Estimator(FactorModel):
             return self.partial_fit(users, items, ratings, self._n_epochs(params),
                                     validation=validation, callback=callback)
         data = self._prepare(users, items, ratings, params)
-        with driver.atomic(self):
-            self._start(data, params)
-            self._train(data, params, self._n_epochs(params), validation, callback)
+        with driver.atomic(self) as work:
+            work._start(data, params)
+            work._train(data, params, self._n_epochs(params), validation, callback)
         return self
 
     def partial_fit(self, users, items=None, ratings=None, epochs=1, validation=None,
@@ -237,30 +238,31 @@ class Estimator(FactorModel):
         epochs = p.int_at_least(0)("epochs", epochs)
         if not self._is_fitted():
             data = self._prepare(users, items, ratings, params)
-            with driver.atomic(self):
-                self._start(data, params)
-                self._train(data, params, epochs, validation, callback)
+            with driver.atomic(self) as work:
+                work._start(data, params)
+                work._train(data, params, epochs, validation, callback)
             return self
-        if np.dtype(p.DTYPES[params["dtype"]]) != self.user_factors_.dtype:
-            raise ValueError(f"dtype={params['dtype']!r} differs from the fitted model's "
-                             f"{self.user_factors_.dtype}; refit from scratch instead")
-        if params["k"] != self.user_factors_.shape[1]:
-            raise ValueError(f"k={params['k']} differs from the fitted model's "
-                             f"{self.user_factors_.shape[1]}; refit from scratch instead")
-        with driver.atomic(self):
-            data = self._prepare(users, items, ratings, params, extend=True)
-            self._grow(params)
-            self._record_seen(data)
-            self._train(data, params, epochs, validation, callback)
+        with driver.atomic(self) as work:
+            factors = work.user_factors_
+            if np.dtype(p.DTYPES[params["dtype"]]) != factors.dtype:
+                raise ValueError(f"dtype={params['dtype']!r} differs from the fitted model's "
+                                 f"{factors.dtype}; refit from scratch instead")
+            if params["k"] != factors.shape[1]:
+                raise ValueError(f"k={params['k']} differs from the fitted model's "
+                                 f"{factors.shape[1]}; refit from scratch instead")
+            data = work._prepare(users, items, ratings, params, extend=True)
+            work._grow(params)
+            work._record_seen(data)
+            work._train(data, params, epochs, validation, callback)
         return self
 
     def _fit_prepared(self, data, val, layouts):
         """Fit on prepared ``Ratings``, early-stopping on prepared validation rows (search:
         ``layouts`` caches training layouts across trials of one fold; no seen items)."""
         params = self._checked_params()
-        with driver.atomic(self):
-            self._start(data, params, seen=False)
-            self._train(data, params, self._n_epochs(params), None, None, val=val,
+        with driver.atomic(self) as work:
+            work._start(data, params, seen=False)
+            work._train(data, params, self._n_epochs(params), None, None, val=val,
                         layouts=layouts)
         return self
 

@@ -27,7 +27,7 @@ from .._kernels import bayes as _bayes
 from .._kernels import bayes_features as _features
 from .._kernels import sgd as _sgd_kernels
 from .._threads import resolve_n_threads
-from ..fitted import labelled, pair_arguments
+from ..fitted import labelled, pair_arguments, reads_state
 from ..data import check_lengths, rating_arrays, to_numpy
 from ..errors import Message, Setting, UnknownIdWarning, warn
 from ..features import FeatureEncoding
@@ -540,6 +540,7 @@ class BayesianMF(Estimator):
 
     # --- prediction with uncertainty ----------------------------------------------
 
+    @reads_state
     def predict(self, users, items=None, clip=True, unknown="fallback", return_std=False, *,
                 columns=None, user_features=None, item_features=None):
         """Posterior predictive means (see ``FactorModel.predict``); with ``return_std``

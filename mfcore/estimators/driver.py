@@ -17,8 +17,8 @@ finiteness check, history, ``verbose`` lines, the progress bar (``mfcore.progres
 on a terminal with tqdm installed), validation scoring, early stopping with
 best-epoch restore, callbacks, and ``stop_reason_``: one line saying how the
 fit ended (the limit reached, early stopping and the epoch kept, or the
-callback), printed with ``verbose``. ``atomic`` commits the new parameters only
-when training succeeds.
+callback), printed with ``verbose``. ``atomic`` trains a working copy and publishes
+its fitted state, in one step, only when training succeeds.
 """
 import contextlib
 import copy
@@ -45,16 +45,21 @@ def format_record(record):
 
 @contextlib.contextmanager
 def atomic(model):
-    """Restore every fitted attribute (and array contents) of ``model`` if the block raises."""
-    saved = {name: (value.copy() if isinstance(value, np.ndarray) else copy.deepcopy(value))
-             for name, value in vars(model).items() if name.endswith("_")}
-    try:
-        yield
-    except BaseException:
-        for name in [n for n in vars(model) if n.endswith("_")]:
-            delattr(model, name)
-        model.__dict__.update(saved)
-        raise
+    """Train a working copy of ``model`` and publish its fitted state when the block succeeds.
+
+    Yields the copy (``with atomic(self) as work: work._start(...)``): its fitted
+    attributes are copies of the model's, so nothing the block does touches ``model``.
+    If the block raises (divergence, Ctrl-C, MemoryError) the model is exactly as it
+    was; if it succeeds, the copy's fitted attributes replace the model's in one step
+    (``FactorModel._publish``). Other threads using ``model`` meanwhile (predict,
+    recommend, save) see its previous fitted state, whole, until then.
+    """
+    work = object.__new__(type(model))
+    work.__dict__.update({name: (value.copy() if isinstance(value, np.ndarray)
+                                 else copy.deepcopy(value) if name.endswith("_") else value)
+                          for name, value in vars(model).items()})
+    yield work
+    model._publish({name: value for name, value in vars(work).items() if name.endswith("_")})
 
 
 def run(model, trainer, n_ratings, n_epochs, val, callback, verbose, tol, n_iter_no_change):
