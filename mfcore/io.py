@@ -192,38 +192,56 @@ def _zip_member(path, member):
                              names[:10], Setting("member")))
 
 
-def _count_byte(open_stream, byte):
-    """How often ``byte`` occurs in a stream, counted with numpy a megabyte at a time."""
+def _scan(open_stream, count):
+    """The sum of ``count(chunk, previous)`` over a stream's megabyte chunks (uint8 arrays;
+    ``previous``: the byte before the chunk, a newline at the start)."""
     buffer = bytearray(1 << 20)
     view = np.frombuffer(buffer, dtype=np.uint8)
-    total = 0
+    total, previous = 0, ord("\n")
     with open_stream() as fh:
         while True:
             n = fh.readinto(buffer)
             if not n:
                 return total
-            total += int(np.count_nonzero(view[:n] == byte))
+            total += count(view[:n], previous)
+            previous = int(view[n - 1])
+
+
+def _before(chunk, previous):
+    """Each byte's predecessor in the stream."""
+    out = np.empty_like(chunk)
+    out[0], out[1:] = previous, chunk[:-1]
+    return out
+
+
+def _count_byte(open_stream, byte):
+    """How often ``byte`` occurs in a stream."""
+    return _scan(open_stream, lambda chunk, _: int(np.count_nonzero(chunk == byte)))
+
+
+def _line_ends_after_content(chunk, previous):
+    ends = (chunk == ord("\n")) | (chunk == ord("\r"))
+    before = _before(chunk, previous)
+    return int(np.count_nonzero(ends & (before != ord("\n")) & (before != ord("\r"))))
 
 
 def _count_filled_lines(open_stream):
     """At least as many as the stream's lines that are not empty: line ends (LF, CR) that
     follow another byte, plus one. Blank lines cost no rows (a few KB of compressed blank
     lines would otherwise ask for gigabytes of row capacity)."""
-    buffer = bytearray(1 << 20)
-    view = np.frombuffer(buffer, dtype=np.uint8)
-    total, previous = 1, ord("\n")
-    with open_stream() as fh:
-        while True:
-            n = fh.readinto(buffer)
-            if not n:
-                return total
-            chunk = view[:n]
-            ends = (chunk == ord("\n")) | (chunk == ord("\r"))
-            after_content = np.empty(n, dtype=bool)
-            after_content[0] = previous not in (ord("\n"), ord("\r"))
-            np.logical_not(ends[:-1], out=after_content[1:])
-            total += int(np.count_nonzero(ends & after_content))
-            previous = int(chunk[-1])
+    return 1 + _scan(open_stream, _line_ends_after_content)
+
+
+def _padded_numbers(chunk, previous):
+    """Bytes that may start an integer whose text is not its plain decimal: a sign, or a
+    '0' that begins a number and is followed by a digit ('007')."""
+    digit = (chunk >= ord("0")) & (chunk <= ord("9"))
+    before = _before(chunk, previous)
+    starts = (chunk == ord("0")) & ~((before >= ord("0")) & (before <= ord("9"))) \
+        & (before != ord("."))
+    starts[:-1] &= digit[1:]  # (a '0' ending the chunk counts: its next byte is unseen)
+    signs = (chunk == ord("+")) | (chunk == ord("-"))  # ('+7' is 7, '-0' is 0)
+    return int(np.count_nonzero(starts | signs))
 
 
 def _parse_fast(open_stream, columns, sep, header):
@@ -484,8 +502,12 @@ def read_ratings(path, *, sep=None, header=None, columns=None, ids="auto", on_ba
         "timestamp" (e.g. ``["rating", "user", "item"]``); overrides the header's
         names (a header line is still skipped) and the positional default.
     ids : {"auto", "int", "str"}
-        Integer ids (int32, or int64 when needed) or string ids (category);
-        "auto" decides from the first data line.
+        Integer ids (int32, or int64 when needed) or string ids (category, each
+        id exactly its text: "007", "7" and "7.0" are three ids, "1e3" stays
+        "1e3"). "auto" decides from the first data line, and reads string ids
+        when any integer id is written other than as its plain decimal ("007",
+        "+7", "-0"): as integers those would silently merge with "7" and "0",
+        and output would not give back the ids read.
     on_bad_lines : {"error", "skip"}
         Raise ``ValueError`` naming the file and line of the first bad line, or
         drop bad lines with a ``UserWarning`` that counts them.
@@ -556,6 +578,10 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
         raise ValueError(f"{name}: no rating column among {header_names}")
     if ids == "auto":
         ids = "int" if all(_is_int(fields[field_names.index(c)]) for c in ("user", "item")) else "str"
+        if ids == "int" and _scan(open_stream, _padded_numbers):
+            ids = _auto_ids(_Layout(name, path if not path.lower().endswith(COMPRESSED) else None,
+                                    open_stream, sep, header, field_names, "str", header_colons,
+                                    encoding))
     plain = not path.lower().endswith(COMPRESSED)
     layout = _Layout(name, path if plain else None, open_stream, sep, header, field_names, ids,
                      header_colons, encoding)
@@ -600,8 +626,10 @@ class _Layout:
         self.ids, self.header_colons, self.encoding = ids, header_colons, encoding
 
     def _dtypes(self):
-        kinds = {"user": "category" if self.ids == "str" else np.int64,
-                 "item": "category" if self.ids == "str" else np.int64,
+        # string ids as text, exactly: asked for "category", pandas infers numeric categories
+        # ("007" and "7" both 7, "1e3" 1000.0); _finish makes them categories
+        kinds = {"user": str if self.ids == "str" else np.int64,
+                 "item": str if self.ids == "str" else np.int64,
                  "rating": np.float32, "timestamp": np.int64}
         return {c: kinds[c] for c in self.columns}
 
@@ -691,14 +719,31 @@ class _Layout:
         return None
 
 
+def _auto_ids(layout):
+    """"str" when some integer id of the file (read by ``layout`` as text) is not written
+    as its plain decimal ("007", "+7", "-0"): as integers, "007" and "7" would silently
+    become one id, and output would not give back the ids read. Else "int"."""
+    frame, bad = layout.parse()
+    if bad is not None:
+        return "int"  # (the integer reading reports the bad line)
+    for column in ("user", "item"):
+        ids = frame[column].astype("category").cat.categories.astype(str)
+        if (ids.str.fullmatch(r"[+-]?[0-9]+") & ~ids.str.fullmatch(r"0|-?[1-9][0-9]*")).any():
+            return "str"
+    return "int"
+
+
 def _finish(frame):
-    """The columns in the order user, item, rating, timestamp; integer ids int32 where they fit."""
+    """The columns in the order user, item, rating, timestamp; integer ids int32 where they
+    fit, string ids categories."""
     order = [c for c in COLUMNS if c in frame]
     if list(frame.columns) != order:
         frame = frame.reindex(columns=order)  # a new frame, not a view (no chained assignment)
     for column in ("user", "item"):
         values = frame[column]
-        if values.dtype == np.int64 and len(values):
+        if values.dtype.kind in "OUT" or str(values.dtype) == "str":
+            frame[column] = values.astype("category")
+        elif values.dtype == np.int64 and len(values):
             lo, hi = values.min(), values.max()
             if np.iinfo(np.int32).min <= lo and hi <= np.iinfo(np.int32).max:
                 frame[column] = values.astype(np.int32)

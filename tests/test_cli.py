@@ -386,3 +386,39 @@ def test_demo_is_a_module_of_its_own(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mfcore.demo", "--help"], capture_output=True,
                             text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0 and "80/10/10" in result.stdout and "--synthetic" in result.stdout
+
+
+# --- string ids through the CLI (issue 20, D4) ------------------------------------------------
+
+PADDED = "user,item,rating\n007,0042,4\n7,42,2\n008,0043,5\n0100,1e2,1\n100,100,3\n"
+
+
+@pytest.mark.parametrize("ids", [["--ids", "str"], []])
+def test_string_ids_survive_train_save_load_predict_byte_for_byte(tmp_path, capsys, ids):
+    (tmp_path / "padded.csv").write_text(PADDED)
+    code, _, err = run(capsys, "train", tmp_path / "padded.csv", "-o", tmp_path / "p.mfz",
+                       "--k", 2, "--epochs", 2, *ids)
+    assert code == 0, err
+    assert "merged" not in err     # five distinct pairs stay five
+    model = mfcore.load(tmp_path / "p.mfz")
+    assert sorted(model.user_map_.ids) == ["007", "008", "0100", "100", "7"]
+    assert sorted(model.item_map_.ids) == ["0042", "0043", "100", "1e2", "42"]
+    code, out, err = run(capsys, "predict", tmp_path / "p.mfz", tmp_path / "padded.csv", *ids,
+                         "-o", tmp_path / "pred.csv")
+    assert code == 0, err
+    written = (tmp_path / "pred.csv").read_text().splitlines()
+    assert [line.split(",")[:2] for line in written[1:]] == \
+        [line.split(",")[:2] for line in PADDED.splitlines()[1:]]
+
+
+def test_a_string_id_model_from_the_api_reads_pairs_and_test_files_as_strings(tmp_path, capsys):
+    model = mfcore.Model(k=2, epochs=2).fit(["001", "002", "001"], ["10", "20", "20"], [4, 3, 5])
+    model.save(tmp_path / "m.mfz")
+    (tmp_path / "pairs.csv").write_text("001,10\n002,20\n")
+    (tmp_path / "test.csv").write_text("001,10,4\n002,20,3\n")
+    code, out, err = run(capsys, "predict", tmp_path / "m.mfz", tmp_path / "pairs.csv")
+    assert code == 0, err
+    assert [line.split(",")[:2] for line in out.splitlines()[1:]] == [["001", "10"], ["002", "20"]]
+    code, out, err = run(capsys, "evaluate", tmp_path / "m.mfz", tmp_path / "test.csv")
+    assert code == 0, err
+    assert "0 unknown users, 0 unknown items" in out

@@ -503,3 +503,39 @@ def test_a_compressed_file_inflating_over_the_ratio_stops_early(tmp_path, suffix
     else:
         assert isinstance(outcome, ValueError) and "decompression bomb" in str(outcome), outcome
         assert peak < 24 << 20
+
+
+# --- string ids, byte for byte (issue 20, D4) -------------------------------------------------
+
+NUMERIC_LOOKING = ["007", "7", "1e3", "1000", "0196", "196", "1", "1.0", "inf", "Infinity",
+                   "True", "TRUE", "-0", "0", "+7", "0042"]
+
+
+@pytest.mark.parametrize("sep", [",", "\t", "::"])
+def test_string_ids_are_read_byte_for_byte_never_as_numbers(tmp_path, sep):
+    path = tmp_path / "r.txt"
+    path.write_text("".join(f"{u}{sep}{u}{sep}{n % 5 + 1}\n" for n, u in enumerate(NUMERIC_LOOKING)))
+    frame = read_ratings(path, ids="str")
+    assert [str(u) for u in frame["user"]] == NUMERIC_LOOKING
+    assert [str(i) for i in frame["item"]] == NUMERIC_LOOKING
+    assert frame["user"].dtype == "category"
+
+
+@pytest.mark.parametrize("text", ["7,1,4\n007,2,3\n", "007,1,4\n7,2,3\n", "+7,1,4\n7,2,3\n",
+                                  "1,0042,4\n2,42,3\n", "user,item,rating\n-0,1,4\n0,2,3\n"])
+def test_auto_ids_keep_zero_padded_ids_as_strings_instead_of_merging_them(tmp_path, text):
+    path = tmp_path / "r.csv"
+    path.write_text(text)
+    frame = read_ratings(path)
+    lines = [line.split(",") for line in text.splitlines() if not line.startswith("user")]
+    assert [str(u) for u in frame["user"]] == [line[0] for line in lines]
+    assert [str(i) for i in frame["item"]] == [line[1] for line in lines]
+
+
+@pytest.mark.parametrize("text", ["1,10,+5\n2,20,0.5\n", "1,10,05\n2,20,3\n",
+                                  "1\t10\t4\t0978300760\n2\t20\t3\t978300761\n"])
+def test_auto_ids_stay_integers_when_only_other_fields_look_padded(tmp_path, text):
+    path = tmp_path / ("r.tsv" if "\t" in text else "r.csv")
+    path.write_text(text)
+    frame = read_ratings(path)
+    assert frame["user"].dtype == np.int32 and list(frame["item"]) == [10, 20]
