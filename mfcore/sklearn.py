@@ -3,7 +3,8 @@
 scikit-learn is an optional dependency: this module needs it, ``mfcore`` does
 not. The estimators themselves already follow the estimator conventions
 (``get_params``/``set_params``, ``sklearn.base.clone``); ``MFRegressor``
-(``mfcore.Model``, SGD), ``ALSRegressor`` (``mfcore.ALS``) and
+(``mfcore.Model``, SGD), ``ALSRegressor`` (``mfcore.ALS``), ``BayesianMFRegressor``
+(``mfcore.BayesianMF``; ``predict(X, return_std=True)``) and
 ``regressor_for(estimator_class)`` add the ``fit(X, y)`` / ``predict(X)``
 shape that ``GridSearchCV``, ``cross_val_score`` and pipelines expect::
 
@@ -87,14 +88,22 @@ class _Regressor(RegressorMixin, BaseEstimator):
         self.n_features_in_ = 2
         return self
 
-    def predict(self, X):
-        """Predicted ratings (float64) for the (user, item) rows of ``X``."""
+    def predict(self, X, return_std=False):
+        """Predicted ratings (float64) for the (user, item) rows of ``X``; with
+        ``return_std`` (``BayesianMFRegressor`` only, as scikit-learn's Bayesian
+        regressors have it) also the predictive standard deviations."""
         if not hasattr(self, "model_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(X, y) first")
+        if return_std and "return_std" not in inspect.signature(self.model_.predict).parameters:
+            raise ValueError(f"return_std needs a model with predictive uncertainty "
+                             f"(BayesianMFRegressor); {type(self).__name__} has none")
         users, items = _user_item(X)
         with warnings.catch_warnings():
             if not self.warn_unknown:
                 warnings.simplefilter("ignore", UnknownIdWarning)
+            if return_std:
+                mean, std = self.model_.predict(users, items, return_std=True)
+                return mean.astype(np.float64), std
             return self.model_.predict(users, items).astype(np.float64)
 
 
@@ -127,8 +136,12 @@ def regressor_for(estimator_class, name=None):
         "__init__": __init__, "estimator_class": estimator_class, "param_specs": tuple(specs),
         "__module__": __name__,
         "__qualname__": name,
-        "__doc__": f"``mfcore.{estimator_class.__name__}`` as a scikit-learn regressor; "
-                   "see ``_Regressor``."})
+        "__doc__": f"``mfcore.{estimator_class.__name__}`` as a scikit-learn regressor: ``X`` "
+                   "holds (user id, item id) rows, ``y`` the ratings. Its parameters are "
+                   f"those of ``mfcore.{estimator_class.__name__}`` (same names and "
+                   "defaults), plus ``warn_unknown`` (default True; False silences the "
+                   "UnknownIdWarning of ids the fit did not see). After ``fit``, ``model_`` "
+                   "is the fitted estimator (recommend, save ...)."})
     _REGRESSORS[estimator_class] = globals()[name] = cls
     return cls
 

@@ -85,3 +85,91 @@ def test_fold_in_gives_a_new_user_a_mean_and_a_std(planted_fit):
     mean, std = copy.predict([10**7] * 3, rows[:3], return_std=True)
     assert np.all(mean > copy.global_mean_) and np.all(np.isfinite(std))
     assert copy.user_bias_samples_.shape == (len(copy.user_map_), copy.n_kept_)
+
+
+@pytest.fixture(scope="module")
+def cold_fit():
+    """A planted model fitted without 40 of its users and 30 of its items (cold ids)."""
+    rng = np.random.default_rng(11)
+    n_users, n_items, k = 400, 300, 3
+    P, Q = rng.normal(0, 0.6, (n_users, k)), rng.normal(0, 0.6, (n_items, k))
+    bu, bi = rng.normal(0, 0.4, n_users), rng.normal(0, 0.4, n_items)
+    u, i = np.nonzero(rng.random((n_users, n_items)) < 0.15)
+    r = 3.0 + bu[u] + bi[i] + np.einsum("nk,nk->n", P[u], Q[i]) + rng.normal(0, 0.4, len(u))
+    cold_users, cold_items = np.arange(40), np.arange(30)
+    cold = np.isin(u, cold_users) | np.isin(i, cold_items)
+    test = cold | (rng.random(len(r)) < 0.1)
+    model = mfcore.BayesianMF(k=5, n_samples=80, burn_in=30, seed=1, dtype="float64")
+    model.fit(u[~test], i[~test], r[~test])
+    return model, (u, i, r), test, cold_users, cold_items
+
+
+def test_unknown_ids_get_the_priors_spread_and_their_intervals_cover(cold_fit):
+    model, (u, i, r), test, cold_users, cold_items = cold_fit
+    new_user = test & np.isin(u, cold_users) & ~np.isin(i, cold_items)
+    new_item = test & np.isin(i, cold_items) & ~np.isin(u, cold_users)
+    known = test & ~np.isin(u, cold_users) & ~np.isin(i, cold_items)
+    with pytest.warns(mfcore.UnknownIdWarning):
+        mean, std = model.predict(u, i, clip=False, return_std=True)
+    for group in (new_user, new_item):
+        assert std[group].mean() > std[known].mean() + 0.15  # the prior's spread
+        inside = np.abs(r[group] - mean[group]) <= 1.6448536 * std[group]
+        assert 0.85 <= inside.mean() <= 0.95, inside.mean()
+    inside = np.abs(r[known] - mean[known]) <= 1.6448536 * std[known]
+    assert 0.85 <= inside.mean() <= 0.95
+
+
+def test_fold_in_std_reflects_how_few_ratings_the_user_gave(cold_fit):
+    model, (u, i, r), test, cold_users, cold_items = copy_module.deepcopy(cold_fit)
+    known_items = ~np.isin(i, cold_items)
+    stds, covered = {}, []
+    for n_given in (2, 25):
+        for user in cold_users[:20]:
+            mine = np.flatnonzero((u == user) & known_items)
+            given, scored = mine[:n_given], mine[n_given:]
+            if not len(scored):
+                continue
+            model.fold_in(10**6 + 1000 * n_given + user,
+                          i[given], r[given])
+            mean, std = model.predict(np.full(len(scored), 10**6 + 1000 * n_given + user),
+                                      i[scored], clip=False, return_std=True)
+            stds.setdefault(n_given, []).append(std.mean())
+            if n_given == 2:
+                covered.append(np.abs(r[scored] - mean) <= 1.6448536 * std)
+    assert np.mean(stds[2]) > np.mean(stds[25]) + 0.1
+    assert 0.85 <= np.concatenate(covered).mean() <= 0.95
+    # the same ratings fold in to the same row every time (draws keyed on the data)
+    again = copy_module.deepcopy(model)
+    user = cold_users[0]
+    mine = np.flatnonzero((u == user) & known_items)[:2]
+    model.fold_in(7, i[mine], r[mine])
+    again.fold_in(7, i[mine], r[mine])
+    assert np.array_equal(model.predict(7, i[:5], return_std=True)[1],
+                          again.predict(7, i[:5], return_std=True)[1])
+
+
+def test_return_std_reaches_the_sklearn_regressor_and_the_cli(tmp_path, capsys, cold_fit):
+    pytest.importorskip("sklearn")
+    from mfcore.cli import main
+    from mfcore.sklearn import BayesianMFRegressor, MFRegressor
+    model, (u, i, r), test, _, _ = cold_fit
+    X = np.c_[u[~test], i[~test]][:2000]
+    reg = BayesianMFRegressor(k=3, n_samples=10, burn_in=5).fit(X, r[~test][:2000])
+    mean, std = reg.predict(X[:50], return_std=True)
+    want = reg.model_.predict(X[:50, 0], X[:50, 1], return_std=True)
+    np.testing.assert_array_equal(std, want[1])
+    assert mean.dtype == np.float64 and np.all(std > 0)
+    sgd = MFRegressor(k=2, epochs=1).fit(X, r[~test][:2000])
+    with pytest.raises(ValueError, match="return_std needs a model with predictive"):
+        sgd.predict(X[:5], return_std=True)
+    path = tmp_path / "b.mfz"
+    model.save(path)
+    assert main(["predict", str(path), "--user", str(u[0]), str(u[1]), "--item", str(i[0]),
+                 str(i[1]), "--std"]) in (0, None)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "user,item,prediction,std" and len(lines) == 3
+    want_mean, want_std = model.predict(u[:2], i[:2], return_std=True)
+    assert float(lines[1].split(",")[3]) == pytest.approx(want_std[0], abs=1e-4)
+    sgd.model_.save(tmp_path / "s.mfz")
+    assert main(["predict", str(tmp_path / "s.mfz"), "--user", "1", "--item", "1", "--std"]) == 1
+    assert "--std needs a model with predictive uncertainty" in capsys.readouterr().err

@@ -186,7 +186,7 @@ def cold_split():
 def test_cold_start_users_are_predicted_from_their_features():
     train, test = cold_split()
     model = fit(data=train, n_samples=40)
-    with pytest.warns(UnknownIdWarning, match="from the global mean and the known bias"):
+    with pytest.warns(UnknownIdWarning, match="unknown user id"):
         fallback = model.predict(test[0], test[1])
     with pytest.warns(UnknownIdWarning, match=r"of 24 unknown user id\(s\) with a feature row "
                                               "predicted from their features"):

@@ -2,6 +2,7 @@
 and ``info``."""
 import argparse
 import csv
+import inspect
 import os
 import sys
 
@@ -53,6 +54,9 @@ def add_predict(commands):
     p.add_argument("--unknown", choices=("fallback", "nan", "error"), default="fallback",
                    help="unknown ids: predict from the biases that are known (default), "
                    "write nan, or fail")
+    p.add_argument("--std", action="store_true",
+                   help="also write std, the predictive standard deviation (a bayes model "
+                   "only): prediction +- 1.645 std is a central 90%% interval")
     add_reader_options(p)
     p.set_defaults(func=run_predict)
 
@@ -83,9 +87,16 @@ def run_predict(args):
     else:
         frame = pd.DataFrame({"user": _ids_for(model.user_map_, args.user),
                               "item": _ids_for(model.item_map_, args.item)})
-    pred = model.predict(frame["user"], frame["item"], unknown=args.unknown)
     out = frame[["user", "item"] + (["rating"] if "rating" in frame else [])].copy()
-    out["prediction"] = pred
+    if args.std:
+        if "return_std" not in inspect.signature(model.predict).parameters:
+            raise CommandError(f"--std needs a model with predictive uncertainty (trained with "
+                               f"--algorithm bayes); {args.model} holds a "
+                               f"{type(model).__name__}")
+        out["prediction"], out["std"] = model.predict(frame["user"], frame["item"],
+                                                      unknown=args.unknown, return_std=True)
+    else:
+        out["prediction"] = model.predict(frame["user"], frame["item"], unknown=args.unknown)
     if args.output:
         out.to_csv(args.output, index=False, float_format="%.4f")
         print(f"wrote {len(out):,} predictions to {args.output}", file=sys.stderr)
