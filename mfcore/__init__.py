@@ -10,12 +10,13 @@ except ImportError as exc:  # the source tree, not an installed build
         f"and do not import it from an unbuilt source folder ({exc})") from exc
 
 from .errors import (BadLinesWarning, DataUnavailableError, DuplicateRatingsWarning,
-                     ImplicitFeedbackWarning, ModelFileError, NotFittedError, TrainingDivergedError, UnknownIdError,
+                     ImplicitFeedbackWarning, InvalidParameterError, ModelFileError,
+                     NotFittedError, TrainingDivergedError, UnknownIdError,
                      UnknownIdWarning)
 from ._threads import resolve_n_threads
 from .ids import IdMap
 from . import simd
-from .estimators import ALS, BayesianMF, Model
+from .estimators import ALS, SGD, BayesianMF, Model
 from .fitted import FactorModel
 from .persistence import load
 from . import datasets, split
@@ -46,9 +47,9 @@ def show_config(file=None):
     return config
 
 
-__all__ = ["Model", "ALS", "BayesianMF", "FactorModel", "load", "Search", "search", "openmp_enabled",
+__all__ = ["SGD", "Model", "ALS", "BayesianMF", "FactorModel", "load", "Search", "search", "openmp_enabled",
            "show_config", "IdMap",
            "datasets", "split", "read_ratings", "cross_validate", "__version__",
-           "NotFittedError", "TrainingDivergedError", "ModelFileError", "UnknownIdError",
+           "NotFittedError", "InvalidParameterError", "TrainingDivergedError", "ModelFileError", "UnknownIdError",
            "UnknownIdWarning", "DuplicateRatingsWarning", "BadLinesWarning", "ImplicitFeedbackWarning",
            "DataUnavailableError"]

@@ -1,12 +1,8 @@
 """One place that checks ``n_threads`` and turns it into a thread count for the kernels."""
-import numbers
 import os
 
 from ._kernels.openmp import openmp_enabled
-
-#: More threads than this are refused: OpenMP runtimes crash when they cannot create them
-#: (10**6 segfaulted here), and far past the CPU count they only cost time.
-MAX_THREADS = 1024
+from .params import MAX_THREADS, Threads
 
 
 def available_cpus():
@@ -44,15 +40,8 @@ def _cgroup_cpu_limit():
 
 
 def check_n_threads(n_threads, name="n_threads"):
-    """``n_threads`` if valid: None or -1 (scikit-learn's spelling: all available CPUs), or
-    an integer from 1 to MAX_THREADS; otherwise ``ValueError`` naming it."""
-    if n_threads is None:
-        return None
-    if (isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral)
-            or not (n_threads == -1 or 1 <= n_threads <= MAX_THREADS)):
-        raise ValueError(f"{name} must be None or -1 (all available CPUs) or an integer from 1 "
-                         f"to {MAX_THREADS}, got {n_threads!r}")
-    return int(n_threads)
+    """``n_threads`` if valid (see ``params.Threads``), else ``InvalidParameterError``."""
+    return Threads().check(name, n_threads)
 
 
 def _omp_num_threads():

@@ -31,7 +31,7 @@ not a task per block):
 
    * ALS: per half-iteration the fixed factor side to every shard, each shard's
      band of the solved side back;
-   * SGD (``Model``): DSGD over the local block grid: per round of the epoch
+   * SGD: DSGD over the local block grid: per round of the epoch
      the item groups of the round's blocks to the shards owning their user
      groups and back, the user bands once an epoch;
    * BayesianMF: as ALS, plus each rating's residual (the sampler's running
@@ -60,13 +60,13 @@ import asyncio
 import operator
 import re
 import time
-import types
 import warnings
 
 import numpy as np
 from distributed import KilledWorker, default_client, get_worker
 
 from . import params as p
+from . import registry
 from ._kernels import bayes as _bayes
 from ._kernels import sgd as _sgd_kernels
 from ._kernels.als import solve_rows
@@ -76,10 +76,9 @@ from .data import (RatingSummary, as_ratings, column_names, merge_sorted, report
 from .errors import DuplicateRatingsWarning
 from .estimators import driver
 from .estimators.base import from_standard, standard_units, standardized, to_standard
-from .estimators.als import ALS, _Iterations
-from .estimators.bayes import BayesianMF, _Sweeps
-from .estimators.sgd import (LAYOUT_SEED, RECORD_DTYPES, Model, SGDTrainer, _Epochs,
-                             choose_grid, groups_of_counts)
+from .estimators.als import ALSSide, _Iterations
+from .estimators.bayes import _Sweeps
+from .estimators.sgd import _Epochs, choose_grid, groups_of_counts, layout_blocks, schedule
 from .ids import IdMap, normalize_ids, plain, sorted_unique
 
 __all__ = ["fit", "WorkerLostError"]
@@ -209,17 +208,18 @@ class _Shard:
                  n_threads):
         self.band, self.n_items = band, n_items
         self.user_range, self.item_range = user_range, item_range
-        self.n_threads = n_threads or resolve_n_threads(None)
-        try:
-            self.n_threads = n_threads or get_worker().state.nthreads
-        except (ValueError, AttributeError):
-            pass
+        self.n_threads = n_threads or self._worker_threads()
         self.raw = [tuple(np.concatenate(parts) for parts in zip(*pieces))
                     for pieces in (user_pieces, item_pieces)]
 
-    def threads(self):
-        """The threads this shard's kernels run with."""
-        return self.n_threads
+    @staticmethod
+    def _worker_threads():
+        """The threads of the Dask worker this shard runs on (the default thread rule off a
+        worker)."""
+        try:
+            return get_worker().state.nthreads
+        except (ValueError, AttributeError):
+            return resolve_n_threads(None)
 
     def duplicates(self):
         """(number of duplicate ratings, (u, i) of the lowest duplicated pair or None) in this
@@ -336,12 +336,8 @@ class _Shard:
         lo = self.user_range[0]
         self.grid = grid
         block = user_groups[u] * np.int32(grid) + item_groups[i]
-        sizes = np.bincount(block, minlength=grid * grid)
-        self.block_ptr = np.zeros(grid * grid + 1, dtype=np.int64)
-        np.cumsum(sizes, out=self.block_ptr[1:])
-        self.records = np.empty(len(r), dtype=RECORD_DTYPES[r.dtype])
-        _sgd_kernels.layout_records(block, (u - lo).astype(np.int32), i, r, self.block_ptr,
-                                    self.records.view(np.uint8), LAYOUT_SEED, self.n_threads)
+        self.records, self.block_ptr, sizes = layout_blocks(
+            block, (u - lo).astype(np.int32), i, r, grid * grid, self.n_threads)
         self.units = standard_units(scale)
         self.P = np.array(to_standard(user_factors, self.units, "user_factors_"))
         self.bu = np.array(to_standard(user_bias, self.units, "user_bias_"))
@@ -472,9 +468,10 @@ class _ALSIterations(_Iterations):
         for kind, rows, counts in zip(("user", "item"), band_rows, band_counts):
             present, counts = np.concatenate(rows), np.concatenate(counts)
             n = len(getattr(model, f"{kind}_factors_"))
-            sides.append((None if len(present) == n else present, None, None, None, counts))
+            sides.append(ALSSide(None if len(present) == n else present, None, None, None,
+                                 counts))
         # the penalty is the local one: it needs only the rated rows and their counts
-        super().__init__(model, types.SimpleNamespace(sides=tuple(sides)), params, None)
+        super().__init__(model, tuple(sides), params, None)
         self.cluster, self.band_rows = cluster, band_rows
 
     def step(self, epoch):
@@ -531,8 +528,7 @@ class _SGDEpochs(_Epochs):
              m.user_bias_[lo:hi], m.global_mean_, m.rating_scale_)
             for lo, hi in zip(edges[:-1], edges[1:])])
         self.shard_sizes = sizes
-        # what SGDTrainer.schedule reads: the grid and the block sizes of all the data
-        self.layout = types.SimpleNamespace(grid=g, _block_sizes=np.sum(sizes, axis=0))
+        self.block_sizes = np.sum(sizes, axis=0)  # of all the data, as the local layout's
 
     def step(self, epoch):
         """One epoch in standardized units, as the local ``_Epochs.step``: the item side here,
@@ -542,17 +538,17 @@ class _SGDEpochs(_Epochs):
         units = standard_units(m.rating_scale_)
         Q = to_standard(m.item_factors_, units, "item_factors_")
         bi = to_standard(m.item_bias_, units, "item_bias_")
-        schedule = SGDTrainer.schedule(self.layout, m.rng_)
+        rounds = schedule(g, self.block_sizes, m.rng_)
         seed = int(m.rng_.integers(0, 2**63))
         block_sse, exchanged, compute = np.zeros(g * g), 0, 0.0
         for s in range(g):
-            blocks = schedule[s * g:(s + 1) * g]
+            blocks = rounds[s * g:(s + 1) * g]
             jobs = [[int(b) for b in blocks if lo <= b // g < hi and sizes[b]]
                     for (lo, hi), sizes in zip(plan["owned"], self.shard_sizes)]
             parts = [[(Q[starts[b % g]:starts[b % g + 1]], bi[starts[b % g]:starts[b % g + 1]])
                       for b in job] for job in jobs]
             results = self.cluster.call_each(
-                "sgd_round", epoch, [(schedule, seed, job, part, 0.0, lr, self.reg,
+                "sgd_round", epoch, [(rounds, seed, job, part, 0.0, lr, self.reg,
                                       self.reg_bias, s == g - 1) for job, part in zip(jobs, parts)])
             for job, part, (new, sse, seconds, users) in zip(jobs, parts, results):
                 for b, (factors, bias), (new_factors, new_bias) in zip(job, part, new):
@@ -647,13 +643,48 @@ class _BayesSweeps(_Sweeps):
                     shard_seconds=compute)
 
 
-_TRAINERS = {ALS: _ALSIterations, Model: _SGDEpochs, BayesianMF: _BayesSweeps}
+#: The client-side trainer of each estimator declaring the "dask" capability, by name.
+_TRAINERS = {"als": _ALSIterations, "sgd": _SGDEpochs, "bayes": _BayesSweeps}
 
 
 # --- the entry point -------------------------------------------------------------------
 
 def _edges(n, w):
     return np.array([b * n // w for b in range(w + 1)], dtype=np.int64)
+
+
+def _trainer_class(estimator):
+    """(the client-side trainer class, the checked parameters) of ``estimator``; refuses
+    what ``mfcore.dask.fit`` does not train, saying why."""
+    if "dask" not in getattr(estimator, "capabilities", ()):
+        trains = [c.__name__ for c in registry.ESTIMATORS.values() if "dask" in c.capabilities]
+        raise TypeError(f"mfcore.dask.fit trains {', '.join(trains)}; "
+                        f"got {type(estimator).__name__}")
+    if not estimator.supports("dask"):
+        raise NotImplementedError(f"mfcore.dask.fit does not train {estimator!r} yet (a "
+                                  "hyperparameter rules it out): fit it locally")
+    params = estimator._checked_params()
+    if params["validation_fraction"] is not None:
+        raise NotImplementedError("mfcore.dask.fit takes validation=..., not "
+                                  "validation_fraction (a split needs the data in one place)")
+    if estimator.supports("continue") and params["warm_start"] and estimator._is_fitted():
+        raise NotImplementedError("mfcore.dask.fit always fits from scratch (warm_start)")
+    return _TRAINERS[estimator.name], params
+
+
+def _columns_and_workers(ratings, columns, client, workers):
+    """The checked (user, item, rating) column names and worker addresses of a fit."""
+    named = column_names(ratings.columns, columns, optional=(), what="the ratings")
+    columns = tuple(named[c] for c in COLUMNS)
+    known = sorted(client.scheduler_info()["workers"])
+    addresses = known if workers is None else list(workers)
+    if not addresses:
+        raise ValueError("the Dask cluster has no workers")
+    unknown = [a for a in addresses if a not in known]
+    if unknown or len(set(addresses)) < len(addresses):
+        raise ValueError(f"workers must be distinct addresses of this cluster's workers "
+                         f"{known}, got {unknown[0] if unknown else addresses!r}")
+    return columns, addresses
 
 
 def _local_validation(validation, columns):
@@ -685,10 +716,7 @@ def fit(estimator, ratings, validation=None, columns=None, client=None, callback
     ``WorkerLostError`` naming it and the iteration; the estimator keeps the
     state it had before the call.
     """
-    trainer_class = next((t for cls, t in _TRAINERS.items() if isinstance(estimator, cls)), None)
-    if trainer_class is None:
-        raise TypeError(f"mfcore.dask.fit trains {', '.join(c.__name__ for c in _TRAINERS)}; "
-                        f"got {type(estimator).__name__}")
+    trainer_class, params = _trainer_class(estimator)
     if not hasattr(ratings, "to_delayed"):
         kind = type(ratings).__module__.split(".")[0] + "." + type(ratings).__name__
         hint = (": it is in one place already, so fit it with estimator.fit(ratings), or "
@@ -696,26 +724,8 @@ def fit(estimator, ratings, validation=None, columns=None, client=None, callback
                 "npartitions=...)" if hasattr(ratings, "iloc") else "")
         raise TypeError(f"mfcore.dask.fit takes a Dask DataFrame of ratings, got {kind}{hint}")
     client = client or default_client()
-    params = estimator._checked_params()
-    if params.get("validation_fraction") is not None:
-        raise NotImplementedError("mfcore.dask.fit takes validation=..., not "
-                                  "validation_fraction (a split needs the data in one place)")
-    if params.get("implicit"):
-        raise NotImplementedError("mfcore.dask.fit does not train BayesianMF(implicit=...) yet: "
-                                  "fit it locally")
-    if params.get("warm_start") and estimator._is_fitted():
-        raise NotImplementedError("mfcore.dask.fit always fits from scratch (warm_start)")
-    named = column_names(ratings.columns, columns, optional=(), what="the ratings")
-    columns = tuple(named[c] for c in COLUMNS)
+    columns, addresses = _columns_and_workers(ratings, columns, client, workers)
     dtype = p.DTYPES[params["dtype"]]
-    known = sorted(client.scheduler_info()["workers"])
-    addresses = known if workers is None else list(workers)
-    if not addresses:
-        raise ValueError("the Dask cluster has no workers")
-    unknown = [a for a in addresses if a not in known]
-    if unknown or len(set(addresses)) < len(addresses):
-        raise ValueError(f"workers must be distinct addresses of this cluster's workers "
-                         f"{known}, got {unknown[0] if unknown else addresses!r}")
 
     parts = client.compute(ratings[list(columns)].to_delayed())
     scans = client.map(_scan, parts, columns=columns, dtype=dtype, pure=False)
@@ -748,19 +758,17 @@ def fit(estimator, ratings, validation=None, columns=None, client=None, callback
         del parts
         with driver.atomic(estimator) as work:
             work._start_summary(summary, params)
-            seen_counts = np.concatenate([b["seen"][0] for b in built])
-            work.seen_indptr_ = np.zeros(len(user_map) + 1, dtype=np.int64)
-            np.cumsum(seen_counts, out=work.seen_indptr_[1:])
-            work.seen_items_ = np.concatenate([b["seen"][1] for b in built])
             _, val = validation_rows(summary, _local_validation(validation, columns), None,
                                      work.rng_)
             keys = ("user_counts", "item_counts")
             band_rows = [[bands[s][b] + c[key][0] for b, c in enumerate(built)]
                          for s, key in enumerate(keys)]
             band_counts = [[c[key][1] for c in built] for key in keys]
-            work.item_counts_ = _row_counts(work, band_rows, band_counts)[1]
+            work._adopt_seen(np.concatenate([b["seen"][0] for b in built]),
+                             np.concatenate([b["seen"][1] for b in built]),
+                             _row_counts(work, band_rows, band_counts)[1])
             trainer = trainer_class(work, cluster, band_rows, band_counts, params, plan)
-            work._run(trainer, summary.n, params, work._n_epochs(params), val, callback)
+            work._run(trainer, summary.n, params, work.max_epochs(params), val, callback)
     finally:
         for f in held:
             f.release()

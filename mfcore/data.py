@@ -2,6 +2,9 @@
 
 Every estimator's ``fit`` goes through ``prepare`` (raw ids and ratings in,
 ``Ratings`` out) and ``validation_rows``; nothing below this module sees a raw id.
+The seen items a fitted model keeps (for every user row, the sorted item rows it
+rated in training: CSR ``seen_indptr_`` int64, ``seen_items_`` int32) are built
+and grown here too (``seen_csr``, ``merge_seen``, ``replace_seen_rows``).
 
 Data in, one convention for every entry point (``fit``, ``predict``, ``evaluate``,
 ``fold_in``, ``search``, ``cross_validate``, the ``split`` functions): three arrays
@@ -28,7 +31,8 @@ from .io import ALIASES, COLUMNS
 __all__ = ["Ratings", "RatingSummary", "exact_sum", "prepare", "as_ratings", "to_numpy",
            "check_lengths", "merge_duplicates", "merge_sorted", "report_duplicates",
            "validation_rows", "DUPLICATE_POLICIES", "is_table", "column_names",
-           "rating_columns", "rating_arrays", "as_frame"]
+           "rating_columns", "rating_arrays", "as_frame", "seen_csr", "merge_seen", "check_seen",
+           "replace_seen_rows"]
 
 DUPLICATE_POLICIES = ("mean", "last", "keep", "error")
 
@@ -450,3 +454,73 @@ def validation_rows(data, validation, fraction, rng):
                          f"validation ratings out of {len(data)}")
     train = data.subset(~held)  # its keys would describe all of data: dropped
     return train, (data.u[held], data.i[held], data.r[held])
+
+
+# --- the seen items: CSR of the item rows each user row rated -------------------------
+
+def seen_csr(u, i, n_users, n_items, keys=None):
+    """CSR (indptr int64, items int32) of the distinct item rows of each user row, sorted.
+
+    ``keys``, when the caller has them: the sorted distinct ``u * n_items + i``.
+    """
+    key = keys if keys is not None else sorted_unique(
+        np.asarray(u, np.int64) * n_items + np.asarray(i, np.int64))
+    rows = key // n_items
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+    return indptr, (key % n_items).astype(np.int32)
+
+
+def _csr_pairs(indptr, items):
+    rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+    return rows, items
+
+
+def merge_seen(indptr, items, u, i, n_users, n_items):
+    """The union of a seen CSR (possibly with fewer rows) and new (u, i) pairs."""
+    rows, old = _csr_pairs(indptr, items)
+    return seen_csr(np.concatenate([rows, np.asarray(u, np.int64)]),
+                    np.concatenate([old, np.asarray(i, np.int64)]), n_users, n_items)
+
+
+def check_seen(indptr, items, n_users, n_items):
+    """Raise ``ValueError`` unless (indptr, items) is a valid seen CSR for this model shape."""
+    if indptr.dtype != np.int64 or indptr.shape != (n_users + 1,):
+        raise ValueError(f"seen_indptr has dtype {indptr.dtype} and shape {indptr.shape}, "
+                         f"expected int64 and ({n_users + 1},)")
+    if items.dtype != np.int32 or items.ndim != 1:
+        raise ValueError(f"seen_items has dtype {items.dtype} and shape {items.shape}, "
+                         "expected a 1-d int32 array")
+    if indptr[0] != 0 or indptr[-1] != len(items) or (np.diff(indptr) < 0).any():
+        raise ValueError("seen_indptr is not a valid CSR index (must start at 0, never "
+                         f"decrease and end at len(seen_items)={len(items)})")
+    if len(items) and (items.min() < 0 or items.max() >= n_items):
+        raise ValueError(f"seen_items holds item rows outside 0..{n_items - 1}")
+    rows, _ = _csr_pairs(indptr, items)
+    if len(items) > 1 and ((np.diff(items) <= 0) & (np.diff(rows) == 0)).any():
+        raise ValueError("seen_items is not sorted and distinct within each user")
+
+
+def replace_seen_rows(indptr, items, u, i, n_users, n_items):
+    """Seen CSR grown to ``n_users`` rows whose rows named in ``u`` hold exactly the pairs (u, i).
+
+    O(nnz) copies, no sort of the kept rows: fold-in of one user into an
+    ML-10M-sized model takes milliseconds.
+    """
+    n_old = len(indptr) - 1
+    add_indptr, add_items = seen_csr(u, i, n_users, n_items)
+    add_counts = np.diff(add_indptr)
+    touched = np.flatnonzero(add_counts > 0)
+    counts = np.zeros(n_users, dtype=np.int64)
+    counts[:n_old] = np.diff(indptr)
+    counts[touched] = add_counts[touched]
+    new_indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(counts, out=new_indptr[1:])
+    pieces, prev = [], 0
+    for row in touched:  # ascending: untouched old rows before it, then its new items
+        stop = min(row, n_old)
+        pieces.append(items[indptr[prev]:indptr[stop]])
+        pieces.append(add_items[add_indptr[row]:add_indptr[row + 1]])
+        prev = max(prev, min(row + 1, n_old))
+    pieces.append(items[indptr[prev]:indptr[n_old]])
+    return new_indptr, np.concatenate(pieces).astype(np.int32, copy=False)

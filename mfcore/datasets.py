@@ -317,25 +317,7 @@ def synthetic(preset=None, *, n_users=None, n_items=None, n_ratings=None, min_pe
         item_alpha = 1.0 + 1e-9  # the inverse CDF below divides by (1 - alpha)
     rng = np.random.default_rng(seed)
 
-    # --- who rates what --------------------------------------------------------------
-    counts = _user_counts(n_users, n_items, n_ratings, min_per_user,
-                          _power_law(n_users, user_alpha, max(1.0, n_users / 1000), rng), rng)
-    item_rank_to_id = rng.permutation(n_items)
-    user = np.empty(n_ratings, dtype=np.int32)
-    item = np.empty(n_ratings, dtype=np.int32)
-    ends = np.cumsum(counts)
-    start_user, start = 0, 0
-    while start_user < n_users:
-        # users whose ratings fit in one block (at least one user per block)
-        stop_user = max(int(np.searchsorted(ends, start + _CHUNK, side="right")), start_user + 1)
-        block = np.arange(start_user, stop_user)
-        keys = _sample_block(block, counts[block], n_items, item_rank_to_id, item_alpha,
-                              max(1.0, n_items / 1000), rng)
-        stop = start + len(keys)
-        user[start:stop] = block[keys // n_items]
-        item[start:stop] = keys % n_items
-        start_user, start = stop_user, stop
-    _cover_all_items(user, item, n_items, rng)
+    user, item = _who_rates_what(shape, user_alpha, item_alpha, rng)
 
     # --- what they rate it ------------------------------------------------------------
     factor_std = (0.35 / k) ** 0.25          # p.q then has variance about 0.35
@@ -364,6 +346,30 @@ def synthetic(preset=None, *, n_users=None, n_items=None, n_ratings=None, min_pe
         truth["expected"] = expected
         return frame, truth
     return frame
+
+
+def _who_rates_what(shape, user_alpha, item_alpha, rng):
+    """(user, item) rows (int32, from 0) of ``synthetic``'s ratings, grouped by user."""
+    n_users, n_items, n_ratings, min_per_user = shape
+    counts = _user_counts(n_users, n_items, n_ratings, min_per_user,
+                          _power_law(n_users, user_alpha, max(1.0, n_users / 1000), rng), rng)
+    item_rank_to_id = rng.permutation(n_items)
+    user = np.empty(n_ratings, dtype=np.int32)
+    item = np.empty(n_ratings, dtype=np.int32)
+    ends = np.cumsum(counts)
+    start_user, start = 0, 0
+    while start_user < n_users:
+        # users whose ratings fit in one block (at least one user per block)
+        stop_user = max(int(np.searchsorted(ends, start + _CHUNK, side="right")), start_user + 1)
+        block = np.arange(start_user, stop_user)
+        keys = _sample_block(block, counts[block], n_items, item_rank_to_id, item_alpha,
+                              max(1.0, n_items / 1000), rng)
+        stop = start + len(keys)
+        user[start:stop] = block[keys // n_items]
+        item[start:stop] = keys % n_items
+        start_user, start = stop_user, stop
+    _cover_all_items(user, item, n_items, rng)
+    return user, item
 
 
 def _resolve_shape(preset, n_users, n_items, n_ratings, min_per_user):

@@ -11,7 +11,7 @@ import sys
 import time
 
 from . import datasets, openmp_enabled
-from .estimators import Model
+from .estimators import SGD
 from .split import train_val_test_split
 
 SEED = 888              # the split seed
@@ -21,7 +21,7 @@ K = 20
 
 DESCRIPTION = (
     "Train and evaluate on MovieLens 100K with a fixed protocol: a random 80/10/10 "
-    f"train/validation/test split of all 100,000 ratings (seed {SEED}), mfcore.Model with "
+    f"train/validation/test split of all 100,000 ratings (seed {SEED}), mfcore.SGD with "
     f"k={K} and the other defaults, up to {MAX_EPOCHS} epochs with early stopping on the "
     "validation part (the best epoch kept); print validation and test RMSE and MAE, the fit "
     "time and a few test predictions beside the true ratings. Without the real data it says "
@@ -63,7 +63,7 @@ def run(synthetic=False, download=True, seed=SEED):
           f"{data['item'].nunique():,} items")
     print(f"split: random 80/10/10 (seed {seed}): {len(train):,} train, "
           f"{len(val):,} validation, {len(test):,} test")
-    model = Model(k=K, epochs=MAX_EPOCHS)
+    model = SGD(k=K, epochs=MAX_EPOCHS)
     print(f"training k={K} for up to {MAX_EPOCHS} epochs, stopping early on the validation "
           "part ...", file=sys.stderr, flush=True)
     start = time.perf_counter()

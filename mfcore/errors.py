@@ -10,6 +10,20 @@ class NotFittedError(ValueError, AttributeError):
     """A method that needs a fitted model was called before ``fit``."""
 
 
+class InvalidParameterError(ValueError, TypeError):
+    """A hyperparameter (or option) whose value breaks its rule: ``name``, ``value`` and
+    ``rule`` (the rule as text, e.g. "an integer >= 1"); the message is
+    ``"<name> must be <rule>, got <value>"``. A ``ValueError`` and a ``TypeError``, as
+    scikit-learn's ``InvalidParameterError``, whichever a caller catches."""
+
+    def __init__(self, name, value, rule):
+        self.name, self.value, self.rule = name, value, rule
+        super().__init__(f"{name} must be {rule}, got {value!r}")
+
+    def __reduce__(self):  # pickles (a Dask worker's error) with its fields
+        return InvalidParameterError, (self.name, self.value, self.rule)
+
+
 class TrainingDivergedError(FloatingPointError):
     """Training produced a non-finite loss or parameter (learning rate too large)."""
 

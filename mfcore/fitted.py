@@ -9,6 +9,7 @@ factors, rating range, seen items) and everything that needs only them:
 Data flows one way: raw ids -> ``IdMap`` rows -> the kernels in
 ``mfcore._kernels`` -> predictions for raw ids.
 """
+import collections
 import functools
 import json
 import warnings
@@ -19,19 +20,43 @@ from . import persistence, recommend as _recommend
 from ._kernels import sgd as _sgd_kernels
 from ._kernels.als import solve_rows
 from ._threads import resolve_n_threads
-from .data import as_ratings, check_lengths, merge_duplicates, rating_arrays, to_numpy
+from .data import (as_ratings, check_lengths, check_seen, merge_duplicates, rating_arrays,
+                   replace_seen_rows, to_numpy)
 from .errors import NotFittedError, UnknownIdError, UnknownIdWarning, warn
 from .ids import IdMap, normalize_ids, plain
 from .metrics import mae, rmse
 from .params import is_real
 
-__all__ = ["FactorModel", "UNKNOWN_POLICIES", "pair_arguments", "labelled", "check_magnitudes",
-           "training_record"]
+__all__ = ["FactorModel", "StateArray", "UNKNOWN_POLICIES", "pair_arguments", "labelled",
+           "check_magnitudes", "training_record"]
 
 UNKNOWN_POLICIES = ("fallback", "nan", "error")
 
-#: The fitted attributes every factor model has (``_fitted_state`` saves them).
+#: The parameter arrays every factor model predicts with (``_parameters``, in this order).
 PARAMETER_NAMES = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
+
+
+class StateArray(collections.namedtuple("StateArray", "name shape dtype optional",
+                                        defaults=(False,))):
+    """One array of the fitted state (``FactorModel.STATE``): the attribute ``name + "_"``,
+    saved as ``name``. ``shape`` gives each dimension as a number or as the name of a size
+    the model resolves from the state (``_state_sizes``: "users", "items", "columns" ...);
+    None: any length); ``dtype`` "param" is the model's dtype; an ``optional`` array may be
+    absent (None: files written before it was kept)."""
+
+    def check(self, value, sizes, param_dtype):
+        """Raise ValueError naming the array unless ``value`` has its shape and dtype, and
+        finite (floats) or non-negative (integers) values."""
+        shape = tuple(sizes[d] if isinstance(d, str) else d for d in self.shape)
+        dtype = np.dtype(param_dtype if self.dtype == "param" else self.dtype)
+        if value.dtype != dtype or value.ndim != len(shape) or any(
+                want is not None and want != got for want, got in zip(shape, value.shape)):
+            raise ValueError(f"{self.name} has shape {value.shape} and dtype {value.dtype}, "
+                             f"expected {shape} and {dtype}")
+        if dtype.kind == "f" and not np.isfinite(value).all():
+            raise ValueError(f"{self.name} holds non-finite values")
+        if dtype.kind == "i" and value.size and value.min() < 0:
+            raise ValueError(f"{self.name} holds negative values")
 
 
 def pair_arguments(users, items):
@@ -114,8 +139,7 @@ def training_record(state):
     best = _count(training.get("best_epoch"), "best_epoch", optional=True)
     if best is not None and not 1 <= best <= n_epochs:
         raise ValueError(f"best_epoch {best} is not one of the {n_epochs} epochs run")
-    # files written before scale-free training trained in rating units (scale 1)
-    scale = training.get("rating_scale", 1.0)
+    scale = training.get("rating_scale")  # (persistence.migrate fills it for earlier files)
     if not (is_real(scale) and 0 < scale < np.inf):
         raise ValueError(f"rating_scale must be a positive finite number, got {scale!r}")
     reason = training.get("stop_reason")
@@ -146,11 +170,16 @@ def _generator_from_state(state):
     return np.random.Generator(bit_generator)
 
 
+#: The summary numbers of the state: checked as arrays, attached as numbers (the training
+#: record, ``n_ratings`` included, is checked by ``training_record``).
+_SUMMARY = (StateArray("global_mean", (), "float64"), StateArray("rating_range", (2,), "float64"))
+
+
 class FactorModel:
     """A fitted biased factor model: ``r(u, i) = mu + b_u + b_i + p_u . q_i``.
 
-    Not used on its own: estimators (``mfcore.Model``, ``mfcore.ALS`` ...)
-    subclass it. Subclasses are registered by class name for ``mfcore.load``.
+    Not used on its own: estimators (``mfcore.SGD``, ``mfcore.ALS`` ...)
+    subclass it; ``mfcore.load`` rebuilds those registered in ``mfcore.registry``.
 
     Threads: one model may serve ``predict``, ``evaluate``, ``recommend``,
     ``similar_*`` and ``save`` from any number of threads, also while another
@@ -188,9 +217,17 @@ class FactorModel:
     #: fold_in's default ``shrinkage`` (pseudo-ratings of extra penalty), per estimator
     fold_in_shrinkage = 0.0
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        persistence.register(cls)
+    #: The fitted arrays a model file holds (estimators that keep more extend it): save
+    #: writes those present, load checks each against its row and attaches it.
+    STATE = (
+        StateArray("user_factors", ("users", "columns"), "param"),
+        StateArray("item_factors", ("items", "columns"), "param"),
+        StateArray("user_bias", ("users",), "param"),
+        StateArray("item_bias", ("items",), "param"),
+        StateArray("item_counts", ("items",), "int64", optional=True),
+        StateArray("seen_indptr", ("users+1",), "int64", optional=True),
+        StateArray("seen_items", (None,), "int32", optional=True),
+    )
 
     # --- state ------------------------------------------------------------------
     #
@@ -396,6 +433,32 @@ class FactorModel:
         raise ValueError(f"{type(self).__name__} does not use side features: fold_in takes "
                          "user_features only for BayesianMF fitted with them")
 
+    def _fold_in_data(self, users, items, ratings):
+        """fold_in's ratings checked, of known items, duplicates merged: (the new users'
+        ``IdMap``, their rows, item rows, ratings); ValueError for a user left without one."""
+        ratings = as_ratings(ratings, self.user_factors_.dtype)
+        items = normalize_ids(to_numpy(items), "items")
+        if np.ndim(users) == 0:
+            users = normalize_ids(np.array([users] * len(items), dtype=object), "users")
+        else:
+            users = normalize_ids(to_numpy(users), "users")
+        if check_lengths(users=users, items=items, ratings=ratings) == 0:
+            raise ValueError("fold_in needs at least one rating")
+        self.user_map_._check_kind(users, "users")
+        i = self.item_map_.lookup(items, "items")
+        if (i < 0).any():
+            warn(f"fold_in: ignored {int((i < 0).sum())} rating(s) of items unknown to the "
+                 f"model (e.g. {plain(items[i < 0][0])!r}): they have no factors", UnknownIdWarning)
+        fold_map, fu = IdMap.fit(users, "users")
+        keep = i >= 0
+        fu, i, r, _ = merge_duplicates(fu[keep], i[keep], ratings[keep], fold_map,
+                                       self.item_map_, getattr(self, "duplicates", "mean"))
+        counts = np.bincount(fu, minlength=len(fold_map))
+        if (counts == 0).any():
+            raise ValueError(f"fold_in: user {plain(fold_map.ids[np.flatnonzero(counts == 0)[0]])!r} "
+                             "has no rating of an item known to the model")
+        return fold_map, fu, i, r
+
     def fold_in(self, users, items=None, ratings=None, shrinkage=None, *, columns=None,
                 user_features=None):
         """Add users (or refresh known ones) from their ratings without retraining; return self.
@@ -427,33 +490,13 @@ class FactorModel:
         shrinkage = model.fold_in_shrinkage if shrinkage is None else shrinkage
         if not is_real(shrinkage) or shrinkage < 0:
             raise ValueError(f"shrinkage must be a finite number >= 0, got {shrinkage!r}")
-        dtype = model.user_factors_.dtype
-        ratings = as_ratings(ratings, dtype)
-        items = normalize_ids(to_numpy(items), "items")
-        if np.ndim(users) == 0:
-            users = normalize_ids(np.array([users] * len(items), dtype=object), "users")
-        else:
-            users = normalize_ids(to_numpy(users), "users")
-        if check_lengths(users=users, items=items, ratings=ratings) == 0:
-            raise ValueError("fold_in needs at least one rating")
-        model.user_map_._check_kind(users, "users")
-        i = model.item_map_.lookup(items, "items")
-        if (i < 0).any():
-            warn(f"fold_in: ignored {int((i < 0).sum())} rating(s) of items unknown to the "
-                 f"model (e.g. {plain(items[i < 0][0])!r}): they have no factors", UnknownIdWarning)
-        fold_map, fu = IdMap.fit(users, "users")
-        keep = i >= 0
-        fu, i, r, _ = merge_duplicates(fu[keep], i[keep], ratings[keep], fold_map,
-                                       model.item_map_, getattr(model, "duplicates", "mean"))
+        fold_map, fu, i, r = model._fold_in_data(users, items, ratings)
         counts = np.bincount(fu, minlength=len(fold_map))
-        if (counts == 0).any():
-            raise ValueError(f"fold_in: user {plain(fold_map.ids[np.flatnonzero(counts == 0)[0]])!r} "
-                             "has no rating of an item known to the model")
         order = np.argsort(fu, kind="stable")
         indptr = np.zeros(len(fold_map) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         prior = {} if user_features is None else {
-            "prior": self._fold_in_prior(fold_map.ids, user_features)}
+            "prior": model._fold_in_prior(fold_map.ids, user_features)}
         try:
             with np.errstate(over="ignore", invalid="ignore"):  # (checked below)
                 new_factors, new_bias, extra = model._fold_in_rows(
@@ -480,9 +523,9 @@ class FactorModel:
             grown[name][target] = new
         n_users = len(user_map)
         seen = None
-        if getattr(model, "seen_indptr_", None) is not None:
-            seen = _recommend.replace_seen_rows(model.seen_indptr_, model.seen_items_,
-                                                target[fu], i, n_users, len(model.item_map_))
+        if model.seen_indptr_ is not None:
+            seen = replace_seen_rows(model.seen_indptr_, model.seen_items_, target[fu], i,
+                                     n_users, len(model.item_map_))
         fitted = {name: value for name, value in vars(model).items() if name.endswith("_")}
         fitted.update(grown, user_map_=user_map)
         if seen is not None:
@@ -498,83 +541,72 @@ class FactorModel:
         persistence.save_model(self, path)
 
     def _fitted_state(self):
-        """Arrays that define a fitted model (``None`` when unfitted)."""
+        """The arrays that define a fitted model, as a file holds them (None when unfitted):
+        the id maps, the ``STATE`` arrays present, the summary numbers and the training
+        record (JSON)."""
         if not self._is_fitted():
             return None
-        return {
-            "user_ids": self.user_map_.ids,
-            "item_ids": self.item_map_.ids,
-            "user_factors": self.user_factors_,
-            "item_factors": self.item_factors_,
-            "user_bias": self.user_bias_,
-            "item_bias": self.item_bias_,
-            "global_mean": np.float64(self.global_mean_),
-            "rating_range": np.asarray(self.rating_range_, dtype=np.float64),
-            "n_ratings": np.int64(self.n_ratings_),
-            "history": np.str_(json.dumps(self.history_)),
-            "training": np.str_(json.dumps({"rng": self.rng_.bit_generator.state,
-                                            "best_epoch": self.best_epoch_,
-                                            "n_epochs": self.n_epochs_,
-                                            "rating_scale": self.rating_scale_,
-                                            "stop_reason": getattr(self, "stop_reason_", None)})),
-            **({} if getattr(self, "item_counts_", None) is None else
-               {"item_counts": self.item_counts_}),
-            **({} if getattr(self, "seen_indptr_", None) is None else
-               {"seen_indptr": self.seen_indptr_,
-                # 2 bytes an item row where they fit (every MovieLens set): the seen items are
-                # most of a saved model (4 bytes a training rating against ~1.5 for factors)
-                "seen_items": (self.seen_items_.astype(np.uint16)
-                               if len(self.item_map_) <= 1 << 16 else self.seen_items_)}),
-        }
+        state = {"user_ids": self.user_map_.ids, "item_ids": self.item_map_.ids,
+                 "global_mean": np.float64(self.global_mean_),
+                 "rating_range": np.asarray(self.rating_range_, dtype=np.float64),
+                 "n_ratings": np.int64(self.n_ratings_),
+                 "history": np.str_(json.dumps(self.history_)),
+                 "training": np.str_(json.dumps({
+                     "rng": self.rng_.bit_generator.state, "best_epoch": self.best_epoch_,
+                     "n_epochs": self.n_epochs_, "rating_scale": self.rating_scale_,
+                     "stop_reason": self.stop_reason_}))}
+        for field in self.STATE:
+            value = getattr(self, field.name + "_")
+            if value is not None:
+                state[field.name] = value
+        if "seen_items" in state and len(self.item_map_) <= 1 << 16:
+            # 2 bytes an item row where they fit (every MovieLens set): the seen items are
+            # most of a saved model (4 bytes a training rating against ~1.5 for factors)
+            state["seen_items"] = state["seen_items"].astype(np.uint16)
+        return state
 
-    def _restore_fitted_state(self, state, k, dtype):
-        """Check a fitted state read from a file and attach it; ``ValueError`` names the problem.
-
-        ``k`` and ``dtype`` are what the file's hyperparameters say the arrays must have.
-        """
-        dtype = np.dtype(dtype)
-        P, Q = state["user_factors"], state["item_factors"]
-        bu, bi = state["user_bias"], state["item_bias"]
-        for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
-            if state[name].dtype != dtype:
-                raise ValueError(f"{name} has dtype {state[name].dtype}, expected {dtype}")
+    def _state_sizes(self, state, columns):
+        """The sizes ``STATE``'s shapes name, for a state read from a file whose factor
+        arrays should have ``columns`` columns."""
         n_users, n_items = len(state["user_ids"]), len(state["item_ids"])
-        expected = {"user_factors": (n_users, k), "item_factors": (n_items, k),
-                    "user_bias": (n_users,), "item_bias": (n_items,), "rating_range": (2,)}
-        for name, shape in expected.items():
-            if state[name].shape != shape:
-                raise ValueError(f"{name} has shape {state[name].shape}, expected {shape}")
-        for name in ("user_factors", "item_factors", "user_bias", "item_bias",
-                     "global_mean", "rating_range"):
-            if not np.isfinite(state[name]).all():
-                raise ValueError(f"{name} holds non-finite values")
+        return {"users": n_users, "items": n_items, "users+1": n_users + 1, "columns": columns}
+
+    def _attach_state(self, state, sizes, dtype):
+        """Check a fitted state read from a file (``persistence.migrate`` brought it to the
+        current schema) and attach it; ``ValueError`` names the problem. ``sizes``
+        (``_state_sizes``) and ``dtype`` are what the file's hyperparameters say the arrays
+        must have. Nothing is attached unless everything checks."""
+        state = dict(state)
+        if state.get("seen_items") is not None and state["seen_items"].dtype == np.uint16:
+            state["seen_items"] = state["seen_items"].astype(np.int32)  # saved compactly
+        for field in _SUMMARY + self.STATE:
+            if state.get(field.name) is not None:
+                field.check(state[field.name], sizes, dtype)
+            elif not field.optional:
+                raise ValueError(f"{field.name} is missing")
         lo, hi = (float(v) for v in state["rating_range"])
         if lo > hi:
             raise ValueError(f"rating_range {lo}..{hi} is empty")
-        check_magnitudes(state, k, dtype)
-        user_map, item_map = IdMap(state["user_ids"]), IdMap(state["item_ids"])
-        seen = (state["seen_indptr"], state["seen_items"]) if "seen_indptr" in state else (None, None)
-        if seen[0] is not None:
-            if seen[1].dtype == np.uint16:  # saved compactly (see _fitted_state)
-                seen = (seen[0], seen[1].astype(np.int32))
-            _recommend.check_seen(*seen, n_users, n_items)
-        self.seen_indptr_, self.seen_items_ = seen
-        counts = state.get("item_counts")
-        if counts is not None and (counts.shape != (n_items,) or counts.dtype != np.int64
-                                   or (counts < 0).any()):
-            raise ValueError(f"item_counts must be {n_items} non-negative int64 counts, got shape "
-                             f"{counts.shape} of {counts.dtype}")
-        self.item_counts_ = counts
-        self.user_factors_ = np.ascontiguousarray(P)
-        self.item_factors_ = np.ascontiguousarray(Q)
-        self.user_bias_ = np.ascontiguousarray(bu)
-        self.item_bias_ = np.ascontiguousarray(bi)
-        self.global_mean_ = float(state["global_mean"])
-        self.user_map_, self.item_map_ = user_map, item_map
-        self.rating_range_ = (lo, hi)
+        check_magnitudes(state, sizes["columns"], dtype)
+        self._check_state(state, sizes, dtype)
+        if (state.get("seen_indptr") is None) != (state.get("seen_items") is None):
+            raise ValueError("seen_indptr and seen_items come together")
+        if state.get("seen_indptr") is not None:
+            check_seen(state["seen_indptr"], state["seen_items"], sizes["users"], sizes["items"])
+        maps = IdMap(state["user_ids"]), IdMap(state["item_ids"])
         record = training_record(state)
+        rng = _generator_from_state(record["rng"])
+        for field in self.STATE:
+            value = state.get(field.name)
+            setattr(self, field.name + "_", None if value is None else np.ascontiguousarray(value))
+        self.user_map_, self.item_map_ = maps
+        self.global_mean_ = float(state["global_mean"])
+        self.rating_range_ = (lo, hi)
         self.n_ratings_, self.history_ = record["n_ratings"], record["history"]
-        self.rng_ = _generator_from_state(record["rng"])
+        self.rng_ = rng
         self.best_epoch_, self.n_epochs_ = record["best_epoch"], record["n_epochs"]
         self.rating_scale_, self.stop_reason_ = record["rating_scale"], record["stop_reason"]
         return self
+
+    def _check_state(self, state, sizes, dtype):
+        """Checks beyond ``STATE``'s shapes and dtypes (none here; BayesianMF's samples)."""

@@ -1,13 +1,15 @@
 """Model files: one versioned, pickle-free ``.npz`` archive, written atomically.
 
 Layout: ``format`` (the string ``mfcore-model``), ``version``, ``estimator``
-(the class that wrote it, e.g. ``Model`` or ``ALS``; version 1 files, which
-lack it, are ``Model``'s), ``params`` (JSON), ``fitted`` (bool), the model's
+(the registered name of the estimator that wrote it, e.g. ``sgd`` or ``als``;
+see ``mfcore.registry``), ``params`` (JSON), ``fitted`` (bool), the model's
 fitted arrays, and ``digest``: a SHA-256 over every other member's name,
 dtype, shape and bytes. ``load`` reads with ``allow_pickle=False``, checks
-format, version and digest, builds the named estimator (only classes
-registered here, never an arbitrary import), then lets it check shapes,
-dtypes and consistency; anything wrong raises ``ModelFileError`` saying what.
+format, version and digest, builds the named estimator (only registered
+classes, never an arbitrary import), then lets it check shapes, dtypes and
+consistency; anything wrong raises ``ModelFileError`` saying what. Files
+written by earlier versions name the estimator by class (``Model``,
+``ALS``, ``BayesianMF``) or, in version 1, not at all (``Model``'s).
 
 The digest detects accidental corruption (a truncated copy, a flipped bit); it is
 not a signature, since anyone who edits a file can recompute it. What keeps a
@@ -26,22 +28,17 @@ import zipfile
 
 import numpy as np
 
+from . import registry
 from .errors import ModelFileError
 
-__all__ = ["save_model", "load", "register", "open_regular", "read_json"]
+__all__ = ["save_model", "load", "migrate", "open_regular", "read_json"]
 
 FORMAT = "mfcore-model"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
-#: Estimator classes by name: every ``FactorModel`` subclass registers itself on definition.
-_CLASSES = {}
-
-
-def register(cls):
-    """Let ``load`` rebuild models of ``cls`` (called for every ``FactorModel`` subclass)."""
-    _CLASSES[cls.__name__] = cls
-    return cls
+#: The registered names of the estimators that earlier files name by class.
+_CLASS_NAMES = {"Model": "sgd", "ALS": "als", "BayesianMF": "bayes"}
 
 
 def _digest(arrays):
@@ -67,8 +64,13 @@ def _params_json(model):
 def save_model(model, path):
     """Write ``model`` to ``path`` atomically: a temporary file in the same folder, then rename."""
     path = os.fspath(path)
+    name = getattr(model, "name", None)
+    if registry.ESTIMATORS.get(name) is not type(model):
+        raise ValueError(f"cannot save a {type(model).__name__}: mfcore.load rebuilds only "
+                         "registered estimators; give the class its own name and register it "
+                         "(mfcore.estimators.register)")
     arrays = {"format": np.str_(FORMAT), "version": np.int64(VERSION),
-              "estimator": np.str_(type(model).__name__), "params": np.str_(_params_json(model))}
+              "estimator": np.str_(name), "params": np.str_(_params_json(model))}
     state = model._fitted_state()
     arrays["fitted"] = np.bool_(state is not None)
     for name, value in (state or {}).items():
@@ -219,6 +221,20 @@ def read_json(value, name):
         raise ValueError(f"{name} is not valid JSON ({exc})") from None
 
 
+def migrate(state, version):
+    """The fitted ``state`` of a file of format ``version`` in the current schema, so that
+    nothing after loading asks which mfcore wrote it. Earlier files lack: the item counts
+    and the seen items (optional: None, the model ranks unknown users by bias and cannot
+    exclude seen items), the ratings' spread (they trained in rating units: 1) and the
+    stop reason (None). Version 1 files are SGD's (``load`` reads the estimator's name)."""
+    training = read_json(state["training"], "training")
+    if not isinstance(training, dict):
+        raise ValueError(f"training must be a JSON object, got {type(training).__name__}")
+    training.setdefault("rating_scale", 1.0)
+    training.setdefault("stop_reason", None)
+    return dict(state, training=np.str_(json.dumps(training)))
+
+
 def load(path):
     """Read a model written by ``save``, as an object of the class that wrote it; never unpickles."""
     path = os.fspath(path)
@@ -234,21 +250,22 @@ def load(path):
     if digest is None or str(digest) != _digest(arrays):
         raise ModelFileError(f"{path!r} failed its integrity check (modified or corrupted)")
     name = str(arrays["estimator"]) if int(version) >= 2 and "estimator" in arrays else "Model"
-    if name not in _CLASSES:
+    name = _CLASS_NAMES.get(name, name)
+    if name not in registry.ESTIMATORS:
         raise ModelFileError(f"{path!r} was written by estimator {name!r}, which this mfcore "
-                             f"does not have (known: {sorted(_CLASSES)})")
+                             f"does not have (known: {', '.join(registry.ESTIMATORS)})")
     try:
         params = read_json(arrays["params"], "params")
         if not isinstance(params, dict):
             raise ValueError(f"params must be a JSON object, got {type(params).__name__}")
-        model = _CLASSES[name]()
+        model = registry.ESTIMATORS[name]()
         model.set_params(**params)
         model._checked_params()
         if bool(arrays["fitted"]):
             prefix = "state."
             state = {key[len(prefix):]: value for key, value in arrays.items()
                      if key.startswith(prefix)}
-            model._restore_fitted_state(state)
+            model._restore_fitted_state(migrate(state, int(version)))
     except (LookupError, ValueError, TypeError, OverflowError) as exc:  # (a bad generator state
         # overflows numpy's setter)
         raise ModelFileError(f"{path!r} holds an inconsistent model: {exc}") from exc

@@ -6,67 +6,19 @@ partial-selection kernel ``mfcore._kernels.recommend.top_n``; this module maps r
 to rows, gathers the query vectors and candidate columns, and maps the result
 back to raw ids.
 
-Training interactions: a fitted model keeps, for every user row, the sorted
-item rows that user rated in training (CSR: ``seen_indptr_`` int64,
-``seen_items_`` int32), so ``exclude_seen`` works after ``save``/``load``.
+``exclude_seen`` skips the items each user rated in training: the model's
+seen-items CSR (``seen_indptr_``, ``seen_items_``; built by ``mfcore.data``).
 """
 
 import numpy as np
 
 from ._kernels import recommend as _recommend
-from ._threads import resolve_n_threads
 from .errors import Message, Setting, UnknownIdError, UnknownIdWarning, warn
 from .ids import normalize_ids, plain, sorted_unique
 
-__all__ = ["recommend", "similar", "seen_csr", "merge_seen", "check_seen", "replace_seen_rows",
-           "top_rows", "check_n"]
+__all__ = ["recommend", "similar", "top_rows", "check_n"]
 
 UNKNOWN_USER_POLICIES = ("fallback", "error")
-
-
-# --- the training interactions (CSR of seen item rows per user row) ---------------
-
-def seen_csr(u, i, n_users, n_items, keys=None):
-    """CSR (indptr int64, items int32) of the distinct item rows of each user row, sorted.
-
-    ``keys``, when the caller has them: the sorted distinct ``u * n_items + i``.
-    """
-    key = keys if keys is not None else sorted_unique(
-        np.asarray(u, np.int64) * n_items + np.asarray(i, np.int64))
-    rows = key // n_items
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
-    return indptr, (key % n_items).astype(np.int32)
-
-
-def _csr_pairs(indptr, items):
-    rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
-    return rows, items
-
-
-def merge_seen(indptr, items, u, i, n_users, n_items):
-    """The union of a seen CSR (possibly with fewer rows) and new (u, i) pairs."""
-    rows, old = _csr_pairs(indptr, items)
-    return seen_csr(np.concatenate([rows, np.asarray(u, np.int64)]),
-                    np.concatenate([old, np.asarray(i, np.int64)]), n_users, n_items)
-
-
-def check_seen(indptr, items, n_users, n_items):
-    """Raise ``ValueError`` unless (indptr, items) is a valid seen CSR for this model shape."""
-    if indptr.dtype != np.int64 or indptr.shape != (n_users + 1,):
-        raise ValueError(f"seen_indptr has dtype {indptr.dtype} and shape {indptr.shape}, "
-                         f"expected int64 and ({n_users + 1},)")
-    if items.dtype != np.int32 or items.ndim != 1:
-        raise ValueError(f"seen_items has dtype {items.dtype} and shape {items.shape}, "
-                         "expected a 1-d int32 array")
-    if indptr[0] != 0 or indptr[-1] != len(items) or (np.diff(indptr) < 0).any():
-        raise ValueError("seen_indptr is not a valid CSR index (must start at 0, never "
-                         f"decrease and end at len(seen_items)={len(items)})")
-    if len(items) and (items.min() < 0 or items.max() >= n_items):
-        raise ValueError(f"seen_items holds item rows outside 0..{n_items - 1}")
-    rows, _ = _csr_pairs(indptr, items)
-    if len(items) > 1 and ((np.diff(items) <= 0) & (np.diff(rows) == 0)).any():
-        raise ValueError("seen_items is not sorted and distinct within each user")
 
 
 # --- top-N ----------------------------------------------------------------------
@@ -121,7 +73,7 @@ def popular_rows(model, col_items, n):
     """The ``n`` most popular of the candidate item rows: the most rated in training (ties:
     the larger bias, then the lower row); by item bias alone for a model without counts."""
     bias = model.item_bias_[col_items]
-    counts = getattr(model, "item_counts_", None)
+    counts = model.item_counts_
     keys = (col_items, -bias) if counts is None else (col_items, -bias, -counts[col_items])
     return col_items[np.lexsort(keys)[:n]]
 
@@ -144,7 +96,7 @@ def top_rows(model, u, n, exclude_seen=True, items=None):
     end = np.zeros(len(u), dtype=np.int64)
     seen = np.empty(0, dtype=np.int32)
     if exclude_seen:
-        if getattr(model, "seen_indptr_", None) is None:
+        if model.seen_indptr_ is None:
             raise ValueError(Message("this model holds no training interactions (saved by an "
                                      "older mfcore?), so it cannot exclude seen items: pass {0} "
                                      "or refit", Setting("exclude_seen", False)))
@@ -155,7 +107,7 @@ def top_rows(model, u, n, exclude_seen=True, items=None):
     out_scores = np.empty((len(u), n), dtype=dtype)
     _recommend.top_n(queries, offsets, packed, np.ascontiguousarray(col_bias, dtype=dtype),
                      col_items, start, end, seen, out_rows, out_scores,
-                     resolve_n_threads(model.n_threads))
+                     model._threads())
     if not known.all():  # their scores stay the predicted ratings mu + b_i
         top = popular_rows(model, col_items, n)
         out_rows[~known], out_scores[~known] = -1, np.nan
@@ -179,7 +131,7 @@ def recommend(model, users, n=10, exclude_seen=None, items=None, unknown="fallba
                    f"(e.g. {plain(raw[u < 0][0])!r})")
         if unknown == "error":
             raise UnknownIdError(message)
-        fallback = ("the most-rated items" if getattr(model, "item_counts_", None) is not None
+        fallback = ("the most-rated items" if model.item_counts_ is not None
                     else "the items with the largest bias (this model keeps no rating counts)")
         warn(f"{message}; recommended {fallback}", UnknownIdWarning)
     rows, scores = top_rows(model, u, n, exclude_seen, items)
@@ -217,32 +169,5 @@ def similar(model, kind, ids, n=10):
                      _recommend.pack_columns(unit), np.zeros(len(F), F.dtype),
                      np.arange(len(F), dtype=np.int32), start, start + 1,
                      np.ascontiguousarray(rows, dtype=np.int32), out_rows, out_scores,
-                     resolve_n_threads(model.n_threads))
+                     model._threads())
     return _to_raw(idmap, out_rows, out_scores, single)
-
-
-# --- fold-in's seen items ---------------------------------------------------------------
-
-def replace_seen_rows(indptr, items, u, i, n_users, n_items):
-    """Seen CSR grown to ``n_users`` rows whose rows named in ``u`` hold exactly the pairs (u, i).
-
-    O(nnz) copies, no sort of the kept rows: fold-in of one user into an
-    ML-10M-sized model takes milliseconds.
-    """
-    n_old = len(indptr) - 1
-    add_indptr, add_items = seen_csr(u, i, n_users, n_items)
-    add_counts = np.diff(add_indptr)
-    touched = np.flatnonzero(add_counts > 0)
-    counts = np.zeros(n_users, dtype=np.int64)
-    counts[:n_old] = np.diff(indptr)
-    counts[touched] = add_counts[touched]
-    new_indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(counts, out=new_indptr[1:])
-    pieces, prev = [], 0
-    for row in touched:  # ascending: untouched old rows before it, then its new items
-        stop = min(row, n_old)
-        pieces.append(items[indptr[prev]:indptr[stop]])
-        pieces.append(add_items[add_indptr[row]:add_indptr[row + 1]])
-        prev = max(prev, min(row + 1, n_old))
-    pieces.append(items[indptr[prev]:indptr[n_old]])
-    return new_indptr, np.concatenate(pieces).astype(np.int32, copy=False)

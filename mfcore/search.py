@@ -5,19 +5,23 @@ trial trains on those arrays (no copy per trial). Each trial uses early stopping
 validation part, so ``epochs`` in a grid is an upper bound.
 """
 import itertools
-import numbers
 import time
 
 import numpy as np
 
+from . import params as p
 from . import progress
 from .data import rating_arrays
 from .errors import Message, Setting, TrainingDivergedError
-from .estimators import Model
+from .estimators import SGD
 
 __all__ = ["Search", "search"]
 
 MAX_EPOCHS = 200  # the default base model's epoch limit: early stopping ends trials sooner
+
+#: The rules of Search's own options (those of the base estimator are its own).
+OPTIONS = {"validation_fraction": p.Interval(float, 0, 1, closed="neither"),
+           "cv": p.Optional(p.Interval(int, 2)), "n_iter": p.Optional(p.Interval(int, 1))}
 
 
 def _candidates(param_grid, n_iter, rng):
@@ -54,8 +58,8 @@ class Search:
     validation_fraction : float
         Share of the ratings held out when ``cv`` is None.
     base : estimator or None
-        The estimator to tune (``mfcore.Model``, ``mfcore.ALS`` ...): parameters
-        not in the grid come from it. Default ``Model(epochs=MAX_EPOCHS)``:
+        The estimator to tune (``mfcore.SGD``, ``mfcore.ALS`` ...): parameters
+        not in the grid come from it. Default ``SGD(epochs=MAX_EPOCHS)``:
         every trial stops early on its validation part, so the epoch count
         (``epochs``, ``iterations``) is only an upper bound. A base you pass
         keeps its own count: give a generous one (``ALS(iterations=200)``)
@@ -135,22 +139,15 @@ class Search:
 
     def _checked(self, rng):
         """(base model, the parameter dicts to try), validated; random draws come from rng."""
-        if self.cv is None:
-            f = self.validation_fraction
-            if isinstance(f, bool) or not isinstance(f, numbers.Real) or not 0.0 < f < 1.0:
-                raise ValueError(f"validation_fraction must be between 0 and 1, got {f!r}")
-        elif isinstance(self.cv, bool) or not isinstance(self.cv, numbers.Integral) or self.cv < 2:
-            raise ValueError(f"cv must be None or an integer >= 2, got {self.cv!r}")
-        if self.n_iter is not None and (isinstance(self.n_iter, bool)
-                                        or not isinstance(self.n_iter, numbers.Integral)
-                                        or self.n_iter < 1):
-            raise ValueError(f"n_iter must be None or a positive integer, got {self.n_iter!r}")
-        base = self.base if self.base is not None else Model(epochs=MAX_EPOCHS)
+        for name, rule in OPTIONS.items():
+            if name != "validation_fraction" or self.cv is None:  # (unused with cv)
+                rule.check(name, getattr(self, name))
+        base = self.base if self.base is not None else SGD(epochs=MAX_EPOCHS)
         if isinstance(base, type):
             raise ValueError(f"base must be an estimator instance such as {base.__name__}(), "
                              f"got the class {base.__name__}")
         if not hasattr(base, "_fit_prepared"):
-            raise ValueError(f"base must be an mfcore estimator (Model, ALS ...), got {base!r}")
+            raise ValueError(f"base must be an mfcore estimator (SGD, ALS ...), got {base!r}")
         candidates = _candidates(self.param_grid, self.n_iter, rng)
         for params in candidates:
             for name, example in (("validation_fraction", 0.1), ("verbose", True)):
@@ -177,7 +174,7 @@ class Search:
             for params in candidates:
                 trial_params = dict(base.get_params(), **params, validation_fraction=None,
                                     verbose=False)
-                if "warm_start" in trial_params:  # (a sampler has none)
+                if base.supports("continue"):  # every trial starts afresh
                     trial_params["warm_start"] = False
                 trial = estimator(**trial_params)
                 checked = trial._checked_params()
@@ -221,8 +218,8 @@ class Search:
         best = min(finished, key=lambda r: r["val_rmse"])
         self.results_ = results
         self.best_params_ = {name: best[name] for name in candidates[results.index(best)]}
-        if "n_iter_no_change" in base.get_params():  # it early-stops: refit that long
-            self.best_params_[estimator.EPOCHS] = best["best_epoch"]
+        if base.supports("early_stopping"):  # trials stopped early: refit that long
+            self.best_params_[estimator.epochs_param] = best["best_epoch"]
         self.best_score_ = best["val_rmse"]
         if self.refit:
             if self.verbose:

@@ -3,7 +3,7 @@
 scikit-learn is an optional dependency: this module needs it, ``mfcore`` does
 not. The estimators themselves already follow the estimator conventions
 (``get_params``/``set_params``, ``sklearn.base.clone``); ``MFRegressor``
-(``mfcore.Model``, SGD), ``ALSRegressor`` (``mfcore.ALS``), ``BayesianMFRegressor``
+(``mfcore.SGD``), ``ALSRegressor`` (``mfcore.ALS``), ``BayesianMFRegressor``
 (``mfcore.BayesianMF``; ``predict(X, return_std=True)``) and
 ``regressor_for(estimator_class)`` add the ``fit(X, y)`` / ``predict(X)``
 shape that ``GridSearchCV``, ``cross_val_score`` and pipelines expect::
@@ -39,7 +39,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
                       "pip install scikit-learn") from exc
 
 from .errors import NotFittedError, UnknownIdWarning
-from .estimators import ALS, BayesianMF, Model
+from .estimators import ALS, SGD, BayesianMF
 
 __all__ = ["MFRegressor", "ALSRegressor", "BayesianMFRegressor", "regressor_for"]
 
@@ -146,6 +146,6 @@ def regressor_for(estimator_class, name=None):
     return cls
 
 
-MFRegressor = regressor_for(Model, "MFRegressor")
+MFRegressor = regressor_for(SGD, "MFRegressor")
 ALSRegressor = regressor_for(ALS)
 BayesianMFRegressor = regressor_for(BayesianMF)

@@ -5,11 +5,12 @@
         fast = {"k": 4, "iterations": 3}          # small settings for the API checks
         planted = {"k": 4, "iterations": 15}      # settings that recover planted data
         diverging = None                          # settings that diverge, if any
-        continues = True                          # partial_fit / warm_start supported
-        early_stopping = True                     # validation data stop training
 
 Each ``test_*`` method below then runs for that estimator (pytest collects the
-subclass). Data are small and synthetic, with a known answer where it matters.
+subclass). What it expects follows the estimator's declarations
+(``epochs_param``, ``capabilities``): a capability it declares is tested, one it
+lacks is tested to be refused. Data are small and synthetic, with a known answer
+where it matters.
 """
 import pickle
 import warnings
@@ -20,12 +21,8 @@ import pytest
 import mfcore
 from mfcore import NotFittedError, TrainingDivergedError, UnknownIdWarning
 
-EPOCH_NAMES = ("epochs", "iterations", "n_samples")
-
-
 def _arrays(model):
-    return [getattr(model, name) for name in
-            ("user_factors_", "item_factors_", "user_bias_", "item_bias_")]
+    return model._parameters()
 
 
 def _same_model(a, b):
@@ -38,8 +35,6 @@ class EstimatorContract:
     fast = {}
     planted = {}
     diverging = None
-    continues = True
-    early_stopping = True
     planted_rmse = 0.36  # held-out RMSE to reach on planted data with noise 0.3
 
     def make(self, **params):
@@ -69,7 +64,7 @@ class EstimatorContract:
         assert params and all(not name.endswith("_") for name in params)
         copy = self.estimator(**params)
         assert copy.get_params() == params
-        name = next(n for n in EPOCH_NAMES if n in params)
+        name = self.estimator.epochs_param
         assert model.set_params(**{name: 7}) is model and model.get_params()[name] == 7
         with pytest.raises(ValueError, match="invalid parameter 'nonsense'"):
             model.set_params(nonsense=1)
@@ -80,11 +75,17 @@ class EstimatorContract:
         clone = base.clone(model)
         assert type(clone) is type(model) and clone.get_params() == model.get_params()
 
-    def test_every_parameter_rejects_a_wrong_value_by_name(self, data):
+    def test_every_parameter_rejects_values_past_its_bounds_by_name(self, data):
         for name in self.estimator()._param_names():
-            model = self.make(**{name: "nonsense"})
-            with pytest.raises(ValueError, match=name):
-                model.fit(*data)
+            rule = self.estimator.PARAMS[name]
+            assert rule.invalid_values(), name
+            for value in rule.invalid_values():  # k=0, lr=0, validation_fraction=1, ...
+                model = self.make(**{name: value})
+                with pytest.raises(mfcore.InvalidParameterError) as info:
+                    model.fit(*data)
+                assert (info.value.name, info.value.rule) == (name, str(rule))
+                assert info.value.value is value and str(info.value).startswith(f"{name} must")
+                assert not model._is_fitted()
 
     # --- before fit / bad input ----------------------------------------------------
 
@@ -133,26 +134,34 @@ class EstimatorContract:
         assert all(np.array_equal(a, b) for a, b in zip(before, _arrays(fitted)))
 
     def test_partial_fit_continues_exactly(self, data):
-        if not self.continues:
+        if "continue" not in self.estimator.capabilities:
             with pytest.raises(NotImplementedError, match="cannot continue"):
                 self.make().partial_fit(*data)
             return
-        name = next(n for n in EPOCH_NAMES if n in self.estimator()._param_names())
+        name = self.estimator.epochs_param
         whole = self.make(**{name: 2}).fit(*data)
         steps = self.make().partial_fit(*data, epochs=1).partial_fit(*data, epochs=1)
         assert _same_model(whole, steps)
 
     def test_early_stopping_keeps_the_best_epoch(self, data):
-        if not self.early_stopping:  # validation is scored every epoch, and the run goes on
+        if "early_stopping" not in self.estimator.capabilities:  # scored every epoch, no stop
             model = self.make(validation_fraction=0.2).fit(*data)
             assert model.best_epoch_ is None and len(model.history_) == model.n_epochs_
             assert all(np.isfinite(h["val_rmse"]) for h in model.history_)
             return
-        name = next(n for n in EPOCH_NAMES if n in self.estimator()._param_names())
+        name = self.estimator.epochs_param
         model = self.make(**{name: 30}, validation_fraction=0.2, n_iter_no_change=2).fit(*data)
         rmses = [h["val_rmse"] for h in model.history_]
         assert model.best_epoch_ == 1 + int(np.argmin(rmses))
         assert model.n_epochs_ == len(model.history_)
+
+    def test_a_fit_runs_the_declared_epochs(self, data):
+        model = self.make().fit(*data)
+        limit = model.max_epochs(model._checked_params())
+        assert model.n_epochs_ == len(model.history_) == limit and limit >= 3
+
+    def test_it_is_registered_under_its_name(self):
+        assert mfcore.estimators.ALGORITHMS[self.estimator.name] is self.estimator
 
     def test_callback_sees_each_epoch_and_can_stop(self, data):
         seen = []
@@ -180,6 +189,10 @@ class EstimatorContract:
 
     def test_fold_in_a_new_user_predicts_from_its_ratings(self, data, fitted):
         users, items, ratings = data
+        if "fold_in" not in self.estimator.capabilities:
+            with pytest.raises(NotImplementedError):
+                fitted.fold_in(10**6, items[:3], ratings[:3])
+            return
         mine = users == users[0]
         model = fitted.fold_in("new" if fitted.user_map_.kind == "str" else 10**6,
                                items[mine], ratings[mine])

@@ -15,7 +15,7 @@ GOOD = ([1, 2, 3], [4, 5, 6], [1.0, 2.0, 3.0])
     ({"lr": -0.1}, "lr must be a finite number > 0.0, got -0.1"),
     ({"lr": float("nan")}, "lr must be a finite number > 0.0, got nan"),
     ({"reg": -1e-3}, "reg must be a finite number >= 0.0, got -0.001"),
-    ({"reg_bias": -1}, "reg_bias must be a finite number >= 0.0, got -1"),
+    ({"reg_bias": -1}, "reg_bias must be None or a finite number >= 0.0, got -1"),
     ({"epochs": -1}, "epochs must be an integer >= 0, got -1"),
     ({"n_threads": 0}, "n_threads must be None or -1 .* or an integer from 1 to 1024, got 0"),
     ({"n_threads": 10**6}, "from 1 to 1024, got 1000000"),          # would crash OpenMP
@@ -23,7 +23,8 @@ GOOD = ([1, 2, 3], [4, 5, 6], [1.0, 2.0, 3.0])
     ({"n_threads": -2}, "got -2"),
     ({"dtype": "float16"}, "dtype must be one of .*got 'float16'"),
     ({"duplicates": "sum"}, "duplicates must be one of .*got 'sum'"),
-    ({"seed": "abc"}, "seed must be None, an integer or a numpy Generator, got 'abc'"),
+    ({"seed": "abc"}, "seed must be None, an integer >= 0 or a numpy Generator, got 'abc'"),
+    ({"seed": -1}, "seed must be None, an integer >= 0 or a numpy Generator, got -1"),
     ({"init_std": -1.0}, "init_std must be a finite number >= 0.0, got -1.0"),
 ])
 def test_bad_hyperparameters(params, message):

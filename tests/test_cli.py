@@ -143,7 +143,7 @@ def test_tune_prints_the_grid_and_saves_the_refit_best(files, capsys):
                          "-o", model, "--results", table)
     assert code == 0, err
     assert "4 trials on 3,500 ratings, scored by a 0.1 validation split" in out
-    assert "searching 4 grid points of Model on 3,500 ratings" in err        # progress
+    assert "searching 4 grid points of SGD on 3,500 ratings" in err        # progress
     assert out.count("-> val RMSE") == 4 and "trial 4/4: --k 8 --reg 0.3" in out   # progress
     trials = pd.read_csv(table)
     assert len(trials) == 4 and set(zip(trials["k"], trials["reg"])) == {
@@ -283,7 +283,7 @@ def test_verbose_switch_and_the_stop_line(files, capsys, tmp_path):
                          "--verbose")
     assert code == 0, err
     assert "epoch    1" in out                                          # per-epoch lines
-    assert "training Model (--algorithm sgd, --k 4) on 2,800 ratings: up to 300 epochs" in err
+    assert "training SGD (--algorithm sgd, --k 4) on 2,800 ratings: up to 300 epochs" in err
     stop = [line for line in out.splitlines() if "stopped early" in line]
     assert stop and "in 2 epochs; kept epoch" in stop[-1]              # says when, why, which
     kept = int(stop[-1].split("kept epoch ")[1].split()[0])
@@ -293,6 +293,14 @@ def test_verbose_switch_and_the_stop_line(files, capsys, tmp_path):
                          "-q")
     assert code == 0 and err == "" and "ran all 2 iterations" in out
     assert mfcore.load(tmp_path / "m.mfz").count_weighted is False
+
+
+def test_train_announces_the_sweeps_it_runs(files, capsys, tmp_path):
+    # bug: "up to 150 sweeps" was announced (n_samples alone) and 200 run (burn_in too)
+    code, out, err = run(capsys, "train", files / "train.dat", "-o", tmp_path / "b.mfz",
+                         "--algorithm", "bayes", "--k", 2, "--n-samples", 3, "--burn-in", 2)
+    assert code == 0, err
+    assert "up to 5 sweeps" in err and "5 sweeps in" in out and "ran all 5 sweeps" in out
 
 
 def test_help_shows_the_defaults_the_command_uses(capsys):

@@ -5,7 +5,7 @@ from contract import EstimatorContract
 
 
 class TestSGD(EstimatorContract):
-    estimator = mfcore.Model
+    estimator = mfcore.SGD
     fast = {"k": 4, "epochs": 3}
     planted = {"k": 8, "epochs": 60, "lr": 0.02, "reg": 0.02}
     diverging = {"lr": 50.0}
@@ -21,13 +21,9 @@ class TestBayesianMF(EstimatorContract):
     estimator = mfcore.BayesianMF
     fast = {"k": 4, "n_samples": 4, "burn_in": 1}
     planted = {"k": 4, "n_samples": 60, "burn_in": 20}
-    continues = False
-    early_stopping = False
 
 
 class TestBayesianMFImplicit(EstimatorContract):
     estimator = mfcore.BayesianMF
     fast = {"k": 4, "n_samples": 4, "burn_in": 1, "implicit": True}
     planted = {"k": 4, "n_samples": 60, "burn_in": 20, "implicit": True}
-    continues = False
-    early_stopping = False

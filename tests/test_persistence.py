@@ -205,10 +205,53 @@ def test_the_file_names_its_estimator_and_load_rebuilds_that_class(tmp_path, tin
     als = mfcore.ALS(k=2, iterations=2).fit(*tiny)
     als.save(tmp_path / "als.mfz")
     with np.load(tmp_path / "als.mfz") as npz:
-        assert str(npz["estimator"]) == "ALS" and int(npz["version"]) == persistence.VERSION
+        assert str(npz["estimator"]) == "als" and int(npz["version"]) == persistence.VERSION
     loaded = mfcore.load(tmp_path / "als.mfz")
     assert type(loaded) is mfcore.ALS
     assert np.array_equal(loaded.predict(tiny[0], tiny[1]), als.predict(tiny[0], tiny[1]))
+
+
+@pytest.mark.parametrize("estimator, old_name", [(mfcore.Model, "Model"), (mfcore.ALS, "ALS"),
+                                                 (mfcore.BayesianMF, "BayesianMF")])
+def test_files_naming_the_estimator_by_class_still_load(tmp_path, tiny, estimator, old_name):
+    path = tmp_path / "old.mfz"
+    model = estimator(k=2, **{estimator.epochs_param: 2}).fit(*tiny)
+    model.save(path)
+
+    def by_class(arrays):  # as files written before the registry named estimators
+        arrays["estimator"] = np.str_(old_name)
+    _rewrite(path, by_class, resign=True)
+    loaded = mfcore.load(path)
+    assert type(loaded) is estimator
+    assert np.array_equal(loaded.predict(tiny[0], tiny[1]), model.predict(tiny[0], tiny[1]))
+
+
+def test_a_users_subclass_named_model_does_not_take_over_loading(tmp_path, fitted):
+    class Model(mfcore.Model):  # a user's own subclass, under the same class name
+        pass
+
+    fitted.save(tmp_path / "m.mfz")
+    assert type(mfcore.load(tmp_path / "m.mfz")) is mfcore.Model
+    with pytest.raises(ValueError, match="'sgd': that name is mfcore.estimators.sgd.SGD's"):
+        mfcore.estimators.register(Model)
+    with pytest.raises(ValueError, match="cannot save a Model: mfcore.load rebuilds only "
+                                         "registered estimators"):
+        Model(k=2).save(tmp_path / "mine.mfz")
+    assert not (tmp_path / "mine.mfz").exists()
+
+
+def test_the_abstract_estimator_is_neither_registered_nor_loadable(tmp_path, fitted):
+    with pytest.raises(ValueError, match="its name must be a lower-case identifier"):
+        mfcore.estimators.register(mfcore.estimators.Estimator)
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+
+    def abstract(arrays):
+        arrays["estimator"] = np.str_("Estimator")
+    _rewrite(path, abstract, resign=True)
+    with pytest.raises(ModelFileError, match="estimator 'Estimator', which this mfcore does "
+                                             "not have"):
+        mfcore.load(path)
 
 
 def test_an_estimator_this_mfcore_lacks_is_rejected_by_name(tmp_path, fitted):

@@ -25,7 +25,7 @@ def test_a_fit_on_a_terminal_draws_a_bar(monkeypatch, tiny):
     terminal = attach_terminal(monkeypatch)
     mfcore.Model(k=2, epochs=5).fit(*tiny)
     text = terminal.getvalue()
-    assert "Model fit" in text and "5/5" in text and "epochs" in text
+    assert "SGD fit" in text and "5/5" in text and "epochs" in text
 
 
 def test_search_draws_a_bar_over_trials(monkeypatch, make_planted):
@@ -33,7 +33,7 @@ def test_search_draws_a_bar_over_trials(monkeypatch, make_planted):
     mfcore.Search({"k": [2, 3]}, base=mfcore.Model(epochs=3), refit=False).fit(
         *make_planted(n_users=40, n_items=30))
     text = terminal.getvalue()
-    assert "search over Model" in text and "2/2" in text and "trials" in text
+    assert "search over SGD" in text and "2/2" in text and "trials" in text
 
 
 def test_no_bar_without_tqdm_or_when_disabled(tiny, monkeypatch, capsys):

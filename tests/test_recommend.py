@@ -557,7 +557,7 @@ def test_kernel_equals_brute_force_on_random_shapes():
 
 
 def test_replacing_seen_rows_equals_a_rebuild():
-    from mfcore.recommend import replace_seen_rows, seen_csr
+    from mfcore.data import replace_seen_rows, seen_csr
 
     rng = np.random.default_rng(7)
     for trial in range(30):

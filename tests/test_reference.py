@@ -1,4 +1,4 @@
-"""``mfcore.Model`` reproduces, bit for bit, the fits recorded before the estimator redesign.
+"""``mfcore.SGD`` reproduces, bit for bit, the fits recorded by ``make_sgd_reference.py``.
 
 ``tests/data/make_sgd_reference.py`` wrote the records (parameter digests, 500 predictions,
 history, best epoch) with the code of commit 5022567, one file per SIMD path.

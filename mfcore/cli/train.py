@@ -20,10 +20,6 @@ SWITCH_OR_VALUE = {"implicit": "a switch (both sides), or user / item / both"}
 NONE_MEANS = {"reg_bias": "same as --reg", "n_threads": "OMP_NUM_THREADS if set, else every CPU",
               "thin": "keep every sample (at most 2048 factor columns)",
               "seed": "fresh randomness"}
-#: The default grid of each --algorithm.
-TUNE_GRIDS = {"sgd": {"k": [64, 128], "reg": [0.04, 0.06, 0.08, 0.1], "lr": [0.005, 0.01]},
-              "als": {"k": [32, 64, 128], "reg": [0.05, 0.1, 0.2]},
-              "bayes": {"k": [10, 32, 64]}}
 
 
 def _value(text):
@@ -49,20 +45,23 @@ def _algorithm_params(command=None):
         for name, p in inspect.signature(cls.__init__).parameters.items():
             if name != "self":
                 default = p.default
-                if command == "tune" and name == cls.EPOCHS and _stops_early(cls):
+                if (command == "tune" and name == cls.epochs_param
+                        and "early_stopping" in cls.capabilities):
                     default = MAX_EPOCHS
                 table.setdefault(name, {})[algo] = default
     return table
 
 
-def _stops_early(cls):
-    return "n_iter_no_change" in inspect.signature(cls.__init__).parameters
-
-
 def _add_algorithm_option(parser):
+    names = [f"{name} (mfcore.{cls.__name__}{', the default' if name == 'sgd' else ''})"
+             for name, cls in ALGORITHMS.items()]
     parser.add_argument("--algorithm", choices=tuple(ALGORITHMS), default="sgd",
-                        help="the estimator: sgd (mfcore.Model, the default), als (mfcore.ALS) or "
-                        "bayes (mfcore.BayesianMF)")
+                        help="the estimator: " + ", ".join(names))
+
+
+def _see_help():
+    """Where the hyperparameters of every --algorithm are documented."""
+    return "see " + ", ".join(f"help(mfcore.{cls.__name__})" for cls in ALGORITHMS.values())
 
 
 def _default_text(name, value):
@@ -138,8 +137,7 @@ def add_train(commands):
     p.add_argument("--split-seed", type=int, default=0, help="seed of the --val split (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     _add_algorithm_option(p)
-    _add_hyper_options(p, "hyperparameters (see help(mfcore.Model), help(mfcore.ALS), "
-                       "help(mfcore.BayesianMF))", "train")
+    _add_hyper_options(p, f"hyperparameters ({_see_help()})", "train")
     add_reader_options(p)
     p.set_defaults(func=run_train)
 
@@ -154,16 +152,16 @@ def run_train(args):
     if args.val is not None:
         data, val = train_test_split(data, args.val, seed=args.split_seed)
         validation = (val["user"], val["item"], val["rating"])
-    limit = getattr(model, model.EPOCHS)
+    limit = model.max_epochs(model._checked_params())
     status(args, f"training {type(model).__name__} (--algorithm {args.algorithm}, --k {model.k}) "
-           f"on {len(data):,} ratings: up to {limit} {model.EPOCH_WORD} ...")
+           f"on {len(data):,} ratings: up to {limit} {model.epoch_word} ...")
     start = time.perf_counter()
     model.fit(data["user"], data["item"], data["rating"], validation=validation)
     seconds = time.perf_counter() - start
     model.save(args.output)
     print(f"trained on {len(data):,} ratings ({len(model.user_map_):,} users, "
           f"{len(model.item_map_):,} items): {type(model).__name__} k={model.k}, "
-          f"{model.n_epochs_} {model.EPOCH_WORD} in {seconds:.2f} s")
+          f"{model.n_epochs_} {model.epoch_word} in {seconds:.2f} s")
     print(f"  {model.stop_reason_}")
     if validation is not None:
         scores = model.evaluate(*validation)
@@ -184,7 +182,8 @@ def add_tune(commands):
         "refits them on the whole file and saves the model. Trials run at most 200 epochs "
         "(iterations) unless --epochs (--iterations) says otherwise. Default grids: "
         + "; ".join(f"{algo}: " + ", ".join(f"{k}={','.join(map(str, v))}" for k, v in grid.items())
-                    for algo, grid in TUNE_GRIDS.items()) + ".")
+                    for algo, grid in ((a, c.default_grid) for a, c in ALGORITHMS.items()))
+        + ".")
     p.add_argument("ratings", help="ratings file (user, item, rating[, timestamp])")
     p.add_argument("--grid", action="append", default=None, metavar="NAME=V1,V2,...",
                    help="values to try for one hyperparameter; repeat for several "
@@ -204,8 +203,8 @@ def add_tune(commands):
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no line per finished trial, no progress on stderr")
     _add_algorithm_option(p)
-    _add_hyper_options(p, "fixed hyperparameters (those not in the grid; see help(mfcore.Model), "
-                       "help(mfcore.ALS), help(mfcore.BayesianMF))", "tune")
+    _add_hyper_options(p, f"fixed hyperparameters (those not in the grid; {_see_help()})",
+                       "tune")
     add_reader_options(p)
     p.set_defaults(func=run_tune)
 
@@ -213,7 +212,7 @@ def add_tune(commands):
 def _parse_grid(args):
     """--grid NAME=V1,V2 options as a param_grid dict (the default grid when none)."""
     if not args.grid:
-        return dict(TUNE_GRIDS[args.algorithm])
+        return dict(ALGORITHMS[args.algorithm].default_grid)
     grid = {}
     for text in args.grid:
         name, sep, values = text.partition("=")
@@ -231,9 +230,9 @@ def _search_from_flags(args):
     grid points."""
     grid = _parse_grid(args)
     base = _model_from_flags(args)
-    if _stops_early(type(base)) and "param_" + base.EPOCHS not in vars(args):
+    if base.supports("early_stopping") and "param_" + base.epochs_param not in vars(args):
         # trials stop early: the epoch count is only their limit
-        base.set_params(**{base.EPOCHS: MAX_EPOCHS})
+        base.set_params(**{base.epochs_param: MAX_EPOCHS})
     if not 0 < args.val < 1:
         args.parser.error(f"--val must be a fraction between 0 and 1, got {args.val}")
     if args.cv is not None and args.cv < 2:

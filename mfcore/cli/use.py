@@ -217,7 +217,7 @@ def run_info(args):
         print(f"  {info['users']:,} users x {info['items']:,} items ({info['id_kind']} ids), "
               f"trained on {info['ratings_trained_on']:,} ratings")
         print(f"  global mean {info['global_mean']:.4f}, ratings {info['rating_range'][0]:g}.."
-              f"{info['rating_range'][1]:g}, {info['epochs_run']} {model.EPOCH_WORD}"
+              f"{info['rating_range'][1]:g}, {info['epochs_run']} {model.epoch_word}"
               + (f", best epoch {info['best_epoch']}" if info["best_epoch"] else "")
               + (f", last train RMSE {info['last_train_rmse']:.4f}"
                  if info["last_train_rmse"] is not None else ""))

@@ -7,6 +7,8 @@ accumulated and Cholesky-factored in float64, rows in parallel). Rows are
 independent given the other side, so a fit is bit-identical for any thread
 count.
 """
+import collections
+
 import numpy as np
 
 from .. import params as p
@@ -15,8 +17,15 @@ from .._kernels.als import solve_rows
 from ..errors import Message, Setting
 from .._threads import resolve_n_threads
 from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
+from .driver import Trainer
 
-__all__ = ["ALS", "ALSLayout"]
+__all__ = ["ALS", "ALSLayout", "ALSSide"]
+
+#: One side of ALS's layout (users, or items): the rows rated here (None: all of them),
+#: their ratings as CSR (indptr int64, columns int32: the other side's rows, values) and
+#: the ratings per row. The penalty needs only ``present`` and ``counts``
+#: (``mfcore.dask`` solves the CSR on its shards and passes None for the rest).
+ALSSide = collections.namedtuple("ALSSide", "present indptr cols values counts")
 
 
 class ALSLayout:
@@ -32,22 +41,25 @@ class ALSLayout:
 
     @staticmethod
     def _side(rows, cols, values, n_rows):
-        """(rows present or None for all, CSR indptr, columns, values, ratings per row)."""
+        """The ``ALSSide`` of the ratings by ``rows``."""
         counts = np.bincount(rows, minlength=n_rows)
         present = np.flatnonzero(counts)
         order = np.argsort(rows, kind="stable")
         indptr = np.zeros(len(present) + 1, dtype=np.int64)
         np.cumsum(counts[present], out=indptr[1:])
-        return (None if len(present) == n_rows else present, indptr,
-                np.ascontiguousarray(cols[order], dtype=np.int32),
-                np.ascontiguousarray(values[order]), counts[present])
+        return ALSSide(None if len(present) == n_rows else present, indptr,
+                       np.ascontiguousarray(cols[order], dtype=np.int32),
+                       np.ascontiguousarray(values[order]), counts[present])
 
 
-class _Iterations:
-    """The driver's trainer for one ALS fit: both half-iterations and the objective."""
+class _Iterations(Trainer):
+    """The driver's trainer for one ALS fit: both half-iterations and the objective, over
+    ``sides`` (two ``ALSSide``: users, items) and the training ``ratings`` (u, i, r: the
+    training error)."""
 
-    def __init__(self, model, layout, params, n_threads):
-        self.model, self.layout, self.n_threads = model, layout, n_threads
+    def __init__(self, model, sides, params, n_threads, ratings=None):
+        super().__init__(model)
+        self.sides, self.ratings, self.n_threads = sides, ratings, n_threads
         # reg is defined on standardized ratings: in rating units a factor penalty scales with
         # the ratings' spread, a bias penalty not at all (see ALS's docstring)
         self.reg, self.reg_bias = params["reg"] * model.rating_scale_, bias_reg(params)
@@ -55,8 +67,8 @@ class _Iterations:
 
     def _sides(self):
         m = self.model
-        yield self.layout.sides[0], "user", (m.item_factors_, m.item_bias_)
-        yield self.layout.sides[1], "item", (m.user_factors_, m.user_bias_)
+        yield self.sides[0], "user", (m.item_factors_, m.item_bias_)
+        yield self.sides[1], "item", (m.user_factors_, m.user_bias_)
 
     def step(self, epoch):
         m = self.model
@@ -71,8 +83,7 @@ class _Iterations:
                        self.n_threads)
             if present is not None:
                 factors[present], bias[present] = out_factors, out_bias
-        lay = self.layout
-        sse = _sgd_kernels.squared_error(lay.u, lay.i, lay.r, *m._parameters(), m.global_mean_,
+        sse = _sgd_kernels.squared_error(*self.ratings, *m._parameters(), m.global_mean_,
                                          -np.inf, np.inf, self.n_threads)
         return {"sse": sse}
 
@@ -132,20 +143,12 @@ class ALS(Estimator):
         matters: users are solved first).
     validation_fraction, n_iter_no_change, tol, warm_start, verbose, dtype,
     duplicates, seed, n_threads :
-        As for ``mfcore.Model`` (early stopping counts iterations).
+        As for ``mfcore.SGD`` (early stopping counts iterations).
 
-    The defaults were chosen on validation data only (a 10% carve of
-    MovieLens 100K u1.base; the validation part of the ML-1M notebook split):
-    in rating units (before training was standardized) ML-100K preferred reg
-    0.12 (validation RMSE 0.9132, against 0.9147 at 0.10), ML-1M 0.08 (0.8546,
-    against 0.8608 at 0.10 and 0.8709 at 0.12): denser data want less penalty
-    per rating, and 0.10 was the compromise that costs each under 0.002 and
-    0.007. Both sets have a spread of 1.12, so on standardized ratings that
-    compromise is 0.09 (validation 0.9146 and 0.8611). A weaker bias penalty helps a little
-    (reg_bias 0.03), k=128 gains under 0.001 over 64 for twice the time, and
-    the curve flattens after 8-10 iterations from any initial spread
-    (0.01-0.5). Held-out figures beside cmfrec and LensKit:
-    ``benchmarks/als_compare.py``.
+    The defaults were chosen on validation data only: ``reg`` is the
+    compromise between ML-100K (which wants more penalty per rating) and the
+    denser ML-1M (docs/tuning.md). Held-out figures beside cmfrec and
+    LensKit: ``benchmarks/als_compare.py``.
 
     Reproducibility: rows are solved independently given the other side, in
     float64, so 1, 2 or 8 threads give bit-identical models.
@@ -160,34 +163,21 @@ class ALS(Estimator):
                  init_std=0.1, validation_fraction=None, n_iter_no_change=3, tol=0.0,
                  warm_start=False, verbose=False, dtype="float32", duplicates="mean", seed=0,
                  n_threads=None):
-        self.k = k
-        self.iterations = iterations
-        self.reg = reg
-        self.reg_bias = reg_bias
-        self.count_weighted = count_weighted
-        self.init_std = init_std
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.dtype = dtype
-        self.duplicates = duplicates
-        self.seed = seed
-        self.n_threads = n_threads
+        self._store(locals())
 
     PARAMS = {
-        "k": p.int_at_least(1),
-        "iterations": p.int_at_least(0),
-        "reg": p.real(0.0, strict=False),
-        "reg_bias": p.real(0.0, strict=False, optional=True),
-        "count_weighted": p.boolean,
-        "init_std": p.real(0.0, strict=False),
+        "iterations": p.Interval(int, 0),
+        "reg": p.Interval(float, 0.0),
+        "reg_bias": p.Optional(p.Interval(float, 0.0)),
+        "count_weighted": p.Boolean(),
         **COMMON_PARAMS,
         **EARLY_STOPPING_PARAMS,
     }
-    EPOCHS = "iterations"
-    EPOCH_WORD = "iterations"
+    name = "als"
+    epochs_param = "iterations"
+    epoch_word = "iterations"
+    capabilities = frozenset({"early_stopping", "continue", "fold_in", "dask"})
+    default_grid = {"k": [32, 64, 128], "reg": [0.05, 0.1, 0.2]}
     fold_in_shrinkage = 0.0
 
     @staticmethod
@@ -195,12 +185,14 @@ class ALS(Estimator):
         """(base, count_weight): a row with n ratings is penalised ``base + count_weight * n``."""
         return (0.0, 1.0) if params["count_weighted"] else (1.0, 0.0)
 
-    def _trainer(self, data, params, layouts):
+    def _trainer(self, data, params, layouts, inputs):
         key = ("als", params["dtype"])
         if key not in layouts:  # the layout depends on the data alone: reused across trials
             layouts[key] = ALSLayout(data.u, data.i, data.r, len(self.user_factors_),
                                      len(self.item_factors_))
-        return _Iterations(self, layouts[key], params, resolve_n_threads(params["n_threads"]))
+        layout = layouts[key]
+        return _Iterations(self, layout.sides, params, resolve_n_threads(params["n_threads"]),
+                           (layout.u, layout.i, layout.r))
 
     def _fold_in_penalty(self, shrinkage):
         """Fold-in solves exactly ALS's user step (``shrinkage`` 0, the default); ``shrinkage``

@@ -1,17 +1,26 @@
-"""What every estimator shares: declared hyperparameters, ``fit``/``partial_fit``, the loop.
+"""What every estimator shares: its declarations, ``fit``/``partial_fit``, the loop.
 
-A solver subclasses ``Estimator`` and provides
+A solver subclasses ``Estimator``, declares on the class what it is and can do,
+and provides how it trains:
 
 * ``__init__`` storing its hyperparameters (scikit-learn style: arguments
   only, no validation) and ``PARAMS``, a table ``name -> check`` (see
   ``mfcore.params``; ``COMMON_PARAMS`` holds the shared ones) applied in ``fit``;
-* ``EPOCHS``: the name of its epoch-count parameter ("epochs", "iterations");
+* the declarations (see ``Estimator``): ``name`` (``--algorithm``, model
+  files), ``epochs_param``, ``epoch_word``, ``max_epochs(params)``,
+  ``capabilities`` (from ``CAPABILITIES``) and ``default_grid``; the CLI,
+  search, the Dask layer and the contract suite read them, never the
+  signature;
+* ``_trainer(data, params, layouts, inputs)``: a ``driver.Trainer`` that runs
+  one epoch, possibly reusing a training layout cached in ``layouts`` (a dict
+  search keeps per fold); ``inputs`` holds fit-time inputs beyond the ratings
+  (``fit(implicit=...)``'s pairs), by name;
+* ``_fold_in_penalty(shrinkage)``: fold-in's row objective (with ``"fold_in"``);
 * ``_initialize(data, params)`` and ``_grow(params)`` where the defaults
-  (factors drawn from N(0, init_std^2), biases 0) do not fit;
-* ``_trainer(data, params, layouts)``: the object that runs one epoch (see
-  ``mfcore.estimators.driver``), possibly reusing a training layout cached in
-  ``layouts`` (a dict search keeps per fold);
-* ``_fold_in_penalty(shrinkage)``: fold-in's row objective.
+  (factors drawn from N(0, init_std^2), biases 0) do not fit.
+
+Then one line, ``register(TheClass)`` (``mfcore.estimators``), makes it an
+``--algorithm``, loadable, and part of everything that lists estimators.
 
 The estimator is its own fitted model (a ``FactorModel``), so ``predict``,
 ``recommend``, ``save`` ... work on it after ``fit``.
@@ -21,33 +30,49 @@ import os
 
 import numpy as np
 
-from .. import recommend as _recommend
 from .. import params as p
-from ..data import DUPLICATE_POLICIES, prepare, rating_arrays, validation_rows
+from ..data import (DUPLICATE_POLICIES, merge_seen, prepare, rating_arrays, seen_csr,
+                    validation_rows)
 from ..errors import ImplicitFeedbackWarning, Message, Setting, warn
-from ..fitted import FactorModel
+from ..fitted import PARAMETER_NAMES, FactorModel
 from .._threads import available_cpus
 from . import driver
 
-__all__ = ["Estimator", "COMMON_PARAMS", "EARLY_STOPPING_PARAMS", "bias_reg",
+__all__ = ["Estimator", "CAPABILITIES", "COMMON_PARAMS", "EARLY_STOPPING_PARAMS", "bias_reg",
            "check_factor_memory", "rating_scale", "standardized", "UNIT_NAMES", "standard_units",
            "to_standard", "from_standard"]
 
-#: The checks of the parameters every estimator has (validation, data, threads).
+#: What an estimator may declare it can do (``Estimator.capabilities``), and what that means.
+CAPABILITIES = {
+    "early_stopping": "validation data stop training (n_iter_no_change, tol); a search refits "
+                      "the best epoch count",
+    "continue": "partial_fit and warm_start continue a fit",
+    "fold_in": "fold_in adds users from their ratings without retraining",
+    "dask": "mfcore.dask.fit trains it on a cluster",
+    "implicit_data": "fit(..., implicit=(users, items)) takes further pairs without ratings",
+    "features": "fit takes side features of users and items",
+}
+
+#: The parameters a capability needs (``register`` checks the declarations against them).
+_CAPABILITY_PARAMS = {"early_stopping": ("n_iter_no_change", "tol"), "continue": ("warm_start",)}
+
+#: The checks of the parameters every estimator has (the factors, validation, data, threads).
 COMMON_PARAMS = {
-    "validation_fraction": p.fraction,
-    "verbose": p.boolean,
-    "dtype": p.choice(tuple(p.DTYPES)),
-    "duplicates": p.choice(DUPLICATE_POLICIES),
-    "seed": p.seed,
-    "n_threads": p.n_threads,
+    "k": p.Interval(int, 1),
+    "init_std": p.Interval(float, 0.0),
+    "validation_fraction": p.Optional(p.Interval(float, 0, 1, closed="neither")),
+    "verbose": p.Boolean(),
+    "dtype": p.Options(*p.DTYPES),
+    "duplicates": p.Options(*DUPLICATE_POLICIES),
+    "seed": p.Seed(),
+    "n_threads": p.Threads(),
 }
 
 #: ... and those of the estimators that stop early and continue fits (SGD, ALS).
 EARLY_STOPPING_PARAMS = {
-    "n_iter_no_change": p.int_at_least(1),
-    "tol": p.real(0.0, strict=False),
-    "warm_start": p.boolean,
+    "n_iter_no_change": p.Interval(int, 1),
+    "tol": p.Interval(float, 0.0),
+    "warm_start": p.Boolean(),
 }
 
 
@@ -92,8 +117,9 @@ def standardized(r, mu, scale, dtype=np.float64):
     return ((np.asarray(r, dtype=np.float64) - mu) / scale).astype(dtype, copy=False)
 
 
-#: The fitted parameter arrays, in the order ``standard_units`` gives their units.
-UNIT_NAMES = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
+#: The fitted parameter arrays (``FactorModel._parameters``), whose units
+#: ``standard_units`` gives.
+UNIT_NAMES = PARAMETER_NAMES
 
 
 def standard_units(scale):
@@ -144,18 +170,66 @@ def check_factor_memory(n_rows, k):
 
 
 class Estimator(FactorModel):
-    """Base of the estimators; see the module docstring for what a solver adds."""
+    """Base of the estimators; see the module docstring for what a solver adds.
 
+    The declarations, read by everything that serves any estimator (the CLI,
+    ``Search``, ``mfcore.dask``, the contract suite):
+
+    * ``name``: the stable name of ``--algorithm``, ``ALGORITHMS`` and model
+      files (None on a base class, which is never registered);
+    * ``epochs_param``: the parameter counting epochs, which a search that
+      stopped early refits; ``epoch_word``: what one epoch is called in messages;
+    * ``max_epochs(params)``: how many epochs a fit with ``params`` runs at the most;
+    * ``capabilities``: what it can do, from ``CAPABILITIES``;
+    * ``default_grid``: what ``mfcore tune`` searches when no grid is given.
+    """
+
+    name = None
+    epochs_param = "epochs"
+    epoch_word = "epochs"
+    capabilities = frozenset()
+    default_grid = {}
     PARAMS = {}
-    EPOCHS = "epochs"
-    #: what one epoch is called in messages ("epochs", "iterations", "sweeps")
-    EPOCH_WORD = "epochs"
+
+    @classmethod
+    def max_epochs(cls, params):
+        """Epochs (iterations, sweeps) a fit with checked ``params`` runs at the most."""
+        return params[cls.epochs_param]
+
+    def supports(self, capability):
+        """Whether this estimator, with its hyperparameters, has ``capability`` (see
+        ``CAPABILITIES``): what the class declares, narrowed where a hyperparameter rules
+        it out (BayesianMF's implicit terms do not run on Dask)."""
+        return capability in self.capabilities
+
+    @classmethod
+    def _check_declarations(cls):
+        """Raise ValueError where the declarations contradict the parameters (``register``)."""
+        names = set(cls._param_names())
+        problems = [f"parameter {n!r} has no check in PARAMS" for n in sorted(names - set(cls.PARAMS))]
+        if cls.epochs_param not in names:
+            problems.append(f"epochs_param {cls.epochs_param!r} is not a parameter")
+        problems += [f"capability {c!r} is not one of {sorted(CAPABILITIES)}"
+                     for c in sorted(set(cls.capabilities) - set(CAPABILITIES))]
+        for capability, needed in _CAPABILITY_PARAMS.items():
+            if (capability in cls.capabilities) != names.issuperset(needed):
+                problems.append(f"capability {capability!r} goes with the parameters {needed}")
+        problems += [f"default_grid names {n!r}, which is not a parameter"
+                     for n in sorted(set(cls.default_grid) - names)]
+        if problems:
+            raise ValueError(f"{cls.__qualname__} declares itself wrongly: {'; '.join(problems)}")
 
     # --- scikit-learn style parameter handling --------------------------------
 
     @classmethod
     def _param_names(cls):
         return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def _store(self, arguments):
+        """``__init__``'s body: keep every hyperparameter of ``arguments`` (its ``locals()``)
+        as given, scikit-learn style (no validation here: ``fit`` checks)."""
+        for name in self._param_names():
+            setattr(self, name, arguments[name])
 
     def get_params(self, deep=True):
         """Hyperparameters as a dict (scikit-learn convention)."""
@@ -172,7 +246,7 @@ class Estimator(FactorModel):
         return self
 
     def _checked_params(self):
-        return {name: self.PARAMS[name](name, getattr(self, name)) for name in self._param_names()}
+        return {name: self.PARAMS[name].check(name, getattr(self, name)) for name in self._param_names()}
 
     def __repr__(self):
         defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
@@ -210,15 +284,20 @@ class Estimator(FactorModel):
         diverges a ``TrainingDivergedError`` is raised and the model keeps the
         state it had before this call.
         """
+        return self._fit(users, items, ratings, validation, callback, columns, {})
+
+    def _fit(self, users, items, ratings, validation, callback, columns, inputs):
+        """``fit`` with fit-time ``inputs`` beyond the ratings, by name (see ``_trainer``)."""
         users, items, ratings, _ = rating_arrays(users, items, ratings, columns)
         params = self._checked_params()
-        if params.get("warm_start") and self._is_fitted():
-            return self.partial_fit(users, items, ratings, self._n_epochs(params),
+        if "continue" in self.capabilities and params["warm_start"] and self._is_fitted():
+            return self.partial_fit(users, items, ratings, self.max_epochs(params),
                                     validation=validation, callback=callback)
         data = self._prepare(users, items, ratings, params)
         with driver.atomic(self) as work:
             work._start(data, params)
-            work._train(data, params, self._n_epochs(params), validation, callback)
+            work._train(data, params, self.max_epochs(params), validation, callback,
+                        inputs=inputs)
         return self
 
     def partial_fit(self, users, items=None, ratings=None, epochs=1, validation=None,
@@ -231,11 +310,16 @@ class Estimator(FactorModel):
         of one epoch equal one ``fit`` of two epochs on the same data and seed.
         ``validation_fraction`` is not applied here (a fresh split each call
         would train on earlier validation ratings): pass ``validation=`` to
-        score and early-stop these epochs.
+        score and early-stop these epochs. Only estimators with the
+        ``"continue"`` capability have it.
         """
+        if "continue" not in self.capabilities:
+            raise NotImplementedError(
+                f"{type(self).__name__} cannot continue a fit (its training state is not kept "
+                f"in the fitted model): refit with more {self.epochs_param}")
         users, items, ratings, _ = rating_arrays(users, items, ratings, columns, what="partial_fit")
         params = dict(self._checked_params(), validation_fraction=None)
-        epochs = p.int_at_least(0)("epochs", epochs)
+        epochs = p.Interval(int, 0).check("epochs", epochs)
         if not self._is_fitted():
             data = self._prepare(users, items, ratings, params)
             with driver.atomic(self) as work:
@@ -262,13 +346,9 @@ class Estimator(FactorModel):
         params = self._checked_params()
         with driver.atomic(self) as work:
             work._start(data, params, seen=False)
-            work._train(data, params, self._n_epochs(params), None, None, val=val,
+            work._train(data, params, self.max_epochs(params), None, None, val=val,
                         layouts=layouts)
         return self
-
-    def _n_epochs(self, params):
-        """Epochs (iterations, sweeps) a fit runs at the most."""
-        return params[self.EPOCHS]
 
     def _prepare(self, users, items, ratings, params, extend=False):
         """Validated ``Ratings``; with ``extend`` the fitted id maps grow with the new ids."""
@@ -280,7 +360,7 @@ class Estimator(FactorModel):
         with ``seen``, the seen-items CSR of the data."""
         self._start_summary(data.summary(), params)
         if seen:
-            self.seen_indptr_, self.seen_items_ = _recommend.seen_csr(
+            self.seen_indptr_, self.seen_items_ = seen_csr(
                 data.u, data.i, len(data.user_map), len(data.item_map), keys=data.keys)
         else:
             self.seen_indptr_ = self.seen_items_ = None
@@ -302,51 +382,61 @@ class Estimator(FactorModel):
         self.n_ratings_ = 0
         self.item_counts_ = np.zeros(len(summary.item_map), dtype=np.int64)
 
+    def _adopt_seen(self, per_user, items, item_counts):
+        """The seen-items CSR and ``item_counts_`` of data this process never held whole
+        (``mfcore.dask``: the shards' counts of seen items per user row, ``per_user``, and
+        those items' rows, in user-row order)."""
+        self.seen_indptr_ = np.zeros(len(per_user) + 1, dtype=np.int64)
+        np.cumsum(per_user, out=self.seen_indptr_[1:])
+        self.seen_items_ = np.asarray(items, dtype=np.int32)
+        self.item_counts_ = np.asarray(item_counts, dtype=np.int64)
+
     def _record_seen(self, data):
         """Add the training pairs to the seen-items CSR (a model loaded from a file without
         one keeps none: a partial set would be wrong)."""
-        if getattr(self, "seen_indptr_", None) is not None:
-            self.seen_indptr_, self.seen_items_ = _recommend.merge_seen(
+        if self.seen_indptr_ is not None:
+            self.seen_indptr_, self.seen_items_ = merge_seen(
                 self.seen_indptr_, self.seen_items_, data.u, data.i,
                 len(self.user_map_), len(self.item_map_))
 
     def _count_items(self, data):
         """Add the ratings trained on to ``item_counts_`` (a model loaded from a file without
         counts keeps none, as with the seen items)."""
-        if getattr(self, "item_counts_", None) is not None:
+        if self.item_counts_ is not None:
             counts = np.bincount(data.i, minlength=len(self.item_map_)).astype(np.int64)
             counts[:len(self.item_counts_)] += self.item_counts_
             self.item_counts_ = counts
 
-    def _train(self, data, params, n_epochs, validation, callback, val=None, layouts=None):
+    def _train(self, data, params, n_epochs, validation, callback, val=None, layouts=None,
+               inputs=None):
         """Validation rows, the trainer, the bookkeeping, then the shared loop; returns the
-        trainer. Estimators without ``n_iter_no_change`` never stop early."""
+        trainer."""
         _warn_if_oversubscribed(params["n_threads"])
         if val is None:
             data, val = validation_rows(data, validation, params["validation_fraction"], self.rng_)
-        trainer = self._trainer(data, params, {} if layouts is None else layouts)
+        trainer = self._trainer(data, params, {} if layouts is None else layouts,
+                                inputs or {})
         self.rating_range_ = (min(self.rating_range_[0], float(data.r.min())),
                               max(self.rating_range_[1], float(data.r.max())))
         self._count_items(data)
         return self._run(trainer, len(data), params, n_epochs, val, callback)
 
     def _run(self, trainer, n_ratings, params, n_epochs, val, callback):
-        """The shared loop over ``trainer`` (local or ``mfcore.dask``'s); returns the trainer."""
-        self.n_ratings_ = getattr(self, "n_ratings_", 0) + int(n_ratings)
+        """The shared loop over ``trainer`` (local or ``mfcore.dask``'s); returns the trainer.
+        Only estimators with ``"early_stopping"`` stop on validation data."""
+        self.n_ratings_ += int(n_ratings)
+        stops = "early_stopping" in self.capabilities
         driver.run(self, trainer, n_ratings, n_epochs, val, callback, params["verbose"],
-                   params.get("tol", 0.0), params.get("n_iter_no_change"))
+                   params["tol"] if stops else 0.0, params["n_iter_no_change"] if stops else None)
         return trainer
 
     # --- persistence ----------------------------------------------------------------
 
     def _restore_fitted_state(self, state):
+        """Check a fitted state read from a file against the hyperparameters and attach it."""
         params = self._checked_params()
-        return super()._restore_fitted_state(state, self._stored_columns(params, state),
-                                             p.DTYPES[params["dtype"]])
-
-    def _stored_columns(self, params, state):
-        """Columns of the saved factor arrays: ``k`` (a sampler keeps more, see BayesianMF)."""
-        return params["k"]
+        return self._attach_state(state, self._state_sizes(state, params["k"]),
+                                  p.DTYPES[params["dtype"]])
 
     # --- what a solver provides -------------------------------------------------------
 
@@ -377,5 +467,6 @@ class Estimator(FactorModel):
                 bias = getattr(self, f"{kind}_bias_")
                 setattr(self, f"{kind}_bias_", np.concatenate([bias, np.zeros(new, bias.dtype)]))
 
-    def _trainer(self, data, params, layouts):
+    def _trainer(self, data, params, layouts, inputs):
+        """The ``driver.Trainer`` of one fit (see the module docstring)."""
         raise NotImplementedError

@@ -29,13 +29,14 @@ from .._kernels import bayes as _bayes
 from .._kernels import bayes_features as _features
 from .._kernels import sgd as _sgd_kernels
 from .._threads import resolve_n_threads
-from ..fitted import labelled, pair_arguments, reads_state
+from ..fitted import StateArray, labelled, pair_arguments, reads_state
 from ..data import check_lengths, rating_arrays, to_numpy
 from ..errors import Message, Setting, UnknownIdWarning, warn
 from ..features import FeatureEncoding
 from ..ids import IdMap, normalize_ids, plain, sorted_unique
 from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard_units,
                    standardized, to_standard)
+from .driver import Trainer
 
 __all__ = ["BayesianMF"]
 
@@ -74,13 +75,24 @@ IMPLICIT_SIDES = {False: (), None: (), True: ("user", "item"), "both": ("user", 
                   "user": ("user",), "item": ("item",)}
 
 
-def _implicit_check(name, v):
-    """The sides of an ``implicit`` value (see ``IMPLICIT_SIDES``), or ValueError naming it."""
-    if isinstance(v, (bool, np.bool_)) or v is None or isinstance(v, str):
+class ImplicitSides(p.Constraint):
+    """An ``implicit`` value: normalised to the sides it switches on (``IMPLICIT_SIDES``)."""
+
+    def accepts(self, v):
         key = bool(v) if isinstance(v, np.bool_) else v
-        if key in IMPLICIT_SIDES:
-            return IMPLICIT_SIDES[key]
-    raise ValueError(f"{name} must be False, True, 'user', 'item' or 'both', got {v!r}")
+        return (isinstance(key, (bool, str)) or key is None) and key in IMPLICIT_SIDES
+
+    def normalize(self, v):
+        return IMPLICIT_SIDES[bool(v) if isinstance(v, np.bool_) else v]
+
+    def __str__(self):
+        return "False, True, 'user', 'item' or 'both'"
+
+    def invalid_values(self):
+        return ["users", 1, "nonsense"]
+
+    def cli_type(self):
+        return p.Boolean().cli_type()
 
 
 def implicit_layout(u, i, n_users, n_items):
@@ -115,11 +127,14 @@ def feature_terms(layout, theta, n_rows):
     return out
 
 
-class _Sweeps:
-    """The driver's trainer for one BayesianMF fit: the sampler state and the kept samples."""
+class _Sweeps(Trainer):
+    """The driver's trainer for one BayesianMF fit: the sampler state and the kept samples.
+    ``implicit``: further implicit pairs (raw ids) of ``fit(implicit=...)``, or None;
+    ``features``: per side the training rows' feature values (``feature_layout``)."""
 
-    def __init__(self, model, data, params, n_threads):
-        self.model, self.params, self.n_threads = model, params, n_threads
+    def __init__(self, model, data, params, n_threads, implicit=None, features=None):
+        super().__init__(model)
+        self.params, self.n_threads = params, n_threads
         n_users, n_items = len(model.user_factors_), len(model.item_factors_)
         (order, self.user_ptr, self.user_items, self.user_pos, self.item_ptr, self.item_users,
          self.item_pos) = sampler_layout(data.u, data.i, n_users, n_items)
@@ -134,8 +149,8 @@ class _Sweeps:
         # the factors the ratings see: the effective ones with implicit terms (set below)
         self.P_seen, self.Q_seen = self.P, self.Q
         if self.sides:
-            self._start_implicit(params, model.rng_, model._implicit_pairs(data))
-        self.features = model._feature_layouts()
+            self._start_implicit(params, model.rng_, model._implicit_pairs(data, implicit))
+        self.features = features or {}
         if self.features:
             self._start_features(params, model.rng_)
         by_item = order[self.item_pos]
@@ -289,6 +304,13 @@ class _Sweeps:
     def penalty(self):
         return 0.0  # a sampler minimizes nothing: train_loss is the mean squared error
 
+    def finalize(self):
+        """The fitted arrays become the kept posterior (see the module docstring)."""
+        if not self.kept:  # a callback stopped the chain during burn-in
+            raise ValueError(f"BayesianMF kept no sample: training stopped at sweep "
+                             f"{self.model.n_epochs_}, within burn_in={self.burn_in}")
+        self.model._keep_posterior(self.kept)
+
     def diverged(self, epoch, info):
         return Message("the Gibbs sampler produced non-finite values at sweep {0}; the "
                        "ratings may be too large for the priors (rescale them or use {1})",
@@ -343,9 +365,7 @@ class BayesianMF(Estimator):
         step that keeps at most ``MAX_KEPT_COLUMNS // k`` samples (the fitted
         factors hold ``kept x k`` columns).
     init_std : float, default 0.1
-        Standard deviation of the initial factors (myFM's). On a validation
-        tenth of ML-100K u1.base: RMSE 0.9062/0.9045 (seeds 0/1) against
-        0.9087/0.9041 from 0.3, which leaves the near-zero start sooner.
+        Standard deviation of the initial factors (myFM's; docs/tuning.md).
     alpha_0, beta_0 : float, default 1.0
         Gamma prior of the noise precision (shape/2, rate/2; vague).
     alpha_lambda, beta_lambda : float, default 1.0
@@ -363,10 +383,10 @@ class BayesianMF(Estimator):
         protocol: which test pairs exist is itself information about their
         ratings (a user rates what it chose to see), so using them as implicit
         data scores a model on knowledge it would not have when recommending.
-        ML-100K u1, defaults, seeds 0-2: test RMSE 0.8886-0.8906 against
-        0.9077-0.9081 without; a sweep costs about 2x the CPU of a plain one.
+        It gains about 0.02 RMSE on MovieLens for about twice the CPU a sweep
+        (docs/tuning.md).
     validation_fraction, verbose, dtype, duplicates, seed, n_threads :
-        As for ``mfcore.Model``. Validation data are scored each sweep (the
+        As for ``mfcore.SGD``. Validation data are scored each sweep (the
         running posterior mean) but never stop the chain.
 
     Reproducibility: the sampler's random numbers are a function of (seed,
@@ -391,42 +411,37 @@ class BayesianMF(Estimator):
                  beta_0=1.0, alpha_lambda=1.0, beta_lambda=1.0, implicit=False,
                  validation_fraction=None, verbose=False, dtype="float32", duplicates="mean",
                  seed=0, n_threads=None):
-        self.k = k
-        self.n_samples = n_samples
-        self.burn_in = burn_in
-        self.thin = thin
-        self.init_std = init_std
-        self.alpha_0 = alpha_0
-        self.beta_0 = beta_0
-        self.alpha_lambda = alpha_lambda
-        self.beta_lambda = beta_lambda
-        self.implicit = implicit
-        self.validation_fraction = validation_fraction
-        self.verbose = verbose
-        self.dtype = dtype
-        self.duplicates = duplicates
-        self.seed = seed
-        self.n_threads = n_threads
+        self._store(locals())
 
     PARAMS = {
-        "k": p.int_at_least(1),
-        "n_samples": p.int_at_least(1),
-        "burn_in": p.int_at_least(0),
-        "thin": p.int_at_least(1, optional=True),
-        "init_std": p.real(0.0, strict=False),
-        "alpha_0": p.real(0.0, strict=True),
-        "beta_0": p.real(0.0, strict=True),
-        "alpha_lambda": p.real(0.0, strict=True),
-        "beta_lambda": p.real(0.0, strict=True),
-        "implicit": _implicit_check,
+        "n_samples": p.Interval(int, 1),
+        "burn_in": p.Interval(int, 0),
+        "thin": p.Optional(p.Interval(int, 1)),
+        "alpha_0": p.Interval(float, 0.0, closed="neither"),
+        "beta_0": p.Interval(float, 0.0, closed="neither"),
+        "alpha_lambda": p.Interval(float, 0.0, closed="neither"),
+        "beta_lambda": p.Interval(float, 0.0, closed="neither"),
+        "implicit": ImplicitSides(),
         **COMMON_PARAMS,
     }
-    EPOCHS = "n_samples"
-    EPOCH_WORD = "sweeps"
+    name = "bayes"
+    epochs_param = "n_samples"
+    epoch_word = "sweeps"
+    capabilities = frozenset({"fold_in", "dask", "implicit_data"})
+    default_grid = {"k": [10, 32, 64]}
     fold_in_shrinkage = 0.0
 
-    def _n_epochs(self, params):
+    @classmethod
+    def max_epochs(cls, params):
+        """Burn-in and the sweeps kept after it."""
         return params["burn_in"] + params["n_samples"]
+
+    def supports(self, capability):
+        """Whether this estimator, with its hyperparameters, has ``capability``: ``"dask"``
+        only without implicit terms."""
+        if capability == "dask" and self._checked_params()["implicit"]:
+            return False
+        return super().supports(capability)
 
     @staticmethod
     def _thin(params):
@@ -455,25 +470,18 @@ class BayesianMF(Estimator):
         if implicit is not None and not self._checked_params()["implicit"]:
             raise ValueError("fit(implicit=...) needs implicit terms: set implicit=True "
                              f"(or 'user', 'item', 'both'), got implicit={self.implicit!r}")
-        self._extra_implicit = None if implicit is None else self._raw_pairs(implicit)
-        self._fit_features = {side: (table, FeatureEncoding.fit(table, f"{side}_features"))
-                              for side, table in (("user", user_features),
-                                                  ("item", item_features))
-                              if table is not None}
-        try:
-            return super().fit(users, items, ratings, validation=validation, callback=callback,
-                               columns=columns)
-        finally:
-            del self._extra_implicit  # the pairs shape N(u), N(i) during fit only
-            del self._fit_features
+        inputs = {} if implicit is None else {"implicit": self._raw_pairs(implicit)}
+        for side, table in (("user", user_features), ("item", item_features)):
+            if table is not None:
+                inputs[f"{side}_features"] = (table, FeatureEncoding.fit(table, f"{side}_features"))
+        return self._fit(users, items, ratings, validation, callback, columns, inputs)
 
-    def _feature_layouts(self):
+    def _feature_layouts(self, inputs):
         """The training rows' feature values per side (``feature_layout``) from the tables
-        given to ``fit``; records their encodings (None for a side without)."""
-        tables = getattr(self, "_fit_features", {})
+        given to ``fit`` (``inputs``); records their encodings (None for a side without)."""
         layouts = {}
         for side in ("user", "item"):
-            table, encoding = tables.get(side, (None, None))
+            table, encoding = inputs.get(f"{side}_features", (None, None))
             setattr(self, f"{side}_feature_encoding_", encoding)
             if encoding is not None:
                 ids = getattr(self, f"{side}_map_").ids
@@ -497,11 +505,10 @@ class BayesianMF(Estimator):
         check_lengths(**{"implicit users": users, "implicit items": items})
         return users, items
 
-    def _implicit_pairs(self, data):
+    def _implicit_pairs(self, data, extra):
         """(user rows, item rows) of N(u) and N(i): the training ratings' pairs, plus the
-        extra pairs given to ``fit`` whose ids the model knows."""
+        ``extra`` pairs given to ``fit`` (raw ids, or None) whose ids the model knows."""
         u, i = data.u, data.i
-        extra = getattr(self, "_extra_implicit", None)
         if extra is not None:
             eu = self.user_map_.lookup(extra[0], "implicit users")
             ei = self.item_map_.lookup(extra[1], "implicit items")
@@ -514,20 +521,9 @@ class BayesianMF(Estimator):
             u, i = np.concatenate([u, eu[known]]), np.concatenate([i, ei[known]])
         return u, i
 
-    def partial_fit(self, *args, **kwargs):
-        raise NotImplementedError("BayesianMF cannot continue a chain (the sampler's state is "
-                                  "not kept in the fitted model): refit with more n_samples")
-
-    def _trainer(self, data, params, layouts):
-        return _Sweeps(self, data, params, resolve_n_threads(params["n_threads"]))
-
-    def _run(self, trainer, n_ratings, params, n_epochs, val, callback):
-        sweeps = super()._run(trainer, n_ratings, params, n_epochs, val, callback)
-        if not sweeps.kept:  # a callback stopped the chain during burn-in
-            raise ValueError(f"BayesianMF kept no sample: training stopped at sweep "
-                             f"{self.n_epochs_}, within burn_in={params['burn_in']}")
-        self._keep_posterior(sweeps.kept)
-        return sweeps
+    def _trainer(self, data, params, layouts, inputs):
+        return _Sweeps(self, data, params, resolve_n_threads(params["n_threads"]),
+                       inputs.get("implicit"), self._feature_layouts(inputs))
 
     def _keep_posterior(self, kept):
         """The fitted arrays from the kept samples (see the module docstring)."""
@@ -736,7 +732,7 @@ class BayesianMF(Estimator):
         Q *= np.sqrt(S)
         alpha = self.alpha_samples_
         mean_g, prec_g = self.user_hyper_samples_[:, 0], self.user_hyper_samples_[:, 1]
-        Y = getattr(self, "item_implicit_samples_", None)
+        Y = self.item_implicit_samples_
         for row in range(n):
             cols = items[indptr[row]:indptr[row + 1]]
             y = (ratings[indptr[row]:indptr[row + 1]].astype(np.float64) - self.global_mean_
@@ -765,58 +761,47 @@ class BayesianMF(Estimator):
 
     # --- persistence ----------------------------------------------------------------
 
+    #: The kept samples' arrays beyond the factor model's ("samples": how many were kept).
+    STATE = Estimator.STATE + (
+        StateArray("user_bias_samples", ("users", "samples"), "param"),
+        StateArray("item_bias_samples", ("items", "samples"), "param"),
+        StateArray("alpha_samples", ("samples",), "float64"),
+        StateArray("user_hyper_samples", ("samples", 2, "k+1"), "float64"),
+        StateArray("item_implicit_samples", ("items", "samples", "k"), "param", optional=True),
+        # side features (mfcore.features): each feature's (weight, vector) per kept sample,
+        # and the item groups' hyperparameters (cold items' prior); the encodings are text
+        StateArray("user_feature_samples", (None, "samples", "k+1"), "param", optional=True),
+        StateArray("item_feature_samples", (None, "samples", "k+1"), "param", optional=True),
+        StateArray("item_hyper_samples", ("samples", 2, "k+1"), "float64", optional=True),
+    )
+
     def _fitted_state(self):
         state = super()._fitted_state()
-        if state is not None:
-            state.update(user_bias_samples=self.user_bias_samples_,
-                         item_bias_samples=self.item_bias_samples_,
-                         alpha_samples=self.alpha_samples_,
-                         user_hyper_samples=self.user_hyper_samples_)
-            if self.item_implicit_samples_ is not None:
-                state["item_implicit_samples"] = self.item_implicit_samples_
-            for side in ("user", "item"):
-                encoding = getattr(self, f"{side}_feature_encoding_", None)
-                if encoding is not None:
-                    state.update(encoding.to_state(f"{side}_feature"))
-                    state[f"{side}_feature_samples"] = getattr(self, f"{side}_feature_samples_")
-            if getattr(self, "item_hyper_samples_", None) is not None:
-                state["item_hyper_samples"] = self.item_hyper_samples_
+        for side in ("user", "item"):
+            encoding = getattr(self, f"{side}_feature_encoding_", None)
+            if state is not None and encoding is not None:
+                state.update(encoding.to_state(f"{side}_feature"))
         return state
 
-    def _stored_columns(self, params, state):
-        return len(state["alpha_samples"]) * params["k"]
+    def _state_sizes(self, state, columns):
+        """The factor arrays hold ``samples * k`` columns."""
+        alpha = state.get("alpha_samples")
+        samples = len(alpha) if alpha is not None and alpha.ndim == 1 else 0
+        return dict(super()._state_sizes(state, samples * columns), samples=samples, k=columns,
+                    **{"k+1": columns + 1})
 
-    def _restore_fitted_state(self, state):
-        params = self._checked_params()
-        S = len(state["alpha_samples"])
-        k, dtype = params["k"], np.dtype(p.DTYPES[params["dtype"]])
-        expected = {"user_bias_samples": ((len(state["user_ids"]), S), dtype),
-                    "item_bias_samples": ((len(state["item_ids"]), S), dtype),
-                    "alpha_samples": ((S,), np.dtype(np.float64)),
-                    "user_hyper_samples": ((S, 2, k + 1), np.dtype(np.float64))}
-        with_y = "user" in params["implicit"]
-        if with_y:
-            expected["item_implicit_samples"] = ((len(state["item_ids"]), S, k), dtype)
-        elif "item_implicit_samples" in state:
-            raise ValueError(f"item_implicit_samples given but implicit={params['implicit']!r} "
-                             "has no user-side (SVD++) term")
-        encodings = {side: FeatureEncoding.from_state(state, f"{side}_feature")
-                     if f"{side}_feature_encoding" in state else None for side in ("user", "item")}
-        for side, encoding in encodings.items():
-            if encoding is not None:
-                expected[f"{side}_feature_samples"] = ((encoding.n_features, S, k + 1), dtype)
-        if encodings["item"] is not None:
-            expected["item_hyper_samples"] = ((S, 2, k + 1), np.dtype(np.float64))
-        for name, (shape, want) in expected.items():
-            if name not in state:
-                raise ValueError(f"{name} is missing")
-            arr = state[name]
-            if arr.shape != shape or arr.dtype != want:
-                raise ValueError(f"{name} has shape {arr.shape} and dtype {arr.dtype}, "
-                                 f"expected {shape} and {want}")
-            if not np.isfinite(arr).all():
-                raise ValueError(f"{name} holds non-finite values")
-        if S == 0 or (state["alpha_samples"] <= 0).any():
+    def _check_state(self, state, sizes, dtype):
+        """What the kept samples must satisfy beyond their shapes: the SVD++ term's vectors
+        exactly when ``implicit`` has it, positive noise and prior precisions, and biases
+        that keep predictions and the predictive std finite."""
+        implicit = self._checked_params()["implicit"]
+        with_y = "user" in implicit
+        if with_y and state.get("item_implicit_samples") is None:
+            raise ValueError("item_implicit_samples is missing")
+        if not with_y and state.get("item_implicit_samples") is not None:
+            raise ValueError(f"item_implicit_samples given but implicit={implicit!r} has no "
+                             "user-side (SVD++) term")
+        if sizes["samples"] == 0 or (state["alpha_samples"] <= 0).any():
             raise ValueError("alpha_samples must hold at least one positive noise precision")
         with np.errstate(divide="ignore", over="ignore"):
             noise = np.mean(1.0 / state["alpha_samples"])
@@ -831,18 +816,34 @@ class BayesianMF(Estimator):
             if state[name].size and not np.abs(state[name]).max() < limit:
                 raise ValueError(f"{name} reach {np.abs(state[name]).max():.3g}: predictions "
                                  f"would overflow {dtype} (at most {limit:.3g})")
+        self._check_feature_state(state)
+
+    @staticmethod
+    def _check_feature_state(state):
+        """Side features: each side's encoding and samples together, a sample row per
+        feature; item features with the item groups' hyperparameters."""
+        for side in ("user", "item"):
+            encoding = (FeatureEncoding.from_state(state, f"{side}_feature")
+                        if state.get(f"{side}_feature_encoding") is not None else None)
+            samples = state.get(f"{side}_feature_samples")
+            if (encoding is None) != (samples is None):
+                raise ValueError(f"{side}_feature_encoding and {side}_feature_samples come "
+                                 "together")
+            if encoding is not None and len(samples) != encoding.n_features:
+                raise ValueError(f"{side}_feature_samples has {len(samples)} rows for "
+                                 f"{encoding.n_features} features")
+        if (state.get("item_feature_samples") is None) != (state.get("item_hyper_samples")
+                                                           is None):
+            raise ValueError("item_feature_samples and item_hyper_samples come together")
+        if state.get("item_hyper_samples") is not None and \
+                (state["item_hyper_samples"][:, 1] <= 0).any():
+            raise ValueError("item_hyper_samples holds a prior precision <= 0")
+
+    def _restore_fitted_state(self, state):
         super()._restore_fitted_state(state)
-        self.user_bias_samples_ = np.ascontiguousarray(state["user_bias_samples"])
-        self.item_bias_samples_ = np.ascontiguousarray(state["item_bias_samples"])
-        self.alpha_samples_ = np.ascontiguousarray(state["alpha_samples"])
-        self.user_hyper_samples_ = np.ascontiguousarray(state["user_hyper_samples"])
-        self.item_implicit_samples_ = (np.ascontiguousarray(state["item_implicit_samples"])
-                                       if with_y else None)
-        for side, encoding in encodings.items():
-            setattr(self, f"{side}_feature_encoding_", encoding)
-            setattr(self, f"{side}_feature_samples_", None if encoding is None else
-                    np.ascontiguousarray(state[f"{side}_feature_samples"]))
-        self.item_hyper_samples_ = (None if encodings["item"] is None else
-                                    np.ascontiguousarray(state["item_hyper_samples"]))
-        self.n_kept_ = S
+        for side in ("user", "item"):
+            setattr(self, f"{side}_feature_encoding_",
+                    FeatureEncoding.from_state(state, f"{side}_feature")
+                    if state.get(f"{side}_feature_encoding") is not None else None)
+        self.n_kept_ = len(self.alpha_samples_)
         return self

@@ -1,18 +1,7 @@
-"""The training loop every estimator shares.
+"""The training loop every estimator shares, and the protocol of the trainers it drives.
 
-An estimator prepares its data and a *trainer*, an object with
-
-* ``step(epoch) -> dict``: run one epoch (iteration, sweep) updating the
-  model's parameter arrays in place; return ``{"sse": ...}`` (the sum of
-  squared training errors it measured) plus any fields the history should
-  record (SGD: ``lr``);
-* ``penalty() -> float``: the regularization term of the objective now;
-* ``diverged(epoch, info) -> str``: the message for a non-finite result;
-* optionally ``validation_rmse(val) -> float``: how to score validation rows
-  when the model's arrays are not what it predicts with yet (a sampler's
-  running posterior mean); by default ``model._rmse_rows``;
-
-and hands both to ``run``. ``run`` owns what is common: timing, the
+An estimator prepares its data and a ``Trainer`` (one epoch at a time, see
+below) and hands both to ``run``. ``run`` owns what is common: timing, the
 finiteness check, history, ``verbose`` lines, the progress bar (``mfcore.progress``:
 on a terminal with tqdm installed), validation scoring, early stopping with
 best-epoch restore, callbacks, and ``stop_reason_``: one line saying how the
@@ -20,6 +9,7 @@ fit ended (the limit reached, early stopping and the epoch kept, or the
 callback), printed with ``verbose``. ``atomic`` trains a working copy and publishes
 its fitted state, in one step, only when training succeeds.
 """
+import abc
 import contextlib
 import copy
 import time
@@ -29,7 +19,42 @@ import numpy as np
 from .. import progress
 from ..errors import TrainingDivergedError
 
-__all__ = ["run", "atomic", "format_record"]
+__all__ = ["Trainer", "run", "atomic", "format_record"]
+
+
+class Trainer(abc.ABC):
+    """What ``run`` drives: one fit of ``model`` (LensKit's ``ModelTrainer``, in mfcore's words).
+
+    A solver subclasses it and writes ``step``, ``penalty`` and ``diverged``;
+    ``validation_rmse`` and ``finalize`` have defaults.
+    """
+
+    def __init__(self, model):
+        self.model = model
+
+    @abc.abstractmethod
+    def step(self, epoch):
+        """Run epoch (iteration, sweep) ``epoch``, updating the model's parameter arrays in
+        place; return ``{"sse": ...}`` (the sum of squared training errors it measured)
+        plus any fields the history should record (SGD: ``lr``)."""
+
+    @abc.abstractmethod
+    def penalty(self):
+        """The regularization term of the objective now (a float)."""
+
+    @abc.abstractmethod
+    def diverged(self, epoch, info):
+        """The message for a non-finite result at ``epoch`` (``info``: ``step``'s fields)."""
+
+    def validation_rmse(self, val):
+        """RMSE of the model on validation rows ``val`` (u, i, r), clipped. A trainer whose
+        arrays are not yet what the model predicts with (a sampler's running posterior
+        mean) says how to score instead."""
+        return self.model._rmse_rows(*val)
+
+    def finalize(self):
+        """Make the model's fitted arrays final after the last epoch (and after the best
+        epoch was restored): a sampler keeps its posterior here. Nothing by default."""
 
 
 def format_record(record):
@@ -70,12 +95,12 @@ def run(model, trainer, n_ratings, n_epochs, val, callback, verbose, tol, n_iter
     improve the best validation RMSE by more than ``tol``, and the best
     epoch's parameters are restored (``model.best_epoch_``); with
     ``n_iter_no_change=None`` they are only scored (a sampler keeps every epoch).
-    ``callback(model, epoch, record)`` returning True stops training.
+    ``callback(model, epoch, record)`` returning True stops training. Then
+    ``trainer.finalize()``.
     """
     best_rmse, best, since_best = np.inf, None, 0
-    score = getattr(trainer, "validation_rmse", None) or (lambda rows: model._rmse_rows(*rows))
     early_stopping = n_iter_no_change is not None
-    word, first = model.EPOCH_WORD, model.n_epochs_ + 1
+    word, first = model.epoch_word, model.n_epochs_ + 1
     reason = f"ran all {n_epochs} {word}" if n_epochs != 1 else f"ran its one {word[:-1]}"
     with progress.bar(n_epochs, f"{type(model).__name__} fit", word) as bar:
         for epoch in range(first, model.n_epochs_ + n_epochs + 1):
@@ -89,7 +114,7 @@ def run(model, trainer, n_ratings, n_epochs, val, callback, verbose, tol, n_iter
                       "train_rmse": float(np.sqrt(sse / n_ratings)), "seconds": seconds,
                       "updates_per_sec": n_ratings / max(seconds, 1e-12)}
             if val is not None:
-                record["val_rmse"] = score(val)
+                record["val_rmse"] = trainer.validation_rmse(val)
             model.history_.append(record)
             model.n_epochs_ = epoch
             bar.update(**{k: record[k] for k in ("train_rmse", "val_rmse") if k in record})
@@ -116,6 +141,7 @@ def run(model, trainer, n_ratings, n_epochs, val, callback, verbose, tol, n_iter
         for target, kept in zip(model._parameters(), best[1]):
             target[...] = kept
         reason += f"; kept {word[:-1]} {best[0]} (validation RMSE {best_rmse:.4f})"
+    trainer.finalize()
     model.stop_reason_ = reason
     if verbose:
         print(reason, flush=True)

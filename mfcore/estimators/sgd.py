@@ -1,4 +1,4 @@
-"""SGD, the estimator ``mfcore.Model``: its parameters, its training layout, one epoch.
+"""SGD, the estimator ``mfcore.SGD`` (alias ``mfcore.Model``): parameters, layout, one epoch.
 
 The shared loop (history, divergence checks, early stopping) is
 ``mfcore.estimators.driver``; this module owns how an SGD epoch visits the ratings.
@@ -31,8 +31,10 @@ from ..errors import Message, Setting
 from .._threads import resolve_n_threads
 from .base import (COMMON_PARAMS, EARLY_STOPPING_PARAMS, UNIT_NAMES, Estimator, bias_reg,
                    from_standard, standard_units, standardized, to_standard)
+from .driver import Trainer
 
-__all__ = ["Model", "SGDTrainer", "choose_grid", "groups_of_counts", "bias_reg"]
+__all__ = ["SGD", "Model", "SGDTrainer", "choose_grid", "groups_of_counts", "bias_reg", "schedule",
+           "layout_blocks"]
 
 #: Record layouts shared with the C kernel (``mf_rec32``/``mf_rec64`` in sgd_simd.h).
 RECORD_DTYPES = {
@@ -52,7 +54,7 @@ def choose_grid(n_ratings, n_users, n_items, asked=None):
 
     Enough blocks per round for the threads to balance their load, few enough
     that each block is long compared with the cost of a round's barrier. ``asked``
-    (``Model(block_grid=...)``) replaces the size rule, within 1..min(users, items).
+    (``SGD(block_grid=...)``) replaces the size rule, within 1..min(users, items).
     """
     if asked is not None:
         return max(1, min(int(asked), n_users, n_items))
@@ -77,6 +79,38 @@ def groups_of_counts(counts, grid):
     # row r goes to the group in which its last rating falls
     group = (cum - 1) * grid // max(total, 1)
     return np.clip(group, 0, grid - 1).astype(np.int32)
+
+
+def layout_blocks(block, users, items, ratings, n_blocks, n_threads):
+    """(records, block offsets, block sizes): the ratings as packed records grouped by
+    ``block`` (each rating's block id, ``0 .. n_blocks - 1``), each block in its fixed
+    shuffled order (``LAYOUT_SEED``), so that the runs of consecutive records the kernel
+    visits are not runs of one user when the input is sorted (as rating files often are).
+    The local trainer and ``mfcore.dask``'s shards both lay out their ratings here."""
+    sizes = np.bincount(block, minlength=n_blocks)
+    block_ptr = np.zeros(n_blocks + 1, dtype=np.int64)
+    np.cumsum(sizes, out=block_ptr[1:])
+    records = np.empty(len(ratings), dtype=RECORD_DTYPES[ratings.dtype])
+    _kernels.layout_records(block, users, items, ratings, block_ptr, records.view(np.uint8),
+                            LAYOUT_SEED, n_threads)
+    return records, block_ptr, sizes
+
+
+def schedule(grid, block_sizes, rng):
+    """One epoch's rounds: ``grid`` random diagonals of the block grid, as block ids (int32).
+
+    Round ``s`` pairs row group ``rows[b]`` with column group
+    ``cols[(b + shifts[s]) % grid]``; within a round the largest blocks (``block_sizes``,
+    by block id) come first (threads pick them up in that order; the result does not
+    depend on it).
+    """
+    g = grid
+    rows, cols, shifts = rng.permutation(g), rng.permutation(g), rng.permutation(g)
+    b = np.arange(g)
+    blocks = rows[None, :] * g + cols[(b[None, :] + shifts[:, None]) % g]
+    by_size = np.argsort(-block_sizes[blocks], axis=1, kind="stable")
+    return np.ascontiguousarray(np.take_along_axis(blocks, by_size, axis=1),
+                                dtype=np.int32).ravel()
 
 
 class SGDTrainer:
@@ -104,18 +138,11 @@ class SGDTrainer:
 
         block = balanced_groups(users, self.n_users, g)[users] * np.int32(g)
         block += balanced_groups(items, self.n_items, g)[items]
-        sizes = np.bincount(block, minlength=g * g)
-        self.block_ptr = np.zeros(g * g + 1, dtype=np.int64)
-        np.cumsum(sizes, out=self.block_ptr[1:])
-        # shuffled within each block (a fixed seed), so that the runs of consecutive records
-        # the kernel visits are not runs of one user when the input is sorted (as rating
-        # files often are)
-        self.records = np.empty(len(ratings), dtype=RECORD_DTYPES[ratings.dtype])
-        _kernels.layout_records(block, users, items, ratings, self.block_ptr,
-                                self.records.view(np.uint8), LAYOUT_SEED, self.n_threads)
+        self.records, self.block_ptr, sizes = layout_blocks(block, users, items, ratings, g * g,
+                                                            self.n_threads)
         self.records.flags.writeable = False
         self._record_bytes = self.records.view(np.uint8)
-        self._block_sizes = sizes
+        self.block_sizes = sizes
         self._scratch = np.empty(_kernels.scratch_size(int(sizes.max(initial=0)), self.n_threads),
                                  dtype=np.int32)
         self._block_sse = np.zeros(g * g, dtype=np.float64)
@@ -130,19 +157,8 @@ class SGDTrainer:
                 + self._scratch.nbytes)
 
     def schedule(self, rng):
-        """This epoch's rounds: ``grid`` random diagonals of the block grid, as block ids.
-
-        Round ``s`` pairs row group ``rows[b]`` with column group
-        ``cols[(b + shifts[s]) % grid]``; within a round the largest blocks come
-        first (threads pick them up in that order; the result does not depend on it).
-        """
-        g = self.grid
-        rows, cols, shifts = rng.permutation(g), rng.permutation(g), rng.permutation(g)
-        b = np.arange(g)
-        blocks = rows[None, :] * g + cols[(b[None, :] + shifts[:, None]) % g]
-        by_size = np.argsort(-self._block_sizes[blocks], axis=1, kind="stable")
-        return np.ascontiguousarray(np.take_along_axis(blocks, by_size, axis=1),
-                                    dtype=np.int32).ravel()
+        """This epoch's rounds (see ``schedule``)."""
+        return schedule(self.grid, self.block_sizes, rng)
 
     def run_epoch(self, state, lr, reg, reg_bias, rng):
         """One epoch updating ``state``'s arrays in place; return the sum of squared errors."""
@@ -150,9 +166,9 @@ class SGDTrainer:
         if len(P) < self.n_users or len(Q) < self.n_items:
             raise ValueError(f"factor tables of {len(P)} users and {len(Q)} items are too small "
                              f"for ratings of {self.n_users} users and {self.n_items} items")
-        schedule = self.schedule(rng)
+        rounds = self.schedule(rng)
         seed = int(rng.integers(0, 2**63))
-        return _kernels.sgd_blocks(self._record_bytes, self.block_ptr, schedule, self.grid,
+        return _kernels.sgd_blocks(self._record_bytes, self.block_ptr, rounds, self.grid,
                                    seed, True, self._scratch, P, Q, state["user_bias_"],
                                    state["item_bias_"], state["global_mean_"], lr, reg,
                                    reg_bias, self._block_sse, self.n_threads)
@@ -161,11 +177,12 @@ class SGDTrainer:
 LR_SCHEDULES = ("constant", "inverse")
 
 
-class _Epochs:
+class _Epochs(Trainer):
     """The driver's trainer for one SGD fit: the rate schedule and the penalty of ``model``."""
 
     def __init__(self, model, layout, params, user_counts, item_counts):
-        self.model, self.layout, self.params = model, layout, params
+        super().__init__(model)
+        self.layout, self.params = layout, params
         self.reg, self.reg_bias = params["reg"], bias_reg(params)
         # ratings per user and item row of this fit (the penalty's weights)
         self.user_counts = np.asarray(user_counts, dtype=np.float64)
@@ -211,8 +228,10 @@ class _Epochs:
                        Setting("lr", smaller, f"{smaller:g}"))
 
 
-class Model(Estimator):
+class SGD(Estimator):
     """Biased matrix factorization trained by stochastic gradient descent.
+
+    ``mfcore.Model`` is the same class (its first name, kept as an alias).
 
     Predicts ``r(u, i) = mu + b_u + b_i + p_u . q_i``. Each epoch visits the
     training ratings once in a fresh random order; for each rating with error
@@ -256,10 +275,8 @@ class Model(Estimator):
     n_iter_no_change, tol : int (default 10), float (default 0.0)
         With validation data, stop after ``n_iter_no_change`` epochs whose
         validation RMSE did not improve on the best by more than ``tol``; the
-        best epoch's parameters are kept. Training from small factors can
-        stall for a dozen epochs before the factors take off (strong ``reg``,
-        small ``lr``): a patience of 5 or a tolerance of 1e-4 stopped such runs
-        on the stall at RMSE 0.831 where they go on to 0.718 (ML-1M shape).
+        best epoch's parameters are kept. The patience outlasts the stall of
+        the first epochs from small factors (docs/tuning.md).
     warm_start : bool, default False
         A second ``fit`` continues from the fitted parameters (see ``partial_fit``).
     verbose : bool, default False
@@ -283,18 +300,10 @@ class Model(Estimator):
         ``mfcore.dask`` fit runs the same grid, its workers sharing the user
         groups, and equals the local fit with that grid.
 
-    The defaults were chosen by searches on validation splits carved from
-    MovieLens 100K u1.base (u1.test untouched: RMSE 0.915 there, 0.906 on
-    average over u1..u5) and train well on MovieLens-like 1-5 star data
-    without tuning. A small initial spread (0.01) mattered most: factors grow
-    only where the data supports them (validation RMSE 0.907 -> 0.903 against
-    0.05). reg=0.05 for factors and biases alike (0.06 in rating units before
-    training was standardized; on standardized ratings 0.05 scored 0.9102 on
-    a validation tenth of u1.base, 0.06 0.9110): a bias penalty of 0.005
-    scored 0.0008 better on validation but let users with five ratings
-    overfit (their RMSE 1.043 -> 1.049 on u2). lr=0.01 is stable for k up to
-    a few hundred and, from this start, the validation RMSE bottoms out at
-    35-50 epochs. k=128 scored 0.002 better on validation for twice the time.
+    The defaults were chosen on validation splits of MovieLens 100K and train
+    MovieLens-like data well without tuning: a small initial spread lets
+    factors grow only where the data support them (the searches and their
+    figures: docs/tuning.md).
 
     Reproducibility: a fit is a function of the data, the hyperparameters and
     the seed alone. Threads train blocks of the rating matrix that share no
@@ -313,42 +322,27 @@ class Model(Estimator):
                  n_iter_no_change=10, tol=0.0, warm_start=False, verbose=False,
                  dtype="float32", duplicates="mean", seed=0, n_threads=None,
                  block_grid=None):
-        self.k = k
-        self.epochs = epochs
-        self.lr = lr
-        self.reg = reg
-        self.reg_bias = reg_bias
-        self.init_std = init_std
-        self.lr_schedule = lr_schedule
-        self.lr_decay = lr_decay
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.dtype = dtype
-        self.duplicates = duplicates
-        self.seed = seed
-        self.n_threads = n_threads
-        self.block_grid = block_grid
+        self._store(locals())
 
     PARAMS = {
-        "k": p.int_at_least(1),
-        "epochs": p.int_at_least(0),
-        "block_grid": p.int_at_least(1, optional=True),
-        "lr": p.real(0.0, strict=True),
-        "reg": p.real(0.0, strict=False),
-        "reg_bias": p.real(0.0, strict=False, optional=True),
-        "init_std": p.real(0.0, strict=False),
-        "lr_schedule": p.choice(LR_SCHEDULES),
-        "lr_decay": p.real(0.0, strict=False),
+        "epochs": p.Interval(int, 0),
+        "block_grid": p.Optional(p.Interval(int, 1)),
+        "lr": p.Interval(float, 0.0, closed="neither"),
+        "reg": p.Interval(float, 0.0),
+        "reg_bias": p.Optional(p.Interval(float, 0.0)),
+        "lr_schedule": p.Options(*LR_SCHEDULES),
+        "lr_decay": p.Interval(float, 0.0),
         **COMMON_PARAMS,
         **EARLY_STOPPING_PARAMS,
     }
-    EPOCHS = "epochs"
+    name = "sgd"
+    epochs_param = "epochs"
+    epoch_word = "epochs"
+    capabilities = frozenset({"early_stopping", "continue", "fold_in", "dask"})
+    default_grid = {"k": [64, 128], "reg": [0.04, 0.06, 0.08, 0.1], "lr": [0.005, 0.01]}
     fold_in_shrinkage = 50.0
 
-    def _trainer(self, data, params, layouts):
+    def _trainer(self, data, params, layouts, inputs):
         n_threads = resolve_n_threads(params["n_threads"])
         mu, scale = self.global_mean_, self.rating_scale_
         key = ("sgd", params["dtype"], n_threads, params["block_grid"], mu, scale)
@@ -362,9 +356,11 @@ class Model(Estimator):
         a full fit's user update would settle at with the items held fixed:
         ``(n + shrinkage) (reg |p|^2 + reg_bias b^2)``. A trained model's sparse users sit
         closer to zero than that (few updates from a small start), so ``shrinkage`` adds
-        that many ratings' worth of penalty. The default 50 was chosen on MovieLens 100K folds
-        u2/u3 (10% of the users left out of training and folded in): with all their ratings
-        within 0.001 of the best value (10-30) and 0.008 RMSE behind a full refit; with only
-        5 ratings each 0.04 RMSE better than a full refit and than the unknown-user fallback."""
+        that many ratings' worth of penalty; the default 50 suits users with few ratings
+        and costs little with many (docs/tuning.md)."""
         params = self._checked_params()
         return params["reg"] * self.rating_scale_, bias_reg(params), shrinkage, 1.0
+
+
+#: The estimator's first name, kept: ``mfcore.Model`` is ``mfcore.SGD``.
+Model = SGD
