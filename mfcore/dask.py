@@ -379,7 +379,8 @@ class _Shard:
             self.bu = np.array(to_standard(users[1], self.units, "user_bias_"))
         return new, block_sse[blocks], time.perf_counter() - start, users
 
-    def solve(self, s, other_factors, other_bias, mu, reg, reg_bias, base, count_weight):
+    def solve(self, s, other_factors, other_bias, mu, reg, reg_bias, base, count_weight,
+              bias_shrinkage):
         """ALS's half-iteration on this band of side ``s`` (0 users, 1 items): the solved rows'
         factors and biases; after the item half also the SSE of this band's ratings; and the
         seconds it took."""
@@ -388,7 +389,8 @@ class _Shard:
         factors = np.empty((len(side.present), other_factors.shape[1]), other_factors.dtype)
         bias = np.empty(len(side.present), other_bias.dtype)
         solve_rows(side.indptr, side.cols, side.values, other_factors, other_bias, mu, reg,
-                   reg_bias, base, count_weight, True, factors, bias, self.n_threads)
+                   reg_bias, base, count_weight, True, factors, bias, self.n_threads,
+                   bias_shrinkage)
         sse = None
         if s == 1:
             band_factors = np.zeros((side.hi - side.lo, factors.shape[1]), factors.dtype)
@@ -479,7 +481,8 @@ class _ALSIterations(_Iterations):
         for s, kind, other in ((0, "user", (m.item_factors_, m.item_bias_)),
                                (1, "item", (m.user_factors_, m.user_bias_))):
             results = self.cluster.call("solve", epoch, s, *other, m.global_mean_, self.reg,
-                                        self.reg_bias, self.base, self.count_weight)
+                                        self.reg_bias, self.base, self.count_weight,
+                                        self.bias_shrinkage)
             exchanged += len(results) * (other[0].nbytes + other[1].nbytes)
             factors, bias = getattr(m, f"{kind}_factors_"), getattr(m, f"{kind}_bias_")
             for rows, (band_factors, band_bias, band_sse, _) in zip(self.band_rows[s], results):

@@ -5,7 +5,8 @@ import pytest
 import mfcore
 
 
-def numpy_als_iteration(u, i, r, P, Q, bu, bi, mu, reg, reg_bias, count_weighted):
+def numpy_als_iteration(u, i, r, P, Q, bu, bi, mu, reg, reg_bias, count_weighted,
+                        bias_shrinkage):
     """Users then items, each row's (bias, factors) by np.linalg.solve of its normal equations
     (``reg`` in rating units: the estimator's reg times the ratings' spread)."""
     for rows, cols, F, b, G, c in ((u, i, P, bu, Q, bi), (i, u, Q, bi, P, bu)):
@@ -15,23 +16,25 @@ def numpy_als_iteration(u, i, r, P, Q, bu, bi, mu, reg, reg_bias, count_weighted
             y = r[sel] - mu - c[cols[sel]]
             scale = sel.sum() if count_weighted else 1.0
             lam = np.full(A.shape[1], scale * reg)
-            lam[0] = scale * reg_bias
+            lam[0] = scale * reg_bias + bias_shrinkage
             x = np.linalg.solve(A.T @ A + np.diag(lam), A.T @ y)
             b[row], F[row] = x[0], x[1:]
 
 
-@pytest.mark.parametrize("count_weighted, reg, reg_bias", [(True, 0.05, None), (False, 2.0, 0.5)])
-def test_one_iteration_equals_the_numpy_reference(make_planted, count_weighted, reg, reg_bias):
+@pytest.mark.parametrize("count_weighted, reg, reg_bias, shrinkage",
+                         [(True, 0.05, None, 1.0), (False, 2.0, 0.5, 0.0), (True, 0.1, 0.03, 7.0)])
+def test_one_iteration_equals_the_numpy_reference(make_planted, count_weighted, reg, reg_bias,
+                                                  shrinkage):
     u, i, r = make_planted(n_users=40, n_items=30, density=0.4, seed=1)
     model = mfcore.ALS(k=5, iterations=1, reg=reg, reg_bias=reg_bias, count_weighted=count_weighted,
-                       dtype="float64", seed=3)
+                       bias_shrinkage=shrinkage, dtype="float64", seed=3)
     start = mfcore.ALS(k=5, iterations=0, dtype="float64", seed=3).fit(u, i, r)
     model.fit(u, i, r)
     P, Q = start.user_factors_.copy(), start.item_factors_.copy()
     bu, bi = np.zeros(len(P)), np.zeros(len(Q))
     numpy_als_iteration(start.user_map_.lookup(u), start.item_map_.lookup(i), r, P, Q, bu, bi,
                         start.global_mean_, reg * start.rating_scale_,
-                        reg if reg_bias is None else reg_bias, count_weighted)
+                        reg if reg_bias is None else reg_bias, count_weighted, shrinkage)
     for got, want in zip((model.user_factors_, model.item_factors_, model.user_bias_,
                           model.item_bias_), (P, Q, bu, bi)):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
@@ -48,7 +51,7 @@ def test_fold_in_is_the_als_user_step(make_planted):
     cols = model.item_map_.lookup(i[sel])
     A = np.hstack([np.ones((sel.sum(), 1)), Q[cols]])
     lam = np.full(7, sel.sum() * model.reg * model.rating_scale_)
-    lam[0] = sel.sum() * model.reg_bias
+    lam[0] = sel.sum() * model.reg_bias + model.bias_shrinkage
     x = np.linalg.solve(A.T @ A + np.diag(lam), A.T @ (r[sel] - model.global_mean_ - bi[cols]))
     model.fold_in(u[0], i[sel], r[sel])
     np.testing.assert_allclose(model.user_bias_[row], x[0], rtol=1e-9)

@@ -84,6 +84,15 @@ def test_train_evaluate_predict_info_round_trip(files, capsys):
     (["train", "{d}/missing.csv", "-o", "{d}/m.mfz"], 1, "not found"),
     (["train", "{d}/bad.csv", "-o", "{d}/m.mfz"], 1, "bad.csv, line 2"),
     (["evaluate", "{d}/not_a_model.mfz", "{d}/test.csv"], 1, "not an mfcore model"),
+    (["evaluate", "{d}/model.mfz", "{d}/test.csv", "-k", "5"], 2, "go with --ranking"),
+    (["evaluate", "{d}/model.mfz", "{d}/test.csv", "--ranking", "-k", "0"], 2,
+     "argument -k/--k: must be at least 1, got 0"),
+    (["evaluate", "{d}/model.mfz", "{d}/test.csv", "--ranking", "-k", "500"], 1,
+     "exceeds the 80 items"),
+    (["evaluate", "{d}/model.mfz", "{d}/test.csv", "--ranking", "--threshold", "9"], 1,
+     "no relevant rating (none >= threshold 9)"),
+    (["evaluate", "{d}/model.mfz", "{d}/test.csv", "--ranking", "--rank-by", "x"], 2,
+     "invalid choice: 'x'"),
     (["predict", "{d}/model.mfz"], 2, "either a pairs file"),
     (["predict", "{d}/model.mfz", "--user", "1", "2", "--item", "1"], 2, "2 --user ids"),
     (["predict", "{d}/model.mfz", "--user", "1", "--item", "1", "--unknown", "error",
@@ -430,3 +439,24 @@ def test_a_string_id_model_from_the_api_reads_pairs_and_test_files_as_strings(tm
     code, out, err = run(capsys, "evaluate", tmp_path / "m.mfz", tmp_path / "test.csv")
     assert code == 0, err
     assert "0 unknown users, 0 unknown items" in out
+
+
+def test_evaluate_ranking_prints_the_top_n_metrics(files, capsys, tmp_path):
+    from mfcore.metrics import ranking_metrics
+    model_path = tmp_path / "m.mfz"
+    code, _, err = run(capsys, "train", files / "train.dat", "-o", model_path, "--epochs", 3)
+    assert code == 0, err
+    test = pd.read_csv(files / "test.csv")
+    model = mfcore.load(model_path)
+    for extra, kwargs in (([], {}), (["-k", "5", "--threshold", "5", "--rank-by", "prediction"],
+                                     dict(k=5, threshold=5, rank_by="prediction"))):
+        code, out, err = run(capsys, "evaluate", model_path, files / "test.csv", "--ranking",
+                             "--json", *extra)
+        assert code == 0, err
+        want = ranking_metrics(model, test["user"], test["item"], test["rating"], **kwargs)
+        assert json.loads(out) == pytest.approx(want)
+    code, out, err = run(capsys, "evaluate", model_path, files / "test.csv", "--ranking")
+    assert code == 0, err
+    m = ranking_metrics(model, test["user"], test["item"], test["rating"])
+    assert out.startswith(f"NDCG@10 {m['ndcg']:.4f}  precision@10 ") and "coverage" in out
+    assert f"over {m['n_users']} users with a rating >= 4 ({m['unknown_users']} unknown" in out

@@ -12,7 +12,7 @@ TOL = {np.float64: dict(rtol=1e-9, atol=1e-11), np.float32: dict(rtol=2e-6, atol
 
 
 def reference(indptr, cols, ratings, other, other_bias, mu, reg, reg_bias, base,
-              count_weight, fit_bias, rows=None):
+              count_weight, fit_bias, rows=None, bias_shrinkage=0.0):
     """np.linalg.solve of each row's normal equations, in float64 (no jitter); only
     ``rows`` (default all; the others are left at zero)."""
     n_rows, k = len(indptr) - 1, other.shape[1]
@@ -27,7 +27,7 @@ def reference(indptr, cols, ratings, other, other_bias, mu, reg, reg_bias, base,
         penalty = np.full(k, reg * lam)
         if fit_bias:
             a = np.hstack([a, np.ones((hi - lo, 1))])
-            penalty = np.r_[penalty, reg_bias * lam]
+            penalty = np.r_[penalty, reg_bias * lam + bias_shrinkage]
         x = np.linalg.solve(a.T @ a + np.diag(penalty), a.T @ y)
         factors[u] = x[:k]
         bias[u] = x[k] if fit_bias else 0.0
@@ -51,11 +51,12 @@ def outputs(indptr, k, dtype, fill=np.nan):
 
 
 def solve(data, mu=3.5, reg=0.1, reg_bias=0.02, base=1.0, count_weight=0.0, fit_bias=True,
-          n_threads=1, out=None):
+          n_threads=1, out=None, bias_shrinkage=0.0):
     indptr, cols, ratings, other, other_bias = data
     factors, bias = out if out is not None else outputs(indptr, other.shape[1], other.dtype)
     jittered = als.solve_rows(indptr, cols, ratings, other, other_bias, mu, reg, reg_bias,
-                              base, count_weight, fit_bias, factors, bias, n_threads)
+                              base, count_weight, fit_bias, factors, bias, n_threads,
+                              bias_shrinkage)
     return factors, bias, jittered
 
 
@@ -90,6 +91,21 @@ def test_matches_numpy_reference(dtype, fit_bias, mode, k):
         assert np.all(bias[~empty] != 0)
     else:
         assert not bias.any()  # the bias is held at 0 and written as 0
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_bias_shrinkage_adds_to_the_bias_penalty_whatever_the_count(mode):
+    base, count_weight = MODES[mode]
+    data = problem(np.float64)
+    params = dict(mu=3.5, reg=0.1, reg_bias=0.02, base=base, count_weight=count_weight,
+                  fit_bias=True)
+    factors, bias, _ = solve(data, bias_shrinkage=2.5, **params)
+    want_factors, want_bias = reference(*data, bias_shrinkage=2.5, **params)
+    np.testing.assert_allclose(factors, want_factors, **TOL[np.float64])
+    np.testing.assert_allclose(bias, want_bias, **TOL[np.float64])
+    plain = solve(data, **params)[1]
+    one = np.diff(data[0]) == 1  # a row of one rating: its bias shrinks the most
+    assert (np.abs(bias[one]) < 0.6 * np.abs(plain[one])).all()
 
 
 def test_every_simd_path_matches_the_reference(each_simd_path):
@@ -183,14 +199,16 @@ def _args(dtype=np.float64):
     factors, bias = outputs(indptr, other.shape[1], dtype, fill=0)
     return dict(indptr=indptr, cols=cols, ratings=ratings, other_factors=other,
                 other_bias=other_bias, mu=3.5, reg=0.1, reg_bias=0.1, base=1.0,
-                count_weight=0.0, fit_bias=True, factors=factors, bias=bias, n_threads=2)
+                count_weight=0.0, fit_bias=True, factors=factors, bias=bias, n_threads=2,
+                bias_shrinkage=0.0)
 
 
 def _call(**args):
     return als.solve_rows(args["indptr"], args["cols"], args["ratings"], args["other_factors"],
                           args["other_bias"], args["mu"], args["reg"], args["reg_bias"],
                           args["base"], args["count_weight"], args["fit_bias"],
-                          args["factors"], args["bias"], args["n_threads"])
+                          args["factors"], args["bias"], args["n_threads"],
+                          args["bias_shrinkage"])
 
 
 def _with(name, change):
@@ -232,6 +250,8 @@ BAD = {
     "nan reg_bias": (_with("reg_bias", lambda v: float("nan")), r"reg_bias must be finite"),
     "inf base": (_with("base", lambda v: float("inf")), r"base must be finite.*inf"),
     "negative count_weight": (_with("count_weight", lambda v: -1.0), r"count_weight must be"),
+    "nan bias_shrinkage": (_with("bias_shrinkage", lambda v: float("nan")),
+                           r"bias_shrinkage must be finite and >= 0, got nan"),
     "nan mu": (_with("mu", lambda v: float("nan")), r"mu must be finite, got nan"),
     "no threads": (_with("n_threads", lambda v: 0), r"n_threads must be >= 1, got 0"),
     "nan rating": (_with("ratings", lambda a: np.where(np.arange(len(a)) == 5, np.nan, a)),

@@ -8,6 +8,7 @@ import pytest
 import mfcore
 from mfcore._kernels import recommend as _recommend
 from mfcore.errors import ModelFileError, NotFittedError, UnknownIdWarning
+from mfcore.recommend import CHOICE_WEIGHT
 
 
 def random_model(n_users=70, n_items=1037, k=5, density=0.2, dtype="float64", seed=0,
@@ -27,11 +28,14 @@ def random_model(n_users=70, n_items=1037, k=5, density=0.2, dtype="float64", se
     return model, mask
 
 
-def brute_force(model, mask, n, exclude_seen=True, candidates=None):
-    """Rows and scores of the top n by a full sort (ties: lower item row first)."""
+def brute_force(model, mask, n, exclude_seen=True, candidates=None, rank_by="choice"):
+    """Rows and scores of the top n by a full sort (ties: lower item row first), by the
+    prediction or by the choice model (prediction + 1.5 sigma log(1 + item count))."""
     S = (model.global_mean_ + model.user_bias_.astype(np.float64)[:, None]
          + model.item_bias_.astype(np.float64)[None, :]
          + model.user_factors_.astype(np.float64) @ model.item_factors_.astype(np.float64).T)
+    if rank_by == "choice":
+        S += CHOICE_WEIGHT * model.rating_scale_ * np.log1p(mask.sum(axis=0))[None, :]
     allowed = np.ones_like(S, dtype=bool)
     if exclude_seen:
         allowed &= ~mask
@@ -48,12 +52,13 @@ def brute_force(model, mask, n, exclude_seen=True, candidates=None):
     return rows, scores
 
 
+@pytest.mark.parametrize("rank_by", [None, "prediction", "choice"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_batch_equals_brute_force_ranking(dtype):
+def test_batch_equals_brute_force_ranking(dtype, rank_by):
     model, mask = random_model(dtype=dtype)
-    items, scores = model.recommend(np.arange(70), n=12)
+    items, scores = model.recommend(np.arange(70), n=12, rank_by=rank_by)
     assert items.shape == scores.shape == (70, 12)
-    want_rows, want_scores = brute_force(model, mask, 12)
+    want_rows, want_scores = brute_force(model, mask, 12, rank_by=rank_by or "choice")
     tol = 1e-9 if dtype == "float64" else 1e-4
     for u in range(70):
         np.testing.assert_allclose(scores[u], want_scores[u], rtol=0, atol=tol)
@@ -73,10 +78,25 @@ def test_seen_items_never_recommended_and_unseen_are_when_asked():
         np.testing.assert_array_equal(items_all[u], want_rows[u])
 
 
-def test_scores_are_unclipped_predictions():
+def test_scores_are_unclipped_predictions_or_the_choice_score():
     model, _ = random_model()
-    items, scores = model.recommend(5, n=7)
+    items, scores = model.recommend(5, n=7, rank_by="prediction")
     np.testing.assert_allclose(scores, model.predict([5] * 7, items, clip=False), atol=1e-9)
+    items, scores = model.recommend(5, n=7)
+    term = CHOICE_WEIGHT * model.rating_scale_ * np.log1p(model.item_counts_[items])
+    np.testing.assert_allclose(scores, model.predict([5] * 7, items, clip=False) + term,
+                               atol=1e-9)
+
+
+def test_rank_by_is_checked_and_needs_item_counts():
+    model, _ = random_model(n_users=6, n_items=10, k=2)
+    with pytest.raises(ValueError, match="rank_by must be one of .*'popular'"):
+        model.recommend(0, rank_by="popular")
+    model.item_counts_ = None  # a file from before the counts were kept
+    with pytest.raises(ValueError, match="rank_by='choice' needs the training rating counts"):
+        model.recommend(0, rank_by="choice")
+    items, scores = model.recommend(0, n=3)  # the default falls back to the prediction
+    np.testing.assert_allclose(scores, model.predict([0] * 3, items, clip=False), atol=1e-9)
 
 
 def test_batch_equals_one_by_one_and_threads_agree():
@@ -112,7 +132,7 @@ def test_ties_rank_by_item_row():
     model, _ = random_model(n_users=4, n_items=30, k=3)
     model.item_factors_[:] = model.item_factors_[0]
     model.item_bias_[:] = 0.25
-    items, scores = model.recommend(0, n=30, exclude_seen=False)
+    items, scores = model.recommend(0, n=30, exclude_seen=False, rank_by="prediction")
     np.testing.assert_array_equal(items, np.arange(30))
     assert np.ptp(scores) == 0
 
@@ -169,7 +189,8 @@ def test_unknown_user_fallback_is_the_most_rated_items_or_error():
     expected = np.lexsort((-model.item_bias_, -counts))[:5]
     np.testing.assert_array_equal(items, expected)
     assert counts[items[0]] == counts.max() and (np.diff(counts[items]) <= 0).all()
-    np.testing.assert_allclose(scores, model.global_mean_ + model.item_bias_[expected])
+    np.testing.assert_allclose(scores, model.global_mean_ + model.item_bias_[expected]
+                               + CHOICE_WEIGHT * model.rating_scale_ * np.log1p(counts[expected]))
     model.item_counts_ = None  # a model from a file that kept no counts: by bias
     with pytest.warns(UnknownIdWarning, match="largest bias"):
         by_bias, _ = model.recommend(10_000, n=5)

@@ -68,4 +68,4 @@ class Toy(Estimator):
     def _fold_in_penalty(self, shrinkage):
         """The user step of the toy's own objective, plus ``shrinkage`` ratings of penalty."""
         reg = self._checked_params()["reg"]
-        return reg, reg, shrinkage, 1.0
+        return reg, reg, shrinkage, 1.0, 0.0

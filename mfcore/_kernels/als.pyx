@@ -8,10 +8,14 @@ minimising
     sum_j (y_uj - b_u - p_u . q_j)^2 + lam_p(u) |p_u|^2 + lam_b(u) b_u^2,
     y_uj = r_uj - mu - c_j                      (c_j: the other side's bias),
     lam_p(u) = reg      * (base + count_weight * n_u),
-    lam_b(u) = reg_bias * (base + count_weight * n_u),   n_u: ratings of row u.
+    lam_b(u) = reg_bias * (base + count_weight * n_u) + bias_shrinkage,
+    n_u: ratings of row u.
 
 base=1, count_weight=0 is plain ALS; base=0, count_weight=1 is ALS-WR (weighted-lambda);
-base=shrinkage, count_weight=1 is SGD's fold-in rule. The normal equations are
+base=shrinkage, count_weight=1 is SGD's fold-in rule. ``bias_shrinkage`` (ratings' worth of
+penalty on the bias whatever the count) pulls the bias of a row with few ratings towards 0,
+as a prior would: without it a count-weighted bias of one rating is barely shrunk. The
+normal equations are
 accumulated in float64 and solved by a Cholesky factorisation in float64
 (``als_solve.h``); the answer is written in the factors' dtype. Rows are independent
 and each is solved by one thread in a fixed order, so the result does not depend on
@@ -137,7 +141,8 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols,
                const floating[::1] ratings, const floating[:, ::1] other_factors,
                const floating[::1] other_bias, double mu, double reg, double reg_bias,
                double base, double count_weight, bint fit_bias,
-               floating[:, ::1] factors, floating[::1] bias, int n_threads):
+               floating[:, ::1] factors, floating[::1] bias, int n_threads,
+               double bias_shrinkage=0.0):
     """Solve every row of a CSR rating matrix for its bias and factors, in place.
 
     Row u holds the ratings ``ratings[indptr[u]:indptr[u + 1]]`` of the other-side rows
@@ -177,7 +182,7 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols,
     if not (abs(mu) < float("inf")):
         raise ValueError(f"mu must be finite, got {mu!r}")
     for name, value in (("reg", reg), ("reg_bias", reg_bias), ("base", base),
-                        ("count_weight", count_weight)):
+                        ("count_weight", count_weight), ("bias_shrinkage", bias_shrinkage)):
         _check_penalty(name, value)
     if indptr[0] != 0:
         raise ValueError(f"indptr must start at 0, got {indptr[0]}")
@@ -225,7 +230,7 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols,
         else:
             scale = base + count_weight * <double>(hi - lo)
             status_view[u] = _solve_row(lo, hi, cols_ptr, ratings_ptr, Q, c, k, mu,
-                                        reg * scale, reg_bias * scale, fit_bias,
+                                        reg * scale, reg_bias * scale + bias_shrinkage, fit_bias,
                                         work + threadid() * per_thread, ld,
                                         P + u * k, &bias[u])
 

@@ -8,7 +8,9 @@ import sys
 
 import numpy as np
 
+from ..metrics import ranking_metrics
 from ..persistence import load
+from ..recommend import RANK_BY
 from .common import (CommandError, add_reader_options, check_output, load_fitted, print_json,
                      read, status)
 
@@ -17,10 +19,26 @@ MODEL_HELP = "model file written by 'mfcore train'"
 
 # --- evaluate ---------------------------------------------------------------------------
 
+def _add_rank_by_option(parser):
+    parser.add_argument("--rank-by", choices=RANK_BY, default=None,
+                        help="rank by the predicted rating, or by the choice model that weighs "
+                        "it with how often items were rated (default: the model's, see "
+                        "FactorModel.recommend)")
+
+
 def add_evaluate(commands):
-    p = commands.add_parser("evaluate", help="RMSE and MAE of a model on a ratings file")
+    p = commands.add_parser("evaluate", help="RMSE and MAE (or top-N metrics) of a model on "
+                            "a ratings file")
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("ratings", help="held-out ratings file")
+    p.add_argument("--ranking", action="store_true",
+                   help="top-N metrics instead: NDCG, precision, recall, MAP, hit rate and "
+                   "coverage at k over every unseen item (mfcore.metrics.ranking_metrics)")
+    p.add_argument("-k", "--k", type=_count, default=None,
+                   help="with --ranking: list length (default 10)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="with --ranking: a held-out rating >= this is relevant (default 4)")
+    _add_rank_by_option(p)
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_reader_options(p)
@@ -28,16 +46,36 @@ def add_evaluate(commands):
 
 
 def run_evaluate(args):
+    if not args.ranking and (args.k, args.threshold, args.rank_by) != (None, None, None):
+        args.parser.error("-k, --threshold and --rank-by go with --ranking")
     status(args, f"loading {args.model} ...")
     model = load_fitted(args.model)
     data = read(args, args.ratings, model=model)
     status(args, f"evaluating on {len(data):,} ratings ...")
+    if args.ranking:
+        return _print_ranking(args, model, data)
     scores = model.evaluate(data["user"], data["item"], data["rating"])
     if args.json:
         print_json(scores)
         return
     print(f"RMSE {scores['rmse']:.4f}  MAE {scores['mae']:.4f}  on {scores['n']:,} ratings "
           f"({scores['unknown_users']} unknown users, {scores['unknown_items']} unknown items)")
+
+
+def _print_ranking(args, model, data):
+    scores = ranking_metrics(model, data["user"], data["item"], data["rating"],
+                             k=10 if args.k is None else args.k,
+                             threshold=4.0 if args.threshold is None else args.threshold,
+                             rank_by=args.rank_by)
+    if args.json:
+        print_json(scores)
+        return
+    k = scores["k"]
+    print(f"NDCG@{k} {scores['ndcg']:.4f}  precision@{k} {scores['precision']:.4f}  "
+          f"recall@{k} {scores['recall']:.4f}  MAP@{k} {scores['map']:.4f}  "
+          f"hit rate {scores['hit_rate']:.4f}  coverage {scores['coverage']:.4f}")
+    print(f"over {scores['n_users']:,} users with a rating >= {scores['threshold']:g} "
+          f"({scores['unknown_users']} unknown to the model, given the most-rated items)")
 
 
 # --- predict ----------------------------------------------------------------------------
@@ -130,14 +168,16 @@ def _ranked_command(commands, name, ids, ids_help, count_help, **texts):
 def add_recommend(commands):
     p = _ranked_command(commands, "recommend", "users", "user ids", "items per user",
                         help="top-N items for users, as CSV",
-                        description="The N items with the highest predicted rating for each "
-                        "user, skipping the items the user rated in training. Writes CSV: "
-                        "user, rank, item, score (the predicted rating, unclipped).")
+                        description="The N best items for each user, skipping the items "
+                        "the user rated in training, by the model's default rule (--rank-by). "
+                        "Writes CSV: user, rank, item, score (what was ranked by: the "
+                        "predicted rating, unclipped, or it plus the choice term).")
     p.add_argument("--include-seen", action="store_true",
                    help="also recommend items the user rated in training")
     p.add_argument("--unknown", choices=("fallback", "error"), default="fallback",
                    help="a user the model does not know: the most-rated items in training "
                    "(default, with a warning) or fail")
+    _add_rank_by_option(p)
     p.set_defaults(func=run_recommend)
 
 
@@ -155,7 +195,7 @@ def run_recommend(args):
     model = load_fitted(args.model)
     users = _ids_for(model.user_map_, args.users)
     items, scores = model.recommend(users, n=args.n, exclude_seen=not args.include_seen,
-                                    unknown=args.unknown)
+                                    unknown=args.unknown, rank_by=args.rank_by)
     _write_ranked(["user", "rank", "item", "score"], users, items, scores)
 
 

@@ -359,7 +359,7 @@ class SGD(Estimator):
         that many ratings' worth of penalty; the default 50 suits users with few ratings
         and costs little with many (docs/tuning.md)."""
         params = self._checked_params()
-        return params["reg"] * self.rating_scale_, bias_reg(params), shrinkage, 1.0
+        return params["reg"] * self.rating_scale_, bias_reg(params), shrinkage, 1.0, 0.0
 
 
 #: The estimator's first name, kept: ``mfcore.Model`` is ``mfcore.SGD``.
