@@ -2,7 +2,7 @@
 
     python benchmarks/als_kernel_speed.py [rounds] [k,k,...] [threads,...] [simd path]
 
-Times ``mfcore._kernels.als.solve_rows`` for one half-iteration of biased ALS
+Times ``mfcore._kernels.rowsolve.solve_rows`` for one half-iteration of biased ALS
 (solve every user against fixed item factors) and the other (every item
 against fixed user factors) on ratings of MovieLens-1M shape: 6040 users,
 3706 items, 900,000 ratings drawn by ``datasets.synthetic`` (power-law users
@@ -26,7 +26,8 @@ import time
 import numpy as np
 
 from mfcore import datasets
-from mfcore._kernels import als
+from mfcore._kernels import rowsolve as als
+from mfcore._kernels import simd
 
 SHAPE = {"n_users": 6040, "n_items": 3706, "n_ratings": 900_000, "min_per_user": 20}
 REG, REG_BIAS, BASE, COUNT_WEIGHT = 0.05, 0.05, 0.0, 1.0  # ALS-WR
@@ -64,7 +65,7 @@ def main(rounds=3, ks=(32, 64, 128), threads=(1, 2), path=None):
     mu = float(ratings.mean())
     by_user = csr(users, items, ratings, n_users)
     by_item = csr(items, users, ratings, n_items)
-    path = path or als.simd_supported()[-1]
+    path = path or simd.simd_supported()[-1]
     als.set_simd_path(path)
     print(f"{len(ratings)} ratings, {n_users} users x {n_items} items; float32 factors; "
           f"ALS-WR penalties; SIMD path {path}; median of {rounds} runs")

@@ -26,7 +26,7 @@ def test_predict_and_evaluate_throughput(benchmark):
     users = np.tile(train[0], 2)[:2_000_000]
     items = np.tile(train[1], 2)[:2_000_000]
     ratings = np.tile(train[2], 2)[:2_000_000]
-    from mfcore._kernels import sgd as _kernels
+    from mfcore._kernels import predict as _kernels
     u, i = model.user_map_.lookup(users, "users"), model.item_map_.lookup(items, "items")
     out = np.empty(len(u), np.float32)
     params = (model.user_factors_, model.item_factors_, model.user_bias_, model.item_bias_,

@@ -73,6 +73,7 @@ def test_surprise_svd(benchmark, preset, k, hyper):
 def test_mfcore_serial_full_shuffle(benchmark, preset, k, hyper):
     """Plain SGD over a full random permutation every epoch (mfcore's reference kernel,
     one thread): the RMSE the block schedule should match."""
+    from mfcore._kernels import predict as _predict
     from mfcore._kernels import sgd as _kernels
     train, test = load(preset)
     u, i, r = train
@@ -88,11 +89,11 @@ def test_mfcore_serial_full_shuffle(benchmark, preset, k, hyper):
             order = rng.permutation(len(r))
             start = time.perf_counter()
             _kernels.sgd_epoch(u, i, r, order, P, Q, bu, bi, mu, hyper["lr"], hyper["reg"],
-                               hyper["reg"], 1)
+                               hyper["reg"])
             seconds.append(time.perf_counter() - start)
     benchmark.pedantic(fit, rounds=1, iterations=1)
     out = np.empty(len(test[2]), np.float32)
-    _kernels.predict(test[0], test[1], P, Q, bu, bi, mu, 1.0, 5.0, out, 1)
+    _predict.predict(test[0], test[1], P, Q, bu, bi, mu, 1.0, 5.0, out, 1)
     record(benchmark, table="throughput", preset=preset, k=k,
            impl="mfcore serial, full shuffle", threads=1,
            updates_per_sec=median_updates(seconds, len(r)), rmse=rmse(out, test[2]),

@@ -68,8 +68,9 @@ from distributed import KilledWorker, default_client, get_worker
 from . import params as p
 from . import registry
 from ._kernels import bayes as _bayes
+from ._kernels import predict as _predict
 from ._kernels import sgd as _sgd_kernels
-from ._kernels.als import solve_rows
+from ._kernels.rowsolve import solve_rows
 from ._threads import resolve_n_threads
 from .data import (RatingSummary, as_ratings, column_names, merge_sorted, report_duplicates,
                    validation_rows)
@@ -287,7 +288,7 @@ class _Shard:
         self.item_offset = item_offset
         rows = np.repeat(np.arange(*self.item_range, dtype=np.int32), np.diff(items.full_ptr))
         pred = np.empty(len(rows))
-        _sgd_kernels.predict(items.cols, rows, P, Q, bu, bi, 0.0, -np.inf, np.inf, pred,
+        _predict.predict(items.cols, rows, P, Q, bu, bi, 0.0, -np.inf, np.inf, pred,
                              self.n_threads)  # the parameters are in standardized units
         self.residual[1][:] = standardized(items.values, mu, scale) - pred
         return [self.residual[1][idx] for idx in items.exchange], self._chunks()
@@ -397,7 +398,7 @@ class _Shard:
             band_bias = np.zeros(side.hi - side.lo, bias.dtype)
             band_factors[side.present], band_bias[side.present] = factors, bias
             items = np.repeat(side.present.astype(np.int32), side.counts)
-            sse = _sgd_kernels.squared_error(side.cols, items, side.values, other_factors,
+            sse = _predict.squared_error(side.cols, items, side.values, other_factors,
                                              band_factors, other_bias, band_bias, mu, -np.inf,
                                              np.inf, self.n_threads)
         return factors, bias, sse, time.perf_counter() - start
@@ -591,7 +592,7 @@ class _BayesSweeps(_Sweeps):
         self.n_threads = resolve_n_threads(params["n_threads"])
         self.n = int(sum(c.sum() for c in band_counts[0]))
         self._start_state(model)
-        self.implicit, self.P_seen, self.Q_seen = {}, self.P, self.Q
+        self.implicit, self.P_seen, self.Q_seen = None, self.P, self.Q
         self.features = {}  # side features are not trained on Dask (fit takes none)
         offsets = np.concatenate([[0], np.cumsum([c.sum() for c in band_counts[1]])])
         out = cluster.call_each("bayes_setup", 0, [

@@ -17,8 +17,8 @@ import warnings
 import numpy as np
 
 from . import persistence, recommend as _recommend
-from ._kernels import sgd as _sgd_kernels
-from ._kernels.als import solve_rows
+from ._kernels import predict as _predict
+from ._kernels.rowsolve import solve_rows
 from ._threads import resolve_n_threads
 from .data import (as_ratings, check_lengths, check_seen, merge_duplicates, rating_arrays,
                    replace_seen_rows, to_numpy)
@@ -330,14 +330,14 @@ class FactorModel:
         """Predictions for int32 rows (-1: unknown, no bias and no factors), in a parallel kernel."""
         out = np.empty(len(u), dtype=self.user_factors_.dtype)
         lo, hi = self.rating_range_ if clip else (-np.inf, np.inf)
-        _sgd_kernels.predict(u, i, self.user_factors_, self.item_factors_, self.user_bias_,
+        _predict.predict(u, i, self.user_factors_, self.item_factors_, self.user_bias_,
                              self.item_bias_, self.global_mean_, lo, hi, out, self._threads())
         return out
 
     def _rmse_rows(self, u, i, r):
         """RMSE of the clipped predictions for rows u, i against ratings r, in a kernel."""
         lo, hi = self.rating_range_
-        sse = _sgd_kernels.squared_error(u, i, r, *self._parameters(), self.global_mean_, lo, hi,
+        sse = _predict.squared_error(u, i, r, *self._parameters(), self.global_mean_, lo, hi,
                                          self._threads())
         return float(np.sqrt(sse / len(r)))
 
@@ -448,7 +448,7 @@ class FactorModel:
 
     def _fold_in_penalty(self, shrinkage):
         """(reg, reg_bias, base, count_weight, bias_shrinkage) of fold-in's row objective (see
-        ``fold_in`` and ``mfcore._kernels.als.solve_rows``)."""
+        ``fold_in`` and ``mfcore._kernels.rowsolve.solve_rows``)."""
         raise NotImplementedError(f"{type(self).__name__} does not define fold-in's penalty")
 
     def _fold_in_rows(self, indptr, items, ratings, shrinkage):

@@ -8,23 +8,25 @@ Every kernel module runs on the same path: ``select`` is the only way to change 
 """
 import os
 
-from ._kernels import als as _als
+from ._kernels import predict as _predict
 from ._kernels import recommend as _recommend
+from ._kernels import rowsolve as _rowsolve
 from ._kernels import sgd as _sgd
+from ._kernels import simd as _simd
 
 __all__ = ["PATHS", "supported", "current", "select", "specialized_k"]
 
-PATHS = _sgd.SIMD_PATHS
+PATHS = _simd.SIMD_PATHS
 
 #: Every compiled kernel module with SIMD paths. Each has ``set_simd_path(name)``
 #: (raising ValueError for an unknown or unsupported path) and ``simd_path()``; a new
 #: kernel module with SIMD paths is added here, and only here.
-_KERNEL_MODULES = (_sgd, _recommend, _als)
+_KERNEL_MODULES = (_sgd, _predict, _recommend, _rowsolve)
 
 
 def supported():
     """The paths this build has and this CPU can run, narrowest first."""
-    return _sgd.simd_supported()
+    return _simd.simd_supported()
 
 
 def current():

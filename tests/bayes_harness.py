@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from mfcore._kernels import bayes as _bayes
-from mfcore._kernels.sgd import predict as _predict
+from mfcore._kernels.predict import predict as _predict
 from mfcore.estimators.bayes import sampler_layout
 
 #: z of the central 90% interval of a normal distribution

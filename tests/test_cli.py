@@ -11,7 +11,7 @@ import pytest
 import mfcore
 from mfcore import cli, datasets
 from mfcore.cli.common import say
-from mfcore.errors import Message, Setting
+from mfcore.errors import InvalidParameterError, Message, Setting
 
 pd = pytest.importorskip("pandas")
 
@@ -355,6 +355,13 @@ def test_messages_name_settings_as_fields_that_the_cli_spells_as_flags():
         "e.g. --columns user,item"
     assert say(Message("say which with {0}", Setting("member"))) == "say which with --member"
     assert say(ValueError("plain text, n_iter=3 stays")) == "plain text, n_iter=3 stays"
+
+
+def test_a_parameter_error_is_spelled_from_its_fields():
+    assert say(InvalidParameterError("n_iter_no_change", 0, "an integer >= 1")) == \
+        "--n-iter-no-change must be an integer >= 1, got 0"
+    assert say(InvalidParameterError("validation_fraction", 1.5, "strictly between 0 and 1")) \
+        == "--val must be strictly between 0 and 1, got 1.5"
 
 
 def test_algorithm_bayes_trains_with_implicit_terms(files, capsys, tmp_path):

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from mfcore._kernels import predict as _predict
 from mfcore._kernels import sgd as _kernels
 
 
@@ -24,7 +25,7 @@ def test_sgd_epoch_matches_numpy_reference(dtype, tol, numpy_epoch):
     mu, lr, reg, reg_bias = 3.2, 0.05, 0.03, 0.01
     want = [a.copy() for a in (P, Q, bu, bi)]
     want_sse = numpy_epoch(users, items, ratings, order, *want, mu, lr, reg, reg_bias)
-    sse = _kernels.sgd_epoch(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, reg_bias, 1)
+    sse = _kernels.sgd_epoch(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, reg_bias)
     for got, expected in zip((P, Q, bu, bi), want):
         np.testing.assert_allclose(got, expected, rtol=0, atol=tol)
     assert sse == pytest.approx(want_sse, rel=tol)
@@ -48,12 +49,12 @@ def test_predict_and_squared_error_match_numpy(dtype):
     both = ku & ki
     want[both] += np.einsum("nk,nk->n", P[users[both]], Q[items[both]])
     out = np.empty(len(users), dtype=dtype)
-    _kernels.predict(users, items, P, Q, bu, bi, mu, -np.inf, np.inf, out, 1)
+    _predict.predict(users, items, P, Q, bu, bi, mu, -np.inf, np.inf, out, 1)
     np.testing.assert_allclose(out, want, rtol=1e-5)
     assert out[2] == pytest.approx(mu)
 
-    _kernels.predict(users, items, P, Q, bu, bi, mu, 2.9, 3.1, out, 2)
+    _predict.predict(users, items, P, Q, bu, bi, mu, 2.9, 3.1, out, 2)
     np.testing.assert_allclose(out, np.clip(want, 2.9, 3.1), rtol=1e-5)
 
-    sse = _kernels.squared_error(users, items, ratings, P, Q, bu, bi, mu, 1.0, 5.0, 2)
+    sse = _predict.squared_error(users, items, ratings, P, Q, bu, bi, mu, 1.0, 5.0, 2)
     assert sse == pytest.approx(np.sum((ratings - np.clip(want, 1, 5)) ** 2), rel=1e-5)

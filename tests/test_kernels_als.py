@@ -1,8 +1,9 @@
-"""The ALS row solve (``mfcore._kernels.als.solve_rows``) against a NumPy reference."""
+"""The ALS row solve (``mfcore._kernels.rowsolve.solve_rows``) against a NumPy reference."""
 import numpy as np
 import pytest
 
-from mfcore._kernels import als
+from mfcore._kernels import rowsolve as als
+from mfcore._kernels import simd
 
 #: (base, count_weight) of the three penalty rules
 MODES = {"plain": (1.0, 0.0), "als-wr": (0.0, 1.0), "fold-in": (5.0, 1.0)}
@@ -64,7 +65,7 @@ def solve(data, mu=3.5, reg=0.1, reg_bias=0.02, base=1.0, count_weight=0.0, fit_
 def each_simd_path():
     """Run the test body once per SIMD path this CPU has, then restore the path."""
     before = als.simd_path()
-    yield als.simd_supported()
+    yield simd.simd_supported()
     als.set_simd_path(before)
 
 
@@ -285,8 +286,8 @@ def test_wrong_dtype_or_layout_is_refused(name, change):
 
 
 def test_simd_path_names():
-    assert als.SIMD_PATHS == ("baseline", "avx2", "avx512")
-    assert als.simd_path() in als.simd_supported()
-    assert als.simd_supported()[0] == "baseline"
+    assert simd.SIMD_PATHS == ("baseline", "avx2", "avx512")
+    assert als.simd_path() in simd.simd_supported()
+    assert simd.simd_supported()[0] == "baseline"
     with pytest.raises(ValueError, match="SIMD path must be one of"):
         als.set_simd_path("sse9")

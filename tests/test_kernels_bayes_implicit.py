@@ -72,10 +72,10 @@ class ImplicitState:
             self.user_ptr, self.user_items, self.user_pos, self.item_ptr, self.item_users,
             self.item_pos, self.residual, self.user_residual, self.P, self.Q, self.bu, self.bi,
             self.user_hyper, self.item_hyper, self.seed, self.sweeps, n_threads,
-            implicit_user_ptr=self.ptrs[0], implicit_user_items=self.ptrs[1],
-            implicit_item_ptr=self.ptrs[2], implicit_item_users=self.ptrs[3], y=self.Y,
-            z=self.Z, ybar=self.ybar, zbar=self.zbar, user_effective=self.Pe,
-            item_effective=self.Qe, y_hyper=self.y_hyper, z_hyper=self.z_hyper)
+            implicit=bayes.ImplicitTerms(*self.ptrs, y=self.Y, z=self.Z, ybar=self.ybar,
+                                         zbar=self.zbar, user_effective=self.Pe,
+                                         item_effective=self.Qe, y_hyper=self.y_hyper,
+                                         z_hyper=self.z_hyper))
         self.sweeps += 1
         return out
 
@@ -217,22 +217,23 @@ def test_implicit_means_is_the_scaled_sum():
 
 
 @pytest.mark.parametrize("change, match", [
-    (dict(implicit_item_users=None), "need implicit_user_ptr"),
+    (dict(item_users=None), "need user_ptr, user_items, item_ptr and item_users"),
     (dict(ybar=np.zeros((3, 3))), r"ybar has shape \(3, 3\), expected \(8, 3\)"),
     (dict(y_hyper=np.zeros((2, 4))), r"y_hyper has shape \(2, 4\), expected \(2, 3\)"),
-    (dict(implicit_user_ptr=np.zeros(9, np.int64)), "implicit_user_ptr must run from 0"),
+    (dict(user_ptr=np.zeros(9, np.int64)), "implicit user_ptr must run from 0"),
 ])
 def test_bad_implicit_state_raises(change, match):
     st = ImplicitState()
-    kwargs = dict(implicit_user_ptr=st.ptrs[0], implicit_user_items=st.ptrs[1],
-                  implicit_item_ptr=st.ptrs[2], implicit_item_users=st.ptrs[3], y=st.Y, z=st.Z,
-                  ybar=st.ybar, zbar=st.zbar, user_effective=st.Pe, item_effective=st.Qe,
-                  y_hyper=st.y_hyper, z_hyper=st.z_hyper)
+    kwargs = dict(user_ptr=st.ptrs[0], user_items=st.ptrs[1], item_ptr=st.ptrs[2],
+                  item_users=st.ptrs[3], y=st.Y, z=st.Z, ybar=st.ybar, zbar=st.zbar,
+                  user_effective=st.Pe, item_effective=st.Qe, y_hyper=st.y_hyper,
+                  z_hyper=st.z_hyper)
     kwargs.update(change)
     with pytest.raises(ValueError, match=match):
         bayes.gibbs_sweep(st.user_ptr, st.user_items, st.user_pos, st.item_ptr, st.item_users,
                           st.item_pos, st.residual, st.user_residual, st.P, st.Q, st.bu, st.bi,
-                          st.user_hyper, st.item_hyper, st.seed, 0, 1, **kwargs)
+                          st.user_hyper, st.item_hyper, st.seed, 0, 1,
+                          implicit=bayes.ImplicitTerms(**kwargs))
 
 
 def test_implicit_members_out_of_range_raise():
@@ -243,7 +244,7 @@ def test_implicit_members_out_of_range_raise():
         bayes.gibbs_sweep(st.user_ptr, st.user_items, st.user_pos, st.item_ptr, st.item_users,
                           st.item_pos, st.residual, st.user_residual, st.P, st.Q, st.bu, st.bi,
                           st.user_hyper, st.item_hyper, st.seed, 0, 1,
-                          implicit_user_ptr=st.ptrs[0], implicit_user_items=items,
-                          implicit_item_ptr=st.ptrs[2], implicit_item_users=st.ptrs[3], y=st.Y,
-                          z=st.Z, ybar=st.ybar, zbar=st.zbar, user_effective=st.Pe,
-                          item_effective=st.Qe, y_hyper=st.y_hyper, z_hyper=st.z_hyper)
+                          implicit=bayes.ImplicitTerms(
+                              st.ptrs[0], items, st.ptrs[2], st.ptrs[3], y=st.Y, z=st.Z,
+                              ybar=st.ybar, zbar=st.zbar, user_effective=st.Pe,
+                              item_effective=st.Qe, y_hyper=st.y_hyper, z_hyper=st.z_hyper))

@@ -4,7 +4,9 @@ import pytest
 
 import mfcore
 from mfcore._kernels import recommend as _recommend
+from mfcore._kernels import predict as _predict
 from mfcore._kernels import sgd as _kernels
+from mfcore._kernels import simd as _simd
 from mfcore.estimators import sgd as _sgd
 from mfcore.estimators.sgd import SGDTrainer
 
@@ -58,7 +60,7 @@ def test_every_supported_simd_path_gives_the_same_model(dtype):
     before = mfcore.simd.current()
     try:
         models = {}
-        for path in _kernels.simd_supported():
+        for path in _simd.simd_supported():
             mfcore.simd.select(path)
             assert _kernels.simd_path() == path
             # k=37: full 64-byte vectors plus a scalar tail
@@ -78,7 +80,7 @@ def test_every_supported_simd_path_gives_the_same_model(dtype):
 def test_unsupported_or_unknown_simd_path_is_refused():
     with pytest.raises(ValueError, match="must be one of"):
         _kernels.set_simd_path("sse9")
-    if "avx512" not in _kernels.simd_supported():
+    if "avx512" not in _simd.simd_supported():
         with pytest.raises(ValueError, match="not supported"):
             _kernels.set_simd_path("avx512")
 
@@ -301,9 +303,9 @@ def test_predict_and_squared_error_do_not_depend_on_threads(dtype):
     outs, sses = [], []
     for n_threads in (1, 2, 8):
         out = np.empty(n, dtype)
-        _kernels.predict(users, items, P, Q, bu, bi, 3.0, 1.0, 5.0, out, n_threads)
+        _predict.predict(users, items, P, Q, bu, bi, 3.0, 1.0, 5.0, out, n_threads)
         outs.append(out)
-        sses.append(_kernels.squared_error(users, items, ratings, P, Q, bu, bi, 3.0, 1.0, 5.0,
+        sses.append(_predict.squared_error(users, items, ratings, P, Q, bu, bi, 3.0, 1.0, 5.0,
                                            n_threads))
     assert all(np.array_equal(outs[0], o) for o in outs)
     assert sses[0] == sses[1] == sses[2]
@@ -317,7 +319,7 @@ def test_predict_and_squared_error_do_not_depend_on_threads(dtype):
     np.testing.assert_allclose(outs[0], want, rtol=1e-5)
     assert sses[0] == pytest.approx(np.sum((ratings - want) ** 2), rel=1e-5)
     with pytest.raises(ValueError, match="out has"):
-        _kernels.predict(users, items, P, Q, bu, bi, 3.0, 1.0, 5.0, np.empty(n - 1, dtype), 1)
+        _predict.predict(users, items, P, Q, bu, bi, 3.0, 1.0, 5.0, np.empty(n - 1, dtype), 1)
 
 
 def test_show_config_reports_the_running_path(capsys):

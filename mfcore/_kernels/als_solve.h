@@ -33,6 +33,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include "mf_common.h"
 #include "simd_dispatch.h"
 
 enum { MF_ALS_CHUNK = 16 };        /* ratings per pass over G: two groups of 8 */
@@ -40,14 +41,6 @@ enum { MF_ALS_CHUNK = 16 };        /* ratings per pass over G: two groups of 8 *
 #define MF_ALS_PIVOT_TOL 1e-12     /* a pivot at or below this times its diagonal fails */
 #define MF_ALS_JITTER 1e-6         /* the retry adds this times the mean diagonal ... */
 #define MF_ALS_JITTER_FLOOR 1e-12  /* ... plus this */
-
-#if defined(__GNUC__)
-#define MF_ALS_INLINE static inline __attribute__((always_inline))
-#define MF_ALS_RESTRICT __restrict
-#else
-#define MF_ALS_INLINE static inline
-#define MF_ALS_RESTRICT
-#endif
 
 /* Doubles in one row of X, G and U: k + 2 columns rounded up to a multiple of 8. */
 static inline int64_t mf_als_ld(int64_t k)
@@ -68,7 +61,7 @@ static inline int64_t mf_als_scratch_doubles(int64_t k)
  * that sum (what G held there is not read). Row i takes the groups of 8 rows of X one
  * after the other while its segment of G stays in L1, and each group's 8 terms are summed
  * in two chains (even and odd t) so that a short row does not wait on one long chain. */
-MF_ALS_INLINE void mf_als_syrk_body(double *MF_ALS_RESTRICT G, const double *MF_ALS_RESTRICT X,
+MF_INLINE void mf_als_syrk_body(double *MF_RESTRICT G, const double *MF_RESTRICT X,
                                     int64_t groups, int64_t i0, int64_t i1, int64_t ld,
                                     double sign, const int overwrite)
 {
@@ -101,8 +94,8 @@ MF_ALS_INLINE void mf_als_syrk_body(double *MF_ALS_RESTRICT G, const double *MF_
 }
 
 /* sum of u[c] * v[c] over c in [c0, ld), c0 and ld multiples of 8, in 8 fixed lanes. */
-MF_ALS_INLINE double mf_als_dot_body(const double *MF_ALS_RESTRICT u,
-                                     const double *MF_ALS_RESTRICT v, int64_t c0, int64_t ld)
+MF_INLINE double mf_als_dot_body(const double *MF_RESTRICT u,
+                                     const double *MF_RESTRICT v, int64_t c0, int64_t ld)
 {
     double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int64_t c = c0; c < ld; c += 8)
@@ -113,9 +106,9 @@ MF_ALS_INLINE double mf_als_dot_body(const double *MF_ALS_RESTRICT u,
 /* Cholesky of U (d rows, held as described above; U = G + diagonal on entry) in place,
  * U^T U = G + diagonal, with the columns past d (the right-hand side) carried along.
  * G is read only for the pivot test. Returns 0, or j + 1 for the first failed pivot j. */
-MF_ALS_INLINE int64_t mf_als_factor_body(const double *MF_ALS_RESTRICT G,
-                                         double *MF_ALS_RESTRICT U, int64_t d, int64_t ld,
-                                         const double *MF_ALS_RESTRICT shift)
+MF_INLINE int64_t mf_als_factor_body(const double *MF_RESTRICT G,
+                                         double *MF_RESTRICT U, int64_t d, int64_t ld,
+                                         const double *MF_RESTRICT shift)
 {
     for (int64_t j0 = 0; j0 < d; j0 += 8) {
         const int64_t j1 = j0 + 8 < d ? j0 + 8 : d;
@@ -145,10 +138,10 @@ MF_ALS_INLINE int64_t mf_als_factor_body(const double *MF_ALS_RESTRICT G,
 
 /* Solve (G + diag(shift)) x = G[:, k + 1] for x[0..d); U and x are scratch like G.
  * Returns 0, or j + 1 for the first failed pivot j, or -1 for a non-finite solution. */
-MF_ALS_INLINE int64_t mf_als_attempt_body(const double *MF_ALS_RESTRICT G,
-                                          double *MF_ALS_RESTRICT U, double *MF_ALS_RESTRICT x,
+MF_INLINE int64_t mf_als_attempt_body(const double *MF_RESTRICT G,
+                                          double *MF_RESTRICT U, double *MF_RESTRICT x,
                                           int64_t k, int64_t d, int64_t ld,
-                                          const double *MF_ALS_RESTRICT shift)
+                                          const double *MF_RESTRICT shift)
 {
     memcpy(U, G, (size_t)(d * ld) * sizeof(double));
     for (int64_t j = 0; j < d; j++) U[j * ld + j] += shift[j];
@@ -167,8 +160,8 @@ MF_ALS_INLINE int64_t mf_als_attempt_body(const double *MF_ALS_RESTRICT G,
 
 /* The whole solve with one retry: penalties lam_p on x[0..k), lam_b on x[k] (fit_bias).
  * shift is scratch of k + 1 doubles. Returns 0 (solved), 1 (solved with jitter) or -1. */
-MF_ALS_INLINE int mf_als_solve_body(const double *MF_ALS_RESTRICT G, double *MF_ALS_RESTRICT U,
-                                    double *MF_ALS_RESTRICT x, double *MF_ALS_RESTRICT shift,
+MF_INLINE int mf_als_solve_body(const double *MF_RESTRICT G, double *MF_RESTRICT U,
+                                    double *MF_RESTRICT x, double *MF_RESTRICT shift,
                                     int64_t k, int fit_bias, int64_t ld, double lam_p,
                                     double lam_b)
 {
@@ -250,18 +243,10 @@ static int mf_als_current_path = MF_PATH_BASELINE;
 /* Use `path` (MF_PATH_*); returns 0 if this build or CPU lacks it (nothing changes). */
 static int mf_als_select_path(int path)
 {
-    if (path < 0 || path >= MF_N_PATHS || !mf_path_supported(path)) return 0;
-    mf_als_accumulate_path = mf_als_accumulate_baseline;
-    mf_als_solve_path = mf_als_solve_baseline;
-#if MF_X86_DISPATCH
-    if (path == MF_PATH_AVX512) {
-        mf_als_accumulate_path = mf_als_accumulate_avx512;
-        mf_als_solve_path = mf_als_solve_avx512;
-    } else if (path == MF_PATH_AVX2) {
-        mf_als_accumulate_path = mf_als_accumulate_avx2;
-        mf_als_solve_path = mf_als_solve_avx2;
-    }
-#endif
+    if (!mf_path_supported(path))
+        return 0;
+    mf_als_accumulate_path = MF_FOR_PATH(path, mf_als_accumulate);
+    mf_als_solve_path = MF_FOR_PATH(path, mf_als_solve);
     mf_als_current_path = path;
     return 1;
 }

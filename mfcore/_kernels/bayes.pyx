@@ -46,6 +46,7 @@ Nothing depends on the thread count or the schedule: a sweep is bit-identical fo
 """
 from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt
+from libc.string cimport memset
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
 import numpy as np
@@ -211,7 +212,181 @@ def check_layout(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                                  f"item-CSR position {t}")
 
 
-# --- one sweep --------------------------------------------------------------------------
+# --- the parts of a sweep ---------------------------------------------------------------
+
+cdef struct Prior:
+    # the Normal-Gamma hyperprior (see ``gibbs_sweep``)
+    double alpha_0, beta_0, mu_0, gamma_0, alpha_lambda, beta_lambda
+
+
+cdef Prior _prior(double alpha_0, double beta_0, double mu_0, double gamma_0,
+                  double alpha_lambda, double beta_lambda) except *:
+    for name, value in (("alpha_0", alpha_0), ("beta_0", beta_0), ("gamma_0", gamma_0),
+                        ("alpha_lambda", alpha_lambda), ("beta_lambda", beta_lambda)):
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+    return Prior(alpha_0, beta_0, mu_0, gamma_0, alpha_lambda, beta_lambda)
+
+
+cdef struct Groups:
+    # the parameter groups whose (mean, precision) a sweep draws, in task order: the user
+    # bias and k user factor columns, the same for items, then y's k columns and z's (when
+    # not NULL); hyper arrays are (2, width) row-major: means, then precisions
+    int64_t k, n_users, n_items
+    double* P
+    double* Q
+    double* bu
+    double* bi
+    double* user_hyper
+    double* item_hyper
+    double* Y
+    double* Z
+    double* y_hyper
+    double* z_hyper
+
+
+cdef inline int64_t _n_groups(const Groups* g) noexcept nogil:
+    return 2 * (g.k + 1) + (g.k if g.Y != NULL else 0) + (g.k if g.Z != NULL else 0)
+
+
+cdef void _draw_group(const Groups* g, int64_t c, const Prior* pr, uint64_t seed,
+                      uint64_t sweep) noexcept nogil:
+    """Group ``c``'s (mean, precision) from its Normal-Gamma posterior."""
+    cdef int64_t k = g.k
+    if c <= k:
+        mf_normal_gamma(g.bu if c == 0 else g.P + (c - 1), g.n_users, 1 if c == 0 else k,
+                        pr.mu_0, pr.gamma_0, pr.alpha_lambda, pr.beta_lambda, seed,
+                        MF_STREAM_USER_HYPER, sweep, c, g.user_hyper + c,
+                        g.user_hyper + (k + 1) + c)
+    elif c <= 2 * k + 1:
+        c = c - k - 1
+        mf_normal_gamma(g.bi if c == 0 else g.Q + (c - 1), g.n_items, 1 if c == 0 else k,
+                        pr.mu_0, pr.gamma_0, pr.alpha_lambda, pr.beta_lambda, seed,
+                        MF_STREAM_ITEM_HYPER, sweep, c, g.item_hyper + c,
+                        g.item_hyper + (k + 1) + c)
+    elif g.Y != NULL and c < 3 * k + 2:
+        c = c - 2 * k - 2
+        mf_normal_gamma(g.Y + c, g.n_items, k, pr.mu_0, pr.gamma_0, pr.alpha_lambda,
+                        pr.beta_lambda, seed, MF_STREAM_Y_HYPER, sweep, c, g.y_hyper + c,
+                        g.y_hyper + k + c)
+    else:
+        c = c - 2 * k - 2 - (k if g.Y != NULL else 0)
+        mf_normal_gamma(g.Z + c, g.n_users, k, pr.mu_0, pr.gamma_0, pr.alpha_lambda,
+                        pr.beta_lambda, seed, MF_STREAM_Z_HYPER, sweep, c, g.z_hyper + c,
+                        g.z_hyper + k + c)
+
+
+cdef inline double _alpha(int64_t n, double sse, const Prior* pr, uint64_t seed,
+                          uint64_t sweep) noexcept nogil:
+    """The noise precision's draw given the sum of squared residuals of the n ratings."""
+    return (mf_gamma(0.5 * (pr.alpha_0 + n), seed, MF_STREAM_NOISE, sweep, 0, 0)
+            / (0.5 * (pr.beta_0 + sse)))
+
+
+cdef Groups _groups(double[:, ::1] P, double[:, ::1] Q, double[::1] bu, double[::1] bi,
+                    double[:, ::1] user_hyper, double[:, ::1] item_hyper):
+    """The groups of the explicit parameters (shapes checked by the caller)."""
+    cdef int64_t n_users = P.shape[0], n_items = Q.shape[0], k = P.shape[1]
+    cdef Groups g
+    memset(&g, 0, sizeof(Groups))  # no implicit vectors (ImplicitTerms adds them)
+    g.k, g.n_users, g.n_items = k, n_users, n_items
+    g.P = &P[0, 0] if n_users * k > 0 else NULL
+    g.Q = &Q[0, 0] if n_items * k > 0 else NULL
+    g.bu = &bu[0] if n_users > 0 else NULL
+    g.bi = &bi[0] if n_items > 0 else NULL
+    g.user_hyper, g.item_hyper = &user_hyper[0, 0], &item_hyper[0, 0]
+    return g
+
+
+cdef struct Half:
+    # one side's half-sweep: its rows draw their bias and factors given the other side
+    int64_t n_rows, k, first_row    # rows, factors, the counter of row 0 (a band's offset)
+    const int64_t* ptr              # row r's ratings are ptr[r]:ptr[r + 1] of e and cols
+    const int32_t* cols             # the other side's row of each rating
+    const int64_t* pos              # where each rating's residual stands in ``source``
+    const double* source            # residuals in the other side's order (NULL: e holds
+                                    # them already, in this side's order)
+    double* e                       # the residuals in this side's order
+    double* bias
+    double* factors
+    const double* other             # the other side's factors as the ratings see them
+    const double* hyper             # (2, k + 1): the group means, then the precisions
+    uint64_t stream
+    # implicit terms on this side (NULL without): the rows draw their effective vectors
+    # under the prior shifted by their implicit term, then the implicit columns follow
+    double* effective               # factors + shift
+    double* shift                   # the rows' implicit terms (ybar or zbar)
+    const double* bias_shift        # the biases' (side features; NULL without)
+    double* vectors                 # the implicit vectors (y or z), n_vectors rows
+    int64_t n_vectors
+    const int64_t* vec_ptr          # each vector's members (rows of this side)
+    const int32_t* vec_members
+    const double* vec_weight        # sum of its members' scale^2
+    const double* row_scale         # |N(r)|^-1/2 of each row
+    double* vec_hyper               # (2, k): the vectors' column groups
+    uint64_t vec_stream
+
+
+cdef void _half_sweep(const Half* h, double alpha, uint64_t seed, uint64_t sweep,
+                      double[:, ::1] scratch, double[:, ::1] means, double[:, ::1] work,
+                      int n_threads) noexcept nogil:
+    """The rows of one side in parallel, each from its full conditional (``mf_gibbs_row``),
+    having first gathered its residuals into its own range; then, with implicit terms, the
+    implicit columns (MF_IMPLICIT_BLOCK a task). Scratch arrays: one row a thread."""
+    cdef int64_t k = h.k, r, t, f, start, m, blk
+    cdef int64_t n_blocks = (k + MF_IMPLICIT_BLOCK - 1) // MF_IMPLICIT_BLOCK
+    cdef const double* row_mean
+    cdef double* shifted_mean
+    cdef double* w
+    for r in prange(h.n_rows, num_threads=n_threads, schedule="dynamic", chunksize=8):
+        start = h.ptr[r]
+        m = h.ptr[r + 1] - start
+        if h.source != NULL:
+            for t in range(start, start + m):
+                h.e[t] = h.source[h.pos[t]]
+        row_mean = h.hyper
+        w = h.factors + r * k
+        if h.shift != NULL:
+            shifted_mean = &means[threadid(), 0]
+            shifted_mean[0] = h.hyper[0] + (h.bias_shift[r] if h.bias_shift != NULL else 0.0)
+            for f in range(k):
+                shifted_mean[1 + f] = h.hyper[1 + f] + h.shift[r * k + f]
+            row_mean = shifted_mean
+            w = h.effective + r * k
+        mf_gibbs_row(h.bias + r, w, h.e + start, m, h.cols + start, h.other, k,
+                     &scratch[threadid(), 0], row_mean, h.hyper + k + 1, alpha, seed,
+                     h.stream, sweep, h.first_row + r)
+        if h.shift != NULL:
+            for f in range(k):
+                h.factors[r * k + f] = h.effective[r * k + f] - h.shift[r * k + f]
+    if h.vectors != NULL:
+        for blk in prange(n_blocks, num_threads=n_threads, schedule="dynamic"):
+            f = blk * MF_IMPLICIT_BLOCK
+            mf_implicit_columns(h.vectors, h.n_vectors, k, f, min(MF_IMPLICIT_BLOCK, k - f),
+                                h.vec_ptr, h.vec_members, h.vec_weight, h.n_rows,
+                                h.row_scale, h.effective, h.shift, h.factors, h.hyper + 1,
+                                h.hyper + k + 2, h.vec_hyper, h.vec_hyper + k,
+                                &work[threadid(), 0], seed, h.vec_stream, sweep)
+
+
+cdef Half _rows(int64_t n_rows, int64_t k, const int64_t[::1] ptr, const int32_t[::1] cols,
+                double[::1] e, double[::1] bias, double[:, ::1] factors,
+                const double* other, const double[:, ::1] hyper, uint64_t stream):
+    """A Half of rows 0.. (first_row 0), without a gather and without implicit terms (the
+    caller sets those)."""
+    cdef int64_t n = e.shape[0]
+    cdef Half h
+    memset(&h, 0, sizeof(Half))
+    h.n_rows, h.k, h.ptr = n_rows, k, &ptr[0]
+    h.cols = &cols[0] if n > 0 else NULL
+    h.e = &e[0] if n > 0 else NULL
+    h.bias = &bias[0] if n_rows > 0 else NULL
+    h.factors = &factors[0, 0] if n_rows * k > 0 else NULL
+    h.other, h.hyper, h.stream = other, &hyper[0, 0], stream
+    return h
+
+
+# --- implicit terms ---------------------------------------------------------------------
 
 cdef double[:, ::1] _matrix(arr, int64_t rows, int64_t cols, str name):
     """``arr`` as a C-contiguous float64 matrix of that shape, or ValueError naming it."""
@@ -224,14 +399,143 @@ cdef double[:, ::1] _matrix(arr, int64_t rows, int64_t cols, str name):
     return view
 
 
-cdef double[::1] _vector(arr, int64_t n, str name):
-    """``arr`` as a contiguous float64 vector of length n, or ValueError naming it."""
-    if arr is None:
-        raise ValueError(f"{name} is needed with the other shifts")
-    cdef double[::1] view = arr
-    if view.shape[0] != n:
-        raise ValueError(f"{name} has {view.shape[0]} entries, expected {n}")
-    return view
+cdef double* _rows_of(double[:, ::1] view) noexcept:
+    return &view[0, 0] if view.shape[0] * view.shape[1] > 0 else NULL
+
+
+cdef class ImplicitTerms:
+    """The implicit (SVD++) state of a sampler, passed to ``gibbs_sweep`` as one object.
+
+    The implicit pairs in two CSR orders: ``user_ptr``/``user_items`` give N(u), the items
+    of user u; ``item_ptr``/``item_users`` N(i), the users of item i. ``y`` (n_items, k)
+    for the user side, ``z`` (n_users, k) for the item side, or both, with their column
+    groups ``y_hyper``/``z_hyper`` (2, k); ``ybar`` (n_users, k) and ``zbar`` (n_items, k)
+    the implicit terms (zero for a side left out), ``user_effective`` = P + ybar and
+    ``item_effective`` = Q + zbar. The sweep updates all of them but the pairs in place.
+
+    Side features (``bayes_features``) add their terms to the same shifts: ``ybar`` and
+    ``zbar`` then hold the whole additive terms of the factors (the pairs may be None:
+    shifts without implicit vectors), and ``user_bias_shift``/``item_bias_shift`` (n,)
+    those of the biases, whose arrays then hold the effective biases: a row's bias prior
+    mean is shifted too, and the bias groups are drawn from the biases less their shifts.
+    """
+    cdef readonly object user_ptr, user_items, item_ptr, item_users
+    cdef readonly object y, z, ybar, zbar, user_effective, item_effective, y_hyper, z_hyper
+    cdef readonly object user_bias_shift, item_bias_shift
+    cdef readonly int64_t n_users, n_items
+    cdef double[::1] user_scale, item_scale, user_weight, item_weight, own_user, own_item
+
+    def __init__(self, user_ptr=None, user_items=None, item_ptr=None, item_users=None, *,
+                 ybar, zbar, user_effective, item_effective, y=None, z=None, y_hyper=None,
+                 z_hyper=None, user_bias_shift=None, item_bias_shift=None):
+        self.user_bias_shift, self.item_bias_shift = user_bias_shift, item_bias_shift
+        if user_bias_shift is not None or item_bias_shift is not None:
+            self.own_user = np.zeros(max(len(user_bias_shift), 1), dtype=np.float64)
+            self.own_item = np.zeros(max(len(item_bias_shift), 1), dtype=np.float64)
+        if user_ptr is None and user_items is None and item_ptr is None and \
+                item_users is None and y is None and z is None:  # shifts only
+            self.ybar, self.zbar = ybar, zbar
+            self.user_effective, self.item_effective = user_effective, item_effective
+            self.n_users, self.n_items = len(ybar), len(zbar)
+            return
+        if user_ptr is None or user_items is None or item_ptr is None or item_users is None:
+            raise ValueError("implicit terms need user_ptr, user_items, item_ptr and "
+                             "item_users (the implicit pairs by user and by item)")
+        cdef const int64_t[::1] nu_ptr = user_ptr, ni_ptr = item_ptr
+        cdef const int32_t[::1] nu_items = user_items, ni_users = item_users
+        cdef int64_t n_users = nu_ptr.shape[0] - 1, n_items = ni_ptr.shape[0] - 1
+        cdef int64_t n_pairs = nu_items.shape[0], pair, r, t
+        if n_users < 0 or n_items < 0:
+            raise ValueError("implicit user_ptr and item_ptr need at least one entry each")
+        if ni_users.shape[0] != n_pairs:
+            raise ValueError(f"implicit user_items and item_users differ in length: "
+                             f"{n_pairs} and {ni_users.shape[0]}")
+        _check_ptr(nu_ptr, n_users, n_pairs, "implicit user_ptr")
+        _check_ptr(ni_ptr, n_items, n_pairs, "implicit item_ptr")
+        for pair in range(n_pairs):
+            if not (0 <= nu_items[pair] < n_items and 0 <= ni_users[pair] < n_users):
+                raise ValueError(f"implicit pair {pair}: item {nu_items[pair]} or user "
+                                 f"{ni_users[pair]} outside 0..{n_items - 1} / 0..{n_users - 1}")
+        self.user_ptr, self.user_items, self.item_ptr, self.item_users = (
+            user_ptr, user_items, item_ptr, item_users)
+        self.y, self.z, self.ybar, self.zbar = y, z, ybar, zbar
+        self.user_effective, self.item_effective = user_effective, item_effective
+        self.y_hyper, self.z_hyper = y_hyper, z_hyper
+        self.n_users, self.n_items = n_users, n_items
+        # |N|^-1/2 of every row, and the sum of its members' squares (in member order)
+        self.user_scale = np.zeros(max(n_users, 1), dtype=np.float64)
+        self.item_scale = np.zeros(max(n_items, 1), dtype=np.float64)
+        self.user_weight = np.zeros(max(n_users, 1), dtype=np.float64)
+        self.item_weight = np.zeros(max(n_items, 1), dtype=np.float64)
+        for r in range(n_users):
+            if nu_ptr[r + 1] > nu_ptr[r]:
+                self.user_scale[r] = 1.0 / sqrt(<double>(nu_ptr[r + 1] - nu_ptr[r]))
+        for r in range(n_items):
+            if ni_ptr[r + 1] > ni_ptr[r]:
+                self.item_scale[r] = 1.0 / sqrt(<double>(ni_ptr[r + 1] - ni_ptr[r]))
+        for r in range(n_items):
+            for t in range(ni_ptr[r], ni_ptr[r + 1]):
+                self.item_weight[r] += self.user_scale[ni_users[t]] * self.user_scale[ni_users[t]]
+        for r in range(n_users):
+            for t in range(nu_ptr[r], nu_ptr[r + 1]):
+                self.user_weight[r] += self.item_scale[nu_items[t]] * self.item_scale[nu_items[t]]
+
+    cdef _attach(self, Half* users, Half* items, Groups* groups, int64_t k):
+        """Point the two halves and the groups at this state, checked against the sweep's
+        n_users, n_items and k: the rows draw their effective vectors, and each side with
+        implicit vectors draws their columns after its rows."""
+        if self.n_users != users.n_rows or self.n_items != items.n_rows:
+            raise ValueError(f"implicit terms of {self.n_users} users and {self.n_items} items "
+                             f"for a sweep of {users.n_rows} users and {items.n_rows} items")
+        for name, arr, rows in (("ybar", self.ybar, users.n_rows),
+                                ("zbar", self.zbar, items.n_rows),
+                                ("user_effective", self.user_effective, users.n_rows),
+                                ("item_effective", self.item_effective, items.n_rows)):
+            _matrix(arr, rows, k, name)
+        if k == 0:
+            return
+        users.shift, items.shift = _rows_of(self.ybar), _rows_of(self.zbar)
+        users.effective, items.effective = (_rows_of(self.user_effective),
+                                            _rows_of(self.item_effective))
+        users.other, items.other = items.effective, users.effective
+        if self.user_bias_shift is not None:
+            self._attach_bias_shift(users, self.user_bias_shift, self.own_user, "user")
+            self._attach_bias_shift(items, self.item_bias_shift, self.own_item, "item")
+            groups.bu = &self.own_user[0] if users.n_rows > 0 else NULL
+            groups.bi = &self.own_item[0] if items.n_rows > 0 else NULL
+        if self.y is not None:
+            self._attach_vectors(users, self.y, self.y_hyper, "y", self.item_ptr,
+                                 self.item_users, self.item_weight, self.user_scale,
+                                 items.n_rows, MF_STREAM_Y)
+            groups.Y, groups.y_hyper = users.vectors, users.vec_hyper
+        if self.z is not None:
+            self._attach_vectors(items, self.z, self.z_hyper, "z", self.user_ptr,
+                                 self.user_items, self.user_weight, self.item_scale,
+                                 users.n_rows, MF_STREAM_Z)
+            groups.Z, groups.z_hyper = items.vectors, items.vec_hyper
+
+    cdef _attach_bias_shift(self, Half* h, shift, double[::1] own, str side):
+        """The half's bias shifts, and ``own``: its biases less them (the group's values)."""
+        cdef const double[::1] view = shift
+        cdef int64_t r
+        if view.shape[0] != h.n_rows:
+            raise ValueError(f"{side}_bias_shift has {view.shape[0]} entries for {h.n_rows} "
+                             f"{side}s")
+        if h.n_rows > 0:
+            h.bias_shift = &view[0]
+        for r in range(h.n_rows):
+            own[r] = h.bias[r] - view[r]
+
+    cdef _attach_vectors(self, Half* h, vectors, hyper, str name, const int64_t[::1] ptr,
+                         const int32_t[::1] members, double[::1] weight, double[::1] scale,
+                         int64_t n_vectors, uint64_t stream):
+        cdef double[:, ::1] view = _matrix(vectors, n_vectors, h.k, name)
+        h.vectors = _rows_of(view)
+        view = _matrix(hyper, 2, h.k, name + "_hyper")
+        h.vec_hyper = &view[0, 0]
+        h.n_vectors, h.vec_ptr = n_vectors, &ptr[0]
+        h.vec_members = &members[0] if members.shape[0] > 0 else NULL
+        h.vec_weight, h.row_scale, h.vec_stream = &weight[0], &scale[0], stream
 
 
 def implicit_means(const int64_t[::1] ptr, const int32_t[::1] members,
@@ -260,6 +564,45 @@ def implicit_means(const int64_t[::1] ptr, const int32_t[::1] members,
                 out[r, f] *= c
 
 
+# --- one sweep --------------------------------------------------------------------------
+
+cdef _check_hyper(double[:, ::1] user_hyper, double[:, ::1] item_hyper, int64_t k):
+    for name, arr in (("user_hyper", user_hyper), ("item_hyper", item_hyper)):
+        if arr.shape[0] != 2 or arr.shape[1] != k + 1:
+            raise ValueError(f"{name} has shape ({arr.shape[0]}, {arr.shape[1]}), expected "
+                             f"(2, {k + 1}) (mean and precision of the bias and k = {k} "
+                             f"factor columns)")
+
+
+cdef _check_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
+                  const int64_t[::1] user_pos, const int64_t[::1] item_ptr,
+                  const int32_t[::1] item_users, const int64_t[::1] item_pos,
+                  double[::1] residual, double[::1] user_residual,
+                  double[:, ::1] user_factors, double[:, ::1] item_factors,
+                  double[::1] user_bias, double[::1] item_bias,
+                  double[:, ::1] user_hyper, double[:, ::1] item_hyper, int n_threads):
+    """Raise unless the sweep's arrays agree in shape; return the longest row's ratings."""
+    cdef int64_t n = residual.shape[0], k = user_factors.shape[1]
+    cdef int64_t n_users = user_factors.shape[0], n_items = item_factors.shape[0]
+    if item_factors.shape[1] != k:
+        raise ValueError(f"user and item factors differ in k: {k} and {item_factors.shape[1]}")
+    if user_bias.shape[0] != n_users or item_bias.shape[0] != n_items:
+        raise ValueError(f"biases of {user_bias.shape[0]} users and {item_bias.shape[0]} "
+                         f"items for factors of {n_users} users and {n_items} items")
+    _check_hyper(user_hyper, item_hyper, k)
+    if (user_items.shape[0] != n or user_pos.shape[0] != n or item_users.shape[0] != n
+            or item_pos.shape[0] != n or user_residual.shape[0] != n):
+        raise ValueError(f"user_items, user_pos, item_users, item_pos and user_residual have "
+                         f"{user_items.shape[0]}, {user_pos.shape[0]}, "
+                         f"{item_users.shape[0]}, {item_pos.shape[0]} and "
+                         f"{user_residual.shape[0]} entries for {n} residuals")
+    cdef int64_t longest_user = _check_ptr(user_ptr, n_users, n, "user_ptr")
+    cdef int64_t longest_item = _check_ptr(item_ptr, n_items, n, "item_ptr")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    return max(longest_user, longest_item)
+
+
 def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                 const int64_t[::1] user_pos, const int64_t[::1] item_ptr,
                 const int32_t[::1] item_users, const int64_t[::1] item_pos,
@@ -269,11 +612,7 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                 double[:, ::1] user_hyper, double[:, ::1] item_hyper,
                 uint64_t seed, uint64_t sweep, int n_threads,
                 double alpha_0=1.0, double beta_0=1.0, double mu_0=0.0, double gamma_0=1.0,
-                double alpha_lambda=1.0, double beta_lambda=1.0,
-                implicit_user_ptr=None, implicit_user_items=None, implicit_item_ptr=None,
-                implicit_item_users=None, y=None, z=None, ybar=None, zbar=None,
-                user_effective=None, item_effective=None, y_hyper=None, z_hyper=None,
-                user_bias_shift=None, item_bias_shift=None):
+                double alpha_lambda=1.0, double beta_lambda=1.0, ImplicitTerms implicit=None):
     """One Gibbs sweep over every parameter; returns (alpha, sse).
 
     In order, from the state the sweep starts with:
@@ -285,164 +624,57 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
       3. Users, in parallel (independent given the items): each user's bias, then its
          factors 0..k-1, each from its full conditional, updating its residuals.
       4. Items, in parallel, the same way given the new users.
-    ``residual`` (item-CSR order) holds the residuals before and after; ``user_residual``
-    is overwritten. The layout must be valid (``check_layout``; only shapes and offsets are
-    checked here). The global mean is the caller's: it is part of the residuals and not
-    sampled.
+    3. and 4. are one half-sweep each (``_half_sweep``), the same that ``gibbs_rows`` runs
+    on a band of rows. ``residual`` (item-CSR order) holds the residuals before and after;
+    ``user_residual`` is overwritten. The layout must be valid (``check_layout``; only
+    shapes and offsets are checked here). The global mean is the caller's: it is part of
+    the residuals and not sampled.
 
-    Implicit terms (SVD++ and its flipped side): the prediction's factor part becomes
-    (p_u + ybar_u) . (q_i + zbar_i), ybar_u = |N(u)|^-1/2 sum_{j in N(u)} y_j and zbar_i =
-    |N(i)|^-1/2 sum_{v in N(i)} z_v, the implicit pairs given in two CSR orders
-    (``implicit_user_ptr``/``implicit_user_items``: N(u); ``implicit_item_ptr``/
-    ``implicit_item_users``: N(i)). Pass ``y`` (n_items, k) for the user side, ``z``
-    (n_users, k) for the item side, or both, with ``ybar``, ``zbar`` (zero for a side
-    left out), ``user_effective`` = P + ybar and ``item_effective`` = Q + zbar (the
-    residuals are those of the effective vectors), and ``y_hyper``/``z_hyper`` (2, k) of
-    the sides drawn. Then 2. also draws the groups of each column of y and z; in 3. each
-    user draws its effective vector, under the prior of p_u shifted by ybar_u (P follows
-    as effective - ybar); then, the effective vectors fixed, y from the prior of the
-    effective vectors alone (a linear regression per column: blocks of columns in parallel,
-    the items of a column in order, ``mf_implicit_columns``); 4. and z likewise. The
-    ratings see only the effective vectors, so the y and z draws touch no residual.
-    Afterwards the effective vectors equal P + ybar and Q + zbar (ybar and zbar are kept
-    as the draws move them, equal to the sums of y and z to rounding).
-
-    Side features (``bayes_features``) add to the same shifts: ``ybar``/``zbar`` are then
-    the whole additive terms of the factors (implicit plus features; given without ``y``
-    and ``z`` when there are no implicit terms) and ``user_bias_shift``/
-    ``item_bias_shift`` (n_users,)/(n_items,) those of the biases, whose arrays then hold
-    the effective biases: a row's bias prior mean is shifted too, and the bias groups'
-    hyperparameters are drawn from the biases less their shifts.
+    Implicit terms (SVD++ and its flipped side, ``implicit``, an ``ImplicitTerms``): the
+    prediction's factor part becomes (p_u + ybar_u) . (q_i + zbar_i), ybar_u = |N(u)|^-1/2
+    sum_{j in N(u)} y_j and zbar_i = |N(i)|^-1/2 sum_{v in N(i)} z_v; the residuals are
+    those of the effective vectors. Then 2. also draws the groups of each column of y and
+    z; in 3. each user draws its effective vector, under the prior of p_u shifted by
+    ybar_u (P follows as effective - ybar); then, the effective vectors fixed, y from the
+    prior of the effective vectors alone (a linear regression per column: blocks of
+    columns in parallel, the items of a column in order, ``mf_implicit_columns``); 4. and
+    z likewise. The ratings see only the effective vectors, so the y and z draws touch no
+    residual. Afterwards the effective vectors equal P + ybar and Q + zbar (ybar and zbar
+    are kept as the draws move them, equal to the sums of y and z to rounding).
     """
-    cdef int64_t n = residual.shape[0]
+    cdef int64_t longest = _check_sweep(user_ptr, user_items, user_pos, item_ptr, item_users,
+                                        item_pos, residual, user_residual, user_factors,
+                                        item_factors, user_bias, item_bias, user_hyper,
+                                        item_hyper, n_threads)
+    cdef Prior prior = _prior(alpha_0, beta_0, mu_0, gamma_0, alpha_lambda, beta_lambda)
+    cdef int64_t n = residual.shape[0], k = user_factors.shape[1]
     cdef int64_t n_users = user_factors.shape[0], n_items = item_factors.shape[0]
-    cdef int64_t k = user_factors.shape[1]
-    if item_factors.shape[1] != k:
-        raise ValueError(f"user and item factors differ in k: {k} and {item_factors.shape[1]}")
-    if user_bias.shape[0] != n_users or item_bias.shape[0] != n_items:
-        raise ValueError(f"biases of {user_bias.shape[0]} users and {item_bias.shape[0]} "
-                         f"items for factors of {n_users} users and {n_items} items")
-    for name, arr in (("user_hyper", user_hyper), ("item_hyper", item_hyper)):
-        if arr.shape[0] != 2 or arr.shape[1] != k + 1:
-            raise ValueError(f"{name} has shape ({arr.shape[0]}, {arr.shape[1]}), expected "
-                             f"(2, {k + 1}) (mean and precision of the bias and k = {k} "
-                             f"factor columns)")
-    if (user_items.shape[0] != n or user_pos.shape[0] != n or item_users.shape[0] != n
-            or item_pos.shape[0] != n or user_residual.shape[0] != n):
-        raise ValueError(f"user_items, user_pos, item_users, item_pos and user_residual have "
-                         f"{user_items.shape[0]}, {user_pos.shape[0]}, "
-                         f"{item_users.shape[0]}, {item_pos.shape[0]} and "
-                         f"{user_residual.shape[0]} entries for {n} residuals")
-    cdef int64_t longest_user = _check_ptr(user_ptr, n_users, n, "user_ptr")
-    cdef int64_t longest_item = _check_ptr(item_ptr, n_items, n, "item_ptr")
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    for name, value in (("alpha_0", alpha_0), ("beta_0", beta_0), ("gamma_0", gamma_0),
-                        ("alpha_lambda", alpha_lambda), ("beta_lambda", beta_lambda)):
-        if not value > 0:
-            raise ValueError(f"{name} must be > 0, got {value}")
-
-    # the implicit state, when given: pointers stay NULL for a side left out
-    cdef bint use_y = y is not None, use_z = z is not None
-    cdef const int64_t[::1] iu_ptr, ii_ptr
-    cdef const int32_t[::1] iu_items, ii_users
-    cdef double[:, ::1] view
-    cdef int64_t n_pairs = 0, pair
-    cdef double* Y = NULL
-    cdef double* Z = NULL
-    cdef double* Yb = NULL
-    cdef double* Zb = NULL
-    cdef double* Pe = NULL
-    cdef double* Qe = NULL
-    cdef double* yh = NULL
-    cdef double* zh = NULL
-    cdef const int64_t* nu_ptr = NULL
-    cdef const int64_t* ni_ptr = NULL
-    cdef const int32_t* nu_items = NULL
-    cdef const int32_t* ni_users = NULL
-    if use_y or use_z:
-        if (implicit_user_ptr is None or implicit_user_items is None
-                or implicit_item_ptr is None or implicit_item_users is None):
-            raise ValueError("implicit terms need implicit_user_ptr, implicit_user_items, "
-                             "implicit_item_ptr and implicit_item_users")
-        iu_ptr, iu_items = implicit_user_ptr, implicit_user_items
-        ii_ptr, ii_users = implicit_item_ptr, implicit_item_users
-        n_pairs = iu_items.shape[0]
-        if ii_users.shape[0] != n_pairs:
-            raise ValueError(f"implicit_user_items and implicit_item_users differ in length: "
-                             f"{n_pairs} and {ii_users.shape[0]}")
-        _check_ptr(iu_ptr, n_users, n_pairs, "implicit_user_ptr")
-        _check_ptr(ii_ptr, n_items, n_pairs, "implicit_item_ptr")
-        nu_ptr, ni_ptr = &iu_ptr[0], &ii_ptr[0]
-        for pair in range(n_pairs):
-            if not (0 <= iu_items[pair] < n_items and 0 <= ii_users[pair] < n_users):
-                raise ValueError(f"implicit pair {pair}: item {iu_items[pair]} or user "
-                                 f"{ii_users[pair]} outside 0..{n_items - 1} / 0..{n_users - 1}")
-        if n_pairs > 0:
-            nu_items, ni_users = &iu_items[0], &ii_users[0]
-    if use_y or use_z or user_effective is not None:
-        for name, arr, rows in (("ybar", ybar, n_users), ("zbar", zbar, n_items),
-                                ("user_effective", user_effective, n_users),
-                                ("item_effective", item_effective, n_items)):
-            _matrix(arr, rows, k, name)
-        if k > 0:
-            view = ybar
-            Yb = &view[0, 0] if n_users > 0 else NULL
-            view = zbar
-            Zb = &view[0, 0] if n_items > 0 else NULL
-            view = user_effective
-            Pe = &view[0, 0] if n_users > 0 else NULL
-            view = item_effective
-            Qe = &view[0, 0] if n_items > 0 else NULL
-    if use_y and k > 0:
-        view = _matrix(y, n_items, k, "y")
-        Y = &view[0, 0] if n_items > 0 else NULL
-        view = _matrix(y_hyper, 2, k, "y_hyper")
-        yh = &view[0, 0]
-    if use_z and k > 0:
-        view = _matrix(z, n_users, k, "z")
-        Z = &view[0, 0] if n_users > 0 else NULL
-        view = _matrix(z_hyper, 2, k, "z_hyper")
-        zh = &view[0, 0]
+    cdef Groups groups = _groups(user_factors, item_factors, user_bias, item_bias,
+                                 user_hyper, item_hyper)
+    cdef Half users = _rows(n_users, k, user_ptr, user_items, user_residual, user_bias,
+                            user_factors, groups.Q, user_hyper, MF_STREAM_USER)
+    cdef Half items = _rows(n_items, k, item_ptr, item_users, residual, item_bias,
+                            item_factors, groups.P, item_hyper, MF_STREAM_ITEM)
+    if n > 0:  # each side gathers its residuals from the other's order
+        users.pos, users.source = &user_pos[0], &residual[0]
+        items.pos, items.source = &item_pos[0], &user_residual[0]
+    if implicit is not None:
+        implicit._attach(&users, &items, &groups, k)
+    cdef bint shifted = users.shift != NULL
+    cdef double[:, ::1] scratch = np.empty((n_threads, max(longest * k, 1)), dtype=np.float64)
+    cdef double[:, ::1] means = np.empty((n_threads, k + 1), dtype=np.float64)
+    cdef double[:, ::1] work = np.empty(
+        (n_threads, (1 + MF_IMPLICIT_BLOCK) * (n_users + n_items) + 1 if shifted else 1),
+        dtype=np.float64)
 
     # 1. and 2. in one parallel loop: the sum of squared residuals in fixed chunks (tasks
     # 0 .. n_chunks - 1), and each group's hyperparameters (one task a group, summed in row
     # order); then alpha from the chunk sums, added in chunk order
-    cdef int64_t n_chunks = (n + SSE_CHUNK - 1) // SSE_CHUNK, task, t, lo, hi, c
-    cdef int64_t n_groups = 2 * (k + 1) + (k if Y != NULL else 0) + (k if Z != NULL else 0)
+    cdef int64_t n_chunks = (n + SSE_CHUNK - 1) // SSE_CHUNK, task, t, lo, hi
     cdef double[::1] partial = np.zeros(max(n_chunks, 1), dtype=np.float64)
-    cdef double sse = 0.0, acc
-    cdef double* P = &user_factors[0, 0] if n_users * k > 0 else NULL
-    cdef double* Q = &item_factors[0, 0] if n_items * k > 0 else NULL
-    cdef double* bu = &user_bias[0] if n_users > 0 else NULL
-    cdef double* bi = &item_bias[0] if n_items > 0 else NULL
-    # with bias shifts (side features) the arrays hold the effective biases; the groups are
-    # drawn from the biases less their shifts (hbu, hbi)
-    cdef double* bsu = NULL
-    cdef double* bsi = NULL
-    cdef double* hbu = bu
-    cdef double* hbi = bi
-    cdef double[::1] su_view, si_view, own_u, own_i
-    if user_bias_shift is not None or item_bias_shift is not None:
-        if user_effective is None:
-            raise ValueError("bias shifts need the effective factors and shifts (ybar, zbar, "
-                             "user_effective, item_effective)")
-        su_view = _vector(user_bias_shift, n_users, "user_bias_shift")
-        si_view = _vector(item_bias_shift, n_items, "item_bias_shift")
-        own_u = np.subtract(user_bias, user_bias_shift)
-        own_i = np.subtract(item_bias, item_bias_shift)
-        if n_users > 0:
-            bsu, hbu = &su_view[0], &own_u[0]
-        if n_items > 0:
-            bsi, hbi = &si_view[0], &own_i[0]
+    cdef double sse = 0.0, acc, alpha
     cdef double* e = &residual[0] if n > 0 else NULL
-    cdef double* ew = &user_residual[0] if n > 0 else NULL
-    cdef const int32_t* ui = &user_items[0] if n > 0 else NULL
-    cdef const int32_t* iu = &item_users[0] if n > 0 else NULL
-    # the other side's factors as the rows see them: the effective ones with implicit terms
-    cdef double* Q_seen = Qe if Qe != NULL else Q
-    cdef double* P_seen = Pe if Pe != NULL else P
-    for task in prange(n_chunks + n_groups, nogil=True, num_threads=n_threads,
+    for task in prange(n_chunks + _n_groups(&groups), nogil=True, num_threads=n_threads,
                        schedule="dynamic"):
         if task < n_chunks:
             lo = task * SSE_CHUNK
@@ -451,116 +683,14 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
             for t in range(lo, hi):
                 acc = acc + e[t] * e[t]
             partial[task] = acc
-        elif task - n_chunks <= k:
-            c = task - n_chunks
-            mf_normal_gamma(hbu if c == 0 else P + (c - 1), n_users, 1 if c == 0 else k,
-                            mu_0, gamma_0, alpha_lambda, beta_lambda, seed,
-                            MF_STREAM_USER_HYPER, sweep, c, &user_hyper[0, c],
-                            &user_hyper[1, c])
-        elif task - n_chunks <= 2 * k + 1:
-            c = task - n_chunks - k - 1
-            mf_normal_gamma(hbi if c == 0 else Q + (c - 1), n_items, 1 if c == 0 else k,
-                            mu_0, gamma_0, alpha_lambda, beta_lambda, seed,
-                            MF_STREAM_ITEM_HYPER, sweep, c, &item_hyper[0, c],
-                            &item_hyper[1, c])
-        elif Y != NULL and task - n_chunks < 3 * k + 2:
-            c = task - n_chunks - 2 * k - 2
-            mf_normal_gamma(Y + c, n_items, k, mu_0, gamma_0, alpha_lambda, beta_lambda,
-                            seed, MF_STREAM_Y_HYPER, sweep, c, yh + c, yh + k + c)
         else:
-            c = task - n_chunks - 2 * k - 2 - (k if Y != NULL else 0)
-            mf_normal_gamma(Z + c, n_users, k, mu_0, gamma_0, alpha_lambda, beta_lambda,
-                            seed, MF_STREAM_Z_HYPER, sweep, c, zh + c, zh + k + c)
+            _draw_group(&groups, task - n_chunks, &prior, seed, sweep)
     for task in range(n_chunks):
         sse += partial[task]
-    cdef double alpha = (mf_gamma(0.5 * (alpha_0 + n), seed, MF_STREAM_NOISE, sweep, 0, 0)
-                         / (0.5 * (beta_0 + sse)))
-
-    # 3. and 4. the two sides, rows in parallel, each thread with its own scratch; a row
-    # first gathers its residuals from the other order into its own range. With implicit
-    # terms a row draws its effective vector, under its prior shifted by its implicit term
-    # (``means``), and each side's implicit columns follow, a column a task.
-    cdef int64_t width = max(longest_user, longest_item) * k, r, m, start, f
-    cdef double[:, ::1] scratch = np.empty((n_threads, max(width, 1)), dtype=np.float64)
-    cdef bint shifted = Pe != NULL
-    cdef double[:, ::1] means = np.empty((n_threads, k + 1), dtype=np.float64)
-    cdef int64_t n_blocks = (k + MF_IMPLICIT_BLOCK - 1) // MF_IMPLICIT_BLOCK, blk
-    cdef double[:, ::1] work = np.empty(
-        (n_threads, (1 + MF_IMPLICIT_BLOCK) * (n_users + n_items) + 1 if shifted else 1),
-        dtype=np.float64)
-    cdef double[::1] user_scale = np.zeros(max(n_users, 1), dtype=np.float64)
-    cdef double[::1] item_scale = np.zeros(max(n_items, 1), dtype=np.float64)
-    cdef double[::1] user_weight = np.zeros(max(n_users, 1), dtype=np.float64)
-    cdef double[::1] item_weight = np.zeros(max(n_items, 1), dtype=np.float64)
-    cdef double* row_mean
-    cdef double* w
-    if nu_ptr != NULL:  # |N|^-1/2 of every row, and the sum of its members' squares (in order)
-        for r in range(n_users):
-            if nu_ptr[r + 1] > nu_ptr[r]:
-                user_scale[r] = 1.0 / sqrt(<double>(nu_ptr[r + 1] - nu_ptr[r]))
-        for r in range(n_items):
-            if ni_ptr[r + 1] > ni_ptr[r]:
-                item_scale[r] = 1.0 / sqrt(<double>(ni_ptr[r + 1] - ni_ptr[r]))
-        for r in range(n_items):
-            for t in range(ni_ptr[r], ni_ptr[r + 1]):
-                item_weight[r] += user_scale[ni_users[t]] * user_scale[ni_users[t]]
-        for r in range(n_users):
-            for t in range(nu_ptr[r], nu_ptr[r + 1]):
-                user_weight[r] += item_scale[nu_items[t]] * item_scale[nu_items[t]]
-    for r in prange(n_users, nogil=True, num_threads=n_threads, schedule="dynamic",
-                    chunksize=8):
-        start = user_ptr[r]
-        m = user_ptr[r + 1] - start
-        for t in range(start, start + m):
-            ew[t] = e[user_pos[t]]
-        row_mean = &user_hyper[0, 0]
-        w = P + r * k
-        if shifted:
-            row_mean = &means[threadid(), 0]
-            row_mean[0] = user_hyper[0, 0] + (bsu[r] if bsu != NULL else 0.0)
-            for f in range(k):
-                row_mean[1 + f] = user_hyper[0, 1 + f] + Yb[r * k + f]
-            w = Pe + r * k
-        mf_gibbs_row(bu + r, w, ew + start, m, ui + start, Q_seen, k,
-                     &scratch[threadid(), 0], row_mean, &user_hyper[1, 0], alpha,
-                     seed, MF_STREAM_USER, sweep, r)
-        if shifted:
-            for f in range(k):
-                P[r * k + f] = Pe[r * k + f] - Yb[r * k + f]
-    if Y != NULL:  # the y columns, MF_IMPLICIT_BLOCK a task
-        for blk in prange(n_blocks, nogil=True, num_threads=n_threads, schedule="dynamic"):
-            f = blk * MF_IMPLICIT_BLOCK
-            mf_implicit_columns(Y, n_items, k, f, min(MF_IMPLICIT_BLOCK, k - f), ni_ptr,
-                                ni_users, &item_weight[0], n_users, &user_scale[0], Pe, Yb, P,
-                                &user_hyper[0, 1], &user_hyper[1, 1], yh, yh + k,
-                                &work[threadid(), 0], seed, MF_STREAM_Y, sweep)
-    for r in prange(n_items, nogil=True, num_threads=n_threads, schedule="dynamic",
-                    chunksize=8):
-        start = item_ptr[r]
-        m = item_ptr[r + 1] - start
-        for t in range(start, start + m):
-            e[t] = ew[item_pos[t]]
-        row_mean = &item_hyper[0, 0]
-        w = Q + r * k
-        if shifted:
-            row_mean = &means[threadid(), 0]
-            row_mean[0] = item_hyper[0, 0] + (bsi[r] if bsi != NULL else 0.0)
-            for f in range(k):
-                row_mean[1 + f] = item_hyper[0, 1 + f] + Zb[r * k + f]
-            w = Qe + r * k
-        mf_gibbs_row(bi + r, w, e + start, m, iu + start, P_seen, k,
-                     &scratch[threadid(), 0], row_mean, &item_hyper[1, 0], alpha,
-                     seed, MF_STREAM_ITEM, sweep, r)
-        if shifted:
-            for f in range(k):
-                Q[r * k + f] = Qe[r * k + f] - Zb[r * k + f]
-    if Z != NULL:  # the z columns, MF_IMPLICIT_BLOCK a task
-        for blk in prange(n_blocks, nogil=True, num_threads=n_threads, schedule="dynamic"):
-            f = blk * MF_IMPLICIT_BLOCK
-            mf_implicit_columns(Z, n_users, k, f, min(MF_IMPLICIT_BLOCK, k - f), nu_ptr,
-                                nu_items, &user_weight[0], n_items, &item_scale[0], Qe, Zb, Q,
-                                &item_hyper[0, 1], &item_hyper[1, 1], zh, zh + k,
-                                &work[threadid(), 0], seed, MF_STREAM_Z, sweep)
+    alpha = _alpha(n, sse, &prior, seed, sweep)
+    with nogil:  # 3. and 4.
+        _half_sweep(&users, alpha, seed, sweep, scratch, means, work, n_threads)
+        _half_sweep(&items, alpha, seed, sweep, scratch, means, work, n_threads)
     return alpha, sse
 
 
@@ -599,35 +729,20 @@ def draw_hyper_and_noise(double[:, ::1] user_factors, double[:, ::1] item_factor
     ``n`` ratings (added as that sweep adds it): each group's (mean, precision) into
     ``user_hyper``/``item_hyper``, and the noise precision alpha, returned."""
     cdef int64_t n_users = user_factors.shape[0], n_items = item_factors.shape[0]
-    cdef int64_t k = user_factors.shape[1], task, c
+    cdef int64_t k = user_factors.shape[1], task
     if item_factors.shape[1] != k or user_bias.shape[0] != n_users or \
             item_bias.shape[0] != n_items:
         raise ValueError("factor and bias shapes disagree")
-    for name, arr in (("user_hyper", user_hyper), ("item_hyper", item_hyper)):
-        if arr.shape[0] != 2 or arr.shape[1] != k + 1:
-            raise ValueError(f"{name} has shape ({arr.shape[0]}, {arr.shape[1]}), expected "
-                             f"(2, {k + 1})")
+    _check_hyper(user_hyper, item_hyper, k)
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    cdef double* P = &user_factors[0, 0] if n_users * k > 0 else NULL
-    cdef double* Q = &item_factors[0, 0] if n_items * k > 0 else NULL
-    cdef double* bu = &user_bias[0] if n_users > 0 else NULL
-    cdef double* bi = &item_bias[0] if n_items > 0 else NULL
-    for task in prange(2 * (k + 1), nogil=True, num_threads=n_threads, schedule="dynamic"):
-        if task <= k:
-            c = task
-            mf_normal_gamma(bu if c == 0 else P + (c - 1), n_users, 1 if c == 0 else k,
-                            mu_0, gamma_0, alpha_lambda, beta_lambda, seed,
-                            MF_STREAM_USER_HYPER, sweep, c, &user_hyper[0, c],
-                            &user_hyper[1, c])
-        else:
-            c = task - k - 1
-            mf_normal_gamma(bi if c == 0 else Q + (c - 1), n_items, 1 if c == 0 else k,
-                            mu_0, gamma_0, alpha_lambda, beta_lambda, seed,
-                            MF_STREAM_ITEM_HYPER, sweep, c, &item_hyper[0, c],
-                            &item_hyper[1, c])
-    return (mf_gamma(0.5 * (alpha_0 + n), seed, MF_STREAM_NOISE, sweep, 0, 0)
-            / (0.5 * (beta_0 + sse)))
+    cdef Prior prior = _prior(alpha_0, beta_0, mu_0, gamma_0, alpha_lambda, beta_lambda)
+    cdef Groups groups = _groups(user_factors, item_factors, user_bias, item_bias,
+                                 user_hyper, item_hyper)
+    for task in prange(_n_groups(&groups), nogil=True, num_threads=n_threads,
+                       schedule="dynamic"):
+        _draw_group(&groups, task, &prior, seed, sweep)
+    return _alpha(n, sse, &prior, seed, sweep)
 
 
 def gibbs_rows(const int64_t[::1] ptr, const int32_t[::1] cols, double[::1] residual,
@@ -637,12 +752,12 @@ def gibbs_rows(const int64_t[::1] ptr, const int32_t[::1] cols, double[::1] resi
     """Step 3 (``side`` "user") or 4 ("item") of ``gibbs_sweep`` on the rows ``first_row``
     onwards of one side: row r (``factors[r]``, ``bias[r]``) has the residuals
     ``residual[ptr[r]:ptr[r + 1]]`` (already in this side's order) of the other side's
-    rows ``cols[...]``, and draws with the counter of row ``first_row + r``; the same
-    draws as the sweep's, so a band of rows gives the sweep's values bit for bit."""
-    cdef int64_t n_rows = ptr.shape[0] - 1, k = factors.shape[1], r, start, m, longest = 0
+    rows ``cols[...]``, and draws with the counter of row ``first_row + r``: the sweep's
+    own half-sweep (``_half_sweep``) on a band, so a band of rows gives the sweep's values
+    bit for bit."""
+    cdef int64_t n_rows = ptr.shape[0] - 1, k = factors.shape[1], r, longest = 0
     if side not in ("user", "item"):
         raise ValueError(f"side must be 'user' or 'item', got {side!r}")
-    cdef uint64_t stream = MF_STREAM_USER if side == "user" else MF_STREAM_ITEM
     if factors.shape[0] != n_rows or bias.shape[0] != n_rows:
         raise ValueError(f"{factors.shape[0]} factor rows and {bias.shape[0]} biases for "
                          f"{n_rows} rows of ptr")
@@ -659,14 +774,10 @@ def gibbs_rows(const int64_t[::1] ptr, const int32_t[::1] cols, double[::1] resi
     if n_rows == 0:
         return
     cdef double[:, ::1] scratch = np.empty((n_threads, max(longest * k, 1)), dtype=np.float64)
-    cdef double* e = &residual[0] if residual.shape[0] > 0 else NULL
-    cdef const int32_t* oc = &cols[0] if cols.shape[0] > 0 else NULL
+    cdef double[:, ::1] unused = np.empty((1, 1), dtype=np.float64)  # no implicit terms
     cdef const double* other = &other_factors[0, 0] if other_factors.shape[0] * k > 0 else NULL
-    cdef double* F = &factors[0, 0] if k > 0 else NULL
-    for r in prange(n_rows, nogil=True, num_threads=n_threads, schedule="dynamic",
-                    chunksize=8):
-        start = ptr[r]
-        m = ptr[r + 1] - start
-        mf_gibbs_row(&bias[r], F + r * k, e + start, m, oc + start, other, k,
-                     &scratch[threadid(), 0], &hyper[0, 0], &hyper[1, 0], alpha,
-                     seed, stream, sweep, first_row + r)
+    cdef Half rows = _rows(n_rows, k, ptr, cols, residual, bias, factors, other, hyper,
+                           MF_STREAM_USER if side == "user" else MF_STREAM_ITEM)
+    rows.first_row = first_row
+    with nogil:
+        _half_sweep(&rows, alpha, seed, sweep, scratch, unused, unused, n_threads)

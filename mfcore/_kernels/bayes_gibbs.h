@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include "mf_common.h"
 
 /* The streams (second key word): one per kind of draw, so no two draws share a key. */
 enum {
@@ -209,28 +210,19 @@ static inline void mf_normal_gamma(const double *x, int64_t n, int64_t stride,
 
 /* --- one row's parameters ------------------------------------------------------------- */
 
-#if defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER)
-#define MF_RESTRICT __restrict
-#else
-#define MF_RESTRICT
-#endif
-
 /* Four partial sums, one per rating position n % 4, combined as (0 + 1) + (2 + 3): the
  * order is fixed by the source, so every build path, thread and run gives the same bits.
- * With GCC or Clang the lanes are two 2-double vectors (SSE2, the x86-64 baseline); the
- * plain C below computes exactly the same operations. */
-#if defined(__GNUC__) || defined(__clang__)
-#define MF_VECTOR_LANES 1
-typedef double mf_d2 __attribute__((vector_size(16)));
-
-static inline mf_d2 mf_load2(const double *p)
+ * With GCC or Clang the lanes are two 2-double vectors (mf_vd2: SSE2, the x86-64
+ * baseline); the plain C below computes exactly the same operations. */
+#if MF_VECTORS
+static inline mf_vd2 mf_load2(const double *p)
 {
-    mf_d2 v;
+    mf_vd2 v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-static inline void mf_store2(double *p, mf_d2 v)
+static inline void mf_store2(double *p, mf_vd2 v)
 {
     memcpy(p, &v, sizeof v);
 }
@@ -254,15 +246,15 @@ static inline void mf_shift_and_sum(double *MF_RESTRICT e, int64_t m, double ste
                 e[n] -= step * h[n];
         return;
     }
-#ifdef MF_VECTOR_LANES
+#if MF_VECTORS
     {
-        mf_d2 a01 = {0.0, 0.0}, a23 = {0.0, 0.0}, b01 = {0.0, 0.0}, b23 = {0.0, 0.0};
-        mf_d2 st = {step, step}, one = {1.0, 1.0};
+        mf_vd2 a01 = {0.0, 0.0}, a23 = {0.0, 0.0}, b01 = {0.0, 0.0}, b23 = {0.0, 0.0};
+        mf_vd2 st = {step, step}, one = {1.0, 1.0};
         for (; n + 4 <= m; n += 4) {
-            mf_d2 h01 = h == NULL ? one : mf_load2(h + n);
-            mf_d2 h23 = h == NULL ? one : mf_load2(h + n + 2);
-            mf_d2 x01 = mf_load2(next + n), x23 = mf_load2(next + n + 2);
-            mf_d2 e01 = mf_load2(e + n) - st * h01, e23 = mf_load2(e + n + 2) - st * h23;
+            mf_vd2 h01 = h == NULL ? one : mf_load2(h + n);
+            mf_vd2 h23 = h == NULL ? one : mf_load2(h + n + 2);
+            mf_vd2 x01 = mf_load2(next + n), x23 = mf_load2(next + n + 2);
+            mf_vd2 e01 = mf_load2(e + n) - st * h01, e23 = mf_load2(e + n + 2) - st * h23;
             mf_store2(e + n, e01);
             mf_store2(e + n + 2, e23);
             a01 += x01 * e01, a23 += x23 * e23;

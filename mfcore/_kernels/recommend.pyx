@@ -40,23 +40,18 @@ cdef enum:
     BLOCK = 512        # columns per block, a multiple of PANEL (k x BLOCK factors stay in L2)
 
 PANEL = MF_REC_PANEL   # columns per packed panel (see pack_columns)
-from .sgd import SIMD_PATHS as PATHS  # one list of path names, in simd_dispatch.h's order
+from .simd import SIMD_PATHS, path_number
 
 
 def set_simd_path(name):
-    """Score with path ``name`` (one of ``PATHS`` the CPU supports), like ``sgd.set_simd_path``.
-
-    ``mfcore.simd.select`` sets every kernel module at once; use that.
-    """
-    if name not in PATHS:
-        raise ValueError(f"SIMD path must be one of {PATHS}, got {name!r}")
-    if not mf_rec_select(PATHS.index(name)):
-        raise ValueError(f"SIMD path {name!r} is not supported on this CPU")
+    """Score with path ``name`` (one of ``simd.simd_supported()``), like the other kernel
+    modules; ``mfcore.simd.select`` sets every kernel module at once: use that."""
+    mf_rec_select(path_number(name))
 
 
 def simd_path():
     """The SIMD path the scoring kernel uses now."""
-    return PATHS[mf_rec_get_path()]
+    return SIMD_PATHS[mf_rec_get_path()]
 
 
 def pack_columns(factors):

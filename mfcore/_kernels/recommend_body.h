@@ -1,28 +1,21 @@
 /* The top-N scoring kernel for one value type on one instruction set.
  *
- * recommend_simd.h includes this file six times, float and double on each of the
- * baseline, AVX2 and AVX-512 paths, after defining
- *
- *   T          the value type: float or double
- *   VT         a vector of T of the path's register width (16, 32 or 64 bytes)
- *   NAME(x)    x with this copy's suffix, e.g. mf_rec_f32_avx2
- *   MF_TARGET  this copy's instruction set: __attribute__((target(...))), or nothing
- *
- * and this file undefines them at its end. The panel helper is always inlined into the
+ * simd_paths.h includes this file once per value type and path, with T, VT, NAME and
+ * MF_TARGET defined (see there). The panel helper is always inlined into the
  * entry point NAME(mf_rec), which carries MF_TARGET. Without GCC/Clang vector extensions
- * (MF_REC_VECTORS 0) the panel is scored with scalar loops.
+ * (MF_VECTORS 0) the panel is scored with scalar loops.
  */
 
 #define W ((int)(sizeof(VT) / sizeof(T))) /* lanes of a VT */
 
 /* One panel: out[g][c] = sum_f x[g][f] * panel[f][c] for the MF_REC_G queries and the
  * MF_REC_PANEL items of the panel, in register tiles of MF_REC_G queries x 2W items. */
-MF_REC_INLINE void NAME(mf_rec_panel)(const T *const *x, const T *panel, int64_t k,
+MF_INLINE void NAME(mf_rec_panel)(const T *const *x, const T *panel, int64_t k,
                                       T *const *out)
 {
     int64_t c, f;
     int g;
-#if MF_REC_VECTORS
+#if MF_VECTORS
     for (c = 0; c < MF_REC_PANEL; c += 2 * W) {
         VT a[MF_REC_G][2];
         for (g = 0; g < MF_REC_G; g++) {
@@ -75,7 +68,3 @@ MF_TARGET static void NAME(mf_rec)(const T *const *x, const T *packed, int64_t k
 }
 
 #undef W
-#undef T
-#undef VT
-#undef NAME
-#undef MF_TARGET

@@ -18,77 +18,17 @@
 
 #include <stdint.h>
 #include <string.h>
+#include "mf_common.h"
 #include "simd_dispatch.h"
 
 #define MF_REC_G 4        /* queries scored together */
 #define MF_REC_PANEL 32   /* items per packed panel; start must be a multiple of it */
 
-#if defined(__GNUC__)
-#define MF_REC_INLINE static inline __attribute__((always_inline))
-#define MF_REC_VECTORS 1
-#else
-#define MF_REC_INLINE static inline
-#define MF_REC_VECTORS 0
-#endif
+/* --- the kernel: recommend_body.h for each value type on each path (simd_paths.h) --- */
 
-#if MF_REC_VECTORS
-typedef float mf_rec_vf16 __attribute__((vector_size(16)));
-typedef double mf_rec_vd16 __attribute__((vector_size(16)));
-typedef float mf_rec_vf32 __attribute__((vector_size(32)));
-typedef double mf_rec_vd32 __attribute__((vector_size(32)));
-typedef float mf_rec_vf64 __attribute__((vector_size(64)));
-typedef double mf_rec_vd64 __attribute__((vector_size(64)));
-#else /* scalar loops only (the vector types size nothing) */
-typedef float mf_rec_vf16;
-typedef double mf_rec_vd16;
-#endif
-
-/* --- the kernel: recommend_body.h for each value type on each path --- */
-
-#define T float
-#define VT mf_rec_vf16
-#define NAME(x) x##_f32_baseline
-#define MF_TARGET
-#include "recommend_body.h"
-
-#define T double
-#define VT mf_rec_vd16
-#define NAME(x) x##_f64_baseline
-#define MF_TARGET
-#include "recommend_body.h"
-
-#if MF_X86_DISPATCH
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-#define T float
-#define VT mf_rec_vf32
-#define NAME(x) x##_f32_avx2
-#define MF_TARGET __attribute__((target("avx2,fma")))
-#include "recommend_body.h"
-
-#define T double
-#define VT mf_rec_vd32
-#define NAME(x) x##_f64_avx2
-#define MF_TARGET __attribute__((target("avx2,fma")))
-#include "recommend_body.h"
-
-#define T float
-#define VT mf_rec_vf64
-#define NAME(x) x##_f32_avx512
-#define MF_TARGET __attribute__((target("avx512f,avx2,fma")))
-#include "recommend_body.h"
-
-#define T double
-#define VT mf_rec_vd64
-#define NAME(x) x##_f64_avx512
-#define MF_TARGET __attribute__((target("avx512f,avx2,fma")))
-#include "recommend_body.h"
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif
+#define MF_BODY "recommend_body.h"
+#include "simd_paths.h"
+#undef MF_BODY
 
 /* --- the path in use --- */
 
@@ -104,19 +44,10 @@ static int mf_rec_path = MF_PATH_BASELINE;
  * The same rule as mf_select_path in sgd_simd.h: mfcore.simd sets both to one path. */
 static int mf_rec_select(int path)
 {
-    if (path < 0 || path >= MF_N_PATHS || !mf_path_supported(path))
+    if (!mf_path_supported(path))
         return 0;
-    mf_rec_scores_f32 = mf_rec_f32_baseline;
-    mf_rec_scores_f64 = mf_rec_f64_baseline;
-#if MF_X86_DISPATCH
-    if (path == MF_PATH_AVX512) {
-        mf_rec_scores_f32 = mf_rec_f32_avx512;
-        mf_rec_scores_f64 = mf_rec_f64_avx512;
-    } else if (path == MF_PATH_AVX2) {
-        mf_rec_scores_f32 = mf_rec_f32_avx2;
-        mf_rec_scores_f64 = mf_rec_f64_avx2;
-    }
-#endif
+    mf_rec_scores_f32 = MF_FOR_PATH(path, mf_rec_f32);
+    mf_rec_scores_f64 = MF_FOR_PATH(path, mf_rec_f64);
     mf_rec_path = path;
     return 1;
 }

@@ -1,17 +1,17 @@
 # cython: language_level=3
-"""Numerical kernels: one SGD epoch, squared error, batch prediction.
+"""The SGD kernels: one block-parallel epoch, the serial reference epoch, the record layout.
 
 Every kernel takes C-contiguous typed memoryviews and scalars, runs without
 the GIL over an OpenMP ``prange`` and returns what it measured. Validation,
-id mapping, randomness and the epoch loop live in Python (``mfcore.estimators``).
-
-An index of -1 (a user or item unknown to the model) contributes no bias and
-no factors, so prediction falls back to the parts that are known.
+id mapping, randomness and the epoch loop live in Python (``mfcore.estimators.sgd``).
+Prediction and the squared error, which every estimator uses, are ``predict.pyx``'s.
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
 import numpy as np
+
+from .simd import SIMD_PATHS, path_number
 
 ctypedef fused floating:
     float
@@ -27,9 +27,7 @@ cdef extern from "sgd_simd.h" nogil:
         int32_t u
         int32_t i
         double r
-    int MF_N_PATHS
     int MF_RUN
-    int mf_path_supported(int path)
     int mf_select_path(int path)
     int mf_get_path()
     const int* mf_fixed_k
@@ -44,14 +42,6 @@ cdef extern from "sgd_simd.h" nogil:
                               const int64_t* order, int64_t n, double* P, double* Q,
                               double* bu, double* bi, int64_t k,
                               double mu, double lr, double reg, double regb)
-    double mf_predict_range_f32_d(const int32_t* us, const int32_t* its, const float* r,
-                                  int64_t n, const float* P, const float* Q, const float* bu,
-                                  const float* bi, int64_t k, float mu, float lo, float hi,
-                                  float* out)
-    double mf_predict_range_f64_d(const int32_t* us, const int32_t* its, const double* r,
-                                  int64_t n, const double* P, const double* Q,
-                                  const double* bu, const double* bi, int64_t k, double mu,
-                                  double lo, double hi, double* out)
     uint64_t mf_block_seed(uint64_t epoch_seed, int64_t block)
     uint64_t mf_below(uint64_t* s, uint64_t n)
     void mf_permutation(int32_t* out, int64_t n, uint64_t seed)
@@ -69,27 +59,15 @@ cdef extern from "sgd_simd.h" nogil:
 
 # --- run-time SIMD dispatch -------------------------------------------------------
 
-SIMD_PATHS = ("baseline", "avx2", "avx512")
-
-
-def simd_supported():
-    """The SIMD paths this build has and this CPU can run, narrowest first."""
-    return tuple(name for p, name in enumerate(SIMD_PATHS) if mf_path_supported(p))
-
-
 def simd_path():
-    """The SIMD path the kernels use now."""
+    """The SIMD path the SGD kernels use now."""
     return SIMD_PATHS[mf_get_path()]
 
 
 def set_simd_path(name):
-    """Use ``name`` (one of ``simd_supported()``) for the SGD and prediction kernels
+    """Use ``name`` (one of ``simd.simd_supported()``) for the SGD kernels
     (``mfcore.simd.select`` sets every kernel module at once)."""
-    if name not in SIMD_PATHS:
-        raise ValueError(f"SIMD path must be one of {SIMD_PATHS}, got {name!r}")
-    if not mf_select_path(SIMD_PATHS.index(name)):
-        raise ValueError(f"SIMD path {name!r} is not supported on this CPU "
-                         f"(supported: {simd_supported()})")
+    mf_select_path(path_number(name))
 
 
 #: The k whose block kernel is a copy with k fixed at compile time (``MF_FIXED_K`` in
@@ -116,12 +94,10 @@ def sgd_epoch(const int32_t[::1] users, const int32_t[::1] items,
               const floating[::1] ratings, const int64_t[::1] order,
               floating[:, ::1] user_factors, floating[:, ::1] item_factors,
               floating[::1] user_bias, floating[::1] item_bias,
-              double global_mean, double lr, double reg, double reg_bias,
-              int n_threads=1):
+              double global_mean, double lr, double reg, double reg_bias):
     """One serial pass of SGD over ``ratings[order]``, updating parameters in place.
 
-    The reference path (training uses ``sgd_blocks``); ``n_threads`` is
-    accepted for compatibility and ignored. Returns the sum of squared errors
+    The reference path (training uses ``sgd_blocks``). Returns the sum of squared errors
     measured before each update. Indices must be valid rows (not checked).
     """
     cdef Py_ssize_t n = order.shape[0]
@@ -310,84 +286,3 @@ def layout_records(const int32_t[::1] block, const int32_t[::1] users,
 def record_size(dtype):
     """Bytes of one packed training record for a float32 or float64 model."""
     return sizeof(mf_rec32) if dtype == "float32" else sizeof(mf_rec64)
-
-
-#: Pairs a task of the parallel prediction loops; partial sums are kept per chunk so the
-#: total does not depend on the thread count or the scheduling.
-cdef enum:
-    PREDICT_CHUNK = 4096
-
-
-cdef double _predict_chunks(const int32_t[::1] users, const int32_t[::1] items,
-                            const floating* ratings, const floating[:, ::1] user_factors,
-                            const floating[:, ::1] item_factors,
-                            const floating[::1] user_bias, const floating[::1] item_bias,
-                            double global_mean, double lo, double hi, floating* out,
-                            int n_threads) except -1.0:
-    """Predict (``out``) or sum squared errors (``ratings``) over all pairs, in chunks."""
-    cdef Py_ssize_t n = users.shape[0]
-    if items.shape[0] != n:
-        raise ValueError(f"users and items differ in length: {n} and {items.shape[0]}")
-    if n == 0:
-        return 0.0
-    cdef int64_t k = user_factors.shape[1]
-    if item_factors.shape[1] != k:
-        raise ValueError(f"user and item factors differ in k: {k} and {item_factors.shape[1]}")
-    cdef Py_ssize_t n_chunks = (n + PREDICT_CHUNK - 1) // PREDICT_CHUNK
-    cdef double[::1] partial = np.zeros(n_chunks, dtype=np.float64)
-    cdef const floating* P = &user_factors[0, 0] if user_factors.shape[0] else NULL
-    cdef const floating* Q = &item_factors[0, 0] if item_factors.shape[0] else NULL
-    cdef const floating* bu = &user_bias[0] if user_bias.shape[0] else NULL
-    cdef const floating* bi = &item_bias[0] if item_bias.shape[0] else NULL
-    cdef Py_ssize_t c, start, count
-    cdef double total = 0.0
-    for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="dynamic"):
-        start = c * PREDICT_CHUNK
-        count = min(PREDICT_CHUNK, n - start)
-        if floating is float:
-            partial[c] = mf_predict_range_f32_d(
-                &users[start], &items[start], ratings + start if ratings != NULL else NULL,
-                count, P, Q, bu, bi, k, <float>global_mean, <float>lo, <float>hi,
-                out + start if out != NULL else NULL)
-        else:
-            partial[c] = mf_predict_range_f64_d(
-                &users[start], &items[start], ratings + start if ratings != NULL else NULL,
-                count, P, Q, bu, bi, k, global_mean, lo, hi,
-                out + start if out != NULL else NULL)
-    for c in range(n_chunks):
-        total += partial[c]
-    return total
-
-
-def predict(const int32_t[::1] users, const int32_t[::1] items,
-            const floating[:, ::1] user_factors, const floating[:, ::1] item_factors,
-            const floating[::1] user_bias, const floating[::1] item_bias,
-            double global_mean, double lo, double hi,
-            floating[::1] out, int n_threads):
-    """Write the prediction for each (user, item) pair into ``out``, clipped to [lo, hi].
-
-    An index of -1 (unknown) contributes no bias and no factors; other indices
-    must be valid rows (``Model`` maps ids before calling).
-    """
-    if out.shape[0] != users.shape[0]:
-        raise ValueError(f"out has {out.shape[0]} entries for {users.shape[0]} pairs")
-    if users.shape[0]:
-        _predict_chunks(users, items, NULL, user_factors, item_factors, user_bias, item_bias,
-                        global_mean, lo, hi, &out[0], n_threads)
-
-
-def squared_error(const int32_t[::1] users, const int32_t[::1] items,
-                  const floating[::1] ratings,
-                  const floating[:, ::1] user_factors, const floating[:, ::1] item_factors,
-                  const floating[::1] user_bias, const floating[::1] item_bias,
-                  double global_mean, double lo, double hi, int n_threads):
-    """Sum of squared errors (in float64) of the clipped predictions for the given ratings.
-
-    Summed in fixed chunks, so the result does not depend on ``n_threads``.
-    """
-    if ratings.shape[0] != users.shape[0]:
-        raise ValueError(f"{ratings.shape[0]} ratings for {users.shape[0]} pairs")
-    if users.shape[0] == 0:
-        return 0.0
-    return _predict_chunks(users, items, &ratings[0], user_factors, item_factors, user_bias,
-                           item_bias, global_mean, lo, hi, NULL, n_threads)

@@ -1,54 +1,17 @@
 /* The SGD kernels for one value type on one instruction set.
  *
- * sgd_simd.h includes this file six times, float and double on each of the baseline,
- * AVX2 and AVX-512 paths, after defining
- *
- *   T          the value type: float or double
- *   REC        its training record: mf_rec32 or mf_rec64
- *   VT         a vector of T of the path's register width (16, 32 or 64 bytes)
- *   HSUM       the horizontal sum of a VT (mf_hsum_f4 ... mf_hsum_d8)
- *   NAME(x)    x with this copy's suffix, e.g. mf_block_f32_avx2
- *   MF_TARGET  this copy's instruction set: __attribute__((target(...))), or nothing
- *
- * and this file undefines them at its end. The helpers (MF_INLINE) are always inlined
- * into the entry points at the end, which carry MF_TARGET: so each entry point is one
- * function compiled for this copy's instruction set, and sgd_simd.h puts them in the
- * path's dispatch table. Without GCC/Clang vector extensions (MF_VECTORS 0) only the
- * scalar loops are compiled.
+ * simd_paths.h includes this file once per value type and path, with T, VT, HSUM, NAME and
+ * MF_TARGET defined (see there). The helpers (MF_INLINE) are always inlined into the
+ * entry points at the end, which carry MF_TARGET: so each entry point is one function
+ * compiled for this copy's instruction set, and sgd_simd.h puts them in the path's
+ * dispatch table. Without GCC/Clang vector extensions (MF_VECTORS 0) only the scalar
+ * loops are compiled.
  */
 
-#define W ((int)(sizeof(VT) / sizeof(T))) /* lanes of a VT */
+#define W ((int)(sizeof(VT) / sizeof(T)))  /* lanes of a VT */
+#define REC MF_CAT(mf_rec_, T)              /* the training record: mf_rec_float ... */
 
-/* p . q: two vector accumulators over whole vectors, added in a fixed tree order (HSUM),
- * then the scalar tail. */
-MF_INLINE T NAME(mf_dot)(const T *p, const T *q, int64_t k)
-{
-    int64_t f = 0;
-    T s = 0;
-#if MF_VECTORS
-    if (k >= W) {
-        VT a0 = {0}, a1 = {0}, x, y;
-        for (; f + 2 * W <= k; f += 2 * W) {
-            memcpy(&x, p + f, sizeof x);
-            memcpy(&y, q + f, sizeof y);
-            a0 += x * y;
-            memcpy(&x, p + f + W, sizeof x);
-            memcpy(&y, q + f + W, sizeof y);
-            a1 += x * y;
-        }
-        if (f + W <= k) {
-            memcpy(&x, p + f, sizeof x);
-            memcpy(&y, q + f, sizeof y);
-            a0 += x * y;
-            f += W;
-        }
-        s = HSUM(a0 + a1);
-    }
-#endif
-    for (; f < k; f++)
-        s += p[f] * q[f];
-    return s;
-}
+#include "dot_body.h" /* NAME(mf_dot): p . q */
 
 /* p += lr (e q - reg p) and q += lr (e p - reg q), both from the old p and q. */
 MF_INLINE void NAME(mf_step)(T *p, T *q, T e, T lr, T reg, int64_t k)
@@ -215,39 +178,6 @@ MF_INLINE double NAME(mf_ordered_inline)(const int32_t *users, const int32_t *it
     return sse;
 }
 
-/* Prediction for one pair; an index of -1 contributes nothing; clipped to [lo, hi]. */
-MF_INLINE T NAME(mf_predict_one)(int32_t u, int32_t i, const T *P, const T *Q,
-                                 const T *bu, const T *bi, int64_t k,
-                                 T mu, T lo, T hi)
-{
-    T r = mu;
-    if (u >= 0)
-        r += bu[u];
-    if (i >= 0)
-        r += bi[i];
-    if (u >= 0 && i >= 0)
-        r += NAME(mf_dot)(P + (int64_t)u * k, Q + (int64_t)i * k, k);
-    return r < lo ? lo : (r > hi ? hi : r);
-}
-
-/* Predictions for n pairs into out; or (out NULL) the sum of squared errors against r. */
-MF_INLINE double NAME(mf_predict_inline)(const int32_t *us, const int32_t *is, const T *r,
-                                         int64_t n, const T *P, const T *Q, const T *bu,
-                                         const T *bi, int64_t k, T mu, T lo, T hi, T *out)
-{
-    double sse = 0.0;
-    for (int64_t t = 0; t < n; t++) {
-        T p = NAME(mf_predict_one)(us[t], is[t], P, Q, bu, bi, k, mu, lo, hi);
-        if (out) {
-            out[t] = p;
-        } else {
-            double e = (double)r[t] - (double)p;
-            sse += e * e;
-        }
-    }
-    return sse;
-}
-
 /* --- the entry points of this copy: each inlines its implementation above, whole, into
  * one function compiled for MF_TARGET --- */
 
@@ -267,13 +197,6 @@ MF_TARGET static double NAME(mf_ordered)(const int32_t *users, const int32_t *it
                                    mu, lr, reg, regb);
 }
 
-MF_TARGET static double NAME(mf_predict)(const int32_t *us, const int32_t *is, const T *r,
-                                         int64_t n, const T *P, const T *Q, const T *bu,
-                                         const T *bi, int64_t k, T mu, T lo, T hi, T *out)
-{
-    return NAME(mf_predict_inline)(us, is, r, n, P, Q, bu, bi, k, mu, lo, hi, out);
-}
-
 /* Which copy of the block loop NAME(mf_block) runs for k: MF_LOOP_FIXED_K, MF_LOOP_VECTORS
  * or MF_LOOP_RUNTIME_K (for tests). */
 MF_TARGET static int NAME(mf_block_variant)(int64_t k)
@@ -287,9 +210,4 @@ MF_TARGET static int NAME(mf_block_variant)(int64_t k)
 }
 
 #undef W
-#undef T
 #undef REC
-#undef VT
-#undef HSUM
-#undef NAME
-#undef MF_TARGET

@@ -13,9 +13,10 @@
  *   b_u += lr (e - reg_bias b_u);  b_i += lr (e - reg_bias b_i)
  *   p_u += lr (e q_i - reg p_u);   q_i += lr (e p_u(old) - reg q_i)
  *
- * Layout: this file (records, random numbers, vector types, the dispatch table and the
- * parallel epoch's scheduling), sgd_body.h (the kernels of one type on one path) and
- * sgd_epoch_body.h (the parallel epoch of one type).
+ * Layout: this file (records, random numbers, the dispatch table and the parallel epoch's
+ * scheduling), sgd_body.h (the kernels of one type on one path; its dot product is
+ * dot_body.h's, shared with the prediction kernel, predict_simd.h) and sgd_epoch_body.h
+ * (the parallel epoch of one type). The vector types are mf_common.h's.
  */
 #ifndef MFCORE_SGD_SIMD_H
 #define MFCORE_SGD_SIMD_H
@@ -23,6 +24,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "mf_common.h"
 #include "simd_dispatch.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -32,10 +34,6 @@
 #define MF_YIELD() sched_yield()
 #else
 #define MF_YIELD()
-#endif
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi" /* vectors passed only to always_inline helpers */
 #endif
 
 /* One training rating as stored by SGDTrainer (numpy dtypes REC32/REC64). */
@@ -58,18 +56,6 @@ enum { MF_N_FIXED_K = sizeof mf_fixed_k / sizeof mf_fixed_k[0] };
 
 /* Which copy of the block loop a k takes (mf_block_variant_*). */
 enum { MF_LOOP_RUNTIME_K = 0, MF_LOOP_FIXED_K = 1, MF_LOOP_VECTORS = 2 };
-
-#if MF_X86_DISPATCH
-#define MF_INLINE static inline __attribute__((always_inline))
-#else
-#define MF_INLINE static inline
-#endif
-
-#if defined(__GNUC__) || defined(_MSC_VER)
-#define MF_RESTRICT __restrict
-#else
-#define MF_RESTRICT
-#endif
 
 /* --- a small, fast PRNG for the in-block shuffle (seeded from numpy's Generator) --- */
 
@@ -108,125 +94,16 @@ static void mf_permutation(int32_t *out, int64_t n, uint64_t seed)
     }
 }
 
-/* --- vectors of the register width of each path --- */
+/* --- the kernels: sgd_body.h for each value type on each path (simd_paths.h). Vectors of
+ * each path's register width: 64 bytes for AVX-512, 32 for AVX2, 16 for the baseline
+ * (SSE2, NEON). (A 64-byte vector everywhere would give all paths the same summation
+ * order, but GCC lowers over-wide vectors through the stack.) --- */
 
-/* 64 bytes for AVX-512, 32 for AVX2, 16 for the baseline (SSE2, NEON). (A 64-byte vector
- * everywhere would give all paths the same summation order, but GCC lowers over-wide
- * vectors through the stack.) */
-#if defined(__GNUC__)
-#define MF_VECTORS 1
-typedef float mf_vf16 __attribute__((vector_size(64)));
-typedef float mf_vf8 __attribute__((vector_size(32)));
-typedef float mf_vf4 __attribute__((vector_size(16)));
-typedef float mf_vf2 __attribute__((vector_size(8)));
-typedef double mf_vd8 __attribute__((vector_size(64)));
-typedef double mf_vd4 __attribute__((vector_size(32)));
-typedef double mf_vd2 __attribute__((vector_size(16)));
-
-/* Horizontal sums in a fixed tree order: halves added until one lane is left (memcpy of
- * a half compiles to a register extract). */
-MF_INLINE float mf_hsum_f4(mf_vf4 a)
-{
-    mf_vf2 lo, hi;
-    memcpy(&lo, &a, sizeof lo);
-    memcpy(&hi, (char *)&a + sizeof lo, sizeof hi);
-    mf_vf2 d = lo + hi;
-    return d[0] + d[1];
-}
-
-MF_INLINE float mf_hsum_f8(mf_vf8 a)
-{
-    mf_vf4 lo, hi;
-    memcpy(&lo, &a, sizeof lo);
-    memcpy(&hi, (char *)&a + sizeof lo, sizeof hi);
-    return mf_hsum_f4(lo + hi);
-}
-
-MF_INLINE float mf_hsum_f16(mf_vf16 a)
-{
-    mf_vf8 lo, hi;
-    memcpy(&lo, &a, sizeof lo);
-    memcpy(&hi, (char *)&a + sizeof lo, sizeof hi);
-    return mf_hsum_f8(lo + hi);
-}
-
-MF_INLINE double mf_hsum_d2(mf_vd2 a)
-{
-    return a[0] + a[1];
-}
-
-MF_INLINE double mf_hsum_d4(mf_vd4 a)
-{
-    mf_vd2 lo, hi;
-    memcpy(&lo, &a, sizeof lo);
-    memcpy(&hi, (char *)&a + sizeof lo, sizeof hi);
-    return mf_hsum_d2(lo + hi);
-}
-
-MF_INLINE double mf_hsum_d8(mf_vd8 a)
-{
-    mf_vd4 lo, hi;
-    memcpy(&lo, &a, sizeof lo);
-    memcpy(&hi, (char *)&a + sizeof lo, sizeof hi);
-    return mf_hsum_d4(lo + hi);
-}
-#else /* no vector extensions: scalar loops only (the vector types size nothing) */
-#define MF_VECTORS 0
-typedef float mf_vf4[4];
-typedef double mf_vd2[2];
-#endif
-
-/* --- the kernels: sgd_body.h for each value type on each path --- */
-
-#define T float
-#define REC mf_rec32
-#define VT mf_vf4
-#define HSUM mf_hsum_f4
-#define NAME(x) x##_f32_baseline
-#define MF_TARGET
-#include "sgd_body.h"
-
-#define T double
-#define REC mf_rec64
-#define VT mf_vd2
-#define HSUM mf_hsum_d2
-#define NAME(x) x##_f64_baseline
-#define MF_TARGET
-#include "sgd_body.h"
-
-#if MF_X86_DISPATCH
-#define T float
-#define REC mf_rec32
-#define VT mf_vf8
-#define HSUM mf_hsum_f8
-#define NAME(x) x##_f32_avx2
-#define MF_TARGET __attribute__((target("avx2,fma")))
-#include "sgd_body.h"
-
-#define T double
-#define REC mf_rec64
-#define VT mf_vd4
-#define HSUM mf_hsum_d4
-#define NAME(x) x##_f64_avx2
-#define MF_TARGET __attribute__((target("avx2,fma")))
-#include "sgd_body.h"
-
-#define T float
-#define REC mf_rec32
-#define VT mf_vf16
-#define HSUM mf_hsum_f16
-#define NAME(x) x##_f32_avx512
-#define MF_TARGET __attribute__((target("avx512f,avx2,fma")))
-#include "sgd_body.h"
-
-#define T double
-#define REC mf_rec64
-#define VT mf_vd8
-#define HSUM mf_hsum_d8
-#define NAME(x) x##_f64_avx512
-#define MF_TARGET __attribute__((target("avx512f,avx2,fma")))
-#include "sgd_body.h"
-#endif
+typedef mf_rec32 mf_rec_float; /* the record of each value type (sgd_body.h's REC) */
+typedef mf_rec64 mf_rec_double;
+#define MF_BODY "sgd_body.h"
+#include "simd_paths.h"
+#undef MF_BODY
 
 /* --- the dispatch table --- */
 
@@ -241,21 +118,11 @@ typedef double (*mf_ordered_fn_f32)(const int32_t *, const int32_t *, const floa
 typedef double (*mf_ordered_fn_f64)(const int32_t *, const int32_t *, const double *,
                                     const int64_t *, int64_t, double *, double *, double *,
                                     double *, int64_t, double, double, double, double);
-typedef double (*mf_predict_fn_f32)(const int32_t *, const int32_t *, const float *, int64_t,
-                                    const float *, const float *, const float *,
-                                    const float *, int64_t, float, float, float, float *);
-typedef double (*mf_predict_fn_f64)(const int32_t *, const int32_t *, const double *, int64_t,
-                                    const double *, const double *, const double *,
-                                    const double *, int64_t, double, double, double,
-                                    double *);
-
 typedef struct {
     mf_block_fn_f32 block_f32;
     mf_block_fn_f64 block_f64;
     mf_ordered_fn_f32 ordered_f32;
     mf_ordered_fn_f64 ordered_f64;
-    mf_predict_fn_f32 predict_f32;
-    mf_predict_fn_f64 predict_f64;
     int (*variant_f32)(int64_t k);
     int (*variant_f64)(int64_t k);
 } mf_kernels;
@@ -263,20 +130,17 @@ typedef struct {
 static const mf_kernels mf_table_baseline = {
     mf_block_f32_baseline, mf_block_f64_baseline,
     mf_ordered_f32_baseline, mf_ordered_f64_baseline,
-    mf_predict_f32_baseline, mf_predict_f64_baseline,
     mf_block_variant_f32_baseline, mf_block_variant_f64_baseline,
 };
 #if MF_X86_DISPATCH
 static const mf_kernels mf_table_avx2 = {
     mf_block_f32_avx2, mf_block_f64_avx2,
     mf_ordered_f32_avx2, mf_ordered_f64_avx2,
-    mf_predict_f32_avx2, mf_predict_f64_avx2,
     mf_block_variant_f32_avx2, mf_block_variant_f64_avx2,
 };
 static const mf_kernels mf_table_avx512 = {
     mf_block_f32_avx512, mf_block_f64_avx512,
     mf_ordered_f32_avx512, mf_ordered_f64_avx512,
-    mf_predict_f32_avx512, mf_predict_f64_avx512,
     mf_block_variant_f32_avx512, mf_block_variant_f64_avx512,
 };
 #endif
@@ -288,15 +152,9 @@ static int mf_current_path = MF_PATH_BASELINE;
 /* Switch every kernel to `path`; returns 0 if it is not supported (nothing changes). */
 static int mf_select_path(int path)
 {
-    if (path < 0 || path >= MF_N_PATHS || !mf_path_supported(path))
+    if (!mf_path_supported(path))
         return 0;
-    mf_k = &mf_table_baseline;
-#if MF_X86_DISPATCH
-    if (path == MF_PATH_AVX512)
-        mf_k = &mf_table_avx512;
-    else if (path == MF_PATH_AVX2)
-        mf_k = &mf_table_avx2;
-#endif
+    mf_k = MF_FOR_PATH(path, &mf_table); /* &mf_table_avx512, ... */
     mf_current_path = path;
     return 1;
 }
@@ -321,24 +179,6 @@ static inline double mf_sgd_ordered_f64(const int32_t *us, const int32_t *is, co
                                         double mu, double lr, double reg, double regb)
 {
     return mf_k->ordered_f64(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb);
-}
-
-static inline double mf_predict_range_f32_d(const int32_t *us, const int32_t *is,
-                                            const float *r, int64_t n, const float *P,
-                                            const float *Q, const float *bu, const float *bi,
-                                            int64_t k, float mu, float lo, float hi,
-                                            float *out)
-{
-    return mf_k->predict_f32(us, is, r, n, P, Q, bu, bi, k, mu, lo, hi, out);
-}
-
-static inline double mf_predict_range_f64_d(const int32_t *us, const int32_t *is,
-                                            const double *r, int64_t n, const double *P,
-                                            const double *Q, const double *bu,
-                                            const double *bi, int64_t k, double mu,
-                                            double lo, double hi, double *out)
-{
-    return mf_k->predict_f64(us, is, r, n, P, Q, bu, bi, k, mu, lo, hi, out);
 }
 
 /* Which copy of the block loop the current path runs for k (MF_LOOP_*). */

@@ -5,7 +5,7 @@ import os
 import sys
 import time
 
-from ..errors import Message
+from ..errors import InvalidParameterError, Message, Setting
 from ..io import read_pairs, read_ratings
 from ..persistence import load
 
@@ -40,9 +40,13 @@ def spelled(setting):
 
 def say(problem):
     """A library exception, warning or message in command-line terms, on one line: the
-    settings it names (``errors.Message``) as flags, the rest as the library wrote it."""
+    parameter of an ``InvalidParameterError`` (its fields ``name``, ``value``, ``rule``) and
+    the settings a message names (``errors.Message``) as flags, the rest as the library
+    wrote it."""
     text = problem
-    if isinstance(problem, BaseException):
+    if isinstance(problem, InvalidParameterError):
+        text = f"{spelled(Setting(problem.name))} must be {problem.rule}, got {problem.value!r}"
+    elif isinstance(problem, BaseException):
         first = problem.args[0] if problem.args else None
         text = first if isinstance(first, Message) else str(problem)
     if isinstance(text, Message):

@@ -111,15 +111,8 @@ def _model_from_flags(args):
     try:
         model.set_params(**params)._checked_params()
     except ValueError as exc:
-        args.parser.error(_parameter_error(exc))
+        args.parser.error(say(exc))
     return model
-
-
-def _parameter_error(exc):
-    """A hyperparameter check's error with the parameter as its flag: ``k must be ...`` ->
-    ``--k must be ...`` (the checks name the parameter first)."""
-    name, _, rest = str(exc).partition(" ")
-    return f"{flag(name)} {rest}" if name in _algorithm_params() else say(exc)
 
 
 # --- train ------------------------------------------------------------------------------
@@ -245,7 +238,7 @@ def _search_from_flags(args):
     try:
         return search, search.check()
     except ValueError as exc:
-        args.parser.error(_parameter_error(exc))
+        args.parser.error(say(exc))
 
 
 class _TrialLines:

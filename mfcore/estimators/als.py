@@ -2,7 +2,7 @@
 
 Each iteration solves every user's bias and factors with the items fixed, then
 every item's with the users fixed. A row's solve is a small regularised
-least-squares problem over its ratings (``mfcore._kernels.als.solve_rows``:
+least-squares problem over its ratings (``mfcore._kernels.rowsolve.solve_rows``:
 accumulated and Cholesky-factored in float64, rows in parallel). Rows are
 independent given the other side, so a fit is bit-identical for any thread
 count.
@@ -12,8 +12,8 @@ import collections
 import numpy as np
 
 from .. import params as p
-from .._kernels import sgd as _sgd_kernels
-from .._kernels.als import solve_rows
+from .._kernels import predict as _predict
+from .._kernels.rowsolve import solve_rows
 from ..errors import Message, Setting
 from .._threads import resolve_n_threads
 from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
@@ -84,7 +84,7 @@ class _Iterations(Trainer):
                        self.n_threads, self.bias_shrinkage)
             if present is not None:
                 factors[present], bias[present] = out_factors, out_bias
-        sse = _sgd_kernels.squared_error(*self.ratings, *m._parameters(), m.global_mean_,
+        sse = _predict.squared_error(*self.ratings, *m._parameters(), m.global_mean_,
                                          -np.inf, np.inf, self.n_threads)
         return {"sse": sse}
 

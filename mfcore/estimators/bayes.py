@@ -27,7 +27,7 @@ import numpy as np
 from .. import params as p
 from .._kernels import bayes as _bayes
 from .._kernels import bayes_features as _features
-from .._kernels import sgd as _sgd_kernels
+from .._kernels import predict as _predict
 from .._threads import resolve_n_threads
 from ..fitted import StateArray, labelled, pair_arguments, reads_state
 from ..data import check_lengths, rating_arrays, to_numpy
@@ -145,7 +145,7 @@ class _Sweeps(Trainer):
         self._start_state(model)
         self.seed = int(model.rng_.integers(0, 2**63))
         self.sides = params["implicit"]
-        self.implicit = {}
+        self.implicit = None  # the implicit state (_bayes.ImplicitTerms), if any
         # the factors the ratings see: the effective ones with implicit terms (set below)
         self.P_seen, self.Q_seen = self.P, self.Q
         if self.sides:
@@ -189,42 +189,47 @@ class _Sweeps(Trainer):
         if z is not None:
             _bayes.implicit_means(ptrs[2], ptrs[3], z, zbar, self.n_threads)
         self.P_seen, self.Q_seen = self.P + ybar, self.Q + zbar
-        self.implicit = dict(
-            implicit_user_ptr=ptrs[0], implicit_user_items=ptrs[1], implicit_item_ptr=ptrs[2],
-            implicit_item_users=ptrs[3], y=y, z=z, ybar=ybar, zbar=zbar,
-            user_effective=self.P_seen, item_effective=self.Q_seen,
-            y_hyper=None if y is None else np.zeros((2, k)),
+        self.implicit = _bayes.ImplicitTerms(
+            *ptrs, y=y, z=z, ybar=ybar, zbar=zbar, user_effective=self.P_seen,
+            item_effective=self.Q_seen, y_hyper=None if y is None else np.zeros((2, k)),
             z_hyper=None if z is None else np.zeros((2, k)))
 
     def _start_features(self, params, rng):
         """The side features' state: each feature's (linear weight, factor vector) theta,
         the weights 0 and the vectors drawn like the factors; the rows' shifts (their
-        feature terms plus any implicit term) and effective parameters (see
-        ``bayes_features``). The bias arrays hold the effective biases from here on."""
-        k = self.P.shape[1]
-        if not self.implicit:  # the shifts without implicit terms
-            self.implicit = dict(ybar=np.zeros_like(self.P), zbar=np.zeros_like(self.Q))
-        shifts = {"user": (self.implicit["ybar"], self.bu), "item": (self.implicit["zbar"], self.bi)}
-        for side, (factor_shift, bias) in shifts.items():
-            bias_shift = np.zeros(len(bias))
+        feature terms plus any implicit term, in one ``ImplicitTerms``) and effective
+        parameters (see ``bayes_features``). The bias arrays hold the effective biases
+        from here on."""
+        k, imp = self.P.shape[1], self.implicit
+        ybar = np.zeros_like(self.P) if imp is None else imp.ybar
+        zbar = np.zeros_like(self.Q) if imp is None else imp.zbar
+        bias_shift = {}
+        for side, factor_shift, bias in (("user", ybar, self.bu), ("item", zbar, self.bi)):
+            bias_shift[side] = np.zeros(len(bias))
             layout = self.features.get(side)
             if layout is not None:
                 theta = np.zeros((len(layout["ptr"]) - 1, k + 1))
                 theta[:, 1:] = rng.normal(0.0, params["init_std"], (len(theta), k))
                 term = feature_terms(layout, theta, len(bias))
                 factor_shift += term[:, 1:]
-                bias_shift += term[:, 0]
+                bias_shift[side] += term[:, 0]
                 bias += term[:, 0]
                 layout.update(theta=theta, hyper=np.zeros((len(layout["group_ptr"]) - 1, 2,
                                                            k + 1)))
-            self.implicit[f"{side}_bias_shift"] = bias_shift
-        self.P_seen, self.Q_seen = self.P + self.implicit["ybar"], self.Q + self.implicit["zbar"]
-        self.implicit.update(user_effective=self.P_seen, item_effective=self.Q_seen)
+        self.P_seen, self.Q_seen = self.P + ybar, self.Q + zbar
+        pairs = (None,) * 4 if imp is None else (imp.user_ptr, imp.user_items, imp.item_ptr,
+                                                  imp.item_users)
+        vectors = {} if imp is None else dict(y=imp.y, z=imp.z, y_hyper=imp.y_hyper,
+                                              z_hyper=imp.z_hyper)
+        self.implicit = _bayes.ImplicitTerms(
+            *pairs, ybar=ybar, zbar=zbar, user_effective=self.P_seen,
+            item_effective=self.Q_seen, user_bias_shift=bias_shift["user"],
+            item_bias_shift=bias_shift["item"], **vectors)
 
     def _standardized(self, u, i):
         """The current sample's predictions in standardized units (without the mean)."""
         out = np.empty(len(u))
-        _sgd_kernels.predict(np.ascontiguousarray(u, np.int32), np.ascontiguousarray(i, np.int32),
+        _predict.predict(np.ascontiguousarray(u, np.int32), np.ascontiguousarray(i, np.int32),
                              self.P_seen, self.Q_seen, self.bu, self.bi, 0.0, -np.inf, np.inf,
                              out, self.n_threads)
         return out
@@ -258,14 +263,15 @@ class _Sweeps(Trainer):
             self.item_pos, self.residual, self.user_residual, self.P, self.Q, self.bu, self.bi,
             self.user_hyper, self.item_hyper,
             self.seed, sweep - 1, self.n_threads, pr["alpha_0"], pr["beta_0"], 0.0, 1.0,
-            pr["alpha_lambda"], pr["beta_lambda"], **self.implicit)
+            pr["alpha_lambda"], pr["beta_lambda"], self.implicit)
         for side, layout in self.features.items():
             user = side == "user"
             _features.feature_sweep(
                 side, layout["ptr"], layout["rows"], layout["x"], layout["group_ptr"],
                 layout["theta"], layout["hyper"], self.bu if user else self.bi,
                 self.P_seen if user else self.Q_seen,
-                self.implicit[f"{side}_bias_shift"], self.implicit["ybar" if user else "zbar"],
+                self.implicit.user_bias_shift if user else self.implicit.item_bias_shift,
+                self.implicit.ybar if user else self.implicit.zbar,
                 self.P if user else self.Q, self.user_hyper if user else self.item_hyper,
                 self.seed, sweep - 1, self.n_threads, 0.0, 1.0, pr["alpha_lambda"],
                 pr["beta_lambda"])
@@ -281,7 +287,7 @@ class _Sweeps(Trainer):
         alpha = float(alpha) / (scale * scale)
         self.keeping = sweep > self.burn_in and (sweep - self.burn_in) % self.thin == 0
         if self.keeping:
-            y = self.implicit.get("y")
+            y = None if self.implicit is None else self.implicit.y
             self.kept.append((m.user_factors_.copy(), m.item_factors_.copy(),
                               self.bu * scale, self.bi * scale, alpha,
                               self._hyper_in_rating_units(),

@@ -1,5 +1,8 @@
 # cython: language_level=3
-"""Numerical kernel of ALS with biases: the regularised least-squares solve of many rows.
+"""The row solver: the regularised least-squares solve of many rows, with biases.
+
+ALS solves every row of one side with it, fold-in the rows of new users or items, and
+``mfcore.dask`` the rows of a band.
 
 For each row u (a user when solving users, an item when solving items) with ratings
 r_uj over columns j of the other side, ``solve_rows`` finds the bias b_u and factors p_u
@@ -28,7 +31,7 @@ from libc.math cimport isfinite
 
 import numpy as np
 
-from .sgd import SIMD_PATHS, simd_supported  # one list of paths (simd_dispatch.h), one CPU check
+from .simd import SIMD_PATHS, path_number
 
 ctypedef fused floating:
     float
@@ -65,13 +68,9 @@ def simd_path():
 
 
 def set_simd_path(name):
-    """Use ``name`` (one of ``simd_supported()``) for ``solve_rows``
+    """Use ``name`` (one of ``simd.simd_supported()``) for ``solve_rows``
     (``mfcore.simd.select`` sets every kernel module at once)."""
-    if name not in SIMD_PATHS:
-        raise ValueError(f"SIMD path must be one of {SIMD_PATHS}, got {name!r}")
-    if not mf_als_select_path(SIMD_PATHS.index(name)):
-        raise ValueError(f"SIMD path {name!r} is not supported on this CPU "
-                         f"(supported: {simd_supported()})")
+    mf_als_select_path(path_number(name))
 
 
 # --- the row solve ------------------------------------------------------------------
