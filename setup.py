@@ -44,10 +44,19 @@ def _compiles_with(compiler, compile_args, link_args):
 
 
 class BuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:   # pip and build run build_ext without -j: compile the modules side by side
+            self.parallel = os.cpu_count() or 1
+
     def build_extensions(self):
         ctype = self.compiler.compiler_type
         if ctype == "msvc":
             base, omp_compile, omp_link = ["/O2"], ["/openmp"], []
+        elif sys.platform == "darwin":
+            # Apple's clang has no OpenMP runtime of its own: the preprocessor flag plus LLVM's libomp
+            # (headers and library found through CFLAGS/LDFLAGS, see tools/build_libomp_macos.sh)
+            base, omp_compile, omp_link = ["-O3"], ["-Xpreprocessor", "-fopenmp"], ["-lomp"]
         else:
             base, omp_compile, omp_link = ["-O3"], ["-fopenmp"], ["-fopenmp"]
             if _flag("MFCORE_NATIVE"):

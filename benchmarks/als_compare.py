@@ -336,7 +336,7 @@ def run_job(job):
     env = dict(os.environ, OMP_NUM_THREADS=t, OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                LK_NUM_THREADS=t, LK_NUM_BACKEND_THREADS="1", PYTHONWARNINGS="ignore")
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(job)],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          env=env, capture_output=True, text=True)
     sys.stderr.write("".join(line + "\n" for line in proc.stderr.splitlines()
                              if line.startswith("  ")))  # tuning progress
     for line in proc.stdout.splitlines():

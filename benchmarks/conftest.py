@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # the benchmarks' own helper modules
 
-from _common import EPOCHS, HYPER, ROUNDS, ROWS, cpu_model  # noqa: E402
+from _common import EPOCHS, HYPER, ROUNDS, ROWS, cpu_model
 
 
 def _mups(x):

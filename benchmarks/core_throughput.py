@@ -4,14 +4,17 @@ Run: PYTHONPATH=. python benchmarks/core_throughput.py   (an in-place build; or 
 Synthetic ML-1M-shaped data, 90/10 split, default hyperparameters but k, 10 epochs;
 the median epoch of each fit, median of 3 fits. The full suite is `pytest benchmarks`.
 """
-import statistics, time, mfcore
+import statistics
+import time
+
+import mfcore
 from mfcore.split import train_test_split
 d = mfcore.datasets.synthetic("ml-1m", seed=0)
 tr, te = train_test_split(d, 0.1, seed=0)
 for k in (20, 64, 128):
     for t in (1, 2):
         runs = []
-        for rep in range(3):
+        for _rep in range(3):
             start = time.perf_counter()
             m = mfcore.Model(k=k, epochs=10, n_threads=t).fit(tr.user, tr.item, tr.rating)
             fit = time.perf_counter() - start

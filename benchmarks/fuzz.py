@@ -19,9 +19,9 @@ import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
-from hypothesis import given, seed as hypothesis_seed  # noqa: E402
+from hypothesis import given, seed as hypothesis_seed
 
-import fuzz_harness as fz  # noqa: E402
+import fuzz_harness as fz
 
 
 def run(name, strategy, check, examples, seed):

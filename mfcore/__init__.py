@@ -23,8 +23,7 @@ from . import datasets, split
 from .io import read_ratings
 from .model_selection import cross_validate
 from .search import Search, search
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def show_config(file=None):
@@ -32,6 +31,14 @@ def show_config(file=None):
 
     Every kernel uses the widest SIMD path the CPU supports (chosen once at
     import by ``mfcore.simd``; ``MFCORE_SIMD=baseline|avx2|avx512`` overrides it).
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> config = mfcore.show_config()  # doctest: +ELLIPSIS
+                 version: ...
+    >>> config["openmp"] in (True, False)
+    True
     """
     config = {
         "version": __version__,

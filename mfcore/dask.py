@@ -56,11 +56,15 @@ Not offered: ``validation_fraction`` (pass ``validation=``), ``warm_start`` and
 Needs the ``dask`` extra (``pip install "mfcore[dask]"``); ``import mfcore``
 never imports this module.
 """
+from __future__ import annotations
+
 import asyncio
 import operator
 import re
 import time
 import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from distributed import KilledWorker, default_client, get_worker
@@ -81,6 +85,13 @@ from .estimators.als import ALSSide, _Iterations
 from .estimators.bayes import _Sweeps
 from .estimators.sgd import _Epochs, choose_grid, groups_of_counts, layout_blocks, schedule
 from .ids import IdMap, normalize_ids, plain, sorted_unique
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    from distributed import Client
+
+    from ._typing import ArrayLike
+    from .estimators.base import Estimator
 
 __all__ = ["fit", "WorkerLostError"]
 
@@ -554,8 +565,8 @@ class _SGDEpochs(_Epochs):
             results = self.cluster.call_each(
                 "sgd_round", epoch, [(rounds, seed, job, part, 0.0, lr, self.reg,
                                       self.reg_bias, s == g - 1) for job, part in zip(jobs, parts)])
-            for job, part, (new, sse, seconds, users) in zip(jobs, parts, results):
-                for b, (factors, bias), (new_factors, new_bias) in zip(job, part, new):
+            for job, part, (new, sse, _seconds, _users) in zip(jobs, parts, results):
+                for _b, (factors, bias), (new_factors, new_bias) in zip(job, part, new):
                     factors[...], bias[...] = new_factors, new_bias
                     exchanged += 2 * (factors.nbytes + bias.nbytes)
                 block_sse[job] = sse
@@ -636,7 +647,7 @@ class _BayesSweeps(_Sweeps):
             results = self.cluster.call_each("bayes_half", sweep, args)
             exchanged += w * other.nbytes + sum(p.nbytes for a in args for p in a[1])
             edges = self.bands[s]
-            for c, (factors, bias, pieces, chunks, seconds) in enumerate(results):
+            for c, (factors, bias, pieces, _chunks, _seconds) in enumerate(results):
                 target[0][edges[c]:edges[c + 1]], target[1][edges[c]:edges[c + 1]] = factors, bias
                 exchanged += factors.nbytes + bias.nbytes + sum(p.nbytes for p in pieces)
             self.pieces = [r[2] for r in results]
@@ -699,8 +710,10 @@ def _local_validation(validation, columns):
     return validation
 
 
-def fit(estimator, ratings, validation=None, columns=None, client=None, callback=None,
-        workers=None):
+def fit(estimator: Estimator, ratings: dd.DataFrame,
+        validation: tuple[ArrayLike, ArrayLike, ArrayLike] | dd.DataFrame | None = None,
+        columns: Sequence[str] | None = None, client: Client | None = None,
+        callback: Callable[..., Any] | None = None, workers: Sequence[str] | None = None) -> Estimator:
     """Fit ``estimator`` (``mfcore.ALS``, ``mfcore.Model`` or ``mfcore.BayesianMF``) on a
     Dask DataFrame of ratings; return it, fitted.
 

@@ -139,7 +139,9 @@ def rating_arrays(users, items=None, ratings=None, columns=None, need_ratings=Tr
     for name, value in (("items", items), ("ratings", ratings if need_ratings else 0)):
         if value is None:
             raise ValueError(
-                f"{name} is None: {what} takes {'three arrays (users, items, ratings)' if need_ratings else 'two arrays (users, items)'}, or one table "
+                f"{name} is None: {what} takes "
+                f"{'three arrays (users, items, ratings)' if need_ratings else 'two arrays (users, items)'}, "
+                "or one table "
                 f"of ratings (a pandas DataFrame with user, item{', rating' if need_ratings else ''} "
                 f"columns) alone; got a {type(users).__name__} and no {name}")
     return users, items, ratings, None
@@ -300,7 +302,8 @@ class RatingSummary:
         parts = list(parts)
         return cls(user_map, item_map, sum(s.n for s in parts),
                    sum((s.total for s in parts), fractions.Fraction(0)),
-                   sum((s.squares for s in parts), fractions.Fraction(0)), min(s.low for s in parts), max(s.high for s in parts),
+                   sum((s.squares for s in parts), fractions.Fraction(0)),
+                   min(s.low for s in parts), max(s.high for s in parts),
                    parts[0].dtype)
 
     @property

@@ -15,6 +15,8 @@ Where MovieLens comes from, in order:
    temporary folder first, renamed into place only when complete. Nothing
    ever prompts; when offline a ``DataUnavailableError`` says so.
 """
+from __future__ import annotations
+
 import hashlib
 import os
 import shutil
@@ -22,11 +24,18 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import DataUnavailableError, warn
 from .io import read_ratings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ._typing import Seed
 
 __all__ = ["synthetic", "PRESETS", "movielens", "movielens_path", "MOVIELENS", "cache_dir"]
 
@@ -64,16 +73,25 @@ def _canonical(name):
     return key
 
 
-def cache_dir():
-    """The folder downloads are kept in: $MFCORE_CACHE, else $XDG_CACHE_HOME/mfcore, else ~/.cache/mfcore."""
+def cache_dir() -> str:
+    """The folder downloads are kept in: $MFCORE_CACHE, else $XDG_CACHE_HOME/mfcore, else ~/.cache/mfcore.
+
+    Examples
+    --------
+    >>> import os
+    >>> from mfcore import datasets
+    >>> os.path.basename(datasets.cache_dir()) or "set by $MFCORE_CACHE"  # doctest: +ELLIPSIS
+    '...'
+    """
     if os.environ.get("MFCORE_CACHE"):
         return os.environ["MFCORE_CACHE"]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "mfcore")
 
 
-def movielens_path(name="ml-100k", *, download=True, url=None, sha256="official", timeout=30.0,
-                   progress=None):
+def movielens_path(name: str = "ml-100k", *, download: bool = True, url: str | None = None,
+                   sha256: str | None = "official", timeout: float = 30.0,
+                   progress: Callable[[str], object] | None = None) -> str:
     """Path of a MovieLens rating file: from $MFCORE_DATA, the cache, or a verified download.
 
     ``url`` replaces the official archive address (a mirror, or a ``file://``
@@ -82,6 +100,15 @@ def movielens_path(name="ml-100k", *, download=True, url=None, sha256="official"
     seconds. ``progress``, if given, is called with one line of text before a
     download starts. Raises ``DataUnavailableError`` when the set is not on
     disk and cannot be downloaded or fails its check.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> from mfcore import datasets
+    >>> try:
+    ...     path = datasets.movielens_path("ml-100k", download=False)
+    ... except mfcore.DataUnavailableError as exc:
+    ...     path = None
     """
     key = _canonical(name)
     archive, official, folder, filename, _ = MOVIELENS[key]
@@ -104,11 +131,20 @@ def movielens_path(name="ml-100k", *, download=True, url=None, sha256="official"
     return os.path.join(cache_dir(), folder, filename)
 
 
-def movielens(name="ml-100k", *, download=True, verify=True, **kwargs):
+def movielens(name: str = "ml-100k", *, download: bool = True, verify: bool = True, **kwargs: Any) -> pd.DataFrame:
     """A MovieLens set as a DataFrame (user, item, rating, timestamp); see ``movielens_path``.
 
     With ``verify`` the number of ratings must be the published one, so an
     edited or truncated copy is refused rather than silently used.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> from mfcore import datasets
+    >>> try:                     # from $MFCORE_DATA, the cache, or a verified download
+    ...     ratings = datasets.movielens("ml-100k", download=False)
+    ... except mfcore.DataUnavailableError:
+    ...     ratings = None       # not on this machine, and downloads were not allowed
     """
     key = _canonical(name)
     path = movielens_path(key, download=download, **kwargs)
@@ -280,8 +316,10 @@ def _cover_all_items(user, item, n_items, rng):
     raise RuntimeError("could not give every item a rating; use more ratings or fewer items")
 
 
-def synthetic(preset=None, *, n_users=None, n_items=None, n_ratings=None, min_per_user=None,
-              k=10, noise=0.6, user_alpha=0.8, item_alpha=0.9, seed=0, return_truth=False):
+def synthetic(preset: str | None = None, *, n_users: int | None = None, n_items: int | None = None,
+              n_ratings: int | None = None, min_per_user: int | None = None, k: int = 10, noise: float = 0.6,
+              user_alpha: float = 0.8, item_alpha: float = 0.9, seed: Seed = 0,
+              return_truth: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]:
     """Seeded synthetic ratings with planted low-rank structure, shaped like real sets.
 
     ``preset`` is one of ``PRESETS`` (``"ml-100k"``, ``"ml-1m"``, ``"ml-10m"``,
@@ -303,6 +341,15 @@ def synthetic(preset=None, *, n_users=None, n_items=None, n_ratings=None, min_pe
     ``item_factors``; row ``id - 1``) and ``expected``, the noise-free score of
     each row before rounding. Memory is about the output (12 bytes a rating)
     plus a fixed block of a few tens of MB.
+
+    Examples
+    --------
+    >>> from mfcore import datasets
+    >>> ratings = datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> len(ratings), list(ratings.columns)
+    (3000, ['user', 'item', 'rating'])
+    >>> sorted(datasets.PRESETS)  # doctest: +ELLIPSIS
+    ['ml-100k', ...]
     """
     import pandas as pd
 

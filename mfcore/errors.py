@@ -7,7 +7,17 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class NotFittedError(ValueError, AttributeError):
-    """A method that needs a fitted model was called before ``fit``."""
+    """A method that needs a fitted model was called before ``fit``.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> try:
+    ...     mfcore.Model().predict([1], [2])
+    ... except mfcore.NotFittedError as exc:
+    ...     print(type(exc).__name__)
+    NotFittedError
+    """
 
 
 class InvalidParameterError(ValueError, TypeError):
@@ -25,15 +35,52 @@ class InvalidParameterError(ValueError, TypeError):
 
 
 class TrainingDivergedError(FloatingPointError):
-    """Training produced a non-finite loss or parameter (learning rate too large)."""
+    """Training produced a non-finite loss or parameter (learning rate too large).
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> try:
+    ...     mfcore.Model(lr=50, epochs=5).fit(ratings.user, ratings.item, ratings.rating)
+    ... except mfcore.TrainingDivergedError as exc:
+    ...     print("diverged")
+    diverged
+    """
 
 
 class ModelFileError(ValueError):
-    """A model file is missing, truncated, foreign, tampered with or of an unknown version."""
+    """A model file is missing, truncated, foreign, tampered with or of an unknown version.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import mfcore
+    >>> path = os.path.join(tempfile.mkdtemp(), "not_a_model.mfz")
+    >>> with open(path, "w") as fh:
+    ...     _ = fh.write("hello")
+    >>> try:
+    ...     mfcore.load(path)
+    ... except mfcore.ModelFileError:
+    ...     print("refused")
+    refused
+    """
 
 
 class UnknownIdError(KeyError):
-    """An id the model does not know, where the caller asked for an error (a ``KeyError``)."""
+    """An id the model does not know, where the caller asked for an error (a ``KeyError``).
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> model = mfcore.ALS(k=4, iterations=3).fit(ratings.user, ratings.item, ratings.rating)
+    >>> try:
+    ...     model.predict([999999], [1], unknown="error")
+    ... except mfcore.UnknownIdError:
+    ...     print("unknown user")
+    unknown user
+    """
 
     def __str__(self):  # the message as written, not KeyError's quoted repr
         return str(self.args[0]) if self.args else ""
@@ -45,24 +92,80 @@ class IdKindError(TypeError):
 
 
 class UnknownIdWarning(UserWarning):
-    """Some ids passed to a fitted model were not seen in training."""
+    """Some ids passed to a fitted model were not seen in training.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> model = mfcore.ALS(k=4, iterations=3).fit(ratings.user, ratings.item, ratings.rating)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = model.predict([999999], [1])
+    >>> [w.category.__name__ for w in caught]
+    ['UnknownIdWarning']
+    """
 
 
 class DuplicateRatingsWarning(UserWarning):
-    """The training data held the same (user, item) pair more than once."""
+    """The training data held the same (user, item) pair more than once.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import mfcore
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     model = mfcore.ALS(k=2, iterations=2).fit([1, 1, 2], [1, 1, 2], [4.0, 2.0, 3.0])
+    >>> "DuplicateRatingsWarning" in [w.category.__name__ for w in caught]
+    True
+    """
 
 
 class ImplicitFeedbackWarning(UserWarning):
     """Every training rating has one value: the data say which items were chosen, not how well
-    they were liked, and an explicit-rating model learns nothing from them beyond the mean."""
+    they were liked, and an explicit-rating model learns nothing from them beyond the mean.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import mfcore
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     model = mfcore.ALS(k=2, iterations=2).fit([1, 2, 3], [1, 2, 1], [1.0, 1.0, 1.0])
+    >>> "ImplicitFeedbackWarning" in [w.category.__name__ for w in caught]
+    True
+    """
 
 
 class DataUnavailableError(OSError):
-    """A data set is neither on disk nor downloadable (offline, or the download failed its check)."""
+    """A data set is neither on disk nor downloadable (offline, or the download failed its check).
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> issubclass(mfcore.DataUnavailableError, OSError)   # raised by mfcore.datasets offline
+    True
+    """
 
 
 class BadLinesWarning(UserWarning):
-    """A rating file had malformed lines that were skipped on request."""
+    """A rating file had malformed lines that were skipped on request.
+
+    Examples
+    --------
+    >>> import os, tempfile, warnings
+    >>> import mfcore
+    >>> path = os.path.join(tempfile.mkdtemp(), "ratings.csv")
+    >>> with open(path, "w") as fh:
+    ...     _ = fh.write("1,10,4\\n1,20,five\\n2,10,3\\n")
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     frame = mfcore.read_ratings(path, on_bad_lines="skip")
+    >>> len(frame), [w.category.__name__ for w in caught]
+    (2, ['BadLinesWarning'])
+    """
 
 
 class Setting:

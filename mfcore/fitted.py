@@ -176,7 +176,7 @@ _SUMMARY = (StateArray("global_mean", (), "float64"), StateArray("rating_range",
 
 
 class FactorModel:
-    """A fitted biased factor model: ``r(u, i) = mu + b_u + b_i + p_u . q_i``.
+    """A fitted biased factor model: ``r(u, i) = mu + b_u + b_i + dot(p_u, q_i)``.
 
     Not used on its own: estimators (``mfcore.SGD``, ``mfcore.ALS`` ...)
     subclass it; ``mfcore.load`` rebuilds those registered in ``mfcore.registry``.
@@ -191,8 +191,8 @@ class FactorModel:
     consistent, and the last to finish wins; setting hyperparameters while a fit
     runs is not supported. (Free-threaded CPython builds are untested.)
 
-    Fitted attributes
-    -----------------
+    Attributes
+    ----------
     user_factors_, item_factors_ : (n_users, k), (n_items, k) arrays
     user_bias_, item_bias_ : (n_users,), (n_items,) arrays
     global_mean_ : float, the mean training rating
@@ -212,6 +212,16 @@ class FactorModel:
     rng_ : the numpy Generator training draws from; ``partial_fit`` continues it
     seen_indptr_, seen_items_ : CSR (int64, int32) of the item rows each user row rated in
         training (sorted); ``recommend(exclude_seen=True)`` skips them, and they are saved
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> model = mfcore.ALS(k=4, iterations=3, seed=0).fit(ratings.user, ratings.item, ratings.rating)
+    >>> isinstance(model, mfcore.FactorModel)
+    True
+    >>> model.user_factors_.shape == (len(model.user_map_), 4)
+    True
     """
 
     #: fold_in's default ``shrinkage`` (pseudo-ratings of extra penalty), per estimator
@@ -378,7 +388,7 @@ class FactorModel:
         * ``"choice"`` (the default of the rating estimators): the prediction
           plus ``1.5 * rating_scale_ * log(1 + n_i)``, ``n_i`` the item's
           training ratings (``item_counts_``): a choice model, P(user picks i)
-          ∝ (1 + n_i) exp(prediction / (1.5 rating_scale_)). A model trained on
+          ∝ (1 + n_i) ``exp(prediction / (1.5 rating_scale_))``. A model trained on
           ratings alone learns how people rate what they chose, not what they
           choose: ranked by prediction over the whole catalogue its lists fill
           with items a few people rated highly, and lose to recommending the

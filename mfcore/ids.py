@@ -148,6 +148,15 @@ class IdMap:
     ``ids[index]`` is the raw id of an index; ``lookup(raw)`` the index of a raw
     id (-1 when unknown). Lookups gather from a table when integer ids are dense,
     else run vectorized binary searches.
+
+    Examples
+    --------
+    >>> from mfcore import IdMap
+    >>> ids = IdMap(["b", "a", "c"])
+    >>> ids.lookup(["c", "a", "zzz"]).tolist()
+    [2, 1, -1]
+    >>> str(ids.ids[2])
+    'c'
     """
 
     def __init__(self, ids):

@@ -22,6 +22,8 @@ missing file raise ``ValueError`` (``FileNotFoundError`` for a missing file)
 naming the file and the line. ``on_bad_lines="skip"`` drops bad lines
 instead, with a warning that counts them.
 """
+from __future__ import annotations
+
 import bz2
 import codecs
 import contextlib
@@ -33,11 +35,18 @@ import os
 import re
 import zipfile
 import zlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from ._kernels.readers import parse_block
 from .errors import BadLinesWarning, Message, Setting, warn
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ._typing import PathLike
 
 __all__ = ["read_ratings", "read_pairs"]
 
@@ -475,8 +484,10 @@ def _column_order(name, header_names, n_fields, columns):
 
 # --- parsing -------------------------------------------------------------------------
 
-def read_ratings(path, *, sep=None, header=None, columns=None, ids="auto", on_bad_lines="error",
-                 member=None, usecols=None, encoding="utf-8"):
+def read_ratings(path: PathLike, *, sep: str | None = None, header: bool | None = None,
+                 columns: Sequence[str] | None = None, ids: Literal["auto", "int", "str"] = "auto",
+                 on_bad_lines: Literal["error", "skip"] = "error", member: str | None = None,
+                 usecols: Sequence[int | str] | None = None, encoding: str = "utf-8") -> pd.DataFrame:
     """Read a rating file into a DataFrame with columns user, item, rating (and timestamp).
 
     Parameters
@@ -519,14 +530,41 @@ def read_ratings(path, *, sep=None, header=None, columns=None, ids="auto", on_ba
         then names the fields read, in order.
     encoding : str, default "utf-8"
         The text's encoding (e.g. "latin-1" for string ids written by older tools).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import mfcore
+    >>> path = os.path.join(tempfile.mkdtemp(), "u.data")
+    >>> with open(path, "w") as fh:
+    ...     _ = fh.write("1\t10\t4\t881250949\\n2\t10\t3\t891717742\\n")
+    >>> mfcore.read_ratings(path)
+       user  item  rating  timestamp
+    0     1    10     4.0  881250949
+    1     2    10     3.0  891717742
     """
     return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=3,
                  usecols=usecols, encoding=encoding)
 
 
-def read_pairs(path, *, sep=None, header=None, columns=None, ids="auto", on_bad_lines="error",
-               member=None, usecols=None, encoding="utf-8"):
-    """Like ``read_ratings`` but the rating column is optional: user, item[, rating[, timestamp]]."""
+def read_pairs(path: PathLike, *, sep: str | None = None, header: bool | None = None,
+               columns: Sequence[str] | None = None, ids: Literal["auto", "int", "str"] = "auto",
+               on_bad_lines: Literal["error", "skip"] = "error", member: str | None = None,
+               usecols: Sequence[int | str] | None = None, encoding: str = "utf-8") -> pd.DataFrame:
+    """Like ``read_ratings`` but the rating column is optional: user, item[, rating[, timestamp]].
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from mfcore.io import read_pairs
+    >>> path = os.path.join(tempfile.mkdtemp(), "pairs.csv")
+    >>> with open(path, "w") as fh:
+    ...     _ = fh.write("user,item\\n1,10\\n2,20\\n")
+    >>> read_pairs(path)
+       user  item
+    0     1    10
+    1     2    20
+    """
     return _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields=2,
                  usecols=usecols, encoding=encoding)
 

@@ -20,18 +20,39 @@ def _pair(y_true, y_pred):
 
 
 def mse(y_true, y_pred):
-    """Mean squared error."""
+    """Mean squared error.
+
+    Examples
+    --------
+    >>> from mfcore.metrics import mse
+    >>> mse([1.0, 2.0, 3.0], [1.0, 2.0, 5.0])
+    1.3333333333333333
+    """
     y_true, y_pred = _pair(y_true, y_pred)
     return float(np.mean((y_true - y_pred) ** 2))
 
 
 def rmse(y_true, y_pred):
-    """Root mean squared error."""
+    """Root mean squared error.
+
+    Examples
+    --------
+    >>> from mfcore.metrics import rmse
+    >>> rmse([1.0, 2.0, 3.0], [1.0, 2.0, 5.0])
+    1.1547005383792515
+    """
     return float(np.sqrt(mse(y_true, y_pred)))
 
 
 def mae(y_true, y_pred):
-    """Mean absolute error."""
+    """Mean absolute error.
+
+    Examples
+    --------
+    >>> from mfcore.metrics import mae
+    >>> mae([1.0, 2.0, 3.0], [1.0, 2.0, 5.0])
+    0.6666666666666666
+    """
     y_true, y_pred = _pair(y_true, y_pred)
     return float(np.mean(np.abs(y_true - y_pred)))
 
@@ -70,6 +91,15 @@ def hit_metrics(hits, n_relevant, k):
     * MAP@k: AP@k = sum_{hit ranks j} precision@j / min(k, R)
 
     (ranks j counted from 1); each is averaged over users.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mfcore.metrics import hit_metrics
+    >>> hits = np.array([[True, False, True], [False, False, False]])   # two users, top 3
+    >>> result = hit_metrics(hits, np.array([2, 1]), 3)
+    >>> result["hit_rate"], result["recall"]
+    (0.5, 0.5)
     """
     hits = np.asarray(hits, dtype=bool)
     n_relevant = np.asarray(n_relevant, dtype=np.float64)

@@ -19,17 +19,24 @@ and no larger than the file, nothing is unpickled, only registered classes are
 built, and every value is checked, including magnitudes that would make
 predictions overflow (``fitted.check_magnitudes``).
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import os
 import secrets
 import stat
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import registry
 from .errors import ModelFileError
+
+if TYPE_CHECKING:
+    from ._typing import PathLike
+    from .fitted import FactorModel
 
 __all__ = ["save_model", "load", "migrate", "open_regular", "read_json"]
 
@@ -58,7 +65,7 @@ def _params_json(model):
     try:
         return json.dumps(params)
     except TypeError as exc:
-        raise ValueError(f"cannot save model: a hyperparameter is not JSON-serializable ({exc})")
+        raise ValueError(f"cannot save model: a hyperparameter is not JSON-serializable ({exc})") from exc
 
 
 def save_model(model, path):
@@ -235,8 +242,21 @@ def migrate(state, version):
     return dict(state, training=np.str_(json.dumps(training)))
 
 
-def load(path):
-    """Read a model written by ``save``, as an object of the class that wrote it; never unpickles."""
+def load(path: PathLike) -> FactorModel:
+    """Read a model written by ``save``, as an object of the class that wrote it; never unpickles.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> import os, tempfile
+    >>> model = mfcore.ALS(k=4, iterations=3, seed=0).fit(ratings.user, ratings.item, ratings.rating)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.mfz")
+    >>> model.save(path)
+    >>> same = mfcore.load(path)
+    >>> type(same).__name__, bool((same.predict([1], [2]) == model.predict([1], [2])).all())
+    ('ALS', True)
+    """
     path = os.fspath(path)
     arrays = _read_members(path)
     if "format" not in arrays or str(arrays["format"]) != FORMAT:

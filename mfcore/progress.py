@@ -18,7 +18,16 @@ _state = {"on": os.environ.get("MFCORE_PROGRESS", "1").strip() not in ("0", "fal
 
 
 def enable(flag=True):
-    """Turn progress bars on (the default) or off for this process."""
+    """Turn progress bars on (the default) or off for this process.
+
+    Examples
+    --------
+    >>> from mfcore import progress
+    >>> progress.enable(False)      # no bars in this process
+    >>> progress.enabled()
+    False
+    >>> progress.enable(True)
+    """
     _state["on"] = bool(flag)
 
 
@@ -31,7 +40,14 @@ def _tqdm():
 
 
 def enabled():
-    """Whether a bar opened now is drawn: progress on, tqdm installed, stderr a terminal."""
+    """Whether a bar opened now is drawn: progress on, tqdm installed, stderr a terminal.
+
+    Examples
+    --------
+    >>> from mfcore import progress
+    >>> progress.enabled() in (True, False)   # False off a terminal or without tqdm
+    True
+    """
     isatty = getattr(sys.stderr, "isatty", None)
     return bool(_state["on"] and isatty is not None and isatty() and _tqdm() is not None)
 

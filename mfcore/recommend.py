@@ -92,7 +92,7 @@ def popular_rows(model, col_items, n):
 def rank_rule(model, rank_by):
     """The checked ranking rule of ``model`` for ``rank_by`` (None: the model's default,
     ``default_rank_by`` of its class, or "prediction" when it keeps no item counts)."""
-    counts = getattr(model, "item_counts_", None)
+    counts = model.item_counts_
     if rank_by is None:
         rank_by = getattr(model, "default_rank_by", "prediction") if counts is not None else "prediction"
     if rank_by not in RANK_BY:

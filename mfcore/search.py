@@ -4,8 +4,11 @@ The data is validated and mapped to rows once and cut into folds once; every
 trial trains on those arrays (no copy per trial). Each trial uses early stopping on the
 validation part, so ``epochs`` in a grid is an upper bound.
 """
+from __future__ import annotations
+
 import itertools
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +17,9 @@ from . import progress
 from .data import rating_arrays
 from .errors import Message, Setting, TrainingDivergedError
 from .estimators import SGD
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["Search", "search"]
 
@@ -86,6 +92,15 @@ class Search:
     "failed", the reason in ``error`` and NaN scores, and the search goes on;
     the best finished trial wins. Only when every trial fails does ``fit``
     raise ``TrainingDivergedError``.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> search = mfcore.Search({"k": [4, 8]}, base=mfcore.ALS(iterations=20), validation_fraction=0.2)
+    >>> search = search.fit(ratings.user, ratings.item, ratings.rating)
+    >>> search.best_params_["k"] in (4, 8), len(search.results_frame())
+    (True, 2)
     """
 
     def __init__(self, param_grid, n_iter=None, cv=None, validation_fraction=0.1, base=None,
@@ -259,6 +274,15 @@ def search(users, items=None, ratings=None, param_grid=None, *, columns=None, **
 
     ``options`` are ``Search``'s (``n_iter``, ``cv``, ``validation_fraction``,
     ``base``, ``refit``, ``seed``, ``verbose``); see ``help(mfcore.Search)``.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> best = mfcore.search(ratings.user, ratings.item, ratings.rating, {"reg": [0.05, 0.1]},
+    ...                      base=mfcore.ALS(k=4, iterations=20), validation_fraction=0.2)
+    >>> best.best_params_["reg"] in (0.05, 0.1)
+    True
     """
     if ratings is None and param_grid is None and (
             isinstance(items, dict) or (isinstance(items, list) and items

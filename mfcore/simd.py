@@ -25,12 +25,26 @@ _KERNEL_MODULES = (_sgd, _predict, _recommend, _rowsolve)
 
 
 def supported():
-    """The paths this build has and this CPU can run, narrowest first."""
+    """The paths this build has and this CPU can run, narrowest first.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> "baseline" in mfcore.simd.supported()
+    True
+    """
     return _simd.simd_supported()
 
 
 def current():
-    """The path every kernel uses now."""
+    """The path every kernel uses now.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> mfcore.simd.current() in mfcore.simd.supported()
+    True
+    """
     paths = {module.__name__: module.simd_path() for module in _KERNEL_MODULES}
     if len(set(paths.values())) != 1:  # a module's set_simd_path was called directly
         raise RuntimeError(f"the kernels run on different SIMD paths {paths}; "
@@ -42,6 +56,15 @@ def select(name):
     """Use path ``name`` (one of ``supported()``) in every kernel; for tests and benchmarks.
 
     An unknown or unsupported path raises ValueError and changes nothing.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> before = mfcore.simd.current()
+    >>> mfcore.simd.select("baseline")
+    >>> mfcore.simd.current()
+    'baseline'
+    >>> mfcore.simd.select(before)
     """
     if name not in PATHS:
         raise ValueError(f"SIMD path must be one of {PATHS}, got {name!r}")
@@ -54,7 +77,14 @@ def select(name):
 
 def specialized_k():
     """The k whose training kernel has a copy compiled for that k (on every path, for
-    float32 and float64); other k run a general loop."""
+    float32 and float64); other k run a general loop.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> 64 in mfcore.simd.specialized_k()
+    True
+    """
     return _sgd.SPECIALIZED_K
 
 

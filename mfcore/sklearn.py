@@ -117,6 +117,16 @@ def regressor_for(estimator_class, name=None):
 
     One class per estimator class, bound in this module under its name, so
     fitted regressors pickle (joblib, ``GridSearchCV(n_jobs=...)``).
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> from mfcore.sklearn import regressor_for
+    >>> Regressor = regressor_for(mfcore.ALS)
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> X, y = ratings[["user", "item"]].to_numpy(), ratings.rating.to_numpy()
+    >>> Regressor(k=4, iterations=3).fit(X, y).predict(X[:2]).shape
+    (2,)
     """
     if estimator_class in _REGRESSORS:
         return _REGRESSORS[estimator_class]

@@ -17,6 +17,8 @@ None or a ``numpy.random.Generator``.
 * ``per_user_split``: a fraction or a count of each user's ratings.
 * ``temporal_split``: a global time cut-off, or each user's last n ratings.
 """
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
@@ -58,7 +60,16 @@ def _parts(data, indices, positions):
 
 
 def train_test_split(data, test_size=0.2, *, seed=0, indices=False, columns=None):
-    """Random (train, test): ``test_size`` is a fraction or a count of the ratings."""
+    """Random (train, test): ``test_size`` is a fraction or a count of the ratings.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> train, test = mfcore.split.train_test_split(ratings, test_size=0.2, seed=0)
+    >>> len(train), len(test)
+    (2400, 600)
+    """
     data, _ = _check_frame(data, columns)
     n = len(data)
     n_test = _count(test_size, n, "test_size")
@@ -68,7 +79,16 @@ def train_test_split(data, test_size=0.2, *, seed=0, indices=False, columns=None
 
 def train_val_test_split(data, val_size=0.1, test_size=0.1, *, seed=0, indices=False,
                          columns=None):
-    """Random (train, validation, test), e.g. the notebook's 80/10/10 protocol."""
+    """Random (train, validation, test), e.g. the notebook's 80/10/10 protocol.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> train, val, test = mfcore.split.train_val_test_split(ratings, 0.1, 0.1, seed=0)
+    >>> len(train), len(val), len(test)
+    (2400, 300, 300)
+    """
     data, _ = _check_frame(data, columns)
     n = len(data)
     n_val = _count(val_size, n, "val_size")
@@ -81,7 +101,15 @@ def train_val_test_split(data, val_size=0.1, test_size=0.1, *, seed=0, indices=F
 
 
 def kfold(data, n_splits=5, *, seed=0, indices=False, columns=None):
-    """Yield (train, test) for each of ``n_splits`` random folds; each rating is tested once."""
+    """Yield (train, test) for each of ``n_splits`` random folds; each rating is tested once.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> [len(test) for train, test in mfcore.split.kfold(ratings, 3, seed=0)]
+    [1000, 1000, 1000]
+    """
     data, _ = _check_frame(data, columns)
     n = len(data)
     if not isinstance(n_splits, numbers.Integral) or isinstance(n_splits, bool) \
@@ -128,6 +156,14 @@ def per_user_split(data, test_size=0.2, *, min_train=1, seed=0, indices=False, c
     ``test_size`` is a fraction of each user's ratings (rounded) or a count per
     user; a user always keeps at least ``min_train`` ratings in train, so users
     with few ratings may have fewer (or no) test ratings.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> train, test = mfcore.split.per_user_split(ratings, test_size=2, seed=0)
+    >>> bool((test.groupby("user").size() <= 2).all())
+    True
     """
     data, names = _check_frame(data, columns)
     n = len(data)
@@ -149,6 +185,16 @@ def temporal_split(data, *, cutoff=None, test_size=None, last_n=None, min_train=
       least ``min_train`` of each user's ratings in train.
 
     Ties in time are broken by row order, so the split is deterministic.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from mfcore.split import temporal_split
+    >>> ratings = pd.DataFrame({"user": [1, 1, 1, 2, 2], "item": [1, 2, 3, 1, 3],
+    ...                         "rating": [4.0, 3.0, 5.0, 2.0, 4.0], "timestamp": [10, 20, 30, 15, 25]})
+    >>> train, test = temporal_split(ratings, last_n=1)
+    >>> test[["user", "item", "timestamp"]].values.tolist()
+    [[1, 3, 30], [2, 3, 25]]
     """
     data, names = _check_frame(data, columns, ("user", "item", "rating", "timestamp"))
     n = len(data)

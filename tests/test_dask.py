@@ -65,11 +65,11 @@ def assert_same_model(dist, local):
     assert dist.rating_range_ == local.rating_range_
     assert dist.n_ratings_ == local.n_ratings_ and dist.n_epochs_ == local.n_epochs_
     assert dist.best_epoch_ == local.best_epoch_
-    for h, l in zip(dist.history_, local.history_, strict=True):
-        assert h["epoch"] == l["epoch"] and h.get("val_rmse") == l.get("val_rmse")
+    for h, g in zip(dist.history_, local.history_, strict=True):
+        assert h["epoch"] == g["epoch"] and h.get("val_rmse") == g.get("val_rmse")
         # the training SSE is a sum over shards: the same up to float rounding
-        assert h["train_rmse"] == pytest.approx(l["train_rmse"], rel=1e-12)
-        assert h["train_loss"] == pytest.approx(l["train_loss"], rel=1e-12)
+        assert h["train_rmse"] == pytest.approx(g["train_rmse"], rel=1e-12)
+        assert h["train_loss"] == pytest.approx(g["train_loss"], rel=1e-12)
 
 
 @pytest.mark.parametrize("n_workers", [1, 2, 3])
@@ -139,8 +139,8 @@ def test_bayesian_mf_equals_the_local_fit_bit_for_bit(client, n_workers):
     assert_same_model(dist, local)
     for name in BAYES_FITTED:
         assert np.array_equal(getattr(dist, name), getattr(local, name)), name
-    for h, l in zip(dist.history_, local.history_):
-        assert (h["alpha"], h["train_rmse"]) == (l["alpha"], l["train_rmse"])
+    for h, g in zip(dist.history_, local.history_):
+        assert (h["alpha"], h["train_rmse"]) == (g["alpha"], g["train_rmse"])
     query = (df.user[:50], df.item[:50])
     assert np.array_equal(dist.predict(*query, return_std=True)[1],
                           local.predict(*query, return_std=True)[1])

@@ -5,9 +5,9 @@ import pytest
 pytest.importorskip("hypothesis")
 pytest.importorskip("pandas")
 
-from hypothesis import given  # noqa: E402
+from hypothesis import given
 
-import fuzz_harness as fz  # noqa: E402
+import fuzz_harness as fz
 
 RATING_EXAMPLES = 200
 MODEL_EXAMPLES = 150

@@ -282,7 +282,8 @@ def test_an_epoch_depends_on_its_seed_not_on_earlier_epochs():
     used, fresh = SGDTrainer(u, i, r, 2), SGDTrainer(u, i, r, 1)
     rng = np.random.default_rng(0)
     state = {"user_factors_": rng.normal(0, 0.1, (400, 6)),
-             "item_factors_": rng.normal(0, 0.1, (300, 6)), "user_bias_": np.zeros(400), "item_bias_": np.zeros(300), "global_mean_": 3.5}
+             "item_factors_": rng.normal(0, 0.1, (300, 6)), "user_bias_": np.zeros(400), "item_bias_": np.zeros(300),
+             "global_mean_": 3.5}
     used.run_epoch({k: np.copy(v) for k, v in state.items()}, 0.01, 0.02, 0.02, rng)
     a, b = ({k: np.copy(v) for k, v in state.items()} for _ in range(2))
     sse_a = used.run_epoch(a, 0.01, 0.02, 0.02, np.random.default_rng(42))

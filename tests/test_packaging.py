@@ -32,3 +32,26 @@ def test_the_readme_speaks_of_no_notebook():
     readme = _text("README.md")
     assert "notebook" not in readme.lower()
     assert "80% training" in readme and "seed 888" in readme
+
+
+def test_the_version_is_written_once_and_is_what_pip_sees():
+    import importlib.metadata
+
+    import mfcore
+    from mfcore._version import __version__
+    assert mfcore.__version__ == __version__ and re.fullmatch(r"\d+\.\d+\.\d+(\S*)", __version__)
+    try:
+        installed = importlib.metadata.version("mfcore")
+    except importlib.metadata.PackageNotFoundError:
+        installed = None   # an in-place build: no metadata to compare with
+    if installed is not None and os.path.dirname(mfcore.__file__) != os.path.join(ROOT, "mfcore"):
+        assert installed == __version__
+    pyproject = _text("pyproject.toml")
+    assert not re.search(r"^version\s*=\s*\"", pyproject, re.M)   # no second, literal copy
+    assert 'version = {attr = "mfcore._version.__version__"}' in pyproject
+
+
+def test_the_sdist_leaves_out_benchmarks_and_experiments():
+    manifest = _text("MANIFEST.in")
+    assert re.search(r"^prune benchmarks$", manifest, re.M) and re.search(r"^prune experiments$", manifest, re.M)
+    assert "recursive-include benchmarks" not in manifest

@@ -124,7 +124,7 @@ def test_simd_and_portable_paths_rank_alike(dtype):
     finally:
         mfcore.simd.select(before)
     assert "baseline" in results
-    for items, scores in results.values():
+    for _items, scores in results.values():
         np.testing.assert_allclose(scores, results["baseline"][1], rtol=1e-5)
 
 
@@ -581,7 +581,7 @@ def test_replacing_seen_rows_equals_a_rebuild():
     from mfcore.data import replace_seen_rows, seen_csr
 
     rng = np.random.default_rng(7)
-    for trial in range(30):
+    for _trial in range(30):
         n_old, n_items = int(rng.integers(1, 12)), int(rng.integers(1, 15))
         u, i = rng.integers(0, n_old, 40), rng.integers(0, n_items, 40)
         indptr, items = seen_csr(u, i, n_old, n_items)

@@ -232,15 +232,15 @@ def _describe(path, model):
     info = {"file": path, "bytes": os.path.getsize(path),
             "fitted": hasattr(model, "user_factors_"), "params": model.get_params()}
     if info["fitted"]:
-        history = getattr(model, "history_", []) or []
+        history = model.history_
         info.update({
             "users": len(model.user_map_), "items": len(model.item_map_),
             "id_kind": model.user_map_.kind, "ratings_trained_on": model.n_ratings_,
             "factors": list(model.user_factors_.shape[1:]),
             "global_mean": model.global_mean_, "rating_range": list(model.rating_range_),
-            "epochs_run": len(history), "best_epoch": getattr(model, "best_epoch_", None),
+            "epochs_run": len(history), "best_epoch": model.best_epoch_,
             "last_train_rmse": history[-1].get("train_rmse") if history else None,
-            "stop_reason": getattr(model, "stop_reason_", None),
+            "stop_reason": model.stop_reason_,
         })
     return info
 

@@ -166,6 +166,15 @@ class ALS(Estimator):
     ``history_`` entry holds epoch (the iteration), train_loss (regularized
     objective per rating), train_rmse, val_rmse (with validation data),
     seconds, updates_per_sec (ratings per second).
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> als = mfcore.ALS(k=8, iterations=5, seed=0).fit(ratings.user, ratings.item, ratings.rating)
+    >>> items, scores = als.recommend(1, n=3)
+    >>> len(items)
+    3
     """
 
     def __init__(self, k=64, iterations=15, reg=0.09, reg_bias=0.03, bias_shrinkage=1.0,

@@ -304,7 +304,8 @@ class Estimator(FactorModel):
                     callback=None, *, columns=None):
         """Train ``epochs`` more epochs on these ratings, keeping what was learnt so far.
 
-        The data are three arrays or a table, as for ``fit``.        New users and items are appended to the id maps with fresh parameters;
+        The data are three arrays or a table, as for ``fit``. New users and items are appended to the id maps
+        with fresh parameters;
         the global mean stays that of the first fit. The random stream
         continues where the previous call left it, so two ``partial_fit`` calls
         of one epoch equal one ``fit`` of two epochs on the same data and seed.

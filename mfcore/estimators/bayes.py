@@ -411,6 +411,16 @@ class BayesianMF(Estimator):
     q_i + zbar_i). Each ``history_`` entry holds epoch (the sweep), alpha,
     train_rmse (the current sample), val_rmse (the running posterior mean),
     seconds and updates_per_sec.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> bmf = mfcore.BayesianMF(k=4, burn_in=5, n_samples=10, seed=0)
+    >>> bmf = bmf.fit(ratings.user, ratings.item, ratings.rating)
+    >>> mean, std = bmf.predict([1, 2], [3, 4], return_std=True)
+    >>> bool((std > 0).all())
+    True
     """
 
     def __init__(self, k=10, n_samples=150, burn_in=50, thin=None, init_std=0.1, alpha_0=1.0,

@@ -315,6 +315,16 @@ class SGD(Estimator):
     id maps, ``history_`` ...). Each ``history_`` entry holds epoch, lr, train_loss
     (regularized objective per rating), train_rmse (measured during the epoch),
     val_rmse (with validation data), seconds, updates_per_sec.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+    >>> model = mfcore.Model(k=8, epochs=20, seed=0).fit(ratings.user, ratings.item, ratings.rating)
+    >>> model.predict([1, 2], [3, 4]).shape
+    (2,)
+    >>> model.n_epochs_
+    20
     """
 
     def __init__(self, k=64, epochs=40, lr=0.01, reg=0.05, reg_bias=None, init_std=0.01,

@@ -8,9 +8,9 @@ Both rules live in sgd_rules_proto.pyx, so the comparison is of the rules, not o
 kernels. Validation: 10% carved from u1.base; each run stops after `patience` epochs without
 improvement and prints its settings and [best val RMSE, best epoch, u1.test RMSE there].
 
-Run: cythonize -i benchmarks/experiments/sgd_rules_proto.pyx
-     MFCORE_DATA=/path/to/data PYTHONPATH=benchmarks/experiments \\
-         python benchmarks/experiments/sgd_rules.py const|ada|freqreg
+Run: cythonize -i experiments/sgd_rules_proto.pyx
+     MFCORE_DATA=/path/to/data PYTHONPATH=experiments \\
+         python experiments/sgd_rules.py const|ada|freqreg
 """
 import itertools
 import os
@@ -69,7 +69,7 @@ def train(rule, k, lr, reg, regb, init, epochs, patience, tol, alpha=0.0):
 
 
 def show(*settings, result):
-    print(*settings, ["%.4f" % x if isinstance(x, float) else x for x in result], flush=True)
+    print(*settings, [f"{x:.4f}" if isinstance(x, float) else x for x in result], flush=True)
 
 
 mode = sys.argv[1]
