@@ -163,8 +163,8 @@ def fit_myfm(myfm, train, tests, tables, args, seed):
 # --- the tables -------------------------------------------------------------------------
 
 def accuracy(args, myfm, sets):
-    print("\n## Accuracy (RMSE; k=%d, %d sweeps, %d kept; seeds %s; %d threads)"
-          % (args.k, args.sweeps, args.sweeps - args.burn_in, args.seeds, args.threads))
+    print(f"\n## Accuracy (RMSE; k={args.k}, {args.sweeps} sweeps, "
+          f"{args.sweeps - args.burn_in} kept; seeds {args.seeds}; {args.threads} threads)")
     print("| data | model | RMSE | fit s |\n|---|---|---|---|")
     for name, train, tests, tables in sets:
         variants = [("BayesianMF", None, False), ("+ features", tables, False),
@@ -218,7 +218,7 @@ def speed(args, myfm, train, tables):
     print(f"\n## Speed on ML-1M's training part (s per sweep, k={args.k}, {args.sweeps} "
           f"sweeps; mfcore {args.threads} threads, myFM 1); load {os.getloadavg()[0]:.1f}")
     rows = {}
-    for rep in range(3):  # alternate, medians
+    for _ in range(3):  # alternate, medians
         for label, feats in (("BayesianMF", None), ("+ features", tables)):
             _, s = fit_mfcore(train, args, 0, feats)
             rows.setdefault(label, []).append(s / args.sweeps)
