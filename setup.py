@@ -20,7 +20,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 #: The compiled kernels, each ``mfcore/_kernels/<name>.pyx`` (with the headers beside it).
-MODULES = ["simd", "sgd", "predict", "openmp", "recommend", "readers", "rowsolve", "bayes", "ials"]
+MODULES = ["simd", "sgd", "predict", "openmp", "recommend", "readers", "rowsolve", "bayes",
+           "bayes_features", "ials"]
 
 
 def _flag(name):

@@ -644,6 +644,7 @@ class _BayesSweeps(_Sweeps):
         self.n = int(sum(c.sum() for c in band_counts[0]))
         self._start_state(model)
         self.implicit, self.P_seen, self.Q_seen = None, self.P, self.Q
+        self.features = {}  # side features are not trained on Dask (fit takes none)
         offsets = np.concatenate([[0], np.cumsum([c.sum() for c in band_counts[1]])])
         out = cluster.call_each("bayes_setup", 0, [
             (self.P, self.Q, self.bu, self.bi, model.global_mean_, model.rating_scale_, int(o))

@@ -285,8 +285,10 @@ class FactorModel:
 
     # --- prediction ---------------------------------------------------------------
 
-    def _indices(self, users, items, unknown):
-        """Map raw ids to rows, applying the unknown-id policy; return (u, i, known mask)."""
+    def _indices(self, users, items, unknown, fallback_note="; predicted from the global mean "
+                 "and the known bias"):
+        """Map raw ids to rows, applying the unknown-id policy; return (u, i, known mask).
+        ``fallback_note`` ends the warning: how the unknown ids were predicted."""
         if unknown not in UNKNOWN_POLICIES:
             raise ValueError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
         u = self.user_map_.lookup(to_numpy(users), "users")
@@ -304,7 +306,7 @@ class FactorModel:
             if unknown == "error":
                 raise UnknownIdError(message)
             if unknown == "fallback":
-                warn(message + "; predicted from the global mean and the known bias", UnknownIdWarning)
+                warn(message + fallback_note, UnknownIdWarning)
         return u, i, ~(bad_u | bad_i)
 
     @reads_state
@@ -472,6 +474,12 @@ class FactorModel:
                    bias_shrinkage)
         return factors, bias, {}
 
+    def _fold_in_prior(self, ids, user_features):
+        """The folded-in users' prior shift from their side features (BayesianMF); the
+        other estimators have none."""
+        raise ValueError(f"{type(self).__name__} does not use side features: fold_in takes "
+                         "user_features only for BayesianMF fitted with them")
+
     def _fold_in_data(self, users, items, ratings):
         """fold_in's ratings checked, of known items, duplicates merged: (the new users'
         ``IdMap``, their rows, item rows, ratings); ValueError for a user left without one."""
@@ -505,7 +513,8 @@ class FactorModel:
                              "has no rating of an item known to the model")
         return fold_map, fu, i, r
 
-    def fold_in(self, users, items=None, ratings=None, shrinkage=None, *, columns=None):
+    def fold_in(self, users, items=None, ratings=None, shrinkage=None, *, columns=None,
+                user_features=None):
         """Add users (or refresh known ones) from their ratings without retraining; return self.
 
         ``users`` is one raw id (for all the ratings) or one per rating (or the
@@ -525,6 +534,9 @@ class FactorModel:
         its whole history). Ratings of items unknown to the model are ignored
         with an ``UnknownIdWarning``; duplicates follow ``duplicates``. The
         user's rated items become its seen items for ``recommend``.
+
+        ``user_features`` (BayesianMF fitted with user features): the users' feature
+        rows, which combine with their ratings (the features set the prior mean).
         """
         model = self._snapshot()  # (published whole at the end)
         model._check_fitted()
@@ -537,11 +549,13 @@ class FactorModel:
         order = np.argsort(fu, kind="stable")
         indptr = np.zeros(len(fold_map) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
+        prior = {} if user_features is None else {
+            "prior": model._fold_in_prior(fold_map.ids, user_features)}
         try:
             with np.errstate(over="ignore", invalid="ignore"):  # (checked below)
                 new_factors, new_bias, extra = model._fold_in_rows(
                     indptr, np.ascontiguousarray(i[order], dtype=np.int32),
-                    np.ascontiguousarray(r[order]), float(shrinkage))
+                    np.ascontiguousarray(r[order]), float(shrinkage), **prior)
         except np.linalg.LinAlgError as exc:
             raise ValueError(f"fold_in: a user's least-squares system is singular ({exc}); "
                              "give it more ratings or a larger shrinkage") from None

@@ -316,6 +316,7 @@ cdef struct Half:
     # under the prior shifted by their implicit term, then the implicit columns follow
     double* effective               # factors + shift
     double* shift                   # the rows' implicit terms (ybar or zbar)
+    const double* bias_shift        # the biases' (side features; NULL without)
     double* vectors                 # the implicit vectors (y or z), n_vectors rows
     int64_t n_vectors
     const int64_t* vec_ptr          # each vector's members (rows of this side)
@@ -347,7 +348,7 @@ cdef void _half_sweep(const Half* h, double alpha, uint64_t seed, uint64_t sweep
         w = h.factors + r * k
         if h.shift != NULL:
             shifted_mean = &means[threadid(), 0]
-            shifted_mean[0] = h.hyper[0]
+            shifted_mean[0] = h.hyper[0] + (h.bias_shift[r] if h.bias_shift != NULL else 0.0)
             for f in range(k):
                 shifted_mean[1 + f] = h.hyper[1 + f] + h.shift[r * k + f]
             row_mean = shifted_mean
@@ -411,14 +412,32 @@ cdef class ImplicitTerms:
     groups ``y_hyper``/``z_hyper`` (2, k); ``ybar`` (n_users, k) and ``zbar`` (n_items, k)
     the implicit terms (zero for a side left out), ``user_effective`` = P + ybar and
     ``item_effective`` = Q + zbar. The sweep updates all of them but the pairs in place.
+
+    Side features (``bayes_features``) add their terms to the same shifts: ``ybar`` and
+    ``zbar`` then hold the whole additive terms of the factors (the pairs may be None:
+    shifts without implicit vectors), and ``user_bias_shift``/``item_bias_shift`` (n,)
+    those of the biases, whose arrays then hold the effective biases: a row's bias prior
+    mean is shifted too, and the bias groups are drawn from the biases less their shifts.
     """
     cdef readonly object user_ptr, user_items, item_ptr, item_users
     cdef readonly object y, z, ybar, zbar, user_effective, item_effective, y_hyper, z_hyper
+    cdef readonly object user_bias_shift, item_bias_shift
     cdef readonly int64_t n_users, n_items
-    cdef double[::1] user_scale, item_scale, user_weight, item_weight
+    cdef double[::1] user_scale, item_scale, user_weight, item_weight, own_user, own_item
 
-    def __init__(self, user_ptr, user_items, item_ptr, item_users, *, ybar, zbar,
-                 user_effective, item_effective, y=None, z=None, y_hyper=None, z_hyper=None):
+    def __init__(self, user_ptr=None, user_items=None, item_ptr=None, item_users=None, *,
+                 ybar, zbar, user_effective, item_effective, y=None, z=None, y_hyper=None,
+                 z_hyper=None, user_bias_shift=None, item_bias_shift=None):
+        self.user_bias_shift, self.item_bias_shift = user_bias_shift, item_bias_shift
+        if user_bias_shift is not None or item_bias_shift is not None:
+            self.own_user = np.zeros(max(len(user_bias_shift), 1), dtype=np.float64)
+            self.own_item = np.zeros(max(len(item_bias_shift), 1), dtype=np.float64)
+        if user_ptr is None and user_items is None and item_ptr is None and \
+                item_users is None and y is None and z is None:  # shifts only
+            self.ybar, self.zbar = ybar, zbar
+            self.user_effective, self.item_effective = user_effective, item_effective
+            self.n_users, self.n_items = len(ybar), len(zbar)
+            return
         if user_ptr is None or user_items is None or item_ptr is None or item_users is None:
             raise ValueError("implicit terms need user_ptr, user_items, item_ptr and "
                              "item_users (the implicit pairs by user and by item)")
@@ -479,6 +498,11 @@ cdef class ImplicitTerms:
         users.effective, items.effective = (_rows_of(self.user_effective),
                                             _rows_of(self.item_effective))
         users.other, items.other = items.effective, users.effective
+        if self.user_bias_shift is not None:
+            self._attach_bias_shift(users, self.user_bias_shift, self.own_user, "user")
+            self._attach_bias_shift(items, self.item_bias_shift, self.own_item, "item")
+            groups.bu = &self.own_user[0] if users.n_rows > 0 else NULL
+            groups.bi = &self.own_item[0] if items.n_rows > 0 else NULL
         if self.y is not None:
             self._attach_vectors(users, self.y, self.y_hyper, "y", self.item_ptr,
                                  self.item_users, self.item_weight, self.user_scale,
@@ -489,6 +513,18 @@ cdef class ImplicitTerms:
                                  self.user_items, self.user_weight, self.item_scale,
                                  users.n_rows, MF_STREAM_Z)
             groups.Z, groups.z_hyper = items.vectors, items.vec_hyper
+
+    cdef _attach_bias_shift(self, Half* h, shift, double[::1] own, str side):
+        """The half's bias shifts, and ``own``: its biases less them (the group's values)."""
+        cdef const double[::1] view = shift
+        cdef int64_t r
+        if view.shape[0] != h.n_rows:
+            raise ValueError(f"{side}_bias_shift has {view.shape[0]} entries for {h.n_rows} "
+                             f"{side}s")
+        if h.n_rows > 0:
+            h.bias_shift = &view[0]
+        for r in range(h.n_rows):
+            own[r] = h.bias[r] - view[r]
 
     cdef _attach_vectors(self, Half* h, vectors, hyper, str name, const int64_t[::1] ptr,
                          const int32_t[::1] members, double[::1] weight, double[::1] scale,

@@ -26,12 +26,14 @@ import numpy as np
 
 from .. import params as p
 from .._kernels import bayes as _bayes
+from .._kernels import bayes_features as _features
 from .._kernels import predict as _predict
 from .._threads import resolve_n_threads
 from ..fitted import StateArray, labelled, pair_arguments, reads_state
 from ..data import check_lengths, rating_arrays, to_numpy
 from ..errors import Message, Setting, UnknownIdWarning, warn
-from ..ids import normalize_ids, plain
+from ..features import FeatureEncoding
+from ..ids import IdMap, normalize_ids, plain, sorted_unique
 from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard_units,
                    standardized, to_standard)
 from .driver import Trainer
@@ -106,11 +108,31 @@ def implicit_layout(u, i, n_users, n_items):
     return (user_ptr, ii.astype(np.int32), item_ptr, uu[by_item].astype(np.int32))
 
 
+def feature_layout(rows, feats, vals, n_features, group_ptr):
+    """The sampler's view of one side's feature values (triplets: row, feature, value):
+    by feature (CSC, rows ascending within a feature) as ``bayes_features`` takes it."""
+    order = np.lexsort((rows, feats))
+    ptr = np.zeros(n_features + 1, np.int64)
+    np.cumsum(np.bincount(feats, minlength=n_features), out=ptr[1:])
+    return {"ptr": ptr, "rows": rows[order].astype(np.int32),
+            "x": np.ascontiguousarray(vals[order], np.float64),
+            "group_ptr": np.ascontiguousarray(group_ptr, np.int64)}
+
+
+def feature_terms(layout, theta, n_rows):
+    """sum_g x_vg theta_g of every row v (n_rows, k + 1), added in the layout's order."""
+    feats = np.repeat(np.arange(len(layout["ptr"]) - 1), np.diff(layout["ptr"]))
+    out = np.zeros((n_rows, theta.shape[1]))
+    np.add.at(out, layout["rows"], layout["x"][:, None] * theta[feats])
+    return out
+
+
 class _Sweeps(Trainer):
     """The driver's trainer for one BayesianMF fit: the sampler state and the kept samples.
-    ``implicit``: further implicit pairs (raw ids) of ``fit(implicit=...)``, or None."""
+    ``implicit``: further implicit pairs (raw ids) of ``fit(implicit=...)``, or None;
+    ``features``: per side the training rows' feature values (``feature_layout``)."""
 
-    def __init__(self, model, data, params, n_threads, implicit=None):
+    def __init__(self, model, data, params, n_threads, implicit=None, features=None):
         super().__init__(model)
         self.params, self.n_threads = params, n_threads
         n_users, n_items = len(model.user_factors_), len(model.item_factors_)
@@ -128,12 +150,15 @@ class _Sweeps(Trainer):
         self.P_seen, self.Q_seen = self.P, self.Q
         if self.sides:
             self._start_implicit(params, model.rng_, model._implicit_pairs(data, implicit))
+        self.features = features or {}
+        if self.features:
+            self._start_features(params, model.rng_)
         by_item = order[self.item_pos]
         self.residual = (standardized(data.r[by_item], model.global_mean_, self.scale)
                          - self._standardized(self.item_users, data.i[by_item]))
         self.user_residual = np.empty_like(self.residual)
         self.burn_in, self.thin = params["burn_in"], model._thin(params)
-        self.kept = []          # (P, Q, bu, bi, alpha, user_hyper, y) of every kept sweep
+        self.kept = []  # (P, Q, bu, bi, alpha, user_hyper, y, features) of every kept sweep
         self.val_sum = None     # running sum of the kept samples' validation predictions
 
     def _start_state(self, model):
@@ -169,6 +194,38 @@ class _Sweeps(Trainer):
             item_effective=self.Q_seen, y_hyper=None if y is None else np.zeros((2, k)),
             z_hyper=None if z is None else np.zeros((2, k)))
 
+    def _start_features(self, params, rng):
+        """The side features' state: each feature's (linear weight, factor vector) theta,
+        the weights 0 and the vectors drawn like the factors; the rows' shifts (their
+        feature terms plus any implicit term, in one ``ImplicitTerms``) and effective
+        parameters (see ``bayes_features``). The bias arrays hold the effective biases
+        from here on."""
+        k, imp = self.P.shape[1], self.implicit
+        ybar = np.zeros_like(self.P) if imp is None else imp.ybar
+        zbar = np.zeros_like(self.Q) if imp is None else imp.zbar
+        bias_shift = {}
+        for side, factor_shift, bias in (("user", ybar, self.bu), ("item", zbar, self.bi)):
+            bias_shift[side] = np.zeros(len(bias))
+            layout = self.features.get(side)
+            if layout is not None:
+                theta = np.zeros((len(layout["ptr"]) - 1, k + 1))
+                theta[:, 1:] = rng.normal(0.0, params["init_std"], (len(theta), k))
+                term = feature_terms(layout, theta, len(bias))
+                factor_shift += term[:, 1:]
+                bias_shift[side] += term[:, 0]
+                bias += term[:, 0]
+                layout.update(theta=theta, hyper=np.zeros((len(layout["group_ptr"]) - 1, 2,
+                                                           k + 1)))
+        self.P_seen, self.Q_seen = self.P + ybar, self.Q + zbar
+        pairs = (None,) * 4 if imp is None else (imp.user_ptr, imp.user_items, imp.item_ptr,
+                                                  imp.item_users)
+        vectors = {} if imp is None else dict(y=imp.y, z=imp.z, y_hyper=imp.y_hyper,
+                                              z_hyper=imp.z_hyper)
+        self.implicit = _bayes.ImplicitTerms(
+            *pairs, ybar=ybar, zbar=zbar, user_effective=self.P_seen,
+            item_effective=self.Q_seen, user_bias_shift=bias_shift["user"],
+            item_bias_shift=bias_shift["item"], **vectors)
+
     def _standardized(self, u, i):
         """The current sample's predictions in standardized units (without the mean)."""
         out = np.empty(len(u))
@@ -177,12 +234,27 @@ class _Sweeps(Trainer):
                              out, self.n_threads)
         return out
 
-    def _hyper_in_rating_units(self):
-        """The user groups' (mean, precision): a bias is ``scale`` times its standardized
-        value, a factor ``sqrt(scale)`` times."""
+    def _hyper_in_rating_units(self, hyper=None):
+        """The user groups' (or ``hyper``'s) (mean, precision): a bias is ``scale`` times its
+        standardized value, a factor ``sqrt(scale)`` times."""
+        hyper = self.user_hyper if hyper is None else hyper
+        unit = self._column_units()
+        return np.stack([hyper[0] * unit, hyper[1] / (unit * unit)])
+
+    def _column_units(self):
+        """Rating units per standardized unit of a (bias, factors) row of k + 1 columns."""
         unit = np.full(self.user_hyper.shape[1], self.root)
         unit[0] = self.scale
-        return np.stack([self.user_hyper[0] * unit, self.user_hyper[1] / (unit * unit)])
+        return unit
+
+    def _kept_features(self, dtype):
+        """What a kept sample holds of the side features, in rating units: each side's
+        theta (as ``dtype``) and, with item features, the item groups' hyperparameters."""
+        out = {f"{side}_theta": (layout["theta"] * self._column_units()).astype(dtype)
+               for side, layout in self.features.items()}
+        if "item" in self.features:
+            out["item_hyper"] = self._hyper_in_rating_units(self.item_hyper)
+        return out
 
     def step(self, sweep):
         pr = self.params
@@ -192,6 +264,17 @@ class _Sweeps(Trainer):
             self.user_hyper, self.item_hyper,
             self.seed, sweep - 1, self.n_threads, pr["alpha_0"], pr["beta_0"], 0.0, 1.0,
             pr["alpha_lambda"], pr["beta_lambda"], self.implicit)
+        for side, layout in self.features.items():
+            user = side == "user"
+            _features.feature_sweep(
+                side, layout["ptr"], layout["rows"], layout["x"], layout["group_ptr"],
+                layout["theta"], layout["hyper"], self.bu if user else self.bi,
+                self.P_seen if user else self.Q_seen,
+                self.implicit.user_bias_shift if user else self.implicit.item_bias_shift,
+                self.implicit.ybar if user else self.implicit.zbar,
+                self.P if user else self.Q, self.user_hyper if user else self.item_hyper,
+                self.seed, sweep - 1, self.n_threads, 0.0, 1.0, pr["alpha_lambda"],
+                pr["beta_lambda"])
         return self._record(sweep, alpha, sse)
 
     def _record(self, sweep, alpha, sse):
@@ -208,7 +291,8 @@ class _Sweeps(Trainer):
             self.kept.append((m.user_factors_.copy(), m.item_factors_.copy(),
                               self.bu * scale, self.bi * scale, alpha,
                               self._hyper_in_rating_units(),
-                              None if y is None else (y * root).astype(m.user_factors_.dtype)))
+                              None if y is None else (y * root).astype(m.user_factors_.dtype),
+                              self._kept_features(m.user_factors_.dtype)))
         return {"sse": sse * scale * scale, "alpha": alpha}
 
     def validation_rmse(self, val):
@@ -383,8 +467,15 @@ class BayesianMF(Estimator):
         return max(1, -(-params["n_samples"] // most))
 
     def fit(self, users, items=None, ratings=None, validation=None, callback=None,
-            implicit=None, *, columns=None):
+            implicit=None, *, columns=None, user_features=None, item_features=None):
         """Train on (user, item, rating) triples; return ``self`` (see ``Estimator.fit``).
+
+        ``user_features``, ``item_features``: side features (``mfcore.features``), a
+        pandas DataFrame indexed by raw id or a ``(matrix, ids)`` pair. Each feature gets
+        a linear weight and a factor vector added to the bias and factors of the rows
+        that have it (see the class docstring); ids without a row have no features.
+        Their encoding is kept (``user_feature_encoding_``, ``item_feature_encoding_``)
+        and saved, for ``predict(..., user_features=...)`` of ids unseen in training.
 
         ``implicit=(users, items)``: further implicit pairs without ratings (items
         users are known to have rated or viewed, ratings unknown), added to N(u) and
@@ -396,7 +487,27 @@ class BayesianMF(Estimator):
             raise ValueError("fit(implicit=...) needs implicit terms: set implicit=True "
                              f"(or 'user', 'item', 'both'), got implicit={self.implicit!r}")
         inputs = {} if implicit is None else {"implicit": self._raw_pairs(implicit)}
+        for side, table in (("user", user_features), ("item", item_features)):
+            if table is not None:
+                inputs[f"{side}_features"] = (table, FeatureEncoding.fit(table, f"{side}_features"))
         return self._fit(users, items, ratings, validation, callback, columns, inputs)
+
+    def _feature_layouts(self, inputs):
+        """The training rows' feature values per side (``feature_layout``) from the tables
+        given to ``fit`` (``inputs``); records their encodings (None for a side without)."""
+        layouts = {}
+        for side in ("user", "item"):
+            table, encoding = inputs.get(f"{side}_features", (None, None))
+            setattr(self, f"{side}_feature_encoding_", encoding)
+            if encoding is not None:
+                ids = getattr(self, f"{side}_map_").ids
+                triplets, _ = encoding.encode(table, ids, f"{side}_features")
+                layouts[side] = feature_layout(*triplets, encoding.n_features,
+                                               encoding.group_ptr)
+                _features.check_features(layouts[side]["ptr"], layouts[side]["rows"],
+                                         layouts[side]["x"], layouts[side]["group_ptr"],
+                                         len(ids))
+        return layouts
 
     @staticmethod
     def _raw_pairs(pairs):
@@ -428,12 +539,19 @@ class BayesianMF(Estimator):
 
     def _trainer(self, data, params, layouts, inputs):
         return _Sweeps(self, data, params, resolve_n_threads(params["n_threads"]),
-                       inputs.get("implicit"))
+                       inputs.get("implicit"), self._feature_layouts(inputs))
 
     def _keep_posterior(self, kept):
         """The fitted arrays from the kept samples (see the module docstring)."""
-        P, Q, bu, bi, alpha, hyper, y = zip(*kept)
+        P, Q, bu, bi, alpha, hyper, y, features = zip(*kept)
         self.item_implicit_samples_ = None if y[0] is None else np.stack(y, axis=1)
+        for side in ("user", "item"):
+            name = f"{side}_theta"
+            setattr(self, f"{side}_feature_samples_",
+                    np.stack([f[name] for f in features], axis=1) if name in features[0]
+                    else None)
+        self.item_hyper_samples_ = (np.stack([f["item_hyper"] for f in features])
+                                    if "item_hyper" in features[0] else None)
         scale = 1.0 / np.sqrt(len(kept))
         dtype = P[0].dtype
         self.user_factors_ = np.ascontiguousarray(np.hstack(P) * dtype.type(scale))
@@ -450,23 +568,72 @@ class BayesianMF(Estimator):
 
     @reads_state
     def predict(self, users, items=None, clip=True, unknown="fallback", return_std=False, *,
-                columns=None):
+                columns=None, user_features=None, item_features=None):
         """Posterior predictive means (see ``FactorModel.predict``); with ``return_std``
         also the predictive standard deviations (float64; a pandas DataFrame in gives two
-        Series, "prediction" and "std")."""
-        if not return_std:
+        Series, "prediction" and "std").
+
+        ``user_features``/``item_features`` (tables as for ``fit``, with the columns the
+        model was fitted with): ids unseen in training that have a row there are
+        predicted from their features (cold start): each kept sample's prior mean of
+        the row, its group mean plus its feature terms; the std then adds the prior
+        spread of the row's own parameters, so it is wider than for a known id. Known
+        ids keep what they learnt in training (their rows there are not read again).
+        """
+        if not return_std and user_features is None and item_features is None:
             return super().predict(users, items, clip=clip, unknown=unknown, columns=columns)
         self._check_fitted()
         users, items, _, index = rating_arrays(users, items, columns=columns,
                                                need_ratings=False, what="predict")
         users, items, single = pair_arguments(users, items)
-        u, i, known = self._indices(users, items, unknown)
-        mean, std = self._predict_rows(u, i, clip), self._predictive_std(u, i)
+        cold = {side: self._cold_side(side, ids, table) for side, ids, table in
+                (("user", users, user_features), ("item", items, item_features))}
+        used = [f"the {int((c['index'] >= 0).sum())} pair(s) of {len(c['ids'])} unknown "
+                f"{side} id(s) with a feature row predicted from their features"
+                for side, c in cold.items() if c is not None]
+        note = {"fallback_note": "; " + " and ".join(used) + ", the others from the prior of "
+                "their group"} if used else {}
+        u, i, known = self._indices(users, items, unknown, **note)
+        mean = self._predict_rows(u, i, clip, cold)
+        std = self._predictive_std(u, i, cold) if return_std else None
+        for c in cold.values():
+            if c is not None:
+                known |= c["index"] >= 0
         if unknown == "nan":
-            mean[~known] = std[~known] = np.nan
+            mean[~known] = np.nan
+            if return_std:
+                std[~known] = np.nan
         if single:
-            return mean[0], std[0]
-        return labelled(mean, index, "prediction"), labelled(std, index, "std")
+            return (mean[0], std[0]) if return_std else mean[0]
+        mean = labelled(mean, index, "prediction")
+        return (mean, labelled(std, index, "std")) if return_std else mean
+
+    def _cold_side(self, side, raw, table, known_too=False):
+        """The kept samples' prior rows of the ids of ``raw`` unknown to the model that
+        ``table`` has a row for: dict(ids, index (per position of ``raw``: row among
+        them, -1 for others), rows (n, S, k + 1): bias and factors, prec (S, k + 1)); or
+        None without a table. ``known_too``: every id of ``raw`` (fold-in)."""
+        if table is None:
+            return None
+        encoding = getattr(self, f"{side}_feature_encoding_", None)
+        if encoding is None:
+            raise ValueError(f"{side}_features given, but this model was fitted without "
+                             f"{side} features")
+        raw = normalize_ids(to_numpy(raw), f"{side}s")
+        idmap = getattr(self, f"{side}_map_")
+        unknown = sorted_unique(raw if known_too else raw[idmap.lookup(raw, f"{side}s") < 0])
+        (rows, feats, vals), present = encoding.encode(table, unknown, f"{side}_features")
+        ids = unknown[present]
+        where = np.cumsum(present) - 1      # an unknown id's row among ``ids``
+        theta = getattr(self, f"{side}_feature_samples_").astype(np.float64)  # (F, S, k + 1)
+        hyper = (self.user_hyper_samples_ if side == "user" else self.item_hyper_samples_)
+        out = np.zeros((len(ids),) + theta.shape[1:])
+        np.add.at(out, where[rows], vals[:, None, None] * theta[feats])
+        out += hyper[:, 0]
+        index = np.full(len(raw), -1)
+        if len(ids):
+            index = IdMap(ids).lookup(raw).astype(np.int64)
+        return {"ids": ids, "index": index, "rows": out, "prec": hyper[:, 1]}
 
     def _prior_moments(self, kind):
         """The prior of a ``kind`` ("user" or "item") row without ratings, per kept sample:
@@ -480,10 +647,12 @@ class BayesianMF(Estimator):
         factors = factors.astype(np.float64) * np.sqrt(S)                       # (n, S, k)
         return bias.mean(axis=0), bias.var(axis=0), factors.mean(axis=0), factors.var(axis=0)
 
-    def _sample_moments(self, u, i, priors):
+    def _sample_moments(self, u, i, priors, cold=None):
         """(per-sample predictive means, per-sample variances from unknown rows), both
         (len(u), S), without the global mean: known rows contribute their kept samples,
-        an unknown row (-1) its prior (``_prior_moments``: mean and spread)."""
+        an unknown row (-1) its prior (``_prior_moments``: mean and spread), or, with a
+        feature row (``cold``: per side ``_cold_side``'s, its index for these pairs),
+        its group's prior shifted by its feature terms (mean) and spread (1/lambda)."""
         S, k = self.n_kept_, self.k
         (ub, ubv, uf, ufv), (ib, ibv, iff, ifv) = priors
         ku, ki = u >= 0, i >= 0
@@ -491,51 +660,83 @@ class BayesianMF(Estimator):
         qi = np.broadcast_to(iff, (len(u), S, k)).copy()
         pu[ku] = self.user_factors_[u[ku]].reshape(-1, S, k) * np.sqrt(S)
         qi[ki] = self.item_factors_[i[ki]].reshape(-1, S, k) * np.sqrt(S)
-        mean = np.einsum("nsk,nsk->ns", pu, qi)
-        mean += np.where(ku[:, None], self.user_bias_samples_[np.maximum(u, 0)], ub)
-        mean += np.where(ki[:, None], self.item_bias_samples_[np.maximum(i, 0)], ib)
+        bu = np.where(ku[:, None], self.user_bias_samples_[np.maximum(u, 0)], ub)
+        bi = np.where(ki[:, None], self.item_bias_samples_[np.maximum(i, 0)], ib)
         # Var(p.q) of independent rows: sum_f (vp q^2 + vq p^2 + vp vq), vp = 0 when known
         vp = np.where(ku[:, None, None], 0.0, ufv)
         vq = np.where(ki[:, None, None], 0.0, ifv)
+        vbu = np.where(ku, 0.0, 1.0)[:, None] * ubv
+        vbi = np.where(ki, 0.0, 1.0)[:, None] * ibv
+        for side, b, f, vb, vf in (("user", bu, pu, vbu, vp), ("item", bi, qi, vbi, vq)):
+            c = None if cold is None else cold[side]
+            if c is not None and (c["index"] >= 0).any():
+                at = c["index"] >= 0
+                rows = c["rows"][c["index"][at]]                                # (m, S, k + 1)
+                b[at], f[at] = rows[..., 0], rows[..., 1:]
+                vb[at], vf[at] = 1.0 / c["prec"][:, 0], 1.0 / c["prec"][:, 1:]
+        mean = np.einsum("nsk,nsk->ns", pu, qi)
+        mean += bu
+        mean += bi
         var = np.einsum("nsk->ns", vp * qi * qi + vq * pu * pu + vp * vq)
-        var += np.where(ku, 0.0, 1.0)[:, None] * ubv + np.where(ki, 0.0, 1.0)[:, None] * ibv
+        var += vbu + vbi
         return mean, var
 
-    def _predict_rows(self, u, i, clip):
+    @staticmethod
+    def _cold_part(cold, rows):
+        """``cold`` (per side ``_cold_side``'s or None) for the pairs ``rows`` only."""
+        if cold is None:
+            return None
+        return {side: None if c is None else dict(c, index=c["index"][rows])
+                for side, c in cold.items()}
+
+    def _predict_rows(self, u, i, clip, cold=None):
         """Posterior predictive means; a pair with an id unknown to the model gets the
-        prior's mean for that row (``_prior_moments``), not zero."""
+        prior's mean for that row (``_prior_moments``, or its features' with ``cold``),
+        not zero."""
         out = super()._predict_rows(u, i, clip)
         unknown = np.flatnonzero((u < 0) | (i < 0))
         if len(unknown):
             priors = (self._prior_moments("user"), self._prior_moments("item"))
             for start in range(0, len(unknown), STD_CHUNK):
                 rows = unknown[start:start + STD_CHUNK]
-                mean, _ = self._sample_moments(u[rows], i[rows], priors)
+                mean, _ = self._sample_moments(u[rows], i[rows], priors,
+                                               self._cold_part(cold, rows))
                 pred = self.global_mean_ + mean.mean(axis=1)
                 out[rows] = np.clip(pred, *self.rating_range_) if clip else pred
         return out
 
-    def _predictive_std(self, u, i):
+    def _predictive_std(self, u, i, cold=None):
         """sqrt(variance over the kept samples of their predictions + their mean variance
         from unknown rows' priors + the mean noise variance)."""
         priors = (self._prior_moments("user"), self._prior_moments("item"))
         out = np.empty(len(u))
         for start in range(0, len(u), STD_CHUNK):
-            mean, var = self._sample_moments(u[start:start + STD_CHUNK],
-                                             i[start:start + STD_CHUNK], priors)
-            out[start:start + STD_CHUNK] = np.var(mean, axis=1) + np.mean(var, axis=1)
+            part = slice(start, start + STD_CHUNK)
+            mean, var = self._sample_moments(u[part], i[part], priors,
+                                             self._cold_part(cold, np.arange(len(u))[part]))
+            out[part] = np.var(mean, axis=1) + np.mean(var, axis=1)
         return np.sqrt(out + np.mean(1.0 / self.alpha_samples_))
 
     # --- fold-in --------------------------------------------------------------------
 
-    def _fold_in_rows(self, indptr, items, ratings, shrinkage):
+    def _fold_in_prior(self, ids, user_features):
+        """Per user of ``ids`` and kept sample the shift of its (bias, factors) prior mean
+        by its features (n, S, k + 1); zero for a user without a feature row."""
+        cold = self._cold_side("user", ids, user_features, known_too=True)
+        out = np.zeros((len(ids), self.n_kept_, self.k + 1))
+        has = cold["index"] >= 0
+        out[has] = cold["rows"][cold["index"][has]] - self.user_hyper_samples_[:, 0]
+        return out
+
+    def _fold_in_rows(self, indptr, items, ratings, shrinkage, prior=None):
         """Each new user's row drawn, for each kept sample, from its conditional posterior
         given that sample's items, noise precision and user hyperparameters, as a sweep
         would draw it: so the spread over samples, hence ``return_std``, is as wide as
         the user's few ratings leave it (a conditional mean would be as sure as a known
         user's). The draws are keyed on the items the user rated: the same answer
-        every time. ``shrinkage`` adds that many ratings' worth of prior precision. With the SVD++
-        term the user's N(u) is the items it
+        every time. ``shrinkage`` adds that many ratings' worth of prior precision;
+        ``prior`` (n, S, k + 1) shifts each user's prior mean (its side features,
+        ``_fold_in_prior``). With the SVD++ term the user's N(u) is the items it
         rated here: its stored vector is p + |N(u)|^-1/2 sum of their y (each sample's).
         The flipped term is not updated: the new user joins no item's N(i), whose
         effective vectors stay those of training."""
@@ -557,10 +758,11 @@ class BayesianMF(Estimator):
                 ybar = Y[cols].sum(axis=0, dtype=np.float64) / np.sqrt(len(cols))
                 y -= np.einsum("msk,sk->sm", Q[cols], ybar)
             A = np.concatenate([np.ones((S, len(cols), 1)), Q[cols].transpose(1, 0, 2)], axis=2)
-            prior = prec_g * (1.0 + shrinkage)                                  # (S, k + 1)
+            precision = prec_g * (1.0 + shrinkage)                              # (S, k + 1)
             lhs = alpha[:, None, None] * np.einsum("smi,smj->sij", A, A)
-            lhs[:, np.arange(k + 1), np.arange(k + 1)] += prior
-            rhs = alpha[:, None] * np.einsum("smi,sm->si", A, y) + prior * mean_g
+            lhs[:, np.arange(k + 1), np.arange(k + 1)] += precision
+            mean = mean_g if prior is None else mean_g + prior[row]
+            rhs = alpha[:, None] * np.einsum("smi,sm->si", A, y) + precision * mean
             x = np.linalg.solve(lhs, rhs[..., None])[..., 0]                     # (S, k + 1)
             # + L^-T z, z ~ N(0, I), has covariance lhs^-1 (L L^T = lhs)
             rng = np.random.default_rng(zlib.crc32(cols.tobytes()))  # (not on the ratings:
@@ -582,7 +784,20 @@ class BayesianMF(Estimator):
         StateArray("alpha_samples", ("samples",), "float64"),
         StateArray("user_hyper_samples", ("samples", 2, "k+1"), "float64"),
         StateArray("item_implicit_samples", ("items", "samples", "k"), "param", optional=True),
+        # side features (mfcore.features): each feature's (weight, vector) per kept sample,
+        # and the item groups' hyperparameters (cold items' prior); the encodings are text
+        StateArray("user_feature_samples", (None, "samples", "k+1"), "param", optional=True),
+        StateArray("item_feature_samples", (None, "samples", "k+1"), "param", optional=True),
+        StateArray("item_hyper_samples", ("samples", 2, "k+1"), "float64", optional=True),
     )
+
+    def _fitted_state(self):
+        state = super()._fitted_state()
+        for side in ("user", "item"):
+            encoding = getattr(self, f"{side}_feature_encoding_", None)
+            if state is not None and encoding is not None:
+                state.update(encoding.to_state(f"{side}_feature"))
+        return state
 
     def _state_sizes(self, state, columns):
         """The factor arrays hold ``samples * k`` columns."""
@@ -617,8 +832,34 @@ class BayesianMF(Estimator):
             if state[name].size and not np.abs(state[name]).max() < limit:
                 raise ValueError(f"{name} reach {np.abs(state[name]).max():.3g}: predictions "
                                  f"would overflow {dtype} (at most {limit:.3g})")
+        self._check_feature_state(state)
+
+    @staticmethod
+    def _check_feature_state(state):
+        """Side features: each side's encoding and samples together, a sample row per
+        feature; item features with the item groups' hyperparameters."""
+        for side in ("user", "item"):
+            encoding = (FeatureEncoding.from_state(state, f"{side}_feature")
+                        if state.get(f"{side}_feature_encoding") is not None else None)
+            samples = state.get(f"{side}_feature_samples")
+            if (encoding is None) != (samples is None):
+                raise ValueError(f"{side}_feature_encoding and {side}_feature_samples come "
+                                 "together")
+            if encoding is not None and len(samples) != encoding.n_features:
+                raise ValueError(f"{side}_feature_samples has {len(samples)} rows for "
+                                 f"{encoding.n_features} features")
+        if (state.get("item_feature_samples") is None) != (state.get("item_hyper_samples")
+                                                           is None):
+            raise ValueError("item_feature_samples and item_hyper_samples come together")
+        if state.get("item_hyper_samples") is not None and \
+                (state["item_hyper_samples"][:, 1] <= 0).any():
+            raise ValueError("item_hyper_samples holds a prior precision <= 0")
 
     def _restore_fitted_state(self, state):
         super()._restore_fitted_state(state)
+        for side in ("user", "item"):
+            setattr(self, f"{side}_feature_encoding_",
+                    FeatureEncoding.from_state(state, f"{side}_feature")
+                    if state.get(f"{side}_feature_encoding") is not None else None)
         self.n_kept_ = len(self.alpha_samples_)
         return self

@@ -1,0 +1,277 @@
+"""Side features in BayesianMF: accuracy on MovieLens, cold start, and the cost of a sweep,
+beside myFM with the same features (one run, the same splits).
+
+Features (encoded once by ``mfcore.features.FeatureEncoding``, so both libraries see the
+same numbers): ML-100K ``u.user`` (gender, occupation, first zip digit: categorical;
+age: numeric) and ``u.item`` (genres: multi-valued; release year: numeric); ML-1M
+``users.dat`` (gender, age group, occupation, first zip digit: categorical) and
+``movies.dat`` (genres: multi-valued; year from the title: numeric). myFM gets them as
+relation blocks, a user block [user one-hot | user features] and an item block [item
+one-hot | item features], one group per one-hot and per feature column (the groups
+mfcore gives them); as a factorization machine it also has the interactions within a
+block (user x own features), terms constant per user, i.e. extra biases.
+
+Tables (``--tables``):
+  accuracy   ML-100K u1 (``--folds`` for u2..u5) and ML-1M's notebook split (data
+             README): RMSE without features, with user+item features, with implicit
+             terms, both; myFM with the features.
+  cold       hold out 20% of the users entirely (then 20% of the items) of ML-100K's
+             u.data and of ML-1M's training part of the notebook split: RMSE on their
+             ratings with features, the fallback without them (the model's prediction
+             for an unknown id) and myFM with the features.
+  speed      seconds per sweep on ML-1M's training part, 2 threads: without features,
+             with features, and myFM (single-threaded) with features; equal k and sweeps.
+
+Run (the environment with myfm; mfcore built in place):
+    OMP_WAIT_POLICY=passive MFCORE_DATA=/path/to/data PYTHONPATH=.:benchmarks \\
+        python benchmarks/features.py [--tables accuracy,cold,speed] [--sets ml100k,ml1m]
+        [--k 10] [--sweeps 200] [--burn-in 50] [--seeds 0] [--threads 2] [--skip-myfm]
+"""
+import argparse
+import io
+import os
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+import mfcore
+from mfcore.features import FeatureEncoding
+
+from bayes_compare import import_myfm
+
+GENRES_100K = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+               "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+               "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+
+
+def ml100k_tables(root):
+    """(users, items) feature tables of ML-100K, indexed by id."""
+    d = os.path.join(root, "ml-100k")
+    users = pd.read_csv(os.path.join(d, "u.user"), sep="|", header=None,
+                        names=["id", "age", "gender", "occupation", "zip"]).set_index("id")
+    users["zip"] = users["zip"].str[:1]
+    users["age"] = users["age"].astype(float)
+    raw = pd.read_csv(os.path.join(d, "u.item"), sep="|", header=None, encoding="latin-1")
+    flags = raw.iloc[:, 5:24].to_numpy()
+    genres = ["|".join(g for g, f in zip(GENRES_100K, row) if f) for row in flags]
+    year = pd.to_numeric(raw[2].str[-4:], errors="coerce")
+    items = pd.DataFrame({"genres": genres,
+                          "year": year.fillna(year.median()).to_numpy(float)}, index=raw[0])
+    return users[["gender", "age", "occupation", "zip"]], items
+
+
+def ml1m_tables(root):
+    d = os.path.join(root, "ml-1m")
+    users = pd.read_csv(os.path.join(d, "users.dat"), sep="::", engine="python", header=None,
+                        names=["id", "gender", "age", "occupation", "zip"]).set_index("id")
+    users["zip"] = users["zip"].str[:1]
+    users["age"] = users["age"].astype(str)
+    users["occupation"] = users["occupation"].astype(str)
+    movies = pd.read_csv(os.path.join(d, "movies.dat"), sep="::", engine="python", header=None,
+                         names=["id", "title", "genres"], encoding="latin-1").set_index("id")
+    year = pd.to_numeric(movies["title"].str.extract(r"\((\d{4})\)\s*$")[0], errors="coerce")
+    items = pd.DataFrame({"genres": movies["genres"],
+                          "year": year.fillna(year.median()).astype(float)})
+    return users, items
+
+
+def load_u(root, fold):
+    return tuple(np.loadtxt(os.path.join(root, "ml-100k", f"u{fold}.{part}"),
+                            dtype=np.int64)[:, :3] for part in ("base", "test"))
+
+
+def load_ml1m(root):
+    """(train, validation, test) of the notebook split (data README)."""
+    from sklearn.model_selection import train_test_split
+    with open(os.path.join(root, "ml-1m", "ratings.dat")) as fh:
+        d = pd.read_csv(io.StringIO(fh.read().replace("::", "\t")), sep="\t",
+                        header=None).to_numpy(np.int64)
+    x_tr, x_rest, y_tr, y_rest = train_test_split(d[:, :2], d[:, 2], test_size=0.2,
+                                                  random_state=888)
+    x_va, x_te, y_va, y_te = train_test_split(x_rest, y_rest, test_size=0.5, random_state=0)
+    return np.c_[x_tr, y_tr], np.c_[x_va, y_va], np.c_[x_te, y_te]
+
+
+def rmse(pred, truth):
+    return float(np.sqrt(np.mean((np.asarray(pred, float) - truth) ** 2)))
+
+
+def quiet(fn, *args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mfcore.UnknownIdWarning)
+        return fn(*args, **kw)
+
+
+# --- mfcore -----------------------------------------------------------------------------
+
+def fit_mfcore(train, args, seed, features=None, implicit=False):
+    model = mfcore.BayesianMF(k=args.k, n_samples=args.sweeps - args.burn_in,
+                              burn_in=args.burn_in, seed=seed, n_threads=args.threads,
+                              implicit=implicit)
+    start = time.perf_counter()
+    model.fit(train[:, 0], train[:, 1], train[:, 2],
+              **({} if features is None else dict(user_features=features[0],
+                                                  item_features=features[1])))
+    return model, time.perf_counter() - start
+
+
+def predict_mfcore(model, test, features=None):
+    extra = {} if features is None else dict(user_features=features[0],
+                                             item_features=features[1])
+    return quiet(model.predict, test[:, 0], test[:, 1], **extra)
+
+
+# --- myFM with the same features --------------------------------------------------------
+
+def side_block(ids, table, what):
+    """[one-hot of ``ids`` | their encoded features] (scipy CSR) and the group sizes."""
+    import scipy.sparse as sps
+    enc = FeatureEncoding.fit(table, what)
+    (rows, feats, vals), _ = quiet(enc.encode, table, ids, what)
+    n = len(ids)
+    onehot = sps.identity(n, format="csr")
+    feat = sps.csr_matrix((vals, (rows, feats)), shape=(n, enc.n_features))
+    return sps.hstack([onehot, feat], format="csr"), [n] + list(np.diff(enc.group_ptr))
+
+
+def fit_myfm(myfm, train, tests, tables, args, seed):
+    """myFM with relation blocks; returns the predictions for each of ``tests`` and the
+    fit's seconds."""
+    import scipy.sparse as sps
+    uid = np.unique(np.concatenate([train[:, 0]] + [t[:, 0] for t in tests]))
+    iid = np.unique(np.concatenate([train[:, 1]] + [t[:, 1] for t in tests]))
+    ublock, ugroups = side_block(uid, tables[0], "user_features")
+    iblock, igroups = side_block(iid, tables[1], "item_features")
+
+    def blocks(part):
+        return [myfm.RelationBlock(np.searchsorted(uid, part[:, 0]), ublock),
+                myfm.RelationBlock(np.searchsorted(iid, part[:, 1]), iblock)]
+
+    start = time.perf_counter()
+    fm = myfm.MyFMRegressor(rank=args.k, random_seed=seed).fit(
+        sps.csr_matrix((len(train), 0)), train[:, 2].astype(float), X_rel=blocks(train),
+        n_iter=args.sweeps, n_kept_samples=args.sweeps - args.burn_in,
+        group_shapes=ugroups + igroups, callback=lambda *a: (False, None))
+    seconds = time.perf_counter() - start
+    lo, hi = train[:, 2].min(), train[:, 2].max()
+    return [np.clip(fm.predict(sps.csr_matrix((len(t), 0)), X_rel=blocks(t)), lo, hi)
+            for t in tests], seconds
+
+
+# --- the tables -------------------------------------------------------------------------
+
+def accuracy(args, myfm, sets):
+    print(f"\n## Accuracy (RMSE; k={args.k}, {args.sweeps} sweeps, "
+          f"{args.sweeps - args.burn_in} kept; seeds {args.seeds}; {args.threads} threads)")
+    print("| data | model | RMSE | fit s |\n|---|---|---|---|")
+    for name, train, tests, tables in sets:
+        variants = [("BayesianMF", None, False), ("+ features", tables, False),
+                    ("+ implicit", None, True), ("+ features + implicit", tables, True)]
+        for label, feats, imp in variants:
+            scores, secs = [], []
+            for seed in args.seeds:
+                model, s = fit_mfcore(train, args, seed, feats, imp)
+                scores.append([rmse(predict_mfcore(model, t, feats), t[:, 2]) for t in tests])
+                secs.append(s)
+            print(f"| {name} | {label} | {fmt(scores)} | {np.median(secs):.1f} |")
+        if myfm is not None:
+            scores, secs = [], []
+            for seed in args.seeds:
+                preds, s = fit_myfm(myfm, train, tests, tables, args, seed)
+                scores.append([rmse(p, t[:, 2]) for p, t in zip(preds, tests)])
+                secs.append(s)
+            print(f"| {name} | myFM + features | {fmt(scores)} | {np.median(secs):.1f} |")
+
+
+def fmt(scores):
+    """Median over seeds of each test part's RMSE ("validation / test" for two parts)."""
+    return " / ".join(f"{v:.4f}" for v in np.median(np.array(scores), axis=0))
+
+
+def cold(args, myfm, sets):
+    print("\n## Cold start: 20% of users (items) held out entirely (RMSE on their ratings)")
+    print("| data | held out | ratings | with features | fallback (no features) | myFM + "
+          "features |\n|---|---|---|---|---|---|")
+    for name, data, tables in sets:
+        for side, col in (("users", 0), ("items", 1)):
+            ids = np.unique(data[:, col])
+            held = np.random.default_rng(0).choice(ids, len(ids) // 5, replace=False)
+            test_mask = np.isin(data[:, col], held)
+            train, test = data[~test_mask], data[test_mask]
+            # the other side's ids must be known to be a cold-start case of this side only
+            other = 1 - col
+            test = test[np.isin(test[:, other], train[:, other])]
+            model, _ = fit_mfcore(train, args, args.seeds[0], tables)
+            with_f = rmse(predict_mfcore(model, test, tables), test[:, 2])
+            fallback = rmse(predict_mfcore(model, test), test[:, 2])
+            peer = "not run"
+            if myfm is not None:
+                (pred,), _ = fit_myfm(myfm, train, [test], tables, args, args.seeds[0])
+                peer = f"{rmse(pred, test[:, 2]):.4f}"
+            print(f"| {name} | {side} | {len(test):,} | {with_f:.4f} | {fallback:.4f} | "
+                  f"{peer} |")
+
+
+def speed(args, myfm, train, tables):
+    print(f"\n## Speed on ML-1M's training part (s per sweep, k={args.k}, {args.sweeps} "
+          f"sweeps; mfcore {args.threads} threads, myFM 1); load {os.getloadavg()[0]:.1f}")
+    rows = {}
+    for _ in range(3):  # alternate, medians
+        for label, feats in (("BayesianMF", None), ("+ features", tables)):
+            _, s = fit_mfcore(train, args, 0, feats)
+            rows.setdefault(label, []).append(s / args.sweeps)
+    if myfm is not None:
+        _, s = fit_myfm(myfm, train, [train[:10]], tables, args, 0)
+        rows["myFM + features"] = [s / args.sweeps]
+    for label, values in rows.items():
+        print(f"| {label} | {np.median(values):.4f} |")
+    base, feat = np.median(rows["BayesianMF"]), np.median(rows["+ features"])
+    print(f"features / plain: {feat / base:.2f}x", end="")
+    if "myFM + features" in rows:
+        print(f"; myFM / mfcore with features: {rows['myFM + features'][0] / feat:.1f}x")
+    print(f"; load after {os.getloadavg()[0]:.1f}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tables", default="accuracy,cold,speed")
+    ap.add_argument("--sets", default="ml100k,ml1m")
+    ap.add_argument("--folds", default="1")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--sweeps", type=int, default=200)
+    ap.add_argument("--burn-in", type=int, default=50)
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-myfm", action="store_true")
+    args = ap.parse_args(argv)
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    root = os.environ.get("MFCORE_DATA")
+    if not root:
+        raise SystemExit("set MFCORE_DATA to the folder holding ml-100k/ and ml-1m/")
+    myfm = None if args.skip_myfm else import_myfm()
+    tables, sets = set(args.tables.split(",")), set(args.sets.split(","))
+    t100 = ml100k_tables(root) if "ml100k" in sets else None
+    t1m = ml1m_tables(root) if "ml1m" in sets else None
+    m1 = load_ml1m(root) if "ml1m" in sets else None
+    if "accuracy" in tables:
+        runs = [(f"ML-100K u{f}", *((lambda tr, te: (tr, [te]))(*load_u(root, f))), t100)
+                for f in args.folds.split(",")] if t100 is not None else []
+        if m1 is not None:
+            runs.append(("ML-1M notebook (val / test)", m1[0], [m1[1], m1[2]], t1m))
+        accuracy(args, myfm, runs)
+    if "cold" in tables:
+        runs = []
+        if t100 is not None:
+            runs.append(("ML-100K", np.loadtxt(os.path.join(root, "ml-100k", "u.data"),
+                                               dtype=np.int64)[:, :3], t100))
+        if m1 is not None:
+            runs.append(("ML-1M", m1[0], t1m))
+        cold(args, myfm, runs)
+    if "speed" in tables and m1 is not None:
+        speed(args, myfm, m1[0], t1m)
+
+
+if __name__ == "__main__":
+    main()
