@@ -6,11 +6,14 @@ checks: a segfault. Training now publishes a whole new fitted state in one step 
 every reader works on one snapshot (``FactorModel._snapshot``). The race runs in a child
 process, so that a crash fails this test instead of killing the test run.
 """
+import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+import mfcore
 
 RACE = textwrap.dedent("""
     import sys, threading, warnings
@@ -75,9 +78,12 @@ RACE = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_predict_and_recommend_racing_fit_partial_fit_and_fold_in_never_crash_or_mix_states():
+def test_predict_and_recommend_racing_fit_partial_fit_and_fold_in_never_crash_or_mix_states(tmp_path):
+    # the mfcore under test, imported from an empty folder (CI's clean clone has an unbuilt
+    # source tree in the working directory, which would hide the installed package)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(mfcore.__file__)))
     run = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True,
-                         timeout=300)
+                         timeout=300, env=env, cwd=tmp_path)
     assert run.returncode == 0, (f"the race exited with {run.returncode} "
                                  f"(negative: killed by that signal)\n{run.stderr[-3000:]}")
     assert run.stdout.count("answers, all from whole states") == 2, run.stdout
