@@ -35,16 +35,12 @@ ctypedef fused floating:
     double
 
 
+from .als_solve cimport (MF_ALS_CHUNK, mf_als_accumulate, mf_als_get_path, mf_als_ld,
+                         mf_als_solve)
+
 cdef extern from "ials_solve.h" nogil:
-    int MF_ALS_CHUNK
     int mf_ials_select_path(int path)
-    int mf_als_get_path()
-    int64_t mf_als_ld(int64_t k)
     int64_t mf_ials_stride(int64_t k)
-    void mf_als_accumulate(double* G, const double* X, int64_t groups, int64_t d, int64_t ld,
-                           int first)
-    int mf_als_solve(const double* G, double* U, double* x, double* shift, int64_t k,
-                     int fit_bias, int64_t ld, double lam_p, double lam_b)
     int mf_ials_cg_f(const float* G, const float* g, float w0, const float* lam,
                      const float* A, const int32_t* cols, const float* conf,
                      const float* target, const float* obias, int64_t lo, int64_t hi,

@@ -38,19 +38,9 @@ ctypedef fused floating:
     double
 
 
-cdef extern from "als_solve.h" nogil:
-    int MF_ALS_CHUNK
-    double MF_ALS_PIVOT_TOL
-    double MF_ALS_JITTER
-    double MF_ALS_JITTER_FLOOR
-    int mf_als_select_path(int path)
-    int mf_als_get_path()
-    int64_t mf_als_ld(int64_t k)
-    int64_t mf_als_scratch_doubles(int64_t k)
-    void mf_als_accumulate(double* G, const double* X, int64_t groups, int64_t d, int64_t ld,
-                           int first)
-    int mf_als_solve(const double* G, double* U, double* x, double* shift, int64_t k,
-                     int fit_bias, int64_t ld, double lam_p, double lam_b)
+from .als_solve cimport (MF_ALS_CHUNK, MF_ALS_JITTER, MF_ALS_JITTER_FLOOR, MF_ALS_PIVOT_TOL,
+                         mf_als_accumulate, mf_als_get_path, mf_als_ld, mf_als_scratch_doubles,
+                         mf_als_select_path, mf_als_solve)
 
 
 #: The retry after a failed Cholesky adds JITTER times the mean diagonal plus JITTER_FLOOR
