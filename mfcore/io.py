@@ -198,15 +198,22 @@ def _zip_member(path, member):
         raise ValueError(f"{path}: not a valid zip archive ({exc})") from exc
     if member is not None:
         if member not in names:
-            raise ValueError(f"{path}: no member {member!r}; it holds {names[:10]}")
+            raise ValueError(f"{path}: no member {shown(member)}; it holds [{_listed(names)}]")
         return member
     if len(names) == 1:
         return names[0]
     known = [n for n in names if os.path.basename(n) in RATING_FILES]
     if len(known) == 1:
         return known[0]
-    raise ValueError(Message("{0}: holds {1} files ({2}); say which with {3}", path, len(names),
-                             names[:10], Setting("member")))
+    raise ValueError(Message("{0}: holds {1} files ([{2}]); say which with {3}", path, len(names),
+                             _listed(names), Setting("member")))
+
+
+def _listed(names, limit=10):
+    """Names from a file (a header's, an archive's) for a message: each quoted and cut,
+    at most ``limit`` of them."""
+    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+    return ", ".join(shown(n, limit=60) for n in names[:limit]) + more
 
 
 def _scan(open_stream, count):
@@ -404,7 +411,7 @@ def _sniff(open_stream, name, sep, header, encoding="utf-8"):
         else:
             sep = "whitespace"
     elif sep not in SEPARATORS:
-        raise ValueError(f"sep must be one of {sorted(SEPARATORS)}, got {sep!r}")
+        raise ValueError(f"sep must be one of {sorted(SEPARATORS)}, got {shown(sep)}")
     else:
         sep = SEPARATORS[sep]
     fields = [f.strip(_SPACE) for f in _split(first, sep)]
@@ -470,18 +477,18 @@ def _checked_columns(columns, min_fields):
     try:
         columns = list(columns)
     except TypeError:
-        raise ValueError(f"columns must be a list of column names, got {columns!r}") from None
+        raise ValueError(f"columns must be a list of column names, got {shown(columns)}") from None
     unknown = [c for c in columns if c not in COLUMNS]
     if unknown:
-        raise ValueError(f"columns: unknown name(s) {', '.join(map(repr, unknown))}; "
+        raise ValueError(f"columns: unknown name(s) {_listed(unknown)}; "
                          f"each must be one of {', '.join(COLUMNS)}")
     if len(set(columns)) != len(columns):
-        raise ValueError(f"columns names a column twice: {columns}")
+        raise ValueError(f"columns names a column twice: [{_listed(columns)}]")
     required = ("user", "item", "rating")[:min_fields]
     missing = [c for c in required if c not in columns]
     if missing:
         raise ValueError(f"columns must include {', '.join(required)}; "
-                         f"{', '.join(missing)} missing from {columns}")
+                         f"{', '.join(missing)} missing from [{_listed(columns)}]")
     return columns
 
 
@@ -493,7 +500,7 @@ def _field_names(name, header_names, n_fields, columns, usecols, min_fields):
     reads those and skips the fields it does not know (``tag``, ``comment``...)."""
     if header_names and len(header_names) != n_fields:
         raise ValueError(f"{name}: the header names {len(header_names)} column(s) "
-                         f"({', '.join(header_names)}) but the first data line has {n_fields} "
+                         f"({_listed(header_names)}) but the first data line has {n_fields} "
                          "field(s)")
     if usecols is None and header_names and columns is None:
         canonical = {alias: col for col, aliases in ALIASES.items() for alias in aliases}
@@ -513,10 +520,12 @@ def _field_names(name, header_names, n_fields, columns, usecols, min_fields):
         elif header_names and str(c).lower() in header_names:
             keep.append(header_names.index(str(c).lower()))
         else:
-            raise ValueError(f"{name}: usecols: no column {c!r} (the file has {n_fields} "
-                             f"field(s)" + (f", named {header_names})" if header_names else ")"))
+            raise ValueError(f"{name}: usecols: no column {shown(c)} (the file has {n_fields} "
+                             "field(s)" + (f", named [{_listed(header_names)}])" if header_names
+                                           else ")"))
     if len(set(keep)) != len(keep) or not 2 <= len(keep) <= 4:
-        raise ValueError(f"{name}: usecols must pick 2 to 4 distinct columns, got {usecols!r}")
+        raise ValueError(f"{name}: usecols must pick 2 to 4 distinct columns, got "
+                         f"{shown(usecols)}")
     names = _column_order(name, [header_names[k] for k in keep] if header_names else None,
                           len(keep), columns)
     fields = [None] * n_fields
@@ -531,7 +540,7 @@ def _column_order(name, header_names, n_fields, columns):
     if columns is not None:
         if len(columns) != n_fields:
             raise ValueError(f"{name}: columns names {len(columns)} column(s) "
-                             f"({', '.join(columns)}) but the first data line has {n_fields} "
+                             f"({_listed(columns)}) but the first data line has {n_fields} "
                              "field(s)")
         return columns
     if not header_names:
@@ -544,23 +553,23 @@ def _column_order(name, header_names, n_fields, columns):
             "{0}: the header names column(s) this reader does not know: {1} (it knows {2}); "
             "name the file's columns in order with {3}, e.g. {4}, and pick the ones to read "
             "with {5} when there are more", name,
-            ", ".join(map(repr, unknown)), known, Setting("columns"),
+            _listed(unknown), known, Setting("columns"),
             Setting("columns", list(COLUMNS[:min(len(header_names), 4)])), Setting("usecols")))
     mapped = [canonical[h] for h in header_names]
     twice = sorted({c for c in mapped if mapped.count(c) > 1})
     if twice:
         raise ValueError(Message("{0}: the header {1} names the {2} column more than once; "
-                                 "name the file's columns with {3}", name, header_names,
+                                 "name the file's columns with {3}", name, f"[{_listed(header_names)}]",
                                  ", ".join(twice), Setting("columns")))
     if len(mapped) != n_fields:
         raise ValueError(f"{name}: the header names {len(mapped)} column(s) "
-                         f"({', '.join(header_names)}) but the first data line has {n_fields} "
+                         f"({_listed(header_names)}) but the first data line has {n_fields} "
                          "field(s)")
     missing = [c for c in ("user", "item") if c not in mapped]
     if missing:
         raise ValueError(Message("{0}: no {1} column among the header's names {2}; name the "
                                  "file's columns with {3}", name, " or ".join(missing),
-                                 header_names, Setting("columns")))
+                                 f"[{_listed(header_names)}]", Setting("columns")))
     return mapped
 
 
@@ -666,7 +675,7 @@ def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields, use
     try:
         encoding = codecs.lookup(encoding).name
     except (LookupError, TypeError):
-        raise ValueError(f"encoding: unknown text encoding {encoding!r}") from None
+        raise ValueError(f"encoding: unknown text encoding {shown(encoding)}") from None
     text_options = (sep, header, columns, ids, on_bad_lines, min_fields, usecols, encoding)
     if hasattr(path, "read"):  # a binary stream (sys.stdin.buffer): read once
         return _read_once(path, str(getattr(path, "name", "<stream>")), member, text_options)
@@ -738,7 +747,7 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
     field_names = _field_names(name, header_names, n_fields, columns, usecols, min_fields)
     columns = [c for c in field_names if c]
     if min_fields == 3 and "rating" not in columns:
-        raise ValueError(f"{name}: no rating column among {header_names}")
+        raise ValueError(f"{name}: no rating column among [{_listed(header_names)}]")
     if ids == "auto":
         ids = "int" if all(_is_int(fields[field_names.index(c)]) for c in ("user", "item")) else "str"
         if ids == "int" and _scan(open_stream, _padded_numbers):

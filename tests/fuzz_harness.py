@@ -37,14 +37,22 @@ from mfcore.io import ALIASES, read_ratings
 
 # --- rating files ----------------------------------------------------------------------
 
+#: the longest an error message may be: values and lines in it are cut (a megabyte line
+#: must not become a megabyte message); the longest names every known header alias
+MAX_MESSAGE = 2000
+
 SEPARATORS = ["::", "\t", ",", ";", " "]
 COMPRESSIONS = ["", ".gz", ".bz2", ".xz", ".zip"]
+#: the methods a rating file's zip member may use (the readers take every one)
+ZIP_METHODS = [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]
 HEADERS = {4: "userId{s}movieId{s}rating{s}timestamp", 3: "user{s}item{s}rating"}
 #: bytes that make a parser work: separators, line ends, signs, quotes, exponents, junk
 NASTY = [b"\n", b"\r", b"\r\n", b":", b"::", b"\t", b",", b";", b" ", b"-", b"+", b".", b"e",
          b"E", b'"', b"nan", b"inf", b"0", b"9", b"99999999999999999999", b"\x00", b"\xff",
          b"\xef\xbb\xbf", b"#", b"user", b"1e308", b"\xc3\xa9", b"\x0b", b"\x0c", b"\x1c",
-         b"\xc2\x85", b"\xc2\xa0", b"_", b"1_0", b"\t\t"]
+         b"\xc2\x85", b"\xc2\xa0", b"_", b"1_0", b"\t\t",
+         "\uff15".encode(), "\u0664".encode(), b"1e39", b"1e-320", b"3.4028236e38", b"1e-46",
+         b"\xff\xfe", b"5" * 3000, b"u" * 70_000]
 
 ROW = st.tuples(st.integers(-2**31, 2**40), st.integers(0, 2**31 - 1),
                 st.sampled_from(["1", "2.5", "4.", "0.5", "5", "-1", "3.25", ".5", "10"]),
@@ -66,7 +74,7 @@ def rating_files(draw):
     before = compression == "" or draw(st.booleans())   # mutate the text, or the archive
     if before:
         data = _mutate(draw, data)
-    packed = _compress(data, compression)
+    packed = _compress(data, compression, draw(st.sampled_from(ZIP_METHODS)))
     if not before:
         packed = (_mutate_zip_directory(draw, packed)
                   if compression == ".zip" and draw(st.booleans()) else _mutate(draw, packed))
@@ -85,7 +93,7 @@ def _mutate_zip_directory(draw, data):
     return bytes(data)
 
 
-def _compress(data, compression):
+def _compress(data, compression, zip_method=zipfile.ZIP_DEFLATED):
     if compression == ".gz":
         return gzip.compress(data, mtime=0)
     if compression == ".bz2":
@@ -94,7 +102,7 @@ def _compress(data, compression):
         return lzma.compress(data)
     if compression == ".zip":
         buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        with zipfile.ZipFile(buffer, "w", zip_method) as archive:
             archive.writestr("ml/ratings.dat", data)
         return buffer.getvalue()
     return data
@@ -185,6 +193,7 @@ def check_rating_file(folder, name, data, text_bytes, on_bad_lines):
             frame = read_ratings(path, on_bad_lines=on_bad_lines)
         except ValueError as exc:
             assert str(exc), "an error without a message"
+            assert len(str(exc)) < MAX_MESSAGE, f"a message of {len(str(exc)):,} characters"
             return "error"
     skipped = 0
     for w in caught:
@@ -335,6 +344,8 @@ def _replacements(value):
         ("bool", lambda v: np.bool_(True)),
         ("reversed", lambda v: np.ascontiguousarray(v[::-1]) if np.ndim(v) else v),
         ("big-int", lambda v: np.int64(2**62)),
+        ("deep-json", lambda v: np.str_("[" * 100_000 + "]" * 100_000)),
+        ("deep-object", lambda v: np.str_('{"a":' * 50_000 + "1" + "}" * 50_000)),
     ])
 
 
@@ -344,11 +355,18 @@ def model_files(draw, saved):
     name = draw(st.sampled_from(sorted(saved)))
     data, model = saved[name]
     kind = draw(st.sampled_from(["bytes", "member", "member", "member", "json", "drop", "add",
-                                 "zip"]))
+                                 "zip", "compressed"]))
     if kind == "bytes":
         return _mutate(draw, data), model, kind
     if kind == "zip":
         return _mutate_zip_directory(draw, data), model, kind
+    if kind == "compressed":   # one member (or all) compressed: save never writes that
+        method = draw(st.sampled_from(ZIP_METHODS[1:]))
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+            which = draw(st.sampled_from(names + [None]))
+            return _repack(archive, lambda name: method if which in (None, name)
+                           else zipfile.ZIP_STORED), None, kind
     arrays = _members(data)
     sign = draw(st.sampled_from([True, True, True, False]))
     if kind == "drop":
@@ -368,6 +386,17 @@ def model_files(draw, saved):
         with np.errstate(all="ignore"):
             arrays[member] = change(arrays[member])
     return _pack(arrays, sign), None, kind
+
+
+def _repack(archive, method_of):
+    """The bytes of a copy of zip ``archive`` whose member ``name`` uses ``method_of(name)``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as out:
+        for info in archive.infolist():
+            copy = zipfile.ZipInfo(info.filename, info.date_time)
+            copy.compress_type = method_of(info.filename)
+            out.writestr(copy, archive.read(info))
+    return buffer.getvalue()
 
 
 def _mutate_json(draw, doc):
@@ -400,7 +429,7 @@ def check_model_file(folder, data, original):
             warnings.simplefilter("ignore")
             model = mfcore.load(path)
     except ModelFileError as exc:
-        assert str(exc)
+        assert str(exc) and len(str(exc)) < MAX_MESSAGE, len(str(exc))
         return "error"
     if not hasattr(model, "user_factors_"):
         model.get_params()
@@ -498,3 +527,174 @@ def check_parquet_file(folder, data, source):
     want = by_column["rating"].to_numpy(dtype=np.float64)
     np.testing.assert_allclose(frame["rating"].to_numpy(), want.astype(np.float32), rtol=0)
     return "read"
+
+
+# --- string ids: read -> fit -> save -> load -> predict -> CLI output ------------------------
+
+#: ids that number parsing, whitespace rules or Unicode could silently change or merge
+ID_TEXTS = ["0", "7", "007", "0042", "42", "1e3", "1E3", "1000", "+7", "-0", "-7", "1.0", "1.",
+            ".5", "inf", "nan", "NaN", "True", "0x10", "1_0", "\uff15", "\u0664\u0662", "\u00e9",
+            "u1", "\U0001f600", "0" * 30, "9" * 25, "-", "+", "e"]
+_ID = st.one_of(st.sampled_from(ID_TEXTS),
+                st.text(alphabet="0123456789+-.eE_x\u00e9\uff15", min_size=1, max_size=6))
+
+
+@st.composite
+def string_id_files(draw):
+    """(separator, users, items, ratings): rating lines whose ids are text, many of them
+    numeric-looking (the separators, quotes and spaces are not in their alphabet)."""
+    n = draw(st.integers(2, 12))
+    users = draw(st.lists(_ID, min_size=n, max_size=n))
+    items = draw(st.lists(_ID, min_size=n, max_size=n))
+    ratings = draw(st.lists(st.integers(1, 5), min_size=n, max_size=n))
+    return draw(st.sampled_from([",", "\t", "::", ";"])), users, items, ratings
+
+
+def check_string_ids(folder, sep, users, items, ratings):
+    """The ids come back byte for byte from ``read_ratings(ids="str")``, a fit, save and
+    load, ``predict``, and the CSV ``mfcore predict`` writes; "auto" reads integers only
+    when every id is written as its plain decimal (else "007" and "7" would merge)."""
+    import contextlib
+    import csv
+
+    from mfcore import cli
+
+    path = os.path.join(folder, "ids.txt")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.writelines(f"{u}{sep}{i}{sep}{r}\n" for u, i, r in zip(users, items, ratings))
+    frame = read_ratings(path, ids="str")
+    assert list(frame["user"].astype(str)) == users and list(frame["item"].astype(str)) == items
+    try:
+        auto = read_ratings(path)
+    except ValueError as exc:   # e.g. a '+' or '-' id alone, which "auto" takes for a number
+        assert len(str(exc)) < MAX_MESSAGE
+    else:
+        for column, ids in (("user", users), ("item", items)):
+            if auto[column].dtype.kind in "iu":
+                assert [str(int(v)) for v in ids] == ids, (column, ids)
+            else:
+                assert list(auto[column].astype(str)) == ids, (column, ids)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = mfcore.Model(k=2, epochs=2, seed=0).fit(users, items, ratings)
+        model_path = os.path.join(folder, "ids.mfz")
+        model.save(model_path)
+        loaded = mfcore.load(model_path)
+        assert sorted(loaded.user_map_.ids.tolist()) == sorted(set(users))
+        np.testing.assert_array_equal(loaded.predict(users, items), model.predict(users, items))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            code = cli.main(["predict", model_path, path])
+    assert code == 0
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert rows[0][:2] == ["user", "item"]
+    assert [row[0] for row in rows[1:]] == users and [row[1] for row in rows[1:]] == items
+    return "round trip"
+
+
+# --- the command line's values ----------------------------------------------------------------
+
+#: values a careless or hostile command line gives an option
+NASTY_VALUES = ["0", "-1", "1", "2", "1e308", "nan", "inf", "-inf", "1e-320", "", " ", "abc",
+                "1,2", "1,,2", "\uff11", "0x10", "1_0", "True", "None", "[1]", "{}", "9" * 30,
+                "x" * 5000, "--", "-", "=", "k=1", "k=1,2", "lr=nan", "\x00", "\u00e9", "1e3",
+                "0.5", "-0.0", "99999999999999999999", "ml-100k/u.data", "/dev/zero"]
+#: options whose large values make a run long (epochs, k for ALS...): small or non-numeric only
+COSTLY = {"--k", "--epochs", "--iterations", "--n-samples", "--burn-in", "--thin", "--n-iter",
+          "--cv", "--cg-steps", "--block-grid", "--n-iter-no-change", "--n-threads"}
+_SMALL = st.sampled_from(["0", "1", "2", "3", "-1", "abc", "", "nan", "1.5", "\uff12", "1e0",
+                          "2,3", "10**12", str(10**12)])
+_VALUE = st.one_of(st.sampled_from(NASTY_VALUES), st.integers(-10**20, 10**20).map(str),
+                   st.floats().map(repr), st.text(max_size=8))
+#: flags never fuzzed: output paths (fixed below), help and the traceback switch
+_FIXED = {"-h", "--help", "-o", "--output", "--results", "--traceback"}
+
+
+def cli_options():
+    """{command: [(flag, takes a value)]} of the parser (demo left out: it downloads)."""
+    from mfcore.cli.main import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return {name: [(a.option_strings[-1], a.nargs != 0) for a in sub._actions
+                   if a.option_strings and not _FIXED & set(a.option_strings)]
+            for name, sub in commands.choices.items() if name != "demo"}
+
+
+def cli_files(folder):
+    """The files the command lines work on: a small ratings file (train), a model trained
+    on it, a pairs file, and an output path."""
+    rng = np.random.default_rng(0)
+    train = os.path.join(folder, "train.csv")
+    with open(train, "w") as fh:
+        fh.writelines(f"{u},{i},{r}\n" for u, i, r in zip(
+            rng.integers(1, 30, 300), rng.integers(1, 20, 300), rng.integers(1, 6, 300)))
+    pairs = os.path.join(folder, "pairs.csv")
+    with open(pairs, "w") as fh:
+        fh.write("1,1\n2,3\n999,1\n")
+    model = os.path.join(folder, "model.mfz")
+    frame = read_ratings(train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mfcore.Model(k=3, epochs=3, seed=0).fit(frame.user, frame.item, frame.rating).save(model)
+    return {"train": train, "pairs": pairs, "model": model,
+            "out": os.path.join(folder, "out.mfz")}
+
+
+@st.composite
+def command_lines(draw, options, files):
+    """An argv: a command, its positional arguments (mostly the real files) and 0-5 options
+    with hostile values (``files``: train, model, pairs and output paths)."""
+    command = draw(st.sampled_from(sorted(options)))
+    positional = {
+        "train": [files["train"]], "tune": [files["train"]],
+        "evaluate": [files["model"], files["train"]], "predict": [files["model"], files["pairs"]],
+        "recommend": [files["model"], draw(st.sampled_from(["1", "2", "999", "x", "-1"]))],
+        "similar": [files["model"], draw(st.sampled_from(["1", "3", "999", "x"]))],
+        "info": [files["model"]]}[command]
+    if draw(st.integers(0, 9)) == 0:   # now and then a hostile positional argument
+        at = draw(st.integers(0, len(positional) - 1))
+        positional[at] = draw(st.sampled_from(NASTY_VALUES))
+    argv = [command, *positional]
+    if command == "train":
+        argv += ["-o", files["out"], "--epochs", "2", "--iterations", "2", "--n-samples", "3",
+                 "--burn-in", "1"]
+    for flag, takes_value in draw(st.lists(st.sampled_from(options[command]), max_size=5)):
+        argv.append(flag)
+        if takes_value:
+            argv.append(draw(_SMALL if flag in COSTLY else _VALUE))
+    return argv
+
+
+def check_command_line(argv, seconds=30):
+    """Run ``mfcore`` with ``argv`` in this process: exit code 0, 1 (a one-line error naming
+    the problem) or 2 (a usage error); never a traceback, a hang (``seconds``) or a long
+    message."""
+    import contextlib
+    import signal
+
+    from mfcore import cli
+
+    def too_long(*_):
+        raise TimeoutError(f"mfcore {' '.join(argv)[:300]} ran over {seconds} s")
+    previous = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(seconds)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                code = cli.main(argv)
+            except SystemExit as exc:   # argparse: a usage error (2)
+                code = exc.code
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    errors = err.getvalue()
+    assert code in (0, 1, 2), (code, argv, errors[-2000:])
+    assert "Traceback" not in errors, errors[-3000:]
+    if code:
+        last = errors.strip().splitlines()[-1]
+        assert "error" in last and len(last) < MAX_MESSAGE, (argv, last[:500], len(last))
+    return f"exit {code}"

@@ -690,3 +690,11 @@ def test_an_endless_device_is_refused_at_its_first_nul():
     outcome, peak = peak_allocation(lambda: read_ratings("/dev/zero"))
     assert isinstance(outcome, ValueError) and "a NUL byte at byte 0" in str(outcome)
     assert peak < 8 << 20
+
+
+def test_header_names_from_the_file_are_cut_in_messages(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("user,item," + "x" * 5000 + "\n1,2,3\n")
+    with pytest.raises(ValueError, match="does not know: 'xxx") as info:
+        read_ratings(path)
+    assert len(str(info.value)) < 800 and "5,000 characters" in str(info.value)

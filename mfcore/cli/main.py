@@ -7,7 +7,7 @@ import warnings
 
 from .. import __version__, demo
 from ..errors import (DataUnavailableError, IdKindError, ModelFileError, NotFittedError,
-                      TrainingDivergedError, UnknownIdError)
+                      TrainingDivergedError, UnknownIdError, shown)
 from .common import CommandError, say
 from .train import add_train, add_tune
 from .use import add_evaluate, add_info, add_predict, add_recommend, add_similar
@@ -29,8 +29,17 @@ COMMANDS = [add_train, add_tune, add_evaluate, add_predict, add_recommend, add_s
             add_demo]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors quote a value cut to a few hundred characters
+    (argparse quotes it whole: a 5,000-character ``--ids`` became a 5,000-character line);
+    its subcommands' parsers are of this class too."""
+
+    def error(self, message):
+        super().error(shown(message, limit=400, quote=False))
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="mfcore",
+    parser = _Parser(prog="mfcore",
                                      description="Biased matrix factorization for rating data.")
     parser.add_argument("--version", action="version", version=f"mfcore {__version__}")
     parser.add_argument("--traceback", action="store_true",
