@@ -66,6 +66,13 @@ class ModelFileError(ValueError):
     refused
     """
 
+    def __init__(self, message=""):
+        # what a crafted file puts in a message (a 200,000-character name) is cut; a cut
+        # message (unpickled: a Dask worker's) is not cut again
+        if isinstance(message, str) and len(message) > 1100:
+            message = shown(message, limit=1000, quote=False)
+        super().__init__(message)
+
 
 class WorkerLostError(RuntimeError):
     """A Dask worker holding a shard of the training data left the cluster during a fit

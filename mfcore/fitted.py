@@ -231,6 +231,11 @@ class FactorModel:
     #: model's prediction weighed by how often items are chosen (see ``recommend``)
     default_rank_by = "choice"
 
+    #: how ``predict`` fills in an id it has not seen (the end of its ``UnknownIdWarning``):
+    #: an unknown user's bias and factors are 0, so ``mu + b_i`` (and ``mu + b_u`` for an
+    #: unknown item); an estimator whose fallback differs declares its own
+    unknown_fallback = "predicted from the global mean and the known bias"
+
     #: The fitted arrays a model file holds (estimators that keep more extend it): save
     #: writes those present, load checks each against its row and attaches it.
     STATE = (
@@ -285,10 +290,10 @@ class FactorModel:
 
     # --- prediction ---------------------------------------------------------------
 
-    def _indices(self, users, items, unknown, fallback_note="; predicted from the global mean "
-                 "and the known bias"):
+    def _indices(self, users, items, unknown, fallback_note=None):
         """Map raw ids to rows, applying the unknown-id policy; return (u, i, known mask).
-        ``fallback_note`` ends the warning: how the unknown ids were predicted."""
+        ``fallback_note`` ends the warning: how the unknown ids were predicted (default:
+        the class's ``unknown_fallback``)."""
         if unknown not in UNKNOWN_POLICIES:
             raise ValueError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
         u = self.user_map_.lookup(to_numpy(users), "users")
@@ -306,7 +311,7 @@ class FactorModel:
             if unknown == "error":
                 raise UnknownIdError(message)
             if unknown == "fallback":
-                warn(message + fallback_note, UnknownIdWarning)
+                warn(message + (fallback_note or f"; {self.unknown_fallback}"), UnknownIdWarning)
         return u, i, ~(bad_u | bad_i)
 
     @reads_state

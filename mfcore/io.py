@@ -509,6 +509,7 @@ def _field_names(name, header_names, n_fields, columns, usecols, min_fields):
                             and all(any(canonical.get(h) == c for h in header_names)
                                     for c in needed)):
             usecols = [h for h in header_names if h in canonical]
+            _warn_of_misspellings(name, header_names)
     if usecols is None:
         return _column_order(name, header_names, n_fields, columns)
     if isinstance(usecols, str):
@@ -534,6 +535,28 @@ def _field_names(name, header_names, n_fields, columns, usecols, min_fields):
     return fields
 
 
+def _close_alias(header_name):
+    """The known column name ``header_name`` looks like a misspelling of, or None."""
+    import difflib
+
+    known = [alias for aliases in ALIASES.values() for alias in aliases]
+    close = difflib.get_close_matches(header_name, known, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _warn_of_misspellings(name, header_names):
+    """Warn for each header name that is skipped as unknown but looks like a misspelt name
+    of a column the header lacks (``timestmap``: the timestamps would silently be lost)."""
+    canonical = {alias: col for col, aliases in ALIASES.items() for alias in aliases}
+    present = {canonical[h] for h in header_names if h in canonical}
+    for header_name in header_names:
+        close = None if header_name in canonical else _close_alias(header_name)
+        if close is not None and canonical[close] not in present:
+            warn(Message("{0}: the header's column {1} is not a name this reader knows, so it "
+                         "is skipped; did you mean {2}? (name the file's columns with {3})",
+                         name, shown(header_name), repr(close), Setting("columns")), UserWarning)
+
+
 def _column_order(name, header_names, n_fields, columns):
     """Canonical names of the file's columns: ``columns`` if given, else the header's names
     (every one must be known), else user, item, rating[, timestamp] by position."""
@@ -553,7 +576,9 @@ def _column_order(name, header_names, n_fields, columns):
             "{0}: the header names column(s) this reader does not know: {1} (it knows {2}); "
             "name the file's columns in order with {3}, e.g. {4}, and pick the ones to read "
             "with {5} when there are more", name,
-            _listed(unknown), known, Setting("columns"),
+            ", ".join(shown(h, limit=60) + (f" (did you mean {_close_alias(h)!r}?)"
+                                            if _close_alias(h) else "") for h in unknown[:10]),
+            known, Setting("columns"),
             Setting("columns", list(COLUMNS[:min(len(header_names), 4)])), Setting("usecols")))
     mapped = [canonical[h] for h in header_names]
     twice = sorted({c for c in mapped if mapped.count(c) > 1})

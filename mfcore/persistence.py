@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import registry
-from .errors import ModelFileError
+from .errors import ModelFileError, shown
 
 if TYPE_CHECKING:
     from ._typing import PathLike
@@ -323,7 +323,8 @@ def load(path: PathLike) -> FactorModel:
     version = arrays.get("version")
     if (version is None or version.shape != () or version.dtype.kind not in "iu"
             or int(version) not in READABLE_VERSIONS):
-        raise ModelFileError(f"{path!r} has model format version {version!r}; "
+        raise ModelFileError(f"{path!r} has model format version "
+                             f"{shown(' '.join(repr(version).split()), quote=False)}; "
                              f"this mfcore reads versions {READABLE_VERSIONS}")
     digest = arrays.pop("digest", None)
     if digest is None or str(digest) != _digest(arrays):
@@ -331,7 +332,7 @@ def load(path: PathLike) -> FactorModel:
     name = str(arrays["estimator"]) if int(version) >= 2 and "estimator" in arrays else "Model"
     name = _CLASS_NAMES.get(name, name)
     if name not in registry.ESTIMATORS:
-        raise ModelFileError(f"{path!r} was written by estimator {name!r}, which this mfcore "
+        raise ModelFileError(f"{path!r} was written by estimator {shown(name)}, which this mfcore "
                              f"does not have (known: {', '.join(registry.ESTIMATORS)})")
     try:
         params = read_json(arrays["params"], "params")

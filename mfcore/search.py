@@ -231,7 +231,8 @@ class Search:
                                         val_rmse_std=float(np.std(scores)),
                                         best_epoch=int(np.median(epochs)),
                                         seconds=time.perf_counter() - start, status="ok", error=""))
-                bar.update(**({} if error else {"val_rmse": results[-1]["val_rmse"]}))
+                scored = [r["val_rmse"] for r in results if r["status"] == "ok"]
+                bar.update(**({"best_val_rmse": min(scored)} if scored else {}))
                 self._report(len(results), len(candidates), params, results[-1], error)
         finished = [r for r in results if r["status"] == "ok"]
         if not finished:

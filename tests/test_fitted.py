@@ -152,3 +152,27 @@ def test_duplicate_policies_keep_and_error():
         assert Model(k=1, epochs=1, duplicates="keep").fit(users, items, ratings).n_ratings_ == 3
     with pytest.raises(ValueError, match="1 duplicate .*user 1, item 7"):
         Model(k=1, epochs=1, duplicates="error").fit(users, items, ratings)
+
+
+def test_each_estimators_unknown_id_warning_says_how_it_predicted(tiny):
+    # BayesianMF's said "global mean and the known bias" where an unknown id gets the prior
+    # of its group: each estimator's warning now states its declared fallback
+    from mfcore.fitted import FactorModel
+    from mfcore.registry import ESTIMATORS
+    texts = {}
+    for name, cls in ESTIMATORS.items():
+        epochs = {cls.epochs_param: 3} if cls.epochs_param != "n_samples" else {
+            "n_samples": 4, "burn_in": 2}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = cls(k=2, seed=0, **epochs).fit(*tiny)
+        with pytest.warns(UnknownIdWarning) as caught:
+            pred = model.predict([99], [10], clip=False)
+        message = str(caught[0].message)
+        assert message.endswith("; " + cls.unknown_fallback), (name, message)
+        texts[name] = cls.unknown_fallback
+        if cls.unknown_fallback == FactorModel.unknown_fallback:   # then it is mu + b_i
+            row = model.item_map_.lookup([10])[0]
+            np.testing.assert_allclose(pred, [model.global_mean_ + model.item_bias_[row]],
+                                       rtol=1e-6)
+    assert "prior" in texts["bayes"] and "known bias" not in texts["bayes"]

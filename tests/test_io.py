@@ -6,6 +6,7 @@ import lzma
 import os
 import re
 import threading
+import warnings
 import zipfile
 
 import numpy as np
@@ -698,3 +699,25 @@ def test_header_names_from_the_file_are_cut_in_messages(tmp_path):
     with pytest.raises(ValueError, match="does not know: 'xxx") as info:
         read_ratings(path)
     assert len(str(info.value)) < 800 and "5,000 characters" in str(info.value)
+
+
+def test_a_misspelt_optional_header_name_warns_with_a_suggestion(tmp_path):
+    # 'timestmap' was skipped as an unknown extra column without a word: the timestamps lost
+    path = tmp_path / "r.csv"
+    path.write_text("userId,movieId,rating,timestmap\n1,2,3,100\n2,3,4,200\n")
+    with pytest.warns(UserWarning, match="'timestmap' is not a name .* did you mean 'timestamp'"):
+        frame = read_ratings(path)
+    assert list(frame.columns) == ["user", "item", "rating"]
+    frame = read_ratings(path, columns=["user", "item", "rating", "timestamp"])
+    assert list(frame["timestamp"]) == [100, 200]
+    path.write_text("userId,movieId,rating,timestamp,tag,times\n1,2,3,100,a,b\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # known extras, or ones like a column present: silent
+        read_ratings(path)
+
+
+def test_an_unknown_required_header_name_suggests_the_known_one(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("usr,item,rating\n1,2,3\n")
+    with pytest.raises(ValueError, match=r"does not know: 'usr' \(did you mean 'user'\?\)"):
+        read_ratings(path)

@@ -569,3 +569,20 @@ def test_an_interrupted_atomic_write_leaves_the_old_file_and_no_temporary(tmp_pa
             raise OSError(28, "No space left on device")
     assert path.read_text() == "old,complete\n"
     assert os.listdir(tmp_path) == ["out.csv"]
+
+
+def test_a_crafted_value_is_cut_in_the_load_error(tmp_path, fitted):
+    # a 200,000-character estimator name or version went whole into the ModelFileError (fuzz)
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    for member in ("estimator", "version"):
+        changed = dict(arrays, **{member: np.str_("[" * 100_000 + "]" * 100_000)})
+        changed.pop("digest")
+        changed["digest"] = np.str_(persistence._digest(changed))
+        with open(path, "wb") as fh:
+            np.savez(fh, **changed)
+        with pytest.raises(ModelFileError, match=r"\[\[\[.*characters") as info:
+            mfcore.load(path)
+        assert len(str(info.value)) < 1200

@@ -76,3 +76,20 @@ def test_one_epoch_is_said_in_the_singular():
     u, i = np.arange(40) % 8, np.arange(40) % 5
     model = mfcore.Model(k=2, epochs=1).fit(u, i, 1.0 + np.arange(40) % 5)
     assert model.stop_reason_ == "ran its one epoch"
+
+
+def test_the_search_bar_shows_the_best_score_so_far_named_as_such(monkeypatch, make_planted):
+    # it showed the last trial's val_rmse: at 100% a worse score than the best
+    shown = []
+    real = progress.Bar.update
+
+    def recording(self, **figures):
+        shown.append(figures)
+        return real(self, **figures)
+    monkeypatch.setattr(progress.Bar, "update", recording)
+    search = mfcore.Search({"epochs": [30, 1, 2]}, base=mfcore.Model(k=2, seed=0),
+                           refit=False).fit(*make_planted(n_users=40, n_items=30))
+    scores = [r["val_rmse"] for r in search.results_]
+    trial_figures = [f for f in shown if "best_val_rmse" in f]   # (fit bars record too)
+    assert [f["best_val_rmse"] for f in trial_figures] == list(np.minimum.accumulate(scores))
+    assert trial_figures[-1]["best_val_rmse"] == search.best_score_ < scores[-1]

@@ -193,7 +193,9 @@ class Estimator(FactorModel):
       stopped early refits; ``epoch_word``: what one epoch is called in messages;
     * ``max_epochs(params)``: how many epochs a fit with ``params`` runs at the most;
     * ``capabilities``: what it can do, from ``CAPABILITIES``;
-    * ``default_grid``: what ``mfcore tune`` searches when no grid is given.
+    * ``default_grid``: what ``mfcore tune`` searches when no grid is given;
+    * ``unknown_fallback`` (from ``FactorModel``): how ``predict`` fills in an unknown
+      id, which its ``UnknownIdWarning`` states.
     """
 
     name = None

@@ -446,6 +446,8 @@ class BayesianMF(Estimator):
     capabilities = frozenset({"fold_in", "dask", "implicit_data"})
     default_grid = {"k": [10, 32, 64]}
     fold_in_shrinkage = 0.0
+    unknown_fallback = ("predicted from the prior of their group (its mean bias and factors; "
+                        "return_std adds its spread)")
 
     @classmethod
     def max_epochs(cls, params):

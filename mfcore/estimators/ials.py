@@ -216,6 +216,7 @@ class ImplicitALS(Estimator):
     STATE = Estimator.STATE + (StateArray("value_mean", (), "float64"),)
     #: its scores already say how likely a user picks an item: rank by them as they are
     default_rank_by = "prediction"
+    unknown_fallback = "scored from the known bias alone (no factors; the mean is 0)"
 
     def fit(self, users, items=None, values=None, validation=None, callback=None, *,
             columns=None):
