@@ -14,7 +14,9 @@ block (user x own features), terms constant per user, i.e. extra biases.
 Tables (``--tables``):
   accuracy   ML-100K u1 (``--folds`` for u2..u5) and ML-1M's notebook split (data
              README): RMSE without features, with user+item features, with implicit
-             terms, both; myFM with the features.
+             terms, both; on ML-100K (which has timestamps) also with the time terms
+             (``fit(times=...)``, user_day), alone and with features and implicit
+             terms; myFM with the features.
   cold       hold out 20% of the users entirely (then 20% of the items) of ML-100K's
              u.data and of ML-1M's training part of the notebook split: RMSE on their
              ratings with features, the fallback without them (the model's prediction
@@ -78,8 +80,9 @@ def ml1m_tables(root):
 
 
 def load_u(root, fold):
+    """(train, test) of ML-100K's fold: user, item, rating, timestamp columns."""
     return tuple(np.loadtxt(os.path.join(root, "ml-100k", f"u{fold}.{part}"),
-                            dtype=np.int64)[:, :3] for part in ("base", "test"))
+                            dtype=np.int64)[:, :4] for part in ("base", "test"))
 
 
 def load_ml1m(root):
@@ -106,12 +109,13 @@ def quiet(fn, *args, **kw):
 
 # --- mfcore -----------------------------------------------------------------------------
 
-def fit_mfcore(train, args, seed, features=None, implicit=False):
+def fit_mfcore(train, args, seed, features=None, implicit=False, times=False):
+    """BayesianMF on ``train``; ``times``: with the time terms (its fourth column)."""
     model = mfcore.BayesianMF(k=args.k, n_samples=args.sweeps - args.burn_in,
                               burn_in=args.burn_in, seed=seed, n_threads=args.threads,
                               implicit=implicit)
     start = time.perf_counter()
-    model.fit(train[:, 0], train[:, 1], train[:, 2],
+    model.fit(train[:, 0], train[:, 1], train[:, 2], times=train[:, 3] if times else None,
               **({} if features is None else dict(user_features=features[0],
                                                   item_features=features[1])))
     return model, time.perf_counter() - start
@@ -120,6 +124,8 @@ def fit_mfcore(train, args, seed, features=None, implicit=False):
 def predict_mfcore(model, test, features=None):
     extra = {} if features is None else dict(user_features=features[0],
                                              item_features=features[1])
+    if model.time_encoding_ is not None:
+        extra["times"] = test[:, 3]
     return quiet(model.predict, test[:, 0], test[:, 1], **extra)
 
 
@@ -167,12 +173,16 @@ def accuracy(args, myfm, sets):
           f"{args.sweeps - args.burn_in} kept; seeds {args.seeds}; {args.threads} threads)")
     print("| data | model | RMSE | fit s |\n|---|---|---|---|")
     for name, train, tests, tables in sets:
-        variants = [("BayesianMF", None, False), ("+ features", tables, False),
-                    ("+ implicit", None, True), ("+ features + implicit", tables, True)]
-        for label, feats, imp in variants:
+        variants = [("BayesianMF", None, False, False), ("+ features", tables, False, False),
+                    ("+ implicit", None, True, False),
+                    ("+ features + implicit", tables, True, False)]
+        if train.shape[1] > 3:  # timestamps (ML-100K)
+            variants += [("+ time (user_day)", None, False, True),
+                         ("+ features + implicit + time", tables, True, True)]
+        for label, feats, imp, times in variants:
             scores, secs = [], []
             for seed in args.seeds:
-                model, s = fit_mfcore(train, args, seed, feats, imp)
+                model, s = fit_mfcore(train, args, seed, feats, imp, times)
                 scores.append([rmse(predict_mfcore(model, t, feats), t[:, 2]) for t in tests])
                 secs.append(s)
             print(f"| {name} | {label} | {fmt(scores)} | {np.median(secs):.1f} |")

@@ -137,3 +137,11 @@ def load_fitted(path):
 
 def print_json(obj):
     print(json.dumps(obj, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def times_of(model, frame):
+    """``{"times": ...}`` for a model with time terms and a table with a timestamp column
+    (its predictions then use them), else nothing."""
+    if getattr(model, "time_encoding_", None) is not None and "timestamp" in frame:
+        return {"times": frame["timestamp"].to_numpy()}
+    return {}

@@ -12,7 +12,7 @@ from ..metrics import ranking_metrics
 from ..persistence import atomic_file, load
 from ..recommend import RANK_BY
 from .common import (CommandError, add_reader_options, check_output, load_fitted, print_json,
-                     read, status)
+                     read, status, times_of)
 
 MODEL_HELP = "model file written by 'mfcore train'"
 
@@ -54,7 +54,7 @@ def run_evaluate(args):
     status(args, f"evaluating on {len(data):,} ratings ...")
     if args.ranking:
         return _print_ranking(args, model, data)
-    scores = model.evaluate(data["user"], data["item"], data["rating"])
+    scores = model.evaluate(data["user"], data["item"], data["rating"], **times_of(model, data))
     if args.json:
         print_json(scores)
         return
@@ -132,9 +132,11 @@ def run_predict(args):
                                f"--algorithm bayes); {args.model} holds a "
                                f"{type(model).__name__}")
         out["prediction"], out["std"] = model.predict(frame["user"], frame["item"],
-                                                      unknown=args.unknown, return_std=True)
+                                                      unknown=args.unknown, return_std=True,
+                                                      **times_of(model, frame))
     else:
-        out["prediction"] = model.predict(frame["user"], frame["item"], unknown=args.unknown)
+        out["prediction"] = model.predict(frame["user"], frame["item"], unknown=args.unknown,
+                                          **times_of(model, frame))
     if args.output:
         with atomic_file(args.output, "predictions file", text=True) as fh:
             out.to_csv(fh, index=False, float_format="%.4f")
