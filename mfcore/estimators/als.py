@@ -19,7 +19,7 @@ from .._threads import resolve_n_threads
 from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
 from .driver import Trainer
 
-__all__ = ["ALS", "ALSLayout", "ALSSide"]
+__all__ = ["ALS", "ALSLayout", "ALSSide", "ALSIterations"]
 
 #: One side of ALS's layout (users, or items): the rows rated here (None: all of them),
 #: their ratings as CSR (indptr int64, columns int32: the other side's rows, values) and
@@ -52,7 +52,7 @@ class ALSLayout:
                        np.ascontiguousarray(values[order]), counts[present])
 
 
-class _Iterations(Trainer):
+class ALSIterations(Trainer):
     """The driver's trainer for one ALS fit: both half-iterations and the objective, over
     ``sides`` (two ``ALSSide``: users, items) and the training ``ratings`` (u, i, r: the
     training error)."""
@@ -232,7 +232,7 @@ class ALS(Estimator):
             layouts[key] = ALSLayout(data.u, data.i, data.r, len(self.user_factors_),
                                      len(self.item_factors_))
         layout = layouts[key]
-        return _Iterations(self, layout.sides, params, resolve_n_threads(params["n_threads"]),
+        return ALSIterations(self, layout.sides, params, resolve_n_threads(params["n_threads"]),
                            (layout.u, layout.i, layout.r))
 
     def _fold_in_penalty(self, shrinkage):
