@@ -1,11 +1,12 @@
 """Side features in BayesianMF: accuracy on MovieLens, cold start, and the cost of a sweep,
 beside myFM with the same features (one run, the same splits).
 
-Features (encoded once by ``mfcore.features.FeatureEncoding``, so both libraries see the
-same numbers): ML-100K ``u.user`` (gender, occupation, first zip digit: categorical;
-age: numeric) and ``u.item`` (genres: multi-valued; release year: numeric); ML-1M
-``users.dat`` (gender, age group, occupation, first zip digit: categorical) and
-``movies.dat`` (genres: multi-valued; year from the title: numeric). myFM gets them as
+Features (``mfcore.datasets.movielens_features``, encoded once by
+``mfcore.features.FeatureEncoding``, so both libraries see the same numbers): ML-100K
+``u.user`` (gender, occupation, first zip digit: categorical; age: numeric) and ``u.item``
+(genres: multi-valued; release year: numeric); ML-1M ``users.dat`` (gender, age group,
+occupation, first zip digit: categorical) and ``movies.dat`` (genres: multi-valued; year
+from the title: numeric). myFM gets them as
 relation blocks, a user block [user one-hot | user features] and an item block [item
 one-hot | item features], one group per one-hot and per feature column (the groups
 mfcore gives them); as a factorization machine it also has the interactions within a
@@ -39,45 +40,10 @@ import numpy as np
 import pandas as pd
 
 import mfcore
+from mfcore import datasets
 from mfcore.features import FeatureEncoding
 
 from bayes_compare import import_myfm
-
-GENRES_100K = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-               "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-               "Romance", "Sci-Fi", "Thriller", "War", "Western"]
-
-
-def ml100k_tables(root):
-    """(users, items) feature tables of ML-100K, indexed by id."""
-    d = os.path.join(root, "ml-100k")
-    users = pd.read_csv(os.path.join(d, "u.user"), sep="|", header=None,
-                        names=["id", "age", "gender", "occupation", "zip"]).set_index("id")
-    users["zip"] = users["zip"].str[:1]
-    users["age"] = users["age"].astype(float)
-    raw = pd.read_csv(os.path.join(d, "u.item"), sep="|", header=None, encoding="latin-1")
-    flags = raw.iloc[:, 5:24].to_numpy()
-    genres = ["|".join(g for g, f in zip(GENRES_100K, row) if f) for row in flags]
-    year = pd.to_numeric(raw[2].str[-4:], errors="coerce")
-    items = pd.DataFrame({"genres": genres,
-                          "year": year.fillna(year.median()).to_numpy(float)}, index=raw[0])
-    return users[["gender", "age", "occupation", "zip"]], items
-
-
-def ml1m_tables(root):
-    d = os.path.join(root, "ml-1m")
-    users = pd.read_csv(os.path.join(d, "users.dat"), sep="::", engine="python", header=None,
-                        names=["id", "gender", "age", "occupation", "zip"]).set_index("id")
-    users["zip"] = users["zip"].str[:1]
-    users["age"] = users["age"].astype(str)
-    users["occupation"] = users["occupation"].astype(str)
-    movies = pd.read_csv(os.path.join(d, "movies.dat"), sep="::", engine="python", header=None,
-                         names=["id", "title", "genres"], encoding="latin-1").set_index("id")
-    year = pd.to_numeric(movies["title"].str.extract(r"\((\d{4})\)\s*$")[0], errors="coerce")
-    items = pd.DataFrame({"genres": movies["genres"],
-                          "year": year.fillna(year.median()).astype(float)})
-    return users, items
-
 
 def load_u(root, fold):
     """(train, test) of ML-100K's fold: user, item, rating, timestamp columns."""
@@ -262,8 +228,8 @@ def main(argv=None):
         raise SystemExit("set MFCORE_DATA to the folder holding ml-100k/ and ml-1m/")
     myfm = None if args.skip_myfm else import_myfm()
     tables, sets = set(args.tables.split(",")), set(args.sets.split(","))
-    t100 = ml100k_tables(root) if "ml100k" in sets else None
-    t1m = ml1m_tables(root) if "ml1m" in sets else None
+    t100 = datasets.movielens_features("ml-100k", download=False) if "ml100k" in sets else None
+    t1m = datasets.movielens_features("ml-1m", download=False) if "ml1m" in sets else None
     m1 = load_ml1m(root) if "ml1m" in sets else None
     if "accuracy" in tables:
         runs = [(f"ML-100K u{f}", *((lambda tr, te: (tr, [te]))(*load_u(root, f))), t100)

@@ -496,10 +496,11 @@ def validation_rows(data, validation, fraction, rng):
                  "training data: they are all predicted by the fallback, so scoring and early "
                  "stopping on them measure nothing (were the validation ratings drawn from "
                  "other data, or their columns swapped?)", UnknownIdWarning)
-        if vt is not None and data.t is not None:
+        timed = getattr(data, "t", None) is not None  # (a RatingSummary has no times)
+        if vt is not None and timed:
             from .timeterms import as_seconds
             vt = as_seconds(vt, len(vr), "validation times")
-        return data, Held(vu, vi, vr, vt if data.t is not None else None)
+        return data, Held(vu, vi, vr, vt if timed else None)
     if fraction is None:
         return data, None
     if not isinstance(data, Ratings):

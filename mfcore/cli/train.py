@@ -10,8 +10,8 @@ from ..estimators import ALGORITHMS
 from ..persistence import atomic_file
 from ..search import MAX_EPOCHS, Search
 from ..split import train_test_split
-from .common import (CommandError, add_reader_options, check_output, flag, print_json, read, say,
-                     status)
+from .common import (CommandError, add_feature_options, add_reader_options, check_output,
+                     feature_kwargs, flag, print_json, read, say, status)
 
 #: hyperparameters that are no flag: train and tune always start fresh (no --warm-start),
 #: and --val is the one validation fraction
@@ -134,6 +134,7 @@ def add_train(commands):
                    help="train on the file's timestamp column too: the time terms of "
                    "--algorithm bayes (--time-terms; see mfcore.timeterms); evaluate and "
                    "predict then use the timestamps of their files")
+    add_feature_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     _add_algorithm_option(p)
     _add_hyper_options(p, f"hyperparameters ({_see_help()})", "train")
@@ -149,6 +150,10 @@ def run_train(args):
     if args.times and "times" not in model.capabilities:
         args.parser.error(f"--times needs an estimator with time terms (--algorithm bayes), "
                           f"not --algorithm {args.algorithm}")
+    if (args.user_features or args.item_features) and "features" not in model.capabilities:
+        args.parser.error(f"--user-features/--item-features need an estimator that takes side "
+                          f"features (--algorithm bayes), not --algorithm {args.algorithm}")
+    features = feature_kwargs(args)
     data = read(args, args.ratings)
     if args.times and "timestamp" not in data:
         raise CommandError(f"--times: {args.ratings} has no timestamp column (user, item, "
@@ -162,7 +167,7 @@ def run_train(args):
     status(args, f"training {type(model).__name__} (--algorithm {args.algorithm}, --k {model.k}) "
            f"on {len(data):,} ratings: up to {limit} {model.epoch_word} ...")
     start = time.perf_counter()
-    model.fit(data["user"], data["item"], data["rating"], validation=validation,
+    model.fit(data["user"], data["item"], data["rating"], validation=validation, **features,
               **({"times": data["timestamp"]} if args.times else {}))
     seconds = time.perf_counter() - start
     model.save(args.output)

@@ -457,7 +457,7 @@ class BayesianMF(Estimator):
     name = "bayes"
     epochs_param = "n_samples"
     epoch_word = "sweeps"
-    capabilities = frozenset({"fold_in", "dask", "implicit_data", "times"})
+    capabilities = frozenset({"fold_in", "dask", "implicit_data", "features", "times"})
     default_grid = {"k": [10, 32, 64]}
     fold_in_shrinkage = 0.0
 
