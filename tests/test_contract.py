@@ -1,5 +1,6 @@
 """Every estimator runs the shared contract suite (tests/contract.py) by declaring itself."""
 import numpy as np
+import pytest
 
 import mfcore
 
@@ -35,6 +36,13 @@ class TestImplicitALS(EstimatorContract):
     estimator = mfcore.ImplicitALS
     fast = {"k": 4, "iterations": 3}
     values_optional = True
+
+    @pytest.fixture
+    def data(self, make_planted):
+        """Its values are counts or ratings >= 0 (targets over their mean): the planted
+        ratings, of which a few fall below 0, clipped there."""
+        users, items, ratings = make_planted(n_users=120, n_items=90, density=0.3, seed=3)
+        return users, items, np.maximum(ratings, 0.0)
 
     def test_planted_low_rank_data_is_recovered_near_its_noise(self):
         """A top-N model's planted answer is which items a user chooses: users of 6 groups
