@@ -51,6 +51,7 @@ class TestImplicitALS(EstimatorContract):
         users = np.repeat(np.arange(240), 8)
         own = (users % 6) * 30 + rng.integers(0, 30, len(users))
         items = np.where(rng.random(len(users)) < 0.05, rng.integers(0, 180, len(users)), own)
-        model = self.estimator(k=6, iterations=10, duplicates="keep").fit(users, items)
+        model = self.estimator(k=6, iterations=10, reg=1.0,  # (tiny data: a smaller penalty)
+                               duplicates="keep").fit(users, items)
         top, _ = model.recommend(np.arange(240), n=5)
         assert np.mean(top // 30 == (np.arange(240) % 6)[:, None]) > 0.95

@@ -82,8 +82,10 @@ class _Iterations(Trainer):
         self.params = params
         self.w0 = params["unobserved_weight"]
         n_users, n_items = len(model.user_factors_), len(model.item_factors_)
-        self.scales = tuple(ImplicitALS._penalty_scale(params, side[4], n_other)
-                            for side, n_other in zip(layout.sides, (n_items, n_users)))
+        self.scales = tuple(
+            ImplicitALS._penalty_scale(params, side[4], n_other,
+                                       ImplicitALS._penalty_norm(params, side[4], n_other))
+            for side, n_other in zip(layout.sides, (n_items, n_users)))
 
     def step(self, epoch):
         m, prm = self.model, self.params
@@ -130,22 +132,28 @@ class ImplicitALS(Estimator):
     minimises::
 
         sum_{(u,i) observed} c_ui (t_ui - s_ui)^2  +  w0 sum_{all u, i} s_ui^2
-          + reg sum_u  (C_u + w0 n_items)^nu (|p_u|^2 + b_u^2)
-          + reg sum_i  (C_i + w0 n_users)^nu (|q_i|^2 + b_i^2),
+          + reg sum_u  (W_u / mean_u W_u)^nu (|p_u|^2 + b_u^2)
+          + reg sum_i  (W_i / mean_i W_i)^nu (|q_i|^2 + b_i^2),
+
+        W_u = C_u + w0 n_items,   W_i = C_i + w0 n_users,
 
         s_ui = b_u + b_i + p_u . q_i,    c_ui = 1 + alpha v_ui / mean(v),
         t_ui = v_ui / mean(v)  (targets="values")  or  1  (targets="ones"),
 
     where v_ui is the value given for the pair (a rating, a count; 1 when
-    ``fit`` gets no values) and C_u, C_i the sums of the row's confidences
-    (its number of pairs when ``alpha`` is 0). With ``targets="ones"`` this is
+    ``fit`` gets no values), C_u, C_i the sums of the row's confidences (its
+    number of pairs when ``alpha`` is 0) and W_u, W_i a row's whole weight in
+    the data terms. With ``targets="ones"`` this is
     Hu, Koren and Volinsky's (2008) model; with rating targets (the default)
     it is Steck's (2010) AllRank with unobserved pairs imputed to 0: a pair
-    rated 5 stars pulls the score up more than one rated 1 (on MovieLens this
-    lifts NDCG@10 by 0.02 to 0.05, see the recommending guide). The
+    rated 5 stars pulls the score up more than one rated 1, which lifts
+    MovieLens's NDCG@10 (see the recommending guide). The
     regularization is scaled by frequency (exponent ``nu``, ``reg_exponent``)
     as Rendle et al. (2022, "Revisiting the performance of iALS on item
-    recommendation benchmarks") recommend. The second sum runs over users x
+    recommendation benchmarks") recommend, relative to a row of mean weight
+    (their shifted scale with reference nu = 0): ``reg`` is the penalty of an
+    average row, so its good values move little with nu, the catalogue size
+    and ``w0`` (one default serves MovieLens 100K and 1M). The second sum runs over users x
     items pairs but costs O(k^2) a row: it equals ``w0 x^T G x - 2 w0 x^T g +
     const`` with G the Gram matrix of the other side. A half-iteration fixes
     one side and, for each row, runs ``cg_steps`` conjugate-gradient steps from
@@ -175,9 +183,13 @@ class ImplicitALS(Estimator):
         Number of latent factors.
     iterations : int, default 15
         Alternations (each solves users, then items).
-    reg : float, default 0.005
-        L2 penalty of factors and biases, times the frequency scale.
-    unobserved_weight : float, default 1.0
+    reg : float, default 8.0
+        L2 penalty of factors and biases of a row of mean weight (times
+        the frequency scale). The default suits thousands of items with
+        tens of choices per user (MovieLens); on tiny data (a few choices
+        per user of a hundred items) it leaves little beyond popularity:
+        take about 1.
+    unobserved_weight : float, default 0.3
         w0, the weight pulling every pair's score to 0 (Rendle's alpha_0).
     reg_exponent : float, default 1.0
         nu: 0 gives every row the same penalty, 1 a penalty growing with
@@ -210,13 +222,14 @@ class ImplicitALS(Estimator):
     >>> rng = np.random.default_rng(0)
     >>> users = np.repeat(np.arange(50), 6)                # 50 users, 6 picks each,
     >>> items = (users % 5) * 20 + rng.integers(0, 20, 300)  # from their group's 20 items
-    >>> model = mfcore.ImplicitALS(k=8, iterations=5, duplicates="keep").fit(users, items)
+    >>> model = mfcore.ImplicitALS(k=8, iterations=5, reg=1.0, duplicates="keep")
+    >>> model = model.fit(users, items)           # (tiny data: a smaller penalty)
     >>> top, scores = model.recommend(7, n=3)
     >>> (top // 20).tolist()                                # items of user 7's group, 2
     [2, 2, 2]
     """
 
-    def __init__(self, k=64, iterations=15, reg=0.005, unobserved_weight=1.0, reg_exponent=1.0,
+    def __init__(self, k=64, iterations=15, reg=8.0, unobserved_weight=0.3, reg_exponent=1.0,
                  alpha=0.0, targets="values", cg_steps=3, fit_bias=True, init_std=0.1,
                  validation_fraction=None, verbose=False, dtype="float32", duplicates="mean",
                  seed=0, n_threads=None):
@@ -240,7 +253,10 @@ class ImplicitALS(Estimator):
     # "early_stopping" (validation RMSE is not what it aims at), no "dask" yet;
     # no default_grid: ``mfcore tune`` scores RMSE
     capabilities = frozenset({"fold_in"})
-    STATE = Estimator.STATE + (StateArray("value_mean", (), "float64"),)
+    #: penalty_norm: the users' mean weight, which ``reg`` is relative to (fold_in needs it;
+    #: None in files written before: 1, the penalty was not normalised then)
+    STATE = Estimator.STATE + (StateArray("value_mean", (), "float64"),
+                               StateArray("penalty_norm", (), "float64", optional=True))
     #: its scores already say how likely a user picks an item: rank by them as they are
     default_rank_by = "prediction"
     #: ... which are preference scores, not ratings (fold_in's values are counts or ratings
@@ -269,9 +285,16 @@ class ImplicitALS(Estimator):
         return np.ones(len(items) if np.ndim(items) else 1, dtype=np.float64)
 
     @staticmethod
-    def _penalty_scale(params, per_row, n_other):
-        """Each row's penalty multiplier ``(C + w0 n_other)^nu`` (float64)."""
-        base = np.asarray(per_row, np.float64) + params["unobserved_weight"] * n_other
+    def _penalty_norm(params, per_row, n_other):
+        """A side's mean weight ``mean(C) + w0 n_other``, the row weight at which the penalty
+        is ``reg`` (1 when it is 0: no pairs and ``w0`` = 0)."""
+        norm = float(np.mean(per_row)) + params["unobserved_weight"] * n_other if len(per_row) else 0.0
+        return norm if norm > 0 else 1.0
+
+    @staticmethod
+    def _penalty_scale(params, per_row, n_other, norm):
+        """Each row's penalty multiplier ``((C + w0 n_other) / norm)^nu`` (float64)."""
+        base = (np.asarray(per_row, np.float64) + params["unobserved_weight"] * n_other) / norm
         return np.ascontiguousarray(base ** params["reg_exponent"])
 
     def _start_summary(self, summary, params):
@@ -309,6 +332,8 @@ class ImplicitALS(Estimator):
                                           len(self.item_factors_), params["alpha"],
                                           params["targets"], self.value_mean_,
                                           p.DTYPES[params["dtype"]])
+        self.penalty_norm_ = np.float64(self._penalty_norm(params, layouts[key].sides[0][4],
+                                                           len(self.item_factors_)))
         return _Iterations(self, layouts[key], params, resolve_n_threads(params["n_threads"]))
 
     def _fold_in_rows(self, indptr, items, ratings, shrinkage):
@@ -319,7 +344,8 @@ class ImplicitALS(Estimator):
         conf = _confidences(ratings, params["alpha"], self.value_mean_, dtype)
         target = _targets(ratings, params["targets"], self.value_mean_, dtype)
         per_row = np.add.reduceat(conf.astype(np.float64), indptr[:-1]) if len(conf) else np.zeros(n)
-        scale = self._penalty_scale(params, per_row + shrinkage, len(self.item_factors_))
+        norm = 1.0 if self.penalty_norm_ is None else float(self.penalty_norm_)
+        scale = self._penalty_scale(params, per_row + shrinkage, len(self.item_factors_), norm)
         factors, bias = np.zeros((n, k), dtype), np.zeros(n, dtype)
         solve_rows(indptr, items, conf, target, self.item_factors_,
                    self.item_bias_, params["unobserved_weight"], params["reg"], params["reg"],
