@@ -231,6 +231,11 @@ class FactorModel:
     #: model's prediction weighed by how often items are chosen (see ``recommend``)
     default_rank_by = "choice"
 
+    #: whether ``predict`` gives ratings on the training ratings' scale (False: a score,
+    #: such as ImplicitALS's preference; then fold_in's values are counts or confidences,
+    #: not ratings to check against the training range)
+    predicts_ratings = True
+
     #: how ``predict`` fills in an id it has not seen (the end of its ``UnknownIdWarning``):
     #: an unknown user's bias and factors are 0, so ``mu + b_i`` (and ``mu + b_u`` for an
     #: unknown item); an estimator whose fallback differs declares its own
@@ -357,13 +362,14 @@ class FactorModel:
         return float(np.sqrt(sse / len(r)))
 
     @reads_state
-    def evaluate(self, users, items=None, ratings=None, clip=True, *, columns=None):
+    def evaluate(self, users, items=None, ratings=None, clip=True, *, columns=None, times=None):
         """RMSE and MAE of the predictions for held-out ratings, with the count of unknown ids.
 
         The ratings are three arrays or a table, as for ``fit``. Returns a dict:
         ``rmse``, ``mae``, ``n`` (ratings scored), ``unknown_users`` and
         ``unknown_items`` (pairs whose user, or item, the model does not know).
         Unknown ids are predicted as in ``predict`` (the fallback), counted, not warned about.
+        ``times``: the ratings' times, for a model with time terms (``mfcore.timeterms``).
         """
         self._check_fitted()
         users, items, ratings, _ = rating_arrays(users, items, ratings, columns,
@@ -373,7 +379,14 @@ class FactorModel:
             warnings.simplefilter("ignore", UnknownIdWarning)
             u, i, _ = self._indices(users, items, "fallback")
         check_lengths(pairs=u, ratings=ratings)
-        pred = self._predict_rows(u, i, clip)
+        if times is None:
+            pred = self._predict_rows(u, i, clip)
+        elif getattr(self, "time_encoding_", None) is None:
+            raise ValueError("times given, but this model has no time terms (fit(..., times=...) "
+                             "of an estimator that takes them)")
+        else:
+            from .timeterms import as_seconds
+            pred = self._predict_rows(u, i, clip, seconds=as_seconds(times, len(u)))
         return {"rmse": rmse(ratings, pred), "mae": mae(ratings, pred), "n": int(len(ratings)),
                 "unknown_users": int((u < 0).sum()), "unknown_items": int((i < 0).sum())}
 
@@ -493,7 +506,7 @@ class FactorModel:
         lo, hi = self.rating_range_
         margin = (hi - lo) or 1.0
         outside = (ratings < lo - margin) | (ratings > hi + margin)
-        if outside.any():
+        if self.predicts_ratings and outside.any():
             warn(f"fold_in: rating {plain(ratings[outside][0])!r} is far outside the training "
                  f"ratings' range {lo:g} to {hi:g} ({int(outside.sum())} such rating(s)): "
                  "are they on another scale?", UserWarning)

@@ -268,3 +268,31 @@ def test_a_categorical_column_with_a_million_levels():
     assert model.user_feature_samples_.shape == (n, 2, 3)
     with pytest.warns(UnknownIdWarning):
         assert np.isfinite(model.predict([n - 1], [0], user_features=table.iloc[-1:])).all()
+
+
+def test_the_cli_trains_and_predicts_with_feature_files(tmp_path, capsys):
+    from mfcore import cli
+    users, items, r = DATA
+    train, test = cold_split()
+    pd.DataFrame({"user": train[0], "item": train[1], "rating": train[2]}).to_csv(
+        tmp_path / "train.csv", index=False)
+    pd.DataFrame({"user": test[0], "item": test[1]}).to_csv(tmp_path / "pairs.csv", index=False)
+    USERS.rename_axis("user_id").reset_index().to_csv(tmp_path / "users.csv", index=False)
+    assert cli.main(["train", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m.mfz"), "-q",
+                     "--algorithm", "bayes", "--user-features", str(tmp_path / "users.csv"),
+                     "--k", "3", "--n-samples", "20", "--burn-in", "10", "--seed", "1"]) == 0
+    model = mfcore.load(tmp_path / "m.mfz")
+    assert model.user_feature_encoding_.names()[:3] == ["group=g0", "group=g1", "group=g2"]
+    capsys.readouterr()
+    assert cli.main(["predict", str(tmp_path / "m.mfz"), str(tmp_path / "pairs.csv"),
+                     "--user-features", str(tmp_path / "users.csv")]) == 0
+    printed = capsys.readouterr()
+    assert "predicted from their features" in printed.err
+    out = pd.read_csv(__import__("io").StringIO(printed.out))
+    items = test[1].astype(str) if model.item_map_.ids.dtype.kind in "UO" else test[1]
+    with pytest.warns(UnknownIdWarning):
+        expected = model.predict(test[0], items, user_features=USERS)
+    np.testing.assert_allclose(out["prediction"], expected, atol=6e-5)
+    with pytest.raises(SystemExit):
+        cli.main(["train", str(tmp_path / "train.csv"), "-o", str(tmp_path / "x.mfz"),
+                  "--algorithm", "als", "--user-features", str(tmp_path / "users.csv")])
