@@ -668,6 +668,10 @@ class FactorModel:
             check_seen(state["seen_indptr"], state["seen_items"], sizes["users"], sizes["items"])
         maps = IdMap(state["user_ids"]), IdMap(state["item_ids"])
         record = training_record(state)
+        widest = max((hi - lo) / 2, 1.0)  # (ratings within lo..hi spread at most this much)
+        if record["rating_scale"] > widest * (1 + 1e-6):
+            raise ValueError(f"rating_scale {record['rating_scale']!r} is more than ratings from "
+                             f"{lo:g} to {hi:g} can spread ({widest:g})")
         rng = _generator_from_state(record["rng"])
         for field in self.STATE:
             value = state.get(field.name)

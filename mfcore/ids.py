@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-from .errors import IdKindError
+from .errors import IdKindError, shown
 
 __all__ = ["IdMap", "normalize_ids", "sorted_unique", "factorize"]
 
@@ -93,7 +93,13 @@ def _normalize_objects(arr, name):
         (isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in arr),
         bool, arr.size)
     if is_num.all():
-        return normalize_ids(np.array(arr.tolist()), name)
+        values = np.array(arr.tolist())
+        if values.dtype.kind == "O":  # an int beyond 64 bits, a Decimal...: no numeric dtype
+            pos = next(p for p, v in enumerate(arr) if not isinstance(v, (int, float, np.number))
+                       or (isinstance(v, int) and not -2**63 <= v < 2**63))
+            raise ValueError(f"{name}: id {shown(str(arr[pos]))} at position {pos} is not an "
+                             "integer that fits in 64 bits (nor a string)")
+        return normalize_ids(values, name)
     if is_str.any() and is_num.any():
         pos = int(np.flatnonzero(is_str)[0])
         raise ValueError(f"{name}: mixed id types: {plain(arr[int(np.flatnonzero(is_num)[0])])!r} "

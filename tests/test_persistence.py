@@ -586,3 +586,35 @@ def test_a_crafted_value_is_cut_in_the_load_error(tmp_path, fitted):
         with pytest.raises(ModelFileError, match=r"\[\[\[.*characters") as info:
             mfcore.load(path)
         assert len(str(info.value)) < 1200
+
+
+def test_a_rating_scale_beyond_the_rating_range_is_refused(tmp_path, fitted):
+    # a re-signed file with rating_scale 1e38 loaded, and recommend's choice term (1.5 *
+    # rating_scale_ * log(1 + n_i)) made every score inf (fuzz finding)
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    training = json.loads(str(arrays["state.training"]))
+    for scale, ok in ((1e38, False), (1e308, False), (training["rating_scale"], True)):
+        changed = dict(arrays, **{"state.training": np.str_(json.dumps(
+            dict(training, rating_scale=scale)))})
+        changed.pop("digest")
+        changed["digest"] = np.str_(persistence._digest(changed))
+        with open(path, "wb") as fh:
+            np.savez(fh, **changed)
+        if ok:
+            assert np.isfinite(mfcore.load(path).recommend(fitted.user_map_.ids[0], n=3)[1]).all()
+        else:
+            with pytest.raises(ModelFileError, match="rating_scale .* is more than ratings"):
+                mfcore.load(path)
+
+
+def test_an_id_beyond_64_bits_is_a_clear_error_not_a_recursion(fitted):
+    # the CLI fuzzer's 'mfcore recommend m.mfz 999999999999999999999999999999': RecursionError
+    import decimal
+    for bad in ([10**30], [1, -(2**70)]):
+        with pytest.raises(ValueError, match="is not an integer that fits in 64 bits"):
+            fitted.recommend(bad)
+    with pytest.raises(ValueError, match="invalid id Decimal"):
+        fitted.predict([decimal.Decimal(1)], [1])
