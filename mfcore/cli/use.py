@@ -12,7 +12,8 @@ from ..metrics import ranking_metrics
 from ..persistence import atomic_file, load
 from ..recommend import RANK_BY
 from .common import (CommandError, add_feature_options, add_reader_options, check_output,
-                     feature_kwargs, load_fitted, print_json, read, status, times_of)
+                     feature_kwargs, load_fitted, print_json, read, read_features, status,
+                     times_of)
 
 MODEL_HELP = "model file written by 'mfcore train'"
 
@@ -187,6 +188,10 @@ def add_recommend(commands):
     p.add_argument("--unknown", choices=("fallback", "error"), default="fallback",
                    help="a user the model does not know: the most-rated items in training "
                    "(default, with a warning) or fail")
+    p.add_argument("--user-features", metavar="FILE", default=None,
+                   help="user feature table (as for train): users unseen in training with a "
+                   "row there are ranked from their features (a model trained with "
+                   "--user-features)")
     _add_rank_by_option(p)
     p.set_defaults(func=run_recommend)
 
@@ -204,8 +209,14 @@ def _write_ranked(header, queries, items, scores):
 def run_recommend(args):
     model = load_fitted(args.model)
     users = _ids_for(model.user_map_, args.users)
+    cold = {}
+    if args.user_features is not None:
+        if getattr(model, "user_feature_encoding_", None) is None:
+            raise CommandError(f"--user-features: {args.model} was trained without user "
+                               "features")
+        cold = {"user_features": read_features(args.user_features, "--user-features")}
     items, scores = model.recommend(users, n=args.n, exclude_seen=not args.include_seen,
-                                    unknown=args.unknown, rank_by=args.rank_by)
+                                    unknown=args.unknown, rank_by=args.rank_by, **cold)
     _write_ranked(["user", "rank", "item", "score"], users, items, scores)
 
 

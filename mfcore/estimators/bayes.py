@@ -25,6 +25,7 @@ import zlib
 import numpy as np
 
 from .. import params as p
+from .. import recommend as _recommend
 from .._kernels import bayes as _bayes
 from .._kernels import bayes_features as _features
 from .._kernels import predict as _predict
@@ -667,6 +668,55 @@ class BayesianMF(Estimator):
             return (mean[0], std[0]) if return_std else mean[0]
         mean = labelled(mean, index, "prediction")
         return (mean, labelled(std, index, "std")) if return_std else mean
+
+    @reads_state
+    def recommend(self, users, n=10, exclude_seen=None, items=None, unknown="fallback",
+                  rank_by=None, as_frame=False, *, user_features=None):
+        """The ``n`` best items for users (see ``FactorModel.recommend``).
+
+        ``user_features`` (a model fitted with user features; a table as for ``fit``):
+        users unseen in training that have a row there are ranked from their features
+        (cold start), each item scored as ``predict(user, item, user_features=...)``
+        scores it (unclipped): the prior mean of the user's row in each kept sample,
+        its group mean plus its feature terms. They have seen nothing. Other users are
+        ranked as without ``user_features``.
+
+        >>> import mfcore, pandas as pd
+        >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+        >>> people = pd.DataFrame({"group": ["a", "b"] * 50}, index=range(100))
+        >>> bmf = mfcore.BayesianMF(k=4, burn_in=5, n_samples=10, seed=0).fit(
+        ...     ratings, user_features=people)
+        >>> newcomers = pd.DataFrame({"group": ["a", "b"]}, index=[1000, 1001])
+        >>> items, scores = bmf.recommend([1000, 1001], n=5, user_features=newcomers)
+        >>> items.shape
+        (2, 5)
+        """
+        if user_features is None:
+            return super().recommend(users, n, exclude_seen, items, unknown, rank_by, as_frame)
+        self._check_fitted()
+        cold = self._cold_side("user", np.atleast_1d(to_numpy(users)), user_features)
+        return _recommend.recommend(self._with_cold_users(cold), users, n, exclude_seen, items,
+                                    unknown, rank_by, as_frame)
+
+    def _with_cold_users(self, cold):
+        """A copy of this model (a snapshot: the arrays are new, nothing of this one
+        changes) with rows appended for the cold users of ``cold`` (``_cold_side``): the
+        posterior mean of their prior rows, in the layout of the kept factors, and no
+        seen items."""
+        if not len(cold["ids"]):
+            return self
+        model = self._snapshot()
+        rows, S = cold["rows"], self.n_kept_
+        factors = (rows[..., 1:].reshape(len(rows), -1) / np.sqrt(S)).astype(
+            self.user_factors_.dtype)
+        model.user_map_ = IdMap(np.concatenate([self.user_map_.ids, cold["ids"]]))
+        model.user_factors_ = np.vstack([self.user_factors_, factors])
+        model.user_bias_ = np.concatenate([self.user_bias_, rows[..., 0].mean(axis=1).astype(
+            self.user_bias_.dtype)])
+        if self.seen_indptr_ is not None:
+            model.seen_indptr_ = np.concatenate([self.seen_indptr_, np.full(
+                len(rows), self.seen_indptr_[-1], dtype=self.seen_indptr_.dtype)])
+        return model
 
     def _cold_side(self, side, raw, table, known_too=False):
         """The kept samples' prior rows of the ids of ``raw`` unknown to the model that
