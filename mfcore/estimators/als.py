@@ -22,7 +22,7 @@ from .._threads import resolve_n_threads
 from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
 from .driver import Trainer
 
-__all__ = ["ALS", "ALSLayout", "ALSSide"]
+__all__ = ["ALS", "ALSLayout", "ALSSide", "ALSIterations"]
 
 _NO_LOSS = np.zeros(0)  # (the CG solve's per-row loss, not wanted)
 
@@ -57,7 +57,7 @@ class ALSLayout:
                        np.ascontiguousarray(values[order]), counts[present])
 
 
-class _Iterations(Trainer):
+class ALSIterations(Trainer):
     """The driver's trainer for one ALS fit: both half-iterations and the objective, over
     ``sides`` (two ``ALSSide``: users, items) and the training ``ratings`` (u, i, r: the
     training error)."""
@@ -287,7 +287,7 @@ class ALS(Estimator):
             layouts[key] = ALSLayout(data.u, data.i, data.r, len(self.user_factors_),
                                      len(self.item_factors_))
         layout = layouts[key]
-        return _Iterations(self, layout.sides, params, resolve_n_threads(params["n_threads"]),
+        return ALSIterations(self, layout.sides, params, resolve_n_threads(params["n_threads"]),
                            (layout.u, layout.i, layout.r))
 
     def _fold_in_penalty(self, shrinkage):

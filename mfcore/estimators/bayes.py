@@ -38,7 +38,7 @@ from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard
                    standardized, to_standard)
 from .driver import Trainer
 
-__all__ = ["BayesianMF"]
+__all__ = ["BayesianMF", "GibbsSweeps"]
 
 #: Kept factor columns (samples x k) that ``thin=None`` aims at: ML-1M at 2048 columns is
 #: 80 MB of float32 factors; below ~50 samples the posterior mean gets noisier.
@@ -127,7 +127,7 @@ def feature_terms(layout, theta, n_rows):
     return out
 
 
-class _Sweeps(Trainer):
+class GibbsSweeps(Trainer):
     """The driver's trainer for one BayesianMF fit: the sampler state and the kept samples.
     ``implicit``: further implicit pairs (raw ids) of ``fit(implicit=...)``, or None;
     ``features``: per side the training rows' feature values (``feature_layout``)."""
@@ -538,7 +538,7 @@ class BayesianMF(Estimator):
         return u, i
 
     def _trainer(self, data, params, layouts, inputs):
-        return _Sweeps(self, data, params, resolve_n_threads(params["n_threads"]),
+        return GibbsSweeps(self, data, params, resolve_n_threads(params["n_threads"]),
                        inputs.get("implicit"), self._feature_layouts(inputs))
 
     def _keep_posterior(self, kept):

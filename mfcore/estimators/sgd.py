@@ -33,8 +33,8 @@ from .base import (COMMON_PARAMS, EARLY_STOPPING_PARAMS, UNIT_NAMES, Estimator, 
                    from_standard, standard_units, standardized, to_standard)
 from .driver import Trainer
 
-__all__ = ["SGD", "Model", "SGDTrainer", "choose_grid", "groups_of_counts", "bias_reg", "schedule",
-           "layout_blocks"]
+__all__ = ["SGD", "Model", "SGDTrainer", "SGDEpochs", "choose_grid", "groups_of_counts", "bias_reg",
+           "schedule", "layout_blocks"]
 
 #: Record layouts shared with the C kernel (``mf_rec32``/``mf_rec64`` in sgd_simd.h).
 RECORD_DTYPES = {
@@ -177,7 +177,7 @@ class SGDTrainer:
 LR_SCHEDULES = ("constant", "inverse")
 
 
-class _Epochs(Trainer):
+class SGDEpochs(Trainer):
     """The driver's trainer for one SGD fit: the rate schedule and the penalty of ``model``."""
 
     def __init__(self, model, layout, params, user_counts, item_counts):
@@ -359,7 +359,7 @@ class SGD(Estimator):
         if key not in layouts:  # the layout depends on the data alone: reused across trials
             layouts[key] = SGDTrainer(data.u, data.i, standardized(data.r, mu, scale, data.r.dtype), n_threads,
                                       params["block_grid"])
-        return _Epochs(self, layouts[key], params, np.bincount(data.u), np.bincount(data.i))
+        return SGDEpochs(self, layouts[key], params, np.bincount(data.u), np.bincount(data.i))
 
     def _fold_in_penalty(self, shrinkage):
         """SGD applies its penalty once per rating, so with ``shrinkage=0`` fold-in is the point
