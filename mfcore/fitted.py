@@ -231,6 +231,11 @@ class FactorModel:
     #: model's prediction weighed by how often items are chosen (see ``recommend``)
     default_rank_by = "choice"
 
+    #: whether ``predict`` gives ratings on the training ratings' scale (False: a score,
+    #: such as ImplicitALS's preference; then fold_in's values are counts or confidences,
+    #: not ratings to check against the training range)
+    predicts_ratings = True
+
     #: The fitted arrays a model file holds (estimators that keep more extend it): save
     #: writes those present, load checks each against its row and attaches it.
     STATE = (
@@ -417,7 +422,8 @@ class FactorModel:
         One raw user id gives 1-d arrays with at most ``n`` entries: fewer when
         fewer candidates remain (none for a user who has seen every candidate,
         or for an empty ``items``). A list/array of ids gives 2-d arrays of
-        shape (len(users), n); a row with fewer than ``n`` candidates is padded
+        shape (len(users), min(n, number of candidates)): an ``n`` beyond the
+        catalogue costs nothing; a row with fewer candidates left is padded
         with score NaN and item ``-1`` (integer ids) or ``""`` (string ids):
         test ``np.isnan(scores)``, not the id. A user unknown to the model gets
         the most popular items (the most rated in training, ``item_counts_``),
@@ -442,8 +448,8 @@ class FactorModel:
         """The ``n`` items whose factors are most cosine-similar to each of ``items``.
 
         Returns ``(items, similarities)`` like ``recommend`` (one id: 1-d;
-        several: 2-d padded rows); the item itself is left out. Unknown ids
-        raise ``KeyError``.
+        several: 2-d rows of ``min(n, n_items - 1)``, padded); the item itself
+        is left out. Unknown ids raise ``KeyError``.
         """
         self._check_fitted()
         return _recommend.similar(self, "item", items, n)
@@ -487,7 +493,7 @@ class FactorModel:
         lo, hi = self.rating_range_
         margin = (hi - lo) or 1.0
         outside = (ratings < lo - margin) | (ratings > hi + margin)
-        if outside.any():
+        if self.predicts_ratings and outside.any():
             warn(f"fold_in: rating {plain(ratings[outside][0])!r} is far outside the training "
                  f"ratings' range {lo:g} to {hi:g} ({int(outside.sum())} such rating(s)): "
                  "are they on another scale?", UserWarning)
