@@ -773,13 +773,14 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
     columns = [c for c in field_names if c]
     if min_fields == 3 and "rating" not in columns:
         raise ValueError(f"{name}: no rating column among [{_listed(header_names)}]")
-    if ids == "auto":
+    plain = not path.lower().endswith(COMPRESSED)
+    as_text = _Layout(name, path if plain else None, open_stream, sep, header, field_names, "str",
+                      header_colons, encoding)
+    auto = ids == "auto"
+    if auto:
         ids = "int" if all(_is_int(fields[field_names.index(c)]) for c in ("user", "item")) else "str"
         if ids == "int" and _scan(open_stream, _padded_numbers):
-            ids = _auto_ids(_Layout(name, path if not path.lower().endswith(COMPRESSED) else None,
-                                    open_stream, sep, header, field_names, "str", header_colons,
-                                    encoding))
-    plain = not path.lower().endswith(COMPRESSED)
+            ids = "str" if any(_id_forms(as_text)) else "int"
     layout = _Layout(name, path if plain else None, open_stream, sep, header, field_names, ids,
                      header_colons, encoding)
     frame = None
@@ -789,6 +790,12 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
         frame = _parse_fast(open_stream, columns, sep, header == 1)
     if frame is not None and len(frame):
         return _finish(frame)
+    if ids == "int":  # pandas reads '1.0' and '1e3' as the integers 1 and 1000, silently
+        padded, fractional = _id_forms(as_text)
+        if auto and (padded or fractional):
+            layout = as_text
+        elif fractional:
+            layout.fractional_ids = True   # (an error naming the line, below)
     frame, bad = layout.parse()
     if bad is not None:
         bad_lines = layout.diagnose(first_only=on_bad_lines == "error")
@@ -822,6 +829,7 @@ class _Layout:
         self.path = path  # set for an uncompressed file
         self.fields, self.columns = fields, [c for c in fields if c]
         self.ids, self.header_colons, self.encoding = ids, header_colons, encoding
+        self.fractional_ids = False   # set when an id is '1.0' or '1e3' (see _id_forms)
 
     def _dtypes(self):
         # string ids as text, exactly: asked for "category", pandas infers numeric categories
@@ -855,6 +863,8 @@ class _Layout:
         except (ValueError, OverflowError, TypeError, UnicodeDecodeError,
                 pd.errors.ParserError) as exc:
             return None, exc
+        if self.fractional_ids and not skip:
+            return None, "an integer id written with a fraction or an exponent"
         if "rating" in frame:
             single, bad = _as_float32(frame["rating"].to_numpy())
             if bad:
@@ -948,18 +958,23 @@ def _bounded_lines(fh):
             line = fh.readline(MAX_LINE + 1)
 
 
-def _auto_ids(layout):
-    """"str" when some integer id of the file (read by ``layout`` as text) is not written
-    as its plain decimal ("007", "+7", "-0"): as integers, "007" and "7" would silently
-    become one id, and output would not give back the ids read. Else "int"."""
+def _id_forms(layout):
+    """(padded, fractional): whether some id of the file (read by ``layout`` as text) is
+    an integer not written as its plain decimal ("007", "+7", "-0"), and whether some is a
+    number with a fraction or an exponent ("1.0", "1e3"). Read as integers, "007" and "7"
+    would silently become one id, "1e3" would become 1000, and output would not give back
+    the ids read. (False, False) when the text reading fails (the integer one reports it)."""
     frame, bad = layout.parse()
     if bad is not None:
-        return "int"  # (the integer reading reports the bad line)
+        return False, False
+    padded = fractional = False
     for column in ("user", "item"):
-        ids = frame[column].astype("category").cat.categories.astype(str)
-        if (ids.str.fullmatch(r"[+-]?[0-9]+") & ~ids.str.fullmatch(r"0|-?[1-9][0-9]*")).any():
-            return "str"
-    return "int"
+        ids = frame[column].astype("category").cat.categories.astype(str).str.strip(_SPACE)
+        padded |= bool((ids.str.fullmatch(r"[+-]?[0-9]+")
+                        & ~ids.str.fullmatch(r"0|-?[1-9][0-9]*")).any())
+        fractional |= bool((ids.str.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+                            & ~ids.str.fullmatch(r"[+-]?[0-9]+")).any())
+    return padded, fractional
 
 
 def _finish(frame):

@@ -529,3 +529,11 @@ def test_recommend_and_similar_with_a_huge_n_list_the_catalogue(files, tmp_path,
     code, out, err = run(capsys, "similar", model, 3, "-n", 10**12)
     assert code == 0, err
     assert 70 <= len(out.strip().splitlines()) <= 81   # every other item, at most
+
+
+def test_an_error_naming_a_huge_value_is_one_short_line(files, capsys):
+    # 'mfcore evaluate xxxx...(5,000) test.csv' printed the whole path (CLI fuzz finding)
+    code, _, err = run(capsys, "evaluate", "x" * 5000, files / "test.csv")
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert "File name too long" in last and "characters)" in last and len(last) < 1200

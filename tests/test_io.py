@@ -721,3 +721,19 @@ def test_an_unknown_required_header_name_suggests_the_known_one(tmp_path):
     path.write_text("usr,item,rating\n1,2,3\n")
     with pytest.raises(ValueError, match=r"does not know: 'usr' \(did you mean 'user'\?\)"):
         read_ratings(path)
+
+
+@pytest.mark.parametrize("text", ["0,0,1\n0,1e3,1\n", "1,1,4\n2,1.0,3\n", "5,7,4\n5.0,8,3\n",
+                                  "1\t10\t4\n1\t1.5e1\t3\n"])
+def test_an_id_with_a_fraction_or_exponent_is_never_silently_an_integer(tmp_path, text):
+    # pandas' integer parsing read '1e3' as 1000 and '1.0' as 1 (fuzz finding): "auto" keeps
+    # such ids as text, byte for byte; ids="int" names the line
+    path = tmp_path / "r.txt"
+    path.write_text(text)
+    sep = "\t" if "\t" in text else ","
+    lines = [line.split(sep) for line in text.splitlines()]
+    frame = read_ratings(path)
+    assert [str(u) for u in frame["user"]] == [line[0] for line in lines]
+    assert [str(i) for i in frame["item"]] == [line[1] for line in lines]
+    with pytest.raises(ValueError, match=r"line 2: (user|item) id '[0-9.e]+' is not an integer"):
+        read_ratings(path, ids="int")

@@ -89,7 +89,7 @@ def main(argv=None):
         if isinstance(exc, MemoryError):
             message = "not enough memory (try a smaller --k, or fewer ratings)"
         else:
-            message = say(exc)
+            message = shown(say(exc), limit=1000, quote=False)  # (a 5,000-character path...)
         print(f"mfcore {args.command}: error: {message}", file=sys.stderr)
         return 1
     return 0
