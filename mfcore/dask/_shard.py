@@ -1,8 +1,10 @@
 """What every solver's shard shares: one Dask actor per worker, pinned to it, holding band b
 of the ratings by user and by item for the whole fit, ordered as the local layout orders
 them (a solver's module subclasses ``Shard`` with its kernels)."""
+import threading
+
 import numpy as np
-from distributed import get_worker
+from distributed import Actor, get_worker
 
 from .._threads import resolve_n_threads
 from ..data import RatingSummary, merge_sorted
@@ -38,6 +40,7 @@ class Shard:
         self.n_threads = n_threads or self._worker_threads()
         self.raw = [tuple(np.concatenate(parts) for parts in zip(*pieces))
                     for pieces in (user_pieces, item_pieces)]
+        self.peers, self.inbox, self.arrived, self.aborted = [], {}, threading.Condition(), None
 
     @staticmethod
     def _worker_threads():
@@ -47,6 +50,48 @@ class Shard:
             return get_worker().state.nthreads
         except (ValueError, AttributeError):
             return resolve_n_threads(None)
+
+    # --- exchange among the shards, worker to worker ---
+
+    def connect(self, addresses, keys):
+        """Hold a handle of every shard of the fit (``addresses``, actor ``keys``, in band
+        order) bound to this worker: calls made through them go straight to the other
+        worker, never through the client or the scheduler."""
+        worker = get_worker()
+        self.peers = [Actor(type(self), a, key, worker=worker) for a, key in zip(addresses, keys)]
+
+    async def put(self, tag, band, payload):
+        """Receive shard ``band``'s ``payload`` for exchange ``tag``. Runs on the worker's
+        event loop (an ``async`` actor method), not on the actor thread, which may be
+        waiting for this very payload."""
+        with self.arrived:
+            self.inbox[tag, band] = payload
+            self.arrived.notify_all()
+
+    async def abort(self, reason):
+        """Wake a wait for the other shards and make it raise (the client saw a shard fail)."""
+        with self.arrived:
+            self.aborted = reason
+            self.arrived.notify_all()
+
+    def allgather(self, tag, payload, timeout):
+        """Every shard's ``payload`` for exchange ``tag``, in band order: this one's sent to
+        every other shard, theirs received; waits at most ``timeout`` seconds for them."""
+        others = [b for b in range(len(self.peers)) if b != self.band]
+        sent = [self.peers[b].put(tag, self.band, payload) for b in others]
+        for f in sent:
+            f.result(timeout=timeout)
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: self.aborted or all(
+                    (tag, b) in self.inbox for b in others), timeout):
+                raise TimeoutError(f"shard {self.band} waited {timeout} s for the other "
+                                   f"shards' part of exchange {tag}")
+            if self.aborted:
+                raise RuntimeError(f"shard {self.band} stopped: {self.aborted}")
+            return [payload if b == self.band else self.inbox.pop((tag, b))
+                    for b in range(len(self.peers))]
+
+    # --- set-up ---
 
     def duplicates(self):
         """(number of duplicate ratings, (u, i) of the lowest duplicated pair or None) in this

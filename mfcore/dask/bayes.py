@@ -97,7 +97,7 @@ class GibbsSweeps(_LocalSweeps):
     def plan(built, bands, n_ratings, params):
         return None
 
-    def __init__(self, model, cluster, band_rows, band_counts, params, plan):
+    def __init__(self, model, cluster, band_rows, band_counts, params, plan, watched=False):
         self.model, self.params, self.cluster = model, params, cluster
         self.n_threads = resolve_n_threads(params["n_threads"])
         self.n = int(sum(c.sum() for c in band_counts[0]))

@@ -102,7 +102,7 @@ class SGDEpochs(_LocalEpochs):
                 "owned": owned, "user_edges": edges,
                 "item_starts": np.searchsorted(item_groups, np.arange(g + 1))}
 
-    def __init__(self, model, cluster, band_rows, band_counts, params, plan):
+    def __init__(self, model, cluster, band_rows, band_counts, params, plan, watched=False):
         super().__init__(model, None, params, *row_counts(model, band_rows, band_counts))
         self.cluster, self.plan_ = cluster, plan
         g, edges = plan["grid"], plan["user_edges"]
