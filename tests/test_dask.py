@@ -7,6 +7,7 @@ or 3 of them (``workers=``) and on all (the default). Every equality here is exa
 import os
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -87,6 +88,22 @@ def test_als_equals_the_local_fit_bit_for_bit(client, n_workers, cuts):
     assert [h["peer_bytes"] for h in dist.history_] == [(n_workers - 1) * sides] * 4
 
 
+def test_als_on_six_workers_uses_every_worker_and_zero_iterations_keep_the_start(client):
+    """Six in-process workers (distributed 2025.4-2026.6 listed five unless asked): six
+    shards, each sending its bands to five others; 0 iterations gathers nothing."""
+    df = frame(seed=3)
+    est = dict(k=4, iterations=2, n_threads=1)
+    local = mfcore.ALS(**est).fit(df.user, df.item, df.rating)
+    with LocalCluster(n_workers=6, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as six:
+        dist = mfcore.dask.fit(mfcore.ALS(**est), ddf_of(df, [1000]), client=six)
+        start = mfcore.dask.fit(mfcore.ALS(**dict(est, iterations=0)), ddf_of(df, []), client=six)
+    assert_same_model(dist, local)
+    sides = (len(local.user_factors_) + len(local.item_factors_)) * (4 + 1) * 4
+    assert [h["peer_bytes"] for h in dist.history_] == [5 * sides] * 2
+    assert_same_model(start, mfcore.ALS(**dict(est, iterations=0)).fit(df.user, df.item, df.rating))
+
+
 def test_als_equal_with_string_ids_float64_and_unweighted_penalty(client):
     df = frame(seed=4, string_users=True)
     est = dict(k=5, iterations=3, dtype="float64", count_weighted=False, reg_bias=None)
@@ -142,6 +159,7 @@ def test_bayesian_mf_equals_the_local_fit_bit_for_bit(client, n_workers):
         assert np.array_equal(getattr(dist, name), getattr(local, name)), name
     for h, g in zip(dist.history_, local.history_):
         assert (h["alpha"], h["train_rmse"]) == (g["alpha"], g["train_rmse"])
+        assert h["exchanged_bytes"] == 0  # no state, no residual reaches the client
     query = (df.user[:50], df.item[:50])
     assert np.array_equal(dist.predict(*query, return_std=True)[1],
                           local.predict(*query, return_std=True)[1])
@@ -297,6 +315,39 @@ def test_a_lost_worker_fails_the_fit_naming_worker_and_iteration(client):
         assert not est._is_fitted()
     finally:
         client.wait_for_workers(N_WORKERS, timeout=60)
+
+
+#: run on the victim's worker: its shard exits while the others wait for its item band of
+#: iteration 3 (after solving it, before sending it)
+DIE_IN_EXCHANGE = """
+import os, mfcore.dask._shard as shard
+allgather = shard.Shard.allgather
+def dying(self, tag, *args):
+    if tag == (3, 1):
+        os._exit(1)
+    return allgather(self, tag, *args)
+shard.Shard.allgather = dying
+"""
+
+
+def test_a_worker_lost_during_an_exchange_fails_promptly_and_frees_the_others(client):
+    """Runs last, like the test above. The other shards, waiting for the lost one's band,
+    are stopped: the cluster trains again at once."""
+    df = frame(seed=10)
+    *others, victim = workers(client, N_WORKERS)
+    client.run(exec, DIE_IN_EXCHANGE, {}, workers=[victim])
+    est = mfcore.ALS(k=4, iterations=6)
+    try:
+        start = time.monotonic()
+        with pytest.raises(mfcore.WorkerLostError) as info:
+            mfcore.dask.fit(est, ddf_of(df, [500, 1000]))
+        assert time.monotonic() - start < 30
+        assert victim in str(info.value) and "at iteration 3" in str(info.value)
+        assert not est._is_fitted()
+    finally:
+        client.wait_for_workers(N_WORKERS, timeout=60)
+    again = mfcore.dask.fit(mfcore.ALS(k=4, iterations=2), ddf_of(df, [500]), workers=others)
+    assert again.n_epochs_ == 2
 
 
 @pytest.mark.slow

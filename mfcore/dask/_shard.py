@@ -2,6 +2,7 @@
 of the ratings by user and by item for the whole fit, ordered as the local layout orders
 them (a solver's module subclasses ``Shard`` with its kernels)."""
 import threading
+import time
 
 import numpy as np
 from distributed import Actor, get_worker
@@ -76,20 +77,38 @@ class Shard:
 
     def allgather(self, tag, payload, timeout):
         """Every shard's ``payload`` for exchange ``tag``, in band order: this one's sent to
-        every other shard, theirs received; waits at most ``timeout`` seconds for them."""
+        every other shard, theirs received (see ``alltoall``)."""
+        return self.alltoall(tag, [payload] * len(self.peers), timeout)
+
+    def alltoall(self, tag, parts, timeout):
+        """What every shard sent this one in exchange ``tag``, in band order: ``parts[c]``
+        goes to shard c (this one's own stays here). Waits at most ``timeout`` seconds, and
+        stops waiting when the client aborts the fit (a shard failed, a worker was lost)."""
+        deadline = time.monotonic() + timeout
         others = [b for b in range(len(self.peers)) if b != self.band]
-        sent = [self.peers[b].put(tag, self.band, payload) for b in others]
-        for f in sent:
-            f.result(timeout=timeout)
+        for sent in [self.peers[b].put(tag, self.band, parts[b]) for b in others]:
+            while True:
+                try:
+                    sent.result(timeout=0.25)
+                    break
+                except TimeoutError:
+                    if sent.done():  # (the call's own TimeoutError)
+                        sent.result()
+                    self._still_waiting(tag, deadline)
         with self.arrived:
-            if not self.arrived.wait_for(lambda: self.aborted or all(
-                    (tag, b) in self.inbox for b in others), timeout):
-                raise TimeoutError(f"shard {self.band} waited {timeout} s for the other "
-                                   f"shards' part of exchange {tag}")
-            if self.aborted:
-                raise RuntimeError(f"shard {self.band} stopped: {self.aborted}")
-            return [payload if b == self.band else self.inbox.pop((tag, b))
+            while not all((tag, b) in self.inbox for b in others):
+                self._still_waiting(tag, deadline)
+                self.arrived.wait(deadline - time.monotonic())
+            return [parts[b] if b == self.band else self.inbox.pop((tag, b))
                     for b in range(len(self.peers))]
+
+    def _still_waiting(self, tag, deadline):
+        """Raise if the fit was aborted or exchange ``tag`` is past its ``deadline``."""
+        if self.aborted:
+            raise RuntimeError(f"shard {self.band} stopped: {self.aborted}")
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"shard {self.band} waited too long for the other shards' "
+                               f"part of exchange {tag}")
 
     # --- set-up ---
 

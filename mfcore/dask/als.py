@@ -21,12 +21,13 @@ from ._shard import Shard
 class ALSShard(Shard):
     """A worker's bands of ALS's two CSR layouts, and a copy of the whole model."""
 
-    def als_setup(self, parameters, band_rows, terms, mu):
-        """Hold the model's initial ``parameters`` (user factors, user biases, item factors,
-        item biases), the rated rows of every band of both sides (``band_rows[side][band]``),
-        the penalty ``terms`` (``ALSPenalty``) and the mean rating."""
-        P, bu, Q, bi = (np.array(a) for a in parameters)  # own, writable copies
-        self.model = [(P, bu), (Q, bi)]
+    def als_setup(self, item_factors, item_bias, n_users, band_rows, terms, mu):
+        """Hold the model's initial item side (the user side is solved first, every row of
+        it: its initial values are never read), the rated rows of every band of both sides
+        (``band_rows[side][band]``), the penalty ``terms`` (``ALSPenalty``) and the mean."""
+        Q, bi = np.array(item_factors), np.array(item_bias)  # own, writable copies
+        self.model = [(np.zeros((n_users, Q.shape[1]), Q.dtype), np.zeros(n_users, bi.dtype)),
+                      (Q, bi)]
         self.band_rows, self.terms, self.mu = band_rows, terms, mu
         items = self.sides[1]
         self.sse_items = np.repeat((items.present + items.lo).astype(np.int32), items.counts)
@@ -85,9 +86,8 @@ class ALSIterations(_LocalIterations):
         self.cluster, self.band_rows, self.watched = cluster, band_rows, watched
         self.penalty_now = 0.0
         cluster.connect()
-        cluster.call("als_setup", 0, (model.user_factors_, model.user_bias_, model.item_factors_,
-                                      model.item_bias_), band_rows, self.terms,
-                     model.global_mean_)
+        cluster.call("als_setup", 0, model.item_factors_, model.item_bias_,
+                     len(model.user_factors_), band_rows, self.terms, model.global_mean_)
 
     def step(self, epoch):
         results = self.cluster.call("iterate", epoch, epoch, self.cluster.EXCHANGE_TIMEOUT)
@@ -123,5 +123,5 @@ class ALSIterations(_LocalIterations):
     def finalize(self):
         """The model, once, at the end (watched: it is already there, maybe restored to the
         best iteration)."""
-        if not self.watched:
+        if not self.watched and self.model.n_epochs_:  # (no iteration: the initial model)
             self._gather(self.model.n_epochs_)
