@@ -20,6 +20,7 @@ Data in, one convention for every entry point (``fit``, ``predict``, ``evaluate`
 """
 import dataclasses
 import fractions
+import math
 import numbers
 
 import numpy as np
@@ -205,11 +206,23 @@ def as_ratings(ratings, dtype, name="ratings"):
     elif arr.dtype.kind not in "iuf":
         first = arr[0] if arr.size else None
         raise ValueError(f"{name} must be numeric, got dtype {arr.dtype} (e.g. {plain(first)!r})")
-    arr = arr.astype(dtype, copy=False)
+    source = arr
+    with np.errstate(over="ignore", under="ignore"):
+        arr = arr.astype(dtype, copy=False)
     finite = np.isfinite(arr)
     if not finite.all():
         pos = int(np.flatnonzero(~finite)[0])
-        raise ValueError(f"{name} must be finite: got {plain(arr[pos])!r} at position {pos}")
+        beyond = (f" in {np.dtype(dtype).name} (use dtype='float64' or rescale them)"
+                  if np.isfinite(source[pos]) else "")
+        raise ValueError(f"{name} must be finite{beyond}: got {plain(source[pos])!r} at "
+                         f"position {pos}")
+    if source.dtype != arr.dtype and source.dtype.kind == "f":
+        lost = (arr == 0) & (source != 0)  # below float32's smallest: silently 0
+        if lost.any():
+            pos = int(np.flatnonzero(lost)[0])
+            raise ValueError(f"{name} must be representable in {np.dtype(dtype).name}: got "
+                             f"{plain(source[pos])!r} at position {pos}, which it holds as 0 "
+                             "(use dtype='float64' or rescale them)")
     return np.ascontiguousarray(arr)
 
 
@@ -292,7 +305,7 @@ class RatingSummary:
     def of(cls, r, user_map=None, item_map=None):
         """The summary of ratings ``r`` (maps attached when given)."""
         r = np.asarray(r)
-        return cls(user_map, item_map, int(r.size), exact_sum(r), exact_sum(_squares(r)),
+        return cls(user_map, item_map, int(r.size), exact_sum(r), _exact_square_sum(r),
                    float(r.min()) if r.size else np.inf, float(r.max()) if r.size else -np.inf,
                    r.dtype)
 
@@ -318,17 +331,46 @@ class RatingSummary:
         if self.n == 0:
             return 0.0
         variance = self.squares / self.n - (self.total / self.n) ** 2
-        return float(np.sqrt(float(variance))) if variance > 0 else 0.0
+        return _sqrt(variance) if variance > 0 else 0.0
 
     def __len__(self):
         return self.n
 
 
-def _squares(r):
-    """Squares of the ratings in float64: exact for float32 ratings (24-bit mantissas),
-    rounded once per value for float64 ones (the same value wherever it is computed)."""
+#: ratings within these magnitudes have squares that float64 holds as normal numbers
+_SQUARE_SAFE = (2.0 ** -500, 2.0 ** 500)
+
+
+def _exact_square_sum(r):
+    """The exact sum of the ratings' squares, each square rounded once in float64 (exact
+    for float32 ratings), as a ``Fraction``: the same value wherever it is computed.
+
+    Beyond about 1e+-150 a square would overflow to inf or lose its digits to underflow
+    (ratings of 1e200 gave a false "all ratings are equal" warning), so there each
+    rating is split into mantissa and exponent, ``m * 2**e``, and ``m*m`` (rounded as the
+    square would be in range) is summed per exponent, scaled exactly by ``2**(2e)``."""
     x = np.asarray(r, dtype=np.float64).reshape(-1)
-    return x * x
+    magnitude = np.abs(x)
+    if not x.size or (magnitude.max() < _SQUARE_SAFE[1] and not (
+            (magnitude < _SQUARE_SAFE[0]) & (magnitude > 0)).any()):
+        return exact_sum(x * x)
+    mant, exp = np.frexp(x)
+    order = np.argsort(exp, kind="stable")
+    exp, squares = exp[order], (mant * mant)[order]
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(exp)) + 1])
+    total = fractions.Fraction(0)
+    for a, b in zip(starts, np.append(starts[1:], len(exp))):
+        total += exact_sum(squares[a:b]) * fractions.Fraction(2) ** (2 * int(exp[a]))
+    return total
+
+
+def _sqrt(value):
+    """The square root of a positive ``Fraction`` as a float, correctly rounded from the
+    value rounded to float64 even where the value itself is beyond float64's range
+    (scaled by an even power of two, which changes no digit)."""
+    shift = (value.numerator.bit_length() - value.denominator.bit_length()) // 2
+    scaled = value / fractions.Fraction(2) ** (2 * shift)
+    return math.ldexp(math.sqrt(float(scaled)), shift)
 
 
 @dataclasses.dataclass
@@ -384,7 +426,7 @@ def warn_if_implausible(data):
     and ratings most of which are the only rating of both their user and their item (no
     two users share an item: nothing collaborative to learn, only noise to memorise)."""
     r = data.r
-    if len(r) and float(r.min()) >= 1e8:
+    if len(r) and float(r.min()) >= 1e8 and float(r.max()) < 1e14:  # (seconds or ms)
         import datetime
         dates = [datetime.datetime.fromtimestamp(float(v), datetime.timezone.utc).date()
                  for v in (r.min(), r.max())] if float(r.max()) < 1e11 else None

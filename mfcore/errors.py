@@ -214,6 +214,27 @@ class Message(str):
             spelling(part) if isinstance(part, Setting) else part for part in self.parts))
 
 
+#: the most characters of one value a message quotes (a megabyte line must not become a
+#: megabyte message)
+SHOWN_CHARS = 200
+
+
+def shown(value, limit=SHOWN_CHARS, quote=True):
+    """``repr(value)`` (``quote=False``: the text itself) for a message, cut to about
+    ``limit`` characters: a longer text keeps its start and end and says how long it was.
+
+    >>> shown("5" * 1000, limit=20)
+    "'5555555555'...'5555555555' (1,000 characters)"
+    """
+    text = value if not quote and isinstance(value, str) else None
+    if not isinstance(value, (str, bytes)) or len(value) <= limit:
+        return text if text is not None else repr(value)
+    half = limit // 2
+    if text is not None:
+        return f"{text[:half]}...{text[-half:]} ({len(text):,} characters)"
+    return f"{value[:half]!r}...{value[-half:]!r} ({len(value):,} characters)"
+
+
 def warn(message, category):
     """Warn, attributed to the first caller outside mfcore (the line of the user's code)."""
     level, frame = 2, sys._getframe(1)  # stacklevel 2: the caller of warn()

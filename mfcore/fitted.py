@@ -417,7 +417,8 @@ class FactorModel:
         One raw user id gives 1-d arrays with at most ``n`` entries: fewer when
         fewer candidates remain (none for a user who has seen every candidate,
         or for an empty ``items``). A list/array of ids gives 2-d arrays of
-        shape (len(users), n); a row with fewer than ``n`` candidates is padded
+        shape (len(users), min(n, number of candidates)): an ``n`` beyond the
+        catalogue costs nothing; a row with fewer candidates left is padded
         with score NaN and item ``-1`` (integer ids) or ``""`` (string ids):
         test ``np.isnan(scores)``, not the id. A user unknown to the model gets
         the most popular items (the most rated in training, ``item_counts_``),
@@ -442,8 +443,8 @@ class FactorModel:
         """The ``n`` items whose factors are most cosine-similar to each of ``items``.
 
         Returns ``(items, similarities)`` like ``recommend`` (one id: 1-d;
-        several: 2-d padded rows); the item itself is left out. Unknown ids
-        raise ``KeyError``.
+        several: 2-d rows of ``min(n, n_items - 1)``, padded); the item itself
+        is left out. Unknown ids raise ``KeyError``.
         """
         self._check_fitted()
         return _recommend.similar(self, "item", items, n)

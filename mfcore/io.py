@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from ._kernels.readers import parse_block
-from .errors import BadLinesWarning, Message, Setting, warn
+from .errors import BadLinesWarning, Message, Setting, shown, warn
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,6 +68,14 @@ _SNIFF_BYTES = 1 << 16
 #: 1032:1, and ratings text compresses far less with any method
 MAX_RATIO = 1100
 _FAST_BLOCK = 1 << 23   # bytes the compiled '::' parser takes at a time
+#: no plain line (four numbers of at most 18 digits) is longer: a longer one goes to the
+#: general reader at once (gathering a giant line block by block took quadratic time)
+_FAST_LINE = 1 << 12
+#: the longest line a rating file may have (characters); a longer one is an error naming it
+MAX_LINE = 1 << 20
+#: float32, the ratings' type: a rating beyond its largest finite value is refused, and so is
+#: a non-zero one below its smallest subnormal (it would silently read as 0)
+_F32 = np.finfo(np.float32)
 
 
 # --- opening files ----------------------------------------------------------------------
@@ -273,6 +281,8 @@ def _parse_fast(open_stream, columns, sep, header):
             data = rest + block if rest else block
             cut = data.rfind(b"\n") + 1 if block else len(data)  # whole lines only, but at EOF
             rest = data[cut:]
+            if len(rest) > _FAST_LINE:
+                return None
             start = 0
             if skip_header and cut:  # the header is the file's first line
                 end = data.find(b"\n")
@@ -314,9 +324,10 @@ def _split(line, sep):
 
 
 def _plain(text):
-    """No underscore digit separators and no whitespace but spaces and tabs around it:
-    what pandas reads as a number (Python's int() and float() accept more)."""
-    return "_" not in text and text.strip(_SPACE) == text.strip()
+    """ASCII, no underscore digit separators and no whitespace but spaces and tabs around
+    it: what pandas reads as a number (Python's int() and float() accept more, such as the
+    fullwidth digit '５')."""
+    return text.isascii() and "_" not in text and text.strip(_SPACE) == text.strip()
 
 
 def _is_number(text):
@@ -335,6 +346,25 @@ def _is_int(text):
     return _plain(text)
 
 
+def _rating_problem(value):
+    """Why the text ``value`` is not a rating (a finite float32 number that does not
+    silently become 0), or None."""
+    if not _is_number(value):
+        return f"rating {shown(value)} is not a finite number"
+    number = float(value)
+    with np.errstate(over="ignore", under="ignore"):
+        single = np.float32(number)
+    if not np.isfinite(single):
+        return (f"rating {shown(value)} is not a finite number" + (
+            f" in float32, the ratings' type (beyond {_F32.max:.8g})" if np.isfinite(number)
+            else ""))
+    mantissa = value.strip(_SPACE).lower().partition("e")[0]
+    if single == 0 and re.search("[1-9]", mantissa):
+        return (f"rating {shown(value)} is too small for float32, the ratings' type: non-zero "
+                f"but below {float(_F32.smallest_subnormal):.3g}, it would read as 0")
+    return None
+
+
 def _looks_like_header(fields):
     """A first line is a header only if it is clearly one: no field is a number and, with a
     rating column (three fields or more), that is enough (a data line's rating is a number);
@@ -348,12 +378,16 @@ def _looks_like_header(fields):
 def _sniff(open_stream, name, sep, header, encoding="utf-8"):
     """Separator, the header's line number (0: none; blank lines may come first), header
     names, first data line's fields and the header's colons."""
-    with open_stream() as fh:
-        head = fh.read(_SNIFF_BYTES)
+    head, whole = _head(open_stream)
+    _check_unicode_mark(name, head, encoding)
     text = head.decode(encoding, errors="replace").lstrip("\ufeff")
     numbered = [(n, ln) for n, ln in enumerate(_lines(text), start=1) if not _is_blank(ln)]
     lines = [ln for _, ln in numbered]
-    if len(head) == _SNIFF_BYTES and len(lines) > 1:
+    complete = whole or _LINE_BREAK.search(text.lstrip(_SPACE + "\r\n")) is not None
+    if lines and (len(lines[0]) > MAX_LINE or not complete):
+        raise ValueError(f"{name}, line {numbered[0][0]}: a line of over {MAX_LINE:,} "
+                         f"characters (is this a rating file?): {shown(lines[0])}")
+    if not whole and len(lines) > 1:
         lines = lines[:-1]  # the last one may be cut
     if not lines:
         raise ValueError(f"{name}: empty file, no ratings")
@@ -383,6 +417,50 @@ def _sniff(open_stream, name, sep, header, encoding="utf-8"):
     header_colons = lines[0].count(":") if header else 0
     return (sep, numbered[0][0] if header else 0, names,
             [f.strip(_SPACE) for f in _split(data_lines[0], sep)], header_colons)
+
+
+def _head(open_stream):
+    """(the stream's first bytes, whether that is all of it): ``_SNIFF_BYTES``, or more
+    until the first line with content ends (about ``MAX_LINE`` characters' worth at most)."""
+    with open_stream() as fh:
+        head = _read_upto(fh, _SNIFF_BYTES)
+        while len(head) <= 4 * MAX_LINE:
+            content = head.lstrip(b"\xef\xbb\xbf\xff\xfe\x00 \t\r\n")
+            if b"\n" in content or b"\r" in content:
+                break
+            more = _read_upto(fh, len(head))
+            if not more:
+                break
+            head += more
+        return head, not _read_upto(fh, 1)
+
+
+def _read_upto(fh, size):
+    """``size`` bytes of ``fh``, fewer only at its end (a raw stream may return less)."""
+    parts, got = [], 0
+    while got < size:
+        part = fh.read(size - got)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+#: byte-order marks of the encodings a UTF-8 reader would misread (longest first)
+_MARKS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def _check_unicode_mark(name, head, encoding):
+    """A file that starts with a UTF-16 or UTF-32 byte-order mark, read as another encoding,
+    is a ``ValueError`` that says which encoding to pass."""
+    for mark, family in _MARKS:
+        if head.startswith(mark):
+            if not encoding.startswith(family):
+                raise ValueError(f"{name}: the file starts with a {family.upper()} byte-order "
+                                 f"mark but is read as {encoding}; pass encoding={family!r}")
+            return
 
 
 def _checked_columns(columns, min_fields):
@@ -496,10 +574,12 @@ def read_ratings(path: PathLike, *, sep: str | None = None, header: bool | None 
 
     Parameters
     ----------
-    path : str or path-like
+    path : str, path-like or binary file object
         A text file (``ratings.dat``, ``u.data``, ``ratings.csv``...), optionally
         ``.gz``/``.bz2``/``.xz``/``.zip`` compressed, or a ``.parquet`` file
-        (needs pyarrow or fastparquet).
+        (needs pyarrow or fastparquet). A pipe (``/dev/stdin``, ``<(zcat ...)``)
+        or a binary stream (``sys.stdin.buffer``) is read once, into a temporary
+        file (its name, if any, tells the compression).
     sep : None or one of "::", "\\t", ",", ";", "whitespace"
         The field separator; None detects it from the first line.
     header : None or bool
@@ -575,7 +655,6 @@ def read_pairs(path: PathLike, *, sep: str | None = None, header: bool | None = 
 
 def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields, usecols=None,
           encoding="utf-8"):
-    path = os.fspath(path)
     if columns is not None:
         columns = _checked_columns(columns, min_fields)
     if header not in (None, True, False):
@@ -588,16 +667,27 @@ def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields, use
         encoding = codecs.lookup(encoding).name
     except (LookupError, TypeError):
         raise ValueError(f"encoding: unknown text encoding {encoding!r}") from None
+    text_options = (sep, header, columns, ids, on_bad_lines, min_fields, usecols, encoding)
+    if hasattr(path, "read"):  # a binary stream (sys.stdin.buffer): read once
+        return _read_once(path, str(getattr(path, "name", "<stream>")), member, text_options)
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"ratings file not found: {path}")
     if os.path.isdir(path):
         raise ValueError(f"{path} is a folder, not a ratings file")
+    if not os.path.isfile(path):  # a pipe, /dev/stdin, <(...): the readers open a file often
+        with open(path, "rb") as fh:
+            return _read_once(fh, path, member, text_options)
+    return _read_file(path, path, member, text_options)
+
+
+def _read_file(path, name, member, text_options):
+    """Read the regular file at ``path`` (``name``: the source, for messages)."""
     if path.lower().endswith((".parquet", ".pq")):
-        return _read_parquet(path, min_fields, columns)
-    name = f"{path}!{member}" if member else path
+        return _read_parquet(path, text_options[5], text_options[2])
+    name = f"{name}!{member}" if member else name
     try:
-        return _read_text(path, name, _opener(path, member), sep, header, columns, ids,
-                          on_bad_lines, min_fields, usecols, encoding)
+        return _read_text(path, name, _opener(path, member), *text_options)
     except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, lzma.LZMAError,
             zlib.error) as exc:
         # a truncated or corrupted compressed file (zipfile: a version or method it lacks), an
@@ -605,8 +695,39 @@ def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields, use
         raise ValueError(f"{name}: cannot read the file ({type(exc).__name__}: {exc})") from exc
 
 
+#: how a compressed stream without a telling name starts
+_MAGIC = ((b"\x1f\x8b", ".gz"), (b"BZh", ".bz2"), (b"\xfd7zXZ\x00", ".xz"),
+          (b"PK\x03\x04", ".zip"), (b"PAR1", ".parquet"))
+
+
+def _read_once(stream, name, member, text_options):
+    """Read a stream that can be read only once (a pipe, stdin) from a temporary copy; its
+    name's suffix, else its first bytes, tell a compressed one.
+
+    An uncompressed stream holding a NUL byte is refused as it is copied: no text rating
+    file has one, and ``/dev/zero`` would never end."""
+    import tempfile
+
+    first = _read_upto(stream, 1 << 20)
+    suffix = next((s for s in COMPRESSED + (".parquet", ".pq") if name.lower().endswith(s)),
+                  next((s for magic, s in _MAGIC if first.startswith(magic)), ""))
+    text = not suffix and not text_options[7].startswith(("utf-16", "utf-32"))
+    with tempfile.TemporaryDirectory(prefix="mfcore-") as folder:
+        copy = os.path.join(folder, "ratings" + suffix)
+        with open(copy, "wb") as out:
+            chunk, offset = first, 0
+            while chunk:
+                if text and b"\x00" in chunk:
+                    raise ValueError(f"{name}: a NUL byte at byte {offset + chunk.index(0):,} "
+                                     "(is this a text file?)")
+                out.write(chunk)
+                offset += len(chunk)
+                chunk = stream.read(1 << 20)
+        return _read_file(copy, name, member, text_options)
+
+
 def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines, min_fields,
-               usecols=None, encoding="utf-8"):
+               usecols, encoding):
     sep, header, header_names, fields, header_colons = _sniff(open_stream, name, sep, header,
                                                               encoding)
     n_fields = len(fields)
@@ -638,13 +759,14 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
     if bad is not None:
         bad_lines = layout.diagnose(first_only=on_bad_lines == "error")
         if not bad_lines:
-            raise ValueError(f"{name}: could not parse the file: {bad}")
+            raise ValueError(f"{name}: could not parse the file: {shown(str(bad), quote=False)}")
         if on_bad_lines == "error":
             line, problem = bad_lines[0]
             raise ValueError(Message("{0}, line {1}: {2}", name, line, problem))
         frame, still_bad = layout.parse(skip=[line for line, _ in bad_lines])
         if still_bad is not None:
-            raise ValueError(f"{name}: could not parse the file: {still_bad}")
+            raise ValueError(f"{name}: could not parse the file: "
+                             f"{shown(str(still_bad), quote=False)}")
         if not len(frame):
             raise ValueError(Message("{0}: no ratings: all {1} line(s) are bad, the first at "
                                      "line {2}: {3}", name, len(bad_lines), *bad_lines[0]))
@@ -672,7 +794,7 @@ class _Layout:
         # ("007" and "7" both 7, "1e3" 1000.0); _finish makes them categories
         kinds = {"user": str if self.ids == "str" else np.int64,
                  "item": str if self.ids == "str" else np.int64,
-                 "rating": np.float32, "timestamp": np.int64}
+                 "rating": np.float64, "timestamp": np.int64}  # (rating: see _as_float32)
         return {c: kinds[c] for c in self.columns}
 
     def parse(self, skip=()):
@@ -699,8 +821,11 @@ class _Layout:
         except (ValueError, OverflowError, TypeError, UnicodeDecodeError,
                 pd.errors.ParserError) as exc:
             return None, exc
-        if "rating" in frame and not np.isfinite(frame["rating"].to_numpy()).all():
-            return None, "a rating is not a finite number"
+        if "rating" in frame:
+            single, bad = _as_float32(frame["rating"].to_numpy())
+            if bad:
+                return None, bad
+            frame["rating"] = single
         if self.ids == "str" and not skip and _count_byte(self.open_stream, 0):  # (numbers fail)
             return None, "a NUL byte"
         if self.sep == "::" and not skip:
@@ -716,7 +841,7 @@ class _Layout:
         expected = len(self.fields)
         with io.TextIOWrapper(self.open_stream(), encoding=self.encoding, errors="replace",
                               newline=None) as fh:
-            for number, line in enumerate(fh, start=1):
+            for number, line in enumerate(_bounded_lines(fh), start=1):
                 if number == self.header:
                     continue
                 if _is_blank(line) and (self.sep == "whitespace" or self.sep[0] not in line):
@@ -730,35 +855,63 @@ class _Layout:
 
     def _check_line(self, line, expected):
         line = line.rstrip("\r\n")
+        if len(line) > MAX_LINE:
+            return f"a line of over {MAX_LINE:,} characters (is this a rating file?): {shown(line)}"
         if "\x00" in line:
-            return f"a NUL byte (is this a text file?): {line!r}"
+            return (f"a NUL byte (is this a text file? UTF-16 text needs encoding='utf-16'): "
+                    f"{shown(line)}")
         fields = _split(line, self.sep)
         if self.sep != "whitespace":
             fields = [f.strip(_SPACE) for f in fields]
         if len(fields) != expected:
             return (f"{len(fields)} field(s), expected {expected} "
-                    f"({', '.join(c or '-' for c in self.fields)}): {line!r}")
+                    f"({', '.join(c or '-' for c in self.fields)}): {shown(line)}")
         for column, value in zip(self.fields, fields):
             if column in ("user", "item"):
                 if not value:
                     return f"empty {column} id"
                 if self.ids == "int" and not _is_int(value):
-                    return Message("{0} id {1!r} is not an integer (pass {2} for string ids)",
-                                   column, value, Setting("ids", "str"))
+                    return Message("{0} id {1} is not an integer (pass {2} for string ids)",
+                                   column, shown(value), Setting("ids", "str"))
                 if self.ids == "int" and not -2**63 <= int(value) < 2**63:
-                    return f"{column} id {value!r} does not fit in 64 bits"
+                    return f"{column} id {shown(value)} does not fit in 64 bits"
             elif column == "rating":
-                if not _is_number(value) or not np.isfinite(float(value)):
-                    return f"rating {value!r} is not a finite number"
+                problem = _rating_problem(value)
+                if problem:
+                    return problem
             elif column == "timestamp":
                 if not _is_int(value):
-                    return f"timestamp {value!r} is not an integer"
+                    return f"timestamp {shown(value)} is not an integer"
                 if not -2**63 <= int(value) < 2**63:
-                    return f"timestamp {value!r} does not fit in 64 bits"
+                    return f"timestamp {shown(value)} does not fit in 64 bits"
         if "\ufffd" in line:
             return (f"text is not valid {self.encoding.upper()}" + (
                 " (pass encoding=, e.g. encoding='latin-1')" if self.encoding == "utf-8" else ""))
         return None
+
+
+def _as_float32(ratings):
+    """(float32 ratings, None), or (None, the problem) when one is not finite in float32 or
+    is non-zero but would become 0 (read in float64 first to tell)."""
+    with np.errstate(over="ignore", under="ignore"):
+        single = ratings.astype(np.float32)
+    if not np.isfinite(single).all():
+        return None, "a rating is not a finite float32 number"
+    if np.count_nonzero(single == 0) != np.count_nonzero(ratings == 0):
+        return None, "a non-zero rating is too small for float32"
+    return single, None
+
+
+def _bounded_lines(fh):
+    """The lines of text stream ``fh``, each cut to its first ``MAX_LINE + 1`` characters
+    (the rest of a longer line is skipped: a giant line costs no giant string)."""
+    while True:
+        line = fh.readline(MAX_LINE + 1)
+        if not line:
+            return
+        yield line
+        while len(line) == MAX_LINE + 1 and not line.endswith("\n"):
+            line = fh.readline(MAX_LINE + 1)
 
 
 def _auto_ids(layout):
@@ -852,13 +1005,17 @@ def _read_parquet(path, min_fields, columns=None):
             rating = out["rating"].to_numpy(dtype=np.float64, na_value=np.nan)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{path}: the rating column is not numeric ({exc})") from None
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", under="ignore"):
             rating32 = rating.astype(np.float32)
         bad = ~np.isfinite(rating32)   # (beyond float32's 3.4e38 too, as the text readers)
         if bad.any():
             row = int(np.argmax(bad))
             raise ValueError(f"{path}: rating {float(rating[row])!r} at row {row} is missing or "
                              "not a finite float32 number")
+        tiny = (rating32 == 0) & (rating != 0)
+        if tiny.any():
+            row = int(np.argmax(tiny))
+            raise ValueError(f"{path}: {_rating_problem(repr(float(rating[row])))} (row {row})")
         out["rating"] = rating32
     if "timestamp" in out:
         stamps = out["timestamp"]

@@ -116,7 +116,8 @@ def top_rows(model, u, n, exclude_seen=True, items=None, rank_by=None):
     popular items, see ``popular_rows``).
 
     Scores are ``mu + b_u + b_i + p_u . q_i`` (unclipped), plus the popularity term of
-    ``rank_by="choice"`` (``rank_rule``). Padding: row -1, score NaN.
+    ``rank_by="choice"`` (``rank_rule``). Padding: row -1, score NaN. At most as many
+    columns as there are candidates: an ``n`` beyond the catalogue allocates nothing more.
     """
     rank_by = rank_rule(model, rank_by)
     u = np.ascontiguousarray(u, dtype=np.int32)
@@ -127,6 +128,7 @@ def top_rows(model, u, n, exclude_seen=True, items=None, rank_by=None):
     offsets = np.full(len(u), model.global_mean_, dtype=dtype)
     offsets[known] += model.user_bias_[u[known]]
     packed, col_bias, col_items = _candidate_columns(model, items)
+    n = min(n, len(col_items))  # (more than the candidates would be padding alone)
     col_bias = col_bias + _column_shift(model, col_items, rank_by)
     start = np.zeros(len(u), dtype=np.int64)
     end = np.zeros(len(u), dtype=np.int64)
@@ -198,6 +200,7 @@ def similar(model, kind, ids, n=10):
     idmap = getattr(model, f"{kind}_map_")
     F = getattr(model, f"{kind}_factors_")
     rows, single = _known_rows(idmap, ids, f"{kind}s")
+    n = min(n, max(len(F) - 1, 0))  # (each row's own is left out)
     norms = np.linalg.norm(F.astype(np.float64), axis=1)
     unit = (F / np.where(norms > 0, norms, 1.0)[:, None]).astype(F.dtype)  # zero rows stay zero
     start = np.arange(len(rows), dtype=np.int64)

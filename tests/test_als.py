@@ -78,3 +78,52 @@ def test_history_records_loss_and_rmse_per_iteration(make_planted):
     losses = [h["train_loss"] for h in model.history_]
     assert all(b <= a + 1e-9 for a, b in zip(losses, losses[1:]))  # ALS never increases it
     assert {"epoch", "train_loss", "train_rmse", "val_rmse", "seconds"} <= set(model.history_[0])
+
+
+# --- Ctrl-C between blocks of rows (issue 20, D20) ---------------------------------------------
+
+def test_a_costly_side_is_solved_in_blocks_with_the_same_result(monkeypatch):
+    # one kernel call per side kept a Ctrl-C waiting for the whole side (16 s at k=256 on
+    # ML-10M): the rows now go in blocks of bounded cost, between which Python sees signals
+    from mfcore.estimators import als
+    rng = np.random.default_rng(0)
+    u, i = rng.integers(0, 300, 6000), rng.integers(0, 200, 6000)
+    r = rng.integers(1, 6, 6000).astype(float)
+    whole = mfcore.ALS(k=8, iterations=2, seed=0).fit(u, i, r)
+    calls = []
+    real = als.solve_rows
+
+    def counted(indptr, *args):
+        calls.append(len(indptr) - 1)
+        return real(indptr, *args)
+    monkeypatch.setattr(als, "solve_rows", counted)
+    monkeypatch.setattr(als, "BLOCK_FLOPS", 1e5)   # about 30 rows per block
+    blocked = mfcore.ALS(k=8, iterations=2, seed=0, n_threads=1).fit(u, i, r)
+    assert len(calls) > 30 and max(calls) < 60 and sum(calls) == 2 * (300 + 200)
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        np.testing.assert_array_equal(getattr(blocked, name), getattr(whole, name))
+
+
+def test_an_interrupt_between_blocks_stops_the_fit_and_keeps_the_model(monkeypatch):
+    import signal
+    from mfcore.estimators import als
+    rng = np.random.default_rng(1)
+    u, i = rng.integers(0, 300, 6000), rng.integers(0, 200, 6000)
+    r = rng.integers(1, 6, 6000).astype(float)
+    model = mfcore.ALS(k=8, iterations=3, seed=0).fit(u[:3000], i[:3000], r[:3000])
+    before = {name: getattr(model, name).copy() for name in ("user_factors_", "item_factors_")}
+    calls = []
+    real = als.solve_rows
+
+    def interrupted_after_third(*args):
+        real(*args)
+        calls.append(1)
+        if len(calls) == 3:   # as a SIGINT arriving while the third block runs
+            signal.raise_signal(signal.SIGINT)
+    monkeypatch.setattr(als, "solve_rows", interrupted_after_third)
+    monkeypatch.setattr(als, "BLOCK_FLOPS", 2e5)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(u, i, r)
+    assert len(calls) == 3   # honoured before the fourth block, within the first side
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(model, name), value)

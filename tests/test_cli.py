@@ -502,3 +502,30 @@ def test_tune_prints_and_saves_before_results_and_a_full_disk_keeps_the_old_resu
     assert "2 trials" in out and model.exists()          # the table and the model came first
     assert results.read_text() == "earlier,results\n"
     assert sorted(os.listdir(tmp_path)) == ["best.mfz", "res.csv"]
+
+
+# --- pairs from standard input (issue 21) ----------------------------------------------------
+
+def test_predict_reads_pairs_from_standard_input(files, tmp_path, capsys, monkeypatch):
+    import io
+    model = tmp_path / "m.mfz"
+    assert run(capsys, "train", files / "train.dat", "-o", model, "--k", 4, "--epochs", 3)[0] == 0
+    pairs = (files / "pairs.tsv").read_bytes()
+    from_file = run(capsys, "predict", model, files / "pairs.tsv")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(pairs)))
+    code, out, err = run(capsys, "predict", model, "-")
+    assert code == 0, err
+    assert out == from_file[1] and len(out.strip().splitlines()) == 11
+    stdin = io.BytesIO(b"1\t2\n3\n")
+    stdin.name = "<stdin>"   # (as sys.stdin.buffer's)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(stdin))
+    code, _, err = run(capsys, "predict", model, "-")
+    assert code == 1 and "<stdin>, line 2: 1 field(s), expected 2" in err
+
+
+def test_recommend_and_similar_with_a_huge_n_list_the_catalogue(files, tmp_path, capsys):
+    model = tmp_path / "m.mfz"
+    assert run(capsys, "train", files / "train.dat", "-o", model, "--k", 4, "--epochs", 3)[0] == 0
+    code, out, err = run(capsys, "similar", model, 3, "-n", 10**12)
+    assert code == 0, err
+    assert 70 <= len(out.strip().splitlines()) <= 81   # every other item, at most

@@ -1,9 +1,11 @@
 """Rating-file readers: every layout on small files written here, each malformed case, real data."""
 import bz2
 import gzip
+import io
 import lzma
 import os
 import re
+import threading
 import zipfile
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 
 import mfcore
 from conftest import peak_allocation
+from mfcore import io as io_module
 from mfcore.io import read_pairs, read_ratings
 
 pd = pytest.importorskip("pandas")
@@ -539,3 +542,151 @@ def test_auto_ids_stay_integers_when_only_other_fields_look_padded(tmp_path, tex
     path.write_text(text)
     frame = read_ratings(path)
     assert frame["user"].dtype == np.int32 and list(frame["item"]) == [10, 20]
+
+
+# --- every bad value named with its line; long lines cut (issue 20, D11, D13, D14, D15, D21) ---
+
+@pytest.mark.parametrize("sep", [",", "\t", "::", ";", " "])
+@pytest.mark.parametrize("rating, problem", [
+    ("1e39", "rating '1e39' is not a finite number in float32"),            # beyond float32
+    ("3.4028236e38", "rating '3.4028236e38' is not a finite number in float32"),
+    ("1e308", "rating '1e308' is not a finite number in float32"),
+    ("\uff15", "rating '\uff15' is not a finite number"),                     # a fullwidth 5
+    ("1e-320", "rating '1e-320' is too small for float32"),                  # would read as 0
+    ("1e-46", "rating '1e-46' is too small for float32"),
+])
+def test_a_rating_float32_cannot_hold_is_an_error_naming_its_line(tmp_path, sep, rating, problem):
+    path = tmp_path / "r.txt"
+    path.write_text(f"1{sep}10{sep}4\n2{sep}20{sep}{rating}\n3{sep}30{sep}5\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(f"r.txt, line 2: {problem}")):
+        read_ratings(path)
+
+
+def test_tiny_ratings_that_float32_holds_are_read():
+    assert float(np.float32(1e-45)) > 0   # the smallest subnormal rounds up, not to 0
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("\uff12,20,3", "user id '\uff12' is not an integer"),     # Python's int() takes it
+    ("2,\u0664\u0662,3", "item id '\u0664\u0662' is not an integer"),   # Arabic-Indic digits
+])
+def test_unicode_digits_in_integer_ids_are_an_error_naming_the_line(tmp_path, line, problem):
+    path = tmp_path / "r.csv"
+    path.write_text(f"1,10,4\n{line}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(f"r.csv, line 2: {problem}")):
+        read_ratings(path, ids="int")
+
+
+def test_a_parquet_rating_below_float32s_smallest_is_an_error(tmp_path):
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "r.parquet"
+    pd.DataFrame({"user": [1, 2], "item": [1, 2], "rating": [4.0, 1e-320]}).to_parquet(path)
+    with pytest.raises(ValueError, match=r"1e-320.* too small for float32.*row 1"):
+        read_ratings(path)
+
+
+def test_a_megabyte_field_is_cut_in_the_message(tmp_path):
+    path = tmp_path / "r.tsv"
+    path.write_text("1\t1\t3\n2\t2\t" + "5" * 500_000 + "x\n")
+    with pytest.raises(ValueError, match="r.tsv, line 2: rating") as info:
+        read_ratings(path)
+    assert len(str(info.value)) < 400 and "500,001 characters" in str(info.value)
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_line_over_the_limit_is_an_error_naming_it_without_copying_it(tmp_path, first):
+    path = tmp_path / "r.tsv"
+    giant = b"2\t2\t" + b"5" * (io_module.MAX_LINE + 10) + b"\n"
+    path.write_bytes((giant + b"1\t1\t3\n") if first else (b"1\t1\t3\n" + giant + b"3\t3\t4\n"))
+    outcome, peak = peak_allocation(lambda: read_ratings(path))
+    assert isinstance(outcome, ValueError), outcome
+    assert f"line {1 if first else 2}: a line of over 1,048,576 characters" in str(outcome)
+    assert len(str(outcome)) < 400
+
+
+def test_a_long_line_leaves_the_fast_parser_at_once(tmp_path, monkeypatch):
+    # the compiled parser gathered a line without a newline block by block, re-joining and
+    # re-searching all of it each time: quadratic in the line's length
+    monkeypatch.setattr(io_module, "_FAST_BLOCK", 1 << 10)
+    joined = []
+    real = io_module._parse_fast
+
+    def counting(open_stream, *args):
+        def opened():
+            stream = open_stream()
+            read = stream.read
+
+            def read_block(size=-1):
+                joined.append(size)
+                return read(size)
+            stream.read = read_block
+            return stream
+        return real(opened, *args)
+    monkeypatch.setattr(io_module, "_parse_fast", counting)
+    path = tmp_path / "r.tsv"
+    path.write_bytes(b"1\t1\t3\n2\t2\t" + b"5" * (1 << 19) + b"x\n")
+    with pytest.raises(ValueError, match="line 2: rating"):
+        read_ratings(path)
+    assert len(joined) < 10   # (a KB block at a time: over a thousand reads before)
+
+
+def test_a_long_string_id_on_the_first_line_is_read(tmp_path):
+    # the sniffer read only 64 KB and saw one field: "the first line has 1 field(s)"
+    path = tmp_path / "r.tsv"
+    path.write_text("u" * 100_000 + "\t1\t3\nv\t2\t4\n")
+    frame = read_ratings(path)
+    assert [len(u) for u in frame["user"]] == [100_000, 1]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_files_are_named_and_read_with_their_encoding(tmp_path, encoding):
+    path = tmp_path / "r.csv"
+    text = "user,item,rating\n1,10,5\n2,20,4\n"
+    family = encoding[:6]
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data   # (the -be codec writes no mark)
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=f"byte-order mark.*encoding='{family}'"):
+        read_ratings(path)
+    frame = read_ratings(path, encoding=encoding if encoding != "utf-16-be" else "utf-16")
+    assert frame.to_dict("list") == {"user": [1, 2], "item": [10, 20], "rating": [5.0, 4.0]}
+
+
+def _pipe(data):
+    """A readable pipe's path (/dev/fd/N) fed with ``data`` by a thread."""
+    read_fd, write_fd = os.pipe()
+
+    def feed():
+        with os.fdopen(write_fd, "wb") as fh:
+            fh.write(data)
+    threading.Thread(target=feed, daemon=True).start()
+    return read_fd, f"/dev/fd/{read_fd}"
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="needs /dev/fd")
+@pytest.mark.parametrize("compress", [None, gzip.compress, bz2.compress])
+def test_a_pipe_is_read_once_and_whole(compress):
+    # the reader reopened a path 3-4 times, and a pipe gives its data once: "no ratings"
+    text = b"".join(b"%d\t%d\t%d\n" % (u, u % 7, u % 5 + 1) for u in range(5000))
+    fd, path = _pipe(compress(text) if compress else text)
+    try:
+        frame = read_ratings(path)
+    finally:
+        os.close(fd)
+    assert len(frame) == 5000 and frame["user"].tolist() == list(range(5000))
+
+
+def test_a_binary_stream_is_read_and_named_in_errors():
+    stream = io.BytesIO(b"1,10,4\n2,20,x\n")
+    stream.name = "<stdin>"
+    with pytest.raises(ValueError, match="<stdin>, line 2: rating 'x'"):
+        read_ratings(stream)
+    assert len(read_ratings(io.BytesIO(b"1,10,4\n2,20,3\n"))) == 2
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_an_endless_device_is_refused_at_its_first_nul():
+    outcome, peak = peak_allocation(lambda: read_ratings("/dev/zero"))
+    assert isinstance(outcome, ValueError) and "a NUL byte at byte 0" in str(outcome)
+    assert peak < 8 << 20

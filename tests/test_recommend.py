@@ -185,7 +185,7 @@ def test_an_empty_candidate_list_gives_empty_lists(rank_by):
     items, scores = model.recommend(1, n=3, items=[], rank_by=rank_by)
     assert len(items) == len(scores) == 0
     items, scores = model.recommend([1, 2], n=3, items=[], rank_by=rank_by)
-    assert items.shape == (2, 3) and (items == -1).all() and np.isnan(scores).all()
+    assert items.shape == scores.shape == (2, 0)   # (n is capped at the candidates: none)
 
 
 def test_unknown_user_fallback_is_the_most_rated_items_or_error():
@@ -621,3 +621,30 @@ def test_item_counts_grow_with_partial_fit_and_survive_save(tmp_path):
     assert model.item_counts_.tolist() == [12] + [10] * 5 + [1]
     model.save(tmp_path / "m.mfz")
     assert np.array_equal(mfcore.load(tmp_path / "m.mfz").item_counts_, model.item_counts_)
+
+
+# --- n beyond the catalogue costs nothing (issue 20, D12; issue 21) -------------------------
+
+@pytest.mark.parametrize("call", ["recommend", "recommend_batch", "similar_items",
+                                  "similar_users", "recommend_items"])
+def test_n_far_beyond_the_candidates_allocates_no_n_sized_arrays(call):
+    from conftest import peak_allocation
+
+    model, mask = random_model(n_users=50, n_items=40, k=4)
+    huge = 10**6   # (8 MB per user row if it were allocated)
+    calls = {"recommend": lambda n: model.recommend(3, n=n),
+             "recommend_batch": lambda n: model.recommend(np.arange(20), n=n),
+             "recommend_items": lambda n: model.recommend(np.arange(20), n=n, items=[1, 2, 5]),
+             "similar_items": lambda n: model.similar_items([1, 2], n=n),
+             "similar_users": lambda n: model.similar_users(4, n=n)}
+    (items, scores), peak = peak_allocation(lambda: calls[call](huge))
+    assert peak < 1 << 20
+    want_items, want_scores = calls[call](50)   # every candidate: the same answer
+    np.testing.assert_array_equal(items, want_items)
+    np.testing.assert_array_equal(scores, want_scores)
+    if call == "recommend_batch":
+        assert items.shape == (20, 40)
+    if call == "recommend_items":
+        assert items.shape == (20, 3)
+    if call == "similar_items":
+        assert items.shape == (2, 39)

@@ -376,3 +376,48 @@ def test_ctrl_c_keeps_the_finished_trials_and_says_so(make_planted, monkeypatch,
     assert search.best_model_ is None and search.complete_ is False
     if hasattr(info.value, "__notes__"):
         assert f"keeps the {finished} of 3 trials" in info.value.__notes__[0]
+
+
+# --- extreme rating magnitudes (issue 20, D16) -----------------------------------------------
+
+def _noisy_ratings(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 60, n), rng.integers(0, 40, n), rng.integers(1, 6, n).astype(float))
+
+
+@pytest.mark.parametrize("scale", [1e100, 1e-100, 2.0 ** 400])
+def test_ratings_of_any_trainable_magnitude_give_the_same_fit_scaled(scale):
+    # the spread came from float64 squares, which overflow beyond ~1e154 (and underflow below
+    # ~1e-154): now it is exact wherever the squares are not
+    import warnings
+    u, i, r = _noisy_ratings()
+    from mfcore.data import RatingSummary
+    assert RatingSummary.of(r * scale).spread / scale == pytest.approx(
+        RatingSummary.of(r).spread, rel=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mfcore.errors.ImplicitFeedbackWarning)
+        warnings.filterwarnings("ignore", "merged")
+        for estimator in (mfcore.Model(k=3, epochs=3, dtype="float64", seed=0),
+                          mfcore.ALS(k=3, iterations=2, dtype="float64", seed=0)):
+            base = estimator.fit(u, i, r).predict(u[:50], i[:50])
+            scaled = estimator.fit(u, i, r * scale).predict(u[:50], i[:50])
+            np.testing.assert_allclose(scaled / scale, base, rtol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-300])
+def test_ratings_beyond_what_training_can_square_are_a_clear_error(scale):
+    # they gave a false "all ratings are equal: implicit feedback" warning, then divergence
+    import warnings
+    u, i, r = _noisy_ratings()
+    with warnings.catch_warnings(record=True) as caught, \
+            pytest.raises(ValueError, match="rescale them"):
+        warnings.simplefilter("always")
+        mfcore.ALS(k=2, iterations=2, dtype="float64").fit(u, i, r * scale)
+    assert not [w for w in caught if w.category is mfcore.errors.ImplicitFeedbackWarning]
+
+
+def test_a_rating_float32_would_hold_as_zero_is_an_error_naming_it():
+    with pytest.raises(ValueError, match=r"representable in float32: got 1e-300 at position 1"):
+        mfcore.Model(k=2, epochs=1).fit([1, 2, 3], [1, 2, 3], [4.0, 1e-300, 3.0])
+    with pytest.raises(ValueError, match=r"finite in float32.*got 1e\+200 at position 2"):
+        mfcore.Model(k=2, epochs=1).fit([1, 2, 3], [1, 2, 3], [4.0, 2.0, 1e200])

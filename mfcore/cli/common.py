@@ -97,7 +97,8 @@ def _positions(usecols):
 
 
 def read(args, path, pairs=False, model=None):
-    """Read a ratings (or pairs) file with the command's reader options."""
+    """Read a ratings (or pairs) file with the command's reader options; ``-`` reads
+    standard input (``cat pairs.csv | mfcore predict model.mfz -``)."""
     ids = args.ids
     if ids is None:  # string-id models read '42' as the id '42', not the number 42
         kinds = {model.user_map_.kind, model.item_map_.kind} if model is not None else set()
@@ -106,7 +107,8 @@ def read(args, path, pairs=False, model=None):
     sep = "\t" if args.sep == "tab" else args.sep
     status(args, f"reading {path} ...")
     start = time.perf_counter()
-    frame = reader(path, sep=sep, header=args.header, columns=args.columns, ids=ids,
+    source = sys.stdin.buffer if path == "-" else path
+    frame = reader(source, sep=sep, header=args.header, columns=args.columns, ids=ids,
                    on_bad_lines="skip" if args.skip_bad_lines else "error", member=args.member,
                    usecols=_positions(args.usecols), encoding=args.encoding)
     status(args, f"read {len(frame):,} {'pairs' if pairs else 'ratings'} in "

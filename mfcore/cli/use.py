@@ -85,7 +85,8 @@ def add_predict(commands):
                             description="Predict ratings for user/item pairs given in a file "
                             "(user, item[, rating...]) or with --user/--item; writes CSV.")
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("pairs", nargs="?", help="file of user, item pairs (a rating column is kept)")
+    p.add_argument("pairs", nargs="?", help="file of user, item pairs (a rating column is "
+                   "kept); - reads them from standard input")
     p.add_argument("--user", nargs="+", default=None, help="user ids (with --item)")
     p.add_argument("--item", nargs="+", default=None, help="item ids, one per --user id")
     p.add_argument("-o", "--output", default=None, help="CSV file to write (default: stdout)")

@@ -1,6 +1,6 @@
 """ALS on the shards, worker to worker.
 
-Shard b solves user band b, then item band b, with the local row solve (``solve_rows``).
+Shard b solves user band b, then item band b, with the local row solve (``solve_rows_in_blocks``).
 After each half the shards allgather the solved side among themselves (``Shard.allgather``:
 each sends its band straight to every other worker), so every shard holds the whole model,
 bit for bit the arrays a local fit's solve reads. Per iteration the client makes one call
@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 from .._kernels import predict as _predict
-from .._kernels.rowsolve import solve_rows
 from ..estimators.als import ALSIterations as _LocalIterations
+from ..estimators.als import solve_rows_in_blocks
 from ._shard import Shard
 
 
@@ -42,9 +42,9 @@ class ALSShard(Shard):
             side, (other_factors, other_bias) = self.sides[s], self.model[1 - s]
             factors = np.empty((len(side.present), other_factors.shape[1]), other_factors.dtype)
             bias = np.empty(len(side.present), other_bias.dtype)
-            solve_rows(side.indptr, side.cols, side.values, other_factors, other_bias, self.mu,
-                       t.reg, t.reg_bias, t.base, t.count_weight, True, factors, bias,
-                       self.n_threads, t.bias_shrinkage)
+            solve_rows_in_blocks(side.indptr, side.cols, side.values, other_factors, other_bias,
+                                 self.mu, t.reg, t.reg_bias, t.base, t.count_weight, True,
+                                 factors, bias, self.n_threads, t.bias_shrinkage)
             seconds += time.perf_counter() - start
             parts = self.allgather((epoch, s), (factors, bias), timeout)
             sent += (len(parts) - 1) * (factors.nbytes + bias.nbytes)

@@ -8,6 +8,7 @@ independent given the other side, so a fit is bit-identical for any thread
 count.
 """
 import collections
+import re
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from .._threads import resolve_n_threads
 from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
 from .driver import Trainer
 
-__all__ = ["ALS", "ALSLayout", "ALSSide", "ALSIterations", "ALSPenalty"]
+__all__ = ["ALS", "ALSLayout", "ALSSide", "ALSIterations", "ALSPenalty", "solve_rows_in_blocks"]
 
 #: One side of ALS's layout (users, or items): the rows rated here (None: all of them),
 #: their ratings as CSR (indptr int64, columns int32: the other side's rows, values) and
@@ -99,9 +100,10 @@ class ALSIterations(Trainer):
                 out_factors, out_bias = factors[present], bias[present]
             else:
                 out_factors, out_bias = factors, bias
-            solve_rows(indptr, cols, ratings, other_factors, other_bias, m.global_mean_, self.reg,
-                       self.reg_bias, self.base, self.count_weight, True, out_factors, out_bias,
-                       self.n_threads, self.bias_shrinkage)
+            solve_rows_in_blocks(indptr, cols, ratings, other_factors, other_bias,
+                                 m.global_mean_, self.reg, self.reg_bias, self.base,
+                                 self.count_weight, True, out_factors, out_bias, self.n_threads,
+                                 self.bias_shrinkage)
             if present is not None:
                 factors[present], bias[present] = out_factors, out_bias
         sse = _predict.squared_error(*self.ratings, *m._parameters(), m.global_mean_,
@@ -121,6 +123,44 @@ class ALSIterations(Trainer):
         return Message("ALS produced non-finite parameters at iteration {0}; the ratings may "
                        "be too large for float32 (try {1} or rescale them)", epoch,
                        Setting("dtype", "float64"))
+
+
+#: floating-point operations of one block of row solves (``solve_rows_in_blocks``) per
+#: thread: about a tenth of a second, the longest a Ctrl-C waits
+BLOCK_FLOPS = 1e9
+
+
+def row_blocks(indptr, k, n_threads):
+    """Boundaries ``[0, ..., n_rows]`` of blocks of CSR rows that each cost about
+    ``BLOCK_FLOPS`` per thread to solve: a row of n ratings adds n (k+1)^2 outer-product
+    terms (2 flops each) and factors a (k+1)x(k+1) system ((k+1)^3/3)."""
+    size = k + 1
+    cost = np.cumsum(2.0 * size * size * np.diff(indptr) + size ** 3 / 3.0)
+    budget = BLOCK_FLOPS * n_threads
+    if not len(cost) or cost[-1] <= budget:
+        return np.array([0, len(cost)])
+    cuts = np.searchsorted(cost, np.arange(budget, cost[-1], budget), side="right")
+    return np.unique(np.concatenate([[0], cuts, [len(cost)]]))
+
+
+def solve_rows_in_blocks(indptr, cols, ratings, other_factors, other_bias, mu, reg, reg_bias,
+                         base, count_weight, fit_bias, factors, bias, n_threads,
+                         bias_shrinkage=0.0):
+    """``mfcore._kernels.rowsolve.solve_rows`` on blocks of rows (``row_blocks``), so that
+    a Ctrl-C is honoured between blocks, not only after the whole side (16 s at k=256 on
+    ML-10M). Rows are independent: the result is the same bit for bit."""
+    bounds = row_blocks(indptr, factors.shape[1], n_threads)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        lo, hi = indptr[a], indptr[b]
+        try:
+            solve_rows(indptr[a:b + 1] - lo, cols[lo:hi], ratings[lo:hi], other_factors,
+                       other_bias, mu, reg, reg_bias, base, count_weight, fit_bias,
+                       factors[a:b], bias[a:b], n_threads, bias_shrinkage)
+        except FloatingPointError as exc:  # (it names the row within the block)
+            found = re.match(r"row (\d+)(.*)", str(exc), re.S)
+            if found is None:
+                raise
+            raise FloatingPointError(f"row {int(found[1]) + a}{found[2]}") from None
 
 
 #: floating-point operations an ALS iteration may take before ``warn_of_cost`` says so

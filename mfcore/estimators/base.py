@@ -26,6 +26,7 @@ The estimator is its own fitted model (a ``FactorModel``), so ``predict``,
 ``recommend``, ``save`` ... work on it after ``fit``.
 """
 import inspect
+import math
 import os
 
 import numpy as np
@@ -89,6 +90,11 @@ def bias_reg(params):
     return params["reg"] if params["reg_bias"] is None else params["reg_bias"]
 
 
+#: the magnitudes of ratings, and of their spread, that training works with: their squares
+#: (losses, variances) stay finite and normal in float64
+TRAINABLE = (1e-150, 1e150)
+
+
 def rating_scale(summary):
     """The unit training works in: the spread (standard deviation) of the ratings of
     ``summary`` (a ``RatingSummary``: exact, so parts of the data give it bit for bit).
@@ -101,6 +107,12 @@ def rating_scale(summary):
     (implicit feedback, not ratings) and train in their own units (scale 1).
     """
     scale = summary.spread
+    largest = max(abs(summary.low), abs(summary.high))
+    if largest > TRAINABLE[1] or 0 < scale < TRAINABLE[0]:
+        raise ValueError(f"ratings from {summary.low:g} to {summary.high:g} (spread {scale:g}) "
+                         f"are beyond what training can square in float64 (magnitudes and "
+                         f"spreads from {TRAINABLE[0]:g} to {TRAINABLE[1]:g}): rescale them, "
+                         f"e.g. divide them by {2.0 ** round(math.log2(scale or largest)):g}")
     if not scale > 0:
         if summary.n > 1:
             warn(f"all {summary.n:,} training ratings are {summary.low:g}: this looks like "
