@@ -330,24 +330,24 @@ shard.Shard.allgather = dying
 """
 
 
-def test_a_worker_lost_during_an_exchange_fails_promptly_and_frees_the_others(client):
-    """Runs last, like the test above. The other shards, waiting for the lost one's band,
-    are stopped: the cluster trains again at once."""
+def test_a_worker_lost_during_an_exchange_fails_promptly_and_frees_the_others():
+    """On a cluster of its own (it is not waited for to heal). The other shards, waiting for
+    the lost one's band, are stopped: the other workers train again at once."""
     df = frame(seed=10)
-    *others, victim = workers(client, N_WORKERS)
-    client.run(exec, DIE_IN_EXCHANGE, {}, workers=[victim])
-    est = mfcore.ALS(k=4, iterations=6)
-    try:
+    with LocalCluster(n_workers=3, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as own:
+        *others, victim = workers(own, 3)
+        own.run(exec, DIE_IN_EXCHANGE, {}, workers=[victim])
+        est = mfcore.ALS(k=4, iterations=6)
         start = time.monotonic()
         with pytest.raises(mfcore.WorkerLostError) as info:
-            mfcore.dask.fit(est, ddf_of(df, [500, 1000]))
+            mfcore.dask.fit(est, ddf_of(df, [500, 1000]), client=own)
         assert time.monotonic() - start < 30
         assert victim in str(info.value) and "at iteration 3" in str(info.value)
         assert not est._is_fitted()
-    finally:
-        client.wait_for_workers(N_WORKERS, timeout=60)
-    again = mfcore.dask.fit(mfcore.ALS(k=4, iterations=2), ddf_of(df, [500]), workers=others)
-    assert again.n_epochs_ == 2
+        again = mfcore.dask.fit(mfcore.ALS(k=4, iterations=2), ddf_of(df, [500]), client=own,
+                                workers=others)
+        assert again.n_epochs_ == 2
 
 
 @pytest.mark.slow
