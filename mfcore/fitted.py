@@ -231,6 +231,11 @@ class FactorModel:
     #: model's prediction weighed by how often items are chosen (see ``recommend``)
     default_rank_by = "choice"
 
+    #: whether ``predict`` gives ratings on the training ratings' scale (False: a score,
+    #: such as ImplicitALS's preference; then fold_in's values are counts or confidences,
+    #: not ratings to check against the training range)
+    predicts_ratings = True
+
     #: The fitted arrays a model file holds (estimators that keep more extend it): save
     #: writes those present, load checks each against its row and attaches it.
     STATE = (
@@ -488,7 +493,7 @@ class FactorModel:
         lo, hi = self.rating_range_
         margin = (hi - lo) or 1.0
         outside = (ratings < lo - margin) | (ratings > hi + margin)
-        if outside.any():
+        if self.predicts_ratings and outside.any():
             warn(f"fold_in: rating {plain(ratings[outside][0])!r} is far outside the training "
                  f"ratings' range {lo:g} to {hi:g} ({int(outside.sum())} such rating(s)): "
                  "are they on another scale?", UserWarning)

@@ -1,5 +1,6 @@
 """Every estimator runs the shared contract suite (tests/contract.py) by declaring itself."""
 import numpy as np
+import pytest
 
 import mfcore
 
@@ -36,6 +37,13 @@ class TestImplicitALS(EstimatorContract):
     fast = {"k": 4, "iterations": 3}
     values_optional = True
 
+    @pytest.fixture
+    def data(self, make_planted):
+        """Its values are counts or ratings >= 0 (targets over their mean): the planted
+        ratings, of which a few fall below 0, clipped there."""
+        users, items, ratings = make_planted(n_users=120, n_items=90, density=0.3, seed=3)
+        return users, items, np.maximum(ratings, 0.0)
+
     def test_planted_low_rank_data_is_recovered_near_its_noise(self):
         """A top-N model's planted answer is which items a user chooses: users of 6 groups
         pick 8 of their group's 30 items (and 5% strays); the top 5 are of the own group."""
@@ -43,6 +51,7 @@ class TestImplicitALS(EstimatorContract):
         users = np.repeat(np.arange(240), 8)
         own = (users % 6) * 30 + rng.integers(0, 30, len(users))
         items = np.where(rng.random(len(users)) < 0.05, rng.integers(0, 180, len(users)), own)
-        model = self.estimator(k=6, iterations=10, duplicates="keep").fit(users, items)
+        model = self.estimator(k=6, iterations=10, reg=1.0,  # (tiny data: a smaller penalty)
+                               duplicates="keep").fit(users, items)
         top, _ = model.recommend(np.arange(240), n=5)
         assert np.mean(top // 30 == (np.arange(240) % 6)[:, None]) > 0.95

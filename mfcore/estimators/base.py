@@ -193,7 +193,10 @@ class Estimator(FactorModel):
       stopped early refits; ``epoch_word``: what one epoch is called in messages;
     * ``max_epochs(params)``: how many epochs a fit with ``params`` runs at the most;
     * ``capabilities``: what it can do, from ``CAPABILITIES``;
-    * ``default_grid``: what ``mfcore tune`` searches when no grid is given.
+    * ``default_grid``: what ``mfcore tune`` searches when no grid is given;
+    * ``predicts_ratings`` and ``default_rank_by`` (``FactorModel``'s): whether
+      ``predict`` gives ratings (False: a score, whose fold-in values are not
+      checked against the training ratings' range) and what ``recommend`` ranks by.
     """
 
     name = None

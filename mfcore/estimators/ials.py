@@ -25,25 +25,34 @@ __all__ = ["ImplicitALS", "ImplicitLayout"]
 
 class ImplicitLayout:
     """The observed pairs twice, as CSR by user and by item over every row of the model,
-    with each pair's confidence and target (see ``ImplicitALS``). Depends on the data and
-    ``alpha`` alone, so search reuses it across trials."""
+    with each pair's confidence and target (see ``ImplicitALS``). Depends on the data,
+    ``alpha`` and ``targets`` alone, so search reuses it across trials."""
 
-    def __init__(self, u, i, r, n_users, n_items, alpha, mean, dtype):
+    def __init__(self, u, i, r, n_users, n_items, alpha, targets, mean, dtype):
         conf = _confidences(r, alpha, mean, dtype)
-        self.sides = (self._side(u, i, conf, n_users), self._side(i, u, conf, n_items))
+        target = _targets(r, targets, mean, dtype)
+        self.sides = (self._side(u, i, conf, target, n_users),
+                      self._side(i, u, conf, target, n_items))
         self.u, self.i, self.conf = u, i, conf
 
     @staticmethod
-    def _side(rows, cols, conf, n_rows):
+    def _side(rows, cols, conf, target, n_rows):
         """(CSR indptr, columns, confidences, targets, confidence per row)."""
         counts = np.bincount(rows, minlength=n_rows)
         order = np.argsort(rows, kind="stable")
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        c = np.ascontiguousarray(conf[order])
         per_row = np.bincount(rows, weights=conf.astype(np.float64), minlength=n_rows)
-        return (indptr, np.ascontiguousarray(cols[order], dtype=np.int32), c,
-                np.ones(len(c), dtype=conf.dtype), per_row)
+        return (indptr, np.ascontiguousarray(cols[order], dtype=np.int32),
+                np.ascontiguousarray(conf[order]), np.ascontiguousarray(target[order]), per_row)
+
+
+def _check_values(values, mean, why):
+    """Values must be >= 0 with a positive mean for ``why`` (alpha > 0, targets="values")."""
+    if not mean > 0 or (len(values) and values.min() < 0):
+        low = values.min() if len(values) else mean
+        raise ValueError(f"ImplicitALS with {why} needs values >= 0 with a positive mean "
+                         f"(counts, ratings, or none at all); got {low:g}")
 
 
 def _confidences(values, alpha, mean, dtype):
@@ -51,10 +60,17 @@ def _confidences(values, alpha, mean, dtype):
     values = np.asarray(values, np.float64)
     if alpha == 0:
         return np.ones(len(values), dtype=dtype)
-    if not mean > 0 or (len(values) and values.min() < 0):
-        raise ValueError("ImplicitALS needs values >= 0 (counts, ratings, or none at all); "
-                         f"got {values.min():g}")
+    _check_values(values, mean, "alpha > 0")
     return (1.0 + alpha * values / mean).astype(dtype)
+
+
+def _targets(values, targets, mean, dtype):
+    """t = v / mean ("values"; values must be >= 0) or 1 ("ones"), as ``dtype``."""
+    values = np.asarray(values, np.float64)
+    if targets == "ones":
+        return np.ones(len(values), dtype=dtype)
+    _check_values(values, mean, 'targets="values"')
+    return (values / mean).astype(dtype)
 
 
 class _Iterations(Trainer):
@@ -66,8 +82,10 @@ class _Iterations(Trainer):
         self.params = params
         self.w0 = params["unobserved_weight"]
         n_users, n_items = len(model.user_factors_), len(model.item_factors_)
-        self.scales = tuple(ImplicitALS._penalty_scale(params, side[4], n_other)
-                            for side, n_other in zip(layout.sides, (n_items, n_users)))
+        self.scales = tuple(
+            ImplicitALS._penalty_scale(params, side[4], n_other,
+                                       ImplicitALS._penalty_norm(params, side[4], n_other))
+            for side, n_other in zip(layout.sides, (n_items, n_users)))
 
     def step(self, epoch):
         m, prm = self.model, self.params
@@ -107,45 +125,57 @@ class _Iterations(Trainer):
 class ImplicitALS(Estimator):
     """Implicit-feedback matrix factorization: weighted ALS over all user-item pairs.
 
-    Learns which items people choose, not how they rate them, for top-N
+    Learns which items people choose, and how much they like them, for top-N
     recommendation (``recommend``). Every observed (user, item) pair is a
-    positive with target 1; every pair at all, observed or not, is pulled
+    positive with target t_ui; every pair at all, observed or not, is pulled
     towards 0 with the small weight ``w0`` (``unobserved_weight``). It
     minimises::
 
-        sum_{(u,i) observed} c_ui (1 - s_ui)^2  +  w0 sum_{all u, i} s_ui^2
-          + reg sum_u  (C_u + w0 n_items)^nu (|p_u|^2 + b_u^2)
-          + reg sum_i  (C_i + w0 n_users)^nu (|q_i|^2 + b_i^2),
+        sum_{(u,i) observed} c_ui (t_ui - s_ui)^2  +  w0 sum_{all u, i} s_ui^2
+          + reg sum_u  (W_u / mean_u W_u)^nu (|p_u|^2 + b_u^2)
+          + reg sum_i  (W_i / mean_i W_i)^nu (|q_i|^2 + b_i^2),
+
+        W_u = C_u + w0 n_items,   W_i = C_i + w0 n_users,
 
         s_ui = b_u + b_i + p_u . q_i,    c_ui = 1 + alpha v_ui / mean(v),
+        t_ui = v_ui / mean(v)  (targets="values")  or  1  (targets="ones"),
 
-    where v_ui is the value given for the pair (a count, a rating; 1 when
-    ``fit`` gets no values) and C_u, C_i the sums of the row's confidences
-    (its number of pairs when ``alpha`` is 0). This is Hu, Koren and Volinsky's
-    (2008) model with the regularization scaled by frequency (exponent
-    ``nu``, ``reg_exponent``) as Rendle et al. (2022, "Revisiting the
-    performance of iALS on item recommendation benchmarks") recommend. The
-    second sum runs over users x items pairs but costs O(k^2) a row: it equals
-    ``w0 x^T G x - 2 w0 x^T g + const`` with G the Gram matrix of the other
-    side. A half-iteration fixes one side and, for each row, runs ``cg_steps``
-    conjugate-gradient steps from its current value (``cg_steps=0``: an exact
-    Cholesky solve, slower): a sweep costs O(pairs k cg_steps + rows k^2
-    cg_steps).
+    where v_ui is the value given for the pair (a rating, a count; 1 when
+    ``fit`` gets no values), C_u, C_i the sums of the row's confidences (its
+    number of pairs when ``alpha`` is 0) and W_u, W_i a row's whole weight in
+    the data terms. With ``targets="ones"`` this is
+    Hu, Koren and Volinsky's (2008) model; with rating targets (the default)
+    it is Steck's (2010) AllRank with unobserved pairs imputed to 0: a pair
+    rated 5 stars pulls the score up more than one rated 1, which lifts
+    MovieLens's NDCG@10 (see the recommending guide). The
+    regularization is scaled by frequency (exponent ``nu``, ``reg_exponent``)
+    as Rendle et al. (2022, "Revisiting the performance of iALS on item
+    recommendation benchmarks") recommend, relative to a row of mean weight
+    (their shifted scale with reference nu = 0): ``reg`` is the penalty of an
+    average row, so its good values move little with nu, the catalogue size
+    and ``w0`` (one default serves MovieLens 100K and 1M). The second sum runs over users x
+    items pairs but costs O(k^2) a row: it equals ``w0 x^T G x - 2 w0 x^T g +
+    const`` with G the Gram matrix of the other side. A half-iteration fixes
+    one side and, for each row, runs ``cg_steps`` conjugate-gradient steps from
+    its current value (``cg_steps=0``: an exact Cholesky solve, slower): a
+    sweep costs O(pairs k cg_steps + rows k^2 cg_steps).
 
     ``predict`` and ``recommend`` give the preference score ``s_ui``
-    (``global_mean_`` is 0; predictions clip to [0, 1]): about 1 for items the
-    user would choose, about 0 for the rest. It is not a rating, so
-    ``evaluate``'s RMSE against ratings means little; use
+    (``global_mean_`` is 0; predictions clip to 0 up to the largest target,
+    1 without values): about the target for items the user would choose,
+    about 0 for the rest. It is not a rating (``predicts_ratings`` is False),
+    so ``evaluate``'s RMSE against ratings means little; use
     ``mfcore.metrics.ranking_metrics``. For rating prediction use
     ``BayesianMF`` or ``ALS``; for top-N lists, this.
 
     Data: ``fit(users, items)`` with no values (views, clicks, purchases), or
-    ``fit(users, items, values)`` with counts or ratings, which then weigh the
-    pairs only through ``alpha`` (0: ignored). Values must be >= 0 with a
-    positive mean when ``alpha`` > 0; scaling them all by one factor changes
-    nothing.
-    Duplicate pairs merge by ``duplicates`` ("keep" counts every copy as one
-    more observation).
+    ``fit(users, items, values)`` with ratings or counts: they set the targets
+    (``targets="values"``) and, through ``alpha``, the confidences. Values must
+    be >= 0 with a positive mean where they are used; scaling them all by one
+    factor changes nothing. For counts (plays, clicks), whose size says how
+    sure a choice is rather than how good, use ``targets="ones"`` with
+    ``alpha`` > 0. Duplicate pairs merge by ``duplicates`` ("keep" counts every
+    copy as one more observation).
 
     Parameters
     ----------
@@ -153,15 +183,22 @@ class ImplicitALS(Estimator):
         Number of latent factors.
     iterations : int, default 15
         Alternations (each solves users, then items).
-    reg : float, default 0.005
-        L2 penalty of factors and biases, times the frequency scale.
-    unobserved_weight : float, default 1.0
+    reg : float, default 8.0
+        L2 penalty of factors and biases of a row of mean weight (times
+        the frequency scale). The default suits thousands of items with
+        tens of choices per user (MovieLens); on tiny data (a few choices
+        per user of a hundred items) it leaves little beyond popularity:
+        take about 1.
+    unobserved_weight : float, default 0.3
         w0, the weight pulling every pair's score to 0 (Rendle's alpha_0).
     reg_exponent : float, default 1.0
         nu: 0 gives every row the same penalty, 1 a penalty growing with
         its data.
     alpha : float, default 0.0
         Extra confidence from the values (see c_ui above).
+    targets : {"values", "ones"}, default "values"
+        What an observed pair's score is pulled to: its value over the
+        mean value, or 1 whatever the value (see t_ui above).
     cg_steps : int, default 3
         Conjugate-gradient steps per row and half-iteration; 0 solves exactly.
     fit_bias : bool, default True
@@ -185,15 +222,17 @@ class ImplicitALS(Estimator):
     >>> rng = np.random.default_rng(0)
     >>> users = np.repeat(np.arange(50), 6)                # 50 users, 6 picks each,
     >>> items = (users % 5) * 20 + rng.integers(0, 20, 300)  # from their group's 20 items
-    >>> model = mfcore.ImplicitALS(k=8, iterations=5, duplicates="keep").fit(users, items)
+    >>> model = mfcore.ImplicitALS(k=8, iterations=5, reg=1.0, duplicates="keep")
+    >>> model = model.fit(users, items)           # (tiny data: a smaller penalty)
     >>> top, scores = model.recommend(7, n=3)
     >>> (top // 20).tolist()                                # items of user 7's group, 2
     [2, 2, 2]
     """
 
-    def __init__(self, k=64, iterations=15, reg=0.005, unobserved_weight=1.0, reg_exponent=1.0,
-                 alpha=0.0, cg_steps=3, fit_bias=True, init_std=0.1, validation_fraction=None,
-                 verbose=False, dtype="float32", duplicates="mean", seed=0, n_threads=None):
+    def __init__(self, k=64, iterations=15, reg=8.0, unobserved_weight=0.3, reg_exponent=1.0,
+                 alpha=0.0, targets="values", cg_steps=3, fit_bias=True, init_std=0.1,
+                 validation_fraction=None, verbose=False, dtype="float32", duplicates="mean",
+                 seed=0, n_threads=None):
         self._store(locals())
 
     PARAMS = {
@@ -202,6 +241,7 @@ class ImplicitALS(Estimator):
         "unobserved_weight": p.Interval(float, 0.0),
         "reg_exponent": p.Interval(float, 0.0),
         "alpha": p.Interval(float, 0.0),
+        "targets": p.Options("values", "ones"),
         "cg_steps": p.Interval(int, 0),
         "fit_bias": p.Boolean(),
         **COMMON_PARAMS,
@@ -213,9 +253,15 @@ class ImplicitALS(Estimator):
     # "early_stopping" (validation RMSE is not what it aims at), no "dask" yet;
     # no default_grid: ``mfcore tune`` scores RMSE
     capabilities = frozenset({"fold_in"})
-    STATE = Estimator.STATE + (StateArray("value_mean", (), "float64"),)
+    #: penalty_norm: the users' mean weight, which ``reg`` is relative to (fold_in needs it;
+    #: None in files written before: 1, the penalty was not normalised then)
+    STATE = Estimator.STATE + (StateArray("value_mean", (), "float64"),
+                               StateArray("penalty_norm", (), "float64", optional=True))
     #: its scores already say how likely a user picks an item: rank by them as they are
     default_rank_by = "prediction"
+    #: ... which are preference scores, not ratings (fold_in's values are counts or ratings
+    #: on any scale)
+    predicts_ratings = False
 
     def fit(self, users, items=None, values=None, validation=None, callback=None, *,
             columns=None):
@@ -239,21 +285,30 @@ class ImplicitALS(Estimator):
         return np.ones(len(items) if np.ndim(items) else 1, dtype=np.float64)
 
     @staticmethod
-    def _penalty_scale(params, per_row, n_other):
-        """Each row's penalty multiplier ``(C + w0 n_other)^nu`` (float64)."""
-        base = np.asarray(per_row, np.float64) + params["unobserved_weight"] * n_other
+    def _penalty_norm(params, per_row, n_other):
+        """A side's mean weight ``mean(C) + w0 n_other``, the row weight at which the penalty
+        is ``reg`` (1 when it is 0: no pairs and ``w0`` = 0)."""
+        norm = float(np.mean(per_row)) + params["unobserved_weight"] * n_other if len(per_row) else 0.0
+        return norm if norm > 0 else 1.0
+
+    @staticmethod
+    def _penalty_scale(params, per_row, n_other, norm):
+        """Each row's penalty multiplier ``((C + w0 n_other) / norm)^nu`` (float64)."""
+        base = (np.asarray(per_row, np.float64) + params["unobserved_weight"] * n_other) / norm
         return np.ascontiguousarray(base ** params["reg_exponent"])
 
     def _start_summary(self, summary, params):
-        # values are confidences, not ratings: no mean to centre on and no spread to scale by
-        # (all-equal values are the normal case here, not a warning)
+        # values are confidences or targets, not ratings: no mean to centre on and no spread
+        # to scale by (all-equal values are the normal case here, not a warning)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ImplicitFeedbackWarning)
             super()._start_summary(summary, params)
-        if params["alpha"] > 0 and not (summary.mean > 0 and summary.low >= 0):
-            raise ValueError("ImplicitALS needs values >= 0 with a positive mean (counts, "
-                             f"ratings, or none at all); got values from {summary.low:g} to "
-                             f"{summary.high:g}")
+        for why, used in (("alpha > 0", params["alpha"] > 0),
+                          ('targets="values"', params["targets"] == "values")):
+            if used and not (summary.mean > 0 and summary.low >= 0):
+                raise ValueError(f"ImplicitALS with {why} needs values >= 0 with a positive "
+                                 "mean (counts, ratings, or none at all); got values from "
+                                 f"{summary.low:g} to {summary.high:g}")
         self.value_mean_ = np.float64(summary.mean)
         self.global_mean_ = 0.0
         self.rating_scale_ = 1.0
@@ -265,15 +320,20 @@ class ImplicitALS(Estimator):
                inputs=None):
         trainer = super()._train(data, params, n_epochs, validation, callback, val, layouts,
                                  inputs)
-        self.rating_range_ = (0.0, 1.0)  # the preference score's range, for clipping
+        # the preference score's range, for clipping: 0 to the largest target
+        top = self.rating_range_[1] / self.value_mean_ if params["targets"] == "values" else 1.0
+        self.rating_range_ = (0.0, float(max(top, 1.0)))
         return trainer
 
     def _trainer(self, data, params, layouts, inputs):
-        key = ("ials", params["dtype"], params["alpha"], self.value_mean_)
+        key = ("ials", params["dtype"], params["alpha"], params["targets"], self.value_mean_)
         if key not in layouts:
             layouts[key] = ImplicitLayout(data.u, data.i, data.r, len(self.user_factors_),
                                           len(self.item_factors_), params["alpha"],
-                                          self.value_mean_, p.DTYPES[params["dtype"]])
+                                          params["targets"], self.value_mean_,
+                                          p.DTYPES[params["dtype"]])
+        self.penalty_norm_ = np.float64(self._penalty_norm(params, layouts[key].sides[0][4],
+                                                           len(self.item_factors_)))
         return _Iterations(self, layouts[key], params, resolve_n_threads(params["n_threads"]))
 
     def _fold_in_rows(self, indptr, items, ratings, shrinkage):
@@ -282,10 +342,12 @@ class ImplicitALS(Estimator):
         params = self._checked_params()
         n, k, dtype = len(indptr) - 1, self.user_factors_.shape[1], self.user_factors_.dtype
         conf = _confidences(ratings, params["alpha"], self.value_mean_, dtype)
+        target = _targets(ratings, params["targets"], self.value_mean_, dtype)
         per_row = np.add.reduceat(conf.astype(np.float64), indptr[:-1]) if len(conf) else np.zeros(n)
-        scale = self._penalty_scale(params, per_row + shrinkage, len(self.item_factors_))
+        norm = 1.0 if self.penalty_norm_ is None else float(self.penalty_norm_)
+        scale = self._penalty_scale(params, per_row + shrinkage, len(self.item_factors_), norm)
         factors, bias = np.zeros((n, k), dtype), np.zeros(n, dtype)
-        solve_rows(indptr, items, conf, np.ones(len(conf), dtype), self.item_factors_,
+        solve_rows(indptr, items, conf, target, self.item_factors_,
                    self.item_bias_, params["unobserved_weight"], params["reg"], params["reg"],
                    scale, params["fit_bias"], 0, factors, bias, np.zeros(0),
                    self._threads())
