@@ -86,7 +86,18 @@ class Shard:
         stops waiting when the client aborts the fit (a shard failed, a worker was lost)."""
         deadline = time.monotonic() + timeout
         others = [b for b in range(len(self.peers)) if b != self.band]
-        for sent in [self.peers[b].put(tag, self.band, parts[b]) for b in others]:
+        self.settle([self.send(b, tag, parts[b]) for b in others], tag, deadline)
+        got = self.receive([(tag, b) for b in others], deadline)
+        return [parts[b] if b == self.band else got[tag, b] for b in range(len(self.peers))]
+
+    def send(self, b, tag, payload):
+        """Start sending ``payload`` to shard b as its part of exchange ``tag``; returns the
+        call's future (``settle`` it)."""
+        return self.peers[b].put(tag, self.band, payload)
+
+    def settle(self, futures, tag, deadline):
+        """Wait until the ``send`` calls ``futures`` are received (or raise their error)."""
+        for sent in futures:
             while True:
                 try:
                     sent.result(timeout=0.25)
@@ -95,12 +106,14 @@ class Shard:
                     if sent.done():  # (the call's own TimeoutError)
                         sent.result()
                     self._still_waiting(tag, deadline)
+
+    def receive(self, keys, deadline):
+        """``{(tag, band): payload}`` once every one of ``keys`` has arrived."""
         with self.arrived:
-            while not all((tag, b) in self.inbox for b in others):
-                self._still_waiting(tag, deadline)
+            while not all(key in self.inbox for key in keys):
+                self._still_waiting(keys, deadline)
                 self.arrived.wait(deadline - time.monotonic())
-            return [parts[b] if b == self.band else self.inbox.pop((tag, b))
-                    for b in range(len(self.peers))]
+            return {key: self.inbox.pop(key) for key in keys}
 
     def _still_waiting(self, tag, deadline):
         """Raise if the fit was aborted or exchange ``tag`` is past its ``deadline``."""
