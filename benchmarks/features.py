@@ -1,11 +1,12 @@
 """Side features in BayesianMF: accuracy on MovieLens, cold start, and the cost of a sweep,
 beside myFM with the same features (one run, the same splits).
 
-Features (encoded once by ``mfcore.features.FeatureEncoding``, so both libraries see the
-same numbers): ML-100K ``u.user`` (gender, occupation, first zip digit: categorical;
-age: numeric) and ``u.item`` (genres: multi-valued; release year: numeric); ML-1M
-``users.dat`` (gender, age group, occupation, first zip digit: categorical) and
-``movies.dat`` (genres: multi-valued; year from the title: numeric). myFM gets them as
+Features (``mfcore.datasets.movielens_features``, encoded once by
+``mfcore.features.FeatureEncoding``, so both libraries see the same numbers): ML-100K
+``u.user`` (gender, occupation, first zip digit: categorical; age: numeric) and ``u.item``
+(genres: multi-valued; release year: numeric); ML-1M ``users.dat`` (gender, age group,
+occupation, first zip digit: categorical) and ``movies.dat`` (genres: multi-valued; year
+from the title: numeric). myFM gets them as
 relation blocks, a user block [user one-hot | user features] and an item block [item
 one-hot | item features], one group per one-hot and per feature column (the groups
 mfcore gives them); as a factorization machine it also has the interactions within a
@@ -14,7 +15,9 @@ block (user x own features), terms constant per user, i.e. extra biases.
 Tables (``--tables``):
   accuracy   ML-100K u1 (``--folds`` for u2..u5) and ML-1M's notebook split (data
              README): RMSE without features, with user+item features, with implicit
-             terms, both; myFM with the features.
+             terms, both; on ML-100K (which has timestamps) also with the time terms
+             (``fit(times=...)``, user_day), alone and with features and implicit
+             terms; myFM with the features.
   cold       hold out 20% of the users entirely (then 20% of the items) of ML-100K's
              u.data and of ML-1M's training part of the notebook split: RMSE on their
              ratings with features, the fallback without them (the model's prediction
@@ -37,49 +40,15 @@ import numpy as np
 import pandas as pd
 
 import mfcore
+from mfcore import datasets
 from mfcore.features import FeatureEncoding
 
 from bayes_compare import import_myfm
 
-GENRES_100K = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-               "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-               "Romance", "Sci-Fi", "Thriller", "War", "Western"]
-
-
-def ml100k_tables(root):
-    """(users, items) feature tables of ML-100K, indexed by id."""
-    d = os.path.join(root, "ml-100k")
-    users = pd.read_csv(os.path.join(d, "u.user"), sep="|", header=None,
-                        names=["id", "age", "gender", "occupation", "zip"]).set_index("id")
-    users["zip"] = users["zip"].str[:1]
-    users["age"] = users["age"].astype(float)
-    raw = pd.read_csv(os.path.join(d, "u.item"), sep="|", header=None, encoding="latin-1")
-    flags = raw.iloc[:, 5:24].to_numpy()
-    genres = ["|".join(g for g, f in zip(GENRES_100K, row) if f) for row in flags]
-    year = pd.to_numeric(raw[2].str[-4:], errors="coerce")
-    items = pd.DataFrame({"genres": genres,
-                          "year": year.fillna(year.median()).to_numpy(float)}, index=raw[0])
-    return users[["gender", "age", "occupation", "zip"]], items
-
-
-def ml1m_tables(root):
-    d = os.path.join(root, "ml-1m")
-    users = pd.read_csv(os.path.join(d, "users.dat"), sep="::", engine="python", header=None,
-                        names=["id", "gender", "age", "occupation", "zip"]).set_index("id")
-    users["zip"] = users["zip"].str[:1]
-    users["age"] = users["age"].astype(str)
-    users["occupation"] = users["occupation"].astype(str)
-    movies = pd.read_csv(os.path.join(d, "movies.dat"), sep="::", engine="python", header=None,
-                         names=["id", "title", "genres"], encoding="latin-1").set_index("id")
-    year = pd.to_numeric(movies["title"].str.extract(r"\((\d{4})\)\s*$")[0], errors="coerce")
-    items = pd.DataFrame({"genres": movies["genres"],
-                          "year": year.fillna(year.median()).astype(float)})
-    return users, items
-
-
 def load_u(root, fold):
+    """(train, test) of ML-100K's fold: user, item, rating, timestamp columns."""
     return tuple(np.loadtxt(os.path.join(root, "ml-100k", f"u{fold}.{part}"),
-                            dtype=np.int64)[:, :3] for part in ("base", "test"))
+                            dtype=np.int64)[:, :4] for part in ("base", "test"))
 
 
 def load_ml1m(root):
@@ -106,12 +75,13 @@ def quiet(fn, *args, **kw):
 
 # --- mfcore -----------------------------------------------------------------------------
 
-def fit_mfcore(train, args, seed, features=None, implicit=False):
+def fit_mfcore(train, args, seed, features=None, implicit=False, times=False):
+    """BayesianMF on ``train``; ``times``: with the time terms (its fourth column)."""
     model = mfcore.BayesianMF(k=args.k, n_samples=args.sweeps - args.burn_in,
                               burn_in=args.burn_in, seed=seed, n_threads=args.threads,
                               implicit=implicit)
     start = time.perf_counter()
-    model.fit(train[:, 0], train[:, 1], train[:, 2],
+    model.fit(train[:, 0], train[:, 1], train[:, 2], times=train[:, 3] if times else None,
               **({} if features is None else dict(user_features=features[0],
                                                   item_features=features[1])))
     return model, time.perf_counter() - start
@@ -120,6 +90,8 @@ def fit_mfcore(train, args, seed, features=None, implicit=False):
 def predict_mfcore(model, test, features=None):
     extra = {} if features is None else dict(user_features=features[0],
                                              item_features=features[1])
+    if model.time_encoding_ is not None:
+        extra["times"] = test[:, 3]
     return quiet(model.predict, test[:, 0], test[:, 1], **extra)
 
 
@@ -136,28 +108,55 @@ def side_block(ids, table, what):
     return sps.hstack([onehot, feat], format="csr"), [n] + list(np.diff(enc.group_ptr))
 
 
-def fit_myfm(myfm, train, tests, tables, args, seed):
-    """myFM with relation blocks; returns the predictions for each of ``tests`` and the
+def implicit_block(own, other, train, n_other):
+    """Each ``own`` id's rated ``other`` rows in ``train`` (columns 0/1), scaled by
+    |N|^-1/2: myFM's form of the SVD++ sums (CSR, one row per ``own`` id)."""
+    import scipy.sparse as sps
+    rows, cols = train[:, 0], train[:, 1]
+    m = sps.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(own), n_other))
+    norm = 1.0 / np.sqrt(np.maximum(np.asarray(m.sum(axis=1)).ravel(), 1.0))
+    return sps.diags(norm) @ m
+
+
+def fit_myfm(myfm, train, tests, tables, args, seed, implicit=False, times=False):
+    """myFM with relation blocks; ``implicit``: both SVD++ sums in the blocks (as mfcore's
+    implicit=True), ``times``: the rating's date one-hot as the dense part (myFM's
+    ML-100K extended example). Returns the predictions for each of ``tests`` and the
     fit's seconds."""
     import scipy.sparse as sps
     uid = np.unique(np.concatenate([train[:, 0]] + [t[:, 0] for t in tests]))
     iid = np.unique(np.concatenate([train[:, 1]] + [t[:, 1] for t in tests]))
     ublock, ugroups = side_block(uid, tables[0], "user_features")
     iblock, igroups = side_block(iid, tables[1], "item_features")
+    if implicit:
+        rows = np.c_[np.searchsorted(uid, train[:, 0]), np.searchsorted(iid, train[:, 1])]
+        ublock = sps.hstack([ublock, implicit_block(uid, iid, rows, len(iid))], format="csr")
+        iblock = sps.hstack([iblock, implicit_block(iid, uid, rows[:, ::-1], len(uid))],
+                            format="csr")
+        ugroups, igroups = ugroups + [len(iid)], igroups + [len(uid)]
+    days = np.unique(train[:, 3] // 86400) if times else np.zeros(0, np.int64)
+
+    def dense(part):
+        if not times:
+            return sps.csr_matrix((len(part), 0))
+        at = np.searchsorted(days, part[:, 3] // 86400)
+        hit = (at < len(days)) & (days[np.minimum(at, len(days) - 1)] == part[:, 3] // 86400)
+        return sps.csr_matrix((np.ones(hit.sum()), (np.flatnonzero(hit), at[hit])),
+                              shape=(len(part), len(days)))
 
     def blocks(part):
         return [myfm.RelationBlock(np.searchsorted(uid, part[:, 0]), ublock),
                 myfm.RelationBlock(np.searchsorted(iid, part[:, 1]), iblock)]
 
+    groups = ([len(days)] if times else []) + ugroups + igroups
     start = time.perf_counter()
     fm = myfm.MyFMRegressor(rank=args.k, random_seed=seed).fit(
-        sps.csr_matrix((len(train), 0)), train[:, 2].astype(float), X_rel=blocks(train),
+        dense(train), train[:, 2].astype(float), X_rel=blocks(train),
         n_iter=args.sweeps, n_kept_samples=args.sweeps - args.burn_in,
-        group_shapes=ugroups + igroups, callback=lambda *a: (False, None))
+        group_shapes=groups, callback=lambda *a: (False, None))
     seconds = time.perf_counter() - start
     lo, hi = train[:, 2].min(), train[:, 2].max()
-    return [np.clip(fm.predict(sps.csr_matrix((len(t), 0)), X_rel=blocks(t)), lo, hi)
-            for t in tests], seconds
+    return [np.clip(fm.predict(dense(t), X_rel=blocks(t)), lo, hi) for t in tests], seconds
 
 
 # --- the tables -------------------------------------------------------------------------
@@ -167,22 +166,29 @@ def accuracy(args, myfm, sets):
           f"{args.sweeps - args.burn_in} kept; seeds {args.seeds}; {args.threads} threads)")
     print("| data | model | RMSE | fit s |\n|---|---|---|---|")
     for name, train, tests, tables in sets:
-        variants = [("BayesianMF", None, False), ("+ features", tables, False),
-                    ("+ implicit", None, True), ("+ features + implicit", tables, True)]
-        for label, feats, imp in variants:
+        variants = [("BayesianMF", None, False, False), ("+ features", tables, False, False),
+                    ("+ implicit", None, True, False),
+                    ("+ features + implicit", tables, True, False)]
+        if train.shape[1] > 3:  # timestamps (ML-100K)
+            variants += [("+ time (user_day)", None, False, True),
+                         ("+ features + implicit + time", tables, True, True)]
+        for label, feats, imp, times in variants:
             scores, secs = [], []
             for seed in args.seeds:
-                model, s = fit_mfcore(train, args, seed, feats, imp)
+                model, s = fit_mfcore(train, args, seed, feats, imp, times)
                 scores.append([rmse(predict_mfcore(model, t, feats), t[:, 2]) for t in tests])
                 secs.append(s)
             print(f"| {name} | {label} | {fmt(scores)} | {np.median(secs):.1f} |")
-        if myfm is not None:
+        peers = [("myFM + features", False, False)]
+        if train.shape[1] > 3:
+            peers.append(("myFM + features + implicit + date", True, True))
+        for label, imp, times in peers if myfm is not None else []:
             scores, secs = [], []
             for seed in args.seeds:
-                preds, s = fit_myfm(myfm, train, tests, tables, args, seed)
+                preds, s = fit_myfm(myfm, train, tests, tables, args, seed, imp, times)
                 scores.append([rmse(p, t[:, 2]) for p, t in zip(preds, tests)])
                 secs.append(s)
-            print(f"| {name} | myFM + features | {fmt(scores)} | {np.median(secs):.1f} |")
+            print(f"| {name} | {label} | {fmt(scores)} | {np.median(secs):.1f} |")
 
 
 def fmt(scores):
@@ -252,8 +258,8 @@ def main(argv=None):
         raise SystemExit("set MFCORE_DATA to the folder holding ml-100k/ and ml-1m/")
     myfm = None if args.skip_myfm else import_myfm()
     tables, sets = set(args.tables.split(",")), set(args.sets.split(","))
-    t100 = ml100k_tables(root) if "ml100k" in sets else None
-    t1m = ml1m_tables(root) if "ml1m" in sets else None
+    t100 = datasets.movielens_features("ml-100k", download=False) if "ml100k" in sets else None
+    t1m = datasets.movielens_features("ml-1m", download=False) if "ml1m" in sets else None
     m1 = load_ml1m(root) if "ml1m" in sets else None
     if "accuracy" in tables:
         runs = [(f"ML-100K u{f}", *((lambda tr, te: (tr, [te]))(*load_u(root, f))), t100)

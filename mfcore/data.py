@@ -31,7 +31,7 @@ from .io import ALIASES, COLUMNS
 
 __all__ = ["Ratings", "RatingSummary", "exact_sum", "prepare", "as_ratings", "to_numpy",
            "check_lengths", "merge_duplicates", "merge_sorted", "report_duplicates",
-           "validation_rows", "DUPLICATE_POLICIES", "is_table", "column_names",
+           "validation_rows", "Held", "DUPLICATE_POLICIES", "is_table", "column_names",
            "rating_columns", "rating_arrays", "as_frame", "warn_if_implausible", "seen_csr",
            "merge_seen", "check_seen", "replace_seen_rows"]
 
@@ -376,13 +376,15 @@ def _sqrt(value):
 @dataclasses.dataclass
 class Ratings:
     """Training ratings as rows: ``u``, ``i`` (int32), ``r`` (the model's dtype), the id maps,
-    and ``keys``, the sorted distinct ``u * n_items + i`` when known (for the seen items)."""
+    ``keys``, the sorted distinct ``u * n_items + i`` when known (for the seen items), and
+    ``t``, each rating's time in Unix seconds (float64) when given (``fit(times=...)``)."""
     u: np.ndarray
     i: np.ndarray
     r: np.ndarray
     user_map: IdMap
     item_map: IdMap
     keys: np.ndarray = None
+    t: np.ndarray = None
 
     def __len__(self):
         return len(self.r)
@@ -397,27 +399,36 @@ class Ratings:
 
     def subset(self, rows):
         """These rows of the ratings (same maps; ``keys`` dropped)."""
-        return Ratings(self.u[rows], self.i[rows], self.r[rows], self.user_map, self.item_map)
+        return Ratings(self.u[rows], self.i[rows], self.r[rows], self.user_map, self.item_map,
+                       t=None if self.t is None else self.t[rows])
 
 
-def prepare(users, items, ratings, dtype, duplicates, user_map=None, item_map=None):
+def prepare(users, items, ratings, dtype, duplicates, user_map=None, item_map=None,
+            times=None):
     """Validate and map raw training data to ``Ratings``, merging duplicates by policy.
 
     With ``user_map``/``item_map`` (a fitted model's) the maps are extended in
-    place with the new ids; otherwise fresh maps are built.
+    place with the new ids; otherwise fresh maps are built. ``times``: each rating's
+    time (checked seconds, ``timeterms.as_seconds``), merged like the ratings.
     """
     users = normalize_ids(to_numpy(users), "users")
     items = normalize_ids(to_numpy(items), "items")
     ratings = as_ratings(ratings, dtype)
-    if check_lengths(users=users, items=items, ratings=ratings) == 0:
+    given = {} if times is None else {"times": times}
+    if check_lengths(users=users, items=items, ratings=ratings, **given) == 0:
         raise ValueError("cannot fit on empty data: no ratings given")
     if user_map is not None:
         u, i = user_map.extend(users, "users"), item_map.extend(items, "items")
     else:
         user_map, u = IdMap.fit(users, "users")
         item_map, i = IdMap.fit(items, "items")
-    u, i, ratings, keys = merge_duplicates(u, i, ratings, user_map, item_map, duplicates)
-    return Ratings(u, i, ratings, user_map, item_map, keys)
+    merged_u, merged_i, merged, keys = merge_duplicates(u, i, ratings, user_map, item_map,
+                                                        duplicates)
+    if times is not None and len(merged) != len(ratings):  # merge the times the same way
+        key = u.astype(np.int64) * len(item_map) + i
+        order = np.argsort(key, kind="stable")
+        times = merge_sorted(key[order], times[order], duplicates)[1]
+    return Ratings(merged_u, merged_i, merged, user_map, item_map, keys, times)
 
 
 def warn_if_implausible(data):
@@ -486,24 +497,37 @@ def report_duplicates(n_dup, example, policy):
          f"(e.g. user {user!r}, item {item!r})", DuplicateRatingsWarning)
 
 
-def validation_rows(data, validation, fraction, rng):
-    """(training ``Ratings``, validation (u, i, r) rows or None).
+class Held(tuple):
+    """Validation rows ``(u, i, r)``, and ``times``: their times in seconds, or None."""
 
-    From ``validation=(users, items, ratings)`` (raw ids, mapped with the
-    training maps; unknown ids become -1 and get the fallback prediction) or
-    by holding out ``fraction`` of ``data`` at random (drawn from ``rng``).
+    def __new__(cls, u, i, r, times=None):
+        held = super().__new__(cls, (u, i, r))
+        held.times = times
+        return held
+
+
+def validation_rows(data, validation, fraction, rng):
+    """(training ``Ratings``, validation rows (``Held``) or None).
+
+    From ``validation=(users, items, ratings[, times])`` or a table (raw ids,
+    mapped with the training maps; unknown ids become -1 and get the fallback
+    prediction; a table's timestamp column gives the times) or by holding out
+    ``fraction`` of ``data`` at random (drawn from ``rng``).
     """
     if validation is not None and fraction is not None:
         raise ValueError("give either validation=(users, items, ratings) or "
                          "validation_fraction, not both")
     if validation is not None:
+        vt = None
         if is_table(validation):
-            vu, vi, vr, _ = rating_arrays(validation, what="validation")
-        elif not isinstance(validation, (tuple, list)) or len(validation) != 3:
-            raise ValueError("validation must be a (users, items, ratings) triple or a table "
-                             f"of ratings, got {_describe(validation)}")
+            found, _ = rating_columns(validation, None, ("user", "item", "rating"),
+                                      ("timestamp",), "validation")
+            vu, vi, vr, vt = (found.get(name) for name in ("user", "item", "rating", "timestamp"))
+        elif not isinstance(validation, (tuple, list)) or len(validation) not in (3, 4):
+            raise ValueError("validation must be a (users, items, ratings[, times]) tuple or a "
+                             f"table of ratings, got {_describe(validation)}")
         else:
-            vu, vi, vr = validation
+            vu, vi, vr, vt = (*validation, None)[:4]
         vr = as_ratings(vr, data.dtype, "validation ratings")
         vu = data.user_map.lookup(to_numpy(vu), "validation users")
         vi = data.item_map.lookup(to_numpy(vi), "validation items")
@@ -514,7 +538,11 @@ def validation_rows(data, validation, fraction, rng):
                  "training data: they are all predicted by the fallback, so scoring and early "
                  "stopping on them measure nothing (were the validation ratings drawn from "
                  "other data, or their columns swapped?)", UnknownIdWarning)
-        return data, (vu, vi, vr)
+        timed = getattr(data, "t", None) is not None  # (a RatingSummary has no times)
+        if vt is not None and timed:
+            from .timeterms import as_seconds
+            vt = as_seconds(vt, len(vr), "validation times")
+        return data, Held(vu, vi, vr, vt if timed else None)
     if fraction is None:
         return data, None
     if not isinstance(data, Ratings):
@@ -525,7 +553,8 @@ def validation_rows(data, validation, fraction, rng):
         raise ValueError(f"validation_fraction={fraction} leaves no training or no "
                          f"validation ratings out of {len(data)}")
     train = data.subset(~held)  # its keys would describe all of data: dropped
-    return train, (data.u[held], data.i[held], data.r[held])
+    return train, Held(data.u[held], data.i[held], data.r[held],
+                       None if data.t is None else data.t[held])
 
 
 # --- the seen items: CSR of the item rows each user row rated -------------------------

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
     from ._typing import Seed
 
-__all__ = ["synthetic", "PRESETS", "movielens", "movielens_path", "MOVIELENS", "cache_dir"]
+__all__ = ["synthetic", "PRESETS", "movielens", "movielens_path", "movielens_features",
+           "read_movielens_side", "MOVIELENS", "cache_dir"]
 
 
 # --- MovieLens ----------------------------------------------------------------------
@@ -475,3 +476,85 @@ def _resolve_shape(preset, n_users, n_items, n_ratings, min_per_user):
         raise ValueError(f"n_ratings={n_ratings} is more than {_MAX_USER_SHARE:.0%} of all "
                          f"{n_users} x {n_items} pairs")
     return n_users, n_items, n_ratings, min_per_user
+
+
+# --- MovieLens side tables ------------------------------------------------------------------
+
+#: The genres of ML-100K's u.item flags, in column order (its u.genre).
+GENRES_100K = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+               "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+               "Romance", "Sci-Fi", "Thriller", "War", "Western")
+#: The side files this module reads by name, and which side each describes.
+SIDE_FILES = {"u.user": "user", "users.dat": "user", "u.item": "item", "movies.dat": "item",
+              "movies.csv": "item"}
+
+
+def read_movielens_side(path: str) -> pd.DataFrame:
+    """One MovieLens side file (``u.user``, ``u.item``, ``users.dat``, ``movies.dat`` or
+    ``movies.csv``, by its name) as a feature table indexed by id, the form
+    ``BayesianMF.fit(user_features=..., item_features=...)`` takes.
+
+    Users: gender, occupation and the zip code's first digit as categories; age as a
+    number (ML-100K) or as its published age group, a category (ML-1M). Items: genres
+    (multi-valued, ``"Action|Comedy"``) and the release year, a number (missing years get
+    the median). Titles, dates and URLs are left out: they identify an item rather than
+    describe it.
+    """
+    import pandas as pd
+
+    name = os.path.basename(path)
+    if name not in SIDE_FILES:
+        raise ValueError(f"{path}: not a MovieLens side file (one of {', '.join(SIDE_FILES)})")
+    if name in ("u.user", "users.dat"):
+        names = (["id", "age", "gender", "occupation", "zip"] if name == "u.user"
+                 else ["id", "gender", "age", "occupation", "zip"])
+        users = pd.read_csv(path, sep="|" if name == "u.user" else "::", engine="python",
+                            header=None, names=names, dtype=str).set_index("id")
+        users.index = users.index.astype(np.int64)
+        users["zip"] = users["zip"].str[:1]
+        users["age"] = users["age"].astype(float) if name == "u.user" else users["age"]
+        return users[["gender", "age", "occupation", "zip"]]
+    if name == "u.item":
+        raw = pd.read_csv(path, sep="|", header=None, encoding="latin-1")
+        flags = raw.iloc[:, 5:5 + len(GENRES_100K)].to_numpy()
+        genres = ["|".join(g for g, f in zip(GENRES_100K, row) if f) for row in flags]
+        ids, year = raw[0], pd.to_numeric(raw[2].str[-4:], errors="coerce")
+    else:
+        raw = (pd.read_csv(path, sep="::", engine="python", header=None, encoding="latin-1",
+                           names=["id", "title", "genres"]) if name == "movies.dat"
+               else pd.read_csv(path).rename(columns={"movieId": "id"}))
+        genres = raw["genres"].where(raw["genres"] != "(no genres listed)", "")
+        ids = raw["id"]
+        year = pd.to_numeric(raw["title"].str.extract(r"\((\d{4})\)\s*$")[0], errors="coerce")
+    year = year.fillna(year.median()).astype(float)
+    return pd.DataFrame({"genres": list(genres), "year": year.to_numpy()},
+                        index=pd.Index(ids.to_numpy(np.int64), name="id"))
+
+
+def movielens_features(name: str = "ml-100k", *, download: bool = True, **kwargs: Any
+                       ) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """(user features, item features) of a MovieLens set, beside its ratings (see
+    ``movielens_path`` for where they come from, and ``read_movielens_side`` for the
+    columns). Sets without a user file (ml-10m on, ml-20m, ml-25m, ml-latest-small) give
+    None for the users.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> from mfcore import datasets
+    >>> try:
+    ...     users, items = datasets.movielens_features("ml-100k", download=False)
+    ... except mfcore.DataUnavailableError:
+    ...     users = items = None
+    >>> users is None or list(users.columns) == ["gender", "age", "occupation", "zip"]
+    True
+    """
+    key = _canonical(name)
+    folder = os.path.dirname(movielens_path(key, download=download, **kwargs))
+    found = {SIDE_FILES[f]: os.path.join(folder, f) for f in sorted(SIDE_FILES)
+             if os.path.isfile(os.path.join(folder, f))}
+    if "item" not in found:
+        raise DataUnavailableError(f"MovieLens {key}: no item file ({', '.join(SIDE_FILES)}) "
+                                   f"beside its ratings in {folder}")
+    return (read_movielens_side(found["user"]) if "user" in found else None,
+            read_movielens_side(found["item"]))

@@ -357,13 +357,14 @@ class FactorModel:
         return float(np.sqrt(sse / len(r)))
 
     @reads_state
-    def evaluate(self, users, items=None, ratings=None, clip=True, *, columns=None):
+    def evaluate(self, users, items=None, ratings=None, clip=True, *, columns=None, times=None):
         """RMSE and MAE of the predictions for held-out ratings, with the count of unknown ids.
 
         The ratings are three arrays or a table, as for ``fit``. Returns a dict:
         ``rmse``, ``mae``, ``n`` (ratings scored), ``unknown_users`` and
         ``unknown_items`` (pairs whose user, or item, the model does not know).
         Unknown ids are predicted as in ``predict`` (the fallback), counted, not warned about.
+        ``times``: the ratings' times, for a model with time terms (``mfcore.timeterms``).
         """
         self._check_fitted()
         users, items, ratings, _ = rating_arrays(users, items, ratings, columns,
@@ -373,7 +374,14 @@ class FactorModel:
             warnings.simplefilter("ignore", UnknownIdWarning)
             u, i, _ = self._indices(users, items, "fallback")
         check_lengths(pairs=u, ratings=ratings)
-        pred = self._predict_rows(u, i, clip)
+        if times is None:
+            pred = self._predict_rows(u, i, clip)
+        elif getattr(self, "time_encoding_", None) is None:
+            raise ValueError("times given, but this model has no time terms (fit(..., times=...) "
+                             "of an estimator that takes them)")
+        else:
+            from .timeterms import as_seconds
+            pred = self._predict_rows(u, i, clip, seconds=as_seconds(times, len(u)))
         return {"rmse": rmse(ratings, pred), "mae": mae(ratings, pred), "n": int(len(ratings)),
                 "unknown_users": int((u < 0).sum()), "unknown_items": int((i < 0).sum())}
 

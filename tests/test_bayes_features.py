@@ -268,3 +268,56 @@ def test_a_categorical_column_with_a_million_levels():
     assert model.user_feature_samples_.shape == (n, 2, 3)
     with pytest.warns(UnknownIdWarning):
         assert np.isfinite(model.predict([n - 1], [0], user_features=table.iloc[-1:])).all()
+
+
+def test_the_cli_trains_and_predicts_with_feature_files(tmp_path, capsys):
+    from mfcore import cli
+    users, items, r = DATA
+    train, test = cold_split()
+    pd.DataFrame({"user": train[0], "item": train[1], "rating": train[2]}).to_csv(
+        tmp_path / "train.csv", index=False)
+    pd.DataFrame({"user": test[0], "item": test[1]}).to_csv(tmp_path / "pairs.csv", index=False)
+    USERS.rename_axis("user_id").reset_index().to_csv(tmp_path / "users.csv", index=False)
+    assert cli.main(["train", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m.mfz"), "-q",
+                     "--algorithm", "bayes", "--user-features", str(tmp_path / "users.csv"),
+                     "--k", "3", "--n-samples", "20", "--burn-in", "10", "--seed", "1"]) == 0
+    model = mfcore.load(tmp_path / "m.mfz")
+    assert model.user_feature_encoding_.names()[:3] == ["group=g0", "group=g1", "group=g2"]
+    capsys.readouterr()
+    assert cli.main(["predict", str(tmp_path / "m.mfz"), str(tmp_path / "pairs.csv"),
+                     "--user-features", str(tmp_path / "users.csv")]) == 0
+    printed = capsys.readouterr()
+    assert "predicted from their features" in printed.err
+    out = pd.read_csv(__import__("io").StringIO(printed.out))
+    items = test[1].astype(str) if model.item_map_.ids.dtype.kind in "UO" else test[1]
+    with pytest.warns(UnknownIdWarning):
+        expected = model.predict(test[0], items, user_features=USERS)
+    np.testing.assert_allclose(out["prediction"], expected, atol=6e-5)
+    user = str(test[0][0])
+    assert cli.main(["recommend", str(tmp_path / "m.mfz"), user, "-n", "3", "--rank-by",
+                     "prediction", "--user-features", str(tmp_path / "users.csv")]) == 0
+    listed = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    want, _ = model.recommend(user, n=3, rank_by="prediction", user_features=USERS)
+    assert listed["item"].astype(str).tolist() == [str(x) for x in want]
+    with pytest.raises(SystemExit):
+        cli.main(["train", str(tmp_path / "train.csv"), "-o", str(tmp_path / "x.mfz"),
+                  "--algorithm", "als", "--user-features", str(tmp_path / "users.csv")])
+
+
+def test_recommend_ranks_cold_users_from_their_features():
+    train, test = cold_split()
+    model = fit(data=train, n_samples=40)
+    cold_users = np.unique(test[0])[:3]
+    catalogue = model.item_map_.ids
+    items, scores = model.recommend(cold_users, n=5, rank_by="prediction", user_features=USERS)
+    for row, user in enumerate(cold_users):
+        with pytest.warns(UnknownIdWarning):
+            pred = model.predict(user, catalogue, clip=False, user_features=USERS)
+        best = np.argsort(-pred, kind="stable")[:5]
+        assert items[row].tolist() == catalogue[best].tolist()
+        np.testing.assert_allclose(scores[row], pred[best], rtol=1e-5)
+    # users of different groups get different lists; without features, the same popular list
+    with pytest.warns(UnknownIdWarning):
+        plain, _ = model.recommend(cold_users, n=5, rank_by="prediction")
+    assert (plain == plain[0]).all() and not (items == items[0]).all()
+    assert len(model.user_map_) == len(np.unique(train[0]))   # the model itself is unchanged

@@ -173,6 +173,29 @@ def test_real_movielens_100k_by_name(ml100k):
     assert len(frame) == 100_000 and frame["user"].nunique() == 943
 
 
+def test_movielens_side_tables_by_file_name(tmp_path, monkeypatch):
+    root = tmp_path / "data" / "ml-1m"
+    root.mkdir(parents=True)
+    (root / "ratings.dat").write_text("1::1193::5::978300760\n")
+    (root / "users.dat").write_text("1::F::1::10::48067\n2::M::56::16::70072\n")
+    (root / "movies.dat").write_bytes("1193::One Flew (1975)::Drama\n2::Caf\xe9 (no year)::"
+                                      "Comedy|Romance\n".encode("latin-1"))
+    monkeypatch.setenv("MFCORE_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("MFCORE_CACHE", str(tmp_path / "cache"))
+    users, items = datasets.movielens_features("ml-1m", download=False)
+    assert users.loc[2].tolist() == ["M", "56", "16", "7"]
+    assert items.loc[2, "genres"] == "Comedy|Romance" and items.loc[2, "year"] == 1975.0
+    with pytest.raises(ValueError, match="not a MovieLens side file"):
+        datasets.read_movielens_side(str(root / "ratings.dat"))
+
+
+def test_real_movielens_100k_side_tables(ml100k):
+    ml100k("u.user")  # skips when absent
+    users, items = datasets.movielens_features("ml-100k", download=False)
+    assert users.shape == (943, 4) and items.shape == (1682, 2)
+    assert items.loc[1, "genres"] == "Animation|Children's|Comedy"
+
+
 def test_unwritable_cache_is_reported(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -139,3 +139,49 @@ def load_fitted(path):
 
 def print_json(obj):
     print(json.dumps(obj, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def times_of(model, frame):
+    """``{"times": ...}`` for a model with time terms and a table with a timestamp column
+    (its predictions then use them), else nothing."""
+    if getattr(model, "time_encoding_", None) is not None and "timestamp" in frame:
+        return {"times": frame["timestamp"].to_numpy()}
+    return {}
+
+
+def add_feature_options(parser):
+    """--user-features / --item-features: side feature tables (BayesianMF)."""
+    for side in ("user", "item"):
+        parser.add_argument(f"--{side}-features", metavar="FILE", default=None,
+                            help=f"{side} feature table: MovieLens' "
+                            + ("u.user or users.dat" if side == "user"
+                               else "u.item, movies.dat or movies.csv")
+                            + " by name, else a CSV (or .parquet) file whose first column is "
+                            f"the {side} id (--algorithm bayes; see mfcore.features)")
+
+
+def read_features(path, option):
+    """A feature table from ``path`` (see ``add_feature_options``), indexed by id."""
+    import pandas as pd
+
+    from ..datasets import SIDE_FILES, read_movielens_side
+
+    if not os.path.isfile(path):
+        raise CommandError(f"{option}: no such file: {path}")
+    try:
+        if os.path.basename(path) in SIDE_FILES:
+            return read_movielens_side(path)
+        table = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+    except (ValueError, OSError, ImportError) as exc:
+        raise CommandError(f"{option}: cannot read {path}: {exc}") from exc
+    if table.shape[1] < 2:
+        raise CommandError(f"{option}: {path} needs an id column and at least one feature "
+                           f"column, got columns {list(table.columns)}")
+    return table.set_index(table.columns[0])
+
+
+def feature_kwargs(args):
+    """``user_features=``/``item_features=`` for the files given on the command line."""
+    return {f"{side}_features": read_features(path, f"--{side}-features")
+            for side, path in (("user", args.user_features), ("item", args.item_features))
+            if path is not None}

@@ -10,7 +10,8 @@ from ..estimators import ALGORITHMS
 from ..persistence import atomic_file
 from ..search import MAX_EPOCHS, Search
 from ..split import train_test_split
-from .common import add_reader_options, check_output, flag, print_json, read, say, status
+from .common import (CommandError, add_feature_options, add_reader_options, check_output,
+                     feature_kwargs, flag, print_json, read, say, status)
 
 #: hyperparameters that are no flag: train and tune always start fresh (no --warm-start),
 #: and --val is the one validation fraction
@@ -129,6 +130,11 @@ def add_train(commands):
                    "on it, and its RMSE is reported (the held-out ratings are not trained on; "
                    "default: train on all, no early stopping)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the --val split (default 0)")
+    p.add_argument("--times", action="store_true",
+                   help="train on the file's timestamp column too: the time terms of "
+                   "--algorithm bayes (--time-terms; see mfcore.timeterms); evaluate and "
+                   "predict then use the timestamps of their files")
+    add_feature_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     _add_algorithm_option(p)
     _add_hyper_options(p, f"hyperparameters ({_see_help()})", "train")
@@ -141,16 +147,28 @@ def run_train(args):
     if args.val is not None and not 0 < args.val < 1:
         args.parser.error(f"--val must be a fraction between 0 and 1, got {args.val}")
     check_output(args.output, "-o")
+    if args.times and "times" not in model.capabilities:
+        args.parser.error(f"--times needs an estimator with time terms (--algorithm bayes), "
+                          f"not --algorithm {args.algorithm}")
+    if (args.user_features or args.item_features) and "features" not in model.capabilities:
+        args.parser.error(f"--user-features/--item-features need an estimator that takes side "
+                          f"features (--algorithm bayes), not --algorithm {args.algorithm}")
+    features = feature_kwargs(args)
     data = read(args, args.ratings)
+    if args.times and "timestamp" not in data:
+        raise CommandError(f"--times: {args.ratings} has no timestamp column (user, item, "
+                           "rating, timestamp)")
     validation = None
     if args.val is not None:
         data, val = train_test_split(data, args.val, seed=args.split_seed)
-        validation = (val["user"], val["item"], val["rating"])
+        validation = (val["user"], val["item"], val["rating"]) + (
+            (val["timestamp"],) if args.times else ())
     limit = model.max_epochs(model._checked_params())
     status(args, f"training {type(model).__name__} (--algorithm {args.algorithm}, --k {model.k}) "
            f"on {len(data):,} ratings: up to {limit} {model.epoch_word} ...")
     start = time.perf_counter()
-    model.fit(data["user"], data["item"], data["rating"], validation=validation)
+    model.fit(data["user"], data["item"], data["rating"], validation=validation, **features,
+              **({"times": data["timestamp"]} if args.times else {}))
     seconds = time.perf_counter() - start
     model.save(args.output)
     print(f"trained on {len(data):,} ratings ({len(model.user_map_):,} users, "
@@ -158,7 +176,8 @@ def run_train(args):
           f"{model.n_epochs_} {model.epoch_word} in {seconds:.2f} s")
     print(f"  {model.stop_reason_}")
     if validation is not None:
-        scores = model.evaluate(*validation)
+        scores = model.evaluate(*validation[:3], **({"times": validation[3]} if args.times
+                                                       else {}))
         print(f"validation ({len(validation[0]):,} ratings): RMSE {scores['rmse']:.4f}  "
               f"MAE {scores['mae']:.4f}"
               + (f"  (best epoch {model.best_epoch_})" if model.best_epoch_ is not None else ""))

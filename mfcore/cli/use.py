@@ -11,8 +11,9 @@ import numpy as np
 from ..metrics import ranking_metrics
 from ..persistence import atomic_file, load
 from ..recommend import RANK_BY
-from .common import (CommandError, add_reader_options, check_output, load_fitted, print_json,
-                     read, status)
+from .common import (CommandError, add_feature_options, add_reader_options, check_output,
+                     feature_kwargs, load_fitted, print_json, read, read_features, status,
+                     times_of)
 
 MODEL_HELP = "model file written by 'mfcore train'"
 
@@ -54,7 +55,7 @@ def run_evaluate(args):
     status(args, f"evaluating on {len(data):,} ratings ...")
     if args.ranking:
         return _print_ranking(args, model, data)
-    scores = model.evaluate(data["user"], data["item"], data["rating"])
+    scores = model.evaluate(data["user"], data["item"], data["rating"], **times_of(model, data))
     if args.json:
         print_json(scores)
         return
@@ -96,6 +97,7 @@ def add_predict(commands):
     p.add_argument("--std", action="store_true",
                    help="also write std, the predictive standard deviation (a bayes model "
                    "only): prediction +- 1.645 std is a central 90%% interval")
+    add_feature_options(p)
     add_reader_options(p)
     p.set_defaults(func=run_predict)
 
@@ -121,6 +123,11 @@ def run_predict(args):
         args.parser.error(f"{len(args.user)} --user ids but {len(args.item)} --item ids")
     check_output(args.output, "-o")
     model = load_fitted(args.model)
+    features = feature_kwargs(args)
+    if features and getattr(model, "user_feature_encoding_", None) is None and \
+            getattr(model, "item_feature_encoding_", None) is None:
+        raise CommandError(f"--user-features/--item-features: {args.model} was trained "
+                           "without side features")
     if args.pairs is not None:
         frame = read(args, args.pairs, pairs=True, model=model)
     else:
@@ -133,9 +140,11 @@ def run_predict(args):
                                f"--algorithm bayes); {args.model} holds a "
                                f"{type(model).__name__}")
         out["prediction"], out["std"] = model.predict(frame["user"], frame["item"],
-                                                      unknown=args.unknown, return_std=True)
+                                                      unknown=args.unknown, return_std=True,
+                                                      **times_of(model, frame), **features)
     else:
-        out["prediction"] = model.predict(frame["user"], frame["item"], unknown=args.unknown)
+        out["prediction"] = model.predict(frame["user"], frame["item"], unknown=args.unknown,
+                                          **times_of(model, frame), **features)
     if args.output:
         with atomic_file(args.output, "predictions file", text=True) as fh:
             out.to_csv(fh, index=False, float_format="%.4f")
@@ -179,6 +188,10 @@ def add_recommend(commands):
     p.add_argument("--unknown", choices=("fallback", "error"), default="fallback",
                    help="a user the model does not know: the most-rated items in training "
                    "(default, with a warning) or fail")
+    p.add_argument("--user-features", metavar="FILE", default=None,
+                   help="user feature table (as for train): users unseen in training with a "
+                   "row there are ranked from their features (a model trained with "
+                   "--user-features)")
     _add_rank_by_option(p)
     p.set_defaults(func=run_recommend)
 
@@ -196,8 +209,14 @@ def _write_ranked(header, queries, items, scores):
 def run_recommend(args):
     model = load_fitted(args.model)
     users = _ids_for(model.user_map_, args.users)
+    cold = {}
+    if args.user_features is not None:
+        if getattr(model, "user_feature_encoding_", None) is None:
+            raise CommandError(f"--user-features: {args.model} was trained without user "
+                               "features")
+        cold = {"user_features": read_features(args.user_features, "--user-features")}
     items, scores = model.recommend(users, n=args.n, exclude_seen=not args.include_seen,
-                                    unknown=args.unknown, rank_by=args.rank_by)
+                                    unknown=args.unknown, rank_by=args.rank_by, **cold)
     _write_ranked(["user", "rank", "item", "score"], users, items, scores)
 
 

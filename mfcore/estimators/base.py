@@ -52,6 +52,7 @@ CAPABILITIES = {
     "dask": "mfcore.dask.fit trains it on a cluster",
     "implicit_data": "fit(..., implicit=(users, items)) takes further pairs without ratings",
     "features": "fit takes side features of users and items",
+    "times": "fit(..., times=...) takes each rating's time (time terms: mfcore.timeterms)",
 }
 
 #: The parameters a capability needs (``register`` checks the declarations against them).
@@ -308,7 +309,7 @@ class Estimator(FactorModel):
         if "continue" in self.capabilities and params["warm_start"] and self._is_fitted():
             return self.partial_fit(users, items, ratings, self.max_epochs(params),
                                     validation=validation, callback=callback)
-        data = self._prepare(users, items, ratings, params)
+        data = self._prepare(users, items, ratings, params, times=inputs.get("times"))
         warn_if_implausible(data)
         with driver.atomic(self) as work:
             work._start(data, params)
@@ -367,10 +368,12 @@ class Estimator(FactorModel):
                         layouts=layouts)
         return self
 
-    def _prepare(self, users, items, ratings, params, extend=False):
-        """Validated ``Ratings``; with ``extend`` the fitted id maps grow with the new ids."""
+    def _prepare(self, users, items, ratings, params, extend=False, times=None):
+        """Validated ``Ratings``; with ``extend`` the fitted id maps grow with the new ids;
+        ``times``: checked seconds (``timeterms.as_seconds``) kept as ``Ratings.t``."""
         maps = (self.user_map_, self.item_map_) if extend else (None, None)
-        return prepare(users, items, ratings, p.DTYPES[params["dtype"]], params["duplicates"], *maps)
+        return prepare(users, items, ratings, p.DTYPES[params["dtype"]], params["duplicates"], *maps,
+                       times=times)
 
     def _start(self, data, params, seen=True):
         """A fresh fit: the generator, the id maps, the estimator's initial parameters and,

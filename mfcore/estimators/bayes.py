@@ -25,6 +25,7 @@ import zlib
 import numpy as np
 
 from .. import params as p
+from .. import recommend as _recommend
 from .._kernels import bayes as _bayes
 from .._kernels import bayes_features as _features
 from .._kernels import predict as _predict
@@ -34,6 +35,7 @@ from ..data import check_lengths, rating_arrays, to_numpy
 from ..errors import Message, Setting, UnknownIdWarning, warn
 from ..features import FeatureEncoding
 from ..ids import IdMap, normalize_ids, plain, sorted_unique
+from ..timeterms import TimeEncoding, TimeSampler, TimeTerms, as_seconds, time_means, time_moments
 from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard_units,
                    standardized, to_standard)
 from .driver import Trainer
@@ -132,6 +134,8 @@ class GibbsSweeps(Trainer):
     ``implicit``: further implicit pairs (raw ids) of ``fit(implicit=...)``, or None;
     ``features``: per side the training rows' feature values (``feature_layout``)."""
 
+    time = None  # the time terms (``mfcore.timeterms.TimeSampler``), with fit(times=...)
+
     def __init__(self, model, data, params, n_threads, implicit=None, features=None):
         super().__init__(model)
         self.params, self.n_threads = params, n_threads
@@ -157,6 +161,9 @@ class GibbsSweeps(Trainer):
         self.residual = (standardized(data.r[by_item], model.global_mean_, self.scale)
                          - self._standardized(self.item_users, data.i[by_item]))
         self.user_residual = np.empty_like(self.residual)
+        if data.t is not None:
+            self.time = TimeSampler(TimeEncoding.fit(params["time_terms"], params["time_bins"],
+                                                     data.t), data.u, data.i, data.t, by_item)
         self.burn_in, self.thin = params["burn_in"], model._thin(params)
         self.kept = []  # (P, Q, bu, bi, alpha, user_hyper, y, features) of every kept sweep
         self.val_sum = None     # running sum of the kept samples' validation predictions
@@ -275,6 +282,9 @@ class GibbsSweeps(Trainer):
                 self.P if user else self.Q, self.user_hyper if user else self.item_hyper,
                 self.seed, sweep - 1, self.n_threads, 0.0, 1.0, pr["alpha_lambda"],
                 pr["beta_lambda"])
+        if self.time is not None:
+            self.time.sweep(self.residual, alpha, self.seed, sweep - 1, pr["alpha_lambda"],
+                            pr["beta_lambda"])
         return self._record(sweep, alpha, sse)
 
     def _record(self, sweep, alpha, sse):
@@ -292,13 +302,16 @@ class GibbsSweeps(Trainer):
                               self.bu * scale, self.bi * scale, alpha,
                               self._hyper_in_rating_units(),
                               None if y is None else (y * root).astype(m.user_factors_.dtype),
-                              self._kept_features(m.user_factors_.dtype)))
+                              self._kept_features(m.user_factors_.dtype),
+                              None if self.time is None else self.time.kept(scale)))
         return {"sse": sse * scale * scale, "alpha": alpha}
 
     def validation_rmse(self, val):
         """RMSE of the running posterior mean (the current sample during burn-in), clipped."""
         u, i, r = val
         pred = self.model.global_mean_ + self.scale * self._standardized(u, i)
+        if self.time is not None and getattr(val, "times", None) is not None:
+            pred += self.scale * self.time.current(u, i, val.times)
         if self.kept:
             if self.keeping:
                 self.val_sum = pred if self.val_sum is None else self.val_sum + pred
@@ -315,7 +328,7 @@ class GibbsSweeps(Trainer):
         if not self.kept:  # a callback stopped the chain during burn-in
             raise ValueError(f"BayesianMF kept no sample: training stopped at sweep "
                              f"{self.model.n_epochs_}, within burn_in={self.burn_in}")
-        self.model._keep_posterior(self.kept)
+        self.model._keep_posterior(self.kept, self.time)
 
     def diverged(self, epoch, info):
         return Message("the Gibbs sampler produced non-finite values at sweep {0}; the "
@@ -425,8 +438,8 @@ class BayesianMF(Estimator):
 
     def __init__(self, k=10, n_samples=150, burn_in=50, thin=None, init_std=0.1, alpha_0=1.0,
                  beta_0=1.0, alpha_lambda=1.0, beta_lambda=1.0, implicit=False,
-                 validation_fraction=None, verbose=False, dtype="float32", duplicates="mean",
-                 seed=0, n_threads=None):
+                 time_terms="user_day", time_bins=30, validation_fraction=None, verbose=False,
+                 dtype="float32", duplicates="mean", seed=0, n_threads=None):
         self._store(locals())
 
     PARAMS = {
@@ -438,12 +451,14 @@ class BayesianMF(Estimator):
         "alpha_lambda": p.Interval(float, 0.0, closed="neither"),
         "beta_lambda": p.Interval(float, 0.0, closed="neither"),
         "implicit": ImplicitSides(),
+        "time_terms": TimeTerms(),
+        "time_bins": p.Interval(int, 1, 100_000),
         **COMMON_PARAMS,
     }
     name = "bayes"
     epochs_param = "n_samples"
     epoch_word = "sweeps"
-    capabilities = frozenset({"fold_in", "dask", "implicit_data"})
+    capabilities = frozenset({"fold_in", "dask", "implicit_data", "features", "times"})
     default_grid = {"k": [10, 32, 64]}
     fold_in_shrinkage = 0.0
 
@@ -467,7 +482,8 @@ class BayesianMF(Estimator):
         return max(1, -(-params["n_samples"] // most))
 
     def fit(self, users, items=None, ratings=None, validation=None, callback=None,
-            implicit=None, *, columns=None, user_features=None, item_features=None):
+            implicit=None, *, columns=None, user_features=None, item_features=None,
+            times=None):
         """Train on (user, item, rating) triples; return ``self`` (see ``Estimator.fit``).
 
         ``user_features``, ``item_features``: side features (``mfcore.features``), a
@@ -482,11 +498,18 @@ class BayesianMF(Estimator):
         N(i) beside the training ratings; needs the ``implicit`` parameter on. Pairs
         of ids the training ratings lack are ignored with an ``UnknownIdWarning``
         (they have no row to join).
+
+        ``times``: each rating's time (Unix seconds, or datetimes) switches on the
+        ``time_terms`` (``mfcore.timeterms``: a user's bias on the day, an item's in
+        its time bin, the day's); ``predict(..., times=...)`` then uses them. A
+        ``validation`` table's timestamp column (or a fourth array) gives its times.
         """
         if implicit is not None and not self._checked_params()["implicit"]:
             raise ValueError("fit(implicit=...) needs implicit terms: set implicit=True "
                              f"(or 'user', 'item', 'both'), got implicit={self.implicit!r}")
         inputs = {} if implicit is None else {"implicit": self._raw_pairs(implicit)}
+        if times is not None:
+            inputs["times"] = as_seconds(times, None)
         for side, table in (("user", user_features), ("item", item_features)):
             if table is not None:
                 inputs[f"{side}_features"] = (table, FeatureEncoding.fit(table, f"{side}_features"))
@@ -541,9 +564,11 @@ class BayesianMF(Estimator):
         return GibbsSweeps(self, data, params, resolve_n_threads(params["n_threads"]),
                        inputs.get("implicit"), self._feature_layouts(inputs))
 
-    def _keep_posterior(self, kept):
-        """The fitted arrays from the kept samples (see the module docstring)."""
-        P, Q, bu, bi, alpha, hyper, y, features = zip(*kept)
+    def _keep_posterior(self, kept, time=None):
+        """The fitted arrays from the kept samples (see the module docstring); ``time``: the
+        chain's time terms (``TimeSampler``) or None."""
+        P, Q, bu, bi, alpha, hyper, y, features, time_kept = zip(*kept)
+        self._keep_time_terms(time, time_kept)
         self.item_implicit_samples_ = None if y[0] is None else np.stack(y, axis=1)
         for side in ("user", "item"):
             name = f"{side}_theta"
@@ -564,11 +589,36 @@ class BayesianMF(Estimator):
         self.user_hyper_samples_ = np.stack(hyper)
         self.n_kept_ = len(kept)
 
+    def _keep_time_terms(self, sampler, kept):
+        """The time terms' posterior (``kept``: each kept sample's (weights, precisions)), or
+        None for a fit without times."""
+        self.time_encoding_ = None if sampler is None else sampler.encoding
+        self.time_keys_ = self.time_term_ptr_ = None
+        self.time_samples_ = self.time_precision_samples_ = None
+        if sampler is not None:
+            self.time_keys_, self.time_term_ptr_ = sampler.layout()
+            weights, precisions = zip(*kept)
+            self.time_samples_ = np.stack(weights, axis=1).astype(self.user_factors_.dtype)
+            self.time_precision_samples_ = np.stack(precisions, axis=1)
+
+    def _time_part(self, u, i, seconds, moments=False):
+        """The pairs' time terms: their posterior means, or with ``moments`` the per-sample
+        (means, variances) (``mfcore.timeterms``); None when the model has no time terms
+        or no ``seconds`` are given."""
+        if seconds is None or getattr(self, "time_encoding_", None) is None:
+            return None
+        layout = (self.time_encoding_, self.time_keys_, self.time_term_ptr_)
+        if moments:
+            return time_moments(*layout, self.time_samples_.astype(np.float64),
+                                self.time_precision_samples_, u, i, seconds)
+        return time_means(*layout, self.time_samples_.mean(axis=1, dtype=np.float64), u, i,
+                          seconds)
+
     # --- prediction with uncertainty ----------------------------------------------
 
     @reads_state
     def predict(self, users, items=None, clip=True, unknown="fallback", return_std=False, *,
-                columns=None, user_features=None, item_features=None):
+                columns=None, user_features=None, item_features=None, times=None):
         """Posterior predictive means (see ``FactorModel.predict``); with ``return_std``
         also the predictive standard deviations (float64; a pandas DataFrame in gives two
         Series, "prediction" and "std").
@@ -579,8 +629,16 @@ class BayesianMF(Estimator):
         the row, its group mean plus its feature terms; the std then adds the prior
         spread of the row's own parameters, so it is wider than for a known id. Known
         ids keep what they learnt in training (their rows there are not read again).
+
+        ``times`` (one per pair; a model fitted with ``fit(times=...)``): add the time
+        terms of each pair's groups, a group unseen in training its prior (mean 0,
+        the std wider). Without ``times`` the time terms are left out.
         """
-        if not return_std and user_features is None and item_features is None:
+        if times is not None and getattr(self, "time_encoding_", None) is None:
+            raise ValueError("times given, but this model was fitted without times "
+                             "(fit(..., times=...))")
+        if (not return_std and user_features is None and item_features is None
+                and times is None):
             return super().predict(users, items, clip=clip, unknown=unknown, columns=columns)
         self._check_fitted()
         users, items, _, index = rating_arrays(users, items, columns=columns,
@@ -594,8 +652,9 @@ class BayesianMF(Estimator):
         note = {"fallback_note": "; " + " and ".join(used) + ", the others from the prior of "
                 "their group"} if used else {}
         u, i, known = self._indices(users, items, unknown, **note)
-        mean = self._predict_rows(u, i, clip, cold)
-        std = self._predictive_std(u, i, cold) if return_std else None
+        seconds = None if times is None else as_seconds(times, len(u))
+        mean = self._predict_rows(u, i, clip, cold, seconds)
+        std = self._predictive_std(u, i, cold, seconds) if return_std else None
         for c in cold.values():
             if c is not None:
                 known |= c["index"] >= 0
@@ -607,6 +666,55 @@ class BayesianMF(Estimator):
             return (mean[0], std[0]) if return_std else mean[0]
         mean = labelled(mean, index, "prediction")
         return (mean, labelled(std, index, "std")) if return_std else mean
+
+    @reads_state
+    def recommend(self, users, n=10, exclude_seen=None, items=None, unknown="fallback",
+                  rank_by=None, as_frame=False, *, user_features=None):
+        """The ``n`` best items for users (see ``FactorModel.recommend``).
+
+        ``user_features`` (a model fitted with user features; a table as for ``fit``):
+        users unseen in training that have a row there are ranked from their features
+        (cold start), each item scored as ``predict(user, item, user_features=...)``
+        scores it (unclipped): the prior mean of the user's row in each kept sample,
+        its group mean plus its feature terms. They have seen nothing. Other users are
+        ranked as without ``user_features``.
+
+        >>> import mfcore, pandas as pd
+        >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+        >>> people = pd.DataFrame({"group": ["a", "b"] * 50}, index=range(100))
+        >>> bmf = mfcore.BayesianMF(k=4, burn_in=5, n_samples=10, seed=0).fit(
+        ...     ratings, user_features=people)
+        >>> newcomers = pd.DataFrame({"group": ["a", "b"]}, index=[1000, 1001])
+        >>> items, scores = bmf.recommend([1000, 1001], n=5, user_features=newcomers)
+        >>> items.shape
+        (2, 5)
+        """
+        if user_features is None:
+            return super().recommend(users, n, exclude_seen, items, unknown, rank_by, as_frame)
+        self._check_fitted()
+        cold = self._cold_side("user", np.atleast_1d(to_numpy(users)), user_features)
+        return _recommend.recommend(self._with_cold_users(cold), users, n, exclude_seen, items,
+                                    unknown, rank_by, as_frame)
+
+    def _with_cold_users(self, cold):
+        """A copy of this model (a snapshot: the arrays are new, nothing of this one
+        changes) with rows appended for the cold users of ``cold`` (``_cold_side``): the
+        posterior mean of their prior rows, in the layout of the kept factors, and no
+        seen items."""
+        if not len(cold["ids"]):
+            return self
+        model = self._snapshot()
+        rows, S = cold["rows"], self.n_kept_
+        factors = (rows[..., 1:].reshape(len(rows), -1) / np.sqrt(S)).astype(
+            self.user_factors_.dtype)
+        model.user_map_ = IdMap(np.concatenate([self.user_map_.ids, cold["ids"]]))
+        model.user_factors_ = np.vstack([self.user_factors_, factors])
+        model.user_bias_ = np.concatenate([self.user_bias_, rows[..., 0].mean(axis=1).astype(
+            self.user_bias_.dtype)])
+        if self.seen_indptr_ is not None:
+            model.seen_indptr_ = np.concatenate([self.seen_indptr_, np.full(
+                len(rows), self.seen_indptr_[-1], dtype=self.seen_indptr_.dtype)])
+        return model
 
     def _cold_side(self, side, raw, table, known_too=False):
         """The kept samples' prior rows of the ids of ``raw`` unknown to the model that
@@ -689,11 +797,11 @@ class BayesianMF(Estimator):
         return {side: None if c is None else dict(c, index=c["index"][rows])
                 for side, c in cold.items()}
 
-    def _predict_rows(self, u, i, clip, cold=None):
+    def _predict_rows(self, u, i, clip, cold=None, seconds=None):
         """Posterior predictive means; a pair with an id unknown to the model gets the
         prior's mean for that row (``_prior_moments``, or its features' with ``cold``),
-        not zero."""
-        out = super()._predict_rows(u, i, clip)
+        not zero; with ``seconds``, plus the pairs' time terms."""
+        out = super()._predict_rows(u, i, False)
         unknown = np.flatnonzero((u < 0) | (i < 0))
         if len(unknown):
             priors = (self._prior_moments("user"), self._prior_moments("item"))
@@ -701,19 +809,26 @@ class BayesianMF(Estimator):
                 rows = unknown[start:start + STD_CHUNK]
                 mean, _ = self._sample_moments(u[rows], i[rows], priors,
                                                self._cold_part(cold, rows))
-                pred = self.global_mean_ + mean.mean(axis=1)
-                out[rows] = np.clip(pred, *self.rating_range_) if clip else pred
-        return out
+                out[rows] = self.global_mean_ + mean.mean(axis=1)
+        time = self._time_part(u, i, seconds)
+        if time is not None:
+            out += time
+        return np.clip(out, *self.rating_range_, out=out) if clip else out
 
-    def _predictive_std(self, u, i, cold=None):
+    def _predictive_std(self, u, i, cold=None, seconds=None):
         """sqrt(variance over the kept samples of their predictions + their mean variance
-        from unknown rows' priors + the mean noise variance)."""
+        from unknown rows' priors (and unseen time groups') + the mean noise variance)."""
         priors = (self._prior_moments("user"), self._prior_moments("item"))
         out = np.empty(len(u))
         for start in range(0, len(u), STD_CHUNK):
             part = slice(start, start + STD_CHUNK)
             mean, var = self._sample_moments(u[part], i[part], priors,
                                              self._cold_part(cold, np.arange(len(u))[part]))
+            time = self._time_part(u[part], i[part], None if seconds is None else
+                                   seconds[part], moments=True)
+            if time is not None:
+                mean += time[0]
+                var += time[1]
             out[part] = np.var(mean, axis=1) + np.mean(var, axis=1)
         return np.sqrt(out + np.mean(1.0 / self.alpha_samples_))
 
@@ -789,6 +904,12 @@ class BayesianMF(Estimator):
         StateArray("user_feature_samples", (None, "samples", "k+1"), "param", optional=True),
         StateArray("item_feature_samples", (None, "samples", "k+1"), "param", optional=True),
         StateArray("item_hyper_samples", ("samples", 2, "k+1"), "float64", optional=True),
+        # time terms (mfcore.timeterms): each group's key and weight per kept sample, where
+        # each term's groups start, each term's prior precision per sample; the encoding text
+        StateArray("time_keys", (None,), "int64", optional=True),
+        StateArray("time_term_ptr", (None,), "int64", optional=True),
+        StateArray("time_samples", (None, "samples"), "param", optional=True),
+        StateArray("time_precision_samples", (None, "samples"), "float64", optional=True),
     )
 
     def _fitted_state(self):
@@ -797,6 +918,8 @@ class BayesianMF(Estimator):
             encoding = getattr(self, f"{side}_feature_encoding_", None)
             if state is not None and encoding is not None:
                 state.update(encoding.to_state(f"{side}_feature"))
+        if state is not None and getattr(self, "time_encoding_", None) is not None:
+            state.update(self.time_encoding_.to_state())
         return state
 
     def _state_sizes(self, state, columns):
@@ -833,6 +956,33 @@ class BayesianMF(Estimator):
                 raise ValueError(f"{name} reach {np.abs(state[name]).max():.3g}: predictions "
                                  f"would overflow {dtype} (at most {limit:.3g})")
         self._check_feature_state(state)
+        self._check_time_state(state)
+
+    @staticmethod
+    def _check_time_state(state):
+        """Time terms: the encoding and the four arrays together, a term's keys strictly
+        increasing, a weight row per key, positive precisions per term."""
+        names = ("time_encoding", "time_keys", "time_term_ptr", "time_samples",
+                 "time_precision_samples")
+        present = [state.get(name) is not None for name in names]
+        if not any(present):
+            return
+        if not all(present):
+            raise ValueError(f"{', '.join(names)} come together")
+        terms = TimeEncoding.from_state(state).terms
+        keys, ptr = state["time_keys"], state["time_term_ptr"]
+        if (len(ptr) != len(terms) + 1 or ptr[0] != 0 or ptr[-1] != len(keys)
+                or (np.diff(ptr) < 0).any()):
+            raise ValueError(f"time_term_ptr {ptr.tolist()[:8]} does not split the "
+                             f"{len(keys)} time_keys into {len(terms)} terms")
+        if any((np.diff(keys[a:b]) <= 0).any() for a, b in zip(ptr[:-1], ptr[1:])):
+            raise ValueError("time_keys must increase strictly within each term")
+        if len(state["time_samples"]) != len(keys):
+            raise ValueError(f"time_samples has {len(state['time_samples'])} rows for "
+                             f"{len(keys)} time_keys")
+        precisions = state["time_precision_samples"]
+        if len(precisions) != len(terms) or not (precisions > 0).all():
+            raise ValueError("time_precision_samples needs a positive row per time term")
 
     @staticmethod
     def _check_feature_state(state):
@@ -861,5 +1011,7 @@ class BayesianMF(Estimator):
             setattr(self, f"{side}_feature_encoding_",
                     FeatureEncoding.from_state(state, f"{side}_feature")
                     if state.get(f"{side}_feature_encoding") is not None else None)
+        self.time_encoding_ = (TimeEncoding.from_state(state)
+                               if state.get("time_encoding") is not None else None)
         self.n_kept_ = len(self.alpha_samples_)
         return self
