@@ -28,8 +28,11 @@ N_WORKERS = 3
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=N_WORKERS, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as c:
+    # a killed worker's nanny starts a new one; on a loaded machine that can take longer than
+    # the 15 s after which a LocalCluster gives up on the worker and closes its nanny
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "300s"}), \
+            LocalCluster(n_workers=N_WORKERS, threads_per_worker=1, processes=True,
+                         dashboard_address=":0") as cluster, Client(cluster) as c:
         yield c
 
 
