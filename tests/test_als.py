@@ -80,6 +80,56 @@ def test_history_records_loss_and_rmse_per_iteration(make_planted):
     assert {"epoch", "train_loss", "train_rmse", "val_rmse", "seconds"} <= set(model.history_[0])
 
 
+# --- solver="cg": a fixed number of conjugate-gradient steps per row, warm-started --------
+
+def test_cg_with_a_step_per_unknown_is_the_exact_solve(make_planted):
+    u, i, r = make_planted(n_users=40, n_items=30, density=0.4, seed=1)
+    exact = mfcore.ALS(k=5, iterations=2, dtype="float64", seed=3).fit(u, i, r)
+    cg = mfcore.ALS(k=5, iterations=2, solver="cg", cg_steps=6, dtype="float64",
+                    seed=3).fit(u, i, r)  # k + 1 = 6 unknowns: CG is exact in 6 steps
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        np.testing.assert_allclose(getattr(cg, name), getattr(exact, name), rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cg_fits_are_bit_identical_for_any_thread_count(make_planted, dtype):
+    u, i, r = make_planted(n_users=300, n_items=200, density=0.2, seed=6)
+    fits = [mfcore.ALS(k=9, iterations=3, solver="cg", dtype=dtype, n_threads=t).fit(u, i, r)
+            for t in (1, 2, 3)]
+    for other in fits[1:]:
+        for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+            assert np.array_equal(getattr(fits[0], name), getattr(other, name))
+
+
+def test_cg_never_increases_the_objective_and_matches_the_exact_held_out_rmse(make_planted,
+                                                                             train_test):
+    train, test = train_test(*make_planted(n_users=300, n_items=200, density=0.3, seed=7))
+    exact = mfcore.ALS(k=16, iterations=10, seed=0).fit(*train)
+    cg = mfcore.ALS(k=16, iterations=10, solver="cg", seed=0).fit(*train)
+    losses = [h["train_loss"] for h in cg.history_]
+    # each row's CG steps lower its own quadratic, so every half-iteration lowers the objective
+    assert all(b <= a * (1 + 1e-6) for a, b in zip(losses, losses[1:]))
+    assert abs(cg.evaluate(*test)["rmse"] - exact.evaluate(*test)["rmse"]) < 0.002
+
+
+def test_fold_in_is_exact_with_the_cg_solver(make_planted):
+    u, i, r = make_planted(n_users=60, n_items=40, density=0.4, seed=2)
+    exact = mfcore.ALS(k=6, iterations=4, dtype="float64").fit(u, i, r)
+    cg = mfcore.ALS(k=6, iterations=4, dtype="float64", solver="cg", cg_steps=1).fit(u, i, r)
+    sel = u == u[0]
+    # the same item side gives the same folded-in row: fold-in does not run the CG
+    cg.item_factors_, cg.item_bias_ = exact.item_factors_.copy(), exact.item_bias_.copy()
+    exact.fold_in(u[0], i[sel], r[sel])
+    cg.fold_in(u[0], i[sel], r[sel])
+    row = exact.user_map_.lookup([u[0]])[0]
+    assert np.array_equal(cg.user_factors_[row], exact.user_factors_[row])
+    assert cg.user_bias_[row] == exact.user_bias_[row]
+
+
+def test_the_cg_solver_does_not_run_on_dask():
+    assert mfcore.ALS().supports("dask") and not mfcore.ALS(solver="cg").supports("dask")
+
+
 # --- Ctrl-C between blocks of rows (issue 20, D20) ---------------------------------------------
 
 def test_a_costly_side_is_solved_in_blocks_with_the_same_result(monkeypatch):

@@ -7,18 +7,20 @@ factors p_u minimising
 
     sum_{j observed} c_uj (t_uj - s_uj)^2  +  w0 sum_{every j} s_uj^2
         + lam_p(u) |p_u|^2 + lam_b(u) b_u^2,
-    s_uj = b_u + b_j + p_u . q_j,   lam_p(u) = reg scale[u],   lam_b(u) = reg_bias scale[u]
+    s_uj = b_u + b_j + p_u . q_j,   lam_p(u) = reg scale[u],
+    lam_b(u) = reg_bias scale[u] + bias_shift
 
 (the other side's q_j, b_j fixed). The second sum runs over every row of the other side
 and costs nothing per pair: it is w0 x^T G x - 2 w0 x^T g + const with G = sum_j a_j a_j^T
 and g = -sum_j b_j a_j (a_j = [q_j, 1]) formed once per call (Hu, Koren and Volinsky 2008),
-in a fixed order on one thread with the ALS kernel's accumulation (``als_solve.h``).
+in a fixed order on one thread with the ALS kernel's accumulation (``als_solve.h``). With
+w0 = 0 the objective is explicit ALS's (``mfcore.ALS(solver="cg")``) and G is never formed.
 
 ``cg_steps`` > 0 runs that many conjugate-gradient steps per row from the row's current
-value (``ials_solve.h``: each step costs (k+1)^2 + 2 n (k+1) multiply-adds for a row with n
-observed pairs); ``cg_steps`` = 0 solves each row exactly: the system is formed (n (k+1)^2 / 2)
-and solved by the ALS kernel's Cholesky factorisation with its jitter retry. Everything is
-in float64; rows are independent, each solved by one thread in a fixed order, so the result
+value (``ials_solve.h``: each step costs (k+1)^2 (none with w0 = 0) + 2 n (k+1) multiply-adds
+for a row with n observed pairs), in the factors' dtype; ``cg_steps`` = 0 solves each row
+exactly, in float64: the system is formed (n (k+1)^2 / 2) and solved by the ALS kernel's
+Cholesky factorisation with its jitter retry. Rows are independent, each solved by one thread in a fixed order, so the result
 does not depend on the thread count (bit for bit); the SIMD paths differ in the last bits.
 """
 from cython.parallel cimport prange, threadid
@@ -173,7 +175,7 @@ cdef int _exact_row(const double* tri, const floating* A, int64_t S, const int32
 
 
 def _check_arguments(indptr, cols, conf, target, other_factors, other_bias, factors, bias,
-                     scale, row_loss, n_threads, cg_steps, w0, reg, reg_bias):
+                     scale, row_loss, n_threads, cg_steps, w0, reg, reg_bias, bias_shift):
     n_rows, n, n_other = len(indptr) - 1, len(cols), other_factors.shape[0]
     if n_rows < 0 or indptr[0] != 0 or indptr[n_rows] != n or (np.diff(indptr) < 0).any():
         raise ValueError(f"indptr must start at 0, never decrease and end at len(cols) = {n}")
@@ -189,7 +191,8 @@ def _check_arguments(indptr, cols, conf, target, other_factors, other_bias, fact
                          f"k={factors.shape[1]}")
     if n and (np.min(cols) < 0 or np.max(cols) >= n_other):
         raise ValueError(f"cols must lie in [0, {n_other}) (rows of other_factors)")
-    for name, value in (("w0", w0), ("reg", reg), ("reg_bias", reg_bias)):
+    for name, value in (("w0", w0), ("reg", reg), ("reg_bias", reg_bias),
+                        ("bias_shift", bias_shift)):
         if not (0 <= value < float("inf")):
             raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
     for name, values in (("conf", conf), ("scale", scale)):
@@ -208,7 +211,7 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols, const floatin
                const floating[::1] other_bias, double w0, double reg, double reg_bias,
                const double[::1] scale, bint fit_bias, int cg_steps,
                floating[:, ::1] factors, floating[::1] bias, double[::1] row_loss,
-               int n_threads):
+               int n_threads, double bias_shift=0.0):
     """Solve every row of a CSR matrix of observed pairs for its bias and factors, in place.
 
     Row u holds the pairs ``indptr[u]:indptr[u + 1]`` with the other side's rows ``cols``,
@@ -220,7 +223,10 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols, const floatin
     data are the all-pairs term); with ``w0`` = 0 it gets zeros. ``row_loss[u]`` receives
     the row's weighted squared error on its observed pairs at the answer (pass an empty
     array to skip it). Float arrays other than ``scale`` and ``row_loss`` share one dtype
-    (float32 or float64).
+    (float32 or float64). ``bias_shift`` is added to every row's bias penalty (explicit
+    ALS's ``bias_shrinkage``). With ``w0`` = 0 there is no all-pairs term and its Gram
+    matrix is not formed: this is explicit ALS's row solve (``mfcore.ALS(solver="cg")``:
+    ``conf`` all 1, ``target`` the ratings less the mean).
 
     Returns the number of rows whose exact solve needed a diagonal jitter. Raises
     ``FloatingPointError`` naming the first row that stayed unsolvable or whose answer is
@@ -231,21 +237,25 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols, const floatin
     _check_arguments(np.asarray(indptr), np.asarray(cols), np.asarray(conf), np.asarray(target),
                      np.asarray(other_factors), np.asarray(other_bias), np.asarray(factors),
                      np.asarray(bias), np.asarray(scale), np.asarray(row_loss), n_threads,
-                     cg_steps, w0, reg, reg_bias)
+                     cg_steps, w0, reg, reg_bias, bias_shift)
     if n_rows == 0:
         return 0
     dtype = np.asarray(factors).dtype
     A_arr, obias_arr = _augmented(np.asarray(other_factors), np.asarray(other_bias), fit_bias)
-    G_arr, g_arr, tri_arr = all_pairs_gram(A_arr, obias_arr, k)
-    tri_arr *= w0
-    G_arr, g_arr = G_arr.astype(dtype), g_arr.astype(dtype)
     cdef int64_t S = A_arr.shape[1], ld = mf_als_ld(k)
+    if w0 > 0:
+        G_arr, g_arr, tri_arr = all_pairs_gram(A_arr, obias_arr, k)
+        tri_arr *= w0
+    else:  # no all-pairs term: the CG skips G (NULL), the exact solve starts from zeros
+        G_arr, g_arr, tri_arr = np.zeros((1, S)), np.zeros(S), np.zeros((k + 1, ld))
+    G_arr, g_arr = G_arr.astype(dtype), g_arr.astype(dtype)
     cdef const floating[:, ::1] A = A_arr
     cdef const floating[::1] obias = obias_arr
     cdef const floating[:, ::1] G = G_arr
     cdef const floating[::1] g = g_arr
     cdef double[:, ::1] tri = tri_arr
     cdef floating w0f = <floating>w0
+    cdef const floating* G_ptr = &G[0, 0] if w0 > 0 else NULL
     cdef bint want_loss = row_loss.shape[0] > 0
 
     # per-thread scratch: lam, x, r, p, Ap (S values each, as floating), then the exact
@@ -281,7 +291,7 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols, const floatin
         for f in range(k):
             lam[f] = <floating>(reg * scale[u])
         if fit_bias:
-            lam[k] = <floating>(reg_bias * scale[u])
+            lam[k] = <floating>(reg_bias * scale[u] + bias_shift)
         st = 0
         if hi > lo or w0 > 0:
             if cg_steps > 0:
@@ -289,11 +299,12 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols, const floatin
                     x[f] = factors[u, f]
                 if fit_bias:
                     x[k] = bias[u]
-                st = _cg(&G[0, 0], &g[0], w0f, lam, A_ptr, cols_ptr, conf_ptr, target_ptr,
+                st = _cg(G_ptr, &g[0], w0f, lam, A_ptr, cols_ptr, conf_ptr, target_ptr,
                          ob_ptr, lo, hi, cg_steps, x, S)
             else:
                 st = _exact_row(&tri[0, 0], A_ptr, S, cols_ptr, conf_ptr, target_ptr, ob_ptr,
-                                lo, hi, k, fit_bias, reg * scale[u], reg_bias * scale[u],
+                                lo, hi, k, fit_bias, reg * scale[u],
+                                reg_bias * scale[u] + bias_shift,
                                 work + cg_doubles, ld, x)
         for f in range(k):
             factors[u, f] = x[f]

@@ -58,7 +58,8 @@ MF_INLINE void MF_R(mf_ials_pairs)(const MF_REAL *MF_RESTRICT A, const int32_t *
     }
 }
 
-/* out = (w0 G + diag(lam)) v + sum_{t in [lo, hi)} conf[t] (a_{cols[t]} . v) a_{cols[t]} */
+/* out = (w0 G + diag(lam)) v + sum_{t in [lo, hi)} conf[t] (a_{cols[t]} . v) a_{cols[t]}
+ * (without the G term when G is NULL) */
 MF_INLINE void MF_R(mf_ials_apply_body)(const MF_REAL *MF_RESTRICT G, MF_REAL w0,
                                             const MF_REAL *MF_RESTRICT lam,
                                             const MF_REAL *MF_RESTRICT A, const int32_t *cols,
@@ -66,12 +67,16 @@ MF_INLINE void MF_R(mf_ials_apply_body)(const MF_REAL *MF_RESTRICT G, MF_REAL w0
                                             const MF_REAL *MF_RESTRICT v,
                                             MF_REAL *MF_RESTRICT out, int64_t S)
 {
-    for (int64_t i = 0; i < S; i++)
-        out[i] = w0 * MF_R(mf_ials_dot)(G + i * S, v, S) + lam[i] * v[i];
+    if (G)
+        for (int64_t i = 0; i < S; i++)
+            out[i] = w0 * MF_R(mf_ials_dot)(G + i * S, v, S) + lam[i] * v[i];
+    else
+        for (int64_t i = 0; i < S; i++) out[i] = lam[i] * v[i];
     MF_R(mf_ials_pairs)(A, cols, conf, NULL, NULL, lo, hi, v, out, S, 0);
 }
 
 /* The row's CG solve in place of x (S values, warm start); r, p, Ap: scratch of S values.
+ * With G NULL (w0 = 0, explicit ALS) there is no all-pairs term and g is not read.
  * Returns 0, or -1 when the answer is not finite. */
 MF_INLINE int MF_R(mf_ials_cg_body)(const MF_REAL *MF_RESTRICT G,
                                         const MF_REAL *MF_RESTRICT g, MF_REAL w0,
@@ -84,8 +89,11 @@ MF_INLINE int MF_R(mf_ials_cg_body)(const MF_REAL *MF_RESTRICT G,
                                         int64_t S)
 {
     /* r = b - A x = w0 (g - G x) - lam x + sum_j c_j (y_j - a_j . x) a_j */
-    for (int64_t i = 0; i < S; i++)
-        r[i] = w0 * (g[i] - MF_R(mf_ials_dot)(G + i * S, x, S)) - lam[i] * x[i];
+    if (G)
+        for (int64_t i = 0; i < S; i++)
+            r[i] = w0 * (g[i] - MF_R(mf_ials_dot)(G + i * S, x, S)) - lam[i] * x[i];
+    else
+        for (int64_t i = 0; i < S; i++) r[i] = -lam[i] * x[i];
     MF_R(mf_ials_pairs)(A, cols, conf, target, obias, lo, hi, x, r, S, 1);
     double rs = MF_R(mf_ials_dot)(r, r, S);
     memcpy(p, r, (size_t)S * sizeof(MF_REAL));
