@@ -30,7 +30,9 @@ A written model for a bigger job (printed at the end, from the measured figures)
 m users, n items, k factors, W workers of T threads, link B bytes/s full duplex; per
 iteration
 
-* compute: the workers' CPU-seconds per rating measured here, times N, over W T threads;
+* compute: the workers' CPU-seconds per rating measured here (client and scheduler
+  excluded: their CPU is Dask's own bookkeeping, about constant per wall second), times N,
+  over W T threads;
 * ALS, worker to worker: each worker sends its band of each side to the W - 1 others and
   receives theirs: ``(W - 1) / W x S`` bytes in and out, ``S = (m + n)(k + 1) 4``; the
   client and scheduler carry W calls of scalars;
@@ -149,7 +151,8 @@ def run(shape, algorithm, n_workers, threads, k, iterations):
             used = difference(everyone(client), before, baseline)
             parent.send("go")
             rows.append({"dask_wall": wall, "dask_cpu": sum(c for c, _ in used),
-                         "bytes": [b for _, b in used], "local": parent.recv()})
+                         "cpu": [c for c, _ in used], "bytes": [b for _, b in used],
+                         "local": parent.recv()})
             return info
         trainer.step = turn
         try:
@@ -171,10 +174,13 @@ def summary(rows, same, n_ratings, n_workers):
             "local_cpu": med(r["local"]["cpu"] for r in rows),
             "dask_cpu": med(r["dask_cpu"] for r in rows),
             "cpu_ratio": med(r["dask_cpu"] / r["local"]["cpu"] for r in rows),
+            "client_cpu": med(r["cpu"][0] for r in rows),
+            "scheduler_cpu": med(r["cpu"][1] for r in rows),
+            "worker_cpu": med(sum(r["cpu"][2:]) for r in rows),
             "client_bytes": med(r["bytes"][0] for r in rows),
             "scheduler_bytes": med(r["bytes"][1] for r in rows),
             "worker_bytes": med(sum(r["bytes"][2:]) for r in rows),
-            "worker_cpu_per_rating": med(r["dask_cpu"] for r in rows) / n_ratings,
+            "worker_cpu_per_rating": med(sum(r["cpu"][2:]) for r in rows) / n_ratings,
             "same": same, "n_workers": n_workers}
 
 
@@ -197,8 +203,9 @@ def main():
     parser.add_argument("--iterations", type=int, default=8)
     args = parser.parse_args()
     print(f"shape {args.shape}, k {args.k}, {args.iterations} iterations; load {os.getloadavg()}")
-    print("| solver | layout | local s/iter | Dask s/iter | wall ratio | local CPU-s | Dask CPU-s | "
-          "CPU ratio | bytes/iter client / scheduler / workers | = local |")
+    print("| solver | layout | local s/iter | Dask s/iter | wall ratio | local CPU-s | Dask CPU-s "
+          "client / scheduler / workers | CPU ratio (workers only) | bytes/iter client / scheduler / "
+          "workers | = local |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     als_rows = []
     for algorithm in args.algorithms.split(","):
@@ -208,8 +215,10 @@ def main():
             if algorithm == "als":
                 als_rows.append(r)
             print(f"| {algorithm} | {layout} | {r['local_wall']:.3f} | {r['dask_wall']:.3f} | "
-                  f"{r['wall_ratio']:.2f}x | {r['local_cpu']:.2f} | {r['dask_cpu']:.2f} | "
-                  f"{r['cpu_ratio']:.2f}x | {r['client_bytes']:,.0f} / {r['scheduler_bytes']:,.0f} "
+                  f"{r['wall_ratio']:.2f}x | {r['local_cpu']:.2f} | {r['client_cpu']:.2f} / "
+                  f"{r['scheduler_cpu']:.2f} / {r['worker_cpu']:.2f} | {r['cpu_ratio']:.2f}x "
+                  f"({r['worker_cpu'] / r['local_cpu']:.2f}x) | "
+                  f"{r['client_bytes']:,.0f} / {r['scheduler_bytes']:,.0f} "
                   f"/ {r['worker_bytes']:,.0f} | {'yes' if r['same'] else 'NO'} |", flush=True)
     print(f"load after: {os.getloadavg()}")
     for r in als_rows:
