@@ -21,10 +21,10 @@ import numpy as np
 import mfcore
 from mfcore.metrics import ranking_metrics
 
-#: the validation grid of ImplicitALS (k=64, 15 iterations, 3 CG steps)
+#: the validation grid of ImplicitALS (k=64, 15 iterations, 3 CG steps; the defaults first)
 GRID = [{"unobserved_weight": w, "reg": r} for w, r in
-        ((1.0, 0.005), (1.0, 0.003), (1.0, 0.002), (0.5, 0.003), (0.3, 0.005))]
-LAMBDAS = (100.0, 300.0, 500.0)
+        ((0.3, 8.0), (0.3, 5.0), (0.3, 12.0), (0.2, 8.0), (0.5, 8.0))]
+LAMBDAS = (100.0, 250.0, 500.0, 1000.0)
 
 
 def load(name):

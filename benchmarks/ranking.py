@@ -10,9 +10,10 @@ k=10 averaged over the test users with a relevant item.
 Recommenders, each fitted on the whole training part:
 
 * mfcore's estimators at their defaults (``Model`` (SGD), ``ALS``, ``BayesianMF``,
-  ``BayesianMF(implicit=True)``, and ``ImplicitALS`` when this mfcore has it), ranked by
-  their default ``recommend`` and, in a second column, by predicted rating alone
-  (``rank_by="prediction"``); RMSE on the test ratings where the model predicts ratings;
+  ``BayesianMF(implicit=True)``, and ``ImplicitALS``, also with ``targets="ones"``, when
+  this mfcore has it), ranked by their default ``recommend`` and, in the notes, by
+  predicted rating alone (``rank_by="prediction"``); RMSE on the test ratings where the
+  model predicts ratings (not ImplicitALS's scores);
 * the most-rated items; EASE (Steck 2019: closed-form item-item regression on who rated
   what, a grid of its penalty lambda); PureSVD (Cremonesi et al. 2010: truncated SVD of
   the rating matrix with missing = 0, a grid of ranks); implicit's ALS
@@ -226,6 +227,10 @@ def mfcore_estimators():
             "mfcore BayesianMF(implicit=True)": lambda: mfcore.BayesianMF(implicit=True, seed=0)}
     if hasattr(mfcore, "ImplicitALS"):
         ests["mfcore ImplicitALS"] = lambda: mfcore.ImplicitALS(seed=0)
+        # the same at targets="ones" (Hu-Koren-Volinsky: who rated what, not how): what the
+        # ratings as targets add
+        ests['mfcore ImplicitALS(targets="ones")'] = lambda: mfcore.ImplicitALS(
+            targets="ones", seed=0)
     else:
         print("mfcore ImplicitALS skipped: this mfcore has no mfcore.ImplicitALS")
     return ests
@@ -238,15 +243,18 @@ def run_mfcore(train, test):
         start = time.perf_counter()
         model = make().fit(train[:, 0], train[:, 1], train[:, 2])
         seconds = time.perf_counter() - start
+        row = dict(name=name, seconds=seconds, note="scores, not ratings")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", mfcore.UnknownIdWarning)
             m = ranking_metrics(model, *args, k=K, threshold=THRESHOLD)
-            by_rating = ranking_metrics(model, *args, k=K, threshold=THRESHOLD,
-                                        rank_by="prediction")
-            rmse = model.evaluate(*args)["rmse"]
-        out.append(dict(name=name, ndcg=m["ndcg"], precision=m["precision"],
-                        recall=m["recall"], n_users=m["n_users"], seconds=seconds, rmse=rmse,
-                        note=f"by predicted rating alone: NDCG {by_rating['ndcg']:.4f}"))
+            if getattr(model, "predicts_ratings", True):  # a score has no RMSE
+                by_rating = ranking_metrics(model, *args, k=K, threshold=THRESHOLD,
+                                            rank_by="prediction")
+                row.update(rmse=model.evaluate(*args)["rmse"],
+                           note=f"by predicted rating alone: NDCG {by_rating['ndcg']:.4f}")
+        row.update(ndcg=m["ndcg"], precision=m["precision"], recall=m["recall"],
+                   n_users=m["n_users"])
+        out.append(row)
         print(f"  {name}: NDCG@10 {m['ndcg']:.4f}  ({out[-1]['note']})", flush=True)
     return out
 

@@ -85,6 +85,8 @@ def test_negative_values_are_refused_where_values_are_used(settings):
     users, items, values = _pairs()
     with pytest.raises(ValueError, match="values >= 0"):
         mfcore.ImplicitALS(k=4, iterations=2, **settings).fit(users, items, values - 3.0)
+    with pytest.raises(ValueError, match="positive mean"):                # all-zero values
+        mfcore.ImplicitALS(k=4, iterations=2, **settings).fit(users, items, values * 0.0)
     with pytest.raises(ValueError, match="values >= 0"):
         mfcore.ImplicitALS(k=4, iterations=2, **settings).fit(users, items).fold_in(
             10**6, [1, 2], [1.0, -1.0])
