@@ -7,6 +7,7 @@ or 3 of them (``workers=``) and on all (the default). Every equality here is exa
 import os
 import subprocess
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -27,8 +28,11 @@ N_WORKERS = 3
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=N_WORKERS, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as c:
+    # a killed worker's nanny starts a new one; on a loaded machine that can take longer than
+    # the 15 s after which a LocalCluster gives up on the worker and closes its nanny
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "300s"}), \
+            LocalCluster(n_workers=N_WORKERS, threads_per_worker=1, processes=True,
+                         dashboard_address=":0") as cluster, Client(cluster) as c:
         yield c
 
 
@@ -81,9 +85,26 @@ def test_als_equals_the_local_fit_bit_for_bit(client, n_workers, cuts):
     dist = mfcore.dask.fit(mfcore.ALS(**est), ddf_of(df, cuts),
                            workers=workers(client, n_workers))
     assert_same_model(dist, local)
-    # per iteration: each side sent to every worker, each solved side received once
+    # per iteration no factor reaches the client; each shard sends its bands to the others
     sides = (len(local.user_factors_) + len(local.item_factors_)) * (6 + 1) * 4
-    assert [h["exchanged_bytes"] for h in dist.history_] == [(n_workers + 1) * sides] * 4
+    assert [h["exchanged_bytes"] for h in dist.history_] == [0] * 4
+    assert [h["peer_bytes"] for h in dist.history_] == [(n_workers - 1) * sides] * 4
+
+
+def test_als_on_six_workers_uses_every_worker_and_zero_iterations_keep_the_start(client):
+    """Six in-process workers (distributed 2025.4-2026.6 listed five unless asked): six
+    shards, each sending its bands to five others; 0 iterations gathers nothing."""
+    df = frame(seed=3)
+    est = dict(k=4, iterations=2, n_threads=1)
+    local = mfcore.ALS(**est).fit(df.user, df.item, df.rating)
+    with LocalCluster(n_workers=6, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as six:
+        dist = mfcore.dask.fit(mfcore.ALS(**est), ddf_of(df, [1000]), client=six)
+        start = mfcore.dask.fit(mfcore.ALS(**dict(est, iterations=0)), ddf_of(df, []), client=six)
+    assert_same_model(dist, local)
+    sides = (len(local.user_factors_) + len(local.item_factors_)) * (4 + 1) * 4
+    assert [h["peer_bytes"] for h in dist.history_] == [5 * sides] * 2
+    assert_same_model(start, mfcore.ALS(**dict(est, iterations=0)).fit(df.user, df.item, df.rating))
 
 
 def test_als_equal_with_string_ids_float64_and_unweighted_penalty(client):
@@ -104,6 +125,8 @@ def test_sgd_equals_the_local_fit_on_the_same_block_grid(client, n_workers):
                            workers=workers(client, n_workers))
     assert_same_model(dist, local)
     assert [h["train_loss"] for h in dist.history_] == [h["train_loss"] for h in local.history_]
+    # item groups pass shard to shard (none with one shard); the model comes back each epoch
+    assert all((h["peer_bytes"] > 0) == (n_workers > 1) for h in dist.history_)
 
 
 def test_sgd_on_a_cluster_scores_like_a_default_local_fit(client):
@@ -141,6 +164,7 @@ def test_bayesian_mf_equals_the_local_fit_bit_for_bit(client, n_workers):
         assert np.array_equal(getattr(dist, name), getattr(local, name)), name
     for h, g in zip(dist.history_, local.history_):
         assert (h["alpha"], h["train_rmse"]) == (g["alpha"], g["train_rmse"])
+        assert h["exchanged_bytes"] == 0  # no state, no residual reaches the client
     query = (df.user[:50], df.item[:50])
     assert np.array_equal(dist.predict(*query, return_std=True)[1],
                           local.predict(*query, return_std=True)[1])
@@ -298,13 +322,52 @@ def test_a_lost_worker_fails_the_fit_naming_worker_and_iteration(client):
         client.wait_for_workers(N_WORKERS, timeout=60)
 
 
+#: run on the victim's worker: its shard exits while the others wait for its item band of
+#: iteration 3 (after solving it, before sending it)
+DIE_IN_EXCHANGE = """
+import os, mfcore.dask._shard as shard
+allgather = shard.Shard.allgather
+def dying(self, tag, *args):
+    if tag == (3, 1):
+        os._exit(1)
+    return allgather(self, tag, *args)
+shard.Shard.allgather = dying
+"""
+
+
+def test_a_worker_lost_during_an_exchange_fails_promptly_and_frees_the_others():
+    """On a cluster of its own (it is not waited for to heal). The other shards, waiting for
+    the lost one's band, are stopped: the other workers train again at once."""
+    df = frame(seed=10)
+    with LocalCluster(n_workers=3, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as own:
+        *others, victim = workers(own, 3)
+        own.run(exec, DIE_IN_EXCHANGE, {}, workers=[victim])
+        est, outcome = mfcore.ALS(k=4, iterations=6), []
+
+        def fit():
+            try:
+                mfcore.dask.fit(est, ddf_of(df, [500, 1000]), client=own)
+            except Exception as exc:  # noqa: BLE001 (checked below)
+                outcome.append(exc)
+        runner = threading.Thread(target=fit, daemon=True)
+        runner.start()
+        runner.join(300)  # (the shards' own wait for a peer would last EXCHANGE_TIMEOUT, 1 h)
+        assert not runner.is_alive(), "mfcore.dask.fit hung after losing a worker mid-exchange"
+        assert isinstance(outcome[0], mfcore.WorkerLostError), outcome
+        assert victim in str(outcome[0]) and "at iteration 3" in str(outcome[0])
+        assert not est._is_fitted()
+        again = mfcore.dask.fit(mfcore.ALS(k=4, iterations=2), ddf_of(df, [500]), client=own,
+                                workers=others)
+        assert again.n_epochs_ == 2
+
+
 @pytest.mark.slow
 def test_a_worker_lost_before_its_shard_is_placed_fails_promptly_instead_of_hanging(
         client, monkeypatch):
     """Issue 20, D2: a shard is pinned to its worker; when that worker died before the shard
     was placed (its nanny restarts it at another address), the fit waited forever. Runs
     last, like the test above: it awaits the restarted worker before returning."""
-    import threading
     victim = workers(client, N_WORKERS)[-1]
     load = mfcore.dask._load
 

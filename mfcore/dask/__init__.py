@@ -26,16 +26,20 @@ not a task per block):
    local layout orders them.
 4. *Loop*: the client runs the estimator's own loop (``driver.run``: history,
    validation, early stopping with best-iteration restore, callbacks,
-   ``verbose``) over a trainer whose ``step`` exchanges, through the client,
-   only what the solver needs (hub and spokes; see each trainer):
+   ``verbose``) over the solver's trainer (``als.py``, ``bayes.py``, ``sgd.py``):
 
-   * ALS: per half-iteration the fixed factor side to every shard, each shard's
-     band of the solved side back;
-   * SGD: DSGD over the local block grid: per round of the epoch
-     the item groups of the round's blocks to the shards owning their user
-     groups and back, the user bands once an epoch;
-   * BayesianMF: as ALS, plus each rating's residual (the sampler's running
-     state) from its item shard to its user shard and back, every sweep.
+   * ALS: one call per shard and iteration; the shards exchange each solved
+     side among themselves, worker to worker (``Shard.allgather``), and return
+     scalars (squared error, penalty, finiteness, seconds). The model reaches
+     the client at the end, or after every iteration when validation data or a
+     callback need it;
+   * SGD: DSGD over the local block grid, one call per shard and epoch; each
+     item group passes from shard to shard along the epoch's schedule. The
+     model is gathered after every epoch (the history's penalty is the local
+     one only over the whole model in one place);
+   * BayesianMF: as ALS, both sides in float64, plus each rating's residual
+     (the sampler's running state) from its item shard to its user shard and
+     back; every shard draws the hyperparameters redundantly (counter-based).
 
    Global statistics are exact (``RatingSummary``: an exact sum, so the mean is
    the local one bit for bit; the sampler's sum of squares added chunk by chunk
@@ -45,10 +49,15 @@ The fitted arrays equal a local fit's bit for bit for any number of workers and
 partitions: ALS and BayesianMF rows are independent given the other side, each
 row sees its ratings in the local order and draws the local random numbers
 (counter-based); SGD trains every block of the local grid with the local
-kernel, records and order. The histories agree too, except ALS's training SSE,
-a sum of the shards' sums (equal up to float rounding). Each history entry
-also records ``exchanged_bytes`` (factors, and residuals, sent and received by
-the client) and ``shard_seconds`` (the slowest shard's kernel seconds).
+kernel, records and order. The histories agree too, except ALS's training SSE
+and penalty, sums of the shards' sums (equal up to float rounding). Each history
+entry also records ``exchanged_bytes`` (model bytes through the client: SGD's per-epoch
+gather, or the model watched by validation or a callback), ``shard_seconds`` (the
+slowest shard's kernel seconds) and ``peer_bytes`` (what the shards sent each other).
+
+A worker lost at any moment raises ``WorkerLostError`` as soon as the scheduler
+drops it (killed, or silent past ``distributed.scheduler.worker-ttl``), and the
+estimator keeps the state it had.
 
 Not offered: ``validation_fraction`` (pass ``validation=``), ``warm_start`` and
 ``partial_fit``.
@@ -215,7 +224,8 @@ def fit(estimator: Estimator, ratings: dd.DataFrame,
             work._adopt_seen(np.concatenate([b["seen"][0] for b in built]),
                              np.concatenate([b["seen"][1] for b in built]),
                              row_counts(work, band_rows, band_counts)[1])
-            trainer = trainer_class(work, cluster, band_rows, band_counts, params, plan)
+            trainer = trainer_class(work, cluster, band_rows, band_counts, params, plan,
+                                    watched=val is not None or callback is not None)
             work._run(trainer, summary.n, params, work.max_epochs(params), val, callback)
     finally:
         for f in held:

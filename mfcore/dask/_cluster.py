@@ -3,6 +3,7 @@ them, and telling a lost worker (``WorkerLostError``) from an error of the shard
 import asyncio
 import operator
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -56,10 +57,22 @@ def pinned_result(client, future, addresses, poll=0.25):
 
 
 class Cluster:
-    """The shards of one fit and the calls to them, with a clear error for a lost worker."""
+    """The shards of one fit and the calls to them, with a clear error for a lost worker.
+
+    Every wait is bounded: a call's result is awaited while watching the fit's workers, so
+    a worker the scheduler drops (killed, or silent past ``distributed.scheduler.worker-ttl``)
+    ends the wait at once with ``WorkerLostError``; a failed call stops the shards still
+    waiting for it (``Shard.abort``)."""
+
+    #: seconds a shard waits for the other shards' part of an exchange
+    EXCHANGE_TIMEOUT = 3600.0
 
     def __init__(self, client, shards, addresses, bands):
         self.client, self.shards, self.addresses, self.bands = client, shards, addresses, bands
+
+    def connect(self):
+        """Give every shard the handles of all shards (for ``Shard.allgather``)."""
+        self.call("connect", 0, self.addresses, [shard.key for shard in self.shards])
 
     def call(self, method, epoch, *args):
         """``method(*args)`` on every shard at once; the results in band order. ``epoch`` (0
@@ -76,15 +89,46 @@ class Cluster:
                     if stage == "send":
                         futures.append(getattr(shard, method)(*args[b]))
                     else:
-                        results.append(futures[b].result())
+                        results.append(self._result(futures[b]))
                 except Exception as exc:
+                    self._abort(f"shard {b} failed in {method}")
                     if not _is_lost(exc):  # the shard code's own error
                         raise
-                    when = f"at iteration {epoch}" if epoch else "while its shard was set up"
-                    raise WorkerLostError(
-                        f"worker {self.addresses[b]} (shard {b} of {len(self.shards)}) was lost "
-                        f"{when}: {type(exc).__name__}: {exc}") from exc
+                    raise self._lost(b, epoch, exc) from exc
         return results
+
+    def _result(self, future, poll=0.25):
+        """``future.result()``, raising ``OSError`` as soon as a worker of the fit is gone."""
+        while True:
+            try:
+                return future.result(timeout=poll)
+            except TimeoutError:
+                if future.done():  # (the call's own TimeoutError)
+                    return future.result()
+            lost = _lost_worker(self.client, self.addresses)
+            if lost is not None:
+                raise OSError(f"worker {lost} is no longer in the cluster")
+
+    def _lost(self, b, epoch, exc, wait=5.0):
+        """The ``WorkerLostError`` for a lost-worker failure of shard b's call: naming the
+        worker the scheduler dropped (shard b may only have failed to reach it), once known."""
+        deadline = time.monotonic() + wait
+        lost = _lost_worker(self.client, self.addresses)
+        while lost is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            lost = _lost_worker(self.client, self.addresses)
+        b = b if lost is None else self.addresses.index(lost)
+        when = f"at iteration {epoch}" if epoch else "while its shard was set up"
+        return WorkerLostError(f"worker {self.addresses[b]} (shard {b} of {len(self.shards)}) "
+                               f"was lost {when}: {type(exc).__name__}: {exc}")
+
+    def _abort(self, reason):
+        """Stop every shard's wait for the others (fire and forget: some may be gone)."""
+        for shard in self.shards:
+            try:
+                shard.abort(reason)
+            except Exception:  # noqa: BLE001 (a lost worker's shard cannot be told)
+                pass
 
 
 def row_counts(model, band_rows, band_counts):

@@ -1,8 +1,11 @@
 """What every solver's shard shares: one Dask actor per worker, pinned to it, holding band b
 of the ratings by user and by item for the whole fit, ordered as the local layout orders
 them (a solver's module subclasses ``Shard`` with its kernels)."""
+import threading
+import time
+
 import numpy as np
-from distributed import get_worker
+from distributed import Actor, get_worker
 
 from .._threads import resolve_n_threads
 from ..data import RatingSummary, merge_sorted
@@ -38,6 +41,7 @@ class Shard:
         self.n_threads = n_threads or self._worker_threads()
         self.raw = [tuple(np.concatenate(parts) for parts in zip(*pieces))
                     for pieces in (user_pieces, item_pieces)]
+        self.peers, self.inbox, self.arrived, self.aborted = [], {}, threading.Condition(), None
 
     @staticmethod
     def _worker_threads():
@@ -47,6 +51,79 @@ class Shard:
             return get_worker().state.nthreads
         except (ValueError, AttributeError):
             return resolve_n_threads(None)
+
+    # --- exchange among the shards, worker to worker ---
+
+    def connect(self, addresses, keys):
+        """Hold a handle of every shard of the fit (``addresses``, actor ``keys``, in band
+        order) bound to this worker: calls made through them go straight to the other
+        worker, never through the client or the scheduler."""
+        worker = get_worker()
+        self.peers = [Actor(type(self), a, key, worker=worker) for a, key in zip(addresses, keys)]
+
+    async def put(self, tag, band, payload):
+        """Receive shard ``band``'s ``payload`` for exchange ``tag``. Runs on the worker's
+        event loop (an ``async`` actor method), not on the actor thread, which may be
+        waiting for this very payload."""
+        with self.arrived:
+            self.inbox[tag, band] = payload
+            self.arrived.notify_all()
+
+    async def abort(self, reason):
+        """Wake a wait for the other shards and make it raise (the client saw a shard fail)."""
+        with self.arrived:
+            self.aborted = reason
+            self.arrived.notify_all()
+
+    def allgather(self, tag, payload, timeout):
+        """Every shard's ``payload`` for exchange ``tag``, in band order: this one's sent to
+        every other shard, theirs received (see ``alltoall``)."""
+        return self.alltoall(tag, [payload] * len(self.peers), timeout)
+
+    def alltoall(self, tag, parts, timeout):
+        """What every shard sent this one in exchange ``tag``, in band order: ``parts[c]``
+        goes to shard c (this one's own stays here). Waits at most ``timeout`` seconds, and
+        stops waiting when the client aborts the fit (a shard failed, a worker was lost)."""
+        deadline = time.monotonic() + timeout
+        others = [b for b in range(len(self.peers)) if b != self.band]
+        self.settle([self.send(b, tag, parts[b]) for b in others], tag, deadline)
+        got = self.receive([(tag, b) for b in others], deadline)
+        return [parts[b] if b == self.band else got[tag, b] for b in range(len(self.peers))]
+
+    def send(self, b, tag, payload):
+        """Start sending ``payload`` to shard b as its part of exchange ``tag``; returns the
+        call's future (``settle`` it)."""
+        return self.peers[b].put(tag, self.band, payload)
+
+    def settle(self, futures, tag, deadline):
+        """Wait until the ``send`` calls ``futures`` are received (or raise their error)."""
+        for sent in futures:
+            while True:
+                try:
+                    sent.result(timeout=0.25)
+                    break
+                except TimeoutError:
+                    if sent.done():  # (the call's own TimeoutError)
+                        sent.result()
+                    self._still_waiting(tag, deadline)
+
+    def receive(self, keys, deadline):
+        """``{(tag, band): payload}`` once every one of ``keys`` has arrived."""
+        with self.arrived:
+            while not all(key in self.inbox for key in keys):
+                self._still_waiting(keys, deadline)
+                self.arrived.wait(deadline - time.monotonic())
+            return {key: self.inbox.pop(key) for key in keys}
+
+    def _still_waiting(self, tag, deadline):
+        """Raise if the fit was aborted or exchange ``tag`` is past its ``deadline``."""
+        if self.aborted:
+            raise RuntimeError(f"shard {self.band} stopped: {self.aborted}")
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"shard {self.band} waited too long for the other shards' "
+                               f"part of exchange {tag}")
+
+    # --- set-up ---
 
     def duplicates(self):
         """(number of duplicate ratings, (u, i) of the lowest duplicated pair or None) in this

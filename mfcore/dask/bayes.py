@@ -1,9 +1,19 @@
-"""BayesianMF on the shards: the client holds the sampler's parameters (float64) and draws
-the hyperparameters and the noise precision from them (``draw_hyper_and_noise``, with the
-sum of squares added chunk by chunk as the local sweep adds it); each half-sweep sends the
-other side's factors to every shard, which draws its band's rows (``gibbs_rows``, the
-local counters). The residuals are the sampler's running state, so they travel too: each
-rating's, from the shard of its item band to that of its user band and back."""
+"""BayesianMF on the shards, worker to worker.
+
+Every shard holds the sampler's whole state (the parameters in standardized units,
+float64, and the hyperparameters) and draws, redundantly, the hyperparameters and the
+noise precision (``draw_hyper_and_noise``: counter-based, so every shard draws the
+numbers the local sweep draws) from the sum of squared residuals, which it adds chunk by
+chunk as the local sweep adds it, from every shard's chunk sums (a small allgather). Then
+each half-sweep draws the shard's band of one side (``gibbs_rows``, the local counters)
+and allgathers it. The residuals are the sampler's running state: each rating's goes from
+the shard of its item band to the shard of its user band and back every sweep, shard to
+shard (``Shard.alltoall``); none reaches the client. Per sweep the client makes one call
+per shard and gets scalars back (the noise precision, the sum of squares, the user
+hyperparameters, finiteness, seconds); the kept samples stay on the shards, in bands, until
+the end, when the client gathers them (and the current sample after every sweep when
+validation data or a callback need it).
+"""
 import time
 
 import numpy as np
@@ -16,8 +26,26 @@ from ..estimators.bayes import GibbsSweeps as _LocalSweeps
 from ._shard import Shard
 
 
+def sum_of_squares(chunks):
+    """The sweep's sum of squared residuals as the local sweep adds it, from every item
+    band's ``BayesShard.chunks``: the chunk sums in chunk order."""
+    sums, raw = {}, {}
+    for band in chunks:
+        for chunk, kind, values in band:
+            if kind == "sum":
+                sums.update(zip(range(chunk, chunk + len(values)), values.tolist()))
+            else:
+                raw.setdefault(chunk, []).append(values)
+    for chunk, parts in raw.items():
+        sums[chunk] = float(_bayes.chunk_sse(np.concatenate(parts))[0])
+    sse = 0.0
+    for chunk in range(len(sums)):
+        sse += sums[chunk]
+    return sse
+
+
 class BayesShard(Shard):
-    """A worker's bands in the sampler's layout, with their residuals."""
+    """A worker's bands in the sampler's layout, their residuals, and the whole state."""
 
     @staticmethod
     def _row_order(rows, cols, g):
@@ -31,24 +59,28 @@ class BayesShard(Shard):
         band = np.searchsorted(bands[1 - s], cols[canon], side="right") - 1
         side.exchange = [canon[band == b] for b in range(len(bands[1 - s]) - 1)]
 
-    def bayes_setup(self, P, Q, bu, bi, mu, scale, item_offset):
-        """The sampler's state of this shard: the band's parameters (float64) and the
-        residuals of its item band's ratings from the initial parameters (as the local
-        sampler computes them); returns their pieces for the user bands and the partial
-        sums of squares (``_chunks``)."""
+    def bayes_setup(self, state, mu, scale, item_offset, n, seed, priors, keep, bands):
+        """The sampler's whole ``state`` (P, Q, bu, bi in standardized units, float64), the
+        residuals of this item band's ratings from it (as the local sampler computes them),
+        this band's start in the item-CSR order (``item_offset``: the sum of squares' chunks),
+        the number of ratings, the chain's seed, the priors (alpha_0, beta_0, alpha_lambda,
+        beta_lambda), ``keep`` (burn-in, thinning: which sweeps' samples are kept) and the
+        edges of every band of both sides."""
         users, items = self.sides
-        self.bayes = [(P[slice(*self.user_range)].copy(), bu[slice(*self.user_range)].copy()),
-                      (Q[slice(*self.item_range)].copy(), bi[slice(*self.item_range)].copy())]
+        self.state = [np.array(a) for a in state]  # own, writable copies
+        P, Q, bu, bi = self.state
+        k = P.shape[1]
+        self.hyper = np.zeros((2, k + 1)), np.zeros((2, k + 1))
+        self.n, self.seed, self.priors, self.keep, self.bands_of = n, seed, priors, keep, bands
         self.residual = [np.empty(len(users.values)), np.empty(len(items.values))]
-        self.item_offset = item_offset
+        self.item_offset, self.kept = item_offset, {}
         rows = np.repeat(np.arange(*self.item_range, dtype=np.int32), np.diff(items.full_ptr))
         pred = np.empty(len(rows))
         _predict.predict(items.cols, rows, P, Q, bu, bi, 0.0, -np.inf, np.inf, pred,
-                             self.n_threads)  # the parameters are in standardized units
+                         self.n_threads)
         self.residual[1][:] = standardized(items.values, mu, scale) - pred
-        return [self.residual[1][idx] for idx in items.exchange], self._chunks()
 
-    def _chunks(self):
+    def chunks(self):
         """This item band's part of the sweep's sum of squared residuals: the sums of the
         item-CSR chunks (``bayes.CHUNK``) wholly inside it, and the residuals of the chunks it
         shares with its neighbours, ``(chunk, "sum" or "raw", values)``."""
@@ -66,30 +98,65 @@ class BayesShard(Shard):
             out.append((last // C, "raw", e[last - start:]))
         return out
 
-    def bayes_half(self, s, pieces, other_factors, hyper, alpha, seed, sweep):
-        """One side's half-sweep on this band (``gibbs_rows``) after placing the other side's
-        residual pieces; returns the band's new parameters, the residual pieces for the
-        other side's bands, the chunk sums (item half) and the seconds it took."""
-        start = time.perf_counter()
-        side, e = self.sides[s], self.residual[s]
-        for idx, piece in zip(side.exchange, pieces):
-            e[idx] = piece
-        factors, bias = self.bayes[s]
-        _bayes.gibbs_rows(side.full_ptr, side.cols, e, factors, bias, other_factors, hyper,
-                          alpha, seed, ("user", "item")[s], sweep, side.lo, self.n_threads)
-        out = [e[idx] for idx in side.exchange]
-        return (factors, bias, out, self._chunks() if s == 1 else None,
-                time.perf_counter() - start)
+    def sweep(self, sweep, timeout):
+        """One sweep: the sum of squares, the draws of the hyperparameters and the noise, then
+        per side the residuals in, the band drawn and allgathered, the residuals out.
+        Returns (alpha, the sum of squares, the user and item hyperparameters, whether this
+        shard's bands are finite, kernel seconds, bytes sent)."""
+        start, sent = time.perf_counter(), 0
+        chunks = self.chunks()
+        sse = sum_of_squares(self.allgather((sweep, "sse"), chunks, timeout))
+        P, Q, bu, bi = self.state
+        a0, b0, a_lambda, b_lambda = self.priors
+        alpha = _bayes.draw_hyper_and_noise(P, Q, bu, bi, *self.hyper, self.n, sse, self.seed,
+                                            sweep - 1, self.n_threads, a0, b0, 0.0, 1.0,
+                                            a_lambda, b_lambda)
+        waited = 0.0
+        for s, (factors, bias, other) in enumerate(((P, bu, Q), (Q, bi, P))):
+            side, e = self.sides[s], self.residual[s]
+            mark = time.perf_counter()  # the other side's shards send this band's residuals
+            source = self.residual[1 - s]
+            out = [source[idx] for idx in self.sides[1 - s].exchange]
+            for idx, piece in zip(side.exchange, self.alltoall((sweep, s, "residual"), out,
+                                                               timeout)):
+                e[idx] = piece
+            sent += sum(piece.nbytes for c, piece in enumerate(out) if c != self.band)
+            waited += time.perf_counter() - mark
+            band = slice(*(self.user_range, self.item_range)[s])
+            _bayes.gibbs_rows(side.full_ptr, side.cols, e, factors[band], bias[band], other,
+                              self.hyper[s], alpha, self.seed, ("user", "item")[s], sweep - 1,
+                              side.lo, self.n_threads)
+            mark = time.perf_counter()
+            parts = self.allgather((sweep, s), (factors[band].copy(), bias[band].copy()),
+                                   timeout)
+            edges = self.bands_of[s]
+            for b, (band_factors, band_bias) in enumerate(parts):
+                factors[edges[b]:edges[b + 1]], bias[edges[b]:edges[b + 1]] = (band_factors,
+                                                                              band_bias)
+            sent += (len(parts) - 1) * (parts[0][0].nbytes + parts[0][1].nbytes)
+            waited += time.perf_counter() - mark
+        sent += (len(self.peers) - 1) * sum(v.nbytes for _, _, v in chunks)
+        burn_in, thin = self.keep
+        if sweep > burn_in and (sweep - burn_in) % thin == 0:
+            self.kept[sweep] = self.bands()
+        finite = all(np.isfinite(a).all() for a in self.bands())
+        return (alpha, sse, self.hyper[0].copy(), self.hyper[1].copy(), finite,
+                time.perf_counter() - start - waited, sent)
+
+    def bands(self, sweep=None):
+        """Copies of this shard's rows of the state (its user band's P and bu, its item
+        band's Q and bi) now, or at kept ``sweep``."""
+        if sweep is not None:
+            return self.kept[sweep]
+        P, Q, bu, bi = self.state
+        users, items = slice(*self.user_range), slice(*self.item_range)
+        return P[users].copy(), Q[items].copy(), bu[users].copy(), bi[items].copy()
 
 
 class GibbsSweeps(_LocalSweeps):
-    """BayesianMF's trainer over the shards. The client holds the whole state's parameters
-    (float64), draws the hyperparameters and the noise precision from them
-    (``draw_hyper_and_noise``, with the sum of squares added chunk by chunk as the local
-    sweep adds it); each half-sweep sends the other side's factors to every shard, which
-    draws its band's rows (``gibbs_rows``, the local counters). The residuals are the
-    sampler's running state, so they travel too: each rating's, from the shard of its item
-    band to that of its user band and back, every sweep."""
+    """BayesianMF's trainer over the shards: one ``sweep`` call per shard and sweep; the
+    client keeps only the scalars and the hyperparameters, and gathers the state when
+    someone reads it (watched) and the kept samples at the end."""
 
     SHARD = BayesShard
 
@@ -97,63 +164,61 @@ class GibbsSweeps(_LocalSweeps):
     def plan(built, bands, n_ratings, params):
         return None
 
-    def __init__(self, model, cluster, band_rows, band_counts, params, plan):
-        self.model, self.params, self.cluster = model, params, cluster
+    def __init__(self, model, cluster, band_rows, band_counts, params, plan, watched=False):
+        self.model, self.params, self.cluster, self.watched = model, params, cluster, watched
         self.n_threads = resolve_n_threads(params["n_threads"])
         self.n = int(sum(c.sum() for c in band_counts[0]))
         self._start_state(model)
         self.implicit, self.P_seen, self.Q_seen = None, self.P, self.Q
         self.features = {}  # side features are not trained on Dask (fit takes none)
-        offsets = np.concatenate([[0], np.cumsum([c.sum() for c in band_counts[1]])])
-        out = cluster.call_each("bayes_setup", 0, [
-            (self.P, self.Q, self.bu, self.bi, model.global_mean_, model.rating_scale_, int(o))
-            for o in offsets[:-1]])
-        self.pieces, self.chunks = [o[0] for o in out], [o[1] for o in out]
-        self.bands = cluster.bands
         self.seed = int(model.rng_.integers(0, 2**63))
         self.burn_in, self.thin = params["burn_in"], model._thin(params)
-        self.kept, self.val_sum = [], None
-
-    def _sse(self):
-        """The sum of squared residuals as the local sweep adds it: chunk sums in order."""
-        sums, raw = {}, {}
-        for band in self.chunks:
-            for chunk, kind, values in band:
-                if kind == "sum":
-                    sums.update(zip(range(chunk, chunk + len(values)), values.tolist()))
-                else:
-                    raw.setdefault(chunk, []).append(values)
-        for chunk, parts in raw.items():
-            sums[chunk] = float(_bayes.chunk_sse(np.concatenate(parts))[0])
-        sse = 0.0
-        for chunk in range(len(sums)):
-            sse += sums[chunk]
-        return sse
+        self.kept, self.val_sum, self.kept_sweeps = [], None, []
+        offsets = np.concatenate([[0], np.cumsum([c.sum() for c in band_counts[1]])])
+        priors = tuple(params[name] for name in ("alpha_0", "beta_0", "alpha_lambda",
+                                                  "beta_lambda"))
+        cluster.connect()
+        cluster.call_each("bayes_setup", 0, [
+            ((self.P, self.Q, self.bu, self.bi), model.global_mean_, model.rating_scale_,
+             int(o), self.n, self.seed, priors, (self.burn_in, self.thin), cluster.bands)
+            for o in offsets[:-1]])
 
     def step(self, sweep):
-        pr, w = self.params, len(self.cluster.shards)
-        sse = self._sse()
-        alpha = _bayes.draw_hyper_and_noise(
-            self.P, self.Q, self.bu, self.bi, self.user_hyper, self.item_hyper, self.n, sse,
-            self.seed, sweep - 1, self.n_threads, pr["alpha_0"], pr["beta_0"], 0.0, 1.0,
-            pr["alpha_lambda"], pr["beta_lambda"])
-        exchanged, compute = 0, 0.0
-        for s, (other, hyper, target) in enumerate((
-                (self.Q, self.user_hyper, (self.P, self.bu)),
-                (self.P, self.item_hyper, (self.Q, self.bi)))):
-            args = [(s, [self.pieces[b][c] for b in range(w)], other, hyper, alpha, self.seed,
-                     sweep - 1) for c in range(w)]
-            results = self.cluster.call_each("bayes_half", sweep, args)
-            exchanged += w * other.nbytes + sum(p.nbytes for a in args for p in a[1])
-            edges = self.bands[s]
-            for c, (factors, bias, pieces, _chunks, _seconds) in enumerate(results):
-                target[0][edges[c]:edges[c + 1]], target[1][edges[c]:edges[c + 1]] = factors, bias
-                exchanged += factors.nbytes + bias.nbytes + sum(p.nbytes for p in pieces)
-            self.pieces = [r[2] for r in results]
-            if s == 1:
-                self.chunks = [r[3] for r in results]
-            compute += max(r[4] for r in results)
-        return dict(self._record(sweep, alpha, sse), exchanged_bytes=exchanged,
-                    shard_seconds=compute)
+        results = self.cluster.call("sweep", sweep, sweep, self.cluster.EXCHANGE_TIMEOUT)
+        alpha, sse, user_hyper, item_hyper = results[0][:4]  # (every shard drew the same)
+        self.user_hyper[...], self.item_hyper[...] = user_hyper, item_hyper
+        finite = all(r[4] for r in results)
+        if self.watched and finite:
+            exchanged = self._gather(sweep)
+            info = self._record(sweep, alpha, sse)
+        else:  # the kept samples are gathered at the end
+            exchanged, scale = 0, self.scale
+            self.keeping = sweep > self.burn_in and (sweep - self.burn_in) % self.thin == 0
+            if self.keeping:
+                self.kept_sweeps.append((sweep, alpha, user_hyper))
+            info = {"sse": sse * scale * scale, "alpha": float(alpha) / (scale * scale)}
+        if not finite:
+            info["sse"] = np.nan
+        # exchanged_bytes: state bytes through the client (only to watch the model);
+        # peer_bytes: what the shards sent each other (bands and residuals)
+        return dict(info, exchanged_bytes=exchanged, peer_bytes=sum(r[6] for r in results),
+                    shard_seconds=max(r[5] for r in results))
 
+    def _gather(self, epoch, sweep=None):
+        """The shards' bands (now, or at kept ``sweep``) into the state; the bytes received."""
+        received, (user_edges, item_edges) = 0, self.cluster.bands
+        for b, (P, Q, bu, bi) in enumerate(self.cluster.call("bands", epoch, sweep)):
+            users, items = slice(user_edges[b], user_edges[b + 1]), slice(item_edges[b],
+                                                                          item_edges[b + 1])
+            self.P[users], self.Q[items], self.bu[users], self.bi[items] = P, Q, bu, bi
+            received += P.nbytes + Q.nbytes + bu.nbytes + bi.nbytes
+        return received
 
+    def finalize(self):
+        """Gather the kept samples (unless watched: then they are here), then keep the
+        posterior as the local sampler does."""
+        for sweep, alpha, user_hyper in self.kept_sweeps:
+            self._gather(self.model.n_epochs_, sweep)
+            self.user_hyper[...] = user_hyper
+            self._record(sweep, alpha, 0.0)
+        super().finalize()

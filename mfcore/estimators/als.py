@@ -23,7 +23,7 @@ from .._threads import resolve_n_threads
 from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
 from .driver import Trainer
 
-__all__ = ["ALS", "ALSLayout", "ALSSide", "ALSIterations", "solve_rows_in_blocks"]
+__all__ = ["ALS", "ALSLayout", "ALSSide", "ALSIterations", "ALSPenalty", "solve_rows_in_blocks"]
 
 _NO_LOSS = np.zeros(0)  # (the CG solve's per-row loss, not wanted)
 
@@ -58,6 +58,29 @@ class ALSLayout:
                        np.ascontiguousarray(values[order]), counts[present])
 
 
+class ALSPenalty(collections.namedtuple("ALSPenalty",
+                                        "reg reg_bias base count_weight bias_shrinkage")):
+    """ALS's penalty in rating units: a row with n ratings pays ``(base + count_weight n)
+    (reg |p|^2 + reg_bias b^2) + bias_shrinkage b^2`` (the row solve's arguments too)."""
+
+    @classmethod
+    def of_params(cls, params, rating_scale):
+        # reg is defined on standardized ratings: in rating units a factor penalty scales with
+        # the ratings' spread, a bias penalty not at all (see ALS's docstring)
+        return cls(params["reg"] * rating_scale, bias_reg(params), *ALS._penalty_scale(params),
+                   params["bias_shrinkage"])
+
+    def of_rows(self, factors, bias, counts, total=0.0):
+        """``total`` plus the penalty of some rows of one side, given their factors, biases
+        and rating counts (``mfcore.dask``'s shards add up their bands' with it)."""
+        bias = bias.astype(np.float64)
+        squares = np.einsum("ij,ij->i", factors, factors, dtype=np.float64)
+        scale = self.base + self.count_weight * counts
+        total += float(scale @ (self.reg * squares + self.reg_bias * bias * bias))
+        total += self.bias_shrinkage * float(bias @ bias)
+        return total
+
+
 class ALSIterations(Trainer):
     """The driver's trainer for one ALS fit: both half-iterations and the objective, over
     ``sides`` (two ``ALSSide``: users, items) and the training ``ratings`` (u, i, r: the
@@ -66,11 +89,8 @@ class ALSIterations(Trainer):
     def __init__(self, model, sides, params, n_threads, ratings=None):
         super().__init__(model)
         self.sides, self.ratings, self.n_threads = sides, ratings, n_threads
-        # reg is defined on standardized ratings: in rating units a factor penalty scales with
-        # the ratings' spread, a bias penalty not at all (see ALS's docstring)
-        self.reg, self.reg_bias = params["reg"] * model.rating_scale_, bias_reg(params)
-        self.base, self.count_weight = ALS._penalty_scale(params)
-        self.bias_shrinkage = params["bias_shrinkage"]
+        self.terms = ALSPenalty.of_params(params, model.rating_scale_)
+        self.reg, self.reg_bias, self.base, self.count_weight, self.bias_shrinkage = self.terms
         self.cg_steps = params["cg_steps"] if params["solver"] == "cg" else 0
         self._cg_inputs = {}
 
@@ -124,12 +144,8 @@ class ALSIterations(Trainer):
         total = 0.0
         for (present, _, _, _, counts), kind, _ in self._sides():
             rows = slice(None) if present is None else present
-            factors = getattr(m, f"{kind}_factors_")[rows]
-            bias = getattr(m, f"{kind}_bias_")[rows].astype(np.float64)
-            squares = np.einsum("ij,ij->i", factors, factors, dtype=np.float64)
-            scale = self.base + self.count_weight * counts
-            total += float(scale @ (self.reg * squares + self.reg_bias * bias * bias))
-            total += self.bias_shrinkage * float(bias @ bias)
+            total = self.terms.of_rows(getattr(m, f"{kind}_factors_")[rows],
+                                       getattr(m, f"{kind}_bias_")[rows], counts, total)
         return total
 
     def diverged(self, epoch, info):
