@@ -15,8 +15,9 @@ Tables:
    the fit: up to the thread count on an idle machine, less when others share
    the cores); busy threads (how many threads did real work during the fit,
    from /proc/self/task: the check that the thread setting applied, unaffected
-   by load); and the ratio peer / mfcore of the seconds per iteration (> 1:
-   mfcore is faster).
+   by load); and the ratio of each row's seconds per iteration to the faster
+   mfcore's (``mfcore-cg``, ``ALS(solver="cg")``, when it runs; > 1: mfcore is
+   faster).
 2. Accuracy: ML-100K u1.base -> u1.test and the ML-1M notebook split
    (validation and test RMSE), mfcore ALS with its defaults, the peers with
    known-good settings (``KNOWN``) or, with ``--tune``, the best of ``GRID`` on
@@ -58,7 +59,7 @@ import numpy as np
 
 from _common import cpu_model  # benchmarks/ is the script's folder, so on sys.path
 
-IMPLS = ("mfcore", "cmfrec", "lenskit")
+IMPLS = ("mfcore", "mfcore-cg", "cmfrec", "lenskit")  # mfcore-cg: ALS(solver="cg")
 
 # Known-good settings of the peers (found with --tune on the validation splits
 # described above; ``reg`` is cmfrec's lambda_ (not scaled by counts) and
@@ -181,7 +182,8 @@ def busy_threads(before, after):
 
 def fit_mfcore(train, params, threads, iterations, seed=0):
     import mfcore
-    kwargs = {key: params[key] for key in ("k", "reg", "reg_bias") if key in params}
+    kwargs = {key: params[key] for key in ("k", "reg", "reg_bias", "solver", "cg_steps")
+              if key in params}
     if iterations is not None:
         kwargs["iterations"] = iterations
     model = mfcore.ALS(seed=seed, n_threads=threads, dtype="float32", **kwargs)
@@ -189,8 +191,8 @@ def fit_mfcore(train, params, threads, iterations, seed=0):
     model.fit(*train)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     seconds = [float(h["seconds"]) for h in model.history_]
-    params = {key: getattr(model, key) for key in ("k", "iterations", "reg", "reg_bias")
-              if hasattr(model, key)}
+    params = {key: getattr(model, key) for key in ("k", "iterations", "reg", "reg_bias",
+                                                  "solver", "cg_steps") if hasattr(model, key)}
     return Fit(seconds, wall, cpu, lambda part: float(model.evaluate(*part)["rmse"]),
                "measured", params)
 
@@ -255,7 +257,12 @@ def fit_lenskit(train, params, threads, iterations, seed=0):
                "measured", f"{thread_count()} Rayon threads", busy)
 
 
-FITS = {"mfcore": fit_mfcore, "cmfrec": fit_cmfrec, "lenskit": fit_lenskit}
+def fit_mfcore_cg(train, params, threads, iterations, seed=0):
+    return fit_mfcore(train, dict(params, solver="cg"), threads, iterations, seed)
+
+
+FITS = {"mfcore": fit_mfcore, "mfcore-cg": fit_mfcore_cg, "cmfrec": fit_cmfrec,
+        "lenskit": fit_lenskit}
 
 
 def _setup_threads(impl, threads):
@@ -267,7 +274,7 @@ def _setup_threads(impl, threads):
 
 def _version(impl):
     from importlib.metadata import version
-    if impl == "mfcore":
+    if impl.startswith("mfcore"):
         import mfcore
         return mfcore.__version__
     try:
@@ -279,7 +286,7 @@ def _version(impl):
 def _missing(impl):
     """Why ``impl`` cannot run here, or None."""
     import importlib.util
-    if impl == "mfcore":
+    if impl.startswith("mfcore"):
         import mfcore
         if not hasattr(mfcore, "ALS"):
             return f"mfcore.ALS does not exist yet in {os.path.dirname(mfcore.__file__)}"
@@ -322,7 +329,7 @@ def worker(job):
         f = fit(parts["train"], best["params"], threads, best["params"].get("iterations"))
         best = dict(best, test=f.score(parts["test"]), seconds=f.total)
     return [{"table": "accuracy", "dataset": job["dataset"], "impl": impl, "threads": threads,
-             "params": best["params"] if impl != "mfcore" else (best["info"] or "defaults"),
+             "params": best["params"] if not impl.startswith("mfcore") else (best["info"] or "defaults"),
              "tuned": len(tried) > 1, "n_tried": len(tried), "rmse_val": best["val"],
              "rmse_test": best["test"], "fit_seconds": best["seconds"],
              "version": _version(impl)}]
@@ -359,16 +366,16 @@ def speed_table(rows, impls):
     print("\nSpeed: ML-1M, the notebook's split (800,167 training ratings), "
           f"{rows[0]['iterations'] if rows else '?'} iterations")
     print(f"{'k':>4} {'thr':>3} {'implementation':15} {'s/iter':>8} {'fit s':>7} {'CPU use':>7} "
-          f"{'busy':>4} {'test RMSE':>9} {'peer/mfcore':>11}  settings")
+          f"{'busy':>4} {'test RMSE':>9} {'/ mfcore':>11}  settings")
     for k, threads in sorted({(r["k"], r["threads"]) for r in rows}):
         group = {r["impl"]: r for r in rows if (r["k"], r["threads"]) == (k, threads)}
-        ref = group.get("mfcore")
+        ref = group.get("mfcore-cg", group.get("mfcore"))  # the faster mfcore
         for impl in impls:
             r = group.get(impl)
             if r is None:
                 continue
             ratio = (f"{r['sec_per_iter'] / ref['sec_per_iter']:10.2f}x"
-                     if ref and impl != "mfcore" else "")
+                     if ref and r is not ref else "")
             mark = "*" if r["timing"] != "measured" else " "
             params = r["info"] if isinstance(r.get("info"), dict) else r["params"]
             settings = ", ".join(f"{key}={v}" for key, v in params.items()
@@ -400,7 +407,7 @@ def accuracy_table(rows, impls):
                 if (r["dataset"], r["impl"]) != (dataset, impl):
                     continue
                 how = (f"best of {r['n_tried']} on validation" if r["tuned"]
-                       else "defaults" if impl == "mfcore" else "known-good")
+                       else "defaults" if impl.startswith("mfcore") else "known-good")
                 params = r["params"]
                 settings = (", ".join(f"{k}={v}" for k, v in params.items())
                             if isinstance(params, dict) else str(params))
@@ -413,8 +420,9 @@ def accuracy_table(rows, impls):
 
 
 def candidates(impl, dataset, tune, tune_k):
-    if impl == "mfcore":
-        return [{}]  # ALS() defaults
+    if impl.startswith("mfcore"):
+        return [{}]  # ALS() defaults (mfcore-cg: with solver="cg")
+
     known = KNOWN[dataset][impl]
     if not tune:
         return [dict(known)]
@@ -476,7 +484,7 @@ def main():
         for k in ks:
             for t in threads:
                 for impl in impls:
-                    params = {"k": k} if impl == "mfcore" else dict(
+                    params = {"k": k} if impl.startswith("mfcore") else dict(
                         {key: v for key, v in KNOWN["ml-1m"][impl].items()
                          if key != "iterations"}, k=k)
                     job = {"kind": "speed", "dataset": "ml-1m", "impl": impl, "threads": t,

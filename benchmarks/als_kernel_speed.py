@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+import mfcore
 from mfcore import datasets
 from mfcore._kernels import rowsolve as als
 from mfcore._kernels import simd
@@ -66,7 +67,7 @@ def main(rounds=3, ks=(32, 64, 128), threads=(1, 2), path=None):
     by_user = csr(users, items, ratings, n_users)
     by_item = csr(items, users, ratings, n_items)
     path = path or simd.simd_supported()[-1]
-    als.set_simd_path(path)
+    mfcore.simd.select(path)
     print(f"{len(ratings)} ratings, {n_users} users x {n_items} items; float32 factors; "
           f"ALS-WR penalties; SIMD path {path}; median of {rounds} runs")
     print(f"{'k':>4} {'threads':>7} {'users (s)':>10} {'items (s)':>10} {'iteration (s)':>14} "

@@ -21,8 +21,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -206,6 +204,8 @@ def _download_and_unpack(url, sha256, folder, filename, timeout):
 
 def _fetch(url, out, timeout):
     """Copy ``url`` into ``out``; return the SHA-256 hex digest of what was read."""
+    import urllib.error  # (here, not at the top: it loads http, ssl and email, and
+    import urllib.request  # import mfcore stays light; see test_import_mfcore_stays_light)
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:

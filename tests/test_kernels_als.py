@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import mfcore
 from mfcore._kernels import rowsolve as als
 from mfcore._kernels import simd
 
@@ -64,9 +65,9 @@ def solve(data, mu=3.5, reg=0.1, reg_bias=0.02, base=1.0, count_weight=0.0, fit_
 @pytest.fixture
 def each_simd_path():
     """Run the test body once per SIMD path this CPU has, then restore the path."""
-    before = als.simd_path()
+    before = mfcore.simd.current()
     yield simd.simd_supported()
-    als.set_simd_path(before)
+    mfcore.simd.select(before)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -113,8 +114,8 @@ def test_every_simd_path_matches_the_reference(each_simd_path):
     data = problem(np.float64, k=37, n_other=80, counts=(5, 60, 0, 200, 1, 33))
     want = reference(*data, 3.0, 0.05, 0.05, 0.0, 1.0, True)
     for path in each_simd_path:
-        als.set_simd_path(path)
-        assert als.simd_path() == path
+        mfcore.simd.select(path)
+        assert mfcore.simd.current() == path
         factors, bias, _ = solve(data, mu=3.0, reg=0.05, reg_bias=0.05, base=0.0,
                                  count_weight=1.0)
         np.testing.assert_allclose(factors, want[0], **TOL[np.float64], err_msg=path)
@@ -142,7 +143,7 @@ def test_bit_identical_for_any_thread_count(dtype, each_simd_path):
     counts = rng.integers(0, 300, 400)
     data = problem(dtype, k=32, n_other=500, counts=counts, seed=4)
     for path in each_simd_path:
-        als.set_simd_path(path)
+        mfcore.simd.select(path)
         one = solve(data, base=0.0, count_weight=1.0, n_threads=1)
         for n_threads in (2, 3):
             other = solve(data, base=0.0, count_weight=1.0, n_threads=n_threads)
@@ -287,7 +288,7 @@ def test_wrong_dtype_or_layout_is_refused(name, change):
 
 def test_simd_path_names():
     assert simd.SIMD_PATHS == ("baseline", "avx2", "avx512")
-    assert als.simd_path() in simd.simd_supported()
+    assert mfcore.simd.current() in simd.simd_supported()
     assert simd.simd_supported()[0] == "baseline"
     with pytest.raises(ValueError, match="SIMD path must be one of"):
-        als.set_simd_path("sse9")
+        mfcore.simd.select("sse9")

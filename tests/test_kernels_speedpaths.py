@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 import mfcore
-from mfcore._kernels import recommend as _recommend
 from mfcore._kernels import predict as _predict
 from mfcore._kernels import sgd as _kernels
 from mfcore._kernels import simd as _simd
@@ -62,7 +61,7 @@ def test_every_supported_simd_path_gives_the_same_model(dtype):
         models = {}
         for path in _simd.simd_supported():
             mfcore.simd.select(path)
-            assert _kernels.simd_path() == path
+            assert mfcore.simd.current() == path
             # k=37: full 64-byte vectors plus a scalar tail
             models[path] = fitted(dtype, n_threads=2, k=37, epochs=3)
     finally:
@@ -77,36 +76,21 @@ def test_every_supported_simd_path_gives_the_same_model(dtype):
                                    atol=tol * 10, err_msg=path)
 
 
-def test_unsupported_or_unknown_simd_path_is_refused():
-    with pytest.raises(ValueError, match="must be one of"):
-        _kernels.set_simd_path("sse9")
-    if "avx512" not in _simd.simd_supported():
-        with pytest.raises(ValueError, match="not supported"):
-            _kernels.set_simd_path("avx512")
-
-
-def test_select_moves_every_kernel_module_or_none():
-    simd, modules = mfcore.simd, mfcore.simd._KERNEL_MODULES
-    assert {_kernels, _recommend} <= set(modules)  # training, prediction and top-N
+def test_select_sets_the_one_path_or_refuses_and_changes_nothing():
+    simd = mfcore.simd
     before = simd.current()
     try:
         for path in simd.supported():
             simd.select(path)
             assert simd.current() == path
-            assert [m.simd_path() for m in modules] == [path] * len(modules)
         refused = ("sse9",) + tuple(p for p in simd.PATHS if p not in simd.supported())
         for name in refused:
             with pytest.raises(ValueError, match="must be one of|not supported"):
                 simd.select(name)
-            assert [m.simd_path() for m in modules] == [path] * len(modules)  # unchanged
-        for module in modules:  # each module refuses what the selector refuses
-            for name in refused:
-                with pytest.raises(ValueError):
-                    module.set_simd_path(name)
-        if len(simd.supported()) > 1:  # one module moved behind the selector's back
-            _recommend.set_simd_path(simd.supported()[0])
-            with pytest.raises(RuntimeError, match="different SIMD paths"):
-                simd.current()
+            assert simd.current() == path  # unchanged
+        if "avx512" not in _simd.simd_supported():
+            with pytest.raises(ValueError, match="not supported"):
+                simd.select("avx512")
     finally:
         simd.select(before)
     assert simd.current() == before
@@ -325,7 +309,7 @@ def test_predict_and_squared_error_do_not_depend_on_threads(dtype):
 
 def test_show_config_reports_the_running_path(capsys):
     config = mfcore.show_config()
-    assert config["simd_path"] == _kernels.simd_path()
+    assert config["simd_path"] == mfcore.simd.current()
     assert config["simd_path"] in config["simd_supported"]
     assert "simd_path" in capsys.readouterr().out
 

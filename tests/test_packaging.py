@@ -55,3 +55,19 @@ def test_the_sdist_leaves_out_benchmarks_and_experiments():
     manifest = _text("MANIFEST.in")
     assert re.search(r"^prune benchmarks$", manifest, re.M) and re.search(r"^prune experiments$", manifest, re.M)
     assert "recursive-include benchmarks" not in manifest
+
+
+def test_import_mfcore_stays_light(tmp_path):
+    # heavy or networking modules load only when a function needs them (issue 24: import
+    # mfcore under 0.3 s); a subprocess, so that nothing this test run imported counts
+    import subprocess
+    import sys
+
+    import mfcore
+    heavy = ("pandas", "scipy", "dask", "distributed", "tqdm", "sklearn", "http", "ssl",
+             "urllib.request", "email")
+    code = (f"import sys, mfcore; print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(mfcore.__file__)))
+    out = subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env,
+                         capture_output=True, text=True).stdout
+    assert out.strip() == "[]", f"import mfcore imported {out.strip()}"

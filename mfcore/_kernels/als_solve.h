@@ -177,84 +177,27 @@ MF_INLINE int mf_als_solve_body(const double *MF_RESTRICT G, double *MF_RESTRICT
     return mf_als_attempt_body(G, U, x, k, d, ld, shift) == 0 ? 1 : -1;
 }
 
-/* --- the paths --- */
+/* --- the paths: each entry point once per instruction set --- */
 
-static void mf_als_accumulate_baseline(double *G, const double *X, int64_t groups, int64_t d,
-                                       int64_t ld, int first)
-{
-    if (first)
-        mf_als_syrk_body(G, X, groups, 0, d, ld, 1.0, 1);
-    else
-        mf_als_syrk_body(G, X, groups, 0, d, ld, 1.0, 0);
-}
+#define MF_ALS_PATH(suffix, attribute)                                                        \
+    attribute static void mf_als_accumulate_##suffix(double *G, const double *X,             \
+                                                     int64_t groups, int64_t d, int64_t ld,   \
+                                                     int first)                               \
+    {                                                                                         \
+        if (first)                                                                            \
+            mf_als_syrk_body(G, X, groups, 0, d, ld, 1.0, 1);                                 \
+        else                                                                                  \
+            mf_als_syrk_body(G, X, groups, 0, d, ld, 1.0, 0);                                 \
+    }                                                                                         \
+    attribute static int mf_als_solve_##suffix(const double *G, double *U, double *x,        \
+                                               double *shift, int64_t k, int fit_bias,        \
+                                               int64_t ld, double lam_p, double lam_b)        \
+    {                                                                                         \
+        return mf_als_solve_body(G, U, x, shift, k, fit_bias, ld, lam_p, lam_b);              \
+    }
 
-static int mf_als_solve_baseline(const double *G, double *U, double *x, double *shift,
-                                 int64_t k, int fit_bias, int64_t ld, double lam_p,
-                                 double lam_b)
-{
-    return mf_als_solve_body(G, U, x, shift, k, fit_bias, ld, lam_p, lam_b);
-}
-
-#if MF_X86_DISPATCH
-__attribute__((target("avx2,fma")))
-static void mf_als_accumulate_avx2(double *G, const double *X, int64_t groups, int64_t d,
-                                   int64_t ld, int first)
-{
-    if (first)
-        mf_als_syrk_body(G, X, groups, 0, d, ld, 1.0, 1);
-    else
-        mf_als_syrk_body(G, X, groups, 0, d, ld, 1.0, 0);
-}
-
-__attribute__((target("avx2,fma")))
-static int mf_als_solve_avx2(const double *G, double *U, double *x, double *shift, int64_t k,
-                             int fit_bias, int64_t ld, double lam_p, double lam_b)
-{
-    return mf_als_solve_body(G, U, x, shift, k, fit_bias, ld, lam_p, lam_b);
-}
-
-__attribute__((target("avx512f,avx2,fma")))
-static void mf_als_accumulate_avx512(double *G, const double *X, int64_t groups, int64_t d,
-                                     int64_t ld, int first)
-{
-    if (first)
-        mf_als_syrk_body(G, X, groups, 0, d, ld, 1.0, 1);
-    else
-        mf_als_syrk_body(G, X, groups, 0, d, ld, 1.0, 0);
-}
-
-__attribute__((target("avx512f,avx2,fma")))
-static int mf_als_solve_avx512(const double *G, double *U, double *x, double *shift,
-                               int64_t k, int fit_bias, int64_t ld, double lam_p,
-                               double lam_b)
-{
-    return mf_als_solve_body(G, U, x, shift, k, fit_bias, ld, lam_p, lam_b);
-}
-#endif
-
-typedef void (*mf_als_accumulate_fn)(double *, const double *, int64_t, int64_t, int64_t, int);
-typedef int (*mf_als_solve_fn)(const double *, double *, double *, double *, int64_t, int,
-                               int64_t, double, double);
-
-static mf_als_accumulate_fn mf_als_accumulate_path = mf_als_accumulate_baseline;
-static mf_als_solve_fn mf_als_solve_path = mf_als_solve_baseline;
-static int mf_als_current_path = MF_PATH_BASELINE;
-
-/* Use `path` (MF_PATH_*); returns 0 if this build or CPU lacks it (nothing changes). */
-static int mf_als_select_path(int path)
-{
-    if (!mf_path_supported(path))
-        return 0;
-    mf_als_accumulate_path = MF_FOR_PATH(path, mf_als_accumulate);
-    mf_als_solve_path = MF_FOR_PATH(path, mf_als_solve);
-    mf_als_current_path = path;
-    return 1;
-}
-
-static int mf_als_get_path(void)
-{
-    return mf_als_current_path;
-}
+MF_EACH_PATH(MF_ALS_PATH)
+#undef MF_ALS_PATH
 
 /* Add the chunk X (8 * groups rows, groups <= MF_ALS_CHUNK / 8; rows past the ratings all
  * zero) to rows 0..d-1 of G, or with `first` set G to it (G need not be cleared before a
@@ -262,14 +205,39 @@ static int mf_als_get_path(void)
 static inline void mf_als_accumulate(double *G, const double *X, int64_t groups, int64_t d,
                                      int64_t ld, int first)
 {
-    mf_als_accumulate_path(G, X, groups, d, ld, first);
+    MF_FOR_PATH(mf_path(), mf_als_accumulate)(G, X, groups, d, ld, first);
+}
+
+/* The parts of one thread's scratch (mf_als_scratch_doubles(k) doubles at `work`). */
+typedef struct { double *G, *U, *X, *x, *shift; } mf_als_parts;
+
+static inline mf_als_parts mf_als_scratch_parts(double *work, int64_t k, int64_t ld)
+{
+    mf_als_parts s;
+    s.G = work;
+    s.U = s.G + (k + 1) * ld;
+    s.X = s.U + (k + 1) * ld;
+    s.x = s.X + MF_ALS_CHUNK * ld;
+    s.shift = s.x + ld;
+    return s;
+}
+
+/* Add the chunk's first m rows of X (m <= MF_ALS_CHUNK) to G, or with `first` set G to
+ * them: the rows from m up to a multiple of 8 are zeroed, then mf_als_accumulate. */
+static inline void mf_als_add_chunk(double *G, double *X, int64_t m, int64_t d, int64_t ld,
+                                    int first)
+{
+    const int64_t groups = (m + 7) / 8;
+    for (int64_t t = m; t < 8 * groups; t++) memset(X + t * ld, 0, (size_t)ld * sizeof(double));
+    mf_als_accumulate(G, X, groups, d, ld, first);
 }
 
 /* Solve the row's system from its Gram buffer G; U, x and shift are the thread's scratch. */
 static inline int mf_als_solve(const double *G, double *U, double *x, double *shift, int64_t k,
                                int fit_bias, int64_t ld, double lam_p, double lam_b)
 {
-    return mf_als_solve_path(G, U, x, shift, k, fit_bias, ld, lam_p, lam_b);
+    return MF_FOR_PATH(mf_path(), mf_als_solve)(G, U, x, shift, k, fit_bias, ld, lam_p, lam_b);
+
 }
 
 #endif

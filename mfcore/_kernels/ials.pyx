@@ -30,18 +30,17 @@ from libc.math cimport isfinite, sqrt
 
 import numpy as np
 
-from .simd import SIMD_PATHS, path_number
+from .simd cimport mf_bind_path, path_cell
 
 ctypedef fused floating:
     float
     double
 
 
-from .als_solve cimport (MF_ALS_CHUNK, mf_als_accumulate, mf_als_get_path, mf_als_ld,
-                         mf_als_solve)
+from .als_solve cimport (MF_ALS_CHUNK, mf_als_accumulate, mf_als_add_chunk, mf_als_ld,
+                         mf_als_parts, mf_als_scratch_parts, mf_als_solve)
 
 cdef extern from "ials_solve.h" nogil:
-    int mf_ials_select_path(int path)
     int64_t mf_ials_stride(int64_t k)
     int mf_ials_cg_f(const float* G, const float* g, float w0, const float* lam,
                      const float* A, const int32_t* cols, const float* conf,
@@ -80,15 +79,7 @@ cdef inline double _row_loss(const floating* A, const int32_t* cols, const float
         return mf_ials_row_loss_d(A, cols, conf, target, obias, lo, hi, x, S)
 
 
-def simd_path():
-    """The SIMD path ``solve_rows`` uses now."""
-    return SIMD_PATHS[mf_als_get_path()]
-
-
-def set_simd_path(name):
-    """Use ``name`` (one of ``simd.simd_supported()``) for ``solve_rows``
-    (``mfcore.simd.select`` sets every kernel module at once)."""
-    mf_ials_select_path(path_number(name))
+mf_bind_path(path_cell())  # run the SIMD path mfcore._kernels.simd selects
 
 
 def _augmented(other_factors, other_bias, bint fit_bias):
@@ -141,36 +132,29 @@ cdef int _exact_row(const double* tri, const floating* A, int64_t S, const int32
     all-pairs Gram ``tri`` (ALS layout), then ``mf_als_solve``; returns its status (0, 1
     solved with jitter, -1 failed)."""
     cdef int64_t d = k + 1 if fit_bias else k
-    cdef double* G = work
-    cdef double* U = G + (k + 1) * ld
-    cdef double* X = U + (k + 1) * ld
-    cdef double* xs = X + MF_ALS_CHUNK * ld
-    cdef double* shift = xs + ld
-    cdef int64_t pos, t, m, f, j, groups
+    cdef mf_als_parts s = mf_als_scratch_parts(work, k, ld)
+    cdef int64_t pos, t, m, f, j
     cdef double w
     cdef double* row
     cdef int status
-    memcpy(G, tri, <size_t>((k + 1) * ld) * sizeof(double))
+    memcpy(s.G, tri, <size_t>((k + 1) * ld) * sizeof(double))
     pos = lo
     while pos < hi:
         m = min(<int64_t>MF_ALS_CHUNK, hi - pos)
         for t in range(m):
             j = cols[pos + t]
-            row = X + t * ld
+            row = s.X + t * ld
             w = sqrt(<double>conf[pos + t])
             for f in range(k + 1):
                 row[f] = w * <double>A[j * S + f]
             row[k + 1] = w * (<double>target[pos + t] - <double>obias[j])
             for f in range(k + 2, ld):
                 row[f] = 0.0
-        groups = (m + 7) // 8
-        for t in range(m, 8 * groups):
-            memset(X + t * ld, 0, <size_t>ld * sizeof(double))
-        mf_als_accumulate(G, X, groups, d, ld, 0)
+        mf_als_add_chunk(s.G, s.X, m, d, ld, 0)
         pos += m
-    status = mf_als_solve(G, U, xs, shift, k, fit_bias, ld, lam_p, lam_b)
+    status = mf_als_solve(s.G, s.U, s.x, s.shift, k, fit_bias, ld, lam_p, lam_b)
     for f in range(S):
-        x[f] = <floating>xs[f] if status >= 0 and f < d else 0
+        x[f] = <floating>s.x[f] if status >= 0 and f < d else 0
     return status
 
 

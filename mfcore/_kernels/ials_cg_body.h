@@ -149,38 +149,12 @@ MF_INLINE double MF_R(mf_ials_row_loss_body)(const MF_REAL *MF_RESTRICT A,
         return MF_R(mf_ials_row_loss_body)(A, cols, conf, target, obias, lo, hi, x, S);       \
     }
 
-MF_IALS_PATH(baseline, )
-#if MF_X86_DISPATCH
-MF_IALS_PATH(avx2, __attribute__((target("avx2,fma"))))
-MF_IALS_PATH(avx512, __attribute__((target("avx512f,avx2,fma"))))
-#endif
+MF_EACH_PATH(MF_IALS_PATH)
 #undef MF_IALS_PATH
 
-static int (*MF_R(mf_ials_cg_path))(const MF_REAL *, const MF_REAL *, MF_REAL, const MF_REAL *,
-                                    const MF_REAL *, const int32_t *, const MF_REAL *,
-                                    const MF_REAL *, const MF_REAL *, int64_t, int64_t, int,
-                                    MF_REAL *, MF_REAL *, MF_REAL *, MF_REAL *,
-                                    int64_t) = MF_R(mf_ials_cg_baseline);
-static double (*MF_R(mf_ials_row_loss_path))(const MF_REAL *, const int32_t *, const MF_REAL *,
-                                             const MF_REAL *, const MF_REAL *, int64_t, int64_t,
-                                             const MF_REAL *, int64_t) = MF_R(mf_ials_row_loss_baseline);
-
-static void MF_R(mf_ials_use_path)(int path)
-{
-    MF_R(mf_ials_cg_path) = MF_R(mf_ials_cg_baseline);
-    MF_R(mf_ials_row_loss_path) = MF_R(mf_ials_row_loss_baseline);
-#if MF_X86_DISPATCH
-    if (path == MF_PATH_AVX512) {
-        MF_R(mf_ials_cg_path) = MF_R(mf_ials_cg_avx512);
-        MF_R(mf_ials_row_loss_path) = MF_R(mf_ials_row_loss_avx512);
-    } else if (path == MF_PATH_AVX2) {
-        MF_R(mf_ials_cg_path) = MF_R(mf_ials_cg_avx2);
-        MF_R(mf_ials_row_loss_path) = MF_R(mf_ials_row_loss_avx2);
-    }
-#else
-    (void)path;
-#endif
-}
+/* the copy of `name` (mf_ials_cg, mf_ials_row_loss) for the path selected in simd_dispatch.h */
+#define MF_IALS_SELECTED(name) \
+    MF_PICK(mf_path(), MF_R(name##_baseline), MF_R(name##_avx2), MF_R(name##_avx512))
 
 static inline int MF_R(mf_ials_cg)(const MF_REAL *G, const MF_REAL *g, MF_REAL w0,
                                    const MF_REAL *lam, const MF_REAL *A, const int32_t *cols,
@@ -188,8 +162,8 @@ static inline int MF_R(mf_ials_cg)(const MF_REAL *G, const MF_REAL *g, MF_REAL w
                                    const MF_REAL *obias, int64_t lo, int64_t hi, int steps,
                                    MF_REAL *x, MF_REAL *r, MF_REAL *p, MF_REAL *Ap, int64_t S)
 {
-    return MF_R(mf_ials_cg_path)(G, g, w0, lam, A, cols, conf, target, obias, lo, hi, steps, x,
-                                 r, p, Ap, S);
+    return MF_IALS_SELECTED(mf_ials_cg)(G, g, w0, lam, A, cols, conf, target, obias, lo, hi,
+                                        steps, x, r, p, Ap, S);
 }
 
 static inline double MF_R(mf_ials_row_loss)(const MF_REAL *A, const int32_t *cols,
@@ -197,5 +171,7 @@ static inline double MF_R(mf_ials_row_loss)(const MF_REAL *A, const int32_t *col
                                             const MF_REAL *obias, int64_t lo, int64_t hi,
                                             const MF_REAL *x, int64_t S)
 {
-    return MF_R(mf_ials_row_loss_path)(A, cols, conf, target, obias, lo, hi, x, S);
+    return MF_IALS_SELECTED(mf_ials_row_loss)(A, cols, conf, target, obias, lo, hi, x, S);
 }
+#undef MF_IALS_SELECTED
+

@@ -49,14 +49,4 @@ static inline int64_t mf_ials_stride(int64_t k)
 #undef MF_REAL
 #undef MF_R
 
-/* Use `path` (MF_PATH_*) here and in this module's copy of als_solve.h; returns 0 if this
- * build or CPU lacks it (nothing changes). */
-static int mf_ials_select_path(int path)
-{
-    if (!mf_als_select_path(path)) return 0;
-    mf_ials_use_path_f(path);
-    mf_ials_use_path_d(path);
-    return 1;
-}
-
 #endif

@@ -47,30 +47,20 @@ typedef double mf_vd8 __attribute__((vector_size(64)));
 typedef double mf_vd4 __attribute__((vector_size(32)));
 typedef double mf_vd2 __attribute__((vector_size(16)));
 
-/* (memcpy of a half compiles to a register extract) */
-MF_INLINE float mf_hsum_f4(mf_vf4 a)
+/* The sum of a vector's lanes: its halves added, then the half's sum; (memcpy of a half
+ * compiles to a register extract) */
+#define MF_HSUM_BY_HALVES(name, scalar, vector, half, half_sum)                          \
+    MF_INLINE scalar name(vector a)                                                      \
+    {                                                                                    \
+        half lo, hi;                                                                     \
+        memcpy(&lo, &a, sizeof lo);                                                      \
+        memcpy(&hi, (char *)&a + sizeof lo, sizeof hi);                                  \
+        return half_sum(lo + hi);                                                        \
+    }
+
+MF_INLINE float mf_hsum_f2(mf_vf2 d)
 {
-    mf_vf2 lo, hi;
-    memcpy(&lo, &a, sizeof lo);
-    memcpy(&hi, (char *)&a + sizeof lo, sizeof hi);
-    mf_vf2 d = lo + hi;
     return d[0] + d[1];
-}
-
-MF_INLINE float mf_hsum_f8(mf_vf8 a)
-{
-    mf_vf4 lo, hi;
-    memcpy(&lo, &a, sizeof lo);
-    memcpy(&hi, (char *)&a + sizeof lo, sizeof hi);
-    return mf_hsum_f4(lo + hi);
-}
-
-MF_INLINE float mf_hsum_f16(mf_vf16 a)
-{
-    mf_vf8 lo, hi;
-    memcpy(&lo, &a, sizeof lo);
-    memcpy(&hi, (char *)&a + sizeof lo, sizeof hi);
-    return mf_hsum_f8(lo + hi);
 }
 
 MF_INLINE double mf_hsum_d2(mf_vd2 a)
@@ -78,21 +68,12 @@ MF_INLINE double mf_hsum_d2(mf_vd2 a)
     return a[0] + a[1];
 }
 
-MF_INLINE double mf_hsum_d4(mf_vd4 a)
-{
-    mf_vd2 lo, hi;
-    memcpy(&lo, &a, sizeof lo);
-    memcpy(&hi, (char *)&a + sizeof lo, sizeof hi);
-    return mf_hsum_d2(lo + hi);
-}
-
-MF_INLINE double mf_hsum_d8(mf_vd8 a)
-{
-    mf_vd4 lo, hi;
-    memcpy(&lo, &a, sizeof lo);
-    memcpy(&hi, (char *)&a + sizeof lo, sizeof hi);
-    return mf_hsum_d4(lo + hi);
-}
+MF_HSUM_BY_HALVES(mf_hsum_f4, float, mf_vf4, mf_vf2, mf_hsum_f2)
+MF_HSUM_BY_HALVES(mf_hsum_f8, float, mf_vf8, mf_vf4, mf_hsum_f4)
+MF_HSUM_BY_HALVES(mf_hsum_f16, float, mf_vf16, mf_vf8, mf_hsum_f8)
+MF_HSUM_BY_HALVES(mf_hsum_d4, double, mf_vd4, mf_vd2, mf_hsum_d2)
+MF_HSUM_BY_HALVES(mf_hsum_d8, double, mf_vd8, mf_vd4, mf_hsum_d4)
+#undef MF_HSUM_BY_HALVES
 #else /* no vector extensions: scalar loops only (the vector types only give a width) */
 #define MF_VECTORS 0
 typedef float mf_vf4[4];

@@ -12,7 +12,7 @@ from libc.stdint cimport int32_t, int64_t
 
 import numpy as np
 
-from .simd import SIMD_PATHS, path_number
+from .simd cimport mf_bind_path, path_cell
 
 ctypedef fused floating:
     float
@@ -20,8 +20,6 @@ ctypedef fused floating:
 
 
 cdef extern from "predict_simd.h" nogil:
-    int mf_predict_select(int path)
-    int mf_predict_get_path()
     double mf_predict_range_f32(const int32_t* us, const int32_t* its, const float* r,
                                 int64_t n, const float* P, const float* Q, const float* bu,
                                 const float* bi, int64_t k, float mu, float lo, float hi,
@@ -32,15 +30,7 @@ cdef extern from "predict_simd.h" nogil:
                                 double lo, double hi, double* out)
 
 
-def simd_path():
-    """The SIMD path ``predict`` and ``squared_error`` use now."""
-    return SIMD_PATHS[mf_predict_get_path()]
-
-
-def set_simd_path(name):
-    """Use ``name`` (one of ``simd.simd_supported()``) for prediction
-    (``mfcore.simd.select`` sets every kernel module at once)."""
-    mf_predict_select(path_number(name))
+mf_bind_path(path_cell())  # run the SIMD path mfcore._kernels.simd selects
 
 
 #: Pairs a task of the parallel prediction loops; partial sums are kept per chunk so the

@@ -30,8 +30,6 @@ cdef extern from "recommend_simd.h" nogil:
                            int64_t start, int64_t length, const float *bias, float *const *out)
     void mf_rec_scores_f64(const double *const *x, const double *packed, int64_t k,
                            int64_t start, int64_t length, const double *bias, double *const *out)
-    int mf_rec_select(int path)
-    int mf_rec_get_path()
     int MF_REC_PANEL
 
 cdef enum:
@@ -40,18 +38,10 @@ cdef enum:
     BLOCK = 512        # columns per block, a multiple of PANEL (k x BLOCK factors stay in L2)
 
 PANEL = MF_REC_PANEL   # columns per packed panel (see pack_columns)
-from .simd import SIMD_PATHS, path_number
+from .simd cimport mf_bind_path, path_cell
 
 
-def set_simd_path(name):
-    """Score with path ``name`` (one of ``simd.simd_supported()``), like the other kernel
-    modules; ``mfcore.simd.select`` sets every kernel module at once: use that."""
-    mf_rec_select(path_number(name))
-
-
-def simd_path():
-    """The SIMD path the scoring kernel uses now."""
-    return SIMD_PATHS[mf_rec_get_path()]
+mf_bind_path(path_cell())  # run the SIMD path mfcore._kernels.simd selects
 
 
 def pack_columns(factors):

@@ -11,7 +11,7 @@
  *
  * Written once, in recommend_body.h, with GCC/Clang vector extensions, and compiled
  * per instruction set: portable (16-byte vectors: SSE2 or NEON), AVX2+FMA and
- * AVX-512 on x86, chosen at run time by mf_rec_select().
+ * AVX-512 on x86, the copy of the path selected in simd_dispatch.h running each call.
  */
 #ifndef MFCORE_RECOMMEND_SIMD_H
 #define MFCORE_RECOMMEND_SIMD_H
@@ -30,31 +30,10 @@
 #include "simd_paths.h"
 #undef MF_BODY
 
-/* --- the path in use --- */
+/* --- the selected path's copy --- */
 
-typedef void (*mf_rec_f32_fn)(const float *const *, const float *, int64_t, int64_t, int64_t,
-                              const float *, float *const *);
-typedef void (*mf_rec_f64_fn)(const double *const *, const double *, int64_t, int64_t, int64_t,
-                              const double *, double *const *);
-static mf_rec_f32_fn mf_rec_scores_f32 = mf_rec_f32_baseline;
-static mf_rec_f64_fn mf_rec_scores_f64 = mf_rec_f64_baseline;
-static int mf_rec_path = MF_PATH_BASELINE;
+#define mf_rec_scores_f32 MF_FOR_PATH(mf_path(), mf_rec_f32)
+#define mf_rec_scores_f64 MF_FOR_PATH(mf_path(), mf_rec_f64)
 
-/* Score with path `path` (MF_PATH_*); returns 0 if it is not supported (nothing changes).
- * The same rule as mf_select_path in sgd_simd.h: mfcore.simd sets both to one path. */
-static int mf_rec_select(int path)
-{
-    if (!mf_path_supported(path))
-        return 0;
-    mf_rec_scores_f32 = MF_FOR_PATH(path, mf_rec_f32);
-    mf_rec_scores_f64 = MF_FOR_PATH(path, mf_rec_f64);
-    mf_rec_path = path;
-    return 1;
-}
-
-static int mf_rec_get_path(void)
-{
-    return mf_rec_path;
-}
 
 #endif

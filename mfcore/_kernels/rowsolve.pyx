@@ -31,7 +31,7 @@ from libc.math cimport isfinite
 
 import numpy as np
 
-from .simd import SIMD_PATHS, path_number
+from .simd cimport mf_bind_path, path_cell
 
 ctypedef fused floating:
     float
@@ -39,8 +39,8 @@ ctypedef fused floating:
 
 
 from .als_solve cimport (MF_ALS_CHUNK, MF_ALS_JITTER, MF_ALS_JITTER_FLOOR, MF_ALS_PIVOT_TOL,
-                         mf_als_accumulate, mf_als_get_path, mf_als_ld, mf_als_scratch_doubles,
-                         mf_als_select_path, mf_als_solve)
+                         mf_als_add_chunk, mf_als_ld, mf_als_parts, mf_als_scratch_doubles,
+                         mf_als_scratch_parts, mf_als_solve)
 
 
 #: The retry after a failed Cholesky adds JITTER times the mean diagonal plus JITTER_FLOOR
@@ -50,17 +50,7 @@ JITTER = MF_ALS_JITTER
 JITTER_FLOOR = MF_ALS_JITTER_FLOOR
 
 
-# --- run-time SIMD dispatch -------------------------------------------------------
-
-def simd_path():
-    """The SIMD path ``solve_rows`` uses now."""
-    return SIMD_PATHS[mf_als_get_path()]
-
-
-def set_simd_path(name):
-    """Use ``name`` (one of ``simd.simd_supported()``) for ``solve_rows``
-    (``mfcore.simd.select`` sets every kernel module at once)."""
-    mf_als_select_path(path_number(name))
+mf_bind_path(path_cell())  # run the SIMD path mfcore._kernels.simd selects
 
 
 # --- the row solve ------------------------------------------------------------------
@@ -73,12 +63,9 @@ cdef int _solve_row(int64_t lo, int64_t hi, const int32_t* cols, const floating*
     of ``mf_als_solve`` (0 solved, 1 solved with jitter, -1 failed; also -1 when the
     answer does not fit the output dtype)."""
     cdef int64_t d = k + 1 if fit_bias else k
-    cdef double* G = work
-    cdef double* U = G + (k + 1) * ld
-    cdef double* X = U + (k + 1) * ld
-    cdef double* x = X + MF_ALS_CHUNK * ld
-    cdef double* shift = x + ld
-    cdef int64_t pos, t, m, f, j, groups
+    cdef mf_als_parts s = mf_als_scratch_parts(work, k, ld)
+    cdef double* x = s.x
+    cdef int64_t pos, t, m, f, j
     cdef double* row
     cdef const floating* q
     cdef int status
@@ -87,18 +74,15 @@ cdef int _solve_row(int64_t lo, int64_t hi, const int32_t* cols, const floating*
         m = min(<int64_t>MF_ALS_CHUNK, hi - pos)
         for t in range(m):
             j = cols[pos + t]
-            row = X + t * ld
+            row = s.X + t * ld
             q = Q + j * k
             for f in range(k):
                 row[f] = q[f]
             row[k] = 1.0
             row[k + 1] = <double>ratings[pos + t] - mu - <double>other_bias[j]
-        groups = (m + 7) // 8
-        for t in range(m, 8 * groups):
-            memset(X + t * ld, 0, <size_t>(k + 2) * sizeof(double))
-        mf_als_accumulate(G, X, groups, d, ld, pos == lo)
+        mf_als_add_chunk(s.G, s.X, m, d, ld, pos == lo)
         pos += m
-    status = mf_als_solve(G, U, x, shift, k, fit_bias, ld, lam_p, lam_b)
+    status = mf_als_solve(s.G, s.U, x, s.shift, k, fit_bias, ld, lam_p, lam_b)
     if status >= 0:
         for f in range(k):
             p[f] = <floating>x[f]

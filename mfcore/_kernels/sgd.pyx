@@ -11,7 +11,7 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 
 import numpy as np
 
-from .simd import SIMD_PATHS, path_number
+from .simd cimport mf_bind_path, path_cell
 
 ctypedef fused floating:
     float
@@ -28,8 +28,6 @@ cdef extern from "sgd_simd.h" nogil:
         int32_t i
         double r
     int MF_RUN
-    int mf_select_path(int path)
-    int mf_get_path()
     const int* mf_fixed_k
     int MF_N_FIXED_K
     int MF_LOOP_RUNTIME_K, MF_LOOP_FIXED_K, MF_LOOP_VECTORS
@@ -57,17 +55,7 @@ cdef extern from "sgd_simd.h" nogil:
                             double regb, double* block_sse, int n_threads)
 
 
-# --- run-time SIMD dispatch -------------------------------------------------------
-
-def simd_path():
-    """The SIMD path the SGD kernels use now."""
-    return SIMD_PATHS[mf_get_path()]
-
-
-def set_simd_path(name):
-    """Use ``name`` (one of ``simd.simd_supported()``) for the SGD kernels
-    (``mfcore.simd.select`` sets every kernel module at once)."""
-    mf_select_path(path_number(name))
+mf_bind_path(path_cell())  # run the SIMD path mfcore._kernels.simd selects
 
 
 #: The k whose block kernel is a copy with k fixed at compile time (``MF_FIXED_K`` in

@@ -7,7 +7,7 @@
  *   NAME(x)    x with the value type's suffix, e.g. mf_sgd_epoch_f32
  *
  * and this file undefines them at its end. The blocks are trained by the current path's
- * block kernel (mf_k, the dispatch table), so this code is compiled once, for the baseline.
+ * block kernel (mf_k(), the dispatch table), so this code is compiled once, for the baseline.
  *
  * The schedule lists grid x grid blocks in `grid` rounds; round s is
  * schedule[s*grid .. s*grid+grid-1], blocks pairwise disjoint in users and items. Each
@@ -46,7 +46,7 @@ static double NAME(mf_sgd_epoch)(const REC *rec, const int64_t *block_ptr,
                                  T *P, T *Q, T *bu, T *bi, int64_t k,
                                  T mu, T lr, T reg, T regb, double *block_sse, int n_threads)
 {
-    NAME(mf_block_fn) block = mf_k->NAME(block); /* the current path's block kernel */
+    NAME(mf_block_fn) block = mf_k()->NAME(block); /* the selected path's block kernel */
     int64_t n_blocks = (int64_t)grid * grid;
 #if MF_DATAFLOW
     /* per block row and column the rounds done (a cache line each); per block "claimed" */

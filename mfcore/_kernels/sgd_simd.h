@@ -3,9 +3,9 @@
  * The kernels are written once, in sgd_body.h, with GCC/Clang vector extensions, and
  * compiled for float and double on each path: vectors of the path's register width (16,
  * 32 or 64 bytes) and __attribute__((target(...))), so the compiler emits SSE2, AVX2+FMA
- * or AVX-512 code for them. mf_select_path() switches the dispatch table mf_k to a path
- * the CPU (and OS) supports, like NumPy's dispatch; the default build never needs
- * -march=native. The paths compute the same thing; they differ in the last bits only
+ * or AVX-512 code for them. mf_k() is the dispatch table of the path selected in
+ * simd_dispatch.h (one the CPU and OS support), like NumPy's dispatch; the default build
+ * never needs -march=native. The paths compute the same thing; they differ in the last bits only
  * (dot products summed in a different lane order, FMA contraction on AVX2/AVX-512).
  * Within one path the results are exact and do not depend on the thread count.
  *
@@ -145,23 +145,10 @@ static const mf_kernels mf_table_avx512 = {
 };
 #endif
 
-/* The kernels in use (one path's table) and that path's number. */
-static const mf_kernels *mf_k = &mf_table_baseline;
-static int mf_current_path = MF_PATH_BASELINE;
-
-/* Switch every kernel to `path`; returns 0 if it is not supported (nothing changes). */
-static int mf_select_path(int path)
+/* The kernels of the selected path (its table: &mf_table_avx512, ...). */
+static inline const mf_kernels *mf_k(void)
 {
-    if (!mf_path_supported(path))
-        return 0;
-    mf_k = MF_FOR_PATH(path, &mf_table); /* &mf_table_avx512, ... */
-    mf_current_path = path;
-    return 1;
-}
-
-static int mf_get_path(void)
-{
-    return mf_current_path;
+    return MF_FOR_PATH(mf_path(), &mf_table);
 }
 
 /* Thin call-throughs for Cython. */
@@ -170,7 +157,7 @@ static inline double mf_sgd_ordered_f32(const int32_t *us, const int32_t *is, co
                                         float *bu, float *bi, int64_t k,
                                         float mu, float lr, float reg, float regb)
 {
-    return mf_k->ordered_f32(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb);
+    return mf_k()->ordered_f32(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb);
 }
 
 static inline double mf_sgd_ordered_f64(const int32_t *us, const int32_t *is, const double *rs,
@@ -178,13 +165,14 @@ static inline double mf_sgd_ordered_f64(const int32_t *us, const int32_t *is, co
                                         double *bu, double *bi, int64_t k,
                                         double mu, double lr, double reg, double regb)
 {
-    return mf_k->ordered_f64(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb);
+    return mf_k()->ordered_f64(us, is, rs, order, n, P, Q, bu, bi, k, mu, lr, reg, regb);
 }
 
 /* Which copy of the block loop the current path runs for k (MF_LOOP_*). */
 static int mf_block_variant(int64_t k, int f64)
 {
-    return f64 ? mf_k->variant_f64(k) : mf_k->variant_f32(k);
+    return f64 ? mf_k()->variant_f64(k) : mf_k()->variant_f32(k);
+
 }
 
 /* --- the parallel epoch: scheduling (sgd_epoch_body.h has the epoch itself) --- */
