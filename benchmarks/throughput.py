@@ -111,7 +111,7 @@ def run(job):
     env = dict(os.environ, OMP_NUM_THREADS=str(job["threads"]), OPENBLAS_NUM_THREADS="1",
                PYTHONWARNINGS="ignore")
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker",
-                           json.dumps(job)], env=env, capture_output=True, text=True, cwd=HERE)
+                           json.dumps(job)], env=env, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
