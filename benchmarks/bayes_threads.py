@@ -30,7 +30,7 @@ def main(argv=None):
     params = model._checked_params()
     data = prepare(train[:, 0], train[:, 1], train[:, 2], np.float32, "mean")
     model._start(data, params, seen=False)
-    sweeps = model._trainer(data, params, {})
+    sweeps = model._trainer(data, params, {}, {})  # no layouts cached, no fit-time inputs
     kernel_calls = []
     original = _bayes.gibbs_sweep
 
