@@ -49,6 +49,8 @@ import os
 import statistics
 import time
 
+from dask_scaling import estimator  # the rows' estimators, as the scaling benchmark builds them
+
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 
@@ -70,15 +72,6 @@ def reading():
     """(CPU-seconds, bytes written) of this process so far."""
     import distributed.comm.tcp as tcp
     return time.process_time(), getattr(tcp, "mf_written", [0])[0]
-
-
-def estimator(algorithm, k, iterations, **extra):
-    import mfcore
-    if algorithm == "als":
-        return mfcore.ALS(k=k, iterations=iterations, **extra)
-    if algorithm == "sgd":
-        return mfcore.Model(k=k, epochs=iterations, **extra)
-    return mfcore.BayesianMF(k=k, burn_in=2, n_samples=max(iterations - 2, 1), **extra)
 
 
 def trainer_classes(algorithm):
