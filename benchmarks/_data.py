@@ -1,10 +1,13 @@
-"""Benchmark data: synthetic MovieLens-shaped sets from ``mfcore.datasets.synthetic``.
+"""Benchmark data: synthetic MovieLens-shaped sets from ``mfcore.datasets.synthetic``, and
+ML-1M's notebook split (``notebook_split``).
 
 Each set is split 90/10 at random once (seeded) and cached for the session.
 Ids are mapped to 0-based rows here, once, so that every implementation
 (mfcore, NumPy, numba, Surprise) trains on exactly the same arrays.
 """
 import functools
+import io
+import os
 
 import numpy as np
 
@@ -34,3 +37,18 @@ def rmse(pred, truth, lo=1.0, hi=5.0):
     """Held-out RMSE of predictions clipped to the rating scale, like ``Model.evaluate``."""
     err = np.clip(pred.astype(np.float64), lo, hi) - truth
     return float(np.sqrt(np.mean(err * err)))
+
+
+def notebook_split(root):
+    """(train, validation, test) arrays of (user, item, rating) of ML-1M under ``root``: the
+    notebook's split (data README): 80/20 with random_state=888, the rest halved with 0."""
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+    with open(os.path.join(root, "ml-1m", "ratings.dat")) as fh:
+        d = pd.read_csv(io.StringIO(fh.read().replace("::", "\t")), sep="\t",
+                        header=None).to_numpy(np.int64)
+    x_train, x_rest, y_train, y_rest = train_test_split(d[:, :2], d[:, 2], test_size=0.2,
+                                                        random_state=888)
+    x_val, x_test, y_val, y_test = train_test_split(x_rest, y_rest, test_size=0.5,
+                                                    random_state=0)
+    return np.c_[x_train, y_train], np.c_[x_val, y_val], np.c_[x_test, y_test]

@@ -31,36 +31,23 @@ Run (the environment with myfm; mfcore built in place):
         [--k 10] [--sweeps 200] [--burn-in 50] [--seeds 0] [--threads 2] [--skip-myfm]
 """
 import argparse
-import io
 import os
 import time
 import warnings
 
 import numpy as np
-import pandas as pd
 
 import mfcore
 from mfcore import datasets
 from mfcore.features import FeatureEncoding
 
+from _data import notebook_split
 from bayes_compare import import_myfm
 
 def load_u(root, fold):
     """(train, test) of ML-100K's fold: user, item, rating, timestamp columns."""
     return tuple(np.loadtxt(os.path.join(root, "ml-100k", f"u{fold}.{part}"),
                             dtype=np.int64)[:, :4] for part in ("base", "test"))
-
-
-def load_ml1m(root):
-    """(train, validation, test) of the notebook split (data README)."""
-    from sklearn.model_selection import train_test_split
-    with open(os.path.join(root, "ml-1m", "ratings.dat")) as fh:
-        d = pd.read_csv(io.StringIO(fh.read().replace("::", "\t")), sep="\t",
-                        header=None).to_numpy(np.int64)
-    x_tr, x_rest, y_tr, y_rest = train_test_split(d[:, :2], d[:, 2], test_size=0.2,
-                                                  random_state=888)
-    x_va, x_te, y_va, y_te = train_test_split(x_rest, y_rest, test_size=0.5, random_state=0)
-    return np.c_[x_tr, y_tr], np.c_[x_va, y_va], np.c_[x_te, y_te]
 
 
 def rmse(pred, truth):
@@ -260,7 +247,7 @@ def main(argv=None):
     tables, sets = set(args.tables.split(",")), set(args.sets.split(","))
     t100 = datasets.movielens_features("ml-100k", download=False) if "ml100k" in sets else None
     t1m = datasets.movielens_features("ml-1m", download=False) if "ml1m" in sets else None
-    m1 = load_ml1m(root) if "ml1m" in sets else None
+    m1 = notebook_split(root) if "ml1m" in sets else None
     if "accuracy" in tables:
         runs = [(f"ML-100K u{f}", *((lambda tr, te: (tr, [te]))(*load_u(root, f))), t100)
                 for f in args.folds.split(",")] if t100 is not None else []

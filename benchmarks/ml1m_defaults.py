@@ -5,33 +5,18 @@ random_state=888) over the file's rows, then the rest halved with random_state=0
 
     MFCORE_DATA=../shared/data python benchmarks/ml1m_defaults.py [sgd als bayes bayes-implicit]
 """
-import io
 import os
 import sys
 import time
 import warnings
 
-import numpy as np
-import pandas as pd
 
 import mfcore
+from _data import notebook_split
 
 ESTIMATORS = {"sgd": lambda: mfcore.Model(seed=0), "als": lambda: mfcore.ALS(seed=0),
               "bayes": lambda: mfcore.BayesianMF(seed=0),
               "bayes-implicit": lambda: mfcore.BayesianMF(implicit=True, seed=0)}
-
-
-def notebook_split(root):
-    """(train, validation, test) arrays of (user, item, rating)."""
-    from sklearn.model_selection import train_test_split
-    with open(os.path.join(root, "ml-1m", "ratings.dat")) as fh:
-        d = pd.read_csv(io.StringIO(fh.read().replace("::", "\t")), sep="\t",
-                        header=None).to_numpy(np.int64)
-    x_train, x_rest, y_train, y_rest = train_test_split(d[:, :2], d[:, 2], test_size=0.2,
-                                                        random_state=888)
-    x_val, x_test, y_val, y_test = train_test_split(x_rest, y_rest, test_size=0.5,
-                                                    random_state=0)
-    return np.c_[x_train, y_train], np.c_[x_val, y_val], np.c_[x_test, y_test]
 
 
 def main(names):

@@ -422,13 +422,9 @@ def prepare(users, items, ratings, dtype, duplicates, user_map=None, item_map=No
     else:
         user_map, u = IdMap.fit(users, "users")
         item_map, i = IdMap.fit(items, "items")
-    merged_u, merged_i, merged, keys = merge_duplicates(u, i, ratings, user_map, item_map,
-                                                        duplicates)
-    if times is not None and len(merged) != len(ratings):  # merge the times the same way
-        key = u.astype(np.int64) * len(item_map) + i
-        order = np.argsort(key, kind="stable")
-        times = merge_sorted(key[order], times[order], duplicates)[1]
-    return Ratings(merged_u, merged_i, merged, user_map, item_map, keys, times)
+    u, i, ratings, keys, times = merge_duplicates(u, i, ratings, user_map, item_map,
+                                                  duplicates, times)
+    return Ratings(u, i, ratings, user_map, item_map, keys, times)
 
 
 def warn_if_implausible(data):
@@ -453,23 +449,26 @@ def warn_if_implausible(data):
                  "needs users and items with several ratings each", UserWarning)
 
 
-def merge_duplicates(u, i, ratings, user_map, item_map, policy):
-    """(u, i, ratings, keys): duplicate (user, item) pairs merged by ``policy``; keys are
-    the sorted distinct ``u * n_items + i`` (None with "keep"), reused for the seen items."""
+def merge_duplicates(u, i, ratings, user_map, item_map, policy, times=None):
+    """(u, i, ratings, keys, times): duplicate (user, item) pairs merged by ``policy`` (the
+    ``times``, if given, merged the same way); keys are the sorted distinct
+    ``u * n_items + i`` (None with "keep"), reused for the seen items."""
     if policy == "keep":
-        return u, i, ratings, None
+        return u, i, ratings, None, times
     key = u.astype(np.int64) * len(item_map) + i
     keys = sorted_unique(key)  # one plain sort: the usual number of duplicates is 0
     n_dup = len(key) - len(keys)
     if n_dup == 0:
-        return u, i, ratings, keys
+        return u, i, ratings, keys, times
     order = np.argsort(key, kind="stable")  # equal keys stay in input order
     key = key[order]
     first = order[np.flatnonzero(key[1:] == key[:-1])[0]]
     report_duplicates(n_dup, (user_map.ids[u[first]], item_map.ids[i[first]]), policy)
     keys, merged = merge_sorted(key, ratings[order], policy)
+    if times is not None:
+        times = merge_sorted(key, times[order], policy)[1]
     n_items = len(item_map)
-    return (keys // n_items).astype(np.int32), (keys % n_items).astype(np.int32), merged, keys
+    return (keys // n_items).astype(np.int32), (keys % n_items).astype(np.int32), merged, keys, times
 
 
 def merge_sorted(key, ratings, policy):

@@ -175,6 +175,12 @@ def _generator_from_state(state):
 _SUMMARY = (StateArray("global_mean", (), "float64"), StateArray("rating_range", (2,), "float64"))
 
 
+def no_time_terms():
+    """The error of a model without time terms given times."""
+    return ValueError("times given, but this model was fitted without times (fit(..., "
+                      "times=...) of an estimator with time terms, such as BayesianMF)")
+
+
 class FactorModel:
     """A fitted biased factor model: ``r(u, i) = mu + b_u + b_i + dot(p_u, q_i)``.
 
@@ -346,8 +352,11 @@ class FactorModel:
             out[~known] = np.nan
         return out[0] if single else labelled(out, index, "prediction")
 
-    def _predict_rows(self, u, i, clip):
-        """Predictions for int32 rows (-1: unknown, no bias and no factors), in a parallel kernel."""
+    def _predict_rows(self, u, i, clip, seconds=None):
+        """Predictions for int32 rows (-1: unknown, no bias and no factors), in a parallel kernel;
+        ``seconds`` (the pairs' times) only for a model with time terms, which overrides this."""
+        if seconds is not None:
+            raise no_time_terms()
         out = np.empty(len(u), dtype=self.user_factors_.dtype)
         lo, hi = self.rating_range_ if clip else (-np.inf, np.inf)
         _predict.predict(u, i, self.user_factors_, self.item_factors_, self.user_bias_,
@@ -379,14 +388,10 @@ class FactorModel:
             warnings.simplefilter("ignore", UnknownIdWarning)
             u, i, _ = self._indices(users, items, "fallback")
         check_lengths(pairs=u, ratings=ratings)
-        if times is None:
-            pred = self._predict_rows(u, i, clip)
-        elif getattr(self, "time_encoding_", None) is None:
-            raise ValueError("times given, but this model has no time terms (fit(..., times=...) "
-                             "of an estimator that takes them)")
-        else:
+        if times is not None:
             from .timeterms import as_seconds
-            pred = self._predict_rows(u, i, clip, seconds=as_seconds(times, len(u)))
+            times = as_seconds(times, len(u))
+        pred = self._predict_rows(u, i, clip, seconds=times)
         return {"rmse": rmse(ratings, pred), "mae": mae(ratings, pred), "n": int(len(ratings)),
                 "unknown_users": int((u < 0).sum()), "unknown_items": int((i < 0).sum())}
 
@@ -524,7 +529,7 @@ class FactorModel:
                  f"model (e.g. {plain(items[i < 0][0])!r}): they have no factors", UnknownIdWarning)
         fold_map, fu = IdMap.fit(users, "users")
         keep = i >= 0
-        fu, i, r, _ = merge_duplicates(fu[keep], i[keep], ratings[keep], fold_map,
+        fu, i, r, _, _ = merge_duplicates(fu[keep], i[keep], ratings[keep], fold_map,
                                        self.item_map_, getattr(self, "duplicates", "mean"))
         counts = np.bincount(fu, minlength=len(fold_map))
         if (counts == 0).any():

@@ -30,7 +30,7 @@ from .._kernels import bayes as _bayes
 from .._kernels import bayes_features as _features
 from .._kernels import predict as _predict
 from .._threads import resolve_n_threads
-from ..fitted import StateArray, labelled, pair_arguments, reads_state
+from ..fitted import StateArray, labelled, no_time_terms, pair_arguments, reads_state
 from ..data import check_lengths, rating_arrays, to_numpy
 from ..errors import Message, Setting, UnknownIdWarning, warn
 from ..features import FeatureEncoding
@@ -605,10 +605,12 @@ class BayesianMF(Estimator):
 
     def _time_part(self, u, i, seconds, moments=False):
         """The pairs' time terms: their posterior means, or with ``moments`` the per-sample
-        (means, variances) (``mfcore.timeterms``); None when the model has no time terms
-        or no ``seconds`` are given."""
-        if seconds is None or getattr(self, "time_encoding_", None) is None:
+        (means, variances) (``mfcore.timeterms``); None without ``seconds``, an error when
+        the model has no time terms."""
+        if seconds is None:
             return None
+        if getattr(self, "time_encoding_", None) is None:
+            raise no_time_terms()
         layout = (self.time_encoding_, self.time_keys_, self.time_term_ptr_)
         if moments:
             return time_moments(*layout, self.time_samples_.astype(np.float64),
@@ -636,9 +638,6 @@ class BayesianMF(Estimator):
         terms of each pair's groups, a group unseen in training its prior (mean 0,
         the std wider). Without ``times`` the time terms are left out.
         """
-        if times is not None and getattr(self, "time_encoding_", None) is None:
-            raise ValueError("times given, but this model was fitted without times "
-                             "(fit(..., times=...))")
         if (not return_std and user_features is None and item_features is None
                 and times is None):
             return super().predict(users, items, clip=clip, unknown=unknown, columns=columns)
