@@ -42,6 +42,7 @@ import numpy as np
 
 from ._kernels.readers import parse_block
 from .errors import BadLinesWarning, Message, Setting, shown, warn
+from .ids import MAX_ID_LENGTH
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -636,7 +637,9 @@ def read_ratings(path: PathLike, *, sep: str | None = None, header: bool | None 
         "1e3"). "auto" decides from the first data line, and reads string ids
         when any integer id is written other than as its plain decimal ("007",
         "+7", "-0"): as integers those would silently merge with "7" and "0",
-        and output would not give back the ids read.
+        and output would not give back the ids read. An id has at most
+        4,096 characters (``mfcore.ids.MAX_ID_LENGTH``): a longer one is a bad
+        line.
     on_bad_lines : {"error", "skip"}
         Raise ``ValueError`` naming the file and line of the first bad line, or
         drop bad lines with a ``UserWarning`` that counts them.
@@ -867,6 +870,9 @@ class _Layout:
             return None, exc
         if self.rating_as_text:
             return frame, None
+        too_long = self._long_ids(frame)
+        if too_long:
+            return None, too_long
         if self.fractional_ids and not skip:
             return None, "an integer id written with a fraction or an exponent"
         if "rating" in frame:
@@ -885,6 +891,17 @@ class _Layout:
             if colons != expected:
                 return None, f"{colons} colons where {expected} were expected"
         return frame, None
+
+    def _long_ids(self, frame):
+        """Make string id columns categories; the problem when an id is longer than
+        ``MAX_ID_LENGTH`` (its line is found by ``diagnose``), else None."""
+        for column in ("user", "item"):
+            if self.ids == "str" and column in frame:
+                frame[column] = frame[column].astype("category")
+                categories = frame[column].cat.categories
+                if len(categories) and categories.str.len().max() > MAX_ID_LENGTH:
+                    return f"a {column} id over {MAX_ID_LENGTH:,} characters"
+        return None
 
     def _underflow(self, zero, skip):
         """The problem when a rating read as 0 (rows ``zero``) is written as a non-zero number
@@ -932,6 +949,9 @@ class _Layout:
             if column in ("user", "item"):
                 if not value:
                     return f"empty {column} id"
+                if len(value) > MAX_ID_LENGTH:
+                    return (f"{column} id of {len(value):,} characters (an id may have at most "
+                            f"{MAX_ID_LENGTH:,}): {shown(value, 60)}")
                 if self.ids == "int" and not _is_int(value):
                     return Message("{0} id {1} is not an integer (pass {2} for string ids)",
                                    column, shown(value), Setting("ids", "str"))
@@ -1073,6 +1093,11 @@ def _read_parquet(path, min_fields, columns=None):
             empty = (text.str.strip() == "").to_numpy()
             if empty.any():
                 raise ValueError(f"{path}: empty {column} id at row {int(empty.argmax())}")
+            long = (text.str.len() > MAX_ID_LENGTH).to_numpy()
+            if long.any():
+                row = int(long.argmax())
+                raise ValueError(f"{path}: {column} id at row {row} has {len(text.iloc[row]):,} "
+                                 f"characters (an id may have at most {MAX_ID_LENGTH:,})")
             out[column] = text.astype("category")
     if "rating" in out:
         try:
