@@ -918,6 +918,8 @@ class BayesianMF(Estimator):
         StateArray("time_samples", (None, "samples"), "param", optional=True),
         StateArray("time_precision_samples", (None, "samples"), "float64", optional=True),
     )
+    STATE_EXTRA = ("user_feature_encoding", "user_feature_levels", "item_feature_encoding",
+                   "item_feature_levels", "time_encoding")
 
     def _fitted_state(self):
         state = super()._fitted_state()
