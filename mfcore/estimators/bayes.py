@@ -1079,6 +1079,8 @@ class BayesianMF(Estimator):
         StateArray("classes", (None,), "float64", optional=True),
         StateArray("cutpoint_samples", ("samples", None), "float64", optional=True),
     )
+    STATE_EXTRA = ("user_feature_encoding", "user_feature_levels", "item_feature_encoding",
+                   "item_feature_levels", "time_encoding")
 
     def _fitted_state(self):
         state = super()._fitted_state()
