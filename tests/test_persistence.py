@@ -507,8 +507,13 @@ def _absurd_factors(arrays):
     (lambda a: a.update({"state.rating_range": np.array([-1e308, 1e308])}), "rating_range reach"),
 ])
 def test_finite_values_that_would_predict_nan_or_inf_are_refused(tmp_path, fitted, change, match):
-    path = tmp_path / "m.mfz"
-    fitted.save(path)
+    refused_after_rewrite(fitted, tmp_path / "m.mfz", change, match)
+
+
+def refused_after_rewrite(model, path, change, match):
+    """Save ``model`` to ``path``, rewrite one member with ``change`` (re-signed, so that the
+    loader's other checks must catch it) and check that load refuses it with ``match``."""
+    model.save(path)
     _rewrite(path, change, resign=True)
     with pytest.raises(ModelFileError, match=match):
         mfcore.load(path)
