@@ -150,6 +150,16 @@ def _local_validation(validation, columns):
     return validation
 
 
+def _require_dask_frame(ratings: Any) -> None:
+    """Refuse anything but a Dask DataFrame, saying what to do with a pandas one."""
+    if not hasattr(ratings, "to_delayed"):
+        kind = type(ratings).__module__.split(".")[0] + "." + type(ratings).__name__
+        hint = (": it is in one place already, so fit it with estimator.fit(ratings), or "
+                "spread it over the cluster with dask.dataframe.from_pandas(ratings, "
+                "npartitions=...)" if hasattr(ratings, "iloc") else "")
+        raise TypeError(f"mfcore.dask.fit takes a Dask DataFrame of ratings, got {kind}{hint}")
+
+
 def fit(estimator: Estimator, ratings: dd.DataFrame,
         validation: tuple[ArrayLike, ArrayLike, ArrayLike] | dd.DataFrame | None = None,
         columns: Sequence[str] | None = None, client: Client | None = None,
@@ -174,12 +184,7 @@ def fit(estimator: Estimator, ratings: dd.DataFrame,
     state it had before the call.
     """
     trainer_class, params = _trainer_class(estimator)
-    if not hasattr(ratings, "to_delayed"):
-        kind = type(ratings).__module__.split(".")[0] + "." + type(ratings).__name__
-        hint = (": it is in one place already, so fit it with estimator.fit(ratings), or "
-                "spread it over the cluster with dask.dataframe.from_pandas(ratings, "
-                "npartitions=...)" if hasattr(ratings, "iloc") else "")
-        raise TypeError(f"mfcore.dask.fit takes a Dask DataFrame of ratings, got {kind}{hint}")
+    _require_dask_frame(ratings)
     client = client or default_client()
     columns, addresses = _columns_and_workers(ratings, columns, client, workers)
     dtype = p.DTYPES[params["dtype"]]
