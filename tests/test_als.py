@@ -155,25 +155,97 @@ def test_a_costly_side_is_solved_in_blocks_with_the_same_result(monkeypatch):
 
 
 def test_an_interrupt_between_blocks_stops_the_fit_and_keeps_the_model(monkeypatch):
-    import signal
-    from mfcore.estimators import als
     rng = np.random.default_rng(1)
     u, i = rng.integers(0, 300, 6000), rng.integers(0, 200, 6000)
     r = rng.integers(1, 6, 6000).astype(float)
     model = mfcore.ALS(k=8, iterations=3, seed=0).fit(u[:3000], i[:3000], r[:3000])
     before = {name: getattr(model, name).copy() for name in ("user_factors_", "item_factors_")}
-    calls = []
-    real = als.solve_rows
-
-    def interrupted_after_third(*args):
-        real(*args)
-        calls.append(1)
-        if len(calls) == 3:   # as a SIGINT arriving while the third block runs
-            signal.raise_signal(signal.SIGINT)
-    monkeypatch.setattr(als, "solve_rows", interrupted_after_third)
-    monkeypatch.setattr(als, "BLOCK_FLOPS", 2e5)
+    calls = _interrupt_on_block(monkeypatch, "solve_rows", 2e5)
     with pytest.raises(KeyboardInterrupt):
         model.fit(u, i, r)
     assert len(calls) == 3   # honoured before the fourth block, within the first side
     for name, value in before.items():
         np.testing.assert_array_equal(getattr(model, name), value)
+
+
+def _interrupt_on_block(monkeypatch, name, block_flops, after=3):
+    """Replace ``als.<name>`` (a row-solve kernel) by one that counts its calls and raises a
+    SIGINT while call ``after`` runs; returns the list of calls."""
+    import signal
+    from mfcore.estimators import als
+    calls, real = [], getattr(als, name)
+
+    def interrupted(*args):
+        real(*args)
+        calls.append(1)
+        if len(calls) == after:   # as a SIGINT arriving while this block runs
+            signal.raise_signal(signal.SIGINT)
+    monkeypatch.setattr(als, name, interrupted)
+    monkeypatch.setattr(als, "BLOCK_FLOPS", block_flops)
+    return calls
+
+
+FITTED_ARRAYS = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
+
+
+def test_the_cg_solve_in_blocks_gives_the_same_fit(monkeypatch):
+    # issue 20, D20 for solver="cg": one CG kernel call per side kept a Ctrl-C waiting for the
+    # whole side; blocks of rows must not change a bit of the arithmetic
+    from mfcore.estimators import als
+    rng = np.random.default_rng(0)
+    u, i = rng.integers(0, 300, 6000), rng.integers(0, 200, 6000)
+    r = rng.integers(1, 6, 6000).astype(float)
+    est = dict(k=16, iterations=3, solver="cg", seed=0)
+    whole = mfcore.ALS(**est).fit(u, i, r)
+    calls, real = [], als.cg_solve_rows
+
+    def counted(indptr, *args):
+        calls.append(len(indptr) - 1)
+        return real(indptr, *args)
+    monkeypatch.setattr(als, "cg_solve_rows", counted)
+    monkeypatch.setattr(als, "BLOCK_FLOPS", 3e4)   # about 20 rows per block
+    for n_threads in (1, 2, 3):
+        calls.clear()
+        blocked = mfcore.ALS(**est, n_threads=n_threads).fit(u, i, r)
+        assert len(calls) > 3 * 2 * 10 and sum(calls) == 3 * (300 + 200)
+        for name in FITTED_ARRAYS:
+            np.testing.assert_array_equal(getattr(blocked, name), getattr(whole, name))
+        assert [h["train_loss"] for h in blocked.history_] == \
+            [h["train_loss"] for h in whole.history_]
+
+
+def test_an_interrupt_during_a_large_k_cg_fit_stops_between_blocks_and_keeps_the_model(
+        monkeypatch):
+    rng = np.random.default_rng(1)
+    u, i = rng.integers(0, 300, 6000), rng.integers(0, 200, 6000)
+    r = rng.integers(1, 6, 6000).astype(float)
+    model = mfcore.ALS(k=256, iterations=3, solver="cg", seed=0).fit(u[:3000], i[:3000],
+                                                                      r[:3000])
+    before = {name: getattr(model, name).copy() for name in FITTED_ARRAYS}
+    history, params, n_ratings = list(model.history_), model.get_params(), model.n_ratings_
+    calls = _interrupt_on_block(monkeypatch, "cg_solve_rows", 1e6)  # about 30 rows a block
+    with pytest.raises(KeyboardInterrupt):
+        model.set_params(iterations=50).fit(u, i, r)
+    assert len(calls) == 3   # honoured before the fourth block, within the first side
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(model, name), value)
+    assert model.history_ == history and model.n_ratings_ == n_ratings
+    assert model.get_params() == dict(params, iterations=50)
+
+
+def test_a_failing_row_is_named_by_its_row_in_the_side_not_in_its_block(monkeypatch):
+    from mfcore.estimators import als
+    indptr = np.array([0, 2, 4, 6, 8], dtype=np.int64)
+
+    def failing(a, b, block_indptr, lo, hi):
+        if a <= 2 < b:
+            raise FloatingPointError(f"row {2 - a} (2 ratings): singular (1 such rows)")
+    monkeypatch.setattr(als, "BLOCK_FLOPS", 1.0)   # one row a block
+    with pytest.raises(FloatingPointError, match=r"^row 2 \(2 ratings\)"):
+        als.solve_in_blocks(indptr, 4, 1, failing)
+    seen = []
+    with pytest.raises(RuntimeError, match="aborted"):
+        als.solve_in_blocks(indptr, 4, 1, lambda a, *_: seen.append(a),
+                            between=lambda: (_ for _ in ()).throw(RuntimeError("aborted"))
+                            if len(seen) == 2 else None)
+    assert seen == [0, 1]   # a shard's abort check stops the side between blocks

@@ -397,3 +397,43 @@ def test_a_worker_lost_before_its_shard_is_placed_fails_promptly_instead_of_hang
         assert not est._is_fitted()
     finally:
         client.wait_for_workers(N_WORKERS, timeout=60)
+
+
+def test_a_ctrl_c_on_the_client_stops_the_shards_between_blocks_of_rows(monkeypatch):
+    """Issue 20, D20 on Dask: a Ctrl-C while the client waits for an iteration aborts the
+    shards, which stop before their next block of rows (they solved the whole iteration
+    before); the estimator is as it was and the workers train again at once. In-process
+    workers, so that the kernel can be slowed and counted here."""
+    from mfcore.dask import _cluster
+    from mfcore.estimators import als
+    df = frame(seed=12, n_users=600, n_items=400, density=0.03)
+    blocks, real_solve, real_lost = [], als.solve_rows, _cluster._lost_worker
+
+    def slow_solve(*args):   # 5 ms a block, ~300 blocks a shard's user side
+        threading.Event().wait(0.005)
+        blocks.append(1)
+        return real_solve(*args)
+
+    def interrupted(*args):   # where a SIGINT lands: the client's poll for lost workers
+        if len(blocks) >= 20:
+            raise KeyboardInterrupt
+        return real_lost(*args)
+    est = mfcore.ALS(k=4, iterations=3, n_threads=1).fit(df.user, df.item, df.rating)
+    before = {name: getattr(est, name).copy() for name in FITTED}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as own:
+        monkeypatch.setattr(als, "solve_rows", slow_solve)
+        monkeypatch.setattr(als, "BLOCK_FLOPS", 10.0)   # one row a block: 1000 an iteration
+        monkeypatch.setattr(_cluster, "_lost_worker", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            mfcore.dask.fit(est.set_params(iterations=5), ddf_of(df, [500]), client=own)
+        monkeypatch.setattr(_cluster, "_lost_worker", real_lost)
+        threading.Event().wait(0.5)   # (the abort reaches the shards asynchronously)
+        stopped_at = len(blocks)
+        threading.Event().wait(1.5)   # ~300 more blocks per shard if they went on
+        assert len(blocks) == stopped_at < 300, (stopped_at, len(blocks))
+        for name, value in before.items():
+            assert np.array_equal(getattr(est, name), value), name
+        monkeypatch.setattr(als, "BLOCK_FLOPS", 1e9)
+        again = mfcore.dask.fit(mfcore.ALS(k=4, iterations=1), ddf_of(df, [500]), client=own)
+        assert again.n_epochs_ == 1

@@ -62,7 +62,8 @@ class Cluster:
     Every wait is bounded: a call's result is awaited while watching the fit's workers, so
     a worker the scheduler drops (killed, or silent past ``distributed.scheduler.worker-ttl``)
     ends the wait at once with ``WorkerLostError``; a failed call stops the shards still
-    waiting for it (``Shard.abort``)."""
+    waiting for it (``Shard.abort``), and so does a Ctrl-C on the client: an ALS shard
+    stops between blocks of rows (``Shard.check_aborted``)."""
 
     #: seconds a shard waits for the other shards' part of an exchange
     EXCHANGE_TIMEOUT = 3600.0
@@ -90,6 +91,9 @@ class Cluster:
                         futures.append(getattr(shard, method)(*args[b]))
                     else:
                         results.append(self._result(futures[b]))
+                except KeyboardInterrupt:  # the shards stop at their next check
+                    self._abort("the fit was interrupted")
+                    raise
                 except Exception as exc:
                     self._abort(f"shard {b} failed in {method}")
                     if not _is_lost(exc):  # the shard code's own error

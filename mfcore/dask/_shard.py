@@ -115,10 +115,15 @@ class Shard:
                 self.arrived.wait(deadline - time.monotonic())
             return {key: self.inbox.pop(key) for key in keys}
 
-    def _still_waiting(self, tag, deadline):
-        """Raise if the fit was aborted or exchange ``tag`` is past its ``deadline``."""
+    def check_aborted(self):
+        """Raise if the client aborted the fit (a shard failed, a worker was lost, Ctrl-C):
+        called while waiting and between blocks of work, so a shard stops soon after."""
         if self.aborted:
             raise RuntimeError(f"shard {self.band} stopped: {self.aborted}")
+
+    def _still_waiting(self, tag, deadline):
+        """Raise if the fit was aborted or exchange ``tag`` is past its ``deadline``."""
+        self.check_aborted()
         if time.monotonic() >= deadline:
             raise TimeoutError(f"shard {self.band} waited too long for the other shards' "
                                f"part of exchange {tag}")

@@ -44,7 +44,8 @@ class ALSShard(Shard):
             bias = np.empty(len(side.present), other_bias.dtype)
             solve_rows_in_blocks(side.indptr, side.cols, side.values, other_factors, other_bias,
                                  self.mu, t.reg, t.reg_bias, t.base, t.count_weight, True,
-                                 factors, bias, self.n_threads, t.bias_shrinkage)
+                                 factors, bias, self.n_threads, t.bias_shrinkage,
+                                 between=self.check_aborted)
             seconds += time.perf_counter() - start
             parts = self.allgather((epoch, s), (factors, bias), timeout)
             sent += (len(parts) - 1) * (factors.nbytes + bias.nbytes)

@@ -23,7 +23,8 @@ from .._threads import resolve_n_threads
 from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
 from .driver import Trainer
 
-__all__ = ["ALS", "ALSLayout", "ALSSide", "ALSIterations", "ALSPenalty", "solve_rows_in_blocks"]
+__all__ = ["ALS", "ALSLayout", "ALSSide", "ALSIterations", "ALSPenalty", "solve_in_blocks",
+           "solve_rows_in_blocks"]
 
 _NO_LOSS = np.zeros(0)  # (the CG solve's per-row loss, not wanted)
 
@@ -109,9 +110,14 @@ class ALSIterations(Trainer):
         in place; the CG starts from the values they hold."""
         if self.cg_steps:
             conf, target, scale = self._cg_side(s, side)
-            cg_solve_rows(side.indptr, side.cols, conf, target, other_factors, other_bias, 0.0,
-                          self.reg, self.reg_bias, scale, True, self.cg_steps, factors, bias,
-                          _NO_LOSS, self.n_threads, self.bias_shrinkage)
+
+            def block(a, b, block_indptr, lo, hi):
+                cg_solve_rows(block_indptr, side.cols[lo:hi], conf[lo:hi], target[lo:hi],
+                              other_factors, other_bias, 0.0, self.reg, self.reg_bias,
+                              scale[a:b], True, self.cg_steps, factors[a:b], bias[a:b],
+                              _NO_LOSS, self.n_threads, self.bias_shrinkage)
+            solve_in_blocks(side.indptr, factors.shape[1], self.n_threads, block,
+                            self.cg_steps)
         else:
             solve_rows_in_blocks(side.indptr, side.cols, side.values, other_factors,
                                  other_bias, self.model.global_mean_, self.reg, self.reg_bias,
@@ -154,17 +160,24 @@ class ALSIterations(Trainer):
                        Setting("dtype", "float64"))
 
 
-#: floating-point operations of one block of row solves (``solve_rows_in_blocks``) per
-#: thread: about a tenth of a second, the longest a Ctrl-C waits
+#: floating-point operations of one block of row solves (``solve_in_blocks``) per thread:
+#: about a tenth of a second, the longest a Ctrl-C waits
 BLOCK_FLOPS = 1e9
 
 
-def row_blocks(indptr, k, n_threads):
+def row_blocks(indptr, k, n_threads, cg_steps=0):
     """Boundaries ``[0, ..., n_rows]`` of blocks of CSR rows that each cost about
-    ``BLOCK_FLOPS`` per thread to solve: a row of n ratings adds n (k+1)^2 outer-product
-    terms (2 flops each) and factors a (k+1)x(k+1) system ((k+1)^3/3)."""
+    ``BLOCK_FLOPS`` per thread to solve. Exactly (``cg_steps`` 0), a row of n ratings adds
+    n (k+1)^2 outer-product terms (2 flops each) and factors a (k+1)x(k+1) system
+    ((k+1)^3/3); by conjugate gradient, each step applies the row's matrix through its
+    ratings (two passes of 2 n (k+1)) and updates a few vectors of k+1."""
     size = k + 1
-    cost = np.cumsum(2.0 * size * size * np.diff(indptr) + size ** 3 / 3.0)
+    counts = np.diff(indptr).astype(np.float64)
+    if cg_steps:
+        per_row = cg_steps * (4.0 * size * counts + 10.0 * size)
+    else:
+        per_row = 2.0 * size * size * counts + size ** 3 / 3.0
+    cost = np.cumsum(per_row)
     budget = BLOCK_FLOPS * n_threads
     if not len(cost) or cost[-1] <= budget:
         return np.array([0, len(cost)])
@@ -172,24 +185,38 @@ def row_blocks(indptr, k, n_threads):
     return np.unique(np.concatenate([[0], cuts, [len(cost)]]))
 
 
-def solve_rows_in_blocks(indptr, cols, ratings, other_factors, other_bias, mu, reg, reg_bias,
-                         base, count_weight, fit_bias, factors, bias, n_threads,
-                         bias_shrinkage=0.0):
-    """``mfcore._kernels.rowsolve.solve_rows`` on blocks of rows (``row_blocks``), so that
-    a Ctrl-C is honoured between blocks, not only after the whole side (16 s at k=256 on
-    ML-10M). Rows are independent: the result is the same bit for bit."""
-    bounds = row_blocks(indptr, factors.shape[1], n_threads)
+def solve_in_blocks(indptr, k, n_threads, solve_block, cg_steps=0, between=None):
+    """Call ``solve_block(a, b, block_indptr, lo, hi)`` for each block of rows ``a:b`` of a
+    CSR layout (``row_blocks``; ``block_indptr``: the block's ``indptr`` less ``lo``, its
+    ratings ``lo:hi``), so that a Ctrl-C is honoured between blocks instead of after the
+    whole side (16 s at k=256 on ML-10M): Python runs signal handlers there. ``between()``,
+    if given, runs before every block but the first (a Dask shard's check that the fit was
+    aborted). Rows are independent: the result is the same bit for bit. A
+    ``FloatingPointError`` naming a row of the block is raised naming the side's row."""
+    bounds = row_blocks(indptr, k, n_threads, cg_steps)
     for a, b in zip(bounds[:-1], bounds[1:]):
+        if between is not None and a:
+            between()
         lo, hi = indptr[a], indptr[b]
         try:
-            solve_rows(indptr[a:b + 1] - lo, cols[lo:hi], ratings[lo:hi], other_factors,
-                       other_bias, mu, reg, reg_bias, base, count_weight, fit_bias,
-                       factors[a:b], bias[a:b], n_threads, bias_shrinkage)
+            solve_block(a, b, indptr[a:b + 1] - lo, lo, hi)
         except FloatingPointError as exc:  # (it names the row within the block)
             found = re.match(r"row (\d+)(.*)", str(exc), re.S)
             if found is None:
                 raise
             raise FloatingPointError(f"row {int(found[1]) + a}{found[2]}") from None
+
+
+def solve_rows_in_blocks(indptr, cols, ratings, other_factors, other_bias, mu, reg, reg_bias,
+                         base, count_weight, fit_bias, factors, bias, n_threads,
+                         bias_shrinkage=0.0, between=None):
+    """``mfcore._kernels.rowsolve.solve_rows`` (the exact solve) on blocks of rows
+    (``solve_in_blocks``, ``between`` as there)."""
+    def block(a, b, block_indptr, lo, hi):
+        solve_rows(block_indptr, cols[lo:hi], ratings[lo:hi], other_factors, other_bias, mu,
+                   reg, reg_bias, base, count_weight, fit_bias, factors[a:b], bias[a:b],
+                   n_threads, bias_shrinkage)
+    solve_in_blocks(indptr, factors.shape[1], n_threads, block, between=between)
 
 
 #: floating-point operations an ALS iteration may take before ``warn_of_cost`` says so
