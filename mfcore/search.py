@@ -223,8 +223,9 @@ class Search:
                         errors.append(error)
                         break
                     kept = trial.best_epoch_ or trial.n_epochs_  # the epoch the model keeps
-                    scores.append(next(h["val_rmse"] for h in trial.history_
-                                       if h["epoch"] == kept))
+                    scored = [h["val_rmse"] for h in trial.history_ if h["epoch"] == kept]
+                    # (no epoch run, e.g. epochs=0: the initial model is what it keeps)
+                    scores.append(scored[0] if scored else trial._rmse_rows(*val_part))
                     epochs.append(kept)
                 if error:
                     results.append(dict(params, val_rmse=np.nan, val_rmse_std=np.nan,
