@@ -14,6 +14,13 @@ Where MovieLens comes from, in order:
    checked against its SHA-256 and unpacked atomically into the cache: into a
    temporary folder first, renamed into place only when complete. Nothing
    ever prompts; when offline a ``DataUnavailableError`` says so.
+
+Examples
+--------
+>>> import mfcore
+>>> ratings = mfcore.datasets.synthetic(n_users=50, n_items=20, n_ratings=400, seed=0)
+>>> list(ratings.columns), len(ratings)
+(['user', 'item', 'rating'], 400)
 """
 from __future__ import annotations
 

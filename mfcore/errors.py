@@ -24,7 +24,17 @@ class InvalidParameterError(ValueError, TypeError):
     """A hyperparameter (or option) whose value breaks its rule: ``name``, ``value`` and
     ``rule`` (the rule as text, e.g. "an integer >= 1"); the message is
     ``"<name> must be <rule>, got <value>"``. A ``ValueError`` and a ``TypeError``, as
-    scikit-learn's ``InvalidParameterError``, whichever a caller catches."""
+    scikit-learn's ``InvalidParameterError``, whichever a caller catches.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> try:
+    ...     mfcore.ALS(k=0).fit([1, 2], [1, 2], [4.0, 3.0])
+    ... except mfcore.InvalidParameterError as exc:
+    ...     print(exc.name, exc.value, "|", exc.rule)
+    k 0 | an integer >= 1
+    """
 
     def __init__(self, name, value, rule):
         self.name, self.value, self.rule = name, value, rule
@@ -76,7 +86,16 @@ class ModelFileError(ValueError):
 
 class WorkerLostError(RuntimeError):
     """A Dask worker holding a shard of the training data left the cluster during a fit
-    (``mfcore.dask.fit``); the estimator keeps the state it had before the call."""
+    (``mfcore.dask.fit``); the estimator keeps the state it had before the call. The
+    message names the worker and the iteration; retrying the fit on the cluster that is
+    left is safe, because nothing of the failed fit was kept.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> issubclass(mfcore.WorkerLostError, RuntimeError)   # raised by mfcore.dask.fit
+    True
+    """
 
 
 class UnknownIdError(KeyError):
@@ -141,13 +160,21 @@ class ImplicitFeedbackWarning(UserWarning):
 
     Examples
     --------
+    Such data want a model of which items are chosen, :class:`mfcore.ImplicitALS`, which
+    does not warn; a pipeline that must never fit a rating model to them can make the
+    warning an error:
+
     >>> import warnings
     >>> import mfcore
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     model = mfcore.ALS(k=2, iterations=2).fit([1, 2, 3], [1, 2, 1], [1.0, 1.0, 1.0])
-    >>> "ImplicitFeedbackWarning" in [w.category.__name__ for w in caught]
-    True
+    >>> users, items, clicks = [1, 2, 3], [1, 2, 1], [1.0, 1.0, 1.0]
+    >>> model = mfcore.ImplicitALS(k=2, iterations=2).fit(users, items, clicks)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", mfcore.ImplicitFeedbackWarning)
+    ...     try:
+    ...         mfcore.ALS(k=2, iterations=2).fit(users, items, clicks)
+    ...     except mfcore.ImplicitFeedbackWarning:
+    ...         print("refused")
+    refused
     """
 
 

@@ -22,7 +22,7 @@ from ._kernels.rowsolve import solve_rows
 from ._threads import resolve_n_threads
 from .data import (as_ratings, check_lengths, check_seen, merge_duplicates, rating_arrays,
                    replace_seen_rows, to_numpy)
-from .errors import NotFittedError, UnknownIdError, UnknownIdWarning, warn
+from .errors import NotFittedError, UnknownIdError, UnknownIdWarning, shown, warn
 from .ids import IdMap, normalize_ids, plain
 from .metrics import mae, rmse
 from .params import is_real
@@ -173,6 +173,8 @@ def _generator_from_state(state):
 #: The summary numbers of the state: checked as arrays, attached as numbers (the training
 #: record, ``n_ratings`` included, is checked by ``training_record``).
 _SUMMARY = (StateArray("global_mean", (), "float64"), StateArray("rating_range", (2,), "float64"))
+#: the rest of a saved state: the id maps and the training record (``training_record``)
+_RECORD = ("user_ids", "item_ids", "n_ratings", "history", "training")
 
 
 def no_time_terms():
@@ -258,6 +260,10 @@ class FactorModel:
         StateArray("seen_indptr", ("users+1",), "int64", optional=True),
         StateArray("seen_items", (None,), "int32", optional=True),
     )
+    #: Other members of a saved state, beside ``STATE``'s arrays (encodings an estimator
+    #: writes in ``_fitted_state`` and checks in ``_check_state``); a file holding any
+    #: member neither names is refused.
+    STATE_EXTRA = ()
 
     # --- state ------------------------------------------------------------------
     #
@@ -662,6 +668,11 @@ class FactorModel:
                 field.check(state[field.name], sizes, dtype)
             elif not field.optional:
                 raise ValueError(f"{field.name} is missing")
+        known = {field.name for field in _SUMMARY + self.STATE}.union(_RECORD, self.STATE_EXTRA)
+        unknown = sorted(set(state) - known)
+        if unknown:  # (covered by no check: refused, whatever other tools would show of it)
+            raise ValueError(f"state.{shown(unknown[0], quote=False)} is not part of the fitted "
+                             f"state of {type(self).__name__}")
         lo, hi = (float(v) for v in state["rating_range"])
         if lo > hi:
             raise ValueError(f"rating_range {lo}..{hi} is empty")

@@ -10,6 +10,12 @@ Policy (one for the whole library):
   ids are appended after them (``IdMap.extend``), so a fitted index never moves.
 * Looking up an id the map does not hold gives -1; callers decide the policy
   for unknown ids (see ``Model.predict``).
+* A string id has at most ``MAX_ID_LENGTH`` (4,096) characters: a longer one is
+  a ``ValueError`` naming its position and length (the readers name its line).
+  Real ids (user names, SKUs, URLs, UUIDs) are far shorter; without a bound a
+  file of megabyte ids made every id array megabytes per element (numpy's
+  fixed-width strings). ``IdMap(ids)`` itself takes any length, so model files
+  written before the bound still load.
 """
 import numbers
 
@@ -17,7 +23,10 @@ import numpy as np
 
 from .errors import IdKindError, shown
 
-__all__ = ["IdMap", "normalize_ids", "sorted_unique", "factorize"]
+__all__ = ["IdMap", "normalize_ids", "sorted_unique", "factorize", "MAX_ID_LENGTH"]
+
+#: the most characters a string id may have (see the module docstring)
+MAX_ID_LENGTH = 4096
 
 INT_KIND = "int"
 DENSE_SPAN = 1 << 20  # an int id range this much wider than 4x the ids still gets a table
@@ -35,8 +44,21 @@ def _first_bad(values, ok):
     return int(bad[0]), plain(values[bad[0]])
 
 
-def normalize_ids(raw, name="ids"):
-    """Return ``raw`` as a 1-d int64 or unicode array following the id policy."""
+def normalize_ids(raw, name="ids", max_length=MAX_ID_LENGTH):
+    """Return ``raw`` as a 1-d int64 or unicode array following the id policy; string ids
+    longer than ``max_length`` characters are an error (None: no bound)."""
+    arr = _normalized(raw, name)
+    if arr.dtype.kind == "U" and max_length is not None and arr.itemsize // 4 > max_length:
+        lengths = np.char.str_len(arr)   # (only when some id may be too long)
+        over = np.flatnonzero(lengths > max_length)
+        if len(over):
+            pos = int(over[0])
+            raise ValueError(f"{name}: the id at position {pos} has {lengths[pos]:,} characters; "
+                             f"an id may have at most {max_length:,}: {shown(str(arr[pos]), 60)}")
+    return arr
+
+
+def _normalized(raw, name):
     if raw is None:
         raise ValueError(f"{name} is None: pass one id per rating (a list, array or Series)")
     if hasattr(raw, "to_numpy"):  # pandas Series / Index, without importing pandas
@@ -99,7 +121,7 @@ def _normalize_objects(arr, name):
                        or (isinstance(v, int) and not -2**63 <= v < 2**63))
             raise ValueError(f"{name}: id {shown(str(arr[pos]))} at position {pos} is not an "
                              "integer that fits in 64 bits (nor a string)")
-        return normalize_ids(values, name)
+        return _normalized(values, name)
     if is_str.any() and is_num.any():
         pos = int(np.flatnonzero(is_str)[0])
         raise ValueError(f"{name}: mixed id types: {plain(arr[int(np.flatnonzero(is_num)[0])])!r} "
@@ -166,7 +188,7 @@ class IdMap:
     """
 
     def __init__(self, ids):
-        ids = normalize_ids(ids)
+        ids = normalize_ids(ids, max_length=None)  # (a model file's ids, as written)
         if len(ids) >= np.iinfo(np.int32).max:
             raise ValueError(f"too many distinct ids: {len(ids)}")
         sorter = np.argsort(ids, kind="stable")

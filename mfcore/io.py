@@ -42,6 +42,7 @@ import numpy as np
 
 from ._kernels.readers import parse_block
 from .errors import BadLinesWarning, Message, Setting, shown, warn
+from .ids import MAX_ID_LENGTH
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -636,7 +637,9 @@ def read_ratings(path: PathLike, *, sep: str | None = None, header: bool | None 
         "1e3"). "auto" decides from the first data line, and reads string ids
         when any integer id is written other than as its plain decimal ("007",
         "+7", "-0"): as integers those would silently merge with "7" and "0",
-        and output would not give back the ids read.
+        and output would not give back the ids read. An id has at most
+        4,096 characters (``mfcore.ids.MAX_ID_LENGTH``): a longer one is a bad
+        line.
     on_bad_lines : {"error", "skip"}
         Raise ``ValueError`` naming the file and line of the first bad line, or
         drop bad lines with a ``UserWarning`` that counts them.
@@ -830,13 +833,15 @@ class _Layout:
         self.fields, self.columns = fields, [c for c in fields if c]
         self.ids, self.header_colons, self.encoding = ids, header_colons, encoding
         self.fractional_ids = False   # set when an id is '1.0' or '1e3' (see _id_forms)
+        self.rating_as_text = False   # set to read the ratings' text (see _underflow)
 
     def _dtypes(self):
         # string ids as text, exactly: asked for "category", pandas infers numeric categories
         # ("007" and "7" both 7, "1e3" 1000.0); _finish makes them categories
         kinds = {"user": str if self.ids == "str" else np.int64,
                  "item": str if self.ids == "str" else np.int64,
-                 "rating": np.float64, "timestamp": np.int64}  # (rating: see _as_float32)
+                 "rating": str if self.rating_as_text else np.float64,  # (see _as_float32)
+                 "timestamp": np.int64}
         return {c: kinds[c] for c in self.columns}
 
     def parse(self, skip=()):
@@ -863,10 +868,18 @@ class _Layout:
         except (ValueError, OverflowError, TypeError, UnicodeDecodeError,
                 pd.errors.ParserError) as exc:
             return None, exc
+        if self.rating_as_text:
+            return frame, None
+        too_long = self._long_ids(frame)
+        if too_long:
+            return None, too_long
         if self.fractional_ids and not skip:
             return None, "an integer id written with a fraction or an exponent"
         if "rating" in frame:
-            single, bad = _as_float32(frame["rating"].to_numpy())
+            ratings = frame["rating"].to_numpy()
+            single, bad = _as_float32(ratings)
+            if bad is None and not ratings.all():
+                bad = self._underflow(ratings == 0, skip)
             if bad:
                 return None, bad
             frame["rating"] = single
@@ -878,6 +891,28 @@ class _Layout:
             if colons != expected:
                 return None, f"{colons} colons where {expected} were expected"
         return frame, None
+
+    def _long_ids(self, frame):
+        """Make string id columns categories; the problem when an id is longer than
+        ``MAX_ID_LENGTH`` (its line is found by ``diagnose``), else None."""
+        for column in ("user", "item"):
+            if self.ids == "str" and column in frame:
+                frame[column] = frame[column].astype("category")
+                categories = frame[column].cat.categories
+                if len(categories) and categories.str.len().max() > MAX_ID_LENGTH:
+                    return f"a {column} id over {MAX_ID_LENGTH:,} characters"
+        return None
+
+    def _underflow(self, zero, skip):
+        """The problem when a rating read as 0 (rows ``zero``) is written as a non-zero number
+        below even float64's smallest subnormal ('1e-400': float64 holds 0, so float32 cannot
+        tell), else None. Reads the ratings again as text: only files with zero ratings pay."""
+        as_text = copy.copy(self)
+        as_text.rating_as_text = True
+        frame, bad = as_text.parse(skip)
+        if bad is None and _nonzero_text(frame["rating"][zero]).any():
+            bad = "a non-zero rating is too small for float64"
+        return bad
 
     def diagnose(self, first_only):
         """(line number, problem) for bad lines, read line by line (only after a failed parse)."""
@@ -914,6 +949,9 @@ class _Layout:
             if column in ("user", "item"):
                 if not value:
                     return f"empty {column} id"
+                if len(value) > MAX_ID_LENGTH:
+                    return (f"{column} id of {len(value):,} characters (an id may have at most "
+                            f"{MAX_ID_LENGTH:,}): {shown(value, 60)}")
                 if self.ids == "int" and not _is_int(value):
                     return Message("{0} id {1} is not an integer (pass {2} for string ids)",
                                    column, shown(value), Setting("ids", "str"))
@@ -944,6 +982,13 @@ def _as_float32(ratings):
     if np.count_nonzero(single == 0) != np.count_nonzero(ratings == 0):
         return None, "a non-zero rating is too small for float32"
     return single, None
+
+
+def _nonzero_text(texts):
+    """Whether each rating text (a Series of str) writes a non-zero number: a digit 1-9
+    before any exponent ('0e5' and '-0.0' are zeros, '1e-400' and '0.00...01' are not)."""
+    mantissa = texts.astype(str).str.strip(_SPACE).str.lower().str.partition("e")[0]
+    return mantissa.str.contains("[1-9]", regex=True).to_numpy(dtype=bool)
 
 
 def _bounded_lines(fh):
@@ -1048,6 +1093,11 @@ def _read_parquet(path, min_fields, columns=None):
             empty = (text.str.strip() == "").to_numpy()
             if empty.any():
                 raise ValueError(f"{path}: empty {column} id at row {int(empty.argmax())}")
+            long = (text.str.len() > MAX_ID_LENGTH).to_numpy()
+            if long.any():
+                row = int(long.argmax())
+                raise ValueError(f"{path}: {column} id at row {row} has {len(text.iloc[row]):,} "
+                                 f"characters (an id may have at most {MAX_ID_LENGTH:,})")
             out[column] = text.astype("category")
     if "rating" in out:
         try:
@@ -1061,10 +1111,14 @@ def _read_parquet(path, min_fields, columns=None):
             row = int(np.argmax(bad))
             raise ValueError(f"{path}: rating {float(rating[row])!r} at row {row} is missing or "
                              "not a finite float32 number")
+        text = out["rating"].dtype.kind not in "iufb"   # ('1e-400' is 0 even in float64)
         tiny = (rating32 == 0) & (rating != 0)
+        if text and not rating.all():
+            tiny |= (rating == 0) & _nonzero_text(out["rating"])
         if tiny.any():
             row = int(np.argmax(tiny))
-            raise ValueError(f"{path}: {_rating_problem(repr(float(rating[row])))} (row {row})")
+            value = str(out["rating"].iloc[row]) if text else repr(float(rating[row]))
+            raise ValueError(f"{path}: {_rating_problem(value)} (row {row})")
         out["rating"] = rating32
     if "timestamp" in out:
         stamps = out["timestamp"]

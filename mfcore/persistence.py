@@ -47,6 +47,9 @@ FORMAT = "mfcore-model"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
+#: The members of a model file besides its fitted state (``state.*``).
+_MEMBERS = ("format", "version", "estimator", "params", "fitted", "digest")
+
 #: The registered names of the estimators that earlier files name by class.
 _CLASS_NAMES = {"Model": "sgd", "ALS": "als", "BayesianMF": "bayes"}
 
@@ -235,8 +238,11 @@ def _check_members(fh, file_size):
     with zipfile.ZipFile(fh) as archive:
         infos, names = archive.infolist(), set()
         for info in infos:
+            if not info.filename.endswith(".npy"):  # (np.load reads 'x' as key x, as 'x.npy')
+                raise ValueError(f"member {shown(info.filename)} is not an array (.npy); model "
+                                 "files hold .npy members only")
             if info.filename in names:
-                raise ValueError(f"member {info.filename!r} appears twice")
+                raise ValueError(f"member {shown(info.filename)} appears twice")
             names.add(info.filename)
             if info.flag_bits & 0x1:
                 raise ValueError(f"member {info.filename!r} is encrypted")
@@ -329,6 +335,10 @@ def load(path: PathLike) -> FactorModel:
     digest = arrays.pop("digest", None)
     if digest is None or str(digest) != _digest(arrays):
         raise ModelFileError(f"{path!r} failed its integrity check (modified or corrupted)")
+    unknown = [key for key in arrays if key not in _MEMBERS and not key.startswith("state.")]
+    if unknown:  # (the model checks the state.* members it knows and refuses the others)
+        raise ModelFileError(f"{path!r} holds a member {shown(unknown[0])}, which mfcore "
+                             "never writes (a crafted or foreign file?)")
     name = str(arrays["estimator"]) if int(version) >= 2 and "estimator" in arrays else "Model"
     name = _CLASS_NAMES.get(name, name)
     if name not in registry.ESTIMATORS:

@@ -151,7 +151,15 @@ def regressor_for(estimator_class, name=None):
                    f"those of ``mfcore.{estimator_class.__name__}`` (same names and "
                    "defaults), plus ``warn_unknown`` (default True; False silences the "
                    "UnknownIdWarning of ids the fit did not see). After ``fit``, ``model_`` "
-                   "is the fitted estimator (recommend, save ...)."})
+                   "is the fitted estimator (recommend, save ...).\n\n"
+                   "Examples\n--------\n"
+                   ">>> import mfcore\n"
+                   f">>> from mfcore.sklearn import {name}\n"
+                   ">>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, "
+                   "n_ratings=3000, seed=0)\n"
+                   '>>> X, y = ratings[["user", "item"]].to_numpy(), ratings.rating.to_numpy()\n'
+                   f">>> {name}(k=4).fit(X, y).predict(X[:2]).shape\n"
+                   "(2,)\n"})
     _REGRESSORS[estimator_class] = globals()[name] = cls
     return cls
 

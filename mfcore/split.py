@@ -16,6 +16,15 @@ None or a ``numpy.random.Generator``.
 * ``kfold``: k random folds; yields (train, test) k times.
 * ``per_user_split``: a fraction or a count of each user's ratings.
 * ``temporal_split``: a global time cut-off, or each user's last n ratings.
+
+Examples
+--------
+>>> import mfcore
+>>> from mfcore.split import train_test_split
+>>> ratings = mfcore.datasets.synthetic(n_users=50, n_items=20, n_ratings=400, seed=0)
+>>> train, test = train_test_split(ratings, test_size=0.2, seed=0)
+>>> len(train), len(test)
+(320, 80)
 """
 from __future__ import annotations
 

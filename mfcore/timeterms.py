@@ -48,8 +48,7 @@ from . import params as p
 from ._kernels import bayes as _bayes
 from .data import check_lengths, to_numpy
 
-__all__ = ["TERMS", "TimeEncoding", "TimeSampler", "TimeTerms", "as_seconds", "lookup",
-           "time_means", "time_moments"]
+__all__ = ["TERMS", "as_seconds"]
 
 #: The time terms, in the order a model keeps them.
 TERMS = ("user_day", "item_bin", "day")
@@ -89,7 +88,15 @@ class TimeTerms(p.Constraint):
 def as_seconds(times, n, what="times"):
     """``times`` (Unix seconds as numbers, or numpy/pandas datetimes) as float64 seconds,
     checked: finite, and one per rating when ``n`` is given. Raises ValueError naming the
-    first bad one."""
+    first bad one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mfcore.timeterms import as_seconds
+    >>> as_seconds(np.array(["1998-03-01", "1998-03-02"], dtype="datetime64[D]"), 2)
+    array([8.887104e+08, 8.887968e+08])
+    """
     values = to_numpy(times)
     if values.dtype.kind == "M":
         if np.isnat(values).any():

@@ -51,7 +51,7 @@ NASTY = [b"\n", b"\r", b"\r\n", b":", b"::", b"\t", b",", b";", b" ", b"-", b"+"
          b"E", b'"', b"nan", b"inf", b"0", b"9", b"99999999999999999999", b"\x00", b"\xff",
          b"\xef\xbb\xbf", b"#", b"user", b"1e308", b"\xc3\xa9", b"\x0b", b"\x0c", b"\x1c",
          b"\xc2\x85", b"\xc2\xa0", b"_", b"1_0", b"\t\t",
-         "\uff15".encode(), "\u0664".encode(), b"1e39", b"1e-320", b"3.4028236e38", b"1e-46",
+         "\uff15".encode(), "\u0664".encode(), b"1e39", b"1e-320", b"1e-400", b"3.4028236e38", b"1e-46",
          b"\xff\xfe", b"5" * 3000, b"u" * 70_000]
 
 ROW = st.tuples(st.integers(-2**31, 2**40), st.integers(0, 2**31 - 1),

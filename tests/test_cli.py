@@ -103,6 +103,12 @@ def test_train_evaluate_predict_info_round_trip(files, capsys):
     (["tune", "{d}/train.dat", "--grid", "kk=4"], 2, "invalid parameter 'kk'"),
     (["tune", "{d}/train.dat", "--grid", "k=0,4"], 2, "k must be an integer >= 1, got 0"),
     (["tune", "{d}/train.dat", "--grid", "k"], 2, "NAME=V1,V2"),
+    # each value is read by the --algorithm's own rule for it (its constraint's cli_type)
+    (["train", "{d}/train.dat", "-o", "{d}/m.mfz", "--k", "1.5"], 2,
+     "--k takes an integer >= 1, got '1.5'"),
+    (["train", "{d}/train.dat", "-o", "{d}/m.mfz", "--reg", "lots"], 2,
+     "--reg takes a finite number >= 0.0, got 'lots'"),
+    (["tune", "{d}/train.dat", "--grid", "k=4,eight"], 2, "--k takes an integer >= 1, got 'eight'"),
     (["tune", "{d}/train.dat", "--grid", "k=4", "--grid", "k=8"], 2, "'k' twice"),
     (["tune", "{d}/train.dat", "--cv", "1"], 2, "--cv must be at least 2"),
     (["tune", "{d}/train.dat", "--n-iter", "0"], 2, "--n-iter must be at least 1"),

@@ -63,3 +63,26 @@ def test_string_ids_use_the_search_path():
     idmap, rows = IdMap.fit(np.array(["b", "a", "c", "a"]))
     assert list(rows) == [1, 0, 2, 0]
     assert list(idmap.lookup(np.array(["c", "zz", "a"]))) == [2, -1, 0]
+
+
+# --- a bound on an id's length (issue 20's fuzzing: 1 MiB ids were accepted) --------------
+
+def test_an_id_over_the_bound_is_an_error_naming_its_position_and_length():
+    import mfcore
+    from mfcore.ids import MAX_ID_LENGTH
+    ok, long = "a" * MAX_ID_LENGTH, "b" * (MAX_ID_LENGTH + 1)
+    model = mfcore.Model(k=2, epochs=1).fit(["u", ok], ["x", "y"], [1.0, 2.0])
+    assert model.user_map_.lookup([ok])[0] >= 0   # the bound itself is an id
+    for call in (lambda: mfcore.Model(k=2, epochs=1).fit(["u", long], ["x", "y"], [1.0, 2.0]),
+                 lambda: model.predict(["u", long], ["x", "x"]),
+                 lambda: model.recommend(long),
+                 lambda: model.fold_in(long, ["x"], [3.0])):
+        with pytest.raises(ValueError, match=r"users: the id at position \d has 4,097 "
+                                             r"characters; an id may have at most 4,096") as info:
+            call()
+        assert len(str(info.value)) < 300
+
+
+def test_an_id_map_read_from_a_file_takes_any_length():
+    # files written before the bound hold whatever ids they were given: they still load
+    assert len(IdMap(["x" * 10_000, "y"])) == 2

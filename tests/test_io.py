@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import mfcore
+import fuzz_harness
 from conftest import peak_allocation
 from mfcore import io as io_module
 from mfcore.io import read_pairs, read_ratings
@@ -563,6 +564,90 @@ def test_a_rating_float32_cannot_hold_is_an_error_naming_its_line(tmp_path, sep,
         read_ratings(path)
 
 
+#: ratings written non-zero that float64 itself reads as 0 (below its 4.9e-324), and one
+#: float64 holds but float32 does not
+UNDERFLOWING = ["1e-400", "-1e-400", "0." + "0" * 400 + "1", "1e-320"]
+
+
+@pytest.mark.parametrize("compression", ["", ".gz", ".bz2", ".xz", ".zip"])
+@pytest.mark.parametrize("layout", ["csv", "tsv-header", "dat-str-ids"])
+@pytest.mark.parametrize("rating", UNDERFLOWING, ids=["1e-400", "-1e-400", "0.0..01", "1e-320"])
+def test_a_rating_below_float64s_smallest_is_an_error_in_every_file_form(
+        tmp_path, compression, layout, rating):
+    # issue 20, D21: float64 reads '1e-400' as 0, so comparing float64 with float32 zeros
+    # missed it in every file (the plain one too); now every reader path names the line
+    sep, header, user = {"csv": (",", "", "1"), "tsv-header": ("\t", "user\titem\trating\n", "1"),
+                         "dat-str-ids": ("::", "", "u1")}[layout]
+    text = f"{header}{user}{sep}10{sep}4\n2{sep}20{sep}{rating}\n3{sep}30{sep}5\n".encode()
+    path = tmp_path / f"r.txt{compression}"
+    path.write_bytes(fuzz_harness._compress(text, compression))
+    line = 3 if header else 2
+    with pytest.raises(ValueError, match=re.escape(f"{path.name}, line {line}: rating ")
+                       + ".* too small for float32.* it would read as 0"):
+        read_ratings(path)
+
+
+@pytest.mark.parametrize("reader", ["stream", "usecols", "pairs", "skip", "parquet-text"])
+def test_a_rating_below_float64s_smallest_is_refused_by_every_reader(tmp_path, reader):
+    text = "1,10,4\n2,20,1e-400\n3,30,5\n"
+    path = tmp_path / "r.csv"
+    path.write_text(text)
+    if reader == "skip":   # a bad line like any other: skipped, and said so
+        with pytest.warns(mfcore.errors.BadLinesWarning, match="line 2: rating '1e-400'"):
+            assert list(read_ratings(path, on_bad_lines="skip").rating) == [4, 5]
+        return
+    match = "1e-400.* too small for float32"
+    if reader == "parquet-text":   # a text column of a Parquet file
+        pytest.importorskip("pyarrow")
+        path = tmp_path / "r.parquet"
+        pd.DataFrame({"user": [1, 2], "item": [1, 2], "rating": ["4", "1e-400"]}).to_parquet(path)
+        match += ".*row 1"
+    with pytest.raises(ValueError, match=match):
+        if reader == "stream":
+            read_ratings(io.BufferedReader(io.BytesIO(text.encode())))
+        elif reader == "usecols":
+            read_ratings(path, usecols=[0, 1, 2])
+        else:
+            read_pairs(path) if reader == "pairs" else read_ratings(path)
+
+
+@pytest.mark.parametrize("zero", ["0", "-0.0", "0e-400", "0.000", ".0e5"])
+def test_ratings_written_as_zero_are_read_as_zero(tmp_path, zero):
+    path = tmp_path / "r.csv.gz"
+    path.write_bytes(gzip.compress(f"1,10,4\n2,20,{zero}\n".encode()))
+    assert list(read_ratings(path).rating) == [4.0, 0.0]
+
+
+@pytest.mark.parametrize("compression", ["", ".gz", ".zip"])
+@pytest.mark.parametrize("ids", ["str", "auto", "int"])
+def test_an_id_over_the_length_bound_is_an_error_naming_line_and_length(tmp_path, compression,
+                                                                         ids):
+    # string ids up to a line's 1 MiB were accepted; an id has at most MAX_ID_LENGTH characters
+    from mfcore.ids import MAX_ID_LENGTH
+    long = "7" * (MAX_ID_LENGTH + 1)   # (numeric: ids="int" must say so too)
+    text = f"user,item,rating\n1,10,4\n2,{long},3\n".encode()
+    path = tmp_path / f"r.csv{compression}"
+    path.write_bytes(fuzz_harness._compress(text, compression))
+    with pytest.raises(ValueError, match=f"{path.name}, line 3: item id of 4,097 characters "
+                                         r"\(an id may have at most 4,096\)") as info:
+        read_ratings(path, ids=ids)
+    assert len(str(info.value)) < 300
+    path.write_bytes(fuzz_harness._compress(text.replace(b"7", b"", 1), compression))
+    if ids == "str":   # the bound itself is read, and a longer id's line can be skipped
+        assert read_ratings(path, ids=ids).item.cat.categories.str.len().max() == MAX_ID_LENGTH
+        path.write_bytes(fuzz_harness._compress(text, compression))
+        with pytest.warns(mfcore.errors.BadLinesWarning, match="line 3: item id of 4,097"):
+            assert list(read_ratings(path, ids=ids, on_bad_lines="skip").user) == ["1"]
+
+
+def test_a_parquet_id_over_the_length_bound_is_an_error_naming_its_row(tmp_path):
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "r.parquet"
+    pd.DataFrame({"user": ["a", "b" * 5000], "item": [1, 2], "rating": [4.0, 3.0]}).to_parquet(path)
+    with pytest.raises(ValueError, match="user id at row 1 has 5,000 characters"):
+        read_ratings(path)
+
+
 def test_tiny_ratings_that_float32_holds_are_read():
     assert float(np.float32(1e-45)) > 0   # the smallest subnormal rounds up, not to 0
 
@@ -631,12 +716,13 @@ def test_a_long_line_leaves_the_fast_parser_at_once(tmp_path, monkeypatch):
     assert len(joined) < 10   # (a KB block at a time: over a thousand reads before)
 
 
-def test_a_long_string_id_on_the_first_line_is_read(tmp_path):
-    # the sniffer read only 64 KB and saw one field: "the first line has 1 field(s)"
+def test_a_first_line_over_64_kb_is_sniffed_whole(tmp_path):
+    # the sniffer read only 64 KB and saw one field: "the first line has 1 field(s)"; the
+    # whole line seen, its 100 KB id is named as too long (ids have at most 4,096 characters)
     path = tmp_path / "r.tsv"
     path.write_text("u" * 100_000 + "\t1\t3\nv\t2\t4\n")
-    frame = read_ratings(path)
-    assert [len(u) for u in frame["user"]] == [100_000, 1]
+    with pytest.raises(ValueError, match="r.tsv, line 1: user id of 100,000 characters"):
+        read_ratings(path)
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])

@@ -424,6 +424,34 @@ def test_a_member_stored_twice_is_refused(tmp_path, fitted):
         mfcore.load(path)
 
 
+def test_a_member_named_for_the_same_key_without_npy_is_refused(tmp_path, fitted):
+    # issue 20, D19: np.load reads member 'state.user_bias' as key state.user_bias, ahead of
+    # 'state.user_bias.npy': a re-signed file could hold a copy that no check covers
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    with zipfile.ZipFile(path) as archive:
+        bias = archive.read("state.user_bias.npy")
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("state.user_bias", bias)
+    with pytest.raises(ModelFileError, match="member 'state.user_bias' is not an array "
+                                              r"\(.npy\); model files hold .npy members only"):
+        mfcore.load(path)
+
+
+@pytest.mark.parametrize("member, message", [
+    ("readme", "holds a member 'readme', which mfcore never writes"),
+    ("state.extra", "state.extra is not part of the fitted state of"),
+])
+def test_a_member_mfcore_never_writes_is_refused_even_re_signed(tmp_path, fitted, member,
+                                                                message):
+    # issue 20, D19: such a member was covered by no check and loaded silently
+    path = tmp_path / "m.mfz"
+    fitted.save(path)
+    _rewrite(path, lambda arrays: arrays.update({member: np.zeros(3)}), resign=True)
+    with pytest.raises(ModelFileError, match=message):
+        mfcore.load(path)
+
+
 @pytest.mark.parametrize("member", ["params", "state.history", "state.training"])
 def test_deeply_nested_json_is_a_model_file_error(tmp_path, fitted, member):
     path = tmp_path / "m.mfz"
@@ -479,8 +507,13 @@ def _absurd_factors(arrays):
     (lambda a: a.update({"state.rating_range": np.array([-1e308, 1e308])}), "rating_range reach"),
 ])
 def test_finite_values_that_would_predict_nan_or_inf_are_refused(tmp_path, fitted, change, match):
-    path = tmp_path / "m.mfz"
-    fitted.save(path)
+    refused_after_rewrite(fitted, tmp_path / "m.mfz", change, match)
+
+
+def refused_after_rewrite(model, path, change, match):
+    """Save ``model`` to ``path``, rewrite one member with ``change`` (re-signed, so that the
+    loader's other checks must catch it) and check that load refuses it with ``match``."""
+    model.save(path)
     _rewrite(path, change, resign=True)
     with pytest.raises(ModelFileError, match=match):
         mfcore.load(path)

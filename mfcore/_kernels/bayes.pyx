@@ -47,7 +47,7 @@ Nothing depends on the thread count or the schedule: a sweep is bit-identical fo
 from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt
 from libc.string cimport memset
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 
 import numpy as np
 
@@ -612,7 +612,8 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                 double[:, ::1] user_hyper, double[:, ::1] item_hyper,
                 uint64_t seed, uint64_t sweep, int n_threads,
                 double alpha_0=1.0, double beta_0=1.0, double mu_0=0.0, double gamma_0=1.0,
-                double alpha_lambda=1.0, double beta_lambda=1.0, ImplicitTerms implicit=None):
+                double alpha_lambda=1.0, double beta_lambda=1.0, ImplicitTerms implicit=None,
+                double noise_precision=0.0):
     """One Gibbs sweep over every parameter; returns (alpha, sse).
 
     In order, from the state the sweep starts with:
@@ -641,6 +642,9 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     z likewise. The ratings see only the effective vectors, so the y and z draws touch no
     residual. Afterwards the effective vectors equal P + ybar and Q + zbar (ybar and zbar
     are kept as the draws move them, equal to the sums of y and z to rounding).
+
+    ``noise_precision`` > 0 fixes alpha at that value instead of step 1.'s draw (the
+    ordered probit's latent ratings have unit noise: ``mfcore.ordinal``).
     """
     cdef int64_t longest = _check_sweep(user_ptr, user_items, user_pos, item_ptr, item_users,
                                         item_pos, residual, user_residual, user_factors,
@@ -687,7 +691,7 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
             _draw_group(&groups, task - n_chunks, &prior, seed, sweep)
     for task in range(n_chunks):
         sse += partial[task]
-    alpha = _alpha(n, sse, &prior, seed, sweep)
+    alpha = noise_precision if noise_precision > 0 else _alpha(n, sse, &prior, seed, sweep)
     with nogil:  # 3. and 4.
         _half_sweep(&users, alpha, seed, sweep, scratch, means, work, n_threads)
         _half_sweep(&items, alpha, seed, sweep, scratch, means, work, n_threads)
@@ -781,3 +785,154 @@ def gibbs_rows(const int64_t[::1] ptr, const int32_t[::1] cols, double[::1] resi
     rows.first_row = first_row
     with nogil:
         _half_sweep(&rows, alpha, seed, sweep, scratch, unused, unused, n_threads)
+
+
+# --- ordered probit (mfcore.ordinal) ----------------------------------------------------
+
+cdef extern from "bayes_probit.h" nogil:
+    enum:
+        MF_STREAM_LATENT
+        MF_STREAM_CUTPOINTS
+    double mf_log_ndtr(double x)
+    double mf_truncated_normal(double a, double b, double u)
+    double mf_ndtr(double x)
+    double mf_expected_value(double f, const double* cut, const double* values, int64_t n_cut)
+    void mf_cut_terms(int64_t c, int64_t n_classes, double f, const double* cut, double* ll,
+                      double* grad, double* diag, double* off)
+
+STREAMS.update(latent=MF_STREAM_LATENT, cutpoints=MF_STREAM_CUTPOINTS)
+
+
+cdef _check_classes(const double[::1] z, const double[::1] residual,
+                    const int8_t[::1] classes, const double[::1] cut):
+    """Raise unless the latent ratings, residuals and classes agree and every class is one
+    of the len(cut) + 1 the cut points bound; return the number of classes."""
+    cdef int64_t n = z.shape[0], t, n_classes = cut.shape[0] + 1
+    if residual.shape[0] != n or classes.shape[0] != n:
+        raise ValueError(f"z, residual and classes have {n}, {residual.shape[0]} and "
+                         f"{classes.shape[0]} entries")
+    for t in range(cut.shape[0] - 1):
+        if not cut[t] < cut[t + 1]:
+            raise ValueError(f"cut points must increase strictly, got {list(cut)}")
+    for t in range(n):
+        if classes[t] < 0 or classes[t] >= n_classes:
+            raise ValueError(f"classes[{t}] = {classes[t]} is not one of the {n_classes} "
+                             "classes")
+    return n_classes
+
+
+def log_ndtr(const double[::1] x, double[::1] out):
+    """out[j] = log Phi(x[j]), accurate in both tails (as the sampler computes it)."""
+    cdef int64_t j
+    for j in range(x.shape[0]):
+        out[j] = mf_log_ndtr(x[j])
+
+
+def truncated_normal(const double[::1] a, const double[::1] b, const double[::1] u,
+                     double[::1] out):
+    """out[j]: the standard normal truncated to (a[j], b[j]) at uniform u[j] (its inverse
+    CDF, as the latent draws compute it)."""
+    cdef int64_t j
+    for j in range(a.shape[0]):
+        if not a[j] < b[j] or not 0 < u[j] < 1:
+            raise ValueError(f"need a < b and 0 < u < 1, got {a[j]}, {b[j]}, {u[j]}")
+        out[j] = mf_truncated_normal(a[j], b[j], u[j])
+
+
+def latent_draw(double[::1] z, double[::1] residual, const int8_t[::1] classes,
+                const double[::1] cut, const double[::1] values, uint64_t seed,
+                uint64_t sweep, uint64_t coord, int n_threads):
+    """Draw every latent rating from its truncated normal and return the sum of squared
+    errors of the current sample's expected ratings.
+
+    Rating t (residual order) has the latent mean f = z[t] - residual[t] and class
+    classes[t]; its new z[t] is f + a standard normal truncated to (cut[c - 1] - f,
+    cut[c] - f], from the uniform keyed on (seed, MF_STREAM_LATENT, sweep, t, coord), and
+    residual[t] becomes z[t] - f. The error is values[c] minus the expected value of the
+    class at f (``mf_expected_value``), summed in chunks of CHUNK in chunk order: the
+    result is the same for any ``n_threads``."""
+    cdef int64_t n_classes = _check_classes(z, residual, classes, cut)
+    cdef int64_t n = z.shape[0], n_chunks = (n + SSE_CHUNK - 1) // SSE_CHUNK
+    cdef int64_t n_cut = n_classes - 1, task, t, lo, hi, c
+    if values.shape[0] != n_classes:
+        raise ValueError(f"{values.shape[0]} class values for {n_classes} classes")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    cdef double[::1] partial = np.zeros(max(n_chunks, 1), dtype=np.float64)
+    cdef double f, a, b, err, acc, u
+    cdef double inf = float("inf")
+    for task in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
+        lo = task * SSE_CHUNK
+        hi = min(lo + SSE_CHUNK, n)
+        acc = 0.0
+        for t in range(lo, hi):
+            f = z[t] - residual[t]
+            c = classes[t]
+            a = cut[c - 1] - f if c > 0 else -inf
+            b = cut[c] - f if c < n_cut else inf
+            u = mf_unit(mf_draw_block(seed, MF_STREAM_LATENT, sweep, t, coord, 0).v[0])
+            z[t] = f + mf_truncated_normal(a, b, u)
+            residual[t] = z[t] - f
+            err = values[c] - mf_expected_value(f, &cut[0], &values[0], n_cut)
+            acc = acc + err * err
+        partial[task] = acc
+    cdef double sse = 0.0
+    for task in range(n_chunks):
+        sse += partial[task]
+    return sse
+
+
+def cut_statistics(const double[::1] z, const double[::1] residual,
+                   const int8_t[::1] classes, const double[::1] cut, int n_threads):
+    """The log-likelihood of the cut points ``cut`` given the latent means f = z - residual
+    (the latent ratings integrated out: sum of log P(class | f)), its gradient and its
+    tridiagonal Hessian (diagonal, and the entries beside it), as (ll, grad, diag, off);
+    summed in chunks of CHUNK in chunk order (the same for any ``n_threads``)."""
+    cdef int64_t n_classes = _check_classes(z, residual, classes, cut)
+    cdef int64_t n = z.shape[0], n_chunks = (n + SSE_CHUNK - 1) // SSE_CHUNK
+    cdef int64_t width = 1 + 3 * n_classes, task, t, j
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    parts = np.zeros((max(n_chunks, 1), width), dtype=np.float64)
+    cdef double[:, ::1] part = parts
+    cdef double* row
+    for task in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
+        row = &part[task, 0]
+        for t in range(task * SSE_CHUNK, min((task + 1) * SSE_CHUNK, n)):
+            mf_cut_terms(classes[t], n_classes, z[t] - residual[t], &cut[0], row, row + 1,
+                         row + 1 + n_classes, row + 1 + 2 * n_classes)
+    total = np.zeros(width, dtype=np.float64)
+    for task in range(n_chunks):
+        total += parts[task]
+    n_cut = n_classes - 1
+    return (float(total[0]), total[1:1 + n_cut], total[1 + n_classes:1 + n_classes + n_cut],
+            total[1 + 2 * n_classes:1 + 2 * n_classes + n_cut - 1])
+
+
+def class_probabilities(const double[:, ::1] mean, const double[:, ::1] var,
+                        const double[:, ::1] cut, double[:, ::1] out, int n_threads):
+    """out[r, c]: the mean over the S kept samples s of P(class c) for a latent rating
+    N(mean[r, s], 1 + var[r, s]) (var: the spread of unknown rows' priors, 0 for known
+    ones), cut[s] the sample's C - 1 cut points. Rows in parallel."""
+    cdef int64_t n = mean.shape[0], S = mean.shape[1], n_cut = cut.shape[1], r, s, c
+    cdef double sd, lower, upper
+    if var.shape[0] != n or var.shape[1] != S or cut.shape[0] != S or \
+            out.shape[0] != n or out.shape[1] != n_cut + 1:
+        raise ValueError(f"mean ({n}, {S}), var ({var.shape[0]}, {var.shape[1]}), cut "
+                         f"({cut.shape[0]}, {n_cut}) and out ({out.shape[0]}, "
+                         f"{out.shape[1]}) disagree")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    for r in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
+        for c in range(n_cut + 1):
+            out[r, c] = 0.0
+        for s in range(S):
+            sd = sqrt(1.0 + var[r, s])
+            lower = 0.0
+            for c in range(n_cut):
+                upper = mf_ndtr((cut[s, c] - mean[r, s]) / sd)
+                out[r, c] += upper - lower
+                lower = upper
+            out[r, n_cut] += 1.0 - lower
+        for c in range(n_cut + 1):
+            out[r, c] /= S

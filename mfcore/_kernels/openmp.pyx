@@ -6,7 +6,15 @@ cdef extern from "openmp_shim.h":
 
 
 def openmp_enabled():
-    """True if mfcore was compiled with OpenMP (parallel kernels)."""
+    """True if mfcore was compiled with OpenMP (parallel kernels); without it every fit runs
+    one thread, and ``mfcore.show_config()`` says so.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> mfcore.openmp_enabled() in (True, False)
+    True
+    """
     return bool(MFCORE_OPENMP)
 
 

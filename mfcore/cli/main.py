@@ -70,7 +70,24 @@ def _run(args):
 
 
 def main(argv=None):
-    """Run one command; return its exit code (see ``mfcore.cli``)."""
+    """Run one command; return its exit code (see ``mfcore.cli``).
+
+    ``argv`` is the command line without the program name (default: ``sys.argv[1:]``), so
+    scripts and tests call the command line without a subprocess.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import mfcore
+    >>> from mfcore.cli import main
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.mfz")
+    >>> ratings = mfcore.datasets.synthetic(n_users=50, n_items=20, n_ratings=500, seed=0)
+    >>> mfcore.ALS(k=2, iterations=2, seed=0).fit(ratings).save(path)
+    >>> main(["predict", path, "--user", "1", "--item", "3"])   # doctest: +ELLIPSIS
+    user,item,prediction
+    1,3,...
+    0
+    """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # reported with the command's own usage line, not the top-level one

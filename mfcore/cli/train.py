@@ -24,19 +24,16 @@ NONE_MEANS = {"reg_bias": "same as --reg", "n_threads": "OMP_NUM_THREADS if set,
               "seed": "fresh randomness"}
 
 
-def _value(text):
-    """A hyperparameter value from the command line: none, true/false, int, float or text."""
-    lower = text.strip().lower()
-    if lower in ("none", "null"):
-        return None
-    if lower in ("true", "false"):
-        return lower == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+def _typed(estimator, name, text, parser):
+    """A flag's text read by the --algorithm's own rule for that hyperparameter (its
+    constraint's ``cli_type``); text that cannot be read is a usage error naming the rule."""
+    if not isinstance(text, str) or name not in estimator.PARAMS:
+        return text  # a bare switch (--implicit) is already True; an unknown name is refused later
+    constraint = estimator.PARAMS[name]
+    try:
+        return constraint.cli_type()(text.strip())
+    except ValueError:
+        parser.error(f"{flag(name)} takes {constraint}, got {text!r}")
 
 
 def _algorithm_params(command=None):
@@ -88,14 +85,14 @@ def _add_hyper_options(parser, title, command):
             text = ", ".join(f"{algo}: {t}" for algo, t in texts.items())
         if name in SWITCH_OR_VALUE:
             hyper.add_argument(flag(name), dest="param_" + name, nargs="?", const=True,
-                               type=_value, default=argparse.SUPPRESS, metavar="V",
+                               default=argparse.SUPPRESS, metavar="V",
                                help=f"{text}; {SWITCH_OR_VALUE[name]}")
         elif all(isinstance(d, bool) for d in defaults.values()):
             hyper.add_argument(flag(name), dest="param_" + name,
                                action=argparse.BooleanOptionalAction,
                                default=argparse.SUPPRESS, help=text)
         else:
-            hyper.add_argument(flag(name), dest="param_" + name, type=_value,
+            hyper.add_argument(flag(name), dest="param_" + name,
                                default=argparse.SUPPRESS, metavar="V", help=text)
 
 
@@ -104,6 +101,7 @@ def _model_from_flags(args):
     of another algorithm is a usage error."""
     estimator = ALGORITHMS[args.algorithm]
     params = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_")}
+    params = {name: _typed(estimator, name, v, args.parser) for name, v in params.items()}
     valid = estimator._param_names()
     foreign = [name for name in params if name not in valid]
     if foreign:
@@ -239,7 +237,8 @@ def _parse_grid(args):
             args.parser.error(f"--grid takes NAME=V1,V2,..., got {text!r}")
         if name in grid:
             args.parser.error(f"--grid names {name!r} twice")
-        grid[name] = [_value(v) for v in values.split(",") if v.strip()]
+        grid[name] = [_typed(ALGORITHMS[args.algorithm], name, v, args.parser)
+                      for v in values.split(",") if v.strip()]
     return grid
 
 
@@ -289,7 +288,8 @@ _SCORES = ("val_rmse", "val_rmse_std", "best_epoch", "seconds", "status", "error
 
 
 def _trial_flags(result):
-    return " ".join(f"{flag(k)} {v}" for k, v in result.items() if k not in _SCORES)
+    return " ".join(f"{flag(k)} {v:g}" if isinstance(v, float) else f"{flag(k)} {v}"
+                    for k, v in result.items() if k not in _SCORES)
 
 
 def run_tune(args):

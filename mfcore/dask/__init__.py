@@ -150,6 +150,35 @@ def _local_validation(validation, columns):
     return validation
 
 
+def _train_on_shards(estimator, trainer_class, cluster, built, bands, summary, plan, params,
+                     validation, callback):
+    """Adopt the shards' rating summary and seen items into ``estimator`` and run the
+    solver's trainer on the cluster, atomically: a failure leaves the estimator as it was."""
+    with driver.atomic(estimator) as work:
+        work._start_summary(summary, params)
+        _, val = validation_rows(summary, validation, None, work.rng_)
+        keys = ("user_counts", "item_counts")
+        band_rows = [[bands[s][b] + c[key][0] for b, c in enumerate(built)]
+                     for s, key in enumerate(keys)]
+        band_counts = [[c[key][1] for c in built] for key in keys]
+        work._adopt_seen(np.concatenate([b["seen"][0] for b in built]),
+                         np.concatenate([b["seen"][1] for b in built]),
+                         row_counts(work, band_rows, band_counts)[1])
+        trainer = trainer_class(work, cluster, band_rows, band_counts, params, plan,
+                                watched=val is not None or callback is not None)
+        work._run(trainer, summary.n, params, work.max_epochs(params), val, callback)
+
+
+def _require_dask_frame(ratings: Any) -> None:
+    """Refuse anything but a Dask DataFrame, saying what to do with a pandas one."""
+    if not hasattr(ratings, "to_delayed"):
+        kind = type(ratings).__module__.split(".")[0] + "." + type(ratings).__name__
+        hint = (": it is in one place already, so fit it with estimator.fit(ratings), or "
+                "spread it over the cluster with dask.dataframe.from_pandas(ratings, "
+                "npartitions=...)" if hasattr(ratings, "iloc") else "")
+        raise TypeError(f"mfcore.dask.fit takes a Dask DataFrame of ratings, got {kind}{hint}")
+
+
 def fit(estimator: Estimator, ratings: dd.DataFrame,
         validation: tuple[ArrayLike, ArrayLike, ArrayLike] | dd.DataFrame | None = None,
         columns: Sequence[str] | None = None, client: Client | None = None,
@@ -172,14 +201,25 @@ def fit(estimator: Estimator, ratings: dd.DataFrame,
     for bit (see the module docstring). A worker lost mid-fit raises
     ``WorkerLostError`` naming it and the iteration; the estimator keeps the
     state it had before the call.
+
+    Examples
+    --------
+    A one-worker cluster in this process; the Dask fit equals the local one:
+
+    >>> import numpy as np
+    >>> import dask.dataframe as dd
+    >>> from distributed import Client
+    >>> import mfcore, mfcore.dask
+    >>> ratings = mfcore.datasets.synthetic(n_users=200, n_items=50, n_ratings=3000, seed=0)
+    >>> with Client(processes=False, n_workers=1, dashboard_address=None) as client:
+    ...     model = mfcore.dask.fit(mfcore.ALS(k=4, iterations=5, seed=0),
+    ...                             dd.from_pandas(ratings, npartitions=2))
+    >>> local = mfcore.ALS(k=4, iterations=5, seed=0).fit(ratings)
+    >>> bool(np.array_equal(model.predict([1, 2], [3, 4]), local.predict([1, 2], [3, 4])))
+    True
     """
     trainer_class, params = _trainer_class(estimator)
-    if not hasattr(ratings, "to_delayed"):
-        kind = type(ratings).__module__.split(".")[0] + "." + type(ratings).__name__
-        hint = (": it is in one place already, so fit it with estimator.fit(ratings), or "
-                "spread it over the cluster with dask.dataframe.from_pandas(ratings, "
-                "npartitions=...)" if hasattr(ratings, "iloc") else "")
-        raise TypeError(f"mfcore.dask.fit takes a Dask DataFrame of ratings, got {kind}{hint}")
+    _require_dask_frame(ratings)
     client = client or default_client()
     columns, addresses = _columns_and_workers(ratings, columns, client, workers)
     dtype = p.DTYPES[params["dtype"]]
@@ -213,20 +253,8 @@ def fit(estimator: Estimator, ratings: dd.DataFrame,
                                           maps, held, trainer_class.SHARD,
                                           warn_duplicates=False)
         del parts
-        with driver.atomic(estimator) as work:
-            work._start_summary(summary, params)
-            _, val = validation_rows(summary, _local_validation(validation, columns), None,
-                                     work.rng_)
-            keys = ("user_counts", "item_counts")
-            band_rows = [[bands[s][b] + c[key][0] for b, c in enumerate(built)]
-                         for s, key in enumerate(keys)]
-            band_counts = [[c[key][1] for c in built] for key in keys]
-            work._adopt_seen(np.concatenate([b["seen"][0] for b in built]),
-                             np.concatenate([b["seen"][1] for b in built]),
-                             row_counts(work, band_rows, band_counts)[1])
-            trainer = trainer_class(work, cluster, band_rows, band_counts, params, plan,
-                                    watched=val is not None or callback is not None)
-            work._run(trainer, summary.n, params, work.max_epochs(params), val, callback)
+        _train_on_shards(estimator, trainer_class, cluster, built, bands, summary, plan, params,
+                         _local_validation(validation, columns), callback)
     finally:
         for f in held:
             f.release()

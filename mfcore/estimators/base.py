@@ -200,6 +200,14 @@ class Estimator(FactorModel):
       checked against the training ratings' range) and what ``recommend`` ranks by;
     * ``unknown_fallback`` (from ``FactorModel``): how ``predict`` fills in an unknown
       id, which its ``UnknownIdWarning`` states.
+
+    Examples
+    --------
+    >>> import mfcore
+    >>> mfcore.BayesianMF.name, mfcore.BayesianMF.epoch_word
+    ('bayes', 'sweeps')
+    >>> "fold_in" in mfcore.BayesianMF.capabilities
+    True
     """
 
     name = None

@@ -35,6 +35,7 @@ from ..data import check_lengths, rating_arrays, to_numpy
 from ..errors import Message, Setting, UnknownIdWarning, warn
 from ..features import FeatureEncoding
 from ..ids import IdMap, normalize_ids, plain, sorted_unique
+from ..ordinal import MAX_CLASSES, LatentRatings, class_moments, expected_ratings
 from ..timeterms import TimeEncoding, TimeSampler, TimeTerms, as_seconds, time_means, time_moments
 from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard_units,
                    standardized, to_standard)
@@ -135,6 +136,7 @@ class GibbsSweeps(Trainer):
     ``features``: per side the training rows' feature values (``feature_layout``)."""
 
     time = None  # the time terms (``mfcore.timeterms.TimeSampler``), with fit(times=...)
+    latent = None  # the ordered probit's state (``mfcore.ordinal.LatentRatings``)
 
     def __init__(self, model, data, params, n_threads, implicit=None, features=None):
         super().__init__(model)
@@ -145,8 +147,10 @@ class GibbsSweeps(Trainer):
         _bayes.check_layout(self.user_ptr, self.user_items, self.user_pos, self.item_ptr,
                             self.item_users, self.item_pos)
         # the chain runs in standardized units (ratings (r - mu) / scale: the priors are
-        # defined there); the model's arrays and the kept samples are in rating units
-        self._start_state(model)
+        # defined there); the model's arrays and the kept samples are in rating units. The
+        # ordered probit's latent ratings have unit noise: its chain's unit is that
+        probit = params["likelihood"] == "ordered_probit"
+        self._start_state(model, 1.0 if probit else None)
         self.seed = int(model.rng_.integers(0, 2**63))
         self.sides = params["implicit"]
         self.implicit = None  # the implicit state (_bayes.ImplicitTerms), if any
@@ -158,8 +162,13 @@ class GibbsSweeps(Trainer):
         if self.features:
             self._start_features(params, model.rng_)
         by_item = order[self.item_pos]
-        self.residual = (standardized(data.r[by_item], model.global_mean_, self.scale)
-                         - self._standardized(self.item_users, data.i[by_item]))
+        if probit:  # the residuals are z - f, the latent ratings' (ordinal.LatentRatings)
+            self.latent = LatentRatings(data.r[by_item], n_threads)
+            self.residual = -self._standardized(self.item_users, data.i[by_item])
+            self.latent.start(self.residual, self.seed)
+        else:
+            self.residual = (standardized(data.r[by_item], model.global_mean_, self.scale)
+                             - self._standardized(self.item_users, data.i[by_item]))
         self.user_residual = np.empty_like(self.residual)
         if data.t is not None:
             self.time = TimeSampler(TimeEncoding.fit(params["time_terms"], params["time_bins"],
@@ -168,10 +177,12 @@ class GibbsSweeps(Trainer):
         self.kept = []  # (P, Q, bu, bi, alpha, user_hyper, y, features) of every kept sweep
         self.val_sum = None     # running sum of the kept samples' validation predictions
 
-    def _start_state(self, model):
+    def _start_state(self, model, scale=None):
         """The chain's parameters in standardized units (float64) from the model's initial
-        arrays, and the hyperparameters' storage."""
-        self.scale, self.root = model.rating_scale_, np.sqrt(model.rating_scale_)
+        arrays, and the hyperparameters' storage; ``scale``: the chain's unit in rating
+        units (default: the ratings' spread)."""
+        self.scale = model.rating_scale_ if scale is None else scale
+        self.root = np.sqrt(self.scale)
         self.units = standard_units(self.scale)
         self.P, self.Q, self.bu, self.bi = (
             to_standard(getattr(model, name).astype(np.float64), self.units, name)
@@ -270,7 +281,8 @@ class GibbsSweeps(Trainer):
             self.item_pos, self.residual, self.user_residual, self.P, self.Q, self.bu, self.bi,
             self.user_hyper, self.item_hyper,
             self.seed, sweep - 1, self.n_threads, pr["alpha_0"], pr["beta_0"], 0.0, 1.0,
-            pr["alpha_lambda"], pr["beta_lambda"], self.implicit)
+            pr["alpha_lambda"], pr["beta_lambda"], self.implicit,
+            0.0 if self.latent is None else 1.0)
         for side, layout in self.features.items():
             user = side == "user"
             _features.feature_sweep(
@@ -285,6 +297,8 @@ class GibbsSweeps(Trainer):
         if self.time is not None:
             self.time.sweep(self.residual, alpha, self.seed, sweep - 1, pr["alpha_lambda"],
                             pr["beta_lambda"])
+        if self.latent is not None:  # (cut points, latent ratings) given the new f
+            sse = self.latent.sweep(self.residual, self.seed, sweep - 1)
         return self._record(sweep, alpha, sse)
 
     def _record(self, sweep, alpha, sse):
@@ -303,15 +317,22 @@ class GibbsSweeps(Trainer):
                               self._hyper_in_rating_units(),
                               None if y is None else (y * root).astype(m.user_factors_.dtype),
                               self._kept_features(m.user_factors_.dtype),
-                              None if self.time is None else self.time.kept(scale)))
+                              None if self.time is None else self.time.kept(scale),
+                              None if self.latent is None else self.latent.cut.copy()))
         return {"sse": sse * scale * scale, "alpha": alpha}
 
     def validation_rmse(self, val):
         """RMSE of the running posterior mean (the current sample during burn-in), clipped."""
         u, i, r = val
-        pred = self.model.global_mean_ + self.scale * self._standardized(u, i)
-        if self.time is not None and getattr(val, "times", None) is not None:
-            pred += self.scale * self.time.current(u, i, val.times)
+        if self.latent is not None:
+            f = self._standardized(u, i)
+            if self.time is not None and getattr(val, "times", None) is not None:
+                f += self.time.current(u, i, val.times)
+            pred = expected_ratings(f, self.latent.cut, self.latent.values, self.n_threads)
+        else:
+            pred = self.model.global_mean_ + self.scale * self._standardized(u, i)
+            if self.time is not None and getattr(val, "times", None) is not None:
+                pred += self.scale * self.time.current(u, i, val.times)
         if self.kept:
             if self.keeping:
                 self.val_sum = pred if self.val_sum is None else self.val_sum + pred
@@ -328,7 +349,7 @@ class GibbsSweeps(Trainer):
         if not self.kept:  # a callback stopped the chain during burn-in
             raise ValueError(f"BayesianMF kept no sample: training stopped at sweep "
                              f"{self.model.n_epochs_}, within burn_in={self.burn_in}")
-        self.model._keep_posterior(self.kept, self.time)
+        self.model._keep_posterior(self.kept, self.time, self.latent)
 
     def diverged(self, epoch, info):
         return Message("the Gibbs sampler produced non-finite values at sweep {0}; the "
@@ -404,6 +425,25 @@ class BayesianMF(Estimator):
         data scores a model on knowledge it would not have when recommending.
         It gains about 0.02 RMSE on MovieLens for about twice the CPU a sweep
         (docs/tuning.md).
+    time_terms, time_bins :
+        The time terms ``fit(..., times=...)`` switches on (``mfcore.timeterms``).
+    likelihood : {"gaussian", "ordered_probit"}, default "gaussian"
+        "gaussian": the model above. "ordered_probit": for ratings on a small
+        ordered scale (2 to 20 distinct whole or half stars, the classes
+        ``classes_``), the rating is the class a latent rating fell in,
+
+            z = b_u + b_i + p_u . q_i (+ implicit, feature, time terms) + eps,
+            eps ~ N(0, 1),   class c  <=>  cut_{c-1} < z <= cut_c,
+
+        so ``P(c) = Phi(cut_c - f) - Phi(cut_{c-1} - f)`` with the cut points
+        learnt (Albert and Chib 1993's data augmentation, as myFM's ordered
+        probit; ``mfcore.ordinal``): each sweep draws the parameters given the
+        latent ratings (the sweep above with the noise precision fixed at 1),
+        the cut points by a Metropolis-Hastings step, and the latent ratings
+        from their truncated normals. ``predict`` gives the expected rating
+        ``sum_c classes_[c] P(c)``, ``predict_proba`` the class probabilities,
+        ``return_std`` the spread over the classes. Not with ``fold_in`` or
+        ``mfcore.dask`` (``supports``): refit instead.
     validation_fraction, verbose, dtype, duplicates, seed, n_threads :
         As for ``mfcore.SGD``. Validation data are scored each sweep (the
         running posterior mean) but never stop the chain.
@@ -420,6 +460,12 @@ class BayesianMF(Estimator):
     samples' biases, noise precisions and user-side (mean, precision) pairs;
     ``item_implicit_samples_`` (n_items, S, k) with the SVD++ term (else None):
     each kept sample's implicit item vectors y (for fold-in); and ``n_kept_``.
+    With ``likelihood="ordered_probit"`` also ``classes_`` (C,): the rating values,
+    ascending, and ``cutpoint_samples_`` (S, C - 1): each kept sample's cut points
+    (else None); the factors and biases are then on the latent scale (without the
+    global mean: ``recommend`` ranks by the latent posterior mean), ``alpha_samples_``
+    are 1, and the history's train_rmse is that of the current sample's expected
+    ratings.
     With implicit terms the factors are the effective vectors (p_u + ybar_u,
     q_i + zbar_i). Each ``history_`` entry holds epoch (the sweep), alpha,
     train_rmse (the current sample), val_rmse (the running posterior mean),
@@ -434,11 +480,24 @@ class BayesianMF(Estimator):
     >>> mean, std = bmf.predict([1, 2], [3, 4], return_std=True)
     >>> bool((std > 0).all())
     True
+
+    Stars as ordered classes:
+
+    >>> import numpy as np
+    >>> stars = np.clip(np.round(ratings.rating), 1, 5)
+    >>> probit = mfcore.BayesianMF(k=4, burn_in=5, n_samples=10, likelihood="ordered_probit")
+    >>> probit = probit.fit(ratings.user, ratings.item, stars)
+    >>> probit.classes_.tolist()
+    [1.0, 2.0, 3.0, 4.0, 5.0]
+    >>> proba = probit.predict_proba([1, 2], [3, 4])        # (2, 5), rows sum to 1
+    >>> bool(np.allclose(probit.predict([1, 2], [3, 4]), proba @ probit.classes_))
+    True
     """
 
     def __init__(self, k=10, n_samples=150, burn_in=50, thin=None, init_std=0.1, alpha_0=1.0,
                  beta_0=1.0, alpha_lambda=1.0, beta_lambda=1.0, implicit=False,
-                 time_terms="user_day", time_bins=30, validation_fraction=None, verbose=False,
+                 time_terms="user_day", time_bins=30, likelihood="gaussian",
+                 validation_fraction=None, verbose=False,
                  dtype="float32", duplicates="mean", seed=0, n_threads=None):
         self._store(locals())
 
@@ -453,6 +512,7 @@ class BayesianMF(Estimator):
         "implicit": ImplicitSides(),
         "time_terms": TimeTerms(),
         "time_bins": p.Interval(int, 1, 100_000),
+        "likelihood": p.Options("gaussian", "ordered_probit"),
         **COMMON_PARAMS,
     }
     name = "bayes"
@@ -471,8 +531,13 @@ class BayesianMF(Estimator):
 
     def supports(self, capability):
         """Whether this estimator, with its hyperparameters, has ``capability``: ``"dask"``
-        only without implicit terms."""
-        if capability == "dask" and self._checked_params()["implicit"]:
+        only without implicit terms, and ``"dask"`` and ``"fold_in"`` only with the
+        Gaussian likelihood (the ordered probit's latent ratings and cut points are
+        sampled here only: a Dask shard and fold-in's row draw have neither)."""
+        params = self._checked_params()
+        if capability == "dask" and params["implicit"]:
+            return False
+        if capability in ("dask", "fold_in") and params["likelihood"] != "gaussian":
             return False
         return super().supports(capability)
 
@@ -566,11 +631,14 @@ class BayesianMF(Estimator):
         return GibbsSweeps(self, data, params, resolve_n_threads(params["n_threads"]),
                        inputs.get("implicit"), self._feature_layouts(inputs))
 
-    def _keep_posterior(self, kept, time=None):
+    def _keep_posterior(self, kept, time=None, latent=None):
         """The fitted arrays from the kept samples (see the module docstring); ``time``: the
-        chain's time terms (``TimeSampler``) or None."""
-        P, Q, bu, bi, alpha, hyper, y, features, time_kept = zip(*kept)
+        chain's time terms (``TimeSampler``) or None; ``latent``: the ordered probit's
+        state (``ordinal.LatentRatings``) or None."""
+        P, Q, bu, bi, alpha, hyper, y, features, time_kept, cut = zip(*kept)
         self._keep_time_terms(time, time_kept)
+        self.classes_ = None if latent is None else latent.values.copy()
+        self.cutpoint_samples_ = None if latent is None else np.stack(cut)
         self.item_implicit_samples_ = None if y[0] is None else np.stack(y, axis=1)
         for side in ("user", "item"):
             name = f"{side}_theta"
@@ -637,13 +705,79 @@ class BayesianMF(Estimator):
         ``times`` (one per pair; a model fitted with ``fit(times=...)``): add the time
         terms of each pair's groups, a group unseen in training its prior (mean 0,
         the std wider). Without ``times`` the time terms are left out.
+
+        With ``likelihood="ordered_probit"`` the prediction is the expected rating
+        ``sum_c classes_[c] P(c)`` (``predict_proba``; ``clip`` changes nothing, it lies
+        within the scale) and the std the spread of that distribution over the classes.
         """
         if (not return_std and user_features is None and item_features is None
                 and times is None):
             return super().predict(users, items, clip=clip, unknown=unknown, columns=columns)
+        u, i, known, cold, seconds, index, single = self._pairs(
+            users, items, unknown, columns, user_features, item_features, times, "predict")
+        if self._ordinal():
+            mean, std = class_moments(self._class_proba(u, i, cold, seconds), self.classes_)
+        else:
+            mean = self._predict_rows(u, i, clip, cold, seconds)
+            std = self._predictive_std(u, i, cold, seconds) if return_std else None
+        if unknown == "nan":
+            mean[~known] = np.nan
+            if return_std:
+                std[~known] = np.nan
+        if single:
+            return (mean[0], std[0]) if return_std else mean[0]
+        mean = labelled(mean, index, "prediction")
+        return (mean, labelled(std, index, "std")) if return_std else mean
+
+    @reads_state
+    def predict_proba(self, users, items=None, unknown="fallback", *, columns=None,
+                      user_features=None, item_features=None, times=None):
+        """Each class's probability for the (user, item) pairs, a model fitted with
+        ``likelihood="ordered_probit"``: an array (n, C) whose columns are the classes
+        ``classes_`` (the rating values, ascending) and whose rows sum to 1; one pair gives
+        one row (C,), a pandas table a DataFrame on its index with the classes as columns.
+
+        The probabilities are the posterior predictive ones, the mean over the kept
+        samples of ``Phi(cut_c - f) - Phi(cut_{c-1} - f)`` (``mfcore.ordinal``); an
+        unknown id (the fallback) or one predicted from its features (``user_features``
+        ...) or an unseen time group adds its prior's spread to the latent noise, so its
+        distribution is wider. The arguments are ``predict``'s; ``unknown="nan"`` gives
+        NaN rows for pairs with an unknown id.
+
+        >>> import numpy as np, mfcore
+        >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+        >>> bmf = mfcore.BayesianMF(k=4, burn_in=5, n_samples=10, likelihood="ordered_probit")
+        >>> bmf = bmf.fit(ratings.user, ratings.item, np.clip(np.round(ratings.rating), 1, 5))
+        >>> proba = bmf.predict_proba(1, 3)                  # user 1, item 3: one row
+        >>> proba.shape, round(float(proba.sum()), 9)
+        ((5,), 1.0)
+        """
+        self._check_fitted()
+        if not self._ordinal():
+            raise ValueError("predict_proba needs a model fitted with likelihood="
+                             "'ordered_probit' (this one is Gaussian: its predict gives the "
+                             "mean and return_std the spread)")
+        u, i, known, cold, seconds, index, single = self._pairs(
+            users, items, unknown, columns, user_features, item_features, times,
+            "predict_proba")
+        proba = self._class_proba(u, i, cold, seconds)
+        if unknown == "nan":
+            proba[~known] = np.nan
+        if single:
+            return proba[0]
+        if index is None:
+            return proba
+        import pandas as pd
+        return pd.DataFrame(proba, index=index, columns=self.classes_)
+
+    def _pairs(self, users, items, unknown, columns, user_features, item_features, times,
+               what):
+        """The checked pairs of ``predict``/``predict_proba``: (user rows, item rows, known
+        (an id of the model or one predicted from its feature row), cold (``_cold_side``
+        per side), seconds or None, the input table's index, single)."""
         self._check_fitted()
         users, items, _, index = rating_arrays(users, items, columns=columns,
-                                               need_ratings=False, what="predict")
+                                               need_ratings=False, what=what)
         users, items, single = pair_arguments(users, items)
         cold = {side: self._cold_side(side, ids, table) for side, ids, table in
                 (("user", users, user_features), ("item", items, item_features))}
@@ -654,19 +788,14 @@ class BayesianMF(Estimator):
                 "their group"} if used else {}
         u, i, known = self._indices(users, items, unknown, **note)
         seconds = None if times is None else as_seconds(times, len(u))
-        mean = self._predict_rows(u, i, clip, cold, seconds)
-        std = self._predictive_std(u, i, cold, seconds) if return_std else None
         for c in cold.values():
             if c is not None:
                 known |= c["index"] >= 0
-        if unknown == "nan":
-            mean[~known] = np.nan
-            if return_std:
-                std[~known] = np.nan
-        if single:
-            return (mean[0], std[0]) if return_std else mean[0]
-        mean = labelled(mean, index, "prediction")
-        return (mean, labelled(std, index, "std")) if return_std else mean
+        return u, i, known, cold, seconds, index, single
+
+    def _ordinal(self):
+        """Whether the fitted model is an ordered probit (its ``classes_`` are kept)."""
+        return getattr(self, "classes_", None) is not None
 
     @reads_state
     def recommend(self, users, n=10, exclude_seen=None, items=None, unknown="fallback",
@@ -801,7 +930,11 @@ class BayesianMF(Estimator):
     def _predict_rows(self, u, i, clip, cold=None, seconds=None):
         """Posterior predictive means; a pair with an id unknown to the model gets the
         prior's mean for that row (``_prior_moments``, or its features' with ``cold``),
-        not zero; with ``seconds``, plus the pairs' time terms."""
+        not zero; with ``seconds``, plus the pairs' time terms. An ordered probit's are
+        its expected ratings (``_class_proba``)."""
+        if self._ordinal():
+            proba = self._class_proba(u, i, cold, seconds)
+            return class_moments(proba, self.classes_)[0].astype(self.user_factors_.dtype)
         out = super()._predict_rows(u, i, False)
         unknown = np.flatnonzero((u < 0) | (i < 0))
         if len(unknown):
@@ -819,8 +952,16 @@ class BayesianMF(Estimator):
     def _predictive_std(self, u, i, cold=None, seconds=None):
         """sqrt(variance over the kept samples of their predictions + their mean variance
         from unknown rows' priors (and unseen time groups') + the mean noise variance)."""
-        priors = (self._prior_moments("user"), self._prior_moments("item"))
         out = np.empty(len(u))
+        for part, mean, var in self._moment_chunks(u, i, cold, seconds):
+            out[part] = np.var(mean, axis=1) + np.mean(var, axis=1)
+        return np.sqrt(out + np.mean(1.0 / self.alpha_samples_))
+
+    def _moment_chunks(self, u, i, cold, seconds):
+        """(positions, per-sample means, per-sample variances from unknown rows' priors)
+        of the pairs' predictions without the global mean (``_sample_moments`` plus the
+        time terms' moments), each (m, S), in chunks of ``STD_CHUNK`` pairs."""
+        priors = (self._prior_moments("user"), self._prior_moments("item"))
         for start in range(0, len(u), STD_CHUNK):
             part = slice(start, start + STD_CHUNK)
             mean, var = self._sample_moments(u[part], i[part], priors,
@@ -830,8 +971,31 @@ class BayesianMF(Estimator):
             if time is not None:
                 mean += time[0]
                 var += time[1]
-            out[part] = np.var(mean, axis=1) + np.mean(var, axis=1)
-        return np.sqrt(out + np.mean(1.0 / self.alpha_samples_))
+            yield part, mean, var
+
+    def _class_proba(self, u, i, cold=None, seconds=None):
+        """An ordered probit's class probabilities (n, C) of the pairs: per kept sample the
+        latent rating is N(mean, 1 + variance) (``_moment_chunks``), cut by that sample's
+        cut points; averaged over the samples (``_kernels.bayes.class_probabilities``)."""
+        out = np.empty((len(u), len(self.classes_)))
+        for part, mean, var in self._moment_chunks(u, i, cold, seconds):
+            _bayes.class_probabilities(np.ascontiguousarray(mean), np.ascontiguousarray(var),
+                                       self.cutpoint_samples_, out[part], self._threads())
+        return out
+
+    def fold_in(self, users, items=None, ratings=None, shrinkage=None, *, columns=None,
+                user_features=None):
+        """Add users from their ratings (see ``FactorModel.fold_in`` and ``_fold_in_rows``:
+        each kept sample's row drawn from its conditional posterior). Not for an ordered
+        probit: a new user's row there would need its latent ratings and row drawn in turn,
+        a chain of its own per kept sample, which is not built; refit instead."""
+        if self._is_fitted() and self._ordinal():
+            raise NotImplementedError(
+                "fold_in is not implemented for likelihood='ordered_probit' (a new user's "
+                "row would need a Gibbs chain over its latent ratings per kept sample): refit "
+                "with the new users' ratings, or use likelihood='gaussian'")
+        return super().fold_in(users, items, ratings, shrinkage, columns=columns,
+                               user_features=user_features)
 
     # --- fold-in --------------------------------------------------------------------
 
@@ -911,7 +1075,12 @@ class BayesianMF(Estimator):
         StateArray("time_term_ptr", (None,), "int64", optional=True),
         StateArray("time_samples", (None, "samples"), "param", optional=True),
         StateArray("time_precision_samples", (None, "samples"), "float64", optional=True),
+        # the ordered probit (mfcore.ordinal): the class values, each kept sample's cut points
+        StateArray("classes", (None,), "float64", optional=True),
+        StateArray("cutpoint_samples", ("samples", None), "float64", optional=True),
     )
+    STATE_EXTRA = ("user_feature_encoding", "user_feature_levels", "item_feature_encoding",
+                   "item_feature_levels", "time_encoding")
 
     def _fitted_state(self):
         state = super()._fitted_state()
@@ -958,6 +1127,30 @@ class BayesianMF(Estimator):
                                  f"would overflow {dtype} (at most {limit:.3g})")
         self._check_feature_state(state)
         self._check_time_state(state)
+        self._check_ordinal_state(state, self._checked_params()["likelihood"])
+
+    @staticmethod
+    def _check_ordinal_state(state, likelihood):
+        """The ordered probit's classes and cut points, exactly with that likelihood: 2 to
+        ``MAX_CLASSES`` classes increasing strictly, C - 1 cut points per kept sample
+        increasing strictly (finite: ``StateArray``)."""
+        classes, cut = state.get("classes"), state.get("cutpoint_samples")
+        ordinal = likelihood == "ordered_probit"
+        if (classes is None) != (cut is None) or (classes is not None) != ordinal:
+            raise ValueError(f"classes and cutpoint_samples come together, exactly with "
+                             f"likelihood='ordered_probit' (likelihood={likelihood!r})")
+        if not ordinal:
+            return
+        if not 2 <= len(classes) <= MAX_CLASSES or (np.diff(classes) <= 0).any():
+            raise ValueError(f"classes must be 2 to {MAX_CLASSES} increasing values, got "
+                             f"{classes.tolist()[:MAX_CLASSES + 1]}")
+        if cut.shape[1] != len(classes) - 1:
+            raise ValueError(f"cutpoint_samples has {cut.shape[1]} cut points per sample for "
+                             f"{len(classes)} classes (needs {len(classes) - 1})")
+        if (np.diff(cut, axis=1) <= 0).any():
+            bad = int(np.flatnonzero((np.diff(cut, axis=1) <= 0).any(axis=1))[0])
+            raise ValueError(f"cutpoint_samples of kept sample {bad} do not increase "
+                             f"strictly: {cut[bad].tolist()}")
 
     @staticmethod
     def _check_time_state(state):
