@@ -42,9 +42,12 @@ threads, links of B bytes/s each way; per iteration, from what the code exchange
   ``2 x 8 x cross / W`` (``cross``: ``(W - 1) / W N`` when bands are independent);
 * DSGD: at each of an epoch's g round changes an item group moves to another worker with
   probability ``1 - (g / W - 1) / (g - 1)``: ``g x that x n (k + 1) b / W`` per worker;
-  the model (``(m + n)(k + 1) b``) crosses the client's link when a callback or validation
-  reads it;
-* the client and the scheduler carry W calls of scalars; each synchronous exchange step
+  and the model (``(m + n)(k + 1) b``) crosses the client's link after every epoch: the
+  history's penalty is the local one bit for bit only over the whole model in one place
+  (a sum of the shards' parts would round differently; an exact sum would change the
+  local history's last bits, which the reference fixtures record);
+* the client and the scheduler carry W calls of scalars (ALS, BayesianMF; with validation
+  data or a callback, the model too); each synchronous exchange step
   (ALS 2, BayesianMF 5, DSGD g) adds a round trip (``LATENCY``).
 
 The model adds compute, the exchange and latency (the code overlaps none of them); the
@@ -271,13 +274,13 @@ def sgd_moves(grid, workers):
 
 
 def exchanged(algorithm, users, items, n_ratings, k, workers, value_bytes=4, cross=None,
-              grid=None, gathered=False):
+              grid=None):
     """(bytes one worker sends the others per iteration, as many as it receives; bytes
     through the client's link) as the code exchanges them (see the module docstring)."""
     w = workers
     if algorithm == "sgd":
         peers = grid * sgd_moves(grid, w) * items * (k + 1) * value_bytes / w
-        return peers, (users + items) * (k + 1) * value_bytes if gathered else 0.0
+        return peers, (users + items) * (k + 1) * value_bytes + items  # (+ the held mask)
     side = (w - 1) / w * (users + items) * (k + 1)
     if algorithm == "als":
         return side * value_bytes, 0.0
@@ -289,7 +292,8 @@ def model_1e9(algorithm, cpu_per_rating, handling=0.0, job=BIG, value_bytes=4):
     """Seconds an iteration of ``job`` (default ``BIG``) takes by the written model (see the
     module docstring), from the workers' CPU-seconds per rating and per byte exchanged
     (``handling``, ``exchange_cost``): ``{"compute", "peers", "client", "latency",
-    "total"}``; "peers" is the slower of the link and the workers' handling of the bytes."""
+    "total"}``; "peers" and "client" take the slower of the link and the CPU handling the
+    bytes."""
     from mfcore.estimators.sgd import choose_grid
     w, t = job["workers"], job["threads"]
     grid = choose_grid(job["n_ratings"], job["users"], job["items"])
@@ -299,7 +303,8 @@ def model_1e9(algorithm, cpu_per_rating, handling=0.0, job=BIG, value_bytes=4):
     steps = {"als": 2, "bayes": 5, "sgd": grid}[algorithm] if w > 1 else 0
     out = {"compute": cpu_per_rating * job["n_ratings"] / threads,
            "peers": max(peers / job["link"], peers * handling),
-           "client": client / job["link"], "latency": steps * LATENCY}
+           "client": max(client / job["link"], client * handling),
+           "latency": steps * LATENCY}
     out["total"] = sum(out.values())
     return out
 

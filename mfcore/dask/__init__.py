@@ -34,9 +34,9 @@ not a task per block):
      the client at the end, or after every iteration when validation data or a
      callback need it;
    * SGD: DSGD over the local block grid, one call per shard and epoch; each
-     item group passes from shard to shard along the epoch's schedule; the
-     shards return their parts of the penalty as exact sums, and the model
-     reaches the client as for ALS;
+     item group passes from shard to shard along the epoch's schedule. The
+     model is gathered after every epoch (the history's penalty is the local
+     one only over the whole model in one place);
    * BayesianMF: as ALS, both sides in float64, plus each rating's residual
      (the sampler's running state) from its item shard to its user shard and
      back; every shard draws the hyperparameters redundantly (counter-based).
@@ -51,9 +51,9 @@ row sees its ratings in the local order and draws the local random numbers
 (counter-based); SGD trains every block of the local grid with the local
 kernel, records and order. The histories agree too, except ALS's training SSE
 and penalty, sums of the shards' sums (equal up to float rounding). Each history
-entry also records ``exchanged_bytes`` (model bytes through the client: the model
-watched by validation or a callback), ``shard_seconds`` (the slowest shard's kernel
-seconds) and ``peer_bytes`` (what the shards sent each other).
+entry also records ``exchanged_bytes`` (model bytes through the client: SGD's per-epoch
+gather, or the model watched by validation or a callback), ``shard_seconds`` (the
+slowest shard's kernel seconds) and ``peer_bytes`` (what the shards sent each other).
 
 A worker lost at any moment raises ``WorkerLostError`` as soon as the scheduler
 drops it (killed, or silent past ``distributed.scheduler.worker-ttl``), and the

@@ -6,10 +6,9 @@ item group travels from shard to shard along the epoch's schedule (known to all 
 start): after round s the shard that used it sends it straight to the shard that pairs it
 in round s + 1 (``Shard.send``); with one worker nothing moves and the epoch is one kernel
 call, as locally. The client makes one call per shard and epoch (the schedule and the seed
-out, the blocks' squared errors, the penalty of the shard's user band and held item groups
-and finiteness back). The model reaches the client at the end, and after every epoch only
-when validation data or a callback need it; the history's penalty is the exact sum of the
-shards' exact parts, so the local one bit for bit.
+out, the blocks' squared errors back) and then gathers the model (its user bands and item
+groups, in rating units): the history's penalty is the local one only when computed over
+the whole model in one place.
 """
 import time
 
@@ -18,7 +17,7 @@ import numpy as np
 from .._kernels import sgd as _sgd_kernels
 from ..estimators.base import from_standard, standard_units, standardized, to_standard
 from ..estimators.sgd import SGDEpochs as _LocalEpochs
-from ..estimators.sgd import choose_grid, groups_of_counts, layout_blocks, penalty_part, schedule
+from ..estimators.sgd import choose_grid, groups_of_counts, layout_blocks, schedule
 from ._cluster import row_counts
 from ._shard import Shard
 
@@ -33,13 +32,12 @@ class SGDShard(Shard):
         self.data = (u[data_order], i[data_order], r[data_order])
 
     def sgd_setup(self, grid, user_groups, item_groups, owner, user_factors, user_bias,
-                  item_factors, item_bias, mu, scale, counts):
+                  item_factors, item_bias, mu, scale):
         """SGD's layout of this user band: the local block grid's records of its blocks, in
         the local order (``layout_records``: data order, then each block's fixed shuffle),
         with band-relative user rows and standardized ratings; the band's user parameters
         and the whole initial item side in standardized units; ``owner``: the shard of
-        every user group; ``counts``: the ratings of each row of the user band, of each item
-        (the penalty's weights). Returns the band's size of every block."""
+        every user group. Returns the band's size of every block."""
         u, i, r = self.data
         r = standardized(r, mu, scale, r.dtype)
         self.data = None
@@ -47,7 +45,7 @@ class SGDShard(Shard):
         block = user_groups[u] * np.int32(grid) + item_groups[i]
         self.records, self.block_ptr, sizes = layout_blocks(
             block, (u - self.user_range[0]).astype(np.int32), i, r, grid * grid, self.n_threads)
-        self.sizes, self.counts, self.scale = sizes, counts, scale
+        self.sizes = sizes
         self.units = standard_units(scale)
         self.P, self.bu, self.Q, self.bi = (
             np.array(to_standard(a, self.units, name)) for a, name in (
@@ -60,8 +58,7 @@ class SGDShard(Shard):
     def sgd_epoch(self, epoch, rounds, seed, lr, reg, reg_bias, timeout):
         """One epoch of this band's blocks, round by round, the item groups passed along the
         schedule. Returns (the squared error of each block, 0 for others' blocks, whether
-        the band and held groups are finite, kernel seconds, bytes sent, the exact penalty of
-        the band and of the held groups: ``Fraction``s)."""
+        the band and held groups are finite, kernel seconds, bytes sent)."""
         g, me = self.grid, self.band
         deadline = time.monotonic() + timeout
         pairs = rounds.reshape(g, g)
@@ -92,12 +89,7 @@ class SGDShard(Shard):
         self.holder = holders[-1]
         # the epoch's end: rating units out, and back in as the local epoch does
         self.bands_now = self._rating_units()
-        (P, bu, Q, bi), held = self.bands_now
-        finite = all(np.isfinite(a).all() for a in self.bands_now[0])
-        penalty = (penalty_part(self.counts[0], P, bu, reg * self.scale, reg_bias),
-                   penalty_part(self.counts[1][held], Q, bi, reg * self.scale, reg_bias)
-                   ) if finite else (0, 0)
-        return block_sse, finite, seconds, sent, penalty
+        return block_sse, all(np.isfinite(a).all() for a in self.bands_now[0]), seconds, sent
 
     def _train(self, rounds, records, ptr, seed, lr, reg, reg_bias, block_sse):
         """The local block kernel over ``records`` (grouped by block at ``ptr``)."""
@@ -158,9 +150,8 @@ class SGDShard(Shard):
 
 class SGDEpochs(_LocalEpochs):
     """SGD's trainer over the shards (DSGD on the local block grid): shard w owns the user
-    groups ``plan["owned"][w]``; one ``sgd_epoch`` call per shard and epoch; the history's
-    penalty is the exact sum of the shards' parts (the local one); the model is gathered
-    when someone reads it."""
+    groups ``plan["owned"][w]``; one ``sgd_epoch`` call per shard and epoch, then the model
+    is gathered (the penalty and the finiteness check read it, as locally)."""
 
     SHARD = SGDShard
 
@@ -182,15 +173,14 @@ class SGDEpochs(_LocalEpochs):
 
     def __init__(self, model, cluster, band_rows, band_counts, params, plan, watched=False):
         super().__init__(model, None, params, *row_counts(model, band_rows, band_counts))
-        self.cluster, self.plan_, self.watched, self.penalty_now = cluster, plan, watched, 0.0
+        self.cluster, self.plan_ = cluster, plan
         g, edges, m = plan["grid"], plan["user_edges"], model
         owner = np.repeat(np.arange(len(plan["owned"])), [hi - lo for lo, hi in plan["owned"]])
         cluster.connect()
         sizes = cluster.call_each("sgd_setup", 0, [
             (g, plan["user_groups"], plan["item_groups"], owner, m.user_factors_[lo:hi],
              m.user_bias_[lo:hi], m.item_factors_, m.item_bias_, m.global_mean_,
-             m.rating_scale_, (self.user_counts[lo:hi], self.item_counts))
-            for lo, hi in zip(edges[:-1], edges[1:])])
+             m.rating_scale_) for lo, hi in zip(edges[:-1], edges[1:])])
         self.block_sizes = np.sum(sizes, axis=0)  # of all the data, as the local layout's
 
     def step(self, epoch):
@@ -205,11 +195,10 @@ class SGDEpochs(_LocalEpochs):
         for value in block_sse:  # in block order, as the local kernel adds them
             sse += value
         finite = all(r[1] for r in results)
-        self.penalty_now = float(sum(sum(r[4]) for r in results))  # exact: the local sum
-        # exchanged_bytes: the model through the client (only to watch it); peer_bytes: the
-        # item groups the shards passed each other
+        # exchanged_bytes: the model gathered through the client (for the penalty);
+        # peer_bytes: the item groups the shards passed each other
         return {"sse": sse * m.rating_scale_ ** 2 if finite else np.nan, "lr": lr,
-                "exchanged_bytes": self._gather(epoch) if self.watched and finite else 0,
+                "exchanged_bytes": self._gather(epoch) if finite else 0,
                 "peer_bytes": sum(r[3] for r in results),
                 "shard_seconds": max(r[2] for r in results)}
 
@@ -222,12 +211,3 @@ class SGDEpochs(_LocalEpochs):
             m.item_factors_[held], m.item_bias_[held] = Q, bi
             received += P.nbytes + bu.nbytes + Q.nbytes + bi.nbytes + held.nbytes
         return received
-
-    def penalty(self):
-        return self.penalty_now
-
-    def finalize(self):
-        """The model, once, at the end (watched: it is already there, maybe restored to the
-        best epoch)."""
-        if not self.watched and self.model.n_epochs_:  # (no epoch: the initial model)
-            self._gather(self.model.n_epochs_)

@@ -29,7 +29,6 @@ from .. import params as p
 from .._kernels import sgd as _kernels
 from ..errors import Message, Setting
 from .._threads import resolve_n_threads
-from ..data import exact_sum
 from .base import (COMMON_PARAMS, EARLY_STOPPING_PARAMS, UNIT_NAMES, Estimator, bias_reg,
                    from_standard, standard_units, standardized, to_standard)
 from .driver import Trainer
@@ -178,20 +177,6 @@ class SGDTrainer:
 LR_SCHEDULES = ("constant", "inverse")
 
 
-def penalty_part(counts, factors, bias, reg, reg_bias):
-    """SGD's penalty over some rows of one side, exactly, as a ``Fraction`` (rating units,
-    ``reg`` already times the rating scale): ``sum_r counts_r (reg |p_r|^2 + reg_bias b_r^2)``.
-    Each row's term is computed alone (elementwise, columns added in order) and the terms
-    are summed exactly (``data.exact_sum``), so the parts of any split of the rows (the
-    shards of ``mfcore.dask``) add up to the whole's penalty bit for bit."""
-    squares = np.zeros(len(factors))
-    for j in range(factors.shape[1]):
-        column = factors[:, j].astype(np.float64)
-        squares += column * column
-    b = bias.astype(np.float64)
-    return exact_sum(np.asarray(counts, dtype=np.float64) * (reg * squares + reg_bias * b * b))
-
-
 class SGDEpochs(Trainer):
     """The driver's trainer for one SGD fit: the rate schedule and the penalty of ``model``."""
 
@@ -224,14 +209,16 @@ class SGDEpochs(Trainer):
     def penalty(self):
         """SGD's objective applies the penalty once per rating: in rating units
         ``sum_u n_u (reg scale |p_u|^2 + reg_bias b_u^2)`` plus the same over items, with
-        the counts of the ratings this fit trains on, summed exactly (``penalty_part``)."""
+        the counts of the ratings this fit trains on."""
         m, reg = self.model, self.reg * self.model.rating_scale_
         total = 0.0
         for counts, factors, bias in ((self.user_counts, m.user_factors_, m.user_bias_),
                                       (self.item_counts, m.item_factors_, m.item_bias_)):
             rows = slice(0, len(counts))
-            total += penalty_part(counts, factors[rows], bias[rows], reg, self.reg_bias)
-        return float(total)
+            squares = np.einsum("ij,ij->i", factors[rows], factors[rows], dtype=np.float64)
+            b = bias[rows].astype(np.float64)
+            total += float(counts @ (reg * squares + self.reg_bias * b * b))
+        return total
 
     def diverged(self, epoch, info):
         smaller = self.params["lr"] / 10
