@@ -818,7 +818,24 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
                      len(bad_lines), *bad_lines[0]), BadLinesWarning)
     if not len(frame):  # (the sniffer saw a data line: never return nothing silently)
         raise ValueError(f"{name}: no ratings could be read")
+    _warn_of_padded_ids(name, frame)
     return _finish(frame)
+
+
+def _warn_of_padded_ids(name, frame):
+    """Warn when string ids begin or end with a space or tab: they are kept as written
+    (' i1' and 'i1' are two ids), which padding after a separator ('u1, i1, 5') makes
+    silently wrong."""
+    for column in ("user", "item"):
+        if column in frame and frame[column].dtype.name == "category":  # (string ids)
+            ids = frame[column].cat.categories.astype(str)
+            padded = ids[np.asarray(ids.str.strip(_SPACE) != ids)]
+            if len(padded):
+                warn(Message("{0}: {1} {2} id(s) begin or end with a space (e.g. {3}): string "
+                             "ids are kept as written, so {3} and {4} are two ids; remove the "
+                             "spaces if they only pad the separators", name, len(padded),
+                             column, shown(padded[0]), shown(padded[0].strip(_SPACE))),
+                     UserWarning)
 
 
 class _Layout:

@@ -543,3 +543,17 @@ def test_an_error_naming_a_huge_value_is_one_short_line(files, capsys):
     assert code == 1
     last = err.strip().splitlines()[-1]
     assert "File name too long" in last and "characters)" in last and len(last) < 1200
+
+
+@pytest.mark.parametrize("bad", ["u1", "1_000", "\uff17", "1" * 5000])
+def test_an_id_that_is_no_integer_for_an_integer_model_is_named_in_one_short_line(
+        files, capsys, tmp_path, bad):
+    # int() quoted a 5,000-digit id whole and spoke of Python's 4,300-digit limit; it also
+    # took '1_000' and a fullwidth 7, which the readers refuse
+    model = tmp_path / "m.mfz"
+    assert run(capsys, "train", files / "train.dat", "-o", model, "--k", 2, "--epochs", 1)[0] == 0
+    for argv in (("predict", model, "--user", bad, "--item", 1), ("recommend", model, bad)):
+        code, _, err = run(capsys, *argv)
+        last = err.strip().splitlines()[-1]
+        assert code == 1 and "the model's ids are integers: '" in last and "is not one" in last
+        assert len(last) < 400 and "4300" not in last

@@ -640,6 +640,20 @@ def test_an_id_over_the_length_bound_is_an_error_naming_line_and_length(tmp_path
             assert list(read_ratings(path, ids=ids, on_bad_lines="skip").user) == ["1"]
 
 
+def test_string_ids_padded_with_spaces_are_kept_but_said(tmp_path):
+    # issue 21 (newcomer report, 'u1, i1, 5' beside 'u1,i1,3'): ' i1' and 'i1' became two
+    # items without a word; ids stay byte for byte (issue 20, D4), with a warning
+    path = tmp_path / "r.csv"
+    path.write_text("user,item,rating\nu1, i1, 5\nu1,i1,3\nu2,i2,4\n")
+    with pytest.warns(UserWarning, match=r"r.csv: 1 item id\(s\) begin or end with a space "
+                                         r"\(e.g. ' i1'\): .* ' i1' and 'i1' are two ids"):
+        assert list(read_ratings(path).item) == [" i1", "i1", "i2"]
+    path.write_text("1, 10, 5\n2, 20, 3\n")   # integer ids are numbers: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list(read_ratings(path).item) == [10, 20]
+
+
 def test_a_parquet_id_over_the_length_bound_is_an_error_naming_its_row(tmp_path):
     pytest.importorskip("pyarrow")
     path = tmp_path / "r.parquet"

@@ -71,3 +71,24 @@ def test_import_mfcore_stays_light(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env,
                          capture_output=True, text=True).stdout
     assert out.strip() == "[]", f"import mfcore imported {out.strip()}"
+
+
+def test_importing_from_an_unbuilt_source_folder_says_to_change_folder(tmp_path):
+    # issue 21 (newcomer report, first contact): the installed mfcore was hidden by the
+    # clone's unbuilt mfcore/ in the working folder, and the error said to install it
+    import shutil
+    import subprocess
+    import sys
+
+    import mfcore
+    source = tmp_path / "clone"
+    (source / "mfcore").mkdir(parents=True)
+    shutil.copy(mfcore.__file__, source / "mfcore" / "__init__.py")  # no compiled kernels
+    (source / "setup.py").write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-c", "import mfcore"], cwd=source, env=env,
+                         capture_output=True, text=True)
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode == 1 and "ImportError: mfcore's compiled extensions are missing" in last
+    assert f"this is mfcore's unbuilt source folder ({source})" in last
+    assert "run Python from another folder" in last

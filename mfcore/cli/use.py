@@ -4,10 +4,12 @@ import argparse
 import csv
 import inspect
 import os
+import re
 import sys
 
 import numpy as np
 
+from ..errors import shown
 from ..metrics import ranking_metrics
 from ..persistence import atomic_file, load
 from ..recommend import RANK_BY
@@ -106,10 +108,10 @@ def _ids_for(idmap, values):
     """Command-line id strings as the model's id type."""
     if idmap.kind == "str":
         return list(values)
-    try:
-        return [int(v) for v in values]
-    except ValueError as exc:
-        raise CommandError(f"the model's ids are integers: {exc}") from exc
+    for v in values:   # (int() quotes a bad value whole, or speaks of Python's digit limit)
+        if not re.fullmatch(r"\s*[+-]?[0-9]{1,40}\s*", v):
+            raise CommandError(f"the model's ids are integers: {shown(v)} is not one")
+    return [int(v) for v in values]
 
 
 def run_predict(args):
