@@ -21,8 +21,10 @@ the Dask DataFrame of 8 partitions persisted on the workers first):
 * medians over iterations 2..n, the median of the pairwise Dask/local ratios, and whether
   the fitted arrays equal the local fit's bit for bit.
 
-The wall time of a step excludes what the driver does around it (the finiteness check,
-validation, the history), the same for both. The client's actor calls go through the
+An iteration is timed as the driver runs it (``iteration``: the trainer's step, the
+finiteness check of the model's arrays, the penalty), without validation and the history,
+the same for both: the local penalty and check run on the client, a shard computes its
+bands' penalty and finiteness in its step. The client's actor calls go through the
 scheduler (a default ``Client``): with worker-to-worker exchange that is W small calls per
 iteration.
 
@@ -126,6 +128,17 @@ def trainer_classes(algorithm):
     return local[algorithm], mfcore.dask._TRAINERS[algorithm]
 
 
+def iteration(trainer, step, epoch):
+    """One iteration as the driver runs it, without validation and history: ``step``, the
+    finiteness check of the model's arrays and the penalty (``driver.run`` does both again,
+    untimed)."""
+    import numpy as np
+    info = step(trainer, epoch)
+    all(np.isfinite(a).all() for a in trainer.model._parameters())
+    trainer.penalty()
+    return info
+
+
 def local_child(conn, shape, algorithm, k, iterations, threads):
     """The local fit, one iteration each time the parent says so; returns its arrays."""
     ratings = synthetic(shape)
@@ -135,7 +148,7 @@ def local_child(conn, shape, algorithm, k, iterations, threads):
     def turn(self, epoch):
         conn.recv()
         cpu, start = time.process_time(), time.perf_counter()
-        info = step(self, epoch)
+        info = iteration(self, step, epoch)
         conn.send({"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu})
         return info
     trainer.step = turn
@@ -181,7 +194,7 @@ def run(shape, algorithm, n_workers, threads, k, iterations):
 
         def turn(self, epoch):
             before, start = everyone(client), time.perf_counter()
-            info = step(self, epoch)
+            info = iteration(self, step, epoch)
             wall = time.perf_counter() - start
             used = difference(everyone(client), before, baseline)
             parent.send("go")
