@@ -17,18 +17,33 @@ Tables (``--tables``):
              README): RMSE without features, with user+item features, with implicit
              terms, both; on ML-100K (which has timestamps) also with the time terms
              (``fit(times=...)``, user_day), alone and with features and implicit
-             terms; myFM with the features.
-  cold       hold out 20% of the users entirely (then 20% of the items) of ML-100K's
-             u.data and of ML-1M's training part of the notebook split: RMSE on their
-             ratings with features, the fallback without them (the model's prediction
-             for an unknown id) and myFM with the features.
-  speed      seconds per sweep on ML-1M's training part, 2 threads: without features,
-             with features, and myFM (single-threaded) with features; equal k and sweeps.
+             terms; myFM with the features. On ML-1M it gives validation / test RMSE.
+  cold       hold out 20% of the users entirely (then 20% of the items; seed 0) of
+             ML-100K's u1 split and of ML-1M's notebook split: train on the training
+             part without them, score every part's ratings of the held-out ids (whose
+             other id was trained). RMSE with features, without them (a model fitted
+             without features: its prediction for an unknown id, the prior fallback),
+             myFM with the features; the known ids' RMSE on the later parts; the mean
+             predictive std (``return_std``) on held-out vs known ids. Then fold-in:
+             each held-out user folds 3, then 10 of its ratings into the model (with its
+             feature row, or into the model without features), scored on its ratings
+             after its first 10 (n = 0: cold start on the same pairs).
+  speed      seconds per sweep on ML-100K u1's and ML-1M's training parts, without and
+             with features (``--repeats`` alternated fits, medians; the fit's seconds and
+             the median sweep of its history) and myFM (single-threaded) with features:
+             its fit time for the same sweeps. myFM's relation blocks are built before
+             its clock starts, while mfcore's fit time includes its own data preparation
+             (feature encoding included), so the fit-time ratio favours myFM.
 
 Run (the environment with myfm; mfcore built in place):
     OMP_WAIT_POLICY=passive MFCORE_DATA=/path/to/data PYTHONPATH=.:benchmarks \\
         python benchmarks/features.py [--tables accuracy,cold,speed] [--sets ml100k,ml1m]
         [--k 10] [--sweeps 200] [--burn-in 50] [--seeds 0] [--threads 2] [--skip-myfm]
+        [--repeats 3]
+One command per table (the figures in docs/guide/models.md):
+    cold start, both sets:   ... features.py --tables cold
+    ML-1M notebook split:    ... features.py --tables accuracy --sets ml1m
+    speed:                   ... features.py --tables speed
 """
 import argparse
 import os
@@ -183,48 +198,114 @@ def fmt(scores):
     return " / ".join(f"{v:.4f}" for v in np.median(np.array(scores), axis=0))
 
 
+def cold_split(parts, col, seed=0):
+    """Hold out 20% of the ids of column ``col`` (0 users, 1 items) of a split's ``parts``
+    (train first) entirely: (train: the first part without them; cold: every part's
+    ratings of the held ids whose other id is in train; warm: the later parts' ratings of
+    ids both in train, the known ids' reference)."""
+    ids = np.unique(np.concatenate([p[:, col] for p in parts]))
+    held = np.random.default_rng(seed).choice(ids, len(ids) // 5, replace=False)
+    train = parts[0][~np.isin(parts[0][:, col], held)]
+    rest = np.concatenate(parts)
+    cold = rest[np.isin(rest[:, col], held) & np.isin(rest[:, 1 - col], train[:, 1 - col])]
+    later = np.concatenate(parts[1:])
+    warm = later[np.isin(later[:, 0], train[:, 0]) & np.isin(later[:, 1], train[:, 1])]
+    return train, cold, warm
+
+
+def mean_std(model, test, features=None):
+    """The mean predictive std of ``model`` over the pairs of ``test``."""
+    extra = {} if features is None else dict(user_features=features[0],
+                                             item_features=features[1])
+    return float(np.mean(quiet(model.predict, test[:, 0], test[:, 1], return_std=True,
+                               **extra)[1]))
+
+
 def cold(args, myfm, sets):
-    print("\n## Cold start: 20% of users (items) held out entirely (RMSE on their ratings)")
-    print("| data | held out | ratings | with features | fallback (no features) | myFM + "
-          "features |\n|---|---|---|---|---|---|")
-    for name, data, tables in sets:
+    """The cold-start tables: RMSE and mean std on held-out users (items), and fold-in."""
+    print(f"\n## Cold start: 20% of users (items) held out entirely (k={args.k}, "
+          f"{args.sweeps} sweeps, seed {args.seeds[0]}; load {os.getloadavg()[0]:.1f})")
+    print("| data | held out | cold ratings | with features | without (fallback) | myFM + "
+          "features | known ids (with features) | mean std cold / known, with features | "
+          "without |\n|---|---|---|---|---|---|---|---|---|")
+    folds = []
+    for name, parts, tables in sets:
         for side, col in (("users", 0), ("items", 1)):
-            ids = np.unique(data[:, col])
-            held = np.random.default_rng(0).choice(ids, len(ids) // 5, replace=False)
-            test_mask = np.isin(data[:, col], held)
-            train, test = data[~test_mask], data[test_mask]
-            # the other side's ids must be known to be a cold-start case of this side only
-            other = 1 - col
-            test = test[np.isin(test[:, other], train[:, other])]
-            model, _ = fit_mfcore(train, args, args.seeds[0], tables)
-            with_f = rmse(predict_mfcore(model, test, tables), test[:, 2])
-            fallback = rmse(predict_mfcore(model, test), test[:, 2])
+            train, test, warm = cold_split(parts, col)
+            feats, _ = fit_mfcore(train[:, :3], args, args.seeds[0], tables)
+            plain, _ = fit_mfcore(train[:, :3], args, args.seeds[0])
             peer = "not run"
             if myfm is not None:
-                (pred,), _ = fit_myfm(myfm, train, [test], tables, args, args.seeds[0])
+                (pred,), _ = fit_myfm(myfm, train[:, :3], [test[:, :3]], tables, args,
+                                      args.seeds[0])
                 peer = f"{rmse(pred, test[:, 2]):.4f}"
-            print(f"| {name} | {side} | {len(test):,} | {with_f:.4f} | {fallback:.4f} | "
-                  f"{peer} |")
+            stds = [f"{mean_std(m, test, f):.3f} / {mean_std(m, warm, f):.3f}"
+                    for m, f in ((feats, tables), (plain, None))]
+            print(f"| {name} | {side} | {len(test):,} | "
+                  f"{rmse(predict_mfcore(feats, test, tables), test[:, 2]):.4f} | "
+                  f"{rmse(predict_mfcore(plain, test), test[:, 2]):.4f} | {peer} | "
+                  f"{rmse(predict_mfcore(feats, warm, tables), warm[:, 2]):.4f} | "
+                  f"{stds[0]} | {stds[1]} |")
+            if side == "users":
+                folds.append((name, feats, plain, test, tables))
+    print("\n## Fold-in: each held-out user with n of its ratings folded in (RMSE on its "
+          "ratings after the first 10, the same pairs for every n)")
+    print("| data | users | n | with features | without |\n|---|---|---|---|---|")
+    for name, feats, plain, test, tables in folds:
+        for n, with_f, without in fold_in_rows(feats, plain, test, tables):
+            print(f"| {name} | {len(np.unique(test[:, 0])):,} | {n} | {with_f:.4f} | "
+                  f"{without:.4f} |")
 
 
-def speed(args, myfm, train, tables):
-    print(f"\n## Speed on ML-1M's training part (s per sweep, k={args.k}, {args.sweeps} "
-          f"sweeps; mfcore {args.threads} threads, myFM 1); load {os.getloadavg()[0]:.1f}")
-    rows = {}
-    for _ in range(3):  # alternate, medians
-        for label, feats in (("BayesianMF", None), ("+ features", tables)):
-            _, s = fit_mfcore(train, args, 0, feats)
-            rows.setdefault(label, []).append(s / args.sweeps)
-    if myfm is not None:
-        _, s = fit_myfm(myfm, train, [train[:10]], tables, args, 0)
-        rows["myFM + features"] = [s / args.sweeps]
-    for label, values in rows.items():
-        print(f"| {label} | {np.median(values):.4f} |")
-    base, feat = np.median(rows["BayesianMF"]), np.median(rows["+ features"])
-    print(f"features / plain: {feat / base:.2f}x", end="")
-    if "myFM + features" in rows:
-        print(f"; myFM / mfcore with features: {rows['myFM + features'][0] / feat:.1f}x")
-    print(f"; load after {os.getloadavg()[0]:.1f}")
+def fold_in_rows(feats, plain, test, tables, first=(3, 10), seed=0):
+    """(n, RMSE with features, RMSE without) for n = 0 (cold start) and each of ``first``:
+    each held-out user of ``test`` folds in n of its ratings (a fixed random order) into
+    ``feats`` (with its feature row) and into ``plain``; scored on its ratings after the
+    first max(first), the same pairs for every n."""
+    order = np.random.default_rng(seed).permutation(len(test))
+    test = test[order[np.argsort(test[order, 0], kind="stable")]]  # by user, shuffled
+    rank = np.arange(len(test)) - np.searchsorted(test[:, 0], test[:, 0])
+    score = test[rank >= max(first)]
+    out = [(0, rmse(predict_mfcore(feats, score, tables), score[:, 2]),
+            rmse(predict_mfcore(plain, score), score[:, 2]))]
+    for n in first:
+        part = test[rank < n]
+        scores = []
+        for model, extra in ((feats, dict(user_features=tables[0])), (plain, {})):
+            model = quiet(model.fold_in, part[:, 0], part[:, 1], part[:, 2], **extra)
+            scores.append(rmse(predict_mfcore(model, score), score[:, 2]))
+        out.append((n, *scores))
+    return out
+
+
+def speed(args, myfm, sets):
+    """Seconds per sweep: BayesianMF without and with features alternated, ``args.repeats``
+    fits each (medians), myFM with the features once, mid-way; equal k and sweeps."""
+    print(f"\n## Speed (k={args.k}, {args.sweeps} sweeps; mfcore {args.threads} threads, "
+          f"myFM 1; medians of {args.repeats} alternated fits; load "
+          f"{os.getloadavg()[0]:.1f})")
+    print("| data | model | fit s | fit s / sweep | median sweep s |\n|---|---|---|---|---|")
+    for name, train, tables in sets:
+        rows = {"BayesianMF": [], "BayesianMF + features": []}
+        for rep in range(args.repeats):
+            for label, feats in zip(rows, (None, tables)):
+                model, s = fit_mfcore(train, args, 0, feats)
+                rows[label].append((s, np.median([h["seconds"] for h in model.history_])))
+            if rep == 0 and myfm is not None:
+                _, s = fit_myfm(myfm, train, [train[:10]], tables, args, 0)
+                rows["myFM + features"] = [(s, np.nan)]
+        fit = {label: np.median([v[0] for v in values]) for label, values in rows.items()}
+        for label, values in rows.items():
+            sweep = np.median([v[1] for v in values])
+            print(f"| {name} | {label} | {fit[label]:.2f} | {fit[label] / args.sweeps:.4f} | "
+                  + ("-" if np.isnan(sweep) else f"{sweep:.4f}") + " |")
+        plain, feats = (np.median([v[1] for v in rows[k]]) for k in list(rows)[:2])
+        line = (f"{name}: a sweep with features / without {feats / plain:.2f}x (fits "
+                f"{fit['BayesianMF + features'] / fit['BayesianMF']:.2f}x)")
+        if "myFM + features" in fit:
+            line += (f"; myFM + features / BayesianMF + features, fit time "
+                     f"{fit['myFM + features'] / fit['BayesianMF + features']:.1f}x")
+        print(line + f"; load {os.getloadavg()[0]:.1f}")
 
 
 def main(argv=None):
@@ -237,6 +318,7 @@ def main(argv=None):
     ap.add_argument("--burn-in", type=int, default=50)
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="speed: fits of each mfcore model")
     ap.add_argument("--skip-myfm", action="store_true")
     args = ap.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
@@ -257,13 +339,15 @@ def main(argv=None):
     if "cold" in tables:
         runs = []
         if t100 is not None:
-            runs.append(("ML-100K", np.loadtxt(os.path.join(root, "ml-100k", "u.data"),
-                                               dtype=np.int64)[:, :3], t100))
+            runs.append(("ML-100K u1", [p[:, :3] for p in load_u(root, 1)], t100))
         if m1 is not None:
-            runs.append(("ML-1M", m1[0], t1m))
+            runs.append(("ML-1M notebook", list(m1), t1m))
         cold(args, myfm, runs)
-    if "speed" in tables and m1 is not None:
-        speed(args, myfm, m1[0], t1m)
+    if "speed" in tables:
+        runs = [] if t100 is None else [("ML-100K u1", load_u(root, 1)[0][:, :3], t100)]
+        if m1 is not None:
+            runs.append(("ML-1M notebook (train)", m1[0], t1m))
+        speed(args, myfm, runs)
 
 
 if __name__ == "__main__":

@@ -112,8 +112,10 @@ def reference_columns(layout, theta, hyper_mean, hyper_prec, eff, shift, row_hyp
     return theta, shift
 
 
-@pytest.mark.parametrize("k", [1, 4, 6])
-def test_feature_sweep_matches_the_full_conditionals(k):
+@pytest.mark.parametrize("k, width", [(1, None), (4, None), (6, None), (6, 4), (6, 1)])
+def test_feature_sweep_matches_the_full_conditionals(k, width):
+    """Against the NumPy reference, for tasks of all columns (the default of a small side)
+    and of a few (a large side's; the numbers may not depend on the cut)."""
     rng = np.random.default_rng(k)
     n_rows, F = 9, 7
     rows = rng.integers(0, n_rows, 20)
@@ -128,11 +130,10 @@ def test_feature_sweep_matches_the_full_conditionals(k):
     hyper = np.zeros((2, 2, k + 1))
     out_theta, bias, factors = theta.copy(), eff[:, 0].copy(), eff[:, 1:].copy()
     sb, sf, own = shift[:, 0].copy(), shift[:, 1:].copy(), np.zeros((n_rows, k))
-    bayes_features.check_features(layout["ptr"], layout["rows"], layout["x"],
-                                  layout["group_ptr"], n_rows)
-    bayes_features.feature_sweep("item", layout["ptr"], layout["rows"], layout["x"],
-                                 layout["group_ptr"], out_theta, hyper, bias, factors, sb, sf,
-                                 own, row_hyper, 5, 2, 2)
+    side = bayes_features.FeatureSide("item", layout["ptr"], layout["rows"], layout["x"],
+                                      layout["group_ptr"], out_theta, hyper, bias, factors,
+                                      sb, sf, own, row_hyper, 2, width=width)
+    bayes_features.feature_sweep([side], 5, 2, 2)
     stream = bayes_features.STREAMS["item_feature"]
     want_theta, want_shift = reference_columns(layout, theta, hyper[:, 0], hyper[:, 1], eff,
                                                shift, row_hyper, 5, stream, 2)
@@ -143,6 +144,56 @@ def test_feature_sweep_matches_the_full_conditionals(k):
     np.testing.assert_allclose(np.column_stack([sb, sf]) - shift,
                                feature_terms(layout, out_theta - theta, n_rows), atol=1e-12)
     assert (hyper[:, 1] > 0).all()
+
+
+def random_side(name, seed, k=5, n_rows=30, F=9, width=None, n_threads=2, n_values=80):
+    """A FeatureSide of random features and state (the arrays it updates alongside)."""
+    rng = np.random.default_rng(seed)
+    keys = np.unique(rng.integers(0, n_rows, n_values) * F + rng.integers(0, F, n_values))
+    layout = feature_layout(keys // F, keys % F, rng.normal(size=len(keys)), F,
+                            np.array([0, 4, F]))
+    arrays = [rng.normal(size=(F, k + 1)), np.zeros((2, 2, k + 1)), rng.normal(size=n_rows),
+              rng.normal(size=(n_rows, k)), rng.normal(size=n_rows),
+              rng.normal(size=(n_rows, k)), np.zeros((n_rows, k)),
+              np.stack([rng.normal(size=k + 1), rng.uniform(0.5, 2, k + 1)])]
+    side = bayes_features.FeatureSide(name, layout["ptr"], layout["rows"], layout["x"],
+                                      layout["group_ptr"], *arrays, n_threads, width=width)
+    return side, arrays
+
+
+def test_feature_sweep_is_the_same_for_any_cut_threads_and_sides_together():
+    """Bit for bit: each side alone on one thread with all columns a task, against both
+    sides in one call, cut into tasks of 1, 2 or 4 columns, on 1 to 3 threads."""
+    want = []
+    for name, seed in (("user", 1), ("item", 2)):
+        side, arrays = random_side(name, seed)
+        bayes_features.feature_sweep([side], 7, 3, 1)
+        want += arrays
+    for width, threads in ((1, 3), (2, 2), (4, 1)):
+        (users, a), (items, b) = (random_side(n, s, width=width, n_threads=threads)
+                                  for n, s in (("user", 1), ("item", 2)))
+        bayes_features.feature_sweep([items, users], 7, 3, threads)
+        for got, expected in zip(a + b, want):
+            assert np.array_equal(got, expected)
+    # a side of over 2^20 values x columns: column blocks on several threads
+    large = dict(k=40, n_rows=3000, F=20, n_values=40000, n_threads=3)
+    runs = [random_side("item", 3, **large) for _ in range(2)]
+    assert runs[0][0].width == 4 and random_side("item", 3)[0].width == 6
+    for (side, _), threads in zip(runs, (1, 3)):
+        bayes_features.feature_sweep([side], 7, 3, threads)
+    assert all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
+def test_feature_sweep_refuses_bad_sides():
+    users, _ = random_side("user", 1)
+    with pytest.raises(ValueError, match="at most one FeatureSide per side"):
+        bayes_features.feature_sweep([users, users], 7, 3, 1)
+    with pytest.raises(ValueError, match="made for fewer than 3 threads"):
+        bayes_features.feature_sweep([users], 7, 3, 3)
+    with pytest.raises(ValueError, match="width must be 1 to 6 columns, got 7"):
+        random_side("user", 1, width=7)
+    with pytest.raises(TypeError):
+        bayes_features.feature_sweep(["user"], 7, 3, 1)
 
 
 def test_check_features_names_the_problem():

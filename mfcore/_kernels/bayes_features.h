@@ -29,7 +29,8 @@ enum {
     MF_STREAM_ITEM_FEATURE = 13
 };
 
-/* Feature columns a task: they share the pass over each feature's rows. */
+/* Feature columns a task of a side large enough to spread over threads: they share the
+ * pass over each feature's rows. (A small side is one task of all its columns.) */
 #define MF_FEATURE_BLOCK 4
 
 /* The address of column c of row v of the effective (or shift) parameters held as a bias
@@ -40,21 +41,22 @@ static inline double *mf_column_at(double *bias, double *factors, int64_t k, int
     return c == 0 ? bias + v : factors + v * k + (c - 1);
 }
 
-/* Draw columns c0 .. c0 + bb - 1 (bb <= MF_FEATURE_BLOCK) of theta (n_features rows of
- * k + 1) from the regression above, features in order, and refresh the shifts and own
- * parameters of those columns. Feature g's rows are rows[ptr[g]] .. rows[ptr[g + 1] - 1]
- * with values x[ptr[g]] ...; sq[g] = sum of its x^2; group[g] its group, whose column c
- * has mean hyper_mean[group * (k + 1) + c] and precision hyper_prec[...]. The row side:
- * effective (eff_bias, eff_factors), the total shift (shift_bias, shift_factors: the
- * feature terms plus any implicit term, so t - sum x theta = eff - m - shift), own factors
- * (own = eff - shift; the bias's own value is not stored), and its hyperparameters
- * (row_mean, row_prec, indexed by c). ``work``: n_rows * MF_FEATURE_BLOCK doubles. With
- * res_vc = eff_vc - m_c - shift_vc and theta = theta[g (k + 1) + c]:
+/* Draw columns c0 .. c0 + bb - 1 of theta (n_features rows of k + 1) from the regression
+ * above, features in order, and refresh the shifts and own parameters of those columns.
+ * Feature g's rows are rows[ptr[g]] .. rows[ptr[g + 1] - 1] with values x[ptr[g]] ...;
+ * sq[g] = sum of its x^2; group[g] its group, whose column c has mean
+ * hyper_mean[group * (k + 1) + c] and precision hyper_prec[...]. The row side: effective
+ * (eff_bias, eff_factors), the total shift (shift_bias, shift_factors: the feature terms
+ * plus any implicit term, so t - sum x theta = eff - m - shift), own factors (own = eff -
+ * shift; the bias's own value is not stored), and its hyperparameters (row_mean, row_prec,
+ * indexed by c). ``work``: (n_rows + 2) * bb doubles. With res_vc = eff_vc - m_c -
+ * shift_vc and theta = theta[g (k + 1) + c]:
  *     precision = lambda_c sq[g] + lg_c
  *     mean      = (lambda_c (sum_v x_vg res_vc + theta sq[g]) + lg_c mg_c) / precision
  *     theta'    = mean + z / sqrt(precision),  z = mf_normal(seed, stream, sweep, g, c, 0)
  *     res_vc   -= x_vg (theta' - theta)   for every row v of g.
- * Afterwards shift_vc = eff_vc - m_c - res_vc and own_vc = eff_vc - shift_vc. */
+ * Afterwards shift_vc = eff_vc - m_c - res_vc and own_vc = eff_vc - shift_vc. Each column's
+ * numbers are the same whatever bb and c0 cut the columns into tasks. */
 static inline void mf_feature_columns(double *theta, int64_t n_features, int64_t k,
                                       int64_t c0, int64_t bb, const int64_t *ptr,
                                       const int32_t *rows, const double *x, const double *sq,
@@ -66,21 +68,25 @@ static inline void mf_feature_columns(double *theta, int64_t n_features, int64_t
                                       const double *row_prec, double *work, uint64_t seed,
                                       uint64_t stream, uint64_t sweep)
 {
-    const int64_t B = MF_FEATURE_BLOCK, kk = k + 1;
+    const int64_t kk = k + 1;
+    double *MF_RESTRICT res = work;                      /* n_rows x bb */
+    double *MF_RESTRICT s = work + n_rows * bb;          /* bb: sum_v x_vg res_vc */
+    double *MF_RESTRICT step = s + bb;                   /* bb: theta' - theta */
     int64_t g, t, v, q;
     for (v = 0; v < n_rows; v++)
-        for (q = 0; q < B; q++)
-            work[v * B + q] = q < bb ? *mf_column_at(eff_bias, eff_factors, k, v, c0 + q)
-                                           - row_mean[c0 + q]
-                                           - *mf_column_at(shift_bias, shift_factors, k, v,
-                                                           c0 + q)
-                                     : 0.0;
+        for (q = 0; q < bb; q++)
+            res[v * bb + q] = *mf_column_at(eff_bias, eff_factors, k, v, c0 + q)
+                              - row_mean[c0 + q]
+                              - *mf_column_at(shift_bias, shift_factors, k, v, c0 + q);
     for (g = 0; g < n_features; g++) {
-        double s[MF_FEATURE_BLOCK] = {0.0}, step[MF_FEATURE_BLOCK] = {0.0};
-        for (t = ptr[g]; t < ptr[g + 1]; t++) {
-            const double *r = work + (int64_t)rows[t] * B;
-            for (q = 0; q < B; q++)
-                s[q] += x[t] * r[q];
+        const int64_t lo = ptr[g], hi = ptr[g + 1];
+        for (q = 0; q < bb; q++)
+            s[q] = 0.0;
+        for (t = lo; t < hi; t++) {
+            const double xt = x[t];
+            const double *MF_RESTRICT r = res + (int64_t)rows[t] * bb;
+            for (q = 0; q < bb; q++)
+                s[q] += xt * r[q];
         }
         for (q = 0; q < bb; q++) {
             int64_t c = c0 + q, h = (int64_t)group[g] * kk + c;
@@ -93,10 +99,11 @@ static inline void mf_feature_columns(double *theta, int64_t n_features, int64_t
             step[q] = value - *th;
             *th = value;
         }
-        for (t = ptr[g]; t < ptr[g + 1]; t++) {
-            double *r = work + (int64_t)rows[t] * B;
-            for (q = 0; q < B; q++)
-                r[q] -= x[t] * step[q];
+        for (t = lo; t < hi; t++) {
+            const double xt = x[t];
+            double *MF_RESTRICT r = res + (int64_t)rows[t] * bb;
+            for (q = 0; q < bb; q++)
+                r[q] -= xt * step[q];
         }
     }
     for (v = 0; v < n_rows; v++)
@@ -104,7 +111,7 @@ static inline void mf_feature_columns(double *theta, int64_t n_features, int64_t
             int64_t c = c0 + q;
             double e = *mf_column_at(eff_bias, eff_factors, k, v, c);
             double *sh = mf_column_at(shift_bias, shift_factors, k, v, c);
-            *sh = e - row_mean[c] - work[v * B + q];
+            *sh = e - row_mean[c] - res[v * bb + q];
             if (c > 0)
                 own_factors[v * k + c - 1] = e - *sh;
         }

@@ -243,6 +243,20 @@ class GibbsSweeps(Trainer):
             *pairs, ybar=ybar, zbar=zbar, user_effective=self.P_seen,
             item_effective=self.Q_seen, user_bias_shift=bias_shift["user"],
             item_bias_shift=bias_shift["item"], **vectors)
+        self.feature_sides = [
+            _features.FeatureSide(
+                side, layout["ptr"], layout["rows"], layout["x"], layout["group_ptr"],
+                layout["theta"], layout["hyper"], *self._side_arrays(side), self.n_threads)
+            for side, layout in self.features.items()]
+
+    def _side_arrays(self, side):
+        """The arrays of one side a ``FeatureSide`` updates: effective bias and factors,
+        bias and factor shifts, own factors, the row group's hyperparameters."""
+        imp = self.implicit
+        if side == "user":
+            return (self.bu, self.P_seen, imp.user_bias_shift, imp.ybar, self.P,
+                    self.user_hyper)
+        return self.bi, self.Q_seen, imp.item_bias_shift, imp.zbar, self.Q, self.item_hyper
 
     def _standardized(self, u, i):
         """The current sample's predictions in standardized units (without the mean)."""
@@ -283,17 +297,9 @@ class GibbsSweeps(Trainer):
             self.seed, sweep - 1, self.n_threads, pr["alpha_0"], pr["beta_0"], 0.0, 1.0,
             pr["alpha_lambda"], pr["beta_lambda"], self.implicit,
             0.0 if self.latent is None else 1.0)
-        for side, layout in self.features.items():
-            user = side == "user"
-            _features.feature_sweep(
-                side, layout["ptr"], layout["rows"], layout["x"], layout["group_ptr"],
-                layout["theta"], layout["hyper"], self.bu if user else self.bi,
-                self.P_seen if user else self.Q_seen,
-                self.implicit.user_bias_shift if user else self.implicit.item_bias_shift,
-                self.implicit.ybar if user else self.implicit.zbar,
-                self.P if user else self.Q, self.user_hyper if user else self.item_hyper,
-                self.seed, sweep - 1, self.n_threads, 0.0, 1.0, pr["alpha_lambda"],
-                pr["beta_lambda"])
+        if self.features:
+            _features.feature_sweep(self.feature_sides, self.seed, sweep - 1, self.n_threads,
+                                    0.0, 1.0, pr["alpha_lambda"], pr["beta_lambda"])
         if self.time is not None:
             self.time.sweep(self.residual, alpha, self.seed, sweep - 1, pr["alpha_lambda"],
                             pr["beta_lambda"])
