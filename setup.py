@@ -50,15 +50,16 @@ class BuildExt(build_ext):
             self.parallel = os.cpu_count() or 1
 
     def build_extensions(self):
+        # -g0 after Python's own -g: no debug sections, which were four fifths of each module
         ctype = self.compiler.compiler_type
         if ctype == "msvc":
             base, omp_compile, omp_link = ["/O2"], ["/openmp"], []
         elif sys.platform == "darwin":
             # Apple's clang has no OpenMP runtime of its own: the preprocessor flag plus LLVM's libomp
             # (headers and library found through CFLAGS/LDFLAGS, see tools/build_libomp_macos.sh)
-            base, omp_compile, omp_link = ["-O3"], ["-Xpreprocessor", "-fopenmp"], ["-lomp"]
+            base, omp_compile, omp_link = ["-O3", "-g0"], ["-Xpreprocessor", "-fopenmp"], ["-lomp"]
         else:
-            base, omp_compile, omp_link = ["-O3"], ["-fopenmp"], ["-fopenmp"]
+            base, omp_compile, omp_link = ["-O3", "-g0"], ["-fopenmp"], ["-fopenmp"]
             if _flag("MFCORE_NATIVE"):
                 base.append("-march=native")
         use_openmp = not _flag("MFCORE_NO_OPENMP") and _compiles_with(self.compiler, omp_compile, omp_link)

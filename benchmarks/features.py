@@ -17,7 +17,11 @@ Tables (``--tables``):
              README): RMSE without features, with user+item features, with implicit
              terms, both; on ML-100K (which has timestamps) also with the time terms
              (``fit(times=...)``, user_day), alone and with features and implicit
-             terms; myFM with the features. On ML-1M it gives validation / test RMSE.
+             terms, and that model with the ordered probit
+             (``likelihood="ordered_probit"``: RMSE of the expected rating); myFM with
+             the features (on ML-100K also with implicit terms and the date, as
+             regression and as its ordered probit, ``MyFMOrderedProbit``). On ML-1M it
+             gives validation / test RMSE.
   cold       hold out 20% of the users entirely (then 20% of the items; seed 0) of
              ML-100K's u1 split and of ML-1M's notebook split: train on the training
              part without them, score every part's ratings of the held-out ids (whose
@@ -39,11 +43,13 @@ Run (the environment with myfm; mfcore built in place):
     OMP_WAIT_POLICY=passive MFCORE_DATA=/path/to/data PYTHONPATH=.:benchmarks \\
         python benchmarks/features.py [--tables accuracy,cold,speed] [--sets ml100k,ml1m]
         [--k 10] [--sweeps 200] [--burn-in 50] [--seeds 0] [--threads 2] [--skip-myfm]
-        [--repeats 3]
+        [--repeats 3] [--rows TEXT,...]
 One command per table (the figures in docs/guide/models.md):
     cold start, both sets:   ... features.py --tables cold
     ML-1M notebook split:    ... features.py --tables accuracy --sets ml1m
     speed:                   ... features.py --tables speed
+    ordered probit, ML-100K: ... features.py --tables accuracy --sets ml100k --seeds 0,1,2
+                                 --rows "features + implicit + time,features + implicit + date"
 """
 import argparse
 import os
@@ -77,11 +83,12 @@ def quiet(fn, *args, **kw):
 
 # --- mfcore -----------------------------------------------------------------------------
 
-def fit_mfcore(train, args, seed, features=None, implicit=False, times=False):
+def fit_mfcore(train, args, seed, features=None, implicit=False, times=False,
+               likelihood="gaussian"):
     """BayesianMF on ``train``; ``times``: with the time terms (its fourth column)."""
     model = mfcore.BayesianMF(k=args.k, n_samples=args.sweeps - args.burn_in,
                               burn_in=args.burn_in, seed=seed, n_threads=args.threads,
-                              implicit=implicit)
+                              implicit=implicit, likelihood=likelihood)
     start = time.perf_counter()
     model.fit(train[:, 0], train[:, 1], train[:, 2], times=train[:, 3] if times else None,
               **({} if features is None else dict(user_features=features[0],
@@ -120,11 +127,13 @@ def implicit_block(own, other, train, n_other):
     return sps.diags(norm) @ m
 
 
-def fit_myfm(myfm, train, tests, tables, args, seed, implicit=False, times=False):
+def fit_myfm(myfm, train, tests, tables, args, seed, implicit=False, times=False,
+             probit=False):
     """myFM with relation blocks; ``implicit``: both SVD++ sums in the blocks (as mfcore's
     implicit=True), ``times``: the rating's date one-hot as the dense part (myFM's
-    ML-100K extended example). Returns the predictions for each of ``tests`` and the
-    fit's seconds."""
+    ML-100K extended example); ``probit``: its ordered probit (classes: the distinct
+    training ratings), predicting the expected rating. Returns the predictions for each
+    of ``tests`` and the fit's seconds."""
     import scipy.sparse as sps
     uid = np.unique(np.concatenate([train[:, 0]] + [t[:, 0] for t in tests]))
     iid = np.unique(np.concatenate([train[:, 1]] + [t[:, 1] for t in tests]))
@@ -151,12 +160,17 @@ def fit_myfm(myfm, train, tests, tables, args, seed, implicit=False, times=False
                 myfm.RelationBlock(np.searchsorted(iid, part[:, 1]), iblock)]
 
     groups = ([len(days)] if times else []) + ugroups + igroups
+    classes = np.unique(train[:, 2])
     start = time.perf_counter()
-    fm = myfm.MyFMRegressor(rank=args.k, random_seed=seed).fit(
-        dense(train), train[:, 2].astype(float), X_rel=blocks(train),
+    kind, target = ((myfm.MyFMOrderedProbit, np.searchsorted(classes, train[:, 2])) if probit
+                    else (myfm.MyFMRegressor, train[:, 2].astype(float)))
+    fm = kind(rank=args.k, random_seed=seed).fit(
+        dense(train), target, X_rel=blocks(train),
         n_iter=args.sweeps, n_kept_samples=args.sweeps - args.burn_in,
         group_shapes=groups, callback=lambda *a: (False, None))
     seconds = time.perf_counter() - start
+    if probit:
+        return [fm.predict_proba(dense(t), X_rel=blocks(t)) @ classes for t in tests], seconds
     lo, hi = train[:, 2].min(), train[:, 2].max()
     return [np.clip(fm.predict(dense(t), X_rel=blocks(t)), lo, hi) for t in tests], seconds
 
@@ -174,23 +188,34 @@ def accuracy(args, myfm, sets):
         if train.shape[1] > 3:  # timestamps (ML-100K)
             variants += [("+ time (user_day)", None, False, True),
                          ("+ features + implicit + time", tables, True, True)]
-        for label, feats, imp, times in variants:
+        variants = [v + ("gaussian",) for v in variants]
+        if train.shape[1] > 3:  # the ordinal output beside its regression twin
+            variants.append(("+ features + implicit + time, ordered probit", tables, True,
+                             True, "ordered_probit"))
+        for label, feats, imp, times, likelihood in picked(variants, args):
             scores, secs = [], []
             for seed in args.seeds:
-                model, s = fit_mfcore(train, args, seed, feats, imp, times)
+                model, s = fit_mfcore(train, args, seed, feats, imp, times, likelihood)
                 scores.append([rmse(predict_mfcore(model, t, feats), t[:, 2]) for t in tests])
                 secs.append(s)
             print(f"| {name} | {label} | {fmt(scores)} | {np.median(secs):.1f} |")
-        peers = [("myFM + features", False, False)]
+        peers = [("myFM + features", False, False, False)]
         if train.shape[1] > 3:
-            peers.append(("myFM + features + implicit + date", True, True))
-        for label, imp, times in peers if myfm is not None else []:
+            peers += [("myFM + features + implicit + date", True, True, False),
+                      ("myFM + features + implicit + date, ordered probit", True, True, True)]
+        for label, imp, times, probit in picked(peers, args) if myfm is not None else []:
             scores, secs = [], []
             for seed in args.seeds:
-                preds, s = fit_myfm(myfm, train, tests, tables, args, seed, imp, times)
+                preds, s = fit_myfm(myfm, train, tests, tables, args, seed, imp, times, probit)
                 scores.append([rmse(p, t[:, 2]) for p, t in zip(preds, tests)])
                 secs.append(s)
             print(f"| {name} | {label} | {fmt(scores)} | {np.median(secs):.1f} |")
+
+
+def picked(rows, args):
+    """The rows whose label holds one of ``--rows``' comma-separated texts (all without)."""
+    wanted = [w for w in (args.rows or "").split(",") if w]
+    return [r for r in rows if not wanted or any(w in r[0] for w in wanted)]
 
 
 def fmt(scores):
@@ -320,6 +345,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3, help="speed: fits of each mfcore model")
     ap.add_argument("--skip-myfm", action="store_true")
+    ap.add_argument("--rows", default="", help="accuracy rows whose label holds one of these "
+                    "comma-separated texts (e.g. 'implicit + time,implicit + date')")
     args = ap.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     root = os.environ.get("MFCORE_DATA")

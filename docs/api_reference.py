@@ -12,7 +12,7 @@ from mfcore.estimators import Estimator
 #: Public modules that ``import mfcore`` does not import (optional dependencies, or kept out
 #: of the import to keep it light): each gets a page listing its ``__all__``.
 SEPARATE_MODULES = ["mfcore.metrics", "mfcore.sklearn", "mfcore.dask", "mfcore.progress", "mfcore.simd", "mfcore.cli",
-                    "mfcore.timeterms"]
+                    "mfcore.timeterms", "mfcore.ordinal"]
 
 SECTIONS = [
     ("Estimators", "Each fits ratings and *is* a :class:`~mfcore.FactorModel` once fitted."),

@@ -112,26 +112,65 @@ def test_class_probabilities_sum_to_one_and_widen_with_the_variance():
     assert wide[1, 0] > sharp[1, 0] and wide[1, 3] < sharp[1, 3]  # mass moves to the far class
 
 
-def test_the_cut_point_step_leaves_its_conditional_invariant():
-    """Given f, the Metropolis-Hastings step samples p(cut | f, classes): started at the
-    truth, many steps' mean is the truth's neighbourhood and the draws are spread (not
-    stuck), and the acceptance rate is high."""
-    rng = np.random.default_rng(0)
-    f = rng.normal(0, 1, 20000)
+def ordinal_sample(n, truth, seed):
+    """Latent means f ~ N(0, 1) and the classes of f + N(0, 1) cut at ``truth``."""
+    rng = np.random.default_rng(seed)
+    f = rng.normal(0, 1, n)
+    return f, 1.0 + np.searchsorted(truth, f + rng.normal(0, 1, n))
+
+
+def test_cut_statistics_are_the_likelihood_its_gradient_and_hessian():
     truth = np.array([-1.0, 0.2, 1.1])
-    stars = 1.0 + np.searchsorted(truth, f + rng.normal(0, 1, len(f)))
+    f, stars = ordinal_sample(500, truth, 3)
+    latent = LatentRatings(stars, 2)
+    residual = -f  # z = 0: f = z - residual
+
+    def ll(cut):
+        bounds = np.r_[-np.inf, cut, np.inf]
+        c = latent.classes
+        return sum(math.log(Phi(b - x) - Phi(a - x))
+                   for a, b, x in zip(bounds[c], bounds[c + 1], f))
+
+    cut = truth + 0.05
+    value, grad, diag, off = bayes.cut_statistics(latent.z, residual, latent.classes, cut, 2)
+    assert value == pytest.approx(ll(cut), rel=1e-12)
+    h, step = np.eye(3) * 1e-5, []
+    for j in range(3):
+        assert grad[j] == pytest.approx((ll(cut + h[j]) - ll(cut - h[j])) / 2e-5, rel=1e-5)
+        g_plus = bayes.cut_statistics(latent.z, residual, latent.classes, cut + h[j], 1)[1]
+        g_minus = bayes.cut_statistics(latent.z, residual, latent.classes, cut - h[j], 1)[1]
+        step.append((g_plus - g_minus) / 2e-5)
+    hessian = np.array(step)
+    assert np.allclose(np.diag(hessian), diag, rtol=1e-4)
+    assert np.allclose(np.diag(hessian, 1), off, rtol=1e-4)
+    assert np.allclose(np.diag(hessian, 2), 0, atol=1e-6)  # tridiagonal
+
+
+def test_the_cut_point_step_samples_its_conditional():
+    """Given f, the Metropolis-Hastings step samples p(cut | f, classes) (flat prior, the
+    first cut point fixed): with three classes that is one free point, whose posterior is
+    computed here on a grid; the chain's mean and spread match it, and it accepts most
+    proposals."""
+    truth = np.array([-0.5, 0.7])
+    f, stars = ordinal_sample(3000, truth, 4)
     latent = LatentRatings(stars, 1)
-    latent.cut = truth.copy() + np.array([0.0, 0.3, -0.3])  # the first is fixed
-    latent.cut[0] = truth[0]
+    latent.cut = truth.copy()
     residual = -f
     draws = []
-    for sweep in range(300):
-        latent._draw_cutpoints(residual, 7, sweep)
-        draws.append(latent.cut.copy())
-    draws = np.array(draws[50:])
-    assert latent.accepted > 200
-    assert np.abs(draws.mean(axis=0) - truth).max() < 0.05
-    assert (draws[:, 1:].std(axis=0) > 0.005).all() and draws[:, 0].std() == 0
+    for sweep in range(2000):
+        latent._draw_cutpoints(residual, 11, sweep)
+        draws.append(latent.cut[1])
+    grid = np.linspace(0.45, 0.95, 801)
+    log_post = np.array([bayes.cut_statistics(latent.z, residual, latent.classes,
+                                              np.array([truth[0], g]), 1)[0] for g in grid])
+    weight = np.exp(log_post - log_post.max())
+    weight /= weight.sum()
+    mean = weight @ grid
+    sd = math.sqrt(weight @ (grid - mean) ** 2)
+    draws = np.array(draws)
+    assert latent.accepted > 1600
+    assert abs(draws.mean() - mean) < 4 * sd / math.sqrt(len(draws) / 3)  # (autocorrelated)
+    assert draws.std() == pytest.approx(sd, rel=0.1)
 
 
 def test_latent_draws_fall_in_their_class_and_do_not_depend_on_threads():

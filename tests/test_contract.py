@@ -32,6 +32,28 @@ class TestBayesianMFImplicit(EstimatorContract):
     planted = {"k": 4, "n_samples": 60, "burn_in": 20, "implicit": True}
 
 
+class TestBayesianMFOrdinal(EstimatorContract):
+    """The ordered probit on the planted ratings rounded to stars (an ordinal scale)."""
+    estimator = mfcore.BayesianMF
+    fast = {"k": 4, "n_samples": 4, "burn_in": 1, "likelihood": "ordered_probit"}
+
+    @pytest.fixture
+    def data(self, make_planted):
+        users, items, ratings = make_planted(n_users=120, n_items=90, density=0.3, seed=3)
+        return users, items, np.clip(np.round(ratings), 1, 5)
+
+    def test_planted_low_rank_data_is_recovered_near_its_noise(self, make_planted, train_test):
+        """Stars cut from the planted ratings: the expected rating predicts them at least as
+        well as the Gaussian model does."""
+        users, items, ratings = make_planted(noise=0.3)
+        (tu, ti, tr), (vu, vi, vr) = train_test(users, items, np.clip(np.round(ratings), 1, 5))
+        settings = {"k": 4, "n_samples": 40, "burn_in": 20}
+        probit = self.estimator(**settings, likelihood="ordered_probit").fit(tu, ti, tr)
+        gaussian = self.estimator(**settings).fit(tu, ti, tr)
+        assert (probit.evaluate(vu, vi, vr)["rmse"]
+                <= gaussian.evaluate(vu, vi, vr)["rmse"] + 0.005)
+
+
 class TestImplicitALS(EstimatorContract):
     estimator = mfcore.ImplicitALS
     fast = {"k": 4, "iterations": 3}

@@ -796,11 +796,15 @@ cdef extern from "bayes_probit.h" nogil:
     double mf_log_ndtr(double x)
     double mf_truncated_normal(double a, double b, double u)
     double mf_ndtr(double x)
-    double mf_expected_value(double f, const double* cut, const double* values, int64_t n_cut)
     void mf_cut_terms(int64_t c, int64_t n_classes, double f, const double* cut, double* ll,
                       double* grad, double* diag, double* off)
 
 STREAMS.update(latent=MF_STREAM_LATENT, cutpoints=MF_STREAM_CUTPOINTS)
+
+#: A latent rating whose class has more mass than this is drawn from the CDF values
+#: directly (``latent_draw``); the largest probability whose normal quantile is finite.
+cdef double DIRECT_MASS = 1e-3
+cdef double DIRECT_TOP = 1.0 - 1.1102230246251565e-16
 
 
 cdef _check_classes(const double[::1] z, const double[::1] residual,
@@ -849,8 +853,11 @@ def latent_draw(double[::1] z, double[::1] residual, const int8_t[::1] classes,
     classes[t]; its new z[t] is f + a standard normal truncated to (cut[c - 1] - f,
     cut[c] - f], from the uniform keyed on (seed, MF_STREAM_LATENT, sweep, t, coord), and
     residual[t] becomes z[t] - f. The error is values[c] minus the expected value of the
-    class at f (``mf_expected_value``), summed in chunks of CHUNK in chunk order: the
-    result is the same for any ``n_threads``."""
+    class at f, summed in chunks of CHUNK in chunk order: the result is the same for any
+    ``n_threads``. The CDF values Phi(cut_j - f) the expected value needs also give the
+    class's mass P and the inverse-CDF draw, Phi^-1(Phi(a) + u P), when P > DIRECT_MASS
+    (then their absolute accuracy is enough); a class of less mass, in a tail, is drawn
+    in logs (``mf_truncated_normal``), exact there."""
     cdef int64_t n_classes = _check_classes(z, residual, classes, cut)
     cdef int64_t n = z.shape[0], n_chunks = (n + SSE_CHUNK - 1) // SSE_CHUNK
     cdef int64_t n_cut = n_classes - 1, task, t, lo, hi, c
@@ -859,8 +866,9 @@ def latent_draw(double[::1] z, double[::1] residual, const int8_t[::1] classes,
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     cdef double[::1] partial = np.zeros(max(n_chunks, 1), dtype=np.float64)
-    cdef double f, a, b, err, acc, u
+    cdef double f, a, b, err, acc, u, F, pa, pb, expected, x
     cdef double inf = float("inf")
+    cdef int64_t j
     for task in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
         lo = task * SSE_CHUNK
         hi = min(lo + SSE_CHUNK, n)
@@ -868,12 +876,25 @@ def latent_draw(double[::1] z, double[::1] residual, const int8_t[::1] classes,
         for t in range(lo, hi):
             f = z[t] - residual[t]
             c = classes[t]
+            expected, pa, pb = values[0], 0.0, 1.0
+            for j in range(n_cut):
+                F = mf_ndtr(cut[j] - f)
+                expected = expected + (values[j + 1] - values[j]) * (1.0 - F)
+                if j == c - 1:
+                    pa = F
+                elif j == c:
+                    pb = F
+            u = mf_unit(mf_draw_block(seed, MF_STREAM_LATENT, sweep, t, coord, 0).v[0])
             a = cut[c - 1] - f if c > 0 else -inf
             b = cut[c] - f if c < n_cut else inf
-            u = mf_unit(mf_draw_block(seed, MF_STREAM_LATENT, sweep, t, coord, 0).v[0])
-            z[t] = f + mf_truncated_normal(a, b, u)
+            if pb - pa > DIRECT_MASS:
+                x = mf_normal_quantile(min(pa + u * (pb - pa), DIRECT_TOP))
+                x = min(max(x, a), b)
+            else:
+                x = mf_truncated_normal(a, b, u)
+            z[t] = f + x
             residual[t] = z[t] - f
-            err = values[c] - mf_expected_value(f, &cut[0], &values[0], n_cut)
+            err = values[c] - expected
             acc = acc + err * err
         partial[task] = acc
     cdef double sse = 0.0

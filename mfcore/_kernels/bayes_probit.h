@@ -128,18 +128,6 @@ static inline double mf_truncated_normal(double a, double b, double u)
     return flip ? -x : x;
 }
 
-/* The expected class value of a latent mean f given the cut points (n_cut = C - 1) and
- * the class values: v_0 + sum_j (v_{j+1} - v_j) P(z > cut_j), z ~ N(f, 1). */
-static inline double mf_expected_value(double f, const double *cut, const double *values,
-                                       int64_t n_cut)
-{
-    double out = values[0];
-    int64_t j;
-    for (j = 0; j < n_cut; j++)
-        out += (values[j + 1] - values[j]) * mf_ndtr(f - cut[j]);
-    return out;
-}
-
 /* One rating's contribution to the log-likelihood of the cut points (class c of C, latent
  * mean f), to its gradient (grad[j]: d/d cut_j) and to its Hessian, which is tridiagonal:
  * diag[j] = d2/d cut_j^2, off[j] = d2/d cut_j d cut_{j+1}. With g_b = phi(b) / P and
