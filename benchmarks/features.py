@@ -324,9 +324,11 @@ def speed(args, myfm, sets):
             sweep = np.median([v[1] for v in values])
             print(f"| {name} | {label} | {fit[label]:.2f} | {fit[label] / args.sweeps:.4f} | "
                   + ("-" if np.isnan(sweep) else f"{sweep:.4f}") + " |")
-        plain, feats = (np.median([v[1] for v in rows[k]]) for k in list(rows)[:2])
-        line = (f"{name}: a sweep with features / without {feats / plain:.2f}x (fits "
-                f"{fit['BayesianMF + features'] / fit['BayesianMF']:.2f}x)")
+        # the ratio of each pair of fits run one after the other (robust to load drifting
+        # between pairs), then their median
+        pairs = [(f[1] / p[1], f[0] / p[0]) for p, f in zip(*(rows[k] for k in list(rows)[:2]))]
+        line = (f"{name}: a sweep with features / without {np.median([r[0] for r in pairs]):.2f}x"
+                f" (fits {np.median([r[1] for r in pairs]):.2f}x; medians of the pairs' ratios)")
         if "myFM + features" in fit:
             line += (f"; myFM + features / BayesianMF + features, fit time "
                      f"{fit['myFM + features'] / fit['BayesianMF + features']:.1f}x")
