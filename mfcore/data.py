@@ -339,11 +339,22 @@ class RatingSummary:
 
 #: ratings within these magnitudes have squares that float64 holds as normal numbers
 _SQUARE_SAFE = (2.0 ** -500, 2.0 ** 500)
+#: Ratings a chunked pass over the data handles at a time (bounds its temporaries).
+_CHUNK = 1 << 18
 
 
 def _exact_square_sum(r):
     """The exact sum of the ratings' squares, each square rounded once in float64 (exact
     for float32 ratings), as a ``Fraction``: the same value wherever it is computed.
+    Summed a chunk at a time, which the exact sums make independent of the chunks: no
+    float64 copy of all the ratings."""
+    r = np.asarray(r).reshape(-1)
+    return sum((_square_sum_part(r[start:start + _CHUNK]) for start in range(0, r.size, _CHUNK)),
+               fractions.Fraction(0))
+
+
+def _square_sum_part(r):
+    """``_exact_square_sum`` of one chunk.
 
     Beyond about 1e+-150 a square would overflow to inf or lose its digits to underflow
     (ratings of 1e200 gave a false "all ratings are equal" warning), so there each
@@ -417,11 +428,16 @@ def prepare(users, items, ratings, dtype, duplicates, user_map=None, item_map=No
     given = {} if times is None else {"times": times}
     if check_lengths(users=users, items=items, ratings=ratings, **given) == 0:
         raise ValueError("cannot fit on empty data: no ratings given")
+    # each side's normalized ids (int64 or text) released once mapped (memory per rating)
     if user_map is not None:
-        u, i = user_map.extend(users, "users"), item_map.extend(items, "items")
+        u = user_map.extend(users, "users")
+        del users
+        i = item_map.extend(items, "items")
     else:
         user_map, u = IdMap.fit(users, "users")
+        del users
         item_map, i = IdMap.fit(items, "items")
+    del items
     u, i, ratings, keys, times = merge_duplicates(u, i, ratings, user_map, item_map,
                                                   duplicates, times)
     return Ratings(u, i, ratings, user_map, item_map, keys, times)
@@ -441,7 +457,7 @@ def warn_if_implausible(data):
              "timestamps" + (f" (dates {dates[0]} to {dates[1]})" if dates else "")
              + ": was the timestamp column passed as the ratings?", UserWarning)
     if len(r) >= 100:
-        lone = ((np.bincount(data.u)[data.u] == 1) & (np.bincount(data.i)[data.i] == 1)).mean()
+        lone = ((np.bincount(data.u) == 1)[data.u] & (np.bincount(data.i) == 1)[data.i]).mean()
         if lone >= 0.5:
             warn(f"{100 * lone:.0f}% of the {len(r):,} ratings are the only rating of both their "
                  "user and their item: they link no users to each other, so there is nothing "
@@ -455,11 +471,14 @@ def merge_duplicates(u, i, ratings, user_map, item_map, policy, times=None):
     ``u * n_items + i`` (None with "keep"), reused for the seen items."""
     if policy == "keep":
         return u, i, ratings, None, times
-    key = u.astype(np.int64) * len(item_map) + i
-    keys = sorted_unique(key)  # one plain sort: the usual number of duplicates is 0
-    n_dup = len(key) - len(keys)
+    keys = _pair_keys(u, i, len(item_map))
+    keys.sort()  # in place, one plain sort: the usual number of duplicates is 0
+    repeats = keys[1:] == keys[:-1]
+    n_dup = int(np.count_nonzero(repeats))
     if n_dup == 0:
         return u, i, ratings, keys, times
+    del keys, repeats
+    key = _pair_keys(u, i, len(item_map))
     order = np.argsort(key, kind="stable")  # equal keys stay in input order
     key = key[order]
     first = order[np.flatnonzero(key[1:] == key[:-1])[0]]
@@ -469,6 +488,14 @@ def merge_duplicates(u, i, ratings, user_map, item_map, policy, times=None):
         times = merge_sorted(key, times[order], policy)[1]
     n_items = len(item_map)
     return (keys // n_items).astype(np.int32), (keys % n_items).astype(np.int32), merged, keys, times
+
+
+def _pair_keys(u, i, n_items):
+    """``u * n_items + i`` as int64, one key per (user, item) pair."""
+    key = u.astype(np.int64)
+    key *= n_items
+    key += i
+    return key
 
 
 def merge_sorted(key, ratings, policy):
@@ -565,10 +592,13 @@ def seen_csr(u, i, n_users, n_items, keys=None):
     """
     key = keys if keys is not None else sorted_unique(
         np.asarray(u, np.int64) * n_items + np.asarray(i, np.int64))
-    rows = key // n_items
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
-    return indptr, (key % n_items).astype(np.int32)
+    # the keys are sorted, so row r's are those in [r n_items, (r + 1) n_items); the items
+    # are computed a chunk at a time (no int64 temporary the size of the data)
+    indptr = np.searchsorted(key, np.arange(n_users + 1, dtype=np.int64) * n_items)
+    items = np.empty(key.size, dtype=np.int32)
+    for start in range(0, key.size, _CHUNK):
+        items[start:start + _CHUNK] = key[start:start + _CHUNK] % n_items
+    return indptr.astype(np.int64, copy=False), items
 
 
 def _csr_pairs(indptr, items):

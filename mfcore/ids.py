@@ -160,7 +160,9 @@ def factorize(values):
     if values.dtype.kind in "iu" and values.size:
         low, high = int(values.min()), int(values.max())
         if _table_pays(high - low + 1, values.size):
-            offsets = values - low
+            # int32 offsets where the span allows: no int64 copy of the ids
+            narrow = np.int32 if high - low < np.iinfo(np.int32).max else np.int64
+            offsets = np.subtract(values, low, out=np.empty(values.size, narrow), casting="unsafe")
             present = np.zeros(high - low + 1, dtype=bool)
             present[offsets] = True
             codes = np.cumsum(present, dtype=np.int32)

@@ -177,7 +177,11 @@ class Search:
                         "{0} is an option of the search itself, the same for every trial, "
                         "not a grid parameter: set it once (e.g. {1})", Setting(name),
                         Setting(name, example)))
-            type(base)().set_params(**dict(base.get_params(), **params))._checked_params()
+            trial = type(base)().set_params(**dict(base.get_params(), **params))
+            if trial.max_epochs(trial._checked_params()) < 1:  # a trial must have a score
+                raise p.InvalidParameterError(trial.epochs_param, getattr(trial, trial.epochs_param),
+                                              "at least 1 in a search (a trial of no "
+                                              f"{trial.epoch_word} has no validation score)")
         return base, candidates
 
     def fit(self, users, items=None, ratings=None, *, columns=None):
@@ -219,8 +223,9 @@ class Search:
                         errors.append(error)
                         break
                     kept = trial.best_epoch_ or trial.n_epochs_  # the epoch the model keeps
-                    scores.append(next(h["val_rmse"] for h in trial.history_
-                                       if h["epoch"] == kept))
+                    scored = [h["val_rmse"] for h in trial.history_ if h["epoch"] == kept]
+                    # (no epoch run, e.g. epochs=0: the initial model is what it keeps)
+                    scores.append(scored[0] if scored else trial._rmse_rows(*val_part))
                     epochs.append(kept)
                 if error:
                     results.append(dict(params, val_rmse=np.nan, val_rmse_std=np.nan,

@@ -274,6 +274,23 @@ def test_search_over_a_sampler_without_warm_start(make_planted):
     assert [r["status"] for r in search.results_] == ["ok", "ok"]
 
 
+def test_a_search_of_zero_epochs_scores_the_initial_model(make_planted, capsys, tmp_path):
+    # fuzz finding (issue 20's CLI target): 'mfcore tune train.csv --epochs 0' raised a bare
+    # StopIteration: no epoch had a validation score to read
+    from mfcore.cli import main
+    data = make_planted(n_users=40, n_items=30, noise=0.3)
+    search = Search({"k": [2, 3]}, base=mfcore.Model(epochs=0), refit=False).fit(*data)
+    mean_only = mfcore.Model(epochs=0).fit(*data)
+    assert [r["status"] for r in search.results_] == ["ok", "ok"]
+    assert all(np.isfinite(r["val_rmse"]) and r["best_epoch"] == 0 for r in search.results_)
+    assert search.results_[0]["val_rmse"] < 2 * mean_only.evaluate(*data)["rmse"]
+    import pandas as pd
+    path = tmp_path / "train.csv"
+    pd.DataFrame(dict(zip(("user", "item", "rating"), data))).to_csv(path, index=False)
+    assert main(["tune", str(path), "--epochs", "0", "--grid", "k=2,3"]) == 0
+    assert "best:" in capsys.readouterr().out
+
+
 def test_exact_sum_is_the_exact_sum_in_any_order_and_grouping():
     """The mean a fit uses comes from ``exact_sum``: parts (Dask workers) must add up to it."""
     import fractions

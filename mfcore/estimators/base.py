@@ -392,6 +392,7 @@ class Estimator(FactorModel):
         if seen:
             self.seen_indptr_, self.seen_items_ = seen_csr(
                 data.u, data.i, len(data.user_map), len(data.item_map), keys=data.keys)
+            data.keys = None  # the seen items hold what they said: 8 B a rating less in training
         else:
             self.seen_indptr_ = self.seen_items_ = None
 

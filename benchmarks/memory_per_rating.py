@@ -1,0 +1,97 @@
+"""Peak memory per rating of a local fit (SGD, ALS), with LIBMF beside it: issue 22's figure.
+
+Each fit runs in a fresh process under ``/usr/bin/time -v``; its "Maximum resident set
+size" is the peak. For each synthetic shape (``mfcore.datasets.synthetic``):
+
+* ``input``: a process that imports mfcore and loads the ratings as the three arrays a
+  fit takes (int32 users, int32 items, float32 ratings: 12 B a rating), and does not fit;
+* ``SGD`` and ``ALS``: the same, then a fit (k, a few epochs, 2 threads);
+* ``LIBMF``: ``mf-train`` on the same ratings as its text file (``$LIBMF_TRAIN`` or
+  ``mf-train`` on PATH; skipped with the reason otherwise), same k and iterations.
+
+Printed per row: the peak in MB, the peak per rating, and the fit's own part, (peak -
+the input process's peak) per rating: what training adds to data already in memory.
+
+    PYTHONPATH=. python benchmarks/memory_per_rating.py [--shapes ml-10m,ml-20m] [--k 32]
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+import mfcore
+
+CHILD = """
+import sys, numpy as np, mfcore
+folder, algorithm, k, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+users, items, ratings = (np.load(f"{folder}/{name}.npy") for name in ("users", "items", "ratings"))
+if algorithm == "SGD":
+    mfcore.SGD(k=k, epochs=epochs, n_threads=2, seed=0).fit(users, items, ratings)
+elif algorithm == "ALS":
+    mfcore.ALS(k=k, iterations=epochs, n_threads=2, seed=0).fit(users, items, ratings)
+"""
+
+
+def peak_mb(command, env=None):
+    """Peak resident set size of ``command`` in MB (GNU time's 'Maximum resident set size')."""
+    result = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True,
+                            env=env, check=True)
+    return int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1)) / 1024
+
+
+def write_shape(shape, folder):
+    """The shape's ratings as .npy arrays and as LIBMF's text file; returns their count."""
+    data = mfcore.datasets.synthetic(shape, seed=0)
+    arrays = {"users": data.user.to_numpy(np.int32), "items": data.item.to_numpy(np.int32),
+              "ratings": data.rating.to_numpy(np.float32)}
+    for name, values in arrays.items():
+        np.save(os.path.join(folder, f"{name}.npy"), values)
+    if libmf():
+        with open(os.path.join(folder, "train.txt"), "w") as fh:
+            for start in range(0, len(data), 1 << 20):
+                part = slice(start, start + (1 << 20))
+                np.savetxt(fh, np.c_[arrays["users"][part], arrays["items"][part],
+                                     arrays["ratings"][part]], fmt="%d %d %g")
+    return len(data)
+
+
+def libmf():
+    return os.environ.get("LIBMF_TRAIN") or shutil.which("mf-train")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shapes", default="ml-10m,ml-20m")
+    ap.add_argument("--k", type=int, default=32)
+    ap.add_argument("--epochs", type=int, default=3)
+    args = ap.parse_args(argv)
+    env = dict(os.environ, OMP_WAIT_POLICY="passive")
+    print(f"k={args.k}, {args.epochs} epochs/iterations, 2 threads; load {os.getloadavg()[0]:.1f}")
+    print("| shape | process | peak MB | peak B/rating | fit's own B/rating |")
+    print("|---|---|---|---|---|")
+    for shape in args.shapes.split(","):
+        with tempfile.TemporaryDirectory() as folder:
+            n = write_shape(shape, folder)
+            rows = {}
+            for algorithm in ("input", "SGD", "ALS"):
+                rows[algorithm] = peak_mb([sys.executable, "-c", CHILD, folder, algorithm,
+                                           str(args.k), str(args.epochs)], env)
+            if libmf():
+                rows["LIBMF"] = peak_mb([libmf(), "-k", str(args.k), "-t", str(args.epochs),
+                                         "-s", "2", "--quiet", os.path.join(folder, "train.txt"),
+                                         os.path.join(folder, "model")], env)
+            else:
+                print(f"| {shape} | LIBMF | skipped: mf-train is not on PATH (set LIBMF_TRAIN) | | |")
+            for name, mb in rows.items():
+                own = "" if name in ("input", "LIBMF") else f"{(mb - rows['input']) * 2**20 / n:.1f}"
+                print(f"| {shape} ({n:,} ratings) | {name} | {mb:,.0f} | {mb * 2**20 / n:.1f} | {own} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
