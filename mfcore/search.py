@@ -177,11 +177,7 @@ class Search:
                         "{0} is an option of the search itself, the same for every trial, "
                         "not a grid parameter: set it once (e.g. {1})", Setting(name),
                         Setting(name, example)))
-            trial = type(base)().set_params(**dict(base.get_params(), **params))
-            if trial.max_epochs(trial._checked_params()) < 1:  # a trial must have a score
-                raise p.InvalidParameterError(trial.epochs_param, getattr(trial, trial.epochs_param),
-                                              "at least 1 in a search (a trial of no "
-                                              f"{trial.epoch_word} has no validation score)")
+            type(base)().set_params(**dict(base.get_params(), **params))._checked_params()
         return base, candidates
 
     def fit(self, users, items=None, ratings=None, *, columns=None):
