@@ -21,27 +21,44 @@ the Dask DataFrame of 8 partitions persisted on the workers first):
 * medians over iterations 2..n, the median of the pairwise Dask/local ratios, and whether
   the fitted arrays equal the local fit's bit for bit.
 
-The wall time of a step excludes what the driver does around it (the finiteness check,
-validation, the history), the same for both. The client's actor calls go through the
+An iteration is timed as the driver runs it (``iteration``: the trainer's step, the
+finiteness check of the model's arrays, the penalty), without validation and the history,
+the same for both: the local penalty and check run on the client, a shard computes its
+bands' penalty and finiteness in its step. The client's actor calls go through the
 scheduler (a default ``Client``): with worker-to-worker exchange that is W small calls per
 iteration.
 
-A written model for a bigger job (printed at the end, from the measured figures): N ratings,
-m users, n items, k factors, W workers of T threads, link B bytes/s full duplex; per
-iteration
+A written model for a bigger job (``model_1e9``, printed at the end from the measured figures;
+``dask_scaling.py`` prints the same): N ratings, m users, n items, k factors, W workers of T
+threads, links of B bytes/s each way; per iteration, from what the code exchanges
+(``exchanged``, checked here against the bytes each worker wrote at the layouts run):
 
 * compute: the workers' CPU-seconds per rating measured here (client and scheduler
   excluded: their CPU is Dask's own bookkeeping, about constant per wall second), times N,
-  over W T threads;
-* ALS, worker to worker: each worker sends its band of each side to the W - 1 others and
-  receives theirs: ``(W - 1) / W x S`` bytes in and out, ``S = (m + n)(k + 1) 4``; the
-  client and scheduler carry W calls of scalars;
-* ALS through the client (before): ``(W + 1) S`` through the client, twice through the
-  scheduler's event loop.
+  over the threads that can work at once (W T; DSGD: W min(T, g / W), one block per user
+  group and round);
+* ALS: each half, every worker sends its solved band (factors and biases in the model's
+  dtype, b bytes) to the W - 1 others: ``(W - 1) / W (m + n)(k + 1) b`` out and as much in;
+* BayesianMF: the same for both sides in float64 (the chain's state), plus each half the
+  residual (8 bytes) of every rating whose user band and item band differ, one way:
+  ``2 x 8 x cross / W`` (``cross``: ``(W - 1) / W N`` when bands are independent);
+* DSGD: at each of an epoch's g round changes an item group moves to another worker with
+  probability ``1 - (g / W - 1) / (g - 1)``: ``g x that x n (k + 1) b / W`` per worker;
+  and the model (``(m + n)(k + 1) b``) crosses the client's link after every epoch: the
+  history's penalty is the local one bit for bit only over the whole model in one place
+  (a sum of the shards' parts would round differently; an exact sum would change the
+  local history's last bits, which the reference fixtures record);
+* the client and the scheduler carry W calls of scalars (ALS, BayesianMF; with validation
+  data or a callback, the model too); each synchronous exchange step
+  (ALS 2, BayesianMF 5, DSGD g) adds a round trip (``LATENCY``).
 
-The model neglects what the measurement shows to be small here (the calls' latency, the
-per-row solve's share at another users-per-rating ratio) and adds compute and exchange
-(no overlap): an upper bound if the links are as fast as stated.
+The model adds compute, the exchange and latency (the code overlaps none of them); the
+exchange takes the longer of its bytes over the link and the workers' CPU for them
+(serializing, sending, receiving and copying into the model: ``exchange_cost`` measures
+it per byte between 2 workers, about 1-2 ns here, so Dask's comms, not a 10 Gbit/s link,
+set the pace). An upper bound if the links are as fast as stated. Compute grows with the rows per
+rating as well as the ratings (each row solves or draws a (k + 1)-system): measure it on
+``--shape netflix-1m`` (25,000 users, 500 items, 1M ratings), the job's proportions.
 """
 import argparse
 import multiprocessing
@@ -49,9 +66,38 @@ import os
 import statistics
 import time
 
-from dask_scaling import estimator  # the rows' estimators, as the scaling benchmark builds them
-
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+#: Shapes beyond ``mfcore.datasets.synthetic``'s presets: the written model's job scaled
+#: down 1000 times (the same ratings per user and per item)
+SHAPES = {"netflix-1m": {"n_users": 25_000, "n_items": 500, "n_ratings": 1_000_000}}
+
+#: The job of the written model: a Netflix-like billion ratings, 16 workers x 8 threads,
+#: 10 Gbit/s links (1.25 GB/s each way)
+BIG = {"n_ratings": 1e9, "users": 25e6, "items": 0.5e6, "k": 32, "workers": 16, "threads": 8,
+       "link": 1.25e9}
+
+#: Seconds a synchronous exchange step costs beyond its bytes: an empty actor call worker to
+#: worker measured 2.0 ms here (../shared/reports/dask-2026-12-07.md, b5)
+LATENCY = 2e-3
+
+
+def estimator(algorithm, k, iterations, **extra):
+    """The estimator of one benchmark row (BayesianMF: 2 burn-in sweeps, then samples)."""
+    import mfcore
+    if algorithm == "als":
+        return mfcore.ALS(k=k, iterations=iterations, **extra)
+    if algorithm == "sgd":
+        return mfcore.Model(k=k, epochs=iterations, **extra)
+    return mfcore.BayesianMF(k=k, burn_in=2, n_samples=max(iterations - 2, 1), **extra)
+
+
+def synthetic(shape):
+    """The benchmark's ratings of ``shape`` (a preset of ``datasets.synthetic`` or ``SHAPES``)."""
+    from mfcore import datasets
+    if shape in SHAPES:
+        return datasets.synthetic(**SHAPES[shape], seed=0)
+    return datasets.synthetic(shape, seed=0)
 
 
 def count_writes():
@@ -82,17 +128,27 @@ def trainer_classes(algorithm):
     return local[algorithm], mfcore.dask._TRAINERS[algorithm]
 
 
+def iteration(trainer, step, epoch):
+    """One iteration as the driver runs it, without validation and history: ``step``, the
+    finiteness check of the model's arrays and the penalty (``driver.run`` does both again,
+    untimed)."""
+    import numpy as np
+    info = step(trainer, epoch)
+    all(np.isfinite(a).all() for a in trainer.model._parameters())
+    trainer.penalty()
+    return info
+
+
 def local_child(conn, shape, algorithm, k, iterations, threads):
     """The local fit, one iteration each time the parent says so; returns its arrays."""
-    from mfcore import datasets
-    ratings = datasets.synthetic(shape, seed=0)
+    ratings = synthetic(shape)
     trainer, _ = trainer_classes(algorithm)
     step = trainer.step
 
     def turn(self, epoch):
         conn.recv()
         cpu, start = time.process_time(), time.perf_counter()
-        info = step(self, epoch)
+        info = iteration(self, step, epoch)
         conn.send({"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu})
         return info
     trainer.step = turn
@@ -116,9 +172,8 @@ def run(shape, algorithm, n_workers, threads, k, iterations):
     from distributed import Client, LocalCluster, wait
 
     import mfcore.dask
-    from mfcore import datasets
 
-    ratings = datasets.synthetic(shape, seed=0)
+    ratings = synthetic(shape)
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     worker = ctx.Process(target=local_child, daemon=True,
@@ -139,7 +194,7 @@ def run(shape, algorithm, n_workers, threads, k, iterations):
 
         def turn(self, epoch):
             before, start = everyone(client), time.perf_counter()
-            info = step(self, epoch)
+            info = iteration(self, step, epoch)
             wall = time.perf_counter() - start
             used = difference(everyone(client), before, baseline)
             parent.send("go")
@@ -155,7 +210,9 @@ def run(shape, algorithm, n_workers, threads, k, iterations):
         local = parent.recv()
         worker.join()
     same = all(np.array_equal(a, b) for a, b in zip(model._parameters(), local))
-    return summary(rows[1:], same, len(ratings), n_workers)
+    out = summary(rows[1:], same, len(ratings), n_workers)
+    out["predicted_bytes"] = predicted_bytes(ratings, algorithm, n_workers, k)
+    return out
 
 
 def summary(rows, same, n_ratings, n_workers):
@@ -177,14 +234,120 @@ def summary(rows, same, n_ratings, n_workers):
             "same": same, "n_workers": n_workers}
 
 
-def model_1e9(als_row, n_ratings=1e9, m=25e6, n=0.5e6, k=32, workers=16, threads=8,
-              link=1.25e9):
-    """Seconds per ALS iteration of a big job from a measured row (see the docstring)."""
-    compute = als_row["worker_cpu_per_rating"] * n_ratings / (workers * threads)
-    side_bytes = (m + n) * (k + 1) * 4
-    allgather = (workers - 1) / workers * side_bytes / link
-    hub = (workers + 1) * side_bytes / link
-    return compute, allgather, hub
+def exchange_cost(megabytes=64, repeats=3):
+    """The workers' CPU-seconds per byte of a worker-to-worker exchange (``Shard.allgather``
+    between 2 workers of 1 thread, ``megabytes`` each way, each copied into a model-sized
+    array as the shards do), the least of ``repeats`` runs (contention only adds)."""
+    from distributed import Client, LocalCluster
+
+    bounce = _bounce_class()  # (a class made here travels by value: workers lack this file)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None, memory_limit=0) as cluster, Client(cluster) as client:
+        addresses = sorted(client.scheduler_info()["workers"])
+        futures = [client.submit(bounce, b, workers=[a], actor=True)
+                   for b, a in enumerate(addresses)]
+        shards = [f.result() for f in futures]
+        for shard in shards:
+            shard.connect(addresses, [f.key for f in futures]).result()
+        costs = []
+        for r in range(repeats):
+            calls = [shard.bounce(r, int(megabytes * 1e6)) for shard in shards]
+            costs.append(sum(c.result() for c in calls) / (2 * megabytes * 1e6))
+    return min(costs)
+
+
+def _bounce_class():
+    """A bare ``Shard`` whose ``bounce`` allgathers a payload and returns the
+    process's CPU-seconds for it (``exchange_cost``)."""
+    import threading
+
+    import numpy as np
+
+    from mfcore.dask._shard import Shard
+
+    class Bounce(Shard):
+        def __init__(self, band):
+            self.band, self.peers, self.inbox, self.aborted = band, [], {}, None
+            self.arrived, self.n_threads = threading.Condition(), 1
+
+        def bounce(self, tag, nbytes):
+            payload = np.ones(nbytes // 8)
+            model = np.empty(len(payload) * len(self.peers))
+            start = time.process_time()
+            for b, part in enumerate(self.allgather(tag, payload, 600)):
+                model[b * len(part):(b + 1) * len(part)] = part
+            return time.process_time() - start
+    return Bounce
+
+
+def sgd_moves(grid, workers):
+    """The chance that an item group changes worker from one DSGD round to the next: the
+    next round pairs it with another of the g user groups, g / W - 1 of them on its worker."""
+    return 0.0 if workers == 1 else 1 - (grid / workers - 1) / (grid - 1)
+
+
+def exchanged(algorithm, users, items, n_ratings, k, workers, value_bytes=4, cross=None,
+              grid=None):
+    """(bytes one worker sends the others per iteration, as many as it receives; bytes
+    through the client's link) as the code exchanges them (see the module docstring)."""
+    w = workers
+    if algorithm == "sgd":
+        peers = grid * sgd_moves(grid, w) * items * (k + 1) * value_bytes / w
+        return peers, (users + items) * (k + 1) * value_bytes + items  # (+ the held mask)
+    side = (w - 1) / w * (users + items) * (k + 1)
+    if algorithm == "als":
+        return side * value_bytes, 0.0
+    cross = (w - 1) / w * n_ratings if cross is None else cross
+    return side * 8 + 2 * 8 * cross / w, 0.0
+
+
+def model_1e9(algorithm, cpu_per_rating, handling=0.0, job=BIG, value_bytes=4):
+    """Seconds an iteration of ``job`` (default ``BIG``) takes by the written model (see the
+    module docstring), from the workers' CPU-seconds per rating and per byte exchanged
+    (``handling``, ``exchange_cost``): ``{"compute", "peers", "client", "latency",
+    "total"}``; "peers" and "client" take the slower of the link and the CPU handling the
+    bytes."""
+    from mfcore.estimators.sgd import choose_grid
+    w, t = job["workers"], job["threads"]
+    grid = choose_grid(job["n_ratings"], job["users"], job["items"])
+    threads = w * (min(t, grid / w) if algorithm == "sgd" else t)
+    peers, client = exchanged(algorithm, job["users"], job["items"], job["n_ratings"],
+                              job["k"], w, value_bytes, grid=grid)
+    steps = {"als": 2, "bayes": 5, "sgd": grid}[algorithm] if w > 1 else 0
+    out = {"compute": cpu_per_rating * job["n_ratings"] / threads,
+           "peers": max(peers / job["link"], peers * handling),
+           "client": max(client / job["link"], client * handling),
+           "latency": steps * LATENCY}
+    out["total"] = sum(out.values())
+    return out
+
+
+def model_line(algorithm, cpu_per_rating, source, handling=0.0):
+    """The printed line of ``model_1e9`` (``source``: where the CPU per rating came from)."""
+    j, m = BIG, model_1e9(algorithm, cpu_per_rating, handling)
+    word = {"als": "iteration", "bayes": "sweep", "sgd": "epoch"}[algorithm]
+    return (f"{algorithm} at {j['n_ratings']:.0e} ratings, {j['users']:.3g} x {j['items']:.3g}, "
+            f"k {j['k']}, {j['workers']} workers x {j['threads']} threads, "
+            f"{j['link'] * 8 / 1e9:.0f} Gbit/s, {cpu_per_rating * 1e9:.0f} CPU-ns per rating "
+            f"({source}), {handling * 1e9:.2f} CPU-ns per byte exchanged: compute "
+            f"{m['compute']:.2f} s + peers {m['peers']:.2f} s + client {m['client']:.2f} s + "
+            f"latency {m['latency']:.2f} s = {m['total']:.2f} s a {word}")
+
+
+def predicted_bytes(ratings, algorithm, workers, k):
+    """What the workers write per iteration on this run's data by ``exchanged``: the sum over
+    workers (BayesianMF's crossing residuals counted on the data's bands)."""
+    import numpy as np
+
+    from mfcore.estimators.sgd import choose_grid
+    rows = [np.unique(ratings[c].to_numpy(), return_inverse=True)[1] for c in ("user", "item")]
+    m, n, big_n = int(rows[0].max()) + 1, int(rows[1].max()) + 1, len(ratings)
+    bands = [np.searchsorted([b * size // workers for b in range(workers + 1)], r,
+                             side="right") - 1 for r, size in zip(rows, (m, n))]
+    cross = int(np.count_nonzero(bands[0] != bands[1]))
+    peers, client = exchanged(algorithm, m, n, big_n, k, workers, cross=cross,
+                              grid=choose_grid(big_n, m, n))
+    return workers * peers + client
 
 
 def main():
@@ -194,19 +357,23 @@ def main():
     parser.add_argument("--layouts", default="1x2,2x1", help="WxT: workers x threads, comma-separated")
     parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--iterations", type=int, default=8)
+    parser.add_argument("--exchange-mb", type=float, default=64,
+                        help="payload of the exchange-cost measurement (0: skip it)")
     args = parser.parse_args()
+    handling = exchange_cost(args.exchange_mb) if args.exchange_mb else 0.0
+    print(f"worker-to-worker exchange: {handling * 1e9:.2f} CPU-ns per byte (2 workers, "
+          f"{args.exchange_mb:g} MB each way, least of 3); load {os.getloadavg()}")
     print(f"shape {args.shape}, k {args.k}, {args.iterations} iterations; load {os.getloadavg()}")
     print("| solver | layout | local s/iter | Dask s/iter | wall ratio | local CPU-s | Dask CPU-s "
           "client / scheduler / workers | CPU ratio (workers only) | bytes/iter client / scheduler / "
           "workers | = local |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    als_rows = []
+    measured = []
     for algorithm in args.algorithms.split(","):
         for layout in args.layouts.split(","):
             w, t = (int(x) for x in layout.split("x"))
             r = run(args.shape, algorithm, w, t, args.k, args.iterations)
-            if algorithm == "als":
-                als_rows.append(r)
+            measured.append((algorithm, layout, r))
             print(f"| {algorithm} | {layout} | {r['local_wall']:.3f} | {r['dask_wall']:.3f} | "
                   f"{r['wall_ratio']:.2f}x | {r['local_cpu']:.2f} | {r['client_cpu']:.2f} / "
                   f"{r['scheduler_cpu']:.2f} / {r['worker_cpu']:.2f} | {r['cpu_ratio']:.2f}x "
@@ -214,11 +381,17 @@ def main():
                   f"{r['client_bytes']:,.0f} / {r['scheduler_bytes']:,.0f} "
                   f"/ {r['worker_bytes']:,.0f} | {'yes' if r['same'] else 'NO'} |", flush=True)
     print(f"load after: {os.getloadavg()}")
-    for r in als_rows:
-        compute, allgather, hub = model_1e9(r)
-        print(f"ALS at 1e9 ratings, 25e6 x 0.5e6, k 32, 16 workers x 8 threads, 10 Gbit/s, from the "
-              f"{r['n_workers']}-worker row: compute {compute:.1f} s + allgather {allgather:.1f} s = "
-              f"{compute + allgather:.1f} s an iteration (through the client: {compute + hub:.1f} s)")
+    print("\n| solver | layout | workers' bytes/iter measured | by the written model | ratio |")
+    print("|---|---|---|---|---|")
+    for algorithm, layout, r in measured:
+        ratio = (f"{r['worker_bytes'] / r['predicted_bytes']:.3f}" if r["predicted_bytes"]
+                 else "-")
+        print(f"| {algorithm} | {layout} | {r['worker_bytes']:,.0f} | "
+              f"{r['predicted_bytes']:,.0f} | {ratio} |")
+    print()
+    for algorithm, layout, r in measured:
+        print(model_line(algorithm, r["worker_cpu_per_rating"],
+                         f"measured at {args.shape} {layout}", handling))
 
 
 if __name__ == "__main__":

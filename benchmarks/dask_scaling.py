@@ -23,8 +23,9 @@ split, seed 0), with the same k and iteration count for everyone:
 
 Seconds are medians over the iterations; the local fit runs again after the
 Dask rows (the "(again)" row) to show how the machine's load drifted; on a shared
-machine compare the ratios within one run. The script ends with the 16-worker model of a 1-billion-rating
-job computed from the measured per-shard compute rate and the exchange sizes.
+machine compare the ratios within one run. The script ends with the written model of a
+1-billion-rating job on 16 workers (``dask_cost.model_1e9``, the one model; see its docstring)
+from each solver's measured shard kernel seconds per rating.
 """
 import argparse
 import json
@@ -34,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from dask_cost import estimator, exchange_cost, model_line  # rows' estimators; the model
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
@@ -74,16 +77,6 @@ def med(history, key):
     return statistics.median(h[key] for h in history)
 
 
-def estimator(algorithm, k, iterations, **extra):
-    """The estimator of one benchmark row (BayesianMF: 2 burn-in sweeps, then samples)."""
-    import mfcore
-    if algorithm == "als":
-        return mfcore.ALS(k=k, iterations=iterations, **extra)
-    if algorithm == "sgd":
-        return mfcore.Model(k=k, epochs=iterations, **extra)
-    return mfcore.BayesianMF(k=k, burn_in=2, n_samples=max(iterations - 2, 1), **extra)
-
-
 def run_local(algorithm, train, test, k, iterations):
     model = estimator(algorithm, k, iterations, n_threads=2)
     start = time.perf_counter()
@@ -116,7 +109,8 @@ def run_dask(algorithm, train, test, k, iterations, n_workers, threads, local):
             "shard_seconds": med(model.history_, "shard_seconds"),
             "exchanged_bytes": med(model.history_, "exchanged_bytes"),
             "rmse": model.evaluate(test.user, test.item, test.rating)["rmse"],
-            "bit_identical": same, "n_workers": n_workers}
+            "bit_identical": same, "n_workers": n_workers, "threads": threads,
+            "algorithm": algorithm, "n_ratings": len(train), "k": k}
 
 
 def run_spark(python, train, test, k, iterations, reg):
@@ -136,33 +130,15 @@ def run_spark(python, train, test, k, iterations, reg):
             "rmse": result["rmse"]}
 
 
-def model_16(rows, n_ratings, n_users, n_items, k):
-    """A 1-billion-rating ALS job on 16 workers from the measured figures (printed lines)."""
-    two = next(r for r in rows if r.get("n_workers") == 2 and "als" in r["impl"])
-    # per-shard kernel time per rating at one thread (each 2x1 shard holds half the ratings)
-    rate = two["shard_seconds"] / (n_ratings / 2)
-    rows_per_rating = (n_users + n_items) / n_ratings
-    N, W, T = 1e9, 16, 8
-    users, items = 25e6, 0.5e6  # a Netflix-like shape of a billion ratings
-    compute = rate * (N / W) / T
-    side_bytes = (users + items) * (k + 1) * 4
-    hub = (W + 1) * side_bytes          # this design: the client sends W copies, gets 1
-    ring = 2 * side_bytes * (W - 1) / W  # a worker-to-worker allgather, per worker link
-    lines = [
-        f"measured: {rate * 1e9:.1f} ns of shard kernel per rating per half-iteration pair "
-        f"(1 thread, k={k}; {rows_per_rating:.4f} rows per rating here)",
-        f"1e9 ratings, {users / 1e6:.0f}M users, {items / 1e6:.1f}M items, k={k}, "
-        f"16 workers x {T} threads:",
-        f"  compute per iteration ~ {compute:.1f} s if the kernel scales with threads",
-        f"  hub exchange (this design) = (W + 1) x (users + items) x (k + 1) x 4 B = "
-        f"{hub / 1e9:.1f} GB per iteration through the client: {hub / 1.25e9:.0f} s at "
-        f"10 Gbit/s",
-        f"  a worker-to-worker allgather would move {ring / 1e9:.1f} GB per worker link "
-        f"({ring / 1.25e9:.1f} s at 10 Gbit/s)",
-        f"  the client also holds both factor sides ({side_bytes / 1e9:.1f} GB) and "
-        f"the seen-items CSR (4 B a rating: {4 * N / 1e9:.0f} GB)",
-    ]
-    return lines
+def model_lines(rows, handling):
+    """The written model of a 1e9-rating job (``dask_cost.model_1e9``) from each Dask row:
+    the shard kernel's CPU-seconds per rating (its slowest shard's kernel seconds times the
+    threads of all shards, over the ratings; Dask's own work on the workers left out; the
+    model's k is 32, so a row measured at another k says so); ``handling``: the workers'
+    CPU-seconds per byte exchanged (``dask_cost.exchange_cost``)."""
+    return [model_line(r["algorithm"], r["shard_seconds"] * r["n_workers"] * r["threads"]
+                       / r["n_ratings"], f"shard kernel seconds at {r['layout']}, k {r['k']}", handling)
+            for r in rows if "shard_seconds" in r]
 
 
 def main():
@@ -224,8 +200,8 @@ def main():
               else "- | - | ", end="")
         print(f"{r['rmse']:.4f} | {r.get('bit_identical', '-')} |")
     print()
-    if any("als dask" in r["impl"] for r in rows):
-        for line in model_16(rows, len(train), n_users, n_items, args.k):
+    if any("shard_seconds" in r for r in rows):
+        for line in model_lines(rows, exchange_cost()):
             print(line)
     if args.json:
         with open(args.json, "w") as fh:

@@ -281,6 +281,38 @@ def test_validation_early_stopping_and_callbacks_as_locally(client, as_dask, cap
     assert printed_dist.splitlines()[-1] == printed_local.splitlines()[-1]  # how it stopped
 
 
+def test_validation_and_early_stopping_happen_on_the_shards_as_locally(client):
+    """No callback: the model stays on the shards; shard 0 scores the validation data and
+    every shard keeps its bands of the best iteration, restored at the end."""
+    df, val = frame(seed=8), frame(seed=8).sample(300, random_state=0)
+    val = val.assign(rating=val.rating + np.random.default_rng(0).normal(0, 0.3, len(val)))
+    triple = (val.user, val.item, val.rating)
+    est = dict(k=12, iterations=12, reg=0.01, n_iter_no_change=2, tol=1e-3)
+    local = mfcore.ALS(**est).fit(df.user, df.item, df.rating, validation=triple)
+    dist = mfcore.dask.fit(mfcore.ALS(**est), ddf_of(df, [600]), validation=triple,
+                           workers=workers(client, 2))
+    assert local.best_epoch_ is not None and local.best_epoch_ < local.n_epochs_
+    assert_same_model(dist, local)  # val_rmse, best_epoch_ and the restored arrays too
+    assert dist.stop_reason_ == local.stop_reason_
+    assert [h["exchanged_bytes"] for h in dist.history_] == [0] * dist.n_epochs_
+
+
+@pytest.mark.parametrize("n_workers", [1, 3])
+def test_bayesian_mf_scores_validation_on_the_shards_as_locally(client, n_workers):
+    """The running posterior mean's RMSE, burn-in and kept sweeps, as the local sampler's."""
+    df = frame(seed=9, dyadic=True)
+    val = frame(seed=10, dyadic=True).sample(200, random_state=1)
+    val = val[val.user.isin(df.user) & val.item.isin(df.item)]
+    triple = (val.user, val.item, val.rating)
+    est = dict(k=3, burn_in=2, n_samples=3, thin=1, n_threads=1)
+    local = mfcore.BayesianMF(**est).fit(df.user, df.item, df.rating, validation=triple)
+    dist = mfcore.dask.fit(mfcore.BayesianMF(**est), ddf_of(df, [900]), validation=triple,
+                           workers=workers(client, n_workers))
+    assert len({h["val_rmse"] for h in local.history_}) == len(local.history_) == 5
+    assert_same_model(dist, local)
+    assert all(h["exchanged_bytes"] == 0 for h in dist.history_)
+
+
 def test_a_failed_fit_leaves_a_fitted_estimator_as_it_was(client):
     df = frame(seed=9)
     est = mfcore.ALS(k=4, iterations=2).fit(df.user, df.item, df.rating)

@@ -31,8 +31,10 @@ not a task per block):
    * ALS: one call per shard and iteration; the shards exchange each solved
      side among themselves, worker to worker (``Shard.allgather``), and return
      scalars (squared error, penalty, finiteness, seconds). The model reaches
-     the client at the end, or after every iteration when validation data or a
-     callback need it;
+     the client at the end, or after every iteration when a callback needs it;
+     shard 0 scores the validation data on its copy of the model (the local
+     kernel on the same arrays: the same ``val_rmse``) and every shard keeps its
+     bands of early stopping's best iteration;
    * SGD: DSGD over the local block grid, one call per shard and epoch; each
      item group passes from shard to shard along the epoch's schedule. The
      model is gathered after every epoch (the history's penalty is the local
@@ -52,7 +54,7 @@ row sees its ratings in the local order and draws the local random numbers
 kernel, records and order. The histories agree too, except ALS's training SSE
 and penalty, sums of the shards' sums (equal up to float rounding). Each history
 entry also records ``exchanged_bytes`` (model bytes through the client: SGD's per-epoch
-gather, or the model watched by validation or a callback), ``shard_seconds`` (the
+gather, or the model watched by a callback), ``shard_seconds`` (the
 slowest shard's kernel seconds) and ``peer_bytes`` (what the shards sent each other).
 
 A worker lost at any moment raises ``WorkerLostError`` as soon as the scheduler
@@ -165,7 +167,7 @@ def _train_on_shards(estimator, trainer_class, cluster, built, bands, summary, p
                          np.concatenate([b["seen"][1] for b in built]),
                          row_counts(work, band_rows, band_counts)[1])
         trainer = trainer_class(work, cluster, band_rows, band_counts, params, plan,
-                                watched=val is not None or callback is not None)
+                                watched=callback is not None, validation=val)
         work._run(trainer, summary.n, params, work.max_epochs(params), val, callback)
 
 

@@ -10,9 +10,10 @@ and allgathers it. The residuals are the sampler's running state: each rating's 
 the shard of its item band to the shard of its user band and back every sweep, shard to
 shard (``Shard.alltoall``); none reaches the client. Per sweep the client makes one call
 per shard and gets scalars back (the noise precision, the sum of squares, the user
-hyperparameters, finiteness, seconds); the kept samples stay on the shards, in bands, until
-the end, when the client gathers them (and the current sample after every sweep when
-validation data or a callback need it).
+hyperparameters, finiteness, seconds, and shard 0's score of the validation data by the
+local sampler's rule, ``posterior_rmse``); the kept samples stay on the shards, in bands,
+until the end, when the client gathers them (and the current sample after every sweep when
+a callback needs it).
 """
 import time
 
@@ -23,6 +24,7 @@ from .._kernels import predict as _predict
 from .._threads import resolve_n_threads
 from ..estimators.base import standardized
 from ..estimators.bayes import GibbsSweeps as _LocalSweeps
+from ..estimators.bayes import posterior_rmse
 from ._shard import Shard
 
 
@@ -59,13 +61,15 @@ class BayesShard(Shard):
         band = np.searchsorted(bands[1 - s], cols[canon], side="right") - 1
         side.exchange = [canon[band == b] for b in range(len(bands[1 - s]) - 1)]
 
-    def bayes_setup(self, state, mu, scale, item_offset, n, seed, priors, keep, bands):
+    def bayes_setup(self, state, mu, scale, item_offset, n, seed, priors, keep, bands,
+                    validation=None):
         """The sampler's whole ``state`` (P, Q, bu, bi in standardized units, float64), the
         residuals of this item band's ratings from it (as the local sampler computes them),
         this band's start in the item-CSR order (``item_offset``: the sum of squares' chunks),
         the number of ratings, the chain's seed, the priors (alpha_0, beta_0, alpha_lambda,
-        beta_lambda), ``keep`` (burn-in, thinning: which sweeps' samples are kept) and the
-        edges of every band of both sides."""
+        beta_lambda), ``keep`` (burn-in, thinning: which sweeps' samples are kept), the
+        edges of every band of both sides and the validation rows this shard scores,
+        ``(u, i, r, (lo, hi))`` or None."""
         users, items = self.sides
         self.state = [np.array(a) for a in state]  # own, writable copies
         P, Q, bu, bi = self.state
@@ -74,6 +78,14 @@ class BayesShard(Shard):
         self.n, self.seed, self.priors, self.keep, self.bands_of = n, seed, priors, keep, bands
         self.residual = [np.empty(len(users.values)), np.empty(len(items.values))]
         self.item_offset, self.kept = item_offset, {}
+        self.mu, self.scale, self.validation, self.val_sum = mu, scale, validation, None
+        # with one shard every residual is here: each side gathers its residuals from the
+        # other side's order in one pass (``direct``), as the local sweep does
+        self.direct = [None, None]
+        if len(bands[0]) == 2:
+            for s in (0, 1):
+                self.direct[s] = np.empty(len(self.sides[s].values), dtype=np.int64)
+                self.direct[s][self.sides[s].exchange[0]] = self.sides[1 - s].exchange[0]
         rows = np.repeat(np.arange(*self.item_range, dtype=np.int32), np.diff(items.full_ptr))
         pred = np.empty(len(rows))
         _predict.predict(items.cols, rows, P, Q, bu, bi, 0.0, -np.inf, np.inf, pred,
@@ -102,7 +114,7 @@ class BayesShard(Shard):
         """One sweep: the sum of squares, the draws of the hyperparameters and the noise, then
         per side the residuals in, the band drawn and allgathered, the residuals out.
         Returns (alpha, the sum of squares, the user and item hyperparameters, whether this
-        shard's bands are finite, kernel seconds, bytes sent)."""
+        shard's bands are finite, kernel seconds, bytes sent, the validation RMSE or None)."""
         start, sent = time.perf_counter(), 0
         chunks = self.chunks()
         sse = sum_of_squares(self.allgather((sweep, "sse"), chunks, timeout))
@@ -115,42 +127,70 @@ class BayesShard(Shard):
         for s, (factors, bias, other) in enumerate(((P, bu, Q), (Q, bi, P))):
             side, e = self.sides[s], self.residual[s]
             mark = time.perf_counter()  # the other side's shards send this band's residuals
-            source = self.residual[1 - s]
-            out = [source[idx] for idx in self.sides[1 - s].exchange]
-            for idx, piece in zip(side.exchange, self.alltoall((sweep, s, "residual"), out,
-                                                               timeout)):
-                e[idx] = piece
-            sent += sum(piece.nbytes for c, piece in enumerate(out) if c != self.band)
+            sent += self._residuals_in(sweep, s, timeout)
             waited += time.perf_counter() - mark
             band = slice(*(self.user_range, self.item_range)[s])
             _bayes.gibbs_rows(side.full_ptr, side.cols, e, factors[band], bias[band], other,
                               self.hyper[s], alpha, self.seed, ("user", "item")[s], sweep - 1,
                               side.lo, self.n_threads)
-            mark = time.perf_counter()
-            parts = self.allgather((sweep, s), (factors[band].copy(), bias[band].copy()),
-                                   timeout)
+            mark = time.perf_counter()  # (views: sent before allgather returns)
+            parts = self.allgather((sweep, s), (factors[band], bias[band]), timeout)
             edges = self.bands_of[s]
             for b, (band_factors, band_bias) in enumerate(parts):
-                factors[edges[b]:edges[b + 1]], bias[edges[b]:edges[b + 1]] = (band_factors,
-                                                                              band_bias)
+                if b != self.band:
+                    factors[edges[b]:edges[b + 1]] = band_factors
+                    bias[edges[b]:edges[b + 1]] = band_bias
             sent += (len(parts) - 1) * (parts[0][0].nbytes + parts[0][1].nbytes)
             waited += time.perf_counter() - mark
         sent += (len(self.peers) - 1) * sum(v.nbytes for _, _, v in chunks)
         burn_in, thin = self.keep
-        if sweep > burn_in and (sweep - burn_in) % thin == 0:
+        keeping = sweep > burn_in and (sweep - burn_in) % thin == 0
+        if keeping:
             self.kept[sweep] = self.bands()
-        finite = all(np.isfinite(a).all() for a in self.bands())
+        finite = all(np.isfinite(a).all() for a in self._band_views())
         return (alpha, sse, self.hyper[0].copy(), self.hyper[1].copy(), finite,
-                time.perf_counter() - start - waited, sent)
+                time.perf_counter() - start - waited, sent,
+                self._score(keeping) if finite else None)
 
-    def bands(self, sweep=None):
-        """Copies of this shard's rows of the state (its user band's P and bu, its item
-        band's Q and bi) now, or at kept ``sweep``."""
-        if sweep is not None:
-            return self.kept[sweep]
+    def _score(self, keeping):
+        """The validation rows' RMSE (``posterior_rmse``, as the local sampler scores them:
+        the current sample's predictions, added to the running sum if kept), or None."""
+        if self.validation is None:
+            return None
+        u, i, r, rating_range = self.validation
+        P, Q, bu, bi = self.state
+        pred = np.empty(len(u))
+        _predict.predict(u, i, P, Q, bu, bi, 0.0, -np.inf, np.inf, pred, self.n_threads)
+        rmse, self.val_sum = posterior_rmse(self.mu + self.scale * pred, r, rating_range,
+                                            len(self.kept), keeping, self.val_sum)
+        return rmse
+
+    def _residuals_in(self, sweep, s, timeout):
+        """Side ``s``'s residuals, in its order, from the other side's: the pieces of the
+        other bands' shards (``Shard.alltoall``), or one gather with one shard. Returns the
+        bytes sent."""
+        e, source = self.residual[s], self.residual[1 - s]
+        if self.direct[s] is not None:
+            np.take(source, self.direct[s], out=e)
+            return 0
+        out = [source[idx] for idx in self.sides[1 - s].exchange]
+        for idx, piece in zip(self.sides[s].exchange, self.alltoall((sweep, s, "residual"),
+                                                                    out, timeout)):
+            e[idx] = piece
+        return sum(piece.nbytes for c, piece in enumerate(out) if c != self.band)
+
+    def _band_views(self):
+        """This shard's rows of the state: its user band's P and bu, its item band's Q and bi."""
         P, Q, bu, bi = self.state
         users, items = slice(*self.user_range), slice(*self.item_range)
-        return P[users].copy(), Q[items].copy(), bu[users].copy(), bi[items].copy()
+        return P[users], Q[items], bu[users], bi[items]
+
+    def bands(self, sweep=None):
+        """Copies of this shard's rows of the state (``_band_views``) now, or at kept
+        ``sweep``."""
+        if sweep is not None:
+            return self.kept[sweep]
+        return tuple(a.copy() for a in self._band_views())
 
 
 class GibbsSweeps(_LocalSweeps):
@@ -164,8 +204,10 @@ class GibbsSweeps(_LocalSweeps):
     def plan(built, bands, n_ratings, params):
         return None
 
-    def __init__(self, model, cluster, band_rows, band_counts, params, plan, watched=False):
+    def __init__(self, model, cluster, band_rows, band_counts, params, plan, watched=False,
+                 validation=None):
         self.model, self.params, self.cluster, self.watched = model, params, cluster, watched
+        self.val_rmse = None
         self.n_threads = resolve_n_threads(params["n_threads"])
         self.n = int(sum(c.sum() for c in band_counts[0]))
         self._start_state(model)
@@ -177,15 +219,19 @@ class GibbsSweeps(_LocalSweeps):
         offsets = np.concatenate([[0], np.cumsum([c.sum() for c in band_counts[1]])])
         priors = tuple(params[name] for name in ("alpha_0", "beta_0", "alpha_lambda",
                                                   "beta_lambda"))
+        scored = None if validation is None else (
+            *(np.ascontiguousarray(a, np.int32) for a in validation[:2]), validation[2],
+            model.rating_range_)
         cluster.connect()
         cluster.call_each("bayes_setup", 0, [
             ((self.P, self.Q, self.bu, self.bi), model.global_mean_, model.rating_scale_,
-             int(o), self.n, self.seed, priors, (self.burn_in, self.thin), cluster.bands)
-            for o in offsets[:-1]])
+             int(o), self.n, self.seed, priors, (self.burn_in, self.thin), cluster.bands,
+             scored if b == 0 else None) for b, o in enumerate(offsets[:-1])])
 
     def step(self, sweep):
         results = self.cluster.call("sweep", sweep, sweep, self.cluster.EXCHANGE_TIMEOUT)
         alpha, sse, user_hyper, item_hyper = results[0][:4]  # (every shard drew the same)
+        self.val_rmse = results[0][7]
         self.user_hyper[...], self.item_hyper[...] = user_hyper, item_hyper
         finite = all(r[4] for r in results)
         if self.watched and finite:
@@ -203,6 +249,10 @@ class GibbsSweeps(_LocalSweeps):
         # peer_bytes: what the shards sent each other (bands and residuals)
         return dict(info, exchanged_bytes=exchanged, peer_bytes=sum(r[6] for r in results),
                     shard_seconds=max(r[5] for r in results))
+
+    def validation_rmse(self, val):
+        """Shard 0's score of ``val`` (the local sampler's rule on the same arrays)."""
+        return self.val_rmse
 
     def _gather(self, epoch, sweep=None):
         """The shards' bands (now, or at kept ``sweep``) into the state; the bytes received."""

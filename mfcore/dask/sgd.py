@@ -171,7 +171,8 @@ class SGDEpochs(_LocalEpochs):
         return {"grid": g, "user_groups": user_groups, "item_groups": item_groups,
                 "owned": owned, "user_edges": edges}
 
-    def __init__(self, model, cluster, band_rows, band_counts, params, plan, watched=False):
+    def __init__(self, model, cluster, band_rows, band_counts, params, plan, watched=False,
+                 validation=None):
         super().__init__(model, None, params, *row_counts(model, band_rows, band_counts))
         self.cluster, self.plan_ = cluster, plan
         g, edges, m = plan["grid"], plan["user_edges"], model

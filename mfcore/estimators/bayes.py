@@ -130,6 +130,20 @@ def feature_terms(layout, theta, n_rows):
     return out
 
 
+def posterior_rmse(pred, r, rating_range, n_kept, keeping, val_sum):
+    """(RMSE against ``r`` of the running posterior mean, clipped to ``rating_range``, the
+    running sum of the kept samples' predictions): ``pred`` are this sweep's predictions,
+    added to ``val_sum`` if the sweep is kept (``keeping``); with no sample kept yet (burn-in)
+    they are scored themselves. ``mfcore.dask``'s shards score with it too."""
+    if n_kept:
+        if keeping:
+            val_sum = pred if val_sum is None else val_sum + pred
+        pred = val_sum / n_kept
+    lo, hi = rating_range
+    err = np.clip(pred, lo, hi) - r
+    return float(np.sqrt(np.mean(err * err))), val_sum
+
+
 class GibbsSweeps(Trainer):
     """The driver's trainer for one BayesianMF fit: the sampler state and the kept samples.
     ``implicit``: further implicit pairs (raw ids) of ``fit(implicit=...)``, or None;
@@ -339,13 +353,9 @@ class GibbsSweeps(Trainer):
             pred = self.model.global_mean_ + self.scale * self._standardized(u, i)
             if self.time is not None and getattr(val, "times", None) is not None:
                 pred += self.scale * self.time.current(u, i, val.times)
-        if self.kept:
-            if self.keeping:
-                self.val_sum = pred if self.val_sum is None else self.val_sum + pred
-            pred = self.val_sum / len(self.kept)
-        lo, hi = self.model.rating_range_
-        err = np.clip(pred, lo, hi) - r
-        return float(np.sqrt(np.mean(err * err)))
+        rmse, self.val_sum = posterior_rmse(pred, r, self.model.rating_range_, len(self.kept),
+                                            self.keeping, self.val_sum)
+        return rmse
 
     def penalty(self):
         return 0.0  # a sampler minimizes nothing: train_loss is the mean squared error

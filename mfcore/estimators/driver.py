@@ -52,6 +52,17 @@ class Trainer(abc.ABC):
         mean) says how to score instead."""
         return self.model._rmse_rows(*val)
 
+    def keep_best(self):
+        """What ``restore_best`` needs to bring back this epoch's parameters (early stopping's
+        best epoch so far): copies of the model's arrays (``mfcore.dask``'s trainers have
+        the shards keep their bands instead)."""
+        return [a.copy() for a in self.model._parameters()]
+
+    def restore_best(self, kept):
+        """Bring back the parameters ``keep_best`` kept (early stopping's best epoch)."""
+        for target, array in zip(self.model._parameters(), kept):
+            target[...] = array
+
     def finalize(self):
         """Make the model's fitted arrays final after the last epoch (and after the best
         epoch was restored): a sampler keeps its posterior here. Nothing by default."""
@@ -124,7 +135,7 @@ def run(model, trainer, n_ratings, n_epochs, val, callback, verbose, tol, n_iter
             if val is not None and early_stopping:
                 if record["val_rmse"] < best_rmse - tol:
                     best_rmse, since_best = record["val_rmse"], 0
-                    best = (epoch, [a.copy() for a in model._parameters()])
+                    best = (epoch, trainer.keep_best())
                 else:
                     since_best += 1
                     stop = since_best >= n_iter_no_change
@@ -138,8 +149,7 @@ def run(model, trainer, n_ratings, n_epochs, val, callback, verbose, tol, n_iter
                 break
     if best is not None:
         model.best_epoch_ = best[0]
-        for target, kept in zip(model._parameters(), best[1]):
-            target[...] = kept
+        trainer.restore_best(best[1])
         reason += f"; kept {word[:-1]} {best[0]} (validation RMSE {best_rmse:.4f})"
     trainer.finalize()
     model.stop_reason_ = reason
