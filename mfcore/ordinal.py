@@ -64,7 +64,7 @@ import numpy as np
 
 from ._kernels import bayes as _bayes
 
-__all__ = ["MAX_CLASSES", "LatentRatings", "class_moments", "expected_ratings", "ordinal_classes"]
+__all__ = ["MAX_CLASSES", "ordinal_classes"]  # the sampler's pieces are BayesianMF's, not public
 
 #: The most distinct ratings an ordinal scale may have (more: use the Gaussian likelihood).
 MAX_CLASSES = 20
@@ -75,7 +75,14 @@ PROPOSAL_DF = 5.0
 def ordinal_classes(ratings):
     """The classes of ordinal ``ratings``: their distinct values sorted (float64).
     ValueError, naming the value, unless they are whole or half numbers (stars) of at
-    least 2 and at most ``MAX_CLASSES`` distinct values."""
+    least 2 and at most ``MAX_CLASSES`` distinct values.
+
+    Examples
+    --------
+    >>> from mfcore.ordinal import ordinal_classes
+    >>> ordinal_classes([4, 3.5, 5, 4]).tolist()
+    [3.5, 4.0, 5.0]
+    """
     values = np.unique(np.asarray(ratings, dtype=np.float64))
     off = values[2 * values != np.round(2 * values)]
     if len(off):
