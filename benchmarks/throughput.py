@@ -157,18 +157,23 @@ def _key(job):
     return tuple(job.get(name) for name in ("row", "set", "k", "threads", "impl"))
 
 
+def _order(item):
+    """Rows by name, data, k and threads (numbers in numeric order), then implementation."""
+    return tuple(x if isinstance(x, int) else str(x) for x in item[0])
+
+
 def table(results):
     units = {"sgd": "M updates/s", "als": "s/iteration", "bayes": "s/sweep"}
     print(f"\n{'row':6} {'data':7} {'k':>4} {'thr':>3} {'impl':10} {'median':>9} "
           f"{'rounds':>6} {'RMSE':>7}  unit")
-    for key, got in sorted(results.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+    for key, got in sorted(results.items(), key=_order):
         row, data, k, threads, impl = key
         values = [g["value"] for g in got]
         rmse = got[-1].get("rmse")
         print(f"{row:6} {data or 'ml-1m':7} {k:4d} {threads:3d} {impl:10} "
               f"{statistics.median(values):9.3f} {len(values):6d} "
               f"{'' if rmse is None else format(rmse, '7.4f'):>7}  {units[row]}")
-    for (row, data, k, threads, impl), got in sorted(results.items(), key=lambda kv: str(kv[0])):
+    for (row, data, k, threads, impl), got in sorted(results.items(), key=_order):
         libmf = results.get((row, data, k, threads, "libmf"))
         if row == "sgd" and impl == "mfcore" and libmf:
             ratio = statistics.median(a["value"] / b["value"] for a, b in zip(got, libmf))
