@@ -309,6 +309,16 @@ static inline void mf_gather_features(const int32_t *MF_RESTRICT other_row,
     }
 }
 
+/* e[n] = source[pos[n]]: the row's m residuals, gathered from the other side's order. */
+static inline void mf_gather_residuals(double *MF_RESTRICT e,
+                                       const double *MF_RESTRICT source,
+                                       const int64_t *MF_RESTRICT pos, int64_t m)
+{
+    int64_t n;
+    for (n = 0; n < m; n++)
+        e[n] = source[pos[n]];
+}
+
 /* Sample one row's parameters from their full conditionals, coordinate by coordinate:
  * its bias (coordinate 0, feature 1 on each of its ratings), then its factors f = 0..k-1
  * (coordinate 1 + f, feature h_n = the other side's factor f of rating n). For a
