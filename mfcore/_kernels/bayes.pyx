@@ -77,6 +77,7 @@ cdef extern from "bayes_gibbs.h" nogil:
                          double gamma_0, double alpha_lambda, double beta_lambda,
                          uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t coord,
                          double* mean_out, double* prec_out)
+    void mf_gibbs_use_avx()
     void mf_gather_residuals(double* e, const double* source, const int64_t* pos, int64_t m)
     void mf_gibbs_row(double* bias, double* w, double* e, int64_t m,
                       const int32_t* other_row, const double* other, int64_t k, double* H,
@@ -94,6 +95,8 @@ cdef extern from "bayes_gibbs.h" nogil:
 
 cdef extern from "openmp_shim.h" nogil:
     double omp_get_wtime()
+
+mf_gibbs_use_avx()  # the rows' sums on AVX registers where the CPU has them (same bits)
 
 
 #: The streams (the second key word of every draw), by name.

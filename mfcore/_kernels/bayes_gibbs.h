@@ -228,6 +228,91 @@ static inline void mf_store2(double *p, mf_vd2 v)
 }
 #endif
 
+/* The shift and the sums of ``mf_shift_and_sum`` over the ratings n < m - m % 4, four at
+ * a time, lane j of a[] and b[] taking the ratings n % 4 == j (h == NULL: h[n] = 1);
+ * returns the first rating left. */
+#if MF_VECTORS
+static inline int64_t mf_lanes_sse2(double *MF_RESTRICT e, int64_t m, double step,
+                                    const double *MF_RESTRICT h,
+                                    const double *MF_RESTRICT next, double *a, double *b)
+{
+    mf_vd2 a01 = {0.0, 0.0}, a23 = {0.0, 0.0}, b01 = {0.0, 0.0}, b23 = {0.0, 0.0};
+    mf_vd2 st = {step, step}, one = {1.0, 1.0};
+    int64_t n = 0;
+    for (; n + 4 <= m; n += 4) {
+        mf_vd2 h01 = h == NULL ? one : mf_load2(h + n);
+        mf_vd2 h23 = h == NULL ? one : mf_load2(h + n + 2);
+        mf_vd2 x01 = mf_load2(next + n), x23 = mf_load2(next + n + 2);
+        mf_vd2 e01 = mf_load2(e + n) - st * h01, e23 = mf_load2(e + n + 2) - st * h23;
+        mf_store2(e + n, e01);
+        mf_store2(e + n + 2, e23);
+        a01 += x01 * e01, a23 += x23 * e23;
+        b01 += x01 * x01, b23 += x23 * x23;
+    }
+    a[0] = a01[0], a[1] = a01[1], a[2] = a23[0], a[3] = a23[1];
+    b[0] = b01[0], b[1] = b01[1], b[2] = b23[0], b[3] = b23[1];
+    return n;
+}
+#else
+static inline int64_t mf_lanes_sse2(double *MF_RESTRICT e, int64_t m, double step,
+                                    const double *MF_RESTRICT h,
+                                    const double *MF_RESTRICT next, double *a, double *b)
+{
+    int64_t n = 0, j;
+    for (; n + 4 <= m; n += 4)
+        for (j = 0; j < 4; j++) {
+            double en = e[n + j] - step * (h == NULL ? 1.0 : h[n + j]);
+            e[n + j] = en;
+            a[j] += next[n + j] * en;
+            b[j] += next[n + j] * next[n + j];
+        }
+    return n;
+}
+#endif
+
+/* The same on AVX's four-double registers, on x86 CPUs that have it: lane j of a register
+ * holds what lane j of ``mf_lanes_sse2``'s pair does, and without FMA (target "avx" only)
+ * each product is rounded before its sum as there, so the results are the same bits. */
+#if MF_VECTORS && (defined(__x86_64__) || defined(__i386__))
+#define MF_GIBBS_AVX 1
+__attribute__((target("avx"))) static inline int64_t mf_lanes_avx(double *MF_RESTRICT e, int64_t m,
+                                                           double step,
+                                                           const double *MF_RESTRICT h,
+                                                           const double *MF_RESTRICT next,
+                                                           double *a, double *b)
+{
+    mf_vd4 acc = {0.0, 0.0, 0.0, 0.0}, sq = {0.0, 0.0, 0.0, 0.0};
+    mf_vd4 st = {step, step, step, step}, one = {1.0, 1.0, 1.0, 1.0};
+    int64_t n = 0, j;
+    for (; n + 4 <= m; n += 4) {
+        mf_vd4 hv = one, x, ev;
+        if (h != NULL)
+            memcpy(&hv, h + n, sizeof hv);
+        memcpy(&x, next + n, sizeof x);
+        memcpy(&ev, e + n, sizeof ev);
+        ev = ev - st * hv;
+        memcpy(e + n, &ev, sizeof ev);
+        acc += x * ev;
+        sq += x * x;
+    }
+    for (j = 0; j < 4; j++)
+        a[j] = acc[j], b[j] = sq[j];
+    return n;
+}
+
+/* 1 when this CPU runs AVX (checked once, by the caller of ``mf_gibbs_use_avx``). */
+static int mf_gibbs_avx = 0;
+
+static inline void mf_gibbs_use_avx(void)
+{
+    __builtin_cpu_init();
+    mf_gibbs_avx = __builtin_cpu_supports("avx");
+}
+#else
+#define MF_GIBBS_AVX 0
+static inline void mf_gibbs_use_avx(void) {}
+#endif
+
 /* Subtract step * h[n] from e[n] (h == NULL: h[n] = 1) and, when next != NULL, return in
  * *s1, *s2 the sums of next[n] * e[n] (the updated e) and next[n]^2, in four partial
  * sums (above). */
@@ -246,32 +331,12 @@ static inline void mf_shift_and_sum(double *MF_RESTRICT e, int64_t m, double ste
                 e[n] -= step * h[n];
         return;
     }
-#if MF_VECTORS
-    {
-        mf_vd2 a01 = {0.0, 0.0}, a23 = {0.0, 0.0}, b01 = {0.0, 0.0}, b23 = {0.0, 0.0};
-        mf_vd2 st = {step, step}, one = {1.0, 1.0};
-        for (; n + 4 <= m; n += 4) {
-            mf_vd2 h01 = h == NULL ? one : mf_load2(h + n);
-            mf_vd2 h23 = h == NULL ? one : mf_load2(h + n + 2);
-            mf_vd2 x01 = mf_load2(next + n), x23 = mf_load2(next + n + 2);
-            mf_vd2 e01 = mf_load2(e + n) - st * h01, e23 = mf_load2(e + n + 2) - st * h23;
-            mf_store2(e + n, e01);
-            mf_store2(e + n + 2, e23);
-            a01 += x01 * e01, a23 += x23 * e23;
-            b01 += x01 * x01, b23 += x23 * x23;
-        }
-        a[0] = a01[0], a[1] = a01[1], a[2] = a23[0], a[3] = a23[1];
-        b[0] = b01[0], b[1] = b01[1], b[2] = b23[0], b[3] = b23[1];
-    }
-#else
-    for (; n + 4 <= m; n += 4)
-        for (j = 0; j < 4; j++) {
-            double en = e[n + j] - step * (h == NULL ? 1.0 : h[n + j]);
-            e[n + j] = en;
-            a[j] += next[n + j] * en;
-            b[j] += next[n + j] * next[n + j];
-        }
+#if MF_GIBBS_AVX
+    if (mf_gibbs_avx)
+        n = mf_lanes_avx(e, m, step, h, next, a, b);
+    else
 #endif
+        n = mf_lanes_sse2(e, m, step, h, next, a, b);
     for (j = 0; n < m; n++, j++) { /* the last m % 4 ratings, in their lanes */
         double en = e[n] - step * (h == NULL ? 1.0 : h[n]);
         e[n] = en;
