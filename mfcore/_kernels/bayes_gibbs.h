@@ -347,15 +347,15 @@ static inline void mf_shift_and_sum(double *MF_RESTRICT e, int64_t m, double ste
     *s2 = (b[0] + b[1]) + (b[2] + b[3]);
 }
 
-/* H[f * m + n] = other[other_row[n] * k + f]: the other side's factors of the row's m
- * ratings, one coordinate's features contiguous. Eight ratings at a time, so that each
- * write fills a cache line and the eight source rows stay in L1. */
-static inline void mf_gather_features(const int32_t *MF_RESTRICT other_row,
-                                      const double *MF_RESTRICT other, int64_t k, int64_t m,
-                                      double *MF_RESTRICT H)
+/* H[f * m + n] = other[other_row[n] * k + f], ratings n0 <= n < m: the other side's
+ * factors of the row's ratings, one coordinate's features contiguous. Eight ratings at a
+ * time, so that each write fills a cache line and the eight source rows stay in L1. */
+static inline void mf_gather_scalar(const int32_t *MF_RESTRICT other_row,
+                                    const double *MF_RESTRICT other, int64_t k, int64_t m,
+                                    int64_t n0, double *MF_RESTRICT H)
 {
-    int64_t n0, f, j;
-    for (n0 = 0; n0 < m; n0 += 8) {
+    int64_t f, j;
+    for (; n0 < m; n0 += 8) {
         const double *src[8] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
         int64_t nb = m - n0 < 8 ? m - n0 : 8;
         for (j = 0; j < nb; j++)
@@ -374,6 +374,50 @@ static inline void mf_gather_features(const int32_t *MF_RESTRICT other_row,
     }
 }
 
+#if MF_GIBBS_AVX
+#include <immintrin.h>
+/* The same copy on AVX registers, four ratings at a time: four features of each of the
+ * four rows loaded, transposed in registers, stored as four features' runs of four. */
+__attribute__((target("avx"))) static inline void mf_gather_avx(
+    const int32_t *MF_RESTRICT other_row, const double *MF_RESTRICT other, int64_t k,
+    int64_t m, double *MF_RESTRICT H)
+{
+    int64_t n0, f, j;
+    for (n0 = 0; n0 + 4 <= m; n0 += 4) {
+        const double *src[4];
+        for (j = 0; j < 4; j++)
+            src[j] = other + (int64_t)other_row[n0 + j] * k;
+        for (f = 0; f + 4 <= k; f += 4) {
+            __m256d r0 = _mm256_loadu_pd(src[0] + f), r1 = _mm256_loadu_pd(src[1] + f);
+            __m256d r2 = _mm256_loadu_pd(src[2] + f), r3 = _mm256_loadu_pd(src[3] + f);
+            __m256d lo01 = _mm256_unpacklo_pd(r0, r1), hi01 = _mm256_unpackhi_pd(r0, r1);
+            __m256d lo23 = _mm256_unpacklo_pd(r2, r3), hi23 = _mm256_unpackhi_pd(r2, r3);
+            _mm256_storeu_pd(H + f * m + n0, _mm256_permute2f128_pd(lo01, lo23, 0x20));
+            _mm256_storeu_pd(H + (f + 1) * m + n0, _mm256_permute2f128_pd(hi01, hi23, 0x20));
+            _mm256_storeu_pd(H + (f + 2) * m + n0, _mm256_permute2f128_pd(lo01, lo23, 0x31));
+            _mm256_storeu_pd(H + (f + 3) * m + n0, _mm256_permute2f128_pd(hi01, hi23, 0x31));
+        }
+        for (; f < k; f++)
+            for (j = 0; j < 4; j++)
+                H[f * m + n0 + j] = src[j][f];
+    }
+    mf_gather_scalar(other_row, other, k, m, n0, H);
+}
+#endif
+
+static inline void mf_gather_features(const int32_t *MF_RESTRICT other_row,
+                                      const double *MF_RESTRICT other, int64_t k, int64_t m,
+                                      double *MF_RESTRICT H)
+{
+#if MF_GIBBS_AVX
+    if (mf_gibbs_avx) {
+        mf_gather_avx(other_row, other, k, m, H);
+        return;
+    }
+#endif
+    mf_gather_scalar(other_row, other, k, m, 0, H);
+}
+
 /* e[n] = source[pos[n]]: the row's m residuals, gathered from the other side's order. */
 static inline void mf_gather_residuals(double *MF_RESTRICT e,
                                        const double *MF_RESTRICT source,
@@ -383,6 +427,11 @@ static inline void mf_gather_residuals(double *MF_RESTRICT e,
     for (n = 0; n < m; n++)
         e[n] = source[pos[n]];
 }
+
+/* Normals a row draws in one loop before it needs them: a draw's Philox rounds and
+ * quantile are a long chain of dependent operations, and independent draws side by side
+ * let the core overlap those chains. */
+#define MF_DRAW_BATCH 8
 
 /* Sample one row's parameters from their full conditionals, coordinate by coordinate:
  * its bias (coordinate 0, feature 1 on each of its ratings), then its factors f = 0..k-1
@@ -403,7 +452,7 @@ static inline void mf_gibbs_row(double *bias, double *w, double *e, int64_t m,
                                 double alpha, uint64_t seed, uint64_t stream, uint64_t sweep,
                                 uint64_t row)
 {
-    double s1 = 0.0, s2 = (double)m;
+    double s1 = 0.0, s2 = (double)m, z[MF_DRAW_BATCH];
     int64_t n, c;
     mf_gather_features(other_row, other, k, m, H);
     {
@@ -419,9 +468,12 @@ static inline void mf_gibbs_row(double *bias, double *w, double *e, int64_t m,
         double *theta = c == 0 ? bias : &w[c - 1];
         const double *h = c == 0 ? NULL : H + (c - 1) * m;
         const double *next = c < k ? H + c * m : NULL;
-        double prec = alpha * s2 + prec_g[c];
-        double mean = (alpha * (s1 + *theta * s2) + prec_g[c] * mean_g[c]) / prec;
-        double value = mean + mf_normal(seed, stream, sweep, row, (uint64_t)c, 0) / sqrt(prec);
+        double prec = alpha * s2 + prec_g[c], mean, value;
+        if (c % MF_DRAW_BATCH == 0) /* the next coordinates' normals (they need no data) */
+            for (n = 0; n < MF_DRAW_BATCH && c + n <= k; n++)
+                z[n] = mf_normal(seed, stream, sweep, row, (uint64_t)(c + n), 0);
+        mean = (alpha * (s1 + *theta * s2) + prec_g[c] * mean_g[c]) / prec;
+        value = mean + z[c % MF_DRAW_BATCH] / sqrt(prec);
         double step = value - *theta;
         *theta = value;
         mf_shift_and_sum(e, m, step, h, next, &s1, &s2);
