@@ -469,3 +469,90 @@ def test_a_ctrl_c_on_the_client_stops_the_shards_between_blocks_of_rows(monkeypa
         monkeypatch.setattr(als, "BLOCK_FLOPS", 1e9)
         again = mfcore.dask.fit(mfcore.ALS(k=4, iterations=1), ddf_of(df, [500]), client=own)
         assert again.n_epochs_ == 1
+
+
+def raised_within(timeout, call):
+    """What ``call()`` raised (None if it returned), run in a thread and waited for at most
+    ``timeout`` seconds: a fit that hangs fails the test instead of stalling the suite."""
+    outcome = []
+
+    def run():
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 (the caller checks it)
+            outcome.append(exc)
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout)
+    assert not runner.is_alive(), f"still running after {timeout} s"
+    return outcome[0] if outcome else None
+
+
+async def _remove_worker(address, dask_scheduler=None):
+    await dask_scheduler.remove_worker(address, stimulus_id="test-lost-replica", close=True)
+
+
+@pytest.mark.parametrize("stage", ["scan", "load"])
+def test_data_lost_with_a_worker_outside_the_fit_fails_it_promptly(monkeypatch, stage):
+    """A loss beyond the fit's own workers (issue 22): the partitions are scattered to a
+    worker the fit does not train on, which leaves before the scan or after it (before the
+    shards are placed), so no worker holds them and Dask cancels what needs them ("lost
+    dependencies").
+    The fit raises WorkerLostError at once and the estimator is as it was. Deterministic:
+    in-process workers without work stealing (a task runs where its inputs are, so the
+    partitions never leave their worker), and the scheduler drops the worker at a fixed
+    point of the fit, not on a timer."""
+    df = frame(seed=13)
+    est = mfcore.ALS(k=4, iterations=2).fit(df.user, df.item, df.rating)
+    before = {name: getattr(est, name).copy() for name in FITTED}
+    load = mfcore.dask._load
+
+    def lose(client, futures):
+        assert set().union(*client.who_has(futures).values()) == {holder}  # no other copy
+        client.run_on_scheduler(_remove_worker, holder)
+
+    def lose_then_load(client, parts, *args, **kwargs):
+        lose(client, parts[0])
+        return load(client, parts, *args, **kwargs)
+    with dask.config.set({"distributed.scheduler.work-stealing": False}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                         dashboard_address=":0") as cluster, Client(cluster) as own:
+        trainer, holder = workers(own, 2)
+        pieces = own.scatter([df.iloc[:700], df.iloc[700:]], workers=[holder])
+        ratings = dd.from_delayed(pieces, meta=df.iloc[:0], verify_meta=False)
+        if stage == "scan":
+            lose(own, pieces)
+        else:
+            monkeypatch.setattr(mfcore.dask, "_load", lose_then_load)
+        error = raised_within(120, lambda: mfcore.dask.fit(est, ratings, client=own,
+                                                            workers=[trainer]))
+    assert isinstance(error, mfcore.WorkerLostError), error
+    assert "data the fit needs was lost with a worker" in str(error)
+    assert "lost dependencies" in str(error)
+    for name, value in before.items():
+        assert np.array_equal(getattr(est, name), value), name
+
+
+def test_a_shard_error_while_the_others_wait_for_its_part_fails_the_fit_at_once(monkeypatch):
+    """The last shard fails (its own error, not a lost worker) after the others have sent it
+    their band and wait for its: the client, which awaited the shards in band order, waited
+    with the first for EXCHANGE_TIMEOUT (an hour); now the first failure in any band ends
+    the call and stops the others. In-process workers, so the shard code can be patched."""
+    from mfcore.dask import _shard
+    allgather = _shard.Shard.allgather
+
+    def failing(self, tag, *args):
+        if tag == (2, 1) and self.band == len(self.peers) - 1:
+            raise ValueError("the last shard's own error")
+        return allgather(self, tag, *args)
+    monkeypatch.setattr(_shard.Shard, "allgather", failing)
+    df = frame(seed=14)
+    with LocalCluster(n_workers=3, threads_per_worker=1, processes=False,
+                      dashboard_address=":0") as cluster, Client(cluster) as own:
+        error = raised_within(120, lambda: mfcore.dask.fit(
+            mfcore.ALS(k=4, iterations=4), ddf_of(df, [500]), client=own))
+        assert isinstance(error, ValueError), error
+        assert "the last shard's own error" in str(error)
+        monkeypatch.setattr(_shard.Shard, "allgather", allgather)
+        again = mfcore.dask.fit(mfcore.ALS(k=4, iterations=2), ddf_of(df, [500]), client=own)
+        assert again.n_epochs_ == 2

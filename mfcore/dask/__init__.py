@@ -81,7 +81,7 @@ from ..data import RatingSummary, column_names, validation_rows
 from ..errors import WorkerLostError  # noqa: F401 (mfcore.WorkerLostError, importable here too)
 from ..estimators import driver
 from ..ids import IdMap
-from ._cluster import cluster_workers, row_counts
+from ._cluster import cluster_workers, losses_raised, row_counts
 from ._cluster import load as _load
 from ._staging import ID_STAGES, check_scans, scan, scan_ids, scan_info, tree_union
 from .als import ALSIterations
@@ -147,7 +147,8 @@ def _columns_and_workers(ratings, columns, client, workers):
 def _local_validation(validation, columns):
     """A validation Dask DataFrame (small, by assumption) as a local triple; else as given."""
     if validation is not None and hasattr(validation, "to_delayed"):
-        frame = validation[list(columns)].compute()
+        with losses_raised("while the validation data were gathered"):
+            frame = validation[list(columns)].compute()
         return tuple(frame[c] for c in columns)
     return validation
 
@@ -226,15 +227,16 @@ def fit(estimator: Estimator, ratings: dd.DataFrame,
     columns, addresses = _columns_and_workers(ratings, columns, client, workers)
     dtype = p.DTYPES[params["dtype"]]
 
-    parts = client.compute(ratings[list(columns)].to_delayed())
-    scans = client.map(scan, parts, columns=columns, dtype=dtype, pure=False)
-    offsets = check_scans(client.gather(client.map(scan_info, scans, pure=False)))
-    maps = [IdMap.from_sorted(tree_union(client, client.map(scan_ids, scans, name=name,
-                                                               pure=False)), name)
-            for name, _ in ID_STAGES]
-    del scans
+    with losses_raised("while the partitions were scanned"):
+        parts = client.compute(ratings[list(columns)].to_delayed())
+        scans = client.map(scan, parts, columns=columns, dtype=dtype, pure=False)
+        offsets = check_scans(client.gather(client.map(scan_info, scans, pure=False)))
+        maps = [IdMap.from_sorted(tree_union(client, client.map(scan_ids, scans, name=name,
+                                                                   pure=False)), name)
+                for name, _ in ID_STAGES]
+        del scans
+        map_futures = [client.scatter(m, broadcast=True) for m in maps]
     user_map, item_map = maps
-    map_futures = [client.scatter(m, broadcast=True) for m in maps]
     route = dict(columns=columns, dtype=dtype, user_map=map_futures[0],
                  item_map=map_futures[1])
     parts = (parts, [int(o) for o in offsets[:-1]])
