@@ -125,8 +125,29 @@ def test_sgd_equals_the_local_fit_on_the_same_block_grid(client, n_workers):
                            workers=workers(client, n_workers))
     assert_same_model(dist, local)
     assert [h["train_loss"] for h in dist.history_] == [h["train_loss"] for h in local.history_]
-    # item groups pass shard to shard (none with one shard); the model comes back each epoch
+    # item groups pass shard to shard (none with one shard); the model reaches the client at
+    # the end only: each epoch only every row's penalty term and the held groups' numbers
     assert all((h["peer_bytes"] > 0) == (n_workers > 1) for h in dist.history_)
+    terms = 8 * (len(local.user_map_) + len(local.item_map_) + 4)
+    assert [h["exchanged_bytes"] for h in dist.history_] == [terms] * 3
+
+
+def test_sgd_with_validation_gathers_the_model_and_stops_early_as_locally(client):
+    """Validation data read the model every epoch: then it is gathered every epoch, and
+    early stopping restores the local fit's best epoch."""
+    df, val = frame(seed=8, dyadic=True), frame(seed=8).sample(300, random_state=0)
+    triple = (val.user, val.item, val.rating + np.random.default_rng(0).normal(0, 0.5, 300))
+    est = dict(k=6, epochs=12, block_grid=4, lr=0.05, reg=0.0, n_iter_no_change=1, tol=0.0,
+               n_threads=1)
+    local = mfcore.Model(**est).fit(df.user, df.item, df.rating, validation=triple)
+    dist = mfcore.dask.fit(mfcore.Model(**est), ddf_of(df, [600]), validation=triple,
+                           workers=workers(client, 2))
+    assert local.best_epoch_ < local.n_epochs_ < 12  # it stopped early, restoring an epoch
+    assert_same_model(dist, local)  # val_rmse, best_epoch_ and the restored arrays too
+    assert [h["train_loss"] for h in dist.history_] == [h["train_loss"] for h in local.history_]
+    assert dist.stop_reason_ == local.stop_reason_
+    model = sum(getattr(local, name).nbytes for name in FITTED[:4])
+    assert all(h["exchanged_bytes"] > model for h in dist.history_)
 
 
 def test_sgd_on_a_cluster_scores_like_a_default_local_fit(client):

@@ -36,9 +36,11 @@ not a task per block):
      kernel on the same arrays: the same ``val_rmse``) and every shard keeps its
      bands of early stopping's best iteration;
    * SGD: DSGD over the local block grid, one call per shard and epoch; each
-     item group passes from shard to shard along the epoch's schedule. The
-     model is gathered after every epoch (the history's penalty is the local
-     one only over the whole model in one place);
+     item group passes from shard to shard along the epoch's schedule; the
+     shards send each row's penalty term, which the client weighs as the
+     local trainer does (the same penalty bit for bit); the model reaches the
+     client at the end, or after every epoch when validation data or a
+     callback read it;
    * BayesianMF: as ALS, both sides in float64, plus each rating's residual
      (the sampler's running state) from its item shard to its user shard and
      back; every shard draws the hyperparameters redundantly (counter-based).
@@ -53,8 +55,8 @@ row sees its ratings in the local order and draws the local random numbers
 (counter-based); SGD trains every block of the local grid with the local
 kernel, records and order. The histories agree too, except ALS's training SSE
 and penalty, sums of the shards' sums (equal up to float rounding). Each history
-entry also records ``exchanged_bytes`` (model bytes through the client: SGD's per-epoch
-gather, or the model watched by a callback), ``shard_seconds`` (the
+entry also records ``exchanged_bytes`` (bytes through the client: SGD's penalty terms,
+the model read by a callback or SGD's validation), ``shard_seconds`` (the
 slowest shard's kernel seconds) and ``peer_bytes`` (what the shards sent each other).
 
 A worker lost at any moment raises ``WorkerLostError`` as soon as the scheduler

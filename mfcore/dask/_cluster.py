@@ -174,6 +174,15 @@ class Cluster:
                 pass
 
 
+class ShardsCheckFinite:
+    """Mixed into a solver's client-side trainer: the shards check their bands, and a
+    step's SSE is NaN when one was not finite, so the driver's finiteness check reads the
+    SSE alone, not the client's copy of the model (the last gathered, or the initial)."""
+
+    def finite(self, sse):
+        return bool(np.isfinite(sse))
+
+
 def row_counts(model, band_rows, band_counts):
     """Ratings per user row and per item row, from the shards' rated rows and their counts."""
     out = []
