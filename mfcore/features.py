@@ -42,10 +42,30 @@ import numpy as np
 from .errors import UnknownIdWarning, warn
 from .ids import IdMap, normalize_ids, plain
 
-__all__ = ["FeatureEncoding", "MULTI_SEPARATOR", "table_ids"]
+__all__ = ["FeatureEncoding", "MULTI_SEPARATOR", "feature_inputs", "feature_sums", "table_ids"]
 
 #: The separator of levels in a multi-valued text column (MovieLens' genres).
 MULTI_SEPARATOR = "|"
+
+
+def feature_inputs(user_features, item_features):
+    """``fit``'s inputs of the side features given (``mfcore.estimators``: by name,
+    ``"user_features"``: the table and its ``FeatureEncoding``); empty without."""
+    return {f"{side}_features": (table, FeatureEncoding.fit(table, f"{side}_features"))
+            for side, table in (("user", user_features), ("item", item_features))
+            if table is not None}
+
+
+def feature_sums(rows, feats, vals, weights, n_rows):
+    """sum_g x_vg weights[g] of each row v < ``n_rows`` (float64, shape ``(n_rows,) +
+    weights.shape[1:]``), from feature values as ``FeatureEncoding.encode`` gives them
+    (triplets sorted by row); added in that order, so the same bits every time."""
+    out = np.zeros((n_rows,) + weights.shape[1:])
+    if len(rows):
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        terms = vals.reshape((-1,) + (1,) * (weights.ndim - 1)) * weights[feats]
+        out[rows[starts]] = np.add.reduceat(terms, starts, axis=0)
+    return out
 
 
 def _is_sparse_pair(table):

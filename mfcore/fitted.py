@@ -23,12 +23,13 @@ from ._threads import resolve_n_threads
 from .data import (as_ratings, check_lengths, check_seen, merge_duplicates, rating_arrays,
                    replace_seen_rows, to_numpy)
 from .errors import NotFittedError, UnknownIdError, UnknownIdWarning, shown, warn
-from .ids import IdMap, normalize_ids, plain
+from .features import FeatureEncoding, feature_sums
+from .ids import IdMap, normalize_ids, plain, sorted_unique
 from .metrics import mae, rmse
 from .params import is_real
 
 __all__ = ["FactorModel", "StateArray", "UNKNOWN_POLICIES", "pair_arguments", "labelled",
-           "check_magnitudes", "training_record"]
+           "check_magnitudes", "training_record", "check_feature_state", "FEATURE_STATE"]
 
 UNKNOWN_POLICIES = ("fallback", "nan", "error")
 
@@ -175,6 +176,27 @@ def _generator_from_state(state):
 _SUMMARY = (StateArray("global_mean", (), "float64"), StateArray("rating_range", (2,), "float64"))
 #: the rest of a saved state: the id maps and the training record (``training_record``)
 _RECORD = ("user_ids", "item_ids", "n_ratings", "history", "training")
+
+
+#: The members of a saved state that hold the side features' encodings (``mfcore.features``),
+#: text beside the arrays: an estimator with side features lists them in ``STATE_EXTRA``.
+FEATURE_STATE = ("user_feature_encoding", "user_feature_levels", "item_feature_encoding",
+                 "item_feature_levels")
+
+
+def check_feature_state(state, weights):
+    """Check a saved state's side features: per side, the encoding and the weights array
+    (``weights``: its name with ``{side}`` in it, one row per feature) come together."""
+    for side in ("user", "item"):
+        encoding = (FeatureEncoding.from_state(state, f"{side}_feature")
+                    if state.get(f"{side}_feature_encoding") is not None else None)
+        name = weights.format(side=side)
+        values = state.get(name)
+        if (encoding is None) != (values is None):
+            raise ValueError(f"{side}_feature_encoding and {name} come together")
+        if encoding is not None and len(values) != encoding.n_features:
+            raise ValueError(f"{name} has {len(values)} rows for {encoding.n_features} "
+                             "features")
 
 
 def no_time_terms():
@@ -332,7 +354,8 @@ class FactorModel:
         return u, i, ~(bad_u | bad_i)
 
     @reads_state
-    def predict(self, users, items=None, clip=True, unknown="fallback", *, columns=None):
+    def predict(self, users, items=None, clip=True, unknown="fallback", *, columns=None,
+                user_features=None, item_features=None):
         """Predicted ratings for the (user, item) pairs, as an array of the model's dtype.
 
         One user id and one item id give one number; one id of either kind with a
@@ -347,13 +370,25 @@ class FactorModel:
         ``UnknownIdWarning`` counts them (``unknown="fallback"``);
         ``unknown="nan"`` returns NaN for those pairs instead, and
         ``unknown="error"`` raises ``KeyError``.
+
+        ``user_features``/``item_features`` (a model fitted with side features: ALS,
+        BayesianMF; tables as for its ``fit``): an id unseen in training that has a row
+        there is predicted from its features (cold start), its bias and factors the sum
+        of its features' weights; the warning counts them. Known ids keep what they
+        learnt in training (their rows there are not read).
         """
         self._check_fitted()
         users, items, _, index = rating_arrays(users, items, columns=columns,
                                                need_ratings=False, what="predict")
         users, items, single = pair_arguments(users, items)
-        u, i, known = self._indices(users, items, unknown)
-        out = self._predict_rows(u, i, clip)
+        model = self
+        if user_features is None and item_features is None:
+            u, i, known = self._indices(users, items, unknown)
+        else:
+            u, i, known, cold = self._cold_pairs(users, items, unknown, user_features,
+                                                 item_features)
+            model, u, i = self._with_cold_rows(cold, u, i)
+        out = model._predict_rows(u, i, clip)
         if unknown == "nan":
             out[~known] = np.nan
         return out[0] if single else labelled(out, index, "prediction")
@@ -405,7 +440,7 @@ class FactorModel:
 
     @reads_state
     def recommend(self, users, n=10, exclude_seen=None, items=None, unknown="fallback",
-                  rank_by=None, as_frame=False):
+                  rank_by=None, as_frame=False, *, user_features=None):
         """The ``n`` best items for one user or a batch, best first: ``(items, scores)``.
 
         What "best" means (``rank_by``):
@@ -462,9 +497,27 @@ class FactorModel:
         >>> items, scores = model.recommend(3, n=5)   # item 11 is seen: two candidates left
         >>> sorted(items.tolist())
         [10, 12]
+
+        ``user_features`` (a model fitted with user features; a table as for ``fit``):
+        users unseen in training that have a row there are ranked from their features
+        (cold start), each item scored as ``predict(user, item, user_features=...)``
+        scores it (unclipped); they have seen nothing. Other users are ranked as without.
+
+        >>> import pandas as pd
+        >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
+        >>> people = pd.DataFrame({"group": ["a", "b"] * 50}, index=range(100))
+        >>> als = mfcore.ALS(k=4, iterations=5, seed=0).fit(ratings, user_features=people)
+        >>> newcomers = pd.DataFrame({"group": ["a", "b"]}, index=[1000, 1001])
+        >>> items, scores = als.recommend([1000, 1001], n=5, user_features=newcomers)
+        >>> items.shape
+        (2, 5)
         """
         self._check_fitted()
-        return _recommend.recommend(self, users, n, exclude_seen, items, unknown, rank_by,
+        model = self
+        if user_features is not None:
+            cold = self._cold_side("user", np.atleast_1d(to_numpy(users)), user_features)
+            model = self._with_cold_rows({"user": cold, "item": None})[0]
+        return _recommend.recommend(model, users, n, exclude_seen, items, unknown, rank_by,
                                     as_frame)
 
     @reads_state
@@ -484,6 +537,89 @@ class FactorModel:
         self._check_fitted()
         return _recommend.similar(self, "user", users, n)
 
+    # --- side features: cold start ----------------------------------------------------
+
+    def _feature_rows(self, side, raw, table, known_too=False):
+        """The feature values of the ids of ``raw`` unknown to the model (all of them with
+        ``known_too``: fold-in) that ``table`` has a row for: (ids, index (per position of
+        ``raw``: the id's place among ``ids``, -1 for others), (rows among ``ids``,
+        features, values)). ValueError when the model has no ``side`` features."""
+        encoding = getattr(self, f"{side}_feature_encoding_", None)
+        if encoding is None:
+            raise ValueError(f"{side}_features given, but this model was fitted without "
+                             f"{side} features")
+        raw = normalize_ids(to_numpy(raw), f"{side}s")
+        idmap = getattr(self, f"{side}_map_")
+        unknown = sorted_unique(raw if known_too else raw[idmap.lookup(raw, f"{side}s") < 0])
+        (rows, feats, vals), present = encoding.encode(table, unknown, f"{side}_features")
+        ids = unknown[present]
+        where = np.cumsum(present) - 1      # an unknown id's row among ``ids``
+        index = np.full(len(raw), -1, np.int64)
+        if len(ids):
+            index = IdMap(ids).lookup(raw).astype(np.int64)
+        return ids, index, (where[rows], feats, vals)
+
+    def _cold_side(self, side, raw, table, known_too=False):
+        """The rows predicted from their features for the ids of ``raw`` (see
+        ``_feature_rows``): dict(ids, index, rows (n, k + 1): bias, then factors, the sums
+        of their features' weights ``{side}_feature_weights_``); None without a table."""
+        if table is None:
+            return None
+        ids, index, (rows, feats, vals) = self._feature_rows(side, raw, table, known_too)
+        theta = getattr(self, f"{side}_feature_weights_")
+        return {"ids": ids, "index": index,
+                "rows": feature_sums(rows, feats, vals, theta, len(ids))}
+
+    def _cold_parameters(self, cold):
+        """(bias, factors) in the layout of the fitted arrays of the rows of ``cold``
+        (``_cold_side``'s)."""
+        return cold["rows"][:, 0], cold["rows"][:, 1:]
+
+    def _cold_pairs(self, users, items, unknown, user_features, item_features):
+        """(user rows, item rows, known, cold) of ``predict``'s pairs with feature tables:
+        ``cold`` per side ``_cold_side``'s (or None); ``known`` counts an unknown id with a
+        feature row as known. The unknown-id warning says which ids the features served."""
+        cold = {side: self._cold_side(side, ids, table) for side, ids, table in
+                (("user", users, user_features), ("item", items, item_features))}
+        used = [f"the {int((c['index'] >= 0).sum())} pair(s) of {len(c['ids'])} unknown "
+                f"{side} id(s) with a feature row predicted from their features"
+                for side, c in cold.items() if c is not None]
+        note = "; " + " and ".join(used) + f", the others {self.unknown_fallback}"
+        u, i, known = self._indices(users, items, unknown, fallback_note=note)
+        for c in cold.values():
+            if c is not None:
+                known |= c["index"] >= 0
+        return u, i, known, cold
+
+    def _with_cold_rows(self, cold, u=None, i=None):
+        """(a snapshot of this model with rows appended for the ids of ``cold`` (per side
+        ``_cold_side``'s or None; ``_cold_parameters`` gives the rows; nothing seen, never
+        rated), and ``u``, ``i`` (rows of pairs, -1 unknown) pointing at them)."""
+        model = self._snapshot()
+        for side, rows in (("user", u), ("item", i)):
+            c = cold.get(side)
+            if c is None or not len(c["ids"]):
+                continue
+            bias, factors = self._cold_parameters(c)
+            n_old, n_new = len(getattr(self, f"{side}_map_")), len(c["ids"])
+            setattr(model, f"{side}_map_", IdMap(np.concatenate(
+                [getattr(self, f"{side}_map_").ids, c["ids"]])))
+            for name, new in ((f"{side}_factors_", factors), (f"{side}_bias_", bias)):
+                old = getattr(self, name)
+                setattr(model, name, np.concatenate([old, new.astype(old.dtype)]))
+            if side == "user" and self.seen_indptr_ is not None:
+                model.seen_indptr_ = np.concatenate([self.seen_indptr_, np.full(
+                    n_new, self.seen_indptr_[-1], dtype=self.seen_indptr_.dtype)])
+            if side == "item" and self.item_counts_ is not None:
+                model.item_counts_ = np.concatenate([self.item_counts_,
+                                                     np.zeros(n_new, np.int64)])
+            if rows is not None:
+                at = c["index"] >= 0
+                rows = rows.copy()
+                rows[at] = n_old + c["index"][at]
+                u, i = (rows, i) if side == "user" else (u, rows)
+        return model, u, i
+
     # --- fold-in ------------------------------------------------------------------
 
     def _fold_in_penalty(self, shrinkage):
@@ -491,24 +627,32 @@ class FactorModel:
         ``fold_in`` and ``mfcore._kernels.rowsolve.solve_rows``)."""
         raise NotImplementedError(f"{type(self).__name__} does not define fold-in's penalty")
 
-    def _fold_in_rows(self, indptr, items, ratings, shrinkage):
+    def _fold_in_rows(self, indptr, items, ratings, shrinkage, prior=None):
         """(factors, bias, extra) of the users whose ratings of item rows ``items`` are the
-        CSR rows ``indptr``: the least-squares solve of ``fold_in`` in the row-solve kernel.
-        ``extra``: further per-user fitted arrays by attribute name (none here)."""
+        CSR rows ``indptr``: the least-squares solve of ``fold_in`` in the row-solve kernel,
+        the penalties centred on ``prior`` (n, k + 1: bias, factors; ``_fold_in_prior``)
+        if given. ``extra``: further per-user fitted arrays by attribute name (none here)."""
         n, k = len(indptr) - 1, self.user_factors_.shape[1]
         factors = np.empty((n, k), self.user_factors_.dtype)
         bias = np.empty(n, self.user_factors_.dtype)
         reg, reg_bias, base, count_weight, bias_shrinkage = self._fold_in_penalty(shrinkage)
+        centre = {} if prior is None else {
+            "prior_factors": np.ascontiguousarray(prior[:, 1:], np.float64),
+            "prior_bias": np.ascontiguousarray(prior[:, 0], np.float64)}
         solve_rows(indptr, items, ratings, self.item_factors_, self.item_bias_, self.global_mean_,
                    reg, reg_bias, base, count_weight, True, factors, bias, self._threads(),
-                   bias_shrinkage)
+                   bias_shrinkage, **centre)
         return factors, bias, {}
 
     def _fold_in_prior(self, ids, user_features):
-        """The folded-in users' prior shift from their side features (BayesianMF); the
-        other estimators have none."""
-        raise ValueError(f"{type(self).__name__} does not use side features: fold_in takes "
-                         "user_features only for BayesianMF fitted with them")
+        """Per user of ``ids`` the centre of its row's penalty from its side features
+        (n, k + 1: bias, factors; ``_cold_side``), zero for a user without a feature row:
+        the solve then fits what the features leave of its ratings."""
+        cold = self._cold_side("user", ids, user_features, known_too=True)
+        out = np.zeros((len(ids),) + cold["rows"].shape[1:])
+        has = cold["index"] >= 0
+        out[has] = cold["rows"][cold["index"][has]]
+        return out
 
     def _fold_in_data(self, users, items, ratings):
         """fold_in's ratings checked, of known items, duplicates merged: (the new users'
@@ -565,8 +709,10 @@ class FactorModel:
         with an ``UnknownIdWarning``; duplicates follow ``duplicates``. The
         user's rated items become its seen items for ``recommend``.
 
-        ``user_features`` (BayesianMF fitted with user features): the users' feature
-        rows, which combine with their ratings (the features set the prior mean).
+        ``user_features`` (a model fitted with user features: ALS, BayesianMF): the
+        users' feature rows, which combine with their ratings: the features set the
+        centre of the penalty (BayesianMF: the prior mean), so the solve fits what they
+        leave of the ratings; a user without a row there is solved as without.
         """
         model = self._snapshot()  # (published whole at the end)
         model._check_fitted()
@@ -643,6 +789,10 @@ class FactorModel:
             value = getattr(self, field.name + "_")
             if value is not None:
                 state[field.name] = value
+        for side in ("user", "item"):
+            encoding = getattr(self, f"{side}_feature_encoding_", None)
+            if encoding is not None:
+                state.update(encoding.to_state(f"{side}_feature"))
         if "seen_items" in state and len(self.item_map_) <= 1 << 16:
             # 2 bytes an item row where they fit (every MovieLens set): the seen items are
             # most of a saved model (4 bytes a training rating against ~1.5 for factors)
@@ -693,6 +843,11 @@ class FactorModel:
             value = state.get(field.name)
             setattr(self, field.name + "_", None if value is None else np.ascontiguousarray(value))
         self.user_map_, self.item_map_ = maps
+        for side in ("user", "item"):
+            if f"{side}_feature_encoding" in self.STATE_EXTRA:
+                setattr(self, f"{side}_feature_encoding_",
+                        FeatureEncoding.from_state(state, f"{side}_feature")
+                        if state.get(f"{side}_feature_encoding") is not None else None)
         self.global_mean_ = float(state["global_mean"])
         self.rating_range_ = (lo, hi)
         self.n_ratings_, self.history_ = record["n_ratings"], record["history"]

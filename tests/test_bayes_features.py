@@ -281,14 +281,18 @@ def test_fold_in_combines_features_and_ratings():
 
 # --- bad input ---------------------------------------------------------------------------
 
-def test_bad_feature_tables_get_clear_errors():
+def check_bad_tables(fit):
+    """What every estimator with side features refuses, naming the row and column (``fit``:
+    fits it with ``users=``/``items=`` tables); returns a model fitted without item
+    features (shared with ALS's tests)."""
     dup = pd.concat([USERS, USERS.iloc[[3]]])
     with pytest.raises(ValueError, match=r"id 'u3' has two rows \(rows 3 and 120\)"):
         fit(users=dup)
-    bad = USERS.copy()
-    bad.loc["u7", "age"] = np.inf
-    with pytest.raises(ValueError, match=r"column 'age' is inf for id 'u7' \(row 7\)"):
-        fit(users=bad)
+    for value in (np.inf, np.nan):
+        bad = USERS.copy()
+        bad.loc["u7", "age"] = value
+        with pytest.raises(ValueError, match=rf"column 'age' is {value} for id 'u7' \(row 7\)"):
+            fit(users=bad)
     with pytest.raises(TypeError, match="DataFrame indexed by id or a"):
         fit(users=[1, 2, 3])
     model = fit(items=None)
@@ -296,13 +300,18 @@ def test_bad_feature_tables_get_clear_errors():
         model.predict(["u1"], [999], item_features=ITEMS)
     with pytest.raises(ValueError, match=r"missing \['age'\], unexpected \['height'\]"):
         model.predict(["new"], [100], user_features=USERS.rename(columns={"age": "height"}))
-    with pytest.raises(ValueError, match="does not use side features"):
-        mfcore.ALS(k=2, iterations=1).fit(*DATA).fold_in(["x"], [100], [3.0],
-                                                          user_features=USERS)
     nan = USERS.copy()
     nan.loc["u2", "age"] = np.nan
     with pytest.raises(ValueError, match=r"column 'age' is nan for id 'new'"):
         model.predict(["new"], [100], user_features=nan.rename(index={"u2": "new"}))
+    return model
+
+
+def test_bad_feature_tables_get_clear_errors():
+    check_bad_tables(fit)
+    with pytest.raises(ValueError, match="fitted without user features"):
+        mfcore.SGD(k=2, epochs=1).fit(*DATA).fold_in(["x"], [100], [3.0],
+                                                     user_features=USERS)
 
 
 @pytest.mark.slow
@@ -352,12 +361,12 @@ def test_the_cli_trains_and_predicts_with_feature_files(tmp_path, capsys):
     assert listed["item"].astype(str).tolist() == [str(x) for x in want]
     with pytest.raises(SystemExit):
         cli.main(["train", str(tmp_path / "train.csv"), "-o", str(tmp_path / "x.mfz"),
-                  "--algorithm", "als", "--user-features", str(tmp_path / "users.csv")])
+                  "--algorithm", "sgd", "--user-features", str(tmp_path / "users.csv")])
 
 
-def test_recommend_ranks_cold_users_from_their_features():
-    train, test = cold_split()
-    model = fit(data=train, n_samples=40)
+def check_cold_recommendations(model, train, test):
+    """``recommend(..., user_features=)`` of held-out users ranks as ``predict`` with the
+    features scores, and leaves the model unchanged (shared with ALS's tests)."""
     cold_users = np.unique(test[0])[:3]
     catalogue = model.item_map_.ids
     items, scores = model.recommend(cold_users, n=5, rank_by="prediction", user_features=USERS)
@@ -372,3 +381,8 @@ def test_recommend_ranks_cold_users_from_their_features():
         plain, _ = model.recommend(cold_users, n=5, rank_by="prediction")
     assert (plain == plain[0]).all() and not (items == items[0]).all()
     assert len(model.user_map_) == len(np.unique(train[0]))   # the model itself is unchanged
+
+
+def test_recommend_ranks_cold_users_from_their_features():
+    train, test = cold_split()
+    check_cold_recommendations(fit(data=train, n_samples=40), train, test)

@@ -14,6 +14,11 @@ minimising
     lam_b(u) = reg_bias * (base + count_weight * n_u) + bias_shrinkage,
     n_u: ratings of row u.
 
+With a prior (``prior_factors``, ``prior_bias``: m_u, a_u) the penalties pull towards it,
+lam_p(u) |p_u - m_u|^2 + lam_b(u) (b_u - a_u)^2: ALS with side features solves a row's
+effective parameters around its feature terms this way (the right-hand side gains
+lam_p(u) m_u and lam_b(u) a_u; nothing else changes).
+
 base=1, count_weight=0 is plain ALS; base=0, count_weight=1 is ALS-WR (weighted-lambda);
 base=shrinkage, count_weight=1 is SGD's fold-in rule. ``bias_shrinkage`` (ratings' worth of
 penalty on the bias whatever the count) pulls the bias of a row with few ratings towards 0,
@@ -58,10 +63,12 @@ mf_bind_path(path_cell())  # run the SIMD path mfcore._kernels.simd selects
 cdef int _solve_row(int64_t lo, int64_t hi, const int32_t* cols, const floating* ratings,
                     const floating* Q, const floating* other_bias, int64_t k, double mu,
                     double lam_p, double lam_b, bint fit_bias, double* work, int64_t ld,
-                    floating* p, floating* b) noexcept nogil:
-    """Solve one row from its ratings lo..hi-1 into p (k values) and b; returns the status
-    of ``mf_als_solve`` (0 solved, 1 solved with jitter, -1 failed; also -1 when the
-    answer does not fit the output dtype)."""
+                    const double* prior_p, const double* prior_b, floating* p,
+                    floating* b) noexcept nogil:
+    """Solve one row from its ratings lo..hi-1 into p (k values) and b, its penalties
+    centred on prior_p (k values) and prior_b (the bias) unless they are NULL; returns
+    the status of ``mf_als_solve`` (0 solved, 1 solved with jitter, -1 failed; also -1
+    when the answer does not fit the output dtype)."""
     cdef int64_t d = k + 1 if fit_bias else k
     cdef mf_als_parts s = mf_als_scratch_parts(work, k, ld)
     cdef double* x = s.x
@@ -82,6 +89,11 @@ cdef int _solve_row(int64_t lo, int64_t hi, const int32_t* cols, const floating*
             row[k + 1] = <double>ratings[pos + t] - mu - <double>other_bias[j]
         mf_als_add_chunk(s.G, s.X, m, d, ld, pos == lo)
         pos += m
+    if prior_p != NULL:  # the prior's pull: the right-hand side (column k + 1) gains it
+        for f in range(k):
+            s.G[f * ld + k + 1] += lam_p * prior_p[f]
+        if fit_bias:
+            s.G[k * ld + k + 1] += lam_b * prior_b[0]
     status = mf_als_solve(s.G, s.U, x, s.shift, k, fit_bias, ld, lam_p, lam_b)
     if status >= 0:
         for f in range(k):
@@ -115,15 +127,18 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols,
                const floating[::1] other_bias, double mu, double reg, double reg_bias,
                double base, double count_weight, bint fit_bias,
                floating[:, ::1] factors, floating[::1] bias, int n_threads,
-               double bias_shrinkage=0.0):
+               double bias_shrinkage=0.0, const double[:, ::1] prior_factors=None,
+               const double[::1] prior_bias=None):
     """Solve every row of a CSR rating matrix for its bias and factors, in place.
 
     Row u holds the ratings ``ratings[indptr[u]:indptr[u + 1]]`` of the other-side rows
     ``cols[...]`` (any order, repeats allowed). Writes p_u into ``factors[u]`` and b_u
     into ``bias[u]`` (see the module docstring for the objective). With ``fit_bias``
     False, b_u is held at 0 (``bias[u]`` is set to 0) and only p_u is solved. A row
-    without ratings gets b_u = 0 and p_u = 0. All float arrays share one dtype
-    (float32 or float64); sums and the solve are in float64.
+    without ratings gets b_u = 0 and p_u = 0 (its prior, with one). All float arrays but
+    the prior share one dtype (float32 or float64); sums and the solve are in float64.
+    ``prior_factors`` (n_rows, k) and ``prior_bias`` (n_rows,), float64, both or neither:
+    each row's penalties are centred on them (see the module docstring).
 
     A system whose Cholesky factorisation breaks down (a pivot not clearly positive) is
     solved again with a small diagonal jitter (``JITTER`` times its mean diagonal plus
@@ -172,6 +187,16 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols,
     _check_finite("ratings", ratings)
     _check_finite("other_factors", other_factors)
     _check_finite("other_bias", other_bias)
+    if (prior_factors is None) != (prior_bias is None):
+        raise ValueError("prior_factors and prior_bias come together")
+    if prior_factors is not None:
+        if prior_factors.shape[0] != n_rows or prior_factors.shape[1] != k:
+            raise ValueError(f"prior_factors has shape ({prior_factors.shape[0]}, "
+                             f"{prior_factors.shape[1]}), expected ({n_rows}, {k})")
+        if prior_bias.shape[0] != n_rows:
+            raise ValueError(f"prior_bias has {prior_bias.shape[0]} entries for {n_rows} rows")
+        _check_finite("prior_factors", prior_factors)
+        _check_finite("prior_bias", prior_bias)
     if n_rows == 0:
         return 0
 
@@ -191,6 +216,12 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols,
     cdef const floating* Q = &other_factors[0, 0] if n_other and k else NULL
     cdef const floating* c = &other_bias[0] if n_other else NULL
     cdef floating* P = &factors[0, 0] if k else NULL
+    cdef const double* M = NULL
+    cdef const double* A = NULL
+    if prior_factors is not None:
+        M = &prior_factors[0, 0] if k else NULL
+        A = &prior_bias[0]
+    cdef bint with_prior = prior_factors is not None
     cdef int64_t lo, hi, f
     cdef double scale
     for u in prange(n_rows, nogil=True, num_threads=nt, schedule="dynamic"):
@@ -198,14 +229,15 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols,
         hi = indptr[u + 1]
         if hi == lo:
             for f in range(k):
-                P[u * k + f] = 0
-            bias[u] = 0
+                P[u * k + f] = <floating>M[u * k + f] if with_prior else 0
+            bias[u] = <floating>A[u] if with_prior and fit_bias else 0
         else:
             scale = base + count_weight * <double>(hi - lo)
             status_view[u] = _solve_row(lo, hi, cols_ptr, ratings_ptr, Q, c, k, mu,
                                         reg * scale, reg_bias * scale + bias_shrinkage, fit_bias,
                                         work + threadid() * per_thread, ld,
-                                        P + u * k, &bias[u])
+                                        M + u * k if with_prior else NULL,
+                                        A + u if with_prior else NULL, P + u * k, &bias[u])
 
     failed = np.flatnonzero(status < 0)
     if len(failed):

@@ -6,6 +6,7 @@ import sys
 import time
 
 from ..errors import InvalidParameterError, Message, Setting
+from ..ids import STR_KIND
 from ..io import read_pairs, read_ratings
 from ..persistence import load
 
@@ -150,18 +151,20 @@ def times_of(model, frame):
 
 
 def add_feature_options(parser):
-    """--user-features / --item-features: side feature tables (BayesianMF)."""
+    """--user-features / --item-features: side feature tables (ALS, BayesianMF)."""
     for side in ("user", "item"):
         parser.add_argument(f"--{side}-features", metavar="FILE", default=None,
                             help=f"{side} feature table: MovieLens' "
                             + ("u.user or users.dat" if side == "user"
                                else "u.item, movies.dat or movies.csv")
                             + " by name, else a CSV (or .parquet) file whose first column is "
-                            f"the {side} id (--algorithm bayes; see mfcore.features)")
+                            f"the {side} id (--algorithm als or bayes; see mfcore.features)")
 
 
-def read_features(path, option):
-    """A feature table from ``path`` (see ``add_feature_options``), indexed by id."""
+def read_features(path, option, kind=None):
+    """A feature table from ``path`` (see ``add_feature_options``), indexed by id; with
+    ``kind`` "str" (the ids of the ratings, or the model's, are text) integer ids are
+    read as text too, as the rating reader reads ``42`` of a file of text ids."""
     import pandas as pd
 
     from ..datasets import SIDE_FILES, read_movielens_side
@@ -177,11 +180,16 @@ def read_features(path, option):
     if table.shape[1] < 2:
         raise CommandError(f"{option}: {path} needs an id column and at least one feature "
                            f"column, got columns {list(table.columns)}")
-    return table.set_index(table.columns[0])
+    table = table.set_index(table.columns[0])
+    if kind == STR_KIND and table.index.dtype.kind in "iu":
+        table.index = table.index.astype(str)
+    return table
 
 
-def feature_kwargs(args):
-    """``user_features=``/``item_features=`` for the files given on the command line."""
-    return {f"{side}_features": read_features(path, f"--{side}-features")
+def feature_kwargs(args, kinds=None):
+    """``user_features=``/``item_features=`` for the files given on the command line;
+    ``kinds``: each side's id kind (see ``read_features``)."""
+    kinds = kinds or {}
+    return {f"{side}_features": read_features(path, f"--{side}-features", kinds.get(side))
             for side, path in (("user", args.user_features), ("item", args.item_features))
             if path is not None}

@@ -7,6 +7,7 @@ import time
 
 from .. import progress
 from ..estimators import ALGORITHMS
+from ..ids import STR_KIND
 from ..persistence import atomic_file
 from ..search import MAX_EPOCHS, Search
 from ..split import train_test_split
@@ -148,11 +149,14 @@ def run_train(args):
     if args.times and "times" not in model.capabilities:
         args.parser.error(f"--times needs an estimator with time terms (--algorithm bayes), "
                           f"not --algorithm {args.algorithm}")
-    if (args.user_features or args.item_features) and "features" not in model.capabilities:
+    if (args.user_features or args.item_features) and not model.supports("features"):
         args.parser.error(f"--user-features/--item-features need an estimator that takes side "
-                          f"features (--algorithm bayes), not --algorithm {args.algorithm}")
-    features = feature_kwargs(args)
+                          f"features (--algorithm als with --solver cholesky, or bayes), not "
+                          f"--algorithm {args.algorithm}"
+                          + (" --solver cg" if getattr(model, "solver", None) == "cg" else ""))
     data = read(args, args.ratings)
+    features = feature_kwargs(args, {side: "int" if data[side].dtype.kind in "iu" else STR_KIND
+                                     for side in ("user", "item")})
     if args.times and "timestamp" not in data:
         raise CommandError(f"--times: {args.ratings} has no timestamp column (user, item, "
                            "rating, timestamp)")

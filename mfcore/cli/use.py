@@ -125,7 +125,7 @@ def run_predict(args):
         args.parser.error(f"{len(args.user)} --user ids but {len(args.item)} --item ids")
     check_output(args.output, "-o")
     model = load_fitted(args.model)
-    features = feature_kwargs(args)
+    features = feature_kwargs(args, {"user": model.user_map_.kind, "item": model.item_map_.kind})
     if features and getattr(model, "user_feature_encoding_", None) is None and \
             getattr(model, "item_feature_encoding_", None) is None:
         raise CommandError(f"--user-features/--item-features: {args.model} was trained "
@@ -216,7 +216,8 @@ def run_recommend(args):
         if getattr(model, "user_feature_encoding_", None) is None:
             raise CommandError(f"--user-features: {args.model} was trained without user "
                                "features")
-        cold = {"user_features": read_features(args.user_features, "--user-features")}
+        cold = {"user_features": read_features(args.user_features, "--user-features",
+                                               model.user_map_.kind)}
     items, scores = model.recommend(users, n=args.n, exclude_seen=not args.include_seen,
                                     unknown=args.unknown, rank_by=args.rank_by, **cold)
     _write_ranked(["user", "rank", "item", "score"], users, items, scores)

@@ -501,3 +501,17 @@ class Estimator(FactorModel):
     def _trainer(self, data, params, layouts, inputs):
         """The ``driver.Trainer`` of one fit (see the module docstring)."""
         raise NotImplementedError
+
+    def _encode_features(self, inputs):
+        """The training rows' feature values per side (triplets: row, feature, value, by
+        row; ``FeatureEncoding.encode``) of the tables given to ``fit`` (``inputs``, see
+        ``mfcore.features.feature_inputs``); records each side's encoding
+        (``{side}_feature_encoding_``, None for a side without)."""
+        triplets = {}
+        for side in ("user", "item"):
+            table, encoding = inputs.get(f"{side}_features", (None, None))
+            setattr(self, f"{side}_feature_encoding_", encoding)
+            if encoding is not None:
+                ids = getattr(self, f"{side}_map_").ids
+                triplets[side] = encoding.encode(table, ids, f"{side}_features")[0]
+        return triplets

@@ -25,16 +25,16 @@ import zlib
 import numpy as np
 
 from .. import params as p
-from .. import recommend as _recommend
 from .._kernels import bayes as _bayes
 from .._kernels import bayes_features as _features
 from .._kernels import predict as _predict
 from .._threads import resolve_n_threads
-from ..fitted import StateArray, labelled, no_time_terms, pair_arguments, reads_state
+from ..fitted import (FEATURE_STATE, StateArray, check_feature_state, labelled,
+                      no_time_terms, pair_arguments, reads_state)
 from ..data import check_lengths, rating_arrays, to_numpy
 from ..errors import Message, Setting, UnknownIdWarning, warn
-from ..features import FeatureEncoding
-from ..ids import IdMap, normalize_ids, plain, sorted_unique
+from ..features import feature_inputs
+from ..ids import normalize_ids, plain
 from ..ordinal import MAX_CLASSES, LatentRatings, class_moments, expected_ratings
 from ..timeterms import TimeEncoding, TimeSampler, TimeTerms, as_seconds, time_means, time_moments
 from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard_units,
@@ -593,26 +593,19 @@ class BayesianMF(Estimator):
         inputs = {} if implicit is None else {"implicit": self._raw_pairs(implicit)}
         if times is not None:
             inputs["times"] = as_seconds(times, None)
-        for side, table in (("user", user_features), ("item", item_features)):
-            if table is not None:
-                inputs[f"{side}_features"] = (table, FeatureEncoding.fit(table, f"{side}_features"))
+        inputs.update(feature_inputs(user_features, item_features))
         return self._fit(users, items, ratings, validation, callback, columns, inputs)
 
     def _feature_layouts(self, inputs):
         """The training rows' feature values per side (``feature_layout``) from the tables
         given to ``fit`` (``inputs``); records their encodings (None for a side without)."""
         layouts = {}
-        for side in ("user", "item"):
-            table, encoding = inputs.get(f"{side}_features", (None, None))
-            setattr(self, f"{side}_feature_encoding_", encoding)
-            if encoding is not None:
-                ids = getattr(self, f"{side}_map_").ids
-                triplets, _ = encoding.encode(table, ids, f"{side}_features")
-                layouts[side] = feature_layout(*triplets, encoding.n_features,
-                                               encoding.group_ptr)
-                _features.check_features(layouts[side]["ptr"], layouts[side]["rows"],
-                                         layouts[side]["x"], layouts[side]["group_ptr"],
-                                         len(ids))
+        for side, triplets in self._encode_features(inputs).items():
+            encoding = getattr(self, f"{side}_feature_encoding_")
+            layouts[side] = feature_layout(*triplets, encoding.n_features, encoding.group_ptr)
+            _features.check_features(layouts[side]["ptr"], layouts[side]["rows"],
+                                     layouts[side]["x"], layouts[side]["group_ptr"],
+                                     len(getattr(self, f"{side}_map_")))
         return layouts
 
     @staticmethod
@@ -795,72 +788,21 @@ class BayesianMF(Estimator):
         users, items, _, index = rating_arrays(users, items, columns=columns,
                                                need_ratings=False, what=what)
         users, items, single = pair_arguments(users, items)
-        cold = {side: self._cold_side(side, ids, table) for side, ids, table in
-                (("user", users, user_features), ("item", items, item_features))}
-        used = [f"the {int((c['index'] >= 0).sum())} pair(s) of {len(c['ids'])} unknown "
-                f"{side} id(s) with a feature row predicted from their features"
-                for side, c in cold.items() if c is not None]
-        note = {"fallback_note": "; " + " and ".join(used) + ", the others from the prior of "
-                "their group"} if used else {}
-        u, i, known = self._indices(users, items, unknown, **note)
+        u, i, known, cold = self._cold_pairs(users, items, unknown, user_features,
+                                             item_features)
         seconds = None if times is None else as_seconds(times, len(u))
-        for c in cold.values():
-            if c is not None:
-                known |= c["index"] >= 0
         return u, i, known, cold, seconds, index, single
 
     def _ordinal(self):
         """Whether the fitted model is an ordered probit (its ``classes_`` are kept)."""
         return getattr(self, "classes_", None) is not None
 
-    @reads_state
-    def recommend(self, users, n=10, exclude_seen=None, items=None, unknown="fallback",
-                  rank_by=None, as_frame=False, *, user_features=None):
-        """The ``n`` best items for users (see ``FactorModel.recommend``).
-
-        ``user_features`` (a model fitted with user features; a table as for ``fit``):
-        users unseen in training that have a row there are ranked from their features
-        (cold start), each item scored as ``predict(user, item, user_features=...)``
-        scores it (unclipped): the prior mean of the user's row in each kept sample,
-        its group mean plus its feature terms. They have seen nothing. Other users are
-        ranked as without ``user_features``.
-
-        >>> import mfcore, pandas as pd
-        >>> ratings = mfcore.datasets.synthetic(n_users=100, n_items=80, n_ratings=3000, seed=0)
-        >>> people = pd.DataFrame({"group": ["a", "b"] * 50}, index=range(100))
-        >>> bmf = mfcore.BayesianMF(k=4, burn_in=5, n_samples=10, seed=0).fit(
-        ...     ratings, user_features=people)
-        >>> newcomers = pd.DataFrame({"group": ["a", "b"]}, index=[1000, 1001])
-        >>> items, scores = bmf.recommend([1000, 1001], n=5, user_features=newcomers)
-        >>> items.shape
-        (2, 5)
-        """
-        if user_features is None:
-            return super().recommend(users, n, exclude_seen, items, unknown, rank_by, as_frame)
-        self._check_fitted()
-        cold = self._cold_side("user", np.atleast_1d(to_numpy(users)), user_features)
-        return _recommend.recommend(self._with_cold_users(cold), users, n, exclude_seen, items,
-                                    unknown, rank_by, as_frame)
-
-    def _with_cold_users(self, cold):
-        """A copy of this model (a snapshot: the arrays are new, nothing of this one
-        changes) with rows appended for the cold users of ``cold`` (``_cold_side``): the
-        posterior mean of their prior rows, in the layout of the kept factors, and no
-        seen items."""
-        if not len(cold["ids"]):
-            return self
-        model = self._snapshot()
-        rows, S = cold["rows"], self.n_kept_
-        factors = (rows[..., 1:].reshape(len(rows), -1) / np.sqrt(S)).astype(
-            self.user_factors_.dtype)
-        model.user_map_ = IdMap(np.concatenate([self.user_map_.ids, cold["ids"]]))
-        model.user_factors_ = np.vstack([self.user_factors_, factors])
-        model.user_bias_ = np.concatenate([self.user_bias_, rows[..., 0].mean(axis=1).astype(
-            self.user_bias_.dtype)])
-        if self.seen_indptr_ is not None:
-            model.seen_indptr_ = np.concatenate([self.seen_indptr_, np.full(
-                len(rows), self.seen_indptr_[-1], dtype=self.seen_indptr_.dtype)])
-        return model
+    def _cold_parameters(self, cold):
+        """(bias, factors) of the rows of ``cold`` (``_cold_side``) in the layout of the kept
+        factors: the posterior mean of their prior rows (``recommend``'s cold users)."""
+        rows = cold["rows"]
+        return (rows[..., 0].mean(axis=1),
+                rows[..., 1:].reshape(len(rows), -1) / np.sqrt(self.n_kept_))
 
     def _cold_side(self, side, raw, table, known_too=False):
         """The kept samples' prior rows of the ids of ``raw`` unknown to the model that
@@ -869,24 +811,12 @@ class BayesianMF(Estimator):
         None without a table. ``known_too``: every id of ``raw`` (fold-in)."""
         if table is None:
             return None
-        encoding = getattr(self, f"{side}_feature_encoding_", None)
-        if encoding is None:
-            raise ValueError(f"{side}_features given, but this model was fitted without "
-                             f"{side} features")
-        raw = normalize_ids(to_numpy(raw), f"{side}s")
-        idmap = getattr(self, f"{side}_map_")
-        unknown = sorted_unique(raw if known_too else raw[idmap.lookup(raw, f"{side}s") < 0])
-        (rows, feats, vals), present = encoding.encode(table, unknown, f"{side}_features")
-        ids = unknown[present]
-        where = np.cumsum(present) - 1      # an unknown id's row among ``ids``
+        ids, index, (rows, feats, vals) = self._feature_rows(side, raw, table, known_too)
         theta = getattr(self, f"{side}_feature_samples_").astype(np.float64)  # (F, S, k + 1)
         hyper = (self.user_hyper_samples_ if side == "user" else self.item_hyper_samples_)
         out = np.zeros((len(ids),) + theta.shape[1:])
-        np.add.at(out, where[rows], vals[:, None, None] * theta[feats])
+        np.add.at(out, rows, vals[:, None, None] * theta[feats])
         out += hyper[:, 0]
-        index = np.full(len(raw), -1)
-        if len(ids):
-            index = IdMap(ids).lookup(raw).astype(np.int64)
         return {"ids": ids, "index": index, "rows": out, "prec": hyper[:, 1]}
 
     def _prior_moments(self, kind):
@@ -1095,15 +1025,10 @@ class BayesianMF(Estimator):
         StateArray("classes", (None,), "float64", optional=True),
         StateArray("cutpoint_samples", ("samples", None), "float64", optional=True),
     )
-    STATE_EXTRA = ("user_feature_encoding", "user_feature_levels", "item_feature_encoding",
-                   "item_feature_levels", "time_encoding")
+    STATE_EXTRA = FEATURE_STATE + ("time_encoding",)
 
     def _fitted_state(self):
         state = super()._fitted_state()
-        for side in ("user", "item"):
-            encoding = getattr(self, f"{side}_feature_encoding_", None)
-            if state is not None and encoding is not None:
-                state.update(encoding.to_state(f"{side}_feature"))
         if state is not None and getattr(self, "time_encoding_", None) is not None:
             state.update(self.time_encoding_.to_state())
         return state
@@ -1198,16 +1123,7 @@ class BayesianMF(Estimator):
     def _check_feature_state(state):
         """Side features: each side's encoding and samples together, a sample row per
         feature; item features with the item groups' hyperparameters."""
-        for side in ("user", "item"):
-            encoding = (FeatureEncoding.from_state(state, f"{side}_feature")
-                        if state.get(f"{side}_feature_encoding") is not None else None)
-            samples = state.get(f"{side}_feature_samples")
-            if (encoding is None) != (samples is None):
-                raise ValueError(f"{side}_feature_encoding and {side}_feature_samples come "
-                                 "together")
-            if encoding is not None and len(samples) != encoding.n_features:
-                raise ValueError(f"{side}_feature_samples has {len(samples)} rows for "
-                                 f"{encoding.n_features} features")
+        check_feature_state(state, "{side}_feature_samples")
         if (state.get("item_feature_samples") is None) != (state.get("item_hyper_samples")
                                                            is None):
             raise ValueError("item_feature_samples and item_hyper_samples come together")
@@ -1217,10 +1133,6 @@ class BayesianMF(Estimator):
 
     def _restore_fitted_state(self, state):
         super()._restore_fitted_state(state)
-        for side in ("user", "item"):
-            setattr(self, f"{side}_feature_encoding_",
-                    FeatureEncoding.from_state(state, f"{side}_feature")
-                    if state.get(f"{side}_feature_encoding") is not None else None)
         self.time_encoding_ = (TimeEncoding.from_state(state)
                                if state.get("time_encoding") is not None else None)
         self.n_kept_ = len(self.alpha_samples_)
