@@ -25,6 +25,7 @@ from .._threads import resolve_n_threads
 from ..estimators.base import standardized
 from ..estimators.bayes import GibbsSweeps as _LocalSweeps
 from ..estimators.bayes import posterior_rmse
+from ._cluster import ShardsCheckFinite
 from ._shard import Shard
 
 
@@ -206,7 +207,7 @@ class BayesShard(Shard):
         return tuple(a.copy() for a in self._band_views())
 
 
-class GibbsSweeps(_LocalSweeps):
+class GibbsSweeps(ShardsCheckFinite, _LocalSweeps):
     """BayesianMF's trainer over the shards: one ``sweep`` call per shard and sweep; the
     client keeps only the scalars and the hyperparameters, and gathers the state when
     someone reads it (watched) and the kept samples at the end."""
