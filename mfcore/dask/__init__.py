@@ -174,6 +174,20 @@ def _train_on_shards(estimator, trainer_class, cluster, built, bands, summary, p
         work._run(trainer, summary.n, params, work.max_epochs(params), val, callback)
 
 
+def _scan(client, ratings, columns, dtype):
+    """Stage 1: the partitions' futures, their offsets in the data, the id maps and their
+    futures on every worker; the local fit's error for bad data, ``WorkerLostError`` for
+    data lost with a worker."""
+    with losses_raised("while the partitions were scanned"):
+        parts = client.compute(ratings[list(columns)].to_delayed())
+        scans = client.map(scan, parts, columns=columns, dtype=dtype, pure=False)
+        offsets = check_scans(client.gather(client.map(scan_info, scans, pure=False)))
+        maps = [IdMap.from_sorted(tree_union(client, client.map(scan_ids, scans, name=name,
+                                                                   pure=False)), name)
+                for name, _ in ID_STAGES]
+        return parts, offsets, maps, [client.scatter(m, broadcast=True) for m in maps]
+
+
 def _require_dask_frame(ratings: Any) -> None:
     """Refuse anything but a Dask DataFrame, saying what to do with a pandas one."""
     if not hasattr(ratings, "to_delayed"):
@@ -229,15 +243,7 @@ def fit(estimator: Estimator, ratings: dd.DataFrame,
     columns, addresses = _columns_and_workers(ratings, columns, client, workers)
     dtype = p.DTYPES[params["dtype"]]
 
-    with losses_raised("while the partitions were scanned"):
-        parts = client.compute(ratings[list(columns)].to_delayed())
-        scans = client.map(scan, parts, columns=columns, dtype=dtype, pure=False)
-        offsets = check_scans(client.gather(client.map(scan_info, scans, pure=False)))
-        maps = [IdMap.from_sorted(tree_union(client, client.map(scan_ids, scans, name=name,
-                                                                   pure=False)), name)
-                for name, _ in ID_STAGES]
-        del scans
-        map_futures = [client.scatter(m, broadcast=True) for m in maps]
+    parts, offsets, maps, map_futures = _scan(client, ratings, columns, dtype)
     user_map, item_map = maps
     route = dict(columns=columns, dtype=dtype, user_map=map_futures[0],
                  item_map=map_futures[1])
