@@ -44,10 +44,10 @@ threads, links of B bytes/s each way; per iteration, from what the code exchange
   ``2 x 8 x cross / W`` (``cross``: ``(W - 1) / W N`` when bands are independent);
 * DSGD: at each of an epoch's g round changes an item group moves to another worker with
   probability ``1 - (g / W - 1) / (g - 1)``: ``g x that x n (k + 1) b / W`` per worker;
-  and the model (``(m + n)(k + 1) b``) crosses the client's link after every epoch: the
-  history's penalty is the local one bit for bit only over the whole model in one place
-  (a sum of the shards' parts would round differently; an exact sum would change the
-  local history's last bits, which the reference fixtures record);
+  and every row's penalty term (``8 (m + n)`` bytes, plus the held groups' numbers) crosses
+  the client's link after every epoch: the client weighs them as the local trainer does,
+  so the history's penalty is the local one bit for bit (a sum of the shards' sums would
+  round differently); the model itself only at the end;
 * the client and the scheduler carry W calls of scalars (ALS, BayesianMF; with validation
   data or a callback, the model too); each synchronous exchange step
   (ALS 2, BayesianMF 5, DSGD g) adds a round trip (``LATENCY``).
@@ -130,11 +130,10 @@ def trainer_classes(algorithm):
 
 def iteration(trainer, step, epoch):
     """One iteration as the driver runs it, without validation and history: ``step``, the
-    finiteness check of the model's arrays and the penalty (``driver.run`` does both again,
-    untimed)."""
-    import numpy as np
+    finiteness check (``Trainer.finite``: the local model's arrays, the Dask shards' flags)
+    and the penalty (``driver.run`` does both again, untimed)."""
     info = step(trainer, epoch)
-    all(np.isfinite(a).all() for a in trainer.model._parameters())
+    trainer.finite(info["sse"])
     trainer.penalty()
     return info
 
@@ -293,7 +292,7 @@ def exchanged(algorithm, users, items, n_ratings, k, workers, value_bytes=4, cro
     w = workers
     if algorithm == "sgd":
         peers = grid * sgd_moves(grid, w) * items * (k + 1) * value_bytes / w
-        return peers, (users + items) * (k + 1) * value_bytes + items  # (+ the held mask)
+        return peers, (users + items + grid) * 8  # every row's penalty term, held groups
     side = (w - 1) / w * (users + items) * (k + 1)
     if algorithm == "als":
         return side * value_bytes, 0.0

@@ -125,8 +125,29 @@ def test_sgd_equals_the_local_fit_on_the_same_block_grid(client, n_workers):
                            workers=workers(client, n_workers))
     assert_same_model(dist, local)
     assert [h["train_loss"] for h in dist.history_] == [h["train_loss"] for h in local.history_]
-    # item groups pass shard to shard (none with one shard); the model comes back each epoch
+    # item groups pass shard to shard (none with one shard); the model reaches the client at
+    # the end only: each epoch only every row's penalty term and the held groups' numbers
     assert all((h["peer_bytes"] > 0) == (n_workers > 1) for h in dist.history_)
+    terms = 8 * (len(local.user_map_) + len(local.item_map_) + 4)
+    assert [h["exchanged_bytes"] for h in dist.history_] == [terms] * 3
+
+
+def test_sgd_with_validation_gathers_the_model_and_stops_early_as_locally(client):
+    """Validation data read the model every epoch: then it is gathered every epoch, and
+    early stopping restores the local fit's best epoch."""
+    df, val = frame(seed=8, dyadic=True), frame(seed=8).sample(300, random_state=0)
+    triple = (val.user, val.item, val.rating + np.random.default_rng(0).normal(0, 0.5, 300))
+    est = dict(k=6, epochs=12, block_grid=4, lr=0.05, reg=0.0, n_iter_no_change=1, tol=0.0,
+               n_threads=1)
+    local = mfcore.Model(**est).fit(df.user, df.item, df.rating, validation=triple)
+    dist = mfcore.dask.fit(mfcore.Model(**est), ddf_of(df, [600]), validation=triple,
+                           workers=workers(client, 2))
+    assert local.best_epoch_ < local.n_epochs_ < 12  # it stopped early, restoring an epoch
+    assert_same_model(dist, local)  # val_rmse, best_epoch_ and the restored arrays too
+    assert [h["train_loss"] for h in dist.history_] == [h["train_loss"] for h in local.history_]
+    assert dist.stop_reason_ == local.stop_reason_
+    model = sum(getattr(local, name).nbytes for name in FITTED[:4])
+    assert all(h["exchanged_bytes"] > model for h in dist.history_)
 
 
 def test_sgd_on_a_cluster_scores_like_a_default_local_fit(client):
@@ -469,3 +490,90 @@ def test_a_ctrl_c_on_the_client_stops_the_shards_between_blocks_of_rows(monkeypa
         monkeypatch.setattr(als, "BLOCK_FLOPS", 1e9)
         again = mfcore.dask.fit(mfcore.ALS(k=4, iterations=1), ddf_of(df, [500]), client=own)
         assert again.n_epochs_ == 1
+
+
+def raised_within(timeout, call):
+    """What ``call()`` raised (None if it returned), run in a thread and waited for at most
+    ``timeout`` seconds: a fit that hangs fails the test instead of stalling the suite."""
+    outcome = []
+
+    def run():
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 (the caller checks it)
+            outcome.append(exc)
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout)
+    assert not runner.is_alive(), f"still running after {timeout} s"
+    return outcome[0] if outcome else None
+
+
+async def _remove_worker(address, dask_scheduler=None):
+    await dask_scheduler.remove_worker(address, stimulus_id="test-lost-replica", close=True)
+
+
+@pytest.mark.parametrize("stage", ["scan", "load"])
+def test_data_lost_with_a_worker_outside_the_fit_fails_it_promptly(monkeypatch, stage):
+    """A loss beyond the fit's own workers (issue 22): the partitions are scattered to a
+    worker the fit does not train on, which leaves before the scan or after it (before the
+    shards are placed), so no worker holds them and Dask cancels what needs them ("lost
+    dependencies").
+    The fit raises WorkerLostError at once and the estimator is as it was. Deterministic:
+    in-process workers without work stealing (a task runs where its inputs are, so the
+    partitions never leave their worker), and the scheduler drops the worker at a fixed
+    point of the fit, not on a timer."""
+    df = frame(seed=13)
+    est = mfcore.ALS(k=4, iterations=2).fit(df.user, df.item, df.rating)
+    before = {name: getattr(est, name).copy() for name in FITTED}
+    load = mfcore.dask._load
+
+    def lose(client, futures):
+        assert set().union(*client.who_has(futures).values()) == {holder}  # no other copy
+        client.run_on_scheduler(_remove_worker, holder)
+
+    def lose_then_load(client, parts, *args, **kwargs):
+        lose(client, parts[0])
+        return load(client, parts, *args, **kwargs)
+    with dask.config.set({"distributed.scheduler.work-stealing": False}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                         dashboard_address=":0") as cluster, Client(cluster) as own:
+        trainer, holder = workers(own, 2)
+        pieces = own.scatter([df.iloc[:700], df.iloc[700:]], workers=[holder])
+        ratings = dd.from_delayed(pieces, meta=df.iloc[:0], verify_meta=False)
+        if stage == "scan":
+            lose(own, pieces)
+        else:
+            monkeypatch.setattr(mfcore.dask, "_load", lose_then_load)
+        error = raised_within(120, lambda: mfcore.dask.fit(est, ratings, client=own,
+                                                            workers=[trainer]))
+    assert isinstance(error, mfcore.WorkerLostError), error
+    assert "data the fit needs was lost with a worker" in str(error)
+    assert "lost dependencies" in str(error)
+    for name, value in before.items():
+        assert np.array_equal(getattr(est, name), value), name
+
+
+def test_a_shard_error_while_the_others_wait_for_its_part_fails_the_fit_at_once(monkeypatch):
+    """The last shard fails (its own error, not a lost worker) after the others have sent it
+    their band and wait for its: the client, which awaited the shards in band order, waited
+    with the first for EXCHANGE_TIMEOUT (an hour); now the first failure in any band ends
+    the call and stops the others. In-process workers, so the shard code can be patched."""
+    from mfcore.dask import _shard
+    allgather = _shard.Shard.allgather
+
+    def failing(self, tag, *args):
+        if tag == (2, 1) and self.band == len(self.peers) - 1:
+            raise ValueError("the last shard's own error")
+        return allgather(self, tag, *args)
+    monkeypatch.setattr(_shard.Shard, "allgather", failing)
+    df = frame(seed=14)
+    with LocalCluster(n_workers=3, threads_per_worker=1, processes=False,
+                      dashboard_address=":0") as cluster, Client(cluster) as own:
+        error = raised_within(120, lambda: mfcore.dask.fit(
+            mfcore.ALS(k=4, iterations=4), ddf_of(df, [500]), client=own))
+        assert isinstance(error, ValueError), error
+        assert "the last shard's own error" in str(error)
+        monkeypatch.setattr(_shard.Shard, "allgather", allgather)
+        again = mfcore.dask.fit(mfcore.ALS(k=4, iterations=2), ddf_of(df, [500]), client=own)
+        assert again.n_epochs_ == 2

@@ -290,7 +290,9 @@ def test_draws_reject_bad_kind_and_shape():
 
 def test_the_sweeps_parts_give_the_sweep_bit_for_bit(make_planted):
     """``chunk_sse``, ``draw_hyper_and_noise`` and ``gibbs_rows`` on bands of rows (what
-    ``mfcore.dask`` runs, spread over processes) give ``gibbs_sweep``'s state exactly."""
+    ``mfcore.dask`` runs, spread over processes) give ``gibbs_sweep``'s state exactly, the
+    users gathering their residuals in the kernel (``pos``, ``source``), the items adding
+    the next sweep's chunk sums of squares (``chunk_sums``) as ``chunk_sse`` does."""
     users, items, ratings = make_planted(n_users=120, n_items=90, density=0.8, seed=3)
     whole = proto.GibbsState(users, items, ratings, 120, 90, k=4, seed=5)
     parts = proto.GibbsState(users, items, ratings, 120, 90, k=4, seed=5)
@@ -304,24 +306,52 @@ def test_the_sweeps_parts_give_the_sweep_bit_for_bit(make_planted):
             parts.user_factors, parts.item_factors, parts.user_bias, parts.item_bias,
             parts.user_hyper, parts.item_hyper, len(parts.residual), got_sse, parts.seed,
             sweep, 2, **PRIOR)
-        user_residual = parts.residual[parts.user_pos]
+        user_residual = np.empty_like(parts.residual)
         for lo, hi in ((0, 50), (50, 120)):  # two bands of users, then of items
             ptr = parts.user_ptr[lo:hi + 1] - parts.user_ptr[lo]
             span = slice(parts.user_ptr[lo], parts.user_ptr[hi])
-            e = user_residual[span].copy()
+            e = np.full(span.stop - span.start, np.nan)  # the kernel gathers them
             bayes.gibbs_rows(ptr, parts.user_items[span], e, parts.user_factors[lo:hi],
                              parts.user_bias[lo:hi], parts.item_factors, parts.user_hyper,
-                             got_alpha, parts.seed, "user", sweep, lo, 2)
+                             got_alpha, parts.seed, "user", sweep, lo, 2,
+                             pos=parts.user_pos[span], source=parts.residual)
             user_residual[span] = e
         parts.residual = user_residual[parts.item_pos]
+        C, fused = bayes.CHUNK, {}
         for lo, hi in ((0, 30), (30, 90)):
             ptr = parts.item_ptr[lo:hi + 1] - parts.item_ptr[lo]
             span = slice(parts.item_ptr[lo], parts.item_ptr[hi])
             e = parts.residual[span].copy()
+            first = -(-span.start // C) * C  # the band's whole chunks: their next sums
+            sums = np.full(max(span.stop // C - first // C, 0), np.nan)
             bayes.gibbs_rows(ptr, parts.item_users[span], e, parts.item_factors[lo:hi],
                              parts.item_bias[lo:hi], parts.user_factors, parts.item_hyper,
-                             got_alpha, parts.seed, "item", sweep, lo, 1)
+                             got_alpha, parts.seed, "item", sweep, lo, 1,
+                             chunk_sums=sums, chunk_start=first - span.start)
             parts.residual[span] = e
+            fused.update(zip(range(first // C, first // C + len(sums)), sums))
         assert (got_alpha, got_sse) == (alpha, sse)
+        assert len(fused) >= 1
+        for chunk, value in fused.items():
+            assert value == bayes.chunk_sse(parts.residual)[chunk]
         for got, want in zip(_arrays(parts), _arrays(whole)):
             assert got.tobytes() == want.tobytes()
+
+
+def test_gibbs_rows_rejects_what_does_not_fit_its_rows():
+    ptr, cols = np.array([0, 2, 3], dtype=np.int64), np.array([0, 1, 0], dtype=np.int32)
+    e, P, b = np.zeros(3), np.zeros((2, 2)), np.zeros(2)
+    other, hyper = np.zeros((2, 2)), np.ones((2, 3))
+
+    def rows(**given):
+        bayes.gibbs_rows(ptr, cols, e, P, b, other, hyper, 1.0, 0, "user", 0, 0, 1, **given)
+
+    rows(pos=np.array([2, 1, 0]), source=np.ones(3), chunk_sums=np.empty(0))  # accepted
+    with pytest.raises(ValueError, match="pos and source go together"):
+        rows(pos=np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"one position a residual \(3\)"):
+        rows(pos=np.array([0, 1]), source=np.ones(3))
+    with pytest.raises(ValueError, match="1 chunks from 0 pass the 3 residuals"):
+        rows(chunk_sums=np.empty(1))
+    with pytest.raises(ValueError, match="side must be"):
+        bayes.gibbs_rows(ptr, cols, e, P, b, other, hyper, 1.0, 0, "both", 0, 0, 1)

@@ -906,14 +906,26 @@ def draw_hyper_and_noise(double[:, ::1] user_factors, double[:, ::1] item_factor
 def gibbs_rows(const int64_t[::1] ptr, const int32_t[::1] cols, double[::1] residual,
                double[:, ::1] factors, double[::1] bias, const double[:, ::1] other_factors,
                const double[:, ::1] hyper, double alpha, uint64_t seed, str side,
-               uint64_t sweep, int64_t first_row, int n_threads):
+               uint64_t sweep, int64_t first_row, int n_threads, *,
+               const int64_t[::1] pos=None, const double[::1] source=None,
+               double[::1] chunk_sums=None, int64_t chunk_start=0):
     """Step 3 (``side`` "user") or 4 ("item") of ``gibbs_sweep`` on the rows ``first_row``
     onwards of one side: row r (``factors[r]``, ``bias[r]``) has the residuals
-    ``residual[ptr[r]:ptr[r + 1]]`` (already in this side's order) of the other side's
-    rows ``cols[...]``, and draws with the counter of row ``first_row + r``: the sweep's
-    own half-sweep (``_half_sweep``) on a band, so a band of rows gives the sweep's values
-    bit for bit."""
+    ``residual[ptr[r]:ptr[r + 1]]`` of the other side's rows ``cols[...]``, and draws with
+    the counter of row ``first_row + r``: the sweep's own half-sweep (``_half_sweep``) on a
+    band, so a band of rows gives the sweep's values bit for bit.
+
+    ``residual`` holds the residuals in this side's order already, or, given ``pos`` and
+    ``source`` (the other side's order), each row first gathers its own,
+    ``residual[t] = source[pos[t]]``, inside the parallel loop as the sweep does (every
+    ``pos[t]`` must be a position of ``source``: the caller builds it once, as the sweep's
+    ``check_layout``-ed positions). Given ``chunk_sums`` (C entries), afterwards it writes
+    the sums of squares of the C runs of ``CHUNK`` residuals from ``chunk_start`` on, each
+    added in order as ``chunk_sse`` adds it (the next sweep's partial sums), in parallel."""
     cdef int64_t n_rows = ptr.shape[0] - 1, k = factors.shape[1], r, longest = 0
+    cdef int64_t n = residual.shape[0], c, t, lo
+    cdef int64_t n_chunks = 0 if chunk_sums is None else chunk_sums.shape[0]
+    cdef double acc
     if side not in ("user", "item"):
         raise ValueError(f"side must be 'user' or 'item', got {side!r}")
     if factors.shape[0] != n_rows or bias.shape[0] != n_rows:
@@ -921,24 +933,35 @@ def gibbs_rows(const int64_t[::1] ptr, const int32_t[::1] cols, double[::1] resi
                          f"{n_rows} rows of ptr")
     if other_factors.shape[1] != k or hyper.shape[0] != 2 or hyper.shape[1] != k + 1:
         raise ValueError("other_factors or hyper do not match k")
-    if cols.shape[0] != residual.shape[0] or ptr[n_rows] != residual.shape[0] or ptr[0] != 0:
+    if cols.shape[0] != n or ptr[n_rows] != n or ptr[0] != 0:
         raise ValueError("ptr, cols and residual disagree")
+    if (pos is None) != (source is None) or (pos is not None and pos.shape[0] != n):
+        raise ValueError(f"pos and source go together, pos one position a residual ({n})")
+    if chunk_start < 0 or chunk_start + n_chunks * SSE_CHUNK > n:
+        raise ValueError(f"{n_chunks} chunks from {chunk_start} pass the {n} residuals")
     for r in range(n_rows):
         if ptr[r + 1] < ptr[r]:
             raise ValueError(f"ptr decreases at row {r}")
         longest = max(longest, ptr[r + 1] - ptr[r])
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    if n_rows == 0:
-        return
     cdef double[:, ::1] scratch = np.empty((n_threads, max(longest * k, 1)), dtype=np.float64)
     cdef double[:, ::1] unused = np.empty((1, 1), dtype=np.float64)  # no implicit terms
     cdef const double* other = &other_factors[0, 0] if other_factors.shape[0] * k > 0 else NULL
     cdef Half rows = _rows(n_rows, k, ptr, cols, residual, bias, factors, other, hyper,
                            MF_STREAM_USER if side == "user" else MF_STREAM_ITEM)
     rows.first_row = first_row
+    if pos is not None and n > 0:
+        rows.pos, rows.source = &pos[0], &source[0]
     with nogil:
-        _half_sweep(&rows, alpha, seed, sweep, scratch, unused, unused, n_threads)
+        if n_rows > 0:
+            _half_sweep(&rows, alpha, seed, sweep, scratch, unused, unused, n_threads)
+        for c in prange(n_chunks, num_threads=n_threads, schedule="static"):
+            lo = chunk_start + c * SSE_CHUNK
+            acc = 0.0
+            for t in range(lo, lo + SSE_CHUNK):
+                acc = acc + residual[t] * residual[t]
+            chunk_sums[c] = acc
 
 
 # --- ordered probit (mfcore.ordinal) ----------------------------------------------------

@@ -36,9 +36,11 @@ not a task per block):
      kernel on the same arrays: the same ``val_rmse``) and every shard keeps its
      bands of early stopping's best iteration;
    * SGD: DSGD over the local block grid, one call per shard and epoch; each
-     item group passes from shard to shard along the epoch's schedule. The
-     model is gathered after every epoch (the history's penalty is the local
-     one only over the whole model in one place);
+     item group passes from shard to shard along the epoch's schedule; the
+     shards send each row's penalty term, which the client weighs as the
+     local trainer does (the same penalty bit for bit); the model reaches the
+     client at the end, or after every epoch when validation data or a
+     callback read it;
    * BayesianMF: as ALS, both sides in float64, plus each rating's residual
      (the sampler's running state) from its item shard to its user shard and
      back; every shard draws the hyperparameters redundantly (counter-based).
@@ -53,8 +55,8 @@ row sees its ratings in the local order and draws the local random numbers
 (counter-based); SGD trains every block of the local grid with the local
 kernel, records and order. The histories agree too, except ALS's training SSE
 and penalty, sums of the shards' sums (equal up to float rounding). Each history
-entry also records ``exchanged_bytes`` (model bytes through the client: SGD's per-epoch
-gather, or the model watched by a callback), ``shard_seconds`` (the
+entry also records ``exchanged_bytes`` (bytes through the client: SGD's penalty terms,
+the model read by a callback or SGD's validation), ``shard_seconds`` (the
 slowest shard's kernel seconds) and ``peer_bytes`` (what the shards sent each other).
 
 A worker lost at any moment raises ``WorkerLostError`` as soon as the scheduler
@@ -81,7 +83,7 @@ from ..data import RatingSummary, column_names, validation_rows
 from ..errors import WorkerLostError  # noqa: F401 (mfcore.WorkerLostError, importable here too)
 from ..estimators import driver
 from ..ids import IdMap
-from ._cluster import cluster_workers, row_counts
+from ._cluster import cluster_workers, losses_raised, row_counts
 from ._cluster import load as _load
 from ._staging import ID_STAGES, check_scans, scan, scan_ids, scan_info, tree_union
 from .als import ALSIterations
@@ -147,7 +149,8 @@ def _columns_and_workers(ratings, columns, client, workers):
 def _local_validation(validation, columns):
     """A validation Dask DataFrame (small, by assumption) as a local triple; else as given."""
     if validation is not None and hasattr(validation, "to_delayed"):
-        frame = validation[list(columns)].compute()
+        with losses_raised("while the validation data were gathered"):
+            frame = validation[list(columns)].compute()
         return tuple(frame[c] for c in columns)
     return validation
 
@@ -169,6 +172,20 @@ def _train_on_shards(estimator, trainer_class, cluster, built, bands, summary, p
         trainer = trainer_class(work, cluster, band_rows, band_counts, params, plan,
                                 watched=callback is not None, validation=val)
         work._run(trainer, summary.n, params, work.max_epochs(params), val, callback)
+
+
+def _scan(client, ratings, columns, dtype):
+    """Stage 1: the partitions' futures, their offsets in the data, the id maps and their
+    futures on every worker; the local fit's error for bad data, ``WorkerLostError`` for
+    data lost with a worker."""
+    with losses_raised("while the partitions were scanned"):
+        parts = client.compute(ratings[list(columns)].to_delayed())
+        scans = client.map(scan, parts, columns=columns, dtype=dtype, pure=False)
+        offsets = check_scans(client.gather(client.map(scan_info, scans, pure=False)))
+        maps = [IdMap.from_sorted(tree_union(client, client.map(scan_ids, scans, name=name,
+                                                                   pure=False)), name)
+                for name, _ in ID_STAGES]
+        return parts, offsets, maps, [client.scatter(m, broadcast=True) for m in maps]
 
 
 def _require_dask_frame(ratings: Any) -> None:
@@ -226,15 +243,8 @@ def fit(estimator: Estimator, ratings: dd.DataFrame,
     columns, addresses = _columns_and_workers(ratings, columns, client, workers)
     dtype = p.DTYPES[params["dtype"]]
 
-    parts = client.compute(ratings[list(columns)].to_delayed())
-    scans = client.map(scan, parts, columns=columns, dtype=dtype, pure=False)
-    offsets = check_scans(client.gather(client.map(scan_info, scans, pure=False)))
-    maps = [IdMap.from_sorted(tree_union(client, client.map(scan_ids, scans, name=name,
-                                                               pure=False)), name)
-            for name, _ in ID_STAGES]
-    del scans
+    parts, offsets, maps, map_futures = _scan(client, ratings, columns, dtype)
     user_map, item_map = maps
-    map_futures = [client.scatter(m, broadcast=True) for m in maps]
     route = dict(columns=columns, dtype=dtype, user_map=map_futures[0],
                  item_map=map_futures[1])
     parts = (parts, [int(o) for o in offsets[:-1]])

@@ -1,10 +1,12 @@
 """The shards of one Dask fit and the waits on them: placing one shard per worker, calling
 them, and telling a lost worker (``WorkerLostError``) from an error of the shard's code."""
 import asyncio
+import contextlib
 import operator
 import threading
 import time
 import warnings
+from concurrent.futures import CancelledError
 
 import numpy as np
 from distributed import KilledWorker
@@ -15,10 +17,36 @@ from ._staging import route
 
 
 def _is_lost(exc):
-    """Whether an actor call failed because its worker (or the connection) is gone, rather
-    than by an error of the shard's code, which Dask re-raises as it was."""
-    return (isinstance(exc, (OSError, TimeoutError, asyncio.CancelledError, KilledWorker))
+    """Whether a call or task failed because a worker (or the connection) is gone, rather
+    than by an error of the shard's code, which Dask re-raises as it was. That includes a
+    task Dask cancelled because data it needs was lost with a worker and cannot be
+    recomputed (``FutureCancelledError``, "lost dependencies": a scattered id map or
+    partition whose every replica was on workers that left), whichever worker held it."""
+    return (isinstance(exc, (OSError, TimeoutError, asyncio.CancelledError, CancelledError,
+                             KilledWorker))
             or (type(exc) is RuntimeError and "lost" in str(exc)))
+
+
+def lost_error(exc, when):
+    """The ``WorkerLostError`` for ``exc`` (``_is_lost``), raised ``when`` (e.g. "while the
+    ids were listed"): naming the lost worker if ``exc`` does, else the lost data."""
+    what = ("data the fit needs was lost with a worker" if isinstance(exc, CancelledError)
+            else "a worker of the cluster was lost")
+    return WorkerLostError(f"{what} {when}: {type(exc).__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def losses_raised(when):
+    """Turn a lost worker or lost data (``_is_lost``) inside the block into
+    ``WorkerLostError`` (``lost_error``); any other error passes through as it was."""
+    try:
+        yield
+    except WorkerLostError:
+        raise
+    except Exception as exc:
+        if not _is_lost(exc):
+            raise
+        raise lost_error(exc, when) from exc
 
 
 def cluster_workers(client):
@@ -82,33 +110,44 @@ class Cluster:
         return self.call_each(method, epoch, [args] * len(self.shards))
 
     def call_each(self, method, epoch, args):
-        """``method(*args[b])`` on shard b, all at once; the results in band order."""
-        futures, results = [], []
-        for stage in ("send", "receive"):
+        """``method(*args[b])`` on shard b, all at once; the results in band order. The
+        first call to fail, in any band, stops the others (a shard waiting for a failed
+        one's part of an exchange would otherwise wait out ``EXCHANGE_TIMEOUT``)."""
+        futures, results = {}, {}
+        b = 0
+        try:
             for b, shard in enumerate(self.shards):
-                try:
-                    if stage == "send":
-                        futures.append(getattr(shard, method)(*args[b]))
-                    else:
-                        results.append(self._result(futures[b]))
-                except KeyboardInterrupt:  # the shards stop at their next check
-                    self._abort("the fit was interrupted")
-                    raise
-                except Exception as exc:
-                    self._abort(f"shard {b} failed in {method}")
-                    if not _is_lost(exc):  # the shard code's own error
-                        raise
-                    raise self._lost(b, epoch, exc) from exc
-        return results
+                futures[b] = getattr(shard, method)(*args[b])
+            while len(results) < len(futures):
+                b = self._next_done(futures, results)
+                results[b] = futures[b].result()
+        except KeyboardInterrupt:  # the shards stop at their next check
+            self._abort("the fit was interrupted")
+            raise
+        except Exception as exc:
+            self._abort(f"shard {b} failed in {method}")
+            if not _is_lost(exc):  # the shard code's own error
+                raise
+            raise self._lost(b, epoch, exc) from exc
+        return [results[b] for b in range(len(futures))]
 
-    def _result(self, future, poll=0.25):
-        """``future.result()``, raising ``OSError`` as soon as a worker of the fit is gone."""
+    def _next_done(self, futures, results, poll=0.25):
+        """The first band whose call is done and not yet in ``results``, waiting ``poll``
+        seconds at a time on the first pending one; raises ``OSError`` as soon as a worker
+        of the fit is gone."""
         while True:
+            pending = [b for b in futures if b not in results]
+            done = next((b for b in pending if futures[b].done()), None)
+            if done is not None:
+                return done
             try:
-                return future.result(timeout=poll)
+                futures[pending[0]].result(timeout=poll)
+                return pending[0]
             except TimeoutError:
-                if future.done():  # (the call's own TimeoutError)
-                    return future.result()
+                if futures[pending[0]].done():  # (the call's own TimeoutError)
+                    return pending[0]
+            except Exception:  # noqa: BLE001 (done: raised again by the caller)
+                return pending[0]
             lost = _lost_worker(self.client, self.addresses)
             if lost is not None:
                 raise OSError(f"worker {lost} is no longer in the cluster")
@@ -133,6 +172,15 @@ class Cluster:
                 shard.abort(reason)
             except Exception:  # noqa: BLE001 (a lost worker's shard cannot be told)
                 pass
+
+
+class ShardsCheckFinite:
+    """Mixed into a solver's client-side trainer: the shards check their bands, and a
+    step's SSE is NaN when one was not finite, so the driver's finiteness check reads the
+    SSE alone, not the client's copy of the model (the last gathered, or the initial)."""
+
+    def finite(self, sse):
+        return bool(np.isfinite(sse))
 
 
 def row_counts(model, band_rows, band_counts):
@@ -167,6 +215,8 @@ def load(client, parts, routing, addresses, bands, params, maps, held, shard_cla
         except Exception as exc:
             if not _is_lost(exc):
                 raise
+            if isinstance(exc, CancelledError):  # (its inputs were lost, not its worker)
+                raise lost_error(exc, f"while shard {b} of {len(held)} was loaded") from exc
             raise WorkerLostError(f"worker {addresses[b]} (shard {b} of {len(held)}) was lost "
                                   f"while its shard was loaded: {type(exc).__name__}: "
                                   f"{exc}") from exc

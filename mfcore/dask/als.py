@@ -17,6 +17,7 @@ import numpy as np
 from .._kernels import predict as _predict
 from ..estimators.als import ALSIterations as _LocalIterations
 from ..estimators.als import solve_rows_in_blocks
+from ._cluster import ShardsCheckFinite
 from ._shard import Shard
 
 
@@ -88,7 +89,7 @@ class ALSShard(Shard):
                 in zip(self.model, (self.band_rows[0][self.band], self.band_rows[1][self.band]))]
 
 
-class ALSIterations(_LocalIterations):
+class ALSIterations(ShardsCheckFinite, _LocalIterations):
     """ALS's trainer over the shards: one ``iterate`` call per shard and iteration; the
     history's SSE and penalty are the shards' sums, in band order (equal to the local ones
     up to float rounding); shard 0 scores the validation data; the model is gathered when

@@ -25,6 +25,7 @@ from .._threads import resolve_n_threads
 from ..estimators.base import standardized
 from ..estimators.bayes import GibbsSweeps as _LocalSweeps
 from ..estimators.bayes import posterior_rmse
+from ._cluster import ShardsCheckFinite
 from ._shard import Shard
 
 
@@ -91,23 +92,32 @@ class BayesShard(Shard):
         _predict.predict(items.cols, rows, P, Q, bu, bi, 0.0, -np.inf, np.inf, pred,
                          self.n_threads)
         self.residual[1][:] = standardized(items.values, mu, scale) - pred
+        first, last = self._whole_chunks()  # the first sweep's sums of squares
+        self.sums = _bayes.chunk_sse(self.residual[1][first:last])
+
+    def _whole_chunks(self):
+        """The first and the end of the item-CSR chunks (``bayes.CHUNK``) wholly inside this
+        item band, relative to the band's start."""
+        start, n, C = self.item_offset, len(self.residual[1]), _bayes.CHUNK
+        first = min(-(-start // C) * C - start, n)
+        return first, max((start + n) // C * C - start, first)
 
     def chunks(self):
         """This item band's part of the sweep's sum of squared residuals: the sums of the
-        item-CSR chunks (``bayes.CHUNK``) wholly inside it, and the residuals of the chunks it
-        shares with its neighbours, ``(chunk, "sum" or "raw", values)``."""
+        item-CSR chunks wholly inside it (``self.sums``: the last item half-sweep's, or the
+        set-up's), and the residuals of the chunks it shares with its neighbours,
+        ``(chunk, "sum" or "raw", values)``."""
         e, start, C = self.residual[1], self.item_offset, _bayes.CHUNK
-        end = start + len(e)
-        first, last = -(-start // C) * C, end // C * C  # whole chunks: first..last
+        first, last = self._whole_chunks()
         out = []
         if not len(e):
             return out
-        if first > start or first >= end:
-            out.append((start // C, "raw", e[:min(first, end) - start]))
+        if first > 0:
+            out.append((start // C, "raw", e[:first]))
         if last > first:
-            out.append((first // C, "sum", _bayes.chunk_sse(e[first - start:last - start])))
-        if last < end and last >= first:
-            out.append((last // C, "raw", e[last - start:]))
+            out.append(((start + first) // C, "sum", self.sums.copy()))
+        if last < len(e) and first < len(e):
+            out.append(((start + last) // C, "raw", e[last:]))
         return out
 
     def sweep(self, sweep, timeout):
@@ -130,9 +140,14 @@ class BayesShard(Shard):
             sent += self._residuals_in(sweep, s, timeout)
             waited += time.perf_counter() - mark
             band = slice(*(self.user_range, self.item_range)[s])
+            # one shard gathers in the kernel; the item half adds the next sweep's squares
+            gather = {} if self.direct[s] is None else {"pos": self.direct[s],
+                                                        "source": self.residual[1 - s]}
+            if s == 1:
+                gather.update(chunk_sums=self.sums, chunk_start=self._whole_chunks()[0])
             _bayes.gibbs_rows(side.full_ptr, side.cols, e, factors[band], bias[band], other,
                               self.hyper[s], alpha, self.seed, ("user", "item")[s], sweep - 1,
-                              side.lo, self.n_threads)
+                              side.lo, self.n_threads, **gather)
             mark = time.perf_counter()  # (views: sent before allgather returns)
             parts = self.allgather((sweep, s), (factors[band], bias[band]), timeout)
             edges = self.bands_of[s]
@@ -167,11 +182,10 @@ class BayesShard(Shard):
 
     def _residuals_in(self, sweep, s, timeout):
         """Side ``s``'s residuals, in its order, from the other side's: the pieces of the
-        other bands' shards (``Shard.alltoall``), or one gather with one shard. Returns the
-        bytes sent."""
+        other bands' shards (``Shard.alltoall``); with one shard ``gibbs_rows`` gathers them
+        (``self.direct``). Returns the bytes sent."""
         e, source = self.residual[s], self.residual[1 - s]
-        if self.direct[s] is not None:
-            np.take(source, self.direct[s], out=e)
+        if self.direct[s] is not None:  # (gathered by the kernel)
             return 0
         out = [source[idx] for idx in self.sides[1 - s].exchange]
         for idx, piece in zip(self.sides[s].exchange, self.alltoall((sweep, s, "residual"),
@@ -193,7 +207,7 @@ class BayesShard(Shard):
         return tuple(a.copy() for a in self._band_views())
 
 
-class GibbsSweeps(_LocalSweeps):
+class GibbsSweeps(ShardsCheckFinite, _LocalSweeps):
     """BayesianMF's trainer over the shards: one ``sweep`` call per shard and sweep; the
     client keeps only the scalars and the hyperparameters, and gathers the state when
     someone reads it (watched) and the kept samples at the end."""

@@ -5,10 +5,13 @@ epoch, the blocks of its user groups with the local block kernel, records and or
 item group travels from shard to shard along the epoch's schedule (known to all at its
 start): after round s the shard that used it sends it straight to the shard that pairs it
 in round s + 1 (``Shard.send``); with one worker nothing moves and the epoch is one kernel
-call, as locally. The client makes one call per shard and epoch (the schedule and the seed
-out, the blocks' squared errors back) and then gathers the model (its user bands and item
-groups, in rating units): the history's penalty is the local one only when computed over
-the whole model in one place.
+call, as locally. The client makes one call per shard and epoch: the schedule and the seed
+out; the blocks' squared errors, finiteness and each row's penalty per rating
+(``penalty_terms``, 8 bytes a row of its user band and held item groups) back, from which
+the client weighs the history's penalty as the local trainer does (``penalty_of``: the
+local value bit for bit, which a sum of the shards' sums would not be). The model reaches
+the client at the end, and after every epoch only when validation data or a callback read
+it.
 """
 import time
 
@@ -17,8 +20,8 @@ import numpy as np
 from .._kernels import sgd as _sgd_kernels
 from ..estimators.base import from_standard, standard_units, standardized, to_standard
 from ..estimators.sgd import SGDEpochs as _LocalEpochs
-from ..estimators.sgd import choose_grid, groups_of_counts, layout_blocks, schedule
-from ._cluster import row_counts
+from ..estimators.sgd import choose_grid, groups_of_counts, layout_blocks, penalty_terms, schedule
+from ._cluster import ShardsCheckFinite, row_counts
 from ._shard import Shard
 
 
@@ -45,7 +48,7 @@ class SGDShard(Shard):
         block = user_groups[u] * np.int32(grid) + item_groups[i]
         self.records, self.block_ptr, sizes = layout_blocks(
             block, (u - self.user_range[0]).astype(np.int32), i, r, grid * grid, self.n_threads)
-        self.sizes = sizes
+        self.sizes, self.scale = sizes, scale
         self.units = standard_units(scale)
         self.P, self.bu, self.Q, self.bi = (
             np.array(to_standard(a, self.units, name)) for a, name in (
@@ -58,7 +61,8 @@ class SGDShard(Shard):
     def sgd_epoch(self, epoch, rounds, seed, lr, reg, reg_bias, timeout):
         """One epoch of this band's blocks, round by round, the item groups passed along the
         schedule. Returns (the squared error of each block, 0 for others' blocks, whether
-        the band and held groups are finite, kernel seconds, bytes sent)."""
+        the band and held groups are finite, kernel seconds, bytes sent, the held item
+        groups, the penalty terms of the band's users and of the held groups' items)."""
         g, me = self.grid, self.band
         deadline = time.monotonic() + timeout
         pairs = rounds.reshape(g, g)
@@ -89,7 +93,11 @@ class SGDShard(Shard):
         self.holder = holders[-1]
         # the epoch's end: rating units out, and back in as the local epoch does
         self.bands_now = self._rating_units()
-        return block_sse, all(np.isfinite(a).all() for a in self.bands_now[0]), seconds, sent
+        (P, bu, Q, bi), _ = self.bands_now
+        finite = all(np.isfinite(a).all() for a in self.bands_now[0])
+        terms = [penalty_terms(f, b, reg * self.scale, reg_bias) if finite else None
+                 for f, b in ((P, bu), (Q, bi))]
+        return (block_sse, finite, seconds, sent, np.flatnonzero(self.holder == me), *terms)
 
     def _train(self, rounds, records, ptr, seed, lr, reg, reg_bias, block_sse):
         """The local block kernel over ``records`` (grouped by block at ``ptr``)."""
@@ -148,10 +156,11 @@ class SGDShard(Shard):
         return self.bands_now
 
 
-class SGDEpochs(_LocalEpochs):
+class SGDEpochs(ShardsCheckFinite, _LocalEpochs):
     """SGD's trainer over the shards (DSGD on the local block grid): shard w owns the user
-    groups ``plan["owned"][w]``; one ``sgd_epoch`` call per shard and epoch, then the model
-    is gathered (the penalty and the finiteness check read it, as locally)."""
+    groups ``plan["owned"][w]``; one ``sgd_epoch`` call per shard and epoch; the penalty
+    from the shards' per-row terms; the model gathered when validation or a callback reads
+    it, else at the end."""
 
     SHARD = SGDShard
 
@@ -175,6 +184,7 @@ class SGDEpochs(_LocalEpochs):
                  validation=None):
         super().__init__(model, None, params, *row_counts(model, band_rows, band_counts))
         self.cluster, self.plan_ = cluster, plan
+        self.gathering, self.penalty_now = watched or validation is not None, 0.0
         g, edges, m = plan["grid"], plan["user_edges"], model
         owner = np.repeat(np.arange(len(plan["owned"])), [hi - lo for lo, hi in plan["owned"]])
         cluster.connect()
@@ -196,12 +206,34 @@ class SGDEpochs(_LocalEpochs):
         for value in block_sse:  # in block order, as the local kernel adds them
             sse += value
         finite = all(r[1] for r in results)
-        # exchanged_bytes: the model gathered through the client (for the penalty);
+        received = self._penalty(results) if finite else 0
+        # exchanged_bytes: through the client (the penalty terms; the model when read);
         # peer_bytes: the item groups the shards passed each other
+        if self.gathering and finite:
+            received += self._gather(epoch)
         return {"sse": sse * m.rating_scale_ ** 2 if finite else np.nan, "lr": lr,
-                "exchanged_bytes": self._gather(epoch) if finite else 0,
-                "peer_bytes": sum(r[3] for r in results),
+                "exchanged_bytes": received, "peer_bytes": sum(r[3] for r in results),
                 "shard_seconds": max(r[2] for r in results)}
+
+    def _penalty(self, results):
+        """The history's penalty from the shards' per-row terms, as the local trainer weighs
+        them (``penalty_of``); returns the bytes received."""
+        edges, groups = self.plan_["user_edges"], self.plan_["item_groups"]
+        user_terms, item_terms = np.empty(len(self.user_counts)), np.empty(len(groups))
+        for b, (*_, held, users, items) in enumerate(results):
+            user_terms[edges[b]:edges[b + 1]] = users
+            item_terms[np.isin(groups, held)] = items
+        self.penalty_now = self.penalty_of(user_terms, item_terms)
+        return sum(r[5].nbytes + r[6].nbytes + r[4].nbytes for r in results)
+
+    def penalty(self):
+        return self.penalty_now
+
+    def finalize(self):
+        """The model, once, at the end (when gathered every epoch it is here already, maybe
+        restored to the best epoch)."""
+        if not self.gathering and self.model.n_epochs_:  # (no epoch: the initial model)
+            self._gather(self.model.n_epochs_)
 
     def _gather(self, epoch):
         """Write every shard's user band and held item groups into the model's arrays (in

@@ -46,6 +46,13 @@ class Trainer(abc.ABC):
     def diverged(self, epoch, info):
         """The message for a non-finite result at ``epoch`` (``info``: ``step``'s fields)."""
 
+    def finite(self, sse):
+        """Whether an epoch that measured ``sse`` left a finite model: the SSE and every
+        parameter array (``mfcore.dask``'s trainers know it from their shards' flags,
+        without reading the client's copy of the model)."""
+        return bool(np.isfinite(sse)) and all(np.isfinite(a).all()
+                                              for a in self.model._parameters())
+
     def validation_rmse(self, val):
         """RMSE of the model on validation rows ``val`` (u, i, r), clipped. A trainer whose
         arrays are not yet what the model predicts with (a sampler's running posterior
@@ -119,7 +126,7 @@ def run(model, trainer, n_ratings, n_epochs, val, callback, verbose, tol, n_iter
             info = trainer.step(epoch)
             seconds = time.perf_counter() - start
             sse = info.pop("sse")
-            if not (np.isfinite(sse) and all(np.isfinite(a).all() for a in model._parameters())):
+            if not trainer.finite(sse):
                 raise TrainingDivergedError(trainer.diverged(epoch, info))
             record = {"epoch": epoch, **info, "train_loss": (sse + trainer.penalty()) / n_ratings,
                       "train_rmse": float(np.sqrt(sse / n_ratings)), "seconds": seconds,

@@ -177,6 +177,15 @@ class SGDTrainer:
 LR_SCHEDULES = ("constant", "inverse")
 
 
+def penalty_terms(factors, bias, reg, reg_bias):
+    """Each row's penalty per rating, ``reg |p_r|^2 + reg_bias b_r^2`` in float64 (``reg``
+    in rating units): row by row, so the rows of any band (a ``mfcore.dask`` shard's) get
+    the values the whole model's rows get."""
+    squares = np.einsum("ij,ij->i", factors, factors, dtype=np.float64)
+    b = bias.astype(np.float64)
+    return reg * squares + reg_bias * b * b
+
+
 class SGDEpochs(Trainer):
     """The driver's trainer for one SGD fit: the rate schedule and the penalty of ``model``."""
 
@@ -209,16 +218,17 @@ class SGDEpochs(Trainer):
     def penalty(self):
         """SGD's objective applies the penalty once per rating: in rating units
         ``sum_u n_u (reg scale |p_u|^2 + reg_bias b_u^2)`` plus the same over items, with
-        the counts of the ratings this fit trains on."""
+        the counts of the ratings this fit trains on (``penalty_of``)."""
         m, reg = self.model, self.reg * self.model.rating_scale_
-        total = 0.0
-        for counts, factors, bias in ((self.user_counts, m.user_factors_, m.user_bias_),
-                                      (self.item_counts, m.item_factors_, m.item_bias_)):
-            rows = slice(0, len(counts))
-            squares = np.einsum("ij,ij->i", factors[rows], factors[rows], dtype=np.float64)
-            b = bias[rows].astype(np.float64)
-            total += float(counts @ (reg * squares + self.reg_bias * b * b))
-        return total
+        terms = [penalty_terms(factors[:len(counts)], bias[:len(counts)], reg, self.reg_bias)
+                 for counts, factors, bias in (
+                     (self.user_counts, m.user_factors_, m.user_bias_),
+                     (self.item_counts, m.item_factors_, m.item_bias_))]
+        return self.penalty_of(*terms)
+
+    def penalty_of(self, user_terms, item_terms):
+        """The penalty from every row's ``penalty_terms``, weighted by its ratings."""
+        return float(self.user_counts @ user_terms) + float(self.item_counts @ item_terms)
 
     def diverged(self, epoch, info):
         smaller = self.params["lr"] / 10
