@@ -48,7 +48,8 @@ One command per table (the figures in docs/guide/models.md):
     cold start, both sets:   ... features.py --tables cold
     ML-1M notebook split:    ... features.py --tables accuracy --sets ml1m
     speed:                   ... features.py --tables speed
-    ordered probit, ML-100K: ... features.py --tables accuracy --sets ml100k --seeds 0,1,2
+    ordered probit, ML-100K: ... features.py --tables accuracy --sets ml100k --k 8
+                                 --sweeps 400 --burn-in 100 --seeds 0,1,2
                                  --rows "features + implicit + time,features + implicit + date"
 """
 import argparse
