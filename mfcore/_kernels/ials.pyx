@@ -196,6 +196,18 @@ def _check_arguments(indptr, cols, conf, target, other_factors, other_bias, fact
         raise ValueError(f"n_threads must be >= 1 and cg_steps >= 0, got {n_threads}, {cg_steps}")
 
 
+def _check_centre(prior_factors, prior_bias, n_rows, k):
+    if (prior_factors is None) != (prior_bias is None):
+        raise ValueError("prior_factors and prior_bias come together")
+    if prior_factors is None:
+        return
+    if prior_factors.shape != (n_rows, k) or prior_bias.shape != (n_rows,):
+        raise ValueError(f"prior_factors and prior_bias must have shapes ({n_rows}, {k}) and "
+                         f"({n_rows},), got {prior_factors.shape} and {prior_bias.shape}")
+    if not (np.isfinite(prior_factors).all() and np.isfinite(prior_bias).all()):
+        raise ValueError("prior_factors and prior_bias must be finite")
+
+
 def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols, const floating[::1] conf,
                const floating[::1] target, const floating[:, ::1] other_factors,
                const floating[::1] other_bias, double w0, double reg, double reg_bias,
@@ -232,16 +244,8 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols, const floatin
                      np.asarray(other_factors), np.asarray(other_bias), np.asarray(factors),
                      np.asarray(bias), np.asarray(scale), np.asarray(row_loss), n_threads,
                      cg_steps, w0, reg, reg_bias, bias_shift)
-    if (prior_factors is None) != (prior_bias is None):
-        raise ValueError("prior_factors and prior_bias come together")
-    if prior_factors is not None and (prior_factors.shape[0] != n_rows
-                                      or prior_factors.shape[1] != k
-                                      or prior_bias.shape[0] != n_rows):
-        raise ValueError(f"prior_factors and prior_bias must have shapes ({n_rows}, {k}) and "
-                         f"({n_rows},)")
-    if prior_factors is not None and not (np.isfinite(np.asarray(prior_factors)).all()
-                                          and np.isfinite(np.asarray(prior_bias)).all()):
-        raise ValueError("prior_factors and prior_bias must be finite")
+    _check_centre(None if prior_factors is None else np.asarray(prior_factors),
+                  None if prior_bias is None else np.asarray(prior_bias), n_rows, k)
     cdef bint with_prior = prior_factors is not None
     if n_rows == 0:
         return 0
