@@ -4,9 +4,10 @@ Rows (each a fresh subprocess with its thread count set before anything is impor
 
 * ``sgd``: SGD updates per second (median epoch of a 5-epoch fit) on the synthetic
   ML-1M shape (90% of it), k = 20, 32, 64, 128, 1 and 2 threads; LIBMF beside it when
-  its ``mf-train`` is on PATH (or named by ``$LIBMF_TRAIN``): its wall time for the same
-  epochs over the same ratings, read from a text file as LIBMF's CLI must (so its figure
-  includes reading the file).
+  its shared library is named by ``$LIBMF_LIB``: its seconds per iteration on the same
+  ratings in memory, same k, penalty and threads, setup excluded (``_libmf.py``), and
+  its test RMSE (no biases, so higher). The ``ratio`` lines: mfcore / LIBMF, the median
+  of the per-round ratios.
 * ``als``: seconds per ALS iteration on the ML-1M notebook split, 2 threads, k = 32, 64,
   128: mfcore's exact solve, ``solver="cg"``, LensKit and cmfrec, as
   ``als_compare.py`` runs them (its worker, its settings), with the test RMSE.
@@ -27,12 +28,9 @@ skipped with the reason.
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 
 import numpy as np
 
@@ -53,27 +51,23 @@ def sgd_job(job):
     d = mfcore.datasets.synthetic("ml-1m", seed=0)
     train, test = train_test_split(d, 0.1, seed=0)
     if job["impl"] == "libmf":
-        return _libmf(job, train)
+        return _libmf(job, train, test)
     m = mfcore.SGD(k=job["k"], epochs=5, n_threads=job["threads"], seed=0)
     m.fit(train.user, train.item, train.rating)
     return {"value": statistics.median(h["updates_per_sec"] for h in m.history_) / 1e6,
             "rmse": m.evaluate(test.user, test.item, test.rating)["rmse"]}
 
 
-def _libmf(job, train):
-    """LIBMF's CLI on the same ratings (0-based rows, as its text format wants)."""
-    exe = os.environ.get("LIBMF_TRAIN") or shutil.which("mf-train")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "train.txt")
-        users, items = np.unique(train.user, return_inverse=True)[1], \
-            np.unique(train.item, return_inverse=True)[1]
-        np.savetxt(path, np.c_[users, items, train.rating], fmt="%d %d %.1f")
-        start = time.perf_counter()
-        subprocess.run([exe, "-k", str(job["k"]), "-t", "5", "-s", str(job["threads"]),
-                        "-l2", "0.05", "-r", "0.01", "--quiet", path,
-                        os.path.join(tmp, "model")], check=True, capture_output=True)
-        seconds = time.perf_counter() - start
-    return {"value": 5 * len(train) / seconds / 1e6, "rmse": None}
+def _libmf(job, train, test):
+    """LIBMF's seconds per iteration through its C API (``_libmf.py``): the same ratings
+    in memory, k, L2 penalty and threads; 5 and 10 iterations, the difference / 5."""
+    from _libmf import LIBMF, rmse
+    lm = LIBMF(train.user.to_numpy() - 1, train.item.to_numpy() - 1,
+               train.rating.to_numpy(), k=job["k"], threads=job["threads"])
+    seconds, model = lm.iteration_seconds(5)
+    return {"value": len(train) / seconds / 1e6,
+            "rmse": rmse(model, test.user.to_numpy() - 1, test.item.to_numpy() - 1,
+                         test.rating.to_numpy())}
 
 
 def bayes_job(job):
@@ -132,9 +126,8 @@ def _als_params(job):
 def _missing(impl):
     import importlib.util
     if impl == "libmf":
-        if not (os.environ.get("LIBMF_TRAIN") or shutil.which("mf-train")):
-            return "LIBMF's mf-train is not on PATH (set LIBMF_TRAIN to it)"
-        return None
+        from _libmf import missing
+        return missing()
     if impl in ("lenskit", "cmfrec", "myfm") and importlib.util.find_spec(impl) is None:
         return f"{impl} is not installed (pip install {impl})"
     return None
@@ -164,17 +157,28 @@ def _key(job):
     return tuple(job.get(name) for name in ("row", "set", "k", "threads", "impl"))
 
 
+def _order(item):
+    """Rows by name, data, k and threads (numbers in numeric order), then implementation."""
+    return tuple(x if isinstance(x, int) else str(x) for x in item[0])
+
+
 def table(results):
     units = {"sgd": "M updates/s", "als": "s/iteration", "bayes": "s/sweep"}
     print(f"\n{'row':6} {'data':7} {'k':>4} {'thr':>3} {'impl':10} {'median':>9} "
           f"{'rounds':>6} {'RMSE':>7}  unit")
-    for key, got in sorted(results.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+    for key, got in sorted(results.items(), key=_order):
         row, data, k, threads, impl = key
         values = [g["value"] for g in got]
         rmse = got[-1].get("rmse")
         print(f"{row:6} {data or 'ml-1m':7} {k:4d} {threads:3d} {impl:10} "
               f"{statistics.median(values):9.3f} {len(values):6d} "
               f"{'' if rmse is None else format(rmse, '7.4f'):>7}  {units[row]}")
+    for (row, data, k, threads, impl), got in sorted(results.items(), key=_order):
+        libmf = results.get((row, data, k, threads, "libmf"))
+        if row == "sgd" and impl == "mfcore" and libmf:
+            ratio = statistics.median(a["value"] / b["value"] for a, b in zip(got, libmf))
+            print(f"  SGD k={k} threads={threads}: mfcore / LIBMF {ratio:.2f}x (median of the "
+                  "per-round ratios)")
     speedups = {}
     for (row, data, k, threads, impl), got in results.items():
         if row == "bayes" and impl == "mfcore" and threads == 2:

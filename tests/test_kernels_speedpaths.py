@@ -210,6 +210,38 @@ def test_every_path_and_specialized_k_matches_numpy(dtype, tol, k, monkeypatch, 
         mfcore.simd.select(before)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [13, 67, 133])  # runtime-k rows of 1-4 to 8-67 vectors
+def test_block_epoch_is_the_serial_epoch_bit_for_bit(dtype, k, monkeypatch):
+    """For a k without a compile-time copy, the block kernel (one rating after another, or
+    pipelined: each update beside the next rating's dot product, for long rows) does what
+    the serial ordered epoch does in the same order, to the bit, on every path. The small
+    blocks make consecutive ratings of one user or item common (the pipelined loop must
+    then redo the dot product after the update)."""
+    trainer, start = small_blocks(dtype, k, monkeypatch)
+    schedule = trainer.schedule(np.random.default_rng(5))
+    order = visit_order(trainer, schedule, 99, True)
+    rec = trainer.records[order]
+    assert np.any((rec["u"][1:] == rec["u"][:-1]) | (rec["i"][1:] == rec["i"][:-1]))
+    before = mfcore.simd.current()
+    try:
+        for path in mfcore.simd.supported():
+            mfcore.simd.select(path)
+            blocks = {name: np.copy(v) for name, v in start.items()}
+            sse = run_blocks(trainer, blocks, schedule, 99, True)
+            ordered = {name: np.copy(v) for name, v in start.items()}
+            ordered_sse = _kernels.sgd_epoch(trainer.records["u"].copy(),
+                                             trainer.records["i"].copy(),
+                                             trainer.records["r"].copy(),
+                                             order.astype(np.int64),
+                                             *(ordered[name] for name in PARAMS), *HYPER)
+            for name in PARAMS:
+                assert np.array_equal(blocks[name], ordered[name]), f"{path} {name}"
+            assert sse == pytest.approx(ordered_sse, rel=1e-12), path  # summed per block
+    finally:
+        mfcore.simd.select(before)
+
+
 def test_specialized_k_come_from_the_kernel():
     ks = mfcore.simd.specialized_k()
     assert ks == _kernels.SPECIALIZED_K and ks == tuple(sorted(set(ks)))

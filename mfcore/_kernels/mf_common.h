@@ -5,6 +5,7 @@
  *                a path's target attribute is one function compiled for that path)
  *   MF_RESTRICT  a pointer through which nothing else is read or written
  *   MF_CAT       two tokens pasted after expansion
+ *   MF_PREFETCH  a hint to bring an address's cache line in for writing
  *   MF_VECTORS   1 where GCC/Clang vector extensions exist; 0: scalar loops only
  *   mf_vf4, mf_vf8, mf_vf16, mf_vd2, mf_vd4, mf_vd8   vectors of 16, 32 and 64 bytes
  *                (the baseline's, AVX2's and AVX-512's registers); mf_vf2 is half an mf_vf4
@@ -27,6 +28,13 @@
  * is mf_rec_float) */
 #define MF_PASTE(a, b) a##b
 #define MF_CAT(a, b) MF_PASTE(a, b)
+
+/* MF_PREFETCH(addr): bring addr's cache line in, for writing (a hint; nothing elsewhere) */
+#if defined(__GNUC__)
+#define MF_PREFETCH(addr) __builtin_prefetch((addr), 1, 3)
+#else
+#define MF_PREFETCH(addr) ((void)(addr))
+#endif
 
 #if defined(__GNUC__) || defined(_MSC_VER)
 #define MF_RESTRICT __restrict

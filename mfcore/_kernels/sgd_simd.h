@@ -13,8 +13,12 @@
  *   b_u += lr (e - reg_bias b_u);  b_i += lr (e - reg_bias b_i)
  *   p_u += lr (e q_i - reg p_u);   q_i += lr (e p_u(old) - reg q_i)
  *
- * Layout: this file (records, random numbers, the dispatch table and the parallel epoch's
- * scheduling), sgd_body.h (the kernels of one type on one path; its dot product is
+ * A block's ratings are visited through an mf_cursor, which also runs MF_AHEAD ratings
+ * ahead to prefetch their rows (they are mostly in L3 or DRAM, not L2); for rows too long
+ * to stay in registers the loop is software-pipelined (sgd_body.h's mf_block_pipelined).
+ *
+ * Layout: this file (records, random numbers, the cursor, the dispatch table and the parallel
+ * epoch's scheduling), sgd_body.h (the kernels of one type on one path; its dot product is
  * dot_body.h's, shared with the prediction kernel, predict_simd.h) and sgd_epoch_body.h
  * (the parallel epoch of one type). The vector types are mf_common.h's.
  */
@@ -93,6 +97,44 @@ static void mf_permutation(int32_t *out, int64_t n, uint64_t seed)
         out[j] = tmp;
     }
 }
+
+/* A position in a block's visiting order (runs of MF_RUN records in the order `runs`, or
+ * the records as stored when runs is NULL): record t, in the run-th run, which ends
+ * before record hi; t = -1 past the last record. */
+typedef struct { int64_t t, hi, run; } mf_cursor;
+
+static inline void mf_cursor_at_run(mf_cursor *c, const int32_t *runs, int64_t n)
+{
+    c->t = runs ? (int64_t)runs[c->run] * MF_RUN : 0;
+    c->hi = runs && c->t + MF_RUN < n ? c->t + MF_RUN : n;
+}
+
+/* The first record of a block of n > 0 records. */
+static inline void mf_cursor_start(mf_cursor *c, const int32_t *runs, int64_t n)
+{
+    c->run = 0;
+    mf_cursor_at_run(c, runs, n);
+}
+
+/* Move to the next record; returns 0 (and sets t = -1) past the last one. */
+static inline int mf_cursor_next(mf_cursor *c, const int32_t *runs, int64_t n)
+{
+    if (c->t < 0)
+        return 0;
+    if (++c->t < c->hi)
+        return 1;
+    if (!runs || ++c->run >= (n + MF_RUN - 1) / MF_RUN) {
+        c->t = -1;
+        return 0;
+    }
+    mf_cursor_at_run(c, runs, n);
+    return 1;
+}
+
+/* Records of a block are prefetched this many ahead of their update (sgd_body.h). */
+#ifndef MF_AHEAD
+#define MF_AHEAD 8
+#endif
 
 /* --- the kernels: sgd_body.h for each value type on each path (simd_paths.h). Vectors of
  * each path's register width: 64 bytes for AVX-512, 32 for AVX2, 16 for the baseline
