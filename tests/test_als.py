@@ -1,4 +1,6 @@
 """ALS: one iteration equals a NumPy reference of the documented objective; fold-in is its user step."""
+import signal
+
 import numpy as np
 import pytest
 
@@ -168,10 +170,18 @@ def test_an_interrupt_between_blocks_stops_the_fit_and_keeps_the_model(monkeypat
         np.testing.assert_array_equal(getattr(model, name), value)
 
 
+@pytest.fixture(autouse=True)
+def _sigint_raises():
+    """A SIGINT raises KeyboardInterrupt, as at a terminal: a process started in the
+    background by a non-interactive shell inherits SIGINT ignored, and Python keeps it so."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _interrupt_on_block(monkeypatch, name, block_flops, after=3):
     """Replace ``als.<name>`` (a row-solve kernel) by one that counts its calls and raises a
     SIGINT while call ``after`` runs; returns the list of calls."""
-    import signal
     from mfcore.estimators import als
     calls, real = [], getattr(als, name)
 
