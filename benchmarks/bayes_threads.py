@@ -1,10 +1,20 @@
 """Seconds per Gibbs sweep of BayesianMF for 1 and 2 threads, and where a sweep's time goes.
 
-Times the sweeps of one fit (after a few warm-up sweeps) alternating the thread count
-sweep by sweep, so that a noisy machine slows both alike; prints medians, the 1 -> 2
-thread speed-up, and the share of a sweep spent outside the compiled kernel.
+For each (data set, k) cell: times the sweeps of one fit (after a few warm-up sweeps)
+alternating the thread count sweep by sweep, so that a noisy machine slows both alike;
+prints medians, the 1 -> 2 thread speed-up of the whole sweep and of the kernel alone,
+the time outside the compiled kernel, and the kernel's own account of each step
+(``gibbs_sweep(timing=...)``): per thread the seconds in its tasks ("busy"), its CPU
+seconds and the step's wall time to the end of its barrier. On a quiet machine
+sum(busy at 2 threads) / busy at 1 thread is the work the second thread adds (memory
+traffic between the cores), max(busy) / mean(busy) the imbalance, and wall - busy the
+time a thread waits at the step's barrier. The load average is printed before and after
+each cell: thread-scaling figures taken while other jobs run are meaningless.
 
-    MFCORE_DATA=../shared/data python benchmarks/bayes_threads.py [--set ml1m|ml100k] [--k 10]
+Every cell of the issue's target (ML-100K u1 and the ML-1M notebook split, k = 10 and 32):
+
+    OMP_WAIT_POLICY=passive MFCORE_DATA=/path/to/data PYTHONPATH=.:benchmarks \\
+        python benchmarks/bayes_threads.py [--sets ml100k,ml1m] [--ranks 10,32] [--sweeps 40]
 """
 import argparse
 import os
@@ -18,49 +28,91 @@ from mfcore.data import prepare
 
 from bayes_compare import load
 
+STEPS = ("hyper", "users", "items")
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--set", default="ml1m")
-    ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--sweeps", type=int, default=30)
-    args = ap.parse_args(argv)
-    train, _ = load(args.set, os.environ.get("MFCORE_DATA", "/work/shared/data"))
-    model = mfcore.BayesianMF(k=args.k, burn_in=10**6, n_samples=1, seed=0)
+
+def load_average():
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def time_sweeps(train, k, n_sweeps):
+    """Per thread count (1, 2): the wall seconds of each step() and of its kernel call, and
+    the kernel's timing rows, for sweeps 5.. of one fit alternating 1 and 2 threads."""
+    model = mfcore.BayesianMF(k=k, burn_in=10**6, n_samples=1, seed=0)
     params = model._checked_params()
     data = prepare(train[:, 0], train[:, 1], train[:, 2], np.float32, "mean")
     model._start(data, params, seen=False)
     sweeps = model._trainer(data, params, {}, {})  # no layouts cached, no fit-time inputs
-    kernel_calls = []
     original = _bayes.gibbs_sweep
+    calls = []
 
-    def timed(*a, **kw):
+    def timed(*args, **kw):
+        timing = np.zeros((sweeps.n_threads, len(_bayes.TIMING)))
         start = time.perf_counter()
-        out = original(*a, **kw)
-        kernel_calls.append(time.perf_counter() - start)
+        out = original(*args, timing=timing, **kw)
+        calls.append((time.perf_counter() - start, timing))
         return out
 
+    out = {t: {"step": [], "kernel": [], "timing": []} for t in (1, 2)}
     _bayes.gibbs_sweep = timed
-    times = {1: [], 2: []}
-    kernel = {1: [], 2: []}
     try:
-        for sweep in range(1, args.sweeps + 1):
+        for sweep in range(1, n_sweeps + 1):
             threads = 1 + sweep % 2
             sweeps.n_threads = threads
             start = time.perf_counter()
             sweeps.step(sweep)
             if sweep > 4:
-                times[threads].append(time.perf_counter() - start)
-                kernel[threads].append(kernel_calls[-1])
+                out[threads]["step"].append(time.perf_counter() - start)
+                out[threads]["kernel"].append(calls[-1][0])
+                out[threads]["timing"].append(calls[-1][1])
     finally:
         _bayes.gibbs_sweep = original
-    print(f"{args.set}: {len(data):,} ratings, k={args.k}, load average {os.getloadavg()[0]:.2f}")
+    return len(data), out
+
+
+def report(n, out):
+    step = {t: np.median(out[t]["step"]) for t in (1, 2)}
+    kernel = {t: np.median(out[t]["kernel"]) for t in (1, 2)}
     for t in (1, 2):
-        step, kern = np.median(times[t]), np.median(kernel[t])
-        print(f"  {t} thread(s): {step * 1e3:7.1f} ms a sweep ({len(data) / step / 1e6:5.1f}M "
-              f"ratings/s), kernel {kern * 1e3:7.1f} ms, outside it {(step - kern) * 1e3:5.1f} ms")
-    print(f"  1 -> 2 threads: {np.median(times[1]) / np.median(times[2]):.2f}x "
-          f"(kernel alone {np.median(kernel[1]) / np.median(kernel[2]):.2f}x)")
+        print(f"  {t} thread(s): {step[t] * 1e3:7.1f} ms a sweep ({n / step[t] / 1e6:5.1f}M "
+              f"ratings/s), kernel {kernel[t] * 1e3:7.1f} ms, outside it "
+              f"{(step[t] - kernel[t]) * 1e3:5.2f} ms")
+        timing = np.median(np.array(out[t]["timing"]), axis=0) * 1e3  # (threads, columns)
+        col = {name: timing[:, j] for j, name in enumerate(_bayes.TIMING)}
+        for s in STEPS:
+            print(f"    {s:5}: busy " + " + ".join(f"{x:6.2f}" for x in col[s + " busy"])
+                  + " ms, cpu " + " + ".join(f"{x:6.2f}" for x in col[s + " cpu"])
+                  + " ms, wall " + " / ".join(f"{x:6.2f}" for x in col[s + " wall"]) + " ms")
+        print(f"    fork {' / '.join(f'{x:.3f}' for x in col['fork'])} ms, call "
+              f"{col['call'][0]:.2f} ms (outside the steps "
+              f"{col['call'][0] - sum(col[s + ' wall'][0] for s in STEPS):.2f} ms)")
+    one = np.median(np.array(out[1]["timing"]), axis=0)
+    two = np.median(np.array(out[2]["timing"]), axis=0)
+    names = list(_bayes.TIMING)
+    for s in STEPS:
+        busy1, busy2 = one[0][names.index(s + " busy")], two[:, names.index(s + " busy")]
+        if busy1 > 0:
+            print(f"    {s:5}: 2-thread work / 1-thread work {busy2.sum() / busy1:.3f}, "
+                  f"imbalance max/mean {busy2.max() / busy2.mean():.3f}")
+    print(f"  1 -> 2 threads: {step[1] / step[2]:.2f}x (kernel alone "
+          f"{kernel[1] / kernel[2]:.2f}x)")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", "--set", default="ml100k,ml1m")
+    ap.add_argument("--ranks", "--k", default="10,32")
+    ap.add_argument("--sweeps", type=int, default=40)
+    args = ap.parse_args(argv)
+    root = os.environ.get("MFCORE_DATA", "/work/shared/data")
+    print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; {load_average()}")
+    for name in args.sets.split(","):
+        train, _ = load(name, root)
+        for k in (int(x) for x in args.ranks.split(",")):
+            n, out = time_sweeps(train, k, args.sweeps)
+            print(f"{name}: {n:,} ratings, k={k}, medians of {len(out[1]['step'])} sweeps "
+                  f"each; {load_average()}")
+            report(n, out)
 
 
 if __name__ == "__main__":

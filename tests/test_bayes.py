@@ -58,10 +58,10 @@ def test_save_load_predicts_mean_and_std_exactly(tmp_path, planted_fit):
         assert np.array_equal(a, b)
 
 
-def test_fits_are_bit_identical_for_1_2_and_3_threads(make_planted):
+def test_fits_are_bit_identical_for_1_2_3_and_8_threads(make_planted):
     u, i, r = make_planted(n_users=80, n_items=60, density=0.3, seed=4)
     fits = [mfcore.BayesianMF(k=4, n_samples=6, burn_in=2, n_threads=t).fit(u, i, r)
-            for t in (1, 2, 3)]
+            for t in (1, 2, 3, 8)]
     for other in fits[1:]:
         for name in ("user_factors_", "item_factors_", "user_bias_samples_", "alpha_samples_"):
             assert np.array_equal(getattr(fits[0], name), getattr(other, name)), name

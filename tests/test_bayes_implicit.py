@@ -55,11 +55,11 @@ def test_implicit_terms_learn_what_the_choice_of_items_says(choice_data, implici
 
 
 @pytest.mark.parametrize("implicit", [True, "user", "item"])
-def test_fits_are_bit_identical_for_1_2_and_3_threads_with_implicit_terms(make_planted,
-                                                                          implicit):
+def test_fits_are_bit_identical_for_1_2_3_and_8_threads_with_implicit_terms(make_planted,
+                                                                            implicit):
     u, i, r = make_planted(n_users=80, n_items=60, density=0.3, seed=4)
     fits = [mfcore.BayesianMF(k=4, n_samples=5, burn_in=2, implicit=implicit,
-                              n_threads=t).fit(u, i, r) for t in (1, 2, 3, 2)]
+                              n_threads=t).fit(u, i, r) for t in (1, 2, 3, 8, 2)]
     for other in fits[1:]:
         for name in ("user_factors_", "item_factors_", "user_bias_samples_",
                      "alpha_samples_", "item_implicit_samples_"):

@@ -181,7 +181,7 @@ def test_sweeps_match_numpy_reference():
 def test_bit_identical_for_any_thread_count(make_planted):
     users, items, ratings = make_planted(n_users=300, n_items=200, density=0.3, seed=4)
     results = []
-    for n_threads in (1, 2, 3):
+    for n_threads in (1, 2, 3, 8):  # 8: more threads than cores and than some tasks
         st = proto.GibbsState(users, items, ratings, 300, 200, k=5, seed=11)
         traces = [st.sweep(n_threads) for _ in range(3)]
         results.append((traces, [a.copy() for a in _arrays(st)]))

@@ -44,7 +44,7 @@ AS 241 quantile of one uniform, a Gamma is Marsaglia-Tsang with attempt t on dra
 Nothing depends on the thread count or the schedule: a sweep is bit-identical for any
 ``n_threads``.
 """
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport sqrt
 from libc.string cimport memset
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
@@ -77,6 +77,8 @@ cdef extern from "bayes_gibbs.h" nogil:
                          double gamma_0, double alpha_lambda, double beta_lambda,
                          uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t coord,
                          double* mean_out, double* prec_out)
+    void mf_gibbs_use_avx()
+    void mf_gather_residuals(double* e, const double* source, const int64_t* pos, int64_t m)
     void mf_gibbs_row(double* bias, double* w, double* e, int64_t m,
                       const int32_t* other_row, const double* other, int64_t k, double* H,
                       const double* mean_g, const double* prec_g, double alpha,
@@ -91,6 +93,12 @@ cdef extern from "bayes_gibbs.h" nogil:
                              double* work, uint64_t seed, uint64_t stream, uint64_t sweep)
 
 
+cdef extern from "openmp_shim.h" nogil:
+    double omp_get_wtime()
+
+mf_gibbs_use_avx()  # the rows' sums on AVX registers where the CPU has them (same bits)
+
+
 #: The streams (the second key word of every draw), by name.
 STREAMS = {"noise": MF_STREAM_NOISE, "user_hyper": MF_STREAM_USER_HYPER,
            "item_hyper": MF_STREAM_ITEM_HYPER, "user": MF_STREAM_USER, "item": MF_STREAM_ITEM,
@@ -101,6 +109,9 @@ STREAMS = {"noise": MF_STREAM_NOISE, "user_hyper": MF_STREAM_USER_HYPER,
 #: order, so the total does not depend on the thread count.
 cdef enum:
     SSE_CHUNK = 4096
+#: Rows a task of a half-sweep.
+cdef enum:
+    ROW_CHUNK = 8
 
 
 # --- random numbers ---------------------------------------------------------------------
@@ -283,6 +294,33 @@ cdef inline double _alpha(int64_t n, double sse, const Prior* pr, uint64_t seed,
             / (0.5 * (pr.beta_0 + sse)))
 
 
+cdef inline double _sum_squares(const double* e, int64_t lo, int64_t hi) noexcept nogil:
+    """e[lo]^2 + ... + e[hi - 1]^2, added in order."""
+    cdef double acc = 0.0
+    cdef int64_t t
+    for t in range(lo, hi):
+        acc = acc + e[t] * e[t]
+    return acc
+
+
+cdef inline double _sum_partial(const double* partial, int64_t n_chunks) noexcept nogil:
+    """The chunk sums of squares, added in chunk order."""
+    cdef double sse = 0.0
+    cdef int64_t c
+    for c in range(n_chunks):
+        sse += partial[c]
+    return sse
+
+
+cdef inline double _noise(const double* partial, int64_t n_chunks, int64_t n,
+                          double noise_precision, const Prior* pr, uint64_t seed,
+                          uint64_t sweep) noexcept nogil:
+    """Alpha: ``noise_precision`` when > 0, else its draw given the chunk sums."""
+    if noise_precision > 0:
+        return noise_precision
+    return _alpha(n, _sum_partial(partial, n_chunks), pr, seed, sweep)
+
+
 cdef Groups _groups(double[:, ::1] P, double[:, ::1] Q, double[::1] bu, double[::1] bi,
                     double[:, ::1] user_hyper, double[:, ::1] item_hyper):
     """The groups of the explicit parameters (shapes checked by the caller)."""
@@ -327,46 +365,59 @@ cdef struct Half:
     uint64_t vec_stream
 
 
+cdef void _row(const Half* h, int64_t r, double alpha, uint64_t seed, uint64_t sweep,
+               double* scratch, double* shifted_mean) noexcept nogil:
+    """Row r of a half-sweep: gather its residuals into its own range, then draw its bias
+    and factors from their full conditionals (``mf_gibbs_row``). ``scratch``: the row's
+    features (longest row x k doubles); ``shifted_mean``: k + 1 doubles, with implicit
+    terms (the prior means shifted by the row's terms)."""
+    cdef int64_t k = h.k, f
+    cdef int64_t start = h.ptr[r], m = h.ptr[r + 1] - h.ptr[r]
+    cdef const double* row_mean = h.hyper
+    cdef double* w = h.factors + r * k
+    if h.source != NULL:
+        mf_gather_residuals(h.e + start, h.source, h.pos + start, m)
+    if h.shift != NULL:
+        shifted_mean[0] = h.hyper[0] + (h.bias_shift[r] if h.bias_shift != NULL else 0.0)
+        for f in range(k):
+            shifted_mean[1 + f] = h.hyper[1 + f] + h.shift[r * k + f]
+        row_mean = shifted_mean
+        w = h.effective + r * k
+    mf_gibbs_row(h.bias + r, w, h.e + start, m, h.cols + start, h.other, k, scratch,
+                 row_mean, h.hyper + k + 1, alpha, seed, h.stream, sweep, h.first_row + r)
+    if h.shift != NULL:
+        for f in range(k):
+            h.factors[r * k + f] = h.effective[r * k + f] - h.shift[r * k + f]
+
+
+cdef inline int64_t _n_blocks(const Half* h) noexcept nogil:
+    """The tasks of the half's implicit columns (none without implicit vectors)."""
+    return (h.k + MF_IMPLICIT_BLOCK - 1) // MF_IMPLICIT_BLOCK if h.vectors != NULL else 0
+
+
+cdef void _implicit_block(const Half* h, int64_t blk, uint64_t seed, uint64_t sweep,
+                          double* work) noexcept nogil:
+    """Columns blk * MF_IMPLICIT_BLOCK onwards of the half's implicit vectors, after its
+    rows (``mf_implicit_columns``)."""
+    cdef int64_t f = blk * MF_IMPLICIT_BLOCK
+    mf_implicit_columns(h.vectors, h.n_vectors, h.k, f, min(MF_IMPLICIT_BLOCK, h.k - f),
+                        h.vec_ptr, h.vec_members, h.vec_weight, h.n_rows, h.row_scale,
+                        h.effective, h.shift, h.factors, h.hyper + 1, h.hyper + h.k + 2,
+                        h.vec_hyper, h.vec_hyper + h.k, work, seed, h.vec_stream, sweep)
+
+
 cdef void _half_sweep(const Half* h, double alpha, uint64_t seed, uint64_t sweep,
                       double[:, ::1] scratch, double[:, ::1] means, double[:, ::1] work,
                       int n_threads) noexcept nogil:
-    """The rows of one side in parallel, each from its full conditional (``mf_gibbs_row``),
-    having first gathered its residuals into its own range; then, with implicit terms, the
+    """The rows of one side in parallel (``_row``); then, with implicit terms, the
     implicit columns (MF_IMPLICIT_BLOCK a task). Scratch arrays: one row a thread."""
-    cdef int64_t k = h.k, r, t, f, start, m, blk
-    cdef int64_t n_blocks = (k + MF_IMPLICIT_BLOCK - 1) // MF_IMPLICIT_BLOCK
-    cdef const double* row_mean
-    cdef double* shifted_mean
-    cdef double* w
-    for r in prange(h.n_rows, num_threads=n_threads, schedule="dynamic", chunksize=8):
-        start = h.ptr[r]
-        m = h.ptr[r + 1] - start
-        if h.source != NULL:
-            for t in range(start, start + m):
-                h.e[t] = h.source[h.pos[t]]
-        row_mean = h.hyper
-        w = h.factors + r * k
-        if h.shift != NULL:
-            shifted_mean = &means[threadid(), 0]
-            shifted_mean[0] = h.hyper[0] + (h.bias_shift[r] if h.bias_shift != NULL else 0.0)
-            for f in range(k):
-                shifted_mean[1 + f] = h.hyper[1 + f] + h.shift[r * k + f]
-            row_mean = shifted_mean
-            w = h.effective + r * k
-        mf_gibbs_row(h.bias + r, w, h.e + start, m, h.cols + start, h.other, k,
-                     &scratch[threadid(), 0], row_mean, h.hyper + k + 1, alpha, seed,
-                     h.stream, sweep, h.first_row + r)
-        if h.shift != NULL:
-            for f in range(k):
-                h.factors[r * k + f] = h.effective[r * k + f] - h.shift[r * k + f]
+    cdef int64_t r, blk
+    for r in prange(h.n_rows, num_threads=n_threads, schedule="dynamic", chunksize=ROW_CHUNK):
+        _row(h, r, alpha, seed, sweep, &scratch[threadid(), 0],
+             &means[threadid(), 0] if h.shift != NULL else NULL)
     if h.vectors != NULL:
-        for blk in prange(n_blocks, num_threads=n_threads, schedule="dynamic"):
-            f = blk * MF_IMPLICIT_BLOCK
-            mf_implicit_columns(h.vectors, h.n_vectors, k, f, min(MF_IMPLICIT_BLOCK, k - f),
-                                h.vec_ptr, h.vec_members, h.vec_weight, h.n_rows,
-                                h.row_scale, h.effective, h.shift, h.factors, h.hyper + 1,
-                                h.hyper + k + 2, h.vec_hyper, h.vec_hyper + k,
-                                &work[threadid(), 0], seed, h.vec_stream, sweep)
+        for blk in prange(_n_blocks(h), num_threads=n_threads, schedule="dynamic"):
+            _implicit_block(h, blk, seed, sweep, &work[threadid(), 0])
 
 
 cdef Half _rows(int64_t n_rows, int64_t k, const int64_t[::1] ptr, const int32_t[::1] cols,
@@ -564,6 +615,79 @@ def implicit_means(const int64_t[::1] ptr, const int32_t[::1] members,
                 out[r, f] *= c
 
 
+# --- where a sweep's time goes (``gibbs_sweep(timing=...)``) ---------------------------
+
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    static double mf_thread_seconds(void) { return 0.0; }
+    #else
+    #include <time.h>
+    /* CPU seconds of the calling thread (time it was descheduled is not counted). */
+    static double mf_thread_seconds(void)
+    {
+        struct timespec t;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+        return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+    }
+    #endif
+    """
+    double mf_thread_seconds() nogil
+
+#: The columns of ``gibbs_sweep``'s timing rows, by name: per step (1.-2. "hyper", 3.
+#: "users", 4. "items") the seconds in its tasks, its CPU seconds (the thread's CPU clock,
+#: not counting time descheduled: with OMP_WAIT_POLICY=passive, the tasks' work) and its
+#: wall seconds to the end of its barrier; the delay before the thread entered the
+#: parallel region, and the whole call (checks and allocations included).
+TIMING = ("hyper busy", "users busy", "items busy", "hyper cpu", "users cpu", "items cpu",
+          "hyper wall", "users wall", "items wall", "fork", "call")
+#: Doubles a thread's timing row takes inside the kernel: no cache line holds two threads'.
+cdef enum:
+    TIMING_STRIDE = 16
+    STEP_WALL = 14    # a thread's clocks at the start of its current step
+    STEP_CPU = 15
+
+
+cdef inline double _now(const double* tm) noexcept nogil:
+    """The clock when timing (``tm`` not NULL), else 0 (no call)."""
+    return omp_get_wtime() if tm != NULL else 0.0
+
+
+cdef inline void _lap(double* tm, int step, double started) noexcept nogil:
+    """Add the seconds since ``started`` to this thread's time in ``step``'s tasks."""
+    if tm != NULL:
+        tm[threadid() * TIMING_STRIDE + step] += omp_get_wtime() - started
+
+
+cdef inline void _step_end(double* tm, int step) noexcept nogil:
+    """``step`` ends now for this thread (after its barrier): its CPU and wall seconds; the
+    next step starts now. Step -1: the thread enters the region (its fork delay)."""
+    cdef double* row
+    cdef double wall, cpu
+    if tm != NULL:
+        row = tm + threadid() * TIMING_STRIDE
+        wall, cpu = omp_get_wtime(), mf_thread_seconds()
+        if step >= 0:
+            row[3 + step] = cpu - row[STEP_CPU]
+            row[6 + step] = wall - row[STEP_WALL]
+        row[STEP_WALL], row[STEP_CPU] = wall, cpu
+
+
+cdef inline void _entered(double* tm, double forked) noexcept nogil:
+    """This thread enters the parallel region ``forked`` seconds after the call asked for
+    it: its fork delay; its first step starts."""
+    _step_end(tm, -1)
+    if tm != NULL:
+        tm[threadid() * TIMING_STRIDE + 9] = tm[threadid() * TIMING_STRIDE + STEP_WALL] - forked
+
+
+cdef _check_timing(timing, int n_threads):
+    if timing is not None and (timing.shape != (n_threads, len(TIMING))
+                               or timing.dtype != np.float64):
+        raise ValueError(f"timing must be a float64 array of shape ({n_threads}, "
+                         f"{len(TIMING)}), got {timing.dtype} {timing.shape}")
+
+
 # --- one sweep --------------------------------------------------------------------------
 
 cdef _check_hyper(double[:, ::1] user_hyper, double[:, ::1] item_hyper, int64_t k):
@@ -613,7 +737,7 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                 uint64_t seed, uint64_t sweep, int n_threads,
                 double alpha_0=1.0, double beta_0=1.0, double mu_0=0.0, double gamma_0=1.0,
                 double alpha_lambda=1.0, double beta_lambda=1.0, ImplicitTerms implicit=None,
-                double noise_precision=0.0):
+                double noise_precision=0.0, timing=None):
     """One Gibbs sweep over every parameter; returns (alpha, sse).
 
     In order, from the state the sweep starts with:
@@ -645,7 +769,12 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
 
     ``noise_precision`` > 0 fixes alpha at that value instead of step 1.'s draw (the
     ordered probit's latent ratings have unit noise: ``mfcore.ordinal``).
+
+    The steps run in one parallel region, separated by barriers. ``timing``, a float64
+    array of shape (n_threads, len(TIMING)), receives where each thread's time went, in
+    seconds (the columns ``TIMING`` names; ``benchmarks/bayes_threads.py`` prints them).
     """
+    cdef double called = omp_get_wtime() if timing is not None else 0.0
     cdef int64_t longest = _check_sweep(user_ptr, user_items, user_pos, item_ptr, item_users,
                                         item_pos, residual, user_residual, user_factors,
                                         item_factors, user_bias, item_bias, user_hyper,
@@ -670,32 +799,57 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     cdef double[:, ::1] work = np.empty(
         (n_threads, (1 + MF_IMPLICIT_BLOCK) * (n_users + n_items) + 1 if shifted else 1),
         dtype=np.float64)
+    _check_timing(timing, n_threads)
+    cdef double[:, ::1] rows = np.zeros((n_threads if timing is not None else 1, TIMING_STRIDE),
+                                        dtype=np.float64)
+    cdef double* tm = &rows[0, 0] if timing is not None else NULL
 
-    # 1. and 2. in one parallel loop: the sum of squared residuals in fixed chunks (tasks
-    # 0 .. n_chunks - 1), and each group's hyperparameters (one task a group, summed in row
-    # order); then alpha from the chunk sums, added in chunk order
-    cdef int64_t n_chunks = (n + SSE_CHUNK - 1) // SSE_CHUNK, task, t, lo, hi
+    # One parallel region, its steps separated by the barriers that end its loops: 1. and
+    # 2. in one loop (the sum of squared residuals in fixed chunks, tasks 0 .. n_chunks -
+    # 1, then one task a group, summed in row order); each thread then draws the same
+    # alpha from the chunk sums (added in chunk order); 3. and 4.
+    cdef int64_t n_chunks = (n + SSE_CHUNK - 1) // SSE_CHUNK, n_groups = _n_groups(&groups)
+    cdef int64_t task, r
     cdef double[::1] partial = np.zeros(max(n_chunks, 1), dtype=np.float64)
-    cdef double sse = 0.0, acc, alpha
-    cdef double* e = &residual[0] if n > 0 else NULL
-    for task in prange(n_chunks + _n_groups(&groups), nogil=True, num_threads=n_threads,
-                       schedule="dynamic"):
-        if task < n_chunks:
-            lo = task * SSE_CHUNK
-            hi = min(lo + SSE_CHUNK, n)
-            acc = 0.0
-            for t in range(lo, hi):
-                acc = acc + e[t] * e[t]
-            partial[task] = acc
-        else:
-            _draw_group(&groups, task - n_chunks, &prior, seed, sweep)
-    for task in range(n_chunks):
-        sse += partial[task]
-    alpha = noise_precision if noise_precision > 0 else _alpha(n, sse, &prior, seed, sweep)
-    with nogil:  # 3. and 4.
-        _half_sweep(&users, alpha, seed, sweep, scratch, means, work, n_threads)
-        _half_sweep(&items, alpha, seed, sweep, scratch, means, work, n_threads)
-    return alpha, sse
+    cdef double drawn = 0.0, alpha  # drawn: each thread's copy of alpha
+    cdef const double* e = &residual[0] if n > 0 else NULL
+    cdef double forked = _now(tm), started
+    with nogil, parallel(num_threads=n_threads):
+        _entered(tm, forked)
+        for task in prange(n_chunks + n_groups, schedule="dynamic"):
+            started = _now(tm)
+            if task < n_chunks:
+                partial[task] = _sum_squares(e, task * SSE_CHUNK, min((task + 1) * SSE_CHUNK, n))
+            else:
+                _draw_group(&groups, task - n_chunks, &prior, seed, sweep)
+            _lap(tm, 0, started)
+        _step_end(tm, 0)
+        drawn = _noise(&partial[0], n_chunks, n, noise_precision, &prior, seed, sweep)
+        for r in prange(n_users, schedule="dynamic", chunksize=ROW_CHUNK):
+            started = _now(tm)
+            _row(&users, r, drawn, seed, sweep, &scratch[threadid(), 0], &means[threadid(), 0])
+            _lap(tm, 1, started)
+        for task in prange(_n_blocks(&users), schedule="dynamic"):
+            started = _now(tm)
+            _implicit_block(&users, task, seed, sweep, &work[threadid(), 0])
+            _lap(tm, 1, started)
+        _step_end(tm, 1)
+        for r in prange(n_items, schedule="dynamic", chunksize=ROW_CHUNK):
+            started = _now(tm)
+            _row(&items, r, drawn, seed, sweep, &scratch[threadid(), 0], &means[threadid(), 0])
+            _lap(tm, 2, started)
+        for task in prange(_n_blocks(&items), schedule="dynamic"):
+            started = _now(tm)
+            _implicit_block(&items, task, seed, sweep, &work[threadid(), 0])
+            _lap(tm, 2, started)
+        _step_end(tm, 2)
+    if timing is not None:
+        for r in range(n_threads):
+            for task in range(len(TIMING) - 1):
+                timing[r, task] = rows[r, task]
+            timing[r, len(TIMING) - 1] = omp_get_wtime() - called
+    alpha = _noise(&partial[0], n_chunks, n, noise_precision, &prior, seed, sweep)
+    return alpha, _sum_partial(&partial[0], n_chunks)
 
 
 # --- the sweep's parts, for a sampler spread over several processes (mfcore.dask) ---------

@@ -228,6 +228,91 @@ static inline void mf_store2(double *p, mf_vd2 v)
 }
 #endif
 
+/* The shift and the sums of ``mf_shift_and_sum`` over the ratings n < m - m % 4, four at
+ * a time, lane j of a[] and b[] taking the ratings n % 4 == j (h == NULL: h[n] = 1);
+ * returns the first rating left. */
+#if MF_VECTORS
+static inline int64_t mf_lanes_sse2(double *MF_RESTRICT e, int64_t m, double step,
+                                    const double *MF_RESTRICT h,
+                                    const double *MF_RESTRICT next, double *a, double *b)
+{
+    mf_vd2 a01 = {0.0, 0.0}, a23 = {0.0, 0.0}, b01 = {0.0, 0.0}, b23 = {0.0, 0.0};
+    mf_vd2 st = {step, step}, one = {1.0, 1.0};
+    int64_t n = 0;
+    for (; n + 4 <= m; n += 4) {
+        mf_vd2 h01 = h == NULL ? one : mf_load2(h + n);
+        mf_vd2 h23 = h == NULL ? one : mf_load2(h + n + 2);
+        mf_vd2 x01 = mf_load2(next + n), x23 = mf_load2(next + n + 2);
+        mf_vd2 e01 = mf_load2(e + n) - st * h01, e23 = mf_load2(e + n + 2) - st * h23;
+        mf_store2(e + n, e01);
+        mf_store2(e + n + 2, e23);
+        a01 += x01 * e01, a23 += x23 * e23;
+        b01 += x01 * x01, b23 += x23 * x23;
+    }
+    a[0] = a01[0], a[1] = a01[1], a[2] = a23[0], a[3] = a23[1];
+    b[0] = b01[0], b[1] = b01[1], b[2] = b23[0], b[3] = b23[1];
+    return n;
+}
+#else
+static inline int64_t mf_lanes_sse2(double *MF_RESTRICT e, int64_t m, double step,
+                                    const double *MF_RESTRICT h,
+                                    const double *MF_RESTRICT next, double *a, double *b)
+{
+    int64_t n = 0, j;
+    for (; n + 4 <= m; n += 4)
+        for (j = 0; j < 4; j++) {
+            double en = e[n + j] - step * (h == NULL ? 1.0 : h[n + j]);
+            e[n + j] = en;
+            a[j] += next[n + j] * en;
+            b[j] += next[n + j] * next[n + j];
+        }
+    return n;
+}
+#endif
+
+/* The same on AVX's four-double registers, on x86 CPUs that have it: lane j of a register
+ * holds what lane j of ``mf_lanes_sse2``'s pair does, and without FMA (target "avx" only)
+ * each product is rounded before its sum as there, so the results are the same bits. */
+#if MF_VECTORS && (defined(__x86_64__) || defined(__i386__))
+#define MF_GIBBS_AVX 1
+__attribute__((target("avx"))) static inline int64_t mf_lanes_avx(double *MF_RESTRICT e, int64_t m,
+                                                           double step,
+                                                           const double *MF_RESTRICT h,
+                                                           const double *MF_RESTRICT next,
+                                                           double *a, double *b)
+{
+    mf_vd4 acc = {0.0, 0.0, 0.0, 0.0}, sq = {0.0, 0.0, 0.0, 0.0};
+    mf_vd4 st = {step, step, step, step}, one = {1.0, 1.0, 1.0, 1.0};
+    int64_t n = 0, j;
+    for (; n + 4 <= m; n += 4) {
+        mf_vd4 hv = one, x, ev;
+        if (h != NULL)
+            memcpy(&hv, h + n, sizeof hv);
+        memcpy(&x, next + n, sizeof x);
+        memcpy(&ev, e + n, sizeof ev);
+        ev = ev - st * hv;
+        memcpy(e + n, &ev, sizeof ev);
+        acc += x * ev;
+        sq += x * x;
+    }
+    for (j = 0; j < 4; j++)
+        a[j] = acc[j], b[j] = sq[j];
+    return n;
+}
+
+/* 1 when this CPU runs AVX (checked once, by the caller of ``mf_gibbs_use_avx``). */
+static int mf_gibbs_avx = 0;
+
+static inline void mf_gibbs_use_avx(void)
+{
+    __builtin_cpu_init();
+    mf_gibbs_avx = __builtin_cpu_supports("avx");
+}
+#else
+#define MF_GIBBS_AVX 0
+static inline void mf_gibbs_use_avx(void) {}
+#endif
+
 /* Subtract step * h[n] from e[n] (h == NULL: h[n] = 1) and, when next != NULL, return in
  * *s1, *s2 the sums of next[n] * e[n] (the updated e) and next[n]^2, in four partial
  * sums (above). */
@@ -246,32 +331,12 @@ static inline void mf_shift_and_sum(double *MF_RESTRICT e, int64_t m, double ste
                 e[n] -= step * h[n];
         return;
     }
-#if MF_VECTORS
-    {
-        mf_vd2 a01 = {0.0, 0.0}, a23 = {0.0, 0.0}, b01 = {0.0, 0.0}, b23 = {0.0, 0.0};
-        mf_vd2 st = {step, step}, one = {1.0, 1.0};
-        for (; n + 4 <= m; n += 4) {
-            mf_vd2 h01 = h == NULL ? one : mf_load2(h + n);
-            mf_vd2 h23 = h == NULL ? one : mf_load2(h + n + 2);
-            mf_vd2 x01 = mf_load2(next + n), x23 = mf_load2(next + n + 2);
-            mf_vd2 e01 = mf_load2(e + n) - st * h01, e23 = mf_load2(e + n + 2) - st * h23;
-            mf_store2(e + n, e01);
-            mf_store2(e + n + 2, e23);
-            a01 += x01 * e01, a23 += x23 * e23;
-            b01 += x01 * x01, b23 += x23 * x23;
-        }
-        a[0] = a01[0], a[1] = a01[1], a[2] = a23[0], a[3] = a23[1];
-        b[0] = b01[0], b[1] = b01[1], b[2] = b23[0], b[3] = b23[1];
-    }
-#else
-    for (; n + 4 <= m; n += 4)
-        for (j = 0; j < 4; j++) {
-            double en = e[n + j] - step * (h == NULL ? 1.0 : h[n + j]);
-            e[n + j] = en;
-            a[j] += next[n + j] * en;
-            b[j] += next[n + j] * next[n + j];
-        }
+#if MF_GIBBS_AVX
+    if (mf_gibbs_avx)
+        n = mf_lanes_avx(e, m, step, h, next, a, b);
+    else
 #endif
+        n = mf_lanes_sse2(e, m, step, h, next, a, b);
     for (j = 0; n < m; n++, j++) { /* the last m % 4 ratings, in their lanes */
         double en = e[n] - step * (h == NULL ? 1.0 : h[n]);
         e[n] = en;
@@ -282,15 +347,15 @@ static inline void mf_shift_and_sum(double *MF_RESTRICT e, int64_t m, double ste
     *s2 = (b[0] + b[1]) + (b[2] + b[3]);
 }
 
-/* H[f * m + n] = other[other_row[n] * k + f]: the other side's factors of the row's m
- * ratings, one coordinate's features contiguous. Eight ratings at a time, so that each
- * write fills a cache line and the eight source rows stay in L1. */
-static inline void mf_gather_features(const int32_t *MF_RESTRICT other_row,
-                                      const double *MF_RESTRICT other, int64_t k, int64_t m,
-                                      double *MF_RESTRICT H)
+/* H[f * m + n] = other[other_row[n] * k + f], ratings n0 <= n < m: the other side's
+ * factors of the row's ratings, one coordinate's features contiguous. Eight ratings at a
+ * time, so that each write fills a cache line and the eight source rows stay in L1. */
+static inline void mf_gather_scalar(const int32_t *MF_RESTRICT other_row,
+                                    const double *MF_RESTRICT other, int64_t k, int64_t m,
+                                    int64_t n0, double *MF_RESTRICT H)
 {
-    int64_t n0, f, j;
-    for (n0 = 0; n0 < m; n0 += 8) {
+    int64_t f, j;
+    for (; n0 < m; n0 += 8) {
         const double *src[8] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
         int64_t nb = m - n0 < 8 ? m - n0 : 8;
         for (j = 0; j < nb; j++)
@@ -308,6 +373,65 @@ static inline void mf_gather_features(const int32_t *MF_RESTRICT other_row,
                     H[f * m + n0 + j] = src[j][f];
     }
 }
+
+#if MF_GIBBS_AVX
+#include <immintrin.h>
+/* The same copy on AVX registers, four ratings at a time: four features of each of the
+ * four rows loaded, transposed in registers, stored as four features' runs of four. */
+__attribute__((target("avx"))) static inline void mf_gather_avx(
+    const int32_t *MF_RESTRICT other_row, const double *MF_RESTRICT other, int64_t k,
+    int64_t m, double *MF_RESTRICT H)
+{
+    int64_t n0, f, j;
+    for (n0 = 0; n0 + 4 <= m; n0 += 4) {
+        const double *src[4];
+        for (j = 0; j < 4; j++)
+            src[j] = other + (int64_t)other_row[n0 + j] * k;
+        for (f = 0; f + 4 <= k; f += 4) {
+            __m256d r0 = _mm256_loadu_pd(src[0] + f), r1 = _mm256_loadu_pd(src[1] + f);
+            __m256d r2 = _mm256_loadu_pd(src[2] + f), r3 = _mm256_loadu_pd(src[3] + f);
+            __m256d lo01 = _mm256_unpacklo_pd(r0, r1), hi01 = _mm256_unpackhi_pd(r0, r1);
+            __m256d lo23 = _mm256_unpacklo_pd(r2, r3), hi23 = _mm256_unpackhi_pd(r2, r3);
+            _mm256_storeu_pd(H + f * m + n0, _mm256_permute2f128_pd(lo01, lo23, 0x20));
+            _mm256_storeu_pd(H + (f + 1) * m + n0, _mm256_permute2f128_pd(hi01, hi23, 0x20));
+            _mm256_storeu_pd(H + (f + 2) * m + n0, _mm256_permute2f128_pd(lo01, lo23, 0x31));
+            _mm256_storeu_pd(H + (f + 3) * m + n0, _mm256_permute2f128_pd(hi01, hi23, 0x31));
+        }
+        for (; f < k; f++)
+            for (j = 0; j < 4; j++)
+                H[f * m + n0 + j] = src[j][f];
+    }
+    mf_gather_scalar(other_row, other, k, m, n0, H);
+}
+#endif
+
+static inline void mf_gather_features(const int32_t *MF_RESTRICT other_row,
+                                      const double *MF_RESTRICT other, int64_t k, int64_t m,
+                                      double *MF_RESTRICT H)
+{
+#if MF_GIBBS_AVX
+    if (mf_gibbs_avx) {
+        mf_gather_avx(other_row, other, k, m, H);
+        return;
+    }
+#endif
+    mf_gather_scalar(other_row, other, k, m, 0, H);
+}
+
+/* e[n] = source[pos[n]]: the row's m residuals, gathered from the other side's order. */
+static inline void mf_gather_residuals(double *MF_RESTRICT e,
+                                       const double *MF_RESTRICT source,
+                                       const int64_t *MF_RESTRICT pos, int64_t m)
+{
+    int64_t n;
+    for (n = 0; n < m; n++)
+        e[n] = source[pos[n]];
+}
+
+/* Normals a row draws in one loop before it needs them: a draw's Philox rounds and
+ * quantile are a long chain of dependent operations, and independent draws side by side
+ * let the core overlap those chains. */
+#define MF_DRAW_BATCH 8
 
 /* Sample one row's parameters from their full conditionals, coordinate by coordinate:
  * its bias (coordinate 0, feature 1 on each of its ratings), then its factors f = 0..k-1
@@ -328,7 +452,7 @@ static inline void mf_gibbs_row(double *bias, double *w, double *e, int64_t m,
                                 double alpha, uint64_t seed, uint64_t stream, uint64_t sweep,
                                 uint64_t row)
 {
-    double s1 = 0.0, s2 = (double)m;
+    double s1 = 0.0, s2 = (double)m, z[MF_DRAW_BATCH];
     int64_t n, c;
     mf_gather_features(other_row, other, k, m, H);
     {
@@ -344,9 +468,12 @@ static inline void mf_gibbs_row(double *bias, double *w, double *e, int64_t m,
         double *theta = c == 0 ? bias : &w[c - 1];
         const double *h = c == 0 ? NULL : H + (c - 1) * m;
         const double *next = c < k ? H + c * m : NULL;
-        double prec = alpha * s2 + prec_g[c];
-        double mean = (alpha * (s1 + *theta * s2) + prec_g[c] * mean_g[c]) / prec;
-        double value = mean + mf_normal(seed, stream, sweep, row, (uint64_t)c, 0) / sqrt(prec);
+        double prec = alpha * s2 + prec_g[c], mean, value;
+        if (c % MF_DRAW_BATCH == 0) /* the next coordinates' normals (they need no data) */
+            for (n = 0; n < MF_DRAW_BATCH && c + n <= k; n++)
+                z[n] = mf_normal(seed, stream, sweep, row, (uint64_t)(c + n), 0);
+        mean = (alpha * (s1 + *theta * s2) + prec_g[c] * mean_g[c]) / prec;
+        value = mean + z[c % MF_DRAW_BATCH] / sqrt(prec);
         double step = value - *theta;
         *theta = value;
         mf_shift_and_sum(e, m, step, h, next, &s1, &s2);

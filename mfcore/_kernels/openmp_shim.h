@@ -8,5 +8,7 @@
 #define MFCORE_OPENMP 0
 static inline int omp_get_max_threads(void) { return 1; }
 static inline int omp_get_thread_num(void) { return 0; }
+#include <time.h>
+static inline double omp_get_wtime(void) { return (double)clock() / CLOCKS_PER_SEC; }
 #endif
 #endif
