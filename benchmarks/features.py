@@ -100,7 +100,7 @@ def fit_mfcore(train, args, seed, features=None, implicit=False, times=False,
 def predict_mfcore(model, test, features=None):
     extra = {} if features is None else dict(user_features=features[0],
                                              item_features=features[1])
-    if model.time_encoding_ is not None:
+    if getattr(model, "time_encoding_", None) is not None:  # (ALS has no time terms)
         extra["times"] = test[:, 3]
     return quiet(model.predict, test[:, 0], test[:, 1], **extra)
 

@@ -42,7 +42,8 @@ import numpy as np
 from .errors import UnknownIdWarning, warn
 from .ids import IdMap, normalize_ids, plain
 
-__all__ = ["FeatureEncoding", "MULTI_SEPARATOR", "feature_inputs", "feature_sums", "table_ids"]
+__all__ = ["FeatureEncoding", "MULTI_SEPARATOR", "add_terms", "by_rank", "feature_inputs",
+           "feature_sums", "table_ids"]
 
 #: The separator of levels in a multi-valued text column (MovieLens' genres).
 MULTI_SEPARATOR = "|"
@@ -56,16 +57,32 @@ def feature_inputs(user_features, item_features):
             if table is not None}
 
 
+def by_rank(rows, feats, vals):
+    """Feature values (triplets sorted by row, as ``FeatureEncoding.encode`` gives them)
+    split by their place within their row: a list of (rows, features, values) whose rows
+    are distinct, so that ``add_terms`` adds each part in one vectorized step."""
+    if not len(rows):
+        return []
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+    order = np.argsort(rank, kind="stable")
+    cuts = np.flatnonzero(np.diff(rank[order])) + 1
+    return [(rows[i], feats[i], vals[i]) for i in np.split(order, cuts)]
+
+
+def add_terms(out, ranked, weights, sign=1.0):
+    """``out[v] += sign * sum_f x_vf weights[f]`` for the values of ``ranked`` (``by_rank``),
+    each row's features added in their order: the same bits every time."""
+    for rows, feats, vals in ranked:
+        out[rows] += (sign * vals).reshape((-1,) + (1,) * (weights.ndim - 1)) * weights[feats]
+    return out
+
+
 def feature_sums(rows, feats, vals, weights, n_rows):
     """sum_g x_vg weights[g] of each row v < ``n_rows`` (float64, shape ``(n_rows,) +
-    weights.shape[1:]``), from feature values as ``FeatureEncoding.encode`` gives them
-    (triplets sorted by row); added in that order, so the same bits every time."""
-    out = np.zeros((n_rows,) + weights.shape[1:])
-    if len(rows):
-        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-        terms = vals.reshape((-1,) + (1,) * (weights.ndim - 1)) * weights[feats]
-        out[rows[starts]] = np.add.reduceat(terms, starts, axis=0)
-    return out
+    weights.shape[1:]``), from feature values as ``FeatureEncoding.encode`` gives them."""
+    return add_terms(np.zeros((n_rows,) + weights.shape[1:]), by_rank(rows, feats, vals),
+                     weights)
 
 
 def _is_sparse_pair(table):

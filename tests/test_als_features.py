@@ -50,6 +50,33 @@ def test_bit_identical_for_1_2_and_3_threads():
             assert np.array_equal(getattr(fits[0], name), getattr(other, name)), name
 
 
+def test_the_cg_solver_centres_its_rows_on_the_feature_terms_too():
+    # enough CG steps from a warm start reach the exact solve: the same model
+    exact = fit(dtype="float64", iterations=6)
+    cg = fit(dtype="float64", iterations=6, solver="cg", cg_steps=30)
+    for name in ARRAYS:
+        np.testing.assert_allclose(getattr(cg, name), getattr(exact, name), atol=1e-6,
+                                   err_msg=name)
+    # the kernel's exact path (cg_steps 0) with a centre is the row solve's
+    from mfcore._kernels import ials, rowsolve
+    rng = np.random.default_rng(0)
+    Q, c = rng.normal(size=(9, 3)), rng.normal(size=9)
+    indptr, cols = np.array([0, 4, 4, 9]), rng.integers(0, 9, 9).astype(np.int32)
+    r, m, a = rng.normal(size=9), rng.normal(size=(3, 3)), rng.normal(size=3)
+    want = np.zeros((3, 3)), np.zeros(3)
+    rowsolve.solve_rows(indptr, cols, r + 0.5, Q, c, 0.5, 0.3, 0.2, 0.0, 1.0, True, *want, 1,
+                        0.4, m, a)
+    got = np.zeros((3, 3)), np.zeros(3)
+    ials.solve_rows(indptr, cols, np.ones(9), r, Q, c, 0.0, 0.3, 0.2,
+                    np.diff(indptr).astype(np.float64), True, 0, *got, np.zeros(0), 1, 0.4, m, a)
+    np.testing.assert_allclose(got[0], want[0], atol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], atol=1e-12)
+    assert np.array_equal(got[0][1], m[1])   # a row without ratings takes its centre
+    fits = [fit(solver="cg", n_threads=n, iterations=3) for n in (1, 3)]
+    for name in ARRAYS:
+        assert np.array_equal(getattr(fits[0], name), getattr(fits[1], name)), name
+
+
 def reference_step(effective, theta, triplets, group_ptr, row_penalty, penalty, relative):
     """Each group's weights by a dense weighted least-squares solve per column, the groups
     in order, from the definition (FeatureStep's docstring)."""
@@ -82,7 +109,7 @@ def test_the_feature_step_solves_each_group_exactly():
     step = FeatureStep(triplets, enc.group_ptr, 40, row_penalty, penalty, 0.6,
                        ["g", "x", "tags"])
     assert [g["disjoint"] for g in step.groups] == [True, True, False]
-    step.step(effective, theta)
+    step.step(effective, theta, step.terms(theta))
     np.testing.assert_allclose(theta, want, rtol=1e-10, atol=1e-12)
 
 
@@ -169,9 +196,6 @@ def test_fold_in_solves_what_the_features_leave_of_the_ratings():
 
 def test_bad_input_gets_clear_errors():
     model = check_bad_tables(lambda **kw: fit(iterations=2, **kw))
-    with pytest.raises(ValueError, match="side features need solver='cholesky'"):
-        fit(solver="cg")
-    assert not mfcore.ALS(solver="cg").supports("features")
     with pytest.raises(NotImplementedError, match="partial_fit does not continue"):
         model.partial_fit(*DATA)
     with pytest.raises(NotImplementedError, match="warm_start does not continue"):
@@ -210,7 +234,3 @@ def test_the_cli_trains_als_with_feature_files(tmp_path, capsys):
     with pytest.warns(UnknownIdWarning):
         expected = model.predict(test[0], test[1].astype(str), user_features=USERS)
     np.testing.assert_allclose(out["prediction"], expected, atol=6e-5)
-    with pytest.raises(SystemExit):
-        cli.main(["train", str(tmp_path / "train.csv"), "-o", str(tmp_path / "x.mfz"),
-                  "--algorithm", "als", "--solver", "cg",
-                  "--user-features", str(tmp_path / "users.csv")])

@@ -45,11 +45,13 @@ cdef extern from "ials_solve.h" nogil:
     int mf_ials_cg_f(const float* G, const float* g, float w0, const float* lam,
                      const float* A, const int32_t* cols, const float* conf,
                      const float* target, const float* obias, int64_t lo, int64_t hi,
-                     int steps, float* x, float* r, float* p, float* Ap, int64_t S)
+                     int steps, const float* centre, float* x, float* r, float* p, float* Ap,
+                     int64_t S)
     int mf_ials_cg_d(const double* G, const double* g, double w0, const double* lam,
                      const double* A, const int32_t* cols, const double* conf,
                      const double* target, const double* obias, int64_t lo, int64_t hi,
-                     int steps, double* x, double* r, double* p, double* Ap, int64_t S)
+                     int steps, const double* centre, double* x, double* r, double* p, double* Ap,
+                     int64_t S)
     double mf_ials_row_loss_f(const float* A, const int32_t* cols, const float* conf,
                               const float* target, const float* obias, int64_t lo, int64_t hi,
                               const float* x, int64_t S)
@@ -61,13 +63,13 @@ cdef extern from "ials_solve.h" nogil:
 cdef inline int _cg(const floating* G, const floating* g, floating w0, const floating* lam,
                     const floating* A, const int32_t* cols, const floating* conf,
                     const floating* target, const floating* obias, int64_t lo, int64_t hi,
-                    int steps, floating* x, int64_t S) noexcept nogil:
+                    int steps, const floating* centre, floating* x, int64_t S) noexcept nogil:
     if floating is float:
-        return mf_ials_cg_f(G, g, w0, lam, A, cols, conf, target, obias, lo, hi, steps, x,
-                            x + S, x + 2 * S, x + 3 * S, S)
+        return mf_ials_cg_f(G, g, w0, lam, A, cols, conf, target, obias, lo, hi, steps,
+                            centre, x, x + S, x + 2 * S, x + 3 * S, S)
     else:
-        return mf_ials_cg_d(G, g, w0, lam, A, cols, conf, target, obias, lo, hi, steps, x,
-                            x + S, x + 2 * S, x + 3 * S, S)
+        return mf_ials_cg_d(G, g, w0, lam, A, cols, conf, target, obias, lo, hi, steps,
+                            centre, x, x + S, x + 2 * S, x + 3 * S, S)
 
 
 cdef inline double _row_loss(const floating* A, const int32_t* cols, const floating* conf,
@@ -127,10 +129,11 @@ def all_pairs_gram(const floating[:, ::1] A, const floating[::1] obias, int64_t 
 cdef int _exact_row(const double* tri, const floating* A, int64_t S, const int32_t* cols,
                     const floating* conf, const floating* target, const floating* obias,
                     int64_t lo, int64_t hi, int64_t k, bint fit_bias, double lam_p,
-                    double lam_b, double* work, int64_t ld, floating* x) noexcept nogil:
+                    double lam_b, double* work, int64_t ld, const floating* centre,
+                    floating* x) noexcept nogil:
     """The row's exact solve into x (S values): its system formed in float64 over the scaled
-    all-pairs Gram ``tri`` (ALS layout), then ``mf_als_solve``; returns its status (0, 1
-    solved with jitter, -1 failed)."""
+    all-pairs Gram ``tri`` (ALS layout), the penalty centred on ``centre`` (S values, or
+    NULL), then ``mf_als_solve``; returns its status (0, 1 solved with jitter, -1 failed)."""
     cdef int64_t d = k + 1 if fit_bias else k
     cdef mf_als_parts s = mf_als_scratch_parts(work, k, ld)
     cdef int64_t pos, t, m, f, j
@@ -152,6 +155,9 @@ cdef int _exact_row(const double* tri, const floating* A, int64_t S, const int32
                 row[f] = 0.0
         mf_als_add_chunk(s.G, s.X, m, d, ld, 0)
         pos += m
+    if centre != NULL:
+        for f in range(d):
+            s.G[f * ld + k + 1] += (lam_p if f < k else lam_b) * <double>centre[f]
     status = mf_als_solve(s.G, s.U, s.x, s.shift, k, fit_bias, ld, lam_p, lam_b)
     for f in range(S):
         x[f] = <floating>s.x[f] if status >= 0 and f < d else 0
@@ -190,12 +196,25 @@ def _check_arguments(indptr, cols, conf, target, other_factors, other_bias, fact
         raise ValueError(f"n_threads must be >= 1 and cg_steps >= 0, got {n_threads}, {cg_steps}")
 
 
+def _check_centre(prior_factors, prior_bias, n_rows, k):
+    if (prior_factors is None) != (prior_bias is None):
+        raise ValueError("prior_factors and prior_bias come together")
+    if prior_factors is None:
+        return
+    if prior_factors.shape != (n_rows, k) or prior_bias.shape != (n_rows,):
+        raise ValueError(f"prior_factors and prior_bias must have shapes ({n_rows}, {k}) and "
+                         f"({n_rows},), got {prior_factors.shape} and {prior_bias.shape}")
+    if not (np.isfinite(prior_factors).all() and np.isfinite(prior_bias).all()):
+        raise ValueError("prior_factors and prior_bias must be finite")
+
+
 def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols, const floating[::1] conf,
                const floating[::1] target, const floating[:, ::1] other_factors,
                const floating[::1] other_bias, double w0, double reg, double reg_bias,
                const double[::1] scale, bint fit_bias, int cg_steps,
                floating[:, ::1] factors, floating[::1] bias, double[::1] row_loss,
-               int n_threads, double bias_shift=0.0):
+               int n_threads, double bias_shift=0.0, const double[:, ::1] prior_factors=None,
+               const double[::1] prior_bias=None):
     """Solve every row of a CSR matrix of observed pairs for its bias and factors, in place.
 
     Row u holds the pairs ``indptr[u]:indptr[u + 1]`` with the other side's rows ``cols``,
@@ -210,7 +229,10 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols, const floatin
     (float32 or float64). ``bias_shift`` is added to every row's bias penalty (explicit
     ALS's ``bias_shrinkage``). With ``w0`` = 0 there is no all-pairs term and its Gram
     matrix is not formed: this is explicit ALS's row solve (``mfcore.ALS(solver="cg")``:
-    ``conf`` all 1, ``target`` the ratings less the mean).
+    ``conf`` all 1, ``target`` the ratings less the mean). ``prior_factors`` (n_rows, k)
+    and ``prior_bias`` (n_rows,), float64, both or neither, centre each row's penalties
+    (lam_p |p_u - m_u|^2 + lam_b (b_u - a_u)^2: ALS's side features; a row without
+    pairs, with ``w0`` = 0, gets its centre).
 
     Returns the number of rows whose exact solve needed a diagonal jitter. Raises
     ``FloatingPointError`` naming the first row that stayed unsolvable or whose answer is
@@ -222,6 +244,9 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols, const floatin
                      np.asarray(other_factors), np.asarray(other_bias), np.asarray(factors),
                      np.asarray(bias), np.asarray(scale), np.asarray(row_loss), n_threads,
                      cg_steps, w0, reg, reg_bias, bias_shift)
+    _check_centre(None if prior_factors is None else np.asarray(prior_factors),
+                  None if prior_bias is None else np.asarray(prior_bias), n_rows, k)
+    cdef bint with_prior = prior_factors is not None
     if n_rows == 0:
         return 0
     dtype = np.asarray(factors).dtype
@@ -242,10 +267,10 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols, const floatin
     cdef const floating* G_ptr = &G[0, 0] if w0 > 0 else NULL
     cdef bint want_loss = row_loss.shape[0] > 0
 
-    # per-thread scratch: lam, x, r, p, Ap (S values each, as floating), then the exact
-    # solve's G, U, X, x, shift (doubles); every part a multiple of 64 bytes
+    # per-thread scratch: lam, x, r, p, Ap, centre (S values each, as floating), then the
+    # exact solve's G, U, X, x, shift (doubles); every part a multiple of 64 bytes
     cdef int nt = <int>min(<int64_t>n_threads, n_rows)
-    cdef int64_t cg_doubles = (5 * S * sizeof(floating) + 63) // 64 * 8
+    cdef int64_t cg_doubles = (6 * S * sizeof(floating) + 63) // 64 * 8
     cdef int64_t per_thread = cg_doubles + (2 * (k + 1) + MF_ALS_CHUNK + 2) * ld
     scratch = np.zeros(nt * per_thread + 8, dtype=np.float64)
     cdef double[::1] scratch_view = scratch
@@ -264,6 +289,7 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols, const floatin
     cdef double* work
     cdef floating* lam
     cdef floating* x
+    cdef floating* centre
     cdef int st
     for u in prange(n_rows, nogil=True, num_threads=nt, schedule="dynamic"):
         lo = indptr[u]
@@ -271,11 +297,19 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols, const floatin
         work = work0 + threadid() * per_thread
         lam = <floating*>work
         x = lam + S
+        centre = NULL
         memset(lam, 0, <size_t>(2 * S) * sizeof(floating))
         for f in range(k):
             lam[f] = <floating>(reg * scale[u])
         if fit_bias:
             lam[k] = <floating>(reg_bias * scale[u] + bias_shift)
+        if with_prior:
+            centre = lam + 5 * S
+            memset(centre, 0, <size_t>S * sizeof(floating))
+            for f in range(k):
+                centre[f] = <floating>prior_factors[u, f]
+            if fit_bias:
+                centre[k] = <floating>prior_bias[u]
         st = 0
         if hi > lo or w0 > 0:
             if cg_steps > 0:
@@ -284,12 +318,15 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols, const floatin
                 if fit_bias:
                     x[k] = bias[u]
                 st = _cg(G_ptr, &g[0], w0f, lam, A_ptr, cols_ptr, conf_ptr, target_ptr,
-                         ob_ptr, lo, hi, cg_steps, x, S)
+                         ob_ptr, lo, hi, cg_steps, centre, x, S)
             else:
                 st = _exact_row(&tri[0, 0], A_ptr, S, cols_ptr, conf_ptr, target_ptr, ob_ptr,
                                 lo, hi, k, fit_bias, reg * scale[u],
                                 reg_bias * scale[u] + bias_shift,
-                                work + cg_doubles, ld, x)
+                                work + cg_doubles, ld, centre, x)
+        elif with_prior:
+            for f in range(S):
+                x[f] = centre[f]
         for f in range(k):
             factors[u, f] = x[f]
             if not isfinite(factors[u, f]):

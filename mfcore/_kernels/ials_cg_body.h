@@ -76,7 +76,9 @@ MF_INLINE void MF_R(mf_ials_apply_body)(const MF_REAL *MF_RESTRICT G, MF_REAL w0
 }
 
 /* The row's CG solve in place of x (S values, warm start); r, p, Ap: scratch of S values.
- * With G NULL (w0 = 0, explicit ALS) there is no all-pairs term and g is not read.
+ * With G NULL (w0 = 0, explicit ALS) there is no all-pairs term and g is not read. With
+ * centre (S values, else NULL) the penalty is lam |x - centre|^2 (the right-hand side
+ * gains lam centre: ALS's side features).
  * Returns 0, or -1 when the answer is not finite. */
 MF_INLINE int MF_R(mf_ials_cg_body)(const MF_REAL *MF_RESTRICT G,
                                         const MF_REAL *MF_RESTRICT g, MF_REAL w0,
@@ -84,16 +86,19 @@ MF_INLINE int MF_R(mf_ials_cg_body)(const MF_REAL *MF_RESTRICT G,
                                         const MF_REAL *MF_RESTRICT A, const int32_t *cols,
                                         const MF_REAL *conf, const MF_REAL *target,
                                         const MF_REAL *obias, int64_t lo, int64_t hi, int steps,
+                                        const MF_REAL *MF_RESTRICT centre,
                                         MF_REAL *MF_RESTRICT x, MF_REAL *MF_RESTRICT r,
                                         MF_REAL *MF_RESTRICT p, MF_REAL *MF_RESTRICT Ap,
                                         int64_t S)
 {
-    /* r = b - A x = w0 (g - G x) - lam x + sum_j c_j (y_j - a_j . x) a_j */
+    /* r = b - A x = w0 (g - G x) - lam (x - centre) + sum_j c_j (y_j - a_j . x) a_j */
     if (G)
         for (int64_t i = 0; i < S; i++)
             r[i] = w0 * (g[i] - MF_R(mf_ials_dot)(G + i * S, x, S)) - lam[i] * x[i];
     else
         for (int64_t i = 0; i < S; i++) r[i] = -lam[i] * x[i];
+    if (centre)
+        for (int64_t i = 0; i < S; i++) r[i] += lam[i] * centre[i];
     MF_R(mf_ials_pairs)(A, cols, conf, target, obias, lo, hi, x, r, S, 1);
     double rs = MF_R(mf_ials_dot)(r, r, S);
     memcpy(p, r, (size_t)S * sizeof(MF_REAL));
@@ -136,11 +141,11 @@ MF_INLINE double MF_R(mf_ials_row_loss_body)(const MF_REAL *MF_RESTRICT A,
     attribute static int MF_R(mf_ials_cg_##suffix)(                                            \
         const MF_REAL *G, const MF_REAL *g, MF_REAL w0, const MF_REAL *lam, const MF_REAL *A, \
         const int32_t *cols, const MF_REAL *conf, const MF_REAL *target, const MF_REAL *obias,\
-        int64_t lo, int64_t hi, int steps, MF_REAL *x, MF_REAL *r, MF_REAL *p, MF_REAL *Ap,   \
-        int64_t S)                                                                             \
+        int64_t lo, int64_t hi, int steps, const MF_REAL *centre, MF_REAL *x, MF_REAL *r,     \
+        MF_REAL *p, MF_REAL *Ap, int64_t S)                                                    \
     {                                                                                          \
         return MF_R(mf_ials_cg_body)(G, g, w0, lam, A, cols, conf, target, obias, lo, hi,     \
-                                     steps, x, r, p, Ap, S);                                   \
+                                     steps, centre, x, r, p, Ap, S);                           \
     }                                                                                          \
     attribute static double MF_R(mf_ials_row_loss_##suffix)(                                   \
         const MF_REAL *A, const int32_t *cols, const MF_REAL *conf, const MF_REAL *target,    \
@@ -160,10 +165,11 @@ static inline int MF_R(mf_ials_cg)(const MF_REAL *G, const MF_REAL *g, MF_REAL w
                                    const MF_REAL *lam, const MF_REAL *A, const int32_t *cols,
                                    const MF_REAL *conf, const MF_REAL *target,
                                    const MF_REAL *obias, int64_t lo, int64_t hi, int steps,
-                                   MF_REAL *x, MF_REAL *r, MF_REAL *p, MF_REAL *Ap, int64_t S)
+                                   const MF_REAL *centre, MF_REAL *x, MF_REAL *r, MF_REAL *p,
+                                   MF_REAL *Ap, int64_t S)
 {
     return MF_IALS_SELECTED(mf_ials_cg)(G, g, w0, lam, A, cols, conf, target, obias, lo, hi,
-                                        steps, x, r, p, Ap, S);
+                                        steps, centre, x, r, p, Ap, S);
 }
 
 static inline double MF_R(mf_ials_row_loss)(const MF_REAL *A, const int32_t *cols,

@@ -151,9 +151,7 @@ def run_train(args):
                           f"not --algorithm {args.algorithm}")
     if (args.user_features or args.item_features) and not model.supports("features"):
         args.parser.error(f"--user-features/--item-features need an estimator that takes side "
-                          f"features (--algorithm als with --solver cholesky, or bayes), not "
-                          f"--algorithm {args.algorithm}"
-                          + (" --solver cg" if getattr(model, "solver", None) == "cg" else ""))
+                          f"features (--algorithm als or bayes), not --algorithm {args.algorithm}")
     data = read(args, args.ratings)
     features = feature_kwargs(args, {side: "int" if data[side].dtype.kind in "iu" else STR_KIND
                                      for side in ("user", "item")})

@@ -19,7 +19,7 @@ from .._kernels import predict as _predict
 from .._kernels.ials import solve_rows as cg_solve_rows
 from .._kernels.rowsolve import solve_rows
 from ..errors import Message, Setting, warn
-from ..features import feature_inputs, feature_sums
+from ..features import add_terms, by_rank, feature_inputs
 from ..fitted import FEATURE_STATE, StateArray, check_feature_state
 from .._threads import resolve_n_threads
 from .base import COMMON_PARAMS, EARLY_STOPPING_PARAMS, Estimator, bias_reg
@@ -115,7 +115,7 @@ class FeatureStep:
 
     def __init__(self, triplets, group_ptr, n_rows, row_penalty, penalty, relative, names):
         rows, feats, vals = triplets
-        self.triplets, self.n_rows = (rows, feats, vals), n_rows
+        self.ranked, self.n_rows = by_rank(rows, feats, vals), n_rows
         self.row_penalty, self.penalty = row_penalty, penalty  # (n_rows, 2), (2,): bias, factor
         self.relative = relative
         self.groups = []
@@ -128,7 +128,7 @@ class FeatureStep:
                                  f"and rows holding several of them; ALS solves such a group "
                                  f"exactly with a dense system of at most {MAX_DENSE_GROUP}")
             by_feature = np.argsort(f, kind="stable")
-            self.groups.append({"range": (a, b), "by_row": (r, f, v), "disjoint": disjoint,
+            self.groups.append({"range": (a, b), "ranked": by_rank(r, f, v), "disjoint": disjoint,
                                 "by_feature": (r[by_feature], f[by_feature], v[by_feature]),
                                 "pairs": None if disjoint else self._pairs(r, f, v)})
 
@@ -145,19 +145,20 @@ class FeatureStep:
 
     def terms(self, theta):
         """t_v = sum_f x_vf theta_f of every row (n_rows, k + 1), float64."""
-        return feature_sums(*self.triplets, theta, self.n_rows)
+        return add_terms(np.zeros((self.n_rows, theta.shape[1])), self.ranked, theta)
 
-    def step(self, effective, theta):
+    def step(self, effective, theta, terms):
         """Solve every group's weights in turn, in place in ``theta``, given the side's
-        effective rows ``effective`` (n_rows, k + 1: bias, factors; float64)."""
-        resid = effective - self.terms(theta)            # e - t, kept current
+        effective rows ``effective`` (n_rows, k + 1: bias, factors; float64) and their
+        feature terms ``terms`` (``terms(theta)``); returns the new terms (up to rounding,
+        ``terms(theta)`` of the new weights: kept current through the steps)."""
+        resid = effective - terms                        # e - t, kept current
         for group in self.groups:
             a, b = group["range"]
-            old = theta[a:b].copy()
-            own = feature_sums(*group["by_row"], old, self.n_rows)
-            resid += own
+            add_terms(resid, group["ranked"], theta[a:b])
             theta[a:b] = self._solve(group, resid, b - a)
-            resid -= feature_sums(*group["by_row"], theta[a:b], self.n_rows)
+            add_terms(resid, group["ranked"], theta[a:b], -1.0)
+        return np.subtract(effective, resid, out=resid)  # the new terms
 
     def _solve(self, group, target, width):
         """The group's exact weights (width, k + 1) for the rows' ``target``."""
@@ -203,6 +204,7 @@ class ALSIterations(Trainer):
         self.cg_steps = params["cg_steps"] if params["solver"] == "cg" else 0
         self._cg_inputs = {}
         self.features = {}  # side -> FeatureStep, with features (``features``: triplets)
+        self._feature_terms = {}  # side -> the feature terms of the current weights
         for kind, triplets in (features or {}).items():
             self.features[kind] = self._feature_step(kind, triplets, params["reg_features"])
 
@@ -235,16 +237,18 @@ class ALSIterations(Trainer):
 
     def _solve(self, s, side, other_factors, other_bias, factors, bias, prior=None):
         """Solve the rows of ``side`` (``s``: 0 users, 1 items) into ``factors`` and ``bias``,
-        in place; the CG starts from the values they hold. ``prior`` (the exact solve
-        only): the rows' feature terms (n, k + 1), where their penalties are centred."""
+        in place; the CG starts from the values they hold. ``prior``: the rows' feature
+        terms (n, k + 1), where their penalties are centred (None: at 0)."""
         if self.cg_steps:
             conf, target, scale = self._cg_side(s, side)
+            centre = _centre(prior)
 
             def block(a, b, block_indptr, lo, hi):
                 cg_solve_rows(block_indptr, side.cols[lo:hi], conf[lo:hi], target[lo:hi],
                               other_factors, other_bias, 0.0, self.reg, self.reg_bias,
                               scale[a:b], True, self.cg_steps, factors[a:b], bias[a:b],
-                              _NO_LOSS, self.n_threads, self.bias_shrinkage)
+                              _NO_LOSS, self.n_threads, self.bias_shrinkage,
+                              **centre.get(a, b))
             solve_in_blocks(side.indptr, factors.shape[1], self.n_threads, block,
                             self.cg_steps)
         else:
@@ -268,13 +272,13 @@ class ALSIterations(Trainer):
             else:
                 out_factors, out_bias = factors, bias
             step = self.features.get(kind)
-            terms = None if step is None else step.terms(self._weights(kind))
+            terms = None if step is None else self._terms(kind)
             prior = None if step is None else terms[slice(None) if present is None else present]
             self._solve(s, side, other_factors, other_bias, out_factors, out_bias, prior)
             if present is not None:
                 factors[present], bias[present] = out_factors, out_bias
             if step is not None:
-                self._feature_update(kind, step, present, factors, bias)
+                self._feature_update(kind, step, present, factors, bias, terms)
         sse = _predict.squared_error(*self.ratings, *m._parameters(), m.global_mean_,
                                          -np.inf, np.inf, self.n_threads)
         return {"sse": sse}
@@ -283,17 +287,23 @@ class ALSIterations(Trainer):
         """The side's feature weights theta (F, k + 1), the model's array."""
         return getattr(self.model, f"{kind}_feature_weights_")
 
-    def _feature_update(self, kind, step, present, factors, bias):
-        """The feature step of side ``kind`` after its rows were solved (``FeatureStep``);
-        rows without training ratings here then take their feature terms."""
+    def _terms(self, kind):
+        """The side's feature terms of the current weights: those the last feature step
+        left (``_feature_terms``), else computed."""
+        if kind not in self._feature_terms:
+            self._feature_terms[kind] = self.features[kind].terms(self._weights(kind))
+        return self._feature_terms[kind]
+
+    def _feature_update(self, kind, step, present, factors, bias, terms):
+        """The feature step of side ``kind`` after its rows were solved (``FeatureStep``;
+        ``terms``: the rows' feature terms before it); rows without training ratings here
+        then take their new feature terms."""
         effective = np.concatenate([bias[:, None], factors], axis=1).astype(np.float64)
-        theta = self._weights(kind)
-        step.step(effective, theta)
+        terms = self._feature_terms[kind] = step.step(effective, self._weights(kind), terms)
         if present is not None:
             empty = np.ones(len(bias), bool)
             empty[present] = False
-            terms = step.terms(theta)[empty]
-            bias[empty], factors[empty] = terms[:, 0], terms[:, 1:]
+            bias[empty], factors[empty] = terms[empty, 0], terms[empty, 1:]
 
     def penalty(self):
         m = self.model
@@ -304,7 +314,7 @@ class ALSIterations(Trainer):
             step = self.features.get(kind)
             if step is not None:  # the rows' penalties are on what their features leave
                 theta = self._weights(kind)
-                terms = step.terms(theta)[rows]
+                terms = self._terms(kind)[rows]
                 factors, bias = factors - terms[:, 1:], bias - terms[:, 0]
                 total += float(step.penalty[1] * np.sum(theta[:, 1:] ** 2)
                                + step.penalty[0] * np.sum(theta[:, 0] ** 2))
@@ -320,6 +330,7 @@ class ALSIterations(Trainer):
         super().restore_best(kept[:n])
         for kind, theta in zip(self.features, kept[n:]):
             self._weights(kind)[...] = theta
+        self._feature_terms = {}
 
     def diverged(self, epoch, info):
         return Message("ALS produced non-finite parameters at iteration {0}; the ratings may "
@@ -374,22 +385,32 @@ def solve_in_blocks(indptr, k, n_threads, solve_block, cg_steps=0, between=None)
             raise FloatingPointError(f"row {int(found[1]) + a}{found[2]}") from None
 
 
+class _centre:
+    """The row solves' keyword arguments of ``prior`` (n, k + 1: bias, factors; or None)
+    for the rows ``a:b`` of a block: ``prior_factors``, ``prior_bias`` (float64)."""
+
+    def __init__(self, prior):
+        self.parts = None if prior is None else (np.ascontiguousarray(prior[:, 1:], np.float64),
+                                                 np.ascontiguousarray(prior[:, 0], np.float64))
+
+    def get(self, a, b):
+        if self.parts is None:
+            return {}
+        return {"prior_factors": self.parts[0][a:b], "prior_bias": self.parts[1][a:b]}
+
+
 def solve_rows_in_blocks(indptr, cols, ratings, other_factors, other_bias, mu, reg, reg_bias,
                          base, count_weight, fit_bias, factors, bias, n_threads,
                          bias_shrinkage=0.0, between=None, prior=None):
     """``mfcore._kernels.rowsolve.solve_rows`` (the exact solve) on blocks of rows
     (``solve_in_blocks``, ``between`` as there); ``prior`` (n, k + 1: bias, factors;
     float64) centres the rows' penalties."""
-    if prior is not None:
-        prior_bias, prior_factors = np.ascontiguousarray(prior[:, 0]), \
-            np.ascontiguousarray(prior[:, 1:])
+    centre = _centre(prior)
 
     def block(a, b, block_indptr, lo, hi):
-        centre = {} if prior is None else {"prior_factors": prior_factors[a:b],
-                                           "prior_bias": prior_bias[a:b]}
         solve_rows(block_indptr, cols[lo:hi], ratings[lo:hi], other_factors, other_bias, mu,
                    reg, reg_bias, base, count_weight, fit_bias, factors[a:b], bias[a:b],
-                   n_threads, bias_shrinkage, **centre)
+                   n_threads, bias_shrinkage, **centre.get(a, b))
     solve_in_blocks(indptr, factors.shape[1], n_threads, block, between=between)
 
 
@@ -551,8 +572,8 @@ class ALS(Estimator):
         (see the class docstring); ids without a row have no features. The encodings
         (``user_feature_encoding_``, ``item_feature_encoding_``) and weights
         (``user_feature_weights_``, ``item_feature_weights_``) are kept and saved, for
-        ``predict``, ``recommend`` and ``fold_in`` of ids unseen in training. Needs
-        ``solver="cholesky"``; a fit with features does not continue (``partial_fit``,
+        ``predict``, ``recommend`` and ``fold_in`` of ids unseen in training. Either
+        solver takes them; a fit with features does not continue (``partial_fit``,
         ``warm_start``): refit.
 
         >>> import mfcore, pandas as pd
@@ -568,10 +589,6 @@ class ALS(Estimator):
         inputs = feature_inputs(user_features, item_features)
         if inputs:
             params = self._checked_params()
-            if params["solver"] != "cholesky":
-                raise ValueError(f"side features need solver='cholesky' (the exact row solve "
-                                 f"centres each row's penalty on its feature terms), got "
-                                 f"solver={params['solver']!r}")
             if params["warm_start"] and self._is_fitted():
                 raise NotImplementedError("warm_start does not continue a fit with side "
                                           "features: set warm_start=False to refit")
@@ -611,8 +628,8 @@ class ALS(Estimator):
     def supports(self, capability):
         """Whether this estimator, with its hyperparameters, has ``capability``: ``"dask"``
         only with the exact solve (a shard does not hold its rows' current values, which the
-        CG starts from), ``"features"`` too (the CG solve takes no centre for a row)."""
-        if capability in ("dask", "features") and self._checked_params()["solver"] == "cg":
+        CG starts from)."""
+        if capability == "dask" and self._checked_params()["solver"] == "cg":
             return False
         return super().supports(capability)
 
