@@ -5,15 +5,19 @@ alternating the thread count sweep by sweep, so that a noisy machine slows both 
 prints medians, the 1 -> 2 thread speed-up of the whole sweep and of the kernel alone,
 the time outside the compiled kernel, and the kernel's own account of each step
 (``gibbs_sweep(timing=...)``): per thread the seconds in its tasks ("busy"), its CPU
-seconds and the step's wall time to the end of its barrier. On a quiet machine
-sum(busy at 2 threads) / busy at 1 thread is the work the second thread adds (memory
-traffic between the cores), max(busy) / mean(busy) the imbalance, and wall - busy the
-time a thread waits at the step's barrier. The load average is printed before and after
-each cell: thread-scaling figures taken while other jobs run are meaningless.
+seconds and the step's wall time to the end of its barrier (wall - busy: the time it
+waits at the barrier); per step the CPU seconds of both threads over those of one (above
+1: work the second thread adds, such as memory traffic between the cores) and the busier
+thread's share of them (0.5: balanced; under load a descheduled thread's rows go to the
+other, which shows here). The load average is printed before the run and with each
+cell: thread-scaling figures taken while other jobs run are meaningless. Run it on a quiet
+machine with OpenMP's default wait policy (printed; passive makes every barrier a sleep);
+the CPU columns count a thread spinning at a barrier, so the CPU ratios are the work only
+with OMP_WAIT_POLICY=passive.
 
 Every cell of the issue's target (ML-100K u1 and the ML-1M notebook split, k = 10 and 32):
 
-    OMP_WAIT_POLICY=passive MFCORE_DATA=/path/to/data PYTHONPATH=.:benchmarks \\
+    MFCORE_DATA=/path/to/data PYTHONPATH=.:benchmarks \\
         python benchmarks/bayes_threads.py [--sets ml100k,ml1m] [--ranks 10,32] [--sweeps 40]
 """
 import argparse
@@ -86,17 +90,16 @@ def report(n, out):
         print(f"    fork {' / '.join(f'{x:.3f}' for x in col['fork'])} ms, call "
               f"{col['call'][0]:.2f} ms (outside the steps "
               f"{col['call'][0] - sum(col[s + ' wall'][0] for s in STEPS):.2f} ms)")
-    one = np.median(np.array(out[1]["timing"]), axis=0)
+    one = np.median(np.array(out[1]["timing"]), axis=0)[0]
     two = np.median(np.array(out[2]["timing"]), axis=0)
     names = list(_bayes.TIMING)
     for s in STEPS:
-        busy1, busy2 = one[0][names.index(s + " busy")], two[:, names.index(s + " busy")]
-        if busy1 > 0:
-            print(f"    {s:5}: 2-thread work / 1-thread work {busy2.sum() / busy1:.3f}, "
-                  f"imbalance max/mean {busy2.max() / busy2.mean():.3f}")
+        cpu1, cpu2 = one[names.index(s + " cpu")], two[:, names.index(s + " cpu")]
+        if cpu1 > 0:
+            print(f"    {s:5}: CPU seconds at 2 threads / at 1 {cpu2.sum() / cpu1:.3f}, "
+                  f"the busier thread's share {cpu2.max() / cpu2.sum():.3f}")
     print(f"  1 -> 2 threads: {step[1] / step[2]:.2f}x (kernel alone "
           f"{kernel[1] / kernel[2]:.2f}x)")
-
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

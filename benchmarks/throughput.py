@@ -8,6 +8,11 @@ Rows (each a fresh subprocess with its thread count set before anything is impor
   ratings in memory, same k, penalty and threads, setup excluded (``_libmf.py``), and
   its test RMSE (no biases, so higher). The ``ratio`` lines: mfcore / LIBMF, the median
   of the per-round ratios.
+* ``scale``: SGD updates per second at k = 64 on the synthetic ML-10M and Netflix shapes
+  (all their ratings, 3 epochs, the median epoch), 1 and 2 threads, and the Netflix /
+  ML-10M ratio of each round (issue 25: at least 0.8). The sets are generated once into
+  ``$MFCORE_BENCH_CACHE`` (default: a temporary folder; Netflix takes minutes and about
+  1.2 GB), a fit of the Netflix shape holds about 4 GB.
 * ``als``: seconds per ALS iteration on the ML-1M notebook split, 2 threads, k = 32, 64,
   128: mfcore's exact solve, ``solver="cg"``, LensKit and cmfrec, as
   ``als_compare.py`` runs them (its worker, its settings), with the test RMSE.
@@ -21,9 +26,10 @@ average is printed beside each job and at the end. A peer that is not installed 
 skipped with the reason.
 
     MFCORE_DATA=/path/to/data PYTHONPATH=. python benchmarks/throughput.py \\
-        [--rows sgd,als,bayes] [--rounds 3] [--quick]
+        [--rows sgd,als,bayes,scale] [--rounds 3] [--quick]
 
-``--quick``: one round, k = 32 only, ML-100K only (a smoke run).
+``--quick``: one round, k = 32 only, ML-100K only (a smoke run). The default rows are
+``sgd,als,bayes``; ``scale`` runs only when named (minutes and gigabytes).
 """
 import argparse
 import json
@@ -31,6 +37,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -90,8 +97,33 @@ def bayes_job(job):
             "rmse": m.evaluate(test[:, 0], test[:, 1], test[:, 2])["rmse"]}
 
 
+def scale_job(job):
+    import mfcore
+    data = np.load(job["path"])
+    m = mfcore.SGD(k=job["k"], epochs=3, n_threads=job["threads"], seed=0)
+    m.fit(data["user"], data["item"], data["rating"])
+    return {"value": statistics.median(h["updates_per_sec"] for h in m.history_) / 1e6,
+            "rmse": None}
+
+
+def cached_shape(shape):
+    """The path of the synthetic set ``shape`` as .npz in the cache folder (made once)."""
+    folder = os.environ.get("MFCORE_BENCH_CACHE") or os.path.join(tempfile.gettempdir(),
+                                                                  "mfcore-bench")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"synthetic-{shape}-seed0.npz")
+    if not os.path.exists(path):
+        import mfcore
+        print(f"  generating the synthetic {shape} set into {path}", flush=True)
+        d = mfcore.datasets.synthetic(shape, seed=0)
+        tmp = path + ".part.npz"
+        np.savez(tmp, user=d.user.to_numpy(), item=d.item.to_numpy(), rating=d.rating.to_numpy())
+        os.replace(tmp, path)
+    return path
+
+
 def worker(job):
-    return (sgd_job if job["row"] == "sgd" else bayes_job)(job)
+    return {"sgd": sgd_job, "scale": scale_job}.get(job["row"], bayes_job)(job)
 
 
 def run(job):
@@ -143,6 +175,9 @@ def jobs(rows, quick):
     if "als" in rows:
         out += [{"row": "als", "impl": impl, "k": k, "threads": 2} for k in ks["als"]
                 for impl in ("mfcore", "mfcore-cg", "lenskit", "cmfrec")]
+    if "scale" in rows:
+        out += [{"row": "scale", "impl": "mfcore", "set": shape, "k": 64, "threads": t,
+                 "path": cached_shape(shape)} for shape in ("ml-10m", "netflix") for t in (1, 2)]
     if "bayes" in rows:
         for name in ("ml100k",) if quick else ("ml100k", "ml1m"):
             for k in ks["bayes"]:
@@ -163,7 +198,8 @@ def _order(item):
 
 
 def table(results):
-    units = {"sgd": "M updates/s", "als": "s/iteration", "bayes": "s/sweep"}
+    units = {"sgd": "M updates/s", "scale": "M updates/s", "als": "s/iteration",
+             "bayes": "s/sweep"}
     print(f"\n{'row':6} {'data':7} {'k':>4} {'thr':>3} {'impl':10} {'median':>9} "
           f"{'rounds':>6} {'RMSE':>7}  unit")
     for key, got in sorted(results.items(), key=_order):
@@ -179,6 +215,13 @@ def table(results):
             ratio = statistics.median(a["value"] / b["value"] for a, b in zip(got, libmf))
             print(f"  SGD k={k} threads={threads}: mfcore / LIBMF {ratio:.2f}x (median of the "
                   "per-round ratios)")
+    for threads in (1, 2):
+        small = results.get(("scale", "ml-10m", 64, threads, "mfcore"))
+        large = results.get(("scale", "netflix", 64, threads, "mfcore"))
+        if small and large:
+            ratio = statistics.median(a["value"] / b["value"] for a, b in zip(large, small))
+            print(f"  SGD k=64 threads={threads}: Netflix shape / ML-10M shape {ratio:.2f} "
+                  "(median of the per-round ratios)")
     speedups = {}
     for (row, data, k, threads, impl), got in results.items():
         if row == "bayes" and impl == "mfcore" and threads == 2:

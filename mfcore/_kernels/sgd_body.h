@@ -74,21 +74,29 @@ MF_INLINE T NAME(mf_step_dot)(T *p, T *q, T e, T lr, T reg, const T *p2, const T
     if (f + W <= k) {
         VT zero = {0}; /* x - zero puts x in every lane, -0 included */
         VT ev = e - zero, lrv = lr - zero, regv = reg - zero, a0 = zero, a1 = zero;
-        for (; f + W <= k; f += W) {
-            VT pv, qv, np_, nq, x, y;
-            memcpy(&pv, p + f, sizeof pv);
-            memcpy(&qv, q + f, sizeof qv);
-            memcpy(&x, p2 + f, sizeof x);
-            memcpy(&y, q2 + f, sizeof y);
-            if ((f / W) % 2 == 0) /* mf_dot's order: even vectors in a0, odd ones in a1 */
-                a0 += x * y;
-            else
-                a1 += x * y;
-            np_ = pv + lrv * (ev * qv - regv * pv);
-            nq = qv + lrv * (ev * pv - regv * qv);
-            memcpy(p + f, &np_, sizeof np_);
-            memcpy(q + f, &nq, sizeof nq);
+/* mf_step on the vector at p + g and q + g, and acc += the product of p2's and q2's */
+#define MF_STEP_DOT(g, acc)                                                                \
+        do {                                                                               \
+            VT pv, qv, np_, nq, x, y;                                                      \
+            memcpy(&pv, p + (g), sizeof pv);                                               \
+            memcpy(&qv, q + (g), sizeof qv);                                               \
+            memcpy(&x, p2 + (g), sizeof x);                                                \
+            memcpy(&y, q2 + (g), sizeof y);                                                \
+            acc += x * y;                                                                  \
+            np_ = pv + lrv * (ev * qv - regv * pv);                                        \
+            nq = qv + lrv * (ev * pv - regv * qv);                                         \
+            memcpy(p + (g), &np_, sizeof np_);                                             \
+            memcpy(q + (g), &nq, sizeof nq);                                               \
+        } while (0)
+        for (; f + 2 * W <= k; f += 2 * W) { /* mf_dot's order: pairs into a0 and a1, */
+            MF_STEP_DOT(f, a0);
+            MF_STEP_DOT(f + W, a1);
         }
+        if (f + W <= k) { /* then a last single vector into a0 */
+            MF_STEP_DOT(f, a0);
+            f += W;
+        }
+#undef MF_STEP_DOT
         s = HSUM(a0 + a1);
     }
 #endif

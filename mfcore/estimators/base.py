@@ -145,10 +145,16 @@ def standard_units(scale):
             "item_bias_": scale}
 
 
-def to_standard(a, units, name):
+def to_standard(a, units, name, out=None):
     """``a`` (the parameter array ``name``) in standardized units: a copy, or ``a`` itself
-    when ``units`` is None."""
-    return a if units is None else a / a.dtype.type(units[name])
+    when ``units`` is None; into ``out`` when given."""
+    if out is None:
+        return a if units is None else a / a.dtype.type(units[name])
+    if units is None:
+        out[...] = a
+    else:
+        np.divide(a, a.dtype.type(units[name]), out=out)
+    return out
 
 
 def from_standard(a, units, name, out=None):
