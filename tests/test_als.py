@@ -128,8 +128,11 @@ def test_fold_in_is_exact_with_the_cg_solver(make_planted):
     assert cg.user_bias_[row] == exact.user_bias_[row]
 
 
-def test_the_cg_solver_does_not_run_on_dask():
-    assert mfcore.ALS().supports("dask") and not mfcore.ALS(solver="cg").supports("dask")
+def test_the_cg_solver_runs_on_dask_and_takes_side_features():
+    # (each Dask shard starts its band's CG from the rows' current values: issue 22; the CG
+    # kernel takes the feature terms' centre: issue 19)
+    assert mfcore.ALS().supports("dask") and mfcore.ALS(solver="cg").supports("dask")
+    assert mfcore.ALS(solver="cg").supports("features")
 
 
 # --- Ctrl-C between blocks of rows (issue 20, D20) ---------------------------------------------

@@ -91,6 +91,20 @@ def test_als_equals_the_local_fit_bit_for_bit(client, n_workers, cuts):
     assert [h["peer_bytes"] for h in dist.history_] == [(n_workers - 1) * sides] * 4
 
 
+@pytest.mark.parametrize("n_workers", [1, 2, 3])
+def test_als_cg_equals_the_local_fit_bit_for_bit(client, n_workers):
+    """``solver="cg"``: each shard starts its band's CG steps from the rows' current values
+    (its copy of the model; the initial user rows sent at set-up), as the local fit does."""
+    df = frame(seed=20 + n_workers)
+    est = dict(k=6, iterations=4, solver="cg", cg_steps=2, n_threads=1)
+    local = mfcore.ALS(**est).fit(df.user, df.item, df.rating)
+    dist = mfcore.dask.fit(mfcore.ALS(**est), ddf_of(df, [700, 1500]),
+                           workers=workers(client, n_workers))
+    assert_same_model(dist, local)
+    exact = mfcore.ALS(**dict(est, solver="cholesky")).fit(df.user, df.item, df.rating)
+    assert not np.array_equal(local.user_factors_, exact.user_factors_)  # the CG's own result
+
+
 def test_als_on_six_workers_uses_every_worker_and_zero_iterations_keep_the_start(client):
     """Six in-process workers (distributed 2025.4-2026.6 listed five unless asked): six
     shards, each sending its bands to five others; 0 iterations gathers nothing."""

@@ -1,9 +1,11 @@
 """ALS on the shards, worker to worker.
 
-Shard b solves user band b, then item band b, with the local row solve (``solve_rows_in_blocks``).
-After each half the shards allgather the solved side among themselves (``Shard.allgather``:
-each sends its band straight to every other worker), so every shard holds the whole model,
-bit for bit the arrays a local fit's solve reads. Per iteration the client makes one call
+Shard b solves user band b, then item band b, with the local row solve
+(``solve_rows_in_blocks``; with ``solver="cg"`` the local CG steps,
+``cg_solve_rows_in_blocks``, from the band's current rows, which the shard's copy of the
+model holds: the local warm start). After each half the shards allgather the solved side
+among themselves (``Shard.allgather``: each sends its band straight to every other worker),
+so every shard holds the whole model, bit for bit the arrays a local fit's solve reads. Per iteration the client makes one call
 per shard and gets scalars back: its item band's squared error, its bands' penalty, whether
 they are finite, and seconds; shard 0 also scores the validation data on its copy of the
 model (the local kernel on the same arrays: the local ``val_rmse`` bit for bit). For early
@@ -16,7 +18,7 @@ import numpy as np
 
 from .._kernels import predict as _predict
 from ..estimators.als import ALSIterations as _LocalIterations
-from ..estimators.als import solve_rows_in_blocks
+from ..estimators.als import cg_inputs, cg_solve_rows_in_blocks, solve_rows_in_blocks
 from ._cluster import ShardsCheckFinite
 from ._shard import Shard
 
@@ -24,17 +26,26 @@ from ._shard import Shard
 class ALSShard(Shard):
     """A worker's bands of ALS's two CSR layouts, and a copy of the whole model."""
 
-    def als_setup(self, item_factors, item_bias, n_users, band_rows, terms, mu,
+    def als_setup(self, item_factors, item_bias, user_side, band_rows, terms, mu, cg_steps,
                   validation=None):
-        """Hold the model's initial item side (the user side is solved first, every row of
-        it: its initial values are never read), the rated rows of every band of both sides
-        (``band_rows[side][band]``), the penalty ``terms`` (``ALSPenalty``), the mean and
-        the validation rows this shard scores, ``(u, i, r, (lo, hi))`` or None."""
+        """Hold the model's initial item side and ``user_side``: the initial (factors,
+        biases) of this user band's rated rows with ``cg_steps`` (the CG starts from them),
+        else the number of users (the exact solve reads no initial user value); the rated
+        rows of every band of both sides (``band_rows[side][band]``), the penalty ``terms``
+        (``ALSPenalty``), the mean and the validation rows this shard scores,
+        ``(u, i, r, (lo, hi))`` or None."""
         Q, bi = np.array(item_factors), np.array(item_bias)  # own, writable copies
+        n_users = user_side if not cg_steps else int(user_side[2])
         self.model = [(np.zeros((n_users, Q.shape[1]), Q.dtype), np.zeros(n_users, bi.dtype)),
                       (Q, bi)]
         self.band_rows, self.terms, self.mu, self.validation = band_rows, terms, mu, validation
-        self.best = None
+        self.best, self.cg_steps, self.cg_inputs = None, cg_steps, None
+        if cg_steps:  # the band's starting rows, each side's CG inputs (as the local fit's)
+            P, bu = self.model[0]
+            rows = band_rows[0][self.band]
+            P[rows], bu[rows] = user_side[0], user_side[1]
+            self.cg_inputs = [cg_inputs(side.values, side.counts, mu, terms, Q.dtype)
+                              for side in self.sides]
         items = self.sides[1]
         self.sse_items = np.repeat((items.present + items.lo).astype(np.int32), items.counts)
 
@@ -47,12 +58,20 @@ class ALSShard(Shard):
         for s in (0, 1):
             start = time.perf_counter()
             side, (other_factors, other_bias) = self.sides[s], self.model[1 - s]
-            factors = np.empty((len(side.present), other_factors.shape[1]), other_factors.dtype)
-            bias = np.empty(len(side.present), other_bias.dtype)
-            solve_rows_in_blocks(side.indptr, side.cols, side.values, other_factors, other_bias,
-                                 self.mu, t.reg, t.reg_bias, t.base, t.count_weight, True,
-                                 factors, bias, self.n_threads, t.bias_shrinkage,
-                                 between=self.check_aborted)
+            if self.cg_steps:  # from the band's current rows (this shard's copy of them)
+                rows = self.band_rows[s][self.band]
+                factors, bias = self.model[s][0][rows], self.model[s][1][rows]
+                cg_solve_rows_in_blocks(side.indptr, side.cols, self.cg_inputs[s],
+                                        other_factors, other_bias, t, self.cg_steps, factors,
+                                        bias, self.n_threads, between=self.check_aborted)
+            else:
+                factors = np.empty((len(side.present), other_factors.shape[1]),
+                                   other_factors.dtype)
+                bias = np.empty(len(side.present), other_bias.dtype)
+                solve_rows_in_blocks(side.indptr, side.cols, side.values, other_factors,
+                                     other_bias, self.mu, t.reg, t.reg_bias, t.base,
+                                     t.count_weight, True, factors, bias, self.n_threads,
+                                     t.bias_shrinkage, between=self.check_aborted)
             seconds += time.perf_counter() - start
             parts = self.allgather((epoch, s), (factors, bias), timeout)
             sent += (len(parts) - 1) * (factors.nbytes + bias.nbytes)
@@ -109,11 +128,14 @@ class ALSIterations(ShardsCheckFinite, _LocalIterations):
         self.cluster, self.band_rows, self.watched = cluster, band_rows, watched
         self.penalty_now, self.val_sse, self.restored = 0.0, None, False
         cluster.connect()
-        args = (model.item_factors_, model.item_bias_, len(model.user_factors_), band_rows,
-                self.terms, model.global_mean_)
-        scored = None if validation is None else (*validation, model.rating_range_)
-        cluster.call_each("als_setup", 0, [args + (scored if b == 0 else None,)
-                                           for b in range(len(cluster.shards))])
+        n_users, scored = len(model.user_factors_), None
+        if validation is not None:
+            scored = (*validation, model.rating_range_)
+        cluster.call_each("als_setup", 0, [
+            (model.item_factors_, model.item_bias_,
+             (model.user_factors_[rows], model.user_bias_[rows], n_users) if self.cg_steps
+             else n_users, band_rows, self.terms, model.global_mean_, self.cg_steps,
+             scored if b == 0 else None) for b, rows in enumerate(band_rows[0])])
 
     def step(self, epoch):
         results = self.cluster.call("iterate", epoch, epoch, self.cluster.EXCHANGE_TIMEOUT)

@@ -225,32 +225,17 @@ class ALSIterations(Trainer):
                            np.array([self.bias_shrinkage, 0.0]), reg_features,
                            [c["name"] for c in encoding.columns])
 
-    def _cg_side(self, s, side):
-        """(conf, target, scale) of side ``s`` for the CG solve, made once per fit: weights
-        1, the ratings less the mean in the factors' dtype, each row's penalty multiplier."""
-        if s not in self._cg_inputs:
-            dtype = self.model.user_factors_.dtype
-            target = (side.values.astype(np.float64) - self.model.global_mean_).astype(dtype)
-            scale = np.ascontiguousarray(self.base + self.count_weight * side.counts, np.float64)
-            self._cg_inputs[s] = (np.ones(len(target), dtype), target, scale)
-        return self._cg_inputs[s]
-
     def _solve(self, s, side, other_factors, other_bias, factors, bias, prior=None):
         """Solve the rows of ``side`` (``s``: 0 users, 1 items) into ``factors`` and ``bias``,
         in place; the CG starts from the values they hold. ``prior``: the rows' feature
         terms (n, k + 1), where their penalties are centred (None: at 0)."""
         if self.cg_steps:
-            conf, target, scale = self._cg_side(s, side)
-            centre = _centre(prior)
-
-            def block(a, b, block_indptr, lo, hi):
-                cg_solve_rows(block_indptr, side.cols[lo:hi], conf[lo:hi], target[lo:hi],
-                              other_factors, other_bias, 0.0, self.reg, self.reg_bias,
-                              scale[a:b], True, self.cg_steps, factors[a:b], bias[a:b],
-                              _NO_LOSS, self.n_threads, self.bias_shrinkage,
-                              **centre.get(a, b))
-            solve_in_blocks(side.indptr, factors.shape[1], self.n_threads, block,
-                            self.cg_steps)
+            if s not in self._cg_inputs:  # (made once per fit)
+                self._cg_inputs[s] = cg_inputs(side.values, side.counts, self.model.global_mean_,
+                                               self.terms, self.model.user_factors_.dtype)
+            cg_solve_rows_in_blocks(side.indptr, side.cols, self._cg_inputs[s], other_factors,
+                                    other_bias, self.terms, self.cg_steps, factors, bias,
+                                    self.n_threads, centre=_centre(prior))
         else:
             solve_rows_in_blocks(side.indptr, side.cols, side.values, other_factors,
                                  other_bias, self.model.global_mean_, self.reg, self.reg_bias,
@@ -399,6 +384,33 @@ class _centre:
         return {"prior_factors": self.parts[0][a:b], "prior_bias": self.parts[1][a:b]}
 
 
+def cg_inputs(values, counts, mu, terms, dtype):
+    """(conf, target, scale) of one side's rows for the CG solve: weights 1, the ratings
+    less the mean ``mu`` in the factors' ``dtype``, each row's penalty multiplier
+    (``terms``: ``ALSPenalty``; ``counts``: each row's ratings)."""
+    target = (values.astype(np.float64) - mu).astype(dtype)
+    scale = np.ascontiguousarray(terms.base + terms.count_weight * counts, np.float64)
+    return np.ones(len(target), dtype), target, scale
+
+
+def cg_solve_rows_in_blocks(indptr, cols, inputs, other_factors, other_bias, terms, cg_steps,
+                            factors, bias, n_threads, between=None, centre=None):
+    """``cg_steps`` CG steps (``mfcore._kernels.ials.solve_rows`` with no all-pairs term) for
+    each row of a CSR layout, starting from the values ``factors`` and ``bias`` hold,
+    solved in place, on blocks of rows (``solve_in_blocks``, ``between`` as there);
+    ``inputs``: the side's ``cg_inputs``; ``centre``: a ``_centre`` of the rows' feature
+    terms (None: penalties centred at 0)."""
+    conf, target, scale = inputs
+    centre = _centre(None) if centre is None else centre
+
+    def block(a, b, block_indptr, lo, hi):
+        cg_solve_rows(block_indptr, cols[lo:hi], conf[lo:hi], target[lo:hi], other_factors,
+                      other_bias, 0.0, terms.reg, terms.reg_bias, scale[a:b], True, cg_steps,
+                      factors[a:b], bias[a:b], _NO_LOSS, n_threads, terms.bias_shrinkage,
+                      **centre.get(a, b))
+    solve_in_blocks(indptr, factors.shape[1], n_threads, block, cg_steps, between)
+
+
 def solve_rows_in_blocks(indptr, cols, ratings, other_factors, other_bias, mu, reg, reg_bias,
                          base, count_weight, fit_bias, factors, bias, n_threads,
                          bias_shrinkage=0.0, between=None, prior=None):
@@ -483,7 +495,7 @@ class ALS(Estimator):
         about 2 n k operations a step): several times faster at k >= 64,
         near the exact solve's accuracy once the iterations have warmed
         the rows up. A fixed step count keeps fits deterministic.
-        ``fold_in`` always solves exactly; ``mfcore.dask`` needs "cholesky".
+        ``fold_in`` always solves exactly.
     cg_steps : int, default 3
         Conjugate-gradient steps per row and half-iteration (``solver="cg"``).
     reg_features : float, default 1.0
@@ -624,14 +636,6 @@ class ALS(Estimator):
     def _penalty_scale(params):
         """(base, count_weight): a row with n ratings is penalised ``base + count_weight * n``."""
         return (0.0, 1.0) if params["count_weighted"] else (1.0, 0.0)
-
-    def supports(self, capability):
-        """Whether this estimator, with its hyperparameters, has ``capability``: ``"dask"``
-        only with the exact solve (a shard does not hold its rows' current values, which the
-        CG starts from)."""
-        if capability == "dask" and self._checked_params()["solver"] == "cg":
-            return False
-        return super().supports(capability)
 
     def _trainer(self, data, params, layouts, inputs):
         if params["solver"] == "cholesky":  # (the CG's cost is linear in k)
