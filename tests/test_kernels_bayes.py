@@ -191,6 +191,36 @@ def test_bit_identical_for_any_thread_count(make_planted):
             assert got.tobytes() == want.tobytes()
 
 
+def test_timing_reports_each_threads_steps_and_changes_nothing(make_planted):
+    users, items, ratings = make_planted(n_users=200, n_items=150, density=0.3, seed=6)
+    plain = proto.GibbsState(users, items, ratings, 200, 150, k=6, seed=3)
+    timed = proto.GibbsState(users, items, ratings, 200, 150, k=6, seed=3)
+    names = list(bayes.TIMING)
+    for _ in range(2):
+        want = plain.sweep(n_threads=2)
+        timing = np.full((2, len(names)), np.nan)
+        got = bayes.gibbs_sweep(
+            timed.user_ptr, timed.user_items, timed.user_pos, timed.item_ptr,
+            timed.item_users, timed.item_pos, timed.residual, timed.user_residual,
+            timed.user_factors, timed.item_factors, timed.user_bias, timed.item_bias,
+            timed.user_hyper, timed.item_hyper, timed.seed, timed.sweeps, 2, timing=timing)
+        timed.sweeps += 1
+        assert got == want and timed.residual.tobytes() == plain.residual.tobytes()
+        assert np.isfinite(timing).all() and (timing >= 0).all()
+        for step in ("hyper", "users", "items"):  # a thread's tasks fit in its step
+            assert (timing[:, names.index(step + " busy")]
+                    <= timing[:, names.index(step + " wall")] + 1e-6).all()
+        steps = sum(timing[0, names.index(s + " wall")] for s in ("hyper", "users", "items"))
+        assert timing[0, names.index("call")] >= steps > 0
+    with pytest.raises(ValueError, match=r"timing must be a float64 array of shape \(2, 11\)"):
+        bayes.gibbs_sweep(
+            timed.user_ptr, timed.user_items, timed.user_pos, timed.item_ptr,
+            timed.item_users, timed.item_pos, timed.residual, timed.user_residual,
+            timed.user_factors, timed.item_factors, timed.user_bias, timed.item_bias,
+            timed.user_hyper, timed.item_hyper, timed.seed, timed.sweeps, 2,
+            timing=np.zeros((1, len(names))))
+
+
 def test_seed_changes_the_chain(make_planted):
     users, items, ratings = make_planted(n_users=50, n_items=40, seed=2)
     a = proto.GibbsState(users, items, ratings, 50, 40, k=3, seed=1)
