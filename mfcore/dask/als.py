@@ -5,12 +5,13 @@ Shard b solves user band b, then item band b, with the local row solve
 ``cg_solve_rows_in_blocks``, from the band's current rows, which the shard's copy of the
 model holds: the local warm start). After each half the shards allgather the solved side
 among themselves (``Shard.allgather``: each sends its band straight to every other worker),
-so every shard holds the whole model, bit for bit the arrays a local fit's solve reads. Per iteration the client makes one call
-per shard and gets scalars back: its item band's squared error, its bands' penalty, whether
-they are finite, and seconds; shard 0 also scores the validation data on its copy of the
-model (the local kernel on the same arrays: the local ``val_rmse`` bit for bit). For early
-stopping every shard keeps its bands of the best iteration. The model reaches the client
-at the end, and after every iteration only when a callback needs it.
+so every shard holds the whole model, bit for bit the arrays a local fit's solve reads. Per
+iteration the client makes one call per shard and gets scalars back: its item band's squared
+error, its bands' penalty, whether they are finite, and seconds; shard 0 also scores the
+validation data on its copy of the model (the local kernel on the same arrays: the local
+``val_rmse`` bit for bit). For early stopping every shard keeps its bands of the best
+iteration. The model reaches the client at the end, and after every iteration only when a
+callback needs it.
 """
 import time
 
