@@ -2,7 +2,7 @@
 
 On a shared, loaded machine two separate runs differ by more than a kernel change does.
 Here the kernel headers of two folders (e.g. a copy of ``mfcore/_kernels`` from main and
-one from a branch) are each compiled with sgd_kernel_ab.c into a small shared library, and
+one from a branch) are each compiled with ``DRIVER`` into a small shared library, and
 one process trains the same data with both, epoch by epoch in alternating order, timing
 each epoch in CPU time (thread time with one thread), so that time the process spends
 descheduled does not count. It prints each version's median updates/s, B's speed-up over
@@ -29,14 +29,32 @@ import numpy as np
 
 from mfcore.estimators.sgd import SGDTrainer
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+#: The SGD block epoch of one kernel version, exported for ctypes: compiled against a folder
+#: of kernel headers (gcc -I folder). float32, global mean 0.
+DRIVER = """#include "sgd_simd.h"
+static int cell;
+double ab_epoch_f32(const void *rec, const int64_t *block_ptr, const int32_t *schedule, int grid,
+                    uint64_t seed, int32_t *scratch, int64_t max_runs, float *P, float *Q,
+                    float *bu, float *bi, int64_t k, float lr, float reg, float regb,
+                    double *block_sse, int n_threads, int path)
+{
+    cell = path;
+    mf_bind_path(&cell);
+    return mf_sgd_epoch_f32((const mf_rec32 *)rec, block_ptr, schedule, grid, seed, 1, scratch,
+                            max_runs, P, Q, bu, bi, k, 0.0f, lr, reg, regb, block_sse, n_threads);
+}
+"""
 
 
 def build(folder):
-    """Compile sgd_kernel_ab.c against the headers in ``folder``; return the library."""
-    so = os.path.join(folder, "sgd_kernel_ab.so")
+    """Compile ``DRIVER`` against the headers in ``folder`` (in a temporary folder, not the
+    headers' own); return the library."""
+    out = tempfile.mkdtemp(prefix="mfcore-ab-")
+    source, so = os.path.join(out, "driver.c"), os.path.join(out, "driver.so")
+    with open(source, "w") as fh:
+        fh.write(DRIVER)
     subprocess.run(["gcc", "-O3", "-g0", "-fopenmp", "-fPIC", "-shared", "-Wno-psabi",
-                    "-I", folder, "-o", so, os.path.join(HERE, "sgd_kernel_ab.c")], check=True)
+                    "-I", os.path.abspath(folder), "-o", so, source], check=True)
     lib = ctypes.CDLL(so)
     lib.ab_epoch_f32.restype = ctypes.c_double
     return lib
