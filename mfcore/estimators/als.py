@@ -235,7 +235,7 @@ class ALSIterations(Trainer):
                                                self.terms, self.model.user_factors_.dtype)
             cg_solve_rows_in_blocks(side.indptr, side.cols, self._cg_inputs[s], other_factors,
                                     other_bias, self.terms, self.cg_steps, factors, bias,
-                                    self.n_threads, centre=_centre(prior))
+                                    self.n_threads, prior=prior)
         else:
             solve_rows_in_blocks(side.indptr, side.cols, side.values, other_factors,
                                  other_bias, self.model.global_mean_, self.reg, self.reg_bias,
@@ -394,14 +394,14 @@ def cg_inputs(values, counts, mu, terms, dtype):
 
 
 def cg_solve_rows_in_blocks(indptr, cols, inputs, other_factors, other_bias, terms, cg_steps,
-                            factors, bias, n_threads, between=None, centre=None):
+                            factors, bias, n_threads, between=None, prior=None):
     """``cg_steps`` CG steps (``mfcore._kernels.ials.solve_rows`` with no all-pairs term) for
     each row of a CSR layout, starting from the values ``factors`` and ``bias`` hold,
     solved in place, on blocks of rows (``solve_in_blocks``, ``between`` as there);
-    ``inputs``: the side's ``cg_inputs``; ``centre``: a ``_centre`` of the rows' feature
-    terms (None: penalties centred at 0)."""
+    ``inputs``: the side's ``cg_inputs``; ``prior`` (n, k + 1: bias, factors) centres the
+    rows' penalties, as in ``solve_rows_in_blocks``."""
     conf, target, scale = inputs
-    centre = _centre(None) if centre is None else centre
+    centre = _centre(prior)
 
     def block(a, b, block_indptr, lo, hi):
         cg_solve_rows(block_indptr, cols[lo:hi], conf[lo:hi], target[lo:hi], other_factors,
