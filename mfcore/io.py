@@ -781,7 +781,7 @@ class RatingChunks:
     >>> import os, tempfile, mfcore
     >>> path = os.path.join(tempfile.mkdtemp(), "u.data")
     >>> with open(path, "w") as fh:
-    ...     _ = fh.write("1\t10\t4\n2\t10\t3\n2\t20\t5\n")
+    ...     _ = fh.write("1\t10\t4\\n2\t10\t3\\n2\t20\t5\\n")
     >>> chunks = mfcore.RatingChunks(path, chunk_size=2)
     >>> [ratings.tolist() for users, items, ratings in chunks]
     [[4.0, 3.0], [5.0]]
