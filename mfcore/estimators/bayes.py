@@ -265,12 +265,12 @@ class GibbsSweeps(Trainer):
             ("likelihood='ordered_probit'", params["likelihood"] != "gaussian"),
             ("side features", bool(self.features)), ("times", data.t is not None)) if used]
         if parts:
-            model = self.model
+            size = sample_bytes(params, len(self.P), len(self.Q),
+                                self.model.user_factors_.dtype.itemsize)
             raise ValueError(
                 f"BayesianMF with {' and '.join(parts)} keeps posterior samples, but "
                 f"posterior_mb={params['posterior_mb']:g} holds fewer than "
-                f"{min(params['n_samples'], MIN_KEPT_SAMPLES)} of "
-                f"{sample_bytes(params, len(model.user_factors_), len(model.item_factors_), model.user_factors_.dtype.itemsize) / 1e6:,.1f} MB "
+                f"{min(params['n_samples'], MIN_KEPT_SAMPLES)} of {size / 1e6:,.1f} MB "
                 "(the summary posterior serves the Gaussian likelihood without them): raise "
                 "posterior_mb or lower k")
 
