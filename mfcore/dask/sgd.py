@@ -106,8 +106,9 @@ class SGDShard(Shard):
             self._train(rounds, self.records, self.block_ptr, seed, lr, reg, reg_bias,
                         block_sse)
             seconds = time.perf_counter() - start
+        in_flight = []  # the last round's sends: settled once this round has trained
         if len(self.peers) > 1 and self.holder is not None:  # from the last epoch's holders
-            sent += self._pass_on(epoch, 0, self.holder, holders[0], deadline)
+            in_flight = self._pass_on(epoch, 0, self.holder, holders[0])
         for s in range(g) if len(self.peers) > 1 else ():
             previous = self.holder if s == 0 else holders[s - 1]
             wanted = [c for c in range(g) if holders[s, c] == me and previous is not None
@@ -119,8 +120,9 @@ class SGDShard(Shard):
             start = time.perf_counter()
             self._train_round(pairs[s], rounds, seed, lr, reg, reg_bias, block_sse)
             seconds += time.perf_counter() - start
-            if s + 1 < g:
-                sent += self._pass_on(epoch, s + 1, holders[s], holders[s + 1], deadline)
+            self.settle([f for f, _ in in_flight], (epoch, s), deadline)
+            sent += sum(n for _, n in in_flight)
+            in_flight = self._pass_on(epoch, s + 1, holders[s], holders[s + 1]) if s + 1 < g else []
         self.holder = holders[-1]
         runs, finite = self._rating_units()
         terms = self._penalty_terms(runs, reg * self.scale, reg_bias) if finite else (None, None)
@@ -148,17 +150,18 @@ class SGDShard(Shard):
         self._train(rounds, records, ptr, seed, lr, reg, reg_bias, sse)
         block_sse[mine] = sse[mine]
 
-    def _pass_on(self, epoch, s, now, then, deadline):
-        """Send the item groups this shard holds (``now``) to their holders in round ``s``
-        (``then``); returns the bytes sent."""
-        sent, futures = 0, []
+    def _pass_on(self, epoch, s, now, then):
+        """Start sending the item groups this shard holds (``now``) to their holders in round
+        ``s`` (``then``); returns (each send's future, its bytes). Their receivers wait for
+        them; the sender settles them a round later, so that waiting for the
+        acknowledgements is not on the way from one round to the next."""
+        sends = []
         for c in np.flatnonzero((now == self.band) & (then != self.band)):
             rows = slice(self.item_starts[c], self.item_starts[c + 1])
             part = (self.Q[rows].copy(), self.bi[rows].copy())
-            futures.append(self.send(int(then[c]), (epoch, s, int(c)), part))
-            sent += part[0].nbytes + part[1].nbytes
-        self.settle(futures, (epoch, s), deadline)
-        return sent
+            sends.append((self.send(int(then[c]), (epoch, s, int(c)), part),
+                          part[0].nbytes + part[1].nbytes))
+        return sends
 
     def _held_runs(self):
         """The item rows of the item groups this shard holds, as ``(start, stop)`` runs
