@@ -60,13 +60,20 @@ threads, links of B bytes/s each way; per iteration, from what the code exchange
   data or a callback, the model too); each synchronous exchange step
   (ALS 2, BayesianMF 5, DSGD g) adds a round trip (``LATENCY``).
 
-The model adds compute, the exchange and latency (the code overlaps none of them); the
-exchange takes the longer of its bytes over the link and the workers' CPU for them
-(serializing, sending, receiving and copying into the model: ``exchange_cost`` measures
-it per byte between 2 workers, about 1-2 ns here, so Dask's comms, not a 10 Gbit/s link,
-set the pace). An upper bound if the links are as fast as stated. Compute grows with the rows per
-rating as well as the ratings (each row solves or draws a (k + 1)-system): measure it on
-``--shape netflix-1m`` (25,000 users, 500 items, 1M ratings), the job's proportions.
+The model adds compute, the exchange and latency (the code overlaps none of them, except
+DSGD's client part: an epoch's call goes out while the one before runs, and its penalty
+terms travel back while the next one runs, so a DSGD epoch takes the longer of its rounds,
+compute + peers + latency, and the client part); the exchange takes the longer of its
+bytes over the link and the workers' CPU for them (serializing, sending, receiving and
+copying into the model: ``exchange_cost`` measures it per byte between 2 workers, about
+1-2 ns here, so Dask's comms, not a 10 Gbit/s link, set the pace). An upper bound if the
+links are as fast as stated. Compute grows with the rows per rating as well as the ratings
+(each row solves or draws a (k + 1)-system): measure it on
+``--shape netflix-1m`` (25,000 users, 500 items, 1M ratings), the job's proportions, or
+``netflix-10m`` (ten times as many users and items: a shard's user rows no longer fit in
+the cache, as at 1e9). DSGD's model is printed for the job's default block grid
+(``choose_grid``) and for a grid of 64 beside it: its peers' bytes and latency grow with
+the grid, its compute shrinks until every thread has a block.
 """
 import argparse
 import multiprocessing
@@ -78,7 +85,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 #: Shapes beyond ``mfcore.datasets.synthetic``'s presets: the written model's job scaled
 #: down 1000 times (the same ratings per user and per item)
-SHAPES = {"netflix-1m": {"n_users": 25_000, "n_items": 500, "n_ratings": 1_000_000}}
+SHAPES = {"netflix-1m": {"n_users": 25_000, "n_items": 500, "n_ratings": 1_000_000},
+          "netflix-10m": {"n_users": 250_000, "n_items": 5_000, "n_ratings": 10_000_000}}
 
 #: The job of the written model: a Netflix-like billion ratings, 16 workers x 8 threads,
 #: 10 Gbit/s links (1.25 GB/s each way)
@@ -364,15 +372,15 @@ def exchanged(algorithm, users, items, n_ratings, k, workers, value_bytes=4, cro
     return side * 8 + 2 * 8 * cross / w, 0.0
 
 
-def model_1e9(algorithm, cpu_per_rating, handling=0.0, job=BIG, value_bytes=4):
+def model_1e9(algorithm, cpu_per_rating, handling=0.0, job=BIG, value_bytes=4, grid=None):
     """Seconds an iteration of ``job`` (default ``BIG``) takes by the written model (see the
     module docstring), from the workers' CPU-seconds per rating and per byte exchanged
     (``handling``, ``exchange_cost``): ``{"compute", "peers", "client", "latency",
-    "total"}``; "peers" and "client" take the slower of the link and the CPU handling the
-    bytes."""
+    "total", "grid", "threads"}``; "peers" and "client" take the slower of the link and the
+    CPU handling the bytes. DSGD runs on ``grid`` (default: the job's ``choose_grid``)."""
     from mfcore.estimators.sgd import choose_grid
     w, t = job["workers"], job["threads"]
-    grid = choose_grid(job["n_ratings"], job["users"], job["items"])
+    grid = grid or choose_grid(job["n_ratings"], job["users"], job["items"])
     threads = w * (min(t, grid / w) if algorithm == "sgd" else t)
     peers, client = exchanged(algorithm, job["users"], job["items"], job["n_ratings"],
                               job["k"], w, value_bytes, grid=grid)
@@ -382,19 +390,25 @@ def model_1e9(algorithm, cpu_per_rating, handling=0.0, job=BIG, value_bytes=4):
            "client": max(client / job["link"], client * handling),
            "latency": steps * LATENCY}
     out["total"] = sum(out.values())
-    return out
+    if algorithm in SENDS_AHEAD:  # (the client part overlaps the next epoch)
+        out["total"] = max(out["compute"] + out["peers"] + out["latency"], out["client"])
+    return dict(out, grid=grid, threads=threads)
 
 
-def model_line(algorithm, cpu_per_rating, source, handling=0.0):
+def model_line(algorithm, cpu_per_rating, source, handling=0.0, grid=None):
     """The printed line of ``model_1e9`` (``source``: where the CPU per rating came from)."""
-    j, m = BIG, model_1e9(algorithm, cpu_per_rating, handling)
+    j, m = BIG, model_1e9(algorithm, cpu_per_rating, handling, grid=grid)
     word = {"als": "iteration", "bayes": "sweep", "sgd": "epoch"}[algorithm]
+    sums = ("max(compute {compute:.2f} s + peers {peers:.2f} s + latency {latency:.2f} s, "
+            "client {client:.2f} s)" if algorithm in SENDS_AHEAD else
+            "compute {compute:.2f} s + peers {peers:.2f} s + client {client:.2f} s + "
+            "latency {latency:.2f} s")
+    grid = f"block grid {m['grid']}, {m['threads']:.0f} threads busy, " if algorithm == "sgd" else ""
     return (f"{algorithm} at {j['n_ratings']:.0e} ratings, {j['users']:.3g} x {j['items']:.3g}, "
             f"k {j['k']}, {j['workers']} workers x {j['threads']} threads, "
-            f"{j['link'] * 8 / 1e9:.0f} Gbit/s, {cpu_per_rating * 1e9:.0f} CPU-ns per rating "
-            f"({source}), {handling * 1e9:.2f} CPU-ns per byte exchanged: compute "
-            f"{m['compute']:.2f} s + peers {m['peers']:.2f} s + client {m['client']:.2f} s + "
-            f"latency {m['latency']:.2f} s = {m['total']:.2f} s a {word}")
+            f"{j['link'] * 8 / 1e9:.0f} Gbit/s, {grid}{cpu_per_rating * 1e9:.0f} CPU-ns per rating "
+            f"({source}), {handling * 1e9:.2f} CPU-ns per byte exchanged: "
+            f"{sums.format(**m)} = {m['total']:.2f} s a {word}")
 
 
 def predicted_bytes(ratings, algorithm, workers, k):
@@ -457,8 +471,9 @@ def main():
               f"{r['predicted_bytes']:,.0f} | {ratio} |")
     print()
     for algorithm, layout, r in measured:
-        print(model_line(algorithm, r["worker_cpu_per_rating"],
-                         f"measured at {args.shape} {layout}", handling))
+        for grid in (None, 64) if algorithm == "sgd" else (None,):
+            print(model_line(algorithm, r["worker_cpu_per_rating"],
+                             f"measured at {args.shape} {layout}", handling, grid))
 
 
 if __name__ == "__main__":
