@@ -155,11 +155,11 @@ def test_sgd_epochs_run_in_order_when_the_next_epochs_call_arrives_first(monkeyp
     from mfcore.dask import sgd
     epoch_call, started = sgd.SGDShard.sgd_epoch, []
 
-    async def first_one_late(self, epoch, *args):
+    async def first_one_late(self, epoch, inputs):
         started.append((epoch, self.epochs_run))
         if epoch == 1:
             await asyncio.sleep(0.5)
-        return await epoch_call(self, epoch, *args)
+        return await epoch_call(self, epoch, inputs)
     monkeypatch.setattr(sgd.SGDShard, "sgd_epoch", first_one_late)
     df = frame(seed=11, dyadic=True)
     est = dict(k=6, epochs=4, block_grid=4, lr=0.02, n_threads=1)

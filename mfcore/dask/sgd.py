@@ -18,6 +18,7 @@ model reaches the client at the end, and after every epoch only when validation 
 callback read it (then each call waits for the model of the epoch before).
 """
 import asyncio
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,7 +29,7 @@ from ..estimators.base import from_standard, standard_units, standardized, to_st
 from ..estimators.sgd import SGDEpochs as _LocalEpochs
 from ..estimators.sgd import (choose_grid, groups_of_counts, layout_blocks, on_cache_lines,
                                penalty_terms, schedule)
-from ._cluster import ShardsCheckFinite, row_counts
+from ._cluster import Packed, ShardsCheckFinite, row_counts
 from ._shard import Shard
 
 
@@ -69,26 +70,32 @@ class SGDShard(Shard):
                                                           self.n_threads), dtype=np.int32)
         self.item_starts = np.searchsorted(item_groups, np.arange(grid + 1))
         self.holder = None  # who holds each item group (None: everyone, at the start)
-        self.epochs_run, self.finite = 0, True
+        self.epochs_run, self.finite, self.turn = 0, True, asyncio.Condition()
         self.runner = ThreadPoolExecutor(1, thread_name_prefix=f"mfcore-sgd-shard-{self.band}")
         return sizes
 
-    async def sgd_epoch(self, epoch, rounds, seed, lr, reg, reg_bias, timeout):
-        """Epoch ``epoch`` (``_epoch``) on this shard's own thread, once epoch ``epoch - 1``
-        has run: the client sends an epoch's call before the last one's results are back
+    async def sgd_epoch(self, epoch, inputs):
+        """Epoch ``epoch`` (``_epoch``, its ``inputs``: ``Packed(rounds, seed, lr, reg,
+        reg_bias, timeout)``) on this shard's own thread, once epoch ``epoch - 1`` has run:
+        the client sends an epoch's call before the last one's results are back
         (``SGDEpochs.step``), and two calls sent together may arrive in either order. Waits
         on the worker's event loop (an ``async`` method), at most ``timeout`` seconds; after
         a non-finite epoch it trains no more (the fit has failed) and returns None."""
+        rounds, seed, lr, reg, reg_bias, timeout = inputs.values
         deadline = time.monotonic() + timeout
-        while self.epochs_run < epoch - 1:
-            self._still_waiting(("epoch", epoch), deadline)
-            await asyncio.sleep(0.001)
+        async with self.turn:
+            while self.epochs_run < epoch - 1:
+                self._still_waiting(("epoch", epoch), deadline)
+                with contextlib.suppress(asyncio.TimeoutError):  # (to check for an abort)
+                    await asyncio.wait_for(self.turn.wait(), 0.25)
         if not self.finite:
             return None
         out = await asyncio.get_running_loop().run_in_executor(
             self.runner, self._epoch, epoch, rounds, seed, lr, reg, reg_bias, deadline)
-        self.epochs_run, self.finite = epoch, out[1]
-        return out
+        async with self.turn:
+            self.epochs_run, self.finite = epoch, out[1]
+            self.turn.notify_all()
+        return Packed(*out)
 
     def _epoch(self, epoch, rounds, seed, lr, reg, reg_bias, deadline):
         """One epoch of this band's blocks, round by round, the item groups passed along the
@@ -256,7 +263,7 @@ class SGDEpochs(ShardsCheckFinite, _LocalEpochs):
         lr, pending = self.sent.pop(epoch, None) or self._send(epoch)
         if not self.gathering and epoch < self.last_epoch:
             self.sent[epoch + 1] = self._send(epoch + 1)
-        results = self.cluster.results(pending)
+        results = [r.values for r in self.cluster.results(pending)]
         block_sse = np.sum([r[0] for r in results], axis=0)  # (each block on one shard)
         sse = 0.0
         for value in block_sse:  # in block order, as the local kernel adds them
@@ -277,8 +284,8 @@ class SGDEpochs(ShardsCheckFinite, _LocalEpochs):
         lr = self.lr(epoch)
         rounds = schedule(self.plan_["grid"], self.block_sizes, self.model.rng_)
         seed = int(self.model.rng_.integers(0, 2**63))
-        return lr, self.cluster.send("sgd_epoch", epoch, epoch, rounds, seed, lr, self.reg,
-                                     self.reg_bias, self.cluster.EXCHANGE_TIMEOUT)
+        return lr, self.cluster.send("sgd_epoch", epoch, epoch, Packed(
+            rounds, seed, lr, self.reg, self.reg_bias, self.cluster.EXCHANGE_TIMEOUT))
 
     def _penalty(self, results):
         """The history's penalty from the shards' per-row terms, as the local trainer weighs
