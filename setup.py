@@ -21,7 +21,7 @@ from setuptools.command.build_ext import build_ext
 
 #: The compiled kernels, each ``mfcore/_kernels/<name>.pyx`` (with the headers beside it).
 MODULES = ["simd", "sgd", "predict", "openmp", "recommend", "readers", "rowsolve", "bayes",
-           "bayes_features", "ials"]
+           "bayes_features", "ials", "layout"]
 
 
 def _flag(name):

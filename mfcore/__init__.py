@@ -26,7 +26,7 @@ from .estimators import ALS, SGD, BayesianMF, ImplicitALS, Model
 from .fitted import FactorModel
 from .persistence import load
 from . import datasets, split
-from .io import read_ratings
+from .io import RatingChunks, read_ratings
 from .model_selection import cross_validate
 from .search import Search, search
 from ._version import __version__
@@ -62,7 +62,7 @@ def show_config(file=None):
 
 __all__ = ["SGD", "Model", "ALS", "BayesianMF", "ImplicitALS", "FactorModel", "load", "Search", "search",
            "openmp_enabled", "show_config", "IdMap",
-           "datasets", "split", "read_ratings", "cross_validate", "__version__",
+           "datasets", "split", "read_ratings", "RatingChunks", "cross_validate", "__version__",
            "NotFittedError", "InvalidParameterError", "TrainingDivergedError", "ModelFileError", "UnknownIdError",
            "UnknownIdWarning", "DuplicateRatingsWarning", "BadLinesWarning", "ImplicitFeedbackWarning",
            "DataUnavailableError", "WorkerLostError"]

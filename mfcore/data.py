@@ -28,12 +28,14 @@ import numpy as np
 from .errors import DuplicateRatingsWarning, UnknownIdWarning, warn
 from .ids import IdMap, normalize_ids, plain, sorted_unique
 from .io import ALIASES, COLUMNS
+from ._kernels.layout import scatter_rows, sort_rows
 
 __all__ = ["Ratings", "RatingSummary", "exact_sum", "prepare", "as_ratings", "to_numpy",
            "check_lengths", "merge_duplicates", "merge_sorted", "report_duplicates",
            "validation_rows", "Held", "DUPLICATE_POLICIES", "is_table", "column_names",
            "rating_columns", "rating_arrays", "as_frame", "warn_if_implausible", "seen_csr",
-           "merge_seen", "check_seen", "replace_seen_rows"]
+           "merge_seen", "check_seen", "replace_seen_rows", "StreamedRatings", "prepare_chunks",
+           "is_chunked", "concatenated"]
 
 DUPLICATE_POLICIES = ("mean", "last", "keep", "error")
 
@@ -413,6 +415,25 @@ class Ratings:
         return Ratings(self.u[rows], self.i[rows], self.r[rows], self.user_map, self.item_map,
                        t=None if self.t is None else self.t[rows])
 
+    def bounds(self):
+        """(lowest, highest) rating."""
+        return float(self.r.min()), float(self.r.max())
+
+    def row_counts(self):
+        """(ratings per user row, per item row), up to the last row rated."""
+        return np.bincount(self.u), np.bincount(self.i)
+
+    def lone_share(self):
+        """The share of the ratings that are the only rating of both their user and item."""
+        return float(((np.bincount(self.u) == 1)[self.u] & (np.bincount(self.i) == 1)[self.i]).mean())
+
+    def seen_csr(self):
+        """The seen-items CSR of these ratings (``seen_csr``); ``keys`` are then dropped (the
+        seen items hold what they said: 8 B a rating less in training)."""
+        seen = seen_csr(self.u, self.i, len(self.user_map), len(self.item_map), keys=self.keys)
+        self.keys = None
+        return seen
+
 
 def prepare(users, items, ratings, dtype, duplicates, user_map=None, item_map=None,
             times=None):
@@ -443,23 +464,201 @@ def prepare(users, items, ratings, dtype, duplicates, user_map=None, item_map=No
     return Ratings(u, i, ratings, user_map, item_map, keys, times)
 
 
+# --- training data streamed from their source (a file), a chunk at a time ----------------
+
+def is_chunked(data):
+    """Whether ``data`` is a source of rating chunks (``io.RatingChunks``) for a streamed fit."""
+    return getattr(data, "streams_ratings", False)
+
+
+def prepare_chunks(source, dtype, duplicates, n_threads=1):
+    """``prepare`` for ratings read from ``source`` a chunk at a time (``io.RatingChunks``:
+    re-iterable, each chunk raw ``(users, items, ratings)``), never held whole.
+
+    Pass 1 builds the id maps (the maps ``prepare`` builds: sorted distinct ids), each
+    row's rating count and the exact ``RatingSummary`` (exact sums: the chunks change no
+    bit); pass 2 writes each user's items into the seen-items CSR (a counting sort, then
+    each row sorted), which finds duplicate pairs. The layouts are written by later passes
+    (``StreamedRatings.chunks``). Duplicates are merged by ``policy`` as ``prepare`` does,
+    in memory: with duplicates and a policy other than "keep" this returns ``prepare``'s
+    ``Ratings`` of all the chunks (the memory bound of a streamed fit does not hold then).
+    """
+    users, items, parts = _IdCounts("users"), _IdCounts("items"), None
+    for u, i, r in _checked_chunks(source, dtype):
+        users.add(u)
+        items.add(i)
+        part = RatingSummary.of(r)
+        parts = part if parts is None else RatingSummary.combine([parts, part], None, None)
+    if parts is None:
+        raise ValueError("cannot fit on empty data: no ratings given")
+    (user_map, user_counts), (item_map, item_counts) = users.result(), items.result()
+    summary = RatingSummary.combine([parts], user_map, item_map)
+    data = StreamedRatings(source, np.dtype(dtype), summary, user_counts, item_counts)
+    if data.build_seen(n_threads) and duplicates != "keep":
+        del data
+        return prepare(*concatenated(source, dtype), dtype, duplicates)
+    return data
+
+
+def _checked_chunks(source, dtype):
+    """The chunks of ``source`` as (normalized ids, normalized ids, ratings of ``dtype``)."""
+    offset = 0
+    for chunk in source:
+        if not isinstance(chunk, tuple) or len(chunk) != 3:
+            raise ValueError(f"a rating source must give (users, items, ratings) chunks, got "
+                             f"{_describe(chunk)} after {offset:,} ratings")
+        where = f" (in the chunk from rating {offset:,})" if offset else ""
+        u = normalize_ids(to_numpy(chunk[0]), "users" + where)
+        i = normalize_ids(to_numpy(chunk[1]), "items" + where)
+        r = as_ratings(chunk[2], dtype, "ratings" + where)
+        offset += check_lengths(users=u, items=i, ratings=r)
+        if len(r):
+            yield u, i, r
+
+
+def concatenated(source, dtype):
+    """(users, items, ratings) of all the chunks of ``source``, as one set of arrays."""
+    parts = list(zip(*_checked_chunks(source, dtype)))
+    if not parts:
+        raise ValueError("cannot fit on empty data: no ratings given")
+    return tuple(np.concatenate(p) for p in parts)
+
+
+class _IdCounts:
+    """The distinct ids of a stream of chunks, sorted, with how often each occurs."""
+
+    def __init__(self, name):
+        self.name, self.ids, self.counts = name, None, None
+
+    def add(self, ids):
+        """Count the normalized ids of one chunk."""
+        if self.ids is not None and (ids.dtype.kind == "U") != (self.ids.dtype.kind == "U"):
+            raise ValueError(f"{self.name}: the ids are {_kinds(self.ids)} in one chunk of the "
+                             f"ratings and {_kinds(ids)} in another (e.g. {plain(ids[0])!r})")
+        ids, counts = _counted(ids)
+        if self.ids is not None:
+            ids, counts = _counted(np.concatenate([self.ids, ids]),
+                                   np.concatenate([self.counts, counts]))
+        self.ids, self.counts = ids, counts
+
+    def result(self):
+        """(the ``IdMap`` of the ids, rating count per row: int64)."""
+        return IdMap.from_sorted(self.ids, self.name), self.counts
+
+
+def _kinds(ids):
+    return "strings" if ids.dtype.kind == "U" else "integers"
+
+
+def _counted(ids, weights=None):
+    """(sorted distinct ids, the count of each: its occurrences, or the sum of its
+    ``weights``)."""
+    order = np.argsort(ids, kind="stable")
+    ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    if weights is None:
+        counts = np.diff(np.r_[starts, len(ids)]).astype(np.int64)
+    else:
+        counts = np.add.reduceat(weights[order], starts)
+    return ids[starts], counts
+
+
+class StreamedRatings:
+    """Training ratings that stay in their source (``io.RatingChunks``), with what a fit
+    needs of them besides its layout: the id maps, each row's rating count, the exact
+    ``RatingSummary`` and the seen items (``prepare_chunks`` builds it). ``chunks()`` reads
+    them again as rows, a chunk at a time, for the estimator's layout
+    (``SGDTrainer.from_chunks``, ``ALSLayout.from_chunks``). It stands for ``Ratings``
+    where a fit reads only these (``keys`` and ``t``: None)."""
+
+    keys = t = None
+
+    def __init__(self, source, dtype, summary, user_counts, item_counts):
+        self.source, self.dtype, self._summary = source, dtype, summary
+        self.user_map, self.item_map = summary.user_map, summary.item_map
+        self.user_counts, self.item_counts = user_counts, item_counts
+        self._seen, self._lone = None, 0
+
+    def __len__(self):
+        return self._summary.n
+
+    def summary(self):
+        return self._summary
+
+    def bounds(self):
+        return self._summary.low, self._summary.high
+
+    def row_counts(self):
+        return self.user_counts, self.item_counts
+
+    def lone_share(self):
+        return self._lone / len(self)
+
+    def chunks(self):
+        """The ratings again, a chunk at a time: (user rows, item rows: int32, ratings of
+        ``dtype``). ``ValueError`` if the source no longer gives what the first pass read."""
+        n, changed = 0, False
+        for users, items, r in _checked_chunks(self.source, self.dtype):
+            u, i = self.user_map.lookup(users), self.item_map.lookup(items)
+            n += len(r)
+            changed = n > len(self) or bool((u < 0).any() or (i < 0).any())
+            if changed:
+                break
+            yield u, i, r
+        if changed or n != len(self):
+            raise ValueError(f"the ratings source changed during the fit (it gave {len(self):,} "
+                             f"ratings on its first pass): was the file written meanwhile?")
+
+    def build_seen(self, n_threads):
+        """Pass 2: the seen-items CSR, by a counting sort of the items by user row and a
+        sort of each row; returns how many ratings repeat a (user, item) pair."""
+        indptr = np.zeros(len(self.user_counts) + 1, dtype=np.int64)
+        np.cumsum(self.user_counts, out=indptr[1:])
+        items, cursor, none = np.empty(len(self), np.int32), indptr[:-1].copy(), _NO_VALUES
+        lone_users, lone_items = self.user_counts == 1, self.item_counts == 1
+        for u, i, _ in self.chunks():
+            scatter_rows(u, i, none, cursor, items, none)
+            self._lone += int(np.count_nonzero(lone_users[u] & lone_items[i]))
+        repeats = sort_rows(indptr, items, none, n_threads)
+        self._seen = _distinct_rows(indptr, items) if repeats else (indptr, items)
+        return repeats
+
+    def seen_csr(self):
+        """The seen-items CSR (``build_seen``'s), handed over once."""
+        seen, self._seen = self._seen, None
+        return seen
+
+
+_NO_VALUES = np.zeros(0, np.float32)
+
+
+def _distinct_rows(indptr, items):
+    """A CSR with sorted rows less the repeats of a column within a row."""
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    keep = np.r_[True, (items[1:] != items[:-1]) | (rows[1:] != rows[:-1])]
+    counts = np.bincount(rows[keep], minlength=len(indptr) - 1)
+    out = np.zeros(len(indptr), dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out, items[keep]
+
+
 def warn_if_implausible(data):
     """Warn about training data that fit without error but cannot be what was meant:
     ratings that look like Unix timestamps (the timestamp column passed as the ratings),
     and ratings most of which are the only rating of both their user and their item (no
     two users share an item: nothing collaborative to learn, only noise to memorise)."""
-    r = data.r
-    if len(r) and float(r.min()) >= 1e8 and float(r.max()) < 1e14:  # (seconds or ms)
+    low, high = data.bounds()
+    if len(data) and low >= 1e8 and high < 1e14:  # (seconds or ms)
         import datetime
-        dates = [datetime.datetime.fromtimestamp(float(v), datetime.timezone.utc).date()
-                 for v in (r.min(), r.max())] if float(r.max()) < 1e11 else None
-        warn(f"the ratings run from {float(r.min()):.6g} to {float(r.max()):.6g}, like Unix "
+        dates = [datetime.datetime.fromtimestamp(v, datetime.timezone.utc).date()
+                 for v in (low, high)] if high < 1e11 else None
+        warn(f"the ratings run from {low:.6g} to {high:.6g}, like Unix "
              "timestamps" + (f" (dates {dates[0]} to {dates[1]})" if dates else "")
              + ": was the timestamp column passed as the ratings?", UserWarning)
-    if len(r) >= 100:
-        lone = ((np.bincount(data.u) == 1)[data.u] & (np.bincount(data.i) == 1)[data.i]).mean()
+    if len(data) >= 100:
+        lone = data.lone_share()
         if lone >= 0.5:
-            warn(f"{100 * lone:.0f}% of the {len(r):,} ratings are the only rating of both their "
+            warn(f"{100 * lone:.0f}% of the {len(data):,} ratings are the only rating of both their "
                  "user and their item: they link no users to each other, so there is nothing "
                  "collaborative to learn (the factors can only memorise them); a rating model "
                  "needs users and items with several ratings each", UserWarning)

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from ._typing import PathLike
 
-__all__ = ["read_ratings", "read_pairs"]
+__all__ = ["read_ratings", "read_pairs", "RatingChunks"]
 
 COLUMNS = ("user", "item", "rating", "timestamp")
 SEPARATORS = {"::": "::", "\t": "\t", "tab": "\t", ",": ",", "comma": ",", ";": ";",
@@ -278,34 +278,63 @@ def _parse_fast(open_stream, columns, sep, header):
     """
     import pandas as pd
 
-    capacity = _count_filled_lines(open_stream)
-    arrays = {"user": np.empty(capacity, np.int64), "item": np.empty(capacity, np.int64),
-              "rating": np.empty(capacity, np.float32),
-              "timestamp": np.empty(capacity if len(columns) == 4 else 0, np.int64)}
-    row, rest, skip_header = 0, b"", header
+    capacity = _count_filled_lines(open_stream)  # (room for every line: one chunk)
+    chunks = list(_fast_chunks(open_stream, len(columns), sep, header, capacity, _FAST_BLOCK))
+    if any(chunk is None for chunk in chunks):
+        return None
+    arrays = dict(zip(COLUMNS, chunks[0] if chunks else [np.empty(0, t) for t in _FAST_TYPES]))
+    return pd.DataFrame({c: arrays[c] for c in columns}, copy=False)
+
+
+#: the types of the compiled parser's columns (user, item, rating, timestamp)
+_FAST_TYPES = (np.int64, np.int64, np.float32, np.int64)
+
+
+def _fast_chunks(open_stream, n_fields, sep, header, capacity, block_size):
+    """The plain lines of a stream through the compiled parser: (users, items, ratings,
+    timestamps) arrays of at most ``capacity`` ratings each, reading ``block_size`` bytes
+    at a time; a None in their place when a line is not plain (then the general reader,
+    which explains problems line by line, must read the file) and nothing after it."""
+    def empty():
+        return [np.empty(capacity if n < 3 or n_fields == 4 else 0, t)
+                for n, t in enumerate(_FAST_TYPES)]
+
+    arrays, row, rest, skip_header = empty(), 0, b"", header
     with open_stream() as fh:
         while True:
-            block = fh.read(_FAST_BLOCK)
+            block = fh.read(block_size)
             data = rest + block if rest else block
             cut = data.rfind(b"\n") + 1 if block else len(data)  # whole lines only, but at EOF
             rest = data[cut:]
             if len(rest) > _FAST_LINE:
-                return None
+                yield None
+                return
             start = 0
             if skip_header and cut:  # the header is the file's first line
                 end = data.find(b"\n")
                 if end < 0 or b"\r" in data[:max(end - 1, 0)]:
-                    return None  # it ends in a lone CR: the general reader splits such lines
+                    yield None  # it ends in a lone CR: the general reader splits such lines
+                    return
                 start, skip_header = end + 1, False
-            if cut > start:
-                row, _, failed = parse_block(memoryview(data)[start:cut], sep.encode(),
-                                             len(columns), arrays["user"], arrays["item"],
-                                             arrays["rating"], arrays["timestamp"], row)
-                if failed:
-                    return None
+            while cut > start:
+                row, _, failed, offset = parse_block(memoryview(data)[start:cut], sep.encode(),
+                                                     n_fields, *arrays, row)
+                if failed and row < capacity:
+                    yield None
+                    return
+                start += offset
+                if row == capacity and cut > start:  # full: hand it over, parse on
+                    yield _trimmed(arrays, row)
+                    arrays, row = empty(), 0
             if not block:
                 break
-    return pd.DataFrame({c: arrays[c][:row] for c in columns}, copy=False)
+    if row:
+        yield _trimmed(arrays, row)
+
+
+def _trimmed(arrays, row):
+    """The first ``row`` values of each parsed column (the columns themselves when full)."""
+    return tuple(a if len(a) == row or not len(a) else a[:row] for a in arrays)
 
 
 # --- sniffing the layout ----------------------------------------------------------------------
@@ -692,6 +721,29 @@ def read_pairs(path: PathLike, *, sep: str | None = None, header: bool | None = 
 
 def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields, usecols=None,
           encoding="utf-8"):
+    text_options = _text_options(sep, header, columns, ids, on_bad_lines, min_fields, usecols,
+                                 encoding)
+    if hasattr(path, "read"):  # a binary stream (sys.stdin.buffer): read once
+        return _read_once(path, str(getattr(path, "name", "<stream>")), member, text_options)
+    path = _existing(path)
+    if not os.path.isfile(path):  # a pipe, /dev/stdin, <(...): the readers open a file often
+        with open(path, "rb") as fh:
+            return _read_once(fh, path, member, text_options)
+    return _read_file(path, path, member, text_options)
+
+
+def _existing(path):
+    """``path`` as a str, once it names something that is not a folder."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"ratings file not found: {path}")
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder, not a ratings file")
+    return path
+
+
+def _text_options(sep, header, columns, ids, on_bad_lines, min_fields, usecols, encoding):
+    """The reading options checked, as ``_read_text`` takes them (from ``sep`` on)."""
     if columns is not None:
         columns = _checked_columns(columns, min_fields)
     if header not in (None, True, False):
@@ -704,18 +756,121 @@ def _read(path, sep, header, columns, ids, on_bad_lines, member, min_fields, use
         encoding = codecs.lookup(encoding).name
     except (LookupError, TypeError):
         raise ValueError(f"encoding: unknown text encoding {shown(encoding)}") from None
-    text_options = (sep, header, columns, ids, on_bad_lines, min_fields, usecols, encoding)
-    if hasattr(path, "read"):  # a binary stream (sys.stdin.buffer): read once
-        return _read_once(path, str(getattr(path, "name", "<stream>")), member, text_options)
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"ratings file not found: {path}")
-    if os.path.isdir(path):
-        raise ValueError(f"{path} is a folder, not a ratings file")
-    if not os.path.isfile(path):  # a pipe, /dev/stdin, <(...): the readers open a file often
-        with open(path, "rb") as fh:
-            return _read_once(fh, path, member, text_options)
-    return _read_file(path, path, member, text_options)
+    return (sep, header, columns, ids, on_bad_lines, min_fields, usecols, encoding)
+
+
+class RatingChunks:
+    """A rating file read a chunk of ratings at a time, anew each time it is iterated.
+
+    Iterating yields ``(users, items, ratings)`` numpy arrays of at most ``chunk_size``
+    ratings each, in file order: the rows ``read_ratings(path, **options)`` returns (the
+    same options, the same errors for bad lines). ``SGD.fit`` and ``ALS.fit`` take it in
+    place of the ratings and lay the ratings out for training straight from the file,
+    without holding them as arrays (``mfcore.data.prepare_chunks``; the user guide's
+    "Data larger than memory"), as LIBMF reads its file.
+
+    A plain text file (integer ids, a decimal rating, an integer timestamp, separated by
+    ``::``, tab, comma or semicolon), compressed or not, goes through the compiled parser a
+    block at a time: memory for one chunk, not for the file. Any other file (string ids,
+    Parquet, a line the compiled parser does not take) is read whole by ``read_ratings``
+    and handed out in chunks: the same rows, without that bound. A pipe or an open stream
+    is refused: a fit reads the file several times.
+
+    Examples
+    --------
+    >>> import os, tempfile, mfcore
+    >>> path = os.path.join(tempfile.mkdtemp(), "u.data")
+    >>> with open(path, "w") as fh:
+    ...     _ = fh.write("1\t10\t4\\n2\t10\t3\\n2\t20\t5\\n")
+    >>> chunks = mfcore.RatingChunks(path, chunk_size=2)
+    >>> [ratings.tolist() for users, items, ratings in chunks]
+    [[4.0, 3.0], [5.0]]
+    """
+
+    streams_ratings = True  # (what ``mfcore.data.is_chunked`` looks for)
+
+    def __init__(self, path: PathLike, chunk_size: int = 1 << 18, **options):
+        if hasattr(path, "read"):
+            raise TypeError("RatingChunks reads its file once per pass of a fit: give the "
+                            "file's path, not an open stream")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        unknown = set(options) - set(_READ_OPTIONS)
+        if unknown:
+            raise TypeError(f"RatingChunks: unknown option(s) {sorted(unknown)}; it takes "
+                            f"read_ratings' options: {', '.join(_READ_OPTIONS)}")
+        self.path, self.chunk_size = os.fspath(path), chunk_size
+        self.options = {**_READ_OPTIONS, **options}
+        self._plan = None  # how the compiled parser reads it (False: it does not)
+
+    def __repr__(self):
+        return f"RatingChunks({self.path!r}, chunk_size={self.chunk_size})"
+
+    def __iter__(self):
+        plan, done = self._planned(), 0
+        if plan:
+            with _reading(self.path):
+                for chunk in _fast_chunks(plan["open"], len(plan["columns"]), plan["sep"],
+                                          plan["header"] == 1, self.chunk_size, _STREAM_BLOCK):
+                    if chunk is None:  # a line it does not take: the general reader from here
+                        break
+                    done += len(chunk[0])
+                    yield chunk[:3]
+                else:
+                    if done:
+                        return
+            self._plan = False
+        yield from self._general(done)
+
+    def _planned(self):
+        """The compiled parser's plan for this file (``_plan_text``, with ``open``), or False."""
+        if self._plan is None:
+            o = self.options
+            sep, header, columns, ids, _, _, usecols, encoding = _text_options(
+                o["sep"], o["header"], o["columns"], o["ids"], o["on_bad_lines"], 3,
+                o["usecols"], o["encoding"])
+            path = _existing(self.path)
+            if not os.path.isfile(path):
+                raise ValueError(f"{path} is not a regular file (a pipe?): a fit reads its "
+                                 "ratings file several times; save it to a file first")
+            self._plan = False
+            if not path.lower().endswith((".parquet", ".pq")):
+                name = f"{path}!{o['member']}" if o["member"] else path
+                opener = _opener(path, o["member"])
+                with _reading(name):
+                    plan = _plan_text(path, name, opener, sep, header, columns, ids, 3,
+                                      usecols, encoding)
+                if plan["fast"]:
+                    self._plan = dict(plan, open=opener)
+        return self._plan
+
+    def _general(self, done):
+        """The file's chunks from rating ``done`` on, from ``read_ratings``."""
+        frame = read_ratings(self.path, **self.options)
+        users, items = (_id_values(frame[c]) for c in ("user", "item"))
+        ratings = frame["rating"].to_numpy()
+        del frame
+        for start in range(done, len(ratings), self.chunk_size):
+            part = slice(start, start + self.chunk_size)
+            yield tuple(ids(part) if callable(ids) else ids[part]
+                        for ids in (users, items)) + (ratings[part],)
+
+
+#: ``read_ratings``' options and their defaults (``RatingChunks`` takes them too)
+_READ_OPTIONS = {"sep": None, "header": None, "columns": None, "ids": "auto",
+                 "on_bad_lines": "error", "member": None, "usecols": None, "encoding": "utf-8"}
+#: bytes ``RatingChunks`` reads at a time
+_STREAM_BLOCK = 1 << 20
+
+
+def _id_values(column):
+    """A column of ids as a numpy array, or for string ids (a category) a function giving
+    the ids of a slice of rows (object arrays a chunk at a time, not the file's)."""
+    if column.dtype.name != "category":
+        return column.to_numpy()
+    names = np.asarray(column.cat.categories, dtype=object)
+    codes = column.cat.codes.to_numpy()
+    return lambda part: names[codes[part]]
 
 
 def _read_file(path, name, member, text_options):
@@ -723,12 +878,18 @@ def _read_file(path, name, member, text_options):
     if path.lower().endswith((".parquet", ".pq")):
         return _read_parquet(path, text_options[5], text_options[2])
     name = f"{name}!{member}" if member else name
-    try:
+    with _reading(name):
         return _read_text(path, name, _opener(path, member), *text_options)
+
+
+@contextlib.contextmanager
+def _reading(name):
+    """Errors of a truncated or corrupted compressed file (zipfile: a version or method it
+    lacks), or an unreadable one, as a ``ValueError`` naming the file."""
+    try:
+        yield
     except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, lzma.LZMAError,
             zlib.error) as exc:
-        # a truncated or corrupted compressed file (zipfile: a version or method it lacks), an
-        # unreadable one
         raise ValueError(f"{name}: cannot read the file ({type(exc).__name__}: {exc})") from exc
 
 
@@ -763,8 +924,12 @@ def _read_once(stream, name, member, text_options):
         return _read_file(copy, name, member, text_options)
 
 
-def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines, min_fields,
-               usecols, encoding):
+def _plan_text(path, name, open_stream, sep, header, columns, ids, min_fields, usecols,
+               encoding):
+    """How to read a text file: a dict of its separator, header line, the columns read
+    (``columns``), the id kind (``ids``, decided here when "auto": ``auto``), the layouts
+    that read it as text and with ``ids`` (``as_text``, ``layout``) and whether the
+    compiled parser may try it (``fast``)."""
     sep, header, header_names, fields, header_colons = _sniff(open_stream, name, sep, header,
                                                               encoding)
     n_fields = len(fields)
@@ -786,11 +951,21 @@ def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines,
             ids = "str" if any(_id_forms(as_text)) else "int"
     layout = _Layout(name, path if plain else None, open_stream, sep, header, field_names, ids,
                      header_colons, encoding)
-    frame = None
-    if (sep in ("::", "\t", ",", ";") and ids == "int" and len(field_names) >= 3
+    fast = (sep in ("::", "\t", ",", ";") and ids == "int" and len(field_names) >= 3
             and field_names == list(COLUMNS[:len(field_names)]) and header in (0, 1)
-            and encoding in ("utf-8", "ascii", "latin-1", "iso8859-1", "cp1252")):
-        frame = _parse_fast(open_stream, columns, sep, header == 1)
+            and encoding in ("utf-8", "ascii", "latin-1", "iso8859-1", "cp1252"))
+    return {"sep": sep, "header": header, "columns": columns, "ids": ids, "auto": auto,
+            "as_text": as_text, "layout": layout, "fast": fast}
+
+
+def _read_text(path, name, open_stream, sep, header, columns, ids, on_bad_lines, min_fields,
+               usecols, encoding):
+    plan = _plan_text(path, name, open_stream, sep, header, columns, ids, min_fields, usecols,
+                      encoding)
+    ids, auto, as_text, layout = plan["ids"], plan["auto"], plan["as_text"], plan["layout"]
+    frame = None
+    if plan["fast"]:
+        frame = _parse_fast(open_stream, plan["columns"], plan["sep"], plan["header"] == 1)
     if frame is not None and len(frame):
         return _finish(frame)
     if ids == "int":  # pandas reads '1.0' and '1e3' as the integers 1 and 1000, silently

@@ -75,9 +75,10 @@ def parse_block(const unsigned char[::1] block, bytes sep, int n_fields, int64_t
                 int64_t[::1] items, float[::1] ratings, int64_t[::1] times, Py_ssize_t row):
     """Parse whole lines of ``block`` into the arrays from index ``row`` on.
 
-    Returns (next row, lines read, failed): ``failed`` is True when a line is
+    Returns (next row, lines read, failed, offset): ``failed`` is True when a line is
     not in the plain form (or the arrays are full); ``lines read`` then counts
-    the lines before it.
+    the lines before it, and ``offset`` is where that line starts in ``block`` (where
+    to go on once the arrays have room again; ``len(block)`` when all was read).
     """
     if not 1 <= len(sep) <= 2 or sep in (b"\r", b"\n"):
         raise ValueError(f"separator must be one or two bytes, got {sep!r}")
@@ -85,6 +86,7 @@ def parse_block(const unsigned char[::1] block, bytes sep, int n_fields, int64_t
     cdef int seplen = len(sep)
     cdef const unsigned char* s = &block[0] if block.shape[0] else NULL
     cdef Py_ssize_t end = block.shape[0], pos = 0, capacity = users.shape[0], lines = 0
+    cdef Py_ssize_t line_start = 0
     cdef int64_t u = 0, i = 0, t = 0
     cdef double r = 0
     cdef bint failed = False
@@ -98,6 +100,7 @@ def parse_block(const unsigned char[::1] block, bytes sep, int n_fields, int64_t
                 pos += 2
                 lines += 1
                 continue
+            line_start = pos
             if row >= capacity:
                 failed = True
                 break
@@ -127,4 +130,4 @@ def parse_block(const unsigned char[::1] block, bytes sep, int n_fields, int64_t
             row += 1
             lines += 1
             pos += 1
-    return row, lines, failed
+    return row, lines, failed, line_start if failed else end

@@ -228,24 +228,38 @@ def layout_records(const int32_t[::1] block, const int32_t[::1] users,
     """Pack the ratings into records grouped by block (block b fills
     ``block_ptr[b]:block_ptr[b + 1]``), in a random order within each block drawn
     from ``seed`` and the block id alone (so the layout does not depend on the
-    thread count). A counting sort (sequential reads) and then an in-cache
-    Fisher-Yates shuffle of each block, blocks in parallel."""
-    cdef int64_t n = block.shape[0], n_blocks = block_ptr.shape[0] - 1, t, slot, b, m, j
+    thread count). A counting sort (sequential reads, ``scatter_records``) and then an
+    in-cache Fisher-Yates shuffle of each block, blocks in parallel (``shuffle_blocks``)."""
     cdef size_t size = sizeof(mf_rec32) if floating is float else sizeof(mf_rec64)
-    if records.shape[0] != n * <int64_t>size:
-        raise ValueError(f"records hold {records.shape[0]} bytes, expected {n * size}")
+    if records.shape[0] != block.shape[0] * <int64_t>size:
+        raise ValueError(f"records hold {records.shape[0]} bytes, expected {block.shape[0] * size}")
+    scatter_records(block, users, items, ratings, np.array(block_ptr[:-1], dtype=np.int64),
+                    records)
+    shuffle_blocks(block_ptr, records, size, seed, n_threads)
+
+
+def scatter_records(const int32_t[::1] block, const int32_t[::1] users,
+                    const int32_t[::1] items, const floating[::1] ratings,
+                    int64_t[::1] cursor, unsigned char[::1] records):
+    """Write each rating as a record at its block's ``cursor`` (advanced), in input order:
+    ``layout_records``' counting sort, which a streamed layout runs a chunk at a time
+    (``cursor`` starts at the blocks' offsets and is kept from chunk to chunk)."""
+    cdef int64_t n = block.shape[0], t, slot, b
+    cdef size_t size = sizeof(mf_rec32) if floating is float else sizeof(mf_rec64)
+    cdef int64_t capacity = records.shape[0] // <int64_t>size
     if n == 0:
         return
     cdef mf_rec32* rec32 = <mf_rec32*> &records[0]
     cdef mf_rec64* rec64 = <mf_rec64*> &records[0]
-    cdef mf_rec32 tmp32
-    cdef mf_rec64 tmp64
-    cdef int64_t[::1] cursor = np.array(block_ptr[:n_blocks], dtype=np.int64)
-    cdef uint64_t state
+    for t in range(n):  # (checked first: the writes below have no bounds checks)
+        if not 0 <= block[t] < cursor.shape[0]:
+            raise ValueError(f"block id {block[t]} outside 0..{cursor.shape[0] - 1}")
     with nogil:
         for t in range(n):
             b = block[t]
             slot = cursor[b]
+            if slot >= capacity:
+                break
             cursor[b] = slot + 1
             if floating is float:
                 rec32[slot].u = users[t]
@@ -255,13 +269,35 @@ def layout_records(const int32_t[::1] block, const int32_t[::1] users,
                 rec64[slot].u = users[t]
                 rec64[slot].i = items[t]
                 rec64[slot].r = ratings[t]
+    if t < n and slot >= capacity:
+        raise ValueError("more records than the layout holds")
+
+
+def shuffle_blocks(const int64_t[::1] block_ptr, unsigned char[::1] records, size_t size,
+                   uint64_t seed, int n_threads):
+    """Shuffle each block's records (``size`` bytes each) in place, Fisher-Yates with a
+    stream drawn from ``seed`` and the block id alone; blocks in parallel."""
+    cdef int64_t n_blocks = block_ptr.shape[0] - 1, b, m, j
+    if records.shape[0] == 0 or n_blocks < 1:
+        return
+    if block_ptr[n_blocks] * <int64_t>size > records.shape[0]:
+        raise ValueError("block offsets beyond the records")
+    cdef mf_rec32* rec32 = <mf_rec32*> &records[0]
+    cdef mf_rec64* rec64 = <mf_rec64*> &records[0]
+    cdef mf_rec32 tmp32
+    cdef mf_rec64 tmp64
+    cdef uint64_t state
+    cdef bint single = size == sizeof(mf_rec32)
+    if not single and size != sizeof(mf_rec64):
+        raise ValueError(f"a record has {sizeof(mf_rec32)} or {sizeof(mf_rec64)} bytes, not {size}")
+    with nogil:
         for b in prange(n_blocks, num_threads=n_threads, schedule="dynamic"):
             state = mf_block_seed(seed, b)
             m = block_ptr[b + 1] - block_ptr[b]
             while m > 1:
                 j = block_ptr[b] + <int64_t>mf_below(&state, m)
                 m = m - 1
-                if floating is float:
+                if single:
                     tmp32 = rec32[block_ptr[b] + m]
                     rec32[block_ptr[b] + m] = rec32[j]
                     rec32[j] = tmp32

@@ -32,11 +32,11 @@ import os
 import numpy as np
 
 from .. import params as p
-from ..data import (DUPLICATE_POLICIES, merge_seen, prepare, rating_arrays, seen_csr,
-                    validation_rows, warn_if_implausible)
+from ..data import (DUPLICATE_POLICIES, concatenated, is_chunked, merge_seen, prepare,
+                    prepare_chunks, rating_arrays, validation_rows, warn_if_implausible)
 from ..errors import ImplicitFeedbackWarning, Message, Setting, warn
 from ..fitted import PARAMETER_NAMES, FactorModel
-from .._threads import available_cpus
+from .._threads import available_cpus, resolve_n_threads
 from . import driver
 
 __all__ = ["Estimator", "CAPABILITIES", "COMMON_PARAMS", "EARLY_STOPPING_PARAMS", "bias_reg",
@@ -53,6 +53,8 @@ CAPABILITIES = {
     "implicit_data": "fit(..., implicit=(users, items)) takes further pairs without ratings",
     "features": "fit takes side features of users and items",
     "times": "fit(..., times=...) takes each rating's time (time terms: mfcore.timeterms)",
+    "streaming": "fit lays out a RatingChunks source for training straight from its file, "
+                 "without holding the ratings as arrays (others read it whole)",
 }
 
 #: The parameters a capability needs (``register`` checks the declarations against them).
@@ -320,12 +322,16 @@ class Estimator(FactorModel):
 
     def _fit(self, users, items, ratings, validation, callback, columns, inputs):
         """``fit`` with fit-time ``inputs`` beyond the ratings, by name (see ``_trainer``)."""
-        users, items, ratings, _ = rating_arrays(users, items, ratings, columns)
-        params = self._checked_params()
-        if "continue" in self.capabilities and params["warm_start"] and self._is_fitted():
-            return self.partial_fit(users, items, ratings, self.max_epochs(params),
-                                    validation=validation, callback=callback)
-        data = self._prepare(users, items, ratings, params, times=inputs.get("times"))
+        if is_chunked(users):
+            params = self._checked_params()
+            data = self._prepare_chunks(users, items, ratings, columns, params, inputs)
+        else:
+            users, items, ratings, _ = rating_arrays(users, items, ratings, columns)
+            params = self._checked_params()
+            if "continue" in self.capabilities and params["warm_start"] and self._is_fitted():
+                return self.partial_fit(users, items, ratings, self.max_epochs(params),
+                                        validation=validation, callback=callback)
+            data = self._prepare(users, items, ratings, params, times=inputs.get("times"))
         warn_if_implausible(data)
         with driver.atomic(self) as work:
             work._start(data, params)
@@ -384,6 +390,25 @@ class Estimator(FactorModel):
                         layouts=layouts)
         return self
 
+    def _prepare_chunks(self, source, items, ratings, columns, params, inputs):
+        """Training data from a source of rating chunks (``io.RatingChunks``): streamed
+        (``data.prepare_chunks``) with the ``"streaming"`` capability, else read whole."""
+        if items is not None or ratings is not None or columns is not None:
+            raise TypeError("fit: give a RatingChunks source alone (its file holds the users, "
+                            "items and ratings), not with items, ratings or columns")
+        if "times" in inputs:
+            raise NotImplementedError("fit(times=...) needs the ratings in memory: pass "
+                                      "read_ratings(path) and its timestamps instead of "
+                                      "RatingChunks")
+        if params.get("warm_start") and self._is_fitted():
+            raise NotImplementedError("warm_start does not continue from a RatingChunks "
+                                      "source: pass read_ratings(path), or set warm_start=False")
+        dtype = p.DTYPES[params["dtype"]]
+        if "streaming" not in self.capabilities:
+            return self._prepare(*concatenated(source, dtype), params)
+        return prepare_chunks(source, dtype, params["duplicates"],
+                              resolve_n_threads(params["n_threads"]))
+
     def _prepare(self, users, items, ratings, params, extend=False, times=None):
         """Validated ``Ratings``; with ``extend`` the fitted id maps grow with the new ids;
         ``times``: checked seconds (``timeterms.as_seconds``) kept as ``Ratings.t``."""
@@ -396,9 +421,7 @@ class Estimator(FactorModel):
         with ``seen``, the seen-items CSR of the data."""
         self._start_summary(data.summary(), params)
         if seen:
-            self.seen_indptr_, self.seen_items_ = seen_csr(
-                data.u, data.i, len(data.user_map), len(data.item_map), keys=data.keys)
-            data.keys = None  # the seen items hold what they said: 8 B a rating less in training
+            self.seen_indptr_, self.seen_items_ = data.seen_csr()
         else:
             self.seen_indptr_ = self.seen_items_ = None
 
@@ -440,7 +463,9 @@ class Estimator(FactorModel):
         """Add the ratings trained on to ``item_counts_`` (a model loaded from a file without
         counts keeps none, as with the seen items)."""
         if self.item_counts_ is not None:
-            counts = np.bincount(data.i, minlength=len(self.item_map_)).astype(np.int64)
+            counts = np.zeros(len(self.item_map_), dtype=np.int64)
+            got = data.row_counts()[1]
+            counts[:len(got)] = got
             counts[:len(self.item_counts_)] += self.item_counts_
             self.item_counts_ = counts
 
@@ -453,8 +478,8 @@ class Estimator(FactorModel):
             data, val = validation_rows(data, validation, params["validation_fraction"], self.rng_)
         trainer = self._trainer(data, params, {} if layouts is None else layouts,
                                 inputs or {})
-        self.rating_range_ = (min(self.rating_range_[0], float(data.r.min())),
-                              max(self.rating_range_[1], float(data.r.max())))
+        low, high = data.bounds()
+        self.rating_range_ = (min(self.rating_range_[0], low), max(self.rating_range_[1], high))
         self._count_items(data)
         return self._run(trainer, len(data), params, n_epochs, val, callback)
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import params as p
 from .._kernels import sgd as _kernels
+from ..data import StreamedRatings
 from ..errors import Message, Setting
 from .._threads import resolve_n_threads
 from .base import (COMMON_PARAMS, EARLY_STOPPING_PARAMS, UNIT_NAMES, Estimator, bias_reg,
@@ -148,22 +149,60 @@ class SGDTrainer:
                              f"{len(users)}, {len(items)}, {len(ratings)}")
         if len(ratings) and (users.min() < 0 or items.min() < 0):
             raise ValueError("user and item indices must be >= 0")
-        self.n_users = int(users.max()) + 1 if len(users) else 0
-        self.n_items = int(items.max()) + 1 if len(items) else 0
-        self.n_threads = int(n_threads)
-        self.grid = g = choose_grid(len(ratings), max(self.n_users, 1), max(self.n_items, 1),
-                                    grid)
+        self._plan(len(ratings), np.bincount(users), np.bincount(items), n_threads, grid)
+        self.records, self.block_ptr, sizes = layout_blocks(
+            self._blocks(users, items), users, items, ratings, self.grid ** 2, self.n_threads)
+        self._finish(sizes)
 
-        block = balanced_groups(users, self.n_users, g)[users] * np.int32(g)
-        block += balanced_groups(items, self.n_items, g)[items]
-        self.records, self.block_ptr, sizes = layout_blocks(block, users, items, ratings, g * g,
-                                                            self.n_threads)
+    @classmethod
+    def from_chunks(cls, chunks, user_counts, item_counts, dtype, n_threads, grid=None):
+        """The trainer of ratings read a chunk at a time (a streamed fit): ``chunks()``
+        gives an iterator of (user rows, item rows, ratings of ``dtype``) chunks, twice (the
+        blocks' sizes, then the records scattered into block order in input order); the
+        per-block shuffle follows. The same layout as from the whole arrays, bit for bit,
+        holding nothing the size of the data but the records."""
+        self = cls.__new__(cls)
+        self._plan(int(np.sum(user_counts)), user_counts, item_counts, n_threads, grid)
+        n_blocks = self.grid ** 2
+        sizes = np.zeros(n_blocks, dtype=np.int64)
+        for u, i, _ in chunks():
+            sizes += np.bincount(self._blocks(u, i), minlength=n_blocks)
+        block_ptr = np.zeros(n_blocks + 1, dtype=np.int64)
+        np.cumsum(sizes, out=block_ptr[1:])
+        records = np.empty(block_ptr[-1], dtype=RECORD_DTYPES[np.dtype(dtype)])
+        cursor, raw = block_ptr[:-1].copy(), records.view(np.uint8)
+        for u, i, r in chunks():
+            _kernels.scatter_records(self._blocks(u, i), u, i, r, cursor, raw)
+        if not np.array_equal(cursor, block_ptr[1:]):
+            raise ValueError("the ratings source gave other ratings on a later pass: was its "
+                             "file written during the fit?")
+        _kernels.shuffle_blocks(block_ptr, raw, records.dtype.itemsize, LAYOUT_SEED,
+                                self.n_threads)
+        self.records, self.block_ptr = records, block_ptr
+        self._finish(sizes)
+        return self
+
+    def _plan(self, n_ratings, user_counts, item_counts, n_threads, grid):
+        """The grid and each row's group, from the rows' rating counts."""
+        self.n_users, self.n_items = len(user_counts), len(item_counts)
+        self.n_threads = int(n_threads)
+        self.grid = g = choose_grid(n_ratings, max(self.n_users, 1), max(self.n_items, 1), grid)
+        self._user_block = groups_of_counts(user_counts, g) * np.int32(g)
+        self._item_group = groups_of_counts(item_counts, g)
+
+    def _blocks(self, users, items):
+        """Each rating's block id (int32)."""
+        block = self._user_block[users]
+        block += self._item_group[items]
+        return block
+
+    def _finish(self, sizes):
         self.records.flags.writeable = False
         self._record_bytes = self.records.view(np.uint8)
         self.block_sizes = sizes
         self._scratch = np.empty(_kernels.scratch_size(int(sizes.max(initial=0)), self.n_threads),
                                  dtype=np.int32)
-        self._block_sse = np.zeros(g * g, dtype=np.float64)
+        self._block_sse = np.zeros(self.grid ** 2, dtype=np.float64)
 
     def __len__(self):
         return len(self.records)
@@ -389,7 +428,7 @@ class SGD(Estimator):
     name = "sgd"
     epochs_param = "epochs"
     epoch_word = "epochs"
-    capabilities = frozenset({"early_stopping", "continue", "fold_in", "dask"})
+    capabilities = frozenset({"early_stopping", "continue", "fold_in", "dask", "streaming"})
     default_grid = {"k": [64, 128], "reg": [0.04, 0.06, 0.08, 0.1], "lr": [0.005, 0.01]}
     fold_in_shrinkage = 50.0
 
@@ -398,9 +437,14 @@ class SGD(Estimator):
         mu, scale = self.global_mean_, self.rating_scale_
         key = ("sgd", params["dtype"], n_threads, params["block_grid"], mu, scale)
         if key not in layouts:  # the layout depends on the data alone: reused across trials
-            layouts[key] = SGDTrainer(data.u, data.i, standardized(data.r, mu, scale, data.r.dtype), n_threads,
-                                      params["block_grid"])
-        return SGDEpochs(self, layouts[key], params, np.bincount(data.u), np.bincount(data.i))
+            if isinstance(data, StreamedRatings):
+                layouts[key] = SGDTrainer.from_chunks(
+                    lambda: ((u, i, standardized(r, mu, scale, r.dtype)) for u, i, r in data.chunks()),
+                    *data.row_counts(), data.dtype, n_threads, params["block_grid"])
+            else:
+                layouts[key] = SGDTrainer(data.u, data.i, standardized(data.r, mu, scale, data.r.dtype),
+                                          n_threads, params["block_grid"])
+        return SGDEpochs(self, layouts[key], params, *data.row_counts())
 
     def _fold_in_penalty(self, shrinkage):
         """SGD applies its penalty once per rating, so with ``shrinkage=0`` fold-in is the point
