@@ -590,8 +590,8 @@ class BayesianMF(Estimator):
     models. ``partial_fit`` and ``warm_start`` are not offered: the sampler's
     state is not kept in the fitted model.
 
-    Fitted attributes (samples; a summary posterior's are under ``posterior_mb``):
-    those of ``mfcore.fitted.FactorModel`` (factors of
+    Fitted attributes of a posterior kept as samples (a summary's: under
+    ``posterior_mb``): those of ``mfcore.fitted.FactorModel`` (factors of
     ``n_kept_ * k`` columns, see the module docstring), plus
     ``user_bias_samples_`` (n_users, S), ``item_bias_samples_`` (n_items, S),
     ``alpha_samples_`` (S,), ``user_hyper_samples_`` (S, 2, k + 1): the kept
