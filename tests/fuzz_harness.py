@@ -284,6 +284,8 @@ def saved_models(folder):
             "sgd": mfcore.Model(k=3, epochs=3).fit(users, items, ratings),
             "als": mfcore.ALS(k=2, iterations=2).fit(users, items, ratings),
             "bayes": mfcore.BayesianMF(k=2, n_samples=3, burn_in=1).fit(users, items, ratings),
+            "bayes_summary": mfcore.BayesianMF(k=2, n_samples=3, burn_in=1, posterior_mb=0).fit(
+                users, items, ratings),
             "str": mfcore.Model(k=2, epochs=2, dtype="float64").fit(
                 [f"u{u}" for u in users], [f"i{i}" for i in items], ratings),
             "unfitted": mfcore.Model(k=5),

@@ -248,3 +248,13 @@ def test_the_std_kernel_is_the_variance_over_the_kept_samples(both, planted):
         _predict.sample_variance(rows_u + 10**6, rows_i, samples.user_factors_,
                                  samples.item_factors_, samples.user_bias_samples_,
                                  samples.item_bias_samples_, out, 1)
+
+
+def test_the_unknown_rows_prior_moments_need_a_chunk_of_memory_not_a_copy_of_the_model():
+    from conftest import peak_allocation
+    from mfcore.estimators.bayes import column_moments
+    values = np.random.default_rng(0).normal(0.3, 0.2, (20_000, 500)).astype(np.float32)
+    (mean, var), peak = peak_allocation(lambda: column_moments(values))
+    assert peak < values.nbytes / 2          # a float64 copy would be twice values.nbytes
+    np.testing.assert_allclose(mean, values.mean(axis=0, dtype=np.float64), rtol=1e-12)
+    np.testing.assert_allclose(var, values.var(axis=0, dtype=np.float64), rtol=1e-9)
