@@ -41,24 +41,49 @@ class ALSLayout:
     """The training ratings twice, as CSR by user and by item (the two half-iterations),
     over the rows that have ratings here (a ``partial_fit`` may cover only some).
 
+    Each row's ratings are sorted by column (the other side's row; repeated pairs in input
+    order), so a row's solve sums in an order that does not depend on the order of the
+    input, and the user side's columns are the seen items.
     Depends on the data alone, so search reuses it across trials.
     """
 
     def __init__(self, u, i, r, n_users, n_items):
         self.sides = (self._side(u, i, r, n_users), self._side(i, u, r, n_items))
-        self.u, self.i, self.r = u, i, r
 
     @staticmethod
     def _side(rows, cols, values, n_rows):
         """The ``ALSSide`` of the ratings by ``rows``."""
         counts = np.bincount(rows, minlength=n_rows)
         present = np.flatnonzero(counts)
-        order = np.argsort(rows, kind="stable")
+        order = np.lexsort((cols, rows))  # (stable: repeated pairs in input order)
         indptr = np.zeros(len(present) + 1, dtype=np.int64)
         np.cumsum(counts[present], out=indptr[1:])
         return ALSSide(None if len(present) == n_rows else present, indptr,
                        np.ascontiguousarray(cols[order], dtype=np.int32),
                        np.ascontiguousarray(values[order]), counts[present])
+
+
+#: ratings a block of ``side_squared_error`` expands the row of (its temporaries' size)
+SSE_BLOCK = 1 << 18
+
+
+def side_squared_error(side, model, n_threads):
+    """The training ratings' squared error under ``model``, from one ``ALSSide`` (the
+    user side: rows are users), a block of rows at a time (int32 row ids of a block, no
+    copy of the ratings); blocks and their order depend on the layout alone, so the sum is
+    the same for any thread count."""
+    rows = np.arange(len(side.indptr) - 1) if side.present is None else side.present
+    n = int(side.indptr[-1])
+    bounds = np.unique(np.r_[np.searchsorted(side.indptr, np.arange(0, n, SSE_BLOCK),
+                                             side="right") - 1, len(rows)].clip(0))
+    total = 0.0
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        lo, hi = side.indptr[a], side.indptr[b]
+        u = np.repeat(rows[a:b].astype(np.int32), np.diff(side.indptr[a:b + 1]))
+        total += _predict.squared_error(u, side.cols[lo:hi], side.values[lo:hi],
+                                        *model._parameters(), model.global_mean_, -np.inf,
+                                        np.inf, n_threads)
+    return total
 
 
 class ALSPenalty(collections.namedtuple("ALSPenalty",
@@ -193,12 +218,11 @@ class FeatureStep:
 
 class ALSIterations(Trainer):
     """The driver's trainer for one ALS fit: both half-iterations and the objective, over
-    ``sides`` (two ``ALSSide``: users, items) and the training ``ratings`` (u, i, r: the
-    training error)."""
+    ``sides`` (two ``ALSSide``: users, items; the user side also gives the training error)."""
 
-    def __init__(self, model, sides, params, n_threads, ratings=None, features=None):
+    def __init__(self, model, sides, params, n_threads, features=None):
         super().__init__(model)
-        self.sides, self.ratings, self.n_threads = sides, ratings, n_threads
+        self.sides, self.n_threads = sides, n_threads
         self.terms = ALSPenalty.of_params(params, model.rating_scale_)
         self.reg, self.reg_bias, self.base, self.count_weight, self.bias_shrinkage = self.terms
         self.cg_steps = params["cg_steps"] if params["solver"] == "cg" else 0
@@ -264,9 +288,7 @@ class ALSIterations(Trainer):
                 factors[present], bias[present] = out_factors, out_bias
             if step is not None:
                 self._feature_update(kind, step, present, factors, bias, terms)
-        sse = _predict.squared_error(*self.ratings, *m._parameters(), m.global_mean_,
-                                         -np.inf, np.inf, self.n_threads)
-        return {"sse": sse}
+        return {"sse": side_squared_error(self.sides[0], m, self.n_threads)}
 
     def _weights(self, kind):
         """The side's feature weights theta (F, k + 1), the model's array."""
@@ -653,7 +675,7 @@ class ALS(Estimator):
             setattr(self, f"{side}_feature_weights_", None if encoding is None else
                     np.zeros((encoding.n_features, params["k"] + 1)))
         return ALSIterations(self, layout.sides, params, resolve_n_threads(params["n_threads"]),
-                             (layout.u, layout.i, layout.r), features)
+                             features)
 
     def _fold_in_penalty(self, shrinkage):
         """Fold-in solves exactly ALS's user step (``shrinkage`` 0, the default); ``shrinkage``
