@@ -17,7 +17,9 @@ import numpy as np
 from .. import params as p
 from .._kernels import predict as _predict
 from .._kernels.ials import solve_rows as cg_solve_rows
+from .._kernels.layout import scatter_rows, sort_rows
 from .._kernels.rowsolve import solve_rows
+from ..data import StreamedRatings
 from ..errors import Message, Setting, warn
 from ..features import add_terms, by_rank, feature_inputs
 from ..fitted import FEATURE_STATE, StateArray, check_feature_state
@@ -43,12 +45,41 @@ class ALSLayout:
 
     Each row's ratings are sorted by column (the other side's row; repeated pairs in input
     order), so a row's solve sums in an order that does not depend on the order of the
-    input, and the user side's columns are the seen items.
+    input, and the user side's columns are the seen items (``ALS._trainer`` shares them).
     Depends on the data alone, so search reuses it across trials.
     """
 
     def __init__(self, u, i, r, n_users, n_items):
         self.sides = (self._side(u, i, r, n_users), self._side(i, u, r, n_items))
+
+    @classmethod
+    def from_chunks(cls, data, n_threads, after_users=None):
+        """The layout of ``StreamedRatings`` (every row has ratings), bit for bit the one of
+        the whole arrays, holding nothing the size of the data but the two sides: each
+        side by one pass over the chunks (a counting sort by row in input order, then each
+        row sorted by column, stably). ``after_users(side)`` runs once the user side is
+        built (``ALS`` shares the seen items there, before the item side is allocated)."""
+        self = cls.__new__(cls)
+        users = cls._streamed_side(data, 0, data.user_counts, n_threads)
+        if after_users is not None:
+            after_users(users)
+        self.sides = (users, cls._streamed_side(data, 1, data.item_counts, n_threads))
+        return self
+
+    @staticmethod
+    def _streamed_side(data, s, counts, n_threads):
+        """The ``ALSSide`` by users (``s`` 0) or items (1) of ``data``'s chunks."""
+        indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        cols, values = np.empty(len(data), np.int32), np.empty(len(data), data.dtype)
+        cursor = indptr[:-1].copy()
+        for u, i, r in data.chunks():
+            scatter_rows(*((u, i) if s == 0 else (i, u)), r, cursor, cols, values)
+        if not np.array_equal(cursor, indptr[1:]) or not counts.all():
+            raise ValueError("the ratings source gave other ratings on a later pass: was its "
+                             "file written during the fit?")
+        sort_rows(indptr, cols, values, n_threads)
+        return ALSSide(None, indptr, cols, values, np.asarray(counts))
 
     @staticmethod
     def _side(rows, cols, values, n_rows):
@@ -583,7 +614,8 @@ class ALS(Estimator):
     name = "als"
     epochs_param = "iterations"
     epoch_word = "iterations"
-    capabilities = frozenset({"early_stopping", "continue", "fold_in", "dask", "features"})
+    capabilities = frozenset({"early_stopping", "continue", "fold_in", "dask", "features",
+                              "streaming"})
     default_grid = {"k": [32, 64, 128], "reg": [0.05, 0.1, 0.2]}
     fold_in_shrinkage = 0.0
 
@@ -666,9 +698,14 @@ class ALS(Estimator):
 
         key = ("als", params["dtype"])
         if key not in layouts:  # the layout depends on the data alone: reused across trials
-            layouts[key] = ALSLayout(data.u, data.i, data.r, len(self.user_factors_),
-                                     len(self.item_factors_))
+            if isinstance(data, StreamedRatings):
+                layouts[key] = ALSLayout.from_chunks(data, resolve_n_threads(params["n_threads"]),
+                                                     self._share_seen)
+            else:
+                layouts[key] = ALSLayout(data.u, data.i, data.r, len(self.user_factors_),
+                                         len(self.item_factors_))
         layout = layouts[key]
+        self._share_seen(layout.sides[0])
         features = self._encode_features(inputs)
         for side in ("user", "item"):
             encoding = getattr(self, f"{side}_feature_encoding_")
@@ -676,6 +713,16 @@ class ALS(Estimator):
                     np.zeros((encoding.n_features, params["k"] + 1)))
         return ALSIterations(self, layout.sides, params, resolve_n_threads(params["n_threads"]),
                              features)
+
+    def _share_seen(self, side):
+        """Hold the seen items as the user side's columns (the same CSR: every user has
+        ratings here, a row's items sorted, no pair repeated): 4 B a rating less. Neither is
+        ever written in place."""
+        if (side.present is None and self.seen_items_ is not None
+                and self.seen_items_ is not side.cols
+                and np.array_equal(self.seen_indptr_, side.indptr)
+                and np.array_equal(self.seen_items_, side.cols)):
+            self.seen_indptr_, self.seen_items_ = side.indptr, side.cols
 
     def _fold_in_penalty(self, shrinkage):
         """Fold-in solves exactly ALS's user step (``shrinkage`` 0, the default); ``shrinkage``
