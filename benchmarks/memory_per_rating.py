@@ -29,12 +29,17 @@ import mfcore
 CHILD = """
 import sys, numpy as np, mfcore
 folder, algorithm, k, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-users, items, ratings = (np.load(f"{folder}/{name}.npy") for name in ("users", "items", "ratings"))
-if algorithm == "SGD":
-    mfcore.SGD(k=k, epochs=epochs, n_threads=2, seed=0).fit(users, items, ratings)
-elif algorithm == "ALS":
-    mfcore.ALS(k=k, iterations=epochs, n_threads=2, seed=0).fit(users, items, ratings)
+estimator = {"SGD": lambda: mfcore.SGD(k=k, epochs=epochs, n_threads=2, seed=0),
+             "ALS": lambda: mfcore.ALS(k=k, iterations=epochs, n_threads=2, seed=0)}
+if algorithm.endswith(" from file"):
+    estimator[algorithm.split()[0]]().fit(mfcore.RatingChunks(f"{folder}/train.txt"))
+else:
+    users, items, ratings = (np.load(f"{folder}/{name}.npy") for name in ("users", "items", "ratings"))
+    if algorithm in estimator:
+        estimator[algorithm]().fit(users, items, ratings)
 """
+#: the processes measured, in order ("input" loads the arrays and stops)
+PROCESSES = ("input", "SGD", "ALS", "SGD from file", "ALS from file")
 
 
 def peak_mb(command, env=None):
@@ -45,18 +50,18 @@ def peak_mb(command, env=None):
 
 
 def write_shape(shape, folder):
-    """The shape's ratings as .npy arrays and as LIBMF's text file; returns their count."""
+    """The shape's ratings as .npy arrays and as a text file (read by the streamed fits and
+    LIBMF); returns their count."""
     data = mfcore.datasets.synthetic(shape, seed=0)
     arrays = {"users": data.user.to_numpy(np.int32), "items": data.item.to_numpy(np.int32),
               "ratings": data.rating.to_numpy(np.float32)}
     for name, values in arrays.items():
         np.save(os.path.join(folder, f"{name}.npy"), values)
-    if libmf():
-        with open(os.path.join(folder, "train.txt"), "w") as fh:
-            for start in range(0, len(data), 1 << 20):
-                part = slice(start, start + (1 << 20))
-                np.savetxt(fh, np.c_[arrays["users"][part], arrays["items"][part],
-                                     arrays["ratings"][part]], fmt="%d %d %g")
+    with open(os.path.join(folder, "train.txt"), "w") as fh:  # (tabs: LIBMF reads them too)
+        for start in range(0, len(data), 1 << 20):
+            part = slice(start, start + (1 << 20))
+            np.savetxt(fh, np.c_[arrays["users"][part], arrays["items"][part],
+                                 arrays["ratings"][part]], fmt="%d\t%d\t%g")
     return len(data)
 
 
@@ -78,7 +83,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as folder:
             n = write_shape(shape, folder)
             rows = {}
-            for algorithm in ("input", "SGD", "ALS"):
+            for algorithm in PROCESSES:
                 rows[algorithm] = peak_mb([sys.executable, "-c", CHILD, folder, algorithm,
                                            str(args.k), str(args.epochs)], env)
             if libmf():
@@ -88,7 +93,8 @@ def main(argv=None):
             else:
                 print(f"| {shape} | LIBMF | skipped: mf-train is not on PATH (set LIBMF_TRAIN) | | |")
             for name, mb in rows.items():
-                own = "" if name in ("input", "LIBMF") else f"{(mb - rows['input']) * 2**20 / n:.1f}"
+                own = ("" if name in ("input", "LIBMF") or name.endswith("file")
+                       else f"{(mb - rows['input']) * 2**20 / n:.1f}")
                 print(f"| {shape} ({n:,} ratings) | {name} | {mb:,.0f} | {mb * 2**20 / n:.1f} | {own} |",
                       flush=True)
 

@@ -479,7 +479,8 @@ def prepare_chunks(source, dtype, duplicates, n_threads=1):
     row's rating count and the exact ``RatingSummary`` (exact sums: the chunks change no
     bit); pass 2 writes each user's items into the seen-items CSR (a counting sort, then
     each row sorted), which finds duplicate pairs. The layouts are written by later passes
-    (``StreamedRatings.chunks``). Duplicates are merged by ``policy`` as ``prepare`` does,
+    (``StreamedRatings.chunks``), and the seen items again after training
+    (``StreamedRatings.seen_csr``), once the layouts are gone. Duplicates are merged by ``policy`` as ``prepare`` does,
     in memory: with duplicates and a policy other than "keep" this returns ``prepare``'s
     ``Ratings`` of all the chunks (the memory bound of a streamed fit does not hold then).
     """
@@ -494,7 +495,7 @@ def prepare_chunks(source, dtype, duplicates, n_threads=1):
     (user_map, user_counts), (item_map, item_counts) = users.result(), items.result()
     summary = RatingSummary.combine([parts], user_map, item_map)
     data = StreamedRatings(source, np.dtype(dtype), summary, user_counts, item_counts)
-    if data.build_seen(n_threads) and duplicates != "keep":
+    if data.find_duplicates(n_threads) and duplicates != "keep":
         del data
         return prepare(*concatenated(source, dtype), dtype, duplicates)
     return data
@@ -568,8 +569,9 @@ class StreamedRatings:
     needs of them besides its layout: the id maps, each row's rating count, the exact
     ``RatingSummary`` and the seen items (``prepare_chunks`` builds it). ``chunks()`` reads
     them again as rows, a chunk at a time, for the estimator's layout
-    (``SGDTrainer.from_chunks``, ``ALSLayout.from_chunks``). It stands for ``Ratings``
-    where a fit reads only these (``keys`` and ``t``: None)."""
+    (``SGDTrainer.from_chunks``, ``ALSLayout.from_chunks``) and the seen items
+    (``seen_csr``). It stands for ``Ratings`` where a fit reads only these (``keys`` and
+    ``t``: None)."""
 
     keys = t = None
 
@@ -577,7 +579,7 @@ class StreamedRatings:
         self.source, self.dtype, self._summary = source, dtype, summary
         self.user_map, self.item_map = summary.user_map, summary.item_map
         self.user_counts, self.item_counts = user_counts, item_counts
-        self._seen, self._lone = None, 0
+        self.n_threads, self.repeats, self._lone = 1, 0, 0
 
     def __len__(self):
         return self._summary.n
@@ -609,24 +611,27 @@ class StreamedRatings:
             raise ValueError(f"the ratings source changed during the fit (it gave {len(self):,} "
                              f"ratings on its first pass): was the file written meanwhile?")
 
-    def build_seen(self, n_threads):
-        """Pass 2: the seen-items CSR, by a counting sort of the items by user row and a
-        sort of each row; returns how many ratings repeat a (user, item) pair."""
+    def find_duplicates(self, n_threads):
+        """Pass 2: how many ratings repeat a (user, item) pair, found by building the seen
+        items (``seen_csr``), which are then let go: a fit holds them or its layout."""
+        self.n_threads, lone_users, lone_items = n_threads, self.user_counts == 1, self.item_counts == 1
+        self._lone = 0
+        seen, self.repeats = self.seen_csr(lambda u, i: lone_users[u] & lone_items[i])
+        return self.repeats
+
+    def seen_csr(self, lone=None):
+        """The seen-items CSR of a pass over the chunks: the items by user row (a counting
+        sort), each row sorted, then rid of repeats; (CSR, repeats). ``lone(u, i)``: which
+        ratings of a chunk to count as lone (``lone_share``)."""
         indptr = np.zeros(len(self.user_counts) + 1, dtype=np.int64)
         np.cumsum(self.user_counts, out=indptr[1:])
         items, cursor, none = np.empty(len(self), np.int32), indptr[:-1].copy(), _NO_VALUES
-        lone_users, lone_items = self.user_counts == 1, self.item_counts == 1
         for u, i, _ in self.chunks():
             scatter_rows(u, i, none, cursor, items, none)
-            self._lone += int(np.count_nonzero(lone_users[u] & lone_items[i]))
-        repeats = sort_rows(indptr, items, none, n_threads)
-        self._seen = _distinct_rows(indptr, items) if repeats else (indptr, items)
-        return repeats
-
-    def seen_csr(self):
-        """The seen-items CSR (``build_seen``'s), handed over once."""
-        seen, self._seen = self._seen, None
-        return seen
+            if lone is not None:
+                self._lone += int(np.count_nonzero(lone(u, i)))
+        repeats = sort_rows(indptr, items, none, self.n_threads)
+        return (_distinct_rows(indptr, items) if repeats else (indptr, items)), repeats
 
 
 _NO_VALUES = np.zeros(0, np.float32)

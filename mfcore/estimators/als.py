@@ -53,17 +53,14 @@ class ALSLayout:
         self.sides = (self._side(u, i, r, n_users), self._side(i, u, r, n_items))
 
     @classmethod
-    def from_chunks(cls, data, n_threads, after_users=None):
+    def from_chunks(cls, data, n_threads):
         """The layout of ``StreamedRatings`` (every row has ratings), bit for bit the one of
         the whole arrays, holding nothing the size of the data but the two sides: each
         side by one pass over the chunks (a counting sort by row in input order, then each
-        row sorted by column, stably). ``after_users(side)`` runs once the user side is
-        built (``ALS`` shares the seen items there, before the item side is allocated)."""
+        row sorted by column, stably)."""
         self = cls.__new__(cls)
-        users = cls._streamed_side(data, 0, data.user_counts, n_threads)
-        if after_users is not None:
-            after_users(users)
-        self.sides = (users, cls._streamed_side(data, 1, data.item_counts, n_threads))
+        self.sides = tuple(cls._streamed_side(data, s, counts, n_threads)
+                           for s, counts in enumerate(data.row_counts()))
         return self
 
     @staticmethod
@@ -699,8 +696,7 @@ class ALS(Estimator):
         key = ("als", params["dtype"])
         if key not in layouts:  # the layout depends on the data alone: reused across trials
             if isinstance(data, StreamedRatings):
-                layouts[key] = ALSLayout.from_chunks(data, resolve_n_threads(params["n_threads"]),
-                                                     self._share_seen)
+                layouts[key] = ALSLayout.from_chunks(data, resolve_n_threads(params["n_threads"]))
             else:
                 layouts[key] = ALSLayout(data.u, data.i, data.r, len(self.user_factors_),
                                          len(self.item_factors_))
@@ -716,8 +712,9 @@ class ALS(Estimator):
 
     def _share_seen(self, side):
         """Hold the seen items as the user side's columns (the same CSR: every user has
-        ratings here, a row's items sorted, no pair repeated): 4 B a rating less. Neither is
-        ever written in place."""
+        ratings here, a row's items sorted, no pair repeated): 4 B a rating less in a fit
+        from arrays (a streamed fit builds its seen items after training). Neither is ever
+        written in place."""
         if (side.present is None and self.seen_items_ is not None
                 and self.seen_items_ is not side.cols
                 and np.array_equal(self.seen_indptr_, side.indptr)

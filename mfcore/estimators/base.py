@@ -32,8 +32,9 @@ import os
 import numpy as np
 
 from .. import params as p
-from ..data import (DUPLICATE_POLICIES, concatenated, is_chunked, merge_seen, prepare,
-                    prepare_chunks, rating_arrays, validation_rows, warn_if_implausible)
+from ..data import (DUPLICATE_POLICIES, StreamedRatings, concatenated, is_chunked, merge_seen,
+                    prepare, prepare_chunks, rating_arrays, validation_rows,
+                    warn_if_implausible)
 from ..errors import ImplicitFeedbackWarning, Message, Setting, warn
 from ..fitted import PARAMETER_NAMES, FactorModel
 from .._threads import available_cpus, resolve_n_threads
@@ -162,11 +163,12 @@ def to_standard(a, units, name, out=None):
 def from_standard(a, units, name, out=None):
     """``a`` back in rating units, into ``out`` when given (nothing to do when both are one
     array and ``units`` is None)."""
-    value = a if units is None else a * a.dtype.type(units[name])
     if out is None:
-        return value
-    if value is not out:
-        out[...] = value
+        return a if units is None else a * a.dtype.type(units[name])
+    if units is not None:  # (in place: no temporary the size of the parameters)
+        np.multiply(a, a.dtype.type(units[name]), out=out)
+    elif a is not out:
+        out[...] = a
     return out
 
 
@@ -333,10 +335,13 @@ class Estimator(FactorModel):
                                         validation=validation, callback=callback)
             data = self._prepare(users, items, ratings, params, times=inputs.get("times"))
         warn_if_implausible(data)
+        streamed = isinstance(data, StreamedRatings)
         with driver.atomic(self) as work:
-            work._start(data, params)
+            work._start(data, params, seen=not streamed)
             work._train(data, params, self.max_epochs(params), validation, callback,
                         inputs=inputs)
+            if streamed:  # once the layout is gone: a streamed fit holds one or the other
+                (work.seen_indptr_, work.seen_items_), _ = data.seen_csr()
         return self
 
     def partial_fit(self, users, items=None, ratings=None, epochs=1, validation=None,
