@@ -17,6 +17,7 @@ from conftest import planted_ratings
 ESTIMATORS = {
     "sgd": lambda: mfcore.Model(k=4, epochs=15, dtype="float64", n_threads=2),
     "als": lambda: mfcore.ALS(k=4, iterations=5, dtype="float64", n_threads=2),
+    "als_cg": lambda: mfcore.ALS(k=4, iterations=5, solver="cg", dtype="float64", n_threads=2),
     "bayes": lambda: mfcore.BayesianMF(k=4, n_samples=15, burn_in=10, dtype="float64",
                                        n_threads=2),
     "bayes_implicit": lambda: mfcore.BayesianMF(k=4, n_samples=15, burn_in=10, implicit=True,

@@ -415,7 +415,8 @@ def test_ratings_of_any_trainable_magnitude_give_the_same_fit_scaled(scale):
         warnings.simplefilter("error", mfcore.errors.ImplicitFeedbackWarning)
         warnings.filterwarnings("ignore", "merged")
         for estimator in (mfcore.Model(k=3, epochs=3, dtype="float64", seed=0),
-                          mfcore.ALS(k=3, iterations=2, dtype="float64", seed=0)):
+                          mfcore.ALS(k=3, iterations=2, dtype="float64", seed=0),
+                          mfcore.ALS(k=3, iterations=2, solver="cg", dtype="float64", seed=0)):
             base = estimator.fit(u, i, r).predict(u[:50], i[:50])
             scaled = estimator.fit(u, i, r * scale).predict(u[:50], i[:50])
             np.testing.assert_allclose(scaled / scale, base, rtol=1e-6)

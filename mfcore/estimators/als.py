@@ -10,6 +10,7 @@ parallel. Rows are independent given the other side, so a fit is bit-identical f
 thread count.
 """
 import collections
+import math
 import re
 
 import numpy as np
@@ -114,17 +115,18 @@ def side_squared_error(side, model, n_threads):
     return total
 
 
-class ALSPenalty(collections.namedtuple("ALSPenalty",
-                                        "reg reg_bias base count_weight bias_shrinkage")):
+class ALSPenalty(collections.namedtuple("ALSPenalty", "reg reg_bias base count_weight "
+                                        "bias_shrinkage rating_scale")):
     """ALS's penalty in rating units: a row with n ratings pays ``(base + count_weight n)
-    (reg |p|^2 + reg_bias b^2) + bias_shrinkage b^2`` (the row solve's arguments too)."""
+    (reg |p|^2 + reg_bias b^2) + bias_shrinkage b^2`` (the row solve's arguments too);
+    ``rating_scale``: the model's ``rating_scale_``, by which the CG solve standardizes."""
 
     @classmethod
     def of_params(cls, params, rating_scale):
         # reg is defined on standardized ratings: in rating units a factor penalty scales with
         # the ratings' spread, a bias penalty not at all (see ALS's docstring)
         return cls(params["reg"] * rating_scale, bias_reg(params), *ALS._penalty_scale(params),
-                   params["bias_shrinkage"])
+                   params["bias_shrinkage"], float(rating_scale))
 
     def of_rows(self, factors, bias, counts, total=0.0):
         """``total`` plus the penalty of some rows of one side, given their factors, biases
@@ -252,7 +254,7 @@ class ALSIterations(Trainer):
         super().__init__(model)
         self.sides, self.n_threads = sides, n_threads
         self.terms = ALSPenalty.of_params(params, model.rating_scale_)
-        self.reg, self.reg_bias, self.base, self.count_weight, self.bias_shrinkage = self.terms
+        self.reg, self.reg_bias, self.base, self.count_weight, self.bias_shrinkage, _ = self.terms
         self.cg_steps = params["cg_steps"] if params["solver"] == "cg" else 0
         self._cg_inputs = {}
         self.features = {}  # side -> FeatureStep, with features (``features``: triplets)
@@ -436,9 +438,10 @@ class _centre:
 
 def cg_inputs(values, counts, mu, terms, dtype):
     """(conf, target, scale) of one side's rows for the CG solve: weights 1, the ratings
-    less the mean ``mu`` in the factors' ``dtype``, each row's penalty multiplier
-    (``terms``: ``ALSPenalty``; ``counts``: each row's ratings)."""
-    target = (values.astype(np.float64) - mu).astype(dtype)
+    less the mean ``mu`` in standard units (divided by ``terms.rating_scale``) in the
+    factors' ``dtype``, each row's penalty multiplier (``terms``: ``ALSPenalty``;
+    ``counts``: each row's ratings)."""
+    target = ((values.astype(np.float64) - mu) / terms.rating_scale).astype(dtype)
     scale = np.ascontiguousarray(terms.base + terms.count_weight * counts, np.float64)
     return np.ones(len(target), dtype), target, scale
 
@@ -449,16 +452,32 @@ def cg_solve_rows_in_blocks(indptr, cols, inputs, other_factors, other_bias, ter
     each row of a CSR layout, starting from the values ``factors`` and ``bias`` hold,
     solved in place, on blocks of rows (``solve_in_blocks``, ``between`` as there);
     ``inputs``: the side's ``cg_inputs``; ``prior`` (n, k + 1: bias, factors) centres the
-    rows' penalties, as in ``solve_rows_in_blocks``."""
-    conf, target, scale = inputs
+    rows' penalties, as in ``solve_rows_in_blocks``.
+
+    The CG runs in standard units: biases divided by the ratings' scale s
+    (``terms.rating_scale``), factors by its square root, the factor penalty by s. Unlike
+    the exact solve, a few CG steps are not equivariant under the different scalings of
+    the bias and the factor columns (nor is its stopping test), so solving in rating
+    units made the fit depend on the ratings' unit."""
+    conf, target, row_scale = inputs
+    s = terms.rating_scale
+    root = math.sqrt(s)
+    dtype = factors.dtype
+    other_factors = (other_factors / root).astype(dtype)
+    other_bias = (other_bias / s).astype(dtype)
+    x, x_bias = (factors / root).astype(dtype), (bias / s).astype(dtype)
+    if prior is not None:
+        prior = np.concatenate([prior[:, :1] / s, prior[:, 1:] / root], axis=1)
     centre = _centre(prior)
 
     def block(a, b, block_indptr, lo, hi):
         cg_solve_rows(block_indptr, cols[lo:hi], conf[lo:hi], target[lo:hi], other_factors,
-                      other_bias, 0.0, terms.reg, terms.reg_bias, scale[a:b], True, cg_steps,
-                      factors[a:b], bias[a:b], _NO_LOSS, n_threads, terms.bias_shrinkage,
+                      other_bias, 0.0, terms.reg / s, terms.reg_bias, row_scale[a:b], True,
+                      cg_steps, x[a:b], x_bias[a:b], _NO_LOSS, n_threads, terms.bias_shrinkage,
                       **centre.get(a, b))
     solve_in_blocks(indptr, factors.shape[1], n_threads, block, cg_steps, between)
+    factors[...] = x * root
+    bias[...] = x_bias * s
 
 
 def solve_rows_in_blocks(indptr, cols, ratings, other_factors, other_bias, mu, reg, reg_bias,
