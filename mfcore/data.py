@@ -484,21 +484,34 @@ def prepare_chunks(source, dtype, duplicates, n_threads=1):
     in memory: with duplicates and a policy other than "keep" this returns ``prepare``'s
     ``Ratings`` of all the chunks (the memory bound of a streamed fit does not hold then).
     """
-    users, items, parts = _IdCounts("users"), _IdCounts("items"), None
+    users, items, parts, values = _IdCounts("users"), _IdCounts("items"), None, np.empty(0, dtype)
     for u, i, r in _checked_chunks(source, dtype):
         users.add(u)
         items.add(i)
+        values = _distinct_ratings(values, r)
         part = RatingSummary.of(r)
         parts = part if parts is None else RatingSummary.combine([parts, part], None, None)
     if parts is None:
         raise ValueError("cannot fit on empty data: no ratings given")
     (user_map, user_counts), (item_map, item_counts) = users.result(), items.result()
     summary = RatingSummary.combine([parts], user_map, item_map)
-    data = StreamedRatings(source, np.dtype(dtype), summary, user_counts, item_counts)
+    data = StreamedRatings(source, np.dtype(dtype), summary, user_counts, item_counts, values)
     if data.find_duplicates(n_threads) and duplicates != "keep":
         del data
         return prepare(*concatenated(source, dtype), dtype, duplicates)
     return data
+
+
+#: the most distinct ratings a streamed layout codes in a byte each (``rating_values``)
+MAX_CODED = 256
+
+
+def _distinct_ratings(known, r):
+    """The sorted distinct ratings of ``known`` (None: over ``MAX_CODED``) and ``r``."""
+    if known is None:
+        return None
+    known = sorted_unique(np.concatenate([known, sorted_unique(r)]))
+    return known if len(known) <= MAX_CODED else None
 
 
 def _checked_chunks(source, dtype):
@@ -575,8 +588,9 @@ class StreamedRatings:
 
     keys = t = None
 
-    def __init__(self, source, dtype, summary, user_counts, item_counts):
+    def __init__(self, source, dtype, summary, user_counts, item_counts, rating_values=None):
         self.source, self.dtype, self._summary = source, dtype, summary
+        self.rating_values = rating_values  # the distinct ratings, if at most MAX_CODED
         self.user_map, self.item_map = summary.user_map, summary.item_map
         self.user_counts, self.item_counts = user_counts, item_counts
         self.n_threads, self.repeats, self._lone = 1, 0, 0

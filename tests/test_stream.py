@@ -219,3 +219,21 @@ class _Changing:
 def test_a_source_that_changes_between_passes_is_an_error():
     with pytest.raises(ValueError, match="source changed during the fit"):
         mfcore.SGD(k=2, epochs=1).fit(_Changing())
+
+
+def test_ratings_of_many_values_are_laid_out_as_they_are(tmp_path):
+    """Up to 256 distinct ratings ALS's streamed layout holds as byte codes; more, as floats:
+    both give the fit from arrays."""
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 40, 1500), rng.integers(0, 30, 1500)
+    for ratings, coded in ((rng.integers(1, 6, 1500) / 2, True),
+                           (np.round(rng.uniform(1, 5, 1500), 3), False)):
+        path = _write(tmp_path / f"r{coded}.tsv", users, items, ratings)
+        data = prepare_chunks(RatingChunks(path), np.float32, "keep")
+        assert (data.rating_values is not None) == coded
+        if coded:
+            assert data.rating_values.tolist() == sorted(set(ratings.tolist()))
+        for dtype in ("float32", "float64"):
+            als = mfcore.ALS(k=3, iterations=2, duplicates="keep", dtype=dtype)
+            expected = mfcore.ALS(**als.get_params()).fit(read_ratings(path))
+            _same_fit(als.fit(RatingChunks(path, chunk_size=100)), expected)

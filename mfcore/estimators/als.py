@@ -35,9 +35,17 @@ _NO_LOSS = np.zeros(0)  # (the CG solve's per-row loss, not wanted)
 
 #: One side of ALS's layout (users, or items): the rows rated here (None: all of them),
 #: their ratings as CSR (indptr int64, columns int32: the other side's rows, values) and
-#: the ratings per row. The penalty needs only ``present`` and ``counts``
+#: the ratings per row; ``table``, when not None, holds the distinct ratings and
+#: ``values`` their uint8 codes (a streamed fit of ratings with at most 256 values: a
+#: byte a rating, ``side_values``). The penalty needs only ``present`` and ``counts``
 #: (``mfcore.dask`` solves the CSR on its shards and passes None for the rest).
-ALSSide = collections.namedtuple("ALSSide", "present indptr cols values counts")
+ALSSide = collections.namedtuple("ALSSide", "present indptr cols values counts table",
+                                 defaults=(None,))
+
+
+def side_values(side, part=slice(None)):
+    """The ratings of ``side`` (of ``part`` of it) as ratings, decoded if they are codes."""
+    return side.values[part] if side.table is None else side.table[side.values[part]]
 
 
 class ALSLayout:
@@ -69,15 +77,22 @@ class ALSLayout:
         """The ``ALSSide`` by users (``s`` 0) or items (1) of ``data``'s chunks."""
         indptr = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        cols, values = np.empty(len(data), np.int32), np.empty(len(data), data.dtype)
-        cursor = indptr[:-1].copy()
+        table = data.rating_values  # (at most 256 distinct ratings: a byte a rating)
+        cols = np.empty(len(data), np.int32)
+        values = np.empty(len(data), data.dtype if table is None else np.uint8)
+        cursor, changed = indptr[:-1].copy(), not counts.all()
         for u, i, r in data.chunks():
-            scatter_rows(*((u, i) if s == 0 else (i, u)), r, cursor, cols, values)
-        if not np.array_equal(cursor, indptr[1:]) or not counts.all():
+            if table is not None:  # (each rating's code; a rating not in the table: changed)
+                codes = np.searchsorted(table, r).clip(0, len(table) - 1)
+                changed |= not np.array_equal(table[codes], r)
+                r = codes
+            scatter_rows(*((u, i) if s == 0 else (i, u)), r.astype(values.dtype, copy=False),
+                         cursor, cols, values)
+        if changed or not np.array_equal(cursor, indptr[1:]):
             raise ValueError("the ratings source gave other ratings on a later pass: was its "
                              "file written during the fit?")
         sort_rows(indptr, cols, values, n_threads)
-        return ALSSide(None, indptr, cols, values, np.asarray(counts))
+        return ALSSide(None, indptr, cols, values, np.asarray(counts), table)
 
     @staticmethod
     def _side(rows, cols, values, n_rows):
@@ -109,7 +124,7 @@ def side_squared_error(side, model, n_threads):
     for a, b in zip(bounds[:-1], bounds[1:]):
         lo, hi = side.indptr[a], side.indptr[b]
         u = np.repeat(rows[a:b].astype(np.int32), np.diff(side.indptr[a:b + 1]))
-        total += _predict.squared_error(u, side.cols[lo:hi], side.values[lo:hi],
+        total += _predict.squared_error(u, side.cols[lo:hi], side_values(side, slice(lo, hi)),
                                         *model._parameters(), model.global_mean_, -np.inf,
                                         np.inf, n_threads)
     return total
@@ -285,7 +300,7 @@ class ALSIterations(Trainer):
         terms (n, k + 1), where their penalties are centred (None: at 0)."""
         if self.cg_steps:
             if s not in self._cg_inputs:  # (made once per fit)
-                self._cg_inputs[s] = cg_inputs(side.values, side.counts, self.model.global_mean_,
+                self._cg_inputs[s] = cg_inputs(side_values(side), side.counts, self.model.global_mean_,
                                                self.terms, self.model.user_factors_.dtype)
             cg_solve_rows_in_blocks(side.indptr, side.cols, self._cg_inputs[s], other_factors,
                                     other_bias, self.terms, self.cg_steps, factors, bias,
@@ -294,7 +309,8 @@ class ALSIterations(Trainer):
             solve_rows_in_blocks(side.indptr, side.cols, side.values, other_factors,
                                  other_bias, self.model.global_mean_, self.reg, self.reg_bias,
                                  self.base, self.count_weight, True, factors, bias,
-                                 self.n_threads, self.bias_shrinkage, prior=prior)
+                                 self.n_threads, self.bias_shrinkage, prior=prior,
+                                 table=side.table)
 
     def _sides(self):
         m = self.model
@@ -345,7 +361,8 @@ class ALSIterations(Trainer):
     def penalty(self):
         m = self.model
         total = 0.0
-        for (present, _, _, _, counts), kind, _ in self._sides():
+        for side, kind, _ in self._sides():
+            present, counts = side.present, side.counts
             rows = slice(None) if present is None else present
             factors, bias = getattr(m, f"{kind}_factors_")[rows], getattr(m, f"{kind}_bias_")[rows]
             step = self.features.get(kind)
@@ -482,16 +499,20 @@ def cg_solve_rows_in_blocks(indptr, cols, inputs, other_factors, other_bias, ter
 
 def solve_rows_in_blocks(indptr, cols, ratings, other_factors, other_bias, mu, reg, reg_bias,
                          base, count_weight, fit_bias, factors, bias, n_threads,
-                         bias_shrinkage=0.0, between=None, prior=None):
+                         bias_shrinkage=0.0, between=None, prior=None, table=None):
     """``mfcore._kernels.rowsolve.solve_rows`` (the exact solve) on blocks of rows
     (``solve_in_blocks``, ``between`` as there); ``prior`` (n, k + 1: bias, factors;
-    float64) centres the rows' penalties."""
+    float64) centres the rows' penalties; with ``table`` (the distinct ratings),
+    ``ratings`` holds their uint8 codes (``ALSSide``)."""
     centre = _centre(prior)
 
     def block(a, b, block_indptr, lo, hi):
-        solve_rows(block_indptr, cols[lo:hi], ratings[lo:hi], other_factors, other_bias, mu,
+        values, extra = ratings[lo:hi], centre.get(a, b)
+        if table is not None:
+            values, extra["codes"] = table, values
+        solve_rows(block_indptr, cols[lo:hi], values, other_factors, other_bias, mu,
                    reg, reg_bias, base, count_weight, fit_bias, factors[a:b], bias[a:b],
-                   n_threads, bias_shrinkage, **centre.get(a, b))
+                   n_threads, bias_shrinkage, **extra)
     solve_in_blocks(indptr, factors.shape[1], n_threads, block, between=between)
 
 
