@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mfcore
-from mfcore import DuplicateRatingsWarning, RatingChunks, read_ratings
+from mfcore import DuplicateRatingsWarning, RatingChunks, cli, read_ratings
 from mfcore.data import StreamedRatings, prepare_chunks
 
 FITTED = ("user_factors_", "item_factors_", "user_bias_", "item_bias_", "seen_indptr_",
@@ -237,3 +237,12 @@ def test_ratings_of_many_values_are_laid_out_as_they_are(tmp_path):
             als = mfcore.ALS(k=3, iterations=2, duplicates="keep", dtype=dtype)
             expected = mfcore.ALS(**als.get_params()).fit(read_ratings(path))
             _same_fit(als.fit(RatingChunks(path, chunk_size=100)), expected)
+
+
+def test_the_train_command_streams_its_file(rating_file, tmp_path, capsys):
+    code = cli.main(["train", rating_file, "-o", str(tmp_path / "m.mfz"), "--algorithm", "als",
+                     "--k", "4", "--iterations", "2"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "read a chunk at a time" in err and "trained on 3,000 ratings" in out
+    expected = mfcore.ALS(k=4, iterations=2).fit(read_ratings(rating_file))
+    assert np.array_equal(mfcore.load(tmp_path / "m.mfz").user_factors_, expected.user_factors_)
