@@ -54,3 +54,42 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+class OtherLoad:
+    """The share of the machine's CPU time that other processes took while the block ran
+    (0: this process had the machine to itself; 0.5 on 2 CPUs: one CPU busy elsewhere),
+    from /proc/stat less this process's own CPU time; None where /proc/stat is missing.
+    Load averages lag and count this process too; this is what a thread-scaling figure
+    needs beside it.
+
+        with OtherLoad() as other:
+            run()
+        print(other)        # "others 3% of the CPUs"
+    """
+
+    def __enter__(self):
+        self.share, self.start = None, self._now()
+        return self
+
+    def __exit__(self, *exc):
+        end = self._now()
+        if self.start is not None and end is not None:
+            busy, own, wall = (b - a for a, b in zip(self.start, end))
+            self.share = max(busy - own, 0.0) / max(wall * (os.cpu_count() or 1), 1e-9)
+        return False
+
+    @staticmethod
+    def _now():
+        try:
+            with open("/proc/stat") as fh:
+                fields = [int(x) for x in fh.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        busy = (sum(fields[:3]) + sum(fields[5:8])) / ticks  # user nice system irq softirq steal
+        t = os.times()
+        return busy, t.user + t.system, t.elapsed
+
+    def __str__(self):
+        return "others ?" if self.share is None else f"others {self.share:.0%} of the CPUs"

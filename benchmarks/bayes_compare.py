@@ -105,9 +105,10 @@ def run_myfm(myfm, data, k, sweeps, burn_in, seed):
     return np.clip(pred, 1, 5), time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run_mfcore(train, test, k, sweeps, burn_in, n_threads, seed):
+def run_mfcore(train, test, k, sweeps, burn_in, n_threads, seed, std=True):
     """(clipped predictions, raw predictions, predictive std, seconds and CPU seconds of
-    fit + predict, seconds of the predictive std)."""
+    fit + predict, seconds of the predictive std); ``std=False``: no predictive std (None,
+    and nan seconds)."""
     wall, cpu = time.perf_counter(), time.process_time()
     model = mfcore.BayesianMF(k=k, n_samples=sweeps - burn_in, burn_in=burn_in, seed=seed,
                               n_threads=n_threads)
@@ -116,6 +117,8 @@ def run_mfcore(train, test, k, sweeps, burn_in, n_threads, seed):
         warnings.simplefilter("ignore", mfcore.UnknownIdWarning)
         raw = model.predict(test[:, 0], test[:, 1], clip=False)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if not std:
+            return np.clip(raw, *model.rating_range_), raw, None, wall, cpu, np.nan
         start = time.perf_counter()
         same, std = model.predict(test[:, 0], test[:, 1], clip=False, return_std=True)
         std_wall = time.perf_counter() - start

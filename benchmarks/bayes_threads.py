@@ -15,10 +15,23 @@ machine with OpenMP's default wait policy (printed; passive makes every barrier 
 the CPU columns count a thread spinning at a barrier, so the CPU ratios are the work only
 with OMP_WAIT_POLICY=passive.
 
-Every cell of the issue's target (ML-100K u1 and the ML-1M notebook split, k = 10 and 32):
+Each cell also prints the share of the CPUs other processes took while it ran (from
+/proc/stat): a figure taken beside another job is no thread-scaling figure.
+
+``--fits`` adds, per cell, whole fits timed as ``bayes_compare.py`` times them (fit +
+posterior-mean predictions of the test part, from the raw ids), interleaved seed by seed:
+myFM on 1 thread (when installed), mfcore on 1 and on 2 threads; it prints the medians
+over the seeds of mfcore's speed-up over myFM at 1 thread (equal k and sweeps) and of the
+fit's 1 -> 2 thread speed-up. FITS gives the sweeps and burn-in per data set
+(default "ml100k:200:50,ml1m:60:20": myFM takes minutes for 200 sweeps of ML-1M).
+
+Every cell of the issue's target (ML-100K u1 and the ML-1M notebook split, k = 10 and 32),
+and the myFM ratio (myFM needs its ``pkg_resources`` stand-in on PYTHONPATH, see
+``bayes_compare.import_myfm``):
 
     MFCORE_DATA=/path/to/data PYTHONPATH=.:benchmarks \\
         python benchmarks/bayes_threads.py [--sets ml100k,ml1m] [--ranks 10,32] [--sweeps 40]
+        [--fits [FITS]] [--seeds 0,1,2]
 """
 import argparse
 import os
@@ -30,7 +43,8 @@ import mfcore
 from mfcore._kernels import bayes as _bayes
 from mfcore.data import prepare
 
-from bayes_compare import load
+from _common import OtherLoad
+from bayes_compare import import_myfm, load, rows, run_mfcore, run_myfm
 
 STEPS = ("hyper", "users", "items")
 
@@ -101,21 +115,61 @@ def report(n, out):
     print(f"  1 -> 2 threads: {step[1] / step[2]:.2f}x (kernel alone "
           f"{kernel[1] / kernel[2]:.2f}x)")
 
+def time_fits(myfm, train, test, k, sweeps, burn_in, seeds):
+    """Per seed, the wall seconds of myFM's fit + predictions (None without myFM) and of
+    mfcore's on 1 and on 2 threads, and the others' CPU share while each ran."""
+    tu, ti, qu, qi, n_users, n_items = rows(train, test)
+    data = (tu, ti, qu, qi, n_users, n_items, train[:, 2].astype(np.float64), None)
+    out = []
+    for j, seed in enumerate(seeds):
+        got = {}
+        with OtherLoad() as other:
+            if myfm is not None:
+                got["myFM"] = run_myfm(myfm, data, k, sweeps, burn_in, seed)[1]
+            for t in (1, 2) if j % 2 == 0 else (2, 1):
+                got[t] = run_mfcore(train, test, k, sweeps, burn_in, t, seed, std=False)[3]
+        out.append((got, other))
+    return out
+
+
+def report_fits(out, sweeps, burn_in):
+    for got, other in out:
+        print(f"    fits of {sweeps} sweeps ({burn_in} burn-in): " + ", ".join(
+            f"{'myFM' if t == 'myFM' else f'mfcore {t}t'} {s:.2f} s" for t, s in got.items())
+            + f"; {other}")
+    speed = [got[1] / got[2] for got, _ in out]
+    line = f"  fit 1 -> 2 threads: {np.median(speed):.2f}x"
+    if "myFM" in out[0][0]:
+        line += (f"; mfcore 1 thread vs myFM: "
+                 f"{np.median([got['myFM'] / got[1] for got, _ in out]):.1f}x")
+    print(line + f" (medians over {len(out)} seeds)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", "--set", default="ml100k,ml1m")
     ap.add_argument("--ranks", "--k", default="10,32")
     ap.add_argument("--sweeps", type=int, default=40)
+    ap.add_argument("--fits", nargs="?", const="ml100k:200:50,ml1m:60:20", default=None)
+    ap.add_argument("--seeds", default="0,1,2")
     args = ap.parse_args(argv)
     root = os.environ.get("MFCORE_DATA", "/work/shared/data")
+    fits = {} if args.fits is None else {
+        name: (int(n), int(b)) for name, n, b in (x.split(":") for x in args.fits.split(","))}
+    myfm = import_myfm() if fits else None
     print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; {load_average()}")
     for name in args.sets.split(","):
-        train, _ = load(name, root)
+        train, test = load(name, root)
         for k in (int(x) for x in args.ranks.split(",")):
-            n, out = time_sweeps(train, k, args.sweeps)
+            with OtherLoad() as other:
+                n, out = time_sweeps(train, k, args.sweeps)
             print(f"{name}: {n:,} ratings, k={k}, medians of {len(out[1]['step'])} sweeps "
-                  f"each; {load_average()}")
+                  f"each; {load_average()}; {other}")
             report(n, out)
+            if name in fits:
+                sweeps, burn_in = fits[name]
+                report_fits(time_fits(myfm, train, test, k, sweeps, burn_in,
+                                      [int(x) for x in args.seeds.split(",")]), sweeps, burn_in)
 
 
 if __name__ == "__main__":

@@ -260,6 +260,13 @@ cdef inline int64_t _n_groups(const Groups* g) noexcept nogil:
     return 2 * (g.k + 1) + (g.k if g.Y != NULL else 0) + (g.k if g.Z != NULL else 0)
 
 
+cdef inline int64_t _n_user_groups(const Groups* g) noexcept nogil:
+    """The groups the users' rows draw from (bias and factor columns): groups 0..k. The
+    rest (the items', y's, z's) depend on nothing the users' rows change, so a sweep draws
+    them beside those rows (``gibbs_sweep``)."""
+    return g.k + 1
+
+
 cdef void _draw_group(const Groups* g, int64_t c, const Prior* pr, uint64_t seed,
                       uint64_t sweep) noexcept nogil:
     """Group ``c``'s (mean, precision) from its Normal-Gamma posterior."""
@@ -634,8 +641,8 @@ cdef extern from *:
     """
     double mf_thread_seconds() nogil
 
-#: The columns of ``gibbs_sweep``'s timing rows, by name: per step (1.-2. "hyper", 3.
-#: "users", 4. "items") the seconds in its tasks, its CPU seconds (the thread's CPU clock,
+#: The columns of ``gibbs_sweep``'s timing rows, by name: per step ("hyper": 1. and the
+#: user groups of 2.; "users": the other groups and 3.; "items": 4.) the seconds in its tasks, its CPU seconds (the thread's CPU clock,
 #: not counting time descheduled: with OMP_WAIT_POLICY=passive, the tasks' work) and its
 #: wall seconds to the end of its barrier; the delay before the thread entered the
 #: parallel region, and the whole call (checks and allocations included).
@@ -770,7 +777,11 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     ``noise_precision`` > 0 fixes alpha at that value instead of step 1.'s draw (the
     ordered probit's latent ratings have unit noise: ``mfcore.ordinal``).
 
-    The steps run in one parallel region, separated by barriers. ``timing``, a float64
+    The steps run in one parallel region, separated by barriers. Only the user groups of
+    2. come before the first barrier, beside the chunks of 1.'s sum: the other groups
+    (the items', and y's and z's) depend on nothing 3. changes, so they are drawn in 3.'s
+    loop, ahead of the users' rows, and 3. and 4. wait for no thread drawing them; the
+    implicit columns' loops are met only with implicit vectors. ``timing``, a float64
     array of shape (n_threads, len(TIMING)), receives where each thread's time went, in
     seconds (the columns ``TIMING`` names; ``benchmarks/bayes_threads.py`` prints them).
     """
@@ -804,11 +815,16 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                                         dtype=np.float64)
     cdef double* tm = &rows[0, 0] if timing is not None else NULL
 
-    # One parallel region, its steps separated by the barriers that end its loops: 1. and
-    # 2. in one loop (the sum of squared residuals in fixed chunks, tasks 0 .. n_chunks -
-    # 1, then one task a group, summed in row order); each thread then draws the same
-    # alpha from the chunk sums (added in chunk order); 3. and 4.
-    cdef int64_t n_chunks = (n + SSE_CHUNK - 1) // SSE_CHUNK, n_groups = _n_groups(&groups)
+    # One parallel region, its steps separated by the barriers that end its loops:
+    #   "hyper": the user groups (one task each, summed in row order) and the sum of
+    #      squared residuals in fixed chunks; each thread then draws the same alpha from
+    #      the chunk sums (added in chunk order);
+    #   "users": the other groups (items', y's, z's: nothing the users' rows change), then
+    #      the users' rows, in one loop; then y's columns;
+    #   "items": the items' rows; then z's columns.
+    # Every draw is the one the steps of the docstring make, in any task order.
+    cdef int64_t n_chunks = (n + SSE_CHUNK - 1) // SSE_CHUNK
+    cdef int64_t n_early = _n_user_groups(&groups), n_late = _n_groups(&groups) - n_early
     cdef int64_t task, r
     cdef double[::1] partial = np.zeros(max(n_chunks, 1), dtype=np.float64)
     cdef double drawn = 0.0, alpha  # drawn: each thread's copy of alpha
@@ -816,32 +832,39 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     cdef double forked = _now(tm), started
     with nogil, parallel(num_threads=n_threads):
         _entered(tm, forked)
-        for task in prange(n_chunks + n_groups, schedule="dynamic"):
+        for task in prange(n_early + n_chunks, schedule="dynamic"):
             started = _now(tm)
-            if task < n_chunks:
-                partial[task] = _sum_squares(e, task * SSE_CHUNK, min((task + 1) * SSE_CHUNK, n))
+            if task < n_early:
+                _draw_group(&groups, task, &prior, seed, sweep)
             else:
-                _draw_group(&groups, task - n_chunks, &prior, seed, sweep)
+                task = task - n_early
+                partial[task] = _sum_squares(e, task * SSE_CHUNK, min((task + 1) * SSE_CHUNK, n))
             _lap(tm, 0, started)
         _step_end(tm, 0)
         drawn = _noise(&partial[0], n_chunks, n, noise_precision, &prior, seed, sweep)
-        for r in prange(n_users, schedule="dynamic", chunksize=ROW_CHUNK):
+        for r in prange(n_late + n_users, schedule="dynamic", chunksize=ROW_CHUNK):
             started = _now(tm)
-            _row(&users, r, drawn, seed, sweep, &scratch[threadid(), 0], &means[threadid(), 0])
+            if r < n_late:
+                _draw_group(&groups, n_early + r, &prior, seed, sweep)
+            else:
+                _row(&users, r - n_late, drawn, seed, sweep, &scratch[threadid(), 0],
+                     &means[threadid(), 0])
             _lap(tm, 1, started)
-        for task in prange(_n_blocks(&users), schedule="dynamic"):
-            started = _now(tm)
-            _implicit_block(&users, task, seed, sweep, &work[threadid(), 0])
-            _lap(tm, 1, started)
+        if users.vectors != NULL:  # (the same for every thread: all or none meet the loop)
+            for task in prange(_n_blocks(&users), schedule="dynamic"):
+                started = _now(tm)
+                _implicit_block(&users, task, seed, sweep, &work[threadid(), 0])
+                _lap(tm, 1, started)
         _step_end(tm, 1)
         for r in prange(n_items, schedule="dynamic", chunksize=ROW_CHUNK):
             started = _now(tm)
             _row(&items, r, drawn, seed, sweep, &scratch[threadid(), 0], &means[threadid(), 0])
             _lap(tm, 2, started)
-        for task in prange(_n_blocks(&items), schedule="dynamic"):
-            started = _now(tm)
-            _implicit_block(&items, task, seed, sweep, &work[threadid(), 0])
-            _lap(tm, 2, started)
+        if items.vectors != NULL:
+            for task in prange(_n_blocks(&items), schedule="dynamic"):
+                started = _now(tm)
+                _implicit_block(&items, task, seed, sweep, &work[threadid(), 0])
+                _lap(tm, 2, started)
         _step_end(tm, 2)
     if timing is not None:
         for r in range(n_threads):
