@@ -12,8 +12,10 @@ size" is the peak. For each synthetic shape (``mfcore.datasets.synthetic``):
 * ``LIBMF``: ``mf-train`` on the same text file (``$LIBMF_TRAIN`` or ``mf-train`` on
   PATH; skipped with the reason otherwise), same k and iterations.
 
-Printed per row: the peak in MB, the peak per rating, and the fit's own part, (peak -
-the input process's peak) per rating: what training adds to data already in memory.
+Printed per row: the peak in MB (MiB), the peak per rating, the fit's own part, (peak -
+the input process's peak) per rating: what training adds to data already in memory, and
+the process's wall seconds (reading and laying out included; on a shared machine, load
+dependent).
 
 Where the bytes of a fit from a file go (n ratings, U users, I items, k factors, float32;
 synthetic ML-10M: n = 10,000,054, U = 69,878, I = 10,677, k = 32):
@@ -62,10 +64,14 @@ PROCESSES = ("input", "SGD", "ALS", "SGD from file", "ALS from file")
 
 
 def peak_mb(command, env=None):
-    """Peak resident set size of ``command`` in MB (GNU time's 'Maximum resident set size')."""
+    """(peak resident set size of ``command`` in MB, its wall seconds), from GNU time's
+    'Maximum resident set size' and 'Elapsed (wall clock) time'."""
     result = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True,
                             env=env, check=True)
-    return int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1)) / 1024
+    kbytes = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1)
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", result.stderr)
+    seconds = sum(float(part) * 60 ** n for n, part in enumerate(reversed(wall.group(1).split(":"))))
+    return int(kbytes) / 1024, seconds
 
 
 def write_shape(shape, folder):
@@ -96,8 +102,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     env = dict(os.environ, OMP_WAIT_POLICY="passive")
     print(f"k={args.k}, {args.epochs} epochs/iterations, 2 threads; load {os.getloadavg()[0]:.1f}")
-    print("| shape | process | peak MB | peak B/rating | fit's own B/rating |")
-    print("|---|---|---|---|---|")
+    print("| shape | process | peak MB | peak B/rating | fit's own B/rating | wall s |")
+    print("|---|---|---|---|---|---|")
     for shape in args.shapes.split(","):
         with tempfile.TemporaryDirectory() as folder:
             n = write_shape(shape, folder)
@@ -110,12 +116,12 @@ def main(argv=None):
                                          "-s", "2", "--quiet", os.path.join(folder, "train.txt"),
                                          os.path.join(folder, "model")], env)
             else:
-                print(f"| {shape} | LIBMF | skipped: mf-train is not on PATH (set LIBMF_TRAIN) | | |")
-            for name, mb in rows.items():
+                print(f"| {shape} | LIBMF | skipped: mf-train is not on PATH (set LIBMF_TRAIN) | | | |")
+            for name, (mb, seconds) in rows.items():
                 own = ("" if name in ("input", "LIBMF") or name.endswith("file")
-                       else f"{(mb - rows['input']) * 2**20 / n:.1f}")
-                print(f"| {shape} ({n:,} ratings) | {name} | {mb:,.0f} | {mb * 2**20 / n:.1f} | {own} |",
-                      flush=True)
+                       else f"{(mb - rows['input'][0]) * 2**20 / n:.1f}")
+                print(f"| {shape} ({n:,} ratings) | {name} | {mb:,.0f} | {mb * 2**20 / n:.1f} | "
+                      f"{own} | {seconds:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
