@@ -21,6 +21,14 @@ the Dask DataFrame of 8 partitions persisted on the workers first):
 * medians over iterations 2..n, the median of the pairwise Dask/local ratios, and whether
   the fitted arrays equal the local fit's bit for bit.
 
+DSGD's Dask trainer sends each epoch's call before the last epoch's results are back (the
+shard starts it as soon as the last one ends), so its epochs overlap and cannot alternate
+one by one: for it (``SENDS_AHEAD``) whole fits alternate (``--fits``, default 5: Dask,
+local, Dask ...), each timed from its first epoch's start to its last one's end and read in
+every process at those two points; the figures are per epoch, medians over the fits.
+A ``LocalCluster``'s scheduler runs in the client's process, so the client column holds both
+(``everyone``).
+
 An iteration is timed as the driver runs it (``iteration``: the trainer's step, the
 finiteness check of the model's arrays, the penalty), without validation and the history,
 the same for both: the local penalty and check run on the client, a shard computes its
@@ -52,13 +60,20 @@ threads, links of B bytes/s each way; per iteration, from what the code exchange
   data or a callback, the model too); each synchronous exchange step
   (ALS 2, BayesianMF 5, DSGD g) adds a round trip (``LATENCY``).
 
-The model adds compute, the exchange and latency (the code overlaps none of them); the
-exchange takes the longer of its bytes over the link and the workers' CPU for them
-(serializing, sending, receiving and copying into the model: ``exchange_cost`` measures
-it per byte between 2 workers, about 1-2 ns here, so Dask's comms, not a 10 Gbit/s link,
-set the pace). An upper bound if the links are as fast as stated. Compute grows with the rows per
-rating as well as the ratings (each row solves or draws a (k + 1)-system): measure it on
-``--shape netflix-1m`` (25,000 users, 500 items, 1M ratings), the job's proportions.
+The model adds compute, the exchange and latency (the code overlaps none of them, except
+DSGD's client part: an epoch's call goes out while the one before runs, and its penalty
+terms travel back while the next one runs, so a DSGD epoch takes the longer of its rounds,
+compute + peers + latency, and the client part); the exchange takes the longer of its
+bytes over the link and the workers' CPU for them (serializing, sending, receiving and
+copying into the model: ``exchange_cost`` measures it per byte between 2 workers, about
+1-2 ns here, so Dask's comms, not a 10 Gbit/s link, set the pace). An upper bound if the
+links are as fast as stated. Compute grows with the rows per rating as well as the ratings
+(each row solves or draws a (k + 1)-system): measure it on
+``--shape netflix-1m`` (25,000 users, 500 items, 1M ratings), the job's proportions, or
+``netflix-10m`` (ten times as many users and items: a shard's user rows no longer fit in
+the cache, as at 1e9). DSGD's model is printed for the job's default block grid
+(``choose_grid``) and for a grid of 64 beside it: its peers' bytes and latency grow with
+the grid, its compute shrinks until every thread has a block.
 """
 import argparse
 import multiprocessing
@@ -70,12 +85,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 #: Shapes beyond ``mfcore.datasets.synthetic``'s presets: the written model's job scaled
 #: down 1000 times (the same ratings per user and per item)
-SHAPES = {"netflix-1m": {"n_users": 25_000, "n_items": 500, "n_ratings": 1_000_000}}
+SHAPES = {"netflix-1m": {"n_users": 25_000, "n_items": 500, "n_ratings": 1_000_000},
+          "netflix-10m": {"n_users": 250_000, "n_items": 5_000, "n_ratings": 10_000_000}}
 
 #: The job of the written model: a Netflix-like billion ratings, 16 workers x 8 threads,
 #: 10 Gbit/s links (1.25 GB/s each way)
 BIG = {"n_ratings": 1e9, "users": 25e6, "items": 0.5e6, "k": 32, "workers": 16, "threads": 8,
        "link": 1.25e9}
+
+#: Solvers whose Dask trainer sends an iteration's call before the last one's results are in
+#: (``mfcore.dask.sgd.SGDEpochs.step``): a Dask iteration overlaps the next, so whole fits
+#: alternate, not iterations
+SENDS_AHEAD = {"sgd"}
 
 #: Seconds a synchronous exchange step costs beyond its bytes: an empty actor call worker to
 #: worker measured 2.0 ms here (../shared/reports/dask-2026-12-07.md, b5)
@@ -138,8 +159,10 @@ def iteration(trainer, step, epoch):
     return info
 
 
-def local_child(conn, shape, algorithm, k, iterations, threads):
-    """The local fit, one iteration each time the parent says so; returns its arrays."""
+def local_child(conn, shape, algorithm, k, iterations, threads, fits):
+    """The local fit, one iteration each time the parent says so; or, with ``fits``, that
+    many fits, a whole one each time the parent says so (``per_iteration``). Returns the
+    arrays of its last fit."""
     ratings = synthetic(shape)
     trainer, _ = trainer_classes(algorithm)
     step = trainer.step
@@ -150,22 +173,61 @@ def local_child(conn, shape, algorithm, k, iterations, threads):
         info = iteration(self, step, epoch)
         conn.send({"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu})
         return info
-    trainer.step = turn
-    model = estimator(algorithm, k, iterations, n_threads=threads)
-    model.fit(ratings.user, ratings.item, ratings.rating)
+    for _ in range(fits or 1):
+        span = {}
+        if fits:
+            conn.recv()
+            trainer.step = spanned(step, iterations, lambda: (time.perf_counter(),
+                                                              time.process_time()), span)
+        else:
+            trainer.step = turn
+        model = estimator(algorithm, k, iterations, n_threads=threads)
+        model.fit(ratings.user, ratings.item, ratings.rating)
+        if fits:
+            conn.send({"wall": per_iteration(span, 0, iterations),
+                       "cpu": per_iteration(span, 1, iterations)})
     conn.send([a for a in model._parameters()])
 
 
+def spanned(step, last, read, span):
+    """``step`` that records ``read()`` in ``span`` before iteration 1 and after iteration
+    ``last``: the span of a whole fit's iterations."""
+    def timed(self, epoch):
+        if epoch == 1:
+            span["before"] = read()
+        info = step(self, epoch)
+        if epoch == last:
+            span["after"] = read()
+        return info
+    return timed
+
+
+def per_iteration(span, field, iterations):
+    """A reading's change over a fit's ``span`` (``spanned``), per iteration."""
+    return (span["after"][field] - span["before"][field]) / iterations
+
+
 def everyone(client):
-    """Readings of the client, the scheduler and each worker."""
-    return [reading(), client.run_on_scheduler(reading), *client.run(reading).values()]
+    """Readings of the client, the scheduler and each worker. A ``LocalCluster``'s scheduler
+    runs in the client's process: its CPU and bytes are the client's reading, counted once
+    (the scheduler's column reads 0)."""
+    scheduler = client.run_on_scheduler(_reading_of, os.getpid())
+    return [reading(), scheduler, *client.run(reading).values()]
+
+
+def _reading_of(client_pid):
+    """``reading()`` of a process other than the client's, else nothing (see ``everyone``)."""
+    return reading() if os.getpid() != client_pid else (0.0, 0)
 
 
 def difference(after, before, baseline):
     return [(a[0] - b[0] - c[0], a[1] - b[1] - c[1]) for a, b, c in zip(after, before, baseline)]
 
 
-def run(shape, algorithm, n_workers, threads, k, iterations):
+def run(shape, algorithm, n_workers, threads, k, iterations, fits):
+    """One row: the Dask fit in this process against the local fit in a child, iterations
+    alternating; with ``fits``, that many whole fits alternating (Dask, local, Dask ...),
+    each timed from its first iteration's start to its last one's end."""
     import dask.dataframe as dd
     import numpy as np
     from distributed import Client, LocalCluster, wait
@@ -176,7 +238,7 @@ def run(shape, algorithm, n_workers, threads, k, iterations):
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     worker = ctx.Process(target=local_child, daemon=True,
-                         args=(child, shape, algorithm, k, iterations, n_workers * threads))
+                         args=(child, shape, algorithm, k, iterations, n_workers * threads, fits))
     rows = []
     with LocalCluster(n_workers=n_workers, threads_per_worker=threads, processes=True,
                       dashboard_address=None, memory_limit=0) as cluster, Client(cluster) as client:
@@ -191,25 +253,35 @@ def run(shape, algorithm, n_workers, threads, k, iterations):
         _, trainer = trainer_classes(algorithm)
         step = trainer.step
 
+        def measured(wall, before, after, n):
+            used = difference(after, before, baseline)
+            parent.send("go")
+            rows.append({"dask_wall": wall / n, "dask_cpu": sum(c for c, _ in used) / n,
+                         "cpu": [c / n for c, _ in used], "bytes": [b / n for _, b in used],
+                         "local": parent.recv()})
+
         def turn(self, epoch):
             before, start = everyone(client), time.perf_counter()
             info = iteration(self, step, epoch)
-            wall = time.perf_counter() - start
-            used = difference(everyone(client), before, baseline)
-            parent.send("go")
-            rows.append({"dask_wall": wall, "dask_cpu": sum(c for c, _ in used),
-                         "cpu": [c for c, _ in used], "bytes": [b for _, b in used],
-                         "local": parent.recv()})
+            measured(time.perf_counter() - start, before, everyone(client), 1)
             return info
-        trainer.step = turn
         try:
-            model = mfcore.dask.fit(estimator(algorithm, k, iterations), ddf, client=client)
+            for _ in range(fits or 1):
+                span = {}
+                trainer.step = spanned(step, iterations, lambda: (time.perf_counter(),
+                                                                  everyone(client)), span)
+                if not fits:
+                    trainer.step = turn
+                model = mfcore.dask.fit(estimator(algorithm, k, iterations), ddf, client=client)
+                if fits:
+                    measured(span["after"][0] - span["before"][0], span["before"][1],
+                             span["after"][1], iterations)
         finally:
             trainer.step = step
         local = parent.recv()
         worker.join()
     same = all(np.array_equal(a, b) for a, b in zip(model._parameters(), local))
-    out = summary(rows[1:], same, len(ratings), n_workers)
+    out = summary(rows if fits else rows[1:], same, len(ratings), n_workers)
     out["predicted_bytes"] = predicted_bytes(ratings, algorithm, n_workers, k)
     return out
 
@@ -300,15 +372,15 @@ def exchanged(algorithm, users, items, n_ratings, k, workers, value_bytes=4, cro
     return side * 8 + 2 * 8 * cross / w, 0.0
 
 
-def model_1e9(algorithm, cpu_per_rating, handling=0.0, job=BIG, value_bytes=4):
+def model_1e9(algorithm, cpu_per_rating, handling=0.0, job=BIG, value_bytes=4, grid=None):
     """Seconds an iteration of ``job`` (default ``BIG``) takes by the written model (see the
     module docstring), from the workers' CPU-seconds per rating and per byte exchanged
     (``handling``, ``exchange_cost``): ``{"compute", "peers", "client", "latency",
-    "total"}``; "peers" and "client" take the slower of the link and the CPU handling the
-    bytes."""
+    "total", "grid", "threads"}``; "peers" and "client" take the slower of the link and the
+    CPU handling the bytes. DSGD runs on ``grid`` (default: the job's ``choose_grid``)."""
     from mfcore.estimators.sgd import choose_grid
     w, t = job["workers"], job["threads"]
-    grid = choose_grid(job["n_ratings"], job["users"], job["items"])
+    grid = grid or choose_grid(job["n_ratings"], job["users"], job["items"])
     threads = w * (min(t, grid / w) if algorithm == "sgd" else t)
     peers, client = exchanged(algorithm, job["users"], job["items"], job["n_ratings"],
                               job["k"], w, value_bytes, grid=grid)
@@ -318,19 +390,25 @@ def model_1e9(algorithm, cpu_per_rating, handling=0.0, job=BIG, value_bytes=4):
            "client": max(client / job["link"], client * handling),
            "latency": steps * LATENCY}
     out["total"] = sum(out.values())
-    return out
+    if algorithm in SENDS_AHEAD:  # (the client part overlaps the next epoch)
+        out["total"] = max(out["compute"] + out["peers"] + out["latency"], out["client"])
+    return dict(out, grid=grid, threads=threads)
 
 
-def model_line(algorithm, cpu_per_rating, source, handling=0.0):
+def model_line(algorithm, cpu_per_rating, source, handling=0.0, grid=None):
     """The printed line of ``model_1e9`` (``source``: where the CPU per rating came from)."""
-    j, m = BIG, model_1e9(algorithm, cpu_per_rating, handling)
+    j, m = BIG, model_1e9(algorithm, cpu_per_rating, handling, grid=grid)
     word = {"als": "iteration", "bayes": "sweep", "sgd": "epoch"}[algorithm]
+    sums = ("max(compute {compute:.2f} s + peers {peers:.2f} s + latency {latency:.2f} s, "
+            "client {client:.2f} s)" if algorithm in SENDS_AHEAD else
+            "compute {compute:.2f} s + peers {peers:.2f} s + client {client:.2f} s + "
+            "latency {latency:.2f} s")
+    grid = f"block grid {m['grid']}, {m['threads']:.0f} threads busy, " if algorithm == "sgd" else ""
     return (f"{algorithm} at {j['n_ratings']:.0e} ratings, {j['users']:.3g} x {j['items']:.3g}, "
             f"k {j['k']}, {j['workers']} workers x {j['threads']} threads, "
-            f"{j['link'] * 8 / 1e9:.0f} Gbit/s, {cpu_per_rating * 1e9:.0f} CPU-ns per rating "
-            f"({source}), {handling * 1e9:.2f} CPU-ns per byte exchanged: compute "
-            f"{m['compute']:.2f} s + peers {m['peers']:.2f} s + client {m['client']:.2f} s + "
-            f"latency {m['latency']:.2f} s = {m['total']:.2f} s a {word}")
+            f"{j['link'] * 8 / 1e9:.0f} Gbit/s, {grid}{cpu_per_rating * 1e9:.0f} CPU-ns per rating "
+            f"({source}), {handling * 1e9:.2f} CPU-ns per byte exchanged: "
+            f"{sums.format(**m)} = {m['total']:.2f} s a {word}")
 
 
 def predicted_bytes(ratings, algorithm, workers, k):
@@ -356,6 +434,9 @@ def main():
     parser.add_argument("--layouts", default="1x2,2x1", help="WxT: workers x threads, comma-separated")
     parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--iterations", type=int, default=8)
+    parser.add_argument("--fits", type=int, default=5,
+                        help="whole fits alternated for solvers whose iterations overlap "
+                             f"({', '.join(sorted(SENDS_AHEAD))})")
     parser.add_argument("--exchange-mb", type=float, default=64,
                         help="payload of the exchange-cost measurement (0: skip it)")
     args = parser.parse_args()
@@ -371,11 +452,12 @@ def main():
     for algorithm in args.algorithms.split(","):
         for layout in args.layouts.split(","):
             w, t = (int(x) for x in layout.split("x"))
-            r = run(args.shape, algorithm, w, t, args.k, args.iterations)
+            r = run(args.shape, algorithm, w, t, args.k, args.iterations,
+                    args.fits if algorithm in SENDS_AHEAD else 0)
             measured.append((algorithm, layout, r))
-            print(f"| {algorithm} | {layout} | {r['local_wall']:.3f} | {r['dask_wall']:.3f} | "
-                  f"{r['wall_ratio']:.2f}x | {r['local_cpu']:.2f} | {r['client_cpu']:.2f} / "
-                  f"{r['scheduler_cpu']:.2f} / {r['worker_cpu']:.2f} | {r['cpu_ratio']:.2f}x "
+            print(f"| {algorithm} | {layout} | {r['local_wall']:.4f} | {r['dask_wall']:.4f} | "
+                  f"{r['wall_ratio']:.2f}x | {r['local_cpu']:.4f} | {r['client_cpu']:.4f} / "
+                  f"{r['scheduler_cpu']:.4f} / {r['worker_cpu']:.4f} | {r['cpu_ratio']:.2f}x "
                   f"({r['worker_cpu'] / r['local_cpu']:.2f}x) | "
                   f"{r['client_bytes']:,.0f} / {r['scheduler_bytes']:,.0f} "
                   f"/ {r['worker_bytes']:,.0f} | {'yes' if r['same'] else 'NO'} |", flush=True)
@@ -389,8 +471,9 @@ def main():
               f"{r['predicted_bytes']:,.0f} | {ratio} |")
     print()
     for algorithm, layout, r in measured:
-        print(model_line(algorithm, r["worker_cpu_per_rating"],
-                         f"measured at {args.shape} {layout}", handling))
+        for grid in (None, 64) if algorithm == "sgd" else (None,):
+            print(model_line(algorithm, r["worker_cpu_per_rating"],
+                             f"measured at {args.shape} {layout}", handling, grid))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ One module-scoped ``LocalCluster`` of 3 single-threaded worker processes; fits o
 or 3 of them (``workers=``) and on all (the default). Every equality here is exact
 (``np.array_equal``), on the fitted arrays, id maps, mean, range and seen items.
 """
+import asyncio
 import os
 import subprocess
 import sys
@@ -144,6 +145,30 @@ def test_sgd_equals_the_local_fit_on_the_same_block_grid(client, n_workers):
     assert all((h["peer_bytes"] > 0) == (n_workers > 1) for h in dist.history_)
     terms = 8 * (len(local.user_map_) + len(local.item_map_) + 4)
     assert [h["exchanged_bytes"] for h in dist.history_] == [terms] * 3
+
+
+def test_sgd_epochs_run_in_order_when_the_next_epochs_call_arrives_first(monkeypatch):
+    """The client sends epoch 2's call right after epoch 1's (``SGDEpochs.step``); here
+    epoch 1's is held back on the worker, so epoch 2's starts first: it waits for epoch 1
+    to have run, and the model is still the local one. In-process workers, so that the
+    shard can be patched here."""
+    from mfcore.dask import sgd
+    epoch_call, started = sgd.SGDShard.sgd_epoch, []
+
+    async def first_one_late(self, epoch, inputs):
+        started.append((epoch, self.epochs_run))
+        if epoch == 1:
+            await asyncio.sleep(0.5)
+        return await epoch_call(self, epoch, inputs)
+    monkeypatch.setattr(sgd.SGDShard, "sgd_epoch", first_one_late)
+    df = frame(seed=11, dyadic=True)
+    est = dict(k=6, epochs=4, block_grid=4, lr=0.02, n_threads=1)
+    local = mfcore.Model(**est).fit(df.user, df.item, df.rating)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as own:
+        dist = mfcore.dask.fit(mfcore.Model(**est), ddf_of(df, [700]), client=own)
+    assert (2, 0) in started  # epoch 2's call came before epoch 1 had run
+    assert_same_model(dist, local)
 
 
 def test_sgd_with_validation_gathers_the_model_and_stops_early_as_locally(client):
@@ -402,15 +427,32 @@ shard.Shard.allgather = dying
 """
 
 
-def test_a_worker_lost_during_an_exchange_fails_promptly_and_frees_the_others():
+#: the same for DSGD: the victim's shard exits at the start of epoch 3, while the next
+#: epoch's call is already sent (``SGDEpochs.step``) and the others wait for its item groups
+DIE_IN_EPOCH = """
+import os, mfcore.dask.sgd as sgd
+epoch = sgd.SGDShard._epoch
+def dying(self, number, *args):
+    if number == 3:
+        os._exit(1)
+    return epoch(self, number, *args)
+sgd.SGDShard._epoch = dying
+"""
+
+
+@pytest.mark.parametrize("solver", ["als", "sgd"])
+def test_a_worker_lost_during_an_exchange_fails_promptly_and_frees_the_others(solver):
     """On a cluster of its own (it is not waited for to heal). The other shards, waiting for
     the lost one's band, are stopped: the other workers train again at once."""
     df = frame(seed=10)
     with LocalCluster(n_workers=3, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as own:
         *others, victim = workers(own, 3)
-        own.run(exec, DIE_IN_EXCHANGE, {}, workers=[victim])
-        est, outcome = mfcore.ALS(k=4, iterations=6), []
+        own.run(exec, DIE_IN_EXCHANGE if solver == "als" else DIE_IN_EPOCH, {},
+                workers=[victim])
+        est = (mfcore.ALS(k=4, iterations=6) if solver == "als"
+               else mfcore.Model(k=4, epochs=6, block_grid=3))
+        outcome = []
 
         def fit():
             try:

@@ -84,6 +84,23 @@ def pinned_result(client, future, addresses, poll=0.25):
         raise
 
 
+class Packed:
+    """Values a shard's call takes or returns as one object (``.values``), serialized in one
+    go: Dask serializes each argument of a call, and each item of a tuple result, on its
+    own, at some 0.1 ms apiece, which a call made every few milliseconds feels."""
+
+    def __init__(self, *values):
+        self.values = values
+
+
+class Pending:
+    """Calls of ``method`` sent to the shards (``Cluster.send``) for iteration ``epoch``:
+    their futures by band, and the band a failure is charged to."""
+
+    def __init__(self, method, epoch):
+        self.method, self.epoch, self.futures, self.band = method, epoch, {}, 0
+
+
 class Cluster:
     """The shards of one fit and the calls to them, with a clear error for a lost worker.
 
@@ -113,23 +130,48 @@ class Cluster:
         """``method(*args[b])`` on shard b, all at once; the results in band order. The
         first call to fail, in any band, stops the others (a shard waiting for a failed
         one's part of an exchange would otherwise wait out ``EXCHANGE_TIMEOUT``)."""
-        futures, results = {}, {}
-        b = 0
-        try:
+        return self.results(self.send_each(method, epoch, args))
+
+    def send(self, method, epoch, *args):
+        """Start ``method(*args)`` on every shard and return at once: the pending calls,
+        whose results ``results`` waits for. A shard runs its calls one at a time in the
+        order sent, so a trainer may send the next iteration's call before the last one's
+        results are in (its inputs known), and the shard starts it without waiting for a
+        round trip through the client."""
+        return self.send_each(method, epoch, [args] * len(self.shards))
+
+    def send_each(self, method, epoch, args):
+        """``send`` of ``method(*args[b])`` to shard b."""
+        pending = Pending(method, epoch)
+        with self._failures(pending):
             for b, shard in enumerate(self.shards):
-                futures[b] = getattr(shard, method)(*args[b])
+                pending.band = b
+                pending.futures[b] = getattr(shard, method)(*args[b])
+        return pending
+
+    def results(self, pending):
+        """The results of the calls ``pending`` (``send``), in band order, once all are in."""
+        futures, results = pending.futures, {}
+        with self._failures(pending):
             while len(results) < len(futures):
-                b = self._next_done(futures, results)
-                results[b] = futures[b].result()
+                pending.band = self._next_done(futures, results)
+                results[pending.band] = futures[pending.band].result()
+        return [results[b] for b in range(len(futures))]
+
+    @contextlib.contextmanager
+    def _failures(self, pending):
+        """A failed call (of shard ``pending.band``) or a Ctrl-C stops every shard's wait;
+        a lost worker raises ``WorkerLostError``, the shard code's own error passes through."""
+        try:
+            yield
         except KeyboardInterrupt:  # the shards stop at their next check
             self._abort("the fit was interrupted")
             raise
         except Exception as exc:
-            self._abort(f"shard {b} failed in {method}")
+            self._abort(f"shard {pending.band} failed in {pending.method}")
             if not _is_lost(exc):  # the shard code's own error
                 raise
-            raise self._lost(b, epoch, exc) from exc
-        return [results[b] for b in range(len(futures))]
+            raise self._lost(pending.band, pending.epoch, exc) from exc
 
     def _next_done(self, futures, results, poll=0.25):
         """The first band whose call is done and not yet in ``results``, waiting ``poll``

@@ -5,23 +5,31 @@ epoch, the blocks of its user groups with the local block kernel, records and or
 item group travels from shard to shard along the epoch's schedule (known to all at its
 start): after round s the shard that used it sends it straight to the shard that pairs it
 in round s + 1 (``Shard.send``); with one worker nothing moves and the epoch is one kernel
-call, as locally. The client makes one call per shard and epoch: the schedule and the seed
-out; the blocks' squared errors, finiteness and each row's penalty per rating
-(``penalty_terms``, 8 bytes a row of its user band and held item groups) back, from which
-the client weighs the history's penalty as the local trainer does (``penalty_of``: the
-local value bit for bit, which a sum of the shards' sums would not be). The model reaches
-the client at the end, and after every epoch only when validation data or a callback read
-it.
+call on the shard's records as laid out, as locally.
+
+The client makes one call per shard and epoch: the schedule and the seed out; the blocks'
+squared errors, finiteness and each row's penalty per rating (``penalty_terms``, 8 bytes a
+row of its user band and held item groups) back, from which the client weighs the
+history's penalty as the local trainer does (``penalty_of``: the local value bit for bit,
+which a sum of the shards' sums would not be). An epoch's call goes out while the shards
+still run the epoch before (its inputs do not depend on that epoch's results), so a shard
+goes from one epoch to the next without waiting for a round trip through the client. The
+model reaches the client at the end, and after every epoch only when validation data or a
+callback read it (then each call waits for the model of the epoch before).
 """
+import asyncio
+import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .._kernels import sgd as _sgd_kernels
 from ..estimators.base import from_standard, standard_units, standardized, to_standard
 from ..estimators.sgd import SGDEpochs as _LocalEpochs
-from ..estimators.sgd import choose_grid, groups_of_counts, layout_blocks, penalty_terms, schedule
-from ._cluster import ShardsCheckFinite, row_counts
+from ..estimators.sgd import (choose_grid, groups_of_counts, layout_blocks, on_cache_lines,
+                               penalty_terms, schedule)
+from ._cluster import Packed, ShardsCheckFinite, row_counts
 from ._shard import Shard
 
 
@@ -50,21 +58,51 @@ class SGDShard(Shard):
             block, (u - self.user_range[0]).astype(np.int32), i, r, grid * grid, self.n_threads)
         self.sizes, self.scale = sizes, scale
         self.units = standard_units(scale)
-        self.P, self.bu, self.Q, self.bi = (
-            np.array(to_standard(a, self.units, name)) for a, name in (
-                (user_factors, "user_factors_"), (user_bias, "user_bias_"),
-                (item_factors, "item_factors_"), (item_bias, "item_bias_")))
+        # the parameters the kernel trains, in standardized units, starting on a cache line
+        # as the local trainer's (``SGDEpochs._work``); ``rated``: the same in rating units
+        self.names = ("user_factors_", "user_bias_", "item_factors_", "item_bias_")
+        self.trained = [to_standard(a, self.units, name, out=on_cache_lines(a.shape, a.dtype))
+                        for a, name in zip((user_factors, user_bias, item_factors, item_bias),
+                                           self.names)]
+        self.P, self.bu, self.Q, self.bi = self.trained
+        self.rated = [np.empty_like(a) for a in self.trained]
+        self.scratch = np.empty(_sgd_kernels.scratch_size(int(sizes.max(initial=0)),
+                                                          self.n_threads), dtype=np.int32)
         self.item_starts = np.searchsorted(item_groups, np.arange(grid + 1))
         self.holder = None  # who holds each item group (None: everyone, at the start)
+        self.epochs_run, self.finite, self.turn = 0, True, asyncio.Condition()
+        self.runner = ThreadPoolExecutor(1, thread_name_prefix=f"mfcore-sgd-shard-{self.band}")
         return sizes
 
-    def sgd_epoch(self, epoch, rounds, seed, lr, reg, reg_bias, timeout):
+    async def sgd_epoch(self, epoch, inputs):
+        """Epoch ``epoch`` (``_epoch``, its ``inputs``: ``Packed(rounds, seed, lr, reg,
+        reg_bias, timeout)``) on this shard's own thread, once epoch ``epoch - 1`` has run:
+        the client sends an epoch's call before the last one's results are back
+        (``SGDEpochs.step``), and two calls sent together may arrive in either order. Waits
+        on the worker's event loop (an ``async`` method), at most ``timeout`` seconds; after
+        a non-finite epoch it trains no more (the fit has failed) and returns None."""
+        rounds, seed, lr, reg, reg_bias, timeout = inputs.values
+        deadline = time.monotonic() + timeout
+        async with self.turn:
+            while self.epochs_run < epoch - 1:
+                self._still_waiting(("epoch", epoch), deadline)
+                with contextlib.suppress(asyncio.TimeoutError):  # (to check for an abort)
+                    await asyncio.wait_for(self.turn.wait(), 0.25)
+        if not self.finite:
+            return None
+        out = await asyncio.get_running_loop().run_in_executor(
+            self.runner, self._epoch, epoch, rounds, seed, lr, reg, reg_bias, deadline)
+        async with self.turn:
+            self.epochs_run, self.finite = epoch, out[1]
+            self.turn.notify_all()
+        return Packed(*out)
+
+    def _epoch(self, epoch, rounds, seed, lr, reg, reg_bias, deadline):
         """One epoch of this band's blocks, round by round, the item groups passed along the
         schedule. Returns (the squared error of each block, 0 for others' blocks, whether
         the band and held groups are finite, kernel seconds, bytes sent, the held item
         groups, the penalty terms of the band's users and of the held groups' items)."""
         g, me = self.grid, self.band
-        deadline = time.monotonic() + timeout
         pairs = rounds.reshape(g, g)
         user_of = np.empty((g, g), dtype=np.int64)  # round s: the user group item group c meets
         user_of[np.arange(g)[:, None], pairs % g] = pairs // g
@@ -75,8 +113,9 @@ class SGDShard(Shard):
             self._train(rounds, self.records, self.block_ptr, seed, lr, reg, reg_bias,
                         block_sse)
             seconds = time.perf_counter() - start
+        in_flight = []  # the last round's sends: settled once this round has trained
         if len(self.peers) > 1 and self.holder is not None:  # from the last epoch's holders
-            sent += self._pass_on(epoch, 0, self.holder, holders[0], deadline)
+            in_flight = self._pass_on(epoch, 0, self.holder, holders[0])
         for s in range(g) if len(self.peers) > 1 else ():
             previous = self.holder if s == 0 else holders[s - 1]
             wanted = [c for c in range(g) if holders[s, c] == me and previous is not None
@@ -88,23 +127,18 @@ class SGDShard(Shard):
             start = time.perf_counter()
             self._train_round(pairs[s], rounds, seed, lr, reg, reg_bias, block_sse)
             seconds += time.perf_counter() - start
-            if s + 1 < g:
-                sent += self._pass_on(epoch, s + 1, holders[s], holders[s + 1], deadline)
+            self.settle([f for f, _ in in_flight], (epoch, s), deadline)
+            sent += sum(n for _, n in in_flight)
+            in_flight = self._pass_on(epoch, s + 1, holders[s], holders[s + 1]) if s + 1 < g else []
         self.holder = holders[-1]
-        # the epoch's end: rating units out, and back in as the local epoch does
-        self.bands_now = self._rating_units()
-        (P, bu, Q, bi), _ = self.bands_now
-        finite = all(np.isfinite(a).all() for a in self.bands_now[0])
-        terms = [penalty_terms(f, b, reg * self.scale, reg_bias) if finite else None
-                 for f, b in ((P, bu), (Q, bi))]
+        runs, finite = self._rating_units()
+        terms = self._penalty_terms(runs, reg * self.scale, reg_bias) if finite else (None, None)
         return (block_sse, finite, seconds, sent, np.flatnonzero(self.holder == me), *terms)
 
     def _train(self, rounds, records, ptr, seed, lr, reg, reg_bias, block_sse):
         """The local block kernel over ``records`` (grouped by block at ``ptr``)."""
-        scratch = np.empty(_sgd_kernels.scratch_size(int(np.diff(ptr).max(initial=0)),
-                                                     self.n_threads), dtype=np.int32)
         _sgd_kernels.sgd_blocks(records.view(np.uint8), ptr, rounds, self.grid, seed, True,
-                                scratch, self.P, self.Q, self.bu, self.bi, 0.0, lr, reg,
+                                self.scratch, self.P, self.Q, self.bu, self.bi, 0.0, lr, reg,
                                 reg_bias, block_sse, self.n_threads)
 
     def _train_round(self, blocks, rounds, seed, lr, reg, reg_bias, block_sse):
@@ -123,37 +157,61 @@ class SGDShard(Shard):
         self._train(rounds, records, ptr, seed, lr, reg, reg_bias, sse)
         block_sse[mine] = sse[mine]
 
-    def _pass_on(self, epoch, s, now, then, deadline):
-        """Send the item groups this shard holds (``now``) to their holders in round ``s``
-        (``then``); returns the bytes sent."""
-        sent, futures = 0, []
+    def _pass_on(self, epoch, s, now, then):
+        """Start sending the item groups this shard holds (``now``) to their holders in round
+        ``s`` (``then``); returns (each send's future, its bytes). Their receivers wait for
+        them; the sender settles them a round later, so that waiting for the
+        acknowledgements is not on the way from one round to the next."""
+        sends = []
         for c in np.flatnonzero((now == self.band) & (then != self.band)):
             rows = slice(self.item_starts[c], self.item_starts[c + 1])
             part = (self.Q[rows].copy(), self.bi[rows].copy())
-            futures.append(self.send(int(then[c]), (epoch, s, int(c)), part))
-            sent += part[0].nbytes + part[1].nbytes
-        self.settle(futures, (epoch, s), deadline)
-        return sent
+            sends.append((self.send(int(then[c]), (epoch, s, int(c)), part),
+                          part[0].nbytes + part[1].nbytes))
+        return sends
+
+    def _held_runs(self):
+        """The item rows of the item groups this shard holds, as ``(start, stop)`` runs
+        (adjacent groups joined), in row order."""
+        runs = []
+        for c in np.flatnonzero(self.holder == self.band):
+            lo, hi = int(self.item_starts[c]), int(self.item_starts[c + 1])
+            if runs and runs[-1][1] == lo:
+                runs[-1][1] = hi
+            else:
+                runs.append([lo, hi])
+        return runs
 
     def _rating_units(self):
-        """(this band's user factors and biases, the held item groups' rows (a mask), their
-        factors and biases) in rating units, after the parameters went out and back in as
-        the local epoch's do."""
-        held = np.zeros(len(self.Q), dtype=bool)
-        for c in np.flatnonzero(self.holder == self.band):
-            held[self.item_starts[c]:self.item_starts[c + 1]] = True
-        out = []
-        for name, a, rows in (("user_factors_", self.P, slice(None)),
-                              ("user_bias_", self.bu, slice(None)),
-                              ("item_factors_", self.Q, held), ("item_bias_", self.bi, held)):
-            value = from_standard(a[rows], self.units, name)
-            a[rows] = to_standard(value, self.units, name)
-            out.append(value)
-        return out, held
+        """The epoch's end: this band's user rows and the held item rows into rating units
+        (``self.rated``) and back into standardized units, in place, as the local epoch's
+        parameters go out and back in (the same rounding). Returns (the held item runs,
+        whether all those rows are finite)."""
+        runs, finite = self._held_runs(), True
+        everyone = [(0, len(self.P))]
+        for name, a, out, rows in zip(self.names, self.trained, self.rated,
+                                      (everyone, everyone, runs, runs)):
+            for lo, hi in rows:
+                from_standard(a[lo:hi], self.units, name, out=out[lo:hi])
+                to_standard(out[lo:hi], self.units, name, out=a[lo:hi])
+                finite = finite and bool(np.isfinite(out[lo:hi]).all())
+        return runs, finite
+
+    def _penalty_terms(self, runs, reg, reg_bias):
+        """(the band's users' ``penalty_terms``, the held items', in row order) in rating
+        units (``reg`` too)."""
+        P, bu, Q, bi = self.rated
+        items = [penalty_terms(Q[lo:hi], bi[lo:hi], reg, reg_bias) for lo, hi in runs]
+        return penalty_terms(P, bu, reg, reg_bias), np.concatenate([np.empty(0), *items])
 
     def bands(self):
-        """The last epoch's end in rating units (see ``_rating_units``)."""
-        return self.bands_now
+        """The last epoch's end in rating units: this band's user factors and biases, the
+        held item groups' rows (a mask), their factors and biases."""
+        held = np.zeros(len(self.Q), dtype=bool)
+        for lo, hi in self._held_runs():
+            held[lo:hi] = True
+        P, bu, Q, bi = self.rated
+        return (P.copy(), bu.copy(), Q[held], bi[held]), held
 
 
 class SGDEpochs(ShardsCheckFinite, _LocalEpochs):
@@ -185,6 +243,8 @@ class SGDEpochs(ShardsCheckFinite, _LocalEpochs):
         super().__init__(model, None, params, *row_counts(model, band_rows, band_counts))
         self.cluster, self.plan_ = cluster, plan
         self.gathering, self.penalty_now = watched or validation is not None, 0.0
+        self.last_epoch = model.n_epochs_ + model.max_epochs(params)
+        self.sent = {}  # epoch: (its rate, its calls), sent ahead (``step``)
         g, edges, m = plan["grid"], plan["user_edges"], model
         owner = np.repeat(np.arange(len(plan["owned"])), [hi - lo for lo, hi in plan["owned"]])
         cluster.connect()
@@ -195,12 +255,15 @@ class SGDEpochs(ShardsCheckFinite, _LocalEpochs):
         self.block_sizes = np.sum(sizes, axis=0)  # of all the data, as the local layout's
 
     def step(self, epoch):
-        """One epoch in standardized units on the shards, as the local ``SGDEpochs.step``."""
-        m, lr, g = self.model, self.lr(epoch), self.plan_["grid"]
-        rounds = schedule(g, self.block_sizes, m.rng_)
-        seed = int(m.rng_.integers(0, 2**63))
-        results = self.cluster.call("sgd_epoch", epoch, epoch, rounds, seed, lr, self.reg,
-                                    self.reg_bias, self.cluster.EXCHANGE_TIMEOUT)
+        """One epoch in standardized units on the shards, as the local ``SGDEpochs.step``.
+        Unless the model is read after every epoch, the next epoch's call goes out before
+        this one's results are waited for: its inputs (the rate, the schedule and the seed,
+        drawn in the local order) do not depend on them, so the shards start it as soon as
+        this one ends, without a round trip through the client between epochs."""
+        lr, pending = self.sent.pop(epoch, None) or self._send(epoch)
+        if not self.gathering and epoch < self.last_epoch:
+            self.sent[epoch + 1] = self._send(epoch + 1)
+        results = [r.values for r in self.cluster.results(pending)]
         block_sse = np.sum([r[0] for r in results], axis=0)  # (each block on one shard)
         sse = 0.0
         for value in block_sse:  # in block order, as the local kernel adds them
@@ -211,9 +274,18 @@ class SGDEpochs(ShardsCheckFinite, _LocalEpochs):
         # peer_bytes: the item groups the shards passed each other
         if self.gathering and finite:
             received += self._gather(epoch)
-        return {"sse": sse * m.rating_scale_ ** 2 if finite else np.nan, "lr": lr,
+        return {"sse": sse * self.model.rating_scale_ ** 2 if finite else np.nan, "lr": lr,
                 "exchanged_bytes": received, "peer_bytes": sum(r[3] for r in results),
                 "shard_seconds": max(r[2] for r in results)}
+
+    def _send(self, epoch):
+        """(the rate, the pending ``sgd_epoch`` calls) of epoch ``epoch``, its schedule and
+        seed drawn from the model's generator as the local epoch draws them."""
+        lr = self.lr(epoch)
+        rounds = schedule(self.plan_["grid"], self.block_sizes, self.model.rng_)
+        seed = int(self.model.rng_.integers(0, 2**63))
+        return lr, self.cluster.send("sgd_epoch", epoch, epoch, Packed(
+            rounds, seed, lr, self.reg, self.reg_bias, self.cluster.EXCHANGE_TIMEOUT))
 
     def _penalty(self, results):
         """The history's penalty from the shards' per-row terms, as the local trainer weighs

@@ -162,13 +162,12 @@ def to_standard(a, units, name, out=None):
 
 def from_standard(a, units, name, out=None):
     """``a`` back in rating units, into ``out`` when given (nothing to do when both are one
-    array and ``units`` is None)."""
-    if out is None:
-        return a if units is None else a * a.dtype.type(units[name])
-    if units is not None:  # (in place: no temporary the size of the parameters)
-        np.multiply(a, a.dtype.type(units[name]), out=out)
-    elif a is not out:
-        out[...] = a
+    array and ``units`` is None; no temporary array otherwise)."""
+    if units is not None:
+        return np.multiply(a, a.dtype.type(units[name]), out=out)
+    if out is None or out is a:
+        return a
+    out[...] = a
     return out
 
 
