@@ -112,3 +112,54 @@ def squared_error(const int32_t[::1] users, const int32_t[::1] items,
         return 0.0
     return _predict_chunks(users, items, &ratings[0], user_factors, item_factors, user_bias,
                            item_bias, global_mean, lo, hi, NULL, n_threads)
+
+
+def sample_variance(const int32_t[::1] users, const int32_t[::1] items,
+                    const floating[:, ::1] user_factors, const floating[:, ::1] item_factors,
+                    const floating[:, ::1] user_bias, const floating[:, ::1] item_bias,
+                    double[::1] out, int n_threads):
+    """Write, for each (user, item) pair, the variance over S kept samples of their
+    predictions ``x_s = bu_s + bi_s + p_s . q_s`` into ``out`` (BayesianMF's predictive
+    std without the noise).
+
+    The biases are (rows, S), a row's samples side by side; the factors (rows, S k), each
+    sample's k values side by side scaled by 1/sqrt(S) (so ``p_s . q_s`` is S times the
+    product of the stored parts). Every index must be a valid row. Each pair is summed in
+    float64 in a fixed order, its variance taken about its first sample (no cancellation
+    of a large mean), and pairs are independent: the result does not depend on
+    ``n_threads``.
+    """
+    cdef Py_ssize_t n = users.shape[0], S = user_bias.shape[1]
+    if items.shape[0] != n or out.shape[0] != n:
+        raise ValueError(f"{n} users, {items.shape[0]} items and {out.shape[0]} outputs")
+    if S == 0 or item_bias.shape[1] != S or user_factors.shape[1] % S \
+            or item_factors.shape[1] != user_factors.shape[1]:
+        raise ValueError(f"bias samples ({S}, {item_bias.shape[1]}) and factor columns "
+                         f"({user_factors.shape[1]}, {item_factors.shape[1]}) do not match")
+    if n and (min(np.min(users), np.min(items)) < 0 or np.max(users) >= user_factors.shape[0]
+              or np.max(items) >= item_factors.shape[0] or user_bias.shape[0] !=
+              user_factors.shape[0] or item_bias.shape[0] != item_factors.shape[0]):
+        raise ValueError("a row index lies outside the model's rows")
+    cdef Py_ssize_t k = user_factors.shape[1] // S
+    cdef Py_ssize_t j, s, f
+    cdef const floating* p
+    cdef const floating* q
+    cdef double dot, x, first, d, total, squares
+    for j in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
+        p = &user_factors[users[j], 0]
+        q = &item_factors[items[j], 0]
+        first = 0.0
+        total = 0.0
+        squares = 0.0
+        for s in range(S):
+            dot = 0.0
+            for f in range(s * k, (s + 1) * k):
+                dot = dot + <double>p[f] * <double>q[f]
+            x = <double>user_bias[users[j], s] + <double>item_bias[items[j], s] + S * dot
+            if s == 0:
+                first = x
+            d = x - first
+            total = total + d
+            squares = squares + d * d
+        total = total / S
+        out[j] = max(squares / S - total * total, 0.0)

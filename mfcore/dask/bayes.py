@@ -228,7 +228,12 @@ class GibbsSweeps(ShardsCheckFinite, _LocalSweeps):
         self.implicit, self.P_seen, self.Q_seen = None, self.P, self.Q
         self.features = {}  # side features are not trained on Dask (fit takes none)
         self.seed = int(model.rng_.integers(0, 2**63))
-        self.burn_in, self.thin = params["burn_in"], model._thin(params)
+        self.burn_in, self.thin = params["burn_in"], model._thin(params, len(self.P), len(self.Q))
+        if self.thin is None:
+            raise ValueError(f"mfcore.dask keeps BayesianMF's posterior as samples, but "
+                             f"posterior_mb={params['posterior_mb']:g} holds too few for "
+                             f"{len(self.P):,} users and {len(self.Q):,} items: raise "
+                             "posterior_mb, or fit locally (a summary posterior)")
         self.kept, self.val_sum, self.kept_sweeps = [], None, []
         offsets = np.concatenate([[0], np.cumsum([c.sum() for c in band_counts[1]])])
         priors = tuple(params[name] for name in ("alpha_0", "beta_0", "alpha_lambda",

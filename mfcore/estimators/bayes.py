@@ -19,6 +19,13 @@ kept factors are each sample's *effective* vectors, p_u + ybar_u and q_i +
 zbar_i, so prediction is unchanged; each sample's implicit item vectors y are
 kept too (``item_implicit_samples_``), for fold-in of a new user from the items
 it rated.
+
+The kept samples' size is bounded by ``posterior_mb`` whatever the data size: thinning
+keeps as many samples as fit (at most ``MAX_KEPT_COLUMNS // k``), and when fewer than
+``MIN_KEPT_SAMPLES`` fit, the posterior is kept as a *summary* (``PosteriorSums``):
+every row's posterior mean and per-coordinate std of (bias, factors), accumulated over
+every sweep after burn-in, the prior of a row without ratings and the mean noise
+variance, about 1.5 times a point estimate's bytes (docs/posterior.md).
 """
 import zlib
 
@@ -46,8 +53,19 @@ __all__ = ["BayesianMF", "GibbsSweeps"]
 #: Kept factor columns (samples x k) that ``thin=None`` aims at: ML-1M at 2048 columns is
 #: 80 MB of float32 factors; below ~50 samples the posterior mean gets noisier.
 MAX_KEPT_COLUMNS = 2048
+#: Fewest samples ``thin=None`` keeps: when ``posterior_mb`` holds fewer (of n_samples), the
+#: posterior is kept as a summary (``PosteriorSums``), whose moments use every sweep.
+MIN_KEPT_SAMPLES = 20
 #: Pairs per chunk of the predictive-std computation (memory: chunk x samples x k).
 STD_CHUNK = 4096
+
+
+def sample_bytes(params, n_users, n_items, itemsize):
+    """Bytes one kept sample takes: each row's bias and k factors (and, with the SVD++
+    term, each item's k implicit factors), at ``itemsize`` bytes a value."""
+    k = params["k"]
+    implicit = n_items * k if "user" in params["implicit"] else 0
+    return ((n_users + n_items) * (k + 1) + implicit) * itemsize
 
 
 def sampler_layout(u, i, n_users, n_items):
@@ -130,6 +148,50 @@ def feature_terms(layout, theta, n_rows):
     return out
 
 
+class PosteriorSums:
+    """The summary posterior: running sums, over every sweep after burn-in, of each row's
+    (bias, factors) and their squares, of the noise variance and of the groups'
+    hyperparameters, so the posterior's means and per-coordinate variances cost two
+    arrays the size of the model whatever the number of sweeps.
+
+    ``add`` takes one sweep's rows (n, k + 1) in rating units; sums run in float64, each
+    element in sweep order (numpy, one thread), shifted by the first sweep's values so
+    that a variance small beside its mean keeps its digits: exact up to rounding,
+    deterministic, independent of the thread count."""
+
+    def __init__(self):
+        self.count, self.noise = 0, 0.0
+        self.shift, self.sums, self.squares, self.hyper = {}, {}, {}, {}
+
+    def add(self, rows, noise, hyper):
+        """One sweep: ``rows`` and ``hyper`` ((mean, precision) of the groups, (2, k + 1))
+        per side ("user", "item"), ``noise`` its noise variance 1/alpha."""
+        for side, values in rows.items():
+            values = values.astype(np.float64)
+            if not self.count:
+                self.shift[side] = values.copy()
+                self.sums[side], self.squares[side] = np.zeros_like(values), np.zeros_like(values)
+                self.hyper[side] = np.zeros((3, values.shape[1]))
+            values -= self.shift[side]
+            self.sums[side] += values
+            values *= values
+            self.squares[side] += values
+            mean, precision = hyper[side]
+            self.hyper[side] += (mean, mean * mean, 1.0 / precision)
+        self.noise += noise
+        self.count += 1
+
+    def moments(self, side):
+        """(means, variances) of a side's rows (n, k + 1), and its prior's: the (mean,
+        variance) (2, k + 1) of a row without ratings, N(m_g, 1/lambda_g) averaged over
+        the sweeps (variance: the mean of 1/lambda_g plus the variance of m_g)."""
+        n = self.count
+        mean = self.sums[side] / n
+        var = np.maximum(self.squares[side] / n - mean * mean, 0.0)
+        m, m2, spread = self.hyper[side] / n
+        return mean + self.shift[side], var, np.stack([m, spread + np.maximum(m2 - m * m, 0.0)])
+
+
 def posterior_rmse(pred, r, rating_range, n_kept, keeping, val_sum):
     """(RMSE against ``r`` of the running posterior mean, clipped to ``rating_range``, the
     running sum of the kept samples' predictions): ``pred`` are this sweep's predictions,
@@ -151,6 +213,7 @@ class GibbsSweeps(Trainer):
 
     time = None  # the time terms (``mfcore.timeterms.TimeSampler``), with fit(times=...)
     latent = None  # the ordered probit's state (``mfcore.ordinal.LatentRatings``)
+    summary = None  # the summary posterior (``PosteriorSums``) when no samples are kept
 
     def __init__(self, model, data, params, n_threads, implicit=None, features=None):
         super().__init__(model)
@@ -187,9 +250,29 @@ class GibbsSweeps(Trainer):
         if data.t is not None:
             self.time = TimeSampler(TimeEncoding.fit(params["time_terms"], params["time_bins"],
                                                      data.t), data.u, data.i, data.t, by_item)
-        self.burn_in, self.thin = params["burn_in"], model._thin(params)
+        self.burn_in, self.thin = params["burn_in"], model._thin(params, n_users, n_items)
+        if self.thin is None:
+            self._refuse_summary(params, data)
+            self.summary = PosteriorSums()
         self.kept = []  # (P, Q, bu, bi, alpha, user_hyper, y, features) of every kept sweep
         self.val_sum = None     # running sum of the kept samples' validation predictions
+
+    def _refuse_summary(self, params, data):
+        """Raise ValueError for what the summary posterior cannot serve: the ordered
+        probit (its class probabilities need each sample's cut points), side features and
+        time terms (their cold rows and groups are per-sample priors)."""
+        parts = [name for name, used in (
+            ("likelihood='ordered_probit'", params["likelihood"] != "gaussian"),
+            ("side features", bool(self.features)), ("times", data.t is not None)) if used]
+        if parts:
+            size = sample_bytes(params, len(self.P), len(self.Q),
+                                self.model.user_factors_.dtype.itemsize)
+            raise ValueError(
+                f"BayesianMF with {' and '.join(parts)} keeps posterior samples, but "
+                f"posterior_mb={params['posterior_mb']:g} holds fewer than "
+                f"{min(params['n_samples'], MIN_KEPT_SAMPLES)} of {size / 1e6:,.1f} MB "
+                "(the summary posterior serves the Gaussian likelihood without them): raise "
+                "posterior_mb or lower k")
 
     def _start_state(self, model, scale=None):
         """The chain's parameters in standardized units (float64) from the model's initial
@@ -329,6 +412,15 @@ class GibbsSweeps(Trainer):
             # the current sample (callbacks, finiteness check)
             from_standard(state, self.units, name, out=getattr(m, name))
         alpha = float(alpha) / (scale * scale)
+        if self.summary is not None:
+            self.keeping = sweep > self.burn_in
+            if self.keeping:
+                self.summary.add(
+                    {"user": np.column_stack([self.bu * scale, m.user_factors_]),
+                     "item": np.column_stack([self.bi * scale, m.item_factors_])}, 1.0 / alpha,
+                    {"user": self._hyper_in_rating_units(),
+                     "item": self._hyper_in_rating_units(self.item_hyper)})
+            return {"sse": sse * scale * scale, "alpha": alpha}
         self.keeping = sweep > self.burn_in and (sweep - self.burn_in) % self.thin == 0
         if self.keeping:
             y = None if self.implicit is None else self.implicit.y
@@ -353,19 +445,26 @@ class GibbsSweeps(Trainer):
             pred = self.model.global_mean_ + self.scale * self._standardized(u, i)
             if self.time is not None and getattr(val, "times", None) is not None:
                 pred += self.scale * self.time.current(u, i, val.times)
-        rmse, self.val_sum = posterior_rmse(pred, r, self.model.rating_range_, len(self.kept),
+        rmse, self.val_sum = posterior_rmse(pred, r, self.model.rating_range_, self.n_kept(),
                                             self.keeping, self.val_sum)
         return rmse
+
+    def n_kept(self):
+        """Sweeps kept so far: samples, or sweeps added to the summary."""
+        return len(self.kept) if self.summary is None else self.summary.count
 
     def penalty(self):
         return 0.0  # a sampler minimizes nothing: train_loss is the mean squared error
 
     def finalize(self):
         """The fitted arrays become the kept posterior (see the module docstring)."""
-        if not self.kept:  # a callback stopped the chain during burn-in
+        if not self.n_kept():  # a callback stopped the chain during burn-in
             raise ValueError(f"BayesianMF kept no sample: training stopped at sweep "
                              f"{self.model.n_epochs_}, within burn_in={self.burn_in}")
-        self.model._keep_posterior(self.kept, self.time, self.latent)
+        if self.summary is not None:
+            self.model._keep_summary(self.summary)
+        else:
+            self.model._keep_posterior(self.kept, self.time, self.latent)
 
     def diverged(self, epoch, info):
         return Message("the Gibbs sampler produced non-finite values at sweep {0}; the "
@@ -419,7 +518,26 @@ class BayesianMF(Estimator):
     thin : int or None, default None
         Keep every ``thin``-th sample after burn-in. None: 1, or the smallest
         step that keeps at most ``MAX_KEPT_COLUMNS // k`` samples (the fitted
-        factors hold ``kept x k`` columns).
+        factors hold ``kept x k`` columns) and at most what ``posterior_mb``
+        holds. A ``thin`` whose samples exceed ``posterior_mb`` is refused.
+    posterior_mb : float, default 1000.0
+        Bound on the kept samples, in MB (1e6 bytes): a sample holds each row's
+        bias and k factors (and with the SVD++ term each item's y), ``(users +
+        items) x (k + 1)`` values of ``dtype``. When fewer than
+        ``MIN_KEPT_SAMPLES`` (20, or n_samples) fit, the model keeps the
+        summary posterior instead (and 0 asks for it): each row's posterior
+        mean as its factors and biases, and each coordinate's posterior std
+        (``user_posterior_std_``, ``item_posterior_std_``: (rows, k + 1),
+        float16), accumulated over every sweep after burn-in, so its file is
+        about 1.5 times a point estimate's whatever ``n_samples`` is.
+        Prediction is then ``mu + b_u + b_i + p_u . q_i`` of the means, and
+        ``return_std`` treats the coordinates as independent:
+        ``var(b_u) + var(b_i) + sum_f (m_p^2 v_q + m_q^2 v_p + v_p v_q)`` plus
+        the mean noise variance. The summary serves the Gaussian likelihood,
+        with or without implicit terms; an ordered probit, side features or
+        times with too small a budget are refused, and a summary model has no
+        ``fold_in`` (docs/posterior.md). At k = 10 and float32, 1000 MB hold
+        the 150 samples of 150,000 rows (ML-10M: 80,000), 20 of 1.1 million.
     init_std : float, default 0.1
         Standard deviation of the initial factors (myFM's; docs/tuning.md).
     alpha_0, beta_0 : float, default 1.0
@@ -469,7 +587,8 @@ class BayesianMF(Estimator):
     models. ``partial_fit`` and ``warm_start`` are not offered: the sampler's
     state is not kept in the fitted model.
 
-    Fitted attributes: those of ``mfcore.fitted.FactorModel`` (factors of
+    Fitted attributes (samples; a summary posterior's are under ``posterior_mb``):
+    those of ``mfcore.fitted.FactorModel`` (factors of
     ``n_kept_ * k`` columns, see the module docstring), plus
     ``user_bias_samples_`` (n_users, S), ``item_bias_samples_`` (n_items, S),
     ``alpha_samples_`` (S,), ``user_hyper_samples_`` (S, 2, k + 1): the kept
@@ -513,7 +632,7 @@ class BayesianMF(Estimator):
     def __init__(self, k=10, n_samples=150, burn_in=50, thin=None, init_std=0.1, alpha_0=1.0,
                  beta_0=1.0, alpha_lambda=1.0, beta_lambda=1.0, implicit=False,
                  time_terms="user_day", time_bins=30, likelihood="gaussian",
-                 validation_fraction=None, verbose=False,
+                 posterior_mb=1000.0, validation_fraction=None, verbose=False,
                  dtype="float32", duplicates="mean", seed=0, n_threads=None):
         self._store(locals())
 
@@ -529,6 +648,7 @@ class BayesianMF(Estimator):
         "time_terms": TimeTerms(),
         "time_bins": p.Interval(int, 1, 100_000),
         "likelihood": p.Options("gaussian", "ordered_probit"),
+        "posterior_mb": p.Interval(float, 0.0),
         **COMMON_PARAMS,
     }
     name = "bayes"
@@ -555,14 +675,33 @@ class BayesianMF(Estimator):
             return False
         if capability in ("dask", "fold_in") and params["likelihood"] != "gaussian":
             return False
+        if capability == "fold_in" and self._is_fitted() and self._summarized():
+            return False
         return super().supports(capability)
 
     @staticmethod
-    def _thin(params):
+    def _thin(params, n_users=0, n_items=0):
+        """Every how many sweeps after burn-in a sample is kept, for a model of ``n_users``
+        and ``n_items`` rows: the kept samples fit ``posterior_mb`` and hold at most
+        ``MAX_KEPT_COLUMNS`` factor columns. None: fewer than ``MIN_KEPT_SAMPLES`` (or
+        n_samples) fit, so the posterior is kept as a summary; an explicit ``thin``
+        whose samples do not fit raises ValueError."""
+        n, size = params["n_samples"], sample_bytes(
+            params, n_users, n_items, np.dtype(params["dtype"]).itemsize)
+        fit = int(params["posterior_mb"] * 1e6 // size) if size else n
         if params["thin"] is not None:
-            return min(params["thin"], params["n_samples"])
-        most = max(1, MAX_KEPT_COLUMNS // params["k"])
-        return max(1, -(-params["n_samples"] // most))
+            thin = min(params["thin"], n)
+            if n // thin > fit:
+                raise ValueError(
+                    f"thin={params['thin']} keeps {n // thin} samples of {size / 1e6:,.1f} MB "
+                    f"({n // thin * size / 1e6:,.1f} MB), over posterior_mb="
+                    f"{params['posterior_mb']:g}: raise thin or posterior_mb, or set "
+                    "thin=None (thinned to fit, or a summary posterior)")
+            return thin
+        if fit < min(n, MIN_KEPT_SAMPLES):
+            return None
+        most = max(1, min(MAX_KEPT_COLUMNS // params["k"], fit))
+        return max(1, -(-n // most))
 
     def fit(self, users, items=None, ratings=None, validation=None, callback=None,
             implicit=None, *, columns=None, user_features=None, item_features=None,
@@ -667,6 +806,38 @@ class BayesianMF(Estimator):
         self.alpha_samples_ = np.array(alpha)
         self.user_hyper_samples_ = np.stack(hyper)
         self.n_kept_ = len(kept)
+        self.user_posterior_std_ = self.item_posterior_std_ = None
+        self.user_prior_ = self.item_prior_ = self.noise_variance_ = None
+
+    def _keep_summary(self, sums):
+        """The fitted arrays from the summary posterior (``PosteriorSums``): the factors and
+        biases are the posterior means, ``{side}_posterior_std_`` each row's posterior std
+        of (bias, factors) as float16 (relative precision 5e-4, ample for an interval),
+        ``{side}_prior_`` the (mean, variance) of a row without ratings,
+        ``noise_variance_`` the posterior mean of 1/alpha; no samples are kept
+        (``n_kept_`` 0)."""
+        dtype = self.user_factors_.dtype
+        for side in ("user", "item"):
+            mean, var, prior = sums.moments(side)
+            if not var.max(initial=0.0) < float(np.finfo(np.float16).max) ** 2:
+                raise ValueError(f"the {side}s' posterior std reaches "
+                                 f"{np.sqrt(var.max()):.3g}, beyond float16's range: the "
+                                 "summary posterior cannot keep it (raise posterior_mb)")
+            setattr(self, f"{side}_bias_", mean[:, 0].astype(dtype))
+            setattr(self, f"{side}_factors_", np.ascontiguousarray(mean[:, 1:], dtype))
+            setattr(self, f"{side}_posterior_std_", np.sqrt(var).astype(np.float16))
+            setattr(self, f"{side}_prior_", prior)
+        self.noise_variance_ = np.array([sums.noise / sums.count])
+        self.user_bias_samples_ = self.item_bias_samples_ = None
+        self.alpha_samples_ = self.user_hyper_samples_ = self.item_implicit_samples_ = None
+        self.user_feature_samples_ = self.item_feature_samples_ = None
+        self.item_hyper_samples_ = self.classes_ = self.cutpoint_samples_ = None
+        self._keep_time_terms(None, None)
+        self.n_kept_ = 0
+
+    def _summarized(self):
+        """Whether the fitted posterior is a summary (``_keep_summary``), not samples."""
+        return getattr(self, "user_posterior_std_", None) is not None
 
     def _keep_time_terms(self, sampler, kept):
         """The time terms' posterior (``kept``: each kept sample's (weights, precisions)), or
@@ -826,10 +997,11 @@ class BayesianMF(Estimator):
         hyperparameters are drawn from). Returns the bias' (mean, var) of shape (S,) and
         the factors' (mean, var) of shape (S, k), in rating units."""
         S, k = self.n_kept_, self.k
-        bias = getattr(self, f"{kind}_bias_samples_").astype(np.float64)        # (n, S)
-        factors = getattr(self, f"{kind}_factors_").reshape(len(bias), S, k)
-        factors = factors.astype(np.float64) * np.sqrt(S)                       # (n, S, k)
-        return bias.mean(axis=0), bias.var(axis=0), factors.mean(axis=0), factors.var(axis=0)
+        bias = getattr(self, f"{kind}_bias_samples_")                            # (n, S)
+        factors = getattr(self, f"{kind}_factors_")                              # (n, S k)
+        mean, var = (factors.mean(axis=0, dtype=np.float64), factors.var(axis=0, dtype=np.float64))
+        return (bias.mean(axis=0, dtype=np.float64), bias.var(axis=0, dtype=np.float64),
+                mean.reshape(S, k) * np.sqrt(S), var.reshape(S, k) * S)
 
     def _sample_moments(self, u, i, priors, cold=None):
         """(per-sample predictive means, per-sample variances from unknown rows), both
@@ -883,7 +1055,12 @@ class BayesianMF(Estimator):
             return class_moments(proba, self.classes_)[0].astype(self.user_factors_.dtype)
         out = super()._predict_rows(u, i, False)
         unknown = np.flatnonzero((u < 0) | (i < 0))
-        if len(unknown):
+        if len(unknown) and self._summarized():
+            mean_u, _ = self._summary_rows("user", u[unknown])
+            mean_i, _ = self._summary_rows("item", i[unknown])
+            out[unknown] = self.global_mean_ + mean_u[:, 0] + mean_i[:, 0] + np.einsum(
+                "nk,nk->n", mean_u[:, 1:], mean_i[:, 1:])
+        elif len(unknown):
             priors = (self._prior_moments("user"), self._prior_moments("item"))
             for start in range(0, len(unknown), STD_CHUNK):
                 rows = unknown[start:start + STD_CHUNK]
@@ -897,11 +1074,55 @@ class BayesianMF(Estimator):
 
     def _predictive_std(self, u, i, cold=None, seconds=None):
         """sqrt(variance over the kept samples of their predictions + their mean variance
-        from unknown rows' priors (and unseen time groups') + the mean noise variance)."""
+        from unknown rows' priors (and unseen time groups') + the mean noise variance).
+        Pairs of known ids (without ``seconds``) take the kernel
+        (``_kernels.predict.sample_variance``: one pass over the two rows' samples, no
+        temporaries); the others the per-sample moments (``_moment_chunks``). A summary
+        posterior has its own rule (``_summary_variance``)."""
+        if self._summarized():
+            return np.sqrt(self._summary_variance(u, i) + self.noise_variance_[0])
         out = np.empty(len(u))
-        for part, mean, var in self._moment_chunks(u, i, cold, seconds):
-            out[part] = np.var(mean, axis=1) + np.mean(var, axis=1)
+        known = (u >= 0) & (i >= 0) if seconds is None else np.zeros(len(u), bool)
+        if known.any():
+            rows = np.flatnonzero(known)
+            part = np.empty(len(rows))
+            _predict.sample_variance(
+                np.ascontiguousarray(u[rows], np.int32), np.ascontiguousarray(i[rows], np.int32),
+                self.user_factors_, self.item_factors_, self.user_bias_samples_,
+                self.item_bias_samples_, part, self._threads())
+            out[rows] = part
+        rest = np.flatnonzero(~known)
+        for part, mean, var in () if not len(rest) else self._moment_chunks(u[rest], i[rest],
+                                                   self._cold_part(cold, rest),
+                                                   None if seconds is None else seconds[rest]):
+            out[rest[part]] = np.var(mean, axis=1) + np.mean(var, axis=1)
         return np.sqrt(out + np.mean(1.0 / self.alpha_samples_))
+
+    def _summary_rows(self, side, rows):
+        """A summary posterior's (means, variances) (n, k + 1) of the (bias, factors) of a
+        side's ``rows`` (-1: unknown, its prior's), float64."""
+        prior = getattr(self, f"{side}_prior_")
+        known = rows >= 0
+        at = np.where(known, rows, 0)
+        mean = np.column_stack([getattr(self, f"{side}_bias_")[at],
+                                getattr(self, f"{side}_factors_")[at]]).astype(np.float64)
+        var = np.square(getattr(self, f"{side}_posterior_std_")[at], dtype=np.float64)
+        mean[~known], var[~known] = prior[0], prior[1]
+        return mean, var
+
+    def _summary_variance(self, u, i):
+        """The variance of b_u + b_i + p_u . q_i under a summary posterior, every coordinate
+        independent: var(b_u) + var(b_i) + sum_f (m_p^2 v_q + m_q^2 v_p + v_p v_q), in
+        chunks of ``STD_CHUNK`` pairs (numpy, fixed order: any thread count)."""
+        out = np.empty(len(u))
+        for start in range(0, len(u), STD_CHUNK):
+            part = slice(start, start + STD_CHUNK)
+            (mp, vp), (mq, vq) = self._summary_rows("user", u[part]), self._summary_rows(
+                "item", i[part])
+            out[part] = vp[:, 0] + vq[:, 0] + np.einsum(
+                "nk,nk->n", mp[:, 1:] ** 2 + vp[:, 1:], vq[:, 1:]) + np.einsum(
+                "nk,nk->n", mq[:, 1:] ** 2, vp[:, 1:])
+        return out
 
     def _moment_chunks(self, u, i, cold, seconds):
         """(positions, per-sample means, per-sample variances from unknown rows' priors)
@@ -940,6 +1161,11 @@ class BayesianMF(Estimator):
                 "fold_in is not implemented for likelihood='ordered_probit' (a new user's "
                 "row would need a Gibbs chain over its latent ratings per kept sample): refit "
                 "with the new users' ratings, or use likelihood='gaussian'")
+        if self._is_fitted() and self._summarized():
+            raise NotImplementedError(
+                "fold_in is not implemented for a summary posterior (posterior_mb held too "
+                "few samples: a new user's row is drawn per kept sample, and none was kept): "
+                "refit with the new users' ratings, or with a larger posterior_mb")
         return super().fold_in(users, items, ratings, shrinkage, columns=columns,
                                user_features=user_features)
 
@@ -1004,11 +1230,12 @@ class BayesianMF(Estimator):
     # --- persistence ----------------------------------------------------------------
 
     #: The kept samples' arrays beyond the factor model's ("samples": how many were kept).
+    #: A summary posterior (``_keep_summary``) holds the last five instead of the first four.
     STATE = Estimator.STATE + (
-        StateArray("user_bias_samples", ("users", "samples"), "param"),
-        StateArray("item_bias_samples", ("items", "samples"), "param"),
-        StateArray("alpha_samples", ("samples",), "float64"),
-        StateArray("user_hyper_samples", ("samples", 2, "k+1"), "float64"),
+        StateArray("user_bias_samples", ("users", "samples"), "param", optional=True),
+        StateArray("item_bias_samples", ("items", "samples"), "param", optional=True),
+        StateArray("alpha_samples", ("samples",), "float64", optional=True),
+        StateArray("user_hyper_samples", ("samples", 2, "k+1"), "float64", optional=True),
         StateArray("item_implicit_samples", ("items", "samples", "k"), "param", optional=True),
         # side features (mfcore.features): each feature's (weight, vector) per kept sample,
         # and the item groups' hyperparameters (cold items' prior); the encodings are text
@@ -1024,7 +1251,17 @@ class BayesianMF(Estimator):
         # the ordered probit (mfcore.ordinal): the class values, each kept sample's cut points
         StateArray("classes", (None,), "float64", optional=True),
         StateArray("cutpoint_samples", ("samples", None), "float64", optional=True),
+        # the summary posterior: each row's posterior std of (bias, factors), a row without
+        # ratings' (mean, variance), the mean noise variance
+        StateArray("user_posterior_std", ("users", "k+1"), "float16", optional=True),
+        StateArray("item_posterior_std", ("items", "k+1"), "float16", optional=True),
+        StateArray("user_prior", (2, "k+1"), "float64", optional=True),
+        StateArray("item_prior", (2, "k+1"), "float64", optional=True),
+        StateArray("noise_variance", (1,), "float64", optional=True),
     )
+    SAMPLES = ("user_bias_samples", "item_bias_samples", "alpha_samples", "user_hyper_samples")
+    SUMMARY = ("user_posterior_std", "item_posterior_std", "user_prior", "item_prior",
+               "noise_variance")
     STATE_EXTRA = FEATURE_STATE + ("time_encoding",)
 
     def _fitted_state(self):
@@ -1034,16 +1271,20 @@ class BayesianMF(Estimator):
         return state
 
     def _state_sizes(self, state, columns):
-        """The factor arrays hold ``samples * k`` columns."""
+        """The factor arrays hold ``samples * k`` columns (a summary's: k)."""
         alpha = state.get("alpha_samples")
         samples = len(alpha) if alpha is not None and alpha.ndim == 1 else 0
-        return dict(super()._state_sizes(state, samples * columns), samples=samples, k=columns,
+        factors = columns if state.get("user_posterior_std") is not None else samples * columns
+        return dict(super()._state_sizes(state, factors), samples=samples, k=columns,
                     **{"k+1": columns + 1})
 
     def _check_state(self, state, sizes, dtype):
         """What the kept samples must satisfy beyond their shapes: the SVD++ term's vectors
         exactly when ``implicit`` has it, positive noise and prior precisions, and biases
-        that keep predictions and the predictive std finite."""
+        that keep predictions and the predictive std finite; or the summary posterior
+        (``_check_summary_state``)."""
+        if self._check_summary_state(state, sizes):
+            return
         implicit = self._checked_params()["implicit"]
         with_y = "user" in implicit
         if with_y and state.get("item_implicit_samples") is None:
@@ -1069,6 +1310,42 @@ class BayesianMF(Estimator):
         self._check_feature_state(state)
         self._check_time_state(state)
         self._check_ordinal_state(state, self._checked_params()["likelihood"])
+
+    def _check_summary_state(self, state, sizes):
+        """Whether ``state`` is a summary posterior: its arrays all present, and none of the
+        samples' (nor of features, time terms, an ordered probit); stds >= 0, prior
+        variances and the noise variance > 0, and a predictive variance that stays finite.
+        False for a state of samples; ValueError for a mix."""
+        summary = [name for name in self.SUMMARY if state.get(name) is not None]
+        if not summary:
+            return False
+        others = [field.name for field in self.STATE[len(Estimator.STATE):]
+                  if field.name not in self.SUMMARY and state.get(field.name) is not None]
+        if len(summary) < len(self.SUMMARY) or others:
+            missing = sorted(set(self.SUMMARY) - set(summary))
+            raise ValueError(f"a summary posterior holds {', '.join(self.SUMMARY)} and no "
+                             f"samples (missing: {missing}, present: {others})")
+        extra = [name for name in self.STATE_EXTRA if state.get(name) is not None]
+        if extra:
+            raise ValueError(f"a summary posterior has no {extra[0]} (no features or time terms)")
+        variances = []
+        for side in ("user", "item"):
+            std, prior = state[f"{side}_posterior_std"], state[f"{side}_prior"]
+            if std.size and std.min() < 0:
+                raise ValueError(f"{side}_posterior_std holds negative values")
+            if not (prior[1] > 0).all():
+                raise ValueError(f"{side}_prior holds a variance <= 0")
+            largest = max(np.abs(state[f"{side}_factors"]).max(initial=0.0),
+                          np.abs(prior[0, 1:]).max())
+            spread = max(std.max(initial=0).astype(np.float64), np.sqrt(prior[1].max()))
+            variances.append((np.float64(largest), spread))
+        (mu, su), (mi, si) = variances
+        with np.errstate(over="ignore", invalid="ignore"):
+            bound = state["noise_variance"][0] + sizes["k"] * (
+                (mu * si) ** 2 + (mi * su) ** 2 + (su * si) ** 2) + su ** 2 + si ** 2
+        if not state["noise_variance"][0] > 0 or not np.isfinite(bound):
+            raise ValueError("noise_variance must be > 0, and the predictive variance finite")
+        return True
 
     @staticmethod
     def _check_ordinal_state(state, likelihood):
@@ -1135,5 +1412,5 @@ class BayesianMF(Estimator):
         super()._restore_fitted_state(state)
         self.time_encoding_ = (TimeEncoding.from_state(state)
                                if state.get("time_encoding") is not None else None)
-        self.n_kept_ = len(self.alpha_samples_)
+        self.n_kept_ = 0 if self.alpha_samples_ is None else len(self.alpha_samples_)
         return self
