@@ -147,8 +147,9 @@ def atomic_file(path, what, text=False):
         raise
 
 
-def save_model(model, path):
-    """Write ``model`` to ``path`` atomically: a temporary file in the same folder, then rename."""
+def save_model(model, path, seen_items=True):
+    """Write ``model`` to ``path`` atomically: a temporary file in the same folder, then rename;
+    without the seen items (``seen_indptr``, ``seen_items``) unless ``seen_items``."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"cannot write model file {path!r}: it is a folder; give a "
@@ -161,6 +162,9 @@ def save_model(model, path):
     arrays = {"format": np.str_(FORMAT), "version": np.int64(VERSION),
               "estimator": np.str_(name), "params": np.str_(_params_json(model))}
     state = model._fitted_state()
+    if state is not None and not seen_items:
+        state = {name: value for name, value in state.items()
+                 if name not in ("seen_indptr", "seen_items")}
     arrays["fitted"] = np.bool_(state is not None)
     for name, value in (state or {}).items():
         arrays["state." + name] = np.asarray(value)

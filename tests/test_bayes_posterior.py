@@ -1,6 +1,8 @@
 """BayesianMF's kept posterior bounded by ``posterior_mb``: thinning to the budget, the summary
 posterior (exact moments of every sweep, calibrated std, saved and loaded, bit-identical for any
 thread count), what it refuses, and the predictive-std kernel."""
+import copy as copy_module
+
 import numpy as np
 import pytest
 
@@ -120,11 +122,40 @@ def test_what_the_budget_refuses_is_named(planted):
         mfcore.BayesianMF(posterior_mb=0, **SETTINGS).fit(*train, user_features=users)
 
 
-def test_a_summary_refuses_fold_in_and_says_why(both, planted):
-    _, summary = both
-    assert not summary.supports("fold_in") and both[0].supports("fold_in")
-    with pytest.raises(NotImplementedError, match="fold_in is not implemented for a summary"):
-        summary.fold_in(10**7, planted[0][1][:3], [4.0, 3.0, 5.0])
+def test_a_summary_folds_in_a_user_with_its_gaussian_posterior(both, planted):
+    samples, summary = both
+    (u, i, r), _ = planted
+    assert summary.supports("fold_in")
+    mine = np.flatnonzero(u == u[0])
+    folded = {}
+    for model in both:
+        copy = copy_module.deepcopy(model)
+        copy.fold_in(10**7, i[mine], r[mine])
+        folded[model is summary] = copy.predict([10**7] * 5, i[:5], return_std=True)
+        few = copy_module.deepcopy(model).fold_in(10**7, i[mine[:2]], r[mine[:2]])
+        assert few.predict(10**7, i[0], return_std=True)[1] > folded[model is summary][1][0]
+    # the same user as a sampled fold-in would give it, up to the chain's noise
+    np.testing.assert_allclose(folded[True][0], folded[False][0], atol=0.15)
+    np.testing.assert_allclose(folded[True][1], folded[False][1], rtol=0.15)
+    # by hand: the Gaussian posterior given the items' means, noise and the user prior
+    Q = np.column_stack([np.ones(len(mine)), summary.item_factors_[summary.item_map_.lookup(
+        i[mine])]])
+    y = r[mine] - summary.global_mean_ - summary.item_bias_[summary.item_map_.lookup(i[mine])]
+    prec = 1 / summary.user_prior_[1]
+    H = Q.T @ Q / summary.noise_variance_[0] + np.diag(prec)
+    x = np.linalg.solve(H, Q.T @ y / summary.noise_variance_[0] + prec * summary.user_prior_[0])
+    copy = copy_module.deepcopy(summary).fold_in(10**7, i[mine], r[mine])
+    row = copy.user_map_.lookup([10**7])[0]
+    np.testing.assert_allclose(copy.user_factors_[row], x[1:], rtol=1e-9)
+    np.testing.assert_allclose(copy.user_posterior_std_[row].astype(float),
+                               np.sqrt(np.diag(np.linalg.inv(H))), rtol=1e-3)
+
+
+def test_a_summary_with_the_svdpp_term_refuses_fold_in_and_says_why(planted):
+    train, _ = planted
+    model = mfcore.BayesianMF(implicit="user", posterior_mb=0, **SETTINGS).fit(*train)
+    with pytest.raises(NotImplementedError, match="summary posterior with the SVD\\+\\+ term"):
+        model.fold_in(10**7, train[1][:3], [4.0, 3.0, 5.0])
 
 
 def test_a_summary_with_implicit_terms_keeps_the_effective_vectors(planted):
@@ -162,6 +193,23 @@ def test_a_summary_round_trips_through_its_file_exactly(tmp_path, both, planted)
     for a, b in zip(summary.predict(u, i, return_std=True), loaded.predict(u, i, return_std=True)):
         assert np.array_equal(a, b)
     assert np.array_equal(summary.recommend(u[0], n=5)[0], loaded.recommend(u[0], n=5)[0])
+
+
+def test_save_can_leave_the_seen_items_out(tmp_path, both, planted):
+    _, summary = both
+    _, (u, i, _) = planted
+    summary.save(tmp_path / "with.mfz")
+    summary.save(tmp_path / "without.mfz", seen_items=False)
+    smaller = (tmp_path / "with.mfz").stat().st_size - (tmp_path / "without.mfz").stat().st_size
+    assert smaller >= summary.seen_items_.size * 2             # (uint16: <= 65,536 items)
+    loaded = mfcore.load(tmp_path / "without.mfz")
+    assert loaded.seen_indptr_ is None and loaded.seen_items_ is None
+    for a, b in zip(summary.predict(u, i, return_std=True), loaded.predict(u, i, return_std=True)):
+        assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="saved with seen_items=False"):
+        loaded.recommend(u[0], n=5)
+    ranked = loaded.recommend(u[0], n=5, exclude_seen=False)[0]
+    assert np.array_equal(ranked, summary.recommend(u[0], n=5, exclude_seen=False)[0])
 
 
 @pytest.mark.parametrize("change, match", [

@@ -494,6 +494,8 @@ class BayesianMF(Estimator):
     deviation: ``sqrt(var_s[pred_s] + mean_s[1/alpha_s])``, the spread of the
     kept samples' predictions plus the noise; ``mean +- 1.645 std`` is a
     central 90% predictive interval under a normal approximation (unclipped).
+    It reads each pair's S x k kept factors once (about 1.5 us a pair at
+    S x k = 1500 on one thread, a few times ``predict``; docs/posterior.md).
     An id the model has not seen has no data, so its posterior is the prior of
     its group: its bias and factors are predicted by the prior's mean and add
     the prior's spread (estimated per sample from that sample's rows), so its
@@ -535,9 +537,10 @@ class BayesianMF(Estimator):
         ``var(b_u) + var(b_i) + sum_f (m_p^2 v_q + m_q^2 v_p + v_p v_q)`` plus
         the mean noise variance. The summary serves the Gaussian likelihood,
         with or without implicit terms; an ordered probit, side features or
-        times with too small a budget are refused, and a summary model has no
-        ``fold_in`` (docs/posterior.md). At k = 10 and float32, 1000 MB hold
-        the 150 samples of 150,000 rows (ML-10M: 80,000), 20 of 1.1 million.
+        times with too small a budget are refused; ``fold_in`` gives a new user
+        its Gaussian posterior given the items' means (docs/posterior.md). At
+        k = 10 and float32, 1000 MB hold the 150 samples of 150,000 rows
+        (ML-10M: 80,000), 20 of 1.1 million.
     init_std : float, default 0.1
         Standard deviation of the initial factors (myFM's; docs/tuning.md).
     alpha_0, beta_0 : float, default 1.0
@@ -587,8 +590,8 @@ class BayesianMF(Estimator):
     models. ``partial_fit`` and ``warm_start`` are not offered: the sampler's
     state is not kept in the fitted model.
 
-    Fitted attributes (samples; a summary posterior's are under ``posterior_mb``):
-    those of ``mfcore.fitted.FactorModel`` (factors of
+    Fitted attributes of a posterior kept as samples (a summary's: under
+    ``posterior_mb``): those of ``mfcore.fitted.FactorModel`` (factors of
     ``n_kept_ * k`` columns, see the module docstring), plus
     ``user_bias_samples_`` (n_users, S), ``item_bias_samples_`` (n_items, S),
     ``alpha_samples_`` (S,), ``user_hyper_samples_`` (S, 2, k + 1): the kept
@@ -674,8 +677,6 @@ class BayesianMF(Estimator):
         if capability == "dask" and params["implicit"]:
             return False
         if capability in ("dask", "fold_in") and params["likelihood"] != "gaussian":
-            return False
-        if capability == "fold_in" and self._is_fitted() and self._summarized():
             return False
         return super().supports(capability)
 
@@ -1155,17 +1156,20 @@ class BayesianMF(Estimator):
         """Add users from their ratings (see ``FactorModel.fold_in`` and ``_fold_in_rows``:
         each kept sample's row drawn from its conditional posterior). Not for an ordered
         probit: a new user's row there would need its latent ratings and row drawn in turn,
-        a chain of its own per kept sample, which is not built; refit instead."""
+        a chain of its own per kept sample, which is not built; refit instead. A summary
+        posterior gives each new user its Gaussian conditional posterior given the items'
+        means (``_fold_in_summary``)."""
         if self._is_fitted() and self._ordinal():
             raise NotImplementedError(
                 "fold_in is not implemented for likelihood='ordered_probit' (a new user's "
                 "row would need a Gibbs chain over its latent ratings per kept sample): refit "
                 "with the new users' ratings, or use likelihood='gaussian'")
-        if self._is_fitted() and self._summarized():
+        if self._is_fitted() and self._summarized() and "user" in self._checked_params()[
+                "implicit"]:
             raise NotImplementedError(
-                "fold_in is not implemented for a summary posterior (posterior_mb held too "
-                "few samples: a new user's row is drawn per kept sample, and none was kept): "
-                "refit with the new users' ratings, or with a larger posterior_mb")
+                "fold_in is not implemented for a summary posterior with the SVD++ term "
+                "(the items' implicit vectors y are not kept): refit with the new users' "
+                "ratings, or with a posterior_mb that keeps samples")
         return super().fold_in(users, items, ratings, shrinkage, columns=columns,
                                user_features=user_features)
 
@@ -1192,6 +1196,8 @@ class BayesianMF(Estimator):
         rated here: its stored vector is p + |N(u)|^-1/2 sum of their y (each sample's).
         The flipped term is not updated: the new user joins no item's N(i), whose
         effective vectors stay those of training."""
+        if self._summarized():
+            return self._fold_in_summary(indptr, items, ratings, shrinkage)
         S, k, dtype = self.n_kept_, self.k, self.user_factors_.dtype
         n = len(indptr) - 1
         factors, bias = np.empty((n, S * k), dtype), np.empty(n, dtype)
@@ -1226,6 +1232,31 @@ class BayesianMF(Estimator):
             bias[row] = x[:, 0].mean()
             factors[row] = ((x[:, 1:] + ybar) / np.sqrt(S)).ravel()
         return factors, bias, {"user_bias_samples_": bias_samples}
+
+    def _fold_in_summary(self, indptr, items, ratings, shrinkage):
+        """A summary posterior's fold-in: each new user's (bias, factors) posterior given
+        its ratings, the items' posterior means and the mean noise variance, under the
+        prior of a row without ratings (``user_prior_``; ``shrinkage`` adds that many
+        ratings' worth of its precision): Gaussian, ``N(x, H^-1)`` with ``H = A'A / noise
+        + diag(precision)``; the row keeps x and the std sqrt(diag(H^-1)). The items'
+        own uncertainty is not in H (their std enters ``return_std`` as for any pair)."""
+        k, dtype, n = self.k, self.user_factors_.dtype, len(indptr) - 1
+        out = np.empty((n, k + 1))
+        std = np.empty((n, k + 1), np.float16)
+        precision = (1.0 + shrinkage) / self.user_prior_[1]
+        Q = np.column_stack([np.ones(len(self.item_factors_)), self.item_factors_])
+        for row in range(n):
+            cols = items[indptr[row]:indptr[row + 1]]
+            A = Q[cols]
+            y = (ratings[indptr[row]:indptr[row + 1]].astype(np.float64) - self.global_mean_
+                 - self.item_bias_[cols])
+            lhs = np.einsum("mi,mj->ij", A, A) / self.noise_variance_[0] + np.diag(precision)
+            inverse = np.linalg.inv(lhs)
+            out[row] = inverse @ (np.einsum("mi,m->i", A, y) / self.noise_variance_[0]
+                                  + precision * self.user_prior_[0])
+            std[row] = np.sqrt(np.diag(inverse))
+        return (np.ascontiguousarray(out[:, 1:], dtype), out[:, 0].astype(dtype),
+                {"user_posterior_std_": std})
 
     # --- persistence ----------------------------------------------------------------
 
