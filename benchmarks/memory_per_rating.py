@@ -29,9 +29,24 @@ synthetic ML-10M: n = 10,000,054, U = 69,878, I = 10,677, k = 32):
 | id maps and counts: about 32 (U + I) | yes | yes | 2.5 |
 | a chunk: the parser's arrays (28 B a rating), row ids, 1 MiB of text (65,536 ratings) | a few MiB, and what the heap keeps of them | the same, and a block of the training error (12 B x 262,144) | 5-15 |
 
-Measured peaks: SGD 184 MiB (19.3 B/rating), ALS 160 MiB (16.8), k=32, 3 epochs, 2
-threads (one run; see the table this script prints). A fit from arrays holds the caller's
-arrays (12 n) and, while it lays them out, sort keys and permutations besides.
+A fit from arrays holds the caller's arrays (12 n) and, while it lays them out, sort keys
+and permutations besides. One run (k=32, 3 epochs or iterations, 2 threads, load 8-10: the
+wall seconds are the load's, not the code's):
+
+| shape | process | peak MB | peak B/rating | fit's own B/rating |
+|---|---|---|---|---|
+| ml-10m (10,000,054 ratings) | input | 153 | 16.0 |  |
+| ml-10m | SGD | 477 | 50.1 | 34.0 |
+| ml-10m | ALS | 523 | 54.9 | 38.8 |
+| ml-10m | SGD from file | 183 | 19.2 |  |
+| ml-10m | ALS from file | 160 | 16.8 |  |
+| ml-10m | LIBMF | 130 | 13.6 |  |
+| ml-20m (20,000,263 ratings) | input | 268 | 14.0 |  |
+| ml-20m | SGD | 911 | 47.8 | 33.8 |
+| ml-20m | ALS | 1,006 | 52.7 | 38.7 |
+| ml-20m | SGD from file | 324 | 17.0 |  |
+| ml-20m | ALS from file | 270 | 14.2 |  |
+| ml-20m | LIBMF | 256 | 13.4 |  |
 
     PYTHONPATH=. python benchmarks/memory_per_rating.py [--shapes ml-10m,ml-20m] [--k 32]
 """

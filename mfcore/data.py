@@ -476,13 +476,15 @@ def prepare_chunks(source, dtype, duplicates, n_threads=1):
     re-iterable, each chunk raw ``(users, items, ratings)``), never held whole.
 
     Pass 1 builds the id maps (the maps ``prepare`` builds: sorted distinct ids), each
-    row's rating count and the exact ``RatingSummary`` (exact sums: the chunks change no
-    bit); pass 2 writes each user's items into the seen-items CSR (a counting sort, then
-    each row sorted), which finds duplicate pairs. The layouts are written by later passes
-    (``StreamedRatings.chunks``), and the seen items again after training
-    (``StreamedRatings.seen_csr``), once the layouts are gone. Duplicates are merged by ``policy`` as ``prepare`` does,
-    in memory: with duplicates and a policy other than "keep" this returns ``prepare``'s
-    ``Ratings`` of all the chunks (the memory bound of a streamed fit does not hold then).
+    row's rating count, the exact ``RatingSummary`` (exact sums: the chunks change no bit)
+    and the distinct ratings (up to ``MAX_CODED``); pass 2 writes each user's items into
+    the seen-items CSR (a counting sort, then each row sorted), which finds duplicate
+    pairs, and lets it go. The layouts are written by later passes
+    (``StreamedRatings.chunks``), and the seen items again after training, once the
+    layouts are gone (``StreamedRatings.build_seen``). Duplicates are merged by the
+    ``duplicates`` policy as ``prepare`` merges them, in memory: with duplicates and a
+    policy other than "keep" this returns ``prepare``'s ``Ratings`` of all the chunks (the
+    memory bound of a streamed fit does not hold then).
     """
     users, items, parts, values = _IdCounts("users"), _IdCounts("items"), None, np.empty(0, dtype)
     for u, i, r in _checked_chunks(source, dtype):
@@ -580,10 +582,10 @@ def _counted(ids, weights=None):
 class StreamedRatings:
     """Training ratings that stay in their source (``io.RatingChunks``), with what a fit
     needs of them besides its layout: the id maps, each row's rating count, the exact
-    ``RatingSummary`` and the seen items (``prepare_chunks`` builds it). ``chunks()`` reads
-    them again as rows, a chunk at a time, for the estimator's layout
+    ``RatingSummary`` and the distinct ratings if few (``prepare_chunks`` builds it).
+    ``chunks()`` reads them again as rows, a chunk at a time, for the estimator's layout
     (``SGDTrainer.from_chunks``, ``ALSLayout.from_chunks``) and the seen items
-    (``seen_csr``). It stands for ``Ratings`` where a fit reads only these (``keys`` and
+    (``build_seen``). It stands for ``Ratings`` where a fit reads only these (``keys`` and
     ``t``: None)."""
 
     keys = t = None
@@ -627,13 +629,13 @@ class StreamedRatings:
 
     def find_duplicates(self, n_threads):
         """Pass 2: how many ratings repeat a (user, item) pair, found by building the seen
-        items (``seen_csr``), which are then let go: a fit holds them or its layout."""
-        self.n_threads, lone_users, lone_items = n_threads, self.user_counts == 1, self.item_counts == 1
-        self._lone = 0
-        seen, self.repeats = self.seen_csr(lambda u, i: lone_users[u] & lone_items[i])
+        items (``build_seen``), which are then let go: a fit holds them or its layout."""
+        self.n_threads, self._lone = n_threads, 0
+        lone_users, lone_items = self.user_counts == 1, self.item_counts == 1
+        _, self.repeats = self.build_seen(lambda u, i: lone_users[u] & lone_items[i])
         return self.repeats
 
-    def seen_csr(self, lone=None):
+    def build_seen(self, lone=None):
         """The seen-items CSR of a pass over the chunks: the items by user row (a counting
         sort), each row sorted, then rid of repeats; (CSR, repeats). ``lone(u, i)``: which
         ratings of a chunk to count as lone (``lone_share``)."""

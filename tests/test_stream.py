@@ -141,7 +141,7 @@ def test_duplicates_are_merged_as_from_arrays(duplicated_file, estimator):
 def test_keep_streams_and_its_seen_items_are_distinct(duplicated_file):
     data = prepare_chunks(RatingChunks(duplicated_file, chunk_size=3), np.float32, "keep")
     assert isinstance(data, StreamedRatings) and len(data) == 32
-    (indptr, items), repeats = data.seen_csr()
+    (indptr, items), repeats = data.build_seen()
     assert indptr.tolist() == [0, 2, 3, 5, 6] and items.tolist() == [0, 1, 0, 0, 2, 1]
     assert repeats == data.repeats == 26
 

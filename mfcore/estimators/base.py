@@ -340,7 +340,7 @@ class Estimator(FactorModel):
             work._train(data, params, self.max_epochs(params), validation, callback,
                         inputs=inputs)
             if streamed:  # once the layout is gone: a streamed fit holds one or the other
-                (work.seen_indptr_, work.seen_items_), _ = data.seen_csr()
+                (work.seen_indptr_, work.seen_items_), _ = data.build_seen()
         return self
 
     def partial_fit(self, users, items=None, ratings=None, epochs=1, validation=None,
