@@ -44,8 +44,9 @@ AS 241 quantile of one uniform, a Gamma is Marsaglia-Tsang with attempt t on dra
 Nothing depends on the thread count or the schedule: a sweep is bit-identical for any
 ``n_threads``.
 """
+from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
-from libc.math cimport sqrt
+from libc.math cimport isfinite, sqrt
 from libc.string cimport memset
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 
@@ -69,6 +70,7 @@ cdef extern from "bayes_gibbs.h" nogil:
                            uint64_t coord, uint64_t draw)
     double mf_unit(uint64_t x)
     double mf_normal_quantile(double p)
+    void mf_normal_quantiles(const double* p, double* z, int64_t n)
     double mf_normal(uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t row,
                      uint64_t coord, uint64_t draw)
     double mf_gamma(double shape, uint64_t seed, uint64_t stream, uint64_t sweep,
@@ -129,6 +131,19 @@ def normal_quantile(double p):
     if not 0 < p < 1:
         raise ValueError(f"p must be in (0, 1), got {p}")
     return mf_normal_quantile(p)
+
+
+def normal_quantiles(const double[::1] p, double[::1] out):
+    """``out[j]`` = ``normal_quantile(p[j])``, as a row computes its batch of normals (four
+    at a time on AVX where the CPU has it: the same bits)."""
+    cdef int64_t j, n = p.shape[0]
+    if out.shape[0] != n:
+        raise ValueError(f"out has {out.shape[0]} entries for {n} probabilities")
+    for j in range(n):
+        if not 0 < p[j] < 1:
+            raise ValueError(f"p must be in (0, 1), got {p[j]} at {j}")
+    if n > 0:
+        mf_normal_quantiles(&p[0], &out[0], n)
 
 
 def draws(str kind, uint64_t seed, uint64_t stream, uint64_t sweep, uint64_t coord,
@@ -780,10 +795,12 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
     The steps run in one parallel region, separated by barriers. Only the user groups of
     2. come before the first barrier, beside the chunks of 1.'s sum: the other groups
     (the items', and y's and z's) depend on nothing 3. changes, so they are drawn in 3.'s
-    loop, ahead of the users' rows, and 3. and 4. wait for no thread drawing them; the
-    implicit columns' loops are met only with implicit vectors. ``timing``, a float64
-    array of shape (n_threads, len(TIMING)), receives where each thread's time went, in
-    seconds (the columns ``TIMING`` names; ``benchmarks/bayes_threads.py`` prints them).
+    loop, ahead of the users' rows, and 3. and 4. wait for no thread drawing them. (A
+    loop with tasks costs two barriers, 6 a plain sweep by callgrind's count: Cython makes
+    the loop variables firstprivate and lastprivate, and GCC then synchronizes before the
+    loop too; a loop without tasks is skipped.) ``timing``, a float64 array of shape
+    (n_threads, len(TIMING)), receives where each thread's time went, in seconds (the
+    columns ``TIMING`` names; ``benchmarks/bayes_threads.py`` prints them).
     """
     cdef double called = omp_get_wtime() if timing is not None else 0.0
     cdef int64_t longest = _check_sweep(user_ptr, user_items, user_pos, item_ptr, item_users,
@@ -850,21 +867,19 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
                 _row(&users, r - n_late, drawn, seed, sweep, &scratch[threadid(), 0],
                      &means[threadid(), 0])
             _lap(tm, 1, started)
-        if users.vectors != NULL:  # (the same for every thread: all or none meet the loop)
-            for task in prange(_n_blocks(&users), schedule="dynamic"):
-                started = _now(tm)
-                _implicit_block(&users, task, seed, sweep, &work[threadid(), 0])
-                _lap(tm, 1, started)
+        for task in prange(_n_blocks(&users), schedule="dynamic"):
+            started = _now(tm)
+            _implicit_block(&users, task, seed, sweep, &work[threadid(), 0])
+            _lap(tm, 1, started)
         _step_end(tm, 1)
         for r in prange(n_items, schedule="dynamic", chunksize=ROW_CHUNK):
             started = _now(tm)
             _row(&items, r, drawn, seed, sweep, &scratch[threadid(), 0], &means[threadid(), 0])
             _lap(tm, 2, started)
-        if items.vectors != NULL:
-            for task in prange(_n_blocks(&items), schedule="dynamic"):
-                started = _now(tm)
-                _implicit_block(&items, task, seed, sweep, &work[threadid(), 0])
-                _lap(tm, 2, started)
+        for task in prange(_n_blocks(&items), schedule="dynamic"):
+            started = _now(tm)
+            _implicit_block(&items, task, seed, sweep, &work[threadid(), 0])
+            _lap(tm, 2, started)
         _step_end(tm, 2)
     if timing is not None:
         for r in range(n_threads):
@@ -873,6 +888,51 @@ def gibbs_sweep(const int64_t[::1] user_ptr, const int32_t[::1] user_items,
             timing[r, len(TIMING) - 1] = omp_get_wtime() - called
     alpha = _noise(&partial[0], n_chunks, n, noise_precision, &prior, seed, sweep)
     return alpha, _sum_partial(&partial[0], n_chunks)
+
+
+# --- the current sample in rating units ------------------------------------------------
+
+def rating_units(const double[:, ::1] user_factors, const double[:, ::1] item_factors,
+                 const double[::1] user_bias, const double[::1] item_bias,
+                 floating[:, ::1] user_out, floating[:, ::1] item_out,
+                 floating[::1] user_bias_out, floating[::1] item_bias_out,
+                 double factor_unit, double bias_unit, int n_threads):
+    """The chain's state (standardized units, float64) into the model's arrays, rows in
+    parallel: each factor times ``factor_unit``, each bias times ``bias_unit``, the product
+    rounded once to the output's type (what NumPy's ``out[...] = a * unit`` gives, in one
+    pass). Returns whether every value written is finite."""
+    cdef int64_t n_users = user_factors.shape[0], n_items = item_factors.shape[0]
+    cdef int64_t k = user_factors.shape[1], r, f, bad = 0
+    cdef floating value
+    if (item_factors.shape[1] != k or user_bias.shape[0] != n_users
+            or item_bias.shape[0] != n_items or user_out.shape[0] != n_users
+            or user_out.shape[1] != k or item_out.shape[0] != n_items
+            or item_out.shape[1] != k or user_bias_out.shape[0] != n_users
+            or item_bias_out.shape[0] != n_items):
+        raise ValueError(f"rating_units: the outputs ({user_out.shape[0]}, {user_out.shape[1]}),"
+                         f" ({item_out.shape[0]}, {item_out.shape[1]}), "
+                         f"({user_bias_out.shape[0]},), ({item_bias_out.shape[0]},) do not "
+                         f"match the state's {n_users} users, {n_items} items and k = {k}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    for r in prange(n_users + n_items, nogil=True, num_threads=n_threads, schedule="static"):
+        if r < n_users:
+            value = <floating>(user_bias[r] * bias_unit)
+            user_bias_out[r] = value
+            bad += not isfinite(value)
+            for f in range(k):
+                value = <floating>(user_factors[r, f] * factor_unit)
+                user_out[r, f] = value
+                bad += not isfinite(value)
+        else:
+            value = <floating>(item_bias[r - n_users] * bias_unit)
+            item_bias_out[r - n_users] = value
+            bad += not isfinite(value)
+            for f in range(k):
+                value = <floating>(item_factors[r - n_users, f] * factor_unit)
+                item_out[r - n_users, f] = value
+                bad += not isfinite(value)
+    return bad == 0
 
 
 # --- the sweep's parts, for a sampler spread over several processes (mfcore.dask) ---------

@@ -44,7 +44,7 @@ from ..features import feature_inputs
 from ..ids import normalize_ids, plain
 from ..ordinal import MAX_CLASSES, LatentRatings, class_moments, expected_ratings
 from ..timeterms import TimeEncoding, TimeSampler, TimeTerms, as_seconds, time_means, time_moments
-from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, from_standard, standard_units,
+from .base import (COMMON_PARAMS, UNIT_NAMES, Estimator, standard_units,
                    standardized, to_standard)
 from .driver import Trainer
 
@@ -408,9 +408,12 @@ class GibbsSweeps(Trainer):
         """After a sweep (in standardized units): the current sample into the model's arrays
         and, past burn-in, into the kept samples, in rating units; the history's fields."""
         m, scale, root = self.model, self.scale, self.root
-        for name, state in zip(UNIT_NAMES, (self.P_seen, self.Q_seen, self.bu, self.bi)):
-            # the current sample (callbacks, finiteness check)
-            from_standard(state, self.units, name, out=getattr(m, name))
+        # the current sample (callbacks, finiteness check), rows in parallel
+        units = (1.0, 1.0) if self.units is None else (self.units["user_factors_"],
+                                                       self.units["user_bias_"])
+        self.sample_finite = _bayes.rating_units(
+            self.P_seen, self.Q_seen, self.bu, self.bi, *m._parameters(), *units,
+            self.n_threads)
         alpha = float(alpha) / (scale * scale)
         if self.summary is not None:
             self.keeping = sweep > self.burn_in
@@ -448,6 +451,10 @@ class GibbsSweeps(Trainer):
         rmse, self.val_sum = posterior_rmse(pred, r, self.model.rating_range_, self.n_kept(),
                                             self.keeping, self.val_sum)
         return rmse
+
+    def finite(self, sse):
+        """The SSE and the model's arrays, which ``_record`` checked as it wrote them."""
+        return bool(np.isfinite(sse)) and self.sample_finite
 
     def n_kept(self):
         """Sweeps kept so far: samples, or sweeps added to the summary."""
