@@ -9,7 +9,11 @@ seconds and the step's wall time to the end of its barrier (wall - busy: the tim
 waits at the barrier); per step the CPU seconds of both threads over those of one (above
 1: work the second thread adds, such as memory traffic between the cores) and the busier
 thread's share of them (0.5: balanced; under load a descheduled thread's rows go to the
-other, which shows here). The load average is printed before the run and with each
+other, which shows here). The steps: "hyper" the user groups' hyperparameters and the sum
+of squared residuals, "users" the other groups' and the users' rows, "items" the items'
+rows. With the default policy a thread spinning at a barrier burns CPU too, so there both
+ratios follow the wall times (a thread that waits looks busy): read the work and the
+balance from a passive run. The load average is printed before the run and with each
 cell: thread-scaling figures taken while other jobs run are meaningless. Run it on a quiet
 machine with OpenMP's default wait policy (printed; passive makes every barrier a sleep);
 the CPU columns count a thread spinning at a barrier, so the CPU ratios are the work only
@@ -116,8 +120,8 @@ def report(n, out):
           f"{kernel[1] / kernel[2]:.2f}x)")
 
 def time_fits(myfm, train, test, k, sweeps, burn_in, seeds):
-    """Per seed, the wall seconds of myFM's fit + predictions (None without myFM) and of
-    mfcore's on 1 and on 2 threads, and the others' CPU share while each ran."""
+    """Per seed, the (wall, CPU) seconds of myFM's fit + predictions (absent without myFM)
+    and of mfcore's on 1 and on 2 threads, and the others' CPU share while they ran."""
     tu, ti, qu, qi, n_users, n_items = rows(train, test)
     data = (tu, ti, qu, qi, n_users, n_items, train[:, 2].astype(np.float64), None)
     out = []
@@ -125,9 +129,9 @@ def time_fits(myfm, train, test, k, sweeps, burn_in, seeds):
         got = {}
         with OtherLoad() as other:
             if myfm is not None:
-                got["myFM"] = run_myfm(myfm, data, k, sweeps, burn_in, seed)[1]
+                got["myFM"] = run_myfm(myfm, data, k, sweeps, burn_in, seed)[1:3]
             for t in (1, 2) if j % 2 == 0 else (2, 1):
-                got[t] = run_mfcore(train, test, k, sweeps, burn_in, t, seed, std=False)[3]
+                got[t] = run_mfcore(train, test, k, sweeps, burn_in, t, seed, std=False)[3:5]
         out.append((got, other))
     return out
 
@@ -135,13 +139,14 @@ def time_fits(myfm, train, test, k, sweeps, burn_in, seeds):
 def report_fits(out, sweeps, burn_in):
     for got, other in out:
         print(f"    fits of {sweeps} sweeps ({burn_in} burn-in): " + ", ".join(
-            f"{'myFM' if t == 'myFM' else f'mfcore {t}t'} {s:.2f} s" for t, s in got.items())
-            + f"; {other}")
-    speed = [got[1] / got[2] for got, _ in out]
+            f"{'myFM' if t == 'myFM' else f'mfcore {t}t'} {s:.2f} s ({c:.2f} CPU s)"
+            for t, (s, c) in got.items()) + f"; {other}")
+    speed = [got[1][0] / got[2][0] for got, _ in out]
     line = f"  fit 1 -> 2 threads: {np.median(speed):.2f}x"
-    if "myFM" in out[0][0]:
-        line += (f"; mfcore 1 thread vs myFM: "
-                 f"{np.median([got['myFM'] / got[1] for got, _ in out]):.1f}x")
+    if "myFM" in out[0][0]:  # both on one thread: the CPU seconds' ratio is load-robust
+        line += "; mfcore 1 thread vs myFM: " + ", ".join(
+            f"{np.median([got['myFM'][j] / got[1][j] for got, _ in out]):.1f}x {what}"
+            for j, what in ((0, "wall"), (1, "CPU")))
     print(line + f" (medians over {len(out)} seeds)")
 
 

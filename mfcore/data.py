@@ -476,28 +476,44 @@ def prepare_chunks(source, dtype, duplicates, n_threads=1):
     re-iterable, each chunk raw ``(users, items, ratings)``), never held whole.
 
     Pass 1 builds the id maps (the maps ``prepare`` builds: sorted distinct ids), each
-    row's rating count and the exact ``RatingSummary`` (exact sums: the chunks change no
-    bit); pass 2 writes each user's items into the seen-items CSR (a counting sort, then
-    each row sorted), which finds duplicate pairs. The layouts are written by later passes
-    (``StreamedRatings.chunks``). Duplicates are merged by ``policy`` as ``prepare`` does,
-    in memory: with duplicates and a policy other than "keep" this returns ``prepare``'s
-    ``Ratings`` of all the chunks (the memory bound of a streamed fit does not hold then).
+    row's rating count, the exact ``RatingSummary`` (exact sums: the chunks change no bit)
+    and the distinct ratings (up to ``MAX_CODED``); pass 2 writes each user's items into
+    the seen-items CSR (a counting sort, then each row sorted), which finds duplicate
+    pairs, and lets it go. The layouts are written by later passes
+    (``StreamedRatings.chunks``), and the seen items again after training, once the
+    layouts are gone (``StreamedRatings.build_seen``). Duplicates are merged by the
+    ``duplicates`` policy as ``prepare`` merges them, in memory: with duplicates and a
+    policy other than "keep" this returns ``prepare``'s ``Ratings`` of all the chunks (the
+    memory bound of a streamed fit does not hold then).
     """
-    users, items, parts = _IdCounts("users"), _IdCounts("items"), None
+    users, items, parts, values = _IdCounts("users"), _IdCounts("items"), None, np.empty(0, dtype)
     for u, i, r in _checked_chunks(source, dtype):
         users.add(u)
         items.add(i)
+        values = _distinct_ratings(values, r)
         part = RatingSummary.of(r)
         parts = part if parts is None else RatingSummary.combine([parts, part], None, None)
     if parts is None:
         raise ValueError("cannot fit on empty data: no ratings given")
     (user_map, user_counts), (item_map, item_counts) = users.result(), items.result()
     summary = RatingSummary.combine([parts], user_map, item_map)
-    data = StreamedRatings(source, np.dtype(dtype), summary, user_counts, item_counts)
-    if data.build_seen(n_threads) and duplicates != "keep":
+    data = StreamedRatings(source, np.dtype(dtype), summary, user_counts, item_counts, values)
+    if data.find_duplicates(n_threads) and duplicates != "keep":
         del data
         return prepare(*concatenated(source, dtype), dtype, duplicates)
     return data
+
+
+#: the most distinct ratings a streamed layout codes in a byte each (``rating_values``)
+MAX_CODED = 256
+
+
+def _distinct_ratings(known, r):
+    """The sorted distinct ratings of ``known`` (None: over ``MAX_CODED``) and ``r``."""
+    if known is None:
+        return None
+    known = sorted_unique(np.concatenate([known, sorted_unique(r)]))
+    return known if len(known) <= MAX_CODED else None
 
 
 def _checked_chunks(source, dtype):
@@ -566,18 +582,20 @@ def _counted(ids, weights=None):
 class StreamedRatings:
     """Training ratings that stay in their source (``io.RatingChunks``), with what a fit
     needs of them besides its layout: the id maps, each row's rating count, the exact
-    ``RatingSummary`` and the seen items (``prepare_chunks`` builds it). ``chunks()`` reads
-    them again as rows, a chunk at a time, for the estimator's layout
-    (``SGDTrainer.from_chunks``, ``ALSLayout.from_chunks``). It stands for ``Ratings``
-    where a fit reads only these (``keys`` and ``t``: None)."""
+    ``RatingSummary`` and the distinct ratings if few (``prepare_chunks`` builds it).
+    ``chunks()`` reads them again as rows, a chunk at a time, for the estimator's layout
+    (``SGDTrainer.from_chunks``, ``ALSLayout.from_chunks``) and the seen items
+    (``build_seen``). It stands for ``Ratings`` where a fit reads only these (``keys`` and
+    ``t``: None)."""
 
     keys = t = None
 
-    def __init__(self, source, dtype, summary, user_counts, item_counts):
+    def __init__(self, source, dtype, summary, user_counts, item_counts, rating_values=None):
         self.source, self.dtype, self._summary = source, dtype, summary
+        self.rating_values = rating_values  # the distinct ratings, if at most MAX_CODED
         self.user_map, self.item_map = summary.user_map, summary.item_map
         self.user_counts, self.item_counts = user_counts, item_counts
-        self._seen, self._lone = None, 0
+        self.n_threads, self.repeats, self._lone = 1, 0, 0
 
     def __len__(self):
         return self._summary.n
@@ -609,24 +627,27 @@ class StreamedRatings:
             raise ValueError(f"the ratings source changed during the fit (it gave {len(self):,} "
                              f"ratings on its first pass): was the file written meanwhile?")
 
-    def build_seen(self, n_threads):
-        """Pass 2: the seen-items CSR, by a counting sort of the items by user row and a
-        sort of each row; returns how many ratings repeat a (user, item) pair."""
+    def find_duplicates(self, n_threads):
+        """Pass 2: how many ratings repeat a (user, item) pair, found by building the seen
+        items (``build_seen``), which are then let go: a fit holds them or its layout."""
+        self.n_threads, self._lone = n_threads, 0
+        lone_users, lone_items = self.user_counts == 1, self.item_counts == 1
+        _, self.repeats = self.build_seen(lambda u, i: lone_users[u] & lone_items[i])
+        return self.repeats
+
+    def build_seen(self, lone=None):
+        """The seen-items CSR of a pass over the chunks: the items by user row (a counting
+        sort), each row sorted, then rid of repeats; (CSR, repeats). ``lone(u, i)``: which
+        ratings of a chunk to count as lone (``lone_share``)."""
         indptr = np.zeros(len(self.user_counts) + 1, dtype=np.int64)
         np.cumsum(self.user_counts, out=indptr[1:])
         items, cursor, none = np.empty(len(self), np.int32), indptr[:-1].copy(), _NO_VALUES
-        lone_users, lone_items = self.user_counts == 1, self.item_counts == 1
         for u, i, _ in self.chunks():
             scatter_rows(u, i, none, cursor, items, none)
-            self._lone += int(np.count_nonzero(lone_users[u] & lone_items[i]))
-        repeats = sort_rows(indptr, items, none, n_threads)
-        self._seen = _distinct_rows(indptr, items) if repeats else (indptr, items)
-        return repeats
-
-    def seen_csr(self):
-        """The seen-items CSR (``build_seen``'s), handed over once."""
-        seen, self._seen = self._seen, None
-        return seen
+            if lone is not None:
+                self._lone += int(np.count_nonzero(lone(u, i)))
+        repeats = sort_rows(indptr, items, none, self.n_threads)
+        return (_distinct_rows(indptr, items) if repeats else (indptr, items)), repeats
 
 
 _NO_VALUES = np.zeros(0, np.float32)

@@ -789,7 +789,7 @@ class RatingChunks:
 
     streams_ratings = True  # (what ``mfcore.data.is_chunked`` looks for)
 
-    def __init__(self, path: PathLike, chunk_size: int = 1 << 18, **options):
+    def __init__(self, path: PathLike, chunk_size: int = 1 << 16, **options):
         if hasattr(path, "read"):
             raise TypeError("RatingChunks reads its file once per pass of a fit: give the "
                             "file's path, not an open stream")

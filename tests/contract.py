@@ -123,6 +123,17 @@ class EstimatorContract:
         two = self.make(n_threads=2).fit(*data)
         assert _same_model(one, two)
 
+    def test_a_rating_file_fits_the_model_of_its_arrays(self, data, tmp_path):
+        """A ``RatingChunks`` source: laid out from the file with ``"streaming"``, else read
+        whole; the model of the file's arrays either way, seen items included."""
+        path = tmp_path / "ratings.tsv"
+        np.savetxt(path, np.c_[data[0], data[1], data[2]], fmt="%d\t%d\t%.9g")
+        expected = self.make().fit(mfcore.read_ratings(path))
+        model = self.make().fit(mfcore.RatingChunks(path, chunk_size=97))
+        assert _same_model(model, expected)
+        assert np.array_equal(model.seen_items_, expected.seen_items_)
+        assert np.array_equal(model.seen_indptr_, expected.seen_indptr_)
+
     def test_planted_low_rank_data_is_recovered_near_its_noise(self, make_planted, train_test):
         (tu, ti, tr), (vu, vi, vr) = train_test(*make_planted(noise=0.3))
         model = self.estimator(**self.planted).fit(tu, ti, tr)

@@ -262,3 +262,14 @@ def test_a_failing_row_is_named_by_its_row_in_the_side_not_in_its_block(monkeypa
                             between=lambda: (_ for _ in ()).throw(RuntimeError("aborted"))
                             if len(seen) == 2 else None)
     assert seen == [0, 1]   # a shard's abort check stops the side between blocks
+
+
+def test_a_fit_does_not_depend_on_the_order_of_the_ratings():
+    """Each row of the layout is sorted by column, so the solves sum in one order."""
+    data = mfcore.datasets.synthetic(n_users=80, n_items=60, n_ratings=2000, seed=4)
+    shuffled = data.sample(frac=1.0, random_state=0)
+    a = mfcore.ALS(k=5, iterations=3, seed=0, n_threads=2).fit(data)
+    b = mfcore.ALS(k=5, iterations=3, seed=0, n_threads=1).fit(shuffled)
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert [h["train_loss"] for h in a.history_] == [h["train_loss"] for h in b.history_]

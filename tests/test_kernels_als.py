@@ -292,3 +292,25 @@ def test_simd_path_names():
     assert simd.simd_supported()[0] == "baseline"
     with pytest.raises(ValueError, match="SIMD path must be one of"):
         mfcore.simd.select("sse9")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ratings_given_as_codes_solve_the_same(dtype):
+    """``codes=`` (uint8 indices into the distinct ratings) is the ratings, a byte each."""
+    args = _args(dtype)
+    args["ratings"] = (np.round(args["ratings"] * 2) / 2).astype(dtype)
+    expected = _args(dtype)
+    expected["ratings"] = args["ratings"]
+    _call(**expected)
+    table, codes = np.unique(args["ratings"], return_inverse=True)
+    als.solve_rows(args["indptr"], args["cols"], table, args["other_factors"],
+                   args["other_bias"], args["mu"], args["reg"], args["reg_bias"], args["base"],
+                   args["count_weight"], args["fit_bias"], args["factors"], args["bias"],
+                   args["n_threads"], codes=codes.astype(np.uint8))
+    assert np.array_equal(args["factors"], expected["factors"])
+    assert np.array_equal(args["bias"], expected["bias"])
+    with pytest.raises(ValueError, match="codes must be below the"):
+        als.solve_rows(args["indptr"], args["cols"], table[:1], args["other_factors"],
+                       args["other_bias"], args["mu"], args["reg"], args["reg_bias"],
+                       args["base"], args["count_weight"], args["fit_bias"], args["factors"],
+                       args["bias"], args["n_threads"], codes=codes.astype(np.uint8))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mfcore
-from mfcore import DuplicateRatingsWarning, RatingChunks, read_ratings
+from mfcore import DuplicateRatingsWarning, RatingChunks, cli, read_ratings
 from mfcore.data import StreamedRatings, prepare_chunks
 
 FITTED = ("user_factors_", "item_factors_", "user_bias_", "item_bias_", "seen_indptr_",
@@ -85,11 +85,18 @@ def test_chunks_of_other_forms(tmp_path, form):
     assert np.array_equal(got_r, frame.rating) and np.array_equal(got_r, ratings)
 
 
-@pytest.mark.parametrize("n_threads", [1, 2])
-@pytest.mark.parametrize("chunk_size", [3, 500, 10**6])
-def test_a_streamed_sgd_fit_is_the_fit_from_arrays(rating_file, n_threads, chunk_size):
-    model = mfcore.SGD(k=6, epochs=3, n_threads=n_threads, seed=3)
-    expected = mfcore.SGD(**model.get_params()).fit(read_ratings(rating_file))
+ESTIMATORS = {"sgd": lambda n: mfcore.SGD(k=6, epochs=3, n_threads=n, seed=3),
+              "als": lambda n: mfcore.ALS(k=6, iterations=3, n_threads=n, seed=3),
+              "als_cg": lambda n: mfcore.ALS(k=6, iterations=3, solver="cg", n_threads=n),
+              "als64": lambda n: mfcore.ALS(k=6, iterations=2, dtype="float64", n_threads=n)}
+
+
+@pytest.mark.parametrize("estimator, n_threads, chunk_size", [
+    (estimator, n_threads, chunk_size) for estimator in ESTIMATORS for n_threads in (1, 2)
+    for chunk_size in ((3, 500, 10**6) if estimator in ("sgd", "als") else (500,))])
+def test_a_streamed_fit_is_the_fit_from_arrays(rating_file, estimator, n_threads, chunk_size):
+    model = ESTIMATORS[estimator](n_threads)
+    expected = type(model)(**model.get_params()).fit(read_ratings(rating_file))
     _same_fit(model.fit(RatingChunks(rating_file, chunk_size=chunk_size)), expected)
 
 
@@ -97,8 +104,9 @@ def test_string_ids_stream_to_the_same_fit(tmp_path):
     data = mfcore.datasets.synthetic(n_users=40, n_items=30, n_ratings=600, seed=2)
     path = _write(tmp_path / "s.csv", [f"user-{u}" for u in data.user],
                   [f"item {i:03d}" for i in data.item], data.rating, ",")
-    expected = mfcore.SGD(k=4, epochs=2).fit(read_ratings(path))
-    _same_fit(mfcore.SGD(k=4, epochs=2).fit(RatingChunks(path, chunk_size=50)), expected)
+    for estimator in (mfcore.SGD(k=4, epochs=2), mfcore.ALS(k=4, iterations=2)):
+        expected = type(estimator)(**estimator.get_params()).fit(read_ratings(path))
+        _same_fit(estimator.fit(RatingChunks(path, chunk_size=50)), expected)
 
 
 @pytest.fixture
@@ -109,16 +117,17 @@ def duplicated_file(tmp_path):
     return _write(tmp_path / "dup.tsv", users, items, ratings)
 
 
-def test_duplicates_are_merged_as_from_arrays(duplicated_file):
+@pytest.mark.parametrize("estimator", [mfcore.SGD, mfcore.ALS])
+def test_duplicates_are_merged_as_from_arrays(duplicated_file, estimator):
     for policy in ("mean", "last", "keep"):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            streamed = mfcore.SGD(k=3, epochs=2, duplicates=policy).fit(
-                RatingChunks(duplicated_file, chunk_size=5))
+            streamed = estimator(k=3, duplicates=policy).set_params(
+                **{estimator.epochs_param: 2}).fit(RatingChunks(duplicated_file, chunk_size=5))
         with warnings.catch_warnings(record=True) as caught_arrays:
             warnings.simplefilter("always")
-            expected = mfcore.SGD(k=3, epochs=2, duplicates=policy).fit(
-                read_ratings(duplicated_file))
+            expected = estimator(k=3, duplicates=policy).set_params(
+                **{estimator.epochs_param: 2}).fit(read_ratings(duplicated_file))
         _same_fit(streamed, expected)
         assert ([str(w.message) for w in caught if w.category is DuplicateRatingsWarning]
                 == [str(w.message) for w in caught_arrays
@@ -126,14 +135,15 @@ def test_duplicates_are_merged_as_from_arrays(duplicated_file):
         assert (policy == "keep") != any(w.category is DuplicateRatingsWarning for w in caught)
         assert streamed.n_ratings_ == (32 if policy == "keep" else 6)
     with pytest.raises(ValueError, match="26 duplicate .user, item. ratings, e.g. user 1"):
-        mfcore.SGD(duplicates="error").fit(RatingChunks(duplicated_file))
+        estimator(duplicates="error").fit(RatingChunks(duplicated_file))
 
 
 def test_keep_streams_and_its_seen_items_are_distinct(duplicated_file):
     data = prepare_chunks(RatingChunks(duplicated_file, chunk_size=3), np.float32, "keep")
     assert isinstance(data, StreamedRatings) and len(data) == 32
-    indptr, items = data.seen_csr()
+    (indptr, items), repeats = data.build_seen()
     assert indptr.tolist() == [0, 2, 3, 5, 6] and items.tolist() == [0, 1, 0, 0, 2, 1]
+    assert repeats == data.repeats == 26
 
 
 def test_bad_lines_raise_as_read_ratings_does(tmp_path):
@@ -209,3 +219,30 @@ class _Changing:
 def test_a_source_that_changes_between_passes_is_an_error():
     with pytest.raises(ValueError, match="source changed during the fit"):
         mfcore.SGD(k=2, epochs=1).fit(_Changing())
+
+
+def test_ratings_of_many_values_are_laid_out_as_they_are(tmp_path):
+    """Up to 256 distinct ratings ALS's streamed layout holds as byte codes; more, as floats:
+    both give the fit from arrays."""
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 40, 1500), rng.integers(0, 30, 1500)
+    for ratings, coded in ((rng.integers(1, 6, 1500) / 2, True),
+                           (np.round(rng.uniform(1, 5, 1500), 3), False)):
+        path = _write(tmp_path / f"r{coded}.tsv", users, items, ratings)
+        data = prepare_chunks(RatingChunks(path), np.float32, "keep")
+        assert (data.rating_values is not None) == coded
+        if coded:
+            assert data.rating_values.tolist() == sorted(set(ratings.tolist()))
+        for dtype in ("float32", "float64"):
+            als = mfcore.ALS(k=3, iterations=2, duplicates="keep", dtype=dtype)
+            expected = mfcore.ALS(**als.get_params()).fit(read_ratings(path))
+            _same_fit(als.fit(RatingChunks(path, chunk_size=100)), expected)
+
+
+def test_the_train_command_streams_its_file(rating_file, tmp_path, capsys):
+    code = cli.main(["train", rating_file, "-o", str(tmp_path / "m.mfz"), "--algorithm", "als",
+                     "--k", "4", "--iterations", "2"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "read a chunk at a time" in err and "trained on 3,000 ratings" in out
+    expected = mfcore.ALS(k=4, iterations=2).fit(read_ratings(rating_file))
+    assert np.array_equal(mfcore.load(tmp_path / "m.mfz").user_factors_, expected.user_factors_)

@@ -1,14 +1,15 @@
 # cython: language_level=3
 """CSR layouts built a chunk of ratings at a time (a streamed fit: ``mfcore.data``).
 
-``scatter_rows`` writes a chunk's (column, value) pairs at their rows' cursors, in input
+``scatter_rows`` writes a chunk's (column, value) pairs (values: float32, float64 or
+uint8 codes of ratings) at their rows' cursors, in input
 order (the counting sort's second half; the rows' counts are known beforehand), and
 ``sort_rows`` then sorts each row by column, stably (pairs with equal columns keep their
 order), rows in parallel, and counts the columns that repeat within a row (duplicate
 ratings). The result does not depend on the chunks nor on the thread count.
 """
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 cdef extern from "<stdlib.h>" nogil:
     void qsort(void* base, size_t n, size_t size, int (*compare)(const void*, const void*) noexcept nogil)
@@ -17,13 +18,14 @@ import numpy as np
 
 cdef uint64_t LOW_HALF = 0xFFFFFFFF
 
-ctypedef fused floating:
+ctypedef fused value_t:
+    uint8_t
     float
     double
 
 
-def scatter_rows(const int32_t[::1] rows, const int32_t[::1] cols, const floating[::1] values,
-                 int64_t[::1] cursor, int32_t[::1] out_cols, floating[::1] out_values):
+def scatter_rows(const int32_t[::1] rows, const int32_t[::1] cols, const value_t[::1] values,
+                 int64_t[::1] cursor, int32_t[::1] out_cols, value_t[::1] out_values):
     """Write pair t at ``cursor[rows[t]]`` (advanced) of ``out_cols`` and, unless it is
     empty, ``out_values``; ``cursor`` starts at the rows' offsets (the CSR indptr) and is
     kept from chunk to chunk. Raises ``ValueError`` if a row is out of range or a row gets
@@ -58,8 +60,8 @@ cdef int _compare(const void* a, const void* b) noexcept nogil:
     return (x > y) - (x < y)
 
 
-cdef int64_t _sort_row(int32_t* cols, floating* values, int64_t m, bint with_values,
-                       uint64_t* keys, int32_t* cols_tmp, floating* values_tmp) noexcept nogil:
+cdef int64_t _sort_row(int32_t* cols, value_t* values, int64_t m, bint with_values,
+                       uint64_t* keys, int32_t* cols_tmp, value_t* values_tmp) noexcept nogil:
     """Sort one row's pairs by column, stably; return how many columns repeat the one before."""
     cdef int64_t j, at, repeats = 0
     cdef bint ordered = True
@@ -84,7 +86,7 @@ cdef int64_t _sort_row(int32_t* cols, floating* values, int64_t m, bint with_val
     return repeats
 
 
-def sort_rows(const int64_t[::1] indptr, int32_t[::1] cols, floating[::1] values,
+def sort_rows(const int64_t[::1] indptr, int32_t[::1] cols, value_t[::1] values,
               int n_threads):
     """Sort each CSR row's columns (and, unless ``values`` is empty, their values) in
     place, stably, rows in parallel; return the number of pairs whose column repeats the
@@ -104,9 +106,9 @@ def sort_rows(const int64_t[::1] indptr, int32_t[::1] cols, floating[::1] values
     width = longest + 1
     cdef uint64_t[:, ::1] keys = np.empty((n_threads, width), dtype=np.uint64)
     cdef int32_t[:, ::1] cols_tmp = np.empty((n_threads, width), dtype=np.int32)
-    cdef floating[:, ::1] values_tmp = np.empty((n_threads, width if with_values else 1),
+    cdef value_t[:, ::1] values_tmp = np.empty((n_threads, width if with_values else 1),
                                                 dtype=np.asarray(values).dtype)
-    cdef floating* row_values
+    cdef value_t* row_values
     cdef int tid
     with nogil:
         for r in prange(n_rows, num_threads=n_threads, schedule="dynamic", chunksize=64):

@@ -30,7 +30,7 @@ and each is solved by one thread in a fixed order, so the result does not depend
 the thread count (bit for bit); the SIMD paths differ only in the last bits.
 """
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport int8_t, int32_t, int64_t, uintptr_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uintptr_t
 from libc.string cimport memset
 from libc.math cimport isfinite
 
@@ -61,11 +61,12 @@ mf_bind_path(path_cell())  # run the SIMD path mfcore._kernels.simd selects
 # --- the row solve ------------------------------------------------------------------
 
 cdef int _solve_row(int64_t lo, int64_t hi, const int32_t* cols, const floating* ratings,
-                    const floating* Q, const floating* other_bias, int64_t k, double mu,
+                    const uint8_t* codes, const floating* Q, const floating* other_bias, int64_t k, double mu,
                     double lam_p, double lam_b, bint fit_bias, double* work, int64_t ld,
                     const double* prior_p, const double* prior_b, floating* p,
                     floating* b) noexcept nogil:
-    """Solve one row from its ratings lo..hi-1 into p (k values) and b, its penalties
+    """Solve one row from its ratings lo..hi-1 (``ratings[codes[t]]`` when ``codes`` is
+    not NULL) into p (k values) and b, its penalties
     centred on prior_p (k values) and prior_b (the bias) unless they are NULL; returns
     the status of ``mf_als_solve`` (0 solved, 1 solved with jitter, -1 failed; also -1
     when the answer does not fit the output dtype)."""
@@ -86,7 +87,10 @@ cdef int _solve_row(int64_t lo, int64_t hi, const int32_t* cols, const floating*
             for f in range(k):
                 row[f] = q[f]
             row[k] = 1.0
-            row[k + 1] = <double>ratings[pos + t] - mu - <double>other_bias[j]
+            if codes != NULL:
+                row[k + 1] = <double>ratings[codes[pos + t]] - mu - <double>other_bias[j]
+            else:
+                row[k + 1] = <double>ratings[pos + t] - mu - <double>other_bias[j]
         mf_als_add_chunk(s.G, s.X, m, d, ld, pos == lo)
         pos += m
     if prior_p != NULL:  # the prior's pull: the right-hand side (column k + 1) gains it
@@ -128,7 +132,7 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols,
                double base, double count_weight, bint fit_bias,
                floating[:, ::1] factors, floating[::1] bias, int n_threads,
                double bias_shrinkage=0.0, const double[:, ::1] prior_factors=None,
-               const double[::1] prior_bias=None):
+               const double[::1] prior_bias=None, const uint8_t[::1] codes=None):
     """Solve every row of a CSR rating matrix for its bias and factors, in place.
 
     Row u holds the ratings ``ratings[indptr[u]:indptr[u + 1]]`` of the other-side rows
@@ -138,7 +142,9 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols,
     without ratings gets b_u = 0 and p_u = 0 (its prior, with one). All float arrays but
     the prior share one dtype (float32 or float64); sums and the solve are in float64.
     ``prior_factors`` (n_rows, k) and ``prior_bias`` (n_rows,), float64, both or neither:
-    each row's penalties are centred on them (see the module docstring).
+    each row's penalties are centred on them (see the module docstring). With ``codes``
+    (uint8, one per col) ``ratings`` holds the distinct ratings and rating t is
+    ``ratings[codes[t]]`` (a byte a rating instead of four or eight).
 
     A system whose Cholesky factorisation breaks down (a pivot not clearly positive) is
     solved again with a small diagonal jitter (``JITTER`` times its mean diagonal plus
@@ -158,7 +164,12 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols,
         raise ValueError(f"factors has {factors.shape[0]} rows for {n_rows} rows of indptr")
     if bias.shape[0] != n_rows:
         raise ValueError(f"bias has {bias.shape[0]} entries for {n_rows} rows of indptr")
-    if ratings.shape[0] != n:
+    if codes is not None:
+        if codes.shape[0] != n:
+            raise ValueError(f"codes has {codes.shape[0]} entries for {n} cols")
+        if n and np.asarray(codes).max() >= ratings.shape[0]:
+            raise ValueError(f"codes must be below the {ratings.shape[0]} ratings they index")
+    elif ratings.shape[0] != n:
         raise ValueError(f"ratings has {ratings.shape[0]} entries for {n} cols")
     if other_factors.shape[1] != k:
         raise ValueError(f"other_factors has k={other_factors.shape[1]}, factors has k={k}")
@@ -212,7 +223,8 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols,
     cdef int8_t[::1] status_view = status
 
     cdef const int32_t* cols_ptr = &cols[0] if n else NULL
-    cdef const floating* ratings_ptr = &ratings[0] if n else NULL
+    cdef const floating* ratings_ptr = &ratings[0] if ratings.shape[0] else NULL
+    cdef const uint8_t* codes_ptr = &codes[0] if codes is not None and n else NULL
     cdef const floating* Q = &other_factors[0, 0] if n_other and k else NULL
     cdef const floating* c = &other_bias[0] if n_other else NULL
     cdef floating* P = &factors[0, 0] if k else NULL
@@ -233,7 +245,7 @@ def solve_rows(const int64_t[::1] indptr, const int32_t[::1] cols,
             bias[u] = <floating>A[u] if with_prior and fit_bias else 0
         else:
             scale = base + count_weight * <double>(hi - lo)
-            status_view[u] = _solve_row(lo, hi, cols_ptr, ratings_ptr, Q, c, k, mu,
+            status_view[u] = _solve_row(lo, hi, cols_ptr, ratings_ptr, codes_ptr, Q, c, k, mu,
                                         reg * scale, reg_bias * scale + bias_shrinkage, fit_bias,
                                         work + threadid() * per_thread, ld,
                                         M + u * k if with_prior else NULL,

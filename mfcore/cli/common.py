@@ -97,21 +97,26 @@ def _positions(usecols):
     return [int(c) if c.strip().isdigit() else c.strip() for c in usecols.split(",")]
 
 
-def read(args, path, pairs=False, model=None):
-    """Read a ratings (or pairs) file with the command's reader options; ``-`` reads
-    standard input (``cat pairs.csv | mfcore predict model.mfz -``)."""
+def reader_options(args, model=None):
+    """The command's reader options as ``read_ratings`` (and ``RatingChunks``) take them."""
     ids = args.ids
     if ids is None:  # string-id models read '42' as the id '42', not the number 42
         kinds = {model.user_map_.kind, model.item_map_.kind} if model is not None else set()
         ids = "str" if kinds == {"str"} else "auto"
+    return dict(sep="\t" if args.sep == "tab" else args.sep, header=args.header,
+                columns=args.columns, ids=ids, member=args.member,
+                on_bad_lines="skip" if args.skip_bad_lines else "error",
+                usecols=_positions(args.usecols), encoding=args.encoding)
+
+
+def read(args, path, pairs=False, model=None):
+    """Read a ratings (or pairs) file with the command's reader options; ``-`` reads
+    standard input (``cat pairs.csv | mfcore predict model.mfz -``)."""
     reader = read_pairs if pairs else read_ratings
-    sep = "\t" if args.sep == "tab" else args.sep
     status(args, f"reading {path} ...")
     start = time.perf_counter()
     source = sys.stdin.buffer if path == "-" else path
-    frame = reader(source, sep=sep, header=args.header, columns=args.columns, ids=ids,
-                   on_bad_lines="skip" if args.skip_bad_lines else "error", member=args.member,
-                   usecols=_positions(args.usecols), encoding=args.encoding)
+    frame = reader(source, **reader_options(args, model))
     status(args, f"read {len(frame):,} {'pairs' if pairs else 'ratings'} in "
            f"{time.perf_counter() - start:.1f} s")
     return frame

@@ -11,8 +11,9 @@ from ..ids import STR_KIND
 from ..persistence import atomic_file
 from ..search import MAX_EPOCHS, Search
 from ..split import train_test_split
+from ..io import RatingChunks
 from .common import (CommandError, add_feature_options, add_reader_options, check_output,
-                     feature_kwargs, flag, print_json, read, say, status)
+                     feature_kwargs, flag, print_json, read, reader_options, say, status)
 
 #: hyperparameters that are no flag: train and tune always start fresh (no --warm-start),
 #: and --val is the one validation fraction
@@ -152,6 +153,46 @@ def run_train(args):
     if (args.user_features or args.item_features) and not model.supports("features"):
         args.parser.error(f"--user-features/--item-features need an estimator that takes side "
                           f"features (--algorithm als or bayes), not --algorithm {args.algorithm}")
+    if _streams(args, model):
+        validation, seconds = None, _fit_streamed(args, model)
+        n_ratings = model.n_ratings_  # (duplicates merged)
+    else:
+        validation, seconds, n_ratings = _fit_read(args, model)
+    model.save(args.output)
+    print(f"trained on {n_ratings:,} ratings ({len(model.user_map_):,} users, "
+          f"{len(model.item_map_):,} items): {type(model).__name__} k={model.k}, "
+          f"{model.n_epochs_} {model.epoch_word} in {seconds:.2f} s")
+    print(f"  {model.stop_reason_}")
+    if validation is not None:
+        scores = model.evaluate(*validation[:3], **({"times": validation[3]} if args.times
+                                                       else {}))
+        print(f"validation ({len(validation[0]):,} ratings): RMSE {scores['rmse']:.4f}  "
+              f"MAE {scores['mae']:.4f}"
+              + (f"  (best epoch {model.best_epoch_})" if model.best_epoch_ is not None else ""))
+    print(f"wrote {args.output}")
+
+
+def _streams(args, model):
+    """Whether ``train`` streams the file into the layout (``RatingChunks``): an estimator
+    with that capability, a file (not standard input), and nothing that needs the ratings
+    in memory (--val, --times, side features)."""
+    return (model.supports("streaming") and args.ratings != "-" and args.val is None
+            and not args.times and not (args.user_features or args.item_features))
+
+
+def _fit_streamed(args, model):
+    """Fit ``model`` on the file read a chunk at a time; returns the seconds."""
+    limit = model.max_epochs(model._checked_params())
+    status(args, f"training {type(model).__name__} (--algorithm {args.algorithm}, --k {model.k}) "
+           f"on {args.ratings}, read a chunk at a time: up to {limit} {model.epoch_word} ...")
+    start = time.perf_counter()
+    model.fit(RatingChunks(args.ratings, **reader_options(args)))
+    return time.perf_counter() - start
+
+
+def _fit_read(args, model):
+    """Fit ``model`` on the file read whole (with --val's split); returns (the validation
+    rows or None, the seconds, the ratings read less the validation ones)."""
     data = read(args, args.ratings)
     features = feature_kwargs(args, {side: "int" if data[side].dtype.kind in "iu" else STR_KIND
                                      for side in ("user", "item")})
@@ -169,19 +210,7 @@ def run_train(args):
     start = time.perf_counter()
     model.fit(data["user"], data["item"], data["rating"], validation=validation, **features,
               **({"times": data["timestamp"]} if args.times else {}))
-    seconds = time.perf_counter() - start
-    model.save(args.output)
-    print(f"trained on {len(data):,} ratings ({len(model.user_map_):,} users, "
-          f"{len(model.item_map_):,} items): {type(model).__name__} k={model.k}, "
-          f"{model.n_epochs_} {model.epoch_word} in {seconds:.2f} s")
-    print(f"  {model.stop_reason_}")
-    if validation is not None:
-        scores = model.evaluate(*validation[:3], **({"times": validation[3]} if args.times
-                                                       else {}))
-        print(f"validation ({len(validation[0]):,} ratings): RMSE {scores['rmse']:.4f}  "
-              f"MAE {scores['mae']:.4f}"
-              + (f"  (best epoch {model.best_epoch_})" if model.best_epoch_ is not None else ""))
-    print(f"wrote {args.output}")
+    return validation, time.perf_counter() - start, len(data)
 
 
 # --- tune -------------------------------------------------------------------------------

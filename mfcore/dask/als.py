@@ -27,6 +27,12 @@ from ._shard import Shard
 class ALSShard(Shard):
     """A worker's bands of ALS's two CSR layouts, and a copy of the whole model."""
 
+    @staticmethod
+    def _row_order(rows, cols, g):
+        """A row's ratings by column, repeated pairs in the local data order (``g``), as the
+        local ``ALSLayout`` orders them."""
+        return np.lexsort((g, cols, rows))
+
     def als_setup(self, item_factors, item_bias, user_side, band_rows, terms, mu, cg_steps,
                   validation=None):
         """Hold the model's initial item side and ``user_side``: the initial (factors,

@@ -18,7 +18,9 @@ import numpy as np
 from .. import params as p
 from .._kernels import predict as _predict
 from .._kernels.ials import solve_rows as cg_solve_rows
+from .._kernels.layout import scatter_rows, sort_rows
 from .._kernels.rowsolve import solve_rows
+from ..data import StreamedRatings
 from ..errors import Message, Setting, warn
 from ..features import add_terms, by_rank, feature_inputs
 from ..fitted import FEATURE_STATE, StateArray, check_feature_state
@@ -33,33 +35,99 @@ _NO_LOSS = np.zeros(0)  # (the CG solve's per-row loss, not wanted)
 
 #: One side of ALS's layout (users, or items): the rows rated here (None: all of them),
 #: their ratings as CSR (indptr int64, columns int32: the other side's rows, values) and
-#: the ratings per row. The penalty needs only ``present`` and ``counts``
+#: the ratings per row; ``table``, when not None, holds the distinct ratings and
+#: ``values`` their uint8 codes (a streamed fit of ratings with at most 256 values: a
+#: byte a rating, ``side_values``). The penalty needs only ``present`` and ``counts``
 #: (``mfcore.dask`` solves the CSR on its shards and passes None for the rest).
-ALSSide = collections.namedtuple("ALSSide", "present indptr cols values counts")
+ALSSide = collections.namedtuple("ALSSide", "present indptr cols values counts table",
+                                 defaults=(None,))
+
+
+def side_values(side, part=slice(None)):
+    """The ratings of ``side`` (of ``part`` of it) as ratings, decoded if they are codes."""
+    return side.values[part] if side.table is None else side.table[side.values[part]]
 
 
 class ALSLayout:
     """The training ratings twice, as CSR by user and by item (the two half-iterations),
     over the rows that have ratings here (a ``partial_fit`` may cover only some).
 
+    Each row's ratings are sorted by column (the other side's row; repeated pairs in input
+    order), so a row's solve sums in an order that does not depend on the order of the
+    input, and the user side's columns are the seen items (``ALS._trainer`` shares them).
     Depends on the data alone, so search reuses it across trials.
     """
 
     def __init__(self, u, i, r, n_users, n_items):
         self.sides = (self._side(u, i, r, n_users), self._side(i, u, r, n_items))
-        self.u, self.i, self.r = u, i, r
+
+    @classmethod
+    def from_chunks(cls, data, n_threads):
+        """The layout of ``StreamedRatings`` (every row has ratings), bit for bit the one of
+        the whole arrays, holding nothing the size of the data but the two sides: each
+        side by one pass over the chunks (a counting sort by row in input order, then each
+        row sorted by column, stably)."""
+        self = cls.__new__(cls)
+        self.sides = tuple(cls._streamed_side(data, s, counts, n_threads)
+                           for s, counts in enumerate(data.row_counts()))
+        return self
+
+    @staticmethod
+    def _streamed_side(data, s, counts, n_threads):
+        """The ``ALSSide`` by users (``s`` 0) or items (1) of ``data``'s chunks."""
+        indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        table = data.rating_values  # (at most 256 distinct ratings: a byte a rating)
+        cols = np.empty(len(data), np.int32)
+        values = np.empty(len(data), data.dtype if table is None else np.uint8)
+        cursor, changed = indptr[:-1].copy(), not counts.all()
+        for u, i, r in data.chunks():
+            if table is not None:  # (each rating's code; a rating not in the table: changed)
+                codes = np.searchsorted(table, r).clip(0, len(table) - 1)
+                changed |= not np.array_equal(table[codes], r)
+                r = codes
+            scatter_rows(*((u, i) if s == 0 else (i, u)), r.astype(values.dtype, copy=False),
+                         cursor, cols, values)
+        if changed or not np.array_equal(cursor, indptr[1:]):
+            raise ValueError("the ratings source gave other ratings on a later pass: was its "
+                             "file written during the fit?")
+        sort_rows(indptr, cols, values, n_threads)
+        return ALSSide(None, indptr, cols, values, np.asarray(counts), table)
 
     @staticmethod
     def _side(rows, cols, values, n_rows):
         """The ``ALSSide`` of the ratings by ``rows``."""
         counts = np.bincount(rows, minlength=n_rows)
         present = np.flatnonzero(counts)
-        order = np.argsort(rows, kind="stable")
+        order = np.lexsort((cols, rows))  # (stable: repeated pairs in input order)
         indptr = np.zeros(len(present) + 1, dtype=np.int64)
         np.cumsum(counts[present], out=indptr[1:])
         return ALSSide(None if len(present) == n_rows else present, indptr,
                        np.ascontiguousarray(cols[order], dtype=np.int32),
                        np.ascontiguousarray(values[order]), counts[present])
+
+
+#: ratings a block of ``side_squared_error`` expands the row of (its temporaries' size)
+SSE_BLOCK = 1 << 18
+
+
+def side_squared_error(side, model, n_threads):
+    """The training ratings' squared error under ``model``, from one ``ALSSide`` (the
+    user side: rows are users), a block of rows at a time (int32 row ids of a block, no
+    copy of the ratings); blocks and their order depend on the layout alone, so the sum is
+    the same for any thread count."""
+    rows = np.arange(len(side.indptr) - 1) if side.present is None else side.present
+    n = int(side.indptr[-1])
+    bounds = np.unique(np.r_[np.searchsorted(side.indptr, np.arange(0, n, SSE_BLOCK),
+                                             side="right") - 1, len(rows)].clip(0))
+    total = 0.0
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        lo, hi = side.indptr[a], side.indptr[b]
+        u = np.repeat(rows[a:b].astype(np.int32), np.diff(side.indptr[a:b + 1]))
+        total += _predict.squared_error(u, side.cols[lo:hi], side_values(side, slice(lo, hi)),
+                                        *model._parameters(), model.global_mean_, -np.inf,
+                                        np.inf, n_threads)
+    return total
 
 
 class ALSPenalty(collections.namedtuple("ALSPenalty", "reg reg_bias base count_weight "
@@ -195,12 +263,11 @@ class FeatureStep:
 
 class ALSIterations(Trainer):
     """The driver's trainer for one ALS fit: both half-iterations and the objective, over
-    ``sides`` (two ``ALSSide``: users, items) and the training ``ratings`` (u, i, r: the
-    training error)."""
+    ``sides`` (two ``ALSSide``: users, items; the user side also gives the training error)."""
 
-    def __init__(self, model, sides, params, n_threads, ratings=None, features=None):
+    def __init__(self, model, sides, params, n_threads, features=None):
         super().__init__(model)
-        self.sides, self.ratings, self.n_threads = sides, ratings, n_threads
+        self.sides, self.n_threads = sides, n_threads
         self.terms = ALSPenalty.of_params(params, model.rating_scale_)
         self.reg, self.reg_bias, self.base, self.count_weight, self.bias_shrinkage, _ = self.terms
         self.cg_steps = params["cg_steps"] if params["solver"] == "cg" else 0
@@ -233,7 +300,7 @@ class ALSIterations(Trainer):
         terms (n, k + 1), where their penalties are centred (None: at 0)."""
         if self.cg_steps:
             if s not in self._cg_inputs:  # (made once per fit)
-                self._cg_inputs[s] = cg_inputs(side.values, side.counts, self.model.global_mean_,
+                self._cg_inputs[s] = cg_inputs(side_values(side), side.counts, self.model.global_mean_,
                                                self.terms, self.model.user_factors_.dtype)
             cg_solve_rows_in_blocks(side.indptr, side.cols, self._cg_inputs[s], other_factors,
                                     other_bias, self.terms, self.cg_steps, factors, bias,
@@ -242,7 +309,8 @@ class ALSIterations(Trainer):
             solve_rows_in_blocks(side.indptr, side.cols, side.values, other_factors,
                                  other_bias, self.model.global_mean_, self.reg, self.reg_bias,
                                  self.base, self.count_weight, True, factors, bias,
-                                 self.n_threads, self.bias_shrinkage, prior=prior)
+                                 self.n_threads, self.bias_shrinkage, prior=prior,
+                                 table=side.table)
 
     def _sides(self):
         m = self.model
@@ -266,9 +334,7 @@ class ALSIterations(Trainer):
                 factors[present], bias[present] = out_factors, out_bias
             if step is not None:
                 self._feature_update(kind, step, present, factors, bias, terms)
-        sse = _predict.squared_error(*self.ratings, *m._parameters(), m.global_mean_,
-                                         -np.inf, np.inf, self.n_threads)
-        return {"sse": sse}
+        return {"sse": side_squared_error(self.sides[0], m, self.n_threads)}
 
     def _weights(self, kind):
         """The side's feature weights theta (F, k + 1), the model's array."""
@@ -295,7 +361,8 @@ class ALSIterations(Trainer):
     def penalty(self):
         m = self.model
         total = 0.0
-        for (present, _, _, _, counts), kind, _ in self._sides():
+        for side, kind, _ in self._sides():
+            present, counts = side.present, side.counts
             rows = slice(None) if present is None else present
             factors, bias = getattr(m, f"{kind}_factors_")[rows], getattr(m, f"{kind}_bias_")[rows]
             step = self.features.get(kind)
@@ -432,16 +499,20 @@ def cg_solve_rows_in_blocks(indptr, cols, inputs, other_factors, other_bias, ter
 
 def solve_rows_in_blocks(indptr, cols, ratings, other_factors, other_bias, mu, reg, reg_bias,
                          base, count_weight, fit_bias, factors, bias, n_threads,
-                         bias_shrinkage=0.0, between=None, prior=None):
+                         bias_shrinkage=0.0, between=None, prior=None, table=None):
     """``mfcore._kernels.rowsolve.solve_rows`` (the exact solve) on blocks of rows
     (``solve_in_blocks``, ``between`` as there); ``prior`` (n, k + 1: bias, factors;
-    float64) centres the rows' penalties."""
+    float64) centres the rows' penalties; with ``table`` (the distinct ratings),
+    ``ratings`` holds their uint8 codes (``ALSSide``)."""
     centre = _centre(prior)
 
     def block(a, b, block_indptr, lo, hi):
-        solve_rows(block_indptr, cols[lo:hi], ratings[lo:hi], other_factors, other_bias, mu,
+        values, extra = ratings[lo:hi], centre.get(a, b)
+        if table is not None:
+            values, extra["codes"] = table, values
+        solve_rows(block_indptr, cols[lo:hi], values, other_factors, other_bias, mu,
                    reg, reg_bias, base, count_weight, fit_bias, factors[a:b], bias[a:b],
-                   n_threads, bias_shrinkage, **centre.get(a, b))
+                   n_threads, bias_shrinkage, **extra)
     solve_in_blocks(indptr, factors.shape[1], n_threads, block, between=between)
 
 
@@ -580,7 +651,8 @@ class ALS(Estimator):
     name = "als"
     epochs_param = "iterations"
     epoch_word = "iterations"
-    capabilities = frozenset({"early_stopping", "continue", "fold_in", "dask", "features"})
+    capabilities = frozenset({"early_stopping", "continue", "fold_in", "dask", "features",
+                              "streaming"})
     default_grid = {"k": [32, 64, 128], "reg": [0.05, 0.1, 0.2]}
     fold_in_shrinkage = 0.0
 
@@ -663,16 +735,31 @@ class ALS(Estimator):
 
         key = ("als", params["dtype"])
         if key not in layouts:  # the layout depends on the data alone: reused across trials
-            layouts[key] = ALSLayout(data.u, data.i, data.r, len(self.user_factors_),
-                                     len(self.item_factors_))
+            if isinstance(data, StreamedRatings):
+                layouts[key] = ALSLayout.from_chunks(data, resolve_n_threads(params["n_threads"]))
+            else:
+                layouts[key] = ALSLayout(data.u, data.i, data.r, len(self.user_factors_),
+                                         len(self.item_factors_))
         layout = layouts[key]
+        self._share_seen(layout.sides[0])
         features = self._encode_features(inputs)
         for side in ("user", "item"):
             encoding = getattr(self, f"{side}_feature_encoding_")
             setattr(self, f"{side}_feature_weights_", None if encoding is None else
                     np.zeros((encoding.n_features, params["k"] + 1)))
         return ALSIterations(self, layout.sides, params, resolve_n_threads(params["n_threads"]),
-                             (layout.u, layout.i, layout.r), features)
+                             features)
+
+    def _share_seen(self, side):
+        """Hold the seen items as the user side's columns (the same CSR: every user has
+        ratings here, a row's items sorted, no pair repeated): 4 B a rating less in a fit
+        from arrays (a streamed fit builds its seen items after training). Neither is ever
+        written in place."""
+        if (side.present is None and self.seen_items_ is not None
+                and self.seen_items_ is not side.cols
+                and np.array_equal(self.seen_indptr_, side.indptr)
+                and np.array_equal(self.seen_items_, side.cols)):
+            self.seen_indptr_, self.seen_items_ = side.indptr, side.cols
 
     def _fold_in_penalty(self, shrinkage):
         """Fold-in solves exactly ALS's user step (``shrinkage`` 0, the default); ``shrinkage``

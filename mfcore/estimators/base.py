@@ -32,8 +32,9 @@ import os
 import numpy as np
 
 from .. import params as p
-from ..data import (DUPLICATE_POLICIES, concatenated, is_chunked, merge_seen, prepare,
-                    prepare_chunks, rating_arrays, validation_rows, warn_if_implausible)
+from ..data import (DUPLICATE_POLICIES, StreamedRatings, concatenated, is_chunked, merge_seen,
+                    prepare, prepare_chunks, rating_arrays, validation_rows,
+                    warn_if_implausible)
 from ..errors import ImplicitFeedbackWarning, Message, Setting, warn
 from ..fitted import PARAMETER_NAMES, FactorModel
 from .._threads import available_cpus, resolve_n_threads
@@ -333,10 +334,13 @@ class Estimator(FactorModel):
                                         validation=validation, callback=callback)
             data = self._prepare(users, items, ratings, params, times=inputs.get("times"))
         warn_if_implausible(data)
+        streamed = isinstance(data, StreamedRatings)
         with driver.atomic(self) as work:
-            work._start(data, params)
+            work._start(data, params, seen=not streamed)
             work._train(data, params, self.max_epochs(params), validation, callback,
                         inputs=inputs)
+            if streamed:  # once the layout is gone: a streamed fit holds one or the other
+                (work.seen_indptr_, work.seen_items_), _ = data.build_seen()
         return self
 
     def partial_fit(self, users, items=None, ratings=None, epochs=1, validation=None,

@@ -14,7 +14,7 @@ import numpy as np
 from .. import params as p
 from .._kernels.ials import solve_rows
 from .._threads import resolve_n_threads
-from ..data import rating_arrays
+from ..data import is_chunked, rating_arrays
 from ..errors import ImplicitFeedbackWarning
 from ..fitted import StateArray
 from .base import COMMON_PARAMS, Estimator
@@ -268,7 +268,9 @@ class ImplicitALS(Estimator):
             columns=None):
         """Train on (user, item) pairs, with optional values (counts or ratings, which weigh
         the pairs through ``alpha``); return ``self``. A table works too (its rating column,
-        if any, gives the values). See ``Estimator.fit``."""
+        if any, gives the values; a ``RatingChunks`` file's ratings too). See ``Estimator.fit``."""
+        if is_chunked(users):  # (read whole: ``Estimator._prepare_chunks``)
+            return self._fit(users, items, values, validation, callback, columns, {})
         users, items, values, _ = rating_arrays(users, items, values, columns, need_ratings=False)
         return self._fit(users, items, self._values(items, values), validation, callback, None, {})
 
