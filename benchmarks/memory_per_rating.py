@@ -20,14 +20,18 @@ dependent).
 Where the bytes of a fit from a file go (n ratings, U users, I items, k factors, float32;
 synthetic ML-10M: n = 10,000,054, U = 69,878, I = 10,677, k = 32):
 
-| part | SGD from file | ALS from file | ML-10M, MiB |
-|---|---|---|---|
-| Python, NumPy and mfcore's kernels (RSS after ``import mfcore``) | 38 MiB | 38 MiB | 38 |
-| the layout | records (u, i, r): 12 n | two CSR sides: 4 n columns + 1 n rating codes each (4 n values above 256 distinct ratings), 8 (U + I) offsets | SGD 114.4, ALS 95.4 |
-| seen items (4 n + 8 U) | built after training, when the records are gone | the same | (38.7, not at the peak) |
-| factors and biases: 4 (U + I)(k + 1) | twice (the model's, and the copy the kernel trains on cache lines) | once | SGD 20.3, ALS 10.1 |
-| id maps and counts: about 32 (U + I) | yes | yes | 2.5 |
-| a chunk: the parser's arrays (28 B a rating), row ids, 1 MiB of text (65,536 ratings) | a few MiB, and what the heap keeps of them | the same, and a block of the training error (12 B x 262,144) | 5-15 |
+* Python, NumPy and mfcore's kernels (RSS after ``import mfcore``): 38 MiB either way;
+* the layout: SGD's records (u, i, r), 12 n (114.4 MiB); ALS's two CSR sides, 4 n columns
+  + 1 n rating codes each (4 n values above 256 distinct ratings) and 8 (U + I) offsets
+  (95.4 MiB);
+* the seen items, 4 n + 8 U (38.7 MiB): built after training, when the layout is gone,
+  so not at the peak;
+* the factors and biases, 4 (U + I)(k + 1): twice for SGD (the model's, and the copy the
+  kernel trains on cache lines: 20.3 MiB), once for ALS (10.1 MiB);
+* the id maps and counts, about 32 (U + I): 2.5 MiB;
+* a chunk: the parser's arrays (28 B a rating), row ids and 1 MiB of text (65,536
+  ratings), plus for ALS a block of the training error (12 B x 262,144): 5-15 MiB, and
+  what the heap keeps of them.
 
 A fit from arrays holds the caller's arrays (12 n) and, while it lays them out, sort keys
 and permutations besides. One run (k=32, 3 epochs or iterations, 2 threads, load 8-10: the

@@ -136,9 +136,10 @@ def top_rows(model, u, n, exclude_seen=True, items=None, rank_by=None):
     if exclude_seen:
         if model.seen_indptr_ is None:
             raise ValueError(Message("this model holds no training interactions (saved with "
-                                     "seen_items=False, or by an older mfcore), so it cannot "
-                                     "exclude seen items: pass {0} or refit",
-                                     Setting("exclude_seen", False)))
+                                     "seen_items=False or by an older mfcore, or still training "
+                                     "from a RatingChunks source, which builds them after its "
+                                     "last epoch), so it cannot exclude seen items: pass {0}, "
+                                     "or refit", Setting("exclude_seen", False)))
         start[known] = model.seen_indptr_[u[known]]
         end[known] = model.seen_indptr_[u[known] + 1]
         seen = model.seen_items_

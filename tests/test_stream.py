@@ -246,3 +246,19 @@ def test_the_train_command_streams_its_file(rating_file, tmp_path, capsys):
     assert code == 0 and "read a chunk at a time" in err and "trained on 3,000 ratings" in out
     expected = mfcore.ALS(k=4, iterations=2).fit(read_ratings(rating_file))
     assert np.array_equal(mfcore.load(tmp_path / "m.mfz").user_factors_, expected.user_factors_)
+
+
+def test_a_callback_of_a_streamed_fit_is_told_why_seen_items_cannot_be_excluded(rating_file):
+    # the seen items are built after the last epoch: the message says so, not "older mfcore"
+    errors = []
+
+    def callback(model, epoch, record):
+        with pytest.raises(ValueError, match="RatingChunks source") as caught:
+            model.recommend([model.user_map_.ids[0]], n=3)
+        errors.append(str(caught.value))
+        model.recommend([model.user_map_.ids[0]], n=3, exclude_seen=False)
+        return True
+
+    fitted = mfcore.SGD(k=4, epochs=3, seed=0).fit(RatingChunks(rating_file), callback=callback)
+    assert len(errors) == 1 and "exclude_seen=False" in errors[0]
+    assert fitted.seen_items_ is not None  # built once training ended
