@@ -43,11 +43,12 @@ RECORD_DTYPES = {
     np.dtype(np.float64): np.dtype([("u", "<i4"), ("i", "<i4"), ("r", "<f8")]),
 }
 
-#: Aim for at least this many ratings a block; the grid never exceeds MAX_GRID. The grid
-#: reaches 64 at 33.5M ratings and MAX_GRID at 134M: a block per thread for 128 threads
-#: (16 ``mfcore.dask`` workers of 8), with blocks still of MIN_BLOCK ratings or more.
+#: Aim for at least this many ratings a block; the grid never exceeds MAX_GRID (reached at
+#: 33.5M ratings). A finer grid was tried for 16 ``mfcore.dask`` workers of 8 threads and
+#: rejected: its item groups' traffic and per-round latency grow with the grid faster than
+#: its compute shrinks (``benchmarks/dask_cost.py`` prints the written model for both).
 MIN_BLOCK = 8192
-MAX_GRID = 128
+MAX_GRID = 64
 #: Seed of the one-time shuffle of the records within their blocks (part of the layout).
 LAYOUT_SEED = 0x6D66636F7265
 
