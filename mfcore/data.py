@@ -624,8 +624,13 @@ class StreamedRatings:
                 break
             yield u, i, r
         if changed or n != len(self):
-            raise ValueError(f"the ratings source changed during the fit (it gave {len(self):,} "
-                             f"ratings on its first pass): was the file written meanwhile?")
+            raise self.changed()
+
+    def changed(self):
+        """The error of a later pass whose ratings are not those the first pass read (each
+        layout checks that every row or block got back exactly its count)."""
+        return ValueError(f"the ratings source changed during the fit (it gave {len(self):,} "
+                          "ratings on its first pass): was the file written meanwhile?")
 
     def find_duplicates(self, n_threads):
         """Pass 2: how many ratings repeat a (user, item) pair, found by building the seen

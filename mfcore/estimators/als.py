@@ -89,8 +89,7 @@ class ALSLayout:
             scatter_rows(*((u, i) if s == 0 else (i, u)), r.astype(values.dtype, copy=False),
                          cursor, cols, values)
         if changed or not np.array_equal(cursor, indptr[1:]):
-            raise ValueError("the ratings source gave other ratings on a later pass: was its "
-                             "file written during the fit?")
+            raise data.changed()
         sort_rows(indptr, cols, values, n_threads)
         return ALSSide(None, indptr, cols, values, np.asarray(counts), table)
 

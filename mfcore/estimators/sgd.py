@@ -156,27 +156,26 @@ class SGDTrainer:
         self._finish(sizes)
 
     @classmethod
-    def from_chunks(cls, chunks, user_counts, item_counts, dtype, n_threads, grid=None):
-        """The trainer of ratings read a chunk at a time (a streamed fit): ``chunks()``
-        gives an iterator of (user rows, item rows, ratings of ``dtype``) chunks, twice (the
-        blocks' sizes, then the records scattered into block order in input order); the
-        per-block shuffle follows. The same layout as from the whole arrays, bit for bit,
-        holding nothing the size of the data but the records."""
+    def from_chunks(cls, data, ratings_of, n_threads, grid=None):
+        """The trainer of ``StreamedRatings`` read a chunk at a time (a streamed fit), each
+        chunk's ratings as ``ratings_of(ratings)`` gives them: two passes (the blocks'
+        sizes, then the records scattered into block order in input order), then the
+        per-block shuffle. The same layout as from the whole arrays, bit for bit, holding
+        nothing the size of the data but the records."""
         self = cls.__new__(cls)
-        self._plan(int(np.sum(user_counts)), user_counts, item_counts, n_threads, grid)
+        self._plan(len(data), *data.row_counts(), n_threads, grid)
         n_blocks = self.grid ** 2
         sizes = np.zeros(n_blocks, dtype=np.int64)
-        for u, i, _ in chunks():
+        for u, i, _ in data.chunks():
             sizes += np.bincount(self._blocks(u, i), minlength=n_blocks)
         block_ptr = np.zeros(n_blocks + 1, dtype=np.int64)
         np.cumsum(sizes, out=block_ptr[1:])
-        records = np.empty(block_ptr[-1], dtype=RECORD_DTYPES[np.dtype(dtype)])
+        records = np.empty(block_ptr[-1], dtype=RECORD_DTYPES[data.dtype])
         cursor, raw = block_ptr[:-1].copy(), records.view(np.uint8)
-        for u, i, r in chunks():
-            _kernels.scatter_records(self._blocks(u, i), u, i, r, cursor, raw)
+        for u, i, r in data.chunks():
+            _kernels.scatter_records(self._blocks(u, i), u, i, ratings_of(r), cursor, raw)
         if not np.array_equal(cursor, block_ptr[1:]):
-            raise ValueError("the ratings source gave other ratings on a later pass: was its "
-                             "file written during the fit?")
+            raise data.changed()
         _kernels.shuffle_blocks(block_ptr, raw, records.dtype.itemsize, LAYOUT_SEED,
                                 self.n_threads)
         self.records, self.block_ptr = records, block_ptr
@@ -440,8 +439,8 @@ class SGD(Estimator):
         if key not in layouts:  # the layout depends on the data alone: reused across trials
             if isinstance(data, StreamedRatings):
                 layouts[key] = SGDTrainer.from_chunks(
-                    lambda: ((u, i, standardized(r, mu, scale, r.dtype)) for u, i, r in data.chunks()),
-                    *data.row_counts(), data.dtype, n_threads, params["block_grid"])
+                    data, lambda r: standardized(r, mu, scale, r.dtype), n_threads,
+                    params["block_grid"])
             else:
                 layouts[key] = SGDTrainer(data.u, data.i, standardized(data.r, mu, scale, data.r.dtype),
                                           n_threads, params["block_grid"])
